@@ -1,0 +1,80 @@
+/**
+ * The SQLite database (audit log; later sync results). WAL so readers never block the writer;
+ * synchronous=NORMAL is durable across process crashes, which is what the audit log needs.
+ * Migrations are versioned and each runs in its own transaction.
+ */
+import { closeSync, openSync } from 'node:fs';
+import BetterSqlite3, { type Database } from 'better-sqlite3';
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'audit_log',
+    sql: `CREATE TABLE audit_log (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      at INTEGER NOT NULL,
+      actor_type TEXT NOT NULL,
+      actor_id TEXT NOT NULL,
+      remote_address TEXT,
+      user_agent TEXT,
+      request_id TEXT,
+      action TEXT NOT NULL,
+      section TEXT,
+      key TEXT,
+      old_value TEXT,
+      new_value TEXT,
+      result TEXT NOT NULL CHECK (result IN ('applied', 'unchanged', 'refused')),
+      error_code TEXT,
+      revision TEXT
+    );
+    CREATE INDEX audit_log_at ON audit_log (at);
+    CREATE INDEX audit_log_section ON audit_log (section, id);`,
+  },
+];
+
+export interface OpenDatabaseOptions {
+  path: string;
+  migrations?: readonly Migration[];
+}
+
+export function openDatabase({ path, migrations = MIGRATIONS }: OpenDatabaseOptions): Database {
+  // Created owner-only before SQLite opens it; SQLite gives the -wal and -shm files the same mode.
+  if (path !== ':memory:') closeSync(openSync(path, 'a', 0o600));
+  const db = new BetterSqlite3(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+  )`);
+  const applied = new Set((db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version));
+  const newest = Math.max(0, ...migrations.map((m) => m.version));
+  const unknown = [...applied].filter((version) => version > newest);
+  if (unknown.length > 0) {
+    db.close();
+    throw new Error(`database ${path} has schema version ${Math.max(...unknown)}, newer than this confhub (${newest}); refusing to downgrade it`);
+  }
+  const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+  try {
+    for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
+      if (applied.has(migration.version)) continue;
+      db.transaction(() => {
+        db.exec(migration.sql);
+        record.run(migration.version, migration.name, new Date().toISOString());
+      })();
+    }
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  return db;
+}

@@ -1,0 +1,129 @@
+/**
+ * createApp(deps) builds the Express app; only main listens. Every /api/v1 route also answers
+ * under the legacy /api prefix. Order matters: request id → rate limits → authentication →
+ * body parsing (bodies of unauthenticated requests are never parsed) → routes → JSON 404 →
+ * error handler.
+ */
+import express, { Router, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import type { Actor, AuditLog } from '../audit/audit-log.js';
+import { AppError } from '../errors.js';
+import { CONFIG_SCHEMA, SYSTEM_SCHEMA, type FileSchema } from '../settings/schema.js';
+import type { ReadOnlyIniStore, SettingsStore } from '../settings/store.js';
+import { createApiKeyAuth } from './auth.js';
+import { createErrorHandler } from './errors.js';
+import { buildOpenApi } from './openapi.js';
+import { createRateLimits } from './rate-limits.js';
+import { createRequestContext } from './request-context.js';
+import { sendJson } from './route-helpers.js';
+import { createAuditRoutes } from './routes/audit.js';
+import { createSettingsRoutes } from './routes/settings.js';
+import { createSystemRoutes } from './routes/system.js';
+
+export interface AppDeps {
+  settings: SettingsStore;
+  system: ReadOnlyIniStore;
+  audit: AuditLog;
+  logger: Logger;
+  version: string;
+  rateLimitPerMinute: number;
+  authFailuresPer15Min: number;
+  bodyLimitBytes: number;
+  trustProxy?: boolean | number | string;
+  configSchema?: FileSchema;
+  systemSchema?: FileSchema;
+}
+
+const WRITE_METHODS = new Set(['PUT', 'PATCH', 'POST', 'DELETE']);
+const SETTINGS_PATH = /^\/api(?:\/v1)?\/settings(?:\/([^/]+))?(?:\/([^/]+))?\/?$/;
+
+function safeDecode(part: string | undefined): string | null {
+  if (part === undefined) return null;
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
+export function createApp(deps: AppDeps): express.Express {
+  const configSchema = deps.configSchema ?? CONFIG_SCHEMA;
+  const systemSchema = deps.systemSchema ?? SYSTEM_SCHEMA;
+  const app = express();
+  app.disable('x-powered-by');
+  // ETags are the file revision, set by the routes; Express's body hashes would be weaker and slower.
+  app.set('etag', false);
+  app.set('trust proxy', deps.trustProxy ?? false);
+  app.use(createRequestContext(deps.logger));
+
+  app.get('/healthz', (_req, res) => {
+    sendJson(res, '{"status":"ok"}');
+  });
+
+  const limits = createRateLimits({ perMinute: deps.rateLimitPerMinute, authFailuresPer15Min: deps.authFailuresPer15Min });
+  const currentKey = (): string | undefined => {
+    let snapshot;
+    try {
+      snapshot = deps.settings.read();
+    } catch {
+      // A broken config.ini must not lock the operator out: keep the last key that parsed.
+      snapshot = deps.settings.lastGood();
+    }
+    return snapshot?.doc.byName.get('api_key')?.byKey.get('key')?.value;
+  };
+  const openapi = JSON.stringify(buildOpenApi({ version: deps.version, configSchema, systemSchema }));
+
+  const api = Router();
+  api.use(limits.general, limits.authFailures, createApiKeyAuth({ currentKey }));
+  api.use(express.json({ limit: deps.bodyLimitBytes, type: ['application/json', 'application/*+json'], strict: true }));
+  api.use(createSettingsRoutes({ store: deps.settings, schema: configSchema }));
+  api.use(createSystemRoutes({ store: deps.system }));
+  api.use(createAuditRoutes({ audit: deps.audit }));
+  api.get('/openapi.json', (_req, res) => sendJson(res, openapi));
+  app.use('/api/v1', api);
+  app.use('/api', api);
+
+  app.use((req, _res, next) => {
+    next(new AppError('NOT_FOUND', 'Not Found', { details: `No route for ${req.method} ${req.path}` }));
+  });
+  app.use(
+    createErrorHandler({
+      logger: deps.logger,
+      onError: ({ error, req, res }) => auditRefusedWrite(deps.audit, deps.logger, error, req, res),
+    }),
+  );
+  return app;
+}
+
+/** Write attempts refused before they reached the store (auth, body, names) are audited here. */
+function auditRefusedWrite(audit: AuditLog, logger: Logger, error: AppError, req: Request, res: Response): void {
+  if (!WRITE_METHODS.has(req.method) || res.locals.audited || error.code === 'RATE_LIMITED') return;
+  const match = SETTINGS_PATH.exec(req.path);
+  if (!match) return;
+  const actor: Actor = (res.locals.actor as Actor | undefined) ?? {
+    type: 'api',
+    id: 'unauthenticated',
+    remoteAddress: req.ip,
+    userAgent: req.get('user-agent'),
+    requestId: res.locals.requestId as string,
+  };
+  const queryKey = typeof req.query?.key === 'string' ? req.query.key : null;
+  try {
+    audit.record([
+      {
+        at: Date.now(),
+        actor,
+        action: 'settings.update',
+        section: safeDecode(match[1]),
+        key: safeDecode(match[2]) ?? queryKey,
+        oldValue: null,
+        newValue: null,
+        result: 'refused',
+        errorCode: error.code,
+        revision: null,
+      },
+    ]);
+  } catch (cause) {
+    logger.error({ err: cause }, 'recording a refused write in the audit log failed');
+  }
+}

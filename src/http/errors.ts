@@ -1,0 +1,88 @@
+/**
+ * The one place where error codes become HTTP statuses, and where every error — thrown by a
+ * route, by the body parser or by nobody (404) — becomes the body `{message, details, code}`.
+ */
+import type { ErrorRequestHandler, Response } from 'express';
+import type { Logger } from 'pino';
+import { AppError, isAppError, type ErrorCode } from '../errors.js';
+
+export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
+  API_KEY_MISSING: 401,
+  API_KEY_INVALID: 401,
+  RATE_LIMITED: 429,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  SYSTEM_READ_ONLY: 405,
+  SECTION_NOT_FOUND: 404,
+  KEY_NOT_FOUND: 400,
+  INVALID_NAME: 400,
+  INVALID_REQUEST: 400,
+  MALFORMED_JSON: 400,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  VALIDATION_FAILED: 400,
+  PRECONDITION_FAILED: 412,
+  CONFIG_INVALID: 503,
+  CONFIG_CONFLICT: 409,
+  INI_SYNTAX: 400,
+  STARTUP_CONFIG_INVALID: 500,
+  INTERNAL_ERROR: 500,
+});
+
+export function errorBody(error: AppError): Record<string, unknown> {
+  return { ...error.data, message: error.message, details: error.details, code: error.code };
+}
+
+export function sendError(res: Response, error: AppError): void {
+  res.status(HTTP_STATUS[error.code]).type('application/json').send(JSON.stringify(errorBody(error)));
+}
+
+interface BodyParserError {
+  type?: string;
+  status?: number;
+}
+
+/** Errors raised by express.json() before any route runs. */
+export function fromBodyParserError(error: unknown): AppError | undefined {
+  const type = (error as BodyParserError | undefined)?.type;
+  switch (type) {
+    case 'entity.too.large':
+      return new AppError('PAYLOAD_TOO_LARGE', 'Payload Too Large', { details: 'The request body is larger than the limit', cause: error });
+    case 'entity.parse.failed':
+      return new AppError('MALFORMED_JSON', 'Invalid Request', { details: 'The request body is not valid JSON', cause: error });
+    case 'charset.unsupported':
+    case 'encoding.unsupported':
+      return new AppError('UNSUPPORTED_MEDIA_TYPE', 'Unsupported Media Type', { details: 'The request body must be UTF-8 JSON', cause: error });
+    case 'request.aborted':
+    case 'request.size.invalid':
+    case 'stream.encoding.set':
+    case 'stream.not.readable':
+      return new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'The request body could not be read', cause: error });
+    default:
+      return undefined;
+  }
+}
+
+export function toAppError(error: unknown): AppError {
+  if (isAppError(error)) return error;
+  return fromBodyParserError(error) ?? new AppError('INTERNAL_ERROR', 'Internal error', { details: 'Internal error', cause: error });
+}
+
+export interface ErrorHandlerOptions {
+  logger: Logger;
+  /** Called for every error response, e.g. to audit refused writes. */
+  onError?: (input: { error: AppError; req: Parameters<ErrorRequestHandler>[1]; res: Response }) => void;
+}
+
+export function createErrorHandler({ logger, onError }: ErrorHandlerOptions): ErrorRequestHandler {
+  return (error, req, res, next) => {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    const appError = toAppError(error);
+    if (appError.code === 'INTERNAL_ERROR') logger.error({ err: error, path: req.path, method: req.method }, 'request failed');
+    onError?.({ error: appError, req, res });
+    sendError(res, appError);
+  };
+}

@@ -1,0 +1,61 @@
+/** Small request/response helpers shared by the routers. */
+import type { Request, RequestHandler, Response } from 'express';
+import { AppError } from '../errors.js';
+
+export function sendJson(res: Response, json: string, etag?: string): void {
+  if (etag) res.setHeader('ETag', etag);
+  res.type('application/json').send(json);
+}
+
+/** Answers 304 when If-None-Match names the current ETag. */
+export function notModified(req: Request, res: Response, etag: string): boolean {
+  const header = req.get('if-none-match');
+  if (!header) return false;
+  const tags = header.split(',').map((t) => t.trim().replace(/^W\//, ''));
+  if (!tags.includes(etag) && !tags.includes('*')) return false;
+  res.setHeader('ETag', etag);
+  res.status(304).end();
+  return true;
+}
+
+/** If-Match values; strong comparison, so weak tags never match. */
+export function parseIfMatch(req: Request): string[] | undefined {
+  const header = req.get('if-match');
+  if (header === undefined) return undefined;
+  return header.split(',').map((t) => t.trim()).filter((t) => t !== '');
+}
+
+export function singleQueryValue(req: Request, name: string): string | undefined {
+  const value = (req.query as Record<string, unknown>)[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: `The ${name} query parameter must be given once` });
+  return value;
+}
+
+/**
+ * The parsed JSON body of a write. express.json() only parses JSON media types, so a body of
+ * another type arrives unparsed: that is the 415 case.
+ */
+export function hasBody(req: Request): boolean {
+  const length = req.get('content-length');
+  return length !== undefined ? length !== '0' : req.get('transfer-encoding') !== undefined;
+}
+
+export function requireJsonBody(req: Request): unknown {
+  if (!hasBody(req)) throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'A JSON body is required' });
+  if (!req.is(['application/json', 'application/*+json'])) {
+    throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Unsupported Media Type', { details: 'The request body must be application/json' });
+  }
+  return req.body;
+}
+
+export function methodNotAllowed(allow: string): RequestHandler {
+  return (req, res, next) => {
+    res.setHeader('Allow', allow);
+    next(new AppError('METHOD_NOT_ALLOWED', 'Method Not Allowed', { details: `${req.method} is not allowed here; allowed: ${allow}` }));
+  };
+}
+
+export function sectionNotFound(section: string): AppError {
+  return new AppError('SECTION_NOT_FOUND', 'Invalid Request', { details: `Section:${section} does not exist` });
+}

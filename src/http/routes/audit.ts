@@ -1,0 +1,44 @@
+/** /audit: the audit log, newest first, filtered by section and time, paged by id. */
+import { Router } from 'express';
+import type { AuditLog } from '../../audit/audit-log.js';
+import { AppError } from '../../errors.js';
+import { sectionNameProblem } from '../../settings/names.js';
+import { methodNotAllowed, sendJson, singleQueryValue } from '../route-helpers.js';
+
+const MAX_LIMIT = 1000;
+
+function invalid(details: string): AppError {
+  return new AppError('INVALID_REQUEST', 'Invalid Request', { details });
+}
+
+function positiveInteger(raw: string | undefined, name: string, max: number): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^\d{1,16}$/.test(raw) || Number(raw) < 1 || Number(raw) > max) throw invalid(`${name} must be a whole number from 1 to ${max}`);
+  return Number(raw);
+}
+
+/** ISO 8601 date-time or epoch milliseconds. */
+function parseSince(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const value = /^\d{1,16}$/.test(raw) ? Number(raw) : Date.parse(raw);
+  if (!Number.isFinite(value)) throw invalid('since must be an ISO 8601 date-time or epoch milliseconds');
+  return value;
+}
+
+export function createAuditRoutes({ audit }: { audit: AuditLog }): Router {
+  const router = Router();
+  router
+    .route('/audit')
+    .get((req, res) => {
+      const section = singleQueryValue(req, 'section');
+      if (section !== undefined && sectionNameProblem(section)) throw invalid(sectionNameProblem(section)!);
+      const limit = positiveInteger(singleQueryValue(req, 'limit'), 'limit', MAX_LIMIT) ?? 100;
+      const before = positiveInteger(singleQueryValue(req, 'before'), 'before', Number.MAX_SAFE_INTEGER);
+      const since = parseSince(singleQueryValue(req, 'since'));
+      const entries = audit.query({ section, since, before, limit });
+      const next = entries.length === limit ? entries[entries.length - 1]!.id : null;
+      sendJson(res, JSON.stringify({ entries, next }));
+    })
+    .all(methodNotAllowed('GET'));
+  return router;
+}

@@ -1,0 +1,111 @@
+/**
+ * /settings: config.ini. GETs are served from the store's snapshot (ETag = file revision,
+ * If-None-Match → 304); writes go through the store (serialized, merged into the current file,
+ * validated as a whole, written atomically, audited) and honour If-Match.
+ */
+import { Router, type Request, type Response } from 'express';
+import type { Actor } from '../../audit/audit-log.js';
+import { AppError } from '../../errors.js';
+import type { ChangeInput } from '../../settings/plan-changes.js';
+import type { SettingsStore, Snapshot } from '../../settings/store.js';
+import { typedValue } from '../../settings/typed-view.js';
+import type { FileSchema } from '../../settings/schema.js';
+import { hasBody, methodNotAllowed, sectionNotFound, notModified, parseIfMatch, requireJsonBody, sendJson, singleQueryValue } from '../route-helpers.js';
+
+export interface SettingsRoutesDeps {
+  store: SettingsStore;
+  schema: FileSchema;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function objectEntries(value: Record<string, unknown>): [string, unknown][] {
+  return Object.keys(value).map((key) => [key, value[key]]);
+}
+
+export function createSettingsRoutes({ store, schema }: SettingsRoutesDeps): Router {
+  const router = Router();
+
+  const write = async (req: Request, res: Response, changes: ChangeInput[]): Promise<Snapshot> => {
+    res.locals.audited = true;
+    const actor = res.locals.actor as Actor;
+    const result = await store.update({ changes, ifMatch: parseIfMatch(req), actor });
+    res.setHeader('ETag', result.snapshot.etag);
+    return result.snapshot;
+  };
+
+  router
+    .route('/settings')
+    .get((req, res) => {
+      const snapshot = store.read();
+      if (notModified(req, res, snapshot.etag)) return;
+      sendJson(res, snapshot.view.allJson(), snapshot.etag);
+    })
+    .patch(async (req, res) => {
+      const body = requireJsonBody(req);
+      if (!isPlainObject(body) || Object.keys(body).length === 0) {
+        throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'The body must be a JSON object {section: {key: value}}' });
+      }
+      const changes: ChangeInput[] = [];
+      for (const [section, values] of objectEntries(body)) {
+        if (!isPlainObject(values) || Object.keys(values).length === 0) {
+          throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: `Section:${section} must map to a non-empty object of key: value` });
+        }
+        for (const [key, value] of objectEntries(values)) changes.push({ section, key, value });
+      }
+      const snapshot = await write(req, res, changes);
+      sendJson(res, snapshot.view.allJson(), snapshot.etag);
+    })
+    .all(methodNotAllowed('GET, PATCH'));
+
+  router
+    .route('/settings/:section')
+    .get((req, res) => {
+      const snapshot = store.read();
+      const json = snapshot.view.sectionJson(req.params.section);
+      if (json === undefined) throw sectionNotFound(req.params.section);
+      if (notModified(req, res, snapshot.etag)) return;
+      sendJson(res, json, snapshot.etag);
+    })
+    .put(async (req, res) => {
+      const { section } = req.params;
+      const key = singleQueryValue(req, 'key');
+      let changes: ChangeInput[];
+      if (key !== undefined) {
+        // Legacy apphub form: PUT /settings/{section}?key=K&value=V
+        if (hasBody(req)) {
+          throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'Give either ?key=&value= or a JSON body, not both' });
+        }
+        const value = singleQueryValue(req, 'value');
+        if (value === undefined) throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'The value query parameter is required with key' });
+        changes = [{ section, key, value }];
+      } else {
+        const body = requireJsonBody(req);
+        if (!isPlainObject(body) || Object.keys(body).length === 0) {
+          throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'The body must be a non-empty JSON object {key: value}, or use ?key=&value=' });
+        }
+        changes = objectEntries(body).map(([k, value]) => ({ section, key: k, value }));
+      }
+      const snapshot = await write(req, res, changes);
+      sendJson(res, snapshot.view.sectionJson(section) ?? '{}', snapshot.etag);
+    })
+    .all(methodNotAllowed('GET, PUT'));
+
+  router
+    .route('/settings/:section/:key')
+    .get((req, res) => {
+      const snapshot = store.read();
+      const { section: sectionName, key } = req.params;
+      const section = snapshot.doc.byName.get(sectionName);
+      if (!section) throw sectionNotFound(sectionName);
+      const entry = section.byKey.get(key.toLowerCase());
+      if (!entry) throw new AppError('KEY_NOT_FOUND', 'Invalid Request', { details: `Key:${key} does not exist` });
+      if (notModified(req, res, snapshot.etag)) return;
+      sendJson(res, JSON.stringify({ [entry.key]: typedValue(schema.get(sectionName), entry.key, entry.value) }), snapshot.etag);
+    })
+    .all(methodNotAllowed('GET'));
+
+  return router;
+}

@@ -1,0 +1,34 @@
+/** /system: system.ini, read-only through the API; every write method answers 405 SYSTEM_READ_ONLY. */
+import { Router, type RequestHandler } from 'express';
+import { AppError } from '../../errors.js';
+import type { ReadOnlyIniStore } from '../../settings/store.js';
+import { notModified, sectionNotFound, sendJson } from '../route-helpers.js';
+
+const readOnly: RequestHandler = (req, res, next) => {
+  res.setHeader('Allow', 'GET, HEAD');
+  next(new AppError('SYSTEM_READ_ONLY', 'Method Not Allowed', { details: `system.ini is read-only; ${req.method} is not allowed` }));
+};
+
+export function createSystemRoutes({ store }: { store: ReadOnlyIniStore }): Router {
+  const router = Router();
+  router
+    .route('/system')
+    .get((req, res) => {
+      const snapshot = store.read();
+      if (notModified(req, res, snapshot.etag)) return;
+      sendJson(res, snapshot.view.allJson(), snapshot.etag);
+    })
+    .all(readOnly);
+  router
+    .route('/system/:section')
+    .get((req, res) => {
+      const snapshot = store.read();
+      const json = snapshot.view.sectionJson(req.params.section);
+      if (json === undefined) throw sectionNotFound(req.params.section);
+      if (notModified(req, res, snapshot.etag)) return;
+      sendJson(res, json, snapshot.etag);
+    })
+    .all(readOnly);
+  router.all('/system/*rest', readOnly);
+  return router;
+}

@@ -1,0 +1,82 @@
+/**
+ * Where confhub keeps its data and how it listens, from the environment. Loaded once at start-up,
+ * validated, frozen; a bad value stops the start with a message naming the variable.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { AppError } from './errors.js';
+import { FIELD_KINDS } from './settings/field-kinds.js';
+
+export interface RuntimeConfig {
+  readonly dataDir: string;
+  readonly configDir: string;
+  readonly configPath: string;
+  readonly systemPath: string;
+  readonly databasePath: string;
+  readonly host: string;
+  /** 0 asks the OS for a free port (tests). */
+  readonly port: number;
+  /** Used as the API key on first start instead of a random one. */
+  readonly initialApiKey: string | undefined;
+  /** Requests per minute per client address; 0 turns limiting off. */
+  readonly rateLimitPerMinute: number;
+  /** Failed authentications per 15 minutes per client address before 429; 0 turns it off. */
+  readonly authFailuresPer15Min: number;
+  readonly logLevel: string;
+  /** Express "trust proxy" setting: false, or a hop count / address list. */
+  readonly trustProxy: boolean | number | string;
+  readonly bodyLimitBytes: number;
+}
+
+export const DEFAULT_RATE_LIMIT = 1200;
+export const DEFAULT_AUTH_FAILURE_LIMIT = 20;
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+function fail(name: string, problem: string): never {
+  throw new AppError('STARTUP_CONFIG_INVALID', `${name} ${problem}`);
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) fail(name, `must be a whole number from ${min} to ${max}, got "${raw}"`);
+  const value = Number(raw.trim());
+  if (value < min || value > max) fail(name, `must be a whole number from ${min} to ${max}, got "${raw}"`);
+  return value;
+}
+
+function trustProxy(raw: string | undefined): boolean | number | string {
+  if (raw === undefined || raw === '' || raw === 'false') return false;
+  if (raw === 'true') return true;
+  if (/^\d+$/.test(raw)) return Number(raw);
+  return raw;
+}
+
+export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): RuntimeConfig {
+  const path = (raw: string): string => (isAbsolute(raw) ? raw : resolve(cwd, raw));
+  const dataDir = path(env.CONFHUB_DATA_DIR || './data');
+  const configDir = env.CONFHUB_CONFIG_DIR ? path(env.CONFHUB_CONFIG_DIR) : resolve(dataDir, 'config');
+  const initialApiKey = env.CONFHUB_API_KEY || undefined;
+  if (initialApiKey !== undefined) {
+    const problem = FIELD_KINDS.api_key.check(initialApiKey);
+    if (problem) fail('CONFHUB_API_KEY', problem);
+  }
+  const logLevel = (env.CONFHUB_LOG_LEVEL || 'info').toLowerCase();
+  if (!LOG_LEVELS.has(logLevel)) fail('CONFHUB_LOG_LEVEL', `must be one of ${[...LOG_LEVELS].join(', ')}, got "${env.CONFHUB_LOG_LEVEL}"`);
+  const host = env.CONFHUB_HOST || '127.0.0.1';
+  if (/\s/.test(host)) fail('CONFHUB_HOST', `must be an address or host name, got "${host}"`);
+  return Object.freeze({
+    dataDir,
+    configDir,
+    configPath: resolve(configDir, 'config.ini'),
+    systemPath: resolve(configDir, 'system.ini'),
+    databasePath: resolve(dataDir, 'confhub.db'),
+    host,
+    port: integer(env, 'CONFHUB_PORT', 8080, 0, 65535),
+    initialApiKey,
+    rateLimitPerMinute: integer(env, 'CONFHUB_RATE_LIMIT', DEFAULT_RATE_LIMIT, 0, 10_000_000),
+    authFailuresPer15Min: integer(env, 'CONFHUB_AUTH_FAILURE_LIMIT', DEFAULT_AUTH_FAILURE_LIMIT, 0, 10_000_000),
+    logLevel,
+    trustProxy: trustProxy(env.CONFHUB_TRUST_PROXY),
+    bodyLimitBytes: integer(env, 'CONFHUB_BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
+  });
+}

@@ -1,0 +1,83 @@
+/**
+ * The composition root of the main thread: data directory, shipped defaults, database, stores,
+ * first-boot secrets, the app, and the listening server with a clean shutdown.
+ */
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import type { Logger } from 'pino';
+import { createAuditLog } from './audit/audit-log.js';
+import { fillMissingSecrets, type FillSecretsResult } from './bootstrap/first-boot-secrets.js';
+import { installShippedDefaults } from './bootstrap/shipped-defaults.js';
+import { openDatabase } from './db/database.js';
+import { removeStaleTempFiles } from './fs/atomic-write.js';
+import { createApp } from './http/app.js';
+import type { RuntimeConfig } from './runtime-config.js';
+import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from './settings/schema.js';
+import { createReadOnlyIniStore, createSettingsStore } from './settings/store.js';
+
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export interface RunningServer {
+  readonly url: string;
+  readonly port: number;
+  readonly installed: readonly string[];
+  readonly secrets: FillSecretsResult;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: RuntimeConfig, logger: Logger): Promise<RunningServer> {
+  const installed = await installShippedDefaults(config);
+  for (const path of installed) logger.info({ path }, 'installed shipped default');
+  for (const name of await removeStaleTempFiles(config.configPath)) logger.warn({ name }, 'removed a temp file left by an interrupted write');
+  const db = openDatabase({ path: config.databasePath });
+  const audit = createAuditLog({ db });
+  const settings = createSettingsStore({ path: config.configPath, label: 'config.ini', schema: CONFIG_SCHEMA, audit, logger });
+  const system = createReadOnlyIniStore({ path: config.systemPath, label: 'system.ini', schema: SYSTEM_SCHEMA });
+  // Fail fast on a file that cannot be read at all; values are validated on every write.
+  settings.read();
+  system.read();
+  const secrets = await fillMissingSecrets({ store: settings, schema: CONFIG_SCHEMA, initialApiKey: config.initialApiKey });
+  if (config.initialApiKey !== undefined && !secrets.apiKeyFromEnvironment) {
+    logger.warn('CONFHUB_API_KEY is ignored: config.ini already holds an API key (it is only used on first start)');
+  }
+
+  const app = createApp({
+    settings,
+    system,
+    audit,
+    logger,
+    version: VERSION,
+    rateLimitPerMinute: config.rateLimitPerMinute,
+    authFailuresPer15Min: config.authFailuresPer15Min,
+    bodyLimitBytes: config.bodyLimitBytes,
+    trustProxy: config.trustProxy,
+  });
+  const server: Server = createServer(app);
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    installed,
+    secrets,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await settings.idle();
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,118 @@
+/**
+ * The value types of config.ini/system.ini keys. Every value lives in the file as text; a kind
+ * says which texts are valid, how the API returns them (ports as numbers) and which JSON inputs
+ * it accepts. Validation always runs on the text that would be written.
+ */
+import { z } from 'zod';
+
+export type FieldKind =
+  | 'text'
+  | 'secret'
+  | 'port'
+  | 'http_url'
+  | 'email'
+  | 'boolean'
+  | 'abs_path'
+  | 'ipv4'
+  | 'hostname'
+  | 'url_list'
+  | 'name_list'
+  | 'api_key';
+
+export type FromJson = { ok: true; text: string } | { ok: false; problem: string };
+
+export interface FieldKindDef {
+  /** Schema of the value as the API returns it (OpenAPI). */
+  readonly json: z.ZodType;
+  /** Problem with a stored (non-empty) text, or undefined when valid. */
+  check(text: string): string | undefined;
+  /** Stored text → API value; only called on texts that passed check. */
+  toJson(text: string): unknown;
+  fromJson(input: unknown): FromJson;
+  /** Short code for issues, e.g. INVALID_PORT. */
+  readonly issueCode: string;
+}
+
+const httpUrl = z.url({ protocol: /^https?$/ });
+const email = z.email();
+const ipv4 = z.ipv4();
+const HOSTNAME = /^(\*\.)?(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const APP_NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+const API_KEY = /^[A-Za-z0-9._~-]{32,256}$/;
+const TRUE_TEXTS = new Set(['1', 'yes', 'true', 'on']);
+const BOOLEAN_TEXTS = new Set([...TRUE_TEXTS, '0', 'no', 'false', 'off']);
+
+function scalarToText(input: unknown): FromJson {
+  if (typeof input === 'string') return { ok: true, text: input };
+  if (typeof input === 'number' && Number.isFinite(input)) return { ok: true, text: String(input) };
+  if (typeof input === 'boolean') return { ok: true, text: String(input) };
+  return { ok: false, problem: 'must be a string, a number or a boolean' };
+}
+
+function listFromJson(input: unknown): FromJson {
+  if (Array.isArray(input)) {
+    if (!input.every((item) => typeof item === 'string')) return { ok: false, problem: 'list items must be strings' };
+    return { ok: true, text: input.map((item) => item.trim()).join(',') };
+  }
+  return typeof input === 'string' ? { ok: true, text: input } : { ok: false, problem: 'must be a comma-separated string or an array of strings' };
+}
+
+function listItems(text: string): string[] {
+  return text.split(',').map((item) => item.trim());
+}
+
+function stringKind(issueCode: string, json: z.ZodType, check: (text: string) => string | undefined): FieldKindDef {
+  return { json, check, toJson: (text) => text, fromJson: scalarToText, issueCode };
+}
+
+function listKind(issueCode: string, itemProblem: (item: string) => string | undefined): FieldKindDef {
+  return {
+    json: z.string().describe('comma-separated list'),
+    check(text) {
+      const items = listItems(text);
+      if (items.some((item) => item === '')) return 'must not contain empty list items';
+      for (const item of items) {
+        const problem = itemProblem(item);
+        if (problem) return `"${item}": ${problem}`;
+      }
+      return undefined;
+    },
+    toJson: (text) => text,
+    fromJson: listFromJson,
+    issueCode,
+  };
+}
+
+export const FIELD_KINDS: Readonly<Record<FieldKind, FieldKindDef>> = Object.freeze({
+  text: stringKind('INVALID_TEXT', z.string(), () => undefined),
+  secret: stringKind('INVALID_SECRET', z.string(), () => undefined),
+  port: {
+    json: z.number().int().min(1).max(65535),
+    check: (text) => (/^\d{1,5}$/.test(text) && Number(text) >= 1 && Number(text) <= 65535 ? undefined : 'must be an integer from 1 to 65535'),
+    toJson: Number,
+    fromJson: (input) =>
+      typeof input === 'number' ? (Number.isInteger(input) ? { ok: true, text: String(input) } : { ok: false, problem: 'must be an integer from 1 to 65535' }) : scalarToText(input),
+    issueCode: 'INVALID_PORT',
+  },
+  http_url: stringKind('INVALID_URL', httpUrl, (text) => (httpUrl.safeParse(text).success && !/\s/.test(text) ? undefined : 'must be an http:// or https:// URL')),
+  email: stringKind('INVALID_EMAIL', email, (text) => (email.safeParse(text).success ? undefined : 'must be an email address')),
+  boolean: {
+    json: z.boolean(),
+    check: (text) => (BOOLEAN_TEXTS.has(text.toLowerCase()) ? undefined : 'must be true or false'),
+    toJson: (text) => TRUE_TEXTS.has(text.toLowerCase()),
+    fromJson: scalarToText,
+    issueCode: 'INVALID_BOOLEAN',
+  },
+  abs_path: stringKind('INVALID_PATH', z.string(), (text) => {
+    if (!text.startsWith('/')) return 'must be an absolute path';
+    if (text.split('/').includes('..')) return 'must not contain ".." segments';
+    return undefined;
+  }),
+  ipv4: stringKind('INVALID_IPV4', ipv4, (text) => (ipv4.safeParse(text).success ? undefined : 'must be an IPv4 address')),
+  hostname: stringKind('INVALID_HOSTNAME', z.string(), (text) => (HOSTNAME.test(text) ? undefined : 'must be a domain name such as example.com')),
+  url_list: listKind('INVALID_LIST', (item) => (httpUrl.safeParse(item).success ? undefined : 'must be an http:// or https:// URL')),
+  name_list: listKind('INVALID_LIST', (item) => (APP_NAME.test(item) ? undefined : 'must be a lowercase application name')),
+  api_key: stringKind('INVALID_API_KEY', z.string(), (text) =>
+    API_KEY.test(text) ? undefined : 'must be 32 to 256 characters of letters, digits and . _ ~ -',
+  ),
+});

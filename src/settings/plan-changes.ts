@@ -1,0 +1,120 @@
+/**
+ * Pure planning of one update against a parsed document: names allow-listed, sections and keys
+ * resolved, JSON inputs turned into file text, the text checked for a lossless round trip, the
+ * result re-parsed and validated as a whole. Returns the new text or throws an AppError that
+ * names every failing field.
+ */
+import { AppError, type FieldIssue } from '../errors.js';
+import { applyIniChanges, parseIni, type IniChange, type IniDocument, unrepresentableReason } from '../ini/document.js';
+import { FIELD_KINDS } from './field-kinds.js';
+import { keyNameProblem, printable, sectionNameProblem } from './names.js';
+import type { FileSchema } from './schema.js';
+import { fieldId, validateDocument } from './validate.js';
+
+export const MAX_VALUE_LENGTH = 4096;
+
+export interface ChangeInput {
+  readonly section: string;
+  readonly key: string;
+  /** JSON value from the request: string, number, boolean, or a string array for lists. */
+  readonly value: unknown;
+}
+
+export interface PlannedChange {
+  readonly section: string;
+  /** The key as the file spells it (existing) or as requested (new). */
+  readonly key: string;
+  readonly oldValue: string | undefined;
+  readonly newValue: string;
+}
+
+export interface PlanResult {
+  readonly text: string;
+  readonly doc: IniDocument;
+  readonly changes: readonly PlannedChange[];
+}
+
+function listDetails(prefix: string, items: string[]): string {
+  return items.map((item) => `${prefix}${item}`).join('; ');
+}
+
+export function planChanges(doc: IniDocument, inputs: readonly ChangeInput[], schema: FileSchema): PlanResult {
+  if (inputs.length === 0) throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'No settings to change were given' });
+
+  const badNames = inputs.flatMap((input) => [sectionNameProblem(input.section), keyNameProblem(input.key)].filter((p): p is string => p !== undefined));
+  if (badNames.length > 0) throw new AppError('INVALID_NAME', 'Invalid Request', { details: [...new Set(badNames)].join('; ') });
+
+  const missingSections = [...new Set(inputs.map((i) => i.section))].filter((name) => !doc.byName.has(name) && !schema.has(name));
+  if (missingSections.length > 0) {
+    throw new AppError('SECTION_NOT_FOUND', 'Invalid Request', { details: listDetails('Section:', missingSections.map((s) => `${s} does not exist`)) });
+  }
+
+  const seen = new Set<string>();
+  const missingKeys: string[] = [];
+  for (const input of inputs) {
+    const id = fieldId(input.section, input.key);
+    if (seen.has(id)) {
+      throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: `Key:${input.key} is given more than once for section ${input.section}` });
+    }
+    seen.add(id);
+    const inFile = doc.byName.get(input.section)?.byKey.has(input.key.toLowerCase());
+    const declared = schema.get(input.section)?.fields.has(input.key.toLowerCase());
+    if (!inFile && !declared) missingKeys.push(input.key);
+  }
+  if (missingKeys.length > 0) {
+    throw new AppError('KEY_NOT_FOUND', 'Invalid Request', { details: listDetails('Key:', missingKeys.map((k) => `${k} does not exist`)) });
+  }
+
+  const issues: FieldIssue[] = [];
+  const iniChanges: IniChange[] = [];
+  const planned: PlannedChange[] = [];
+  for (const input of inputs) {
+    const id = fieldId(input.section, input.key);
+    const spec = schema.get(input.section)?.fields.get(input.key.toLowerCase());
+    const converted = FIELD_KINDS[spec?.kind ?? 'text'].fromJson(input.value);
+    if (!converted.ok) {
+      issues.push({ field: id, code: 'INVALID_TYPE', message: `${id} ${converted.problem}` });
+      continue;
+    }
+    if (converted.text.length > MAX_VALUE_LENGTH) {
+      issues.push({ field: id, code: 'VALUE_TOO_LONG', message: `${id} must be at most ${MAX_VALUE_LENGTH} characters` });
+      continue;
+    }
+    const reason = unrepresentableReason(converted.text);
+    if (reason) {
+      issues.push({ field: id, code: 'VALUE_NOT_REPRESENTABLE', message: `${id}: ${reason}` });
+      continue;
+    }
+    const existing = doc.byName.get(input.section)?.byKey.get(input.key.toLowerCase());
+    const key = existing?.key ?? input.key;
+    iniChanges.push({ section: input.section, key, value: converted.text });
+    planned.push({ section: input.section, key, oldValue: existing?.value, newValue: converted.text });
+  }
+  if (issues.length > 0) throw validationFailed(issues);
+
+  const text = applyIniChanges(doc, iniChanges);
+  const next = parseIni(text);
+  // Defence in depth: what was written must read back as exactly what was asked, nothing more.
+  for (const change of iniChanges) {
+    const readBack = next.byName.get(change.section)?.byKey.get(change.key.toLowerCase())?.value;
+    if (readBack !== change.value) {
+      issues.push({ field: fieldId(change.section, change.key), code: 'VALUE_NOT_REPRESENTABLE', message: `${fieldId(change.section, change.key)} would not read back unchanged` });
+    }
+  }
+  const expectedKeys = doc.sections.reduce((n, s) => n + s.entries.length, 0) + planned.filter((p) => p.oldValue === undefined).length;
+  const actualKeys = next.sections.reduce((n, s) => n + s.entries.length, 0);
+  if (actualKeys !== expectedKeys) {
+    issues.push({ field: fieldId(inputs[0]!.section, inputs[0]!.key), code: 'VALUE_NOT_REPRESENTABLE', message: 'the change would alter other keys of the file' });
+  }
+  if (issues.length > 0) throw validationFailed(issues);
+
+  const changedIds = new Set(planned.map((p) => fieldId(p.section, p.key)));
+  const problems = validateDocument({ doc: next, schema, changed: changedIds });
+  if (problems.length > 0) throw validationFailed(problems);
+  return { text, doc: next, changes: planned };
+}
+
+export function validationFailed(issues: readonly FieldIssue[]): AppError {
+  const details = issues.map((issue) => printable(issue.message, 300)).join('; ');
+  return new AppError('VALIDATION_FAILED', 'Invalid Request', { details, data: { errors: issues } });
+}

@@ -1,0 +1,78 @@
+/**
+ * Whole-document validation, shared by every writer and (later) the sync worker: each declared
+ * key's type, ports used twice across services, and credential strength of passwords being set.
+ * Every failing field is reported, not just the first.
+ */
+import type { FieldIssue } from '../errors.js';
+import type { IniDocument } from '../ini/document.js';
+import { weakPasswordReason } from './credential-strength.js';
+import { FIELD_KINDS } from './field-kinds.js';
+import type { FileSchema } from './schema.js';
+
+export interface ValidateInput {
+  doc: IniDocument;
+  schema: FileSchema;
+  /**
+   * `section.key` (key lowercased) of the values a write sets. Credential strength is checked for
+   * passwords being set (or whose user name is being set), so an untouched legacy password never
+   * blocks an unrelated change.
+   */
+  changed?: ReadonlySet<string>;
+}
+
+export function fieldId(section: string, key: string): string {
+  return `${section}.${key.toLowerCase()}`;
+}
+
+export function validateDocument({ doc, schema, changed = new Set() }: ValidateInput): FieldIssue[] {
+  const issues: FieldIssue[] = [];
+  const portUsers = new Map<number, string[]>();
+
+  for (const [sectionName, spec] of schema) {
+    const section = doc.byName.get(sectionName);
+    if (!section) continue;
+    for (const [key, fieldSpec] of spec.fields) {
+      const entry = section.byKey.get(key);
+      if (!entry) continue;
+      const id = fieldId(sectionName, key);
+      const kind = FIELD_KINDS[fieldSpec.kind];
+      if (entry.value === '') {
+        if (!fieldSpec.allowEmpty) issues.push({ field: id, code: 'REQUIRED', message: `${id} must not be empty` });
+        else if (fieldSpec.password && changed.has(id)) {
+          issues.push({ field: id, code: 'WEAK_PASSWORD', message: `${id} must not be empty` });
+        }
+        continue;
+      }
+      if (!fieldSpec.multiline && entry.value.includes('\n')) {
+        issues.push({ field: id, code: 'MULTILINE_NOT_ALLOWED', message: `${id} must be a single line` });
+        continue;
+      }
+      const problem = kind.check(entry.value);
+      if (problem) {
+        issues.push({ field: id, code: kind.issueCode, message: `${id} ${problem}` });
+        continue;
+      }
+      if (fieldSpec.kind === 'port') {
+        const port = Number(entry.value);
+        portUsers.set(port, [...(portUsers.get(port) ?? []), id]);
+      }
+      if (fieldSpec.password) {
+        const userId = fieldId(sectionName, fieldSpec.password.userKey);
+        if (changed.has(id) || changed.has(userId)) {
+          const userName = section.byKey.get(fieldSpec.password.userKey)?.value;
+          const reason = weakPasswordReason({ password: entry.value, userName });
+          if (reason) issues.push({ field: id, code: 'WEAK_PASSWORD', message: `${id} ${reason}` });
+        }
+      }
+    }
+  }
+
+  for (const [port, users] of portUsers) {
+    if (users.length < 2) continue;
+    for (const user of users) {
+      const others = users.filter((other) => other !== user).join(', ');
+      issues.push({ field: user, code: 'PORT_CONFLICT', message: `${user} uses port ${port}, which ${others} also uses` });
+    }
+  }
+  return issues;
+}

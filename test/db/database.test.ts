@@ -1,0 +1,53 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MIGRATIONS, openDatabase } from '../../src/db/database.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function dbPath(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'confhub-db-'));
+  dirs.push(dir);
+  return join(dir, 'confhub.db');
+}
+
+describe('database migrations', () => {
+  it('when opened twice, then each migration runs once and WAL is on', () => {
+    const path = dbPath();
+    openDatabase({ path }).close();
+    const db = openDatabase({ path });
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    const versions = db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[];
+    expect(versions.map((v) => v.version)).toEqual(MIGRATIONS.map((m) => m.version));
+    db.close();
+  });
+
+  it('when a later migration is added, then only it runs on the next open', () => {
+    const path = dbPath();
+    openDatabase({ path }).close();
+    const extra = [...MIGRATIONS, { version: 99, name: 'extra', sql: 'CREATE TABLE extra (x INTEGER)' }];
+    const db = openDatabase({ path, migrations: extra });
+    expect(db.prepare("SELECT name FROM sqlite_master WHERE name = 'extra'").get()).toEqual({ name: 'extra' });
+    db.close();
+  });
+
+  it('when the database is newer than this code, then opening it fails instead of downgrading', () => {
+    const path = dbPath();
+    openDatabase({ path, migrations: [...MIGRATIONS, { version: 99, name: 'future', sql: 'SELECT 1' }] }).close();
+    expect(() => openDatabase({ path })).toThrow(/newer than this confhub/);
+  });
+
+  it('when a migration fails, then it is rolled back and not recorded', () => {
+    const path = dbPath();
+    const broken = [...MIGRATIONS, { version: 2, name: 'broken', sql: 'CREATE TABLE half (x INTEGER); THIS IS NOT SQL' }];
+    expect(() => openDatabase({ path, migrations: broken })).toThrow();
+    const db = openDatabase({ path });
+    expect(db.prepare("SELECT name FROM sqlite_master WHERE name = 'half'").get()).toBeUndefined();
+    expect(db.prepare('SELECT COUNT(*) AS n FROM schema_migrations').get()).toEqual({ n: 1 });
+    db.close();
+  });
+});

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The whole confhub test suite, from a fresh clone on Debian with Node >= 20.19:
+# installs what the tests need when it is missing (Debian packages, npm dependencies),
+# builds, type-checks and runs vitest. Ends with one line "vitest: N passed, N failed, N skipped".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the suites use: git (history), python3 (configparser cross-check),
+# docker.io, supervisor and busybox-static (the real engines of the sync suites).
+missing=()
+for pkg in git python3 docker.io supervisor busybox-static; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if ((${#missing[@]} > 0)); then
+  echo "test/run.sh: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# npm dependencies: reinstall only when package-lock.json changed since the last install.
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f node_modules/.confhub-lock-sha256 ] || [ "$(cat node_modules/.confhub-lock-sha256)" != "$lock_sum" ]; then
+  npm ci --no-fund --no-audit
+  echo "$lock_sum" > node_modules/.confhub-lock-sha256
+fi
+
+npm run --silent build
+npx tsc -p test/tsconfig.json
+
+report=$(mktemp)
+trap 'rm -f "$report"' EXIT
+status=0
+npx vitest run --config test/vitest.config.ts --reporter=default --reporter=json --outputFile.json="$report" || status=$?
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  const skipped = r.numPendingTests + r.numTodoTests;
+  console.log(`vitest: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
+' "$report" || echo "vitest: 0 passed, 1 failed"
+exit "$status"
