@@ -4,6 +4,7 @@
  * the settings store so the change is validated, written atomically and audited.
  */
 import { randomBytes, randomInt } from 'node:crypto';
+import { AppError, isAppError } from '../errors.js';
 import type { ChangeInput } from '../settings/plan-changes.js';
 import type { FileSchema } from '../settings/schema.js';
 import type { SettingsStore } from '../settings/store.js';
@@ -58,7 +59,14 @@ export async function fillMissingSecrets({ store, schema, initialApiKey }: FillS
       }
     }
   }
-  if (changes.length > 0) await store.update({ changes, actor: { type: 'system', id: 'first-boot' } });
+  if (changes.length > 0) {
+    try {
+      await store.update({ changes, actor: { type: 'system', id: 'first-boot' } });
+    } catch (cause) {
+      const details = isAppError(cause) ? cause.details : String(cause);
+      throw new AppError('STARTUP_CONFIG_INVALID', 'config.ini is invalid', { details: `the API key and passwords cannot be filled in: ${details}`, cause });
+    }
+  }
   return {
     apiKeyGenerated: replaceKey && initialApiKey === undefined,
     apiKeyFromEnvironment: replaceKey && initialApiKey !== undefined,

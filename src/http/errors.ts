@@ -63,9 +63,17 @@ export function fromBodyParserError(error: unknown): AppError | undefined {
   }
 }
 
+/** Other errors the framework raises with a 4xx status, e.g. a path that is not valid percent-encoding. */
+function fromClientError(error: unknown): AppError | undefined {
+  const status = (error as BodyParserError | undefined)?.status;
+  if (typeof status !== 'number' || status < 400 || status > 499) return undefined;
+  const details = error instanceof URIError ? 'The request path is not valid percent-encoding' : 'The request could not be understood';
+  return new AppError('INVALID_REQUEST', 'Invalid Request', { details, cause: error });
+}
+
 export function toAppError(error: unknown): AppError {
   if (isAppError(error)) return error;
-  return fromBodyParserError(error) ?? new AppError('INTERNAL_ERROR', 'Internal error', { details: 'Internal error', cause: error });
+  return fromBodyParserError(error) ?? fromClientError(error) ?? new AppError('INTERNAL_ERROR', 'Internal error', { details: 'Internal error', cause: error });
 }
 
 export interface ErrorHandlerOptions {

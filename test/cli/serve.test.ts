@@ -148,6 +148,18 @@ describe('confhub serve', () => {
     expect(failed?.stderr).toContain('line 3: duplicate section [a]');
   });
 
+  it('when secrets must be filled in but config.ini holds an invalid value, then start-up fails naming the key', async () => {
+    const configDir = tempDir();
+    writeFileSync(join(configDir, 'config.ini'), '[api_key]\nkey =\n[cockpit]\nport = ninety\n');
+    const failed = await run(process.execPath, [...CLI, 'serve'], { env: { ...process.env, CONFHUB_DATA_DIR: tempDir(), CONFHUB_CONFIG_DIR: configDir, CONFHUB_PORT: '0' } }).then(
+      () => undefined,
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(failed?.code).toBe(1);
+    expect(failed?.stderr).toContain('config.ini is invalid: the API key and passwords cannot be filled in: cockpit.port must be an integer');
+    expect(readFileSync(join(configDir, 'config.ini'), 'utf8')).toBe('[api_key]\nkey =\n[cockpit]\nport = ninety\n');
+  });
+
   it('when an unknown command is given, then exit code 2 and the usage; --help prints it with 0', async () => {
     const help = await run(process.execPath, [...CLI, '--help']);
     expect(help.stdout).toContain('confhub apikey show');

@@ -161,6 +161,16 @@ describe('legacy single-key update', () => {
     expect((await put('/api/settings/gitea?key=user_name&key=user_email&value=x')).body.code).toBe('INVALID_REQUEST');
   });
 
+  it('when the value is already the stored one, then the file is not rewritten and the audit says unchanged', async () => {
+    const { statSync } = await import('node:fs');
+    const before = statSync(h.config.configPath);
+    const res = await put('/api/settings/gitea?key=user_name&value=websoft9');
+    expect(res.status).toBe(200);
+    const after = statSync(h.config.configPath);
+    expect([after.ino, after.mtimeMs]).toEqual([before.ino, before.mtimeMs]);
+    expect((await get('/api/v1/audit?limit=1')).body.entries[0]).toMatchObject({ key: 'user_name', result: 'unchanged' });
+  });
+
   it('when a declared key is missing from the file, then the update adds it to its section', async () => {
     h.writeConfig(h.readConfig().replace('ssl_key =\n', ''));
     const res = await put('/api/settings/nginx_proxy_manager?key=ssl_key&value=/etc/ssl/private/console.key');
@@ -323,6 +333,14 @@ describe('request errors answer JSON', () => {
     expect(res.status).toBe(405);
     expect(res.headers.allow).toBe('GET, PUT');
     expectErrorShape(res.body, 'METHOD_NOT_ALLOWED');
+  });
+
+  it('when the path is not valid percent-encoding, then 400 INVALID_REQUEST, not a server error', async () => {
+    for (const res of [await get('/api/v1/settings/%E0%A4%A'), await put('/api/v1/settings/%E0%A4%A?key=a&value=b')]) {
+      expect(res.status).toBe(400);
+      expectErrorShape(res.body, 'INVALID_REQUEST');
+    }
+    expect(h.logs()).not.toContain('"level":50');
   });
 
   it('when the body is over the limit, then 413 and nothing changes', async () => {
