@@ -198,6 +198,8 @@ export function unrepresentableReason(value: string): string | undefined {
       return `control character U+${code.toString(16).toUpperCase().padStart(4, '0')} is not allowed`;
     }
     if (code === 0x2028 || code === 0x2029) return 'Unicode line and paragraph separators are not allowed';
+    // for...of yields paired surrogates as one code point, so this is a lone half: the UTF-8 file would hold U+FFFD instead.
+    if (code >= 0xd800 && code <= 0xdfff) return 'unpaired UTF-16 surrogates cannot be stored in a UTF-8 file';
   }
   const lines = value.split('\n');
   for (let i = 0; i < lines.length; i++) {
@@ -225,6 +227,19 @@ function dominantEol(doc: Pick<IniDocument, 'eols'>): string {
     else if (eol === '\n') lf++;
   }
   return crlf > lf ? '\r\n' : '\n';
+}
+
+/**
+ * Indentation for a key added to an empty section: that of the next header, if any. An unindented
+ * key would turn a deeper-indented next header (and its keys) into continuation lines of its value.
+ */
+function nextHeaderIndent(lines: readonly string[], from: number): string {
+  for (let i = from; i < lines.length; i++) {
+    const stripped = pyStrip(lines[i]!);
+    if (stripped === '' || stripped.startsWith('#') || stripped.startsWith(';')) continue;
+    return lines[i]!.slice(0, lines[i]!.search(FIRST_NON_WS));
+  }
+  return '';
 }
 
 function renderEntry(indent: string, key: string, before: string, after: string, value: string): string[] {
@@ -261,7 +276,7 @@ export function applyIniChanges(doc: IniDocument, changes: readonly IniChange[])
     } else if (section) {
       const last = section.entries[section.entries.length - 1];
       const anchor = last ? last.lastLine : section.headerLine;
-      const indent = last ? (lines[last.firstLine]!.match(ENTRY_PREFIX)?.[1] ?? '') : '';
+      const indent = last ? (lines[last.firstLine]!.match(ENTRY_PREFIX)?.[1] ?? '') : nextHeaderIndent(lines, section.headerLine + 1);
       const list = appendedAfter.get(anchor) ?? [];
       list.push(...renderEntry(indent, change.key, ' ', ' ', change.value));
       appendedAfter.set(anchor, list);
