@@ -9,13 +9,13 @@ import type { Logger } from 'pino';
 import type { Actor, AuditLog } from '../audit/audit-log.js';
 import { AppError } from '../errors.js';
 import { CONFIG_SCHEMA, SYSTEM_SCHEMA, type FileSchema } from '../settings/schema.js';
-import type { ReadOnlyIniStore, SettingsStore } from '../settings/store.js';
+import type { ReadOnlyIniStore, SettingsStore, Snapshot } from '../settings/store.js';
 import { createApiKeyAuth } from './auth.js';
 import { createErrorHandler } from './errors.js';
 import { buildOpenApi } from './openapi.js';
 import { createRateLimits } from './rate-limits.js';
 import { createRequestContext } from './request-context.js';
-import { sendJson } from './route-helpers.js';
+import { loadSnapshot, sendJson } from './route-helpers.js';
 import { createAuditRoutes } from './routes/audit.js';
 import { createSettingsRoutes } from './routes/settings.js';
 import { createSystemRoutes } from './routes/system.js';
@@ -61,22 +61,16 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   const limits = createRateLimits({ perMinute: deps.rateLimitPerMinute, authFailuresPer15Min: deps.authFailuresPer15Min });
-  const currentKey = (): string | undefined => {
-    let snapshot;
-    try {
-      snapshot = deps.settings.read();
-    } catch {
-      // A broken config.ini must not lock the operator out: keep the last key that parsed.
-      snapshot = deps.settings.lastGood();
-    }
-    return snapshot?.doc.byName.get('api_key')?.byKey.get('key')?.value;
-  };
+  // A broken config.ini must not lock the operator out: the last key that parsed still works.
+  const currentKey = (res: Response): string | undefined =>
+    ((res.locals.snapshot as Snapshot | undefined) ?? deps.settings.lastGood())?.doc.byName.get('api_key')?.byKey.get('key')?.value;
   const openapi = JSON.stringify(buildOpenApi({ version: deps.version, configSchema, systemSchema }));
+  // Parsed only on the routes that take a body, so GETs pay nothing for it.
+  const jsonBody = express.json({ limit: deps.bodyLimitBytes, type: ['application/json', 'application/*+json'], strict: true });
 
   const api = Router();
-  api.use(limits.general, limits.authFailures, createApiKeyAuth({ currentKey }));
-  api.use(express.json({ limit: deps.bodyLimitBytes, type: ['application/json', 'application/*+json'], strict: true }));
-  api.use(createSettingsRoutes({ store: deps.settings, schema: configSchema }));
+  api.use(...limits, loadSnapshot(deps.settings), createApiKeyAuth({ currentKey }));
+  api.use(createSettingsRoutes({ store: deps.settings, schema: configSchema, jsonBody }));
   api.use(createSystemRoutes({ store: deps.system }));
   api.use(createAuditRoutes({ audit: deps.audit }));
   api.get('/openapi.json', (_req, res) => sendJson(res, openapi));

@@ -5,7 +5,7 @@
  * store's snapshot cache), so a key rotated through the API or by hand takes effect at once.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { RequestHandler } from 'express';
+import type { RequestHandler, Response } from 'express';
 import type { Actor } from '../audit/audit-log.js';
 import { AppError } from '../errors.js';
 
@@ -15,7 +15,7 @@ function digest(text: string): Buffer {
 
 export interface ApiKeyAuthOptions {
   /** The configured key; undefined or '' refuses every request. */
-  currentKey(): string | undefined;
+  currentKey(res: Response): string | undefined;
 }
 
 export function createApiKeyAuth({ currentKey }: ApiKeyAuthOptions): RequestHandler {
@@ -27,7 +27,7 @@ export function createApiKeyAuth({ currentKey }: ApiKeyAuthOptions): RequestHand
       next(new AppError('API_KEY_MISSING', 'Unauthorized', { details: 'The x-api-key header is missing' }));
       return;
     }
-    const key = currentKey();
+    const key = currentKey(res);
     if (key !== cachedKey) {
       cachedKey = key;
       cachedDigest = key ? digest(key) : undefined;

@@ -16,22 +16,23 @@ export interface RateLimitOptions {
   authFailuresPer15Min: number;
 }
 
-const passThrough: RequestHandler = (_req, _res, next) => next();
-
-export function createRateLimits({ perMinute, authFailuresPer15Min }: RateLimitOptions): { general: RequestHandler; authFailures: RequestHandler } {
-  const general =
-    perMinute > 0
-      ? rateLimit({
+/** The limiters to mount, in order; a disabled limit adds no layer at all. */
+export function createRateLimits({ perMinute, authFailuresPer15Min }: RateLimitOptions): RequestHandler[] {
+  const limits: RequestHandler[] = [];
+  if (perMinute > 0) {
+    limits.push(
+      rateLimit({
           windowMs: 60_000,
           limit: perMinute,
           standardHeaders: 'draft-8',
           legacyHeaders: false,
           handler: (_req, res) => sendError(res, new AppError('RATE_LIMITED', 'Too Many Requests', { details: 'Too many requests; try again later' })),
-        })
-      : passThrough;
-  const authFailures =
-    authFailuresPer15Min > 0
-      ? rateLimit({
+        }),
+    );
+  }
+  if (authFailuresPer15Min > 0) {
+    limits.push(
+      rateLimit({
           windowMs: 15 * 60_000,
           limit: authFailuresPer15Min,
           standardHeaders: 'draft-8',
@@ -41,7 +42,8 @@ export function createRateLimits({ perMinute, authFailuresPer15Min }: RateLimitO
           requestWasSuccessful: (_req, res) => res.statusCode !== 401,
           handler: (_req, res) =>
             sendError(res, new AppError('RATE_LIMITED', 'Too Many Requests', { details: 'Too many failed authentications; try again later' })),
-        })
-      : passThrough;
-  return { general, authFailures };
+        }),
+    );
+  }
+  return limits;
 }

@@ -1,6 +1,7 @@
 /** Small request/response helpers shared by the routers. */
 import type { Request, RequestHandler, Response } from 'express';
 import { AppError } from '../errors.js';
+import type { ReadOnlyIniStore, Snapshot } from '../settings/store.js';
 
 export function sendJson(res: Response, json: string, etag?: string): void {
   if (etag) res.setHeader('ETag', etag);
@@ -58,4 +59,25 @@ export function methodNotAllowed(allow: string): RequestHandler {
 
 export function sectionNotFound(section: string): AppError {
   return new AppError('SECTION_NOT_FOUND', 'Invalid Request', { details: `Section:${section} does not exist` });
+}
+
+/**
+ * config.ini is read (a stat, and a parse only when it changed) once per request, before
+ * authentication, because the key lives in it; routes reuse that snapshot.
+ */
+export function loadSnapshot(store: ReadOnlyIniStore): RequestHandler {
+  return (_req, res, next) => {
+    try {
+      res.locals.snapshot = store.read();
+    } catch (error) {
+      res.locals.snapshotError = error;
+    }
+    next();
+  };
+}
+
+/** The request's snapshot, or the error reading it (CONFIG_INVALID) for the route to answer. */
+export function requestSnapshot(res: Response, store: ReadOnlyIniStore): Snapshot {
+  if (res.locals.snapshotError) throw res.locals.snapshotError;
+  return (res.locals.snapshot as Snapshot | undefined) ?? store.read();
 }

@@ -3,18 +3,20 @@
  * If-None-Match → 304); writes go through the store (serialized, merged into the current file,
  * validated as a whole, written atomically, audited) and honour If-Match.
  */
-import { Router, type Request, type Response } from 'express';
+import { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { Actor } from '../../audit/audit-log.js';
 import { AppError } from '../../errors.js';
 import type { ChangeInput } from '../../settings/plan-changes.js';
 import type { SettingsStore, Snapshot } from '../../settings/store.js';
 import { typedValue } from '../../settings/typed-view.js';
 import type { FileSchema } from '../../settings/schema.js';
-import { hasBody, methodNotAllowed, sectionNotFound, notModified, parseIfMatch, requireJsonBody, sendJson, singleQueryValue } from '../route-helpers.js';
+import { hasBody, methodNotAllowed, requestSnapshot, sectionNotFound, notModified, parseIfMatch, requireJsonBody, sendJson, singleQueryValue } from '../route-helpers.js';
 
 export interface SettingsRoutesDeps {
   store: SettingsStore;
   schema: FileSchema;
+  /** Body parser for the write routes. */
+  jsonBody: RequestHandler;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -25,7 +27,7 @@ function objectEntries(value: Record<string, unknown>): [string, unknown][] {
   return Object.keys(value).map((key) => [key, value[key]]);
 }
 
-export function createSettingsRoutes({ store, schema }: SettingsRoutesDeps): Router {
+export function createSettingsRoutes({ store, schema, jsonBody }: SettingsRoutesDeps): Router {
   const router = Router();
 
   const write = async (req: Request, res: Response, changes: ChangeInput[]): Promise<Snapshot> => {
@@ -39,11 +41,11 @@ export function createSettingsRoutes({ store, schema }: SettingsRoutesDeps): Rou
   router
     .route('/settings')
     .get((req, res) => {
-      const snapshot = store.read();
+      const snapshot = requestSnapshot(res, store);
       if (notModified(req, res, snapshot.etag)) return;
       sendJson(res, snapshot.view.allJson(), snapshot.etag);
     })
-    .patch(async (req, res) => {
+    .patch(jsonBody, async (req, res) => {
       const body = requireJsonBody(req);
       if (!isPlainObject(body) || Object.keys(body).length === 0) {
         throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'The body must be a JSON object {section: {key: value}}' });
@@ -63,13 +65,13 @@ export function createSettingsRoutes({ store, schema }: SettingsRoutesDeps): Rou
   router
     .route('/settings/:section')
     .get((req, res) => {
-      const snapshot = store.read();
+      const snapshot = requestSnapshot(res, store);
       const json = snapshot.view.sectionJson(req.params.section);
       if (json === undefined) throw sectionNotFound(req.params.section);
       if (notModified(req, res, snapshot.etag)) return;
       sendJson(res, json, snapshot.etag);
     })
-    .put(async (req, res) => {
+    .put(jsonBody, async (req, res) => {
       const { section } = req.params;
       const key = singleQueryValue(req, 'key');
       let changes: ChangeInput[];
@@ -96,7 +98,7 @@ export function createSettingsRoutes({ store, schema }: SettingsRoutesDeps): Rou
   router
     .route('/settings/:section/:key')
     .get((req, res) => {
-      const snapshot = store.read();
+      const snapshot = requestSnapshot(res, store);
       const { section: sectionName, key } = req.params;
       const section = snapshot.doc.byName.get(sectionName);
       if (!section) throw sectionNotFound(sectionName);
