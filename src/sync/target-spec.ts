@@ -1,0 +1,294 @@
+/**
+ * Sync targets as system.ini declares them, parsed and validated once at start-up. A bad
+ * declaration stops the start with a message naming the section and the key.
+ *
+ *   [target:gitea]
+ *   sections = gitea, domain
+ *   format = gitea
+ *   output = /data/gitea/conf/app.ini
+ *   write = auto
+ *   mode = 0600
+ *   reload = docker:restart:websoft9-git
+ *   health = auto
+ *
+ * Global settings live in [sync].
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { AppError } from '../errors.js';
+import type { IniDocument, IniSection } from '../ini/document.js';
+import { sectionNameProblem } from '../settings/names.js';
+
+export const FORMATS = ['gitea', 'portainer', 'nginx_proxy_manager', 'cockpit', 'env', 'ini', 'json', 'yaml', 'template'] as const;
+export type FormatName = (typeof FORMATS)[number];
+export const WRITE_MODES = ['rename', 'inplace', 'auto'] as const;
+export type WriteMode = (typeof WRITE_MODES)[number];
+export type FailurePolicy = 'rollback' | 'keep';
+
+/** A container by name, or by label (compose generates names; labels are stable). */
+export type ContainerRef = { readonly by: 'name'; readonly name: string } | { readonly by: 'label'; readonly label: string; readonly value?: string };
+
+export type ReloadAction =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'docker_restart'; readonly container: ContainerRef }
+  | { readonly kind: 'docker_signal'; readonly signal: string; readonly container: ContainerRef }
+  | { readonly kind: 'docker_exec'; readonly container: ContainerRef; readonly command: readonly string[] }
+  | { readonly kind: 'supervisor_restart'; readonly program: string }
+  | { readonly kind: 'supervisor_signal'; readonly signal: string; readonly program: string }
+  | { readonly kind: 'http'; readonly method: 'POST'; readonly url: string };
+
+export type HealthCheck = { readonly kind: 'auto' } | { readonly kind: 'none' } | { readonly kind: 'http'; readonly url: string };
+
+/** Run against the staged file before it replaces the live one; `{file}` is the staged path. */
+export type CheckCommand =
+  | { readonly kind: 'exec'; readonly argv: readonly string[] }
+  | { readonly kind: 'docker_exec'; readonly container: ContainerRef; readonly command: readonly string[] };
+
+export interface TargetSpec {
+  readonly name: string;
+  /** config.ini sections the renderer reads, in the declared order. */
+  readonly sections: readonly string[];
+  readonly format: FormatName;
+  /** Absolute path of the rendered file. */
+  readonly output: string;
+  readonly write: WriteMode;
+  readonly mode: number;
+  readonly reload: ReloadAction;
+  readonly health: HealthCheck;
+  readonly check?: CheckCommand;
+  /** Absolute path of the template (format `template`). */
+  readonly template?: string;
+  readonly timeoutMs: number;
+  readonly onFailure: FailurePolicy;
+}
+
+export interface SyncSettings {
+  readonly dockerSocket: string;
+  /** `unix:///path/to/supervisor.sock` or `http://[user:password@]host:port`. */
+  readonly supervisorUrl: string;
+  readonly debounceMinMs: number;
+  readonly debounceMaxMs: number;
+  /** Interval of the content-hash poll that backs up the file watcher. */
+  readonly pollIntervalMs: number;
+  readonly onFailure: FailurePolicy;
+}
+
+export interface SyncConfig {
+  readonly settings: SyncSettings;
+  readonly targets: readonly TargetSpec[];
+}
+
+export const DEFAULT_SYNC_SETTINGS: SyncSettings = Object.freeze({
+  dockerSocket: '/var/run/docker.sock',
+  supervisorUrl: 'unix:///run/confhub/supervisor.sock',
+  debounceMinMs: 100,
+  debounceMaxMs: 1000,
+  pollIntervalMs: 2000,
+  onFailure: 'rollback',
+});
+
+const TARGET_PREFIX = 'target:';
+const TARGET_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,254}$/;
+const PROGRAM_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
+const SIGNAL = /^(SIG)?[A-Z0-9]{2,10}$/;
+const TARGET_KEYS = new Set(['sections', 'format', 'output', 'write', 'mode', 'reload', 'health', 'check', 'template', 'timeout', 'on_failure']);
+const SYNC_KEYS = new Set(['docker_socket', 'supervisor_url', 'debounce_min_ms', 'debounce_max_ms', 'poll_interval_ms', 'on_failure']);
+
+export interface ParseSyncConfigInput {
+  doc: IniDocument;
+  /** Relative output paths are resolved against the data directory. */
+  dataDir: string;
+  /** Relative template paths are resolved against the config directory. */
+  configDir: string;
+  /** Files no target may write (config.ini, system.ini): writing them would loop. */
+  protectedPaths: readonly string[];
+}
+
+function invalid(section: string, key: string | undefined, problem: string): AppError {
+  const where = key ? `system.ini [${section}] ${key}` : `system.ini [${section}]`;
+  return new AppError('TARGET_INVALID', `${where}: ${problem}`);
+}
+
+function container(section: string, key: string, text: string): ContainerRef {
+  if (text.startsWith('label=')) {
+    const [label = '', ...rest] = text.slice('label='.length).split('=');
+    if (!LABEL_KEY.test(label)) throw invalid(section, key, `"${text}" is not label=KEY or label=KEY=VALUE`);
+    return rest.length > 0 ? { by: 'label', label, value: rest.join('=') } : { by: 'label', label };
+  }
+  if (!CONTAINER_NAME.test(text)) throw invalid(section, key, `"${text}" is not a container name or label=KEY[=VALUE]`);
+  return { by: 'name', name: text };
+}
+
+function signalName(section: string, key: string, text: string): string {
+  const upper = text.toUpperCase();
+  if (!SIGNAL.test(upper)) throw invalid(section, key, `"${text}" is not a signal name such as HUP`);
+  return upper.startsWith('SIG') ? upper.slice(3) : upper;
+}
+
+function argv(section: string, key: string, text: string): string[] {
+  // Split on whitespace, never through a shell: no quoting, no expansion.
+  const words = text.trim().split(/\s+/).filter((w) => w !== '');
+  if (words.length === 0) throw invalid(section, key, 'the command is empty');
+  return words;
+}
+
+function httpUrl(section: string, key: string, text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw invalid(section, key, `"${text}" is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalid(section, key, `"${text}" must be an http:// or https:// URL`);
+  return url.toString();
+}
+
+export function parseReload(section: string, text: string): ReloadAction {
+  const key = 'reload';
+  if (text === '' || text === 'none') return { kind: 'none' };
+  const [scheme, verb, ...rest] = text.split(':');
+  if (scheme === 'docker') {
+    if (verb === 'restart' && rest.length >= 1) return { kind: 'docker_restart', container: container(section, key, rest.join(':')) };
+    if (verb === 'signal' && rest.length >= 2) {
+      return { kind: 'docker_signal', signal: signalName(section, key, rest[0]!), container: container(section, key, rest.slice(1).join(':')) };
+    }
+    if (verb === 'exec' && rest.length >= 2) {
+      return { kind: 'docker_exec', container: container(section, key, rest[0]!), command: argv(section, key, rest.slice(1).join(':')) };
+    }
+  }
+  if (scheme === 'supervisor') {
+    if (verb === 'restart' && rest.length === 1 && PROGRAM_NAME.test(rest[0]!)) return { kind: 'supervisor_restart', program: rest[0]! };
+    if (verb === 'signal' && rest.length === 2 && PROGRAM_NAME.test(rest[1]!)) {
+      return { kind: 'supervisor_signal', signal: signalName(section, key, rest[0]!), program: rest[1]! };
+    }
+  }
+  if (scheme === 'http' && verb === 'POST' && rest.length >= 1) return { kind: 'http', method: 'POST', url: httpUrl(section, key, rest.join(':')) };
+  throw invalid(
+    section,
+    key,
+    `"${text}" is not one of docker:restart:NAME, docker:signal:SIG:NAME, docker:exec:NAME:CMD, supervisor:restart:PROG, supervisor:signal:SIG:PROG, http:POST:URL, none`,
+  );
+}
+
+function parseHealth(section: string, text: string): HealthCheck {
+  if (text === '' || text === 'auto') return { kind: 'auto' };
+  if (text === 'none') return { kind: 'none' };
+  if (text.startsWith('http:')) {
+    const rest = text.slice('http:'.length);
+    if (rest.startsWith('http://') || rest.startsWith('https://')) return { kind: 'http', url: httpUrl(section, 'health', rest) };
+  }
+  throw invalid(section, 'health', `"${text}" is not auto, none or http:URL`);
+}
+
+function parseCheck(section: string, text: string): CheckCommand | undefined {
+  if (text === '') return undefined;
+  if (text.startsWith('docker:exec:')) {
+    const [name = '', ...command] = text.slice('docker:exec:'.length).split(':');
+    return { kind: 'docker_exec', container: container(section, 'check', name), command: argv(section, 'check', command.join(':')) };
+  }
+  const words = argv(section, 'check', text);
+  if (!isAbsolute(words[0]!)) throw invalid(section, 'check', `the command must start with an absolute path, got "${words[0]}"`);
+  return { kind: 'exec', argv: words };
+}
+
+function positiveInt(section: string, key: string, text: string, min: number, max: number): number {
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw invalid(section, key, `must be a whole number from ${min} to ${max}, got "${text}"`);
+  return Number(text);
+}
+
+function policy(section: string, text: string): FailurePolicy {
+  if (text === 'rollback' || text === 'keep') return text;
+  throw invalid(section, 'on_failure', `must be rollback or keep, got "${text}"`);
+}
+
+function values(section: IniSection, allowed: ReadonlySet<string>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const entry of section.entries) {
+    if (!allowed.has(entry.keyLower)) throw invalid(section.name, entry.key, `unknown key; expected one of ${[...allowed].join(', ')}`);
+    out.set(entry.keyLower, entry.value);
+  }
+  return out;
+}
+
+function parseSyncSettings(doc: IniDocument): SyncSettings {
+  const section = doc.byName.get('sync');
+  if (!section) return DEFAULT_SYNC_SETTINGS;
+  const v = values(section, SYNC_KEYS);
+  const debounceMinMs = v.has('debounce_min_ms') ? positiveInt('sync', 'debounce_min_ms', v.get('debounce_min_ms')!, 0, 60_000) : DEFAULT_SYNC_SETTINGS.debounceMinMs;
+  const debounceMaxMs = v.has('debounce_max_ms') ? positiveInt('sync', 'debounce_max_ms', v.get('debounce_max_ms')!, 1, 600_000) : DEFAULT_SYNC_SETTINGS.debounceMaxMs;
+  if (debounceMaxMs < debounceMinMs) throw invalid('sync', 'debounce_max_ms', `must not be below debounce_min_ms (${debounceMinMs})`);
+  const supervisorUrl = v.get('supervisor_url') || DEFAULT_SYNC_SETTINGS.supervisorUrl;
+  if (!/^unix:\/\/\/./.test(supervisorUrl) && !/^https?:\/\/./.test(supervisorUrl)) {
+    throw invalid('sync', 'supervisor_url', `must be unix:///path/to/supervisor.sock or http://host:port, got "${supervisorUrl}"`);
+  }
+  const dockerSocket = v.get('docker_socket') || DEFAULT_SYNC_SETTINGS.dockerSocket;
+  if (!isAbsolute(dockerSocket)) throw invalid('sync', 'docker_socket', `must be an absolute path, got "${dockerSocket}"`);
+  return Object.freeze({
+    dockerSocket,
+    supervisorUrl,
+    debounceMinMs,
+    debounceMaxMs,
+    pollIntervalMs: v.has('poll_interval_ms') ? positiveInt('sync', 'poll_interval_ms', v.get('poll_interval_ms')!, 100, 3_600_000) : DEFAULT_SYNC_SETTINGS.pollIntervalMs,
+    onFailure: v.has('on_failure') ? policy('sync', v.get('on_failure')!) : DEFAULT_SYNC_SETTINGS.onFailure,
+  });
+}
+
+export function parseSyncConfig({ doc, dataDir, configDir, protectedPaths }: ParseSyncConfigInput): SyncConfig {
+  const settings = parseSyncSettings(doc);
+  const targets: TargetSpec[] = [];
+  const outputs = new Map<string, string>();
+  for (const section of doc.sections) {
+    if (!section.name.startsWith(TARGET_PREFIX)) continue;
+    const name = section.name.slice(TARGET_PREFIX.length);
+    if (!TARGET_NAME.test(name)) throw invalid(section.name, undefined, 'the target name must be 1-64 lowercase letters, digits, "_" or "-"');
+    const v = values(section, TARGET_KEYS);
+    const required = (key: string): string => {
+      const value = v.get(key);
+      if (value === undefined || value === '') throw invalid(section.name, key, 'is required');
+      return value;
+    };
+    const sections = required('sections').split(',').map((s) => s.trim());
+    for (const s of sections) {
+      const problem = s === '' ? 'an empty section name' : sectionNameProblem(s);
+      if (problem) throw invalid(section.name, 'sections', problem);
+    }
+    const format = required('format');
+    if (!(FORMATS as readonly string[]).includes(format)) throw invalid(section.name, 'format', `"${format}" is not one of ${FORMATS.join(', ')}`);
+    const output = resolve(dataDir, required('output'));
+    if (protectedPaths.includes(output)) throw invalid(section.name, 'output', 'must not be a file confhub reads its own settings from');
+    const other = outputs.get(output);
+    if (other) throw invalid(section.name, 'output', `is also the output of [target:${other}]`);
+    outputs.set(output, name);
+    const write = v.get('write') || 'auto';
+    if (!(WRITE_MODES as readonly string[]).includes(write)) throw invalid(section.name, 'write', `"${write}" is not one of ${WRITE_MODES.join(', ')}`);
+    const modeText = v.get('mode') || '0600';
+    if (!/^0?[0-7]{3}$/.test(modeText)) throw invalid(section.name, 'mode', `"${modeText}" is not an octal file mode such as 0600`);
+    const templateText = v.get('template');
+    if (format === 'template' && !templateText) throw invalid(section.name, 'template', 'is required with format = template');
+    if (format !== 'template' && templateText) throw invalid(section.name, 'template', 'is only used with format = template');
+    const check = parseCheck(section.name, v.get('check') ?? '');
+    targets.push(
+      Object.freeze({
+        name,
+        sections: Object.freeze(sections),
+        format: format as FormatName,
+        output,
+        write: write as WriteMode,
+        mode: parseInt(modeText, 8),
+        reload: parseReload(section.name, v.get('reload') ?? ''),
+        health: parseHealth(section.name, v.get('health') ?? ''),
+        ...(check ? { check } : {}),
+        ...(templateText ? { template: resolve(configDir, templateText) } : {}),
+        timeoutMs: (v.has('timeout') ? positiveInt(section.name, 'timeout', v.get('timeout')!, 1, 600) : 30) * 1000,
+        onFailure: v.has('on_failure') ? policy(section.name, v.get('on_failure')!) : settings.onFailure,
+      }),
+    );
+  }
+  return Object.freeze({ settings, targets: Object.freeze(targets) });
+}
+
+/** Identity of a reload, so a service is reloaded once per revision even when several of its targets changed. */
+export function reloadKey(action: ReloadAction): string {
+  return JSON.stringify(action);
+}

@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import { AppError } from '../../src/errors.js';
+import { parseIni } from '../../src/ini/document.js';
+import { DEFAULT_SYNC_SETTINGS, parseReload, parseSyncConfig } from '../../src/sync/target-spec.js';
+
+const base = { dataDir: '/srv/data', configDir: '/srv/data/config', protectedPaths: ['/srv/data/config/config.ini', '/srv/data/config/system.ini'] };
+const parse = (text: string) => parseSyncConfig({ ...base, doc: parseIni(text) });
+
+function failure(text: string): string {
+  try {
+    parse(text);
+  } catch (error) {
+    if (error instanceof AppError && error.code === 'TARGET_INVALID') return error.message;
+    throw error;
+  }
+  throw new Error('expected TARGET_INVALID');
+}
+
+describe('sync target declarations', () => {
+  it('when a target is fully declared, then every key is parsed', () => {
+    const { targets, settings } = parse(`[target:gitea]
+sections = gitea, domain
+format = gitea
+output = /data/gitea/conf/app.ini
+write = inplace
+mode = 0640
+reload = docker:restart:websoft9-git
+health = http:http://127.0.0.1:3000/api/healthz
+check = /usr/bin/test -s {file}
+timeout = 45
+on_failure = keep
+`);
+    expect(settings).toEqual(DEFAULT_SYNC_SETTINGS);
+    expect(targets).toEqual([
+      {
+        name: 'gitea',
+        sections: ['gitea', 'domain'],
+        format: 'gitea',
+        output: '/data/gitea/conf/app.ini',
+        write: 'inplace',
+        mode: 0o640,
+        reload: { kind: 'docker_restart', container: { by: 'name', name: 'websoft9-git' } },
+        health: { kind: 'http', url: 'http://127.0.0.1:3000/api/healthz' },
+        check: { kind: 'exec', argv: ['/usr/bin/test', '-s', '{file}'] },
+        timeoutMs: 45_000,
+        onFailure: 'keep',
+      },
+    ]);
+  });
+
+  it('when optional keys are left out, then the documented defaults apply and relative paths resolve', () => {
+    const [target] = parse('[sync]\non_failure = keep\ndebounce_min_ms = 20\n[target:t]\nsections = a\nformat = template\ntemplate = t.tmpl\noutput = out/t.conf\n').targets;
+    expect(target).toMatchObject({ write: 'auto', mode: 0o600, reload: { kind: 'none' }, health: { kind: 'auto' }, timeoutMs: 30_000, onFailure: 'keep' });
+    expect(target!.output).toBe('/srv/data/out/t.conf');
+    expect(target!.template).toBe('/srv/data/config/t.tmpl');
+  });
+
+  it.each([
+    ['docker:signal:HUP:label=com.docker.compose.service=proxy', { kind: 'docker_signal', signal: 'HUP', container: { by: 'label', label: 'com.docker.compose.service', value: 'proxy' } }],
+    ['docker:signal:SIGUSR1:web', { kind: 'docker_signal', signal: 'USR1', container: { by: 'name', name: 'web' } }],
+    ['docker:exec:web:nginx -s reload', { kind: 'docker_exec', container: { by: 'name', name: 'web' }, command: ['nginx', '-s', 'reload'] }],
+    ['supervisor:restart:nginx', { kind: 'supervisor_restart', program: 'nginx' }],
+    ['supervisor:signal:HUP:nginx', { kind: 'supervisor_signal', signal: 'HUP', program: 'nginx' }],
+    ['http:POST:http://127.0.0.1:9000/reload', { kind: 'http', method: 'POST', url: 'http://127.0.0.1:9000/reload' }],
+    ['none', { kind: 'none' }],
+  ])('when reload is %s, then it parses to the action', (text, action) => {
+    expect(parseReload('target:x', text)).toEqual(action);
+  });
+
+  it.each([
+    ['[target:x]\nformat = json\noutput = a\n', 'system.ini [target:x] sections: is required'],
+    ['[target:x]\nsections = a\nformat = xml\noutput = a\n', 'system.ini [target:x] format: "xml" is not one of'],
+    ['[target:x]\nsections = a\nformat = json\noutput = a\nreload = docker:bounce:web\n', 'system.ini [target:x] reload: "docker:bounce:web" is not one of'],
+    ['[target:x]\nsections = a\nformat = json\noutput = a\nreload = docker:restart:bad name\n', 'system.ini [target:x] reload: "bad name" is not a container name'],
+    ['[target:x]\nsections = a\nformat = json\noutput = a\nmode = 999\n', 'system.ini [target:x] mode:'],
+    ['[target:x]\nsections = a\nformat = json\noutput = a\ntimeout = 0\n', 'system.ini [target:x] timeout: must be a whole number from 1 to 600'],
+    ['[target:x]\nsections = a\nformat = json\noutput = a\ncolour = red\n', 'system.ini [target:x] colour: unknown key'],
+    ['[target:x]\nsections = a\nformat = json\noutput = a\nhealth = sometimes\n', 'system.ini [target:x] health:'],
+    ['[target:x]\nsections = a\nformat = json\noutput = a\ncheck = nginx -t\n', 'system.ini [target:x] check: the command must start with an absolute path'],
+    ['[target:x]\nsections = a\nformat = json\noutput = config/config.ini\n', 'system.ini [target:x] output: must not be a file confhub reads'],
+    ['[target:x]\nsections = a\nformat = json\noutput = a\n[target:y]\nsections = a\nformat = json\noutput = /srv/data/a\n', 'system.ini [target:y] output: is also the output of [target:x]'],
+    ['[target:x]\nsections = a\nformat = template\noutput = a\n', 'system.ini [target:x] template: is required with format = template'],
+    ['[target:X Y]\nsections = a\nformat = json\noutput = a\n', 'system.ini [target:X Y]: the target name'],
+    ['[target:x]\nsections = a,,b\nformat = json\noutput = a\n', 'system.ini [target:x] sections: an empty section name'],
+    ['[sync]\ndebounce_min_ms = 500\ndebounce_max_ms = 100\n', 'system.ini [sync] debounce_max_ms: must not be below debounce_min_ms'],
+    ['[sync]\nsupervisor_url = /tmp/sock\n', 'system.ini [sync] supervisor_url:'],
+  ])('when the declaration is bad, then start-up names the section and key (%#)', (text, message) => {
+    expect(failure(text)).toContain(message);
+  });
+});
