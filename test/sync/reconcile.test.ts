@@ -1,0 +1,181 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AppError } from '../../src/errors.js';
+import { parseIni } from '../../src/ini/document.js';
+import { createReconciler, type ReloadResult, type ServiceActions } from '../../src/sync/reconcile.js';
+import type { ReloadAction, TargetSpec } from '../../src/sync/target-spec.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'confhub-reconcile-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const restartA: ReloadAction = { kind: 'docker_restart', container: { by: 'name', name: 'a' } };
+const restartB: ReloadAction = { kind: 'supervisor_restart', program: 'b' };
+
+function target(name: string, overrides: Partial<TargetSpec> = {}): TargetSpec {
+  return {
+    name,
+    sections: ['app'],
+    format: 'json',
+    output: join(dir, `${name}.json`),
+    write: 'rename',
+    mode: 0o600,
+    reload: restartA,
+    health: { kind: 'auto' },
+    timeoutMs: 1000,
+    onFailure: 'rollback',
+    ...overrides,
+  };
+}
+
+/** Records calls; failures are scripted per action description. */
+function fakeActions(script: { failReload?: Record<string, AppError>; failVerify?: Record<string, AppError[]>; failCheck?: boolean } = {}) {
+  const calls: string[] = [];
+  const actions: ServiceActions = {
+    describe: (action) => ('program' in action ? action.program : 'container' in action && action.container.by === 'name' ? action.container.name : action.kind),
+    async reload(action): Promise<ReloadResult> {
+      const name = actions.describe(action);
+      calls.push(`reload ${name}`);
+      const error = script.failReload?.[name];
+      if (error) throw error;
+      return { reloaded: true };
+    },
+    async verify(action) {
+      const name = actions.describe(action);
+      calls.push(`verify ${name}`);
+      const queue = script.failVerify?.[name];
+      const error = queue?.shift();
+      if (error) throw error;
+    },
+    async runCheck(_check, path) {
+      calls.push(`check ${readFileSync(path, 'utf8').trim()}`);
+      if (script.failCheck) throw new AppError('CHECK_FAILED', 'Check failed', { details: 'bad file' });
+    },
+  };
+  return { actions, calls };
+}
+
+const render = (t: TargetSpec, input: { sections: readonly { name: string; values: ReadonlyMap<string, string> }[] }): string => {
+  const app = input.sections.find((s) => s.name === 'app');
+  if (!app) throw new AppError('RENDER_FAILED', 'Render failed', { details: `target ${t.name}: missing app` });
+  return `${JSON.stringify({ target: t.name, ...Object.fromEntries(app.values) })}\n`;
+};
+
+function reconciler(targets: TargetSpec[], actions: ServiceActions) {
+  return createReconciler({ targets, actions, render, readTemplate: async () => '', logger: pino({ level: 'silent' }) });
+}
+
+const doc = (v: string) => parseIni(`[app]\nv = ${v}\n`);
+const read = (name: string) => readFileSync(join(dir, `${name}.json`), 'utf8');
+
+describe('reconcile', () => {
+  it('when targets are new, then all are written and each service is reloaded and verified once', async () => {
+    const { actions, calls } = fakeActions();
+    const r = reconciler([target('one'), target('two'), target('three', { reload: restartB })], actions);
+    const result = await r.reconcile({ revision: 'r1', doc: doc('1'), force: false });
+    expect(result.outcome).toBe('applied');
+    expect(result.targets.map((t) => [t.target, t.changed, t.writeMode, t.reloaded, t.healthy, t.state])).toEqual([
+      ['one', true, 'rename', true, true, 'in_sync'],
+      ['two', true, 'rename', true, true, 'in_sync'],
+      ['three', true, 'rename', true, true, 'in_sync'],
+    ]);
+    expect(calls).toEqual(['reload a', 'verify a', 'reload b', 'verify b']);
+    expect(read('one')).toBe('{"target":"one","v":"1"}\n');
+    expect(statSync(join(dir, 'one.json')).mode & 0o777).toBe(0o600);
+  });
+
+  it('when nothing changed, then nothing is written or reloaded; force reloads without writing', async () => {
+    const { actions, calls } = fakeActions();
+    const r = reconciler([target('one')], actions);
+    await r.reconcile({ revision: 'r1', doc: doc('1'), force: false });
+    const inode = statSync(join(dir, 'one.json')).ino;
+    calls.length = 0;
+    const same = await r.reconcile({ revision: 'r1', doc: doc('1'), force: false });
+    expect(same.outcome).toBe('unchanged');
+    expect(calls).toEqual([]);
+    const forced = await r.reconcile({ revision: 'r1', doc: doc('1'), force: true });
+    expect(forced.outcome).toBe('applied');
+    expect(forced.targets[0]).toMatchObject({ changed: false, writeMode: null, reloaded: true });
+    expect(calls).toEqual(['reload a', 'verify a']);
+    expect(statSync(join(dir, 'one.json')).ino).toBe(inode);
+  });
+
+  it('when only the mode differs, then the file is rewritten', async () => {
+    const { actions } = fakeActions();
+    const r = reconciler([target('one')], actions);
+    await r.reconcile({ revision: 'r1', doc: doc('1'), force: false });
+    const { chmodSync } = await import('node:fs');
+    chmodSync(join(dir, 'one.json'), 0o644);
+    const result = await r.reconcile({ revision: 'r1', doc: doc('1'), force: false });
+    expect(result.targets[0]!.changed).toBe(true);
+    expect(statSync(join(dir, 'one.json')).mode & 0o777).toBe(0o600);
+  });
+
+  it('when a rollback-policy service fails its health check, then every target gets its previous files back, services are reloaded again, and config.ini rollback is asked for', async () => {
+    const unhealthy = new AppError('HEALTH_FAILED', 'Health check failed', { details: 'container a exited' });
+    const { actions, calls } = fakeActions({ failVerify: { b: [unhealthy] } });
+    const r = reconciler([target('one'), target('two', { reload: restartB })], actions);
+    writeFileSync(join(dir, 'one.json'), 'old one\n', { mode: 0o600 });
+    const result = await r.reconcile({ revision: 'r2', doc: doc('2'), force: false });
+    expect(result.outcome).toBe('rolled_back');
+    expect(result.rollbackConfig).toBe(true);
+    expect(result.targets.find((t) => t.target === 'two')).toMatchObject({ state: 'failed', healthy: false, error: { code: 'HEALTH_FAILED' } });
+    expect(result.targets.find((t) => t.target === 'one')!.state).toBe('rolled_back');
+    expect(read('one')).toBe('old one\n');
+    expect(readdirSync(dir).sort()).toEqual(['one.json']);
+    expect(calls).toEqual(['reload a', 'verify a', 'reload b', 'verify b', 'reload b', 'verify b', 'reload a', 'verify a']);
+  });
+
+  it('when a keep-policy service fails, then only its files are restored and the others stay on the new revision', async () => {
+    const { actions } = fakeActions({ failReload: { b: new AppError('RELOAD_FAILED', 'Reload failed', { details: 'exit 1' }) } });
+    const r = reconciler([target('one', { onFailure: 'keep' }), target('two', { reload: restartB, onFailure: 'keep' })], actions);
+    writeFileSync(join(dir, 'two.json'), 'old two\n', { mode: 0o600 });
+    const result = await r.reconcile({ revision: 'r2', doc: doc('2'), force: false });
+    expect(result.outcome).toBe('failed');
+    expect(result.rollbackConfig).toBe(false);
+    expect(read('one')).toBe('{"target":"one","v":"2"}\n');
+    expect(read('two')).toBe('old two\n');
+  });
+
+  it('when the service cannot be reached, then the file is written and the reload stays pending', async () => {
+    const { actions } = fakeActions({ failReload: { a: new AppError('SERVICE_UNREACHABLE', 'Service unreachable', { details: 'no docker socket' }) } });
+    const r = reconciler([target('one')], actions);
+    const result = await r.reconcile({ revision: 'r1', doc: doc('1'), force: false });
+    expect(result.outcome).toBe('applied');
+    expect(result.targets[0]).toMatchObject({ state: 'pending_reload', reloaded: false, writeMode: 'rename', error: { code: 'SERVICE_UNREACHABLE' } });
+    expect(read('one')).toBe('{"target":"one","v":"1"}\n');
+  });
+
+  it('when the check of a staged file fails, then nothing is written anywhere and no temp file is left', async () => {
+    const { actions, calls } = fakeActions({ failCheck: true });
+    const r = reconciler([target('one', { reload: restartB }), target('two', { check: { kind: 'exec', argv: ['/bin/true'] } })], actions);
+    const result = await r.reconcile({ revision: 'r1', doc: doc('1'), force: false });
+    expect(result.outcome).toBe('rolled_back');
+    expect(result.targets.find((t) => t.target === 'two')).toMatchObject({ state: 'failed', error: { code: 'CHECK_FAILED' } });
+    expect(readdirSync(dir)).toEqual([]);
+    expect(calls).toEqual(['check {"target":"two","v":"1"}']);
+  });
+
+  it('when a section is missing, then the revision fails before anything is written', async () => {
+    const { actions, calls } = fakeActions();
+    const r = reconciler([target('one')], actions);
+    const result = await r.reconcile({ revision: 'r1', doc: parseIni('[other]\nx = 1\n'), force: false });
+    expect(result.outcome).toBe('rolled_back');
+    expect(result.targets[0]!.error).toMatchObject({ code: 'RENDER_FAILED', details: 'target one: missing app' });
+    expect(calls).toEqual([]);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('when only some targets are asked for, then only they are reconciled', async () => {
+    const { actions, calls } = fakeActions();
+    const r = reconciler([target('one'), target('two', { reload: restartB })], actions);
+    const result = await r.reconcile({ revision: 'r1', doc: doc('1'), force: true, only: ['two'] });
+    expect(result.targets.map((t) => t.target)).toEqual(['two']);
+    expect(calls).toEqual(['reload b', 'verify b']);
+  });
+});
