@@ -1,0 +1,371 @@
+/**
+ * Docker Engine API driver for reloads: restart, signal, exec, and waiting until a container is
+ * back and healthy. It talks to one socket through dockerode; every call carries its own
+ * AbortSignal, so a hung daemon costs at most the caller's budget.
+ *
+ * Containers are named in system.ini either by name or by label (compose generates names such
+ * as `app-gitea-1`; the `com.docker.compose.service` label is stable). A label must select
+ * exactly one container: reloading "whichever came first" would hide a misconfiguration.
+ */
+import { PassThrough } from 'node:stream';
+import Docker from 'dockerode';
+import type { Logger } from 'pino';
+import { AppError, isAppError, type ErrorCode } from '../errors.js';
+import type { ContainerRef } from '../sync/target-spec.js';
+
+export type ContainerHealth = 'healthy' | 'unhealthy' | 'starting' | undefined;
+
+export interface ContainerState {
+  readonly running: boolean;
+  /** Docker's `State.Status`: created, running, restarting, exited, paused, dead. */
+  readonly status: string;
+  /** RFC 3339 with nanoseconds, as Docker reports it. */
+  readonly startedAt: string;
+  /** `undefined` when the container has no HEALTHCHECK. */
+  readonly health: ContainerHealth;
+  readonly restartCount: number;
+  readonly exitCode: number;
+}
+
+export interface ResolvedContainer {
+  readonly id: string;
+  readonly name: string;
+}
+
+export interface ExecResult {
+  readonly exitCode: number;
+  /** stdout and stderr interleaved as they arrived, cut at OUTPUT_LIMIT_BYTES. */
+  readonly output: string;
+}
+
+export interface WaitHealthyOptions {
+  readonly timeoutMs: number;
+  /** The container must have started after this StartedAt (the value seen before a restart). */
+  readonly startedAfter?: string;
+  /**
+   * For containers without a HEALTHCHECK: how long they must keep running (same StartedAt, no
+   * restarts) before they count as up. "Running" right after a start says little; a process that
+   * dies on a bad config file usually does so within the first second.
+   */
+  readonly stableMs?: number;
+}
+
+export interface DockerDriver {
+  readonly socketPath: string;
+  ping(timeoutMs: number): Promise<void>;
+  resolve(ref: ContainerRef, options?: { timeoutMs?: number }): Promise<ResolvedContainer>;
+  restart(ref: ContainerRef, options: { timeoutMs: number }): Promise<void>;
+  signal(ref: ContainerRef, signal: string, options?: { timeoutMs?: number }): Promise<void>;
+  /** Runs argv (no shell) inside the container. A non-zero exit is returned, not thrown: the caller decides what it means. */
+  exec(ref: ContainerRef, argv: readonly string[], options: { timeoutMs: number }): Promise<ExecResult>;
+  inspectState(ref: ContainerRef, options?: { timeoutMs?: number }): Promise<ContainerState>;
+  waitHealthy(ref: ContainerRef, options: WaitHealthyOptions): Promise<ContainerState>;
+}
+
+export interface CreateDockerDriverInput {
+  socketPath: string;
+  logger: Logger;
+  /** Budget of the calls that take no timeout of their own (inspect, list, kill). */
+  defaultTimeoutMs?: number;
+  /** Interval between two inspections while waiting for a container. */
+  pollIntervalMs?: number;
+}
+
+export const OUTPUT_LIMIT_BYTES = 4096;
+const DEFAULT_CALL_TIMEOUT_MS = 10_000;
+const DEFAULT_POLL_INTERVAL_MS = 150;
+/** Errors of connect(2) on the socket: the daemon is not there (or not ours to talk to). */
+const UNREACHABLE_CODES = new Set(['ENOENT', 'ECONNREFUSED', 'EACCES', 'EPERM', 'ENOTSOCK', 'ECONNRESET', 'EPIPE']);
+
+/** What `docker` would print for the reference; used in messages and logs. */
+export function containerRefText(ref: ContainerRef): string {
+  if (ref.by === 'name') return ref.name;
+  return ref.value === undefined ? `label=${ref.label}` : `label=${ref.label}=${ref.value}`;
+}
+
+/**
+ * StartedAt as nanoseconds since the epoch. Docker trims trailing zeros of the fraction
+ * (RFC3339Nano), so the strings cannot be compared as text: "…:32.5Z" > "…:32.50001Z".
+ */
+export function startedAtNanos(text: string): bigint | undefined {
+  const match = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(text);
+  if (!match) return undefined;
+  const seconds = Date.parse(`${match[1]}${match[3]}`);
+  if (Number.isNaN(seconds)) return undefined;
+  const fraction = (match[2] ?? '').padEnd(9, '0');
+  return BigInt(seconds) * 1_000_000n + BigInt(fraction);
+}
+
+/** Docker's "never started" is the zero time 0001-01-01T00:00:00Z. */
+function startedAfter(current: string, before: string): boolean {
+  const a = startedAtNanos(current);
+  const b = startedAtNanos(before);
+  if (a === undefined) return false;
+  if (b === undefined) return true;
+  return a > b;
+}
+
+function describeState(state: ContainerState | undefined): string {
+  if (!state) return 'no state seen';
+  const parts = [state.status];
+  if (!state.running && state.status !== 'created') parts.push(`exit code ${state.exitCode}`);
+  if (state.health) parts.push(`health ${state.health}`);
+  parts.push(`started ${state.startedAt}`);
+  if (state.restartCount > 0) parts.push(`restarts ${state.restartCount}`);
+  return parts.join(', ');
+}
+
+interface DockerApiError {
+  statusCode?: number;
+  code?: string;
+  json?: { message?: string } | null;
+  message?: string;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+}
+
+export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver {
+  const { socketPath } = input;
+  const defaultTimeoutMs = input.defaultTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+  const pollIntervalMs = input.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+  const log = input.logger.child({ module: 'reload-docker' });
+  // No modem-wide `timeout`: it is an idle-socket timeout, wrong for `restart?t=` which is
+  // legitimately silent for t seconds. Each call gets an AbortSignal instead.
+  const docker = new Docker({ socketPath });
+
+  /** Maps whatever dockerode threw to an AppError; `code` is used for API-level refusals. */
+  function toAppError(error: unknown, signal: AbortSignal, code: ErrorCode, what: string, timeoutMs: number): AppError {
+    if (isAppError(error)) return error;
+    const e = (error ?? {}) as DockerApiError;
+    if (signal.aborted) {
+      return new AppError('TIMEOUT', `Docker did not answer in time: ${what}`, {
+        details: `${what}: no answer from the Docker engine at ${socketPath} within ${timeoutMs} ms`,
+        cause: error,
+      });
+    }
+    if (e.code && UNREACHABLE_CODES.has(e.code)) {
+      return new AppError('SERVICE_UNREACHABLE', `Docker engine unreachable: ${what}`, {
+        details: `${what}: cannot connect to the Docker engine at ${socketPath} (${e.code})`,
+        data: { socket: socketPath },
+        cause: error,
+      });
+    }
+    const daemonMessage = e.json?.message ?? e.message ?? String(error);
+    return new AppError(code, `Docker refused: ${what}`, {
+      details: `${what}: ${e.statusCode ? `HTTP ${e.statusCode}: ` : ''}${daemonMessage}`.trim(),
+      cause: error,
+    });
+  }
+
+  /** Runs one API call with its own deadline and error mapping. */
+  async function call<T>(what: string, timeoutMs: number, code: ErrorCode, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const signal = AbortSignal.timeout(Math.max(1, timeoutMs));
+    try {
+      return await run(signal);
+    } catch (error) {
+      throw toAppError(error, signal, code, what, timeoutMs);
+    }
+  }
+
+  async function resolve(ref: ContainerRef, options: { timeoutMs?: number } = {}, code: ErrorCode = 'RELOAD_FAILED'): Promise<ResolvedContainer> {
+    const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+    if (ref.by === 'name') {
+      const info = await call(`inspect container ${ref.name}`, timeoutMs, code, async (abortSignal) => {
+        try {
+          return await docker.getContainer(ref.name).inspect({ abortSignal });
+        } catch (error) {
+          if ((error as DockerApiError).statusCode === 404) {
+            // Not created yet (first boot, a service still being deployed): the reload waits and is retried.
+            throw new AppError('SERVICE_UNREACHABLE', `No such container: ${ref.name}`, { details: `container "${ref.name}" does not exist (yet)`, data: { container: ref.name }, cause: error });
+          }
+          throw error;
+        }
+      });
+      return { id: info.Id, name: info.Name.replace(/^\//, '') };
+    }
+    const filter = ref.value === undefined ? ref.label : `${ref.label}=${ref.value}`;
+    const text = containerRefText(ref);
+    const all = await call(`list containers with ${text}`, timeoutMs, code, (abortSignal) =>
+      docker.listContainers({ all: true, filters: { label: [filter] }, abortSignal }),
+    );
+    // Stopped leftovers (e.g. one-off `compose run` containers) share the service label; when
+    // exactly one of the matches is running, that is the service.
+    const running = all.filter((c) => c.State === 'running');
+    const chosen = all.length === 1 ? all[0] : running.length === 1 ? running[0] : undefined;
+    if (!chosen) {
+      const names = all.map((c) => (c.Names[0] ?? c.Id.slice(0, 12)).replace(/^\//, ''));
+      // None yet is a service not up yet (retried); several is a declaration to fix.
+      throw new AppError(all.length === 0 ? 'SERVICE_UNREACHABLE' : code, `Label ${filter} matches ${all.length} containers, expected exactly one`, {
+        details:
+          all.length === 0
+            ? `no container has the label ${filter}`
+            : `the label ${filter} matches ${all.length} containers (${running.length} running): ${names.join(', ')}`,
+        data: { label: filter, matches: all.length },
+      });
+    }
+    return { id: chosen.Id, name: (chosen.Names[0] ?? chosen.Id.slice(0, 12)).replace(/^\//, '') };
+  }
+
+  async function inspectState(ref: ContainerRef, options: { timeoutMs?: number } = {}, code: ErrorCode = 'RELOAD_FAILED'): Promise<ContainerState> {
+    const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+    const started = Date.now();
+    const { id, name } = await resolve(ref, { timeoutMs }, code);
+    const info = await call(`inspect container ${name}`, Math.max(1, timeoutMs - (Date.now() - started)), code, (abortSignal) =>
+      docker.getContainer(id).inspect({ abortSignal }),
+    );
+    const health = info.State.Health?.Status;
+    return {
+      running: info.State.Running,
+      status: info.State.Status,
+      startedAt: info.State.StartedAt,
+      health: health === 'healthy' || health === 'unhealthy' || health === 'starting' ? health : undefined,
+      restartCount: info.RestartCount ?? 0,
+      exitCode: info.State.ExitCode,
+    };
+  }
+
+  return {
+    socketPath,
+
+    async ping(timeoutMs) {
+      // @types/dockerode omits ping's options; lib/docker.js passes opts.abortSignal to the modem.
+      const pingable = docker as unknown as { ping(options: { abortSignal: AbortSignal }): Promise<unknown> };
+      await call('ping', timeoutMs, 'SERVICE_UNREACHABLE', (abortSignal) => pingable.ping({ abortSignal }));
+    },
+
+    resolve: (ref, options) => resolve(ref, options),
+
+    async restart(ref, { timeoutMs }) {
+      const started = Date.now();
+      const { id, name } = await resolve(ref, { timeoutMs });
+      const remaining = Math.max(1, timeoutMs - (Date.now() - started));
+      // Half of the budget is for the graceful stop (Docker sends SIGKILL after `t` seconds), the
+      // rest for the start; the HTTP call itself is cut at the full budget.
+      const t = Math.max(0, Math.floor(remaining / 2 / 1000));
+      log.info({ container: name, t }, 'restarting container');
+      await call(`restart container ${name}`, remaining, 'RELOAD_FAILED', (abortSignal) => docker.getContainer(id).restart({ t, abortSignal }));
+    },
+
+    async signal(ref, signal, options = {}) {
+      const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+      const { id, name } = await resolve(ref, { timeoutMs });
+      log.info({ container: name, signal }, 'signalling container');
+      // Docker answers 409 when the container is not running: a signal cannot reload it.
+      await call(`send ${signal} to container ${name}`, timeoutMs, 'RELOAD_FAILED', (abortSignal) => docker.getContainer(id).kill({ signal, abortSignal }));
+    },
+
+    async exec(ref, argv, { timeoutMs }) {
+      const deadline = Date.now() + timeoutMs;
+      const remaining = (): number => Math.max(1, deadline - Date.now());
+      const { id, name } = await resolve(ref, { timeoutMs });
+      const what = `exec ${argv[0] ?? ''} in container ${name}`;
+      const container = docker.getContainer(id);
+      // Cmd is an argv array: Docker execs it directly, no shell sees it.
+      const exec = await call(what, remaining(), 'RELOAD_FAILED', (abortSignal) =>
+        container.exec({ Cmd: [...argv], AttachStdout: true, AttachStderr: true, Tty: false, abortSignal }),
+      );
+      const output = await call(what, remaining(), 'RELOAD_FAILED', async (abortSignal) => {
+        const stream = (await exec.start({ hijack: true, stdin: false, abortSignal })) as NodeJS.ReadWriteStream & { destroy?: (error?: Error) => void };
+        return await new Promise<string>((resolveOutput, reject) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          const sink = new PassThrough();
+          sink.on('data', (chunk: Buffer) => {
+            // Keep reading past the cap (the process must not block on a full pipe) but keep nothing beyond it.
+            if (size < OUTPUT_LIMIT_BYTES) chunks.push(chunk.subarray(0, OUTPUT_LIMIT_BYTES - size));
+            size += chunk.length;
+          });
+          // Without a TTY, Docker multiplexes stdout and stderr with 8-byte frame headers.
+          docker.modem.demuxStream(stream, sink, sink);
+          const onAbort = (): void => {
+            stream.destroy?.();
+            reject(abortSignal.reason instanceof Error ? abortSignal.reason : new Error('aborted'));
+          };
+          abortSignal.addEventListener('abort', onAbort, { once: true });
+          stream.on('end', () => {
+            abortSignal.removeEventListener('abort', onAbort);
+            resolveOutput(Buffer.concat(chunks).toString('utf8') + (size > OUTPUT_LIMIT_BYTES ? '\n[output truncated]' : ''));
+          });
+          stream.on('error', (error: Error) => {
+            abortSignal.removeEventListener('abort', onAbort);
+            reject(error);
+          });
+        });
+      });
+      // The stream ends when the process exits; ExitCode can still be null for a moment after.
+      for (;;) {
+        const info = await call(what, remaining(), 'RELOAD_FAILED', (abortSignal) => exec.inspect({ abortSignal }));
+        if (!info.Running && info.ExitCode !== null) {
+          log.debug({ container: name, exitCode: info.ExitCode }, 'exec finished');
+          return { exitCode: info.ExitCode, output };
+        }
+        if (Date.now() >= deadline) {
+          throw new AppError('TIMEOUT', `Docker did not report the exit code: ${what}`, { details: `${what}: no exit code within ${timeoutMs} ms` });
+        }
+        await sleep(Math.min(50, remaining()));
+      }
+    },
+
+    inspectState: (ref, options) => inspectState(ref, options),
+
+    async waitHealthy(ref, options) {
+      const { timeoutMs } = options;
+      const stableMs = options.stableMs ?? 0;
+      const deadline = Date.now() + timeoutMs;
+      const text = containerRefText(ref);
+      let last: ContainerState | undefined;
+      let lastError: AppError | undefined;
+      // Start of the current uninterrupted run (same StartedAt and restart count) in our polls.
+      let stableSince: { at: number; startedAt: string; restartCount: number } | undefined;
+      const failed = (why: string): AppError =>
+        new AppError('HEALTH_FAILED', `Container ${text} is not healthy: ${why}`, {
+          details: `container ${text}: ${why}; last seen: ${lastError && !last ? lastError.details : describeState(last)}`,
+          data: { container: text, ...(last ? { state: last.status, health: last.health ?? null } : {}) },
+          ...(lastError ? { cause: lastError } : {}),
+        });
+      for (;;) {
+        const now = Date.now();
+        if (now >= deadline) throw failed(`not healthy within ${timeoutMs} ms`);
+        try {
+          // Each inspection only gets the time left, so the loop cannot overrun the budget.
+          last = await inspectState(ref, { timeoutMs: Math.min(defaultTimeoutMs, deadline - now) }, 'HEALTH_FAILED');
+          lastError = undefined;
+        } catch (error) {
+          // inspectState only throws AppErrors (call() maps everything); anything else is a bug to surface.
+          if (!isAppError(error)) throw error;
+          const appError = error;
+          // The engine being gone is not a health verdict on the container; say so.
+          if (appError.code === 'SERVICE_UNREACHABLE') throw appError;
+          // A container removed while we wait fails at once; a slow answer is retried.
+          if (appError.code === 'HEALTH_FAILED') {
+            lastError = appError;
+            throw failed(appError.details);
+          }
+          lastError = appError;
+          await sleep(Math.min(pollIntervalMs, deadline - Date.now()));
+          continue;
+        }
+        const fresh = options.startedAfter === undefined || startedAfter(last.startedAt, options.startedAfter);
+        if (!last.running && last.status !== 'restarting') {
+          // Exited, dead or never started: waiting will not change that (no restart policy at work).
+          throw failed(fresh ? 'it stopped after the reload' : 'it is not running');
+        }
+        if (last.running && fresh) {
+          if (last.health === 'unhealthy') throw failed('its health check reports unhealthy');
+          if (last.health === 'healthy') return last;
+          if (last.health === undefined) {
+            if (!stableSince || stableSince.startedAt !== last.startedAt || stableSince.restartCount !== last.restartCount) {
+              stableSince = { at: Date.now(), startedAt: last.startedAt, restartCount: last.restartCount };
+            }
+            if (Date.now() - stableSince.at >= stableMs) return last;
+          }
+        } else {
+          stableSince = undefined;
+        }
+        await sleep(Math.min(pollIntervalMs, deadline - Date.now()));
+      }
+    },
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * HTTP reload hooks (`reload = http:POST:URL`) and health probes (`health = http:URL`), with
+ * Node's global fetch. Each request is cut by AbortSignal.timeout.
+ *
+ * URLs may carry credentials (`http://user:pass@127.0.0.1:81/reload`) or tokens in the query;
+ * messages and logs only ever show origin and path (see safeUrl).
+ */
+import { AppError } from '../errors.js';
+
+export interface HttpCallOptions {
+  readonly timeoutMs: number;
+}
+
+export interface ProbeHealthOptions extends HttpCallOptions {
+  /** Pause between two probes while the service is not answering 2xx yet. */
+  readonly intervalMs?: number;
+}
+
+/** What can be shown of a URL: no userinfo, no query, no fragment. */
+export function safeUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
+/**
+ * fetch refuses URLs with userinfo ("Request cannot be constructed from a URL that includes
+ * credentials"); they become a basic auth header instead.
+ */
+function requestParts(url: string, code: 'RELOAD_FAILED' | 'HEALTH_FAILED'): { url: string; headers: Record<string, string> } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (error) {
+    throw new AppError(code, 'Invalid URL', { details: 'the URL cannot be parsed', cause: error });
+  }
+  const headers: Record<string, string> = {};
+  if (parsed.username !== '' || parsed.password !== '') {
+    const credentials = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
+    headers.authorization = `Basic ${Buffer.from(credentials).toString('base64')}`;
+    parsed.username = '';
+    parsed.password = '';
+  }
+  return { url: parsed.toString(), headers };
+}
+
+function isTimeout(error: unknown): boolean {
+  const name = (error as { name?: string } | undefined)?.name;
+  return name === 'TimeoutError' || name === 'AbortError';
+}
+
+/** "ECONNREFUSED" and friends live on error.cause for undici's "fetch failed". */
+function networkReason(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } } | undefined)?.cause;
+  return cause?.code ?? cause?.message ?? (error as Error | undefined)?.message ?? String(error);
+}
+
+async function discardBody(response: Response): Promise<void> {
+  // An unread body keeps the connection (and the process) busy.
+  try {
+    await response.body?.cancel();
+  } catch {
+    /* the body is of no interest */
+  }
+}
+
+/** POST to a reload hook; anything but 2xx within the timeout is RELOAD_FAILED (TIMEOUT / SERVICE_UNREACHABLE when nothing answered). */
+export async function postReload(url: string, { timeoutMs }: HttpCallOptions): Promise<void> {
+  const shown = safeUrl(url);
+  const request = requestParts(url, 'RELOAD_FAILED');
+  let response: Response;
+  try {
+    // redirect: 'manual' — a reload hook that redirects is misconfigured; following it could
+    // replay the POST somewhere else.
+    response = await fetch(request.url, { method: 'POST', headers: request.headers, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+  } catch (error) {
+    if (isTimeout(error)) {
+      throw new AppError('TIMEOUT', 'Reload hook did not answer in time', { details: `POST ${shown}: no answer within ${timeoutMs} ms`, data: { url: shown }, cause: error });
+    }
+    throw new AppError('SERVICE_UNREACHABLE', 'Reload hook unreachable', { details: `POST ${shown}: ${networkReason(error)}`, data: { url: shown }, cause: error });
+  }
+  await discardBody(response);
+  if (response.status < 200 || response.status > 299) {
+    throw new AppError('RELOAD_FAILED', `Reload hook answered ${response.status}`, { details: `POST ${shown}: HTTP ${response.status}`, data: { url: shown, status: response.status } });
+  }
+}
+
+/** GET until a 2xx answer, for at most timeoutMs; HEALTH_FAILED with the last status or error otherwise. */
+export async function probeHealth(url: string, options: ProbeHealthOptions): Promise<void> {
+  const { timeoutMs } = options;
+  const intervalMs = options.intervalMs ?? 250;
+  const shown = safeUrl(url);
+  const request = requestParts(url, 'HEALTH_FAILED');
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer yet';
+  for (;;) {
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) break;
+    try {
+      const response = await fetch(request.url, { headers: request.headers, redirect: 'manual', signal: AbortSignal.timeout(remaining) });
+      await discardBody(response);
+      if (response.status >= 200 && response.status <= 299) return;
+      last = `HTTP ${response.status}`;
+    } catch (error) {
+      last = isTimeout(error) ? 'no answer (timed out)' : networkReason(error);
+    }
+    const pause = Math.min(intervalMs, deadline - Date.now());
+    if (pause <= 0) break;
+    await new Promise((resolve) => setTimeout(resolve, pause));
+  }
+  throw new AppError('HEALTH_FAILED', 'Health endpoint did not answer 2xx', { details: `GET ${shown}: not 2xx within ${timeoutMs} ms; last: ${last}`, data: { url: shown } });
+}

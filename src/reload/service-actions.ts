@@ -1,0 +1,263 @@
+/**
+ * The one reload API the sync worker calls, whatever the service is: a sibling container
+ * (Docker), a program of supervisord, or an HTTP hook. It also runs the `check` command of a
+ * target against the staged file.
+ *
+ * reload() captures a "before" marker (container StartedAt, supervisord pid and start) so that
+ * verify() can tell the restarted service from the old one that had not stopped yet.
+ */
+import { execFile } from 'node:child_process';
+import type { Logger } from 'pino';
+import { AppError, isAppError } from '../errors.js';
+import type { CheckCommand, HealthCheck, ReloadAction } from '../sync/target-spec.js';
+import { containerRefText, type DockerDriver, type ExecResult } from './docker.js';
+import { postReload as defaultPostReload, probeHealth as defaultProbeHealth, safeUrl } from './http.js';
+import type { SupervisorDriver } from './supervisor.js';
+
+export interface ReloadResult {
+  readonly reloaded: boolean;
+  readonly before?: { readonly startedAt?: string; readonly pid?: number; readonly start?: number };
+}
+
+export interface ServiceActions {
+  reload(action: ReloadAction, options: { timeoutMs: number }): Promise<ReloadResult>;
+  verify(action: ReloadAction, health: HealthCheck, reloadResult: ReloadResult, options: { timeoutMs: number }): Promise<void>;
+  runCheck(check: CheckCommand, stagedPath: string, options: { timeoutMs: number }): Promise<void>;
+  describe(action: ReloadAction): string;
+}
+
+export interface HttpHooks {
+  postReload(url: string, options: { timeoutMs: number }): Promise<void>;
+  probeHealth(url: string, options: { timeoutMs: number }): Promise<void>;
+}
+
+export interface CreateServiceActionsInput {
+  docker: DockerDriver;
+  supervisor: SupervisorDriver;
+  logger: Logger;
+  /** Defaults to global fetch (http.ts). */
+  http?: HttpHooks;
+  /**
+   * How long a service must stay up after a reload to count as healthy when it has no health
+   * check of its own. Capped at half the target's timeout.
+   */
+  stableMs?: number;
+}
+
+/** Lines and bytes of a failing command's output that go into the error. */
+const OUTPUT_LINES = 10;
+const OUTPUT_BYTES = 1024;
+const CHECK_MAX_BUFFER = 256 * 1024;
+const DEFAULT_STABLE_MS = 1000;
+
+export function firstLines(output: string): string {
+  const lines = output.replace(/\r\n/g, '\n').split('\n').filter((l) => l.trim() !== '');
+  let text = lines.slice(0, OUTPUT_LINES).join('\n');
+  if (text.length > OUTPUT_BYTES) text = `${text.slice(0, OUTPUT_BYTES)}…`;
+  else if (lines.length > OUTPUT_LINES) text += '\n…';
+  return text;
+}
+
+/** `{file}` anywhere in an argument is the staged path; without one, the path is the last argument. */
+export function checkArgv(argv: readonly string[], stagedPath: string): string[] {
+  const placeholder = argv.some((a) => a.includes('{file}'));
+  const out = argv.map((a) => a.split('{file}').join(stagedPath));
+  return placeholder ? out : [...out, stagedPath];
+}
+
+export function describeAction(action: ReloadAction): string {
+  switch (action.kind) {
+    case 'none':
+      return 'none';
+    case 'docker_restart':
+      return `docker restart ${containerRefText(action.container)}`;
+    case 'docker_signal':
+      return `docker kill --signal ${action.signal} ${containerRefText(action.container)}`;
+    case 'docker_exec':
+      return `docker exec ${containerRefText(action.container)} ${action.command.join(' ')}`;
+    case 'supervisor_restart':
+      return `supervisorctl restart ${action.program}`;
+    case 'supervisor_signal':
+      return `supervisorctl signal ${action.signal} ${action.program}`;
+    case 'http':
+      return `${action.method} ${safeUrl(action.url)}`;
+  }
+}
+
+interface ExecFileFailure {
+  code?: number | string | null;
+  killed?: boolean;
+  signal?: NodeJS.Signals | null;
+  message?: string;
+}
+
+export function createServiceActions(input: CreateServiceActionsInput): ServiceActions {
+  const { docker, supervisor } = input;
+  const http: HttpHooks = input.http ?? { postReload: defaultPostReload, probeHealth: defaultProbeHealth };
+  const log = input.logger.child({ module: 'service-actions' });
+  const stableFor = (timeoutMs: number): number => Math.min(input.stableMs ?? DEFAULT_STABLE_MS, Math.floor(timeoutMs / 2));
+
+  async function reload(action: ReloadAction, { timeoutMs }: { timeoutMs: number }): Promise<ReloadResult> {
+    const deadline = Date.now() + timeoutMs;
+    const remaining = (): number => Math.max(1, deadline - Date.now());
+    const started = Date.now();
+    let result: ReloadResult;
+    switch (action.kind) {
+      case 'none':
+        return { reloaded: false };
+      case 'docker_restart': {
+        const before = await docker.inspectState(action.container, { timeoutMs: remaining() });
+        await docker.restart(action.container, { timeoutMs: remaining() });
+        result = { reloaded: true, before: { startedAt: before.startedAt } };
+        break;
+      }
+      case 'docker_signal': {
+        const before = await docker.inspectState(action.container, { timeoutMs: remaining() });
+        await docker.signal(action.container, action.signal, { timeoutMs: remaining() });
+        result = { reloaded: true, before: { startedAt: before.startedAt } };
+        break;
+      }
+      case 'docker_exec': {
+        const { exitCode, output } = await docker.exec(action.container, action.command, { timeoutMs: remaining() });
+        if (exitCode !== 0) {
+          const what = describeAction(action);
+          throw new AppError('RELOAD_FAILED', `Reload command failed with exit code ${exitCode}`, {
+            details: `${what}: exit code ${exitCode}${output.trim() ? `: ${firstLines(output)}` : ''}`,
+            data: { container: containerRefText(action.container), exitCode },
+          });
+        }
+        result = { reloaded: true };
+        break;
+      }
+      case 'supervisor_restart': {
+        const before = await supervisor.processInfo(action.program, { timeoutMs: remaining() });
+        await supervisor.restart(action.program, { timeoutMs: remaining() });
+        result = { reloaded: true, before: { pid: before.pid, start: before.start } };
+        break;
+      }
+      case 'supervisor_signal':
+        await supervisor.signal(action.program, action.signal, { timeoutMs: remaining() });
+        result = { reloaded: true };
+        break;
+      case 'http':
+        await http.postReload(action.url, { timeoutMs: remaining() });
+        result = { reloaded: true };
+        break;
+    }
+    log.info({ action: describeAction(action), durationMs: Date.now() - started }, 'reloaded');
+    return result;
+  }
+
+  async function verifyAuto(action: ReloadAction, reloadResult: ReloadResult, timeoutMs: number): Promise<void> {
+    const stableMs = stableFor(timeoutMs);
+    switch (action.kind) {
+      case 'docker_restart': {
+        const startedAfter = reloadResult.before?.startedAt;
+        await docker.waitHealthy(action.container, { timeoutMs, stableMs, ...(startedAfter !== undefined ? { startedAfter } : {}) });
+        return;
+      }
+      case 'docker_signal':
+      case 'docker_exec':
+        // Same container, no new StartedAt: it must still be running (and healthy, if it says).
+        await docker.waitHealthy(action.container, { timeoutMs, stableMs });
+        return;
+      case 'supervisor_restart': {
+        const { start, pid } = reloadResult.before ?? {};
+        await supervisor.waitRunning(action.program, {
+          timeoutMs,
+          stableMs,
+          ...(start !== undefined ? { startedAfter: start } : {}),
+          ...(pid !== undefined ? { previousPid: pid } : {}),
+        });
+        return;
+      }
+      case 'supervisor_signal':
+        await supervisor.waitRunning(action.program, { timeoutMs, stableMs });
+        return;
+      case 'http':
+      case 'none':
+        // Nothing to watch: an HTTP hook's answer was the verdict; `none` reloaded nothing.
+        return;
+    }
+  }
+
+  async function verify(action: ReloadAction, health: HealthCheck, reloadResult: ReloadResult, { timeoutMs }: { timeoutMs: number }): Promise<void> {
+    if (health.kind === 'none') return;
+    try {
+      if (health.kind === 'http') await http.probeHealth(health.url, { timeoutMs });
+      else await verifyAuto(action, reloadResult, timeoutMs);
+    } catch (error) {
+      // One verdict for the caller: whatever stopped the check (engine gone, timeout), the
+      // service was not seen healthy. The original code stays in the details and the cause.
+      if (isAppError(error) && error.code !== 'HEALTH_FAILED') {
+        throw new AppError('HEALTH_FAILED', `Could not verify ${describeAction(action)}`, { details: `${error.code}: ${error.details}`, data: { ...error.data }, cause: error });
+      }
+      throw error;
+    }
+  }
+
+  function runExecCheck(argv: readonly string[], stagedPath: string, timeoutMs: number): Promise<void> {
+    const [file, ...args] = checkArgv(argv, stagedPath);
+    if (!file) return Promise.reject(new AppError('CHECK_FAILED', 'Empty check command'));
+    const shown = argv.join(' ');
+    return new Promise((resolve, reject) => {
+      // execFile, no shell: the file name and the arguments reach the program as they are.
+      // The environment is reduced to PATH/LANG: a checker has no use for confhub's secrets.
+      execFile(
+        file,
+        args,
+        {
+          timeout: timeoutMs,
+          killSignal: 'SIGKILL',
+          maxBuffer: CHECK_MAX_BUFFER,
+          env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' },
+          windowsHide: true,
+        },
+        (error, stdout, stderr) => {
+          if (!error) {
+            resolve();
+            return;
+          }
+          const e = error as ExecFileFailure;
+          const output = firstLines(`${stdout}\n${stderr}`);
+          let why: string;
+          if (typeof e.code === 'string') why = `cannot run ${file}: ${e.code}`;
+          else if (e.killed && e.signal === 'SIGKILL') why = `killed after ${timeoutMs} ms`;
+          else if (e.signal) why = `killed by ${e.signal}`;
+          else why = `exit code ${e.code ?? 'unknown'}`;
+          reject(
+            new AppError('CHECK_FAILED', `Check rejected the file: ${why}`, {
+              details: `${shown}: ${why}${output ? `: ${output}` : ''}`,
+              data: { command: file, ...(typeof e.code === 'number' ? { exitCode: e.code } : {}) },
+              cause: error,
+            }),
+          );
+        },
+      );
+    });
+  }
+
+  async function runCheck(check: CheckCommand, stagedPath: string, { timeoutMs }: { timeoutMs: number }): Promise<void> {
+    if (check.kind === 'exec') return runExecCheck(check.argv, stagedPath, timeoutMs);
+    // docker_exec checks the service's own view (its mounted config), so no path is passed.
+    const what = `docker exec ${containerRefText(check.container)} ${check.command.join(' ')}`;
+    let result: ExecResult;
+    try {
+      result = await docker.exec(check.container, check.command, { timeoutMs });
+    } catch (error) {
+      if (isAppError(error) && error.code === 'RELOAD_FAILED') {
+        throw new AppError('CHECK_FAILED', 'Check could not run', { details: `${what}: ${error.details}`, data: { ...error.data }, cause: error });
+      }
+      throw error;
+    }
+    if (result.exitCode !== 0) {
+      const output = firstLines(result.output);
+      throw new AppError('CHECK_FAILED', `Check rejected the file: exit code ${result.exitCode}`, {
+        details: `${what}: exit code ${result.exitCode}${output ? `: ${output}` : ''}`,
+        data: { container: containerRefText(check.container), exitCode: result.exitCode },
+      });
+    }
+  }
+
+  return { reload, verify, runCheck, describe: describeAction };
+}

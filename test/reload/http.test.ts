@@ -1,0 +1,109 @@
+/**
+ * HTTP reload hooks and health probes against a real node:http server on 127.0.0.1.
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppError } from '../../src/errors.js';
+import { postReload, probeHealth, safeUrl } from '../../src/reload/http.js';
+import { expectAppError } from '../support/wait.js';
+
+
+/** A port on 127.0.0.1 that nothing listens on (it was free a moment ago). */
+async function closedPort(): Promise<number> {
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const port = (closed.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => closed.close(() => resolve()));
+  return port;
+}
+
+describe('HTTP reload hooks and health probes', () => {
+  let server: Server;
+  let base: string;
+  const seen: { method: string; url: string; authorization?: string }[] = [];
+  let flakyCalls = 0;
+
+  beforeAll(async () => {
+    server = createServer((req: IncomingMessage, res) => {
+      seen.push({ method: req.method ?? '', url: req.url ?? '', ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) });
+      const path = (req.url ?? '').split('?')[0];
+      if (path === '/ok') res.writeHead(204).end();
+      else if (path === '/fail') res.writeHead(500).end('boom');
+      else if (path === '/redirect') res.writeHead(302, { location: '/ok' }).end();
+      else if (path === '/flaky') res.writeHead(++flakyCalls < 3 ? 503 : 200).end('ok');
+      else if (path === '/slow') setTimeout(() => res.writeHead(200).end(), 5000).unref();
+      else if (path === '/auth') res.writeHead(req.headers.authorization === `Basic ${Buffer.from('hook:p@ss').toString('base64')}` ? 200 : 401).end();
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  it('when the hook answers 2xx, then postReload resolves after a POST', async () => {
+    await postReload(`${base}/ok`, { timeoutMs: 2000 });
+    expect(seen.at(-1)).toMatchObject({ method: 'POST', url: '/ok' });
+  });
+
+  it('when the hook answers 500, then RELOAD_FAILED with the status', async () => {
+    const error = await expectAppError(postReload(`${base}/fail`, { timeoutMs: 2000 }), 'RELOAD_FAILED');
+    expect(error.details).toContain('HTTP 500');
+    expect(error.data).toMatchObject({ status: 500 });
+  });
+
+  it('when the hook redirects, then it is not followed and counts as a failure', async () => {
+    const before = seen.length;
+    const error = await expectAppError(postReload(`${base}/redirect`, { timeoutMs: 2000 }), 'RELOAD_FAILED');
+    expect(error.details).toContain('HTTP 302');
+    expect(seen.length).toBe(before + 1);
+  });
+
+  it('when the hook does not answer in time, then TIMEOUT at the budget', async () => {
+    const started = Date.now();
+    await expectAppError(postReload(`${base}/slow`, { timeoutMs: 300 }), 'TIMEOUT');
+    expect(Date.now() - started).toBeLessThan(1500);
+  });
+
+  it('when nothing listens, then SERVICE_UNREACHABLE', async () => {
+    const port = await closedPort();
+    const error = await expectAppError(postReload(`http://127.0.0.1:${port}/reload`, { timeoutMs: 2000 }), 'SERVICE_UNREACHABLE');
+    expect(error.details).toContain('ECONNREFUSED');
+  });
+
+  it('when the URL carries credentials and a token, then they are sent but never shown', async () => {
+    await postReload(`http://hook:p%40ss@127.0.0.1:${new URL(base).port}/auth?token=t0ps3cret`, { timeoutMs: 2000 });
+    expect(seen.at(-1)).toMatchObject({ url: '/auth?token=t0ps3cret' });
+    const error = await expectAppError(postReload(`http://hook:wrong@127.0.0.1:${new URL(base).port}/auth?token=t0ps3cret`, { timeoutMs: 2000 }), 'RELOAD_FAILED');
+    expect(JSON.stringify({ m: error.message, d: error.details, data: error.data })).not.toMatch(/wrong|t0ps3cret/);
+    expect(safeUrl('http://u:pw@h:1/p?q=1#f')).toBe('http://h:1/p');
+  });
+
+  it('when the health endpoint answers 2xx, then probeHealth resolves; when it gets there after a few 503s, then too', async () => {
+    await probeHealth(`${base}/ok`, { timeoutMs: 2000 });
+    flakyCalls = 0;
+    await probeHealth(`${base}/flaky`, { timeoutMs: 3000, intervalMs: 50 });
+    expect(flakyCalls).toBe(3);
+  });
+
+  it('when the health endpoint keeps answering 500, then HEALTH_FAILED with the last status', async () => {
+    const started = Date.now();
+    const error = await expectAppError(probeHealth(`${base}/fail`, { timeoutMs: 600, intervalMs: 100 }), 'HEALTH_FAILED');
+    expect(error.details).toContain('last: HTTP 500');
+    expect(Date.now() - started).toBeLessThan(1500);
+  });
+
+  it('when the health endpoint hangs or is down, then HEALTH_FAILED within the timeout', async () => {
+    const started = Date.now();
+    const hung = await expectAppError(probeHealth(`${base}/slow`, { timeoutMs: 400 }), 'HEALTH_FAILED');
+    expect(hung.details).toContain('timed out');
+    expect(Date.now() - started).toBeLessThan(1500);
+    // (Not port 1: fetch refuses the spec's "bad ports" before connecting.)
+    const down = await expectAppError(probeHealth(`http://127.0.0.1:${await closedPort()}/health`, { timeoutMs: 400 }), 'HEALTH_FAILED');
+    expect(down.details).toContain('ECONNREFUSED');
+  });
+});

@@ -1,0 +1,204 @@
+/**
+ * The supervisord driver against a real, private supervisord (test/support/engines.ts), over its
+ * unix socket and over TCP on 127.0.0.1 with basic auth.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppError } from '../../src/errors.js';
+import { createLogger } from '../../src/log.js';
+import { createSupervisorDriver, type SupervisorDriver } from '../../src/reload/supervisor.js';
+import { SKIP_SUPERVISORD, startSupervisord, type PrivateSupervisord } from '../support/engines.js';
+import { eventually, expectAppError } from '../support/wait.js';
+
+const logLines: string[] = [];
+const logger = createLogger({
+  level: 'debug',
+  destination: new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      logLines.push(chunk.toString('utf8'));
+      callback();
+    },
+  }),
+});
+
+
+
+/** A port that was free a moment ago on 127.0.0.1 (supervisord needs a fixed one). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe('supervisord driver with nothing listening', () => {
+  it('when the socket does not exist, then SERVICE_UNREACHABLE naming it, quickly', async () => {
+    const url = `unix://${join(tmpdir(), 'confhub-no-such-dir', 'supervisor.sock')}`;
+    const driver = createSupervisorDriver({ url, logger });
+    const started = Date.now();
+    const error = await expectAppError(driver.ping(2000), 'SERVICE_UNREACHABLE');
+    expect(error.details).toContain(url);
+    await expectAppError(driver.restart('any', { timeoutMs: 2000 }), 'SERVICE_UNREACHABLE');
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it('when the URL is unusable, then the driver is still built and its calls fail with SERVICE_UNREACHABLE', async () => {
+    const driver = createSupervisorDriver({ url: 'http://[broken', logger });
+    await expectAppError(driver.ping(1000), 'SERVICE_UNREACHABLE');
+    await expectAppError(driver.restart('x', { timeoutMs: 1000 }), 'SERVICE_UNREACHABLE');
+  });
+
+  it('when supervisord accepts but never answers, then TIMEOUT at the budget', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'confhub-silent-'));
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(join(dir, 'silent.sock'), resolve));
+    try {
+      const driver = createSupervisorDriver({ url: `unix://${join(dir, 'silent.sock')}`, logger });
+      const started = Date.now();
+      await expectAppError(driver.ping(300), 'TIMEOUT');
+      await expectAppError(driver.waitRunning('x', { timeoutMs: 500, stableMs: 0 }), 'HEALTH_FAILED');
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      silent.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('when a TCP port refuses, then SERVICE_UNREACHABLE without the password in the message', async () => {
+    const port = await freePort();
+    const driver = createSupervisorDriver({ url: `http://admin:s3cret-pw@127.0.0.1:${port}`, logger });
+    const error = await expectAppError(driver.ping(2000), 'SERVICE_UNREACHABLE');
+    expect(JSON.stringify({ m: error.message, d: error.details, data: error.data })).not.toContain('s3cret-pw');
+    expect(driver.displayUrl).toBe(`http://127.0.0.1:${port}/RPC2`);
+  });
+});
+
+describe.skipIf(SKIP_SUPERVISORD)('supervisord driver against a private supervisord', () => {
+  let engine: PrivateSupervisord;
+  let driver: SupervisorDriver;
+  let dir: string;
+  let inetPort: number;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'confhub-supervisor-test-'));
+    writeFileSync(join(dir, 'conf'), 'version 1\n');
+    inetPort = await freePort();
+    engine = await startSupervisord(
+      [
+        {
+          // Reads its config file at start, logs HUPs, exits cleanly on TERM.
+          name: 'reader',
+          command: `/bin/sh -c 'cat ${dir}/conf > ${dir}/seen; trap "echo HUP >> ${dir}/hups" HUP; trap "exit 0" TERM; while true; do sleep 0.2; done'`,
+        },
+        { name: 'crasher', command: `/bin/sh -c 'exit 3'`, options: { autostart: false } },
+        // Counts as started at once (startsecs=0), then dies: only the stability window catches it.
+        { name: 'flaky', command: `/bin/sh -c 'sleep 0.4; exit 3'`, options: { autostart: false, startsecs: 0 } },
+        { name: 'idle', command: '/bin/sleep 1000', options: { autostart: false } },
+      ],
+      { inet: { port: inetPort, username: 'admin', password: 's3cret-pw' } },
+    );
+    console.info(`private supervisord answered getState after ${engine.startupMs} ms`);
+    driver = createSupervisorDriver({ url: engine.url, logger });
+    await driver.waitRunning('reader', { timeoutMs: 5000, stableMs: 0 });
+  });
+
+  afterAll(async () => {
+    await engine?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('when pinged over the unix socket, then supervisord says RUNNING; processInfo reports state, pid and start', async () => {
+    await expect(driver.ping(2000)).resolves.toBe('RUNNING');
+    const info = await driver.processInfo('reader');
+    expect(info.state).toBe('RUNNING');
+    expect(info.pid).toBeGreaterThan(0);
+    expect(Number.isInteger(info.start)).toBe(true);
+    expect(Math.abs(info.start - Date.now() / 1000)).toBeLessThan(60);
+    await expect(driver.processInfo('idle')).resolves.toMatchObject({ state: 'STOPPED', pid: 0 });
+  });
+
+  it('when restarted, then the program runs with a new pid and has re-read its file', async () => {
+    const before = await driver.processInfo('reader');
+    expect(readFileSync(join(dir, 'seen'), 'utf8')).toBe('version 1\n');
+    writeFileSync(join(dir, 'conf'), 'version 2\n');
+    const t0 = Date.now();
+    await driver.restart('reader', { timeoutMs: 10_000 });
+    const restartMs = Date.now() - t0;
+    const after = await driver.waitRunning('reader', { timeoutMs: 5000, stableMs: 300, startedAfter: before.start, previousPid: before.pid });
+    console.info(`supervisord restart took ${restartMs} ms (start ${before.start} -> ${after.start}, pid ${before.pid} -> ${after.pid})`);
+    expect(after.pid).not.toBe(before.pid);
+    expect(after.start).toBeGreaterThanOrEqual(before.start);
+    expect(readFileSync(join(dir, 'seen'), 'utf8')).toBe('version 2\n');
+  });
+
+  it('when waiting with the current pid and start as the "before" marker, then the old process does not pass for a restarted one', async () => {
+    const current = await driver.processInfo('reader');
+    const error = await expectAppError(
+      driver.waitRunning('reader', { timeoutMs: 600, stableMs: 0, startedAfter: current.start, previousPid: current.pid }),
+      'HEALTH_FAILED',
+    );
+    expect(error.details).toContain('RUNNING');
+  });
+
+  it('when signalled, then the program receives HUP and keeps its pid', async () => {
+    const before = await driver.processInfo('reader');
+    await driver.signal('reader', 'HUP');
+    await eventually('the condition holds', () => existsSync(join(dir, 'hups')) && readFileSync(join(dir, 'hups'), 'utf8').includes('HUP'));
+    const after = await driver.waitRunning('reader', { timeoutMs: 3000, stableMs: 200 });
+    expect(after.pid).toBe(before.pid);
+  });
+
+  it('when a stopped program is restarted, then it is simply started', async () => {
+    await expect(driver.processInfo('idle')).resolves.toMatchObject({ state: 'STOPPED' });
+    await driver.restart('idle', { timeoutMs: 5000 });
+    await expect(driver.waitRunning('idle', { timeoutMs: 3000, stableMs: 200 })).resolves.toMatchObject({ state: 'RUNNING' });
+  });
+
+  it('when the program exits right after start, then restart fails with RELOAD_FAILED and supervisord\'s fault', async () => {
+    const error = await expectAppError(driver.restart('crasher', { timeoutMs: 5000 }), 'RELOAD_FAILED');
+    expect(error.details).toContain('crasher');
+    expect(error.details).toMatch(/ABNORMAL_TERMINATION|SPAWN_ERROR/);
+    const info = await driver.processInfo('crasher');
+    console.info(`state after a failed start: ${info.state}`);
+    await expectAppError(driver.waitRunning('crasher', { timeoutMs: 2000, stableMs: 200 }), 'HEALTH_FAILED');
+  });
+
+  it('when the program dies inside the stability window, then waitRunning fails with HEALTH_FAILED and the state', async () => {
+    const before = await driver.processInfo('flaky');
+    await driver.restart('flaky', { timeoutMs: 5000 });
+    const error = await expectAppError(
+      driver.waitRunning('flaky', { timeoutMs: 3000, stableMs: 1000, startedAfter: before.start, previousPid: before.pid }),
+      'HEALTH_FAILED',
+    );
+    expect(error.details).toContain('EXITED');
+    expect(error.data).toMatchObject({ program: 'flaky', state: 'EXITED' });
+  });
+
+  it('when the program is unknown, then restart, signal and processInfo fail with RELOAD_FAILED "no such program"', async () => {
+    for (const call of [driver.restart('nope', { timeoutMs: 2000 }), driver.signal('nope', 'HUP'), driver.processInfo('nope')]) {
+      const error = await expectAppError(call, 'RELOAD_FAILED');
+      expect(error.message).toContain('No such program: nope');
+    }
+  });
+
+  it('when a program is not running, then signalling it fails with RELOAD_FAILED', async () => {
+    const error = await expectAppError(driver.signal('crasher', 'HUP'), 'RELOAD_FAILED');
+    expect(error.details).toContain('crasher');
+  });
+
+  it('when reached over http:// with basic auth from the URL, then it works; a wrong password is SERVICE_UNREACHABLE and never shown', async () => {
+    const good = createSupervisorDriver({ url: `http://admin:s3cret-pw@127.0.0.1:${inetPort}`, logger });
+    await expect(good.ping(2000)).resolves.toBe('RUNNING');
+    await expect(good.processInfo('reader')).resolves.toMatchObject({ state: 'RUNNING' });
+    const bad = createSupervisorDriver({ url: `http://admin:wrong-pw@127.0.0.1:${inetPort}`, logger });
+    const error = await expectAppError(bad.ping(2000), 'SERVICE_UNREACHABLE');
+    expect(error.details).toContain('401');
+    expect(JSON.stringify({ m: error.message, d: error.details, data: error.data })).not.toMatch(/s3cret-pw|wrong-pw/);
+    expect(logLines.join('')).not.toMatch(/s3cret-pw|wrong-pw/);
+  });
+});
