@@ -31,6 +31,7 @@ export const ERROR_CODES = [
   'HEALTH_FAILED',
   'SERVICE_UNREACHABLE',
   'TIMEOUT',
+  'SYNC_FAILED',
   'INTERNAL_ERROR',
 ] as const;
 

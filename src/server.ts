@@ -15,6 +15,11 @@ import { createApp } from './http/app.js';
 import type { RuntimeConfig } from './runtime-config.js';
 import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from './settings/schema.js';
 import { createReadOnlyIniStore, createSettingsStore } from './settings/store.js';
+import type { Actor } from './audit/audit-log.js';
+import { describeAction } from './reload/service-actions.js';
+import { createSyncService, type SyncService } from './sync/sync-service.js';
+import { parseSyncConfig } from './sync/target-spec.js';
+import { createWorkerHost } from './sync/worker-host.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -32,15 +37,51 @@ export async function startServer(config: RuntimeConfig, logger: Logger): Promis
   for (const name of await removeStaleTempFiles(config.configPath)) logger.warn({ name }, 'removed a temp file left by an interrupted write');
   const db = openDatabase({ path: config.databasePath });
   const audit = createAuditLog({ db });
-  const settings = createSettingsStore({ path: config.configPath, label: 'config.ini', schema: CONFIG_SCHEMA, audit, logger });
+  // The sync service is created after the store, which announces each revision to it just before writing.
+  let announce: (revision: string, actor: Actor) => void = () => undefined;
+  const settings = createSettingsStore({
+    path: config.configPath,
+    label: 'config.ini',
+    schema: CONFIG_SCHEMA,
+    audit,
+    logger,
+    beforeCommit: ({ revision, actor }) => announce(revision, actor),
+  });
   const system = createReadOnlyIniStore({ path: config.systemPath, label: 'system.ini', schema: SYSTEM_SCHEMA });
-  // Fail fast on a file that cannot be read at all; values are validated on every write.
+  // Fail fast on a file that cannot be read at all, and on bad target declarations.
   settings.read();
-  system.read();
+  const { targets } = parseSyncConfig({
+    doc: system.read().doc,
+    dataDir: config.dataDir,
+    configDir: config.configDir,
+    protectedPaths: [config.configPath, config.systemPath],
+  });
   const secrets = await fillMissingSecrets({ store: settings, schema: CONFIG_SCHEMA, initialApiKey: config.initialApiKey });
   if (config.initialApiKey !== undefined && !secrets.apiKeyFromEnvironment) {
     logger.warn('CONFHUB_API_KEY is ignored: config.ini already holds an API key (it is only used on first start)');
   }
+
+  let sync: SyncService | undefined;
+  const workerHost = createWorkerHost({
+    init: { configPath: config.configPath, systemPath: config.systemPath, dataDir: config.dataDir, configDir: config.configDir, logLevel: config.logLevel },
+    logger,
+    onMessage: (message) => sync?.onWorkerMessage(message),
+    onExit: () => sync?.onWorkerExit(),
+  });
+  sync = createSyncService({
+    targets,
+    describeReload: (target) => describeAction(target.reload),
+    db,
+    audit,
+    settings,
+    logger,
+    send: (message) => workerHost.send(message),
+    workerAlive: () => workerHost.alive(),
+    workerRestarts: () => workerHost.restarts(),
+  });
+  const syncService = sync;
+  announce = (revision, actor) => syncService.announce(revision, actor);
+  workerHost.start();
 
   const app = createApp({
     settings,
@@ -52,6 +93,7 @@ export async function startServer(config: RuntimeConfig, logger: Logger): Promis
     authFailuresPer15Min: config.authFailuresPer15Min,
     bodyLimitBytes: config.bodyLimitBytes,
     trustProxy: config.trustProxy,
+    sync,
   });
   const server: Server = createServer(app);
   server.keepAliveTimeout = 65_000;
@@ -72,11 +114,15 @@ export async function startServer(config: RuntimeConfig, logger: Logger): Promis
     installed,
     secrets,
     async close() {
+      // Stop taking requests, let the writes in flight land, then let the worker finish its apply.
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
+        // Event streams never end on their own.
+        setTimeout(() => server.closeAllConnections(), 2000).unref();
       });
       await settings.idle();
+      await workerHost.stop();
       db.close();
     },
   };

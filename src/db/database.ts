@@ -36,6 +36,22 @@ export const MIGRATIONS: readonly Migration[] = [
     CREATE INDEX audit_log_at ON audit_log (at);
     CREATE INDEX audit_log_section ON audit_log (section, id);`,
   },
+  {
+    version: 2,
+    name: 'sync_runs',
+    sql: `CREATE TABLE sync_runs (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      revision TEXT NOT NULL,
+      source TEXT NOT NULL,
+      actor_type TEXT NOT NULL,
+      actor_id TEXT NOT NULL,
+      outcome TEXT NOT NULL CHECK (outcome IN ('applied', 'unchanged', 'failed', 'rolled_back', 'source_invalid')),
+      started_at INTEGER NOT NULL,
+      finished_at INTEGER NOT NULL,
+      targets TEXT NOT NULL
+    );
+    CREATE INDEX sync_runs_revision ON sync_runs (revision, id);`,
+  },
 ];
 
 export interface OpenDatabaseOptions {

@@ -18,7 +18,9 @@ import { createRequestContext } from './request-context.js';
 import { loadSnapshot, sendJson } from './route-helpers.js';
 import { createAuditRoutes } from './routes/audit.js';
 import { createSettingsRoutes } from './routes/settings.js';
+import { createSyncRoutes } from './routes/sync.js';
 import { createSystemRoutes } from './routes/system.js';
+import type { SyncService } from '../sync/sync-service.js';
 
 export interface AppDeps {
   settings: SettingsStore;
@@ -32,6 +34,8 @@ export interface AppDeps {
   trustProxy?: boolean | number | string;
   configSchema?: FileSchema;
   systemSchema?: FileSchema;
+  /** The sync worker's main-thread side; without it the sync routes answer 503. */
+  sync?: SyncService;
 }
 
 const WRITE_METHODS = new Set(['PUT', 'PATCH', 'POST', 'DELETE']);
@@ -59,6 +63,11 @@ export function createApp(deps: AppDeps): express.Express {
   app.get('/healthz', (_req, res) => {
     sendJson(res, '{"status":"ok"}');
   });
+  app.get('/readyz', (_req, res) => {
+    const readiness = deps.sync?.readiness() ?? { ready: false, reasons: ['syncing is not running in this process'] };
+    res.status(readiness.ready ? 200 : 503);
+    sendJson(res, JSON.stringify({ status: readiness.ready ? 'ready' : 'not_ready', reasons: readiness.reasons }));
+  });
 
   const limits = createRateLimits({ perMinute: deps.rateLimitPerMinute, authFailuresPer15Min: deps.authFailuresPer15Min });
   // A broken config.ini must not lock the operator out: the last key that parsed still works.
@@ -70,7 +79,8 @@ export function createApp(deps: AppDeps): express.Express {
 
   const api = Router();
   api.use(...limits, loadSnapshot(deps.settings), createApiKeyAuth({ currentKey }));
-  api.use(createSettingsRoutes({ store: deps.settings, schema: configSchema, jsonBody }));
+  api.use(createSyncRoutes({ sync: deps.sync }));
+  api.use(createSettingsRoutes({ store: deps.settings, schema: configSchema, jsonBody, sync: deps.sync }));
   api.use(createSystemRoutes({ store: deps.system }));
   api.use(createAuditRoutes({ audit: deps.audit }));
   api.get('/openapi.json', (_req, res) => sendJson(res, openapi));

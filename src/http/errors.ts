@@ -34,6 +34,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
   HEALTH_FAILED: 502,
   SERVICE_UNREACHABLE: 503,
   TIMEOUT: 504,
+  SYNC_FAILED: 502,
   INTERNAL_ERROR: 500,
 });
 

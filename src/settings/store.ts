@@ -20,7 +20,8 @@ import type { Actor, AuditLog, AuditRecord } from '../audit/audit-log.js';
 import { AppError, isAppError } from '../errors.js';
 import { stageFile } from '../fs/atomic-write.js';
 import { parseIni, type IniDocument } from '../ini/document.js';
-import { planChanges, type ChangeInput, type PlannedChange } from './plan-changes.js';
+import { planChanges, validationFailed, type ChangeInput, type PlannedChange } from './plan-changes.js';
+import { validateDocument } from './validate.js';
 import { isSensitive, MASK, type FileSchema } from './schema.js';
 import { createDocumentView, type DocumentView } from './typed-view.js';
 
@@ -57,8 +58,18 @@ export interface ReadOnlyIniStore {
   lastGood(): Snapshot | undefined;
 }
 
+export interface RestoreInput {
+  /** Whole file content to put back (validated like any write). */
+  readonly text: string;
+  /** Only if the file is still this revision: a newer edit is never clobbered. */
+  readonly ifRevision: string;
+  readonly actor: Actor;
+}
+
 export interface SettingsStore extends ReadOnlyIniStore {
   update(input: UpdateInput): Promise<UpdateResult>;
+  /** Replaces the whole file (automatic rollback); audited key by key. */
+  restore(input: RestoreInput): Promise<UpdateResult>;
   /** Resolves when every queued write has settled. */
   idle(): Promise<void>;
 }
@@ -80,6 +91,8 @@ export interface SettingsStoreOptions extends IniFileStoreOptions {
   maxAttempts?: number;
   /** Largest group committed by one write. */
   maxGroup?: number;
+  /** Called just before a new content replaces the file: the sync worker learns who made it. */
+  beforeCommit?: (input: { revision: string; actor: Actor }) => void;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -172,11 +185,34 @@ export function createReadOnlyIniStore(options: IniFileStoreOptions): ReadOnlyIn
 
 interface Pending {
   input: UpdateInput;
+  restore?: RestoreInput;
   resolve(result: UpdateResult): void;
   reject(error: unknown): void;
 }
 
 type Outcome = { pending: Pending; changes: PlannedChange[] } | { pending: Pending; error: AppError };
+
+/** The key-level difference between two documents, for the audit log of a whole-file restore. */
+export function diffDocuments(before: IniDocument, after: IniDocument): PlannedChange[] {
+  const changes: PlannedChange[] = [];
+  for (const section of after.sections) {
+    for (const entry of section.entries) {
+      const old = before.byName.get(section.name)?.byKey.get(entry.keyLower)?.value;
+      if (old !== entry.value) changes.push({ section: section.name, key: entry.key, oldValue: old, newValue: entry.value });
+    }
+  }
+  return changes;
+}
+
+function planRestore(working: Snapshot, restore: RestoreInput, label: string, schema: FileSchema): { text: string; doc: IniDocument; changes: PlannedChange[] } {
+  if (working.revision !== restore.ifRevision) {
+    throw new AppError('PRECONDITION_FAILED', 'Precondition Failed', { details: `${label} has changed since the revision to roll back` });
+  }
+  const next = toSnapshot(restore.text, label, schema);
+  const issues = validateDocument({ doc: next.doc, schema });
+  if (issues.length > 0) throw validationFailed(issues);
+  return { text: restore.text, doc: next.doc, changes: diffDocuments(working.doc, next.doc) };
+}
 
 function etagMatches(ifMatch: readonly string[] | undefined, etag: string): boolean {
   if (!ifMatch || ifMatch.length === 0) return true;
@@ -207,13 +243,14 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
 
   function auditRows(outcome: Outcome, revision: string | null): AuditRecord[] {
     const { actor } = outcome.pending.input;
+    const action = outcome.pending.restore ? 'settings.rollback' : 'settings.update';
     const at = now();
     if ('error' in outcome) {
       const inputs = outcome.pending.input.changes.length > 0 ? outcome.pending.input.changes : [{ section: null, key: null, value: undefined }];
       return inputs.map((input) => ({
         at,
         actor,
-        action: 'settings.update',
+        action,
         section: input.section,
         key: input.key,
         oldValue: null,
@@ -226,7 +263,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     return outcome.changes.map((change) => ({
       at,
       actor,
-      action: 'settings.update',
+      action,
       section: change.section,
       key: change.key,
       oldValue: shown(change.section, change.key, change.oldValue),
@@ -258,7 +295,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
           continue;
         }
         try {
-          const plan = planChanges(working.doc, pending.input.changes, schema);
+          const plan = pending.restore ? planRestore(working, pending.restore, label, schema) : planChanges(working.doc, pending.input.changes, schema);
           if (plan.text !== working.text) working = toSnapshot(plan.text, label, schema);
           outcomes.push({ pending, changes: [...plan.changes] });
         } catch (error) {
@@ -275,6 +312,8 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
             log.info({ attempt }, `${label} changed during a write; planning the writes again on top of it`);
             continue;
           }
+          const last = [...outcomes].reverse().find((o) => !('error' in o));
+          if (last) options.beforeCommit?.({ revision: working.revision, actor: last.pending.input.actor });
           await staged.commit();
         } catch (error) {
           await staged?.discard().catch(() => undefined);
@@ -321,19 +360,22 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     }
   }
 
+  function enqueue(pending: Omit<Pending, 'resolve' | 'reject'>): Promise<UpdateResult> {
+    return new Promise<UpdateResult>((resolve, reject) => {
+      queue.push({ ...pending, resolve, reject });
+      if (!draining) {
+        draining = drain().finally(() => {
+          draining = undefined;
+        });
+      }
+    });
+  }
+
   return {
     read: reader.read,
     lastGood: reader.lastGood,
-    update(input) {
-      return new Promise<UpdateResult>((resolve, reject) => {
-        queue.push({ input, resolve, reject });
-        if (!draining) {
-          draining = drain().finally(() => {
-            draining = undefined;
-          });
-        }
-      });
-    },
+    update: (input) => enqueue({ input }),
+    restore: (restore) => enqueue({ input: { changes: [], actor: restore.actor }, restore }),
     async idle() {
       while (draining) await draining;
     },

@@ -15,22 +15,10 @@ import type { Logger } from 'pino';
 import { AppError, toPlainError, type PlainError } from '../errors.js';
 import type { IniDocument } from '../ini/document.js';
 import type { RenderInput, RenderSection } from '../render/types.js';
-import type { CheckCommand, HealthCheck, ReloadAction, TargetSpec } from './target-spec.js';
+import type { ReloadResult, ServiceActions } from '../reload/service-actions.js';
+import type { TargetSpec } from './target-spec.js';
 import { reloadKey } from './target-spec.js';
 import { differs, readPrevious, restorePrevious, stageTarget, type PreviousFile, type StagedTarget, type UsedWriteMode } from './target-writer.js';
-
-export interface ReloadResult {
-  readonly reloaded: boolean;
-  readonly before?: { readonly startedAt?: string; readonly pid?: number; readonly start?: number };
-}
-
-/** What the worker needs from the service drivers (Docker, supervisord, HTTP). */
-export interface ServiceActions {
-  reload(action: ReloadAction, options: { timeoutMs: number }): Promise<ReloadResult>;
-  verify(action: ReloadAction, health: HealthCheck, reloadResult: ReloadResult, options: { timeoutMs: number }): Promise<void>;
-  runCheck(check: CheckCommand, path: string, options: { timeoutMs: number }): Promise<void>;
-  describe(action: ReloadAction): string;
-}
 
 export type TargetState = 'in_sync' | 'pending_reload' | 'failed' | 'rolled_back';
 
@@ -224,9 +212,12 @@ export function createReconciler(deps: ReconcilerDeps) {
             try {
               await actions.runCheck(work.spec.check, work.spec.output, { timeoutMs: work.spec.timeoutMs });
             } catch (error) {
-              await restorePrevious(work.spec.output, work.previous!, work.written);
-              work.written = undefined;
-              throw error;
+              // A service that is not up yet cannot check its file; it reads it when it starts.
+              if (asAppError(error).code !== 'SERVICE_UNREACHABLE') {
+                await restorePrevious(work.spec.output, work.previous!, work.written);
+                work.written = undefined;
+                throw error;
+              }
             }
           } else {
             work.written = await work.staged.commit();

@@ -5,7 +5,8 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.js';
 import { parseIni } from '../../src/ini/document.js';
-import { createReconciler, type ReloadResult, type ServiceActions } from '../../src/sync/reconcile.js';
+import type { ReloadResult, ServiceActions } from '../../src/reload/service-actions.js';
+import { createReconciler } from '../../src/sync/reconcile.js';
 import type { ReloadAction, TargetSpec } from '../../src/sync/target-spec.js';
 
 let dir: string;
@@ -34,7 +35,7 @@ function target(name: string, overrides: Partial<TargetSpec> = {}): TargetSpec {
 }
 
 /** Records calls; failures are scripted per action description. */
-function fakeActions(script: { failReload?: Record<string, AppError>; failVerify?: Record<string, AppError[]>; failCheck?: boolean } = {}) {
+function fakeActions(script: { failReload?: Record<string, AppError>; failVerify?: Record<string, AppError[]>; failCheck?: boolean; checkError?: AppError } = {}) {
   const calls: string[] = [];
   const actions: ServiceActions = {
     describe: (action) => ('program' in action ? action.program : 'container' in action && action.container.by === 'name' ? action.container.name : action.kind),
@@ -54,6 +55,7 @@ function fakeActions(script: { failReload?: Record<string, AppError>; failVerify
     },
     async runCheck(_check, path) {
       calls.push(`check ${readFileSync(path, 'utf8').trim()}`);
+      if (script.checkError) throw script.checkError;
       if (script.failCheck) throw new AppError('CHECK_FAILED', 'Check failed', { details: 'bad file' });
     },
   };
@@ -159,6 +161,28 @@ describe('reconcile', () => {
     expect(result.targets.find((t) => t.target === 'two')).toMatchObject({ state: 'failed', error: { code: 'CHECK_FAILED' } });
     expect(readdirSync(dir)).toEqual([]);
     expect(calls).toEqual(['check {"target":"two","v":"1"}']);
+  });
+
+  it('when a service-side check cannot reach its service yet, then the file is written and the reload stays pending', async () => {
+    const unreachable = new AppError('SERVICE_UNREACHABLE', 'Service unreachable', { details: 'container a does not exist (yet)' });
+    const { actions } = fakeActions({ checkError: unreachable, failReload: { a: unreachable } });
+    const check = { kind: 'docker_exec' as const, container: { by: 'name' as const, name: 'a' }, command: ['nginx', '-t'] };
+    const r = reconciler([target('one', { check })], actions);
+    const result = await r.reconcile({ revision: 'r1', doc: doc('1'), force: false });
+    expect(result.outcome).toBe('applied');
+    expect(result.targets[0]).toMatchObject({ state: 'pending_reload', writeMode: 'rename' });
+    expect(read('one')).toBe('{"target":"one","v":"1"}\n');
+  });
+
+  it('when a service-side check rejects the written file, then the previous file is put back before any reload', async () => {
+    const { actions, calls } = fakeActions({ checkError: new AppError('CHECK_FAILED', 'Check failed', { details: 'nginx -t: exit code 1' }) });
+    const check = { kind: 'docker_exec' as const, container: { by: 'name' as const, name: 'a' }, command: ['nginx', '-t'] };
+    writeFileSync(join(dir, 'one.json'), 'previous\n', { mode: 0o600 });
+    const r = reconciler([target('one', { check })], actions);
+    const result = await r.reconcile({ revision: 'r1', doc: doc('1'), force: false });
+    expect(result.outcome).toBe('rolled_back');
+    expect(read('one')).toBe('previous\n');
+    expect(calls.filter((c) => c.startsWith('reload'))).toEqual([]);
   });
 
   it('when a section is missing, then the revision fails before anything is written', async () => {

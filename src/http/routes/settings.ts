@@ -10,11 +10,15 @@ import type { ChangeInput } from '../../settings/plan-changes.js';
 import type { SettingsStore, Snapshot } from '../../settings/store.js';
 import { typedValue } from '../../settings/typed-view.js';
 import type { FileSchema } from '../../settings/schema.js';
+import type { SyncService } from '../../sync/sync-service.js';
+import { booleanQuery, syncReport, WAIT_TIMEOUT_MS } from './sync.js';
 import { hasBody, methodNotAllowed, requestSnapshot, sectionNotFound, notModified, parseIfMatch, requireJsonBody, sendJson, singleQueryValue } from '../route-helpers.js';
 
 export interface SettingsRoutesDeps {
   store: SettingsStore;
   schema: FileSchema;
+  /** Answers writes made with ?wait=true once the worker applied them. */
+  sync?: SyncService;
   /** Body parser for the write routes. */
   jsonBody: RequestHandler;
 }
@@ -27,15 +31,29 @@ function objectEntries(value: Record<string, unknown>): [string, unknown][] {
   return Object.keys(value).map((key) => [key, value[key]]);
 }
 
-export function createSettingsRoutes({ store, schema, jsonBody }: SettingsRoutesDeps): Router {
+export function createSettingsRoutes({ store, schema, jsonBody, sync }: SettingsRoutesDeps): Router {
   const router = Router();
 
-  const write = async (req: Request, res: Response, changes: ChangeInput[]): Promise<Snapshot> => {
+  /** Writes, then answers with `json(snapshot)`; with ?wait=true only once the worker is done with the revision. */
+  const write = async (req: Request, res: Response, changes: ChangeInput[], json: (snapshot: Snapshot) => string): Promise<void> => {
+    const wait = booleanQuery(req, 'wait');
     res.locals.audited = true;
     const actor = res.locals.actor as Actor;
     const result = await store.update({ changes, ifMatch: parseIfMatch(req), actor });
     res.setHeader('ETag', result.snapshot.etag);
-    return result.snapshot;
+    if (!wait) {
+      sendJson(res, json(result.snapshot));
+      return;
+    }
+    if (!sync) throw new AppError('SERVICE_UNREACHABLE', 'Service Unavailable', { details: 'syncing is not running in this process' });
+    const settings = json(result.snapshot);
+    if (!result.changes.some((c) => c.changed)) {
+      sendJson(res, `{"settings":${settings},"sync":{"revision":"${result.snapshot.revision}","outcome":"unchanged","targets":[]}}`);
+      return;
+    }
+    const report = syncReport(await sync.waitForRevision(result.snapshot.revision, WAIT_TIMEOUT_MS));
+    if (report.error) throw report.error;
+    sendJson(res, `{"settings":${settings},"sync":${JSON.stringify(report.body)}}`);
   };
 
   router
@@ -57,8 +75,7 @@ export function createSettingsRoutes({ store, schema, jsonBody }: SettingsRoutes
         }
         for (const [key, value] of objectEntries(values)) changes.push({ section, key, value });
       }
-      const snapshot = await write(req, res, changes);
-      sendJson(res, snapshot.view.allJson(), snapshot.etag);
+      await write(req, res, changes, (snapshot) => snapshot.view.allJson());
     })
     .all(methodNotAllowed('GET, PATCH'));
 
@@ -90,8 +107,7 @@ export function createSettingsRoutes({ store, schema, jsonBody }: SettingsRoutes
         }
         changes = objectEntries(body).map(([k, value]) => ({ section, key: k, value }));
       }
-      const snapshot = await write(req, res, changes);
-      sendJson(res, snapshot.view.sectionJson(section) ?? '{}', snapshot.etag);
+      await write(req, res, changes, (snapshot) => snapshot.view.sectionJson(section) ?? '{}');
     })
     .all(methodNotAllowed('GET, PUT'));
 

@@ -1,0 +1,103 @@
+/**
+ * The sync side of the API: status per target, a forced reconcile, the Server-Sent Events
+ * stream of applied/failed/rolled-back revisions, and the answer of a write made with
+ * `?wait=true` once the worker is done with it.
+ */
+import { Router, type Request, type Response } from 'express';
+import { AppError } from '../../errors.js';
+import type { RunAnswer, SyncEvent, SyncService } from '../../sync/sync-service.js';
+import { methodNotAllowed, sendJson, singleQueryValue } from '../route-helpers.js';
+
+export const WAIT_TIMEOUT_MS = 120_000;
+const HEARTBEAT_MS = 15_000;
+
+export function booleanQuery(req: Request, name: string): boolean {
+  const raw = singleQueryValue(req, name);
+  if (raw === undefined || raw === 'false' || raw === '0') return false;
+  if (raw === '' || raw === 'true' || raw === '1') return true;
+  throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: `${name} must be true or false` });
+}
+
+/** The per-target results a waiting caller gets, and the error when the revision did not apply. */
+export function syncReport(answer: RunAnswer): { body: Record<string, unknown>; error?: AppError } {
+  if (answer.kind === 'source_invalid') {
+    return { body: {}, error: new AppError('CONFIG_INVALID', 'config.ini is invalid', { details: answer.error.details }) };
+  }
+  const { result } = answer;
+  const targets = result.targets.map((t) => ({
+    target: t.target,
+    state: t.state,
+    changed: t.changed,
+    writeMode: t.writeMode,
+    reloaded: t.reloaded,
+    healthy: t.healthy,
+    durationMs: t.durationMs,
+    error: t.error,
+  }));
+  const body = { revision: result.revision, outcome: result.outcome, targets };
+  if (result.outcome === 'failed' || result.outcome === 'rolled_back') {
+    const reasons = result.targets.filter((t) => t.error && t.state === 'failed').map((t) => `target ${t.target}: ${t.error!.code}: ${t.error!.details}`);
+    const tail = result.outcome === 'rolled_back' ? '; the previous files were restored and config.ini is rolled back to the last applied revision' : '';
+    return { body, error: new AppError('SYNC_FAILED', 'Sync failed', { details: `${reasons.join('; ') || 'the revision was not applied'}${tail}`, data: { sync: body } }) };
+  }
+  return { body };
+}
+
+function requireSync(sync: SyncService | undefined): SyncService {
+  if (!sync) throw new AppError('SERVICE_UNREACHABLE', 'Service Unavailable', { details: 'syncing is not running in this process' });
+  return sync;
+}
+
+export function createSyncRoutes({ sync }: { sync: SyncService | undefined }): Router {
+  const router = Router();
+
+  router
+    .route('/sync/status')
+    .get((_req, res) => sendJson(res, JSON.stringify(requireSync(sync).status())))
+    .all(methodNotAllowed('GET'));
+
+  router
+    .route('/settings/reload')
+    .post(async (req, res) => {
+      const service = requireSync(sync);
+      const force = booleanQuery(req, 'force');
+      const wait = booleanQuery(req, 'wait');
+      const answer = await service.reconcile({ force, wait, timeoutMs: WAIT_TIMEOUT_MS });
+      if (answer.kind === 'accepted') {
+        res.status(202);
+        sendJson(res, JSON.stringify({ accepted: true, requestId: answer.requestId }));
+        return;
+      }
+      const report = syncReport(answer);
+      if (report.error) throw report.error;
+      sendJson(res, JSON.stringify(report.body));
+    })
+    .all(methodNotAllowed('POST'));
+
+  router
+    .route('/settings/events')
+    .get((req: Request, res: Response) => {
+      const service = requireSync(sync);
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        connection: 'keep-alive',
+        // Reverse proxies must pass events through as they come.
+        'x-accel-buffering': 'no',
+      });
+      res.write('retry: 3000\n: connected\n\n');
+      let id = 0;
+      const onEvent = (event: SyncEvent): void => {
+        res.write(`id: ${++id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+      };
+      const heartbeat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS);
+      service.events.on('event', onEvent);
+      req.on('close', () => {
+        clearInterval(heartbeat);
+        service.events.off('event', onEvent);
+      });
+    })
+    .all(methodNotAllowed('GET'));
+
+  return router;
+}

@@ -1,0 +1,51 @@
+/**
+ * Messages between the main thread and the sync worker: plain data only ({type, ...} unions),
+ * because class instances and custom fields do not survive postMessage. Errors travel as
+ * PlainError.
+ */
+import type { PlainError } from '../errors.js';
+import type { ReconcileResult } from './reconcile.js';
+
+export interface WorkerInit {
+  readonly configPath: string;
+  readonly systemPath: string;
+  readonly dataDir: string;
+  readonly configDir: string;
+  readonly logLevel: string;
+}
+
+/** Who made a revision: an API caller (key fingerprint), confhub itself, or a hand edit (`file`). */
+export interface RevisionActor {
+  readonly type: 'api' | 'system' | 'file';
+  readonly id: string;
+}
+
+export type RunSource = 'change' | 'reload' | 'retry' | 'startup';
+
+export type MainToWorker =
+  /** Sent just before config.ini is replaced, so the worker can name the actor of that revision. */
+  | { readonly type: 'expect'; readonly revision: string; readonly actor: RevisionActor }
+  | { readonly type: 'reconcile'; readonly requestId: string; readonly force: boolean }
+  | { readonly type: 'shutdown' };
+
+export type WorkerToMain =
+  | { readonly type: 'ready' }
+  | {
+      readonly type: 'run';
+      readonly requestId?: string;
+      readonly source: RunSource;
+      readonly actor: RevisionActor;
+      readonly startedAt: number;
+      readonly finishedAt: number;
+      readonly result: ReconcileResult;
+    }
+  | {
+      readonly type: 'source_invalid';
+      readonly revision: string;
+      readonly error: PlainError & { readonly line?: number };
+      /** Set when this answers a reconcile request. */
+      readonly requestId?: string;
+    }
+  /** A rollback-policy target failed: main restores config.ini to `text` if the file is still `failedRevision`. */
+  | { readonly type: 'rollback_config'; readonly failedRevision: string; readonly toRevision: string; readonly text: string }
+  | { readonly type: 'stopped' };

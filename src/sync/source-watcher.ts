@@ -1,0 +1,104 @@
+/**
+ * Notices every change of config.ini, however it was made: the directory is watched and events
+ * filtered by name (editors and `sed -i` replace the inode, so watching the file itself would go
+ * deaf after the first save), and a slow content-hash poll backs the watcher up where events do
+ * not arrive (bind mounts, VM shares). Events are debounced with a minimum quiet time and a
+ * maximum delay, so a burst of writes settles into one run and a constant stream still runs.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+
+export interface SourceWatcherOptions {
+  path: string;
+  debounceMinMs: number;
+  debounceMaxMs: number;
+  pollIntervalMs: number;
+  /** Called after the debounce; never called again while a previous call is running. */
+  onChange: () => Promise<void>;
+  onError: (error: unknown) => void;
+}
+
+export interface SourceWatcher {
+  /** Resolves once the watcher is subscribed (changes from then on are seen). */
+  ready: Promise<void>;
+  /** The hash the poll compares against, after a run read the file. */
+  markSeen(hash: string | undefined): void;
+  close(): Promise<void>;
+}
+
+export function hashText(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+export function createSourceWatcher(options: SourceWatcherOptions): SourceWatcher {
+  const { path, debounceMinMs, debounceMaxMs, pollIntervalMs, onChange, onError } = options;
+  const name = basename(path);
+  let timer: NodeJS.Timeout | undefined;
+  let firstEventAt: number | undefined;
+  let running = false;
+  let pendingWhileRunning = false;
+  let closed = false;
+  let seenHash: string | undefined;
+
+  const fire = (): void => {
+    timer = undefined;
+    firstEventAt = undefined;
+    if (running) {
+      pendingWhileRunning = true;
+      return;
+    }
+    running = true;
+    onChange()
+      .catch(onError)
+      .finally(() => {
+        running = false;
+        if (pendingWhileRunning && !closed) {
+          pendingWhileRunning = false;
+          schedule();
+        }
+      });
+  };
+
+  const schedule = (): void => {
+    if (closed) return;
+    const now = Date.now();
+    firstEventAt ??= now;
+    const due = Math.min(now + debounceMinMs, firstEventAt + debounceMaxMs);
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(fire, Math.max(0, due - now));
+  };
+
+  const watcher: FSWatcher = watch(dirname(path), { depth: 0, ignoreInitial: true, persistent: true });
+  watcher.on('all', (_event, changed) => {
+    if (basename(changed) === name) schedule();
+  });
+  watcher.on('error', onError);
+  const ready = new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+
+  const poll = setInterval(() => {
+    readFile(path, 'utf8').then(
+      (text) => {
+        if (hashText(text) !== seenHash) schedule();
+      },
+      () => {
+        if (seenHash !== undefined) schedule();
+      },
+    );
+  }, pollIntervalMs);
+  poll.unref();
+
+  return {
+    ready,
+    markSeen(hash) {
+      seenHash = hash;
+    },
+    async close() {
+      closed = true;
+      clearInterval(poll);
+      if (timer) clearTimeout(timer);
+      await watcher.close();
+    },
+  };
+}

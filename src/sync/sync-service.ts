@@ -1,0 +1,321 @@
+/**
+ * The main thread's side of syncing: it owns what the worker reports. Every run is recorded in
+ * SQLite (sync_runs) and the audit log; per-target status is kept for /sync/status; events are
+ * broadcast for the SSE stream; callers waiting on a revision (`?wait=true`) or on a reconcile
+ * request are answered; and a rollback the worker asks for is written through the settings
+ * store, so it is validated and audited like any other write.
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Database } from 'better-sqlite3';
+import type { Logger } from 'pino';
+import type { Actor, AuditLog } from '../audit/audit-log.js';
+import { AppError, type PlainError } from '../errors.js';
+import type { SettingsStore } from '../settings/store.js';
+import type { MainToWorker, RevisionActor, RunSource, WorkerToMain } from './protocol.js';
+import type { ReconcileResult, TargetOutcome, TargetState } from './reconcile.js';
+import type { TargetSpec } from './target-spec.js';
+
+export type SyncEventType = 'applied' | 'failed' | 'source_invalid' | 'rolled_back';
+
+export interface SyncEvent {
+  readonly type: SyncEventType;
+  readonly revision: string;
+  readonly at: string;
+  readonly source?: RunSource;
+  readonly actor?: RevisionActor;
+  readonly targets?: readonly TargetOutcome[];
+  readonly error?: PlainError;
+}
+
+export interface TargetStatus {
+  target: string;
+  output: string;
+  format: string;
+  reload: string;
+  state: TargetState | 'unknown';
+  appliedRevision: string | null;
+  lastRevision: string | null;
+  writeMode: string | null;
+  reloaded: boolean | null;
+  healthy: boolean | null;
+  durationMs: number | null;
+  lastRunAt: string | null;
+  lastError: PlainError | null;
+}
+
+export type RunAnswer =
+  | { readonly kind: 'run'; readonly source: RunSource; readonly result: ReconcileResult }
+  | { readonly kind: 'source_invalid'; readonly revision: string; readonly error: PlainError };
+
+export interface SyncServiceDeps {
+  targets: readonly TargetSpec[];
+  describeReload: (target: TargetSpec) => string;
+  db: Database;
+  audit: AuditLog;
+  settings: SettingsStore;
+  logger: Logger;
+  send: (message: MainToWorker) => void;
+  workerAlive: () => boolean;
+  workerRestarts: () => number;
+  now?: () => number;
+}
+
+interface RevisionWaiter {
+  seq: number;
+  resolve: (answer: RunAnswer) => void;
+}
+
+export function createSyncService(deps: SyncServiceDeps) {
+  const { db, audit, settings, logger, now = Date.now } = deps;
+  const log = logger.child({ module: 'sync-service' });
+  const events = new EventEmitter();
+  events.setMaxListeners(0);
+  const status = new Map<string, TargetStatus>(
+    deps.targets.map((t) => [
+      t.name,
+      {
+        target: t.name,
+        output: t.output,
+        format: t.format,
+        reload: deps.describeReload(t),
+        state: 'unknown',
+        appliedRevision: null,
+        lastRevision: null,
+        writeMode: null,
+        reloaded: null,
+        healthy: null,
+        durationMs: null,
+        lastRunAt: null,
+        lastError: null,
+      },
+    ]),
+  );
+  const insertRun = db.prepare(`INSERT INTO sync_runs (revision, source, actor_type, actor_id, outcome, started_at, finished_at, targets)
+    VALUES (@revision, @source, @actorType, @actorId, @outcome, @startedAt, @finishedAt, @targets)`);
+  const requestWaiters = new Map<string, (answer: RunAnswer) => void>();
+  /** Revisions written through the API, in write order: a later run answers every earlier wait (latest wins). */
+  const revisionSeq = new Map<string, number>();
+  const revisionWaiters: RevisionWaiter[] = [];
+  let seq = 0;
+  let ready = false;
+  let firstRunDone = false;
+  let sourceError: PlainError | null = null;
+  let lastRun: { revision: string; outcome: string; at: string } | null = null;
+
+  function emit(event: SyncEvent): void {
+    events.emit('event', event);
+  }
+
+  function answerRevision(revision: string, answer: RunAnswer): void {
+    const done = revisionSeq.get(revision);
+    if (done === undefined) return;
+    for (let i = revisionWaiters.length - 1; i >= 0; i--) {
+      const waiter = revisionWaiters[i]!;
+      if (waiter.seq <= done) {
+        revisionWaiters.splice(i, 1);
+        waiter.resolve(answer);
+      }
+    }
+    for (const [rev, s] of revisionSeq) if (s <= done) revisionSeq.delete(rev);
+  }
+
+  function recordRun(message: Extract<WorkerToMain, { type: 'run' }>): void {
+    const { result } = message;
+    const at = new Date(message.finishedAt).toISOString();
+    for (const outcome of result.targets) {
+      const current = status.get(outcome.target);
+      if (!current) continue;
+      // A target this run left alone keeps an earlier pending reload (it is still being retried).
+      const untouched = !outcome.changed && !outcome.reloaded && outcome.error === null;
+      if (untouched && current.state === 'pending_reload') {
+        current.lastRevision = result.revision;
+        current.appliedRevision = result.revision;
+        continue;
+      }
+      current.state = outcome.state;
+      current.lastRevision = result.revision;
+      if (outcome.state === 'in_sync' || outcome.state === 'pending_reload') current.appliedRevision = result.revision;
+      current.writeMode = outcome.writeMode ?? current.writeMode;
+      current.reloaded = outcome.reloaded;
+      current.healthy = outcome.healthy;
+      current.durationMs = outcome.durationMs;
+      current.lastRunAt = at;
+      current.lastError = outcome.error;
+    }
+    sourceError = null;
+    lastRun = { revision: result.revision, outcome: result.outcome, at };
+    try {
+      insertRun.run({
+        revision: result.revision,
+        source: message.source,
+        actorType: message.actor.type,
+        actorId: message.actor.id,
+        outcome: result.outcome,
+        startedAt: message.startedAt,
+        finishedAt: message.finishedAt,
+        targets: JSON.stringify(result.targets),
+      });
+      if (result.outcome !== 'unchanged') {
+        const failedTarget = result.targets.find((t) => t.error && t.state !== 'pending_reload');
+        audit.record([
+          {
+            at: message.finishedAt,
+            actor: { type: message.actor.type, id: message.actor.id },
+            action: `sync.${result.outcome}`,
+            section: null,
+            key: null,
+            oldValue: null,
+            newValue: null,
+            result: result.outcome === 'applied' ? 'applied' : 'refused',
+            errorCode: failedTarget?.error?.code ?? null,
+            revision: result.revision,
+          },
+        ]);
+      }
+    } catch (error) {
+      log.error({ err: error }, 'recording a sync run failed');
+    }
+    const type: SyncEventType = result.outcome === 'rolled_back' ? 'rolled_back' : result.outcome === 'failed' ? 'failed' : 'applied';
+    if (result.outcome !== 'unchanged' || message.source === 'reload') {
+      emit({ type, revision: result.revision, at, source: message.source, actor: message.actor, targets: result.targets });
+    }
+  }
+
+  async function rollbackConfig(message: Extract<WorkerToMain, { type: 'rollback_config' }>): Promise<void> {
+    const actor: Actor = { type: 'system', id: 'auto-rollback' };
+    try {
+      const result = await settings.restore({ text: message.text, ifRevision: message.failedRevision, actor });
+      log.warn({ from: message.failedRevision, to: message.toRevision, revision: result.snapshot.revision }, 'config.ini rolled back to the last applied revision');
+    } catch (error) {
+      log.error({ err: error, from: message.failedRevision }, 'config.ini could not be rolled back');
+    }
+  }
+
+  return {
+    events,
+
+    onWorkerMessage(message: WorkerToMain): void {
+      switch (message.type) {
+        case 'ready':
+          ready = true;
+          break;
+        case 'run': {
+          firstRunDone = true;
+          recordRun(message);
+          const answer: RunAnswer = { kind: 'run', source: message.source, result: message.result };
+          if (message.requestId) requestWaiters.get(message.requestId)?.(answer);
+          answerRevision(message.result.revision, answer);
+          break;
+        }
+        case 'source_invalid': {
+          sourceError = message.error;
+          const answer: RunAnswer = { kind: 'source_invalid', revision: message.revision, error: message.error };
+          if (message.requestId) requestWaiters.get(message.requestId)?.(answer);
+          try {
+            insertRun.run({
+              revision: message.revision,
+              source: message.requestId ? 'reload' : 'change',
+              actorType: 'file',
+              actorId: 'file',
+              outcome: 'source_invalid',
+              startedAt: now(),
+              finishedAt: now(),
+              targets: '[]',
+            });
+          } catch (error) {
+            log.error({ err: error }, 'recording an invalid source failed');
+          }
+          emit({ type: 'source_invalid', revision: message.revision, at: new Date(now()).toISOString(), error: message.error });
+          break;
+        }
+        case 'rollback_config':
+          void rollbackConfig(message);
+          break;
+        case 'stopped':
+          ready = false;
+          break;
+      }
+    },
+
+    onWorkerExit(): void {
+      ready = false;
+    },
+
+    /** From the store, just before a write lands: names the actor of that revision for the worker. */
+    announce(revision: string, actor: Actor): void {
+      revisionSeq.set(revision, ++seq);
+      deps.send({ type: 'expect', revision, actor: { type: actor.type, id: actor.id } });
+    },
+
+    /** Resolves when the worker applied (or rolled back) this revision or a later one. */
+    waitForRevision(revision: string, timeoutMs: number): Promise<RunAnswer> {
+      const target = revisionSeq.get(revision);
+      if (target === undefined) {
+        return Promise.reject(new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'this write did not change config.ini; there is nothing to wait for' }));
+      }
+      return withTimeout(
+        new Promise<RunAnswer>((resolve) => revisionWaiters.push({ seq: target, resolve })),
+        timeoutMs,
+        () => {
+          const i = revisionWaiters.findIndex((w) => w.seq === target);
+          if (i >= 0) revisionWaiters.splice(i, 1);
+        },
+      );
+    },
+
+    /** POST /settings/reload. */
+    reconcile(options: { force: boolean; wait: boolean; timeoutMs: number }): Promise<RunAnswer | { kind: 'accepted'; requestId: string }> {
+      if (!deps.workerAlive()) {
+        return Promise.reject(new AppError('SERVICE_UNREACHABLE', 'Service Unavailable', { details: 'the sync worker is not running; it is being restarted' }));
+      }
+      const requestId = randomUUID();
+      if (!options.wait) {
+        deps.send({ type: 'reconcile', requestId, force: options.force });
+        return Promise.resolve({ kind: 'accepted', requestId });
+      }
+      const answer = new Promise<RunAnswer>((resolve) => requestWaiters.set(requestId, resolve));
+      deps.send({ type: 'reconcile', requestId, force: options.force });
+      return withTimeout(answer, options.timeoutMs, () => requestWaiters.delete(requestId)).finally(() => requestWaiters.delete(requestId));
+    },
+
+    status() {
+      return {
+        worker: { alive: deps.workerAlive(), ready, restarts: deps.workerRestarts() },
+        source: sourceError ? { valid: false, error: sourceError } : { valid: true, error: null },
+        lastRun,
+        targets: [...status.values()],
+      };
+    },
+
+    /** /readyz: the worker is up, has finished its first reconcile, and config.ini is valid. */
+    readiness(): { ready: boolean; reasons: string[] } {
+      const reasons: string[] = [];
+      if (!deps.workerAlive() || !ready) reasons.push('sync worker not running');
+      else if (!firstRunDone && !sourceError) reasons.push('first reconcile not finished');
+      if (sourceError) reasons.push(`config.ini invalid: ${sourceError.details}`);
+      return { ready: reasons.length === 0, reasons };
+    },
+  };
+}
+
+export type SyncService = ReturnType<typeof createSyncService>;
+
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number, onTimeout: () => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      onTimeout();
+      reject(new AppError('TIMEOUT', 'Gateway Timeout', { details: `the sync worker did not answer within ${Math.round(timeoutMs / 1000)} s; see /api/v1/sync/status` }));
+    }, timeoutMs);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}

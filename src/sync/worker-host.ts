@@ -1,0 +1,95 @@
+/**
+ * Runs the sync worker thread for the main thread: starts it, restarts it with backoff when it
+ * dies, and stops it cleanly (the apply in flight finishes) on shutdown.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
+
+export interface WorkerHostOptions {
+  init: WorkerInit;
+  logger: Logger;
+  onMessage: (message: WorkerToMain) => void;
+  /** Called when the worker stops unexpectedly (before a restart is scheduled). */
+  onExit?: (info: { code: number; restarts: number }) => void;
+  restartBaseMs?: number;
+  restartMaxMs?: number;
+  /** How long a shutdown waits for the apply in flight before terminating the thread. */
+  stopTimeoutMs?: number;
+}
+
+export interface WorkerHost {
+  start(): void;
+  send(message: MainToWorker): void;
+  alive(): boolean;
+  restarts(): number;
+  stop(): Promise<void>;
+}
+
+/**
+ * The compiled worker next to this file. Under the test runner this module is TypeScript
+ * source: the thread first registers tsx's loader (Node 20 does not apply --import to a
+ * worker's entry module), then imports the TypeScript worker.
+ */
+function createWorker(init: WorkerInit): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
+  const entry = JSON.stringify(new URL('./worker.ts', import.meta.url).href);
+  const bootstrap = `import('tsx/esm/api').then(({ register }) => { register(); return import(${entry}); })`;
+  return new Worker(bootstrap, { eval: true, workerData: init });
+}
+
+export function createWorkerHost(options: WorkerHostOptions): WorkerHost {
+  const { init, onMessage, restartBaseMs = 500, restartMaxMs = 30_000, stopTimeoutMs = 30_000 } = options;
+  const log = options.logger.child({ module: 'worker-host' });
+  let worker: Worker | undefined;
+  let stopping = false;
+  let restartCount = 0;
+  let restartTimer: NodeJS.Timeout | undefined;
+  let consecutiveFailures = 0;
+  let stoppedResolve: (() => void) | undefined;
+
+  function spawn(): void {
+    const current = createWorker(init);
+    worker = current;
+    current.on('message', (message: WorkerToMain) => {
+      if (message.type === 'ready') consecutiveFailures = 0;
+      if (message.type === 'stopped') stoppedResolve?.();
+      onMessage(message);
+    });
+    current.on('error', (error) => log.error({ err: error }, 'sync worker failed'));
+    current.on('exit', (code) => {
+      if (worker === current) worker = undefined;
+      if (stopping) {
+        stoppedResolve?.();
+        return;
+      }
+      restartCount++;
+      consecutiveFailures++;
+      options.onExit?.({ code, restarts: restartCount });
+      const delay = Math.min(restartMaxMs, restartBaseMs * 2 ** (consecutiveFailures - 1));
+      log.error({ code, delayMs: delay }, 'sync worker stopped; restarting');
+      restartTimer = setTimeout(spawn, delay);
+    });
+  }
+
+  return {
+    start: spawn,
+    send(message) {
+      worker?.postMessage(message);
+    },
+    alive: () => worker !== undefined,
+    restarts: () => restartCount,
+    async stop() {
+      stopping = true;
+      if (restartTimer) clearTimeout(restartTimer);
+      const current = worker;
+      if (!current) return;
+      const stopped = new Promise<void>((resolve) => (stoppedResolve = resolve));
+      current.postMessage({ type: 'shutdown' } satisfies MainToWorker);
+      const timer = setTimeout(() => void current.terminate(), stopTimeoutMs);
+      await stopped;
+      clearTimeout(timer);
+      await current.terminate();
+    },
+  };
+}

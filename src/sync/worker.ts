@@ -1,0 +1,90 @@
+/**
+ * The sync worker thread: the composition root of everything that writes service files and
+ * reloads services. It subscribes to config.ini changes before its first reconcile, so no change
+ * made during start-up is missed.
+ */
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { parentPort, workerData } from 'node:worker_threads';
+import { removeStaleTempFiles } from '../fs/atomic-write.js';
+import { parseIni } from '../ini/document.js';
+import { createLogger } from '../log.js';
+import { createDockerDriver } from '../reload/docker.js';
+import { createServiceActions } from '../reload/service-actions.js';
+import { createSupervisorDriver } from '../reload/supervisor.js';
+import { renderTarget } from '../render/index.js';
+import { CONFIG_SCHEMA } from '../settings/schema.js';
+import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
+import { createReconciler } from './reconcile.js';
+import { createSourceWatcher } from './source-watcher.js';
+import { createSyncLoop } from './sync-loop.js';
+import { parseSyncConfig } from './target-spec.js';
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+const post = (message: WorkerToMain): void => port.postMessage(message);
+const logger = createLogger({ level: init.logLevel }).child({ thread: 'sync-worker' });
+
+const { settings, targets } = parseSyncConfig({
+  doc: parseIni(readFileSync(init.systemPath, 'utf8')),
+  dataDir: init.dataDir,
+  configDir: init.configDir,
+  protectedPaths: [init.configPath, init.systemPath],
+});
+for (const target of targets) {
+  for (const name of await removeStaleTempFiles(target.output)) logger.warn({ target: target.name, name }, 'removed a temp file left by an interrupted write');
+}
+
+const actions = createServiceActions({
+  docker: createDockerDriver({ socketPath: settings.dockerSocket, logger }),
+  supervisor: createSupervisorDriver({ url: settings.supervisorUrl, logger }),
+  logger,
+});
+const reconciler = createReconciler({
+  targets,
+  actions,
+  render: (target, input) => renderTarget(target.format, input),
+  readTemplate: (path) => readFile(path, 'utf8'),
+  logger,
+});
+
+let watcher: ReturnType<typeof createSourceWatcher> | undefined;
+const loop = createSyncLoop({
+  configPath: init.configPath,
+  schema: CONFIG_SCHEMA,
+  reconciler,
+  post,
+  logger,
+  markSeen: (hash) => watcher?.markSeen(hash),
+});
+watcher = createSourceWatcher({
+  path: init.configPath,
+  debounceMinMs: settings.debounceMinMs,
+  debounceMaxMs: settings.debounceMaxMs,
+  pollIntervalMs: settings.pollIntervalMs,
+  onChange: () => loop.onChange(),
+  onError: (error) => logger.error({ err: error }, 'watching config.ini failed'),
+});
+
+port.on('message', (message: MainToWorker) => {
+  switch (message.type) {
+    case 'expect':
+      loop.expect(message.revision, message.actor);
+      break;
+    case 'reconcile':
+      void loop.reconcileNow(message.requestId, message.force);
+      break;
+    case 'shutdown':
+      void (async () => {
+        await loop.stop();
+        await watcher?.close();
+        post({ type: 'stopped' });
+        port.close();
+      })();
+      break;
+  }
+});
+
+await watcher.ready;
+post({ type: 'ready' });
+await loop.onChange({ startup: true });

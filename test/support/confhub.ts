@@ -1,0 +1,58 @@
+/**
+ * A whole confhub (main thread + sync worker thread) on a temp data directory, for end-to-end
+ * tests: the given system.ini declares the targets, config.ini is the shipped one plus extras.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { loadRuntimeConfig, type RuntimeConfig } from '../../src/runtime-config.js';
+import { startServer, type RunningServer } from '../../src/server.js';
+
+export { eventually } from './wait.js';
+
+export interface Confhub {
+  url: string;
+  apiKey: string;
+  config: RuntimeConfig;
+  dir: string;
+  server: RunningServer;
+  api(path: string, init?: RequestInit): Promise<Response>;
+  readConfig(): string;
+  close(): Promise<void>;
+}
+
+export interface StartConfhubOptions {
+  /** Full text of system.ini; `@DIR@` is replaced by the test's directory. */
+  systemIni: string;
+  /** Appended to the shipped config.ini. */
+  configExtra?: string;
+  /** Files put in the config directory before start (templates), by name. */
+  files?: Record<string, string>;
+}
+
+export async function startConfhub({ systemIni, configExtra = '', files = {} }: StartConfhubOptions): Promise<Confhub> {
+  const dir = mkdtempSync(join(tmpdir(), 'confhub-e2e-'));
+  const dataDir = join(dir, 'data');
+  mkdirSync(join(dataDir, 'config'), { recursive: true });
+  writeFileSync(join(dataDir, 'config', 'system.ini'), systemIni.replaceAll('@DIR@', dir));
+  const shipped = readFileSync(new URL('../../config/config.ini', import.meta.url), 'utf8');
+  writeFileSync(join(dataDir, 'config', 'config.ini'), shipped + configExtra, { mode: 0o600 });
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(dataDir, 'config', name), content);
+  const config = loadRuntimeConfig({ CONFHUB_DATA_DIR: dataDir, CONFHUB_PORT: '0', CONFHUB_RATE_LIMIT: '0', CONFHUB_LOG_LEVEL: 'silent' }, dir);
+  const server = await startServer(config, pino({ level: 'silent' }));
+  const apiKey = readFileSync(config.configPath, 'utf8').match(/^key = (.+)$/m)![1]!;
+  return {
+    url: server.url,
+    apiKey,
+    config,
+    dir,
+    server,
+    api: (path, init = {}) => fetch(`${server.url}${path}`, { ...init, headers: { 'x-api-key': apiKey, 'content-type': 'application/json', ...(init.headers ?? {}) } }),
+    readConfig: () => readFileSync(config.configPath, 'utf8'),
+    async close() {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,195 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, startConfhub, type Confhub } from '../support/confhub.js';
+
+/** A reload hook on loopback that counts reloads and answers 500 while `failing` is set. */
+let hook: Server;
+let hookUrl: string;
+let reloads = 0;
+let failing = false;
+
+beforeAll(async () => {
+  hook = createServer((req, res) => {
+    if (req.method === 'POST') reloads++;
+    res.statusCode = failing ? 500 : 204;
+    res.end();
+  });
+  await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+  hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/reload`;
+});
+afterAll(() => new Promise<void>((resolve) => hook.close(() => resolve())));
+
+let ch: Confhub;
+afterEach(async () => {
+  failing = false;
+  await ch?.close();
+});
+
+const systemIni = (extraTarget = ''): string => `[sync]
+debounce_min_ms = 50
+debounce_max_ms = 400
+poll_interval_ms = 500
+
+[target:app]
+sections = extra
+format = template
+template = app.tmpl
+output = @DIR@/out/app.conf
+mode = 0640
+reload = http:POST:${hookUrl}
+health = none
+${extraTarget}`;
+
+function start(extraTarget = ''): Promise<Confhub> {
+  return startConfhub({ systemIni: systemIni(extraTarget), configExtra: '\n[extra]\nmode = first\n', files: { 'app.tmpl': 'mode = {{ extra.mode }}\n' } });
+}
+
+/** Until the worker finished its first reconcile. */
+async function ready(c: Confhub): Promise<void> {
+  await eventually('confhub is ready', async () => (await fetch(`${c.url}/readyz`)).status === 200);
+  expect(output(c)).toBe('mode = first\n');
+}
+
+const output = (c: Confhub): string => readFileSync(join(c.dir, 'out', 'app.conf'), 'utf8');
+
+/** A hand edit the way editors save: write a temp file, rename it over config.ini. */
+function handEditByRename(c: Confhub, text: string): void {
+  const temp = join(c.config.configDir, '.config.ini.swp');
+  writeFileSync(temp, text, { mode: 0o600 });
+  renameSync(temp, c.config.configPath);
+}
+
+describe('config.ini to service files', () => {
+  it('when a PUT waits, then it answers after the target file holds the new bytes, with per-target results', async () => {
+    ch = await start();
+    await ready(ch);
+    const before = reloads;
+    const res = await ch.api('/api/v1/settings/extra?key=mode&value=second&wait=true', { method: 'PUT' });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { settings: unknown; sync: { outcome: string; targets: Record<string, unknown>[] } };
+    expect(body.settings).toEqual({ mode: 'second' });
+    expect(body.sync.outcome).toBe('applied');
+    expect(body.sync.targets).toEqual([
+      { target: 'app', state: 'in_sync', changed: true, writeMode: 'rename', reloaded: true, healthy: true, durationMs: expect.any(Number), error: null },
+    ]);
+    expect(output(ch)).toBe('mode = second\n');
+    expect(reloads).toBe(before + 1);
+    const status = (await (await ch.api('/api/v1/sync/status')).json()) as { targets: Record<string, unknown>[] };
+    expect(status.targets[0]).toMatchObject({ target: 'app', state: 'in_sync', writeMode: 'rename', lastError: null });
+  });
+
+  it('when config.ini is replaced by rename or edited with sed -i, then the target follows, with actor file', async () => {
+    ch = await start();
+    await ready(ch);
+    handEditByRename(ch, ch.readConfig().replace('mode = first', 'mode = renamed'));
+    await eventually('the rename is applied', () => output(ch) === 'mode = renamed\n');
+    execFileSync('sed', ['-i', 's/^mode = renamed$/mode = sedded/', ch.config.configPath]);
+    await eventually('the sed -i edit is applied', () => output(ch) === 'mode = sedded\n');
+    const db = new BetterSqlite3(ch.config.databasePath, { readonly: true });
+    const actors = db.prepare("SELECT actor_type FROM sync_runs WHERE outcome = 'applied' ORDER BY id DESC LIMIT 2").all() as { actor_type: string }[];
+    db.close();
+    expect(actors.map((a) => a.actor_type)).toEqual(['file', 'file']);
+  });
+
+  it('when a hand edit is invalid, then nothing changes, status and readiness say why, and the next valid save resumes', async () => {
+    ch = await start();
+    await ready(ch);
+    const valid = ch.readConfig();
+    handEditByRename(ch, `${valid.replace('mode = first', 'mode = broken')}\n[extra]\nmode = twice\n`);
+    await eventually('the invalid source is reported', async () => {
+      const status = (await (await ch.api('/api/v1/sync/status')).json()) as { source: { valid: boolean } };
+      return !status.source.valid;
+    });
+    const status = (await (await ch.api('/api/v1/sync/status')).json()) as { source: { error: { details: string; line: number } } };
+    expect(status.source.error.details).toMatch(/line \d+: duplicate section \[extra\]/);
+    expect(status.source.error.line).toBeGreaterThan(1);
+    const readyz = await fetch(`${ch.url}/readyz`);
+    expect(readyz.status).toBe(503);
+    expect(((await readyz.json()) as { reasons: string[] }).reasons.join()).toContain('config.ini invalid');
+    expect(output(ch)).toBe('mode = first\n');
+    handEditByRename(ch, valid.replace('mode = first', 'mode = fixed'));
+    await eventually('the valid save is applied', () => output(ch) === 'mode = fixed\n');
+    expect((await fetch(`${ch.url}/readyz`)).status).toBe(200);
+  });
+
+  it('when 100 writes land within a second, then the last content is applied with far fewer reloads than writes', async () => {
+    ch = await start();
+    await ready(ch);
+    const base = ch.readConfig();
+    const before = reloads;
+    for (let i = 1; i <= 100; i++) {
+      handEditByRename(ch, base.replace('mode = first', `mode = storm-${i}`));
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await eventually('the last write is applied', () => output(ch) === 'mode = storm-100\n');
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(output(ch)).toBe('mode = storm-100\n');
+    const count = reloads - before;
+    expect(count).toBeGreaterThanOrEqual(1);
+    expect(count).toBeLessThanOrEqual(10);
+  });
+
+  it('when events are streamed, then an applied change arrives as an SSE event without values of secrets', async () => {
+    ch = await start();
+    await ready(ch);
+    const controller = new AbortController();
+    const stream = await fetch(`${ch.url}/api/v1/settings/events`, { headers: { 'x-api-key': ch.apiKey }, signal: controller.signal });
+    expect(stream.headers.get('content-type')).toMatch(/text\/event-stream/);
+    const reader = stream.body!.getReader();
+    await ch.api('/api/v1/settings/extra?key=mode&value=streamed', { method: 'PUT' });
+    let text = '';
+    const decoder = new TextDecoder();
+    while (!text.includes('event: applied')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value);
+    }
+    controller.abort();
+    const data = JSON.parse(text.split('event: applied\ndata: ')[1]!.split('\n')[0]!) as { type: string; actor: { type: string }; targets: { target: string }[] };
+    expect(data).toMatchObject({ type: 'applied', actor: { type: 'api' }, targets: [{ target: 'app', changed: true }] });
+    expect(text).not.toContain(ch.apiKey);
+  });
+
+  it('when a reload is forced, then unchanged targets are reloaded too and the results are returned', async () => {
+    ch = await start();
+    await ready(ch);
+    const before = reloads;
+    const res = await ch.api('/api/v1/settings/reload?force=true&wait=true', { method: 'POST' });
+    const body = (await res.json()) as { outcome: string; targets: { changed: boolean; reloaded: boolean }[] };
+    expect(body.outcome).toBe('applied');
+    expect(body.targets[0]).toMatchObject({ changed: false, reloaded: true });
+    expect(reloads).toBe(before + 1);
+    const accepted = await ch.api('/api/v1/settings/reload', { method: 'POST' });
+    expect(accepted.status).toBe(202);
+    expect(((await ch.api('/api/v1/settings/reload?wait=maybe', { method: 'POST' })).status)).toBe(400);
+  });
+
+  it('when the reload fails, then the file is restored, config.ini goes back to the last applied revision, and the failure is reported', async () => {
+    ch = await start();
+    await ready(ch);
+    const applied = ch.readConfig();
+    failing = true;
+    const res = await ch.api('/api/v1/settings/extra?key=mode&value=bad&wait=true', { method: 'PUT' });
+    expect(res.status).toBe(502);
+    const body = (await res.json()) as { code: string; details: string; sync: { outcome: string } };
+    expect(body.code).toBe('SYNC_FAILED');
+    expect(body.details).toContain('target app: RELOAD_FAILED');
+    expect(body.sync.outcome).toBe('rolled_back');
+    expect(output(ch)).toBe('mode = first\n');
+    failing = false;
+    await eventually('config.ini is rolled back', () => ch.readConfig() === applied);
+    const audit = (await (await ch.api('/api/v1/audit?section=extra&limit=5')).json()) as { entries: { action: string; actor: { id: string }; newValue: string }[] };
+    expect(audit.entries[0]).toMatchObject({ action: 'settings.rollback', actor: { id: 'auto-rollback' }, newValue: 'first' });
+    const status = (await (await ch.api('/api/v1/sync/status')).json()) as { targets: { state: string; lastError: { code: string } }[] };
+    expect(status.targets[0]).toMatchObject({ state: 'failed', lastError: { code: 'RELOAD_FAILED' } });
+    // The same failing revision is not retried in a loop; the next good change applies.
+    const good = await ch.api('/api/v1/settings/extra?key=mode&value=good&wait=true', { method: 'PUT' });
+    expect(good.status).toBe(200);
+    expect(output(ch)).toBe('mode = good\n');
+  });
+});

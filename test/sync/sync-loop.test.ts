@@ -1,0 +1,136 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { WorkerToMain } from '../../src/sync/protocol.js';
+import type { ReconcileRequest, ReconcileResult, TargetOutcome } from '../../src/sync/reconcile.js';
+import { CONFIG_SCHEMA } from '../../src/settings/schema.js';
+import { createSyncLoop } from '../../src/sync/sync-loop.js';
+import { createWorkerHost } from '../../src/sync/worker-host.js';
+import { eventually } from '../support/confhub.js';
+
+let dir: string;
+let configPath: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'confhub-loop-'));
+  configPath = join(dir, 'config.ini');
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const outcome = (state: TargetOutcome['state']): TargetOutcome => ({
+  target: 't',
+  changed: state !== 'pending_reload',
+  writeMode: null,
+  reloaded: state === 'in_sync',
+  healthy: null,
+  durationMs: 1,
+  error: state === 'in_sync' ? null : { code: state === 'pending_reload' ? 'SERVICE_UNREACHABLE' : 'HEALTH_FAILED', message: 'x', details: 'x' },
+  state,
+});
+
+/** A reconciler that answers from a script, one result per call, and records the requests. */
+function scripted(results: Array<ReconcileResult['outcome'] | 'pending'>) {
+  const requests: ReconcileRequest[] = [];
+  return {
+    requests,
+    reconciler: {
+      async reconcile(request: ReconcileRequest): Promise<ReconcileResult> {
+        requests.push(request);
+        const next = results.shift() ?? 'applied';
+        const state = next === 'pending' ? 'pending_reload' : next === 'applied' || next === 'unchanged' ? 'in_sync' : 'failed';
+        return { revision: request.revision, outcome: next === 'pending' ? 'applied' : next, rollbackConfig: next === 'rolled_back', targets: [outcome(state)] };
+      },
+    },
+  };
+}
+
+function loop(results: Parameters<typeof scripted>[0]) {
+  const messages: WorkerToMain[] = [];
+  const script = scripted(results);
+  const syncLoop = createSyncLoop({ configPath, schema: CONFIG_SCHEMA, reconciler: script.reconciler, post: (m) => messages.push(m), logger: pino({ level: 'silent' }), retryBaseMs: 20, retryMaxMs: 50 });
+  return { syncLoop, messages, requests: script.requests };
+}
+
+describe('sync loop', () => {
+  it('when a service cannot be reached, then its targets are retried on their own until they are in sync', async () => {
+    writeFileSync(configPath, '[cockpit]\nport = 9090\n');
+    const { syncLoop, messages, requests } = loop(['pending', 'pending', 'applied']);
+    await syncLoop.onChange({ startup: true });
+    await eventually('the retries ran', () => requests.length === 3, 5000);
+    expect(requests.slice(1).map((r) => [r.force, r.only])).toEqual([
+      [true, ['t']],
+      [true, ['t']],
+    ]);
+    const runs = messages.filter((m) => m.type === 'run');
+    expect(runs.map((m) => (m.type === 'run' ? m.source : ''))).toEqual(['startup', 'retry', 'retry']);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(requests.length).toBe(3);
+    await syncLoop.stop();
+  });
+
+  it('when a revision failed, then the same content is not run again, a new content is, and an explicit reconcile is', async () => {
+    writeFileSync(configPath, '[cockpit]\nport = 9090\n');
+    const { syncLoop, messages, requests } = loop(['applied', 'rolled_back', 'applied', 'applied']);
+    await syncLoop.onChange({ startup: true });
+    const good = '[cockpit]\nport = 9090\n';
+    writeFileSync(configPath, '[cockpit]\nport = 9091\n');
+    await syncLoop.onChange();
+    expect(messages.find((m) => m.type === 'rollback_config')).toMatchObject({ text: good });
+    await syncLoop.onChange();
+    expect(requests.length).toBe(2);
+    await syncLoop.reconcileNow('req-1', false);
+    expect(requests.length).toBe(3);
+    writeFileSync(configPath, '[cockpit]\nport = 9092\n');
+    await syncLoop.onChange();
+    expect(requests.length).toBe(4);
+    await syncLoop.stop();
+  });
+
+  it('when the file is invalid, then nothing is reconciled and it is reported once per content', async () => {
+    writeFileSync(configPath, '[cockpit]\nport = nine\n');
+    const { syncLoop, messages, requests } = loop([]);
+    await syncLoop.onChange({ startup: true });
+    await syncLoop.onChange();
+    const invalid = messages.filter((m) => m.type === 'source_invalid');
+    expect(invalid).toHaveLength(1);
+    expect(invalid[0]).toMatchObject({ error: { code: 'CONFIG_INVALID', details: 'cockpit.port must be an integer from 1 to 65535' } });
+    expect(requests).toEqual([]);
+    writeFileSync(configPath, '[cockpit]\nport = 9090\n');
+    await syncLoop.onChange();
+    expect(requests.length).toBe(1);
+    await syncLoop.stop();
+  });
+
+  it('when changes are announced by the API, then their runs carry that actor; others are the file', async () => {
+    writeFileSync(configPath, '[cockpit]\nport = 9090\n');
+    const { syncLoop, messages } = loop([]);
+    const { hashText } = await import('../../src/sync/source-watcher.js');
+    syncLoop.expect(hashText('[cockpit]\nport = 9090\n'), { type: 'api', id: 'key:abc' });
+    await syncLoop.onChange({ startup: true });
+    writeFileSync(configPath, '[cockpit]\nport = 9091\n');
+    await syncLoop.onChange();
+    const actors = messages.flatMap((m) => (m.type === 'run' ? [m.actor.id] : []));
+    expect(actors).toEqual(['key:abc', 'file']);
+    await syncLoop.stop();
+  });
+});
+
+describe('worker host', () => {
+  it('when the worker dies, then it is restarted with backoff and the restarts are counted', async () => {
+    // system.ini is missing: the worker fails at start every time.
+    const exits: number[] = [];
+    const host = createWorkerHost({
+      init: { configPath, systemPath: join(dir, 'missing-system.ini'), dataDir: dir, configDir: dir, logLevel: 'silent' },
+      logger: pino({ level: 'silent' }),
+      onMessage: () => undefined,
+      onExit: ({ restarts }) => exits.push(restarts),
+      restartBaseMs: 20,
+      restartMaxMs: 40,
+    });
+    host.start();
+    await eventually('the worker was restarted twice', () => host.restarts() >= 2, 20_000);
+    expect(exits.slice(0, 2)).toEqual([1, 2]);
+    await host.stop();
+  }, 30_000);
+});
