@@ -108,22 +108,26 @@ export async function startServer(config: RuntimeConfig, logger: Logger): Promis
   });
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  let closing: Promise<void> | undefined;
   return {
     url: `http://${host}:${port}`,
     port,
     installed,
     secrets,
-    async close() {
+    close() {
       // Stop taking requests, let the writes in flight land, then let the worker finish its apply.
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-        // Event streams never end on their own.
-        setTimeout(() => server.closeAllConnections(), 2000).unref();
-      });
-      await settings.idle();
-      await workerHost.stop();
-      db.close();
+      closing ??= (async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+          // Event streams never end on their own.
+          setTimeout(() => server.closeAllConnections(), 2000).unref();
+        });
+        await settings.idle();
+        await workerHost.stop();
+        db.close();
+      })();
+      return closing;
     },
   };
 }

@@ -12,12 +12,18 @@ let hook: Server;
 let hookUrl: string;
 let reloads = 0;
 let failing = false;
+/** While set, the hook holds each reload this long before answering. */
+let slowMs = 0;
+let hookAnsweredAt = 0;
 
 beforeAll(async () => {
   hook = createServer((req, res) => {
     if (req.method === 'POST') reloads++;
-    res.statusCode = failing ? 500 : 204;
-    res.end();
+    setTimeout(() => {
+      res.statusCode = failing ? 500 : 204;
+      res.end();
+      hookAnsweredAt = Date.now();
+    }, slowMs);
   });
   await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
   hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/reload`;
@@ -27,6 +33,7 @@ afterAll(() => new Promise<void>((resolve) => hook.close(() => resolve())));
 let ch: Confhub;
 afterEach(async () => {
   failing = false;
+  slowMs = 0;
   await ch?.close();
 });
 
@@ -90,10 +97,22 @@ describe('config.ini to service files', () => {
     await eventually('the rename is applied', () => output(ch) === 'mode = renamed\n');
     execFileSync('sed', ['-i', 's/^mode = renamed$/mode = sedded/', ch.config.configPath]);
     await eventually('the sed -i edit is applied', () => output(ch) === 'mode = sedded\n');
-    const db = new BetterSqlite3(ch.config.databasePath, { readonly: true });
-    const actors = db.prepare("SELECT actor_type FROM sync_runs WHERE outcome = 'applied' ORDER BY id DESC LIMIT 2").all() as { actor_type: string }[];
-    db.close();
-    expect(actors.map((a) => a.actor_type)).toEqual(['file', 'file']);
+    const changeRuns = (): { actor_type: string; actor_id: string }[] => {
+      const db = new BetterSqlite3(ch.config.databasePath, { readonly: true });
+      try {
+        return db.prepare("SELECT actor_type, actor_id FROM sync_runs WHERE source = 'change' AND outcome = 'applied' ORDER BY id").all() as { actor_type: string; actor_id: string }[];
+      } finally {
+        db.close();
+      }
+    };
+    await eventually('both hand edits are recorded', () => changeRuns().length === 2);
+    expect(changeRuns()).toEqual([
+      { actor_type: 'file', actor_id: 'file' },
+      { actor_type: 'file', actor_id: 'file' },
+    ]);
+    const api = await ch.api('/api/v1/settings/extra?key=mode&value=by-api&wait=true', { method: 'PUT' });
+    expect(api.status).toBe(200);
+    expect(changeRuns()[2]).toMatchObject({ actor_type: 'api', actor_id: expect.stringMatching(/^key:[0-9a-f]{12}$/) });
   });
 
   it('when a hand edit is invalid, then nothing changes, status and readiness say why, and the next valid save resumes', async () => {
@@ -114,7 +133,8 @@ describe('config.ini to service files', () => {
     expect(output(ch)).toBe('mode = first\n');
     handEditByRename(ch, valid.replace('mode = first', 'mode = fixed'));
     await eventually('the valid save is applied', () => output(ch) === 'mode = fixed\n');
-    expect((await fetch(`${ch.url}/readyz`)).status).toBe(200);
+    // The file is written before the reload; readiness follows once the run is reported.
+    await eventually('confhub is ready again', async () => (await fetch(`${ch.url}/readyz`)).status === 200, 5000);
   });
 
   it('when 100 writes land within a second, then the last content is applied with far fewer reloads than writes', async () => {
@@ -191,5 +211,25 @@ describe('config.ini to service files', () => {
     const good = await ch.api('/api/v1/settings/extra?key=mode&value=good&wait=true', { method: 'PUT' });
     expect(good.status).toBe(200);
     expect(output(ch)).toBe('mode = good\n');
+  });
+
+  it('when confhub is stopped during an apply, then the stop waits for the reload in flight and the run is recorded', async () => {
+    ch = await start();
+    await ready(ch);
+    slowMs = 800;
+    hookAnsweredAt = 0;
+    const before = reloads;
+    await ch.api('/api/v1/settings/extra?key=mode&value=in-flight', { method: 'PUT' });
+    await eventually('the reload is in flight', () => reloads === before + 1);
+    await ch.server.close();
+    const stoppedAt = Date.now();
+    expect(hookAnsweredAt).toBeGreaterThan(0);
+    expect(stoppedAt).toBeGreaterThanOrEqual(hookAnsweredAt);
+    expect(output(ch)).toBe('mode = in-flight\n');
+    const db = new BetterSqlite3(ch.config.databasePath, { readonly: true });
+    const last = db.prepare('SELECT outcome, source FROM sync_runs ORDER BY id DESC LIMIT 1').get();
+    db.close();
+    expect(last).toEqual({ outcome: 'applied', source: 'change' });
+    // close() again (afterEach) must be harmless.
   });
 });
