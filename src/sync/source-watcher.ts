@@ -18,7 +18,19 @@ export interface SourceWatcherOptions {
   /** Called after the debounce; never called again while a previous call is running. */
   onChange: () => Promise<void>;
   onError: (error: unknown) => void;
+  /** Source of file events for the directory; default chokidar (tests turn events off to check the poll). */
+  watchDirectory?: WatchDirectory;
 }
+
+/** Calls `onEvent` with the path of every added, changed or removed file in `dir`. */
+export type WatchDirectory = (dir: string, onEvent: (path: string) => void, onError: (error: unknown) => void) => { ready: Promise<void>; close(): Promise<void> };
+
+export const chokidarWatchDirectory: WatchDirectory = (dir, onEvent, onError) => {
+  const watcher: FSWatcher = watch(dir, { depth: 0, ignoreInitial: true, persistent: true });
+  watcher.on('all', (_event, changed) => onEvent(changed));
+  watcher.on('error', onError);
+  return { ready: new Promise<void>((resolve) => watcher.once('ready', () => resolve())), close: () => watcher.close() };
+};
 
 export interface SourceWatcher {
   /** Resolves once the watcher is subscribed (changes from then on are seen). */
@@ -70,12 +82,13 @@ export function createSourceWatcher(options: SourceWatcherOptions): SourceWatche
     timer = setTimeout(fire, Math.max(0, due - now));
   };
 
-  const watcher: FSWatcher = watch(dirname(path), { depth: 0, ignoreInitial: true, persistent: true });
-  watcher.on('all', (_event, changed) => {
-    if (basename(changed) === name) schedule();
-  });
-  watcher.on('error', onError);
-  const ready = new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+  const watcher = (options.watchDirectory ?? chokidarWatchDirectory)(
+    dirname(path),
+    (changed) => {
+      if (basename(changed) === name) schedule();
+    },
+    onError,
+  );
 
   const poll = setInterval(() => {
     readFile(path, 'utf8').then(
@@ -90,7 +103,7 @@ export function createSourceWatcher(options: SourceWatcherOptions): SourceWatche
   poll.unref();
 
   return {
-    ready,
+    ready: watcher.ready,
     markSeen(hash) {
       seenHash = hash;
     },
