@@ -125,6 +125,8 @@ export async function startServer(config: RuntimeConfig, logger: Logger): Promis
         });
         await settings.idle();
         await workerHost.stop();
+        // A rollback the worker asked for while stopping is written before the database closes.
+        await settings.idle();
         db.close();
       })();
       return closing;

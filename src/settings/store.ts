@@ -12,7 +12,6 @@
  * read within a moment of the file's mtime is not trusted (the timestamp granularity could hide
  * a second edit in the same tick) and is checked again on the next read.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync, statSync, type BigIntStats } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -20,6 +19,7 @@ import type { Actor, AuditLog, AuditRecord } from '../audit/audit-log.js';
 import { AppError, isAppError } from '../errors.js';
 import { stageFile } from '../fs/atomic-write.js';
 import { parseIni, type IniDocument } from '../ini/document.js';
+import { decodeText, revisionOf } from './revision.js';
 import { planChanges, validationFailed, type ChangeInput, type PlannedChange } from './plan-changes.js';
 import { validateDocument } from './validate.js';
 import { isSensitive, MASK, type FileSchema } from './schema.js';
@@ -95,22 +95,10 @@ export interface SettingsStoreOptions extends IniFileStoreOptions {
   beforeCommit?: (input: { revision: string; actor: Actor }) => void;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-export function revisionOf(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
-}
+export { revisionOf };
 
 export function etagOf(revision: string): string {
   return `"${revision}"`;
-}
-
-function decode(bytes: Uint8Array, label: string): string {
-  try {
-    return utf8.decode(bytes);
-  } catch (cause) {
-    throw new AppError('CONFIG_INVALID', `${label} is invalid`, { details: `${label} is not valid UTF-8`, cause });
-  }
 }
 
 function toSnapshot(text: string, label: string, schema: FileSchema): Snapshot {
@@ -165,7 +153,7 @@ export function createIniFileReader({ path, label, schema, racyWindowMs = 100 }:
         if ((cause as NodeJS.ErrnoException).code === 'ENOENT') throw missing(label, cause);
         throw cause;
       }
-      const text = decode(bytes, label);
+      const text = decodeText(bytes, label);
       if (cache && cache.snapshot.text === text) return remember(stat, cache.snapshot);
       return remember(stat, toSnapshot(text, label, schema));
     },
@@ -237,7 +225,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       if ((cause as NodeJS.ErrnoException).code === 'ENOENT') throw missing(label, cause);
       throw cause;
     }
-    const text = decode(bytes, label);
+    const text = decodeText(bytes, label);
     return { text, snapshot: toSnapshot(text, label, schema) };
   }
 
@@ -307,7 +295,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
         try {
           staged = await stageFile(path, working.text);
           const onDisk = await readFile(path).catch(() => undefined);
-          if (!onDisk || revisionOf(decode(onDisk, label)) !== base.snapshot.revision) {
+          if (!onDisk || revisionOf(decodeText(onDisk, label)) !== base.snapshot.revision) {
             await staged.discard();
             log.info({ attempt }, `${label} changed during a write; planning the writes again on top of it`);
             continue;

@@ -25,7 +25,7 @@ export type RunSource = 'change' | 'reload' | 'retry' | 'startup';
 export type MainToWorker =
   /** Sent just before config.ini is replaced, so the worker can name the actor of that revision. */
   | { readonly type: 'expect'; readonly revision: string; readonly actor: RevisionActor }
-  | { readonly type: 'reconcile'; readonly requestId: string; readonly force: boolean }
+  | { readonly type: 'reconcile'; readonly requestId: string; readonly force: boolean; readonly actor?: RevisionActor }
   | { readonly type: 'shutdown' };
 
 export type WorkerToMain =
@@ -46,6 +46,8 @@ export type WorkerToMain =
       /** Set when this answers a reconcile request. */
       readonly requestId?: string;
     }
+  /** config.ini changed to a revision that is not run again: the last applied one, or one that failed. */
+  | { readonly type: 'skipped'; readonly revision: string; readonly reason: 'applied' | 'failed' }
   /** A rollback-policy target failed: main restores config.ini to `text` if the file is still `failedRevision`. */
   | { readonly type: 'rollback_config'; readonly failedRevision: string; readonly toRevision: string; readonly text: string }
   | { readonly type: 'stopped' };

@@ -14,9 +14,9 @@
 import type { Logger } from 'pino';
 import { AppError, toPlainError, type PlainError } from '../errors.js';
 import type { IniDocument } from '../ini/document.js';
-import type { RenderInput, RenderSection } from '../render/types.js';
 import type { ReloadResult, ServiceActions } from '../reload/service-actions.js';
-import type { TargetSpec } from './target-spec.js';
+import type { RenderInput, RenderSection } from '../render/types.js';
+import type { HealthCheck, TargetSpec } from './target-spec.js';
 import { reloadKey } from './target-spec.js';
 import { differs, readPrevious, restorePrevious, stageTarget, type PreviousFile, type StagedTarget, type UsedWriteMode } from './target-writer.js';
 
@@ -28,6 +28,7 @@ export interface TargetOutcome {
   readonly writeMode: UsedWriteMode | null;
   readonly reloaded: boolean;
   readonly healthy: boolean | null;
+  /** From the start of the run until this target's file was written and its service verified. */
   readonly durationMs: number;
   readonly error: PlainError | null;
   readonly state: TargetState;
@@ -41,6 +42,8 @@ export interface ReconcileResult {
   readonly targets: readonly TargetOutcome[];
   /** A rollback-policy target failed: config.ini should go back to the last applied revision. */
   readonly rollbackConfig: boolean;
+  /** Set when the run as a whole failed (not one target), e.g. an unexpected I/O error. */
+  readonly error?: PlainError;
 }
 
 export interface ReconcileRequest {
@@ -67,6 +70,7 @@ interface Work {
   previous?: PreviousFile;
   changed: boolean;
   staged?: StagedTarget;
+  /** Set before the live file is touched, so a write that fails halfway is restored too. */
   written?: UsedWriteMode;
   reloaded: boolean;
   healthy: boolean | null;
@@ -88,11 +92,16 @@ function renderInput(doc: IniDocument, spec: TargetSpec, template: string | unde
   return { sections, target: spec.name, ...(template !== undefined ? { template } : {}) };
 }
 
+/** The health rule of a group of targets sharing a service: the first one that asks for a check. */
+function groupHealth(group: readonly Work[]): HealthCheck {
+  return group.find((w) => w.spec.health.kind !== 'none')?.spec.health ?? { kind: 'none' };
+}
+
 export function createReconciler(deps: ReconcilerDeps) {
   const { actions, logger, now = Date.now } = deps;
   const log = logger.child({ module: 'reconcile' });
 
-  async function reloadGroups(works: Work[], force: boolean): Promise<void> {
+  async function reloadGroups(works: readonly Work[], force: boolean): Promise<void> {
     const groups = new Map<string, Work[]>();
     for (const work of works) {
       if (work.error || work.spec.reload.kind === 'none') continue;
@@ -111,14 +120,14 @@ export function createReconciler(deps: ReconcilerDeps) {
         for (const work of group) {
           work.error = appError;
           work.state = appError.code === 'SERVICE_UNREACHABLE' ? 'pending_reload' : 'failed';
+          work.finishedAt = now();
         }
         log.warn({ action: actions.describe(reload), code: appError.code }, 'reload did not happen');
         continue;
       }
       for (const work of group) work.reloaded = result.reloaded;
-      // One verification per service; the first target's health rule stands for the group.
       try {
-        await actions.verify(reload, group[0]!.spec.health, result, { timeoutMs });
+        await actions.verify(reload, groupHealth(group), result, { timeoutMs });
         for (const work of group) work.healthy = true;
       } catch (error) {
         const appError = asAppError(error);
@@ -128,21 +137,124 @@ export function createReconciler(deps: ReconcilerDeps) {
           work.state = 'failed';
         }
       }
+      for (const work of group) work.finishedAt = now();
     }
   }
 
-  /** Restores files, then reloads and verifies the services once more; returns whether they came back. */
-  async function restore(works: Work[]): Promise<void> {
+  /** Puts the previous files back, then reloads and verifies those services once more. */
+  async function restore(works: readonly Work[]): Promise<void> {
+    const restored: Work[] = [];
     for (const work of works) {
       if (!work.written || !work.previous) continue;
-      await restorePrevious(work.spec.output, work.previous, work.written);
+      try {
+        await restorePrevious(work.spec.output, work.previous, work.written);
+        restored.push({ ...work, error: undefined, state: undefined, reloaded: false, healthy: null });
+      } catch (error) {
+        log.error({ target: work.spec.name, err: error }, 'the previous file could not be restored');
+      }
     }
-    const again = works.filter((w) => w.written).map((w): Work => ({ ...w, error: undefined, state: undefined, reloaded: false, healthy: null }));
-    await reloadGroups(again, false);
-    for (const [i, work] of works.filter((w) => w.written).entries()) {
-      const after = again[i]!;
-      if (after.error) log.error({ target: work.spec.name, code: after.error.code }, 'service did not come back after its files were restored');
+    await reloadGroups(restored, false);
+    for (const again of restored) {
+      if (again.error) log.error({ target: again.spec.name, code: again.error.code }, 'service did not come back after its files were restored');
     }
+  }
+
+  async function reconcile(request: ReconcileRequest, works: Work[], started: number): Promise<ReconcileResult> {
+    for (const work of works) {
+      try {
+        const template = work.spec.template ? await deps.readTemplate(work.spec.template) : undefined;
+        work.content = Buffer.from(deps.render(work.spec, renderInput(request.doc, work.spec, template)), 'utf8');
+        work.previous = await readPrevious(work.spec.output);
+        work.changed = differs(work.previous, work.content, work.spec.mode);
+      } catch (error) {
+        work.error = asAppError(error);
+        work.state = 'failed';
+      }
+    }
+    for (const work of works) {
+      if (work.error || !work.changed) continue;
+      try {
+        work.staged = await stageTarget({ path: work.spec.output, content: work.content!, mode: work.spec.mode, writeMode: work.spec.write });
+        if (work.spec.check?.kind === 'exec') await actions.runCheck(work.spec.check, work.staged.checkPath, { timeoutMs: work.spec.timeoutMs });
+      } catch (error) {
+        work.error = asAppError(error);
+        work.state = 'failed';
+      }
+    }
+
+    const rollbackFailure = (): boolean => works.some((w) => w.state === 'failed' && w.spec.onFailure === 'rollback');
+    const finish = (outcome: RevisionOutcome, rollbackConfig: boolean): ReconcileResult => {
+      const end = now();
+      return {
+        revision: request.revision,
+        outcome,
+        rollbackConfig,
+        targets: works.map((w) => ({
+          target: w.spec.name,
+          changed: w.changed,
+          writeMode: w.written ?? null,
+          reloaded: w.reloaded,
+          healthy: w.healthy,
+          durationMs: (w.finishedAt ?? end) - started,
+          error: w.error ? toPlainError(w.error) : null,
+          state: w.state ?? 'in_sync',
+        })),
+      };
+    };
+    const rollBack = async (): Promise<ReconcileResult> => {
+      await restore(works);
+      for (const w of works) if (!w.state || w.state === 'in_sync') w.state = 'rolled_back';
+      return finish('rolled_back', true);
+    };
+
+    // A rollback-policy target that failed before anything was written: leave every service as it is.
+    if (rollbackFailure()) return rollBack();
+
+    for (const work of works) {
+      if (!work.staged || work.error) continue;
+      try {
+        work.written = work.spec.write === 'rename' ? 'rename' : 'inplace';
+        work.written = await work.staged.commit();
+        if (work.spec.reload.kind === 'none') work.finishedAt = now();
+        if (work.spec.check?.kind === 'docker_exec') {
+          // The service's own validator sees the file where the service reads it, so it runs
+          // after the write and before the reload; a failure puts the old file back.
+          try {
+            await actions.runCheck(work.spec.check, work.spec.output, { timeoutMs: work.spec.timeoutMs });
+          } catch (error) {
+            // A service that is not up yet cannot check its file; it reads it when it starts.
+            if (asAppError(error).code !== 'SERVICE_UNREACHABLE') {
+              await restorePrevious(work.spec.output, work.previous!, work.written);
+              work.written = undefined;
+              throw error;
+            }
+          }
+        }
+      } catch (error) {
+        work.error = asAppError(error);
+        work.state = 'failed';
+        if (work.written) {
+          // The write itself failed (an in-place write can fail halfway): put the old file back.
+          await restorePrevious(work.spec.output, work.previous!, work.written).catch((cause: unknown) =>
+            log.error({ target: work.spec.name, err: cause }, 'the previous file could not be restored'),
+          );
+          work.written = undefined;
+        }
+      }
+      if (work.state === 'failed' && work.spec.onFailure === 'rollback') return rollBack();
+    }
+
+    await reloadGroups(works, request.force);
+
+    const failed = works.filter((w) => w.state === 'failed' && (w.written || w.reloaded));
+    if (failed.length > 0) {
+      if (rollbackFailure()) return rollBack();
+      await restore(failed);
+      return finish('failed', false);
+    }
+    if (works.some((w) => w.state === 'failed')) return finish('failed', false);
+    const anything = works.some((w) => w.written || w.reloaded);
+    return finish(anything ? 'applied' : 'unchanged', false);
   }
 
   return {
@@ -150,105 +262,12 @@ export function createReconciler(deps: ReconcilerDeps) {
       const started = now();
       const selected = request.only ? deps.targets.filter((t) => request.only!.includes(t.name)) : [...deps.targets];
       const works: Work[] = selected.map((spec) => ({ spec, changed: false, reloaded: false, healthy: null }));
-
-      for (const work of works) {
-        try {
-          const template = work.spec.template ? await deps.readTemplate(work.spec.template) : undefined;
-          work.content = Buffer.from(deps.render(work.spec, renderInput(request.doc, work.spec, template)), 'utf8');
-          work.previous = await readPrevious(work.spec.output);
-          work.changed = differs(work.previous, work.content, work.spec.mode);
-        } catch (error) {
-          work.error = asAppError(error);
-          work.state = 'failed';
-        }
+      try {
+        return await reconcile(request, works, started);
+      } finally {
+        // Staged files that were not committed never outlive the run (discard is idempotent).
+        for (const work of works) await work.staged?.discard().catch(() => undefined);
       }
-      for (const work of works) {
-        if (work.error || !work.changed) continue;
-        try {
-          work.staged = await stageTarget({ path: work.spec.output, content: work.content!, mode: work.spec.mode, writeMode: work.spec.write });
-          if (work.spec.check?.kind === 'exec') await actions.runCheck(work.spec.check, work.staged.checkPath, { timeoutMs: work.spec.timeoutMs });
-        } catch (error) {
-          work.error = asAppError(error);
-          work.state = 'failed';
-          await work.staged?.discard();
-          work.staged = undefined;
-        }
-      }
-
-      const rollbackFailure = (): boolean => works.some((w) => w.state === 'failed' && w.spec.onFailure === 'rollback');
-      const finish = (outcome: RevisionOutcome, rollbackConfig: boolean): ReconcileResult => {
-        const end = now();
-        return {
-          revision: request.revision,
-          outcome,
-          rollbackConfig,
-          targets: works.map((w) => ({
-            target: w.spec.name,
-            changed: w.changed,
-            writeMode: w.written ?? null,
-            reloaded: w.reloaded,
-            healthy: w.healthy,
-            durationMs: end - started,
-            error: w.error ? toPlainError(w.error) : null,
-            state: w.state ?? 'in_sync',
-          })),
-        };
-      };
-
-      if (rollbackFailure()) {
-        // Nothing has been written yet: drop the staged files and leave every service as it is.
-        for (const work of works) await work.staged?.discard();
-        for (const work of works) if (!work.state) work.state = 'rolled_back';
-        return finish('rolled_back', true);
-      }
-
-      for (const work of works) {
-        if (!work.staged) continue;
-        try {
-          if (work.spec.check?.kind === 'docker_exec') {
-            // The service's own validator sees the file where the service reads it, so it runs
-            // after the write and before the reload; a failure puts the old file back.
-            work.written = await work.staged.commit();
-            try {
-              await actions.runCheck(work.spec.check, work.spec.output, { timeoutMs: work.spec.timeoutMs });
-            } catch (error) {
-              // A service that is not up yet cannot check its file; it reads it when it starts.
-              if (asAppError(error).code !== 'SERVICE_UNREACHABLE') {
-                await restorePrevious(work.spec.output, work.previous!, work.written);
-                work.written = undefined;
-                throw error;
-              }
-            }
-          } else {
-            work.written = await work.staged.commit();
-          }
-        } catch (error) {
-          work.error = asAppError(error);
-          work.state = 'failed';
-        }
-        if (work.state === 'failed' && work.spec.onFailure === 'rollback') {
-          await restore(works);
-          for (const w of works) if (!w.state) w.state = 'rolled_back';
-          return finish('rolled_back', true);
-        }
-      }
-
-      await reloadGroups(works, request.force);
-
-      const failed = works.filter((w) => w.state === 'failed' && (w.written || w.reloaded));
-      if (failed.length > 0) {
-        await restore(failed);
-        if (rollbackFailure()) {
-          const others = works.filter((w) => !failed.includes(w) && w.written);
-          await restore(others);
-          for (const w of works) if (!w.state || w.state === 'in_sync') w.state = 'rolled_back';
-          return finish('rolled_back', true);
-        }
-        return finish('failed', false);
-      }
-      if (works.some((w) => w.state === 'failed')) return finish(rollbackFailure() ? 'rolled_back' : 'failed', rollbackFailure());
-      const anything = works.some((w) => w.written || w.reloaded);
-      return finish(anything ? 'applied' : 'unchanged', false);
     },
   };
 }

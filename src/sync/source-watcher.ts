@@ -40,10 +40,6 @@ export interface SourceWatcher {
   close(): Promise<void>;
 }
 
-export function hashText(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
-}
-
 export function createSourceWatcher(options: SourceWatcherOptions): SourceWatcher {
   const { path, debounceMinMs, debounceMaxMs, pollIntervalMs, onChange, onError } = options;
   const name = basename(path);
@@ -91,9 +87,9 @@ export function createSourceWatcher(options: SourceWatcherOptions): SourceWatche
   );
 
   const poll = setInterval(() => {
-    readFile(path, 'utf8').then(
-      (text) => {
-        if (hashText(text) !== seenHash) schedule();
+    readFile(path).then(
+      (bytes) => {
+        if (createHash('sha256').update(bytes).digest('hex') !== seenHash) schedule();
       },
       () => {
         if (seenHash !== undefined) schedule();

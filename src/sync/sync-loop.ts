@@ -6,21 +6,23 @@
  *   targets and is reported once per content; the next valid save resumes.
  * - Runs are serialized; a change arriving during a run is picked up after it (latest wins:
  *   the file is read again, intermediate contents are never applied one by one).
- * - A revision that failed is not retried in a loop: only a new content, or an explicit
- *   reconcile request, runs it again.
+ * - A revision that failed is not retried in a loop: only a different content (even one that
+ *   returns to it later), or an explicit reconcile request, runs it again.
  * - Targets whose service could not be reached are retried, with exponential backoff and
- *   jitter, on their own.
+ *   jitter, on their own, with the revision that was written for them.
+ * - Whatever is posted to the main thread has the values of sensitive keys masked: a check
+ *   command's output may quote the file it rejected.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { AppError, isAppError, toPlainError } from '../errors.js';
+import { AppError, isAppError, toPlainError, type PlainError } from '../errors.js';
 import { parseIni, type IniDocument } from '../ini/document.js';
-import type { FileSchema } from '../settings/schema.js';
+import { decodeText, revisionOf } from '../settings/revision.js';
+import { isSensitive, MASK, type FileSchema } from '../settings/schema.js';
 import { validateDocument } from '../settings/validate.js';
 import type { RevisionActor, RunSource, WorkerToMain } from './protocol.js';
 import type { ReconcileRequest, ReconcileResult } from './reconcile.js';
-import { hashText } from './source-watcher.js';
 
 export interface SyncLoopDeps {
   configPath: string;
@@ -42,23 +44,50 @@ interface Source {
 }
 
 const FILE_ACTOR: RevisionActor = Object.freeze({ type: 'file', id: 'file' });
+const RETRY_ACTOR: RevisionActor = Object.freeze({ type: 'system', id: 'retry' });
 const MAX_REMEMBERED_ACTORS = 256;
+/** Values shorter than this are not masked in free text: they would mask unrelated words. */
+const MIN_MASKED_LENGTH = 4;
 
 async function readUntilStable(path: string): Promise<string> {
-  let previous = await readFile(path, 'utf8');
+  let previous = await readFile(path);
   for (let attempt = 0; attempt < 50; attempt++) {
     await sleep(15);
-    const current = await readFile(path, 'utf8');
-    if (current === previous) return current;
+    const current = await readFile(path);
+    if (current.equals(previous)) return decodeText(current, 'config.ini');
     previous = current;
   }
   throw new AppError('CONFIG_INVALID', 'config.ini is invalid', { details: 'config.ini kept changing; waiting for the next save' });
+}
+
+/** The values of sensitive keys in a document, longest first (so a value containing another is masked whole). */
+function secretsOf(doc: IniDocument, schema: FileSchema): string[] {
+  const values = new Set<string>();
+  for (const section of doc.sections) {
+    for (const entry of section.entries) {
+      if (entry.value.length >= MIN_MASKED_LENGTH && isSensitive(schema, section.name, entry.key)) values.add(entry.value);
+    }
+  }
+  return [...values].sort((a, b) => b.length - a.length);
+}
+
+function maskText(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) out = out.split(secret).join(MASK);
+  return out;
+}
+
+function maskError(error: PlainError | null, secrets: readonly string[]): PlainError | null {
+  if (!error || secrets.length === 0) return error;
+  return { code: error.code, message: maskText(error.message, secrets), details: maskText(error.details, secrets) };
 }
 
 export function createSyncLoop(deps: SyncLoopDeps) {
   const { configPath, schema, reconciler, post, logger, now = Date.now, retryBaseMs = 1000, retryMaxMs = 60_000 } = deps;
   const log = logger.child({ module: 'sync-loop' });
   const actors = new Map<string, RevisionActor>();
+  /** Targets whose reload is pending, with the revision that was written for them. */
+  const pending = new Map<string, Source>();
   let lastApplied: Source | undefined;
   let lastFailedRevision: string | undefined;
   let lastInvalidRevision: string | undefined;
@@ -84,8 +113,10 @@ export function createSyncLoop(deps: SyncLoopDeps) {
       post({ type: 'source_invalid', revision: '', error: plain, ...(requestId ? { requestId } : {}) });
       return undefined;
     }
-    const revision = hashText(text);
+    const revision = revisionOf(text);
     deps.markSeen?.(revision);
+    // A different content was saved: a revision that failed earlier may run again when it returns.
+    if (revision !== lastFailedRevision) lastFailedRevision = undefined;
     try {
       const doc = parseIni(text);
       const issues = validateDocument({ doc, schema });
@@ -107,48 +138,75 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     }
   }
 
-  function actorOf(revision: string): RevisionActor {
-    return actors.get(revision) ?? FILE_ACTOR;
-  }
-
-  function scheduleRetry(targets: string[]): void {
-    if (stopped || retryTimer || targets.length === 0) return;
+  function scheduleRetry(): void {
+    if (stopped || retryTimer || pending.size === 0) return;
     const delay = Math.min(retryMaxMs, retryBaseMs * 2 ** retryAttempt) * (0.5 + Math.random() / 2);
     retryAttempt++;
     retryTimer = setTimeout(() => {
       retryTimer = undefined;
-      void serialized(async () => {
-        if (!lastApplied || stopped) return;
-        await run(lastApplied, { source: 'retry', force: true, only: targets });
-      });
+      serialized(async () => {
+        // Read when it fires: targets that became pending meanwhile are retried too.
+        const bySource = new Map<Source, string[]>();
+        for (const [target, source] of pending) bySource.set(source, [...(bySource.get(source) ?? []), target]);
+        for (const [source, targets] of bySource) {
+          if (stopped) return;
+          await run(source, { source: 'retry', force: true, only: targets, actor: RETRY_ACTOR });
+        }
+      }).catch((error: unknown) => log.error({ err: error }, 'retrying pending reloads failed'));
     }, delay);
     retryTimer.unref();
   }
 
-  async function run(source: Source, options: { source: RunSource; force: boolean; requestId?: string; only?: readonly string[] }): Promise<ReconcileResult> {
+  function failedResult(source: Source, error: unknown): ReconcileResult {
+    const plain = toPlainError(isAppError(error) ? error : new AppError('INTERNAL_ERROR', 'Internal error', { details: 'the reconcile failed unexpectedly', cause: error }));
+    return { revision: source.revision, outcome: 'failed', rollbackConfig: false, targets: [], error: plain };
+  }
+
+  async function run(
+    source: Source,
+    options: { source: RunSource; force: boolean; requestId?: string; only?: readonly string[]; actor?: RevisionActor },
+  ): Promise<ReconcileResult> {
     const startedAt = now();
-    const result = await reconciler.reconcile({ revision: source.revision, doc: source.doc, force: options.force, ...(options.only ? { only: options.only } : {}) });
+    let result: ReconcileResult;
+    try {
+      result = await reconciler.reconcile({ revision: source.revision, doc: source.doc, force: options.force, ...(options.only ? { only: options.only } : {}) });
+    } catch (error) {
+      // A bug or an I/O failure inside the reconcile must not take the worker down: report it.
+      log.error({ err: error, revision: source.revision }, 'reconcile failed unexpectedly');
+      result = failedResult(source, error);
+    }
+    const secrets = secretsOf(source.doc, schema);
+    const masked: ReconcileResult = {
+      ...result,
+      ...(result.error ? { error: maskError(result.error, secrets)! } : {}),
+      targets: result.targets.map((t) => ({ ...t, error: maskError(t.error, secrets) })),
+    };
     post({
       type: 'run',
       source: options.source,
-      actor: options.source === 'retry' ? { type: 'system', id: 'retry' } : actorOf(source.revision),
+      actor: options.actor ?? actors.get(source.revision) ?? FILE_ACTOR,
       startedAt,
       finishedAt: now(),
-      result,
+      result: masked,
       ...(options.requestId ? { requestId: options.requestId } : {}),
     });
     if (result.outcome === 'applied' || result.outcome === 'unchanged') {
-      lastApplied = source;
-      lastFailedRevision = undefined;
-    } else {
+      if (!options.only) {
+        lastApplied = source;
+        lastFailedRevision = undefined;
+      }
+    } else if (!options.only) {
       lastFailedRevision = source.revision;
       if (result.rollbackConfig && lastApplied && lastApplied.revision !== source.revision) {
         post({ type: 'rollback_config', failedRevision: source.revision, toRevision: lastApplied.revision, text: lastApplied.text });
       }
     }
-    const pending = result.targets.filter((t) => t.state === 'pending_reload').map((t) => t.target);
-    if (pending.length > 0) scheduleRetry(pending);
-    else if (options.source === 'retry' || !options.only) retryAttempt = 0;
+    for (const target of result.targets) {
+      if (target.state === 'pending_reload') pending.set(target.target, source);
+      else if (target.changed || target.reloaded || target.state !== 'in_sync') pending.delete(target.target);
+    }
+    if (pending.size === 0) retryAttempt = 0;
+    scheduleRetry();
     return result;
   }
 
@@ -165,17 +223,27 @@ export function createSyncLoop(deps: SyncLoopDeps) {
         if (stopped) return;
         const source = await readSource();
         if (!source) return;
-        if (!options.startup && (source.revision === lastApplied?.revision || source.revision === lastFailedRevision)) return;
+        if (!options.startup) {
+          if (source.revision === lastApplied?.revision) {
+            post({ type: 'skipped', revision: source.revision, reason: 'applied' });
+            return;
+          }
+          if (source.revision === lastFailedRevision) {
+            post({ type: 'skipped', revision: source.revision, reason: 'failed' });
+            return;
+          }
+        }
         await run(source, { source: options.startup ? 'startup' : 'change', force: false });
       });
     },
 
     /** POST /settings/reload: a full reconcile now, even of a revision that failed before. */
-    reconcileNow(requestId: string, force: boolean): Promise<void> {
+    reconcileNow(requestId: string, force: boolean, actor?: RevisionActor): Promise<void> {
       return serialized(async () => {
+        if (stopped) return;
         const source = await readSource(requestId);
         if (!source) return;
-        await run(source, { source: 'reload', force, requestId });
+        await run(source, { source: 'reload', force, requestId, ...(actor ? { actor } : {}) });
       });
     },
 

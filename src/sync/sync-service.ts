@@ -28,6 +28,13 @@ export interface SyncEvent {
   readonly error?: PlainError;
 }
 
+export interface NumberedEvent {
+  readonly id: number;
+  readonly event: SyncEvent;
+}
+
+const RECENT_EVENTS = 100;
+
 export interface TargetStatus {
   target: string;
   output: string;
@@ -62,6 +69,7 @@ export interface SyncServiceDeps {
 }
 
 interface RevisionWaiter {
+  revision: string;
   seq: number;
   resolve: (answer: RunAnswer) => void;
 }
@@ -93,7 +101,7 @@ export function createSyncService(deps: SyncServiceDeps) {
   );
   const insertRun = db.prepare(`INSERT INTO sync_runs (revision, source, actor_type, actor_id, outcome, started_at, finished_at, targets)
     VALUES (@revision, @source, @actorType, @actorId, @outcome, @startedAt, @finishedAt, @targets)`);
-  const requestWaiters = new Map<string, (answer: RunAnswer) => void>();
+  const requestWaiters = new Map<string, { resolve: (answer: RunAnswer) => void; reject: (error: AppError) => void }>();
   /** Revisions written through the API, in write order: a later run answers every earlier wait (latest wins). */
   const revisionSeq = new Map<string, number>();
   const revisionWaiters: RevisionWaiter[] = [];
@@ -103,21 +111,45 @@ export function createSyncService(deps: SyncServiceDeps) {
   let sourceError: PlainError | null = null;
   let lastRun: { revision: string; outcome: string; at: string } | null = null;
 
+  /** Recent events, so a client reconnecting with Last-Event-ID misses nothing that is still here. */
+  const recent: NumberedEvent[] = [];
+  let lastEventId = 0;
+
   function emit(event: SyncEvent): void {
-    events.emit('event', event);
+    const numbered = { id: ++lastEventId, event };
+    recent.push(numbered);
+    if (recent.length > RECENT_EVENTS) recent.shift();
+    events.emit('event', numbered);
   }
 
   function answerRevision(revision: string, answer: RunAnswer): void {
     const done = revisionSeq.get(revision);
-    if (done === undefined) return;
+    if (done !== undefined) {
+      settleWaiters((waiter) => waiter.seq <= done, answer);
+      for (const [rev, s] of revisionSeq) if (s <= done) revisionSeq.delete(rev);
+    }
+    // When the answer is about the file as it is now, every other revision still waited on was
+    // superseded (a later write or a hand edit landed before it ran): it gets this answer.
+    let current: string | undefined;
+    try {
+      current = settings.read().revision;
+    } catch {
+      current = undefined;
+    }
+    if (current === revision) {
+      settleWaiters(() => true, answer);
+      revisionSeq.clear();
+    }
+  }
+
+  function settleWaiters(matches: (waiter: RevisionWaiter) => boolean, answer: RunAnswer): void {
     for (let i = revisionWaiters.length - 1; i >= 0; i--) {
       const waiter = revisionWaiters[i]!;
-      if (waiter.seq <= done) {
+      if (matches(waiter)) {
         revisionWaiters.splice(i, 1);
         waiter.resolve(answer);
       }
     }
-    for (const [rev, s] of revisionSeq) if (s <= done) revisionSeq.delete(rev);
   }
 
   function recordRun(message: Extract<WorkerToMain, { type: 'run' }>): void {
@@ -195,6 +227,11 @@ export function createSyncService(deps: SyncServiceDeps) {
   return {
     events,
 
+    /** Events after `id` that are still remembered (for Last-Event-ID). */
+    eventsAfter(id: number): NumberedEvent[] {
+      return recent.filter((e) => e.id > id);
+    },
+
     onWorkerMessage(message: WorkerToMain): void {
       switch (message.type) {
         case 'ready':
@@ -204,14 +241,34 @@ export function createSyncService(deps: SyncServiceDeps) {
           firstRunDone = true;
           recordRun(message);
           const answer: RunAnswer = { kind: 'run', source: message.source, result: message.result };
-          if (message.requestId) requestWaiters.get(message.requestId)?.(answer);
-          answerRevision(message.result.revision, answer);
+          if (message.requestId) requestWaiters.get(message.requestId)?.resolve(answer);
+          // A retry runs only some targets of an older revision: it answers nobody's write.
+          if (message.source !== 'retry') answerRevision(message.result.revision, answer);
+          break;
+        }
+        case 'skipped': {
+          const result: ReconcileResult =
+            message.reason === 'applied'
+              ? { revision: message.revision, outcome: 'unchanged', rollbackConfig: false, targets: [] }
+              : {
+                  revision: message.revision,
+                  outcome: 'failed',
+                  rollbackConfig: false,
+                  targets: [],
+                  error: {
+                    code: 'SYNC_FAILED',
+                    message: 'Sync failed',
+                    details: 'this revision failed before and is not run again until config.ini changes; POST /api/v1/settings/reload runs it now',
+                  },
+                };
+          answerRevision(message.revision, { kind: 'run', source: 'change', result });
           break;
         }
         case 'source_invalid': {
           sourceError = message.error;
           const answer: RunAnswer = { kind: 'source_invalid', revision: message.revision, error: message.error };
-          if (message.requestId) requestWaiters.get(message.requestId)?.(answer);
+          if (message.requestId) requestWaiters.get(message.requestId)?.resolve(answer);
+          else answerRevision(message.revision, answer);
           try {
             insertRun.run({
               revision: message.revision,
@@ -240,6 +297,11 @@ export function createSyncService(deps: SyncServiceDeps) {
 
     onWorkerExit(): void {
       ready = false;
+      // A reconcile request dies with the worker; writes waited on are answered by the restarted
+      // worker's first run (it runs the current file).
+      const lost = new AppError('SERVICE_UNREACHABLE', 'Service Unavailable', { details: 'the sync worker stopped during the request; it is being restarted' });
+      for (const waiter of requestWaiters.values()) waiter.reject(lost);
+      requestWaiters.clear();
     },
 
     /** From the store, just before a write lands: names the actor of that revision for the worker. */
@@ -254,28 +316,30 @@ export function createSyncService(deps: SyncServiceDeps) {
       if (target === undefined) {
         return Promise.reject(new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'this write did not change config.ini; there is nothing to wait for' }));
       }
-      return withTimeout(
-        new Promise<RunAnswer>((resolve) => revisionWaiters.push({ seq: target, resolve })),
-        timeoutMs,
-        () => {
-          const i = revisionWaiters.findIndex((w) => w.seq === target);
-          if (i >= 0) revisionWaiters.splice(i, 1);
-        },
-      );
+      let waiter: RevisionWaiter | undefined;
+      const answered = new Promise<RunAnswer>((resolve) => {
+        waiter = { revision, seq: target, resolve };
+        revisionWaiters.push(waiter);
+      });
+      return withTimeout(answered, timeoutMs, () => {
+        const i = revisionWaiters.indexOf(waiter!);
+        if (i >= 0) revisionWaiters.splice(i, 1);
+      });
     },
 
     /** POST /settings/reload. */
-    reconcile(options: { force: boolean; wait: boolean; timeoutMs: number }): Promise<RunAnswer | { kind: 'accepted'; requestId: string }> {
+    reconcile(options: { force: boolean; wait: boolean; timeoutMs: number; actor: RevisionActor }): Promise<RunAnswer | { kind: 'accepted'; requestId: string }> {
       if (!deps.workerAlive()) {
         return Promise.reject(new AppError('SERVICE_UNREACHABLE', 'Service Unavailable', { details: 'the sync worker is not running; it is being restarted' }));
       }
       const requestId = randomUUID();
+      const message: MainToWorker = { type: 'reconcile', requestId, force: options.force, actor: options.actor };
       if (!options.wait) {
-        deps.send({ type: 'reconcile', requestId, force: options.force });
+        deps.send(message);
         return Promise.resolve({ kind: 'accepted', requestId });
       }
-      const answer = new Promise<RunAnswer>((resolve) => requestWaiters.set(requestId, resolve));
-      deps.send({ type: 'reconcile', requestId, force: options.force });
+      const answer = new Promise<RunAnswer>((resolve, reject) => requestWaiters.set(requestId, { resolve, reject }));
+      deps.send(message);
       return withTimeout(answer, options.timeoutMs, () => requestWaiters.delete(requestId)).finally(() => requestWaiters.delete(requestId));
     },
 

@@ -11,10 +11,10 @@
  *
  * The previous content is kept so a failed reload can put it back.
  */
-import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { AppError } from '../errors.js';
 import { stageFile, type StagedFile } from '../fs/atomic-write.js';
 import type { WriteMode } from './target-spec.js';
 
@@ -23,18 +23,22 @@ export type UsedWriteMode = 'rename' | 'inplace';
 /** What was on disk before a write: enough to restore it exactly. */
 export type PreviousFile = { readonly exists: false } | { readonly exists: true; readonly content: Buffer; readonly mode: number };
 
+/**
+ * What is on disk now. Output files live in volumes services can write, so a service could put a
+ * symlink there to make confhub (often root) write elsewhere: anything but a regular file is refused.
+ */
 export async function readPrevious(path: string): Promise<PreviousFile> {
+  let info;
   try {
-    const [content, info] = await Promise.all([readFile(path), stat(path)]);
-    return { exists: true, content, mode: info.mode & 0o7777 };
+    info = await lstat(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { exists: false };
     throw error;
   }
-}
-
-export function sha256(content: string | Buffer): string {
-  return createHash('sha256').update(content).digest('hex');
+  if (!info.isFile()) {
+    throw new AppError('WRITE_FAILED', 'Write failed', { details: `${path} is ${info.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; confhub does not write through it` });
+  }
+  return { exists: true, content: await readFile(path), mode: info.mode & 0o7777 };
 }
 
 /** True when the bytes or the mode on disk differ from what should be there. */
@@ -44,7 +48,7 @@ export function differs(previous: PreviousFile, content: Buffer, mode: number): 
 
 async function isMountPoint(path: string): Promise<boolean> {
   try {
-    const [file, dir] = await Promise.all([stat(path), stat(dirname(path))]);
+    const [file, dir] = await Promise.all([lstat(path), stat(dirname(path))]);
     return file.dev !== dir.dev;
   } catch {
     return false;
@@ -54,7 +58,7 @@ async function isMountPoint(path: string): Promise<boolean> {
 async function writeInPlace(path: string, content: Buffer, mode: number): Promise<void> {
   // O_CREAT without O_TRUNC: the inode is kept; truncating after the write keeps the window in
   // which a reader sees a short file as small as it can be.
-  const handle = await open(path, constants.O_WRONLY | constants.O_CREAT, mode);
+  const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, mode);
   try {
     await handle.write(content, 0, content.length, 0);
     await handle.truncate(content.length);

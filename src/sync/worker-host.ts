@@ -52,7 +52,8 @@ export function createWorkerHost(options: WorkerHostOptions): WorkerHost {
     const current = createWorker(init);
     worker = current;
     current.on('message', (message: WorkerToMain) => {
-      if (message.type === 'ready') consecutiveFailures = 0;
+      // Healthy once a run completed, not merely started: a worker that fails in its first run keeps backing off.
+      if (message.type === 'run') consecutiveFailures = 0;
       if (message.type === 'stopped') stoppedResolve?.();
       onMessage(message);
     });

@@ -72,7 +72,7 @@ port.on('message', (message: MainToWorker) => {
       loop.expect(message.revision, message.actor);
       break;
     case 'reconcile':
-      void loop.reconcileNow(message.requestId, message.force);
+      loop.reconcileNow(message.requestId, message.force, message.actor).catch((error: unknown) => logger.error({ err: error }, 'reconcile request failed'));
       break;
     case 'shutdown':
       void (async () => {
@@ -87,4 +87,4 @@ port.on('message', (message: MainToWorker) => {
 
 await watcher.ready;
 post({ type: 'ready' });
-await loop.onChange({ startup: true });
+await loop.onChange({ startup: true }).catch((error: unknown) => logger.error({ err: error }, 'the first reconcile failed'));

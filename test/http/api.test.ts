@@ -171,6 +171,15 @@ describe('legacy single-key update', () => {
     expect((await get('/api/v1/audit?limit=1')).body.entries[0]).toMatchObject({ key: 'user_name', result: 'unchanged' });
   });
 
+  it('when config.ini starts with a BOM and uses CRLF, then an API write keeps both byte for byte', async () => {
+    h.writeConfig(`\uFEFF${h.readConfig().replace(/\n/g, '\r\n')}`);
+    const before = h.readConfig();
+    expect((await put('/api/settings/gitea?key=user_name&value=bom-kept')).status).toBe(200);
+    const after = h.readConfig();
+    expect(after.startsWith('\uFEFF#')).toBe(true);
+    expect(after).toBe(before.replace('user_name = websoft9\r\n', 'user_name = bom-kept\r\n'));
+  });
+
   it('when a declared key is missing from the file, then the update adds it to its section', async () => {
     h.writeConfig(h.readConfig().replace('ssl_key =\n', ''));
     const res = await put('/api/settings/nginx_proxy_manager?key=ssl_key&value=/etc/ssl/private/console.key');

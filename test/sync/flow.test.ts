@@ -173,6 +173,19 @@ describe('config.ini to service files', () => {
     const data = JSON.parse(text.split('event: applied\ndata: ')[1]!.split('\n')[0]!) as { type: string; actor: { type: string }; targets: { target: string }[] };
     expect(data).toMatchObject({ type: 'applied', actor: { type: 'api' }, targets: [{ target: 'app', changed: true }] });
     expect(text).not.toContain(ch.apiKey);
+    // A client reconnecting with the id before that event gets it again.
+    const id = Number(/id: (\d+)\nevent: applied/.exec(text)![1]);
+    const again = new AbortController();
+    const replay = await fetch(`${ch.url}/api/v1/settings/events`, { headers: { 'x-api-key': ch.apiKey, 'last-event-id': String(id - 1) }, signal: again.signal });
+    const replayReader = replay.body!.getReader();
+    let replayed = '';
+    while (!replayed.includes('event: applied')) {
+      const { value, done } = await replayReader.read();
+      if (done) break;
+      replayed += decoder.decode(value);
+    }
+    again.abort();
+    expect(replayed).toContain(`id: ${id}\nevent: applied`);
   });
 
   it('when a reload is forced, then unchanged targets are reloaded too and the results are returned', async () => {

@@ -130,7 +130,8 @@ describe('reconcile', () => {
     expect(result.targets.find((t) => t.target === 'one')!.state).toBe('rolled_back');
     expect(read('one')).toBe('old one\n');
     expect(readdirSync(dir).sort()).toEqual(['one.json']);
-    expect(calls).toEqual(['reload a', 'verify a', 'reload b', 'verify b', 'reload b', 'verify b', 'reload a', 'verify a']);
+    // One restore pass: each service is reloaded once more with its previous file.
+    expect(calls).toEqual(['reload a', 'verify a', 'reload b', 'verify b', 'reload a', 'verify a', 'reload b', 'verify b']);
   });
 
   it('when a keep-policy service fails, then only its files are restored and the others stay on the new revision', async () => {
@@ -183,6 +184,26 @@ describe('reconcile', () => {
     expect(result.outcome).toBe('rolled_back');
     expect(read('one')).toBe('previous\n');
     expect(calls.filter((c) => c.startsWith('reload'))).toEqual([]);
+  });
+
+  it('when a rollback-policy target fails while files are being written, then later targets\' staged files are removed too', async () => {
+    const { actions } = fakeActions({ checkError: new AppError('CHECK_FAILED', 'Check failed', { details: 'nginx -t: exit code 1' }) });
+    const check = { kind: 'docker_exec' as const, container: { by: 'name' as const, name: 'a' }, command: ['nginx', '-t'] };
+    const r = reconciler([target('one', { check }), target('two'), target('three')], actions);
+    const result = await r.reconcile({ revision: 'r1', doc: doc('1'), force: false });
+    expect(result.outcome).toBe('rolled_back');
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('when an output path is a symbolic link, then the target fails and nothing is written through the link', async () => {
+    const { symlinkSync } = await import('node:fs');
+    writeFileSync(join(dir, 'victim'), 'precious\n');
+    symlinkSync(join(dir, 'victim'), join(dir, 'one.json'));
+    const { actions } = fakeActions();
+    const r = reconciler([target('one', { write: 'inplace' })], actions);
+    const result = await r.reconcile({ revision: 'r1', doc: doc('1'), force: false });
+    expect(result.targets[0]).toMatchObject({ state: 'failed', error: { code: 'WRITE_FAILED', details: expect.stringContaining('a symbolic link') } });
+    expect(readFileSync(join(dir, 'victim'), 'utf8')).toBe('precious\n');
   });
 
   it('when a section is missing, then the revision fails before anything is written', async () => {

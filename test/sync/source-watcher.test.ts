@@ -2,7 +2,8 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createSourceWatcher, hashText, type SourceWatcher, type WatchDirectory } from '../../src/sync/source-watcher.js';
+import { revisionOf } from '../../src/settings/revision.js';
+import { createSourceWatcher, type SourceWatcher, type WatchDirectory } from '../../src/sync/source-watcher.js';
 import { eventually } from '../support/wait.js';
 
 let dir: string;
@@ -41,7 +42,7 @@ async function watch(options: { pollIntervalMs: number; debounceMinMs?: number; 
     ...(options.events === false ? { watchDirectory: silentDirectory } : {}),
   });
   await watcher.ready;
-  watcher.markSeen(hashText('a = 1\n'));
+  watcher.markSeen(revisionOf('a = 1\n'));
   return runs;
 }
 

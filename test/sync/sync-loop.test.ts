@@ -29,8 +29,10 @@ const outcome = (state: TargetOutcome['state']): TargetOutcome => ({
   state,
 });
 
+type Step = ReconcileResult['outcome'] | 'pending' | 'failed_pending' | 'throws';
+
 /** A reconciler that answers from a script, one result per call, and records the requests. */
-function scripted(results: Array<ReconcileResult['outcome'] | 'pending'>) {
+function scripted(results: Step[]) {
   const requests: ReconcileRequest[] = [];
   return {
     requests,
@@ -38,6 +40,8 @@ function scripted(results: Array<ReconcileResult['outcome'] | 'pending'>) {
       async reconcile(request: ReconcileRequest): Promise<ReconcileResult> {
         requests.push(request);
         const next = results.shift() ?? 'applied';
+        if (next === 'throws') throw new Error('disk on fire');
+        if (next === 'failed_pending') return { revision: request.revision, outcome: 'failed', rollbackConfig: false, targets: [outcome('pending_reload')] };
         const state = next === 'pending' ? 'pending_reload' : next === 'applied' || next === 'unchanged' ? 'in_sync' : 'failed';
         return { revision: request.revision, outcome: next === 'pending' ? 'applied' : next, rollbackConfig: next === 'rolled_back', targets: [outcome(state)] };
       },
@@ -87,6 +91,72 @@ describe('sync loop', () => {
     await syncLoop.stop();
   });
 
+  it('when a rolled-back change is made again after config.ini went back, then it runs again', async () => {
+    const good = '[cockpit]\nport = 9090\n';
+    const bad = '[cockpit]\nport = 9091\n';
+    writeFileSync(configPath, good);
+    const { syncLoop, messages, requests } = loop(['applied', 'rolled_back', 'applied']);
+    await syncLoop.onChange({ startup: true });
+    writeFileSync(configPath, bad);
+    await syncLoop.onChange();
+    writeFileSync(configPath, good);
+    await syncLoop.onChange();
+    expect(messages.filter((m) => m.type === 'skipped')).toEqual([{ type: 'skipped', revision: requests[0]!.revision, reason: 'applied' }]);
+    writeFileSync(configPath, bad);
+    await syncLoop.onChange();
+    expect(requests.map((r) => r.revision)).toEqual([requests[0]!.revision, requests[1]!.revision, requests[1]!.revision]);
+    await syncLoop.stop();
+  });
+
+  it('when a reload stays pending after a revision failed under keep, then the retry uses that revision, not the last applied one', async () => {
+    writeFileSync(configPath, '[cockpit]\nport = 9090\n');
+    const { syncLoop, requests } = loop(['applied', 'failed_pending', 'applied']);
+    await syncLoop.onChange({ startup: true });
+    writeFileSync(configPath, '[cockpit]\nport = 9091\n');
+    await syncLoop.onChange();
+    await eventually('the retry ran', () => requests.length === 3, 5000);
+    expect(requests[2]).toMatchObject({ revision: requests[1]!.revision, only: ['t'], force: true });
+    await syncLoop.stop();
+  });
+
+  it('when the reconcile throws, then a failed run is reported and the loop keeps working', async () => {
+    writeFileSync(configPath, '[cockpit]\nport = 9090\n');
+    const { syncLoop, messages, requests } = loop(['throws', 'applied']);
+    await syncLoop.onChange({ startup: true });
+    const failed = messages.find((m) => m.type === 'run');
+    expect(failed).toMatchObject({ result: { outcome: 'failed', targets: [], error: { code: 'INTERNAL_ERROR' } } });
+    writeFileSync(configPath, '[cockpit]\nport = 9091\n');
+    await syncLoop.onChange();
+    expect(requests.length).toBe(2);
+    await syncLoop.stop();
+  });
+
+  it('when a target error quotes a secret of the file, then the posted result has it masked', async () => {
+    writeFileSync(configPath, '[gitea]\nuser_pwd = Very-Secret-Pw-123\n');
+    const messages: WorkerToMain[] = [];
+    const leaky = {
+      async reconcile(request: ReconcileRequest): Promise<ReconcileResult> {
+        const error = { code: 'CHECK_FAILED' as const, message: 'Check failed', details: 'line 3: PASSWD = Very-Secret-Pw-123 is rejected' };
+        return { revision: request.revision, outcome: 'failed', rollbackConfig: false, targets: [{ ...outcome('failed'), error }] };
+      },
+    };
+    const syncLoop = createSyncLoop({ configPath, schema: CONFIG_SCHEMA, reconciler: leaky, post: (m) => messages.push(m), logger: pino({ level: 'silent' }) });
+    await syncLoop.onChange({ startup: true });
+    const posted = JSON.stringify(messages);
+    expect(posted).not.toContain('Very-Secret-Pw-123');
+    expect(posted).toContain('PASSWD = ****** is rejected');
+    await syncLoop.stop();
+  });
+
+  it('when config.ini is not valid UTF-8, then it is reported invalid like the API does', async () => {
+    writeFileSync(configPath, Buffer.from([0x5b, 0x61, 0x5d, 0x0a, 0x6b, 0x20, 0x3d, 0x20, 0xff, 0x0a]));
+    const { syncLoop, messages, requests } = loop([]);
+    await syncLoop.onChange({ startup: true });
+    expect(messages).toEqual([{ type: 'source_invalid', revision: '', error: expect.objectContaining({ code: 'CONFIG_INVALID', details: 'config.ini is not valid UTF-8' }) }]);
+    expect(requests).toEqual([]);
+    await syncLoop.stop();
+  });
+
   it('when the file is invalid, then nothing is reconciled and it is reported once per content', async () => {
     writeFileSync(configPath, '[cockpit]\nport = nine\n');
     const { syncLoop, messages, requests } = loop([]);
@@ -105,8 +175,8 @@ describe('sync loop', () => {
   it('when changes are announced by the API, then their runs carry that actor; others are the file', async () => {
     writeFileSync(configPath, '[cockpit]\nport = 9090\n');
     const { syncLoop, messages } = loop([]);
-    const { hashText } = await import('../../src/sync/source-watcher.js');
-    syncLoop.expect(hashText('[cockpit]\nport = 9090\n'), { type: 'api', id: 'key:abc' });
+    const { revisionOf } = await import('../../src/settings/revision.js');
+    syncLoop.expect(revisionOf('[cockpit]\nport = 9090\n'), { type: 'api', id: 'key:abc' });
     await syncLoop.onChange({ startup: true });
     writeFileSync(configPath, '[cockpit]\nport = 9091\n');
     await syncLoop.onChange();

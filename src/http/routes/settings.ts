@@ -37,6 +37,7 @@ export function createSettingsRoutes({ store, schema, jsonBody, sync }: Settings
   /** Writes, then answers with `json(snapshot)`; with ?wait=true only once the worker is done with the revision. */
   const write = async (req: Request, res: Response, changes: ChangeInput[], json: (snapshot: Snapshot) => string): Promise<void> => {
     const wait = booleanQuery(req, 'wait');
+    if (wait && !sync) throw new AppError('SERVICE_UNREACHABLE', 'Service Unavailable', { details: 'syncing is not running in this process' });
     res.locals.audited = true;
     const actor = res.locals.actor as Actor;
     const result = await store.update({ changes, ifMatch: parseIfMatch(req), actor });
@@ -45,13 +46,12 @@ export function createSettingsRoutes({ store, schema, jsonBody, sync }: Settings
       sendJson(res, json(result.snapshot));
       return;
     }
-    if (!sync) throw new AppError('SERVICE_UNREACHABLE', 'Service Unavailable', { details: 'syncing is not running in this process' });
     const settings = json(result.snapshot);
     if (!result.changes.some((c) => c.changed)) {
       sendJson(res, `{"settings":${settings},"sync":{"revision":"${result.snapshot.revision}","outcome":"unchanged","targets":[]}}`);
       return;
     }
-    const report = syncReport(await sync.waitForRevision(result.snapshot.revision, WAIT_TIMEOUT_MS));
+    const report = syncReport(await sync!.waitForRevision(result.snapshot.revision, WAIT_TIMEOUT_MS));
     if (report.error) throw report.error;
     sendJson(res, `{"settings":${settings},"sync":${JSON.stringify(report.body)}}`);
   };

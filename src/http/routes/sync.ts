@@ -4,8 +4,9 @@
  * `?wait=true` once the worker is done with it.
  */
 import { Router, type Request, type Response } from 'express';
+import type { Actor } from '../../audit/audit-log.js';
 import { AppError } from '../../errors.js';
-import type { RunAnswer, SyncEvent, SyncService } from '../../sync/sync-service.js';
+import type { NumberedEvent, RunAnswer, SyncService } from '../../sync/sync-service.js';
 import { methodNotAllowed, sendJson, singleQueryValue } from '../route-helpers.js';
 
 export const WAIT_TIMEOUT_MS = 120_000;
@@ -36,8 +37,11 @@ export function syncReport(answer: RunAnswer): { body: Record<string, unknown>; 
   }));
   const body = { revision: result.revision, outcome: result.outcome, targets };
   if (result.outcome === 'failed' || result.outcome === 'rolled_back') {
-    const reasons = result.targets.filter((t) => t.error && t.state === 'failed').map((t) => `target ${t.target}: ${t.error!.code}: ${t.error!.details}`);
-    const tail = result.outcome === 'rolled_back' ? '; the previous files were restored and config.ini is rolled back to the last applied revision' : '';
+    const reasons = [
+      ...(result.error ? [result.error.details] : []),
+      ...result.targets.filter((t) => t.error && t.state === 'failed').map((t) => `target ${t.target}: ${t.error!.code}: ${t.error!.details}`),
+    ];
+    const tail = result.outcome === 'rolled_back' ? '; the previous files were restored and config.ini is being restored to the last applied revision' : '';
     return { body, error: new AppError('SYNC_FAILED', 'Sync failed', { details: `${reasons.join('; ') || 'the revision was not applied'}${tail}`, data: { sync: body } }) };
   }
   return { body };
@@ -62,7 +66,8 @@ export function createSyncRoutes({ sync }: { sync: SyncService | undefined }): R
       const service = requireSync(sync);
       const force = booleanQuery(req, 'force');
       const wait = booleanQuery(req, 'wait');
-      const answer = await service.reconcile({ force, wait, timeoutMs: WAIT_TIMEOUT_MS });
+      const actor = res.locals.actor as Actor;
+      const answer = await service.reconcile({ force, wait, timeoutMs: WAIT_TIMEOUT_MS, actor: { type: actor.type, id: actor.id } });
       if (answer.kind === 'accepted') {
         res.status(202);
         sendJson(res, JSON.stringify({ accepted: true, requestId: answer.requestId }));
@@ -86,10 +91,12 @@ export function createSyncRoutes({ sync }: { sync: SyncService | undefined }): R
         'x-accel-buffering': 'no',
       });
       res.write('retry: 3000\n: connected\n\n');
-      let id = 0;
-      const onEvent = (event: SyncEvent): void => {
-        res.write(`id: ${++id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+      const send = ({ id, event }: NumberedEvent): void => {
+        res.write(`id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
       };
+      const lastSeen = Number(req.get('last-event-id'));
+      if (Number.isSafeInteger(lastSeen) && lastSeen >= 0) for (const missed of service.eventsAfter(lastSeen)) send(missed);
+      const onEvent = send;
       const heartbeat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS);
       service.events.on('event', onEvent);
       req.on('close', () => {

@@ -1,0 +1,90 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { createAuditLog } from '../../src/audit/audit-log.js';
+import { openDatabase } from '../../src/db/database.js';
+import type { SettingsStore } from '../../src/settings/store.js';
+import type { MainToWorker } from '../../src/sync/protocol.js';
+import type { ReconcileResult } from '../../src/sync/reconcile.js';
+import { createSyncService } from '../../src/sync/sync-service.js';
+import { expectAppError } from '../support/wait.js';
+
+function service(currentRevision: () => string) {
+  const db = openDatabase({ path: ':memory:' });
+  const sent: MainToWorker[] = [];
+  let alive = true;
+  const settings = { read: () => ({ revision: currentRevision() }) } as unknown as SettingsStore;
+  const sync = createSyncService({
+    targets: [],
+    describeReload: () => 'none',
+    db,
+    audit: createAuditLog({ db }),
+    settings,
+    logger: pino({ level: 'silent' }),
+    send: (m) => sent.push(m),
+    workerAlive: () => alive,
+    workerRestarts: () => 0,
+  });
+  return { sync, sent, kill: () => (alive = false) };
+}
+
+const result = (revision: string, outcome: ReconcileResult['outcome'] = 'applied'): ReconcileResult => ({ revision, outcome, rollbackConfig: false, targets: [] });
+const run = (revision: string) => ({ type: 'run' as const, source: 'change' as const, actor: { type: 'file' as const, id: 'file' }, startedAt: 1, finishedAt: 2, result: result(revision) });
+const api = { type: 'api' as const, id: 'key:1' };
+
+describe('sync service waiters', () => {
+  it('when the worker skips a written revision because it is already applied, then the waiting write is answered as unchanged', async () => {
+    const { sync } = service(() => 'r1');
+    sync.announce('r1', api);
+    const answer = sync.waitForRevision('r1', 5000);
+    sync.onWorkerMessage({ type: 'skipped', revision: 'r1', reason: 'applied' });
+    await expect(answer).resolves.toMatchObject({ kind: 'run', result: { outcome: 'unchanged' } });
+  });
+
+  it('when the worker skips a revision that failed before, then the waiting write hears it failed and how to retry', async () => {
+    const { sync } = service(() => 'r1');
+    sync.announce('r1', api);
+    const answer = sync.waitForRevision('r1', 5000);
+    sync.onWorkerMessage({ type: 'skipped', revision: 'r1', reason: 'failed' });
+    await expect(answer).resolves.toMatchObject({ result: { outcome: 'failed', error: { details: expect.stringContaining('POST /api/v1/settings/reload') } } });
+  });
+
+  it('when a hand edit supersedes a written revision before it ran, then the write is answered by the run of the file as it is now', async () => {
+    let current = 'r1';
+    const { sync } = service(() => current);
+    sync.announce('r1', api);
+    const answer = sync.waitForRevision('r1', 5000);
+    current = 'hand';
+    sync.onWorkerMessage(run('older'));
+    sync.onWorkerMessage(run('hand'));
+    await expect(answer).resolves.toMatchObject({ result: { revision: 'hand' } });
+  });
+
+  it('when a later write of the same group is applied, then the earlier write is answered too (latest wins)', async () => {
+    const { sync } = service(() => 'r2');
+    sync.announce('r1', api);
+    sync.announce('r2', api);
+    const first = sync.waitForRevision('r1', 5000);
+    const second = sync.waitForRevision('r2', 5000);
+    sync.onWorkerMessage(run('r2'));
+    await expect(first).resolves.toMatchObject({ result: { revision: 'r2' } });
+    await expect(second).resolves.toMatchObject({ result: { revision: 'r2' } });
+  });
+
+  it('when one of two waits on the same revision times out, then the other is still answered', async () => {
+    const { sync } = service(() => 'r1');
+    sync.announce('r1', api);
+    const short = sync.waitForRevision('r1', 20);
+    const long = sync.waitForRevision('r1', 5000);
+    await expectAppError(short, 'TIMEOUT');
+    sync.onWorkerMessage(run('r1'));
+    await expect(long).resolves.toMatchObject({ result: { revision: 'r1' } });
+  });
+
+  it('when the worker dies during a reconcile request, then the caller gets SERVICE_UNREACHABLE at once, not a timeout', async () => {
+    const { sync, sent } = service(() => 'r1');
+    const answer = sync.reconcile({ force: false, wait: true, timeoutMs: 60_000, actor: api });
+    expect(sent[0]).toMatchObject({ type: 'reconcile', actor: api });
+    sync.onWorkerExit();
+    await expectAppError(answer, 'SERVICE_UNREACHABLE');
+  });
+});
