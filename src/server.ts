@@ -16,9 +16,8 @@ import type { RuntimeConfig } from './runtime-config.js';
 import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from './settings/schema.js';
 import { createReadOnlyIniStore, createSettingsStore } from './settings/store.js';
 import type { Actor } from './audit/audit-log.js';
-import { describeAction } from './reload/service-actions.js';
 import { createSyncService, type SyncService } from './sync/sync-service.js';
-import { parseSyncConfig } from './sync/target-spec.js';
+import { describeAction, parseSyncConfig } from './sync/target-spec.js';
 import { createWorkerHost } from './sync/worker-host.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;

@@ -11,7 +11,7 @@ import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { AppError, isAppError, type ErrorCode } from '../errors.js';
-import type { ContainerRef } from '../sync/target-spec.js';
+import { containerRefText, type ContainerRef } from '../sync/target-spec.js';
 
 export type ContainerHealth = 'healthy' | 'unhealthy' | 'starting' | undefined;
 
@@ -78,10 +78,6 @@ const DEFAULT_POLL_INTERVAL_MS = 150;
 const UNREACHABLE_CODES = new Set(['ENOENT', 'ECONNREFUSED', 'EACCES', 'EPERM', 'ENOTSOCK', 'ECONNRESET', 'EPIPE']);
 
 /** What `docker` would print for the reference; used in messages and logs. */
-export function containerRefText(ref: ContainerRef): string {
-  if (ref.by === 'name') return ref.name;
-  return ref.value === undefined ? `label=${ref.label}` : `label=${ref.label}=${ref.value}`;
-}
 
 /**
  * StartedAt as nanoseconds since the epoch. Docker trims trailing zeros of the fraction

@@ -9,9 +9,9 @@
 import { execFile } from 'node:child_process';
 import type { Logger } from 'pino';
 import { AppError, isAppError } from '../errors.js';
-import type { CheckCommand, HealthCheck, ReloadAction } from '../sync/target-spec.js';
-import { containerRefText, type DockerDriver, type ExecResult } from './docker.js';
-import { postReload as defaultPostReload, probeHealth as defaultProbeHealth, safeUrl } from './http.js';
+import { containerRefText, describeAction, type CheckCommand, type HealthCheck, type ReloadAction } from '../sync/target-spec.js';
+import type { DockerDriver, ExecResult } from './docker.js';
+import { postReload as defaultPostReload, probeHealth as defaultProbeHealth } from './http.js';
 import type { SupervisorDriver } from './supervisor.js';
 
 export interface ReloadResult {
@@ -65,24 +65,6 @@ export function checkArgv(argv: readonly string[], stagedPath: string): string[]
   return placeholder ? out : [...out, stagedPath];
 }
 
-export function describeAction(action: ReloadAction): string {
-  switch (action.kind) {
-    case 'none':
-      return 'none';
-    case 'docker_restart':
-      return `docker restart ${containerRefText(action.container)}`;
-    case 'docker_signal':
-      return `docker kill --signal ${action.signal} ${containerRefText(action.container)}`;
-    case 'docker_exec':
-      return `docker exec ${containerRefText(action.container)} ${action.command.join(' ')}`;
-    case 'supervisor_restart':
-      return `supervisorctl restart ${action.program}`;
-    case 'supervisor_signal':
-      return `supervisorctl signal ${action.signal} ${action.program}`;
-    case 'http':
-      return `${action.method} ${safeUrl(action.url)}`;
-  }
-}
 
 interface ExecFileFailure {
   code?: number | string | null;

@@ -86,13 +86,18 @@ export function createSourceWatcher(options: SourceWatcherOptions): SourceWatche
     onError,
   );
 
+  // The poll only starts a debounce when none is pending: it must never push back a run the
+  // watcher already scheduled (it would often see the new content first, during the quiet time).
+  const pollSchedule = (): void => {
+    if (!timer && !running) schedule();
+  };
   const poll = setInterval(() => {
     readFile(path).then(
       (bytes) => {
-        if (createHash('sha256').update(bytes).digest('hex') !== seenHash) schedule();
+        if (createHash('sha256').update(bytes).digest('hex') !== seenHash) pollSchedule();
       },
       () => {
-        if (seenHash !== undefined) schedule();
+        if (seenHash !== undefined) pollSchedule();
       },
     );
   }, pollIntervalMs);

@@ -15,6 +15,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { AppError } from '../errors.js';
+import { safeUrl } from '../reload/http.js';
 import type { IniDocument, IniSection } from '../ini/document.js';
 import { sectionNameProblem } from '../settings/names.js';
 
@@ -286,6 +287,31 @@ export function parseSyncConfig({ doc, dataDir, configDir, protectedPaths }: Par
     );
   }
   return Object.freeze({ settings, targets: Object.freeze(targets) });
+}
+
+/** A container reference as system.ini writes it. */
+export function containerRefText(ref: ContainerRef): string {
+  if (ref.by === 'name') return ref.name;
+  return ref.value === undefined ? `label=${ref.label}` : `label=${ref.label}=${ref.value}`;
+}
+
+export function describeAction(action: ReloadAction): string {
+  switch (action.kind) {
+    case 'none':
+      return 'none';
+    case 'docker_restart':
+      return `docker restart ${containerRefText(action.container)}`;
+    case 'docker_signal':
+      return `docker kill --signal ${action.signal} ${containerRefText(action.container)}`;
+    case 'docker_exec':
+      return `docker exec ${containerRefText(action.container)} ${action.command.join(' ')}`;
+    case 'supervisor_restart':
+      return `supervisorctl restart ${action.program}`;
+    case 'supervisor_signal':
+      return `supervisorctl signal ${action.signal} ${action.program}`;
+    case 'http':
+      return `${action.method} ${safeUrl(action.url)}`;
+  }
 }
 
 /** Identity of a reload, so a service is reloaded once per revision even when several of its targets changed. */

@@ -32,11 +32,15 @@ export interface WorkerHost {
  * worker's entry module), then imports the TypeScript worker.
  */
 function createWorker(init: WorkerInit): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
+  // The worker handles one small file at a time: a small nursery keeps its share of the RSS low.
+  const options = { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } };
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url), options);
   const entry = JSON.stringify(new URL('./worker.ts', import.meta.url).href);
   const bootstrap = `import('tsx/esm/api').then(({ register }) => { register(); return import(${entry}); })`;
-  return new Worker(bootstrap, { eval: true, workerData: init });
+  return new Worker(bootstrap, { ...options, eval: true });
 }
+
+const WORKER_YOUNG_GENERATION_MB = 4;
 
 export function createWorkerHost(options: WorkerHostOptions): WorkerHost {
   const { init, onMessage, restartBaseMs = 500, restartMaxMs = 30_000, stopTimeoutMs = 30_000 } = options;

@@ -74,6 +74,15 @@ describe('source watcher', () => {
     expect(runs).toEqual([]);
   });
 
+  it('when the poll sees a change the watcher already scheduled, then the run is not pushed back', async () => {
+    const runs = await watch({ pollIntervalMs: 10, debounceMinMs: 150, debounceMaxMs: 1000 });
+    const written = Date.now();
+    writeFileSync(path, 'a = 2\n');
+    await eventually('a run', () => runs.length === 1, 3000);
+    // Each poll tick (every 10 ms) would otherwise restart the 150 ms quiet time until debounce_max.
+    expect(runs[0]! - written).toBeLessThan(400);
+  });
+
   it('when other files of the directory change, then nothing runs', async () => {
     const runs = await watch({ pollIntervalMs: 60_000 });
     writeFileSync(join(dir, 'config', 'system.ini'), 'x = 1\n');
