@@ -1,0 +1,75 @@
+/** Starting the built confhub server for a bench: its own data dir, free port and API key. */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { relative } from 'node:path';
+import { CLI, ROOT } from './paths.js';
+import { answers200, log, startServer, stopServer, type Server } from './processes.js';
+
+export const HOST = '127.0.0.1';
+
+export function assertBuilt(): void {
+  if (!existsSync(CLI)) throw new Error(`${relative(ROOT, CLI)} is missing; run "npm run build" first (npm run bench does)`);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, HOST, () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      probe.close(() => (port > 0 ? resolve(port) : reject(new Error('could not find a free port'))));
+    });
+  });
+}
+
+/**
+ * The inherited environment without any CONFHUB_* variable (a developer's own settings must not
+ * leak in), plus ours: request logs and rate limits off, so neither is what gets measured.
+ */
+function confhubEnv(port: number, dataDir: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('CONFHUB_')) env[name] = value;
+  return {
+    ...env,
+    CONFHUB_DATA_DIR: dataDir,
+    CONFHUB_PORT: String(port),
+    CONFHUB_HOST: HOST,
+    CONFHUB_RATE_LIMIT: '0',
+    CONFHUB_AUTH_FAILURE_LIMIT: '0',
+    CONFHUB_LOG_LEVEL: 'warn',
+  };
+}
+
+function readApiKey(env: NodeJS.ProcessEnv): Promise<string> {
+  const args = [CLI, 'apikey', 'show'];
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, args, { cwd: ROOT, env, timeout: 15_000 }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`node ${args.join(' ')} failed: ${error.message}\n${stderr}`));
+      else if (stdout.trim() === '') reject(new Error('"confhub apikey show" printed nothing'));
+      else resolve(stdout.trim());
+    });
+  });
+}
+
+export interface Confhub extends Server {
+  /** http://127.0.0.1:port */
+  readonly base: string;
+  readonly apiKey: string;
+}
+
+/** `node dist/cli.js serve` on a free port, ready once `readyPath` answers 200. */
+export async function startConfhub(dataDir: string, readyPath: '/healthz' | '/readyz', timeoutMs: number): Promise<Confhub> {
+  const port = await freePort();
+  const env = confhubEnv(port, dataDir);
+  const base = `http://${HOST}:${port}`;
+  log(`starting confhub (node dist/cli.js serve) on ${base}, data dir ${dataDir}; waiting for ${readyPath}`);
+  const server = await startServer('confhub', [CLI, 'serve'], env, answers200(`${base}${readyPath}`, port), timeoutMs);
+  try {
+    return { ...server, base, apiKey: await readApiKey(env) };
+  } catch (error) {
+    await stopServer(server);
+    throw error;
+  }
+}
