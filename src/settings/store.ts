@@ -95,8 +95,6 @@ export interface SettingsStoreOptions extends IniFileStoreOptions {
   beforeCommit?: (input: { revision: string; actor: Actor }) => void;
 }
 
-export { revisionOf };
-
 export function etagOf(revision: string): string {
   return `"${revision}"`;
 }
