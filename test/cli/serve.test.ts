@@ -53,6 +53,14 @@ function stop(child: ChildProcess): Promise<number | null> {
   });
 }
 
+/** Runs the CLI expecting it to fail; returns its exit code and stderr. */
+async function failing(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stderr: string } | undefined> {
+  return run(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env } }).then(
+    () => undefined,
+    (error: { code: number; stderr: string }) => error,
+  );
+}
+
 const apiKeyOf = (configPath: string): string => parseIni(readFileSync(configPath, 'utf8')).byName.get('api_key')!.byKey.get('key')!.value;
 
 describe('confhub serve', () => {
@@ -128,10 +136,7 @@ describe('confhub serve', () => {
     ['CONFHUB_API_KEY', 'short'],
   ])('when %s is %s, then start-up fails naming the variable', async (name, value) => {
     const dataDir = tempDir();
-    const failed = await run(process.execPath, [...CLI, 'serve'], { env: { ...process.env, CONFHUB_DATA_DIR: dataDir, [name]: value } }).then(
-      () => undefined,
-      (error: { code: number; stderr: string }) => error,
-    );
+    const failed = await failing(['serve'], { CONFHUB_DATA_DIR: dataDir, [name]: value });
     expect(failed?.code).toBe(1);
     expect(failed?.stderr).toContain(name);
   });
@@ -140,10 +145,7 @@ describe('confhub serve', () => {
     const configDir = tempDir();
     mkdirSync(configDir, { recursive: true });
     writeFileSync(join(configDir, 'config.ini'), '[a]\nx = 1\n[a]\n');
-    const failed = await run(process.execPath, [...CLI, 'serve'], { env: { ...process.env, CONFHUB_DATA_DIR: tempDir(), CONFHUB_CONFIG_DIR: configDir, CONFHUB_PORT: '0' } }).then(
-      () => undefined,
-      (error: { code: number; stderr: string }) => error,
-    );
+    const failed = await failing(['serve'], { CONFHUB_DATA_DIR: tempDir(), CONFHUB_CONFIG_DIR: configDir, CONFHUB_PORT: '0' });
     expect(failed?.code).toBe(1);
     expect(failed?.stderr).toContain('line 3: duplicate section [a]');
   });
@@ -151,10 +153,7 @@ describe('confhub serve', () => {
   it('when secrets must be filled in but config.ini holds an invalid value, then start-up fails naming the key', async () => {
     const configDir = tempDir();
     writeFileSync(join(configDir, 'config.ini'), '[api_key]\nkey =\n[cockpit]\nport = ninety\n');
-    const failed = await run(process.execPath, [...CLI, 'serve'], { env: { ...process.env, CONFHUB_DATA_DIR: tempDir(), CONFHUB_CONFIG_DIR: configDir, CONFHUB_PORT: '0' } }).then(
-      () => undefined,
-      (error: { code: number; stderr: string }) => error,
-    );
+    const failed = await failing(['serve'], { CONFHUB_DATA_DIR: tempDir(), CONFHUB_CONFIG_DIR: configDir, CONFHUB_PORT: '0' });
     expect(failed?.code).toBe(1);
     expect(failed?.stderr).toContain('config.ini is invalid: the API key and passwords cannot be filled in: cockpit.port must be an integer');
     expect(readFileSync(join(configDir, 'config.ini'), 'utf8')).toBe('[api_key]\nkey =\n[cockpit]\nport = ninety\n');
@@ -163,10 +162,7 @@ describe('confhub serve', () => {
   it('when an unknown command is given, then exit code 2 and the usage; --help prints it with 0', async () => {
     const help = await run(process.execPath, [...CLI, '--help']);
     expect(help.stdout).toContain('confhub apikey show');
-    const bad = await run(process.execPath, [...CLI, 'frobnicate']).then(
-      () => undefined,
-      (error: { code: number; stderr: string }) => error,
-    );
+    const bad = await failing(['frobnicate']);
     expect(bad?.code).toBe(2);
     expect(bad?.stderr).toContain('unknown command');
   });

@@ -12,7 +12,7 @@ import { AppError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
 import { createDockerDriver, OUTPUT_LIMIT_BYTES, startedAtNanos, type DockerDriver } from '../../src/reload/docker.js';
 import type { ContainerRef } from '../../src/sync/target-spec.js';
-import { BUSYBOX_IMAGE, ensureBusyboxImage, SKIP_DOCKERD, startDockerd, type PrivateDockerd } from '../support/engines.js';
+import { BUSYBOX_IMAGE, ensureBusyboxImage, SKIP_DOCKERD, startDockerd, type PrivateDockerd, runBusybox } from '../support/engines.js';
 import { eventually, expectAppError } from '../support/wait.js';
 
 const logger = createLogger({ level: 'silent' });
@@ -72,20 +72,8 @@ describe.skipIf(SKIP_DOCKERD)('Docker driver against a private dockerd', () => {
   let driver: DockerDriver;
   let workDir: string;
 
-  /** A busybox container with its own bind-mounted dir at /conf; returns the host dir. */
-  async function run(name: string, script: string, extra: Partial<Docker.ContainerCreateOptions> = {}): Promise<string> {
-    const confDir = join(workDir, name);
-    mkdirSync(confDir, { recursive: true });
-    const container = await docker.createContainer({
-      name,
-      Image: BUSYBOX_IMAGE,
-      Cmd: ['sh', '-c', script],
-      ...extra,
-      HostConfig: { NetworkMode: 'none', Binds: [`${confDir}:/conf`], ...extra.HostConfig },
-    });
-    await container.start();
-    return confDir;
-  }
+  const run = (name: string, script: string, extra: Partial<Docker.ContainerCreateOptions> = {}): Promise<string> =>
+    runBusybox({ docker, name, script, confDir: join(workDir, name), extra });
 
   // TERM is trapped so a stop takes one sleep, not Docker's whole stop timeout (sh is PID 1).
   const LOOP = 'trap "exit 0" TERM; while true; do sleep 0.2; done';

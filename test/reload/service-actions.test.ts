@@ -16,7 +16,7 @@ import { checkArgv, createServiceActions, firstLines, type ServiceActions } from
 import { describeAction } from '../../src/sync/target-spec.js';
 import { createSupervisorDriver } from '../../src/reload/supervisor.js';
 import type { ContainerRef, ReloadAction } from '../../src/sync/target-spec.js';
-import { BUSYBOX_IMAGE, ensureBusyboxImage, SKIP_DOCKERD, SKIP_SUPERVISORD, startDockerd, startSupervisord, type PrivateDockerd, type PrivateSupervisord } from '../support/engines.js';
+import { BUSYBOX_IMAGE, ensureBusyboxImage, SKIP_DOCKERD, SKIP_SUPERVISORD, startDockerd, startSupervisord, type PrivateDockerd, type PrivateSupervisord, runBusybox } from '../support/engines.js';
 import { eventually, expectAppError } from '../support/wait.js';
 
 const logger = createLogger({ level: 'silent' });
@@ -66,19 +66,8 @@ describe.skipIf(SKIP_DOCKERD || SKIP_SUPERVISORD)('service actions against priva
   const LOOP = 'trap "exit 0" TERM; while true; do sleep 0.2; done';
   const app: ContainerRef = { by: 'label', label: 'com.docker.compose.service', value: 'app' };
 
-  async function run(name: string, script: string, extra: Partial<Docker.ContainerCreateOptions> = {}): Promise<string> {
-    const confDir = join(dir, name);
-    mkdirSync(confDir, { recursive: true });
-    const container = await docker.createContainer({
-      name,
-      Image: BUSYBOX_IMAGE,
-      Cmd: ['sh', '-c', script],
-      ...extra,
-      HostConfig: { NetworkMode: 'none', Binds: [`${confDir}:/conf`] },
-    });
-    await container.start();
-    return confDir;
-  }
+  const run = (name: string, script: string, extra: Partial<Docker.ContainerCreateOptions> = {}): Promise<string> =>
+    runBusybox({ docker, name, script, confDir: join(dir, name), extra });
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'confhub-actions-test-'));

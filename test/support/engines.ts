@@ -349,3 +349,27 @@ export async function startSupervisord(programs: readonly SupervisorProgram[], o
     },
   };
 }
+
+export interface RunBusyboxInput {
+  readonly docker: import('dockerode');
+  readonly name: string;
+  /** `sh -c` script of the container. */
+  readonly script: string;
+  /** Host directory bind-mounted at /conf (created). */
+  readonly confDir: string;
+  readonly extra?: Partial<import('dockerode').ContainerCreateOptions>;
+}
+
+/** Starts a busybox container with no network and `confDir` mounted at /conf; returns `confDir`. */
+export async function runBusybox({ docker, name, script, confDir, extra = {} }: RunBusyboxInput): Promise<string> {
+  mkdirSync(confDir, { recursive: true });
+  const container = await docker.createContainer({
+    name,
+    Image: BUSYBOX_IMAGE,
+    Cmd: ['sh', '-c', script],
+    ...extra,
+    HostConfig: { NetworkMode: 'none', Binds: [`${confDir}:/conf`], ...extra.HostConfig },
+  });
+  await container.start();
+  return confDir;
+}
