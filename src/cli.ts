@@ -1,22 +1,35 @@
 #!/usr/bin/env node
 /**
- * confhub command line: `serve` (default) runs the service; `apikey show` prints the API key
- * for an admin UI, as the legacy `apphub getkey` did.
+ * confhub command line: `serve` (default) runs the service; `apikey show|rotate` prints or
+ * replaces the API key (as the legacy `apphub getkey` did); `masterkey rotate` seals every secret
+ * of config.ini with a new master key.
  */
-import { isAppError } from './errors.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { createAuditLog } from './audit/audit-log.js';
+import { generateApiKey } from './bootstrap/first-boot-secrets.js';
+import { openDatabase } from './db/database.js';
+import { AppError, isAppError } from './errors.js';
 import { createLogger } from './log.js';
 import { loadRuntimeConfig, type RuntimeConfig } from './runtime-config.js';
+import { loadKeyring } from './secrets/master-key.js';
+import { rotateMasterKey } from './secrets/rekey.js';
 import { CONFIG_SCHEMA } from './settings/schema.js';
-import { createReadOnlyIniStore } from './settings/store.js';
-import { startServer, VERSION, type RunningServer } from './server.js';
+import { readApiKey } from './settings/read-api-key.js';
+import { createSettingsStore } from './settings/store.js';
+import { pidFilePath, startServer, VERSION, type RunningServer } from './server.js';
 
 const USAGE = `confhub ${VERSION}: configuration center for all-in-one container deployments
 
 Usage:
   confhub [serve]        run the REST API (environment: CONFHUB_DATA_DIR, CONFHUB_CONFIG_DIR,
                          CONFHUB_HOST, CONFHUB_PORT, CONFHUB_API_KEY, CONFHUB_RATE_LIMIT,
-                         CONFHUB_LOG_LEVEL; see README.md)
+                         CONFHUB_LOG_LEVEL, CONFHUB_MASTER_KEY_FILE;
+                         see README.md)
   confhub apikey show    print the API key clients send in the x-api-key header
+  confhub apikey rotate  replace the API key with a new random one and print it
+  confhub masterkey rotate
+                         seal every secret of config.ini with a new master key (confhub
+                         must be stopped; the old key is kept to open older history)
   confhub --help         this text
 `;
 
@@ -52,15 +65,59 @@ async function serve(config: RuntimeConfig): Promise<void> {
   );
 }
 
-function showApiKey(config: RuntimeConfig): void {
-  const store = createReadOnlyIniStore({ path: config.configPath, label: 'config.ini', schema: CONFIG_SCHEMA });
-  const key = store.read().doc.byName.get('api_key')?.byKey.get('key')?.value;
-  if (!key) {
-    process.stderr.write(`confhub: no API key in ${config.configPath} yet; start confhub once to generate it\n`);
-    process.exitCode = 1;
-    return;
-  }
+async function showApiKey(config: RuntimeConfig): Promise<void> {
+  if (!existsSync(config.configPath)) throw new AppError('INVALID_REQUEST', 'no config.ini', { details: `no config.ini at ${config.configPath} yet; start confhub once to create it` });
+  const key = await readApiKey(config);
+  if (!key) throw new AppError('INVALID_REQUEST', 'no API key', { details: `no API key in ${config.configPath} yet; start confhub once to generate it` });
   process.stdout.write(`${key}\n`);
+}
+
+/** Runs a command that writes config.ini from this process: through a settings store, audited. */
+async function withStore<T>(config: RuntimeConfig, task: (store: ReturnType<typeof createSettingsStore>) => Promise<T>): Promise<T> {
+  const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
+  const db = openDatabase({ path: config.databasePath });
+  try {
+    const logger = createLogger({ level: 'silent' });
+    const store = createSettingsStore({ path: config.configPath, label: 'config.ini', schema: CONFIG_SCHEMA, keyring, audit: createAuditLog({ db }), logger });
+    return await task(store);
+  } finally {
+    db.close();
+  }
+}
+
+async function rotateApiKey(config: RuntimeConfig): Promise<void> {
+  const key = generateApiKey();
+  // A running confhub sees this like a hand edit: the new key works at once.
+  await withStore(config, (store) => store.update({ changes: [{ section: 'api_key', key: 'key', value: key }], actor: { type: 'system', id: 'cli' }, source: 'cli' }));
+  process.stdout.write(`${key}\n`);
+}
+
+/** The pid of a confhub serving this data directory, if one runs. */
+function runningPid(config: RuntimeConfig): number | undefined {
+  const path = pidFilePath(config);
+  if (!existsSync(path)) return undefined;
+  const pid = Number(readFileSync(path, 'utf8').trim());
+  if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
+  }
+}
+
+async function rotateKey(config: RuntimeConfig): Promise<void> {
+  const pid = runningPid(config);
+  if (pid !== undefined) {
+    throw new AppError('INVALID_REQUEST', 'confhub is running', { details: `confhub is running with this data directory (pid ${pid}); stop it, rotate, and start it again` });
+  }
+  const db = openDatabase({ path: config.databasePath });
+  try {
+    const result = await rotateMasterKey({ source: config.masterKey, configPath: config.configPath, audit: createAuditLog({ db }), logger: createLogger({ level: 'silent' }) });
+    process.stdout.write(`master key rotated: ${result.from} -> ${result.to}; ${result.resealed} value(s) sealed again\n`);
+  } finally {
+    db.close();
+  }
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -72,6 +129,8 @@ async function main(argv: string[]): Promise<void> {
   const config = loadRuntimeConfig();
   if (command === 'serve' && rest.length === 0) return serve(config);
   if (command === 'apikey' && rest[0] === 'show' && rest.length === 1) return showApiKey(config);
+  if (command === 'apikey' && rest[0] === 'rotate' && rest.length === 1) return rotateApiKey(config);
+  if (command === 'masterkey' && rest[0] === 'rotate' && rest.length === 1) return rotateKey(config);
   process.stderr.write(`confhub: unknown command "${argv.join(' ')}"\n\n${USAGE}`);
   process.exitCode = 2;
 }

@@ -4,6 +4,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { AppError } from './errors.js';
+import type { MasterKeySource } from './secrets/master-key.js';
 import { FIELD_KINDS } from './settings/field-kinds.js';
 
 export interface RuntimeConfig {
@@ -12,6 +13,10 @@ export interface RuntimeConfig {
   readonly configPath: string;
   readonly systemPath: string;
   readonly databasePath: string;
+  /** The git dir of config.ini's history. */
+  readonly historyDir: string;
+  /** Where the master key comes from (CONFHUB_MASTER_KEY, CONFHUB_MASTER_KEY_FILE or the data directory). */
+  readonly masterKey: MasterKeySource;
   readonly host: string;
   /** 0 asks the OS for a free port (tests). */
   readonly port: number;
@@ -62,6 +67,14 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, cwd: str
   }
   const logLevel = (env.CONFHUB_LOG_LEVEL || 'info').toLowerCase();
   if (!LOG_LEVELS.has(logLevel)) fail('CONFHUB_LOG_LEVEL', `must be one of ${[...LOG_LEVELS].join(', ')}, got "${env.CONFHUB_LOG_LEVEL}"`);
+  const envKey = env.CONFHUB_MASTER_KEY || undefined;
+  const keyFile = env.CONFHUB_MASTER_KEY_FILE || undefined;
+  if (envKey !== undefined && keyFile !== undefined) fail('CONFHUB_MASTER_KEY', 'and CONFHUB_MASTER_KEY_FILE are both set; set one');
+  const masterKey: MasterKeySource = Object.freeze({
+    ...(envKey !== undefined ? { envKey } : {}),
+    file: keyFile !== undefined ? path(keyFile) : resolve(dataDir, 'master.key'),
+    createFile: keyFile === undefined,
+  });
   const host = env.CONFHUB_HOST || '127.0.0.1';
   if (/\s/.test(host)) fail('CONFHUB_HOST', `must be an address or host name, got "${host}"`);
   return Object.freeze({
@@ -70,6 +83,8 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, cwd: str
     configPath: resolve(configDir, 'config.ini'),
     systemPath: resolve(configDir, 'system.ini'),
     databasePath: resolve(dataDir, 'confhub.db'),
+    historyDir: resolve(dataDir, 'history.git'),
+    masterKey,
     host,
     port: integer(env, 'CONFHUB_PORT', 8080, 0, 65535),
     initialApiKey,

@@ -2,7 +2,8 @@
  * The composition root of the main thread: data directory, shipped defaults, database, stores,
  * first-boot secrets, the app, and the listening server with a clean shutdown.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
@@ -13,14 +14,23 @@ import { openDatabase } from './db/database.js';
 import { removeStaleTempFiles } from './fs/atomic-write.js';
 import { createApp } from './http/app.js';
 import type { RuntimeConfig } from './runtime-config.js';
+import { loadKeyring } from './secrets/master-key.js';
+import { AppError, isAppError } from './errors.js';
 import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from './settings/schema.js';
-import { createReadOnlyIniStore, createSettingsStore } from './settings/store.js';
-import type { Actor } from './audit/audit-log.js';
+import { createReadOnlyIniStore, createSettingsStore, type RevisionAnnouncement } from './settings/store.js';
 import { createSyncService, type SyncService } from './sync/sync-service.js';
 import { describeAction, parseSyncConfig } from './sync/target-spec.js';
 import { createWorkerHost } from './sync/worker-host.js';
+import { createHistoryReader } from './history/history-repo.js';
+import { createHistoryService } from './history/history-service.js';
+import { historyConfigOf } from './history/push.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** Names the process serving a data directory, so offline commands (masterkey rotate) can refuse to run beside it. */
+export function pidFilePath(config: Pick<RuntimeConfig, 'dataDir'>): string {
+  return resolve(config.dataDir, 'confhub.pid');
+}
 
 export interface RunningServer {
   readonly url: string;
@@ -34,35 +44,61 @@ export async function startServer(config: RuntimeConfig, logger: Logger): Promis
   const installed = await installShippedDefaults(config);
   for (const path of installed) logger.info({ path }, 'installed shipped default');
   for (const name of await removeStaleTempFiles(config.configPath)) logger.warn({ name }, 'removed a temp file left by an interrupted write');
+  const keys = await loadKeyring(config.masterKey);
+  if (keys.created) logger.info({ path: config.masterKey.file }, 'generated the master key that seals secrets in config.ini (first start); back it up');
+  for (const warning of keys.warnings) logger.warn(warning);
+  const { keyring } = keys;
   const db = openDatabase({ path: config.databasePath });
   const audit = createAuditLog({ db });
   // The sync service is created after the store, which announces each revision to it just before writing.
-  let announce: (revision: string, actor: Actor) => void = () => undefined;
+  let announce: (announcement: RevisionAnnouncement) => void = () => undefined;
   const settings = createSettingsStore({
     path: config.configPath,
     label: 'config.ini',
     schema: CONFIG_SCHEMA,
+    keyring,
     audit,
     logger,
-    beforeCommit: ({ revision, actor }) => announce(revision, actor),
+    beforeCommit: (announcement) => announce(announcement),
   });
   const system = createReadOnlyIniStore({ path: config.systemPath, label: 'system.ini', schema: SYSTEM_SCHEMA });
-  // Fail fast on a file that cannot be read at all, and on bad target declarations.
-  settings.read();
+  // Fail fast on a file that cannot be read at all, on secrets this master key cannot open, and on bad target declarations.
+  try {
+    settings.read();
+  } catch (error) {
+    if (isAppError(error) && error.code === 'SECRET_UNREADABLE') {
+      throw new AppError('STARTUP_CONFIG_INVALID', 'config.ini holds secrets the master key cannot open', {
+        details: `config.ini holds secrets the master key (${keys.origin}) cannot open: ${error.details}`,
+        cause: error,
+      });
+    }
+    throw error;
+  }
   const { targets } = parseSyncConfig({
     doc: system.read().doc,
     dataDir: config.dataDir,
     configDir: config.configDir,
     protectedPaths: [config.configPath, config.systemPath],
   });
+  historyConfigOf(system.read().doc, { configDir: config.configDir });
   const secrets = await fillMissingSecrets({ store: settings, schema: CONFIG_SCHEMA, initialApiKey: config.initialApiKey });
+  // An installation from before sealing (or a hand edit made while confhub was stopped) holds plain text secrets.
+  if (settings.read().unsealed.length > 0) await settings.seal({ actor: { type: 'file', id: 'file' } });
   if (config.initialApiKey !== undefined && !secrets.apiKeyFromEnvironment) {
     logger.warn('CONFHUB_API_KEY is ignored: config.ini already holds an API key (it is only used on first start)');
   }
 
   let sync: SyncService | undefined;
   const workerHost = createWorkerHost({
-    init: { configPath: config.configPath, systemPath: config.systemPath, dataDir: config.dataDir, configDir: config.configDir, logLevel: config.logLevel },
+    init: {
+      configPath: config.configPath,
+      systemPath: config.systemPath,
+      dataDir: config.dataDir,
+      configDir: config.configDir,
+      logLevel: config.logLevel,
+      historyDir: config.historyDir,
+      masterKeys: [keyring.current, ...[...keyring.byId.values()].filter((key) => key !== keyring.current)].map((key) => new Uint8Array(key.key)),
+    },
     logger,
     onMessage: (message) => sync?.onWorkerMessage(message),
     onExit: () => sync?.onWorkerExit(),
@@ -79,7 +115,7 @@ export async function startServer(config: RuntimeConfig, logger: Logger): Promis
     workerRestarts: () => workerHost.restarts(),
   });
   const syncService = sync;
-  announce = (revision, actor) => syncService.announce(revision, actor);
+  announce = (announcement) => syncService.announce(announcement);
   workerHost.start();
 
   const app = createApp({
@@ -93,6 +129,7 @@ export async function startServer(config: RuntimeConfig, logger: Logger): Promis
     bodyLimitBytes: config.bodyLimitBytes,
     trustProxy: config.trustProxy,
     sync,
+    history: createHistoryService({ reader: createHistoryReader({ gitDir: config.historyDir, workTree: config.configDir }), db, schema: CONFIG_SCHEMA, keyring }),
   });
   const server: Server = createServer(app);
   server.keepAliveTimeout = 65_000;
@@ -106,6 +143,7 @@ export async function startServer(config: RuntimeConfig, logger: Logger): Promis
     });
   });
   const { port } = server.address() as AddressInfo;
+  writeFileSync(pidFilePath(config), `${process.pid}\n`, { mode: 0o600 });
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   let closing: Promise<void> | undefined;
   return {
@@ -127,6 +165,11 @@ export async function startServer(config: RuntimeConfig, logger: Logger): Promis
         // A rollback the worker asked for while stopping is written before the database closes.
         await settings.idle();
         db.close();
+        try {
+          if (readFileSync(pidFilePath(config), 'utf8').trim() === String(process.pid)) rmSync(pidFilePath(config), { force: true });
+        } catch {
+          // Already gone.
+        }
       })();
       return closing;
     },

@@ -61,7 +61,7 @@ export async function fillMissingSecrets({ store, schema, initialApiKey }: FillS
   }
   if (changes.length > 0) {
     try {
-      await store.update({ changes, actor: { type: 'system', id: 'first-boot' } });
+      await store.update({ changes, actor: { type: 'system', id: 'first-boot' }, source: 'first_boot' });
     } catch (cause) {
       const details = isAppError(cause) ? cause.details : String(cause);
       throw new AppError('STARTUP_CONFIG_INVALID', 'config.ini is invalid', { details: `the API key and passwords cannot be filled in: ${details}`, cause });

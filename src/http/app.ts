@@ -17,6 +17,8 @@ import { createRateLimits } from './rate-limits.js';
 import { createRequestContext } from './request-context.js';
 import { loadSnapshot, sendJson } from './route-helpers.js';
 import { createAuditRoutes } from './routes/audit.js';
+import { createHistoryRoutes } from './routes/history.js';
+import type { HistoryService } from '../history/history-service.js';
 import { createSettingsRoutes } from './routes/settings.js';
 import { createSyncRoutes } from './routes/sync.js';
 import { createSystemRoutes } from './routes/system.js';
@@ -36,6 +38,8 @@ export interface AppDeps {
   systemSchema?: FileSchema;
   /** The sync worker's main-thread side; without it the sync routes answer 503. */
   sync?: SyncService;
+  /** config.ini's history; without it the history routes answer 503. */
+  history?: HistoryService;
 }
 
 const WRITE_METHODS = new Set(['PUT', 'PATCH', 'POST', 'DELETE']);
@@ -80,6 +84,7 @@ export function createApp(deps: AppDeps): express.Express {
   const api = Router();
   api.use(...limits, loadSnapshot(deps.settings), createApiKeyAuth({ currentKey }));
   api.use(createSyncRoutes({ sync: deps.sync }));
+  api.use(createHistoryRoutes({ history: deps.history, store: deps.settings, sync: deps.sync, jsonBody }));
   api.use(createSettingsRoutes({ store: deps.settings, schema: configSchema, jsonBody, sync: deps.sync }));
   api.use(createSystemRoutes({ store: deps.system }));
   api.use(createAuditRoutes({ audit: deps.audit }));
@@ -112,14 +117,15 @@ function auditRefusedWrite(audit: AuditLog, logger: Logger, error: AppError, req
     requestId: res.locals.requestId as string,
   };
   const queryKey = typeof req.query?.key === 'string' ? req.query.key : null;
+  const rollback = match[1] === 'rollback' && match[2] === undefined;
   try {
     audit.record([
       {
         at: Date.now(),
         actor,
-        action: 'settings.update',
-        section: safeDecode(match[1]),
-        key: safeDecode(match[2]) ?? queryKey,
+        action: rollback ? 'settings.rollback' : 'settings.update',
+        section: rollback ? null : safeDecode(match[1]),
+        key: rollback ? null : (safeDecode(match[2]) ?? queryKey),
         oldValue: null,
         newValue: null,
         result: 'refused',

@@ -35,6 +35,9 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
   SERVICE_UNREACHABLE: 503,
   TIMEOUT: 504,
   SYNC_FAILED: 502,
+  SECRET_UNREADABLE: 500,
+  COMMIT_NOT_FOUND: 404,
+  HISTORY_FAILED: 500,
   INTERNAL_ERROR: 500,
 });
 

@@ -96,6 +96,47 @@ export function buildOpenApi({ version, configSchema, systemSchema }: OpenApiInp
       '/settings/{section}/{key}': {
         get: { summary: 'One value', parameters: [section, key], responses: { '200': jsonResponse('{key: value}', { type: 'object' }), ...common, '400': errorResponse('KEY_NOT_FOUND'), '404': errorResponse('SECTION_NOT_FOUND') } },
       },
+      '/settings/history': {
+        get: {
+          summary: 'Commits of config.ini, newest first: id, time, actor, source, summary, changed keys, sync outcome',
+          parameters: [
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
+            { name: 'before', in: 'query', schema: { type: 'string' }, description: 'commit id: older commits only (the previous answer\'s next)' },
+          ],
+          responses: { '200': { description: '{commits, next}' }, ...common, '400': errorResponse('INVALID_REQUEST'), '404': errorResponse('COMMIT_NOT_FOUND') },
+        },
+      },
+      '/settings/history/{commit}': {
+        get: {
+          summary: 'One commit with its structured diff {added, removed, changed} and unified diff (secrets masked)',
+          parameters: [{ name: 'commit', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-fA-F]{4,40}$' } }],
+          responses: { '200': { description: 'commit' }, ...common, '400': errorResponse('INVALID_REQUEST'), '404': errorResponse('COMMIT_NOT_FOUND') },
+        },
+      },
+      '/settings/diff': {
+        get: {
+          summary: 'Diff between two commits (to defaults to the newest), secrets masked',
+          parameters: [
+            { name: 'from', in: 'query', required: true, schema: { type: 'string' } },
+            { name: 'to', in: 'query', schema: { type: 'string' } },
+          ],
+          responses: { '200': { description: '{from, to, diff, unified}' }, ...common, '400': errorResponse('INVALID_REQUEST'), '404': errorResponse('COMMIT_NOT_FOUND') },
+        },
+      },
+      '/settings/rollback': {
+        post: {
+          summary: "Restore config.ini to a commit's content through the normal write path (validated, audited, committed anew, synced)",
+          parameters: [ifMatch, { name: 'wait', in: 'query', schema: { type: 'boolean' }, description: 'answer once the sync worker applied it' }],
+          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['commit'], properties: { commit: { type: 'string' } }, additionalProperties: false } } } },
+          responses: {
+            '200': { description: '{rolledBackTo, revision, changed[, sync]}' },
+            ...common,
+            '400': errorResponse('VALIDATION_FAILED (the content fails today\'s validation), INVALID_REQUEST'),
+            '404': errorResponse('COMMIT_NOT_FOUND'),
+            '502': errorResponse('SYNC_FAILED (with ?wait=true)'),
+          },
+        },
+      },
       '/system': { get: { summary: 'All sections of system.ini (read-only)', responses: { '200': jsonResponse('system settings', ref('System')), ...common, '405': errorResponse('SYSTEM_READ_ONLY') } } },
       '/system/{section}': { get: { summary: 'One section of system.ini', parameters: [section], responses: { '200': jsonResponse('section', { type: 'object' }), ...common, '404': errorResponse('SECTION_NOT_FOUND') } } },
       '/audit': {

@@ -6,6 +6,7 @@
  */
 import { AppError, type FieldIssue } from '../errors.js';
 import { applyIniChanges, parseIni, type IniChange, type IniDocument, unrepresentableReason } from '../ini/document.js';
+import { isSealed, SEALED_PREFIX } from '../secrets/secret-box.js';
 import { FIELD_KINDS } from './field-kinds.js';
 import { keyNameProblem, printable, sectionNameProblem } from './names.js';
 import type { FileSchema } from './schema.js';
@@ -78,6 +79,10 @@ export function planChanges(doc: IniDocument, inputs: readonly ChangeInput[], sc
     }
     if (converted.text.length > MAX_VALUE_LENGTH) {
       issues.push({ field: id, code: 'VALUE_TOO_LONG', message: `${id} must be at most ${MAX_VALUE_LENGTH} characters` });
+      continue;
+    }
+    if (isSealed(converted.text)) {
+      issues.push({ field: id, code: 'VALUE_NOT_REPRESENTABLE', message: `${id}: values starting with ${SEALED_PREFIX} are reserved for encrypted values` });
       continue;
     }
     const reason = unrepresentableReason(converted.text);

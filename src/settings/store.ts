@@ -19,6 +19,8 @@ import type { Actor, AuditLog, AuditRecord } from '../audit/audit-log.js';
 import { AppError, isAppError } from '../errors.js';
 import { stageFile } from '../fs/atomic-write.js';
 import { parseIni, type IniDocument } from '../ini/document.js';
+import type { Keyring } from '../secrets/secret-box.js';
+import { applyStoredChanges, openDocument, resealDocument } from '../secrets/sealed-document.js';
 import { decodeText, revisionOf } from './revision.js';
 import { planChanges, validationFailed, type ChangeInput, type PlannedChange } from './plan-changes.js';
 import { validateDocument } from './validate.js';
@@ -26,8 +28,14 @@ import { isSensitive, MASK, type FileSchema } from './schema.js';
 import { createDocumentView, type DocumentView } from './typed-view.js';
 
 export interface Snapshot {
+  /** The file as stored: sensitive values sealed. */
   readonly text: string;
+  /** The parse of `text`. */
+  readonly stored: IniDocument;
+  /** Every sealed value opened: what the API returns and validation checks. */
   readonly doc: IniDocument;
+  /** `section.key` of sensitive values typed in plain text, sealed by the next write. */
+  readonly unsealed: readonly string[];
   /** sha256 of the file's bytes. */
   readonly revision: string;
   /** Strong ETag derived from the revision. */
@@ -35,11 +43,16 @@ export interface Snapshot {
   readonly view: DocumentView;
 }
 
+/** What made a revision, as the history records it. */
+export type RevisionSource = 'api' | 'file' | 'rollback' | 'auto_rollback' | 'first_boot' | 'seal' | 'startup' | 'cli' | 'rekey';
+
 export interface UpdateInput {
   readonly changes: readonly ChangeInput[];
   /** ETags from If-Match; `*` matches any revision. */
   readonly ifMatch?: readonly string[];
   readonly actor: Actor;
+  /** Default: `api` for API callers, `cli` otherwise. */
+  readonly source?: RevisionSource;
 }
 
 export interface AppliedChange extends PlannedChange {
@@ -49,6 +62,8 @@ export interface AppliedChange extends PlannedChange {
 export interface UpdateResult {
   readonly snapshot: Snapshot;
   readonly changes: readonly AppliedChange[];
+  /** The file was replaced (false when every change left it as it was). */
+  readonly written: boolean;
 }
 
 export interface ReadOnlyIniStore {
@@ -59,17 +74,36 @@ export interface ReadOnlyIniStore {
 }
 
 export interface RestoreInput {
-  /** Whole file content to put back (validated like any write). */
+  /** Whole file content to put back, as stored (validated like any write). */
   readonly text: string;
   /** Only if the file is still this revision: a newer edit is never clobbered. */
-  readonly ifRevision: string;
+  readonly ifRevision?: string;
+  readonly ifMatch?: readonly string[];
   readonly actor: Actor;
+  readonly source: 'rollback' | 'auto_rollback' | 'rekey';
+  /** The history commit whose content this is. */
+  readonly rollbackOf?: string;
+}
+
+export interface SealInput {
+  /** Who typed the plain text values (the revision's author in the history). */
+  readonly actor: Actor;
+}
+
+/** Who made a revision, announced just before it replaces the file. */
+export interface RevisionAnnouncement {
+  readonly revision: string;
+  readonly actor: Actor;
+  readonly source: RevisionSource;
+  readonly rollbackOf?: string;
 }
 
 export interface SettingsStore extends ReadOnlyIniStore {
   update(input: UpdateInput): Promise<UpdateResult>;
-  /** Replaces the whole file (automatic rollback); audited key by key. */
+  /** Replaces the whole file (rollback); audited key by key. */
   restore(input: RestoreInput): Promise<UpdateResult>;
+  /** Seals sensitive values typed in plain text; audited as settings.seal. */
+  seal(input: SealInput): Promise<UpdateResult>;
   /** Resolves when every queued write has settled. */
   idle(): Promise<void>;
 }
@@ -79,6 +113,8 @@ export interface IniFileStoreOptions {
   /** Name used in messages ("config.ini"). */
   label: string;
   schema: FileSchema;
+  /** Opens sealed values (and seals sensitive ones on write); none for system.ini. */
+  keyring?: Keyring;
   /** ms during which a snapshot read right after the file's mtime is re-checked. */
   racyWindowMs?: number;
 }
@@ -92,25 +128,26 @@ export interface SettingsStoreOptions extends IniFileStoreOptions {
   /** Largest group committed by one write. */
   maxGroup?: number;
   /** Called just before a new content replaces the file: the sync worker learns who made it. */
-  beforeCommit?: (input: { revision: string; actor: Actor }) => void;
+  beforeCommit?: (input: RevisionAnnouncement) => void;
 }
 
 export function etagOf(revision: string): string {
   return `"${revision}"`;
 }
 
-function toSnapshot(text: string, label: string, schema: FileSchema): Snapshot {
-  let doc: IniDocument;
+export function toSnapshot(text: string, label: string, schema: FileSchema, keyring?: Keyring): Snapshot {
+  let stored: IniDocument;
   try {
-    doc = parseIni(text);
+    stored = parseIni(text);
   } catch (cause) {
     if (isAppError(cause) && cause.code === 'INI_SYNTAX') {
       throw new AppError('CONFIG_INVALID', `${label} is invalid`, { details: `${label} ${cause.message}`, data: cause.data, cause });
     }
     throw cause;
   }
+  const { doc, unsealed } = openDocument(stored, schema, keyring);
   const revision = revisionOf(text);
-  return Object.freeze({ text, doc, revision, etag: etagOf(revision), view: createDocumentView(doc, schema) });
+  return Object.freeze({ text, stored, doc, unsealed, revision, etag: etagOf(revision), view: createDocumentView(doc, schema) });
 }
 
 function missing(label: string, cause?: unknown): AppError {
@@ -128,7 +165,7 @@ function sameFile(a: BigIntStats, b: BigIntStats): boolean {
 }
 
 /** Cached, validated reads of one INI file. */
-export function createIniFileReader({ path, label, schema, racyWindowMs = 100 }: IniFileStoreOptions) {
+export function createIniFileReader({ path, label, schema, keyring, racyWindowMs = 100 }: IniFileStoreOptions) {
   let cache: CacheEntry | undefined;
   let good: Snapshot | undefined;
 
@@ -153,13 +190,13 @@ export function createIniFileReader({ path, label, schema, racyWindowMs = 100 }:
       }
       const text = decodeText(bytes, label);
       if (cache && cache.snapshot.text === text) return remember(stat, cache.snapshot);
-      return remember(stat, toSnapshot(text, label, schema));
+      return remember(stat, toSnapshot(text, label, schema, keyring));
     },
     lastGood: () => good,
-    /** After our own write: the new content is known, no need to read it back. */
-    adopt(text: string): Snapshot {
+    /** After our own write: the new snapshot is known, no need to read it back. */
+    adopt(snapshot: Snapshot): Snapshot {
       const stat = statSync(path, { bigint: true });
-      return remember(stat, toSnapshot(text, label, schema));
+      return remember(stat, snapshot);
     },
   };
 }
@@ -172,6 +209,7 @@ export function createReadOnlyIniStore(options: IniFileStoreOptions): ReadOnlyIn
 interface Pending {
   input: UpdateInput;
   restore?: RestoreInput;
+  seal?: SealInput;
   resolve(result: UpdateResult): void;
   reject(error: unknown): void;
 }
@@ -190,14 +228,36 @@ export function diffDocuments(before: IniDocument, after: IniDocument): PlannedC
   return changes;
 }
 
-function planRestore(working: Snapshot, restore: RestoreInput, label: string, schema: FileSchema): { text: string; doc: IniDocument; changes: PlannedChange[] } {
-  if (working.revision !== restore.ifRevision) {
+function planRestore(working: Snapshot, restore: RestoreInput, label: string, schema: FileSchema, keyring: Keyring | undefined): Snapshot {
+  if (restore.ifRevision !== undefined && working.revision !== restore.ifRevision) {
     throw new AppError('PRECONDITION_FAILED', 'Precondition Failed', { details: `${label} has changed since the revision to roll back` });
   }
-  const next = toSnapshot(restore.text, label, schema);
-  const issues = validateDocument({ doc: next.doc, schema });
+  let stored: IniDocument;
+  try {
+    stored = parseIni(restore.text);
+  } catch (cause) {
+    throw new AppError('VALIDATION_FAILED', 'Invalid Request', { details: `the ${label} to restore is not valid: ${isAppError(cause) ? cause.message : 'unreadable'}`, cause });
+  }
+  const opened = openDocument(stored, schema, keyring);
+  const issues = validateDocument({ doc: opened.doc, schema });
   if (issues.length > 0) throw validationFailed(issues);
-  return { text: restore.text, doc: next.doc, changes: diffDocuments(working.doc, next.doc) };
+  return toSnapshot(resealDocument(restore.text, stored, opened, schema, keyring), label, schema, keyring);
+}
+
+/** Plaintext changes of a planned update that alter a value, for the stored document. */
+function valueChanges(changes: readonly PlannedChange[]): { section: string; key: string; value: string }[] {
+  return changes.filter((c) => c.oldValue !== c.newValue).map((c) => ({ section: c.section, key: c.key, value: c.newValue }));
+}
+
+function sealUnsealed(working: Snapshot, label: string, schema: FileSchema, keyring: Keyring): { snapshot: Snapshot; changes: PlannedChange[] } {
+  const changes: PlannedChange[] = [];
+  for (const section of working.doc.sections) {
+    for (const entry of section.entries) {
+      if (working.unsealed.includes(`${section.name}.${entry.keyLower}`)) changes.push({ section: section.name, key: entry.key, oldValue: entry.value, newValue: entry.value });
+    }
+  }
+  const text = applyStoredChanges(working.stored, changes.map((c) => ({ section: c.section, key: c.key, value: c.newValue })), schema, keyring);
+  return { snapshot: toSnapshot(text, label, schema, keyring), changes };
 }
 
 function etagMatches(ifMatch: readonly string[] | undefined, etag: string): boolean {
@@ -205,8 +265,16 @@ function etagMatches(ifMatch: readonly string[] | undefined, etag: string): bool
   return ifMatch.some((candidate) => candidate === '*' || candidate === etag);
 }
 
+const SEAL_ACTOR: Actor = Object.freeze({ type: 'system', id: 'seal' });
+
+function defaultSource(pending: Pending): RevisionSource {
+  if (pending.restore) return pending.restore.source;
+  if (pending.seal) return pending.seal.actor.type === 'file' ? 'file' : 'seal';
+  return pending.input.source ?? (pending.input.actor.type === 'api' ? 'api' : 'cli');
+}
+
 export function createSettingsStore(options: SettingsStoreOptions): SettingsStore {
-  const { path, label, schema, audit, logger, now = Date.now, maxAttempts = 5, maxGroup = 256 } = options;
+  const { path, label, schema, keyring, audit, logger, now = Date.now, maxAttempts = 5, maxGroup = 256 } = options;
   const reader = createIniFileReader(options);
   const log = logger.child({ module: 'settings-store' });
   const queue: Pending[] = [];
@@ -215,7 +283,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
   const shown = (section: string, key: string, value: string | undefined): string | null =>
     value === undefined ? null : isSensitive(schema, section, key) ? MASK : value;
 
-  async function readCurrent(): Promise<{ text: string; snapshot: Snapshot }> {
+  async function readCurrent(): Promise<Snapshot> {
     let bytes: Buffer;
     try {
       bytes = await readFile(path);
@@ -223,13 +291,32 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       if ((cause as NodeJS.ErrnoException).code === 'ENOENT') throw missing(label, cause);
       throw cause;
     }
-    const text = decodeText(bytes, label);
-    return { text, snapshot: toSnapshot(text, label, schema) };
+    return toSnapshot(decodeText(bytes, label), label, schema, keyring);
+  }
+
+  function actionOf(pending: Pending): string {
+    if (pending.restore) return pending.restore.source === 'rekey' ? 'settings.rekey' : 'settings.rollback';
+    return pending.seal ? 'settings.seal' : 'settings.update';
+  }
+
+  function changeRows(actor: Actor, action: string, changes: readonly PlannedChange[], revision: string | null, at: number): AuditRecord[] {
+    return changes.map((change) => ({
+      at,
+      actor,
+      action,
+      section: change.section,
+      key: change.key,
+      oldValue: shown(change.section, change.key, change.oldValue),
+      newValue: shown(change.section, change.key, change.newValue),
+      result: change.oldValue === change.newValue && action !== 'settings.seal' ? 'unchanged' : 'applied',
+      errorCode: null,
+      revision,
+    }));
   }
 
   function auditRows(outcome: Outcome, revision: string | null): AuditRecord[] {
     const { actor } = outcome.pending.input;
-    const action = outcome.pending.restore ? 'settings.rollback' : 'settings.update';
+    const action = actionOf(outcome.pending);
     const at = now();
     if ('error' in outcome) {
       const inputs = outcome.pending.input.changes.length > 0 ? outcome.pending.input.changes : [{ section: null, key: null, value: undefined }];
@@ -246,34 +333,41 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
         revision: null,
       }));
     }
-    return outcome.changes.map((change) => ({
-      at,
-      actor,
-      action,
-      section: change.section,
-      key: change.key,
-      oldValue: shown(change.section, change.key, change.oldValue),
-      newValue: shown(change.section, change.key, change.newValue),
-      result: change.oldValue === change.newValue ? 'unchanged' : 'applied',
-      errorCode: null,
-      revision,
-    }));
+    return changeRows(actor, action, outcome.changes, revision, at);
+  }
+
+  function asAppError(error: unknown): AppError {
+    return isAppError(error) ? error : new AppError('INTERNAL_ERROR', 'Internal error', { cause: error });
+  }
+
+  /** Plans one request on top of `working`; returns the snapshot after it. */
+  function plan(pending: Pending, working: Snapshot): { snapshot: Snapshot; changes: PlannedChange[] } {
+    if (pending.restore) {
+      const next = planRestore(working, pending.restore, label, schema, keyring);
+      return { snapshot: next, changes: diffDocuments(working.doc, next.doc) };
+    }
+    if (pending.seal) return { snapshot: working, changes: [] };
+    const planned = planChanges(working.doc, pending.input.changes, schema);
+    const changed = valueChanges(planned.changes);
+    const snapshot = changed.length === 0 ? working : toSnapshot(applyStoredChanges(working.stored, changed, schema, keyring), label, schema, keyring);
+    return { snapshot, changes: [...planned.changes] };
   }
 
   async function commitGroup(group: Pending[]): Promise<void> {
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-      let base: { text: string; snapshot: Snapshot };
+      let base: Snapshot;
       try {
         base = await readCurrent();
       } catch (error) {
-        const appError = isAppError(error) ? error : new AppError('INTERNAL_ERROR', 'Internal error', { cause: error });
-        settle(group.map((pending) => ({ pending, error: appError })), null);
+        const appError = asAppError(error);
+        settle(group.map((pending) => ({ pending, error: appError })), null, []);
         return;
       }
-      let working = base.snapshot;
+      let working = base;
       const outcomes: Outcome[] = [];
       for (const pending of group) {
-        if (!etagMatches(pending.input.ifMatch, working.etag)) {
+        const ifMatch = pending.input.ifMatch ?? pending.restore?.ifMatch;
+        if (!etagMatches(ifMatch, working.etag)) {
           outcomes.push({
             pending,
             error: new AppError('PRECONDITION_FAILED', 'Precondition Failed', { details: `${label} has changed since the ETag given in If-Match` }),
@@ -281,55 +375,74 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
           continue;
         }
         try {
-          const plan = pending.restore ? planRestore(working, pending.restore, label, schema) : planChanges(working.doc, pending.input.changes, schema);
-          if (plan.text !== working.text) working = toSnapshot(plan.text, label, schema);
-          outcomes.push({ pending, changes: [...plan.changes] });
+          const next = plan(pending, working);
+          working = next.snapshot;
+          outcomes.push({ pending, changes: next.changes });
         } catch (error) {
-          outcomes.push({ pending, error: isAppError(error) ? error : new AppError('INTERNAL_ERROR', 'Internal error', { cause: error }) });
+          outcomes.push({ pending, error: asAppError(error) });
         }
+      }
+      // Sensitive values typed in plain text are sealed by whichever write comes next.
+      let sealed: PlannedChange[] = [];
+      if (keyring && working.unsealed.length > 0) {
+        const result = sealUnsealed(working, label, schema, keyring);
+        working = result.snapshot;
+        sealed = result.changes;
       }
       if (working.text !== base.text) {
         let staged;
         try {
           staged = await stageFile(path, working.text);
           const onDisk = await readFile(path).catch(() => undefined);
-          if (!onDisk || revisionOf(decodeText(onDisk, label)) !== base.snapshot.revision) {
+          if (!onDisk || revisionOf(decodeText(onDisk, label)) !== base.revision) {
             await staged.discard();
             log.info({ attempt }, `${label} changed during a write; planning the writes again on top of it`);
             continue;
           }
-          const last = [...outcomes].reverse().find((o) => !('error' in o));
-          if (last) options.beforeCommit?.({ revision: working.revision, actor: last.pending.input.actor });
+          // The newest accepted request names the revision (a rollback that only re-seals changes no value, yet writes).
+          const accepted = [...outcomes].reverse().filter((o): o is Extract<Outcome, { changes: PlannedChange[] }> => !('error' in o));
+          const last = accepted.find((o) => o.changes.some((c) => c.oldValue !== c.newValue)) ?? accepted[0];
+          if (last) {
+            const { pending } = last;
+            options.beforeCommit?.({
+              revision: working.revision,
+              actor: pending.seal?.actor ?? pending.input.actor,
+              source: defaultSource(pending),
+              ...(pending.restore?.rollbackOf ? { rollbackOf: pending.restore.rollbackOf } : {}),
+            });
+          }
           await staged.commit();
         } catch (error) {
           await staged?.discard().catch(() => undefined);
           log.error({ err: error }, `writing ${label} failed`);
           const failure = new AppError('INTERNAL_ERROR', 'Internal error', { details: `${label} could not be written`, cause: error });
-          settle(outcomes.map((o) => ('error' in o ? o : { pending: o.pending, error: failure })), null);
+          settle(outcomes.map((o) => ('error' in o ? o : { pending: o.pending, error: failure })), null, []);
           return;
         }
-        working = reader.adopt(working.text);
+        working = reader.adopt(working);
       }
-      settle(outcomes, working.revision, working);
+      settle(outcomes, working.revision, sealed, working, working.text !== base.text);
       return;
     }
     const conflict = new AppError('CONFIG_CONFLICT', 'Conflict', { details: `${label} kept changing during the write; try again` });
-    settle(group.map((pending) => ({ pending, error: conflict })), null);
+    settle(group.map((pending) => ({ pending, error: conflict })), null, []);
   }
 
-  function settle(outcomes: Outcome[], revision: string | null, snapshot?: Snapshot): void {
+  function settle(outcomes: Outcome[], revision: string | null, sealed: readonly PlannedChange[], snapshot?: Snapshot, written = false): void {
     try {
-      audit.record(outcomes.flatMap((outcome) => auditRows(outcome, revision)));
+      audit.record([...outcomes.flatMap((outcome) => auditRows(outcome, revision)), ...changeRows(SEAL_ACTOR, 'settings.seal', sealed, revision, now())]);
     } catch (error) {
       // The file change has happened; failing the request now would misreport it.
       log.error({ err: error }, 'recording the audit log failed');
     }
+    if (sealed.length > 0) log.info({ keys: sealed.map((c) => `${c.section}.${c.key}`) }, `sealed values typed in plain text into ${label}`);
     for (const outcome of outcomes) {
       if ('error' in outcome) outcome.pending.reject(outcome.error);
       else
         outcome.pending.resolve({
           snapshot: snapshot!,
           changes: outcome.changes.map((change) => ({ ...change, changed: change.oldValue !== change.newValue })),
+          written,
         });
     }
   }
@@ -362,6 +475,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     lastGood: reader.lastGood,
     update: (input) => enqueue({ input }),
     restore: (restore) => enqueue({ input: { changes: [], actor: restore.actor }, restore }),
+    seal: (seal) => enqueue({ input: { changes: [], actor: seal.actor }, seal }),
     async idle() {
       while (draining) await draining;
     },

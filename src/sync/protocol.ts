@@ -4,6 +4,8 @@
  * PlainError.
  */
 import type { PlainError } from '../errors.js';
+import type { PushStatus } from '../history/push.js';
+import type { RevisionSource } from '../settings/store.js';
 import type { ReconcileResult } from './reconcile.js';
 
 export interface WorkerInit {
@@ -12,6 +14,10 @@ export interface WorkerInit {
   readonly dataDir: string;
   readonly configDir: string;
   readonly logLevel: string;
+  /** The master keys (current first, then retired ones) that open sealed values. */
+  readonly masterKeys: readonly Uint8Array[];
+  /** The git dir of the history repository. */
+  readonly historyDir: string;
 }
 
 /** Who made a revision: an API caller (key fingerprint), confhub itself, or a hand edit (`file`). */
@@ -20,11 +26,23 @@ export interface RevisionActor {
   readonly id: string;
 }
 
+/** The history repository as the worker sees it, for /sync/status. */
+export interface HistoryStatus {
+  readonly head: string | null;
+  readonly commits: number;
+  readonly lastCommitAt: string | null;
+  /** The last commit that failed (the revision is applied anyway, and committed with the next one). */
+  readonly lastError: PlainError | null;
+  /** Lock files a crash left, removed at start. */
+  readonly repaired: readonly string[];
+  readonly push: PushStatus | null;
+}
+
 export type RunSource = 'change' | 'reload' | 'retry' | 'startup';
 
 export type MainToWorker =
   /** Sent just before config.ini is replaced, so the worker can name the actor of that revision. */
-  | { readonly type: 'expect'; readonly revision: string; readonly actor: RevisionActor }
+  | { readonly type: 'expect'; readonly revision: string; readonly actor: RevisionActor; readonly source: RevisionSource; readonly rollbackOf?: string }
   | { readonly type: 'reconcile'; readonly requestId: string; readonly force: boolean; readonly actor?: RevisionActor }
   | { readonly type: 'shutdown' };
 
@@ -38,6 +56,8 @@ export type WorkerToMain =
       readonly startedAt: number;
       readonly finishedAt: number;
       readonly result: ReconcileResult;
+      /** The history commit of this revision (null when it could not be committed). */
+      readonly commit?: string | null;
     }
   | {
       readonly type: 'source_invalid';
@@ -47,7 +67,10 @@ export type WorkerToMain =
       readonly requestId?: string;
     }
   /** config.ini changed to a revision that is not run again: the last applied one, or one that failed. */
-  | { readonly type: 'skipped'; readonly revision: string; readonly reason: 'applied' | 'failed' }
+  | { readonly type: 'skipped'; readonly revision: string; readonly reason: 'applied' | 'failed'; readonly commit?: string | null }
   /** A rollback-policy target failed: main restores config.ini to `text` if the file is still `failedRevision`. */
-  | { readonly type: 'rollback_config'; readonly failedRevision: string; readonly toRevision: string; readonly text: string }
+  | { readonly type: 'rollback_config'; readonly failedRevision: string; readonly toRevision: string; readonly toCommit?: string; readonly text: string }
+  /** config.ini holds sensitive values typed in plain text: main seals them (the worker does not commit such a revision). */
+  | { readonly type: 'seal_needed'; readonly revision: string }
+  | { readonly type: 'history'; readonly status: HistoryStatus }
   | { readonly type: 'stopped' };

@@ -12,6 +12,10 @@
  *   jitter, on their own, with the revision that was written for them.
  * - Whatever is posted to the main thread has the values of sensitive keys masked: a check
  *   command's output may quote the file it rejected.
+ * - Sealed values are opened for the renderers; a value that does not open fails the revision
+ *   (SECRET_UNREADABLE) before anything is written. Every valid revision is committed to the
+ *   history before it is applied, except one holding plain text secrets: main is asked to seal
+ *   it, and the sealed revision is committed instead.
  */
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,7 +23,10 @@ import type { Logger } from 'pino';
 import { AppError, isAppError, toPlainError, type PlainError } from '../errors.js';
 import { parseIni, type IniDocument } from '../ini/document.js';
 import { decodeText, revisionOf } from '../settings/revision.js';
+import { openDocument } from '../secrets/sealed-document.js';
+import type { Keyring } from '../secrets/secret-box.js';
 import { isSensitive, MASK, type FileSchema } from '../settings/schema.js';
+import type { RevisionSource } from '../settings/store.js';
 import { validateDocument } from '../settings/validate.js';
 import type { RevisionActor, RunSource, WorkerToMain } from './protocol.js';
 import type { ReconcileRequest, ReconcileResult } from './reconcile.js';
@@ -32,15 +39,30 @@ export interface SyncLoopDeps {
   logger: Logger;
   /** Told the hash of each content read, so the poll does not re-trigger on it. */
   markSeen?: (hash: string | undefined) => void;
+  /** Opens sealed values; without it a sealed value fails the revision. */
+  keyring?: Keyring;
+  /** Commits a revision to the history; returns its commit (null when that failed). */
+  record?: (revision: { text: string; revision: string; doc: IniDocument }, meta: RevisionMeta) => Promise<string | null>;
   retryBaseMs?: number;
   retryMaxMs?: number;
   now?: () => number;
 }
 
+/** Who made a revision and why, as main announced it. */
+export interface RevisionMeta {
+  readonly actor: RevisionActor;
+  readonly source: RevisionSource;
+  readonly rollbackOf?: string;
+}
+
 interface Source {
   text: string;
   revision: string;
+  /** Sealed values opened. */
   doc: IniDocument;
+  /** Sensitive values in plain text: the revision is used but not committed until main seals it. */
+  unsealed: readonly string[];
+  commit?: string | null;
 }
 
 const FILE_ACTOR: RevisionActor = Object.freeze({ type: 'file', id: 'file' });
@@ -85,7 +107,9 @@ function maskError(error: PlainError | null, secrets: readonly string[]): PlainE
 export function createSyncLoop(deps: SyncLoopDeps) {
   const { configPath, schema, reconciler, post, logger, now = Date.now, retryBaseMs = 1000, retryMaxMs = 60_000 } = deps;
   const log = logger.child({ module: 'sync-loop' });
-  const actors = new Map<string, RevisionActor>();
+  const metas = new Map<string, RevisionMeta>();
+  let sealRequested: string | undefined;
+  let lastUnreadableRevision: string | undefined;
   /** Targets whose reload is pending, with the revision that was written for them. */
   const pending = new Map<string, Source>();
   let lastApplied: Source | undefined;
@@ -117,25 +141,65 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     deps.markSeen?.(revision);
     // A different content was saved: a revision that failed earlier may run again when it returns.
     if (revision !== lastFailedRevision) lastFailedRevision = undefined;
+    let stored: IniDocument;
     try {
-      const doc = parseIni(text);
-      const issues = validateDocument({ doc, schema });
+      stored = parseIni(text);
+    } catch (error) {
+      reportInvalid(revision, error, requestId);
+      return undefined;
+    }
+    let opened: ReturnType<typeof openDocument>;
+    try {
+      opened = openDocument(stored, schema, deps.keyring);
+    } catch (error) {
+      // Never passed on as a password: the revision fails before any target is touched.
+      const source: Source = { text, revision, doc: stored, unsealed: [] };
+      if (revision !== lastUnreadableRevision || requestId) {
+        lastUnreadableRevision = revision;
+        log.error({ revision, details: (error as AppError).details }, 'config.ini holds a secret that cannot be decrypted; the targets keep the last applied revision');
+        postRun(source, failedResult(source, error), { source: requestId ? 'reload' : 'change', ...(requestId ? { requestId } : {}) }, now());
+      }
+      lastFailedRevision = revision;
+      return undefined;
+    }
+    lastUnreadableRevision = undefined;
+    try {
+      const issues = validateDocument({ doc: opened.doc, schema });
       if (issues.length > 0) {
         throw new AppError('CONFIG_INVALID', 'config.ini is invalid', { details: issues.map((i) => i.message).join('; ') });
       }
       lastInvalidRevision = undefined;
-      return { text, revision, doc };
+      return { text, revision, doc: opened.doc, unsealed: opened.unsealed };
     } catch (error) {
-      const appError = isAppError(error) ? error : new AppError('CONFIG_INVALID', 'config.ini is invalid', { cause: error });
-      const details = appError.code === 'INI_SYNTAX' ? `config.ini ${appError.message}` : appError.details;
-      if (revision !== lastInvalidRevision || requestId) {
-        lastInvalidRevision = revision;
-        const line = typeof appError.data.line === 'number' ? { line: appError.data.line } : {};
-        post({ type: 'source_invalid', revision, error: { code: 'CONFIG_INVALID', message: 'config.ini is invalid', details, ...line }, ...(requestId ? { requestId } : {}) });
-        log.warn({ revision, details }, 'config.ini is invalid; the targets keep the last applied revision');
-      }
+      reportInvalid(revision, error, requestId);
       return undefined;
     }
+  }
+
+  function reportInvalid(revision: string, error: unknown, requestId: string | undefined): void {
+    const appError = isAppError(error) ? error : new AppError('CONFIG_INVALID', 'config.ini is invalid', { cause: error });
+    const details = appError.code === 'INI_SYNTAX' ? `config.ini ${appError.message}` : appError.details;
+    if (revision !== lastInvalidRevision || requestId) {
+      lastInvalidRevision = revision;
+      const line = typeof appError.data.line === 'number' ? { line: appError.data.line } : {};
+      post({ type: 'source_invalid', revision, error: { code: 'CONFIG_INVALID', message: 'config.ini is invalid', details, ...line }, ...(requestId ? { requestId } : {}) });
+      log.warn({ revision, details }, 'config.ini is invalid; the targets keep the last applied revision');
+    }
+  }
+
+  /** Commits a valid revision, or asks main to seal it first; never fails the run. */
+  async function commit(source: Source, startup: boolean): Promise<void> {
+    if (source.unsealed.length > 0) {
+      if (sealRequested !== source.revision) {
+        sealRequested = source.revision;
+        post({ type: 'seal_needed', revision: source.revision });
+      }
+      source.commit = null;
+      return;
+    }
+    if (!deps.record) return;
+    const meta = metas.get(source.revision) ?? { actor: FILE_ACTOR, source: startup ? 'startup' : 'file' };
+    source.commit = await deps.record(source, meta);
   }
 
   function scheduleRetry(): void {
@@ -162,6 +226,25 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     return { revision: source.revision, outcome: 'failed', rollbackConfig: false, targets: [], error: plain };
   }
 
+  function postRun(source: Source, result: ReconcileResult, options: { source: RunSource; requestId?: string; actor?: RevisionActor }, startedAt: number): void {
+    const secrets = secretsOf(source.doc, schema);
+    const masked: ReconcileResult = {
+      ...result,
+      ...(result.error ? { error: maskError(result.error, secrets)! } : {}),
+      targets: result.targets.map((t) => ({ ...t, error: maskError(t.error, secrets) })),
+    };
+    post({
+      type: 'run',
+      source: options.source,
+      actor: options.actor ?? metas.get(source.revision)?.actor ?? FILE_ACTOR,
+      startedAt,
+      finishedAt: now(),
+      result: masked,
+      ...(source.commit !== undefined ? { commit: source.commit } : {}),
+      ...(options.requestId ? { requestId: options.requestId } : {}),
+    });
+  }
+
   async function run(
     source: Source,
     options: { source: RunSource; force: boolean; requestId?: string; only?: readonly string[]; actor?: RevisionActor },
@@ -175,21 +258,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
       log.error({ err: error, revision: source.revision }, 'reconcile failed unexpectedly');
       result = failedResult(source, error);
     }
-    const secrets = secretsOf(source.doc, schema);
-    const masked: ReconcileResult = {
-      ...result,
-      ...(result.error ? { error: maskError(result.error, secrets)! } : {}),
-      targets: result.targets.map((t) => ({ ...t, error: maskError(t.error, secrets) })),
-    };
-    post({
-      type: 'run',
-      source: options.source,
-      actor: options.actor ?? actors.get(source.revision) ?? FILE_ACTOR,
-      startedAt,
-      finishedAt: now(),
-      result: masked,
-      ...(options.requestId ? { requestId: options.requestId } : {}),
-    });
+    postRun(source, result, options, startedAt);
     if (result.outcome === 'applied' || result.outcome === 'unchanged') {
       if (!options.only) {
         lastApplied = source;
@@ -198,7 +267,13 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     } else if (!options.only) {
       lastFailedRevision = source.revision;
       if (result.rollbackConfig && lastApplied && lastApplied.revision !== source.revision) {
-        post({ type: 'rollback_config', failedRevision: source.revision, toRevision: lastApplied.revision, text: lastApplied.text });
+        post({
+          type: 'rollback_config',
+          failedRevision: source.revision,
+          toRevision: lastApplied.revision,
+          ...(lastApplied.commit ? { toCommit: lastApplied.commit } : {}),
+          text: lastApplied.text,
+        });
       }
     }
     for (const target of result.targets) {
@@ -211,10 +286,11 @@ export function createSyncLoop(deps: SyncLoopDeps) {
   }
 
   return {
-    /** An API write is about to land: remember who made that revision. */
-    expect(revision: string, actor: RevisionActor): void {
-      actors.set(revision, actor);
-      if (actors.size > MAX_REMEMBERED_ACTORS) actors.delete(actors.keys().next().value!);
+    /** A write by main is about to land: remember who made that revision and why. */
+    expect(revision: string, meta: RevisionMeta): void {
+      metas.delete(revision);
+      metas.set(revision, meta);
+      if (metas.size > MAX_REMEMBERED_ACTORS) metas.delete(metas.keys().next().value!);
     },
 
     /** The watcher saw config.ini change (after the debounce). */
@@ -223,13 +299,14 @@ export function createSyncLoop(deps: SyncLoopDeps) {
         if (stopped) return;
         const source = await readSource();
         if (!source) return;
+        await commit(source, options.startup === true);
         if (!options.startup) {
           if (source.revision === lastApplied?.revision) {
-            post({ type: 'skipped', revision: source.revision, reason: 'applied' });
+            post({ type: 'skipped', revision: source.revision, reason: 'applied', ...(source.commit !== undefined ? { commit: source.commit } : {}) });
             return;
           }
           if (source.revision === lastFailedRevision) {
-            post({ type: 'skipped', revision: source.revision, reason: 'failed' });
+            post({ type: 'skipped', revision: source.revision, reason: 'failed', ...(source.commit !== undefined ? { commit: source.commit } : {}) });
             return;
           }
         }
@@ -243,6 +320,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
         if (stopped) return;
         const source = await readSource(requestId);
         if (!source) return;
+        await commit(source, false);
         await run(source, { source: 'reload', force, requestId, ...(actor ? { actor } : {}) });
       });
     },

@@ -11,8 +11,8 @@ import type { Database } from 'better-sqlite3';
 import type { Logger } from 'pino';
 import type { Actor, AuditLog } from '../audit/audit-log.js';
 import { AppError, type PlainError } from '../errors.js';
-import type { SettingsStore } from '../settings/store.js';
-import type { MainToWorker, RevisionActor, RunSource, WorkerToMain } from './protocol.js';
+import type { RevisionAnnouncement, SettingsStore } from '../settings/store.js';
+import type { HistoryStatus, MainToWorker, RevisionActor, RunSource, WorkerToMain } from './protocol.js';
 import type { ReconcileResult, TargetOutcome, TargetState } from './reconcile.js';
 import type { TargetSpec } from './target-spec.js';
 
@@ -52,7 +52,7 @@ export interface TargetStatus {
 }
 
 export type RunAnswer =
-  | { readonly kind: 'run'; readonly source: RunSource; readonly result: ReconcileResult }
+  | { readonly kind: 'run'; readonly source: RunSource; readonly result: ReconcileResult; readonly commit?: string | null }
   | { readonly kind: 'source_invalid'; readonly revision: string; readonly error: PlainError };
 
 export interface SyncServiceDeps {
@@ -110,6 +110,7 @@ export function createSyncService(deps: SyncServiceDeps) {
   let firstRunDone = false;
   let sourceError: PlainError | null = null;
   let lastRun: { revision: string; outcome: string; at: string } | null = null;
+  let history: HistoryStatus | null = null;
 
   /** Recent events, so a client reconnecting with Last-Event-ID misses nothing that is still here. */
   const recent: NumberedEvent[] = [];
@@ -217,7 +218,13 @@ export function createSyncService(deps: SyncServiceDeps) {
   async function rollbackConfig(message: Extract<WorkerToMain, { type: 'rollback_config' }>): Promise<void> {
     const actor: Actor = { type: 'system', id: 'auto-rollback' };
     try {
-      const result = await settings.restore({ text: message.text, ifRevision: message.failedRevision, actor });
+      const result = await settings.restore({
+        text: message.text,
+        ifRevision: message.failedRevision,
+        actor,
+        source: 'auto_rollback',
+        ...(message.toCommit ? { rollbackOf: message.toCommit } : {}),
+      });
       log.warn({ from: message.failedRevision, to: message.toRevision, revision: result.snapshot.revision }, 'config.ini rolled back to the last applied revision');
     } catch (error) {
       log.error({ err: error, from: message.failedRevision }, 'config.ini could not be rolled back');
@@ -240,7 +247,7 @@ export function createSyncService(deps: SyncServiceDeps) {
         case 'run': {
           firstRunDone = true;
           recordRun(message);
-          const answer: RunAnswer = { kind: 'run', source: message.source, result: message.result };
+          const answer: RunAnswer = { kind: 'run', source: message.source, result: message.result, ...(message.commit !== undefined ? { commit: message.commit } : {}) };
           if (message.requestId) requestWaiters.get(message.requestId)?.resolve(answer);
           // A retry runs only some targets of an older revision: it answers nobody's write.
           if (message.source !== 'retry') answerRevision(message.result.revision, answer);
@@ -261,7 +268,22 @@ export function createSyncService(deps: SyncServiceDeps) {
                     details: 'this revision failed before and is not run again until config.ini changes; POST /api/v1/settings/reload runs it now',
                   },
                 };
-          answerRevision(message.revision, { kind: 'run', source: 'change', result });
+          answerRevision(message.revision, { kind: 'run', source: 'change', result, ...(message.commit !== undefined ? { commit: message.commit } : {}) });
+          try {
+            // The history shows the outcome of every revision, including one the targets already had.
+            insertRun.run({
+              revision: message.revision,
+              source: 'change',
+              actorType: 'system',
+              actorId: 'worker',
+              outcome: result.outcome,
+              startedAt: now(),
+              finishedAt: now(),
+              targets: '[]',
+            });
+          } catch (error) {
+            log.error({ err: error }, 'recording a skipped revision failed');
+          }
           break;
         }
         case 'source_invalid': {
@@ -289,6 +311,13 @@ export function createSyncService(deps: SyncServiceDeps) {
         case 'rollback_config':
           void rollbackConfig(message);
           break;
+        case 'seal_needed':
+          // The hand edit's author is the file; the audit log names the seal itself.
+          settings.seal({ actor: { type: 'file', id: 'file' } }).catch((error: unknown) => log.error({ err: error }, 'sealing plain text values failed'));
+          break;
+        case 'history':
+          history = message.status;
+          break;
         case 'stopped':
           ready = false;
           break;
@@ -305,9 +334,9 @@ export function createSyncService(deps: SyncServiceDeps) {
     },
 
     /** From the store, just before a write lands: names the actor of that revision for the worker. */
-    announce(revision: string, actor: Actor): void {
+    announce({ revision, actor, source, rollbackOf }: RevisionAnnouncement): void {
       revisionSeq.set(revision, ++seq);
-      deps.send({ type: 'expect', revision, actor: { type: actor.type, id: actor.id } });
+      deps.send({ type: 'expect', revision, actor: { type: actor.type, id: actor.id }, source, ...(rollbackOf ? { rollbackOf } : {}) });
     },
 
     /** Resolves when the worker applied (or rolled back) this revision or a later one. */
@@ -348,6 +377,7 @@ export function createSyncService(deps: SyncServiceDeps) {
         worker: { alive: deps.workerAlive(), ready, restarts: deps.workerRestarts() },
         source: sourceError ? { valid: false, error: sourceError } : { valid: true, error: null },
         lastRun,
+        history,
         targets: [...status.values()],
       };
     },

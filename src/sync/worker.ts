@@ -7,15 +7,19 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parentPort, workerData } from 'node:worker_threads';
 import { removeStaleTempFiles } from '../fs/atomic-write.js';
+import { createHistoryWriter } from '../history/history-repo.js';
+import { createHistoryPusher, historyConfigOf } from '../history/push.js';
 import { parseIni } from '../ini/document.js';
 import { createLogger } from '../log.js';
 import { createDockerDriver } from '../reload/docker.js';
 import { createServiceActions } from '../reload/service-actions.js';
 import { createSupervisorDriver } from '../reload/supervisor.js';
 import { renderTarget } from '../render/index.js';
+import { createKeyring, masterKey } from '../secrets/secret-box.js';
 import { CONFIG_SCHEMA } from '../settings/schema.js';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
 import { createReconciler } from './reconcile.js';
+import { createRevisionRecorder } from './revision-recorder.js';
 import { createSourceWatcher } from './source-watcher.js';
 import { createSyncLoop } from './sync-loop.js';
 import { parseSyncConfig } from './target-spec.js';
@@ -25,8 +29,9 @@ const port = parentPort!;
 const post = (message: WorkerToMain): void => port.postMessage(message);
 const logger = createLogger({ level: init.logLevel }).child({ thread: 'sync-worker' });
 
+const systemDoc = parseIni(readFileSync(init.systemPath, 'utf8'));
 const { settings, targets } = parseSyncConfig({
-  doc: parseIni(readFileSync(init.systemPath, 'utf8')),
+  doc: systemDoc,
   dataDir: init.dataDir,
   configDir: init.configDir,
   protectedPaths: [init.configPath, init.systemPath],
@@ -48,6 +53,27 @@ const reconciler = createReconciler({
   logger,
 });
 
+const [current, ...retired] = init.masterKeys.map((key) => masterKey(Buffer.from(key)));
+const keyring = createKeyring(current!, retired);
+
+const git = { gitDir: init.historyDir, workTree: init.configDir };
+const pushConfig = historyConfigOf(systemDoc, { configDir: init.configDir });
+let recorder: ReturnType<typeof createRevisionRecorder> | undefined;
+const pusher = pushConfig ? createHistoryPusher({ git, config: pushConfig, logger, onStatus: () => recorder?.pushChanged() }) : undefined;
+recorder = createRevisionRecorder({
+  writer: createHistoryWriter({ ...git, logger }),
+  schema: CONFIG_SCHEMA,
+  keyring,
+  logger,
+  onStatus: (status) => post({ type: 'history', status }),
+  onCommit: () => pusher?.schedule(),
+  pushStatus: () => pusher?.status() ?? null,
+});
+const history = recorder;
+await history.open();
+// Commits made while no push could happen (a restart, a remote that was down) go out now.
+pusher?.schedule();
+
 let watcher: ReturnType<typeof createSourceWatcher> | undefined;
 const loop = createSyncLoop({
   configPath: init.configPath,
@@ -55,6 +81,8 @@ const loop = createSyncLoop({
   reconciler,
   post,
   logger,
+  keyring,
+  record: (revision, meta) => history.record(revision, meta),
   markSeen: (hash) => watcher?.markSeen(hash),
 });
 watcher = createSourceWatcher({
@@ -69,7 +97,7 @@ watcher = createSourceWatcher({
 port.on('message', (message: MainToWorker) => {
   switch (message.type) {
     case 'expect':
-      loop.expect(message.revision, message.actor);
+      loop.expect(message.revision, { actor: message.actor, source: message.source, ...(message.rollbackOf ? { rollbackOf: message.rollbackOf } : {}) });
       break;
     case 'reconcile':
       loop.reconcileNow(message.requestId, message.force, message.actor).catch((error: unknown) => logger.error({ err: error }, 'reconcile request failed'));
@@ -77,6 +105,7 @@ port.on('message', (message: MainToWorker) => {
     case 'shutdown':
       void (async () => {
         await loop.stop();
+        await pusher?.stop();
         await watcher?.close();
         post({ type: 'stopped' });
         port.close();

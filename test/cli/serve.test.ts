@@ -1,20 +1,24 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WEBSOFT9_DEFAULT_API_KEY } from '../../src/bootstrap/first-boot-secrets.js';
-import { parseIni } from '../../src/ini/document.js';
+import { CLI, killStartedProcesses, startProcess, stopProcess } from '../support/confhub-process.js';
+import { eventually } from '../support/wait.js';
+import { parseIni, type IniDocument } from '../../src/ini/document.js';
+import { loadRuntimeConfig } from '../../src/runtime-config.js';
+import { loadKeyring } from '../../src/secrets/master-key.js';
+import { CONFIG_SCHEMA } from '../../src/settings/schema.js';
+import { toSnapshot } from '../../src/settings/store.js';
 
 const run = promisify(execFile);
-const CLI = ['--import', 'tsx', 'src/cli.ts'];
 const shippedPath = new URL('../../config/config.ini', import.meta.url);
 const dirs: string[] = [];
-const children: ChildProcess[] = [];
 
 afterEach(() => {
-  for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+  killStartedProcesses();
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -24,34 +28,8 @@ function tempDir(): string {
   return dir;
 }
 
-interface Started {
-  child: ChildProcess;
-  url: string;
-  output: () => string;
-}
-
-function start(env: Record<string, string>): Promise<Started> {
-  const child = spawn(process.execPath, [...CLI, 'serve'], { env: { ...process.env, CONFHUB_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const onData = (chunk: Buffer): void => {
-      out += chunk.toString();
-      const match = /listening on (http:\/\/[^;]+);/.exec(out);
-      if (match) resolve({ child, url: match[1]!, output: () => out });
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`confhub exited with ${code}: ${out}`)));
-  });
-}
-
-function stop(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
-    child.on('exit', (code) => resolve(code));
-    child.kill('SIGTERM');
-  });
-}
+const start = startProcess;
+const stop = (child: ChildProcess): Promise<number | null> => stopProcess(child);
 
 /** Runs the CLI expecting it to fail; returns its exit code and stderr. */
 async function failing(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stderr: string } | undefined> {
@@ -61,7 +39,14 @@ async function failing(args: string[], env: Record<string, string> = {}): Promis
   );
 }
 
-const apiKeyOf = (configPath: string): string => parseIni(readFileSync(configPath, 'utf8')).byName.get('api_key')!.byKey.get('key')!.value;
+/** config.ini of a data directory with its sealed values opened. */
+async function openedConfig(env: Record<string, string>): Promise<IniDocument> {
+  const config = loadRuntimeConfig(env);
+  const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
+  return toSnapshot(readFileSync(config.configPath, 'utf8'), 'config.ini', CONFIG_SCHEMA, keyring).doc;
+}
+
+const apiKeyOf = async (env: Record<string, string>): Promise<string> => (await openedConfig(env)).byName.get('api_key')!.byKey.get('key')!.value;
 
 describe('confhub serve', () => {
   it('when started on an empty data directory, then it installs the defaults, fills secrets, listens and says how to get the key', async () => {
@@ -72,10 +57,16 @@ describe('confhub serve', () => {
     expect(statSync(configPath).mode & 0o777).toBe(0o600);
     expect(statSync(join(dataDir, 'config', 'system.ini')).isFile()).toBe(true);
     expect(statSync(join(dataDir, 'confhub.db')).mode & 0o777).toBe(0o600);
-    const key = apiKeyOf(configPath);
+    expect(statSync(join(dataDir, 'master.key')).mode & 0o777).toBe(0o600);
+    const key = await apiKeyOf({ CONFHUB_DATA_DIR: dataDir });
     expect(key).toMatch(/^[0-9a-f]{64}$/);
-    const doc = parseIni(readFileSync(configPath, 'utf8'));
-    for (const section of ['nginx_proxy_manager', 'gitea', 'portainer']) expect(doc.byName.get(section)!.byKey.get('user_pwd')!.value).toMatch(/^[A-Za-z0-9]{20}$/);
+    const doc = await openedConfig({ CONFHUB_DATA_DIR: dataDir });
+    const stored = parseIni(readFileSync(configPath, 'utf8'));
+    for (const section of ['nginx_proxy_manager', 'gitea', 'portainer']) {
+      expect(doc.byName.get(section)!.byKey.get('user_pwd')!.value).toMatch(/^[A-Za-z0-9]{20}$/);
+      expect(stored.byName.get(section)!.byKey.get('user_pwd')!.value).toMatch(/^enc:v1:[0-9a-f]{8}:/);
+    }
+    expect(readFileSync(configPath, 'utf8')).not.toContain(key);
     expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(server.output()).toContain('apikey');
     expect(server.output()).not.toContain(key);
@@ -97,16 +88,16 @@ describe('confhub serve', () => {
     const dataDir = tempDir();
     const key = 'operator-chosen-key-0123456789abcdef';
     const first = await start({ CONFHUB_DATA_DIR: dataDir, CONFHUB_API_KEY: key });
-    expect(apiKeyOf(join(dataDir, 'config', 'config.ini'))).toBe(key);
+    expect(await apiKeyOf({ CONFHUB_DATA_DIR: dataDir })).toBe(key);
     await stop(first.child);
     const second = await start({ CONFHUB_DATA_DIR: dataDir, CONFHUB_API_KEY: `${key}-other` });
-    expect(apiKeyOf(join(dataDir, 'config', 'config.ini'))).toBe(key);
+    expect(await apiKeyOf({ CONFHUB_DATA_DIR: dataDir })).toBe(key);
     expect(second.output()).toContain('CONFHUB_API_KEY is ignored');
     expect(second.output()).not.toContain(key);
     await stop(second.child);
   });
 
-  it('when the config directory already holds a config.ini with the Websoft9 default key, then the file is used as it is and only the key is replaced', async () => {
+  it('when the config directory already holds a config.ini with the Websoft9 default key, then the key is replaced, the secrets sealed, and every other byte kept', async () => {
     const configDir = tempDir();
     const legacy = [
       '; written by apphub',
@@ -120,11 +111,19 @@ describe('confhub serve', () => {
       '',
     ].join('\r\n');
     writeFileSync(join(configDir, 'config.ini'), legacy);
-    const server = await start({ CONFHUB_DATA_DIR: join(tempDir(), 'd'), CONFHUB_CONFIG_DIR: configDir, CONFHUB_HOST: '127.0.0.1' });
+    const env = { CONFHUB_DATA_DIR: join(tempDir(), 'd'), CONFHUB_CONFIG_DIR: configDir, CONFHUB_HOST: '127.0.0.1' };
+    const server = await start(env);
     const text = readFileSync(join(configDir, 'config.ini'), 'utf8');
-    const key = apiKeyOf(join(configDir, 'config.ini'));
+    const key = await apiKeyOf(env);
     expect(key).not.toBe(WEBSOFT9_DEFAULT_API_KEY);
-    expect(text).toBe(legacy.replace(WEBSOFT9_DEFAULT_API_KEY, key));
+    expect((await openedConfig(env)).byName.get('nginx_proxy_manager')!.byKey.get('user_pwd')!.value).toBe('gtBi82ljgJLOBdIv');
+    const sealed = (line: string): string => line.replace(/= .*$/, '= <sealed>');
+    const lines = text.split('\r\n');
+    expect(lines.map((line) => (/^(user_pwd|key) = enc:v1:[0-9a-f]{8}:[A-Za-z0-9_-]+$/.test(line) ? sealed(line) : line))).toEqual(
+      legacy.split('\r\n').map((line) => (/^(user_pwd|key) = /.test(line) ? sealed(line) : line)),
+    );
+    const res = await fetch(`${server.url}/api/settings/nginx_proxy_manager`, { headers: { 'x-api-key': key } });
+    expect(((await res.json()) as { user_pwd: string }).user_pwd).toBe('gtBi82ljgJLOBdIv');
     expect((await fetch(`${server.url}/api/settings/api_key`, { headers: { 'x-api-key': WEBSOFT9_DEFAULT_API_KEY } })).status).toBe(401);
     await stop(server.child);
   });
@@ -165,5 +164,62 @@ describe('confhub serve', () => {
     const bad = await failing(['frobnicate']);
     expect(bad?.code).toBe(2);
     expect(bad?.stderr).toContain('unknown command');
+  });
+
+  it('when the API key is rotated from the command line while confhub runs, then the new key works at once and the old one is refused', async () => {
+    const env = { CONFHUB_DATA_DIR: tempDir() };
+    const server = await start(env);
+    const old = await apiKeyOf(env);
+    const rotated = await run(process.execPath, [...CLI, 'apikey', 'rotate'], { env: { ...process.env, ...env } });
+    const key = rotated.stdout.trim();
+    expect(key).toMatch(/^[0-9a-f]{64}$/);
+    expect(key).not.toBe(old);
+    expect(await apiKeyOf(env)).toBe(key);
+    expect(readFileSync(loadRuntimeConfig(env).configPath, 'utf8')).not.toContain(key);
+    expect((await fetch(`${server.url}/api/v1/settings/cockpit`, { headers: { 'x-api-key': key } })).status).toBe(200);
+    expect((await fetch(`${server.url}/api/v1/settings/cockpit`, { headers: { 'x-api-key': old } })).status).toBe(401);
+    await stop(server.child);
+  });
+
+  it('when the master key is rotated, then it refuses while confhub runs; stopped, it seals every value with the new key and older history still opens', async () => {
+    const env = { CONFHUB_DATA_DIR: tempDir() };
+    const config = loadRuntimeConfig(env);
+    let server = await start(env);
+    const before = await openedConfig(env);
+    const history = async (): Promise<{ id: string; source: string }[]> =>
+      ((await (await fetch(`${server.url}/api/v1/settings/history`, { headers: { 'x-api-key': await apiKeyOf(env) } })).json()) as { commits: { id: string; source: string }[] }).commits;
+    await eventually('the first revision is committed', async () => (await history()).length === 1);
+    const oldId = (await loadKeyring({ ...config.masterKey, createFile: false })).keyring.current.id;
+    const refused = await failing(['masterkey', 'rotate'], env);
+    expect(refused?.code).toBe(1);
+    expect(refused?.stderr).toMatch(/confhub is running .*pid \d+/);
+    expect(await stop(server.child)).toBe(0);
+
+    const rotated = await run(process.execPath, [...CLI, 'masterkey', 'rotate'], { env: { ...process.env, ...env } });
+    const newId = (await loadKeyring({ ...config.masterKey, createFile: false })).keyring.current.id;
+    expect(rotated.stdout).toContain(`${oldId} -> ${newId}`);
+    expect(newId).not.toBe(oldId);
+    const text = readFileSync(config.configPath, 'utf8');
+    expect(text).not.toContain(`enc:v1:${oldId}:`);
+    expect(text.match(new RegExp(`enc:v1:${newId}:`, 'g'))).toHaveLength(4);
+    expect(statSync(`${config.masterKey.file}.retired`).mode & 0o777).toBe(0o600);
+    const after = await openedConfig(env);
+    for (const section of ['api_key', 'gitea', 'portainer', 'nginx_proxy_manager']) {
+      expect([...after.byName.get(section)!.byKey.values()].map((e) => e.value)).toEqual([...before.byName.get(section)!.byKey.values()].map((e) => e.value));
+    }
+
+    server = await start(env);
+    const key = await apiKeyOf(env);
+    // The revision sealed under the new key is committed; the first one, sealed under the old key, still opens.
+    await eventually('the re-sealed revision is committed', async () => (await history()).length === 2);
+    const [resealed, first] = await history();
+    expect(resealed!.source).toBe('startup');
+    const shown = (await (await fetch(`${server.url}/api/v1/settings/history/${resealed!.id}`, { headers: { 'x-api-key': key } })).json()) as { summary: string; diff: unknown };
+    expect(shown).toMatchObject({ summary: 'no value changed (comments, layout or sealing only)', diff: { added: {}, removed: {}, changed: {} } });
+    const rollback = await fetch(`${server.url}/api/v1/settings/rollback?wait=true`, { method: 'POST', headers: { 'x-api-key': key, 'content-type': 'application/json' }, body: JSON.stringify({ commit: first!.id }) });
+    expect(rollback.status, await rollback.clone().text()).toBe(200);
+    expect(readFileSync(config.configPath, 'utf8')).not.toContain(`enc:v1:${oldId}:`);
+    expect(await apiKeyOf(env)).toBe(key);
+    expect(await stop(server.child)).toBe(0);
   });
 });

@@ -256,10 +256,12 @@ describe('whole-config validation', () => {
     if (value) expect(JSON.stringify(res.body)).not.toContain(value);
   });
 
-  it('when a strong password is set, then it is stored', async () => {
+  it('when a strong password is set, then it is stored sealed and read back in plain text', async () => {
     const res = await put('/api/v1/settings/portainer?key=user_pwd&value=Kx9%23mP2%3Bq%60Lw7');
     expect(res.status).toBe(200);
-    expect(valueOf(h.readConfig(), 'portainer', 'user_pwd')).toBe('Kx9#mP2;q`Lw7');
+    expect(valueOf(h.readConfig(), 'portainer', 'user_pwd')).toMatch(/^enc:v1:[0-9a-f]{8}:[A-Za-z0-9_-]+$/);
+    expect(h.readConfig()).not.toContain('Kx9#mP2;q`Lw7');
+    expect((await get('/api/v1/settings/portainer/user_pwd')).body).toEqual({ user_pwd: 'Kx9#mP2;q`Lw7' });
   });
 
   it('when the file already has an invalid value elsewhere, then a write is refused naming that key', async () => {
@@ -490,6 +492,39 @@ describe('a broken config.ini', () => {
     const write = await put('/api/v1/settings/cockpit?key=port&value=9093');
     expect(write.status).toBe(503);
     expect(h.readConfig()).toBe(broken);
+  });
+});
+
+describe('secrets at rest', () => {
+  it('when a password is typed into config.ini in plain text, then it is used, the next write seals it, and the seal is audited masked', async () => {
+    h.writeConfig(h.readConfig().replace(/^(\[gitea\][\s\S]*?user_pwd = ).*$/m, '$1Hand-Typed-Pass-1'));
+    expect((await get('/api/v1/settings/gitea/user_pwd')).body).toEqual({ user_pwd: 'Hand-Typed-Pass-1' });
+    expect((await put('/api/v1/settings/cockpit?key=port&value=9094')).status).toBe(200);
+    expect(h.readConfig()).not.toContain('Hand-Typed-Pass-1');
+    expect(valueOf(h.readConfig(), 'gitea', 'user_pwd')).toMatch(/^enc:v1:/);
+    expect((await get('/api/v1/settings/gitea/user_pwd')).body).toEqual({ user_pwd: 'Hand-Typed-Pass-1' });
+    const audit = await get('/api/v1/audit?section=gitea&limit=1');
+    expect(audit.body.entries[0]).toMatchObject({ action: 'settings.seal', key: 'user_pwd', actor: { type: 'system', id: 'seal' }, oldValue: '******', newValue: '******' });
+  });
+
+  it('when a value starting with enc:v1: is written, then 400: the prefix is reserved', async () => {
+    const res = await put('/api/v1/settings/gitea?key=user_name&value=enc:v1:00000000:AAAA');
+    expect(res.status).toBe(400);
+    expect(res.body.errors).toEqual([expect.objectContaining({ field: 'gitea.user_name', code: 'VALUE_NOT_REPRESENTABLE' })]);
+  });
+
+  it('when a sealed value in config.ini was tampered with, then reads and writes answer SECRET_UNREADABLE naming the key, the file is kept, and the old key still authenticates', async () => {
+    await get('/api/v1/settings');
+    const sealed = valueOf(h.readConfig(), 'portainer', 'user_pwd')!;
+    const flipped = `${sealed.slice(0, -2)}${sealed.endsWith('AA') ? 'BB' : 'AA'}`;
+    const tampered = h.readConfig().replace(sealed, flipped);
+    h.writeConfig(tampered);
+    const read = await get('/api/v1/settings');
+    expect(read.status).toBe(500);
+    expect(read.body).toMatchObject({ code: 'SECRET_UNREADABLE', details: expect.stringContaining('portainer.user_pwd cannot be decrypted') });
+    const write = await put('/api/v1/settings/cockpit?key=port&value=9095');
+    expect(write.body.code).toBe('SECRET_UNREADABLE');
+    expect(h.readConfig()).toBe(tampered);
   });
 });
 

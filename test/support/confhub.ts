@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadRuntimeConfig, type RuntimeConfig } from '../../src/runtime-config.js';
 import { startServer, type RunningServer } from '../../src/server.js';
+import { readApiKey } from '../../src/settings/read-api-key.js';
 
 export { eventually } from './wait.js';
 
@@ -41,7 +42,7 @@ export async function startConfhub({ systemIni, configExtra = '', files = {} }: 
   for (const [name, content] of Object.entries(files)) writeFileSync(join(dataDir, 'config', name), content);
   const config = loadRuntimeConfig({ CONFHUB_DATA_DIR: dataDir, CONFHUB_PORT: '0', CONFHUB_RATE_LIMIT: '0', CONFHUB_LOG_LEVEL: 'silent' }, dir);
   const server = await startServer(config, pino({ level: 'silent' }));
-  const apiKey = readFileSync(config.configPath, 'utf8').match(/^key = (.+)$/m)![1]!;
+  const apiKey = (await readApiKey(config))!;
   return {
     url: server.url,
     apiKey,

@@ -17,12 +17,15 @@ import { createLogger } from '../../src/log.js';
 import { loadRuntimeConfig, type RuntimeConfig } from '../../src/runtime-config.js';
 import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from '../../src/settings/schema.js';
 import { createReadOnlyIniStore, createSettingsStore, type SettingsStore } from '../../src/settings/store.js';
+import { loadKeyring } from '../../src/secrets/master-key.js';
+import type { Keyring } from '../../src/secrets/secret-box.js';
 
 export interface Harness {
   app: Express;
   apiKey: string;
   config: RuntimeConfig;
   settings: SettingsStore;
+  keyring: Keyring;
   audit: AuditLog;
   db: Database;
   logs: () => string;
@@ -55,7 +58,8 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
   const logger = createLogger({ level: options.logLevel ?? 'debug', destination });
   const db = openDatabase({ path: config.databasePath });
   const audit = createAuditLog({ db });
-  const settings = createSettingsStore({ path: config.configPath, label: 'config.ini', schema: CONFIG_SCHEMA, audit, logger });
+  const { keyring } = await loadKeyring(config.masterKey);
+  const settings = createSettingsStore({ path: config.configPath, label: 'config.ini', schema: CONFIG_SCHEMA, keyring, audit, logger });
   const system = createReadOnlyIniStore({ path: config.systemPath, label: 'system.ini', schema: SYSTEM_SCHEMA });
   await fillMissingSecrets({ store: settings, schema: CONFIG_SCHEMA });
   const apiKey = settings.read().doc.byName.get('api_key')!.byKey.get('key')!.value;
@@ -74,6 +78,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     apiKey,
     config,
     settings,
+    keyring,
     audit,
     db,
     logs: () => chunks.join(''),

@@ -218,6 +218,14 @@ describe('config.ini to service files', () => {
     await eventually('config.ini is rolled back', () => ch.readConfig() === applied);
     const audit = (await (await ch.api('/api/v1/audit?section=extra&limit=5')).json()) as { entries: { action: string; actor: { id: string }; newValue: string }[] };
     expect(audit.entries[0]).toMatchObject({ action: 'settings.rollback', actor: { id: 'auto-rollback' }, newValue: 'first' });
+    // The history has the failed revision and the automatic rollback to the applied one, each with its outcome.
+    let commits: { source: string; actor: { id: string }; rollbackOf: string | null; id: string; changes: unknown[]; sync: { outcome: string } | null }[] = [];
+    await eventually('the rollback is committed', async () => {
+      commits = ((await (await ch.api('/api/v1/settings/history?limit=3')).json()) as { commits: typeof commits }).commits;
+      return commits[0]?.source === 'auto_rollback';
+    });
+    expect(commits[0]).toMatchObject({ actor: { id: 'auto-rollback' }, rollbackOf: commits[2]!.id, changes: [{ key: 'extra.mode', change: 'changed' }] });
+    expect(commits[1]).toMatchObject({ source: 'api', sync: { outcome: 'rolled_back' } });
     const status = (await (await ch.api('/api/v1/sync/status')).json()) as { targets: { state: string; lastError: { code: string } }[] };
     expect(status.targets[0]).toMatchObject({ state: 'failed', lastError: { code: 'RELOAD_FAILED' } });
     // The same failing revision is not retried in a loop; the next good change applies.

@@ -6,7 +6,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { WorkerToMain } from '../../src/sync/protocol.js';
 import type { ReconcileRequest, ReconcileResult, TargetOutcome } from '../../src/sync/reconcile.js';
 import { CONFIG_SCHEMA } from '../../src/settings/schema.js';
-import { createSyncLoop } from '../../src/sync/sync-loop.js';
+import { createSyncLoop, type RevisionMeta, type SyncLoopDeps } from '../../src/sync/sync-loop.js';
+import { createKeyring, masterKey, sealValue } from '../../src/secrets/secret-box.js';
+import { revisionOf } from '../../src/settings/revision.js';
+import { randomBytes } from 'node:crypto';
 import { createWorkerHost } from '../../src/sync/worker-host.js';
 import { eventually } from '../support/confhub.js';
 
@@ -49,10 +52,19 @@ function scripted(results: Step[]) {
   };
 }
 
-function loop(results: Parameters<typeof scripted>[0]) {
+function loop(results: Parameters<typeof scripted>[0], extra: Partial<SyncLoopDeps> = {}) {
   const messages: WorkerToMain[] = [];
   const script = scripted(results);
-  const syncLoop = createSyncLoop({ configPath, schema: CONFIG_SCHEMA, reconciler: script.reconciler, post: (m) => messages.push(m), logger: pino({ level: 'silent' }), retryBaseMs: 20, retryMaxMs: 50 });
+  const syncLoop = createSyncLoop({
+    configPath,
+    schema: CONFIG_SCHEMA,
+    reconciler: script.reconciler,
+    post: (m) => messages.push(m),
+    logger: pino({ level: 'silent' }),
+    retryBaseMs: 20,
+    retryMaxMs: 50,
+    ...extra,
+  });
   return { syncLoop, messages, requests: script.requests };
 }
 
@@ -176,7 +188,7 @@ describe('sync loop', () => {
     writeFileSync(configPath, '[cockpit]\nport = 9090\n');
     const { syncLoop, messages } = loop([]);
     const { revisionOf } = await import('../../src/settings/revision.js');
-    syncLoop.expect(revisionOf('[cockpit]\nport = 9090\n'), { type: 'api', id: 'key:abc' });
+    syncLoop.expect(revisionOf('[cockpit]\nport = 9090\n'), { actor: { type: 'api', id: 'key:abc' }, source: 'api' });
     await syncLoop.onChange({ startup: true });
     writeFileSync(configPath, '[cockpit]\nport = 9091\n');
     await syncLoop.onChange();
@@ -186,12 +198,70 @@ describe('sync loop', () => {
   });
 });
 
+describe('sync loop with sealed secrets and history', () => {
+  const keyring = createKeyring(masterKey(randomBytes(32)));
+  const sealed = (value: string): string => sealValue(keyring, 'gitea.user_pwd', value);
+
+  function recording() {
+    const commits: { revision: string; meta: RevisionMeta; password: string | undefined }[] = [];
+    const record: SyncLoopDeps['record'] = async (revision, meta) => {
+      commits.push({ revision: revision.revision, meta, password: revision.doc.byName.get('gitea')?.byKey.get('user_pwd')?.value });
+      return `c${commits.length}`;
+    };
+    return { commits, record };
+  }
+
+  it('when a sealed value opens, then the renderers get the plaintext and the revision is committed with its announced author', async () => {
+    const text = `[gitea]\nuser_pwd = ${sealed('Opened-Pass-1')}\n`;
+    writeFileSync(configPath, text);
+    const { commits, record } = recording();
+    const { syncLoop, messages, requests } = loop([], { keyring, record });
+    syncLoop.expect(revisionOf(text), { actor: { type: 'api', id: 'key:abc' }, source: 'api' });
+    await syncLoop.onChange();
+    expect(requests[0]!.doc.byName.get('gitea')!.byKey.get('user_pwd')!.value).toBe('Opened-Pass-1');
+    expect(commits).toEqual([{ revision: revisionOf(text), meta: { actor: { type: 'api', id: 'key:abc' }, source: 'api' }, password: 'Opened-Pass-1' }]);
+    expect(messages.find((m) => m.type === 'run')).toMatchObject({ commit: 'c1' });
+    await syncLoop.stop();
+  });
+
+  it('when a sealed value does not open, then the revision fails with SECRET_UNREADABLE naming the key, nothing is rendered or committed', async () => {
+    const value = sealed('Opened-Pass-2');
+    writeFileSync(configPath, `[gitea]\nuser_pwd = ${value.slice(0, -4)}AAAA\n`);
+    const { commits, record } = recording();
+    const { syncLoop, messages, requests } = loop([], { keyring, record });
+    await syncLoop.onChange();
+    await syncLoop.onChange();
+    expect(requests).toHaveLength(0);
+    expect(commits).toHaveLength(0);
+    const runs = messages.filter((m) => m.type === 'run');
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ result: { outcome: 'failed', error: { code: 'SECRET_UNREADABLE', details: expect.stringContaining('gitea.user_pwd') } } });
+    await syncLoop.stop();
+  });
+
+  it('when a password is typed in plain text, then it is used but not committed, main is asked once to seal it, and the sealed revision is committed', async () => {
+    writeFileSync(configPath, '[gitea]\nuser_pwd = Typed-Pass-3\n');
+    const { commits, record } = recording();
+    const { syncLoop, messages, requests } = loop([], { keyring, record });
+    await syncLoop.onChange();
+    await syncLoop.reconcileNow('r1', false);
+    expect(requests[0]!.doc.byName.get('gitea')!.byKey.get('user_pwd')!.value).toBe('Typed-Pass-3');
+    expect(commits).toHaveLength(0);
+    expect(messages.filter((m) => m.type === 'seal_needed')).toHaveLength(1);
+    writeFileSync(configPath, `[gitea]\nuser_pwd = ${sealed('Typed-Pass-3')}\n`);
+    await syncLoop.onChange();
+    expect(commits).toHaveLength(1);
+    expect(commits[0]).toMatchObject({ meta: { actor: { type: 'file', id: 'file' }, source: 'file' }, password: 'Typed-Pass-3' });
+    await syncLoop.stop();
+  });
+});
+
 describe('worker host', () => {
   it('when the worker dies, then it is restarted with backoff and the restarts are counted', async () => {
     // system.ini is missing: the worker fails at start every time.
     const exits: number[] = [];
     const host = createWorkerHost({
-      init: { configPath, systemPath: join(dir, 'missing-system.ini'), dataDir: dir, configDir: dir, logLevel: 'silent' },
+      init: { configPath, systemPath: join(dir, 'missing-system.ini'), dataDir: dir, configDir: dir, logLevel: 'silent', masterKeys: [new Uint8Array(32)], historyDir: join(dir, 'history.git') },
       logger: pino({ level: 'silent' }),
       onMessage: () => undefined,
       onExit: ({ restarts }) => exits.push(restarts),

@@ -34,7 +34,7 @@ const api = { type: 'api' as const, id: 'key:1' };
 describe('sync service waiters', () => {
   it('when the worker skips a written revision because it is already applied, then the waiting write is answered as unchanged', async () => {
     const { sync } = service(() => 'r1');
-    sync.announce('r1', api);
+    sync.announce({ revision: 'r1', actor: api, source: 'api' });
     const answer = sync.waitForRevision('r1', 5000);
     sync.onWorkerMessage({ type: 'skipped', revision: 'r1', reason: 'applied' });
     await expect(answer).resolves.toMatchObject({ kind: 'run', result: { outcome: 'unchanged' } });
@@ -42,7 +42,7 @@ describe('sync service waiters', () => {
 
   it('when the worker skips a revision that failed before, then the waiting write hears it failed and how to retry', async () => {
     const { sync } = service(() => 'r1');
-    sync.announce('r1', api);
+    sync.announce({ revision: 'r1', actor: api, source: 'api' });
     const answer = sync.waitForRevision('r1', 5000);
     sync.onWorkerMessage({ type: 'skipped', revision: 'r1', reason: 'failed' });
     await expect(answer).resolves.toMatchObject({ result: { outcome: 'failed', error: { details: expect.stringContaining('POST /api/v1/settings/reload') } } });
@@ -51,7 +51,7 @@ describe('sync service waiters', () => {
   it('when a hand edit supersedes a written revision before it ran, then the write is answered by the run of the file as it is now', async () => {
     let current = 'r1';
     const { sync } = service(() => current);
-    sync.announce('r1', api);
+    sync.announce({ revision: 'r1', actor: api, source: 'api' });
     const answer = sync.waitForRevision('r1', 5000);
     current = 'hand';
     sync.onWorkerMessage(run('older'));
@@ -61,8 +61,8 @@ describe('sync service waiters', () => {
 
   it('when a later write of the same group is applied, then the earlier write is answered too (latest wins)', async () => {
     const { sync } = service(() => 'r2');
-    sync.announce('r1', api);
-    sync.announce('r2', api);
+    sync.announce({ revision: 'r1', actor: api, source: 'api' });
+    sync.announce({ revision: 'r2', actor: api, source: 'api' });
     const first = sync.waitForRevision('r1', 5000);
     const second = sync.waitForRevision('r2', 5000);
     sync.onWorkerMessage(run('r2'));
@@ -72,7 +72,7 @@ describe('sync service waiters', () => {
 
   it('when one of two waits on the same revision times out, then the other is still answered', async () => {
     const { sync } = service(() => 'r1');
-    sync.announce('r1', api);
+    sync.announce({ revision: 'r1', actor: api, source: 'api' });
     const short = sync.waitForRevision('r1', 20);
     const long = sync.waitForRevision('r1', 5000);
     await expectAppError(short, 'TIMEOUT');

@@ -35,7 +35,7 @@ export function syncReport(answer: RunAnswer): { body: Record<string, unknown>; 
     durationMs: t.durationMs,
     error: t.error,
   }));
-  const body = { revision: result.revision, outcome: result.outcome, targets };
+  const body = { revision: result.revision, outcome: result.outcome, ...(answer.commit !== undefined ? { commit: answer.commit } : {}), targets };
   if (result.outcome === 'failed' || result.outcome === 'rolled_back') {
     const reasons = [
       ...(result.error ? [result.error.details] : []),

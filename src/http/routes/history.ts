@@ -1,0 +1,104 @@
+/**
+ * config.ini's history: commits newest first, one commit with its diff, the diff between any two
+ * commits, and the rollback that restores a commit's content through the normal write path
+ * (validated, audited, committed as a new revision, synced). Registered before the settings
+ * routes: `/settings/history` is not a section.
+ */
+import { Router, type Request, type Response } from 'express';
+import type { Actor } from '../../audit/audit-log.js';
+import { AppError } from '../../errors.js';
+import { MAX_HISTORY_LIMIT, type HistoryService } from '../../history/history-service.js';
+import type { SettingsStore } from '../../settings/store.js';
+import type { SyncService } from '../../sync/sync-service.js';
+import { methodNotAllowed, parseIfMatch, requireJsonBody, sendJson, singleQueryValue } from '../route-helpers.js';
+import { booleanQuery, syncReport, WAIT_TIMEOUT_MS } from './sync.js';
+
+export interface HistoryRoutesDeps {
+  history?: HistoryService;
+  store: SettingsStore;
+  sync?: SyncService;
+  jsonBody: (req: Request, res: Response, next: (error?: unknown) => void) => void;
+}
+
+function requireHistory(history: HistoryService | undefined): HistoryService {
+  if (!history) throw new AppError('SERVICE_UNREACHABLE', 'Service Unavailable', { details: 'the history is not available in this process' });
+  return history;
+}
+
+function limitQuery(req: Request): number {
+  const raw = singleQueryValue(req, 'limit');
+  if (raw === undefined) return 50;
+  if (!/^\d{1,4}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_HISTORY_LIMIT) {
+    throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: `limit must be a whole number from 1 to ${MAX_HISTORY_LIMIT}` });
+  }
+  return Number(raw);
+}
+
+function requiredQuery(req: Request, name: string): string {
+  const value = singleQueryValue(req, name);
+  if (value === undefined || value === '') throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: `the ${name} query parameter is required` });
+  return value;
+}
+
+export function createHistoryRoutes({ history, store, sync, jsonBody }: HistoryRoutesDeps): Router {
+  const router = Router();
+
+  router
+    .route('/settings/history')
+    .get(async (req, res) => {
+      const limit = limitQuery(req);
+      const before = singleQueryValue(req, 'before');
+      sendJson(res, JSON.stringify(await requireHistory(history).list({ limit, ...(before ? { before } : {}) })));
+    })
+    .all(methodNotAllowed('GET'));
+
+  router
+    .route('/settings/history/:commit')
+    .get(async (req, res) => {
+      sendJson(res, JSON.stringify(await requireHistory(history).show(req.params.commit as string)));
+    })
+    .all(methodNotAllowed('GET'));
+
+  router
+    .route('/settings/diff')
+    .get(async (req, res) => {
+      const from = requiredQuery(req, 'from');
+      const to = singleQueryValue(req, 'to');
+      sendJson(res, JSON.stringify(await requireHistory(history).diff(from, to === '' ? undefined : to)));
+    })
+    .all(methodNotAllowed('GET'));
+
+  router
+    .route('/settings/rollback')
+    .post(jsonBody, async (req, res) => {
+      const service = requireHistory(history);
+      const wait = booleanQuery(req, 'wait');
+      if (wait && !sync) throw new AppError('SERVICE_UNREACHABLE', 'Service Unavailable', { details: 'syncing is not running in this process' });
+      const body = requireJsonBody(req) as { commit?: unknown } | null;
+      if (typeof body !== 'object' || body === null || Array.isArray(body) || typeof body.commit !== 'string' || Object.keys(body).length !== 1) {
+        throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'The body must be {"commit": "<commit id>"}' });
+      }
+      const { commit, text } = await service.contentAt(body.commit);
+      const actor = res.locals.actor as Actor;
+      // From here the store audits the attempt, accepted or refused.
+      res.locals.audited = true;
+      const result = await store.restore({ text, actor, source: 'rollback', rollbackOf: commit, ...(req.get('if-match') ? { ifMatch: parseIfMatch(req)! } : {}) });
+      res.setHeader('ETag', result.snapshot.etag);
+      const changed = result.changes.filter((c) => c.changed).map((c) => `${c.section}.${c.key.toLowerCase()}`);
+      const answer = { rolledBackTo: commit, revision: result.snapshot.revision, changed };
+      if (!wait) {
+        sendJson(res, JSON.stringify(answer));
+        return;
+      }
+      if (!result.written) {
+        sendJson(res, JSON.stringify({ ...answer, sync: { revision: result.snapshot.revision, outcome: 'unchanged', targets: [] } }));
+        return;
+      }
+      const report = syncReport(await sync!.waitForRevision(result.snapshot.revision, WAIT_TIMEOUT_MS));
+      if (report.error) throw report.error;
+      sendJson(res, JSON.stringify({ ...answer, sync: report.body }));
+    })
+    .all(methodNotAllowed('POST'));
+
+  return router;
+}

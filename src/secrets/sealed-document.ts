@@ -1,0 +1,110 @@
+/**
+ * config.ini as stored (sensitive values sealed) and as used (every sealed value opened). Both
+ * threads open a stored document the same way; only the settings store seals. A sealed value is
+ * only rewritten when its plaintext changes, so an unrelated write leaves its line byte-identical.
+ */
+import { AppError, type FieldIssue } from '../errors.js';
+import { applyIniChanges, parseIni, unrepresentableReason, type IniChange, type IniDocument } from '../ini/document.js';
+import { isSensitive, type FileSchema } from '../settings/schema.js';
+import { fieldId } from '../settings/validate.js';
+import { isSealed, openValue, sealValue, sealedKeyId, type Keyring } from './secret-box.js';
+
+export interface OpenedDocument {
+  /** Every sealed value opened: what the API returns, validation checks and renderers use. */
+  readonly doc: IniDocument;
+  /** `section.key` of sensitive values still stored in plain text (typed by hand): to be sealed. */
+  readonly unsealed: readonly string[];
+  /** Sealed values whose master key is not the current one (sealed before a rotation). */
+  readonly staleKey: readonly string[];
+}
+
+/**
+ * Opens every sealed value of `stored`. Throws SECRET_UNREADABLE naming every value that does not
+ * open; such a value is never passed on as a password.
+ */
+export function openDocument(stored: IniDocument, schema: FileSchema, keyring: Keyring | undefined): OpenedDocument {
+  const opened: IniChange[] = [];
+  const unsealed: string[] = [];
+  const staleKey: string[] = [];
+  const failures: FieldIssue[] = [];
+  for (const section of stored.sections) {
+    for (const entry of section.entries) {
+      const field = fieldId(section.name, entry.key);
+      if (!isSealed(entry.value)) {
+        if (entry.value !== '' && isSensitive(schema, section.name, entry.key)) unsealed.push(field);
+        continue;
+      }
+      if (!keyring) {
+        failures.push({ field, code: 'SECRET_UNREADABLE', message: `${field} cannot be decrypted: no master key is configured` });
+        continue;
+      }
+      try {
+        const plain = openValue(keyring, field, entry.value);
+        const reason = unrepresentableReason(plain);
+        if (reason) throw new AppError('SECRET_UNREADABLE', 'Secret unreadable', { details: `${field} cannot be decrypted: ${reason}` });
+        opened.push({ section: section.name, key: entry.key, value: plain });
+        if (sealedKeyId(entry.value) !== keyring.current.id) staleKey.push(field);
+      } catch (error) {
+        failures.push({ field, code: 'SECRET_UNREADABLE', message: (error as AppError).details });
+      }
+    }
+  }
+  if (failures.length > 0) {
+    throw new AppError('SECRET_UNREADABLE', 'Secret unreadable', {
+      details: `${failures.map((f) => f.message).join('; ')}; set the value again (through the API or as plain text in config.ini, which is sealed at once)`,
+      data: { errors: failures },
+    });
+  }
+  const doc = opened.length === 0 ? stored : parseIni(applyIniChanges(stored, opened));
+  return { doc, unsealed, staleKey };
+}
+
+export interface StoredValueChange {
+  readonly section: string;
+  readonly key: string;
+  /** The plaintext value; sensitive values are sealed before they are written. */
+  readonly value: string;
+}
+
+/**
+ * Applies plaintext changes to the stored document, sealing the values of sensitive keys, and
+ * checks that the result reads back as intended and holds every other key unchanged.
+ */
+export function applyStoredChanges(stored: IniDocument, changes: readonly StoredValueChange[], schema: FileSchema, keyring: Keyring | undefined): string {
+  if (changes.length === 0) return serialize(stored);
+  const iniChanges: IniChange[] = changes.map((change) => ({
+    section: change.section,
+    key: change.key,
+    value: keyring && change.value !== '' && isSensitive(schema, change.section, change.key) ? sealValue(keyring, fieldId(change.section, change.key), change.value) : change.value,
+  }));
+  const text = applyIniChanges(stored, iniChanges);
+  const next = parseIni(text);
+  const added = iniChanges.filter((c) => !stored.byName.get(c.section)?.byKey.has(c.key.toLowerCase())).length;
+  const count = (doc: IniDocument): number => doc.sections.reduce((n, s) => n + s.entries.length, 0);
+  const wrong = iniChanges.filter((c) => next.byName.get(c.section)?.byKey.get(c.key.toLowerCase())?.value !== c.value);
+  if (wrong.length > 0 || count(next) !== count(stored) + added) {
+    throw new AppError('INTERNAL_ERROR', 'Internal error', { details: `config.ini would not read back as written (${wrong.map((c) => fieldId(c.section, c.key)).join(', ') || 'key count'})` });
+  }
+  return text;
+}
+
+function serialize(doc: IniDocument): string {
+  return applyIniChanges(doc, []);
+}
+
+/**
+ * The stored text for a document to be written as a whole (a rollback): the text itself when
+ * every sensitive value is sealed with the current key (byte for byte what was stored then),
+ * else with those values sealed again.
+ */
+export function resealDocument(text: string, stored: IniDocument, opened: OpenedDocument, schema: FileSchema, keyring: Keyring | undefined): string {
+  const again = [...opened.unsealed, ...opened.staleKey];
+  if (again.length === 0 || !keyring) return text;
+  const changes: StoredValueChange[] = [];
+  for (const section of opened.doc.sections) {
+    for (const entry of section.entries) {
+      if (again.includes(fieldId(section.name, entry.key))) changes.push({ section: section.name, key: entry.key, value: entry.value });
+    }
+  }
+  return applyStoredChanges(stored, changes, schema, keyring);
+}

@@ -1,0 +1,129 @@
+/**
+ * The worker's side of the history: commits each valid revision of config.ini (who, why, which
+ * keys), keeps HEAD in memory so a revision already committed costs nothing, reports the state
+ * for /sync/status, and hands new commits to the pusher. A failing commit never fails the run:
+ * the revision is applied anyway and the next revision's commit carries its content.
+ */
+import type { Logger } from 'pino';
+import { toPlainError, type PlainError } from '../errors.js';
+import type { HistoryWriter } from '../history/history-repo.js';
+import { diffKeys, summarize } from '../history/key-diff.js';
+import type { PushStatus } from '../history/push.js';
+import { parseIni, type IniDocument } from '../ini/document.js';
+import { openDocument } from '../secrets/sealed-document.js';
+import type { Keyring } from '../secrets/secret-box.js';
+import type { FileSchema } from '../settings/schema.js';
+import type { HistoryStatus } from './protocol.js';
+import type { RevisionMeta } from './sync-loop.js';
+
+export interface RevisionRecorderDeps {
+  writer: HistoryWriter;
+  schema: FileSchema;
+  keyring?: Keyring;
+  logger: Logger;
+  onStatus: (status: HistoryStatus) => void;
+  /** Told after each commit (an optional push to a remote). */
+  onCommit?: () => void;
+  pushStatus?: () => PushStatus | null;
+  now?: () => number;
+}
+
+interface Head {
+  commit: string;
+  revision: string;
+  doc: IniDocument | undefined;
+}
+
+/** A revision's document with sealed values opened, or as stored when they no longer open. */
+function openedOrStored(text: string, schema: FileSchema, keyring: Keyring | undefined): IniDocument | undefined {
+  let stored: IniDocument;
+  try {
+    stored = parseIni(text);
+  } catch {
+    return undefined;
+  }
+  try {
+    return openDocument(stored, schema, keyring).doc;
+  } catch {
+    return stored;
+  }
+}
+
+export function createRevisionRecorder(deps: RevisionRecorderDeps) {
+  const { writer, schema, keyring, now = Date.now } = deps;
+  const log = deps.logger.child({ module: 'history' });
+  let head: Head | undefined;
+  let repaired: readonly string[] = [];
+  let lastError: PlainError | null = null;
+  let lastCommitAt: string | null = null;
+  let commits = 0;
+  let opened = false;
+
+  function status(): HistoryStatus {
+    return { head: head?.commit ?? null, commits, lastCommitAt, lastError, repaired, push: deps.pushStatus?.() ?? null };
+  }
+
+  return {
+    status,
+
+    /**
+     * Opens (or creates) the repository and repairs what a crash left. A repository that cannot be
+     * opened does not stop syncing: it is reported, and opened again before the next commit.
+     */
+    async open(): Promise<boolean> {
+      try {
+        const result = await writer.open();
+        repaired = result.repaired;
+        for (const path of repaired) log.warn({ path }, 'removed a lock file left in the history repository by an interrupted commit');
+        if (result.head) head = { commit: result.head.commit, revision: result.head.revision, doc: openedOrStored(result.head.text, schema, keyring) };
+        opened = true;
+      } catch (error) {
+        lastError = toPlainError(error);
+        log.error({ err: error }, 'the history repository cannot be opened; revisions are applied but not committed');
+      }
+      deps.onStatus(status());
+      return opened;
+    },
+
+    /** Commits the revision unless HEAD already holds it; returns the revision's commit. */
+    async record(revision: { text: string; revision: string; doc: IniDocument }, meta: RevisionMeta): Promise<string | null> {
+      if (!opened && !(await this.open())) return null;
+      if (head?.revision === revision.revision) return head.commit;
+      const { changes } = diffKeys(head?.doc, revision.doc, schema);
+      const summary = summarize(changes, { initial: head === undefined, ...(meta.rollbackOf ? { rollbackOf: meta.rollbackOf } : {}) });
+      try {
+        const at = now();
+        const commit = await writer.commit({
+          text: revision.text,
+          revision: revision.revision,
+          actor: meta.actor,
+          source: meta.source,
+          summary,
+          changes,
+          ...(meta.rollbackOf ? { rollbackOf: meta.rollbackOf } : {}),
+          at,
+        });
+        if (commit) {
+          head = { commit, revision: revision.revision, doc: revision.doc };
+          commits++;
+          lastCommitAt = new Date(at).toISOString();
+          lastError = null;
+          deps.onCommit?.();
+          await writer.gcIfNeeded().catch((error: unknown) => log.warn({ err: error }, 'packing the history repository failed'));
+        }
+        deps.onStatus(status());
+        return commit ?? head?.commit ?? null;
+      } catch (error) {
+        lastError = toPlainError(error);
+        log.error({ err: error, revision: revision.revision }, 'committing the revision to the history failed; it is applied anyway');
+        deps.onStatus(status());
+        return null;
+      }
+    },
+
+    /** The pusher's state changed. */
+    pushChanged(): void {
+      deps.onStatus(status());
+    },
+  };
+}
