@@ -1,5 +1,6 @@
 import { execFile, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -147,6 +148,38 @@ describe('confhub serve', () => {
     const failed = await failing(['serve'], { CONFHUB_DATA_DIR: tempDir(), CONFHUB_CONFIG_DIR: configDir, CONFHUB_PORT: '0' });
     expect(failed?.code).toBe(1);
     expect(failed?.stderr).toContain('line 3: duplicate section [a]');
+  });
+
+  it('when the master key file is missing, unreadable or of the wrong length, then start-up fails naming it and nothing is written', async () => {
+    const dir = tempDir();
+    const short = join(dir, 'short.key');
+    writeFileSync(short, 'x'.repeat(31));
+    for (const [file, problem] of [
+      [short, 'must hold 32 bytes'],
+      [join(dir, 'missing.key'), 'does not exist'],
+      [dir, 'cannot be read'],
+    ] as const) {
+      const dataDir = join(tempDir(), 'data');
+      const failed = await failing(['serve'], { CONFHUB_DATA_DIR: dataDir, CONFHUB_MASTER_KEY_FILE: file, CONFHUB_PORT: '0' });
+      expect(failed?.code).toBe(1);
+      expect(failed?.stderr).toContain(`the master key file ${file} ${problem}`);
+      expect(existsSync(join(dataDir, 'config', 'config.ini')) && readFileSync(join(dataDir, 'config', 'config.ini'), 'utf8').includes('enc:v1:')).toBe(false);
+    }
+    const both = await failing(['serve'], { CONFHUB_DATA_DIR: tempDir(), CONFHUB_MASTER_KEY_FILE: short, CONFHUB_MASTER_KEY: 'a'.repeat(64), CONFHUB_PORT: '0' });
+    expect(both?.stderr).toContain('CONFHUB_MASTER_KEY and CONFHUB_MASTER_KEY_FILE are both set');
+  });
+
+  it('when config.ini was sealed with another master key, then start-up fails naming the keys and the key ids, and changes nothing', async () => {
+    const dataDir = tempDir();
+    const first = await start({ CONFHUB_DATA_DIR: dataDir });
+    expect(await stop(first.child)).toBe(0);
+    const configPath = join(dataDir, 'config', 'config.ini');
+    const before = readFileSync(configPath, 'utf8');
+    writeFileSync(join(dataDir, 'master.key'), randomBytes(32));
+    const failed = await failing(['serve'], { CONFHUB_DATA_DIR: dataDir, CONFHUB_PORT: '0' });
+    expect(failed?.code).toBe(1);
+    expect(failed?.stderr).toMatch(/config\.ini holds secrets the master key \(file .*master\.key\) cannot open: .*api_key\.key cannot be decrypted: it was sealed with master key [0-9a-f]{8}, but the master key is [0-9a-f]{8}/);
+    expect(readFileSync(configPath, 'utf8')).toBe(before);
   });
 
   it('when secrets must be filled in but config.ini holds an invalid value, then start-up fails naming the key', async () => {
