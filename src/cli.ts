@@ -16,7 +16,8 @@ import { rotateMasterKey } from './secrets/rekey.js';
 import { CONFIG_SCHEMA } from './settings/schema.js';
 import { readApiKey } from './settings/read-api-key.js';
 import { createSettingsStore } from './settings/store.js';
-import { pidFilePath, startServer, VERSION, type RunningServer } from './server.js';
+import { instanceRunning } from './bootstrap/instance-lock.js';
+import { startServer, VERSION, type RunningServer } from './server.js';
 
 const USAGE = `confhub ${VERSION}: configuration center for all-in-one container deployments
 
@@ -92,24 +93,9 @@ async function rotateApiKey(config: RuntimeConfig): Promise<void> {
   process.stdout.write(`${key}\n`);
 }
 
-/** The pid of a confhub serving this data directory, if one runs. */
-function runningPid(config: RuntimeConfig): number | undefined {
-  const path = pidFilePath(config);
-  if (!existsSync(path)) return undefined;
-  const pid = Number(readFileSync(path, 'utf8').trim());
-  if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
-  }
-}
-
 async function rotateKey(config: RuntimeConfig): Promise<void> {
-  const pid = runningPid(config);
-  if (pid !== undefined) {
-    throw new AppError('INVALID_REQUEST', 'confhub is running', { details: `confhub is running with this data directory (pid ${pid}); stop it, rotate, and start it again` });
+  if (await instanceRunning(config.dataDir)) {
+    throw new AppError('INVALID_REQUEST', 'confhub is running', { details: `confhub is running with the data directory ${config.dataDir}; stop it, rotate, and start it again` });
   }
   const db = openDatabase({ path: config.databasePath });
   try {

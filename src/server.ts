@@ -2,13 +2,13 @@
  * The composition root of the main thread: data directory, shipped defaults, database, stores,
  * first-boot secrets, the app, and the listening server with a clean shutdown.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import { createAuditLog } from './audit/audit-log.js';
 import { fillMissingSecrets, type FillSecretsResult } from './bootstrap/first-boot-secrets.js';
+import { acquireInstanceLock, type InstanceLock } from './bootstrap/instance-lock.js';
 import { installShippedDefaults } from './bootstrap/shipped-defaults.js';
 import { openDatabase } from './db/database.js';
 import { removeStaleTempFiles } from './fs/atomic-write.js';
@@ -27,11 +27,6 @@ import { historyConfigOf } from './history/push.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-/** Names the process serving a data directory, so offline commands (masterkey rotate) can refuse to run beside it. */
-export function pidFilePath(config: Pick<RuntimeConfig, 'dataDir'>): string {
-  return resolve(config.dataDir, 'confhub.pid');
-}
-
 export interface RunningServer {
   readonly url: string;
   readonly port: number;
@@ -42,6 +37,16 @@ export interface RunningServer {
 
 export async function startServer(config: RuntimeConfig, logger: Logger): Promise<RunningServer> {
   const installed = await installShippedDefaults(config);
+  const lock = await acquireInstanceLock(config.dataDir);
+  try {
+    return await startLocked(config, logger, installed, lock);
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
+}
+
+async function startLocked(config: RuntimeConfig, logger: Logger, installed: string[], lock: InstanceLock): Promise<RunningServer> {
   for (const path of installed) logger.info({ path }, 'installed shipped default');
   for (const name of await removeStaleTempFiles(config.configPath)) logger.warn({ name }, 'removed a temp file left by an interrupted write');
   const keys = await loadKeyring(config.masterKey);
@@ -81,13 +86,6 @@ export async function startServer(config: RuntimeConfig, logger: Logger): Promis
     protectedPaths: [config.configPath, config.systemPath],
   });
   historyConfigOf(system.read().doc, { configDir: config.configDir });
-  const secrets = await fillMissingSecrets({ store: settings, schema: CONFIG_SCHEMA, initialApiKey: config.initialApiKey });
-  // An installation from before sealing (or a hand edit made while confhub was stopped) holds plain text secrets.
-  if (settings.read().unsealed.length > 0) await settings.seal({ actor: { type: 'file', id: 'file' } });
-  if (config.initialApiKey !== undefined && !secrets.apiKeyFromEnvironment) {
-    logger.warn('CONFHUB_API_KEY is ignored: config.ini already holds an API key (it is only used on first start)');
-  }
-
   let sync: SyncService | undefined;
   const workerHost = createWorkerHost({
     init: {
@@ -116,6 +114,13 @@ export async function startServer(config: RuntimeConfig, logger: Logger): Promis
   });
   const syncService = sync;
   announce = (announcement) => syncService.announce(announcement);
+  // Written before the worker starts; their announcements wait for it, so the history names them.
+  const secrets = await fillMissingSecrets({ store: settings, schema: CONFIG_SCHEMA, initialApiKey: config.initialApiKey });
+  // An installation from before sealing (or a hand edit made while confhub was stopped) holds plain text secrets.
+  if (settings.read().unsealed.length > 0) await settings.seal({ actor: { type: 'file', id: 'file' } });
+  if (config.initialApiKey !== undefined && !secrets.apiKeyFromEnvironment) {
+    logger.warn('CONFHUB_API_KEY is ignored: config.ini already holds an API key (it is only used on first start)');
+  }
   workerHost.start();
 
   const app = createApp({
@@ -143,7 +148,6 @@ export async function startServer(config: RuntimeConfig, logger: Logger): Promis
     });
   });
   const { port } = server.address() as AddressInfo;
-  writeFileSync(pidFilePath(config), `${process.pid}\n`, { mode: 0o600 });
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   let closing: Promise<void> | undefined;
   return {
@@ -165,11 +169,7 @@ export async function startServer(config: RuntimeConfig, logger: Logger): Promis
         // A rollback the worker asked for while stopping is written before the database closes.
         await settings.idle();
         db.close();
-        try {
-          if (readFileSync(pidFilePath(config), 'utf8').trim() === String(process.pid)) rmSync(pidFilePath(config), { force: true });
-        } catch {
-          // Already gone.
-        }
+        await lock.release();
       })();
       return closing;
     },

@@ -52,6 +52,13 @@ export const MIGRATIONS: readonly Migration[] = [
     );
     CREATE INDEX sync_runs_revision ON sync_runs (revision, id);`,
   },
+  {
+    version: 3,
+    name: 'sync_runs_commit',
+    // The history shows each commit's own outcome: two commits can hold the same content (a rollback).
+    sql: `ALTER TABLE sync_runs ADD COLUMN commit_id TEXT;
+    CREATE INDEX sync_runs_commit ON sync_runs (commit_id, id);`,
+  },
 ];
 
 export interface OpenDatabaseOptions {

@@ -17,7 +17,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import type { Logger } from 'pino';
 import { AppError } from '../errors.js';
 import { revisionOf } from '../settings/revision.js';
@@ -79,6 +79,11 @@ export interface HistoryWriterDeps {
   /** Monotonic milliseconds, for the duration of a commit. */
   now?: () => number;
   gcEvery?: number;
+  /**
+   * Lock files younger than this are left alone by open(). 0 at process start (no git of this
+   * process can be running); after a worker restart, git processes of the old worker may still be.
+   */
+  staleLockAgeMs?: number;
 }
 
 export interface HistoryEntry {
@@ -296,11 +301,12 @@ async function lockFilesUnder(dir: string): Promise<string[]> {
 }
 
 /** Removes the lock files a killed git leaves; the caller guarantees no other writer runs. */
-async function removeStaleLocks(gitDir: string): Promise<string[]> {
+async function removeStaleLocks(gitDir: string, minAgeMs: number): Promise<string[]> {
   const candidates = [...LOCK_FILES.map((name) => join(gitDir, name)), ...(await lockFilesUnder(join(gitDir, 'refs', 'heads')))];
   const removed: string[] = [];
   for (const path of candidates) {
     try {
+      if (minAgeMs > 0 && Date.now() - (await stat(path)).mtimeMs < minAgeMs) continue;
       await unlink(path);
       removed.push(relative(gitDir, path));
     } catch (error) {
@@ -320,7 +326,7 @@ function commitNotFound(id: string): AppError {
 
 // --- writer ------------------------------------------------------------------------------------
 
-export function createHistoryWriter({ gitDir, workTree, logger, now = () => performance.now(), gcEvery = DEFAULT_GC_EVERY }: HistoryWriterDeps): HistoryWriter {
+export function createHistoryWriter({ gitDir, workTree, logger, now = () => performance.now(), gcEvery = DEFAULT_GC_EVERY, staleLockAgeMs = 0 }: HistoryWriterDeps): HistoryWriter {
   const git: GitRunOptions = { gitDir, workTree };
   const log = logger.child({ module: 'history' });
   /** undefined: not known (before open, or after a failed commit); null: no commit yet. */
@@ -354,12 +360,19 @@ export function createHistoryWriter({ gitDir, workTree, logger, now = () => perf
   }
 
   async function open(): Promise<HistoryOpenResult> {
-    const repaired = await removeStaleLocks(gitDir);
+    const repaired = await removeStaleLocks(gitDir, staleLockAgeMs);
     if (repaired.length > 0) log.warn({ repaired }, 'removed stale git lock files');
+    // Staging folders of a creation a crash interrupted.
+    for (const name of await readdir(dirname(gitDir)).catch(() => [])) {
+      if (name.startsWith(`${basename(gitDir)}.init-`)) await rm(join(dirname(gitDir), name), { recursive: true, force: true });
+    }
     if (!(await exists(join(gitDir, 'HEAD')))) {
+      // A folder with content but no HEAD is a damaged repository: never deleted, the operator decides.
+      if ((await readdir(gitDir).catch(() => [])).length > 0) {
+        throw new AppError('HISTORY_FAILED', 'History failed', { details: `${gitDir} exists but is not a git repository (no HEAD); move it away to start a new history` });
+      }
       // Created aside and renamed into place: the main thread never sees a half-made repository.
       const staging = `${gitDir}.init-${process.pid}`;
-      await rm(staging, { recursive: true, force: true });
       await mkdir(staging, { recursive: true, mode: 0o700 });
       // No template: no sample hooks, no info/exclude; nothing in the repo that confhub did not put there.
       await runGit({ ...git, gitDir: staging }, ['init', '--quiet', '--initial-branch=main', '--template=']);
@@ -448,8 +461,9 @@ export function createHistoryReader({ gitDir, workTree }: HistoryReaderDeps): Hi
     const args = ['rev-parse', '--verify', '--quiet', '--end-of-options', `${id}^{commit}`];
     const exit = await spawnGit(git, args);
     if (exit.exitCode === 0) return exit.stdout.toString('utf8').trim();
-    // 1: unknown; 128: ambiguous short id, or no repository yet.
-    if (exit.exitCode === 1 || exit.exitCode === 128) throw commitNotFound(id);
+    // 1: unknown; 128: an ambiguous short id or no repository yet (anything else is a real failure).
+    if (exit.exitCode === 1 || (exit.exitCode === 128 && /ambiguous|not a git repository|unknown revision|bad revision/i.test(exit.stderr))) throw commitNotFound(id);
+    if (exit.exitCode === 128 && (await repositoryMissing(git))) throw commitNotFound(id);
     throw gitFailure(args, exit);
   }
 

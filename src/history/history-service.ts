@@ -39,11 +39,11 @@ export const MAX_HISTORY_LIMIT = 200;
 
 export function createHistoryService({ reader, db, schema, keyring }: HistoryServiceDeps) {
   const lastRun = db.prepare<[string], { outcome: string; finished_at: number }>(
-    'SELECT outcome, finished_at FROM sync_runs WHERE revision = ? ORDER BY id DESC LIMIT 1',
+    'SELECT outcome, finished_at FROM sync_runs WHERE commit_id = ? ORDER BY id DESC LIMIT 1',
   );
 
   function withSync(entry: HistoryEntry): HistoryItem {
-    const row = entry.revision ? lastRun.get(entry.revision) : undefined;
+    const row = lastRun.get(entry.id);
     return { ...entry, sync: row ? { outcome: row.outcome, at: new Date(row.finished_at).toISOString() } : null };
   }
 

@@ -16,13 +16,23 @@ export interface OpenedDocument {
   readonly unsealed: readonly string[];
   /** Sealed values whose master key is not the current one (sealed before a rotation). */
   readonly staleKey: readonly string[];
+  /** With `tolerate`: values that do not open (kept as stored in `doc`). */
+  readonly unreadable: readonly FieldIssue[];
+}
+
+export function unreadableError(failures: readonly FieldIssue[]): AppError {
+  return new AppError('SECRET_UNREADABLE', 'Secret unreadable', {
+    details: `${failures.map((f) => f.message).join('; ')}; set the value again (through the API or as plain text in config.ini, which is sealed at once)`,
+    data: { errors: failures },
+  });
 }
 
 /**
  * Opens every sealed value of `stored`. Throws SECRET_UNREADABLE naming every value that does not
- * open; such a value is never passed on as a password.
+ * open (such a value is never passed on as a password), unless `tolerate` is set: then they are
+ * listed in `unreadable` (the store lets a write replace them).
  */
-export function openDocument(stored: IniDocument, schema: FileSchema, keyring: Keyring | undefined): OpenedDocument {
+export function openDocument(stored: IniDocument, schema: FileSchema, keyring: Keyring | undefined, options: { tolerate?: boolean } = {}): OpenedDocument {
   const opened: IniChange[] = [];
   const unsealed: string[] = [];
   const staleKey: string[] = [];
@@ -49,14 +59,9 @@ export function openDocument(stored: IniDocument, schema: FileSchema, keyring: K
       }
     }
   }
-  if (failures.length > 0) {
-    throw new AppError('SECRET_UNREADABLE', 'Secret unreadable', {
-      details: `${failures.map((f) => f.message).join('; ')}; set the value again (through the API or as plain text in config.ini, which is sealed at once)`,
-      data: { errors: failures },
-    });
-  }
+  if (failures.length > 0 && !options.tolerate) throw unreadableError(failures);
   const doc = opened.length === 0 ? stored : parseIni(applyIniChanges(stored, opened));
-  return { doc, unsealed, staleKey };
+  return { doc, unsealed, staleKey, unreadable: failures };
 }
 
 export interface StoredValueChange {

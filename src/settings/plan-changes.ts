@@ -27,6 +27,8 @@ export interface PlannedChange {
   readonly key: string;
   readonly oldValue: string | undefined;
   readonly newValue: string;
+  /** A whole-file restore removed the key (newValue is then ''). */
+  readonly removed?: boolean;
 }
 
 export interface PlanResult {
@@ -39,7 +41,7 @@ function listDetails(prefix: string, items: string[]): string {
   return items.map((item) => `${prefix}${item}`).join('; ');
 }
 
-export function planChanges(doc: IniDocument, inputs: readonly ChangeInput[], schema: FileSchema): PlanResult {
+export function planChanges(doc: IniDocument, inputs: readonly ChangeInput[], schema: FileSchema, options: { skip?: ReadonlySet<string> } = {}): PlanResult {
   if (inputs.length === 0) throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'No settings to change were given' });
 
   const badNames = inputs.flatMap((input) => [sectionNameProblem(input.section), keyNameProblem(input.key)].filter((p): p is string => p !== undefined));
@@ -114,7 +116,8 @@ export function planChanges(doc: IniDocument, inputs: readonly ChangeInput[], sc
   if (issues.length > 0) throw validationFailed(issues);
 
   const changedIds = new Set(planned.map((p) => fieldId(p.section, p.key)));
-  const problems = validateDocument({ doc: next, schema, changed: changedIds });
+  const skip = new Set([...(options.skip ?? [])].filter((id) => !changedIds.has(id)));
+  const problems = validateDocument({ doc: next, schema, changed: changedIds, skip });
   if (problems.length > 0) throw validationFailed(problems);
   return { text, doc: next, changes: planned };
 }

@@ -16,11 +16,11 @@ import { readFileSync, statSync, type BigIntStats } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Actor, AuditLog, AuditRecord } from '../audit/audit-log.js';
-import { AppError, isAppError } from '../errors.js';
+import { AppError, isAppError, type FieldIssue } from '../errors.js';
 import { stageFile } from '../fs/atomic-write.js';
 import { parseIni, type IniDocument } from '../ini/document.js';
 import type { Keyring } from '../secrets/secret-box.js';
-import { applyStoredChanges, openDocument, resealDocument } from '../secrets/sealed-document.js';
+import { applyStoredChanges, openDocument, resealDocument, unreadableError, type OpenedDocument } from '../secrets/sealed-document.js';
 import { decodeText, revisionOf } from './revision.js';
 import { planChanges, validationFailed, type ChangeInput, type PlannedChange } from './plan-changes.js';
 import { validateDocument } from './validate.js';
@@ -36,6 +36,8 @@ export interface Snapshot {
   readonly doc: IniDocument;
   /** `section.key` of sensitive values typed in plain text, sealed by the next write. */
   readonly unsealed: readonly string[];
+  /** Sealed values that do not open (only in the store's own tolerant reads; `read()` throws instead). */
+  readonly unreadable: readonly FieldIssue[];
   /** sha256 of the file's bytes. */
   readonly revision: string;
   /** Strong ETag derived from the revision. */
@@ -135,7 +137,7 @@ export function etagOf(revision: string): string {
   return `"${revision}"`;
 }
 
-export function toSnapshot(text: string, label: string, schema: FileSchema, keyring?: Keyring): Snapshot {
+export function toSnapshot(text: string, label: string, schema: FileSchema, keyring?: Keyring, options: { tolerate?: boolean } = {}): Snapshot {
   let stored: IniDocument;
   try {
     stored = parseIni(text);
@@ -145,9 +147,9 @@ export function toSnapshot(text: string, label: string, schema: FileSchema, keyr
     }
     throw cause;
   }
-  const { doc, unsealed } = openDocument(stored, schema, keyring);
+  const { doc, unsealed, unreadable } = openDocument(stored, schema, keyring, options);
   const revision = revisionOf(text);
-  return Object.freeze({ text, stored, doc, unsealed, revision, etag: etagOf(revision), view: createDocumentView(doc, schema) });
+  return Object.freeze({ text, stored, doc, unsealed, unreadable, revision, etag: etagOf(revision), view: createDocumentView(doc, schema) });
 }
 
 function missing(label: string, cause?: unknown): AppError {
@@ -225,6 +227,11 @@ export function diffDocuments(before: IniDocument, after: IniDocument): PlannedC
       if (old !== entry.value) changes.push({ section: section.name, key: entry.key, oldValue: old, newValue: entry.value });
     }
   }
+  for (const section of before.sections) {
+    for (const entry of section.entries) {
+      if (!after.byName.get(section.name)?.byKey.has(entry.keyLower)) changes.push({ section: section.name, key: entry.key, oldValue: entry.value, newValue: '', removed: true });
+    }
+  }
   return changes;
 }
 
@@ -238,8 +245,19 @@ function planRestore(working: Snapshot, restore: RestoreInput, label: string, sc
   } catch (cause) {
     throw new AppError('VALIDATION_FAILED', 'Invalid Request', { details: `the ${label} to restore is not valid: ${isAppError(cause) ? cause.message : 'unreadable'}`, cause });
   }
-  const opened = openDocument(stored, schema, keyring);
-  const issues = validateDocument({ doc: opened.doc, schema });
+  let opened: OpenedDocument;
+  try {
+    opened = openDocument(stored, schema, keyring);
+  } catch (error) {
+    if (!isAppError(error) || error.code !== 'SECRET_UNREADABLE') throw error;
+    const issues = (error.data.errors as FieldIssue[] | undefined) ?? [];
+    throw new AppError('VALIDATION_FAILED', 'Invalid Request', { details: `the content to restore holds secrets no master key opens: ${error.details}`, data: { errors: issues }, cause: error });
+  }
+  // Today's rules for every value a rollback by request brings back, credential strength included;
+  // an automatic rollback restores what the services just ran with.
+  const changed =
+    restore.source === 'rollback' ? new Set(diffDocuments(working.doc, opened.doc).map((c) => `${c.section}.${c.key.toLowerCase()}`)) : new Set<string>();
+  const issues = validateDocument({ doc: opened.doc, schema, changed });
   if (issues.length > 0) throw validationFailed(issues);
   return toSnapshot(resealDocument(restore.text, stored, opened, schema, keyring), label, schema, keyring);
 }
@@ -257,7 +275,7 @@ function sealUnsealed(working: Snapshot, label: string, schema: FileSchema, keyr
     }
   }
   const text = applyStoredChanges(working.stored, changes.map((c) => ({ section: c.section, key: c.key, value: c.newValue })), schema, keyring);
-  return { snapshot: toSnapshot(text, label, schema, keyring), changes };
+  return { snapshot: toSnapshot(text, label, schema, keyring, { tolerate: true }), changes };
 }
 
 function etagMatches(ifMatch: readonly string[] | undefined, etag: string): boolean {
@@ -291,7 +309,8 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       if ((cause as NodeJS.ErrnoException).code === 'ENOENT') throw missing(label, cause);
       throw cause;
     }
-    return toSnapshot(decodeText(bytes, label), label, schema, keyring);
+    // Tolerant: a write that sets a value that no longer opens is how it is repaired.
+    return toSnapshot(decodeText(bytes, label), label, schema, keyring, { tolerate: true });
   }
 
   function actionOf(pending: Pending): string {
@@ -307,14 +326,14 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       section: change.section,
       key: change.key,
       oldValue: shown(change.section, change.key, change.oldValue),
-      newValue: shown(change.section, change.key, change.newValue),
-      result: change.oldValue === change.newValue && action !== 'settings.seal' ? 'unchanged' : 'applied',
+      newValue: change.removed ? null : shown(change.section, change.key, change.newValue),
+      result: change.oldValue === change.newValue && !change.removed && action !== 'settings.seal' ? 'unchanged' : 'applied',
       errorCode: null,
       revision,
     }));
   }
 
-  function auditRows(outcome: Outcome, revision: string | null): AuditRecord[] {
+  function auditRows(outcome: Outcome, revision: string | null, written: boolean): AuditRecord[] {
     const { actor } = outcome.pending.input;
     const action = actionOf(outcome.pending);
     const at = now();
@@ -333,6 +352,10 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
         revision: null,
       }));
     }
+    // A restore that changes no value (comments, layout, sealing) is still a write of the file.
+    if (outcome.changes.length === 0 && outcome.pending.restore && written) {
+      return [{ at, actor, action, section: null, key: null, oldValue: null, newValue: null, result: 'applied', errorCode: null, revision }];
+    }
     return changeRows(actor, action, outcome.changes, revision, at);
   }
 
@@ -346,10 +369,15 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       const next = planRestore(working, pending.restore, label, schema, keyring);
       return { snapshot: next, changes: diffDocuments(working.doc, next.doc) };
     }
-    if (pending.seal) return { snapshot: working, changes: [] };
-    const planned = planChanges(working.doc, pending.input.changes, schema);
+    if (pending.seal) {
+      if (working.unreadable.length > 0) throw unreadableError(working.unreadable);
+      return { snapshot: working, changes: [] };
+    }
+    const planned = planChanges(working.doc, pending.input.changes, schema, { skip: new Set(working.unreadable.map((issue) => issue.field)) });
     const changed = valueChanges(planned.changes);
-    const snapshot = changed.length === 0 ? working : toSnapshot(applyStoredChanges(working.stored, changed, schema, keyring), label, schema, keyring);
+    const snapshot = changed.length === 0 ? working : toSnapshot(applyStoredChanges(working.stored, changed, schema, keyring), label, schema, keyring, { tolerate: true });
+    // Nothing is written while a value that does not open stays: only a write that sets it again.
+    if (snapshot.unreadable.length > 0) throw unreadableError(snapshot.unreadable);
     return { snapshot, changes: [...planned.changes] };
   }
 
@@ -430,7 +458,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
 
   function settle(outcomes: Outcome[], revision: string | null, sealed: readonly PlannedChange[], snapshot?: Snapshot, written = false): void {
     try {
-      audit.record([...outcomes.flatMap((outcome) => auditRows(outcome, revision)), ...changeRows(SEAL_ACTOR, 'settings.seal', sealed, revision, now())]);
+      audit.record([...outcomes.flatMap((outcome) => auditRows(outcome, revision, written)), ...changeRows(SEAL_ACTOR, 'settings.seal', sealed, revision, now())]);
     } catch (error) {
       // The file change has happened; failing the request now would misreport it.
       log.error({ err: error }, 'recording the audit log failed');
@@ -441,7 +469,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       else
         outcome.pending.resolve({
           snapshot: snapshot!,
-          changes: outcome.changes.map((change) => ({ ...change, changed: change.oldValue !== change.newValue })),
+          changes: outcome.changes.map((change) => ({ ...change, changed: change.removed === true || change.oldValue !== change.newValue })),
           written,
         });
     }

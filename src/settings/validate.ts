@@ -18,13 +18,15 @@ export interface ValidateInput {
    * blocks an unrelated change.
    */
   changed?: ReadonlySet<string>;
+  /** `section.key` of values not to check (sealed values that do not open: reported on their own). */
+  skip?: ReadonlySet<string>;
 }
 
 export function fieldId(section: string, key: string): string {
   return `${section}.${key.toLowerCase()}`;
 }
 
-export function validateDocument({ doc, schema, changed = new Set() }: ValidateInput): FieldIssue[] {
+export function validateDocument({ doc, schema, changed = new Set(), skip = new Set() }: ValidateInput): FieldIssue[] {
   const issues: FieldIssue[] = [];
   const portUsers = new Map<number, string[]>();
 
@@ -35,6 +37,7 @@ export function validateDocument({ doc, schema, changed = new Set() }: ValidateI
       const entry = section.byKey.get(key);
       if (!entry) continue;
       const id = fieldId(sectionName, key);
+      if (skip.has(id)) continue;
       const kind = FIELD_KINDS[fieldSpec.kind];
       if (entry.value === '') {
         if (!fieldSpec.allowEmpty) issues.push({ field: id, code: 'REQUIRED', message: `${id} must not be empty` });

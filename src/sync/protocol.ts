@@ -18,6 +18,8 @@ export interface WorkerInit {
   readonly masterKeys: readonly Uint8Array[];
   /** The git dir of the history repository. */
   readonly historyDir: string;
+  /** Set when the worker is started again within the same process (its git processes may outlive it). */
+  readonly restarted?: boolean;
 }
 
 /** Who made a revision: an API caller (key fingerprint), confhub itself, or a hand edit (`file`). */

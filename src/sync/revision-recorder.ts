@@ -109,7 +109,8 @@ export function createRevisionRecorder(deps: RevisionRecorderDeps) {
           lastCommitAt = new Date(at).toISOString();
           lastError = null;
           deps.onCommit?.();
-          await writer.gcIfNeeded().catch((error: unknown) => log.warn({ err: error }, 'packing the history repository failed'));
+          // Not awaited: the revision is applied while git packs (the next commit waits for it).
+          void writer.gcIfNeeded().catch((error: unknown) => log.warn({ err: error }, 'packing the history repository failed'));
         }
         deps.onStatus(status());
         return commit ?? head?.commit ?? null;

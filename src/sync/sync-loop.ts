@@ -15,7 +15,8 @@
  * - Sealed values are opened for the renderers; a value that does not open fails the revision
  *   (SECRET_UNREADABLE) before anything is written. Every valid revision is committed to the
  *   history before it is applied, except one holding plain text secrets: main is asked to seal
- *   it, and the sealed revision is committed instead.
+ *   it, and the sealed revision (same values) is committed and applied instead. The plain text
+ *   revision is not run, so its hash (a test for guessed passwords) is recorded nowhere.
  */
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -63,6 +64,8 @@ interface Source {
   /** Sensitive values in plain text: the revision is used but not committed until main seals it. */
   unsealed: readonly string[];
   commit?: string | null;
+  /** Who made it, once known (the announcement is used up by the commit). */
+  meta?: RevisionMeta;
 }
 
 const FILE_ACTOR: RevisionActor = Object.freeze({ type: 'file', id: 'file' });
@@ -113,6 +116,8 @@ export function createSyncLoop(deps: SyncLoopDeps) {
   /** Targets whose reload is pending, with the revision that was written for them. */
   const pending = new Map<string, Source>();
   let lastApplied: Source | undefined;
+  /** The revision of the last full run, when it applied: only then do the targets hold it. */
+  let inEffect: string | undefined;
   let lastFailedRevision: string | undefined;
   let lastInvalidRevision: string | undefined;
   let chain: Promise<unknown> = Promise.resolve();
@@ -176,6 +181,21 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     }
   }
 
+  /**
+   * The announced author of a revision, used once: a hand edit that later returns the file to the
+   * same bytes is the file's. Announcements older than the one used are for revisions superseded
+   * before they were read.
+   */
+  function takeMeta(revision: string): RevisionMeta | undefined {
+    const meta = metas.get(revision);
+    if (!meta) return undefined;
+    for (const key of [...metas.keys()]) {
+      metas.delete(key);
+      if (key === revision) break;
+    }
+    return meta;
+  }
+
   function reportInvalid(revision: string, error: unknown, requestId: string | undefined): void {
     const appError = isAppError(error) ? error : new AppError('CONFIG_INVALID', 'config.ini is invalid', { cause: error });
     const details = appError.code === 'INI_SYNTAX' ? `config.ini ${appError.message}` : appError.details;
@@ -198,7 +218,8 @@ export function createSyncLoop(deps: SyncLoopDeps) {
       return;
     }
     if (!deps.record) return;
-    const meta = metas.get(source.revision) ?? { actor: FILE_ACTOR, source: startup ? 'startup' : 'file' };
+    const meta = takeMeta(source.revision) ?? { actor: FILE_ACTOR, source: startup ? 'startup' : 'file' };
+    source.meta = meta;
     source.commit = await deps.record(source, meta);
   }
 
@@ -236,7 +257,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     post({
       type: 'run',
       source: options.source,
-      actor: options.actor ?? metas.get(source.revision)?.actor ?? FILE_ACTOR,
+      actor: options.actor ?? source.meta?.actor ?? metas.get(source.revision)?.actor ?? FILE_ACTOR,
       startedAt,
       finishedAt: now(),
       result: masked,
@@ -259,6 +280,11 @@ export function createSyncLoop(deps: SyncLoopDeps) {
       result = failedResult(source, error);
     }
     postRun(source, result, options, startedAt);
+    if (!options.only) {
+      // A rollback puts every target back on the last applied revision; a failure under `keep` leaves some on this one.
+      if (result.outcome === 'applied' || result.outcome === 'unchanged') inEffect = source.revision;
+      else if (result.outcome !== 'rolled_back') inEffect = undefined;
+    }
     if (result.outcome === 'applied' || result.outcome === 'unchanged') {
       if (!options.only) {
         lastApplied = source;
@@ -300,8 +326,11 @@ export function createSyncLoop(deps: SyncLoopDeps) {
         const source = await readSource();
         if (!source) return;
         await commit(source, options.startup === true);
+        if (source.unsealed.length > 0 && deps.keyring) return;
         if (!options.startup) {
-          if (source.revision === lastApplied?.revision) {
+          // Skipped only when the targets hold it: after a failed run (on_failure = keep leaves some
+          // targets on the failed revision) the last applied one runs again.
+          if (source.revision === inEffect) {
             post({ type: 'skipped', revision: source.revision, reason: 'applied', ...(source.commit !== undefined ? { commit: source.commit } : {}) });
             return;
           }

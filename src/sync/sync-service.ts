@@ -99,8 +99,8 @@ export function createSyncService(deps: SyncServiceDeps) {
       },
     ]),
   );
-  const insertRun = db.prepare(`INSERT INTO sync_runs (revision, source, actor_type, actor_id, outcome, started_at, finished_at, targets)
-    VALUES (@revision, @source, @actorType, @actorId, @outcome, @startedAt, @finishedAt, @targets)`);
+  const insertRun = db.prepare(`INSERT INTO sync_runs (revision, commit_id, source, actor_type, actor_id, outcome, started_at, finished_at, targets)
+    VALUES (@revision, @commitId, @source, @actorType, @actorId, @outcome, @startedAt, @finishedAt, @targets)`);
   const requestWaiters = new Map<string, { resolve: (answer: RunAnswer) => void; reject: (error: AppError) => void }>();
   /** Revisions written through the API, in write order: a later run answers every earlier wait (latest wins). */
   const revisionSeq = new Map<string, number>();
@@ -176,11 +176,13 @@ export function createSyncService(deps: SyncServiceDeps) {
       current.lastRunAt = at;
       current.lastError = outcome.error;
     }
-    sourceError = null;
+    // A secret that does not open freezes the targets like an invalid file does.
+    sourceError = result.error?.code === 'SECRET_UNREADABLE' ? result.error : null;
     lastRun = { revision: result.revision, outcome: result.outcome, at };
     try {
       insertRun.run({
         revision: result.revision,
+        commitId: message.commit ?? null,
         source: message.source,
         actorType: message.actor.type,
         actorId: message.actor.id,
@@ -273,6 +275,7 @@ export function createSyncService(deps: SyncServiceDeps) {
             // The history shows the outcome of every revision, including one the targets already had.
             insertRun.run({
               revision: message.revision,
+              commitId: message.commit ?? null,
               source: 'change',
               actorType: 'system',
               actorId: 'worker',
@@ -294,6 +297,7 @@ export function createSyncService(deps: SyncServiceDeps) {
           try {
             insertRun.run({
               revision: message.revision,
+              commitId: null,
               source: message.requestId ? 'reload' : 'change',
               actorType: 'file',
               actorId: 'file',

@@ -51,10 +51,14 @@ export function createWorkerHost(options: WorkerHostOptions): WorkerHost {
   let restartTimer: NodeJS.Timeout | undefined;
   let consecutiveFailures = 0;
   let stoppedResolve: (() => void) | undefined;
+  /** Messages sent before the first start (announcements of first-boot writes), delivered when it starts. */
+  let early: MainToWorker[] | undefined = [];
 
   function spawn(): void {
-    const current = createWorker(init);
+    const current = createWorker(restartCount > 0 ? { ...init, restarted: true } : init);
     worker = current;
+    for (const message of early ?? []) current.postMessage(message);
+    early = undefined;
     current.on('message', (message: WorkerToMain) => {
       // Healthy once a run completed, not merely started: a worker that fails in its first run keeps backing off.
       if (message.type === 'run') consecutiveFailures = 0;
@@ -80,7 +84,8 @@ export function createWorkerHost(options: WorkerHostOptions): WorkerHost {
   return {
     start: spawn,
     send(message) {
-      worker?.postMessage(message);
+      if (worker) worker.postMessage(message);
+      else if (early && early.length < 256) early.push(message);
     },
     alive: () => worker !== undefined,
     restarts: () => restartCount,

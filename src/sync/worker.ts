@@ -61,7 +61,8 @@ const pushConfig = historyConfigOf(systemDoc, { configDir: init.configDir });
 let recorder: ReturnType<typeof createRevisionRecorder> | undefined;
 const pusher = pushConfig ? createHistoryPusher({ git, config: pushConfig, logger, onStatus: () => recorder?.pushChanged() }) : undefined;
 recorder = createRevisionRecorder({
-  writer: createHistoryWriter({ ...git, logger }),
+  // After a restart, git processes of the previous worker thread may still hold locks (a gc runs minutes).
+  writer: createHistoryWriter({ ...git, logger, staleLockAgeMs: init.restarted ? 15 * 60_000 : 0 }),
   schema: CONFIG_SCHEMA,
   keyring,
   logger,

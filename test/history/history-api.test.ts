@@ -31,7 +31,7 @@ interface Commit {
   revision: string;
   rollbackOf: string | null;
   changes: { key: string; change: string }[];
-  sync: { outcome: string } | null;
+  sync: { outcome: string; at: string } | null;
 }
 
 let ch: Confhub;
@@ -70,7 +70,8 @@ describe('history of config.ini', () => {
   it('when the API, a hand edit and a rollback change config.ini, then each is one commit with its actor, source, keys and sync outcome', async () => {
     ch = await startConfhub({ systemIni: SYSTEM_INI });
     const first = await committed(ch);
-    expect(first).toMatchObject({ parent: null, actor: { type: 'file', id: 'file' }, source: 'startup' });
+    // The first start filled in the API key and the passwords: that revision is the first commit, by first boot.
+    expect(first).toMatchObject({ parent: null, actor: { type: 'system', id: 'first-boot' }, source: 'first_boot' });
     expect(first.summary).toMatch(/^first revision \(\d+ keys\)$/);
 
     const put = await json<{ sync: { commit: string; outcome: string } }>(await ch.api('/api/v1/settings/gitea?key=base_url&value=http://git.example:3000/api&wait=true', { method: 'PUT' }));
@@ -101,6 +102,9 @@ describe('history of config.ini', () => {
 
     const listed = await history(ch);
     expect(listed.commits.map((c) => c.id)).toEqual([rollbackCommit.id, handCommit.id, apiCommit.id, first.id]);
+    // Each commit shows its own run, even where two hold the same content.
+    expect(listed.commits[0]!.sync).not.toBeNull();
+    expect(listed.commits[3]!.sync!.at < listed.commits[0]!.sync!.at).toBe(true);
     expect(listed.next).toBeNull();
     const paged = await history(ch, `?limit=2&before=${handCommit.id}`);
     expect(paged.commits.map((c) => c.id)).toEqual([apiCommit.id, first.id]);

@@ -513,7 +513,7 @@ describe('secrets at rest', () => {
     expect(res.body.errors).toEqual([expect.objectContaining({ field: 'gitea.user_name', code: 'VALUE_NOT_REPRESENTABLE' })]);
   });
 
-  it('when a sealed value in config.ini was tampered with, then reads and writes answer SECRET_UNREADABLE naming the key, the file is kept, and the old key still authenticates', async () => {
+  it('when a sealed value in config.ini was tampered with, then reads and other writes answer SECRET_UNREADABLE naming the key, and setting that value again repairs it', async () => {
     await get('/api/v1/settings');
     const sealed = valueOf(h.readConfig(), 'portainer', 'user_pwd')!;
     const flipped = `${sealed.slice(0, -2)}${sealed.endsWith('AA') ? 'BB' : 'AA'}`;
@@ -525,6 +525,10 @@ describe('secrets at rest', () => {
     const write = await put('/api/v1/settings/cockpit?key=port&value=9095');
     expect(write.body.code).toBe('SECRET_UNREADABLE');
     expect(h.readConfig()).toBe(tampered);
+    const repair = await put('/api/v1/settings/portainer?key=user_pwd&value=Repaired-Pass-77');
+    expect(repair.status).toBe(200);
+    expect((await get('/api/v1/settings/portainer/user_pwd')).body).toEqual({ user_pwd: 'Repaired-Pass-77' });
+    expect((await put('/api/v1/settings/cockpit?key=port&value=9095')).status).toBe(200);
   });
 });
 

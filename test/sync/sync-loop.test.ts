@@ -120,6 +120,20 @@ describe('sync loop', () => {
     await syncLoop.stop();
   });
 
+  it('when a revision failed under keep and config.ini returns to the last applied one, then it runs again (some targets hold the failed one)', async () => {
+    const good = '[cockpit]\nport = 9090\n';
+    writeFileSync(configPath, good);
+    const { syncLoop, messages, requests } = loop(['applied', 'failed', 'applied']);
+    await syncLoop.onChange({ startup: true });
+    writeFileSync(configPath, '[cockpit]\nport = 9091\n');
+    await syncLoop.onChange();
+    writeFileSync(configPath, good);
+    await syncLoop.onChange();
+    expect(messages.filter((m) => m.type === 'skipped')).toEqual([]);
+    expect(requests.map((r) => r.revision)).toEqual([requests[0]!.revision, requests[1]!.revision, requests[0]!.revision]);
+    await syncLoop.stop();
+  });
+
   it('when a reload stays pending after a revision failed under keep, then the retry uses that revision, not the last applied one', async () => {
     writeFileSync(configPath, '[cockpit]\nport = 9090\n');
     const { syncLoop, requests } = loop(['applied', 'failed_pending', 'applied']);
@@ -239,17 +253,19 @@ describe('sync loop with sealed secrets and history', () => {
     await syncLoop.stop();
   });
 
-  it('when a password is typed in plain text, then it is used but not committed, main is asked once to seal it, and the sealed revision is committed', async () => {
+  it('when a password is typed in plain text, then main is asked once to seal it, and only the sealed revision is committed and applied', async () => {
     writeFileSync(configPath, '[gitea]\nuser_pwd = Typed-Pass-3\n');
     const { commits, record } = recording();
     const { syncLoop, messages, requests } = loop([], { keyring, record });
     await syncLoop.onChange();
-    await syncLoop.reconcileNow('r1', false);
-    expect(requests[0]!.doc.byName.get('gitea')!.byKey.get('user_pwd')!.value).toBe('Typed-Pass-3');
+    await syncLoop.onChange();
+    expect(requests).toHaveLength(0);
     expect(commits).toHaveLength(0);
     expect(messages.filter((m) => m.type === 'seal_needed')).toHaveLength(1);
+    expect(messages.filter((m) => m.type === 'run' || m.type === 'skipped')).toHaveLength(0);
     writeFileSync(configPath, `[gitea]\nuser_pwd = ${sealed('Typed-Pass-3')}\n`);
     await syncLoop.onChange();
+    expect(requests[0]!.doc.byName.get('gitea')!.byKey.get('user_pwd')!.value).toBe('Typed-Pass-3');
     expect(commits).toHaveLength(1);
     expect(commits[0]).toMatchObject({ meta: { actor: { type: 'file', id: 'file' }, source: 'file' }, password: 'Typed-Pass-3' });
     await syncLoop.stop();
