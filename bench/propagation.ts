@@ -32,6 +32,7 @@ import { log, makeTempDir, onExit, runBench, signalPid, sleep, stopServer } from
 import { fmtMiB, RESULTS_DIR, writeResults } from './lib/report.js';
 import { clockTicksPerSecond, cpuShares, processStatus, processTicks, sampleCpu, type CpuSample, type ProcessStatus } from './lib/resource-usage.js';
 import { round } from './lib/stats.js';
+import { SYNC, writeSystemIni } from './lib/system-ini.js';
 import { buildReport, markdown } from './propagation-report.js';
 
 const RESULTS_PATH = join(RESULTS_DIR, 'propagation.json');
@@ -40,7 +41,6 @@ const PID_CHANGES = positiveFromEnv('BENCH_PID_CHANGES', 50, 'count');
 const NOOP_CHANGES = positiveFromEnv('BENCH_NOOP_CHANGES', 20, 'count');
 const IDLE_S = positiveFromEnv('BENCH_IDLE', 10, 'count');
 const PID_POLL_MS = positiveFromEnv('BENCH_PID_POLL_MS', 10, 'count');
-const SYNC = { debounceMinMs: 50, debounceMaxMs: 500, pollIntervalMs: 2000 } as const;
 const PROGRAM = 'prog';
 const STARTSECS = 1;
 /** Backstop for the output directory's fs.watch events. */
@@ -384,19 +384,7 @@ function writeSyncConfig(dataDir: string, supervisorUrl: string): Record<string,
     file: { sections: 'bench', format: 'template', template: 'bench-file.tmpl', output: 'services/bench/file.conf', mode: '0644', reload: 'none', health: 'none' },
     prog: { sections: 'bench', format: 'template', template: 'bench-prog.tmpl', output: 'services/prog/prog.conf', mode: '0644', reload: `supervisor:restart:${PROGRAM}`, health: 'auto', timeout: '30' },
   };
-  const systemIni = [
-    '# confhub propagation bench (bench/propagation.ts)',
-    '[sync]',
-    `docker_socket = ${join(dataDir, 'no-docker-here.sock')}`,
-    `supervisor_url = ${supervisorUrl}`,
-    `debounce_min_ms = ${SYNC.debounceMinMs}`,
-    `debounce_max_ms = ${SYNC.debounceMaxMs}`,
-    `poll_interval_ms = ${SYNC.pollIntervalMs}`,
-    'on_failure = rollback',
-    '',
-    ...Object.entries(targets).flatMap(([name, keys]) => [`[target:${name}]`, ...Object.entries(keys).map(([k, v]) => `${k} = ${v}`), '']),
-  ];
-  writeFileSync(join(configDir, 'system.ini'), systemIni.join('\n'));
+  writeSystemIni(dataDir, 'confhub propagation bench (bench/propagation.ts)', targets, { supervisor_url: supervisorUrl, on_failure: 'rollback' });
   writeFileSync(join(configDir, 'bench-file.tmpl'), 'value = {{ bench.value }}\n');
   writeFileSync(join(configDir, 'bench-prog.tmpl'), 'restart = {{ bench.restart }}\n');
   const shipped = readFileSync(join(ROOT, 'config', 'config.ini'), 'utf8');

@@ -30,13 +30,19 @@ export function processStatus(pid: number): ProcessStatus {
   }
 }
 
-/** utime + stime of a process (all its threads), in clock ticks. */
-export function processTicks(pid: number | 'self'): number {
+/**
+ * utime + stime of a process (all its threads), in clock ticks; with `children`, plus the CPU of
+ * its children that have exited and been waited for (cutime + cstime: the git processes it ran).
+ */
+export function processTicks(pid: number | 'self', children = false): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // After "(comm)", which may hold spaces: state is field 3, utime 14, stime 15.
+  // After "(comm)", which may hold spaces: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
+  return Number(fields[11]) + Number(fields[12]) + (children ? Number(fields[13]) + Number(fields[14]) : 0);
 }
+
+/** A process for sampleCpu: by pid, or with the CPU of the child processes it ran counted as its own. */
+export type CpuProcess = number | 'self' | { readonly pid: number | 'self'; readonly children: true };
 
 export function clockTicksPerSecond(): number {
   try {
@@ -62,13 +68,16 @@ export interface CpuSample<Name extends string> {
 export type CpuShares<Name extends string> = { [K in `${Name}Cores`]: number } & { otherCores: number };
 
 /** Machine-wide and per-process tick counters; null when /proc cannot be read. */
-export function sampleCpu<Name extends string>(processes: Readonly<Record<Name, number | 'self'>>): CpuSample<Name> | null {
+export function sampleCpu<Name extends string>(processes: Readonly<Record<Name, CpuProcess>>): CpuSample<Name> | null {
   try {
     const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
     const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = line.trim().split(/\s+/).slice(1, 9).map(Number);
     const busy = user + nice + system + irq + softirq + steal;
     const ticks = {} as Record<Name, number>;
-    for (const name of Object.keys(processes) as Name[]) ticks[name] = processTicks(processes[name]);
+    for (const name of Object.keys(processes) as Name[]) {
+      const target: CpuProcess = processes[name];
+      ticks[name] = typeof target === 'object' ? processTicks(target.pid, target.children) : processTicks(target);
+    }
     return { machineBusy: busy, machineTotal: busy + idle + iowait, ticks };
   } catch {
     return null;

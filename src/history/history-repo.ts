@@ -454,13 +454,25 @@ export function createHistoryWriter({ gitDir, workTree, logger, now = () => perf
 export function createHistoryReader({ gitDir, workTree }: HistoryReaderDeps): HistoryReader {
   const git: GitRunOptions = { gitDir, workTree };
 
+  /** Full ids of commits seen in this repository: a commit never changes, so it is resolved once. */
+  const known = new Set<string>();
+  const remember = (id: string): void => {
+    known.add(id);
+    if (known.size > 10_000) known.delete(known.values().next().value!);
+  };
+
   async function resolve(commitish: string): Promise<string> {
     if (typeof commitish !== 'string' || !isCommitId(commitish)) throw invalidCommit();
     const id = commitish.toLowerCase();
+    if (known.has(id)) return id;
     // Hex only, so the argument can never be read as an option; --end-of-options all the same.
     const args = ['rev-parse', '--verify', '--quiet', '--end-of-options', `${id}^{commit}`];
     const exit = await spawnGit(git, args);
-    if (exit.exitCode === 0) return exit.stdout.toString('utf8').trim();
+    if (exit.exitCode === 0) {
+      const full = exit.stdout.toString('utf8').trim();
+      remember(full);
+      return full;
+    }
     // 1: unknown; 128: an ambiguous short id or no repository yet (anything else is a real failure).
     if (exit.exitCode === 1 || (exit.exitCode === 128 && /ambiguous|not a git repository|unknown revision|bad revision/i.test(exit.stderr))) throw commitNotFound(id);
     if (exit.exitCode === 128 && (await repositoryMissing(git))) throw commitNotFound(id);
@@ -484,6 +496,10 @@ export function createHistoryReader({ gitDir, workTree }: HistoryReaderDeps): Hi
       throw gitFailure(args, exit);
     }
     const entries = parseLog(exit.stdout.toString('utf8'));
+    for (const entry of entries) {
+      remember(entry.id);
+      if (entry.parent) remember(entry.parent);
+    }
     return { entries: entries.slice(0, limit), hasMore: entries.length > limit };
   }
 
@@ -492,6 +508,7 @@ export function createHistoryReader({ gitDir, workTree }: HistoryReaderDeps): Hi
     const { stdout } = await runGit(git, ['log', '-z', LOG_FORMAT, '-n', '1', '--end-of-options', id, '--']);
     const [entry] = parseLog(stdout);
     if (!entry) throw commitNotFound(id);
+    if (entry.parent) remember(entry.parent);
     return entry;
   }
 

@@ -14,7 +14,8 @@
  *   command's output may quote the file it rejected.
  * - Sealed values are opened for the renderers; a value that does not open fails the revision
  *   (SECRET_UNREADABLE) before anything is written. Every valid revision is committed to the
- *   history before it is applied, except one holding plain text secrets: main is asked to seal
+ *   history while it is applied (git works in its own processes, so the services do not wait
+ *   for it; its result is reported with the run), except one holding plain text secrets: main is asked to seal
  *   it, and the sealed revision (same values) is committed and applied instead. The plain text
  *   revision is not run, so its hash (a test for guessed passwords) is recorded nowhere.
  */
@@ -64,6 +65,8 @@ interface Source {
   /** Sensitive values in plain text: the revision is used but not committed until main seals it. */
   unsealed: readonly string[];
   commit?: string | null;
+  /** Settles when the history commit is done (`commit` is then set). */
+  committing?: Promise<void>;
   /** Who made it, once known (the announcement is used up by the commit). */
   meta?: RevisionMeta;
 }
@@ -207,8 +210,8 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     }
   }
 
-  /** Commits a valid revision, or asks main to seal it first; never fails the run. */
-  async function commit(source: Source, startup: boolean): Promise<void> {
+  /** Starts committing a valid revision (or asks main to seal it first); never fails the run. */
+  function commit(source: Source, startup: boolean): void {
     if (source.unsealed.length > 0) {
       if (sealRequested !== source.revision) {
         sealRequested = source.revision;
@@ -217,10 +220,18 @@ export function createSyncLoop(deps: SyncLoopDeps) {
       source.commit = null;
       return;
     }
-    if (!deps.record) return;
+    if (!deps.record || source.committing) return;
     const meta = takeMeta(source.revision) ?? { actor: FILE_ACTOR, source: startup ? 'startup' : 'file' };
     source.meta = meta;
-    source.commit = await deps.record(source, meta);
+    source.committing = deps.record(source, meta).then(
+      (commit) => {
+        source.commit = commit;
+      },
+      (error: unknown) => {
+        log.error({ err: error, revision: source.revision }, 'committing the revision failed');
+        source.commit = null;
+      },
+    );
   }
 
   function scheduleRetry(): void {
@@ -279,6 +290,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
       log.error({ err: error, revision: source.revision }, 'reconcile failed unexpectedly');
       result = failedResult(source, error);
     }
+    await source.committing;
     postRun(source, result, options, startedAt);
     if (!options.only) {
       // A rollback puts every target back on the last applied revision; a failure under `keep` leaves some on this one.
@@ -325,16 +337,18 @@ export function createSyncLoop(deps: SyncLoopDeps) {
         if (stopped) return;
         const source = await readSource();
         if (!source) return;
-        await commit(source, options.startup === true);
+        commit(source, options.startup === true);
         if (source.unsealed.length > 0 && deps.keyring) return;
         if (!options.startup) {
           // Skipped only when the targets hold it: after a failed run (on_failure = keep leaves some
           // targets on the failed revision) the last applied one runs again.
           if (source.revision === inEffect) {
+            await source.committing;
             post({ type: 'skipped', revision: source.revision, reason: 'applied', ...(source.commit !== undefined ? { commit: source.commit } : {}) });
             return;
           }
           if (source.revision === lastFailedRevision) {
+            await source.committing;
             post({ type: 'skipped', revision: source.revision, reason: 'failed', ...(source.commit !== undefined ? { commit: source.commit } : {}) });
             return;
           }
@@ -349,7 +363,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
         if (stopped) return;
         const source = await readSource(requestId);
         if (!source) return;
-        await commit(source, false);
+        commit(source, false);
         await run(source, { source: 'reload', force, requestId, ...(actor ? { actor } : {}) });
       });
     },
