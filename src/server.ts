@@ -97,6 +97,10 @@ async function startLocked(config: RuntimeConfig, logger: Logger, installed: str
       historyDir: config.historyDir,
       masterKeys: [keyring.current, ...[...keyring.byId.values()].filter((key) => key !== keyring.current)].map((key) => new Uint8Array(key.key)),
     },
+    initAtStart: () => {
+      const commit = sync?.lastAppliedCommit();
+      return commit ? { lastAppliedCommit: commit } : {};
+    },
     logger,
     onMessage: (message) => sync?.onWorkerMessage(message),
     onExit: () => sync?.onWorkerExit(),

@@ -20,6 +20,8 @@ export interface WorkerInit {
   readonly historyDir: string;
   /** Set when the worker is started again within the same process (its git processes may outlive it). */
   readonly restarted?: boolean;
+  /** The newest commit whose revision the targets applied (from sync_runs): what an automatic rollback returns to. */
+  readonly lastAppliedCommit?: string;
 }
 
 /** Who made a revision: an API caller (key fingerprint), confhub itself, or a hand edit (`file`). */

@@ -45,6 +45,11 @@ export interface SyncLoopDeps {
   keyring?: Keyring;
   /** Commits a revision to the history; returns its commit (null when that failed). */
   record?: (revision: { text: string; revision: string; doc: IniDocument }, meta: RevisionMeta) => Promise<string | null>;
+  /**
+   * The revision the targets last applied before this worker started (from the history): an
+   * automatic rollback of the first revision this worker runs returns config.ini to it.
+   */
+  initialApplied?: { text: string; revision: string; commit: string };
   retryBaseMs?: number;
   retryMaxMs?: number;
   now?: () => number;
@@ -118,7 +123,9 @@ export function createSyncLoop(deps: SyncLoopDeps) {
   let lastUnreadableRevision: string | undefined;
   /** Targets whose reload is pending, with the revision that was written for them. */
   const pending = new Map<string, Source>();
-  let lastApplied: Source | undefined;
+  let lastApplied: Source | undefined = deps.initialApplied
+    ? { text: deps.initialApplied.text, revision: deps.initialApplied.revision, doc: parseIni(deps.initialApplied.text), unsealed: [], commit: deps.initialApplied.commit }
+    : undefined;
   /** The revision of the last full run, when it applied: only then do the targets hold it. */
   let inEffect: string | undefined;
   let lastFailedRevision: string | undefined;

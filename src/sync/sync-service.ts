@@ -101,6 +101,9 @@ export function createSyncService(deps: SyncServiceDeps) {
   );
   const insertRun = db.prepare(`INSERT INTO sync_runs (revision, commit_id, source, actor_type, actor_id, outcome, started_at, finished_at, targets)
     VALUES (@revision, @commitId, @source, @actorType, @actorId, @outcome, @startedAt, @finishedAt, @targets)`);
+  const lastAppliedCommit = db.prepare<[], { commit_id: string }>(
+    "SELECT commit_id FROM sync_runs WHERE commit_id IS NOT NULL AND source != 'retry' AND outcome IN ('applied', 'unchanged') ORDER BY id DESC LIMIT 1",
+  );
   const requestWaiters = new Map<string, { resolve: (answer: RunAnswer) => void; reject: (error: AppError) => void }>();
   /** Revisions written through the API, in write order: a later run answers every earlier wait (latest wins). */
   const revisionSeq = new Map<string, number>();
@@ -341,6 +344,16 @@ export function createSyncService(deps: SyncServiceDeps) {
     announce({ revision, actor, source, rollbackOf }: RevisionAnnouncement): void {
       revisionSeq.set(revision, ++seq);
       deps.send({ type: 'expect', revision, actor: { type: actor.type, id: actor.id }, source, ...(rollbackOf ? { rollbackOf } : {}) });
+    },
+
+    /** The newest commit whose revision every target applied, for a worker that starts. */
+    lastAppliedCommit(): string | undefined {
+      try {
+        return lastAppliedCommit.get()?.commit_id;
+      } catch (error) {
+        log.error({ err: error }, 'reading the last applied commit failed');
+        return undefined;
+      }
     },
 
     /** Resolves when the worker applied (or rolled back) this revision or a later one. */

@@ -8,6 +8,8 @@ import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
 
 export interface WorkerHostOptions {
   init: WorkerInit;
+  /** Read at each (re)start: what changes while confhub runs (the last applied commit). */
+  initAtStart?: () => Partial<WorkerInit>;
   logger: Logger;
   onMessage: (message: WorkerToMain) => void;
   /** Called when the worker stops unexpectedly (before a restart is scheduled). */
@@ -55,7 +57,7 @@ export function createWorkerHost(options: WorkerHostOptions): WorkerHost {
   let early: MainToWorker[] | undefined = [];
 
   function spawn(): void {
-    const current = createWorker(restartCount > 0 ? { ...init, restarted: true } : init);
+    const current = createWorker({ ...init, ...options.initAtStart?.(), ...(restartCount > 0 ? { restarted: true } : {}) });
     worker = current;
     for (const message of early ?? []) current.postMessage(message);
     early = undefined;

@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parentPort, workerData } from 'node:worker_threads';
 import { removeStaleTempFiles } from '../fs/atomic-write.js';
-import { createHistoryWriter } from '../history/history-repo.js';
+import { createHistoryReader, createHistoryWriter } from '../history/history-repo.js';
+import { revisionOf } from '../settings/revision.js';
 import { createHistoryPusher, historyConfigOf } from '../history/push.js';
 import { parseIni } from '../ini/document.js';
 import { createLogger } from '../log.js';
@@ -75,6 +76,20 @@ await history.open();
 // Commits made while no push could happen (a restart, a remote that was down) go out now.
 pusher?.schedule();
 
+/** What an automatic rollback returns to before this worker has applied anything itself. */
+async function lastAppliedRevision(): Promise<{ text: string; revision: string; commit: string } | undefined> {
+  if (!init.lastAppliedCommit) return undefined;
+  try {
+    const text = await createHistoryReader(git).contentAt(init.lastAppliedCommit);
+    parseIni(text);
+    return { text, revision: revisionOf(text), commit: init.lastAppliedCommit };
+  } catch (error) {
+    logger.warn({ err: error, commit: init.lastAppliedCommit }, 'the last applied revision cannot be read from the history');
+    return undefined;
+  }
+}
+const initialApplied = await lastAppliedRevision();
+
 let watcher: ReturnType<typeof createSourceWatcher> | undefined;
 const loop = createSyncLoop({
   configPath: init.configPath,
@@ -84,6 +99,7 @@ const loop = createSyncLoop({
   logger,
   keyring,
   record: (revision, meta) => history.record(revision, meta),
+  ...(initialApplied ? { initialApplied } : {}),
   markSeen: (hash) => watcher?.markSeen(hash),
 });
 watcher = createSourceWatcher({

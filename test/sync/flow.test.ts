@@ -5,6 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { startServer } from '../../src/server.js';
 import { eventually, startConfhub, type Confhub } from '../support/confhub.js';
 
 /** A reload hook on loopback that counts reloads and answers 500 while `failing` is set. */
@@ -232,6 +234,30 @@ describe('config.ini to service files', () => {
     const good = await ch.api('/api/v1/settings/extra?key=mode&value=good&wait=true', { method: 'PUT' });
     expect(good.status).toBe(200);
     expect(output(ch)).toBe('mode = good\n');
+  });
+
+  it('when the first revision after a restart fails, then config.ini goes back to the revision applied before the restart', async () => {
+    ch = await start();
+    await ready(ch);
+    const put = await ch.api('/api/v1/settings/extra?key=mode&value=second&wait=true', { method: 'PUT' });
+    const applied = { text: ch.readConfig(), commit: ((await put.json()) as { sync: { commit: string } }).sync.commit };
+    await ch.server.close();
+    writeFileSync(ch.config.configPath, applied.text.replace('mode = second', 'mode = broken'));
+    failing = true;
+    const again = await startServer(ch.config, pino({ level: 'silent' }));
+    try {
+      await eventually('config.ini is back at the applied revision', () => ch.readConfig() === applied.text);
+      expect(output(ch)).toBe('mode = second\n');
+      let top: { source: string; rollbackOf: string | null } | undefined;
+      await eventually('the rollback is committed', async () => {
+        top = ((await (await fetch(`${again.url}/api/v1/settings/history?limit=1`, { headers: { 'x-api-key': ch.apiKey } })).json()) as { commits: (typeof top)[] }).commits[0];
+        return top?.source === 'auto_rollback';
+      });
+      expect(top?.rollbackOf).toBe(applied.commit);
+    } finally {
+      failing = false;
+      await again.close();
+    }
   });
 
   it('when confhub is stopped during an apply, then the stop waits for the reload in flight and the run is recorded', async () => {
