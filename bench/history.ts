@@ -185,6 +185,7 @@ function timedWriter(writer: HistoryWriter) {
     open: () => writer.open(),
     commit: (input) => timed(commitMs, () => writer.commit(input)),
     gcIfNeeded: () => timed(gcMs, () => writer.gcIfNeeded()),
+    idle: () => writer.idle(),
   };
   const reset = (): void => {
     commitMs.length = 0;

@@ -16,7 +16,7 @@ import { rotateMasterKey } from './secrets/rekey.js';
 import { CONFIG_SCHEMA } from './settings/schema.js';
 import { readApiKey } from './settings/read-api-key.js';
 import { createSettingsStore } from './settings/store.js';
-import { instanceRunning } from './bootstrap/instance-lock.js';
+import { acquireInstanceLock } from './bootstrap/instance-lock.js';
 import { startServer, VERSION, type RunningServer } from './server.js';
 
 const USAGE = `confhub ${VERSION}: configuration center for all-in-one container deployments
@@ -94,15 +94,18 @@ async function rotateApiKey(config: RuntimeConfig): Promise<void> {
 }
 
 async function rotateKey(config: RuntimeConfig): Promise<void> {
-  if (await instanceRunning(config.dataDir)) {
-    throw new AppError('INVALID_REQUEST', 'confhub is running', { details: `confhub is running with the data directory ${config.dataDir}; stop it, rotate, and start it again` });
-  }
+  // Held while rotating: a confhub starting meanwhile would load the old key.
+  const lock = await acquireInstanceLock(config.dataDir).catch((cause: unknown) => {
+    if (!isAppError(cause) || cause.data.busy !== true) throw cause;
+    throw new AppError('INVALID_REQUEST', 'confhub is running', { details: `confhub is running with the data directory ${config.dataDir}; stop it, rotate, and start it again`, cause });
+  });
   const db = openDatabase({ path: config.databasePath });
   try {
     const result = await rotateMasterKey({ source: config.masterKey, configPath: config.configPath, audit: createAuditLog({ db }), logger: createLogger({ level: 'silent' }) });
     process.stdout.write(`master key rotated: ${result.from} -> ${result.to}; ${result.resealed} value(s) sealed again\n`);
   } finally {
     db.close();
+    await lock.release();
   }
 }
 

@@ -19,7 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import type { Logger } from 'pino';
-import { AppError } from '../errors.js';
+import { AppError, isAppError } from '../errors.js';
 import { revisionOf } from '../settings/revision.js';
 import { EMPTY_TREE, gitFailure, isCommitId, runGit, spawnGit, type GitRunOptions } from './git.js';
 
@@ -70,6 +70,8 @@ export interface HistoryWriter {
   commit(input: HistoryCommitInput): Promise<string | null>;
   /** Every `gcEvery` commits, `git gc --auto` so thousands of commits do not stay loose objects. */
   gcIfNeeded(): Promise<void>;
+  /** Resolves when no git of this writer runs (a gc may take minutes): awaited on shutdown. */
+  idle(): Promise<void>;
 }
 
 export interface HistoryWriterDeps {
@@ -425,6 +427,12 @@ export function createHistoryWriter({ gitDir, workTree, logger, now = () => perf
       return commit;
     } catch (error) {
       head = undefined; // re-read before the next commit
+      // A git this writer killed for taking too long leaves its lock; no other git of this writer
+      // runs (one at a time), so the lock is removed now rather than blocking every later commit.
+      if (isAppError(error) && /timed out/.test(error.details)) {
+        const removed = await removeStaleLocks(gitDir, 0).catch(() => []);
+        if (removed.length > 0) log.warn({ removed }, 'removed the lock files of a git that timed out');
+      }
       throw error;
     }
   }
@@ -446,6 +454,7 @@ export function createHistoryWriter({ gitDir, workTree, logger, now = () => perf
     open: () => serial(open),
     commit: (input) => serial(() => commitNow(input)),
     gcIfNeeded: () => serial(gcNow),
+    idle: () => serial(async () => undefined),
   };
 }
 

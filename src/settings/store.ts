@@ -197,6 +197,8 @@ export function createIniFileReader({ path, label, schema, keyring, racyWindowMs
     lastGood: () => good,
     /** After our own write: the new snapshot is known, no need to read it back. */
     adopt(snapshot: Snapshot): Snapshot {
+      // Only a snapshot whose values all open is served (a tolerant one is the store's own business).
+      if (snapshot.unreadable.length > 0) return snapshot;
       const stat = statSync(path, { bigint: true });
       return remember(stat, snapshot);
     },
@@ -412,7 +414,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       }
       // Sensitive values typed in plain text are sealed by whichever write comes next.
       let sealed: PlannedChange[] = [];
-      if (keyring && working.unsealed.length > 0) {
+      if (keyring && working.unsealed.length > 0 && working.unreadable.length === 0) {
         const result = sealUnsealed(working, label, schema, keyring);
         working = result.snapshot;
         sealed = result.changes;

@@ -122,6 +122,9 @@ export function createRevisionRecorder(deps: RevisionRecorderDeps) {
       }
     },
 
+    /** Resolves when no git of the history runs (a gc started after a commit): awaited before the worker stops. */
+    idle: (): Promise<void> => writer.idle(),
+
     /** The pusher's state changed. */
     pushChanged(): void {
       deps.onStatus(status());

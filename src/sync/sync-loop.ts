@@ -156,6 +156,8 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     deps.markSeen?.(revision);
     // A different content was saved: a revision that failed earlier may run again when it returns.
     if (revision !== lastFailedRevision) lastFailedRevision = undefined;
+    // The same plain text typed again later (after other revisions) is sealed again.
+    if (revision !== sealRequested) sealRequested = undefined;
     let stored: IniDocument;
     try {
       stored = parseIni(text);
@@ -371,6 +373,16 @@ export function createSyncLoop(deps: SyncLoopDeps) {
         const source = await readSource(requestId);
         if (!source) return;
         commit(source, false);
+        if (source.unsealed.length > 0 && deps.keyring) {
+          // Not run: the sealed revision, a moment away, is (and the plain text one is recorded nowhere).
+          post({
+            type: 'source_invalid',
+            revision: '',
+            error: { code: 'CONFIG_INVALID', message: 'config.ini is invalid', details: 'config.ini holds values typed in plain text that are being sealed; they are applied in a moment' },
+            requestId,
+          });
+          return;
+        }
         await run(source, { source: 'reload', force, requestId, ...(actor ? { actor } : {}) });
       });
     },

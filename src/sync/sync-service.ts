@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import type { Database } from 'better-sqlite3';
 import type { Logger } from 'pino';
 import type { Actor, AuditLog } from '../audit/audit-log.js';
-import { AppError, type PlainError } from '../errors.js';
+import { AppError, isAppError, type PlainError } from '../errors.js';
 import type { RevisionAnnouncement, SettingsStore } from '../settings/store.js';
 import type { HistoryStatus, MainToWorker, RevisionActor, RunSource, WorkerToMain } from './protocol.js';
 import type { ReconcileResult, TargetOutcome, TargetState } from './reconcile.js';
@@ -236,6 +236,21 @@ export function createSyncService(deps: SyncServiceDeps) {
     }
   }
 
+  /** The worker applies a plain text revision only once it is sealed: a failed seal is tried again. */
+  async function sealWithRetry(revision: string): Promise<void> {
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      try {
+        // The hand edit's author is the file; the audit log names the seal itself.
+        await settings.seal({ actor: { type: 'file', id: 'file' } });
+        return;
+      } catch (error) {
+        log.error({ err: error, revision, attempt }, 'sealing values typed in plain text failed');
+        if (isAppError(error) && (error.code === 'SECRET_UNREADABLE' || error.code === 'CONFIG_INVALID' || error.code === 'VALIDATION_FAILED')) return;
+        await new Promise((resolve) => setTimeout(resolve, 1000 * attempt).unref());
+      }
+    }
+  }
+
   return {
     events,
 
@@ -259,6 +274,8 @@ export function createSyncService(deps: SyncServiceDeps) {
           break;
         }
         case 'skipped': {
+          // The file is valid again (it returned to a revision already run).
+          sourceError = null;
           const result: ReconcileResult =
             message.reason === 'applied'
               ? { revision: message.revision, outcome: 'unchanged', rollbackConfig: false, targets: [] }
@@ -319,8 +336,7 @@ export function createSyncService(deps: SyncServiceDeps) {
           void rollbackConfig(message);
           break;
         case 'seal_needed':
-          // The hand edit's author is the file; the audit log names the seal itself.
-          settings.seal({ actor: { type: 'file', id: 'file' } }).catch((error: unknown) => log.error({ err: error }, 'sealing plain text values failed'));
+          void sealWithRetry(message.revision);
           break;
         case 'history':
           history = message.status;

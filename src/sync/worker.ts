@@ -122,6 +122,8 @@ port.on('message', (message: MainToWorker) => {
     case 'shutdown':
       void (async () => {
         await loop.stop();
+        // A gc still running would hold locks the next start removes as stale.
+        await Promise.race([history.idle(), new Promise((resolve) => setTimeout(resolve, 60_000).unref())]);
         await pusher?.stop();
         await watcher?.close();
         post({ type: 'stopped' });

@@ -530,6 +530,18 @@ describe('secrets at rest', () => {
     expect((await get('/api/v1/settings/portainer/user_pwd')).body).toEqual({ user_pwd: 'Repaired-Pass-77' });
     expect((await put('/api/v1/settings/cockpit?key=port&value=9095')).status).toBe(200);
   });
+
+  it('when a value does not open and another was typed in plain text, then a refused write writes nothing, seals nothing and reads stay refused', async () => {
+    const sealed = valueOf(h.readConfig(), 'portainer', 'user_pwd')!;
+    const broken = h
+      .readConfig()
+      .replace(sealed, `${sealed.slice(0, -2)}${sealed.endsWith('AA') ? 'BB' : 'AA'}`)
+      .replace(/^(\[gitea\][\s\S]*?user_pwd = ).*$/m, '$1Hand-Typed-Pass-2');
+    h.writeConfig(broken);
+    expect((await put('/api/v1/settings/cockpit?key=port&value=9096')).body.code).toBe('SECRET_UNREADABLE');
+    expect(h.readConfig()).toBe(broken);
+    expect((await get('/api/v1/settings/gitea')).body.code).toBe('SECRET_UNREADABLE');
+  });
 });
 
 describe('rate limits', () => {

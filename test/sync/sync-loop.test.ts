@@ -272,6 +272,31 @@ describe('sync loop with sealed secrets and history', () => {
   });
 });
 
+describe('sync loop with plain text secrets', () => {
+  const keyring = createKeyring(masterKey(randomBytes(32)));
+
+  it('when the same plain text is typed again after other revisions, then main is asked to seal it again', async () => {
+    const { syncLoop, messages } = loop([], { keyring });
+    writeFileSync(configPath, '[gitea]\nuser_pwd = Typed-Pass-4\n');
+    await syncLoop.onChange();
+    writeFileSync(configPath, `[gitea]\nuser_pwd = ${sealValue(keyring, 'gitea.user_pwd', 'Typed-Pass-4')}\n`);
+    await syncLoop.onChange();
+    writeFileSync(configPath, '[gitea]\nuser_pwd = Typed-Pass-4\n');
+    await syncLoop.onChange();
+    expect(messages.filter((m) => m.type === 'seal_needed')).toHaveLength(2);
+    await syncLoop.stop();
+  });
+
+  it('when a reload is asked for while plain text waits to be sealed, then it is answered as not yet valid and nothing runs', async () => {
+    const { syncLoop, messages, requests } = loop([], { keyring });
+    writeFileSync(configPath, '[gitea]\nuser_pwd = Typed-Pass-5\n');
+    await syncLoop.reconcileNow('req-1', true);
+    expect(requests).toHaveLength(0);
+    expect(messages.find((m) => m.type === 'source_invalid')).toMatchObject({ requestId: 'req-1', revision: '', error: { details: expect.stringContaining('being sealed') } });
+    await syncLoop.stop();
+  });
+});
+
 describe('worker host', () => {
   it('when the worker dies, then it is restarted with backoff and the restarts are counted', async () => {
     // system.ini is missing: the worker fails at start every time.

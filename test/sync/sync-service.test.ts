@@ -88,3 +88,28 @@ describe('sync service waiters', () => {
     await expectAppError(answer, 'SERVICE_UNREACHABLE');
   });
 });
+
+describe('sync service source status', () => {
+  it('when a secret does not open, then readiness says so; when config.ini returns to the revision in effect, it is ready again', () => {
+    const { sync } = service(() => 'r1');
+    sync.onWorkerMessage({ type: 'ready' });
+    sync.onWorkerMessage(run('r1'));
+    const unreadable: ReconcileResult = { ...result('bad', 'failed'), error: { code: 'SECRET_UNREADABLE', message: 'Secret unreadable', details: 'gitea.user_pwd cannot be decrypted' } };
+    sync.onWorkerMessage({ ...run('bad'), result: unreadable });
+    expect(sync.readiness()).toEqual({ ready: false, reasons: ['config.ini invalid: gitea.user_pwd cannot be decrypted'] });
+    expect(sync.status().source.valid).toBe(false);
+    sync.onWorkerMessage({ type: 'skipped', revision: 'r1', reason: 'applied' });
+    expect(sync.readiness()).toEqual({ ready: true, reasons: [] });
+  });
+
+  it('when runs carry commits, then the last applied commit is the newest applied one that is not a retry', () => {
+    const { sync } = service(() => 'r3');
+    expect(sync.lastAppliedCommit()).toBeUndefined();
+    sync.onWorkerMessage({ ...run('r1'), commit: 'c1' });
+    sync.onWorkerMessage({ ...run('r2'), commit: 'c2' });
+    sync.onWorkerMessage({ ...run('r3'), result: result('r3', 'failed'), commit: 'c3' });
+    sync.onWorkerMessage({ ...run('r2'), source: 'retry', commit: 'c9' });
+    expect(sync.lastAppliedCommit()).toBe('c2');
+  });
+});
+

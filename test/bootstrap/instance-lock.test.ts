@@ -1,0 +1,50 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { acquireInstanceLock, instanceRunning, lockAddress } from '../../src/bootstrap/instance-lock.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'confhub-lock-'));
+  dirs.push(dir);
+  return dir;
+}
+
+describe('instance lock', () => {
+  it('when the lock is held, then a second acquire is refused and the directory reads as running; released, it can be taken again', async () => {
+    const dir = tempDir();
+    const first = await acquireInstanceLock(dir);
+    expect(await instanceRunning(dir)).toBe(true);
+    await expect(acquireInstanceLock(dir)).rejects.toMatchObject({ data: { busy: true } });
+    await first.release();
+    expect(await instanceRunning(dir)).toBe(false);
+    const again = await acquireInstanceLock(dir);
+    await again.release();
+  });
+
+  it('when a socket file was left by a process that died, then the lock is taken over', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'confhub.sock'), '');
+    expect(await instanceRunning(dir)).toBe(false);
+    const lock = await acquireInstanceLock(dir);
+    expect(await instanceRunning(dir)).toBe(true);
+    await lock.release();
+  });
+
+  it('when the data directory is too deep for a socket path, then an abstract socket named by the directory is the lock, and nothing is bound elsewhere', async () => {
+    const dir = join(tempDir(), 'x'.repeat(60), 'y'.repeat(60));
+    mkdirSync(dir, { recursive: true });
+    const address = lockAddress(dir);
+    expect(address.file).toBe(false);
+    expect(address.path.startsWith('\0confhub-')).toBe(true);
+    const lock = await acquireInstanceLock(dir);
+    expect(await instanceRunning(dir)).toBe(true);
+    await expect(acquireInstanceLock(dir)).rejects.toMatchObject({ data: { busy: true } });
+    expect(await instanceRunning(tempDir())).toBe(false);
+    await lock.release();
+  });
+});
