@@ -1,18 +1,10 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { tempDirs } from '../support/temp-dirs.js';
 import { acquireInstanceLock, instanceRunning, lockAddress } from '../../src/bootstrap/instance-lock.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'confhub-lock-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('confhub-lock-');
 
 describe('instance lock', () => {
   it('when the lock is held, then a second acquire is refused and the directory reads as running; released, it can be taken again', async () => {

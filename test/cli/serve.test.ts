@@ -1,10 +1,10 @@
 import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
+import { tempDirs } from '../support/temp-dirs.js';
 import { WEBSOFT9_DEFAULT_API_KEY } from '../../src/bootstrap/first-boot-secrets.js';
 import { CLI, killStartedProcesses, startProcess, stopProcess } from '../support/confhub-process.js';
 import { eventually } from '../support/wait.js';
@@ -16,18 +16,8 @@ import { toSnapshot } from '../../src/settings/store.js';
 
 const run = promisify(execFile);
 const shippedPath = new URL('../../config/config.ini', import.meta.url);
-const dirs: string[] = [];
-
-afterEach(() => {
-  killStartedProcesses();
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'confhub-cli-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('confhub-cli-');
+afterEach(() => killStartedProcesses());
 
 const start = startProcess;
 const stop = (child: ChildProcess): Promise<number | null> => stopProcess(child);

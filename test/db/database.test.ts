@@ -1,19 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { tempDirs } from '../support/temp-dirs.js';
 import { MIGRATIONS, openDatabase } from '../../src/db/database.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
-function dbPath(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'confhub-db-'));
-  dirs.push(dir);
-  return join(dir, 'confhub.db');
-}
+const tempDir = tempDirs('confhub-db-');
+const dbPath = (): string => join(tempDir(), 'confhub.db');
 
 describe('database migrations', () => {
   it('when opened twice, then each migration runs once and WAL is on', () => {

@@ -3,25 +3,21 @@
  * commits the revision on disk that was not committed yet.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadRuntimeConfig, type RuntimeConfig } from '../../src/runtime-config.js';
 import { readApiKey } from '../../src/settings/read-api-key.js';
 import { revisionOf } from '../../src/settings/revision.js';
 import { killStartedProcesses, startProcess, stopProcess, type ConfhubProcess } from '../support/confhub-process.js';
+import { tempDirs } from '../support/temp-dirs.js';
 import { eventually } from '../support/wait.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  killStartedProcesses();
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+const tempDir = tempDirs('confhub-crash-');
+afterEach(() => killStartedProcesses());
 
 function setUp(): { env: Record<string, string>; config: RuntimeConfig } {
-  const dir = mkdtempSync(join(tmpdir(), 'confhub-crash-'));
-  dirs.push(dir);
+  const dir = tempDir();
   const dataDir = join(dir, 'data');
   mkdirSync(join(dataDir, 'config'), { recursive: true });
   writeFileSync(join(dataDir, 'config', 'system.ini'), '[sync]\ndebounce_min_ms = 0\ndebounce_max_ms = 50\npoll_interval_ms = 200\n');

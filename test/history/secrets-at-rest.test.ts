@@ -5,28 +5,24 @@
  * audit or status response, nor the event stream.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadRuntimeConfig } from '../../src/runtime-config.js';
 import { readApiKey } from '../../src/settings/read-api-key.js';
 import { revisionOf } from '../../src/settings/revision.js';
 import { killStartedProcesses, startProcess, stopProcess } from '../support/confhub-process.js';
+import { tempDirs } from '../support/temp-dirs.js';
 import { eventually } from '../support/wait.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  killStartedProcesses();
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+const tempDir = tempDirs('confhub-leak-');
+afterEach(() => killStartedProcesses());
 
 const PASSWORDS = ['Gitea-Pass-7x1Q', 'Portainer-Pass-9k2W', 'Proxy-Pass-4m8E', 'HandTyped-Pass-5t6Y'];
 
 describe('secrets at rest', () => {
   it('when a session sets known passwords, then none of them is in git, SQLite, logs, responses or events', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'confhub-leak-'));
-    dirs.push(dir);
+    const dir = tempDir();
     const dataDir = join(dir, 'data');
     mkdirSync(join(dataDir, 'config'), { recursive: true });
     // A check that prints the file it checks and fails: its output must reach nobody unmasked.

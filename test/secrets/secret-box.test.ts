@@ -1,8 +1,8 @@
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { tempDirs } from '../support/temp-dirs.js';
 import { parseIni } from '../../src/ini/document.js';
 import { decodeKey, loadKeyring, nextKeyPath, replaceKeyFile, retiredKeysPath } from '../../src/secrets/master-key.js';
 import { applyStoredChanges, openDocument, resealDocument } from '../../src/secrets/sealed-document.js';
@@ -24,15 +24,7 @@ function expectAppError(fn: () => unknown, code: string, details?: RegExp): void
 }
 
 const keyring = (): Keyring => createKeyring(masterKey(randomBytes(32)));
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'confhub-secrets-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('confhub-secrets-');
 
 /** The sealed value with its decoded body changed by `edit`, re-encoded. */
 function alter(sealed: string, edit: (blob: Buffer) => Buffer): string {
