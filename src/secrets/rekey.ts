@@ -38,6 +38,8 @@ export async function rotateMasterKey({ source, configPath, audit, logger }: Rot
   const { keyring } = await loadKeyring({ ...source, createFile: false });
   const retired = [...keyring.byId.values()].filter((key) => key !== keyring.current);
   const pending = nextKeyPath(source.file);
+  // A rotation interrupted after its key became the key file only had the pending copy left to remove.
+  if (existsSync(pending) && masterKey(decodeKey(readFileSync(pending), `file ${pending}`)).id === keyring.current.id) rmSync(pending, { force: true });
   // An interrupted rotation finishes with the key config.ini may already be sealed with.
   const next = masterKey(existsSync(pending) ? decodeKey(readFileSync(pending), `file ${pending}`) : randomBytes(MASTER_KEY_BYTES));
   if (!existsSync(pending)) await writeFileAtomic(pending, next.key, { mode: 0o600 });
