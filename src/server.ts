@@ -3,13 +3,15 @@
  * first-boot secrets, the app, and the listening server with a clean shutdown.
  */
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import { createAuditLog } from './audit/audit-log.js';
 import { fillMissingSecrets, type FillSecretsResult } from './bootstrap/first-boot-secrets.js';
 import { acquireInstanceLock, type InstanceLock } from './bootstrap/instance-lock.js';
-import { installShippedDefaults } from './bootstrap/shipped-defaults.js';
+import { installShippedDefaults, SHIPPED_CONFIG_DIR } from './bootstrap/shipped-defaults.js';
+import { mergeShippedTemplate, type MergeTemplateResult } from './bootstrap/template-merge.js';
 import { openDatabase } from './db/database.js';
 import { removeStaleTempFiles } from './fs/atomic-write.js';
 import { createApp } from './http/app.js';
@@ -32,6 +34,8 @@ export interface RunningServer {
   readonly port: number;
   readonly installed: readonly string[];
   readonly secrets: FillSecretsResult;
+  /** Keys the shipped template added to config.ini at this start, and keys it no longer has. */
+  readonly upgrade: MergeTemplateResult;
   close(): Promise<void>;
 }
 
@@ -119,6 +123,13 @@ async function startLocked(config: RuntimeConfig, logger: Logger, installed: str
   const syncService = sync;
   announce = (announcement) => syncService.announce(announcement);
   // Written before the worker starts; their announcements wait for it, so the history names them.
+  const upgrade = await mergeShippedTemplate({
+    store: settings,
+    templateText: readFileSync(resolve(SHIPPED_CONFIG_DIR, 'config.ini'), 'utf8'),
+    recordPath: resolve(config.dataDir, 'shipped-template.json'),
+    schema: CONFIG_SCHEMA,
+    logger,
+  });
   const secrets = await fillMissingSecrets({ store: settings, schema: CONFIG_SCHEMA, initialApiKey: config.initialApiKey });
   // An installation from before sealing (or a hand edit made while confhub was stopped) holds plain text secrets.
   if (settings.read().unsealed.length > 0) await settings.seal({ actor: { type: 'file', id: 'file' } });
@@ -159,6 +170,7 @@ async function startLocked(config: RuntimeConfig, logger: Logger, installed: str
     port,
     installed,
     secrets,
+    upgrade,
     close() {
       // Stop taking requests, let the writes in flight land, then let the worker finish its apply.
       closing ??= (async () => {

@@ -21,6 +21,7 @@ import { basename, dirname, join, relative } from 'node:path';
 import type { Logger } from 'pino';
 import { AppError, isAppError } from '../errors.js';
 import { revisionOf } from '../settings/revision.js';
+import type { RevisionSource } from '../settings/store.js';
 import { EMPTY_TREE, gitFailure, isCommitId, runGit, spawnGit, type GitRunOptions } from './git.js';
 
 export type KeyChangeKind = 'added' | 'removed' | 'changed';
@@ -36,7 +37,8 @@ export interface HistoryActor {
   id: string;
 }
 
-export type HistorySource = 'api' | 'file' | 'rollback' | 'auto_rollback' | 'first_boot' | 'seal' | 'startup' | 'cli' | 'rekey';
+/** What made a revision: the store's sources (one list for the store, the worker and the history). */
+export type HistorySource = RevisionSource;
 
 export interface HeadState {
   commit: string;
@@ -137,7 +139,7 @@ const MAX_SUMMARY = 200;
 const DEFAULT_GC_EVERY = 500;
 const GC_TIMEOUT_MS = 10 * 60_000;
 const MASK = '******';
-const SOURCES: ReadonlySet<string> = new Set<HistorySource>(['api', 'file', 'rollback', 'auto_rollback', 'first_boot', 'seal', 'startup', 'cli', 'rekey']);
+const SOURCES: ReadonlySet<string> = new Set<HistorySource>(['api', 'file', 'rollback', 'auto_rollback', 'first_boot', 'seal', 'startup', 'cli', 'rekey', 'upgrade']);
 const ACTOR_TYPES: ReadonlySet<string> = new Set(['api', 'system', 'file']);
 const CHANGE_SIGN: Readonly<Record<KeyChangeKind, string>> = { added: '+', removed: '-', changed: '~' };
 const SIGN_CHANGE: Readonly<Record<string, KeyChangeKind>> = { '+': 'added', '-': 'removed', '~': 'changed' };

@@ -41,14 +41,21 @@ function listDetails(prefix: string, items: string[]): string {
   return items.map((item) => `${prefix}${item}`).join('; ');
 }
 
-export function planChanges(doc: IniDocument, inputs: readonly ChangeInput[], schema: FileSchema, options: { skip?: ReadonlySet<string> } = {}): PlanResult {
+export interface PlanOptions {
+  /** `section.key` of values not to validate (sealed values that do not open). */
+  readonly skip?: ReadonlySet<string>;
+  /** Sections and keys neither in the file nor declared may be added (an upgrade's template brings them). */
+  readonly allowNew?: boolean;
+}
+
+export function planChanges(doc: IniDocument, inputs: readonly ChangeInput[], schema: FileSchema, options: PlanOptions = {}): PlanResult {
   if (inputs.length === 0) throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'No settings to change were given' });
 
   const badNames = inputs.flatMap((input) => [sectionNameProblem(input.section), keyNameProblem(input.key)].filter((p): p is string => p !== undefined));
   if (badNames.length > 0) throw new AppError('INVALID_NAME', 'Invalid Request', { details: [...new Set(badNames)].join('; ') });
 
   const missingSections = [...new Set(inputs.map((i) => i.section))].filter((name) => !doc.byName.has(name) && !schema.has(name));
-  if (missingSections.length > 0) {
+  if (missingSections.length > 0 && !options.allowNew) {
     throw new AppError('SECTION_NOT_FOUND', 'Invalid Request', { details: listDetails('Section:', missingSections.map((s) => `${s} does not exist`)) });
   }
 
@@ -64,7 +71,7 @@ export function planChanges(doc: IniDocument, inputs: readonly ChangeInput[], sc
     const declared = schema.get(input.section)?.fields.has(input.key.toLowerCase());
     if (!inFile && !declared) missingKeys.push(input.key);
   }
-  if (missingKeys.length > 0) {
+  if (missingKeys.length > 0 && !options.allowNew) {
     throw new AppError('KEY_NOT_FOUND', 'Invalid Request', { details: listDetails('Key:', missingKeys.map((k) => `${k} does not exist`)) });
   }
 

@@ -46,7 +46,7 @@ export interface Snapshot {
 }
 
 /** What made a revision, as the history records it. */
-export type RevisionSource = 'api' | 'file' | 'rollback' | 'auto_rollback' | 'first_boot' | 'seal' | 'startup' | 'cli' | 'rekey';
+export type RevisionSource = 'api' | 'file' | 'rollback' | 'auto_rollback' | 'first_boot' | 'seal' | 'startup' | 'cli' | 'rekey' | 'upgrade';
 
 export interface UpdateInput {
   readonly changes: readonly ChangeInput[];
@@ -55,6 +55,8 @@ export interface UpdateInput {
   readonly actor: Actor;
   /** Default: `api` for API callers, `cli` otherwise. */
   readonly source?: RevisionSource;
+  /** Sections and keys that are neither in the file nor declared may be added (template upgrades only). */
+  readonly allowNew?: boolean;
 }
 
 export interface AppliedChange extends PlannedChange {
@@ -375,7 +377,10 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       if (working.unreadable.length > 0) throw unreadableError(working.unreadable);
       return { snapshot: working, changes: [] };
     }
-    const planned = planChanges(working.doc, pending.input.changes, schema, { skip: new Set(working.unreadable.map((issue) => issue.field)) });
+    const planned = planChanges(working.doc, pending.input.changes, schema, {
+      skip: new Set(working.unreadable.map((issue) => issue.field)),
+      ...(pending.input.allowNew ? { allowNew: true } : {}),
+    });
     const changed = valueChanges(planned.changes);
     const snapshot = changed.length === 0 ? working : toSnapshot(applyStoredChanges(working.stored, changed, schema, keyring), label, schema, keyring, { tolerate: true });
     // Nothing is written while a value that does not open stays: only a write that sets it again.

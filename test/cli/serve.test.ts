@@ -88,7 +88,7 @@ describe('confhub serve', () => {
     await stop(second.child);
   });
 
-  it('when the config directory already holds a config.ini with the Websoft9 default key, then the key is replaced, the secrets sealed, and every other byte kept', async () => {
+  it('when the config directory already holds a legacy config.ini with the Websoft9 default key, then the key is replaced, the secrets sealed, its other lines kept byte for byte, and the keys it lacks added', async () => {
     const configDir = tempDir();
     const legacy = [
       '; written by apphub',
@@ -109,10 +109,20 @@ describe('confhub serve', () => {
     expect(key).not.toBe(WEBSOFT9_DEFAULT_API_KEY);
     expect((await openedConfig(env)).byName.get('nginx_proxy_manager')!.byKey.get('user_pwd')!.value).toBe('gtBi82ljgJLOBdIv');
     const sealed = (line: string): string => line.replace(/= .*$/, '= <sealed>');
-    const lines = text.split('\r\n');
-    expect(lines.map((line) => (/^(user_pwd|key) = enc:v1:[0-9a-f]{8}:[A-Za-z0-9_-]+$/.test(line) ? sealed(line) : line))).toEqual(
-      legacy.split('\r\n').map((line) => (/^(user_pwd|key) = /.test(line) ? sealed(line) : line)),
-    );
+    // Every legacy line is still there, in order, byte for byte (CRLF kept), with new keys in between.
+    const lines = text.split('\r\n').map((line) => (/^(user_pwd|key) = enc:v1:[0-9a-f]{8}:[A-Za-z0-9_-]+$/.test(line) ? sealed(line) : line));
+    let at = 0;
+    for (const line of legacy.split('\r\n').map((l) => (/^(user_pwd|key) = /.test(l) ? sealed(l) : l))) {
+      const found = lines.indexOf(line, at);
+      expect(found, `legacy line "${line}" kept in order`).toBeGreaterThanOrEqual(at);
+      at = found + 1;
+    }
+    expect(text.startsWith('; written by apphub\r\n[nginx_proxy_manager]\r\n')).toBe(true);
+    expect(text).not.toMatch(/[^\r]\n/);
+    // The sections this legacy file lacks come from the template, with strong random passwords.
+    const opened = await openedConfig(env);
+    expect(opened.byName.get('cockpit')!.byKey.get('port')!.value).toBe('9090');
+    expect(opened.byName.get('gitea')!.byKey.get('user_pwd')!.value).toMatch(/^[A-Za-z0-9]{20}$/);
     const res = await fetch(`${server.url}/api/settings/nginx_proxy_manager`, { headers: { 'x-api-key': key } });
     expect(((await res.json()) as { user_pwd: string }).user_pwd).toBe('gtBi82ljgJLOBdIv');
     expect((await fetch(`${server.url}/api/settings/api_key`, { headers: { 'x-api-key': WEBSOFT9_DEFAULT_API_KEY } })).status).toBe(401);
@@ -188,7 +198,7 @@ describe('confhub serve', () => {
     writeFileSync(join(configDir, 'config.ini'), '[api_key]\nkey =\n[cockpit]\nport = ninety\n');
     const failed = await failing(['serve'], { CONFHUB_DATA_DIR: tempDir(), CONFHUB_CONFIG_DIR: configDir, CONFHUB_PORT: '0' });
     expect(failed?.code).toBe(1);
-    expect(failed?.stderr).toContain('config.ini is invalid: the API key and passwords cannot be filled in: cockpit.port must be an integer');
+    expect(failed?.stderr).toContain('the keys new in this version cannot be added to config.ini: cockpit.port must be an integer');
     expect(readFileSync(join(configDir, 'config.ini'), 'utf8')).toBe('[api_key]\nkey =\n[cockpit]\nport = ninety\n');
   });
 
