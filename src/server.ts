@@ -23,6 +23,7 @@ import { createReadOnlyIniStore, createSettingsStore, type RevisionAnnouncement 
 import { createSyncService, type SyncService } from './sync/sync-service.js';
 import { describeAction, parseSyncConfig } from './sync/target-spec.js';
 import { createWorkerHost } from './sync/worker-host.js';
+import { createMetrics } from './metrics.js';
 import { createHistoryReader } from './history/history-repo.js';
 import { createHistoryService } from './history/history-service.js';
 import { historyConfigOf } from './history/push.js';
@@ -90,6 +91,7 @@ async function startLocked(config: RuntimeConfig, logger: Logger, installed: str
     protectedPaths: [config.configPath, config.systemPath],
   });
   historyConfigOf(system.read().doc, { configDir: config.configDir });
+  const metrics = createMetrics();
   let sync: SyncService | undefined;
   const workerHost = createWorkerHost({
     init: {
@@ -110,6 +112,7 @@ async function startLocked(config: RuntimeConfig, logger: Logger, installed: str
     onExit: () => sync?.onWorkerExit(),
   });
   sync = createSyncService({
+    metrics,
     targets,
     describeReload: (target) => describeAction(target.reload),
     db,
@@ -121,6 +124,7 @@ async function startLocked(config: RuntimeConfig, logger: Logger, installed: str
     workerRestarts: () => workerHost.restarts(),
   });
   const syncService = sync;
+  metrics.observe({ sourceValid: () => syncService.status().source.valid, workerRestarts: () => workerHost.restarts() });
   announce = (announcement) => syncService.announce(announcement);
   // Written before the worker starts; their announcements wait for it, so the history names them.
   const upgrade = await mergeShippedTemplate({
@@ -149,6 +153,7 @@ async function startLocked(config: RuntimeConfig, logger: Logger, installed: str
     bodyLimitBytes: config.bodyLimitBytes,
     trustProxy: config.trustProxy,
     sync,
+    metrics,
     history: createHistoryService({ reader: createHistoryReader({ gitDir: config.historyDir, workTree: config.configDir }), db, schema: CONFIG_SCHEMA, keyring }),
   });
   const server: Server = createServer(app);

@@ -19,6 +19,7 @@ import { loadSnapshot, sendJson } from './route-helpers.js';
 import { createAuditRoutes } from './routes/audit.js';
 import { createHistoryRoutes } from './routes/history.js';
 import type { HistoryService } from '../history/history-service.js';
+import type { Metrics } from '../metrics.js';
 import { createSettingsRoutes } from './routes/settings.js';
 import { createSyncRoutes } from './routes/sync.js';
 import { createSystemRoutes } from './routes/system.js';
@@ -40,6 +41,8 @@ export interface AppDeps {
   sync?: SyncService;
   /** config.ini's history; without it the history routes answer 503. */
   history?: HistoryService;
+  /** Prometheus metrics; without them /metrics answers 404. */
+  metrics?: Metrics;
 }
 
 const WRITE_METHODS = new Set(['PUT', 'PATCH', 'POST', 'DELETE']);
@@ -63,6 +66,14 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('etag', false);
   app.set('trust proxy', deps.trustProxy ?? false);
   app.use(createRequestContext(deps.logger));
+  const { metrics } = deps;
+  if (metrics) {
+    app.use(metrics.http());
+    // Like /healthz, without the key: scrapers reach it on the address confhub listens on.
+    app.get('/metrics', async (_req, res) => {
+      res.type(metrics.contentType).send(await metrics.text());
+    });
+  }
 
   app.get('/healthz', (_req, res) => {
     sendJson(res, '{"status":"ok"}');
@@ -84,7 +95,7 @@ export function createApp(deps: AppDeps): express.Express {
   const api = Router();
   api.use(...limits, loadSnapshot(deps.settings), createApiKeyAuth({ currentKey }));
   api.use(createSyncRoutes({ sync: deps.sync }));
-  api.use(createHistoryRoutes({ history: deps.history, store: deps.settings, sync: deps.sync, jsonBody }));
+  api.use(createHistoryRoutes({ history: deps.history, store: deps.settings, sync: deps.sync, jsonBody, ...(metrics ? { onRollback: () => metrics.rollbackRequested() } : {}) }));
   api.use(createSettingsRoutes({ store: deps.settings, schema: configSchema, jsonBody, sync: deps.sync }));
   api.use(createSystemRoutes({ store: deps.system }));
   api.use(createAuditRoutes({ audit: deps.audit }));

@@ -15,6 +15,7 @@ import type { RevisionAnnouncement, SettingsStore } from '../settings/store.js';
 import type { HistoryStatus, MainToWorker, RevisionActor, RunSource, WorkerToMain } from './protocol.js';
 import type { ReconcileResult, TargetOutcome, TargetState } from './reconcile.js';
 import type { TargetSpec } from './target-spec.js';
+import type { Metrics } from '../metrics.js';
 
 export type SyncEventType = 'applied' | 'failed' | 'source_invalid' | 'rolled_back';
 
@@ -65,6 +66,7 @@ export interface SyncServiceDeps {
   send: (message: MainToWorker) => void;
   workerAlive: () => boolean;
   workerRestarts: () => number;
+  metrics?: Metrics;
   now?: () => number;
 }
 
@@ -108,6 +110,8 @@ export function createSyncService(deps: SyncServiceDeps) {
   /** Revisions written through the API, in write order: a later run answers every earlier wait (latest wins). */
   const revisionSeq = new Map<string, number>();
   const revisionWaiters: RevisionWaiter[] = [];
+  /** When each announced revision was written, for the propagation time (bounded: the newest only). */
+  const writtenAt = new Map<string, number>();
   let seq = 0;
   let ready = false;
   let firstRunDone = false;
@@ -214,6 +218,14 @@ export function createSyncService(deps: SyncServiceDeps) {
     } catch (error) {
       log.error({ err: error }, 'recording a sync run failed');
     }
+    deps.metrics?.run({
+      source: message.source,
+      result,
+      startedAt: message.startedAt,
+      finishedAt: message.finishedAt,
+      ...(message.source !== 'retry' && writtenAt.has(result.revision) ? { writtenAt: writtenAt.get(result.revision)! } : {}),
+    });
+    if (message.source !== 'retry') writtenAt.delete(result.revision);
     const type: SyncEventType = result.outcome === 'rolled_back' ? 'rolled_back' : result.outcome === 'failed' ? 'failed' : 'applied';
     if (result.outcome !== 'unchanged' || message.source === 'reload') {
       emit({ type, revision: result.revision, at, source: message.source, actor: message.actor, targets: result.targets });
@@ -291,6 +303,8 @@ export function createSyncService(deps: SyncServiceDeps) {
                   },
                 };
           answerRevision(message.revision, { kind: 'run', source: 'change', result, ...(message.commit !== undefined ? { commit: message.commit } : {}) });
+          deps.metrics?.skipped(message.reason === 'applied' ? 'unchanged' : 'failed');
+          writtenAt.delete(message.revision);
           try {
             // The history shows the outcome of every revision, including one the targets already had.
             insertRun.run({
@@ -359,6 +373,8 @@ export function createSyncService(deps: SyncServiceDeps) {
     /** From the store, just before a write lands: names the actor of that revision for the worker. */
     announce({ revision, actor, source, rollbackOf }: RevisionAnnouncement): void {
       revisionSeq.set(revision, ++seq);
+      writtenAt.set(revision, now());
+      if (writtenAt.size > 256) writtenAt.delete(writtenAt.keys().next().value!);
       deps.send({ type: 'expect', revision, actor: { type: actor.type, id: actor.id }, source, ...(rollbackOf ? { rollbackOf } : {}) });
     },
 

@@ -18,6 +18,8 @@ export interface HistoryRoutesDeps {
   store: SettingsStore;
   sync?: SyncService;
   jsonBody: (req: Request, res: Response, next: (error?: unknown) => void) => void;
+  /** Told of every rollback that changed config.ini. */
+  onRollback?: () => void;
 }
 
 function requireHistory(history: HistoryService | undefined): HistoryService {
@@ -40,7 +42,7 @@ function requiredQuery(req: Request, name: string): string {
   return value;
 }
 
-export function createHistoryRoutes({ history, store, sync, jsonBody }: HistoryRoutesDeps): Router {
+export function createHistoryRoutes({ history, store, sync, jsonBody, onRollback }: HistoryRoutesDeps): Router {
   const router = Router();
 
   router
@@ -84,6 +86,7 @@ export function createHistoryRoutes({ history, store, sync, jsonBody }: HistoryR
       res.locals.audited = true;
       const result = await store.restore({ text, actor, source: 'rollback', rollbackOf: commit, ...(req.get('if-match') ? { ifMatch: parseIfMatch(req)! } : {}) });
       res.setHeader('ETag', result.snapshot.etag);
+      if (result.written) onRollback?.();
       const changed = result.changes.filter((c) => c.changed).map((c) => `${c.section}.${c.key.toLowerCase()}`);
       const answer = { rolledBackTo: commit, revision: result.snapshot.revision, changed };
       if (!wait) {

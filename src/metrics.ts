@@ -1,0 +1,134 @@
+/**
+ * Prometheus metrics (GET /metrics, text format): HTTP requests by route and status, sync runs by
+ * outcome, how long a change takes to reach the services, reloads by target and result, rollbacks,
+ * whether config.ini is valid, worker restarts, and the process's own (CPU, memory, event loop).
+ * Route labels are the route patterns (`/api/v1/settings/:section`), never paths or values, so
+ * the number of series stays bounded and nothing a client sends ends up in a label.
+ */
+import type { RequestHandler } from 'express';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ReconcileResult } from './sync/reconcile.js';
+import type { RunSource } from './sync/protocol.js';
+
+/** Reload failures by what went wrong; anything else that stopped a reload is `failed`. */
+const RELOAD_RESULTS: Readonly<Record<string, string>> = { SERVICE_UNREACHABLE: 'unreachable', HEALTH_FAILED: 'unhealthy', TIMEOUT: 'timeout' };
+
+export interface MetricsSources {
+  sourceValid(): boolean;
+  workerRestarts(): number;
+}
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const httpRequests = new Counter({
+    name: 'confhub_http_requests_total',
+    help: 'HTTP requests answered, by method, route pattern and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  });
+  const httpDuration = new Histogram({
+    name: 'confhub_http_request_duration_seconds',
+    help: 'Time to answer an HTTP request, by route pattern',
+    labelNames: ['route'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+    registers: [registry],
+  });
+  const syncRuns = new Counter({
+    name: 'confhub_sync_runs_total',
+    help: 'Sync runs of the worker, by what started them and their outcome',
+    labelNames: ['source', 'outcome'] as const,
+    registers: [registry],
+  });
+  const propagation = new Histogram({
+    name: 'confhub_propagation_seconds',
+    help: 'From an API write of config.ini until the worker finished applying it to the services',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  });
+  const runDuration = new Histogram({
+    name: 'confhub_sync_run_duration_seconds',
+    help: 'Duration of one sync run (render, write, reload, verify)',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  });
+  const reloads = new Counter({
+    name: 'confhub_reloads_total',
+    help: 'Service reloads, by target and result (ok, failed, unhealthy, unreachable, timeout)',
+    labelNames: ['target', 'result'] as const,
+    registers: [registry],
+  });
+  const rollbacks = new Counter({
+    name: 'confhub_rollbacks_total',
+    help: 'Rollbacks of config.ini: automatic (a revision failed) or requested (POST /settings/rollback)',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  let sources: MetricsSources | undefined;
+  new Gauge({
+    name: 'confhub_source_valid',
+    help: '1 when config.ini is valid and its secrets open, 0 otherwise',
+    registers: [registry],
+    collect() {
+      this.set(sources ? (sources.sourceValid() ? 1 : 0) : 0);
+    },
+  });
+  new Gauge({
+    name: 'confhub_worker_restarts',
+    help: 'Times the sync worker thread was restarted since confhub started',
+    registers: [registry],
+    collect() {
+      this.set(sources?.workerRestarts() ?? 0);
+    },
+  });
+
+  return {
+    contentType: registry.contentType,
+    text: () => registry.metrics(),
+
+    /** Wired once the sync service exists. */
+    observe(next: MetricsSources): void {
+      sources = next;
+    },
+
+    /** Counts every answered request under its route pattern (`unmatched` when no route took it). */
+    http(): RequestHandler {
+      return (req, res, next) => {
+        const started = process.hrtime.bigint();
+        res.on('finish', () => {
+          const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
+          httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
+          httpDuration.observe({ route }, Number(process.hrtime.bigint() - started) / 1e9);
+        });
+        next();
+      };
+    },
+
+    /** One run the worker reported; `writtenAt` is when an API write made its revision. */
+    run(input: { source: RunSource; result: ReconcileResult; startedAt: number; finishedAt: number; writtenAt?: number }): void {
+      const { result } = input;
+      syncRuns.inc({ source: input.source, outcome: result.outcome });
+      runDuration.observe(Math.max(0, input.finishedAt - input.startedAt) / 1000);
+      if (input.writtenAt !== undefined && (result.outcome === 'applied' || result.outcome === 'unchanged')) {
+        propagation.observe(Math.max(0, input.finishedAt - input.writtenAt) / 1000);
+      }
+      for (const target of result.targets) {
+        const attempted = target.reloaded || (target.error !== null && target.error.code !== 'RENDER_FAILED' && target.error.code !== 'CHECK_FAILED' && target.error.code !== 'WRITE_FAILED');
+        if (!attempted) continue;
+        reloads.inc({ target: target.target, result: target.error ? (RELOAD_RESULTS[target.error.code] ?? 'failed') : 'ok' });
+      }
+      if (result.outcome === 'rolled_back') rollbacks.inc({ kind: 'automatic' });
+    },
+
+    /** A skipped revision (already in effect, or failed before). */
+    skipped(outcome: 'unchanged' | 'failed'): void {
+      syncRuns.inc({ source: 'change', outcome });
+    },
+
+    rollbackRequested(): void {
+      rollbacks.inc({ kind: 'requested' });
+    },
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
