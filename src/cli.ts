@@ -13,9 +13,16 @@ import { createLogger } from './log.js';
 import { loadRuntimeConfig, type RuntimeConfig } from './runtime-config.js';
 import { loadKeyring } from './secrets/master-key.js';
 import { rotateMasterKey } from './secrets/rekey.js';
-import { CONFIG_SCHEMA } from './settings/schema.js';
+import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from './settings/schema.js';
 import { readApiKey } from './settings/read-api-key.js';
-import { createSettingsStore } from './settings/store.js';
+import { createSettingsStore, toSnapshot } from './settings/store.js';
+import { createHistoryReader } from './history/history-repo.js';
+import { createHistoryService, MAX_HISTORY_LIMIT } from './history/history-service.js';
+import { historyConfigOf } from './history/push.js';
+import { validationFailed } from './settings/plan-changes.js';
+import { decodeText } from './settings/revision.js';
+import { validateDocument } from './settings/validate.js';
+import { parseSyncConfig } from './sync/target-spec.js';
 import { acquireInstanceLock } from './bootstrap/instance-lock.js';
 import { startServer, VERSION, type RunningServer } from './server.js';
 
@@ -31,6 +38,13 @@ Usage:
   confhub masterkey rotate
                          seal every secret of config.ini with a new master key (confhub
                          must be stopped; the old key is kept to open older history)
+  confhub validate       check config.ini and system.ini (exit 0 when both are valid,
+                         1 with every problem on stderr)
+  confhub history [--limit N]
+                         the newest commits of config.ini (default 20)
+  confhub rollback <commit>
+                         restore config.ini to a commit's content (validated, audited;
+                         a running confhub applies it like a hand edit)
   confhub --help         this text
 `;
 
@@ -109,6 +123,77 @@ async function rotateKey(config: RuntimeConfig): Promise<void> {
   }
 }
 
+/** Every problem of config.ini and system.ini, as `confhub validate` prints them. */
+async function validate(config: RuntimeConfig): Promise<void> {
+  const problems: string[] = [];
+  const attempt = (label: string, check: () => void): void => {
+    try {
+      check();
+    } catch (error) {
+      if (!isAppError(error)) throw error;
+      const errors = (error.data.errors as { message: string }[] | undefined) ?? [];
+      problems.push(...(errors.length > 0 ? errors.map((e) => `${label}: ${e.message}`) : [`${label}: ${error.details}`]));
+    }
+  };
+  const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
+  attempt('config.ini', () => {
+    const { doc } = toSnapshot(readText(config.configPath, 'config.ini'), 'config.ini', CONFIG_SCHEMA, keyring);
+    const issues = validateDocument({ doc, schema: CONFIG_SCHEMA });
+    if (issues.length > 0) throw validationFailed(issues);
+  });
+  attempt('system.ini', () => {
+    const { doc } = toSnapshot(readText(config.systemPath, 'system.ini'), 'system.ini', SYSTEM_SCHEMA);
+    const issues = validateDocument({ doc, schema: SYSTEM_SCHEMA });
+    if (issues.length > 0) throw validationFailed(issues);
+    parseSyncConfig({ doc, dataDir: config.dataDir, configDir: config.configDir, protectedPaths: [config.configPath, config.systemPath] });
+    historyConfigOf(doc, { configDir: config.configDir });
+  });
+  if (problems.length > 0) {
+    process.stderr.write(`${problems.map((p) => `confhub: ${p}`).join('\n')}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  process.stdout.write('config.ini and system.ini are valid\n');
+}
+
+function readText(path: string, label: string): string {
+  if (!existsSync(path)) throw new AppError('CONFIG_INVALID', `${label} is invalid`, { details: `${path} does not exist` });
+  return decodeText(readFileSync(path), label);
+}
+
+async function history(config: RuntimeConfig, limitText: string | undefined): Promise<void> {
+  const limit = limitText === undefined ? 20 : Number(limitText);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_HISTORY_LIMIT) {
+    throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: `--limit must be a whole number from 1 to ${MAX_HISTORY_LIMIT}` });
+  }
+  const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
+  const db = openDatabase({ path: config.databasePath });
+  try {
+    const service = createHistoryService({ reader: createHistoryReader({ gitDir: config.historyDir, workTree: config.configDir }), db, schema: CONFIG_SCHEMA, keyring });
+    const { commits } = await service.list({ limit });
+    for (const c of commits) {
+      process.stdout.write(`${c.id.slice(0, 12)}  ${c.time}  ${`${c.actor.type}:${c.actor.id}`.padEnd(22)}  ${c.source.padEnd(13)}  ${(c.sync?.outcome ?? '-').padEnd(11)}  ${c.summary}\n`);
+    }
+  } finally {
+    db.close();
+  }
+}
+
+async function rollback(config: RuntimeConfig, commitish: string): Promise<void> {
+  const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
+  const db = openDatabase({ path: config.databasePath });
+  let content: { commit: string; text: string };
+  try {
+    const service = createHistoryService({ reader: createHistoryReader({ gitDir: config.historyDir, workTree: config.configDir }), db, schema: CONFIG_SCHEMA, keyring });
+    content = await service.contentAt(commitish);
+  } finally {
+    db.close();
+  }
+  const result = await withStore(config, (store) => store.restore({ text: content.text, actor: { type: 'system', id: 'cli' }, source: 'rollback', rollbackOf: content.commit }));
+  const changed = result.changes.filter((c) => c.changed).map((c) => `${c.section}.${c.key.toLowerCase()}`);
+  process.stdout.write(`config.ini restored to ${content.commit.slice(0, 12)}${changed.length > 0 ? `: ${changed.join(', ')} changed` : ': no value changed'}\n`);
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command = 'serve', ...rest] = argv;
   if (command === '--help' || command === '-h' || command === 'help') {
@@ -120,6 +205,9 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'apikey' && rest[0] === 'show' && rest.length === 1) return showApiKey(config);
   if (command === 'apikey' && rest[0] === 'rotate' && rest.length === 1) return rotateApiKey(config);
   if (command === 'masterkey' && rest[0] === 'rotate' && rest.length === 1) return rotateKey(config);
+  if (command === 'validate' && rest.length === 0) return validate(config);
+  if (command === 'history' && (rest.length === 0 || (rest.length === 2 && rest[0] === '--limit'))) return history(config, rest[1]);
+  if (command === 'rollback' && rest.length === 1) return rollback(config, rest[0]!);
   process.stderr.write(`confhub: unknown command "${argv.join(' ')}"\n\n${USAGE}`);
   process.exitCode = 2;
 }

@@ -1,0 +1,85 @@
+/** `confhub validate`, `history` and `rollback` as an operator runs them, on a data directory a real start made. */
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadRuntimeConfig } from '../../src/runtime-config.js';
+import { readApiKey } from '../../src/settings/read-api-key.js';
+import { CLI, killStartedProcesses, startProcess, stopProcess } from '../support/confhub-process.js';
+import { tempDirs } from '../support/temp-dirs.js';
+import { eventually } from '../support/wait.js';
+
+const execute = promisify(execFile);
+const tempDir = tempDirs('confhub-cmd-');
+afterEach(() => killStartedProcesses());
+
+/** Runs the CLI; resolves with its exit code and output whatever the code. */
+async function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  return execute(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env } }).then(
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+    (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
+  );
+}
+
+/** A data directory after a first start and two API changes (three commits). */
+async function prepared(): Promise<{ env: Record<string, string>; configPath: string }> {
+  const env = { CONFHUB_DATA_DIR: tempDir() };
+  const server = await startProcess(env);
+  const key = (await readApiKey(loadRuntimeConfig(env)))!;
+  // Once the worker has committed the first start's revision (a write before that would supersede it).
+  await eventually('ready', async () => (await fetch(`${server.url}/readyz`)).status === 200);
+  for (const port of [9301, 9302]) {
+    await fetch(`${server.url}/api/v1/settings/cockpit?key=port&value=${port}&wait=true`, { method: 'PUT', headers: { 'x-api-key': key } });
+  }
+  await eventually('three commits', async () => {
+    const res = await fetch(`${server.url}/api/v1/settings/history`, { headers: { 'x-api-key': key } });
+    return ((await res.json()) as { commits: unknown[] }).commits.length === 3;
+  });
+  expect(await stopProcess(server.child)).toBe(0);
+  return { env, configPath: loadRuntimeConfig(env).configPath };
+}
+
+describe('confhub validate, history, rollback', () => {
+  it('when config.ini and system.ini are valid, then validate exits 0; each kind of problem exits 1 naming it', async () => {
+    const { env, configPath } = await prepared();
+    expect(await cli(['validate'], env)).toMatchObject({ code: 0, stdout: 'config.ini and system.ini are valid\n' });
+    const good = readFileSync(configPath, 'utf8');
+
+    writeFileSync(configPath, good.replace('port = 9302', 'port = ninety'));
+    expect(await cli(['validate'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('config.ini: cockpit.port must be an integer from 1 to 65535') });
+
+    writeFileSync(configPath, `${good}[cockpit]\nport = 1\n`);
+    expect(await cli(['validate'], env)).toMatchObject({ code: 1, stderr: expect.stringMatching(/config\.ini: config\.ini line \d+: duplicate section \[cockpit\]/) });
+
+    const sealed = /user_pwd = (enc:v1:\S+)/.exec(good)![1]!;
+    writeFileSync(configPath, good.replace(sealed, `${sealed.slice(0, -2)}${sealed.endsWith('AA') ? 'BB' : 'AA'}`));
+    expect(await cli(['validate'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('cannot be decrypted') });
+
+    writeFileSync(configPath, good);
+    const systemPath = join(env.CONFHUB_DATA_DIR!, 'config', 'system.ini');
+    writeFileSync(systemPath, `${readFileSync(systemPath, 'utf8')}\n[target:bad]\nsections = cockpit\nformat = nope\noutput = x\n`);
+    expect(await cli(['validate'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('target:bad') });
+  });
+
+  it('when history is asked, then the newest commits are listed with actor, source and outcome; rollback restores a commit byte for byte', async () => {
+    const { env, configPath } = await prepared();
+    const listed = await cli(['history', '--limit', '2'], env);
+    expect(listed.code).toBe(0);
+    const lines = listed.stdout.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^[0-9a-f]{12} {2}\S+ {2}api:key:[0-9a-f]{12}\s+api\s+applied\s+cockpit\.port changed$/);
+    const all = (await cli(['history'], env)).stdout.trim().split('\n');
+    const first = all[all.length - 1]!.slice(0, 12);
+    expect(all[all.length - 1]).toContain('first_boot');
+
+    const { stdout: shown } = await execute('git', ['--git-dir', loadRuntimeConfig(env).historyDir, 'cat-file', 'blob', `${first}:config.ini`]);
+    const restored = await cli(['rollback', first], env);
+    expect(restored).toMatchObject({ code: 0, stdout: `config.ini restored to ${first}: cockpit.port changed\n` });
+    expect(readFileSync(configPath, 'utf8')).toBe(shown);
+
+    expect(await cli(['rollback', 'not-a-commit'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('4 to 40 hexadecimal') });
+    expect(await cli(['rollback', 'deadbeefdead'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('does not exist in the history') });
+    expect(await cli(['history', '--limit', 'lots'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('--limit must be') });
+  });
+});
