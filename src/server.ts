@@ -3,7 +3,7 @@
  * first-boot secrets, the app, and the listening server with a clean shutdown.
  */
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
@@ -154,6 +154,13 @@ async function startLocked(config: RuntimeConfig, logger: Logger, installed: str
     trustProxy: config.trustProxy,
     sync,
     metrics,
+    startup: {
+      installed: installed.map((path) => basename(path)),
+      apiKeyGenerated: secrets.apiKeyGenerated || secrets.apiKeyFromEnvironment,
+      passwordsGenerated: [...secrets.passwordsGenerated, ...upgrade.generated],
+      masterKeyCreated: keys.created,
+      upgrade,
+    },
     history: createHistoryService({ reader: createHistoryReader({ gitDir: config.historyDir, workTree: config.configDir }), db, schema: CONFIG_SCHEMA, keyring }),
   });
   const server: Server = createServer(app);

@@ -36,6 +36,8 @@ export interface MergeTemplateResult {
   readonly added: readonly string[];
   /** `section.key` an earlier template had and this one does not: kept in config.ini. */
   readonly obsolete: readonly string[];
+  /** `section.key` of the added keys that got a random secret (the template's value was empty). */
+  readonly generated: readonly string[];
 }
 
 interface TemplateRecord {
@@ -60,6 +62,7 @@ export async function mergeShippedTemplate({ store, templateText, recordPath, sc
   const seen = readRecord(recordPath);
   const templateKeys: string[] = [];
   const changes: ChangeInput[] = [];
+  const generated: string[] = [];
   for (const section of template.sections) {
     for (const entry of section.entries) {
       const id = fieldId(section.name, entry.key);
@@ -69,6 +72,7 @@ export async function mergeShippedTemplate({ store, templateText, recordPath, sc
       // A new service's empty password gets a strong random one at once, as on a first start.
       const field = schema.get(section.name)?.fields.get(entry.keyLower);
       const value = entry.value === '' && field?.password ? generatePassword() : entry.value === '' && field?.kind === 'api_key' ? generateApiKey() : entry.value;
+      if (value !== entry.value) generated.push(id);
       changes.push({ section: section.name, key: entry.key, value });
     }
   }
@@ -86,5 +90,5 @@ export async function mergeShippedTemplate({ store, templateText, recordPath, sc
   if (added.length > 0) logger.info({ keys: added }, 'added the keys new in this version to config.ini (user values kept)');
   if (obsolete.length > 0) logger.warn({ keys: obsolete }, 'config.ini keeps keys this version no longer ships; remove them by hand if unused');
   await writeFileAtomic(recordPath, `${JSON.stringify({ keys: templateKeys } satisfies TemplateRecord)}\n`, { mode: 0o600 });
-  return { added, obsolete };
+  return { added, obsolete, generated };
 }

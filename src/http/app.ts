@@ -18,6 +18,7 @@ import { createRequestContext } from './request-context.js';
 import { loadSnapshot, sendJson } from './route-helpers.js';
 import { createAuditRoutes } from './routes/audit.js';
 import { createHistoryRoutes } from './routes/history.js';
+import { createInitRoutes, type StartupReport } from './routes/init.js';
 import type { HistoryService } from '../history/history-service.js';
 import type { Metrics } from '../metrics.js';
 import { createSettingsRoutes } from './routes/settings.js';
@@ -43,6 +44,8 @@ export interface AppDeps {
   history?: HistoryService;
   /** Prometheus metrics; without them /metrics answers 404. */
   metrics?: Metrics;
+  /** What this start did, for /init/status. */
+  startup?: StartupReport;
 }
 
 const WRITE_METHODS = new Set(['PUT', 'PATCH', 'POST', 'DELETE']);
@@ -95,6 +98,7 @@ export function createApp(deps: AppDeps): express.Express {
   const api = Router();
   api.use(...limits, loadSnapshot(deps.settings), createApiKeyAuth({ currentKey }));
   api.use(createSyncRoutes({ sync: deps.sync }));
+  api.use(createInitRoutes({ sync: deps.sync, startup: deps.startup }));
   api.use(createHistoryRoutes({ history: deps.history, store: deps.settings, sync: deps.sync, jsonBody, ...(metrics ? { onRollback: () => metrics.rollbackRequested() } : {}) }));
   api.use(createSettingsRoutes({ store: deps.settings, schema: configSchema, jsonBody, sync: deps.sync }));
   api.use(createSystemRoutes({ store: deps.system }));

@@ -151,6 +151,9 @@ export function buildOpenApi({ version, configSchema, systemSchema }: OpenApiInp
           responses: { '200': { description: '{entries, next}' }, ...common, '400': errorResponse('INVALID_REQUEST') },
         },
       },
+      '/init/status': {
+        get: { summary: 'How far this start got: phase, what the start did, per-target initialization, last error', responses: { '200': { description: '{phase, firstStart, startup, reasons, targets, lastError}' }, ...common } },
+      },
       '/openapi.json': { get: { summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } } },
     },
   };

@@ -15,12 +15,13 @@ describe('upgrades merge the shipped template', () => {
     try {
       const recordPath = join(h.config.dataDir, 'shipped-template.json');
       const merge = (templateText: string) => mergeShippedTemplate({ store: h.settings, templateText, recordPath, schema: CONFIG_SCHEMA, logger: pino({ level: 'silent' }) });
-      expect(await merge(TEMPLATE_V1)).toEqual({ added: [], obsolete: [] });
+      expect(await merge(TEMPLATE_V1)).toEqual({ added: [], obsolete: [], generated: [] });
       const before = h.readConfig();
 
       const result = await merge(TEMPLATE_V2);
       expect(result.added).toEqual(['custom.new_setting', 'portainer.user_pwd', 'extra.feature']);
       expect(result.obsolete).toEqual(['custom.old']);
+      expect(result.generated).toEqual(['portainer.user_pwd']);
       const text = h.readConfig();
       expect(text.startsWith(before.replace('old = going away\n', 'old = going away\nnew_setting = brought by v2\n'))).toBe(true);
       const { doc } = h.settings.read();
@@ -33,7 +34,7 @@ describe('upgrades merge the shipped template', () => {
 
       // The user deletes a key the template has: the next start does not bring it back.
       writeFileSync(h.config.configPath, h.readConfig().replace('feature = on\n', ''));
-      expect(await merge(TEMPLATE_V2)).toEqual({ added: [], obsolete: [] });
+      expect(await merge(TEMPLATE_V2)).toEqual({ added: [], obsolete: [], generated: [] });
       expect(h.readConfig()).not.toContain('feature = on');
       const audit = h.audit.query({ limit: 10 });
       expect(audit.find((row) => row.key === 'new_setting')).toMatchObject({ action: 'settings.update', actor: { type: 'system', id: 'upgrade' }, result: 'applied' });

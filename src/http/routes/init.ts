@@ -1,0 +1,65 @@
+/**
+ * GET /init/status: how far this start got. The phase (initializing until the worker finished its
+ * first reconcile; then ready, waiting for services that are not up yet, or degraded), what the
+ * start itself did (defaults installed, secrets generated, template keys merged), and per target
+ * whether its first files are in place and its service took them.
+ */
+import { Router } from 'express';
+import type { PlainError } from '../../errors.js';
+import type { SyncService } from '../../sync/sync-service.js';
+import { methodNotAllowed, sendJson } from '../route-helpers.js';
+
+/** What the start did before the API listened. */
+export interface StartupReport {
+  /** File names installed from the shipped defaults (a first start installs both). */
+  readonly installed: readonly string[];
+  readonly apiKeyGenerated: boolean;
+  readonly passwordsGenerated: readonly string[];
+  readonly masterKeyCreated: boolean;
+  readonly upgrade: { readonly added: readonly string[]; readonly obsolete: readonly string[] };
+}
+
+type TargetInit = 'pending' | 'initialized' | 'waiting_for_service' | 'failed';
+
+const TARGET_INIT: Readonly<Record<string, TargetInit>> = {
+  unknown: 'pending',
+  in_sync: 'initialized',
+  pending_reload: 'waiting_for_service',
+  failed: 'failed',
+  rolled_back: 'failed',
+};
+
+export function createInitRoutes({ sync, startup }: { sync: SyncService | undefined; startup: StartupReport | undefined }): Router {
+  const router = Router();
+  router
+    .route('/init/status')
+    .get((_req, res) => {
+      const status = sync?.status();
+      const readiness = sync?.readiness() ?? { ready: false, reasons: ['syncing is not running in this process'] };
+      const targets = (status?.targets ?? []).map((t) => ({ target: t.target, state: TARGET_INIT[t.state] ?? 'pending', lastError: t.lastError }));
+      let lastError: PlainError | null = status?.source.error ?? null;
+      for (const t of targets) if (!lastError && t.state === 'failed') lastError = t.lastError;
+      const phase = !readiness.ready
+        ? status?.source.valid === false
+          ? 'degraded'
+          : 'initializing'
+        : targets.some((t) => t.state === 'failed')
+          ? 'degraded'
+          : targets.some((t) => t.state === 'waiting_for_service' || t.state === 'pending')
+            ? 'waiting_for_services'
+            : 'ready';
+      sendJson(
+        res,
+        JSON.stringify({
+          phase,
+          firstStart: (startup?.installed.length ?? 0) > 0,
+          startup: startup ?? null,
+          reasons: readiness.reasons,
+          targets,
+          lastError,
+        }),
+      );
+    })
+    .all(methodNotAllowed('GET'));
+  return router;
+}
