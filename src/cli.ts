@@ -26,27 +26,53 @@ import { parseSyncConfig } from './sync/target-spec.js';
 import { acquireInstanceLock } from './bootstrap/instance-lock.js';
 import { startServer, VERSION, type RunningServer } from './server.js';
 
+interface Command {
+  readonly name: string;
+  readonly synopsis: string;
+  readonly text: string;
+}
+
+const COMMANDS: readonly Command[] = [
+  {
+    name: 'serve',
+    synopsis: 'confhub [serve]',
+    text: 'run the REST API and the sync worker (environment: CONFHUB_DATA_DIR, CONFHUB_CONFIG_DIR, CONFHUB_HOST, CONFHUB_PORT, CONFHUB_API_KEY, CONFHUB_RATE_LIMIT, CONFHUB_LOG_LEVEL, CONFHUB_MASTER_KEY_FILE; see README.md)',
+  },
+  { name: 'apikey', synopsis: 'confhub apikey show|rotate', text: 'show: print the API key clients send in the x-api-key header; rotate: replace it with a new random one and print it' },
+  {
+    name: 'masterkey',
+    synopsis: 'confhub masterkey rotate',
+    text: 'seal every secret of config.ini with a new master key (confhub must be stopped; the old key is kept to open older history)',
+  },
+  { name: 'validate', synopsis: 'confhub validate', text: 'check config.ini and system.ini: exit 0 when both are valid, 1 with every problem on stderr' },
+  { name: 'history', synopsis: 'confhub history [--limit N]', text: 'the newest commits of config.ini (default 20): id, time, actor, source, sync outcome, summary' },
+  { name: 'rollback', synopsis: 'confhub rollback <commit>', text: "restore config.ini to a commit's content (validated, audited; a running confhub applies it like a hand edit)" },
+];
+
+/** Wraps `text` into lines of at most `width` characters, each prefixed by `indent`. */
+function wrap(text: string, width: number, indent: string): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line === '' ? word : `${line} ${word}`;
+  }
+  if (line !== '') lines.push(line);
+  return lines.map((l) => `${indent}${l}`).join('\n');
+}
+
 const USAGE = `confhub ${VERSION}: configuration center for all-in-one container deployments
 
 Usage:
-  confhub [serve]        run the REST API (environment: CONFHUB_DATA_DIR, CONFHUB_CONFIG_DIR,
-                         CONFHUB_HOST, CONFHUB_PORT, CONFHUB_API_KEY, CONFHUB_RATE_LIMIT,
-                         CONFHUB_LOG_LEVEL, CONFHUB_MASTER_KEY_FILE;
-                         see README.md)
-  confhub apikey show    print the API key clients send in the x-api-key header
-  confhub apikey rotate  replace the API key with a new random one and print it
-  confhub masterkey rotate
-                         seal every secret of config.ini with a new master key (confhub
-                         must be stopped; the old key is kept to open older history)
-  confhub validate       check config.ini and system.ini (exit 0 when both are valid,
-                         1 with every problem on stderr)
-  confhub history [--limit N]
-                         the newest commits of config.ini (default 20)
-  confhub rollback <commit>
-                         restore config.ini to a commit's content (validated, audited;
-                         a running confhub applies it like a hand edit)
-  confhub --help         this text
+${COMMANDS.map((c) => `  ${c.synopsis}\n${wrap(c.text, 72, '      ')}`).join('\n')}
+  confhub --help, confhub <command> --help
 `;
+
+function commandHelp(command: Command): string {
+  return `Usage: ${command.synopsis}\n\n${wrap(command.text, 78, '')}\n`;
+}
 
 async function serve(config: RuntimeConfig): Promise<void> {
   const logger = createLogger({ level: config.logLevel });
@@ -198,6 +224,11 @@ async function main(argv: string[]): Promise<void> {
   const [command = 'serve', ...rest] = argv;
   if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(USAGE);
+    return;
+  }
+  const known = COMMANDS.find((c) => c.name === command);
+  if (known && (rest.includes('--help') || rest.includes('-h'))) {
+    process.stdout.write(commandHelp(known));
     return;
   }
   const config = loadRuntimeConfig();

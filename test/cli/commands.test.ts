@@ -1,6 +1,6 @@
 /** `confhub validate`, `history` and `rollback` as an operator runs them, on a data directory a real start made. */
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -82,4 +82,12 @@ describe('confhub validate, history, rollback', () => {
     expect(await cli(['rollback', 'deadbeefdead'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('does not exist in the history') });
     expect(await cli(['history', '--limit', 'lots'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('--limit must be') });
   });
+
+  it.each(['serve', 'apikey', 'masterkey', 'validate', 'history', 'rollback'])('when %s --help is asked, then its usage is printed and nothing runs', async (name) => {
+    const dataDir = join(tempDir(), 'data');
+    const help = await cli([name, '--help'], { CONFHUB_DATA_DIR: dataDir });
+    expect(help).toMatchObject({ code: 0, stdout: expect.stringMatching(new RegExp(`^Usage: confhub \\[?${name}`)) });
+    expect(existsSync(dataDir)).toBe(false);
+  });
 });
+
