@@ -23,6 +23,9 @@ import { validationFailed } from './settings/plan-changes.js';
 import { decodeText } from './settings/revision.js';
 import { validateDocument } from './settings/validate.js';
 import { parseSyncConfig } from './sync/target-spec.js';
+import { planTargets } from './sync/plan.js';
+import { parseIni } from './ini/document.js';
+import { openDocument } from './secrets/sealed-document.js';
 import { acquireInstanceLock } from './bootstrap/instance-lock.js';
 import { startServer, VERSION, type RunningServer } from './server.js';
 
@@ -43,6 +46,11 @@ const COMMANDS: readonly Command[] = [
     name: 'masterkey',
     synopsis: 'confhub masterkey rotate',
     text: 'seal every secret of config.ini with a new master key (confhub must be stopped; the old key is kept to open older history)',
+  },
+  {
+    name: 'plan',
+    synopsis: 'confhub plan',
+    text: 'what a sync would change, writing nothing: per target create, update, mode or unchanged, with a unified diff whose secrets are masked (exit 1 when a target cannot be rendered)',
   },
   { name: 'validate', synopsis: 'confhub validate', text: 'check config.ini and system.ini: exit 0 when both are valid, 1 with every problem on stderr' },
   { name: 'history', synopsis: 'confhub history [--limit N]', text: 'the newest commits of config.ini (default 20): id, time, actor, source, sync outcome, summary' },
@@ -182,6 +190,26 @@ async function validate(config: RuntimeConfig): Promise<void> {
   process.stdout.write('config.ini and system.ini are valid\n');
 }
 
+async function plan(config: RuntimeConfig): Promise<void> {
+  const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
+  const { doc } = toSnapshot(readText(config.configPath, 'config.ini'), 'config.ini', CONFIG_SCHEMA, keyring);
+  const system = toSnapshot(readText(config.systemPath, 'system.ini'), 'system.ini', SYSTEM_SCHEMA);
+  const { targets } = parseSyncConfig({ doc: system.doc, dataDir: config.dataDir, configDir: config.configDir, protectedPaths: [config.configPath, config.systemPath] });
+  // The files on disk hold the values of the last applied revision: the newest commit's secrets are masked too.
+  const reader = createHistoryReader({ gitDir: config.historyDir, workTree: config.configDir });
+  const head = await reader.head().catch(() => null);
+  const earlier = head ? [openDocument(parseIni(await reader.contentAt(head)), CONFIG_SCHEMA, keyring, { tolerate: true }).doc] : [];
+  const plans = await planTargets({ targets, doc, schema: CONFIG_SCHEMA, earlier });
+  const mode = (m: number | null): string => (m === null ? '-' : `0${m.toString(8)}`);
+  for (const p of plans) {
+    const what = p.change === 'none' ? 'unchanged' : p.change === 'mode' ? `mode ${mode(p.mode.from)} -> ${mode(p.mode.to)}` : p.change;
+    process.stdout.write(`== ${p.target} (${p.output}): ${what}\n`);
+    if (p.error) process.stdout.write(`   ${p.error.code}: ${p.error.details}\n`);
+    if (p.diff) process.stdout.write(p.diff.endsWith('\n') ? p.diff : `${p.diff}\n`);
+  }
+  if (plans.some((p) => p.error)) process.exitCode = 1;
+}
+
 function readText(path: string, label: string): string {
   if (!existsSync(path)) throw new AppError('CONFIG_INVALID', `${label} is invalid`, { details: `${path} does not exist` });
   return decodeText(readFileSync(path), label);
@@ -237,6 +265,7 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'apikey' && rest[0] === 'rotate' && rest.length === 1) return rotateApiKey(config);
   if (command === 'masterkey' && rest[0] === 'rotate' && rest.length === 1) return rotateKey(config);
   if (command === 'validate' && rest.length === 0) return validate(config);
+  if (command === 'plan' && rest.length === 0) return plan(config);
   if (command === 'history' && (rest.length === 0 || (rest.length === 2 && rest[0] === '--limit'))) return history(config, rest[1]);
   if (command === 'rollback' && rest.length === 1) return rollback(config, rest[0]!);
   process.stderr.write(`confhub: unknown command "${argv.join(' ')}"\n\n${USAGE}`);

@@ -83,7 +83,7 @@ function asAppError(error: unknown): AppError {
   return error instanceof AppError ? error : new AppError('INTERNAL_ERROR', 'Internal error', { details: String((error as Error)?.message ?? error), cause: error });
 }
 
-function renderInput(doc: IniDocument, spec: TargetSpec, template: string | undefined): RenderInput {
+export function renderInput(doc: IniDocument, spec: TargetSpec, template: string | undefined): RenderInput {
   const sections: RenderSection[] = [];
   for (const name of spec.sections) {
     const section = doc.byName.get(name);

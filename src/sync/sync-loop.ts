@@ -27,7 +27,8 @@ import { parseIni, type IniDocument } from '../ini/document.js';
 import { decodeText, revisionOf } from '../settings/revision.js';
 import { openDocument } from '../secrets/sealed-document.js';
 import type { Keyring } from '../secrets/secret-box.js';
-import { isSensitive, MASK, type FileSchema } from '../settings/schema.js';
+import type { FileSchema } from '../settings/schema.js';
+import { maskText, secretsOf } from '../settings/mask-secrets.js';
 import type { RevisionSource } from '../settings/store.js';
 import { validateDocument } from '../settings/validate.js';
 import type { RevisionActor, RunSource, WorkerToMain } from './protocol.js';
@@ -79,8 +80,6 @@ interface Source {
 const FILE_ACTOR: RevisionActor = Object.freeze({ type: 'file', id: 'file' });
 const RETRY_ACTOR: RevisionActor = Object.freeze({ type: 'system', id: 'retry' });
 const MAX_REMEMBERED_ACTORS = 256;
-/** Values shorter than this are not masked in free text: they would mask unrelated words. */
-const MIN_MASKED_LENGTH = 4;
 
 async function readUntilStable(path: string): Promise<string> {
   let previous = await readFile(path);
@@ -91,23 +90,6 @@ async function readUntilStable(path: string): Promise<string> {
     previous = current;
   }
   throw new AppError('CONFIG_INVALID', 'config.ini is invalid', { details: 'config.ini kept changing; waiting for the next save' });
-}
-
-/** The values of sensitive keys in a document, longest first (so a value containing another is masked whole). */
-function secretsOf(doc: IniDocument, schema: FileSchema): string[] {
-  const values = new Set<string>();
-  for (const section of doc.sections) {
-    for (const entry of section.entries) {
-      if (entry.value.length >= MIN_MASKED_LENGTH && isSensitive(schema, section.name, entry.key)) values.add(entry.value);
-    }
-  }
-  return [...values].sort((a, b) => b.length - a.length);
-}
-
-function maskText(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) out = out.split(secret).join(MASK);
-  return out;
 }
 
 function maskError(error: PlainError | null, secrets: readonly string[]): PlainError | null {

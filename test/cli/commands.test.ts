@@ -1,5 +1,5 @@
 /** `confhub validate`, `history` and `rollback` as an operator runs them, on a data directory a real start made. */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -11,6 +11,7 @@ import { tempDirs } from '../support/temp-dirs.js';
 import { eventually } from '../support/wait.js';
 
 const execute = promisify(execFile);
+const execFileSyncText = (file: string, args: string[]): string => execFileSync(file, args, { encoding: 'utf8' });
 const tempDir = tempDirs('confhub-cmd-');
 afterEach(() => killStartedProcesses());
 
@@ -83,7 +84,32 @@ describe('confhub validate, history, rollback', () => {
     expect(await cli(['history', '--limit', 'lots'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('--limit must be') });
   });
 
-  it.each(['serve', 'apikey', 'masterkey', 'validate', 'history', 'rollback'])('when %s --help is asked, then its usage is printed and nothing runs', async (name) => {
+  it('when config.ini changed while confhub was stopped, then plan shows each target\'s diff with secrets masked and writes nothing', async () => {
+    const { env, configPath } = await prepared();
+    const services = join(env.CONFHUB_DATA_DIR!, 'services');
+    const snapshot = (): string => execFileSyncText('find', [services, '-type', 'f', '-printf', '%p %s %T@ %m\\n']);
+    const before = snapshot();
+    const oldPassword = JSON.parse(readFileSync(join(services, 'portainer', 'admin.json'), 'utf8')).Password as string;
+    const text = readFileSync(configPath, 'utf8');
+    writeFileSync(configPath, text.replace('port = 9302', 'port = 9310').replace(/^(\[portainer\][\s\S]*?user_pwd = ).*$/m, '$1Planned-Pass-9z'));
+    const configBefore = readFileSync(configPath, 'utf8');
+    const planned = await cli(['plan'], env);
+    expect(planned.code).toBe(0);
+    expect(planned.stdout).toMatch(/^== cockpit \(.*cockpit\.conf\): update$/m);
+    expect(planned.stdout).toMatch(/^-.*9302/m);
+    expect(planned.stdout).toMatch(/^\+.*9310/m);
+    expect(planned.stdout).toMatch(/^== portainer \(.*admin\.json\): update$/m);
+    expect(planned.stdout).toMatch(/^\+.*"Password": "\*{6}"/m);
+    expect(planned.stdout).not.toContain('Planned-Pass-9z');
+    expect(oldPassword).toMatch(/^[A-Za-z0-9]{20}$/);
+    expect(planned.stdout).not.toContain(oldPassword);
+    expect(planned.stdout).toMatch(/^-.*"Password": "\*{6}"/m);
+    expect(planned.stdout).toMatch(/^== gitea \(.*\): unchanged$/m);
+    expect(snapshot()).toBe(before);
+    expect(readFileSync(configPath, 'utf8')).toBe(configBefore);
+  });
+
+  it.each(['serve', 'apikey', 'masterkey', 'plan', 'validate', 'history', 'rollback'])('when %s --help is asked, then its usage is printed and nothing runs', async (name) => {
     const dataDir = join(tempDir(), 'data');
     const help = await cli([name, '--help'], { CONFHUB_DATA_DIR: dataDir });
     expect(help).toMatchObject({ code: 0, stdout: expect.stringMatching(new RegExp(`^Usage: confhub \\[?${name}`)) });
