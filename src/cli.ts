@@ -16,7 +16,7 @@ import { rotateMasterKey } from './secrets/rekey.js';
 import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from './settings/schema.js';
 import { readApiKey } from './settings/read-api-key.js';
 import { createSettingsStore, toSnapshot } from './settings/store.js';
-import { createHistoryReader } from './history/history-repo.js';
+import { createHistoryReader, createHistoryWriter } from './history/history-repo.js';
 import { createHistoryService, MAX_HISTORY_LIMIT } from './history/history-service.js';
 import { historyConfigOf } from './history/push.js';
 import { validationFailed } from './settings/plan-changes.js';
@@ -24,6 +24,9 @@ import { decodeText } from './settings/revision.js';
 import { validateDocument } from './settings/validate.js';
 import { parseSyncConfig } from './sync/target-spec.js';
 import { planTargets } from './sync/plan.js';
+import { composeReconciler } from './sync/compose-reconciler.js';
+import { createRevisionRecorder } from './sync/revision-recorder.js';
+import { maskText, secretsOf } from './settings/mask-secrets.js';
 import { parseIni } from './ini/document.js';
 import { openDocument } from './secrets/sealed-document.js';
 import { acquireInstanceLock } from './bootstrap/instance-lock.js';
@@ -51,6 +54,11 @@ const COMMANDS: readonly Command[] = [
     name: 'plan',
     synopsis: 'confhub plan',
     text: 'what a sync would change, writing nothing: per target create, update, mode or unchanged, with a unified diff whose secrets are masked (exit 1 when a target cannot be rendered)',
+  },
+  {
+    name: 'once',
+    synopsis: 'confhub once',
+    text: 'one reconcile of every target and exit (init containers, CI): commits config.ini to the history, writes and reloads what changed; exit 1 when a target failed (unreachable services are reported, not failures); refuses to run beside a running confhub',
   },
   { name: 'validate', synopsis: 'confhub validate', text: 'check config.ini and system.ini: exit 0 when both are valid, 1 with every problem on stderr' },
   { name: 'history', synopsis: 'confhub history [--limit N]', text: 'the newest commits of config.ini (default 20): id, time, actor, source, sync outcome, summary' },
@@ -210,6 +218,44 @@ async function plan(config: RuntimeConfig): Promise<void> {
   if (plans.some((p) => p.error)) process.exitCode = 1;
 }
 
+async function once(config: RuntimeConfig): Promise<void> {
+  const lock = await acquireInstanceLock(config.dataDir).catch((cause: unknown) => {
+    if (!isAppError(cause) || cause.data.busy !== true) throw cause;
+    throw new AppError('INVALID_REQUEST', 'confhub is running', { details: `confhub is running with the data directory ${config.dataDir}; ask it with POST /api/v1/settings/reload instead` });
+  });
+  try {
+    const logger = createLogger({ level: 'silent' });
+    const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
+    // Values typed in plain text are sealed first, as a running confhub would.
+    if (toSnapshot(readText(config.configPath, 'config.ini'), 'config.ini', CONFIG_SCHEMA, keyring).unsealed.length > 0) {
+      await withStore(config, (store) => store.seal({ actor: { type: 'file', id: 'file' } }));
+    }
+    const snapshot = toSnapshot(readText(config.configPath, 'config.ini'), 'config.ini', CONFIG_SCHEMA, keyring);
+    const issues = validateDocument({ doc: snapshot.doc, schema: CONFIG_SCHEMA });
+    if (issues.length > 0) throw validationFailed(issues);
+    const systemDoc = toSnapshot(readText(config.systemPath, 'system.ini'), 'system.ini', SYSTEM_SCHEMA).doc;
+    const { reconciler } = composeReconciler({ systemDoc, ...config, logger });
+    const recorder = createRevisionRecorder({
+      writer: createHistoryWriter({ gitDir: config.historyDir, workTree: config.configDir, logger }),
+      schema: CONFIG_SCHEMA,
+      keyring,
+      logger,
+      onStatus: () => undefined,
+    });
+    const commit = await recorder.record(snapshot, { actor: { type: 'system', id: 'cli' }, source: 'cli' });
+    const result = await reconciler.reconcile({ revision: snapshot.revision, doc: snapshot.doc, force: false });
+    await recorder.idle();
+    const secrets = secretsOf(snapshot.doc, CONFIG_SCHEMA);
+    process.stdout.write(`revision ${snapshot.revision.slice(0, 12)} (commit ${commit?.slice(0, 12) ?? '-'}): ${result.outcome}\n`);
+    for (const t of result.targets) {
+      process.stdout.write(`  ${t.target}: ${t.state}${t.error ? ` (${t.error.code}: ${maskText(t.error.details, secrets)})` : ''}\n`);
+    }
+    if (result.outcome === 'failed' || result.outcome === 'rolled_back') process.exitCode = 1;
+  } finally {
+    await lock.release();
+  }
+}
+
 function readText(path: string, label: string): string {
   if (!existsSync(path)) throw new AppError('CONFIG_INVALID', `${label} is invalid`, { details: `${path} does not exist` });
   return decodeText(readFileSync(path), label);
@@ -266,6 +312,7 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'masterkey' && rest[0] === 'rotate' && rest.length === 1) return rotateKey(config);
   if (command === 'validate' && rest.length === 0) return validate(config);
   if (command === 'plan' && rest.length === 0) return plan(config);
+  if (command === 'once' && rest.length === 0) return once(config);
   if (command === 'history' && (rest.length === 0 || (rest.length === 2 && rest[0] === '--limit'))) return history(config, rest[1]);
   if (command === 'rollback' && rest.length === 1) return rollback(config, rest[0]!);
   process.stderr.write(`confhub: unknown command "${argv.join(' ')}"\n\n${USAGE}`);

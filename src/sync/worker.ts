@@ -4,7 +4,6 @@
  * made during start-up is missed.
  */
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { parentPort, workerData } from 'node:worker_threads';
 import { removeStaleTempFiles } from '../fs/atomic-write.js';
 import { createHistoryReader, createHistoryWriter } from '../history/history-repo.js';
@@ -12,18 +11,13 @@ import { revisionOf } from '../settings/revision.js';
 import { createHistoryPusher, historyConfigOf } from '../history/push.js';
 import { parseIni } from '../ini/document.js';
 import { createLogger } from '../log.js';
-import { createDockerDriver } from '../reload/docker.js';
-import { createServiceActions } from '../reload/service-actions.js';
-import { createSupervisorDriver } from '../reload/supervisor.js';
-import { renderTarget } from '../render/index.js';
 import { createKeyring, masterKey } from '../secrets/secret-box.js';
 import { CONFIG_SCHEMA } from '../settings/schema.js';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
-import { createReconciler } from './reconcile.js';
+import { composeReconciler } from './compose-reconciler.js';
 import { createRevisionRecorder } from './revision-recorder.js';
 import { createSourceWatcher } from './source-watcher.js';
 import { createSyncLoop } from './sync-loop.js';
-import { parseSyncConfig } from './target-spec.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -31,28 +25,10 @@ const post = (message: WorkerToMain): void => port.postMessage(message);
 const logger = createLogger({ level: init.logLevel }).child({ thread: 'sync-worker' });
 
 const systemDoc = parseIni(readFileSync(init.systemPath, 'utf8'));
-const { settings, targets } = parseSyncConfig({
-  doc: systemDoc,
-  dataDir: init.dataDir,
-  configDir: init.configDir,
-  protectedPaths: [init.configPath, init.systemPath],
-});
+const { settings, targets, reconciler } = composeReconciler({ systemDoc, ...init, logger });
 for (const target of targets) {
   for (const name of await removeStaleTempFiles(target.output)) logger.warn({ target: target.name, name }, 'removed a temp file left by an interrupted write');
 }
-
-const actions = createServiceActions({
-  docker: createDockerDriver({ socketPath: settings.dockerSocket, logger }),
-  supervisor: createSupervisorDriver({ url: settings.supervisorUrl, logger }),
-  logger,
-});
-const reconciler = createReconciler({
-  targets,
-  actions,
-  render: (target, input) => renderTarget(target.format, input),
-  readTemplate: (path) => readFile(path, 'utf8'),
-  logger,
-});
 
 const [current, ...retired] = init.masterKeys.map((key) => masterKey(Buffer.from(key)));
 const keyring = createKeyring(current!, retired);

@@ -109,7 +109,24 @@ describe('confhub validate, history, rollback', () => {
     expect(readFileSync(configPath, 'utf8')).toBe(configBefore);
   });
 
-  it.each(['serve', 'apikey', 'masterkey', 'plan', 'validate', 'history', 'rollback'])('when %s --help is asked, then its usage is printed and nothing runs', async (name) => {
+  it('when once runs on a changed config.ini, then the targets are written, the revision committed, unreachable services reported; beside a running confhub it refuses', async () => {
+    const { env, configPath } = await prepared();
+    writeFileSync(configPath, readFileSync(configPath, 'utf8').replace('port = 9302', 'port = 9320').replace('http://websoft9-git:3000/api/v1', 'http://git.example:3000/api/v1'));
+    const ran = await cli(['once'], env);
+    expect(ran.code, ran.stdout + ran.stderr).toBe(0);
+    expect(ran.stdout).toMatch(/^revision [0-9a-f]{12} \(commit [0-9a-f]{12}\): applied$/m);
+    expect(ran.stdout).toMatch(/^ {2}cockpit: in_sync$/m);
+    expect(ran.stdout).toMatch(/^ {2}gitea: pending_reload \(SERVICE_UNREACHABLE: /m);
+    expect(readFileSync(join(env.CONFHUB_DATA_DIR!, 'services', 'cockpit', 'cockpit.conf'), 'utf8')).toContain('9320');
+    const top = (await cli(['history', '--limit', '1'], env)).stdout;
+    expect(top).toMatch(/system:cli\s+cli\s+-\s+gitea\.base_url, cockpit\.port changed/);
+
+    const server = await startProcess(env);
+    expect(await cli(['once'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('POST /api/v1/settings/reload instead') });
+    expect(await stopProcess(server.child)).toBe(0);
+  });
+
+  it.each(['serve', 'apikey', 'masterkey', 'plan', 'once', 'validate', 'history', 'rollback'])('when %s --help is asked, then its usage is printed and nothing runs', async (name) => {
     const dataDir = join(tempDir(), 'data');
     const help = await cli([name, '--help'], { CONFHUB_DATA_DIR: dataDir });
     expect(help).toMatchObject({ code: 0, stdout: expect.stringMatching(new RegExp(`^Usage: confhub \\[?${name}`)) });
