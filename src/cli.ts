@@ -204,7 +204,7 @@ async function plan(config: RuntimeConfig): Promise<void> {
   const system = toSnapshot(readText(config.systemPath, 'system.ini'), 'system.ini', SYSTEM_SCHEMA);
   const { targets } = parseSyncConfig({ doc: system.doc, dataDir: config.dataDir, configDir: config.configDir, protectedPaths: [config.configPath, config.systemPath] });
   // The files on disk hold the values of the last applied revision: the newest commit's secrets are masked too.
-  const reader = createHistoryReader({ gitDir: config.historyDir, workTree: config.configDir });
+  const reader = historyReader(config);
   const head = await reader.head().catch(() => null);
   const earlier = head ? [openDocument(parseIni(await reader.contentAt(head)), CONFIG_SCHEMA, keyring, { tolerate: true }).doc] : [];
   const plans = await planTargets({ targets, doc, schema: CONFIG_SCHEMA, earlier });
@@ -269,7 +269,7 @@ async function history(config: RuntimeConfig, limitText: string | undefined): Pr
   const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
   const db = openDatabase({ path: config.databasePath });
   try {
-    const service = createHistoryService({ reader: createHistoryReader({ gitDir: config.historyDir, workTree: config.configDir }), db, schema: CONFIG_SCHEMA, keyring });
+    const service = createHistoryService({ reader: historyReader(config), db, schema: CONFIG_SCHEMA, keyring });
     const { commits } = await service.list({ limit });
     for (const c of commits) {
       process.stdout.write(`${c.id.slice(0, 12)}  ${c.time}  ${`${c.actor.type}:${c.actor.id}`.padEnd(22)}  ${c.source.padEnd(13)}  ${(c.sync?.outcome ?? '-').padEnd(11)}  ${c.summary}\n`);
@@ -279,16 +279,14 @@ async function history(config: RuntimeConfig, limitText: string | undefined): Pr
   }
 }
 
+function historyReader(config: RuntimeConfig) {
+  return createHistoryReader({ gitDir: config.historyDir, workTree: config.configDir });
+}
+
 async function rollback(config: RuntimeConfig, commitish: string): Promise<void> {
-  const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
-  const db = openDatabase({ path: config.databasePath });
-  let content: { commit: string; text: string };
-  try {
-    const service = createHistoryService({ reader: createHistoryReader({ gitDir: config.historyDir, workTree: config.configDir }), db, schema: CONFIG_SCHEMA, keyring });
-    content = await service.contentAt(commitish);
-  } finally {
-    db.close();
-  }
+  const reader = historyReader(config);
+  const commit = await reader.resolve(commitish);
+  const content = { commit, text: await reader.contentAt(commit) };
   const result = await withStore(config, (store) => store.restore({ text: content.text, actor: { type: 'system', id: 'cli' }, source: 'rollback', rollbackOf: content.commit }));
   const changed = result.changes.filter((c) => c.changed).map((c) => `${c.section}.${c.key.toLowerCase()}`);
   process.stdout.write(`config.ini restored to ${content.commit.slice(0, 12)}${changed.length > 0 ? `: ${changed.join(', ')} changed` : ': no value changed'}\n`);

@@ -41,11 +41,6 @@ function answers(path: string): Promise<boolean> {
   });
 }
 
-/** Whether a confhub (or an offline command) holds the data directory's lock. */
-export function instanceRunning(dataDir: string): Promise<boolean> {
-  return answers(lockAddress(dataDir).path);
-}
-
 export interface InstanceLock {
   release(): Promise<void>;
 }

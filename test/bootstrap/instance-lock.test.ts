@@ -2,9 +2,22 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDirs } from '../support/temp-dirs.js';
-import { acquireInstanceLock, instanceRunning, lockAddress } from '../../src/bootstrap/instance-lock.js';
+import { connect } from 'node:net';
+import { acquireInstanceLock, lockAddress } from '../../src/bootstrap/instance-lock.js';
 
 const tempDir = tempDirs('confhub-lock-');
+
+/** Whether something answers on the data directory's lock, as a second confhub would ask. */
+function instanceRunning(dir: string): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = connect(lockAddress(dir).path);
+    socket.once('connect', () => {
+      socket.destroy();
+      done(true);
+    });
+    socket.once('error', () => done(false));
+  });
+}
 
 describe('instance lock', () => {
   it('when the lock is held, then a second acquire is refused and the directory reads as running; released, it can be taken again', async () => {
