@@ -187,7 +187,7 @@ async function validate(config: RuntimeConfig): Promise<void> {
     const { doc } = toSnapshot(readText(config.systemPath, 'system.ini'), 'system.ini', SYSTEM_SCHEMA);
     const issues = validateDocument({ doc, schema: SYSTEM_SCHEMA });
     if (issues.length > 0) throw validationFailed(issues);
-    parseSyncConfig({ doc, dataDir: config.dataDir, configDir: config.configDir, protectedPaths: [config.configPath, config.systemPath] });
+    parseSyncConfig({ doc, dataDir: config.dataDir, configDir: config.configDir, protectedPaths: [config.configPath, config.systemPath], overrides: config.reloaders });
     historyConfigOf(doc, { configDir: config.configDir });
   });
   if (problems.length > 0) {

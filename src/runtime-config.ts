@@ -6,6 +6,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { AppError } from './errors.js';
 import type { MasterKeySource } from './secrets/master-key.js';
 import { FIELD_KINDS } from './settings/field-kinds.js';
+import type { SyncOverrides } from './sync/target-spec.js';
 
 export interface RuntimeConfig {
   readonly dataDir: string;
@@ -30,6 +31,10 @@ export interface RuntimeConfig {
   /** Express "trust proxy" setting: false, or a hop count / address list. */
   readonly trustProxy: boolean | number | string;
   readonly bodyLimitBytes: number;
+  /** CONFHUB_DOCKER_SOCKET and CONFHUB_SUPERVISOR_URL: where the reloaders are, over system.ini [sync]. */
+  readonly reloaders: SyncOverrides;
+  /** How long a shutdown waits for the write or apply in flight (under docker stop's 10 s grace). */
+  readonly stopTimeoutMs: number;
 }
 
 export const DEFAULT_RATE_LIMIT = 1200;
@@ -75,6 +80,12 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, cwd: str
     file: keyFile !== undefined ? path(keyFile) : resolve(dataDir, 'master.key'),
     createFile: keyFile === undefined,
   });
+  const dockerSocket = env.CONFHUB_DOCKER_SOCKET || undefined;
+  if (dockerSocket !== undefined && !isAbsolute(dockerSocket)) fail('CONFHUB_DOCKER_SOCKET', `must be an absolute path, got "${dockerSocket}"`);
+  const supervisorUrl = env.CONFHUB_SUPERVISOR_URL || undefined;
+  if (supervisorUrl !== undefined && !/^unix:\/\/\/./.test(supervisorUrl) && !/^https?:\/\/./.test(supervisorUrl)) {
+    fail('CONFHUB_SUPERVISOR_URL', 'must be unix:///path/to/supervisor.sock or http://host:port');
+  }
   const host = env.CONFHUB_HOST || '127.0.0.1';
   if (/\s/.test(host)) fail('CONFHUB_HOST', `must be an address or host name, got "${host}"`);
   return Object.freeze({
@@ -93,5 +104,7 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, cwd: str
     logLevel,
     trustProxy: trustProxy(env.CONFHUB_TRUST_PROXY),
     bodyLimitBytes: integer(env, 'CONFHUB_BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
+    reloaders: Object.freeze({ ...(dockerSocket !== undefined ? { dockerSocket } : {}), ...(supervisorUrl !== undefined ? { supervisorUrl } : {}) }),
+    stopTimeoutMs: integer(env, 'CONFHUB_STOP_TIMEOUT_MS', 6000, 100, 3_600_000),
   });
 }

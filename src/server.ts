@@ -25,6 +25,10 @@ import { describeAction, parseSyncConfig } from './sync/target-spec.js';
 import { createWorkerHost } from './sync/worker-host.js';
 import { createMetrics } from './metrics.js';
 import { createHistoryReader } from './history/history-repo.js';
+import { createDockerDriver } from './reload/docker.js';
+import { createSupervisorDriver } from './reload/supervisor.js';
+import { createHttpProbe } from './services/http-probe.js';
+import { createServiceChecks } from './services/service-checks.js';
 import { createHistoryService } from './history/history-service.js';
 import { historyConfigOf } from './history/push.js';
 
@@ -84,11 +88,12 @@ async function startLocked(config: RuntimeConfig, logger: Logger, installed: str
     }
     throw error;
   }
-  const { targets } = parseSyncConfig({
+  const { targets, settings: syncSettings } = parseSyncConfig({
     doc: system.read().doc,
     dataDir: config.dataDir,
     configDir: config.configDir,
     protectedPaths: [config.configPath, config.systemPath],
+    overrides: config.reloaders,
   });
   historyConfigOf(system.read().doc, { configDir: config.configDir });
   const metrics = createMetrics();
@@ -101,6 +106,7 @@ async function startLocked(config: RuntimeConfig, logger: Logger, installed: str
       configDir: config.configDir,
       logLevel: config.logLevel,
       historyDir: config.historyDir,
+      reloaders: config.reloaders,
       masterKeys: [keyring.current, ...[...keyring.byId.values()].filter((key) => key !== keyring.current)].map((key) => new Uint8Array(key.key)),
     },
     initAtStart: () => {
@@ -108,6 +114,7 @@ async function startLocked(config: RuntimeConfig, logger: Logger, installed: str
       return commit ? { lastAppliedCommit: commit } : {};
     },
     logger,
+    stopTimeoutMs: config.stopTimeoutMs,
     onMessage: (message) => sync?.onWorkerMessage(message),
     onExit: () => sync?.onWorkerExit(),
   });
@@ -142,6 +149,23 @@ async function startLocked(config: RuntimeConfig, logger: Logger, installed: str
   }
   workerHost.start();
 
+  // The main thread's own drivers (the worker has its own): building them connects to nothing,
+  // so an absent Docker engine or supervisord only shows in the check results.
+  const services = createServiceChecks({
+    targets,
+    configDoc: () => {
+      try {
+        return settings.read().doc;
+      } catch {
+        return settings.lastGood()?.doc;
+      }
+    },
+    docker: createDockerDriver({ socketPath: syncSettings.dockerSocket, logger }),
+    supervisor: createSupervisorDriver({ url: syncSettings.supervisorUrl, logger }),
+    http: createHttpProbe(),
+    logger,
+  });
+
   const app = createApp({
     settings,
     system,
@@ -154,6 +178,7 @@ async function startLocked(config: RuntimeConfig, logger: Logger, installed: str
     trustProxy: config.trustProxy,
     sync,
     metrics,
+    services,
     startup: {
       installed: installed.map((path) => basename(path)),
       apiKeyGenerated: secrets.apiKeyGenerated || secrets.apiKeyFromEnvironment,
@@ -193,7 +218,9 @@ async function startLocked(config: RuntimeConfig, logger: Logger, installed: str
           setTimeout(() => server.closeAllConnections(), 2000).unref();
         });
         await settings.idle();
-        await workerHost.stop();
+        // Checks in flight end within their probe timeout; waited for beside the worker, so they
+        // add nothing to the shutdown budget, and no probe's socket outlives the server.
+        await Promise.all([workerHost.stop(), services.idle()]);
         // A rollback the worker asked for while stopping is written before the database closes.
         await settings.idle();
         db.close();

@@ -21,9 +21,11 @@ import { createHistoryRoutes } from './routes/history.js';
 import { createInitRoutes, type StartupReport } from './routes/init.js';
 import type { HistoryService } from '../history/history-service.js';
 import type { Metrics } from '../metrics.js';
+import { createServiceRoutes } from './routes/services.js';
 import { createSettingsRoutes } from './routes/settings.js';
 import { createSyncRoutes } from './routes/sync.js';
 import { createSystemRoutes } from './routes/system.js';
+import type { ServiceChecks } from '../services/service-checks.js';
 import type { SyncService } from '../sync/sync-service.js';
 
 export interface AppDeps {
@@ -46,6 +48,8 @@ export interface AppDeps {
   metrics?: Metrics;
   /** What this start did, for /init/status. */
   startup?: StartupReport;
+  /** Connection tests of the services; without them the services routes answer 503. */
+  services?: ServiceChecks;
 }
 
 const WRITE_METHODS = new Set(['PUT', 'PATCH', 'POST', 'DELETE']);
@@ -99,6 +103,7 @@ export function createApp(deps: AppDeps): express.Express {
   api.use(...limits, loadSnapshot(deps.settings), createApiKeyAuth({ currentKey }));
   api.use(createSyncRoutes({ sync: deps.sync }));
   api.use(createInitRoutes({ sync: deps.sync, startup: deps.startup }));
+  api.use(createServiceRoutes({ services: deps.services }));
   api.use(createHistoryRoutes({ history: deps.history, store: deps.settings, sync: deps.sync, jsonBody, ...(metrics ? { onRollback: () => metrics.rollbackRequested() } : {}) }));
   api.use(createSettingsRoutes({ store: deps.settings, schema: configSchema, jsonBody, sync: deps.sync }));
   api.use(createSystemRoutes({ store: deps.system }));

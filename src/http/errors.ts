@@ -33,6 +33,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
   RELOAD_FAILED: 502,
   HEALTH_FAILED: 502,
   SERVICE_UNREACHABLE: 503,
+  SERVICE_NOT_FOUND: 404,
   TIMEOUT: 504,
   SYNC_FAILED: 502,
   SECRET_UNREADABLE: 500,

@@ -51,6 +51,65 @@ export function buildOpenApi({ version, configSchema, systemSchema }: OpenApiInp
   }
   schemas.System = { type: 'object', properties: systemProps, additionalProperties: { type: 'object' } };
 
+  const checkBase = {
+    ok: { type: 'boolean' },
+    latencyMs: { type: 'integer', minimum: 0 },
+    checkedAt: { type: 'string', format: 'date-time' },
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: { code: { type: 'string', enum: [...ERROR_CODES] }, message: { type: 'string', description: 'Never contains credentials or query strings' } },
+    },
+  };
+  schemas.ServiceCheck = {
+    oneOf: [
+      {
+        type: 'object',
+        required: ['kind', 'container', 'ok', 'latencyMs', 'checkedAt'],
+        properties: {
+          kind: { const: 'container' },
+          container: { type: 'string', description: 'As system.ini names it: NAME or label=KEY[=VALUE]' },
+          state: { type: 'string', description: "Docker's State.Status (running, exited, …) or absent; missing when Docker did not answer" },
+          health: { type: 'string', enum: ['healthy', 'unhealthy', 'starting', 'none'] },
+          ...checkBase,
+        },
+      },
+      {
+        type: 'object',
+        required: ['kind', 'program', 'ok', 'latencyMs', 'checkedAt'],
+        properties: {
+          kind: { const: 'supervisor' },
+          program: { type: 'string' },
+          state: { type: 'string', description: 'supervisord state name (RUNNING, STOPPED, FATAL, …); missing when supervisord did not answer' },
+          ...checkBase,
+        },
+      },
+      {
+        type: 'object',
+        required: ['kind', 'url', 'source', 'ok', 'latencyMs', 'checkedAt'],
+        properties: {
+          kind: { const: 'http' },
+          url: { type: 'string', description: 'Without userinfo, query or fragment' },
+          source: { type: 'string', description: 'health (a target\'s health URL, must answer 2xx) or section.key of config.ini (any answer below 500 is ok)' },
+          status: { type: 'integer', description: 'HTTP status; missing when nothing answered' },
+          ...checkBase,
+        },
+      },
+    ],
+  };
+  schemas.Service = {
+    type: 'object',
+    required: ['name', 'kind', 'ok', 'stale', 'checkedAt', 'checks'],
+    properties: {
+      name: { type: 'string', description: 'Target name, or the config.ini section of a service URL' },
+      kind: { type: 'string', enum: ['target', 'url'] },
+      ok: { type: ['boolean', 'null'], description: 'Every check passed; null when never checked or nothing to check' },
+      stale: { type: 'boolean', description: 'Never checked, declaration changed, or older than the cache age' },
+      checkedAt: { type: ['string', 'null'], format: 'date-time' },
+      checks: { type: 'array', items: ref('ServiceCheck') },
+    },
+  };
+
   const common = {
     '401': errorResponse('API_KEY_MISSING or API_KEY_INVALID'),
     '429': errorResponse('RATE_LIMITED'),
@@ -153,6 +212,40 @@ export function buildOpenApi({ version, configSchema, systemSchema }: OpenApiInp
       },
       '/init/status': {
         get: { summary: 'How far this start got: phase, what the start did, per-target initialization, last error', responses: { '200': { description: '{phase, firstStart, startup, reasons, targets, lastError}' }, ...common } },
+      },
+      '/services': {
+        get: {
+          summary: 'Sync targets and config.ini service URLs with their last connection test results, at once; stale results are refreshed in the background',
+          responses: {
+            '200': {
+              description: '{services, checkedAt (the oldest result; null while any service was never checked), refreshing}',
+              content: {
+                'application/json': {
+                  schema: {
+                    type: 'object',
+                    required: ['services', 'checkedAt', 'refreshing'],
+                    properties: { services: { type: 'array', items: ref('Service') }, checkedAt: { type: ['string', 'null'], format: 'date-time' }, refreshing: { type: 'boolean' } },
+                  },
+                },
+              },
+            },
+            ...common,
+            '503': errorResponse('SERVICE_UNREACHABLE: service checks are not running in this process'),
+          },
+        },
+      },
+      '/services/{name}/test': {
+        post: {
+          summary: 'Test the connections of one service now (each probe bounded by its timeout); a failed check is a result with ok: false',
+          parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$' } }],
+          responses: {
+            '200': { description: 'the fresh result', content: { 'application/json': { schema: ref('Service') } } },
+            ...common,
+            '400': errorResponse('INVALID_NAME'),
+            '404': errorResponse('SERVICE_NOT_FOUND'),
+            '503': errorResponse('SERVICE_UNREACHABLE: service checks are not running in this process'),
+          },
+        },
       },
       '/openapi.json': { get: { summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } } },
     },

@@ -10,7 +10,7 @@ import { createServiceActions } from '../reload/service-actions.js';
 import { createSupervisorDriver } from '../reload/supervisor.js';
 import { renderTarget } from '../render/index.js';
 import { createReconciler } from './reconcile.js';
-import { parseSyncConfig } from './target-spec.js';
+import { parseSyncConfig, type SyncOverrides } from './target-spec.js';
 
 export interface ComposeReconcilerInput {
   readonly systemDoc: IniDocument;
@@ -19,10 +19,11 @@ export interface ComposeReconcilerInput {
   readonly configPath: string;
   readonly systemPath: string;
   readonly logger: Logger;
+  readonly reloaders?: SyncOverrides;
 }
 
-export function composeReconciler({ systemDoc, dataDir, configDir, configPath, systemPath, logger }: ComposeReconcilerInput) {
-  const { settings, targets } = parseSyncConfig({ doc: systemDoc, dataDir, configDir, protectedPaths: [configPath, systemPath] });
+export function composeReconciler({ systemDoc, dataDir, configDir, configPath, systemPath, logger, reloaders }: ComposeReconcilerInput) {
+  const { settings, targets } = parseSyncConfig({ doc: systemDoc, dataDir, configDir, protectedPaths: [configPath, systemPath], ...(reloaders ? { overrides: reloaders } : {}) });
   const actions = createServiceActions({
     docker: createDockerDriver({ socketPath: settings.dockerSocket, logger }),
     supervisor: createSupervisorDriver({ url: settings.supervisorUrl, logger }),

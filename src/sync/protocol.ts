@@ -7,6 +7,7 @@ import type { PlainError } from '../errors.js';
 import type { PushStatus } from '../history/push.js';
 import type { RevisionSource } from '../settings/store.js';
 import type { ReconcileResult } from './reconcile.js';
+import type { SyncOverrides } from './target-spec.js';
 
 export interface WorkerInit {
   readonly configPath: string;
@@ -18,6 +19,8 @@ export interface WorkerInit {
   readonly masterKeys: readonly Uint8Array[];
   /** The git dir of the history repository. */
   readonly historyDir: string;
+  /** CONFHUB_DOCKER_SOCKET / CONFHUB_SUPERVISOR_URL, which win over system.ini [sync]. */
+  readonly reloaders?: SyncOverrides;
   /** Set when the worker is started again within the same process (its git processes may outlive it). */
   readonly restarted?: boolean;
   /** The newest commit whose revision the targets applied (from sync_runs): what an automatic rollback returns to. */

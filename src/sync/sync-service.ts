@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Database } from 'better-sqlite3';
 import type { Logger } from 'pino';
+import { withDeadline } from '../deadline.js';
 import type { Actor, AuditLog } from '../audit/audit-log.js';
 import { AppError, isAppError, type PlainError } from '../errors.js';
 import type { RevisionAnnouncement, SettingsStore } from '../settings/store.js';
@@ -399,9 +400,10 @@ export function createSyncService(deps: SyncServiceDeps) {
         waiter = { revision, seq: target, resolve };
         revisionWaiters.push(waiter);
       });
-      return withTimeout(answered, timeoutMs, () => {
+      return withDeadline(answered, timeoutMs, () => {
         const i = revisionWaiters.indexOf(waiter!);
         if (i >= 0) revisionWaiters.splice(i, 1);
+        return workerTimeout(timeoutMs);
       });
     },
 
@@ -418,7 +420,10 @@ export function createSyncService(deps: SyncServiceDeps) {
       }
       const answer = new Promise<RunAnswer>((resolve, reject) => requestWaiters.set(requestId, { resolve, reject }));
       deps.send(message);
-      return withTimeout(answer, options.timeoutMs, () => requestWaiters.delete(requestId)).finally(() => requestWaiters.delete(requestId));
+      return withDeadline(answer, options.timeoutMs, () => {
+        requestWaiters.delete(requestId);
+        return workerTimeout(options.timeoutMs);
+      }).finally(() => requestWaiters.delete(requestId));
     },
 
     status() {
@@ -444,21 +449,6 @@ export function createSyncService(deps: SyncServiceDeps) {
 
 export type SyncService = ReturnType<typeof createSyncService>;
 
-function withTimeout<T>(promise: Promise<T>, timeoutMs: number, onTimeout: () => void): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      onTimeout();
-      reject(new AppError('TIMEOUT', 'Gateway Timeout', { details: `the sync worker did not answer within ${Math.round(timeoutMs / 1000)} s; see /api/v1/sync/status` }));
-    }, timeoutMs);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
+function workerTimeout(timeoutMs: number): AppError {
+  return new AppError('TIMEOUT', 'Gateway Timeout', { details: `the sync worker did not answer within ${Math.round(timeoutMs / 1000)} s; see /api/v1/sync/status` });
 }

@@ -104,6 +104,13 @@ export interface ParseSyncConfigInput {
   configDir: string;
   /** Files no target may write (config.ini, system.ini): writing them would loop. */
   protectedPaths: readonly string[];
+  /** Where the reloaders are, from the environment; these win over system.ini [sync]. */
+  overrides?: SyncOverrides;
+}
+
+export interface SyncOverrides {
+  readonly dockerSocket?: string;
+  readonly supervisorUrl?: string;
 }
 
 function invalid(section: string, key: string | undefined, problem: string): AppError {
@@ -212,10 +219,11 @@ function values(section: IniSection, allowed: ReadonlySet<string>): Map<string, 
   return out;
 }
 
-function parseSyncSettings(doc: IniDocument): SyncSettings {
+function parseSyncSettings(doc: IniDocument, overrides: SyncOverrides): SyncSettings {
   const section = doc.byName.get('sync');
-  if (!section) return DEFAULT_SYNC_SETTINGS;
-  const v = values(section, SYNC_KEYS);
+  const v = section ? values(section, SYNC_KEYS) : new Map<string, string>();
+  if (overrides.dockerSocket !== undefined) v.set('docker_socket', overrides.dockerSocket);
+  if (overrides.supervisorUrl !== undefined) v.set('supervisor_url', overrides.supervisorUrl);
   const debounceMinMs = v.has('debounce_min_ms') ? positiveInt('sync', 'debounce_min_ms', v.get('debounce_min_ms')!, 0, 60_000) : DEFAULT_SYNC_SETTINGS.debounceMinMs;
   const debounceMaxMs = v.has('debounce_max_ms') ? positiveInt('sync', 'debounce_max_ms', v.get('debounce_max_ms')!, 1, 600_000) : DEFAULT_SYNC_SETTINGS.debounceMaxMs;
   if (debounceMaxMs < debounceMinMs) throw invalid('sync', 'debounce_max_ms', `must not be below debounce_min_ms (${debounceMinMs})`);
@@ -235,8 +243,8 @@ function parseSyncSettings(doc: IniDocument): SyncSettings {
   });
 }
 
-export function parseSyncConfig({ doc, dataDir, configDir, protectedPaths }: ParseSyncConfigInput): SyncConfig {
-  const settings = parseSyncSettings(doc);
+export function parseSyncConfig({ doc, dataDir, configDir, protectedPaths, overrides = {} }: ParseSyncConfigInput): SyncConfig {
+  const settings = parseSyncSettings(doc, overrides);
   const targets: TargetSpec[] = [];
   const outputs = new Map<string, string>();
   for (const section of doc.sections) {

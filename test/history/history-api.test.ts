@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, startConfhub, type Confhub } from '../support/confhub.js';
-import { freePort, startGitHttpServer } from '../support/git-http-server.js';
+import { startGitHttpServer } from '../support/git-http-server.js';
+import { freePort } from '../support/ports.js';
 
 const SYSTEM_INI = `[sync]
 debounce_min_ms = 30

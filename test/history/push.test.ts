@@ -9,7 +9,8 @@ import { createHistoryReader, createHistoryWriter, type HistoryWriter } from '..
 import { createHistoryPusher, parseHistoryConfig, type HistoryPushConfig, type HistoryPusher, type PushStatus } from '../../src/history/push.js';
 import { createLogger } from '../../src/log.js';
 import { revisionOf } from '../../src/settings/revision.js';
-import { freePort, startGitHttpServer, type GitHttpServer } from '../support/git-http-server.js';
+import { startGitHttpServer, type GitHttpServer } from '../support/git-http-server.js';
+import { freePort } from '../support/ports.js';
 import { eventually } from '../support/wait.js';
 
 const TOKEN = 'tok-3f9c1d2e7a5b4c6d';

@@ -13,6 +13,7 @@ import { createLogger } from '../../src/log.js';
 import { createSupervisorDriver, type SupervisorDriver } from '../../src/reload/supervisor.js';
 import { SKIP_SUPERVISORD, startSupervisord, type PrivateSupervisord } from '../support/engines.js';
 import { eventually, expectAppError } from '../support/wait.js';
+import { freePort } from '../support/ports.js';
 
 const logLines: string[] = [];
 const logger = createLogger({
@@ -26,15 +27,6 @@ const logger = createLogger({
 });
 
 
-
-/** A port that was free a moment ago on 127.0.0.1 (supervisord needs a fixed one). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe('supervisord driver with nothing listening', () => {
   it('when the socket does not exist, then SERVICE_UNREACHABLE naming it, quickly', async () => {

@@ -30,9 +30,11 @@ export interface StartConfhubOptions {
   configExtra?: string;
   /** Files put in the config directory before start (templates), by name. */
   files?: Record<string, string>;
+  /** More environment for loadRuntimeConfig; `@DIR@` is replaced in the values too. */
+  env?: Record<string, string>;
 }
 
-export async function startConfhub({ systemIni, configExtra = '', files = {} }: StartConfhubOptions): Promise<Confhub> {
+export async function startConfhub({ systemIni, configExtra = '', files = {}, env = {} }: StartConfhubOptions): Promise<Confhub> {
   const dir = mkdtempSync(join(tmpdir(), 'confhub-e2e-'));
   const dataDir = join(dir, 'data');
   mkdirSync(join(dataDir, 'config'), { recursive: true });
@@ -40,7 +42,8 @@ export async function startConfhub({ systemIni, configExtra = '', files = {} }: 
   const shipped = readFileSync(new URL('../../config/config.ini', import.meta.url), 'utf8');
   writeFileSync(join(dataDir, 'config', 'config.ini'), shipped + configExtra, { mode: 0o600 });
   for (const [name, content] of Object.entries(files)) writeFileSync(join(dataDir, 'config', name), content);
-  const config = loadRuntimeConfig({ CONFHUB_DATA_DIR: dataDir, CONFHUB_PORT: '0', CONFHUB_RATE_LIMIT: '0', CONFHUB_LOG_LEVEL: 'silent' }, dir);
+  const extra = Object.fromEntries(Object.entries(env).map(([name, value]) => [name, value.replaceAll('@DIR@', dir)]));
+  const config = loadRuntimeConfig({ CONFHUB_DATA_DIR: dataDir, CONFHUB_PORT: '0', CONFHUB_RATE_LIMIT: '0', CONFHUB_LOG_LEVEL: 'silent', ...extra }, dir);
   const server = await startServer(config, pino({ level: 'silent' }));
   const apiKey = (await readApiKey(config))!;
   return {

@@ -149,12 +149,3 @@ export async function startGitHttpServer({ root, user, token, port = 0 }: GitHtt
     },
   };
 }
-
-/** A port nothing listens on right now (for a remote that is down). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}

@@ -17,6 +17,14 @@ function failure(text: string): string {
 }
 
 describe('sync target declarations', () => {
+  it('when the environment names the reloaders, then it wins over [sync] and is validated the same way', () => {
+    const doc = parseIni('[sync]\ndocker_socket = /ini/docker.sock\nsupervisor_url = unix:///ini/supervisor.sock\n');
+    const { settings } = parseSyncConfig({ ...base, doc, overrides: { dockerSocket: '/env/docker.sock', supervisorUrl: 'http://127.0.0.1:9001' } });
+    expect(settings).toMatchObject({ dockerSocket: '/env/docker.sock', supervisorUrl: 'http://127.0.0.1:9001' });
+    expect(parseSyncConfig({ ...base, doc: parseIni(''), overrides: { dockerSocket: '/env/docker.sock' } }).settings.dockerSocket).toBe('/env/docker.sock');
+    expect(() => parseSyncConfig({ ...base, doc, overrides: { supervisorUrl: 'nope' } })).toThrow(/supervisor_url/);
+  });
+
   it('when a target is fully declared, then every key is parsed', () => {
     const { targets, settings } = parse(`[target:gitea]
 sections = gitea, domain
