@@ -90,6 +90,9 @@ function commandHelp(command: Command): string {
   return `Usage: ${command.synopsis}\n\n${wrap(command.text, 78, '')}\n`;
 }
 
+const API_KEY_HINT =
+  'generated a random API key (first start). Read it with "confhub apikey show" (in the container: docker exec CONTAINER confhub apikey show; from a checkout: npm run --silent apikey) and send it as the x-api-key header';
+
 async function serve(config: RuntimeConfig): Promise<void> {
   const logger = createLogger({ level: config.logLevel });
   // Handlers first: a SIGTERM that arrives while starting still ends in a clean shutdown.
@@ -113,13 +116,11 @@ async function serve(config: RuntimeConfig): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   started = startServer(config, logger);
   const server = await started;
-  if (server.secrets.apiKeyGenerated) logger.info('generated a new random API key (first start)');
   if (server.secrets.apiKeyFromEnvironment) logger.info('API key set from CONFHUB_API_KEY (first start)');
   if (server.secrets.passwordsGenerated.length > 0) logger.info({ keys: server.secrets.passwordsGenerated }, 'generated random service passwords (first start)');
-  logger.info(
-    { url: server.url, dataDir: config.dataDir, configDir: config.configDir },
-    `confhub ${VERSION} listening on ${server.url}; read the API key with "npm run --silent apikey" (or "confhub apikey show"), send it as the x-api-key header`,
-  );
+  logger.info({ url: server.url, dataDir: config.dataDir, configDir: config.configDir }, `confhub ${VERSION} listening on ${server.url}`);
+  // Said once, on the start that made the key; the key itself never reaches a log.
+  if (server.secrets.apiKeyGenerated) logger.info(API_KEY_HINT);
 }
 
 async function showApiKey(config: RuntimeConfig): Promise<void> {

@@ -80,6 +80,14 @@ export const CONFIG_SCHEMA: FileSchema = new Map([
   ['cockpit', section('Cockpit: the host administration console', { port: field('port', 'Cockpit web service port') })],
   ['initial_apps', section('Apps installed on first start', { keys: field('name_list', 'App names, comma separated', { allowEmpty: true }) })],
   ['favorite_apps', section('Apps pinned in the console', { keys: field('name_list', 'App names, comma separated', { allowEmpty: true }) })],
+  [
+    'console',
+    section('The console program of the container: a status page that passes /api/ to confhub (restarted through supervisord on change)', {
+      title: field('text', 'Title of the console page'),
+      bind: field('ipv4', 'Address the console listens on (0.0.0.0: every interface)'),
+      port: field('port', 'Port the console listens on'),
+    }),
+  ],
 ]);
 
 export const SYSTEM_SCHEMA: FileSchema = new Map([

@@ -24,7 +24,7 @@ export function startProcess(env: Record<string, string>): Promise<ConfhubProces
   return new Promise((resolve, reject) => {
     const onData = (chunk: Buffer): void => {
       out += chunk.toString();
-      const match = /listening on (http:\/\/[^;]+);/.exec(out);
+      const match = /listening on (http:\/\/[^\s";]+)/.exec(out);
       if (match) resolve({ child, url: match[1]!, output: () => out });
     };
     child.stdout!.on('data', onData);

@@ -1,0 +1,121 @@
+/**
+ * The console: the internal program supervisord runs beside confhub in the container. It serves
+ * a status page and passes /api/ through to confhub, so confhub itself can stay on loopback
+ * while the console is the address people open.
+ *
+ * confhub renders the [console] section of config.ini to JSON (target `console`, format json)
+ * and restarts this program through supervisord's XML-RPC; the settings are read once, at start.
+ * A missing file means confhub has not rendered it yet (first boot): the defaults apply until
+ * the restart that follows. A file that cannot be used ends the program with exit code 2, which
+ * supervisord reports as FATAL, so confhub's health check fails and it rolls the change back.
+ */
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { isIPv4 } from 'node:net';
+
+export interface ConsoleSettings {
+  readonly title: string;
+  readonly bind: string;
+  readonly port: number;
+}
+
+export const CONSOLE_DEFAULTS: ConsoleSettings = Object.freeze({ title: 'confhub console', bind: '127.0.0.1', port: 9080 });
+
+/** The JSON confhub renders: `{"console": {"title": "…", "bind": "…", "port": "…"}}`, values as strings. */
+export function parseConsoleSettings(text: string): ConsoleSettings {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new Error('the settings file is not JSON');
+  }
+  const section = (parsed as { console?: unknown } | null)?.console;
+  if (typeof section !== 'object' || section === null) throw new Error('the settings file has no "console" object');
+  const values = section as Record<string, unknown>;
+  const title = values.title ?? CONSOLE_DEFAULTS.title;
+  const bind = values.bind ?? CONSOLE_DEFAULTS.bind;
+  const portText = values.port ?? String(CONSOLE_DEFAULTS.port);
+  if (typeof title !== 'string') throw new Error('console.title must be a string');
+  if (typeof bind !== 'string' || !isIPv4(bind)) throw new Error('console.bind must be an IPv4 address');
+  const port = Number(portText);
+  if (typeof portText !== 'string' || !/^\d+$/.test(portText) || port < 1 || port > 65535) throw new Error('console.port must be a port number from 1 to 65535');
+  return Object.freeze({ title, bind, port });
+}
+
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
+
+export function statusPage(settings: ConsoleSettings, startedAt: string): string {
+  const title = escapeHtml(settings.title);
+  return `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>${title}</title></head>
+<body>
+<h1>${title}</h1>
+<p>Settings API: <a href="/api/v1/openapi.json">/api/v1</a> (send the API key as the x-api-key header).</p>
+<p>Console started at ${escapeHtml(startedAt)}.</p>
+</body>
+</html>
+`;
+}
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
+
+function forwardHeaders(headers: IncomingMessage['headers']): IncomingMessage['headers'] {
+  const out: IncomingMessage['headers'] = {};
+  for (const [name, value] of Object.entries(headers)) if (!HOP_BY_HOP.has(name) && value !== undefined) out[name] = value;
+  return out;
+}
+
+function proxy(upstream: URL, req: IncomingMessage, res: ServerResponse): void {
+  const outbound = request(
+    {
+      protocol: upstream.protocol,
+      hostname: upstream.hostname,
+      port: upstream.port,
+      method: req.method,
+      path: req.url,
+      headers: { ...forwardHeaders(req.headers), 'x-forwarded-for': req.socket.remoteAddress ?? '' },
+      timeout: 30_000,
+    },
+    (answer) => {
+      res.writeHead(answer.statusCode ?? 502, forwardHeaders(answer.headers));
+      answer.pipe(res);
+    },
+  );
+  outbound.on('timeout', () => outbound.destroy(new Error('timeout')));
+  outbound.on('error', () => {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.writeHead(502, { 'content-type': 'application/json' });
+    res.end('{"message":"confhub is not answering","details":"the console could not reach the confhub API"}');
+  });
+  req.pipe(outbound);
+}
+
+export interface StartConsoleInput {
+  readonly settings: ConsoleSettings;
+  readonly upstream: URL;
+}
+
+export function createConsoleServer({ settings, upstream }: StartConsoleInput): ReturnType<typeof createServer> {
+  const startedAt = new Date().toISOString();
+  const page = statusPage(settings, startedAt);
+  const health = JSON.stringify({ status: 'ok', pid: process.pid, startedAt, title: settings.title });
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/api' || path?.startsWith('/api/')) {
+      proxy(upstream, req, res);
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/healthz') res.writeHead(200, { 'content-type': 'application/json' }).end(health);
+    else if (path === '/') res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(page);
+    else res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  });
+}
