@@ -37,6 +37,12 @@ export interface SourceWatcher {
   ready: Promise<void>;
   /** The hash the poll compares against, after a run read the file. */
   markSeen(hash: string | undefined): void;
+  /**
+   * Runs now what would run later: a change in its quiet time, or one no event reported yet (the
+   * file differs from what the last run read). Resolves when that run is done. For shutdown: a
+   * write the API acknowledged is applied before the process exits.
+   */
+  flush(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -46,6 +52,7 @@ export function createSourceWatcher(options: SourceWatcherOptions): SourceWatche
   let timer: NodeJS.Timeout | undefined;
   let firstEventAt: number | undefined;
   let running = false;
+  let current: Promise<void> | undefined;
   let pendingWhileRunning = false;
   let closed = false;
   let seenHash: string | undefined;
@@ -58,15 +65,30 @@ export function createSourceWatcher(options: SourceWatcherOptions): SourceWatche
       return;
     }
     running = true;
-    onChange()
+    current = onChange()
       .catch(onError)
       .finally(() => {
         running = false;
+        current = undefined;
         if (pendingWhileRunning && !closed) {
           pendingWhileRunning = false;
           schedule();
         }
       });
+  };
+
+  const cancelTimer = (): void => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    firstEventAt = undefined;
+  };
+
+  const differsFromSeen = async (): Promise<boolean> => {
+    try {
+      return createHash('sha256').update(await readFile(path)).digest('hex') !== seenHash;
+    } catch {
+      return seenHash !== undefined;
+    }
   };
 
   const schedule = (): void => {
@@ -88,18 +110,10 @@ export function createSourceWatcher(options: SourceWatcherOptions): SourceWatche
 
   // The poll only starts a debounce when none is pending: it must never push back a run the
   // watcher already scheduled (it would often see the new content first, during the quiet time).
-  const pollSchedule = (): void => {
-    if (!timer && !running) schedule();
-  };
   const poll = setInterval(() => {
-    readFile(path).then(
-      (bytes) => {
-        if (createHash('sha256').update(bytes).digest('hex') !== seenHash) pollSchedule();
-      },
-      () => {
-        if (seenHash !== undefined) pollSchedule();
-      },
-    );
+    void differsFromSeen().then((differs) => {
+      if (differs && !timer && !running) schedule();
+    });
   }, pollIntervalMs);
   poll.unref();
 
@@ -107,6 +121,18 @@ export function createSourceWatcher(options: SourceWatcherOptions): SourceWatche
     ready: watcher.ready,
     markSeen(hash) {
       seenHash = hash;
+    },
+    async flush() {
+      if (closed) return;
+      cancelTimer();
+      // A run in progress may schedule the next one as it ends; that one runs here instead.
+      while (current) {
+        await current;
+        cancelTimer();
+      }
+      if (!(await differsFromSeen())) return;
+      fire();
+      await current;
     },
     async close() {
       closed = true;

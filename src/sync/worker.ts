@@ -97,6 +97,8 @@ port.on('message', (message: MainToWorker) => {
       break;
     case 'shutdown':
       void (async () => {
+        // A write acknowledged just before the stop is still in its debounce: it is applied now.
+        await watcher?.flush().catch((error: unknown) => logger.error({ err: error }, 'applying the last change before stopping failed'));
         await loop.stop();
         // A gc still running would hold locks the next start removes as stale.
         await Promise.race([history.idle(), new Promise((resolve) => setTimeout(resolve, 60_000).unref())]);

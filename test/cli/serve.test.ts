@@ -77,6 +77,25 @@ describe('confhub serve', () => {
     expect(await stop(again.child)).toBe(0);
   });
 
+  it('when SIGTERM arrives while an acknowledged write is still in its debounce, then it is applied before confhub exits 0', async () => {
+    const dataDir = tempDir();
+    mkdirSync(join(dataDir, 'config'));
+    // A long quiet time: without the flush at shutdown the change would still be waiting.
+    writeFileSync(
+      join(dataDir, 'config', 'system.ini'),
+      ['[sync]', 'debounce_min_ms = 5000', 'debounce_max_ms = 10000', '', '[target:cockpit]', 'sections = cockpit', 'format = ini', 'output = out/cockpit.ini', 'reload = none', ''].join('\n'),
+    );
+    const env = { CONFHUB_DATA_DIR: dataDir, CONFHUB_API_KEY: 'shutdown-test-key-0123456789abcdef' };
+    const server = await start(env);
+    const output = join(dataDir, 'out', 'cockpit.ini');
+    await eventually('the first reconcile wrote the target', () => existsSync(output), 20_000);
+    const put = await fetch(`${server.url}/api/v1/settings/cockpit`, { method: 'PUT', headers: { 'x-api-key': env.CONFHUB_API_KEY, 'content-type': 'application/json' }, body: '{"port": 9191}' });
+    expect(put.status).toBe(200);
+    expect(readFileSync(output, 'utf8')).not.toContain('9191');
+    expect(await stop(server.child)).toBe(0);
+    expect(readFileSync(output, 'utf8')).toContain('9191');
+  });
+
   it('when CONFHUB_API_KEY is set on first start, then it becomes the key; on a later start it is ignored with a warning', async () => {
     const dataDir = tempDir();
     const key = 'operator-chosen-key-0123456789abcdef';

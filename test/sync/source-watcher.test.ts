@@ -47,6 +47,42 @@ async function watch(options: { pollIntervalMs: number; debounceMinMs?: number; 
 }
 
 describe('source watcher', () => {
+  it('when flushed during the quiet time, then the change runs at once and the debounce does not run it again', async () => {
+    const runs = await watch({ pollIntervalMs: 60_000, debounceMinMs: 5000, debounceMaxMs: 10_000 });
+    writeFileSync(path, 'a = 2\n');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(runs).toEqual([]);
+    const flushed = Date.now();
+    await watcher!.flush();
+    expect(runs).toHaveLength(1);
+    expect(runs[0]! - flushed).toBeLessThan(1000);
+    watcher!.markSeen(revisionOf('a = 2\n'));
+    await watcher!.flush();
+    expect(runs).toHaveLength(1);
+  });
+
+  it('when flushed before any event arrived, then the content that differs from the last read still runs', async () => {
+    const runs = await watch({ pollIntervalMs: 60_000, events: false });
+    writeFileSync(path, 'a = 2\n');
+    await watcher!.flush();
+    expect(runs).toHaveLength(1);
+  });
+
+  it('when flushed while a run is in progress, then it waits for it, and a change that came meanwhile runs too', async () => {
+    const runs = await watch({ pollIntervalMs: 60_000, debounceMinMs: 10, slowRunMs: 300 });
+    writeFileSync(path, 'a = 2\n');
+    await eventually('the first run starts', () => runs.length === 1, 3000);
+    writeFileSync(path, 'a = 3\n');
+    await watcher!.flush();
+    expect(runs).toHaveLength(2);
+  });
+
+  it('when flushed with nothing new, then nothing runs', async () => {
+    const runs = await watch({ pollIntervalMs: 60_000 });
+    await watcher!.flush();
+    expect(runs).toEqual([]);
+  });
+
   it('when config.ini is replaced by rename, then one run follows', async () => {
     const runs = await watch({ pollIntervalMs: 60_000 });
     writeFileSync(join(dir, 'config', '.tmp'), 'a = 2\n');
