@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the suites use: git (history), python3 (configparser cross-check),
-# docker.io, supervisor and busybox-static (the real engines of the sync suites).
+# docker.io, supervisor and busybox-static (the real engines of the sync suites), debootstrap
+# (the container suite's base image when no registry image can be pulled).
 missing=()
-for pkg in git python3 docker.io supervisor busybox-static; do
+for pkg in git python3 docker.io supervisor busybox-static debootstrap; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if ((${#missing[@]} > 0)); then
