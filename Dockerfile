@@ -19,7 +19,8 @@ RUN npm run build && npm prune --omit=dev \
  && cd node_modules/better-sqlite3 \
  && mv build/Release/better_sqlite3.node . \
  && rm -rf build deps src \
- && mkdir -p build/Release && mv better_sqlite3.node build/Release/
+ && mkdir -p build/Release && mv better_sqlite3.node build/Release/ \
+ && chmod 0755 /app/dist/cli.js
 
 FROM ${BASE_IMAGE}
 RUN apt-get update \
@@ -33,11 +34,14 @@ COPY package.json ./
 COPY config ./config
 COPY supervisord/supervisord.conf /etc/confhub/supervisord.conf
 # `docker exec CONTAINER confhub apikey show` and the other CLI commands.
-RUN chmod 0755 dist/cli.js && ln -s /app/dist/cli.js /usr/local/bin/confhub
+RUN ln -s /app/dist/cli.js /usr/local/bin/confhub
+# The console passes /api/ on from loopback with x-forwarded-for set to its client: trusted from
+# loopback only, so rate limits and the audit log see the real client.
 ENV NODE_ENV=production \
     CONFHUB_DATA_DIR=/data \
     CONFHUB_HOST=0.0.0.0 \
-    CONFHUB_PORT=8080
+    CONFHUB_PORT=8080 \
+    CONFHUB_TRUST_PROXY=loopback
 VOLUME /data
 EXPOSE 8080 9080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \

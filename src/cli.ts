@@ -90,6 +90,9 @@ function commandHelp(command: Command): string {
   return `Usage: ${command.synopsis}\n\n${wrap(command.text, 78, '')}\n`;
 }
 
+/** Beyond CONFHUB_STOP_TIMEOUT_MS: HTTP draining (up to 2 s) and closing the database. */
+const SHUTDOWN_GRACE_MS = 2500;
+
 const API_KEY_HINT =
   'generated a random API key (first start). Read it with "confhub apikey show" (in the container: docker exec CONTAINER confhub apikey show; from a checkout: npm run --silent apikey) and send it as the x-api-key header';
 
@@ -102,6 +105,12 @@ async function serve(config: RuntimeConfig): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    // The worker is ended after CONFHUB_STOP_TIMEOUT_MS; should anything else hang, the process
+    // still ends before a process manager has to kill it.
+    setTimeout(() => {
+      logger.error({ afterMs: config.stopTimeoutMs + SHUTDOWN_GRACE_MS }, 'shutdown did not finish; exiting');
+      process.exit(1);
+    }, config.stopTimeoutMs + SHUTDOWN_GRACE_MS).unref();
     (started ?? Promise.reject(new Error('not started')))
       .then((server) => server.close())
       .then(

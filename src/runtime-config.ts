@@ -105,6 +105,6 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, cwd: str
     trustProxy: trustProxy(env.CONFHUB_TRUST_PROXY),
     bodyLimitBytes: integer(env, 'CONFHUB_BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
     reloaders: Object.freeze({ ...(dockerSocket !== undefined ? { dockerSocket } : {}), ...(supervisorUrl !== undefined ? { supervisorUrl } : {}) }),
-    stopTimeoutMs: integer(env, 'CONFHUB_STOP_TIMEOUT_MS', 6000, 100, 3_600_000),
+    stopTimeoutMs: integer(env, 'CONFHUB_STOP_TIMEOUT_MS', 5000, 100, 3_600_000),
   });
 }

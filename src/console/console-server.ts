@@ -1,7 +1,8 @@
 /**
  * The console: the internal program supervisord runs beside confhub in the container. It serves
- * a status page and passes /api/ through to confhub, so confhub itself can stay on loopback
- * while the console is the address people open.
+ * a status page and passes /api/ through to confhub, so one address gives people both. It sets
+ * x-forwarded-for to the address it saw; the image trusts that header from loopback only
+ * (CONFHUB_TRUST_PROXY=loopback), so rate limits and the audit log see real clients.
  *
  * confhub renders the [console] section of config.ini to JSON (target `console`, format json)
  * and restarts this program through supervisord's XML-RPC; the settings are read once, at start.
@@ -11,6 +12,7 @@
  */
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIPv4 } from 'node:net';
+import { pipeline } from 'node:stream';
 
 export interface ConsoleSettings {
   readonly title: string;
@@ -58,29 +60,34 @@ export function statusPage(settings: ConsoleSettings, startedAt: string): string
 `;
 }
 
-// Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded.
+// Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded, nor the ones Connection names.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
+/** Longer than confhub's longest answer (?wait=true waits up to 120 s). */
+const UPSTREAM_IDLE_TIMEOUT_MS = 130_000;
 
 function forwardHeaders(headers: IncomingMessage['headers']): IncomingMessage['headers'] {
+  const named = new Set(
+    String(headers.connection ?? '')
+      .split(',')
+      .map((token) => token.trim().toLowerCase())
+      .filter((token) => token !== ''),
+  );
   const out: IncomingMessage['headers'] = {};
-  for (const [name, value] of Object.entries(headers)) if (!HOP_BY_HOP.has(name) && value !== undefined) out[name] = value;
+  for (const [name, value] of Object.entries(headers)) if (!HOP_BY_HOP.has(name) && !named.has(name) && value !== undefined) out[name] = value;
   return out;
 }
 
 function proxy(upstream: URL, req: IncomingMessage, res: ServerResponse): void {
+  const headers = { ...forwardHeaders(req.headers), 'x-forwarded-for': req.socket.remoteAddress ?? '' };
+  // Node decodes a chunked body; it goes on chunked too. Dropping the framing would let a body
+  // on a GET reach confhub as a request of its own.
+  if (req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
   const outbound = request(
-    {
-      protocol: upstream.protocol,
-      hostname: upstream.hostname,
-      port: upstream.port,
-      method: req.method,
-      path: req.url,
-      headers: { ...forwardHeaders(req.headers), 'x-forwarded-for': req.socket.remoteAddress ?? '' },
-      timeout: 30_000,
-    },
+    { protocol: upstream.protocol, hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers, timeout: UPSTREAM_IDLE_TIMEOUT_MS },
     (answer) => {
       res.writeHead(answer.statusCode ?? 502, forwardHeaders(answer.headers));
-      answer.pipe(res);
+      // Either side ending early ends the other: an event stream the browser closed is not kept open.
+      pipeline(answer, res, () => undefined);
     },
   );
   outbound.on('timeout', () => outbound.destroy(new Error('timeout')));
@@ -92,7 +99,10 @@ function proxy(upstream: URL, req: IncomingMessage, res: ServerResponse): void {
     res.writeHead(502, { 'content-type': 'application/json' });
     res.end('{"message":"confhub is not answering","details":"the console could not reach the confhub API"}');
   });
-  req.pipe(outbound);
+  res.on('close', () => {
+    if (!res.writableFinished) outbound.destroy();
+  });
+  pipeline(req, outbound, () => undefined);
 }
 
 export interface StartConsoleInput {

@@ -63,6 +63,7 @@ export interface CreateSupervisorDriverInput {
 
 /** supervisor/xmlrpc.py Faults. */
 export const SUPERVISOR_FAULTS = Object.freeze({
+  SHUTDOWN_STATE: 6,
   BAD_NAME: 10,
   BAD_SIGNAL: 11,
   NO_FILE: 20,
@@ -211,6 +212,12 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
   function faultError(error: unknown, code: ErrorCode, program: string, what: string): unknown {
     const e = error as XmlRpcError;
     if (isAppError(error) || typeof e?.faultCode !== 'number') return error;
+    // supervisord answers every call with this once it got SIGTERM (docker stop): the program
+    // will read its new file when it next starts, so this is a reload that could not happen yet,
+    // not a failed one (which would roll the change back).
+    if (e.faultCode === SUPERVISOR_FAULTS.SHUTDOWN_STATE) {
+      return new AppError('SERVICE_UNREACHABLE', 'supervisord is shutting down', { details: `${what} ${program}: supervisord is shutting down`, data: { program, shuttingDown: true }, cause: error });
+    }
     if (e.faultCode === SUPERVISOR_FAULTS.BAD_NAME) {
       return new AppError(code, `No such program: ${program}`, { details: `supervisord has no program named "${program}"`, data: { program }, cause: error });
     }

@@ -18,6 +18,7 @@ import type { DockerDriver } from '../reload/docker.js';
 import { safeUrl } from '../reload/http.js';
 import type { SupervisorDriver } from '../reload/supervisor.js';
 import { printable } from '../settings/names.js';
+import { CONFIG_SCHEMA, isSensitive } from '../settings/schema.js';
 import { containerRefText, type ContainerRef, type TargetSpec } from '../sync/target-spec.js';
 import { scrubUrlSecrets, type HttpProbe } from './http-probe.js';
 
@@ -150,9 +151,12 @@ export function serviceNameProblem(name: string): string | undefined {
   return undefined;
 }
 
-/** A config.ini key that names a service URL. */
-function isUrlKey(keyLower: string): boolean {
-  return keyLower === 'base_url' || keyLower.endsWith('_url');
+/**
+ * A config.ini key that names a service URL. Keys whose names say they hold a secret
+ * (`token_url`, `secret_url`) are not probed: their URL is the secret, and results show paths.
+ */
+function isUrlKey(sectionName: string, keyLower: string): boolean {
+  return (keyLower === 'base_url' || keyLower.endsWith('_url')) && !isSensitive(CONFIG_SCHEMA, sectionName, keyLower);
 }
 
 function httpUrlOf(value: string): string | undefined {
@@ -195,7 +199,7 @@ export function serviceDefinitions({ targets, configDoc }: ServiceDefinitionsInp
   for (const section of configDoc?.sections ?? []) {
     if (serviceNameProblem(section.name)) continue;
     for (const entry of section.entries) {
-      if (!isUrlKey(entry.keyLower)) continue;
+      if (!isUrlKey(section.name, entry.keyLower)) continue;
       const url = httpUrlOf(entry.value);
       if (!url) continue;
       let service = byName.get(section.name);

@@ -13,10 +13,10 @@ function refusal(env: NodeJS.ProcessEnv): string {
 }
 
 describe('runtime configuration from the environment', () => {
-  it('when nothing is set, then the reloaders come from system.ini and a stop waits 6 s', () => {
+  it('when nothing is set, then the reloaders come from system.ini and a stop waits 5 s', () => {
     const config = loadRuntimeConfig({}, '/srv');
     expect(config.reloaders).toEqual({});
-    expect(config.stopTimeoutMs).toBe(6000);
+    expect(config.stopTimeoutMs).toBe(5000);
     expect(config.dataDir).toBe('/srv/data');
   });
 

@@ -71,6 +71,52 @@ describe('console server', () => {
     expect(seen).toEqual([{ method: 'PUT', url: '/api/v1/settings/gitea?wait=true', key: 'k'.repeat(40), body: '{"a":1}', forwardedFor: '127.0.0.1' }]);
   });
 
+  it('when a GET carries a chunked body, then it reaches confhub as that one request, still chunked; headers Connection names stay behind', async () => {
+    const seen: { method?: string; url?: string; body: string; te?: string; secret?: string }[] = [];
+    const upstream = await listen(
+      createHttpServer((req, res) => {
+        let body = '';
+        req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        req.on('end', () => {
+          seen.push({ method: req.method, url: req.url, body, te: req.headers['transfer-encoding'] as string, secret: req.headers['x-hop'] as string });
+          res.end('{}');
+        });
+      }),
+    );
+    const consoleUrl = new URL(await listen(createConsoleServer({ settings: CONSOLE_DEFAULTS, upstream: new URL(upstream) })));
+    // A raw request: a smuggling attempt hides a second request in the body of a GET.
+    const hidden = 'GET /api/v1/hidden HTTP/1.1\r\nHost: x\r\n\r\n';
+    const raw = `GET /api/v1/settings HTTP/1.1\r\nHost: x\r\nConnection: close, x-hop\r\nX-Hop: drop-me\r\nTransfer-Encoding: chunked\r\n\r\n${hidden.length.toString(16)}\r\n${hidden}\r\n0\r\n\r\n`;
+    const { connect } = await import('node:net');
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(consoleUrl.port), '127.0.0.1', () => socket.write(raw));
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(seen).toEqual([{ method: 'GET', url: '/api/v1/settings', body: hidden, te: 'chunked', secret: undefined }]);
+  });
+
+  it('when the client goes away during a long answer, then the request to confhub is ended too', async () => {
+    let upstreamClosed = false;
+    const upstream = await listen(
+      createHttpServer((req, res) => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(': open\n\n');
+        req.socket.on('close', () => (upstreamClosed = true));
+      }),
+    );
+    const consoleUrl = await listen(createConsoleServer({ settings: CONSOLE_DEFAULTS, upstream: new URL(upstream) }));
+    const controller = new AbortController();
+    const res = await fetch(`${consoleUrl}/api/v1/settings/events`, { signal: controller.signal });
+    expect(res.status).toBe(200);
+    controller.abort();
+    await eventually('the upstream request is closed', () => upstreamClosed, 5000);
+  });
+
   it('when confhub does not answer, then /api/ answers 502 with a JSON error', async () => {
     const consoleUrl = await listen(createConsoleServer({ settings: CONSOLE_DEFAULTS, upstream: new URL(`http://127.0.0.1:${await freePort()}`) }));
     const res = await fetch(`${consoleUrl}/api/v1/settings`);

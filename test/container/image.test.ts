@@ -22,6 +22,8 @@ const TAG = 'confhub:test';
 const UPGRADE_TAG = 'confhub:test-upgrade';
 const SIBLING = 'websoft9-git';
 const CONSOLE_PORT = 9080;
+/** A step starts containers (up to 120 s each on a loaded machine) or builds an image. */
+const STEP_TIMEOUT_MS = 300_000;
 // TERM is trapped so a restart takes one sleep, not Docker's whole stop timeout (sh is PID 1).
 const LOOP = 'trap "exit 0" TERM; while true; do sleep 0.2; done';
 
@@ -154,7 +156,7 @@ describe.skipIf(skip !== undefined)('the confhub image', () => {
     expect(logs.split('Read it with').length - 1).toBe(1);
     expect(logs).not.toContain(apiKey);
     expect(logs).not.toContain(settings.user_pwd);
-  });
+  }, STEP_TIMEOUT_MS);
 
   it('when a setting changes through the API, then the sibling container and the internal console program are restarted with it', async () => {
     const consolePort = await freePort();
@@ -184,12 +186,21 @@ describe.skipIf(skip !== undefined)('the confhub image', () => {
     expect(await tested('console')).toMatchObject({ ok: true, checks: [{ kind: 'supervisor', state: 'RUNNING' }] });
     expect((await tested('gitea')).checks).toContainEqual(expect.objectContaining({ kind: 'container', state: 'running', ok: true }));
     expect((await tested('portainer')).checks).toContainEqual(expect.objectContaining({ kind: 'container', state: 'absent', ok: false }));
-  });
+  }, STEP_TIMEOUT_MS);
 
-  it('when docker stop arrives right after a write, then confhub applies it, exits 0 and leaves no half-written file', async () => {
-    const container = current!;
-    const put = await api('/settings/gitea', { method: 'PUT', body: JSON.stringify({ base_url: 'http://websoft9-git:3002/api/v1' }) });
-    expect(put.status).toBe(200);
+  it('when docker stop arrives while writes are still in their debounce, then confhub applies them, exits 0 and leaves no half-written file', async () => {
+    // A quiet time far longer than the way of SIGTERM to confhub (docker → tini → supervisord,
+    // which stops the console first): without the flush at shutdown the writes would wait.
+    await current!.stop({ t: 10 });
+    await current!.remove();
+    const systemPath = join(dataDir, 'config', 'system.ini');
+    writeFileSync(systemPath, readFileSync(systemPath, 'utf8').replace(/^debounce_min_ms = \d+$/m, 'debounce_min_ms = 5000').replace(/^debounce_max_ms = \d+$/m, 'debounce_max_ms = 10000'));
+    expect(readFileSync(systemPath, 'utf8')).toContain('debounce_min_ms = 5000');
+    const { container } = await startConfhub(TAG, 'confhub-stopped');
+    expect((await api('/settings/gitea', { method: 'PUT', body: JSON.stringify({ base_url: 'http://websoft9-git:3002/api/v1' }) })).status).toBe(200);
+    // Its restart meets supervisord already shutting down: a reload to do later, not a failure to roll back.
+    expect((await api('/settings/console', { method: 'PUT', body: JSON.stringify({ title: 'Stopped console' }) })).status).toBe(200);
+    expect(readFileSync(join(dataDir, 'services/gitea/conf/app.ini'), 'utf8')).toMatch(/^HTTP_PORT\s*=\s*3001$/m);
     const stopped = Date.now();
     await container.stop({ t: 10 });
     const stopMs = Date.now() - stopped;
@@ -198,15 +209,18 @@ describe.skipIf(skip !== undefined)('the confhub image', () => {
     expect(stopMs).toBeLessThan(10_000);
     const logs = await logsOf(container);
     expect(logs).toContain('shutting down');
+    // The console's restart did meet supervisord shutting down, and was kept for later.
+    expect(logs).toMatch(/console[^\n]*"code":"SERVICE_UNREACHABLE"[^\n]*"msg":"reload did not happen"/);
     expect(walk(dataDir).filter((file) => file.endsWith('.confhub-tmp'))).toEqual([]);
     expect(configText()).toContain('http://websoft9-git:3002/api/v1');
-    // Applied before the exit, though the write was still in its debounce when the stop came.
+    expect(configText()).toContain('title = Stopped console');
+    // Applied before the exit, though the writes were still in their debounce when the stop came.
     expect(readFileSync(join(dataDir, 'services/gitea/conf/app.ini'), 'utf8')).toMatch(/^HTTP_PORT\s*=\s*3002$/m);
+    expect(JSON.parse(readFileSync(join(dataDir, 'services/console/console.json'), 'utf8'))).toMatchObject({ console: { title: 'Stopped console' } });
     // Every rendered file is whole: it parses.
     parseIni(readFileSync(join(dataDir, 'services/gitea/conf/app.ini'), 'utf8'));
-    JSON.parse(readFileSync(join(dataDir, 'services/console/console.json'), 'utf8'));
     await container.remove();
-  });
+  }, STEP_TIMEOUT_MS);
 
   it('when started again on the same volume, then every value, key and file is kept and Docker reports it healthy', async () => {
     const before = configText();
@@ -222,7 +236,7 @@ describe.skipIf(skip !== undefined)('the confhub image', () => {
     await container.stop({ t: 10 });
     expect((await container.inspect()).State.ExitCode).toBe(0);
     await container.remove();
-  });
+  }, STEP_TIMEOUT_MS);
 
   it('when upgraded to an image whose template has a new key, then the key is added with its default and every user value is kept', async () => {
     const upgradeDir = mkdtempSync(join(tmpdir(), 'confhub-upgrade-'));
@@ -238,7 +252,7 @@ describe.skipIf(skip !== undefined)('the confhub image', () => {
     const opened = async (): Promise<Record<string, Record<string, unknown>>> => (await (await api('/settings')).json()) as Record<string, Record<string, unknown>>;
     const { container } = await startConfhub(UPGRADE_TAG, 'confhub-upgraded');
     const after = await opened();
-    expect(after.console).toMatchObject({ title: 'Our console', greeting: 'welcome' });
+    expect(after.console).toMatchObject({ title: 'Stopped console', greeting: 'welcome' });
     expect(after.gitea).toMatchObject({ base_url: 'http://websoft9-git:3002/api/v1' });
     const history = await (await api('/settings/history?limit=5')).text();
     expect(history).toContain('"source":"upgrade"');
@@ -247,7 +261,7 @@ describe.skipIf(skip !== undefined)('the confhub image', () => {
     await container.stop({ t: 10 });
     expect((await container.inspect()).State.ExitCode).toBe(0);
     await container.remove();
-  });
+  }, STEP_TIMEOUT_MS);
 
   it('when the image is inspected, then tini runs supervisord and the health check asks /healthz', async () => {
     const config = (await docker.getImage(TAG).inspect()).Config as { Entrypoint: string[]; Cmd: string[]; Healthcheck?: { Test?: string[] }; Volumes?: Record<string, unknown> };
@@ -255,5 +269,5 @@ describe.skipIf(skip !== undefined)('the confhub image', () => {
     expect(config.Cmd).toEqual(['supervisord', '-c', '/etc/confhub/supervisord.conf']);
     expect(config.Healthcheck?.Test?.join(' ')).toContain('/healthz');
     expect(Object.keys(config.Volumes ?? {})).toEqual(['/data']);
-  });
+  }, STEP_TIMEOUT_MS);
 });

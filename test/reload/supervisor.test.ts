@@ -194,3 +194,25 @@ describe.skipIf(SKIP_SUPERVISORD)('supervisord driver against a private supervis
     expect(logLines.join('')).not.toMatch(/s3cret-pw|wrong-pw/);
   });
 });
+
+describe.skipIf(SKIP_SUPERVISORD !== undefined)('supervisord driver while supervisord shuts down', () => {
+  it('when supervisord got SIGTERM and is still stopping its programs, then a restart is SERVICE_UNREACHABLE (a reload to retry), not RELOAD_FAILED', async () => {
+    const engine = await startSupervisord([
+      // Ignores TERM, so supervisord stays in its shutdown state until stopwaitsecs ends.
+      { name: 'stubborn', command: `/bin/sh -c 'trap "" TERM; while true; do sleep 0.2; done'`, options: { stopwaitsecs: 5 } },
+      { name: 'other', command: `/bin/sh -c 'trap "exit 0" TERM; while true; do sleep 0.2; done'` },
+    ]);
+    try {
+      const driver = createSupervisorDriver({ url: engine.url, logger });
+      await driver.waitRunning('other', { timeoutMs: 5000, stableMs: 0 });
+      process.kill(engine.pid, 'SIGTERM');
+      // In its shutdown state supervisord faults every call, getState included.
+      await eventually('supervisord refuses calls', () => driver.ping(1000).then(() => false, () => true), 5000);
+      const error = await expectAppError(driver.restart('other', { timeoutMs: 3000 }), 'SERVICE_UNREACHABLE');
+      expect(error.details).toContain('shutting down');
+      expect(error.data).toMatchObject({ program: 'other', shuttingDown: true });
+    } finally {
+      await engine.stop();
+    }
+  });
+});

@@ -24,6 +24,7 @@ export const LOCAL_BASE_IMAGE = 'local/node-base:bookworm';
 /** What the Dockerfile copies; the rest of the checkout stays out of the build context. */
 const CONTEXT_PATHS = ['Dockerfile', '.dockerignore', '.npmrc', 'package.json', 'package-lock.json', 'tsconfig.json', 'src', 'config', 'supervisord'];
 const BUILD_CA_BUNDLE = '/usr/local/share/build-ca-bundle.crt';
+const BUILD_TIMEOUT_MS = 20 * 60_000;
 
 export const DEBOOTSTRAP = findProgram('debootstrap');
 export const SKIP_DEBOOTSTRAP = DEBOOTSTRAP === undefined ? 'debootstrap is not installed (Debian: apt-get install debootstrap); skipping the image tests' : undefined;
@@ -176,6 +177,8 @@ export async function buildImage(docker: Docker, { tag, baseImage, contextDir = 
     networkmode: 'host',
     rm: true,
     forcerm: true,
+    // A stuck apt or npm must fail the run, not hold it until CI's own limit.
+    abortSignal: AbortSignal.timeout(BUILD_TIMEOUT_MS),
   });
   try {
     await followProgress(docker, stream, (line) => {
