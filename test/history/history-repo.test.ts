@@ -1,7 +1,6 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { gitEnv, isCommitId, runGit, type GitRunOptions } from '../../src/history/git.js';
 import {
@@ -201,20 +200,6 @@ describe('history writer', () => {
     expect(await restarted.commit(input('[a]\nb = 2\n'))).not.toBeNull();
     expect(await commitCount(git)).toBe(2);
   });
-
-  it('when many commits happen, then one commit stays fast', async () => {
-    const { writer } = newRepo();
-    await writer.open();
-    const durations: number[] = [];
-    for (let i = 0; i < 20; i++) {
-      const started = performance.now();
-      await writer.commit(input(`[a]\nb = ${i}\n`));
-      durations.push(performance.now() - started);
-    }
-    durations.sort((a, b) => a - b);
-    // Five git processes; generous so a loaded CI machine passes, tight enough to catch a full re-read per commit.
-    expect(durations[Math.floor(durations.length / 2)]).toBeLessThan(250);
-  });
 });
 
 describe('history reader', () => {
@@ -315,7 +300,8 @@ describe('history reader', () => {
     expect(masked).not.toContain('enc:v1:');
   });
 
-  it('when the history holds 10,000 commits, then list({limit: 50}) stays under 50 ms at p99', async () => {
+  // How fast (commits, and a page of 10,000) is measured by bench/history.ts, not asserted here.
+  it('when the history holds 10,000 commits, then list({limit: 50}) gives the newest 50, newest first, and says there is more', async () => {
     const { git, writer, reader } = newRepo();
     await writer.open();
     // fast-import builds the commits in one process (the writer would need minutes); same message format.
@@ -330,17 +316,10 @@ describe('history reader', () => {
       );
     }
     await runGit(git, ['fast-import', '--quiet'], { stdin: chunks.join(''), timeoutMs: 120_000 });
-    const durations: number[] = [];
-    let last = { entries: [] as unknown[], hasMore: false };
-    for (let i = 0; i < 100; i++) {
-      const started = performance.now();
-      last = await reader.list({ limit: 50 });
-      durations.push(performance.now() - started);
-    }
-    durations.sort((a, b) => a - b);
-    expect(last.entries).toHaveLength(50);
-    expect(last.hasMore).toBe(true);
-    expect(durations[98]).toBeLessThan(50);
+    const page = await reader.list({ limit: 50 });
+    expect(page.entries).toHaveLength(50);
+    expect(page.hasMore).toBe(true);
+    expect(page.entries.map((entry) => entry.revision)).toEqual(Array.from({ length: 50 }, (_, k) => revisionOf(`[a]\nb = ${9999 - k}\n`)));
   }, 120_000);
 });
 
