@@ -44,8 +44,10 @@ ENV NODE_ENV=production \
     CONFHUB_TRUST_PROXY=loopback
 VOLUME /data
 EXPOSE 8080 9080
+# Asks the address confhub listens on (loopback for the wildcards); a bare node -e, not the CLI,
+# so a check every 10 s costs little.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
-  CMD node -e "fetch('http://127.0.0.1:'+(process.env.CONFHUB_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+  CMD node -e "const h=process.env.CONFHUB_HOST||'127.0.0.1',a=h==='0.0.0.0'||h==='::'?'127.0.0.1':h;fetch('http://'+(a.includes(':')?'['+a+']':a)+':'+(process.env.CONFHUB_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # tini forwards docker stop's SIGTERM to supervisord, which stops confhub with SIGTERM.
 ENTRYPOINT ["tini", "--"]
 CMD ["supervisord", "-c", "/etc/confhub/supervisord.conf"]
