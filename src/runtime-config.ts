@@ -6,7 +6,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { AppError } from './errors.js';
 import type { MasterKeySource } from './secrets/master-key.js';
 import { FIELD_KINDS } from './settings/field-kinds.js';
-import type { SyncOverrides } from './sync/target-spec.js';
+import { dockerSocketProblem, supervisorUrlProblem, type SyncOverrides } from './sync/target-spec.js';
 
 export interface RuntimeConfig {
   readonly dataDir: string;
@@ -80,12 +80,13 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, cwd: str
     file: keyFile !== undefined ? path(keyFile) : resolve(dataDir, 'master.key'),
     createFile: keyFile === undefined,
   });
+  // Checked here as system.ini's are, so a bad value is refused naming the variable.
   const dockerSocket = env.CONFHUB_DOCKER_SOCKET || undefined;
-  if (dockerSocket !== undefined && !isAbsolute(dockerSocket)) fail('CONFHUB_DOCKER_SOCKET', `must be an absolute path, got "${dockerSocket}"`);
+  const socketProblem = dockerSocket === undefined ? undefined : dockerSocketProblem(dockerSocket);
+  if (socketProblem) fail('CONFHUB_DOCKER_SOCKET', socketProblem);
   const supervisorUrl = env.CONFHUB_SUPERVISOR_URL || undefined;
-  if (supervisorUrl !== undefined && !/^unix:\/\/\/./.test(supervisorUrl) && !/^https?:\/\/./.test(supervisorUrl)) {
-    fail('CONFHUB_SUPERVISOR_URL', 'must be unix:///path/to/supervisor.sock or http://host:port');
-  }
+  const urlProblem = supervisorUrl === undefined ? undefined : supervisorUrlProblem(supervisorUrl);
+  if (urlProblem) fail('CONFHUB_SUPERVISOR_URL', urlProblem);
   const host = env.CONFHUB_HOST || '127.0.0.1';
   if (/\s/.test(host)) fail('CONFHUB_HOST', `must be an address or host name, got "${host}"`);
   return Object.freeze({

@@ -219,6 +219,19 @@ function values(section: IniSection, allowed: ReadonlySet<string>): Map<string, 
   return out;
 }
 
+/**
+ * Why this cannot be supervisord's address; undefined when it can. For system.ini and the
+ * environment alike. The value is not quoted: an http:// URL may carry a password.
+ */
+export function supervisorUrlProblem(url: string): string | undefined {
+  return /^unix:\/\/\/./.test(url) || /^https?:\/\/./.test(url) ? undefined : 'must be unix:///path/to/supervisor.sock or http://host:port';
+}
+
+/** Why this cannot be the Docker socket; undefined when it can. */
+export function dockerSocketProblem(path: string): string | undefined {
+  return isAbsolute(path) ? undefined : `must be an absolute path, got "${path}"`;
+}
+
 function parseSyncSettings(doc: IniDocument, overrides: SyncOverrides): SyncSettings {
   const section = doc.byName.get('sync');
   const v = section ? values(section, SYNC_KEYS) : new Map<string, string>();
@@ -228,11 +241,11 @@ function parseSyncSettings(doc: IniDocument, overrides: SyncOverrides): SyncSett
   const debounceMaxMs = v.has('debounce_max_ms') ? positiveInt('sync', 'debounce_max_ms', v.get('debounce_max_ms')!, 1, 600_000) : DEFAULT_SYNC_SETTINGS.debounceMaxMs;
   if (debounceMaxMs < debounceMinMs) throw invalid('sync', 'debounce_max_ms', `must not be below debounce_min_ms (${debounceMinMs})`);
   const supervisorUrl = v.get('supervisor_url') || DEFAULT_SYNC_SETTINGS.supervisorUrl;
-  if (!/^unix:\/\/\/./.test(supervisorUrl) && !/^https?:\/\/./.test(supervisorUrl)) {
-    throw invalid('sync', 'supervisor_url', `must be unix:///path/to/supervisor.sock or http://host:port, got "${supervisorUrl}"`);
-  }
+  const urlProblem = supervisorUrlProblem(supervisorUrl);
+  if (urlProblem) throw invalid('sync', 'supervisor_url', urlProblem);
   const dockerSocket = v.get('docker_socket') || DEFAULT_SYNC_SETTINGS.dockerSocket;
-  if (!isAbsolute(dockerSocket)) throw invalid('sync', 'docker_socket', `must be an absolute path, got "${dockerSocket}"`);
+  const socketProblem = dockerSocketProblem(dockerSocket);
+  if (socketProblem) throw invalid('sync', 'docker_socket', socketProblem);
   return Object.freeze({
     dockerSocket,
     supervisorUrl,

@@ -36,4 +36,8 @@ describe('runtime configuration from the environment', () => {
   ])('when %o, then the start is refused naming the variable', (env, message) => {
     expect(refusal(env)).toContain(message);
   });
+
+  it('when a refused supervisord URL carries a password, then the message does not repeat it', () => {
+    expect(refusal({ CONFHUB_SUPERVISOR_URL: 'ftp://admin:s3cret-pw@host:9001' })).not.toContain('s3cret-pw');
+  });
 });
