@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Docker from 'dockerode';
 import { startDockerd, type PrivateDockerd } from '../test/support/engines.js';
-import { buildImage, DEFAULT_BASE_IMAGE, ensureBaseImage, imageSize } from '../test/support/image.js';
+import { buildImage, createConfhubContainer, DEFAULT_BASE_IMAGE, ensureBaseImage, imageSize } from '../test/support/image.js';
 import { freePort } from '../test/support/ports.js';
 import { positiveFromEnv } from './lib/env.js';
 import { describeMachine, type MachineInfo } from './lib/machine.js';
@@ -45,12 +45,7 @@ interface StartResult {
 /** One container on dataDir: start → /readyz 200 → docker stop. */
 async function startOnce(docker: Docker, dockerd: PrivateDockerd, dataDir: string, name: string): Promise<StartResult> {
   const port = await freePort();
-  const container = await docker.createContainer({
-    Image: TAG,
-    name,
-    Env: [`CONFHUB_PORT=${port}`, 'CONFHUB_HOST=127.0.0.1'],
-    HostConfig: { NetworkMode: 'host', Binds: [`${dataDir}:/data`, `${dockerd.socketPath}:/var/run/docker.sock`] },
-  });
+  const container = await createConfhubContainer(docker, { image: TAG, name, dataDir, port, dockerd });
   try {
     const started = performance.now();
     await container.start();

@@ -14,7 +14,7 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseIni } from '../../src/ini/document.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage, SKIP_DOCKERD, startDockerd, type PrivateDockerd } from '../support/engines.js';
-import { buildImage, ensureBaseImage, REPO_ROOT, SKIP_DEBOOTSTRAP } from '../support/image.js';
+import { buildImage, createConfhubContainer, ensureBaseImage, REPO_ROOT, SKIP_DEBOOTSTRAP } from '../support/image.js';
 import { freePort, portIsFree } from '../support/ports.js';
 import { eventually } from '../support/wait.js';
 
@@ -67,12 +67,7 @@ describe.skipIf(skip !== undefined)('the confhub image', () => {
   const configText = (): string => readFileSync(join(dataDir, 'config', 'config.ini'), 'utf8');
 
   async function startConfhub(image: string, name: string): Promise<{ container: Docker.Container; readyMs: number }> {
-    const container = await docker.createContainer({
-      Image: image,
-      name,
-      Env: [`CONFHUB_PORT=${apiPort}`, 'CONFHUB_HOST=127.0.0.1'],
-      HostConfig: { NetworkMode: 'host', Binds: [`${dataDir}:/data`, `${dockerd.socketPath}:/var/run/docker.sock`] },
-    });
+    const container = await createConfhubContainer(docker, { image, name, dataDir, port: apiPort, dockerd });
     current = container;
     const started = Date.now();
     await container.start();

@@ -36,6 +36,29 @@ interface ServiceList {
   refreshing: boolean;
 }
 
+/** A Docker target and a supervisord target, with [sync] sockets named `<prefix>-docker.sock` and `<prefix>-supervisor.sock` that do not exist. */
+function systemIni(prefix: string): string {
+  return [
+    '[sync]',
+    'debounce_min_ms = 30',
+    `docker_socket = @DIR@/${prefix}-docker.sock`,
+    `supervisor_url = unix://@DIR@/${prefix}-supervisor.sock`,
+    '',
+    '[target:gitea]',
+    'sections = gitea',
+    'format = env',
+    'output = @DIR@/out/gitea.env',
+    'reload = docker:restart:websoft9-git',
+    '',
+    '[target:console]',
+    'sections = cockpit',
+    'format = env',
+    'output = @DIR@/out/console.env',
+    'reload = supervisor:restart:console',
+    '',
+  ].join('\n');
+}
+
 describe('service connection tests over HTTP', () => {
   let ch: Confhub;
   let web: Server;
@@ -50,25 +73,7 @@ describe('service connection tests over HTTP', () => {
     await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
     port = (web.address() as { port: number }).port;
     ch = await startConfhub({
-      systemIni: [
-        '[sync]',
-        'debounce_min_ms = 30',
-        'docker_socket = @DIR@/no-docker.sock',
-        'supervisor_url = unix://@DIR@/no-supervisor.sock',
-        '',
-        '[target:gitea]',
-        'sections = gitea',
-        'format = env',
-        'output = @DIR@/out/gitea.env',
-        'reload = docker:restart:websoft9-git',
-        '',
-        '[target:console]',
-        'sections = cockpit',
-        'format = env',
-        'output = @DIR@/out/console.env',
-        'reload = supervisor:restart:console',
-        '',
-      ].join('\n'),
+      systemIni: systemIni('no'),
       configExtra: `\n[myapp]\nbase_url = http://probe:${PASSWORD}@127.0.0.1:${port}/api?token=${TOKEN}\n`,
     });
   });
@@ -179,25 +184,7 @@ describe('an app without service checks', () => {
 describe('reloader endpoints from the environment', () => {
   it('when CONFHUB_DOCKER_SOCKET and CONFHUB_SUPERVISOR_URL are set, then both the checks and the sync worker use them instead of system.ini', async () => {
     const ch = await startConfhub({
-      systemIni: [
-        '[sync]',
-        'debounce_min_ms = 30',
-        'docker_socket = @DIR@/ini-docker.sock',
-        'supervisor_url = unix://@DIR@/ini-supervisor.sock',
-        '',
-        '[target:gitea]',
-        'sections = gitea',
-        'format = env',
-        'output = @DIR@/out/gitea.env',
-        'reload = docker:restart:websoft9-git',
-        '',
-        '[target:console]',
-        'sections = cockpit',
-        'format = env',
-        'output = @DIR@/out/console.env',
-        'reload = supervisor:restart:console',
-        '',
-      ].join('\n'),
+      systemIni: systemIni('ini'),
       env: { CONFHUB_DOCKER_SOCKET: '@DIR@/env-docker.sock', CONFHUB_SUPERVISOR_URL: 'unix://@DIR@/env-supervisor.sock' },
     });
     try {

@@ -215,6 +215,17 @@ export async function startDockerd(): Promise<PrivateDockerd> {
   };
 }
 
+/** Whether the daemon has this image; errors other than "no such image" are thrown. */
+export async function hasImage(docker: Docker, name: string): Promise<boolean> {
+  try {
+    await docker.getImage(name).inspect();
+    return true;
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode === 404) return false;
+    throw error;
+  }
+}
+
 /**
  * Imports the machine's static busybox as local/busybox (no registry needed): a root folder
  * with bin/busybox and a symlink per applet, tarred and fed to POST /images/create?fromSrc=-.
@@ -222,12 +233,7 @@ export async function startDockerd(): Promise<PrivateDockerd> {
  */
 export async function ensureBusyboxImage(socketPath: string): Promise<string> {
   const docker = new Docker({ socketPath });
-  try {
-    await docker.getImage(BUSYBOX_IMAGE).inspect();
-    return BUSYBOX_IMAGE;
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
-  }
+  if (await hasImage(docker, BUSYBOX_IMAGE)) return BUSYBOX_IMAGE;
   if (!existsSync(BUSYBOX_BINARY)) throw new Error(`${BUSYBOX_BINARY} is missing (Debian: apt-get install busybox-static)`);
   const root = mkdtempSync(join(tmpdir(), 'confhub-busybox-'));
   try {

@@ -15,7 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import Docker from 'dockerode';
-import { findProgram } from './engines.js';
+import { findProgram, hasImage, type PrivateDockerd } from './engines.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 /** The official image the Dockerfile defaults to (its ARG BASE_IMAGE). */
@@ -55,16 +55,6 @@ export function followProgress(docker: Docker, stream: NodeJS.ReadableStream, on
       },
     );
   });
-}
-
-async function hasImage(docker: Docker, name: string): Promise<boolean> {
-  try {
-    await docker.getImage(name).inspect();
-    return true;
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 404) return false;
-    throw error;
-  }
 }
 
 /** The first deb mirror of this machine's apt sources (deb822 or one-line format). */
@@ -195,4 +185,24 @@ export async function buildImage(docker: Docker, { tag, baseImage, contextDir = 
 export async function imageSize(docker: Docker, tag: string): Promise<number> {
   const info = (await docker.getImage(tag).inspect()) as { Size: number };
   return info.Size;
+}
+
+export interface ConfhubContainerInput {
+  readonly image: string;
+  readonly name: string;
+  /** Host directory mounted as /data. */
+  readonly dataDir: string;
+  /** confhub's port on the host network (the console keeps its own, 9080 by default). */
+  readonly port: number;
+  readonly dockerd: PrivateDockerd;
+}
+
+/** A confhub container as deployed: --network host, the data directory as /data, the daemon's socket. */
+export function createConfhubContainer(docker: Docker, { image, name, dataDir, port, dockerd }: ConfhubContainerInput): Promise<Docker.Container> {
+  return docker.createContainer({
+    Image: image,
+    name,
+    Env: [`CONFHUB_PORT=${port}`, 'CONFHUB_HOST=127.0.0.1'],
+    HostConfig: { NetworkMode: 'host', Binds: [`${dataDir}:/data`, `${dockerd.socketPath}:/var/run/docker.sock`] },
+  });
 }
