@@ -27,6 +27,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import BetterSqlite3 from 'better-sqlite3';
 import { pino } from 'pino';
+import type { ActorRef, RevisionSource } from '../src/core/actor.js';
 import { runGit } from '../src/history/git.js';
 import {
   commitMessage,
@@ -34,9 +35,7 @@ import {
   createHistoryWriter,
   HISTORY_BRANCH,
   HISTORY_FILE,
-  type HistoryActor,
   type HistoryReaderDeps,
-  type HistorySource,
   type HistoryWriter,
 } from '../src/history/history-repo.js';
 import { diffKeys, summarize as summarizeChanges } from '../src/history/key-diff.js';
@@ -81,9 +80,9 @@ const TARGET = { sections: SECTION, format: 'ini', output: 'services/npm/console
 const BUDGETS = { listP99MaxMs: 50 } as const;
 
 const SILENT = pino({ level: 'silent' });
-const API_ACTOR: HistoryActor = { type: 'api', id: 'key:0b5e7a11c0de' };
-const FILE_ACTOR: HistoryActor = { type: 'file', id: 'file' };
-const FIRST_BOOT_ACTOR: HistoryActor = { type: 'system', id: 'first-boot' };
+const API_ACTOR: ActorRef = { type: 'api', id: 'key:0b5e7a11c0de' };
+const FILE_ACTOR: ActorRef = { type: 'file', id: 'file' };
+const FIRST_BOOT_ACTOR: ActorRef = { type: 'system', id: 'first-boot' };
 
 // ---------------------------------------------------------------------------------------------
 // config.ini revisions and the repository
@@ -149,7 +148,7 @@ async function writeLongHistory(git: HistoryReaderDeps, finalText: string, keyri
     const text = i === 0 || i === LONG_HISTORY - 1 ? finalText : withNickname(finalText, `n${i}`);
     const { revision, doc } = revisionFor(text, keyring);
     const { changes } = diffKeys(previous, doc, CONFIG_SCHEMA);
-    const [source, actor]: [HistorySource, HistoryActor] = i === 0 ? ['first_boot', FIRST_BOOT_ACTOR] : i % 10 === 0 ? ['file', FILE_ACTOR] : ['api', API_ACTOR];
+    const [source, actor]: [RevisionSource, ActorRef] = i === 0 ? ['first_boot', FIRST_BOOT_ACTOR] : i % 10 === 0 ? ['file', FILE_ACTOR] : ['api', API_ACTOR];
     const second = firstSecond + i * COMMIT_SPACING_S;
     const summary = summarizeChanges(changes, { initial: i === 0 });
     stream.push(

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createAuditLog } from './audit/audit-log.js';
 import { generateApiKey } from './bootstrap/first-boot-secrets.js';
 import { openDatabase } from './db/database.js';
-import { AppError, isAppError } from './errors.js';
+import { AppError, isAppError } from './core/errors.js';
 import { createLogger } from './log.js';
 import { loadRuntimeConfig, type RuntimeConfig } from './runtime-config.js';
 import { loadKeyring } from './secrets/master-key.js';
@@ -17,16 +17,17 @@ import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from './settings/schema.js';
 import { readApiKey } from './settings/read-api-key.js';
 import { createSettingsStore, toSnapshot } from './settings/store.js';
 import { createHistoryReader, createHistoryWriter } from './history/history-repo.js';
-import { createHistoryService, MAX_HISTORY_LIMIT } from './history/history-service.js';
+import { createHistoryQueries, MAX_HISTORY_LIMIT } from './history/history-queries.js';
 import { historyConfigOf } from './history/push.js';
 import { validationFailed } from './settings/plan-changes.js';
 import { decodeText } from './settings/revision.js';
 import { validateDocument } from './settings/validate.js';
-import { parseSyncConfig } from './sync/target-spec.js';
+import { syncConfigOf } from './targets/target-spec.js';
 import { planTargets } from './sync/plan.js';
-import { composeReconciler } from './sync/compose-reconciler.js';
+import { buildReconciler } from './sync/build-reconciler.js';
 import { createRevisionRecorder } from './sync/revision-recorder.js';
-import { maskText, secretsOf } from './settings/mask-secrets.js';
+import { maskText } from './core/mask.js';
+import { secretsOf } from './settings/mask-secrets.js';
 import { parseIni } from './ini/document.js';
 import { openDocument } from './secrets/sealed-document.js';
 import { acquireInstanceLock } from './bootstrap/instance-lock.js';
@@ -133,9 +134,9 @@ async function serve(config: RuntimeConfig): Promise<void> {
 }
 
 async function showApiKey(config: RuntimeConfig): Promise<void> {
-  if (!existsSync(config.configPath)) throw new AppError('INVALID_REQUEST', 'no config.ini', { details: `no config.ini at ${config.configPath} yet; start confhub once to create it` });
+  if (!existsSync(config.configPath)) throw new AppError('INVALID_REQUEST', { message: 'no config.ini', details: `no config.ini at ${config.configPath} yet; start confhub once to create it` });
   const key = await readApiKey(config);
-  if (!key) throw new AppError('INVALID_REQUEST', 'no API key', { details: `no API key in ${config.configPath} yet; start confhub once to generate it` });
+  if (!key) throw new AppError('INVALID_REQUEST', { message: 'no API key', details: `no API key in ${config.configPath} yet; start confhub once to generate it` });
   process.stdout.write(`${key}\n`);
 }
 
@@ -163,7 +164,7 @@ async function rotateKey(config: RuntimeConfig): Promise<void> {
   // Held while rotating: a confhub starting meanwhile would load the old key.
   const lock = await acquireInstanceLock(config.dataDir).catch((cause: unknown) => {
     if (!isAppError(cause) || cause.data.busy !== true) throw cause;
-    throw new AppError('INVALID_REQUEST', 'confhub is running', { details: `confhub is running with the data directory ${config.dataDir}; stop it, rotate, and start it again`, cause });
+    throw new AppError('INVALID_REQUEST', { message: 'confhub is running', details: `confhub is running with the data directory ${config.dataDir}; stop it, rotate, and start it again`, cause });
   });
   const db = openDatabase({ path: config.databasePath });
   try {
@@ -183,7 +184,7 @@ async function validate(config: RuntimeConfig): Promise<void> {
       check();
     } catch (error) {
       if (!isAppError(error)) throw error;
-      const errors = (error.data.errors as { message: string }[] | undefined) ?? [];
+      const errors = error.data.errors ?? [];
       problems.push(...(errors.length > 0 ? errors.map((e) => `${label}: ${e.message}`) : [`${label}: ${error.details}`]));
     }
   };
@@ -197,7 +198,7 @@ async function validate(config: RuntimeConfig): Promise<void> {
     const { doc } = toSnapshot(readText(config.systemPath, 'system.ini'), 'system.ini', SYSTEM_SCHEMA);
     const issues = validateDocument({ doc, schema: SYSTEM_SCHEMA });
     if (issues.length > 0) throw validationFailed(issues);
-    parseSyncConfig({ doc, dataDir: config.dataDir, configDir: config.configDir, protectedPaths: [config.configPath, config.systemPath], overrides: config.reloaders });
+    syncConfigOf(doc, config);
     historyConfigOf(doc, { configDir: config.configDir });
   });
   if (problems.length > 0) {
@@ -212,7 +213,7 @@ async function plan(config: RuntimeConfig): Promise<void> {
   const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
   const { doc } = toSnapshot(readText(config.configPath, 'config.ini'), 'config.ini', CONFIG_SCHEMA, keyring);
   const system = toSnapshot(readText(config.systemPath, 'system.ini'), 'system.ini', SYSTEM_SCHEMA);
-  const { targets } = parseSyncConfig({ doc: system.doc, dataDir: config.dataDir, configDir: config.configDir, protectedPaths: [config.configPath, config.systemPath] });
+  const { targets } = syncConfigOf(system.doc, config);
   // The files on disk hold the values of the last applied revision: the newest commit's secrets are masked too.
   const reader = historyReader(config);
   const head = await reader.head().catch(() => null);
@@ -231,7 +232,7 @@ async function plan(config: RuntimeConfig): Promise<void> {
 async function once(config: RuntimeConfig): Promise<void> {
   const lock = await acquireInstanceLock(config.dataDir).catch((cause: unknown) => {
     if (!isAppError(cause) || cause.data.busy !== true) throw cause;
-    throw new AppError('INVALID_REQUEST', 'confhub is running', { details: `confhub is running with the data directory ${config.dataDir}; ask it with POST /api/v1/settings/reload instead` });
+    throw new AppError('INVALID_REQUEST', { message: 'confhub is running', details: `confhub is running with the data directory ${config.dataDir}; ask it with POST /api/v1/settings/reload instead` });
   });
   try {
     const logger = createLogger({ level: 'silent' });
@@ -244,7 +245,7 @@ async function once(config: RuntimeConfig): Promise<void> {
     const issues = validateDocument({ doc: snapshot.doc, schema: CONFIG_SCHEMA });
     if (issues.length > 0) throw validationFailed(issues);
     const systemDoc = toSnapshot(readText(config.systemPath, 'system.ini'), 'system.ini', SYSTEM_SCHEMA).doc;
-    const { reconciler } = composeReconciler({ systemDoc, ...config, logger });
+    const reconciler = buildReconciler({ sync: syncConfigOf(systemDoc, config), logger });
     const recorder = createRevisionRecorder({
       writer: createHistoryWriter({ gitDir: config.historyDir, workTree: config.configDir, logger }),
       schema: CONFIG_SCHEMA,
@@ -267,19 +268,19 @@ async function once(config: RuntimeConfig): Promise<void> {
 }
 
 function readText(path: string, label: string): string {
-  if (!existsSync(path)) throw new AppError('CONFIG_INVALID', `${label} is invalid`, { details: `${path} does not exist` });
+  if (!existsSync(path)) throw new AppError('CONFIG_INVALID', { message: `${label} is invalid`, details: `${path} does not exist` });
   return decodeText(readFileSync(path), label);
 }
 
 async function history(config: RuntimeConfig, limitText: string | undefined): Promise<void> {
   const limit = limitText === undefined ? 20 : Number(limitText);
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_HISTORY_LIMIT) {
-    throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: `--limit must be a whole number from 1 to ${MAX_HISTORY_LIMIT}` });
+    throw new AppError('INVALID_REQUEST', { details: `--limit must be a whole number from 1 to ${MAX_HISTORY_LIMIT}` });
   }
   const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
   const db = openDatabase({ path: config.databasePath });
   try {
-    const service = createHistoryService({ reader: historyReader(config), db, schema: CONFIG_SCHEMA, keyring });
+    const service = createHistoryQueries({ reader: historyReader(config), db, schema: CONFIG_SCHEMA, keyring });
     const { commits } = await service.list({ limit });
     for (const c of commits) {
       process.stdout.write(`${c.id.slice(0, 12)}  ${c.time}  ${`${c.actor.type}:${c.actor.id}`.padEnd(22)}  ${c.source.padEnd(13)}  ${(c.sync?.outcome ?? '-').padEnd(11)}  ${c.summary}\n`);

@@ -3,10 +3,10 @@
  * validated, frozen; a bad value stops the start with a message naming the variable.
  */
 import { isAbsolute, resolve } from 'node:path';
-import { AppError } from './errors.js';
+import { AppError } from './core/errors.js';
 import type { MasterKeySource } from './secrets/master-key.js';
 import { FIELD_KINDS } from './settings/field-kinds.js';
-import { dockerSocketProblem, supervisorUrlProblem, type SyncOverrides } from './sync/target-spec.js';
+import { dockerSocketProblem, supervisorUrlProblem, type SyncOverrides } from './targets/target-spec.js';
 
 export interface RuntimeConfig {
   readonly dataDir: string;
@@ -42,7 +42,7 @@ export const DEFAULT_AUTH_FAILURE_LIMIT = 20;
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 function fail(name: string, problem: string): never {
-  throw new AppError('STARTUP_CONFIG_INVALID', `${name} ${problem}`);
+  throw new AppError('STARTUP_CONFIG_INVALID', { message: `${name} ${problem}` });
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {

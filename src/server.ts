@@ -17,19 +17,19 @@ import { removeStaleTempFiles } from './fs/atomic-write.js';
 import { createApp } from './http/app.js';
 import type { RuntimeConfig } from './runtime-config.js';
 import { loadKeyring } from './secrets/master-key.js';
-import { AppError, isAppError } from './errors.js';
+import { AppError, isAppError } from './core/errors.js';
 import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from './settings/schema.js';
 import { createReadOnlyIniStore, createSettingsStore, type RevisionAnnouncement } from './settings/store.js';
 import { createSyncService, type SyncService } from './sync/sync-service.js';
-import { describeAction, parseSyncConfig } from './sync/target-spec.js';
+import { describeAction, syncConfigOf } from './targets/target-spec.js';
 import { createWorkerHost } from './sync/worker-host.js';
 import { createMetrics } from './metrics.js';
 import { createHistoryReader } from './history/history-repo.js';
 import { createDockerDriver } from './reload/docker.js';
 import { createSupervisorDriver } from './reload/supervisor.js';
-import { createHttpProbe } from './services/http-probe.js';
-import { createServiceChecks } from './services/service-checks.js';
-import { createHistoryService } from './history/history-service.js';
+import { createHttpProbe } from './probes/http-probe.js';
+import { createConnectionChecks } from './probes/connection-checks.js';
+import { createHistoryQueries } from './history/history-queries.js';
 import { historyConfigOf } from './history/push.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -81,32 +81,29 @@ async function startLocked(config: RuntimeConfig, logger: Logger, installed: str
     settings.read();
   } catch (error) {
     if (isAppError(error) && error.code === 'SECRET_UNREADABLE') {
-      throw new AppError('STARTUP_CONFIG_INVALID', 'config.ini holds secrets the master key cannot open', {
+      throw new AppError('STARTUP_CONFIG_INVALID', {
+        message: 'config.ini holds secrets the master key cannot open',
         details: `config.ini holds secrets the master key (${keys.origin}) cannot open: ${error.details}`,
         cause: error,
       });
     }
     throw error;
   }
-  const { targets, settings: syncSettings } = parseSyncConfig({
-    doc: system.read().doc,
-    dataDir: config.dataDir,
-    configDir: config.configDir,
-    protectedPaths: [config.configPath, config.systemPath],
-    overrides: config.reloaders,
-  });
-  historyConfigOf(system.read().doc, { configDir: config.configDir });
+  const systemDoc = system.read().doc;
+  const syncConfig = syncConfigOf(systemDoc, config);
+  const { targets, settings: syncSettings } = syncConfig;
+  const historyPush = historyConfigOf(systemDoc, { configDir: config.configDir });
   const metrics = createMetrics();
   let sync: SyncService | undefined;
   const workerHost = createWorkerHost({
     init: {
       configPath: config.configPath,
-      systemPath: config.systemPath,
       dataDir: config.dataDir,
       configDir: config.configDir,
       logLevel: config.logLevel,
       historyDir: config.historyDir,
-      reloaders: config.reloaders,
+      sync: syncConfig,
+      ...(historyPush ? { historyPush } : {}),
       masterKeys: [keyring.current, ...[...keyring.byId.values()].filter((key) => key !== keyring.current)].map((key) => new Uint8Array(key.key)),
     },
     initAtStart: () => {
@@ -151,7 +148,7 @@ async function startLocked(config: RuntimeConfig, logger: Logger, installed: str
 
   // The main thread's own drivers (the worker has its own): building them connects to nothing,
   // so an absent Docker engine or supervisord only shows in the check results.
-  const services = createServiceChecks({
+  const services = createConnectionChecks({
     targets,
     configDoc: () => {
       try {
@@ -186,7 +183,7 @@ async function startLocked(config: RuntimeConfig, logger: Logger, installed: str
       masterKeyCreated: keys.created,
       upgrade,
     },
-    history: createHistoryService({ reader: createHistoryReader({ gitDir: config.historyDir, workTree: config.configDir }), db, schema: CONFIG_SCHEMA, keyring }),
+    history: createHistoryQueries({ reader: createHistoryReader({ gitDir: config.historyDir, workTree: config.configDir }), db, schema: CONFIG_SCHEMA, keyring }),
   });
   const server: Server = createServer(app);
   server.keepAliveTimeout = 65_000;

@@ -4,16 +4,7 @@
  */
 import type { Database } from 'better-sqlite3';
 
-export type ActorType = 'api' | 'system' | 'file';
-
-export interface Actor {
-  readonly type: ActorType;
-  /** API key fingerprint for `api`, a component name for `system`, `file` for hand edits. */
-  readonly id: string;
-  readonly remoteAddress?: string;
-  readonly userAgent?: string;
-  readonly requestId?: string;
-}
+import type { Actor, ActorType } from '../core/actor.js';
 
 export type AuditResult = 'applied' | 'unchanged' | 'refused';
 

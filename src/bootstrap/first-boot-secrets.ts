@@ -4,7 +4,7 @@
  * the settings store so the change is validated, written atomically and audited.
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import { AppError, isAppError } from '../errors.js';
+import { AppError, isAppError } from '../core/errors.js';
 import type { ChangeInput } from '../settings/plan-changes.js';
 import type { FileSchema } from '../settings/schema.js';
 import type { SettingsStore } from '../settings/store.js';
@@ -64,7 +64,7 @@ export async function fillMissingSecrets({ store, schema, initialApiKey }: FillS
       await store.update({ changes, actor: { type: 'system', id: 'first-boot' }, source: 'first_boot' });
     } catch (cause) {
       const details = isAppError(cause) ? cause.details : String(cause);
-      throw new AppError('STARTUP_CONFIG_INVALID', 'config.ini is invalid', { details: `the API key and passwords cannot be filled in: ${details}`, cause });
+      throw new AppError('STARTUP_CONFIG_INVALID', { message: 'config.ini is invalid', details: `the API key and passwords cannot be filled in: ${details}`, cause });
     }
   }
   return {

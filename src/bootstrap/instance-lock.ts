@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { realpathSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { resolve } from 'node:path';
-import { AppError } from '../errors.js';
+import { AppError } from '../core/errors.js';
 
 const MAX_SOCKET_PATH_BYTES = 107;
 
@@ -57,7 +57,8 @@ function listen(server: Server, path: string): Promise<NodeJS.ErrnoException | u
 }
 
 function busy(dataDir: string): AppError {
-  return new AppError('STARTUP_CONFIG_INVALID', 'another confhub uses this data directory', {
+  return new AppError('STARTUP_CONFIG_INVALID', {
+    message: 'another confhub uses this data directory',
     details: `another confhub is running with the data directory ${dataDir}; stop it first`,
     data: { busy: true },
   });
@@ -77,7 +78,7 @@ export async function acquireInstanceLock(dataDir: string): Promise<InstanceLock
     error = await listen(server, path);
     if (error?.code === 'EADDRINUSE') throw busy(dataDir);
   }
-  if (error) throw new AppError('STARTUP_CONFIG_INVALID', 'cannot lock the data directory', { details: `cannot listen on ${path}: ${error.message}`, cause: error });
+  if (error) throw new AppError('STARTUP_CONFIG_INVALID', { message: 'cannot lock the data directory', details: `cannot listen on ${path}: ${error.message}`, cause: error });
   server.unref();
   return {
     release: () =>

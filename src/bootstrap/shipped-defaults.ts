@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../fs/atomic-write.js';
 
 /** config/ at the package root, from src/bootstrap or dist/bootstrap alike. */
-export const SHIPPED_CONFIG_DIR = fileURLToPath(new URL('../../config/', import.meta.url));
+export const SHIPPED_CONFIG_DIR = fileURLToPath(new URL('../../config', import.meta.url));
 
 export interface InstallDefaultsInput {
   dataDir: string;

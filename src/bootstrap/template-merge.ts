@@ -12,7 +12,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { AppError, isAppError } from '../errors.js';
+import { AppError, isAppError } from '../core/errors.js';
 import { writeFileAtomic } from '../fs/atomic-write.js';
 import { parseIni } from '../ini/document.js';
 import type { ChangeInput } from '../settings/plan-changes.js';
@@ -83,7 +83,7 @@ export async function mergeShippedTemplate({ store, templateText, recordPath, sc
       await store.update({ changes, actor: { type: 'system', id: 'upgrade' }, source: 'upgrade', allowNew: true });
     } catch (cause) {
       const details = isAppError(cause) ? cause.details : String(cause);
-      throw new AppError('STARTUP_CONFIG_INVALID', 'config.ini cannot take the new template keys', { details: `the keys new in this version cannot be added to config.ini: ${details}`, cause });
+      throw new AppError('STARTUP_CONFIG_INVALID', { message: 'config.ini cannot take the new template keys', details: `the keys new in this version cannot be added to config.ini: ${details}`, cause });
     }
   }
   const added = changes.map((change) => fieldId(change.section, change.key));

@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { dirname } from 'node:path';
-import { AppError } from '../errors.js';
+import { AppError } from '../core/errors.js';
 
 export interface GitRunOptions {
   /** The git dir (`<dataDir>/history.git`). */
@@ -137,7 +137,7 @@ export function spawnGit(options: GitRunOptions, args: readonly string[], input:
         }
         // Spawn failures (git missing: ENOENT) and maxBuffer overflows (string codes).
         reject(
-          new AppError('HISTORY_FAILED', 'History failed', {
+          new AppError('HISTORY_FAILED', {
             details: `git ${subcommand(args)} failed: ${String(failure.code ?? failure.message).slice(0, 300)}`,
             cause: error,
           }),
@@ -156,7 +156,7 @@ export function gitFailure(args: readonly string[], exit: GitExit, timeoutMs = D
   if (exit.timedOut) details = `${what} timed out after ${Math.round(timeoutMs / 1000)} s`;
   else if (exit.aborted) details = `${what} was stopped`;
   else details = `${what} failed: ${firstLine(exit.stderr) || `exit code ${exit.exitCode ?? 'none'}`}`;
-  return new AppError('HISTORY_FAILED', 'History failed', { details });
+  return new AppError('HISTORY_FAILED', { details });
 }
 
 /** Runs git; a non-zero exit rejects with HISTORY_FAILED. stdout as raw bytes. */

@@ -19,9 +19,10 @@ import { performance } from 'node:perf_hooks';
 import { mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import type { Logger } from 'pino';
-import { AppError, isAppError } from '../errors.js';
+import { AppError, isAppError } from '../core/errors.js';
 import { revisionOf } from '../settings/revision.js';
-import type { RevisionSource } from '../settings/store.js';
+import { ACTOR_TYPES, REVISION_SOURCES, type ActorRef, type ActorType, type RevisionSource } from '../core/actor.js';
+import { MASK } from '../core/mask.js';
 import { EMPTY_TREE, gitFailure, isCommitId, runGit, spawnGit, type GitRunOptions } from './git.js';
 
 export type KeyChangeKind = 'added' | 'removed' | 'changed';
@@ -31,14 +32,6 @@ export interface KeyChange {
   key: string;
   change: KeyChangeKind;
 }
-
-export interface HistoryActor {
-  type: 'api' | 'system' | 'file';
-  id: string;
-}
-
-/** What made a revision: the store's sources (one list for the store, the worker and the history). */
-export type HistorySource = RevisionSource;
 
 export interface HeadState {
   commit: string;
@@ -50,8 +43,8 @@ export interface HeadState {
 export interface HistoryCommitInput {
   text: string;
   revision: string;
-  actor: HistoryActor;
-  source: HistorySource;
+  actor: ActorRef;
+  source: RevisionSource;
   /** One line; newlines are flattened, the line cut at 200 characters. */
   summary: string;
   changes: readonly KeyChange[];
@@ -96,8 +89,8 @@ export interface HistoryEntry {
   parent: string | null;
   /** ISO 8601 (UTC) commit time. */
   time: string;
-  actor: HistoryActor;
-  source: HistorySource | string;
+  actor: ActorRef;
+  source: RevisionSource | string;
   summary: string;
   revision: string | null;
   rollbackOf: string | null;
@@ -138,9 +131,7 @@ export const MAX_LIST_LIMIT = 1000;
 const MAX_SUMMARY = 200;
 const DEFAULT_GC_EVERY = 500;
 const GC_TIMEOUT_MS = 10 * 60_000;
-const MASK = '******';
-const SOURCES: ReadonlySet<string> = new Set<HistorySource>(['api', 'file', 'rollback', 'auto_rollback', 'first_boot', 'seal', 'startup', 'cli', 'rekey', 'upgrade']);
-const ACTOR_TYPES: ReadonlySet<string> = new Set(['api', 'system', 'file']);
+const SOURCES: ReadonlySet<string> = new Set<string>(REVISION_SOURCES);
 const CHANGE_SIGN: Readonly<Record<KeyChangeKind, string>> = { added: '+', removed: '-', changed: '~' };
 const SIGN_CHANGE: Readonly<Record<string, KeyChangeKind>> = { '+': 'added', '-': 'removed', '~': 'changed' };
 
@@ -189,7 +180,7 @@ function token(text: string, max = 200): string {
   return oneLine(text, max).replace(/[\s<>]/g, '_');
 }
 
-function actorText(actor: HistoryActor): string {
+function actorText(actor: ActorRef): string {
   return `${actor.type}:${token(actor.id) || 'unknown'}`;
 }
 
@@ -201,11 +192,11 @@ export function commitMessage(input: HistoryCommitInput): string {
   return `${summary}\n\n${trailers.join('\n')}\n`;
 }
 
-function parseActor(text: string | undefined, authorName: string): HistoryActor {
+function parseActor(text: string | undefined, authorName: string): ActorRef {
   const raw = text ?? authorName;
   const colon = raw.indexOf(':');
   const type = colon > 0 ? raw.slice(0, colon) : '';
-  if (ACTOR_TYPES.has(type)) return { type: type as HistoryActor['type'], id: raw.slice(colon + 1) };
+  if (ACTOR_TYPES.has(type)) return { type: type as ActorType, id: raw.slice(colon + 1) };
   return { type: 'system', id: raw || 'unknown' };
 }
 
@@ -259,7 +250,7 @@ function decodeStrict(bytes: Uint8Array, commit: string): string {
   try {
     return utf8.decode(bytes);
   } catch (cause) {
-    throw new AppError('HISTORY_FAILED', 'History failed', { details: `config.ini at commit ${commit} is not valid UTF-8`, cause });
+    throw new AppError('HISTORY_FAILED', { details: `config.ini at commit ${commit} is not valid UTF-8`, cause });
   }
 }
 
@@ -321,11 +312,11 @@ async function removeStaleLocks(gitDir: string, minAgeMs: number): Promise<strin
 }
 
 function invalidCommit(): AppError {
-  return new AppError('INVALID_REQUEST', 'Invalid commit', { details: 'commit must be 4 to 40 hexadecimal characters' });
+  return new AppError('INVALID_REQUEST', { message: 'Invalid commit', details: 'commit must be 4 to 40 hexadecimal characters' });
 }
 
 function commitNotFound(id: string): AppError {
-  return new AppError('COMMIT_NOT_FOUND', 'Commit not found', { details: `commit ${id} does not exist in the history` });
+  return new AppError('COMMIT_NOT_FOUND', { details: `commit ${id} does not exist in the history` });
 }
 
 // --- writer ------------------------------------------------------------------------------------
@@ -373,7 +364,7 @@ export function createHistoryWriter({ gitDir, workTree, logger, now = () => perf
     if (!(await exists(join(gitDir, 'HEAD')))) {
       // A folder with content but no HEAD is a damaged repository: never deleted, the operator decides.
       if ((await readdir(gitDir).catch(() => [])).length > 0) {
-        throw new AppError('HISTORY_FAILED', 'History failed', { details: `${gitDir} exists but is not a git repository (no HEAD); move it away to start a new history` });
+        throw new AppError('HISTORY_FAILED', { details: `${gitDir} exists but is not a git repository (no HEAD); move it away to start a new history` });
       }
       // Created aside and renamed into place: the main thread never sees a half-made repository.
       const staging = `${gitDir}.init-${process.pid}`;
@@ -392,11 +383,11 @@ export function createHistoryWriter({ gitDir, workTree, logger, now = () => perf
   async function commitNow(input: HistoryCommitInput): Promise<string | null> {
     const started = now();
     if (input.revision !== revisionOf(input.text)) {
-      throw new AppError('HISTORY_FAILED', 'History failed', { details: 'the revision of a history commit does not match its text' });
+      throw new AppError('HISTORY_FAILED', { details: 'the revision of a history commit does not match its text' });
     }
     if (input.rollbackOf !== undefined && !isCommitId(input.rollbackOf)) throw invalidCommit();
     if (!SOURCES.has(input.source) || !ACTOR_TYPES.has(input.actor.type)) {
-      throw new AppError('HISTORY_FAILED', 'History failed', { details: `unknown history source "${token(input.source, 40)}" or actor type` });
+      throw new AppError('HISTORY_FAILED', { details: `unknown history source "${token(input.source, 40)}" or actor type` });
     }
     const parent = head === undefined ? await readHead() : head;
     head = parent;
@@ -492,7 +483,7 @@ export function createHistoryReader({ gitDir, workTree }: HistoryReaderDeps): Hi
 
   async function list({ limit, before }: HistoryListInput): Promise<HistoryListResult> {
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
-      throw new AppError('INVALID_REQUEST', 'Invalid limit', { details: `limit must be a whole number from 1 to ${MAX_LIST_LIMIT}` });
+      throw new AppError('INVALID_REQUEST', { message: 'Invalid limit', details: `limit must be a whole number from 1 to ${MAX_LIST_LIMIT}` });
     }
     if (before !== undefined && !isCommitId(before)) throw invalidCommit();
     // One git log: limit + 1 entries tell whether there are more. `before` is walked from and skipped.

@@ -5,7 +5,8 @@
  * key is not a change, and a changed password is one even though both sides show `******`.
  */
 import type { IniDocument } from '../ini/document.js';
-import { isSensitive, MASK, type FileSchema } from '../settings/schema.js';
+import { MASK } from '../core/mask.js';
+import { isSensitive, type FileSchema } from '../settings/schema.js';
 import { fieldId } from '../settings/validate.js';
 
 export type ChangeKind = 'added' | 'removed' | 'changed';

@@ -17,7 +17,9 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, normalize, relative } from 'node:path';
 import type { Logger } from 'pino';
-import { AppError, toPlainError, type PlainError } from '../errors.js';
+import { AppError, toPlainError, type PlainError } from '../core/errors.js';
+import { backoffDelay } from '../core/backoff.js';
+import { maskText } from '../core/mask.js';
 import type { IniDocument } from '../ini/document.js';
 import { firstLine, gitFailure, spawnGit, type GitRunOptions } from './git.js';
 
@@ -87,7 +89,6 @@ const TOKEN_ENV = /^[A-Z_][A-Z0-9_]*$/;
 const FORBIDDEN_TOKEN_ENV = new Set(['CONFHUB_MASTER_KEY', 'CONFHUB_API_KEY']);
 const USER = /^[A-Za-z0-9._@+-]{1,128}$/;
 const BRANCH = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$/;
-const MASK = '******';
 const DEFAULT_RETRY_BASE_MS = 1000;
 /** Passed through to `git push` when set: CA bundles and proxies of the container. */
 const PASS_THROUGH_ENV = ['SSL_CERT_FILE', 'SSL_CERT_DIR', 'GIT_SSL_CAINFO', 'GIT_SSL_CAPATH', 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'];
@@ -96,7 +97,7 @@ const PASS_THROUGH_ENV = ['SSL_CERT_FILE', 'SSL_CERT_DIR', 'GIT_SSL_CAINFO', 'GI
 
 function invalid(key: string | undefined, problem: string): AppError {
   const where = key ? `system.ini [${SECTION}] ${key}` : `system.ini [${SECTION}]`;
-  return new AppError('TARGET_INVALID', `${where}: ${problem}`);
+  return new AppError('TARGET_INVALID', { message: `${where}: ${problem}` });
 }
 
 /** A remote as an error message may show it: userinfo hidden, control characters escaped. */
@@ -221,15 +222,15 @@ function defaultReadToken(config: HistoryPushConfig): () => string | undefined {
         text = readFileSync(config.tokenFile, 'utf8');
       } catch (cause) {
         const code = (cause as NodeJS.ErrnoException).code ?? 'error';
-        throw new AppError('HISTORY_FAILED', 'History push failed', { details: `cannot read token_file ${config.tokenFile}: ${code}`, cause });
+        throw new AppError('HISTORY_FAILED', { message: 'History push failed', details: `cannot read token_file ${config.tokenFile}: ${code}`, cause });
       }
       const token = text.trim();
-      if (token === '') throw new AppError('HISTORY_FAILED', 'History push failed', { details: `token_file ${config.tokenFile} is empty` });
+      if (token === '') throw new AppError('HISTORY_FAILED', { message: 'History push failed', details: `token_file ${config.tokenFile} is empty` });
       return token;
     }
     if (config.tokenEnv) {
       const token = process.env[config.tokenEnv]?.trim();
-      if (!token) throw new AppError('HISTORY_FAILED', 'History push failed', { details: `environment variable ${config.tokenEnv} (token_env) is not set` });
+      if (!token) throw new AppError('HISTORY_FAILED', { message: 'History push failed', details: `environment variable ${config.tokenEnv} (token_env) is not set` });
       return token;
     }
     return undefined;
@@ -241,12 +242,6 @@ function secretForms(user: string, token: string | undefined): string[] {
   if (!token) return [];
   const basic = Buffer.from(`${user}:${token}`, 'utf8').toString('base64');
   return [`Basic ${basic}`, basic, `${user}:${token}`, token, encodeURIComponent(token)].filter((s) => s !== '');
-}
-
-function maskSecrets(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) out = out.split(secret).join(MASK);
-  return out;
 }
 
 const DISABLED: PushStatus = Object.freeze({
@@ -322,8 +317,8 @@ export function createHistoryPusher(deps: HistoryPusherDeps): HistoryPusher {
 
   /** What went wrong, in words an operator can act on; never the token. */
   function describeFailure(exit: Awaited<ReturnType<typeof spawnGit>>, secrets: readonly string[]): string {
-    const stderr = maskSecrets(exit.stderr, secrets);
-    const stdout = maskSecrets(exit.stdout.toString('utf8'), secrets);
+    const stderr = maskText(exit.stderr, secrets);
+    const stdout = maskText(exit.stdout.toString('utf8'), secrets);
     if (exit.timedOut) return `git push to ${config!.remote} timed out after ${Math.ceil(config!.timeoutMs / 1000)} s`;
     const rejected = stdout.split('\n').find((line) => line.startsWith('!'));
     if (rejected && /non-fast-forward|fetch first|stale info/.test(rejected)) {
@@ -339,9 +334,8 @@ export function createHistoryPusher(deps: HistoryPusherDeps): HistoryPusher {
   }
 
   function scheduleRetry(failures: number): void {
-    const ceiling = Math.min(config!.retryMaxMs, retryBaseMs * 2 ** Math.min(failures - 1, 30));
-    // Half fixed, half random: retries of several confhubs against one remote spread out.
-    const delay = Math.round(ceiling / 2 + (random() * ceiling) / 2);
+    // Jittered: retries of several confhubs against one remote spread out.
+    const delay = backoffDelay({ attempt: failures - 1, baseMs: retryBaseMs, maxMs: config!.retryMaxMs, random });
     update({ nextAttemptAt: new Date(now() + delay).toISOString() });
     retryTimer = setTimeout(() => {
       retryTimer = null;
@@ -367,13 +361,13 @@ export function createHistoryPusher(deps: HistoryPusherDeps): HistoryPusher {
       const args = ['push', '--porcelain', '--quiet', '--', config!.url, `${head}:refs/heads/${config!.branch}`];
       const exit = await spawnGit(git, args, { config: gitConfig, env, timeoutMs: config!.timeoutMs, signal: abort.signal });
       if (exit.aborted) return;
-      if (exit.exitCode !== 0) throw new AppError('HISTORY_FAILED', 'History push failed', { details: describeFailure(exit, secrets) });
+      if (exit.exitCode !== 0) throw new AppError('HISTORY_FAILED', { message: 'History push failed', details: describeFailure(exit, secrets) });
       update({ state: 'in_sync', pushedCommit: head, lastError: null, nextAttemptAt: null, consecutiveFailures: 0 });
       log.info({ commit: head, branch: config!.branch }, 'pushed the history');
     } catch (error) {
       if (stopped) return;
       const plain = toPlainError(error);
-      const lastError: PlainError = { code: plain.code, message: maskSecrets(plain.message, secrets), details: maskSecrets(plain.details, secrets) };
+      const lastError: PlainError = { code: plain.code, message: maskText(plain.message, secrets), details: maskText(plain.details, secrets) };
       const consecutiveFailures = current.consecutiveFailures + 1;
       update({ state: 'failed', lastError, consecutiveFailures });
       log.warn({ details: lastError.details, consecutiveFailures }, 'pushing the history failed; retrying later');

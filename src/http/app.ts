@@ -6,8 +6,9 @@
  */
 import express, { Router, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
-import type { Actor, AuditLog } from '../audit/audit-log.js';
-import { AppError } from '../errors.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { Actor } from '../core/actor.js';
+import { AppError } from '../core/errors.js';
 import { CONFIG_SCHEMA, SYSTEM_SCHEMA, type FileSchema } from '../settings/schema.js';
 import type { ReadOnlyIniStore, SettingsStore, Snapshot } from '../settings/store.js';
 import { createApiKeyAuth } from './auth.js';
@@ -19,13 +20,13 @@ import { loadSnapshot, sendJson } from './route-helpers.js';
 import { createAuditRoutes } from './routes/audit.js';
 import { createHistoryRoutes } from './routes/history.js';
 import { createInitRoutes, type StartupReport } from './routes/init.js';
-import type { HistoryService } from '../history/history-service.js';
+import type { HistoryQueries } from '../history/history-queries.js';
 import type { Metrics } from '../metrics.js';
 import { createServiceRoutes } from './routes/services.js';
 import { createSettingsRoutes } from './routes/settings.js';
 import { createSyncRoutes } from './routes/sync.js';
 import { createSystemRoutes } from './routes/system.js';
-import type { ServiceChecks } from '../services/service-checks.js';
+import type { ConnectionChecks } from '../probes/connection-checks.js';
 import type { SyncService } from '../sync/sync-service.js';
 
 export interface AppDeps {
@@ -43,13 +44,13 @@ export interface AppDeps {
   /** The sync worker's main-thread side; without it the sync routes answer 503. */
   sync?: SyncService;
   /** config.ini's history; without it the history routes answer 503. */
-  history?: HistoryService;
+  history?: HistoryQueries;
   /** Prometheus metrics; without them /metrics answers 404. */
   metrics?: Metrics;
   /** What this start did, for /init/status. */
   startup?: StartupReport;
   /** Connection tests of the services; without them the services routes answer 503. */
-  services?: ServiceChecks;
+  services?: ConnectionChecks;
 }
 
 const WRITE_METHODS = new Set(['PUT', 'PATCH', 'POST', 'DELETE']);
@@ -113,7 +114,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api', api);
 
   app.use((req, _res, next) => {
-    next(new AppError('NOT_FOUND', 'Not Found', { details: `No route for ${req.method} ${req.path}` }));
+    next(new AppError('NOT_FOUND', { details: `No route for ${req.method} ${req.path}` }));
   });
   app.use(
     createErrorHandler({

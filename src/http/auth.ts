@@ -6,8 +6,8 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler, Response } from 'express';
-import type { Actor } from '../audit/audit-log.js';
-import { AppError } from '../errors.js';
+import type { Actor } from '../core/actor.js';
+import { AppError } from '../core/errors.js';
 
 function digest(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
@@ -24,7 +24,7 @@ export function createApiKeyAuth({ currentKey }: ApiKeyAuthOptions): RequestHand
   return (req, res, next) => {
     const presented = req.get('x-api-key');
     if (!presented) {
-      next(new AppError('API_KEY_MISSING', 'Unauthorized', { details: 'The x-api-key header is missing' }));
+      next(new AppError('API_KEY_MISSING', { details: 'The x-api-key header is missing' }));
       return;
     }
     const key = currentKey(res);
@@ -36,7 +36,7 @@ export function createApiKeyAuth({ currentKey }: ApiKeyAuthOptions): RequestHand
     // Compare even when no key is configured, so that case takes the same time.
     const expected = cachedDigest ?? digest('\u0000no key configured');
     if (!timingSafeEqual(presentedDigest, expected) || !cachedDigest) {
-      next(new AppError('API_KEY_INVALID', 'Unauthorized', { details: 'The x-api-key header is not valid' }));
+      next(new AppError('API_KEY_INVALID', { details: 'The x-api-key header is not valid' }));
       return;
     }
     res.locals.actor = {

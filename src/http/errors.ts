@@ -1,53 +1,17 @@
 /**
- * The one place where error codes become HTTP statuses, and where every error — thrown by a
- * route, by the body parser or by nobody (404) — becomes the body `{message, details, code}`.
+ * Where every error — thrown by a route, by the body parser or by nobody (404) — becomes the
+ * body `{message, details, code}` with the status the catalogue (core/errors.ts) gives its code.
  */
 import type { ErrorRequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
-import { AppError, isAppError, type ErrorCode } from '../errors.js';
-
-export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
-  API_KEY_MISSING: 401,
-  API_KEY_INVALID: 401,
-  RATE_LIMITED: 429,
-  NOT_FOUND: 404,
-  METHOD_NOT_ALLOWED: 405,
-  SYSTEM_READ_ONLY: 405,
-  SECTION_NOT_FOUND: 404,
-  KEY_NOT_FOUND: 400,
-  INVALID_NAME: 400,
-  INVALID_REQUEST: 400,
-  MALFORMED_JSON: 400,
-  PAYLOAD_TOO_LARGE: 413,
-  UNSUPPORTED_MEDIA_TYPE: 415,
-  VALIDATION_FAILED: 400,
-  PRECONDITION_FAILED: 412,
-  CONFIG_INVALID: 503,
-  CONFIG_CONFLICT: 409,
-  INI_SYNTAX: 400,
-  STARTUP_CONFIG_INVALID: 500,
-  TARGET_INVALID: 500,
-  RENDER_FAILED: 500,
-  CHECK_FAILED: 500,
-  WRITE_FAILED: 500,
-  RELOAD_FAILED: 502,
-  HEALTH_FAILED: 502,
-  SERVICE_UNREACHABLE: 503,
-  SERVICE_NOT_FOUND: 404,
-  TIMEOUT: 504,
-  SYNC_FAILED: 502,
-  SECRET_UNREADABLE: 500,
-  COMMIT_NOT_FOUND: 404,
-  HISTORY_FAILED: 500,
-  INTERNAL_ERROR: 500,
-});
+import { AppError, isAppError } from '../core/errors.js';
 
 export function errorBody(error: AppError): Record<string, unknown> {
   return { ...error.data, message: error.message, details: error.details, code: error.code };
 }
 
 export function sendError(res: Response, error: AppError): void {
-  res.status(HTTP_STATUS[error.code]).type('application/json').send(JSON.stringify(errorBody(error)));
+  res.status(error.status).type('application/json').send(JSON.stringify(errorBody(error)));
 }
 
 interface BodyParserError {
@@ -60,17 +24,17 @@ export function fromBodyParserError(error: unknown): AppError | undefined {
   const type = (error as BodyParserError | undefined)?.type;
   switch (type) {
     case 'entity.too.large':
-      return new AppError('PAYLOAD_TOO_LARGE', 'Payload Too Large', { details: 'The request body is larger than the limit', cause: error });
+      return new AppError('PAYLOAD_TOO_LARGE', { details: 'The request body is larger than the limit', cause: error });
     case 'entity.parse.failed':
-      return new AppError('MALFORMED_JSON', 'Invalid Request', { details: 'The request body is not valid JSON', cause: error });
+      return new AppError('MALFORMED_JSON', { details: 'The request body is not valid JSON', cause: error });
     case 'charset.unsupported':
     case 'encoding.unsupported':
-      return new AppError('UNSUPPORTED_MEDIA_TYPE', 'Unsupported Media Type', { details: 'The request body must be UTF-8 JSON', cause: error });
+      return new AppError('UNSUPPORTED_MEDIA_TYPE', { details: 'The request body must be UTF-8 JSON', cause: error });
     case 'request.aborted':
     case 'request.size.invalid':
     case 'stream.encoding.set':
     case 'stream.not.readable':
-      return new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'The request body could not be read', cause: error });
+      return new AppError('INVALID_REQUEST', { details: 'The request body could not be read', cause: error });
     default:
       return undefined;
   }
@@ -81,12 +45,12 @@ function fromClientError(error: unknown): AppError | undefined {
   const status = (error as BodyParserError | undefined)?.status;
   if (typeof status !== 'number' || status < 400 || status > 499) return undefined;
   const details = error instanceof URIError ? 'The request path is not valid percent-encoding' : 'The request could not be understood';
-  return new AppError('INVALID_REQUEST', 'Invalid Request', { details, cause: error });
+  return new AppError('INVALID_REQUEST', { details, cause: error });
 }
 
 export function toAppError(error: unknown): AppError {
   if (isAppError(error)) return error;
-  return fromBodyParserError(error) ?? fromClientError(error) ?? new AppError('INTERNAL_ERROR', 'Internal error', { details: 'Internal error', cause: error });
+  return fromBodyParserError(error) ?? fromClientError(error) ?? new AppError('INTERNAL_ERROR', { details: 'Internal error', cause: error });
 }
 
 export interface ErrorHandlerOptions {

@@ -3,7 +3,7 @@
  * system.ini, so the two cannot drift apart.
  */
 import { z } from 'zod';
-import { ERROR_CODES } from '../errors.js';
+import { ERROR_CODES } from '../core/errors.js';
 import { sectionJsonSchema, type FileSchema } from '../settings/schema.js';
 
 function jsonSchema(schema: z.ZodType): Record<string, unknown> {
@@ -61,7 +61,7 @@ export function buildOpenApi({ version, configSchema, systemSchema }: OpenApiInp
       properties: { code: { type: 'string', enum: [...ERROR_CODES] }, message: { type: 'string', description: 'Never contains credentials or query strings' } },
     },
   };
-  schemas.ServiceCheck = {
+  schemas.ConnectionCheck = {
     oneOf: [
       {
         type: 'object',
@@ -106,7 +106,7 @@ export function buildOpenApi({ version, configSchema, systemSchema }: OpenApiInp
       ok: { type: ['boolean', 'null'], description: 'Every check passed; null when never checked or nothing to check' },
       stale: { type: 'boolean', description: 'Never checked, declaration changed, or older than the cache age' },
       checkedAt: { type: ['string', 'null'], format: 'date-time' },
-      checks: { type: 'array', items: ref('ServiceCheck') },
+      checks: { type: 'array', items: ref('ConnectionCheck') },
     },
   };
 

@@ -6,7 +6,7 @@
  */
 import type { RequestHandler } from 'express';
 import { rateLimit } from 'express-rate-limit';
-import { AppError } from '../errors.js';
+import { AppError } from '../core/errors.js';
 import { sendError } from './errors.js';
 
 export interface RateLimitOptions {
@@ -26,7 +26,7 @@ export function createRateLimits({ perMinute, authFailuresPer15Min }: RateLimitO
           limit: perMinute,
           standardHeaders: 'draft-8',
           legacyHeaders: false,
-          handler: (_req, res) => sendError(res, new AppError('RATE_LIMITED', 'Too Many Requests', { details: 'Too many requests; try again later' })),
+          handler: (_req, res) => sendError(res, new AppError('RATE_LIMITED', { details: 'Too many requests; try again later' })),
         }),
     );
   }
@@ -41,7 +41,7 @@ export function createRateLimits({ perMinute, authFailuresPer15Min }: RateLimitO
           skipSuccessfulRequests: true,
           requestWasSuccessful: (_req, res) => res.statusCode !== 401,
           handler: (_req, res) =>
-            sendError(res, new AppError('RATE_LIMITED', 'Too Many Requests', { details: 'Too many failed authentications; try again later' })),
+            sendError(res, new AppError('RATE_LIMITED', { details: 'Too many failed authentications; try again later' })),
         }),
     );
   }

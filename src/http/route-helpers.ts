@@ -1,6 +1,6 @@
 /** Small request/response helpers shared by the routers. */
 import type { Request, RequestHandler, Response } from 'express';
-import { AppError } from '../errors.js';
+import { AppError } from '../core/errors.js';
 import type { ReadOnlyIniStore, Snapshot } from '../settings/store.js';
 
 export function sendJson(res: Response, json: string, etag?: string): void {
@@ -29,7 +29,7 @@ export function parseIfMatch(req: Request): string[] | undefined {
 export function singleQueryValue(req: Request, name: string): string | undefined {
   const value = (req.query as Record<string, unknown>)[name];
   if (value === undefined) return undefined;
-  if (typeof value !== 'string') throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: `The ${name} query parameter must be given once` });
+  if (typeof value !== 'string') throw new AppError('INVALID_REQUEST', { details: `The ${name} query parameter must be given once` });
   return value;
 }
 
@@ -43,9 +43,9 @@ export function hasBody(req: Request): boolean {
 }
 
 export function requireJsonBody(req: Request): unknown {
-  if (!hasBody(req)) throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'A JSON body is required' });
+  if (!hasBody(req)) throw new AppError('INVALID_REQUEST', { details: 'A JSON body is required' });
   if (!req.is(['application/json', 'application/*+json'])) {
-    throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Unsupported Media Type', { details: 'The request body must be application/json' });
+    throw new AppError('UNSUPPORTED_MEDIA_TYPE', { details: 'The request body must be application/json' });
   }
   return req.body;
 }
@@ -53,12 +53,12 @@ export function requireJsonBody(req: Request): unknown {
 export function methodNotAllowed(allow: string): RequestHandler {
   return (req, res, next) => {
     res.setHeader('Allow', allow);
-    next(new AppError('METHOD_NOT_ALLOWED', 'Method Not Allowed', { details: `${req.method} is not allowed here; allowed: ${allow}` }));
+    next(new AppError('METHOD_NOT_ALLOWED', { details: `${req.method} is not allowed here; allowed: ${allow}` }));
   };
 }
 
 export function sectionNotFound(section: string): AppError {
-  return new AppError('SECTION_NOT_FOUND', 'Invalid Request', { details: `Section:${section} does not exist` });
+  return new AppError('SECTION_NOT_FOUND', { details: `Section:${section} does not exist` });
 }
 
 /**

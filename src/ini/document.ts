@@ -7,7 +7,7 @@
  * The document keeps the file's lines verbatim, so an edit rewrites only the lines of the
  * entries it touches: comments, blank lines, order, spacing, CRLF and a BOM stay byte-identical.
  */
-import { AppError } from '../errors.js';
+import { AppError } from '../core/errors.js';
 
 /** Python's str.isspace() set: configparser strips and measures indentation with it. */
 const WS = '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
@@ -56,7 +56,7 @@ export interface IniDocument {
 
 function syntaxError(lineIndex: number, message: string): AppError {
   const line = lineIndex + 1;
-  return new AppError('INI_SYNTAX', `line ${line}: ${message}`, { data: { line } });
+  return new AppError('INI_SYNTAX', { message: `line ${line}: ${message}`, data: { line } });
 }
 
 interface EntryDraft {

@@ -10,8 +10,8 @@
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
-import { AppError, isAppError, type ErrorCode } from '../errors.js';
-import { containerRefText, type ContainerRef } from '../sync/target-spec.js';
+import { AppError, isAppError, type ErrorCode } from '../core/errors.js';
+import { containerRefText, type ContainerRef } from '../targets/target-spec.js';
 
 export type ContainerHealth = 'healthy' | 'unhealthy' | 'starting' | undefined;
 
@@ -136,20 +136,23 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
     if (isAppError(error)) return error;
     const e = (error ?? {}) as DockerApiError;
     if (signal.aborted) {
-      return new AppError('TIMEOUT', `Docker did not answer in time: ${what}`, {
+      return new AppError('TIMEOUT', {
+        message: `Docker did not answer in time: ${what}`,
         details: `${what}: no answer from the Docker engine at ${socketPath} within ${timeoutMs} ms`,
         cause: error,
       });
     }
     if (e.code && UNREACHABLE_CODES.has(e.code)) {
-      return new AppError('SERVICE_UNREACHABLE', `Docker engine unreachable: ${what}`, {
+      return new AppError('SERVICE_UNREACHABLE', {
+        message: `Docker engine unreachable: ${what}`,
         details: `${what}: cannot connect to the Docker engine at ${socketPath} (${e.code})`,
         data: { socket: socketPath },
         cause: error,
       });
     }
     const daemonMessage = e.json?.message ?? e.message ?? String(error);
-    return new AppError(code, `Docker refused: ${what}`, {
+    return new AppError(code, {
+      message: `Docker refused: ${what}`,
       details: `${what}: ${e.statusCode ? `HTTP ${e.statusCode}: ` : ''}${daemonMessage}`.trim(),
       cause: error,
     });
@@ -174,7 +177,7 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
         } catch (error) {
           if ((error as DockerApiError).statusCode === 404) {
             // Not created yet (first boot, a service still being deployed): the reload waits and is retried.
-            throw new AppError('SERVICE_UNREACHABLE', `No such container: ${ref.name}`, { details: `container "${ref.name}" does not exist (yet)`, data: { container: ref.name }, cause: error });
+            throw new AppError('SERVICE_UNREACHABLE', { message: `No such container: ${ref.name}`, details: `container "${ref.name}" does not exist (yet)`, data: { container: ref.name }, cause: error });
           }
           throw error;
         }
@@ -193,7 +196,8 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
     if (!chosen) {
       const names = all.map((c) => (c.Names[0] ?? c.Id.slice(0, 12)).replace(/^\//, ''));
       // None yet is a service not up yet (retried); several is a declaration to fix.
-      throw new AppError(all.length === 0 ? 'SERVICE_UNREACHABLE' : code, `Label ${filter} matches ${all.length} containers, expected exactly one`, {
+      throw new AppError(all.length === 0 ? 'SERVICE_UNREACHABLE' : code, {
+        message: `Label ${filter} matches ${all.length} containers, expected exactly one`,
         details:
           all.length === 0
             ? `no container has the label ${filter}`
@@ -298,7 +302,7 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
           return { exitCode: info.ExitCode, output };
         }
         if (Date.now() >= deadline) {
-          throw new AppError('TIMEOUT', `Docker did not report the exit code: ${what}`, { details: `${what}: no exit code within ${timeoutMs} ms` });
+          throw new AppError('TIMEOUT', { message: `Docker did not report the exit code: ${what}`, details: `${what}: no exit code within ${timeoutMs} ms` });
         }
         await sleep(Math.min(50, remaining()));
       }
@@ -316,7 +320,8 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
       // Start of the current uninterrupted run (same StartedAt and restart count) in our polls.
       let stableSince: { at: number; startedAt: string; restartCount: number } | undefined;
       const failed = (why: string): AppError =>
-        new AppError('HEALTH_FAILED', `Container ${text} is not healthy: ${why}`, {
+        new AppError('HEALTH_FAILED', {
+          message: `Container ${text} is not healthy: ${why}`,
           details: `container ${text}: ${why}; last seen: ${lastError && !last ? lastError.details : describeState(last)}`,
           data: { container: text, ...(last ? { state: last.status, health: last.health ?? null } : {}) },
           ...(lastError ? { cause: lastError } : {}),

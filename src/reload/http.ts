@@ -5,7 +5,8 @@
  * URLs may carry credentials (`http://user:pass@127.0.0.1:81/reload`) or tokens in the query;
  * messages and logs only ever show origin and path (see safeUrl).
  */
-import { AppError } from '../errors.js';
+import { AppError } from '../core/errors.js';
+import { safeUrl } from '../core/safe-url.js';
 
 export interface HttpCallOptions {
   readonly timeoutMs: number;
@@ -16,15 +17,6 @@ export interface ProbeHealthOptions extends HttpCallOptions {
   readonly intervalMs?: number;
 }
 
-/** What can be shown of a URL: no userinfo, no query, no fragment. */
-export function safeUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
-  } catch {
-    return '(invalid URL)';
-  }
-}
 
 /**
  * fetch refuses URLs with userinfo ("Request cannot be constructed from a URL that includes
@@ -35,7 +27,7 @@ function requestParts(url: string, code: 'RELOAD_FAILED' | 'HEALTH_FAILED'): { u
   try {
     parsed = new URL(url);
   } catch (error) {
-    throw new AppError(code, 'Invalid URL', { details: 'the URL cannot be parsed', cause: error });
+    throw new AppError(code, { message: 'Invalid URL', details: 'the URL cannot be parsed', cause: error });
   }
   const headers: Record<string, string> = {};
   if (parsed.username !== '' || parsed.password !== '') {
@@ -78,13 +70,13 @@ export async function postReload(url: string, { timeoutMs }: HttpCallOptions): P
     response = await fetch(request.url, { method: 'POST', headers: request.headers, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
   } catch (error) {
     if (isTimeout(error)) {
-      throw new AppError('TIMEOUT', 'Reload hook did not answer in time', { details: `POST ${shown}: no answer within ${timeoutMs} ms`, data: { url: shown }, cause: error });
+      throw new AppError('TIMEOUT', { message: 'Reload hook did not answer in time', details: `POST ${shown}: no answer within ${timeoutMs} ms`, data: { url: shown }, cause: error });
     }
-    throw new AppError('SERVICE_UNREACHABLE', 'Reload hook unreachable', { details: `POST ${shown}: ${networkReason(error)}`, data: { url: shown }, cause: error });
+    throw new AppError('SERVICE_UNREACHABLE', { message: 'Reload hook unreachable', details: `POST ${shown}: ${networkReason(error)}`, data: { url: shown }, cause: error });
   }
   await discardBody(response);
   if (response.status < 200 || response.status > 299) {
-    throw new AppError('RELOAD_FAILED', `Reload hook answered ${response.status}`, { details: `POST ${shown}: HTTP ${response.status}`, data: { url: shown, status: response.status } });
+    throw new AppError('RELOAD_FAILED', { message: `Reload hook answered ${response.status}`, details: `POST ${shown}: HTTP ${response.status}`, data: { url: shown, status: response.status } });
   }
 }
 
@@ -111,5 +103,5 @@ export async function probeHealth(url: string, options: ProbeHealthOptions): Pro
     if (pause <= 0) break;
     await new Promise((resolve) => setTimeout(resolve, pause));
   }
-  throw new AppError('HEALTH_FAILED', 'Health endpoint did not answer 2xx', { details: `GET ${shown}: not 2xx within ${timeoutMs} ms; last: ${last}`, data: { url: shown } });
+  throw new AppError('HEALTH_FAILED', { message: 'Health endpoint did not answer 2xx', details: `GET ${shown}: not 2xx within ${timeoutMs} ms; last: ${last}`, data: { url: shown } });
 }

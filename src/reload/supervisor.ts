@@ -12,7 +12,7 @@
  */
 import xmlrpc from 'xmlrpc';
 import type { Logger } from 'pino';
-import { AppError, isAppError, type ErrorCode } from '../errors.js';
+import { AppError, isAppError, type ErrorCode } from '../core/errors.js';
 
 /** supervisord's process state names (supervisor/states.py ProcessStates). */
 export type ProcessStateName = 'STOPPED' | 'STARTING' | 'RUNNING' | 'BACKOFF' | 'STOPPING' | 'EXITED' | 'FATAL' | 'UNKNOWN';
@@ -93,7 +93,7 @@ interface Endpoint {
 function parseEndpoint(url: string): Endpoint {
   if (url.startsWith('unix://')) {
     const socketPath = url.slice('unix://'.length);
-    if (!socketPath.startsWith('/')) throw new AppError('SERVICE_UNREACHABLE', 'Invalid supervisord URL', { details: `"${url}" is not unix:///absolute/path` });
+    if (!socketPath.startsWith('/')) throw new AppError('SERVICE_UNREACHABLE', { message: 'Invalid supervisord URL', details: `"${url}" is not unix:///absolute/path` });
     // Host only fills the Host header; the connection goes to the socket.
     return { options: { socketPath, host: 'localhost', path: '/RPC2' }, secure: false, displayUrl: url };
   }
@@ -101,10 +101,10 @@ function parseEndpoint(url: string): Endpoint {
   try {
     parsed = new URL(url);
   } catch (error) {
-    throw new AppError('SERVICE_UNREACHABLE', 'Invalid supervisord URL', { details: 'the supervisord URL cannot be parsed', cause: error });
+    throw new AppError('SERVICE_UNREACHABLE', { message: 'Invalid supervisord URL', details: 'the supervisord URL cannot be parsed', cause: error });
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new AppError('SERVICE_UNREACHABLE', 'Invalid supervisord URL', { details: `supervisord URL must be unix:// or http://, got ${parsed.protocol}` });
+    throw new AppError('SERVICE_UNREACHABLE', { message: 'Invalid supervisord URL', details: `supervisord URL must be unix:// or http://, got ${parsed.protocol}` });
   }
   const secure = parsed.protocol === 'https:';
   const headers: Record<string, string> = {};
@@ -144,7 +144,7 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
   try {
     endpoint = parseEndpoint(input.url);
   } catch (error) {
-    endpointError = isAppError(error) ? error : new AppError('SERVICE_UNREACHABLE', 'Invalid supervisord URL', { cause: error });
+    endpointError = isAppError(error) ? error : new AppError('SERVICE_UNREACHABLE', { message: 'Invalid supervisord URL', cause: error });
   }
   const displayUrl = endpoint?.displayUrl ?? '(invalid supervisor_url)';
   const defaultTimeoutMs = input.defaultTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
@@ -168,7 +168,8 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
         settled = true;
         controller.abort();
         reject(
-          new AppError('TIMEOUT', `supervisord did not answer in time: ${method}`, {
+          new AppError('TIMEOUT', {
+            message: `supervisord did not answer in time: ${method}`,
             details: `${method}: no answer from supervisord at ${displayUrl} within ${timeoutMs} ms`,
           }),
         );
@@ -187,7 +188,8 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
     const e = (error ?? {}) as XmlRpcError;
     if (typeof e.faultCode === 'number') return error;
     if (typeof e.code === 'string' && UNREACHABLE_CODES.has(e.code)) {
-      return new AppError('SERVICE_UNREACHABLE', 'supervisord unreachable', {
+      return new AppError('SERVICE_UNREACHABLE', {
+        message: 'supervisord unreachable',
         details: `${method}: cannot connect to supervisord at ${displayUrl} (${e.code})`,
         data: { url: displayUrl },
         cause: error,
@@ -195,13 +197,15 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
     }
     const status = e.res?.statusCode;
     if (status === 401) {
-      return new AppError('SERVICE_UNREACHABLE', 'supervisord refused the credentials', {
+      return new AppError('SERVICE_UNREACHABLE', {
+        message: 'supervisord refused the credentials',
         details: `${method}: supervisord at ${displayUrl} answered 401 (check the user and password in supervisor_url)`,
         data: { url: displayUrl },
         cause: error,
       });
     }
-    return new AppError('SERVICE_UNREACHABLE', 'supervisord answered something that is not XML-RPC', {
+    return new AppError('SERVICE_UNREACHABLE', {
+      message: 'supervisord answered something that is not XML-RPC',
       details: `${method}: unexpected answer from ${displayUrl}${status ? ` (HTTP ${status})` : ''}: ${e.message ?? String(error)}`,
       data: { url: displayUrl },
       cause: error,
@@ -216,13 +220,13 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
     // will read its new file when it next starts, so this is a reload that could not happen yet,
     // not a failed one (which would roll the change back).
     if (e.faultCode === SUPERVISOR_FAULTS.SHUTDOWN_STATE) {
-      return new AppError('SERVICE_UNREACHABLE', 'supervisord is shutting down', { details: `${what} ${program}: supervisord is shutting down`, data: { program, shuttingDown: true }, cause: error });
+      return new AppError('SERVICE_UNREACHABLE', { message: 'supervisord is shutting down', details: `${what} ${program}: supervisord is shutting down`, data: { program, shuttingDown: true }, cause: error });
     }
     if (e.faultCode === SUPERVISOR_FAULTS.BAD_NAME) {
-      return new AppError(code, `No such program: ${program}`, { details: `supervisord has no program named "${program}"`, data: { program }, cause: error });
+      return new AppError(code, { message: `No such program: ${program}`, details: `supervisord has no program named "${program}"`, data: { program }, cause: error });
     }
     const fault = e.faultString ?? `fault ${e.faultCode}`;
-    return new AppError(code, `supervisord could not ${what} ${program}`, { details: `${what} ${program}: ${fault}`, data: { program }, cause: error });
+    return new AppError(code, { message: `supervisord could not ${what} ${program}`, details: `${what} ${program}: ${fault}`, data: { program }, cause: error });
   }
 
   async function processInfo(program: string, options: { timeoutMs?: number } = {}, code: ErrorCode = 'RELOAD_FAILED'): Promise<ProcessInfo> {
@@ -297,7 +301,8 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
       let last: ProcessInfo | undefined;
       let stableSince: { at: number; pid: number } | undefined;
       const failed = (why: string, cause?: unknown): AppError =>
-        new AppError('HEALTH_FAILED', `Program ${program} is not running: ${why}`, {
+        new AppError('HEALTH_FAILED', {
+          message: `Program ${program} is not running: ${why}`,
           details: `program ${program}: ${why}; last seen: ${describeInfo(last)}`,
           data: { program, ...(last ? { state: last.state } : {}) },
           ...(cause === undefined ? {} : { cause }),

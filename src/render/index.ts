@@ -2,7 +2,7 @@
  * The built-in renderers by format name, and the one call the sync plan makes: render, then
  * re-parse the output with the format's own rules before anything is staged.
  */
-import type { FormatName } from '../sync/target-spec.js';
+import type { FormatName } from '../targets/target-spec.js';
 import { cockpitRenderer } from './cockpit.js';
 import { envRenderer } from './env.js';
 import { giteaRenderer } from './gitea.js';

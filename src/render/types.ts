@@ -4,7 +4,7 @@
  * missing or unusable key (a missing key is an error, never `undefined` in a file), and its
  * output is re-parsed with the target format's parser (verify) before it is staged.
  */
-import type { FormatName } from '../sync/target-spec.js';
+import type { FormatName } from '../targets/target-spec.js';
 
 /** One config.ini section: keys as spelled in the file, in file order. */
 export interface RenderSection {

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { AppError } from '../errors.js';
+import { AppError } from '../core/errors.js';
 import { writeFileAtomic } from '../fs/atomic-write.js';
 import { createKeyring, masterKey, MASTER_KEY_BYTES, type Keyring, type MasterKey } from './secret-box.js';
 
@@ -29,7 +29,7 @@ export interface LoadedKeyring {
 }
 
 function invalid(origin: string, problem: string, cause?: unknown): AppError {
-  return new AppError('STARTUP_CONFIG_INVALID', `the master key ${origin} ${problem}`, { details: `the master key ${origin} ${problem}`, cause });
+  return new AppError('STARTUP_CONFIG_INVALID', { message: `the master key ${origin} ${problem}`, details: `the master key ${origin} ${problem}`, cause });
 }
 
 /** 32 raw bytes, or the same as 64 hex digits or base64/base64url text (one line). */

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import type { AuditLog } from '../audit/audit-log.js';
-import { AppError } from '../errors.js';
+import { AppError } from '../core/errors.js';
 import { writeFileAtomic } from '../fs/atomic-write.js';
 import type { Logger } from 'pino';
 import { createSettingsStore } from '../settings/store.js';
@@ -33,7 +33,7 @@ export interface RotateMasterKeyResult {
 
 export async function rotateMasterKey({ source, configPath, audit, logger }: RotateMasterKeyInput): Promise<RotateMasterKeyResult> {
   if (source.envKey !== undefined) {
-    throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'the master key comes from CONFHUB_MASTER_KEY; rotating it needs a key file (CONFHUB_MASTER_KEY_FILE or the default)' });
+    throw new AppError('INVALID_REQUEST', { details: 'the master key comes from CONFHUB_MASTER_KEY; rotating it needs a key file (CONFHUB_MASTER_KEY_FILE or the default)' });
   }
   const { keyring } = await loadKeyring({ ...source, createFile: false });
   const retired = [...keyring.byId.values()].filter((key) => key !== keyring.current);

@@ -3,7 +3,7 @@
  * threads open a stored document the same way; only the settings store seals. A sealed value is
  * only rewritten when its plaintext changes, so an unrelated write leaves its line byte-identical.
  */
-import { AppError, type FieldIssue } from '../errors.js';
+import { AppError, type FieldIssue } from '../core/errors.js';
 import { applyIniChanges, parseIni, unrepresentableReason, type IniChange, type IniDocument } from '../ini/document.js';
 import { isSensitive, type FileSchema } from '../settings/schema.js';
 import { fieldId } from '../settings/validate.js';
@@ -21,7 +21,7 @@ export interface OpenedDocument {
 }
 
 export function unreadableError(failures: readonly FieldIssue[]): AppError {
-  return new AppError('SECRET_UNREADABLE', 'Secret unreadable', {
+  return new AppError('SECRET_UNREADABLE', {
     details: `${failures.map((f) => f.message).join('; ')}; set the value again (through the API or as plain text in config.ini, which is sealed at once)`,
     data: { errors: failures },
   });
@@ -51,7 +51,7 @@ export function openDocument(stored: IniDocument, schema: FileSchema, keyring: K
       try {
         const plain = openValue(keyring, field, entry.value);
         const reason = unrepresentableReason(plain);
-        if (reason) throw new AppError('SECRET_UNREADABLE', 'Secret unreadable', { details: `${field} cannot be decrypted: ${reason}` });
+        if (reason) throw new AppError('SECRET_UNREADABLE', { details: `${field} cannot be decrypted: ${reason}` });
         opened.push({ section: section.name, key: entry.key, value: plain });
         if (sealedKeyId(entry.value) !== keyring.current.id) staleKey.push(field);
       } catch (error) {
@@ -88,7 +88,7 @@ export function applyStoredChanges(stored: IniDocument, changes: readonly Stored
   const count = (doc: IniDocument): number => doc.sections.reduce((n, s) => n + s.entries.length, 0);
   const wrong = iniChanges.filter((c) => next.byName.get(c.section)?.byKey.get(c.key.toLowerCase())?.value !== c.value);
   if (wrong.length > 0 || count(next) !== count(stored) + added) {
-    throw new AppError('INTERNAL_ERROR', 'Internal error', { details: `config.ini would not read back as written (${wrong.map((c) => fieldId(c.section, c.key)).join(', ') || 'key count'})` });
+    throw new AppError('INTERNAL_ERROR', { details: `config.ini would not read back as written (${wrong.map((c) => fieldId(c.section, c.key)).join(', ') || 'key count'})` });
   }
   return text;
 }

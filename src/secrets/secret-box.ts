@@ -9,7 +9,7 @@
  * apart from a tampered one.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { AppError } from '../errors.js';
+import { AppError } from '../core/errors.js';
 
 export const SEALED_PREFIX = 'enc:v1:';
 const IV_BYTES = 12;
@@ -66,7 +66,7 @@ export function sealValue(keyring: Keyring, field: string, plaintext: string): s
 }
 
 function unreadable(field: string, why: string): AppError {
-  return new AppError('SECRET_UNREADABLE', 'Secret unreadable', { details: `${field} cannot be decrypted: ${why}`, data: { field } });
+  return new AppError('SECRET_UNREADABLE', { details: `${field} cannot be decrypted: ${why}`, data: { field } });
 }
 
 /** Opens a sealed value of `field` (`section.key`); throws SECRET_UNREADABLE naming the field. */
@@ -89,7 +89,7 @@ export function openValue(keyring: Keyring, field: string, sealed: string): stri
     decipher.setAuthTag(tag);
     plain = Buffer.concat([decipher.update(body), decipher.final()]);
   } catch (cause) {
-    throw new AppError('SECRET_UNREADABLE', 'Secret unreadable', {
+    throw new AppError('SECRET_UNREADABLE', {
       details: `${field} cannot be decrypted: the value was altered, or it belongs to another key`,
       data: { field },
       cause,
@@ -98,6 +98,6 @@ export function openValue(keyring: Keyring, field: string, sealed: string): stri
   try {
     return utf8.decode(plain);
   } catch (cause) {
-    throw new AppError('SECRET_UNREADABLE', 'Secret unreadable', { details: `${field} cannot be decrypted: not UTF-8 text`, data: { field }, cause });
+    throw new AppError('SECRET_UNREADABLE', { details: `${field} cannot be decrypted: not UTF-8 text`, data: { field }, cause });
   }
 }

@@ -1,9 +1,9 @@
 /**
- * Free text that may quote a file holding secrets (a check command's output, a diff of a rendered
- * service file) is shown with the values of sensitive keys replaced by the mask.
+ * The secret values of a document, for masking free text that may quote a file holding secrets
+ * (a check command's output, a diff of a rendered service file) with core/mask.ts.
  */
 import type { IniDocument } from '../ini/document.js';
-import { isSensitive, MASK, type FileSchema } from './schema.js';
+import { isSensitive, type FileSchema } from './schema.js';
 
 /** Values shorter than this are not masked in free text: they would mask unrelated words. */
 const MIN_MASKED_LENGTH = 4;
@@ -17,10 +17,4 @@ export function secretsOf(doc: IniDocument, schema: FileSchema): string[] {
     }
   }
   return [...values].sort((a, b) => b.length - a.length);
-}
-
-export function maskText(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) out = out.split(secret).join(MASK);
-  return out;
 }

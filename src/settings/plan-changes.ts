@@ -4,11 +4,11 @@
  * result re-parsed and validated as a whole. Returns the new text or throws an AppError that
  * names every failing field.
  */
-import { AppError, type FieldIssue } from '../errors.js';
+import { AppError, type FieldIssue } from '../core/errors.js';
 import { applyIniChanges, parseIni, type IniChange, type IniDocument, unrepresentableReason } from '../ini/document.js';
 import { isSealed, SEALED_PREFIX } from '../secrets/secret-box.js';
 import { FIELD_KINDS } from './field-kinds.js';
-import { keyNameProblem, printable, sectionNameProblem } from './names.js';
+import { keyNameProblem, printable, sectionNameProblem } from '../core/names.js';
 import type { FileSchema } from './schema.js';
 import { fieldId, validateDocument } from './validate.js';
 
@@ -49,14 +49,14 @@ export interface PlanOptions {
 }
 
 export function planChanges(doc: IniDocument, inputs: readonly ChangeInput[], schema: FileSchema, options: PlanOptions = {}): PlanResult {
-  if (inputs.length === 0) throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'No settings to change were given' });
+  if (inputs.length === 0) throw new AppError('INVALID_REQUEST', { details: 'No settings to change were given' });
 
   const badNames = inputs.flatMap((input) => [sectionNameProblem(input.section), keyNameProblem(input.key)].filter((p): p is string => p !== undefined));
-  if (badNames.length > 0) throw new AppError('INVALID_NAME', 'Invalid Request', { details: [...new Set(badNames)].join('; ') });
+  if (badNames.length > 0) throw new AppError('INVALID_NAME', { details: [...new Set(badNames)].join('; ') });
 
   const missingSections = [...new Set(inputs.map((i) => i.section))].filter((name) => !doc.byName.has(name) && !schema.has(name));
   if (missingSections.length > 0 && !options.allowNew) {
-    throw new AppError('SECTION_NOT_FOUND', 'Invalid Request', { details: listDetails('Section:', missingSections.map((s) => `${s} does not exist`)) });
+    throw new AppError('SECTION_NOT_FOUND', { details: listDetails('Section:', missingSections.map((s) => `${s} does not exist`)) });
   }
 
   const seen = new Set<string>();
@@ -64,7 +64,7 @@ export function planChanges(doc: IniDocument, inputs: readonly ChangeInput[], sc
   for (const input of inputs) {
     const id = fieldId(input.section, input.key);
     if (seen.has(id)) {
-      throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: `Key:${input.key} is given more than once for section ${input.section}` });
+      throw new AppError('INVALID_REQUEST', { details: `Key:${input.key} is given more than once for section ${input.section}` });
     }
     seen.add(id);
     const inFile = doc.byName.get(input.section)?.byKey.has(input.key.toLowerCase());
@@ -72,7 +72,7 @@ export function planChanges(doc: IniDocument, inputs: readonly ChangeInput[], sc
     if (!inFile && !declared) missingKeys.push(input.key);
   }
   if (missingKeys.length > 0 && !options.allowNew) {
-    throw new AppError('KEY_NOT_FOUND', 'Invalid Request', { details: listDetails('Key:', missingKeys.map((k) => `${k} does not exist`)) });
+    throw new AppError('KEY_NOT_FOUND', { details: listDetails('Key:', missingKeys.map((k) => `${k} does not exist`)) });
   }
 
   const issues: FieldIssue[] = [];
@@ -131,5 +131,5 @@ export function planChanges(doc: IniDocument, inputs: readonly ChangeInput[], sc
 
 export function validationFailed(issues: readonly FieldIssue[]): AppError {
   const details = issues.map((issue) => printable(issue.message, 300)).join('; ');
-  return new AppError('VALIDATION_FAILED', 'Invalid Request', { details, data: { errors: issues } });
+  return new AppError('VALIDATION_FAILED', { details, data: { errors: issues } });
 }

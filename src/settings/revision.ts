@@ -4,7 +4,7 @@
  * part of the text (it is written back byte for byte). The revision is the sha256 of the bytes.
  */
 import { createHash } from 'node:crypto';
-import { AppError } from '../errors.js';
+import { AppError } from '../core/errors.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -12,7 +12,7 @@ export function decodeText(bytes: Uint8Array, label: string): string {
   try {
     return utf8.decode(bytes);
   } catch (cause) {
-    throw new AppError('CONFIG_INVALID', `${label} is invalid`, { details: `${label} is not valid UTF-8`, cause });
+    throw new AppError('CONFIG_INVALID', { message: `${label} is invalid`, details: `${label} is not valid UTF-8`, cause });
   }
 }
 

@@ -104,8 +104,6 @@ export function isSensitive(schema: FileSchema, sectionName: string, key: string
   return SENSITIVE_NAME.test(key) || sectionName === 'api_key';
 }
 
-export const MASK = '******';
-
 /** JSON Schema of one section as the API returns it. */
 export function sectionJsonSchema(spec: SectionSpec): z.ZodType {
   const shape: Record<string, z.ZodType> = {};

@@ -15,8 +15,9 @@
 import { readFileSync, statSync, type BigIntStats } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { Actor, AuditLog, AuditRecord } from '../audit/audit-log.js';
-import { AppError, isAppError, type FieldIssue } from '../errors.js';
+import type { AuditLog, AuditRecord } from '../audit/audit-log.js';
+import type { Actor, RevisionSource } from '../core/actor.js';
+import { AppError, isAppError, type FieldIssue } from '../core/errors.js';
 import { stageFile } from '../fs/atomic-write.js';
 import { parseIni, type IniDocument } from '../ini/document.js';
 import type { Keyring } from '../secrets/secret-box.js';
@@ -24,7 +25,8 @@ import { applyStoredChanges, openDocument, resealDocument, unreadableError, type
 import { decodeText, revisionOf } from './revision.js';
 import { planChanges, validationFailed, type ChangeInput, type PlannedChange } from './plan-changes.js';
 import { validateDocument } from './validate.js';
-import { isSensitive, MASK, type FileSchema } from './schema.js';
+import { MASK } from '../core/mask.js';
+import { isSensitive, type FileSchema } from './schema.js';
 import { createDocumentView, type DocumentView } from './typed-view.js';
 
 export interface Snapshot {
@@ -45,8 +47,6 @@ export interface Snapshot {
   readonly view: DocumentView;
 }
 
-/** What made a revision, as the history records it. */
-export type RevisionSource = 'api' | 'file' | 'rollback' | 'auto_rollback' | 'first_boot' | 'seal' | 'startup' | 'cli' | 'rekey' | 'upgrade';
 
 export interface UpdateInput {
   readonly changes: readonly ChangeInput[];
@@ -145,7 +145,7 @@ export function toSnapshot(text: string, label: string, schema: FileSchema, keyr
     stored = parseIni(text);
   } catch (cause) {
     if (isAppError(cause) && cause.code === 'INI_SYNTAX') {
-      throw new AppError('CONFIG_INVALID', `${label} is invalid`, { details: `${label} ${cause.message}`, data: cause.data, cause });
+      throw new AppError('CONFIG_INVALID', { message: `${label} is invalid`, details: `${label} ${cause.message}`, data: cause.data, cause });
     }
     throw cause;
   }
@@ -155,7 +155,7 @@ export function toSnapshot(text: string, label: string, schema: FileSchema, keyr
 }
 
 function missing(label: string, cause?: unknown): AppError {
-  return new AppError('CONFIG_INVALID', `${label} is invalid`, { details: `${label} is missing`, cause });
+  return new AppError('CONFIG_INVALID', { message: `${label} is invalid`, details: `${label} is missing`, cause });
 }
 
 interface CacheEntry {
@@ -241,21 +241,21 @@ export function diffDocuments(before: IniDocument, after: IniDocument): PlannedC
 
 function planRestore(working: Snapshot, restore: RestoreInput, label: string, schema: FileSchema, keyring: Keyring | undefined): Snapshot {
   if (restore.ifRevision !== undefined && working.revision !== restore.ifRevision) {
-    throw new AppError('PRECONDITION_FAILED', 'Precondition Failed', { details: `${label} has changed since the revision to roll back` });
+    throw new AppError('PRECONDITION_FAILED', { details: `${label} has changed since the revision to roll back` });
   }
   let stored: IniDocument;
   try {
     stored = parseIni(restore.text);
   } catch (cause) {
-    throw new AppError('VALIDATION_FAILED', 'Invalid Request', { details: `the ${label} to restore is not valid: ${isAppError(cause) ? cause.message : 'unreadable'}`, cause });
+    throw new AppError('VALIDATION_FAILED', { details: `the ${label} to restore is not valid: ${isAppError(cause) ? cause.message : 'unreadable'}`, cause });
   }
   let opened: OpenedDocument;
   try {
     opened = openDocument(stored, schema, keyring);
   } catch (error) {
     if (!isAppError(error) || error.code !== 'SECRET_UNREADABLE') throw error;
-    const issues = (error.data.errors as FieldIssue[] | undefined) ?? [];
-    throw new AppError('VALIDATION_FAILED', 'Invalid Request', { details: `the content to restore holds secrets no master key opens: ${error.details}`, data: { errors: issues }, cause: error });
+    const issues = error.data.errors ?? [];
+    throw new AppError('VALIDATION_FAILED', { details: `the content to restore holds secrets no master key opens: ${error.details}`, data: { errors: issues }, cause: error });
   }
   // Today's rules for every value a rollback by request brings back, credential strength included;
   // an automatic rollback restores what the services just ran with.
@@ -364,7 +364,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
   }
 
   function asAppError(error: unknown): AppError {
-    return isAppError(error) ? error : new AppError('INTERNAL_ERROR', 'Internal error', { cause: error });
+    return isAppError(error) ? error : new AppError('INTERNAL_ERROR', { cause: error });
   }
 
   /** Plans one request on top of `working`; returns the snapshot after it. */
@@ -405,7 +405,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
         if (!etagMatches(ifMatch, working.etag)) {
           outcomes.push({
             pending,
-            error: new AppError('PRECONDITION_FAILED', 'Precondition Failed', { details: `${label} has changed since the ETag given in If-Match` }),
+            error: new AppError('PRECONDITION_FAILED', { details: `${label} has changed since the ETag given in If-Match` }),
           });
           continue;
         }
@@ -450,7 +450,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
         } catch (error) {
           await staged?.discard().catch(() => undefined);
           log.error({ err: error }, `writing ${label} failed`);
-          const failure = new AppError('INTERNAL_ERROR', 'Internal error', { details: `${label} could not be written`, cause: error });
+          const failure = new AppError('INTERNAL_ERROR', { details: `${label} could not be written`, cause: error });
           settle(outcomes.map((o) => ('error' in o ? o : { pending: o.pending, error: failure })), null, []);
           return;
         }
@@ -459,7 +459,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       settle(outcomes, working.revision, sealed, working, working.text !== base.text);
       return;
     }
-    const conflict = new AppError('CONFIG_CONFLICT', 'Conflict', { details: `${label} kept changing during the write; try again` });
+    const conflict = new AppError('CONFIG_CONFLICT', { details: `${label} kept changing during the write; try again` });
     settle(group.map((pending) => ({ pending, error: conflict })), null, []);
   }
 

@@ -3,7 +3,7 @@
  * key's type, ports used twice across services, and credential strength of passwords being set.
  * Every failing field is reported, not just the first.
  */
-import type { FieldIssue } from '../errors.js';
+import type { FieldIssue } from '../core/errors.js';
 import type { IniDocument } from '../ini/document.js';
 import { weakPasswordReason } from './credential-strength.js';
 import { FIELD_KINDS } from './field-kinds.js';

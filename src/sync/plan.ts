@@ -5,13 +5,14 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createTwoFilesPatch } from 'diff';
-import { toPlainError, type PlainError } from '../errors.js';
+import { toPlainError, type PlainError } from '../core/errors.js';
 import type { IniDocument } from '../ini/document.js';
 import { renderTarget } from '../render/index.js';
-import { maskText, secretsOf } from '../settings/mask-secrets.js';
+import { maskText } from '../core/mask.js';
+import { secretsOf } from '../settings/mask-secrets.js';
 import type { FileSchema } from '../settings/schema.js';
 import { renderInput } from './reconcile.js';
-import type { TargetSpec } from './target-spec.js';
+import type { TargetSpec } from '../targets/target-spec.js';
 import { differs, readPrevious } from './target-writer.js';
 
 export interface TargetPlan {

@@ -3,15 +3,15 @@
  * because class instances and custom fields do not survive postMessage. Errors travel as
  * PlainError.
  */
-import type { PlainError } from '../errors.js';
+import type { PlainError } from '../core/errors.js';
 import type { PushStatus } from '../history/push.js';
-import type { RevisionSource } from '../settings/store.js';
+import type { ActorRef, RevisionSource } from '../core/actor.js';
 import type { ReconcileResult } from './reconcile.js';
-import type { SyncOverrides } from './target-spec.js';
+import type { HistoryPushConfig } from '../history/push.js';
+import type { SyncConfig } from '../targets/target-spec.js';
 
 export interface WorkerInit {
   readonly configPath: string;
-  readonly systemPath: string;
   readonly dataDir: string;
   readonly configDir: string;
   readonly logLevel: string;
@@ -19,18 +19,14 @@ export interface WorkerInit {
   readonly masterKeys: readonly Uint8Array[];
   /** The git dir of the history repository. */
   readonly historyDir: string;
-  /** CONFHUB_DOCKER_SOCKET / CONFHUB_SUPERVISOR_URL, which win over system.ini [sync]. */
-  readonly reloaders?: SyncOverrides;
+  /** Targets and [sync] of system.ini, parsed once by main (environment overrides applied). */
+  readonly sync: SyncConfig;
+  /** [history] of system.ini; undefined when commits are not pushed. */
+  readonly historyPush?: HistoryPushConfig;
   /** Set when the worker is started again within the same process (its git processes may outlive it). */
   readonly restarted?: boolean;
   /** The newest commit whose revision the targets applied (from sync_runs): what an automatic rollback returns to. */
   readonly lastAppliedCommit?: string;
-}
-
-/** Who made a revision: an API caller (key fingerprint), confhub itself, or a hand edit (`file`). */
-export interface RevisionActor {
-  readonly type: 'api' | 'system' | 'file';
-  readonly id: string;
 }
 
 /** The history repository as the worker sees it, for /sync/status. */
@@ -49,8 +45,8 @@ export type RunSource = 'change' | 'reload' | 'retry' | 'startup';
 
 export type MainToWorker =
   /** Sent just before config.ini is replaced, so the worker can name the actor of that revision. */
-  | { readonly type: 'expect'; readonly revision: string; readonly actor: RevisionActor; readonly source: RevisionSource; readonly rollbackOf?: string }
-  | { readonly type: 'reconcile'; readonly requestId: string; readonly force: boolean; readonly actor?: RevisionActor }
+  | { readonly type: 'expect'; readonly revision: string; readonly actor: ActorRef; readonly source: RevisionSource; readonly rollbackOf?: string }
+  | { readonly type: 'reconcile'; readonly requestId: string; readonly force: boolean; readonly actor?: ActorRef }
   | { readonly type: 'shutdown' };
 
 export type WorkerToMain =
@@ -59,7 +55,7 @@ export type WorkerToMain =
       readonly type: 'run';
       readonly requestId?: string;
       readonly source: RunSource;
-      readonly actor: RevisionActor;
+      readonly actor: ActorRef;
       readonly startedAt: number;
       readonly finishedAt: number;
       readonly result: ReconcileResult;

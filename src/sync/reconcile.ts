@@ -12,12 +12,12 @@
  * to be retried with backoff by the caller.
  */
 import type { Logger } from 'pino';
-import { AppError, toPlainError, type PlainError } from '../errors.js';
+import { AppError, toPlainError, type PlainError } from '../core/errors.js';
 import type { IniDocument } from '../ini/document.js';
-import type { ReloadResult, ServiceActions } from '../reload/service-actions.js';
+import type { ReloadResult, ReloadActions } from '../reload/reload-actions.js';
 import type { RenderInput, RenderSection } from '../render/types.js';
-import type { HealthCheck, TargetSpec } from './target-spec.js';
-import { reloadKey } from './target-spec.js';
+import type { HealthCheck, TargetSpec } from '../targets/target-spec.js';
+import { reloadKey } from '../targets/target-spec.js';
 import { differs, readPrevious, restorePrevious, stageTarget, type PreviousFile, type StagedTarget, type UsedWriteMode } from './target-writer.js';
 
 export type TargetState = 'in_sync' | 'pending_reload' | 'failed' | 'rolled_back';
@@ -57,7 +57,7 @@ export interface ReconcileRequest {
 
 export interface ReconcilerDeps {
   targets: readonly TargetSpec[];
-  actions: ServiceActions;
+  actions: ReloadActions;
   render: (target: TargetSpec, input: RenderInput) => string;
   readTemplate: (path: string) => Promise<string>;
   logger: Logger;
@@ -80,7 +80,7 @@ interface Work {
 }
 
 function asAppError(error: unknown): AppError {
-  return error instanceof AppError ? error : new AppError('INTERNAL_ERROR', 'Internal error', { details: String((error as Error)?.message ?? error), cause: error });
+  return error instanceof AppError ? error : new AppError('INTERNAL_ERROR', { details: String((error as Error)?.message ?? error), cause: error });
 }
 
 export function renderInput(doc: IniDocument, spec: TargetSpec, template: string | undefined): RenderInput {

@@ -5,7 +5,7 @@
  * the revision is applied anyway and the next revision's commit carries its content.
  */
 import type { Logger } from 'pino';
-import { toPlainError, type PlainError } from '../errors.js';
+import { toPlainError, type PlainError } from '../core/errors.js';
 import type { HistoryWriter } from '../history/history-repo.js';
 import { diffKeys, summarize } from '../history/key-diff.js';
 import type { PushStatus } from '../history/push.js';

@@ -22,16 +22,18 @@
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { AppError, isAppError, toPlainError, type PlainError } from '../errors.js';
+import { AppError, isAppError, toPlainError, type PlainError } from '../core/errors.js';
 import { parseIni, type IniDocument } from '../ini/document.js';
 import { decodeText, revisionOf } from '../settings/revision.js';
 import { openDocument } from '../secrets/sealed-document.js';
 import type { Keyring } from '../secrets/secret-box.js';
 import type { FileSchema } from '../settings/schema.js';
-import { maskText, secretsOf } from '../settings/mask-secrets.js';
-import type { RevisionSource } from '../settings/store.js';
+import { backoffDelay } from '../core/backoff.js';
+import { maskText } from '../core/mask.js';
+import { secretsOf } from '../settings/mask-secrets.js';
+import { FILE_ACTOR, type ActorRef, type RevisionSource } from '../core/actor.js';
 import { validateDocument } from '../settings/validate.js';
-import type { RevisionActor, RunSource, WorkerToMain } from './protocol.js';
+import type { RunSource, WorkerToMain } from './protocol.js';
 import type { ReconcileRequest, ReconcileResult } from './reconcile.js';
 
 export interface SyncLoopDeps {
@@ -58,7 +60,7 @@ export interface SyncLoopDeps {
 
 /** Who made a revision and why, as main announced it. */
 export interface RevisionMeta {
-  readonly actor: RevisionActor;
+  readonly actor: ActorRef;
   readonly source: RevisionSource;
   readonly rollbackOf?: string;
 }
@@ -77,8 +79,7 @@ interface Source {
   meta?: RevisionMeta;
 }
 
-const FILE_ACTOR: RevisionActor = Object.freeze({ type: 'file', id: 'file' });
-const RETRY_ACTOR: RevisionActor = Object.freeze({ type: 'system', id: 'retry' });
+const RETRY_ACTOR: ActorRef = Object.freeze({ type: 'system', id: 'retry' });
 const MAX_REMEMBERED_ACTORS = 256;
 
 async function readUntilStable(path: string): Promise<string> {
@@ -89,7 +90,7 @@ async function readUntilStable(path: string): Promise<string> {
     if (current.equals(previous)) return decodeText(current, 'config.ini');
     previous = current;
   }
-  throw new AppError('CONFIG_INVALID', 'config.ini is invalid', { details: 'config.ini kept changing; waiting for the next save' });
+  throw new AppError('CONFIG_INVALID', { details: 'config.ini kept changing; waiting for the next save' });
 }
 
 function maskError(error: PlainError | null, secrets: readonly string[]): PlainError | null {
@@ -165,7 +166,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     try {
       const issues = validateDocument({ doc: opened.doc, schema });
       if (issues.length > 0) {
-        throw new AppError('CONFIG_INVALID', 'config.ini is invalid', { details: issues.map((i) => i.message).join('; ') });
+        throw new AppError('CONFIG_INVALID', { details: issues.map((i) => i.message).join('; ') });
       }
       lastInvalidRevision = undefined;
       return { text, revision, doc: opened.doc, unsealed: opened.unsealed };
@@ -191,7 +192,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
   }
 
   function reportInvalid(revision: string, error: unknown, requestId: string | undefined): void {
-    const appError = isAppError(error) ? error : new AppError('CONFIG_INVALID', 'config.ini is invalid', { cause: error });
+    const appError = isAppError(error) ? error : new AppError('CONFIG_INVALID', { cause: error });
     const details = appError.code === 'INI_SYNTAX' ? `config.ini ${appError.message}` : appError.details;
     if (revision !== lastInvalidRevision || requestId) {
       lastInvalidRevision = revision;
@@ -227,7 +228,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
 
   function scheduleRetry(): void {
     if (stopped || retryTimer || pending.size === 0) return;
-    const delay = Math.min(retryMaxMs, retryBaseMs * 2 ** retryAttempt) * (0.5 + Math.random() / 2);
+    const delay = backoffDelay({ attempt: retryAttempt, baseMs: retryBaseMs, maxMs: retryMaxMs });
     retryAttempt++;
     retryTimer = setTimeout(() => {
       retryTimer = undefined;
@@ -245,11 +246,11 @@ export function createSyncLoop(deps: SyncLoopDeps) {
   }
 
   function failedResult(source: Source, error: unknown): ReconcileResult {
-    const plain = toPlainError(isAppError(error) ? error : new AppError('INTERNAL_ERROR', 'Internal error', { details: 'the reconcile failed unexpectedly', cause: error }));
+    const plain = toPlainError(isAppError(error) ? error : new AppError('INTERNAL_ERROR', { details: 'the reconcile failed unexpectedly', cause: error }));
     return { revision: source.revision, outcome: 'failed', rollbackConfig: false, targets: [], error: plain };
   }
 
-  function postRun(source: Source, result: ReconcileResult, options: { source: RunSource; requestId?: string; actor?: RevisionActor }, startedAt: number): void {
+  function postRun(source: Source, result: ReconcileResult, options: { source: RunSource; requestId?: string; actor?: ActorRef }, startedAt: number): void {
     const secrets = secretsOf(source.doc, schema);
     const masked: ReconcileResult = {
       ...result,
@@ -270,7 +271,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
 
   async function run(
     source: Source,
-    options: { source: RunSource; force: boolean; requestId?: string; only?: readonly string[]; actor?: RevisionActor },
+    options: { source: RunSource; force: boolean; requestId?: string; only?: readonly string[]; actor?: ActorRef },
   ): Promise<ReconcileResult> {
     const startedAt = now();
     let result: ReconcileResult;
@@ -349,7 +350,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     },
 
     /** POST /settings/reload: a full reconcile now, even of a revision that failed before. */
-    reconcileNow(requestId: string, force: boolean, actor?: RevisionActor): Promise<void> {
+    reconcileNow(requestId: string, force: boolean, actor?: ActorRef): Promise<void> {
       return serialized(async () => {
         if (stopped) return;
         const source = await readSource(requestId);

@@ -9,13 +9,15 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Database } from 'better-sqlite3';
 import type { Logger } from 'pino';
-import { withDeadline } from '../deadline.js';
-import type { Actor, AuditLog } from '../audit/audit-log.js';
-import { AppError, isAppError, type PlainError } from '../errors.js';
+import { backoffDelay } from '../core/backoff.js';
+import { withDeadline } from '../core/deadline.js';
+import type { Actor, ActorRef } from '../core/actor.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import { AppError, isAppError, type PlainError } from '../core/errors.js';
 import type { RevisionAnnouncement, SettingsStore } from '../settings/store.js';
-import type { HistoryStatus, MainToWorker, RevisionActor, RunSource, WorkerToMain } from './protocol.js';
+import type { HistoryStatus, MainToWorker, RunSource, WorkerToMain } from './protocol.js';
 import type { ReconcileResult, TargetOutcome, TargetState } from './reconcile.js';
-import type { TargetSpec } from './target-spec.js';
+import type { TargetSpec } from '../targets/target-spec.js';
 import type { Metrics } from '../metrics.js';
 
 export type SyncEventType = 'applied' | 'failed' | 'source_invalid' | 'rolled_back';
@@ -25,7 +27,7 @@ export interface SyncEvent {
   readonly revision: string;
   readonly at: string;
   readonly source?: RunSource;
-  readonly actor?: RevisionActor;
+  readonly actor?: ActorRef;
   readonly targets?: readonly TargetOutcome[];
   readonly error?: PlainError;
 }
@@ -259,7 +261,7 @@ export function createSyncService(deps: SyncServiceDeps) {
       } catch (error) {
         log.error({ err: error, revision, attempt }, 'sealing values typed in plain text failed');
         if (isAppError(error) && (error.code === 'SECRET_UNREADABLE' || error.code === 'CONFIG_INVALID' || error.code === 'VALIDATION_FAILED')) return;
-        await new Promise((resolve) => setTimeout(resolve, 1000 * attempt).unref());
+        await new Promise((resolve) => setTimeout(resolve, backoffDelay({ attempt, baseMs: 500, maxMs: 8000, minMs: 250 })).unref());
       }
     }
   }
@@ -366,7 +368,7 @@ export function createSyncService(deps: SyncServiceDeps) {
       ready = false;
       // A reconcile request dies with the worker; writes waited on are answered by the restarted
       // worker's first run (it runs the current file).
-      const lost = new AppError('SERVICE_UNREACHABLE', 'Service Unavailable', { details: 'the sync worker stopped during the request; it is being restarted' });
+      const lost = new AppError('WORKER_UNAVAILABLE', { details: 'the sync worker stopped during the request; it is being restarted' });
       for (const waiter of requestWaiters.values()) waiter.reject(lost);
       requestWaiters.clear();
     },
@@ -393,7 +395,7 @@ export function createSyncService(deps: SyncServiceDeps) {
     waitForRevision(revision: string, timeoutMs: number): Promise<RunAnswer> {
       const target = revisionSeq.get(revision);
       if (target === undefined) {
-        return Promise.reject(new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'this write did not change config.ini; there is nothing to wait for' }));
+        return Promise.reject(new AppError('INVALID_REQUEST', { details: 'this write did not change config.ini; there is nothing to wait for' }));
       }
       let waiter: RevisionWaiter | undefined;
       const answered = new Promise<RunAnswer>((resolve) => {
@@ -408,9 +410,9 @@ export function createSyncService(deps: SyncServiceDeps) {
     },
 
     /** POST /settings/reload. */
-    reconcile(options: { force: boolean; wait: boolean; timeoutMs: number; actor: RevisionActor }): Promise<RunAnswer | { kind: 'accepted'; requestId: string }> {
+    reconcile(options: { force: boolean; wait: boolean; timeoutMs: number; actor: ActorRef }): Promise<RunAnswer | { kind: 'accepted'; requestId: string }> {
       if (!deps.workerAlive()) {
-        return Promise.reject(new AppError('SERVICE_UNREACHABLE', 'Service Unavailable', { details: 'the sync worker is not running; it is being restarted' }));
+        return Promise.reject(new AppError('WORKER_UNAVAILABLE', { details: 'the sync worker is not running; it is being restarted' }));
       }
       const requestId = randomUUID();
       const message: MainToWorker = { type: 'reconcile', requestId, force: options.force, actor: options.actor };
@@ -450,5 +452,5 @@ export function createSyncService(deps: SyncServiceDeps) {
 export type SyncService = ReturnType<typeof createSyncService>;
 
 function workerTimeout(timeoutMs: number): AppError {
-  return new AppError('TIMEOUT', 'Gateway Timeout', { details: `the sync worker did not answer within ${Math.round(timeoutMs / 1000)} s; see /api/v1/sync/status` });
+  return new AppError('TIMEOUT', { details: `the sync worker did not answer within ${Math.round(timeoutMs / 1000)} s; see /api/v1/sync/status` });
 }

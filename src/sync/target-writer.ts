@@ -14,9 +14,9 @@
 import { constants } from 'node:fs';
 import { lstat, mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { AppError } from '../errors.js';
+import { AppError } from '../core/errors.js';
 import { stageFile, type StagedFile } from '../fs/atomic-write.js';
-import type { WriteMode } from './target-spec.js';
+import type { WriteMode } from '../targets/target-spec.js';
 
 export type UsedWriteMode = 'rename' | 'inplace';
 
@@ -36,7 +36,7 @@ export async function readPrevious(path: string): Promise<PreviousFile> {
     throw error;
   }
   if (!info.isFile()) {
-    throw new AppError('WRITE_FAILED', 'Write failed', { details: `${path} is ${info.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; confhub does not write through it` });
+    throw new AppError('WRITE_FAILED', { details: `${path} is ${info.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; confhub does not write through it` });
   }
   return { exists: true, content: await readFile(path), mode: info.mode & 0o7777 };
 }

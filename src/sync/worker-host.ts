@@ -4,6 +4,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import { backoffDelay } from '../core/backoff.js';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
 
 export interface WorkerHostOptions {
@@ -77,7 +78,7 @@ export function createWorkerHost(options: WorkerHostOptions): WorkerHost {
       restartCount++;
       consecutiveFailures++;
       options.onExit?.({ code, restarts: restartCount });
-      const delay = Math.min(restartMaxMs, restartBaseMs * 2 ** (consecutiveFailures - 1));
+      const delay = backoffDelay({ attempt: consecutiveFailures - 1, baseMs: restartBaseMs, maxMs: restartMaxMs, minMs: restartBaseMs });
       log.error({ code, delayMs: delay }, 'sync worker stopped; restarting');
       restartTimer = setTimeout(spawn, delay);
     });

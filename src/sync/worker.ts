@@ -3,18 +3,17 @@
  * reloads services. It subscribes to config.ini changes before its first reconcile, so no change
  * made during start-up is missed.
  */
-import { readFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { removeStaleTempFiles } from '../fs/atomic-write.js';
 import { createHistoryReader, createHistoryWriter } from '../history/history-repo.js';
 import { revisionOf } from '../settings/revision.js';
-import { createHistoryPusher, historyConfigOf } from '../history/push.js';
+import { createHistoryPusher } from '../history/push.js';
 import { parseIni } from '../ini/document.js';
 import { createLogger } from '../log.js';
 import { createKeyring, masterKey } from '../secrets/secret-box.js';
 import { CONFIG_SCHEMA } from '../settings/schema.js';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
-import { composeReconciler } from './compose-reconciler.js';
+import { buildReconciler } from './build-reconciler.js';
 import { createRevisionRecorder } from './revision-recorder.js';
 import { createSourceWatcher } from './source-watcher.js';
 import { createSyncLoop } from './sync-loop.js';
@@ -24,8 +23,8 @@ const port = parentPort!;
 const post = (message: WorkerToMain): void => port.postMessage(message);
 const logger = createLogger({ level: init.logLevel }).child({ thread: 'sync-worker' });
 
-const systemDoc = parseIni(readFileSync(init.systemPath, 'utf8'));
-const { settings, targets, reconciler } = composeReconciler({ systemDoc, ...init, logger });
+const { settings, targets } = init.sync;
+const reconciler = buildReconciler({ sync: init.sync, logger });
 for (const target of targets) {
   for (const name of await removeStaleTempFiles(target.output)) logger.warn({ target: target.name, name }, 'removed a temp file left by an interrupted write');
 }
@@ -34,7 +33,7 @@ const [current, ...retired] = init.masterKeys.map((key) => masterKey(Buffer.from
 const keyring = createKeyring(current!, retired);
 
 const git = { gitDir: init.historyDir, workTree: init.configDir };
-const pushConfig = historyConfigOf(systemDoc, { configDir: init.configDir });
+const pushConfig = init.historyPush;
 let recorder: ReturnType<typeof createRevisionRecorder> | undefined;
 const pusher = pushConfig ? createHistoryPusher({ git, config: pushConfig, logger, onStatus: () => recorder?.pushChanged() }) : undefined;
 recorder = createRevisionRecorder({

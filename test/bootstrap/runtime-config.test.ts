@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/core/errors.js';
 import { loadRuntimeConfig } from '../../src/runtime-config.js';
 
 function refusal(env: NodeJS.ProcessEnv): string {

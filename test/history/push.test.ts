@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/core/errors.js';
 import { runGit, spawnGit, type GitRunOptions } from '../../src/history/git.js';
 import { createHistoryReader, createHistoryWriter, type HistoryWriter } from '../../src/history/history-repo.js';
 import { createHistoryPusher, parseHistoryConfig, type HistoryPushConfig, type HistoryPusher, type PushStatus } from '../../src/history/push.js';

@@ -5,7 +5,7 @@
  * in round-trip.property.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/core/errors.js';
 import {
   applyIniChanges,
   getEntry,

@@ -8,12 +8,12 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { isAppError } from '../../src/errors.js';
+import { isAppError } from '../../src/core/errors.js';
 import { RENDERERS, renderTarget } from '../../src/render/index.js';
-import { FORMATS, type FormatName } from '../../src/sync/target-spec.js';
+import { FORMATS, type FormatName } from '../../src/targets/target-spec.js';
 import { readGoldenInput } from './golden-input.js';
 
-const GOLDEN_DIR = fileURLToPath(new URL('./golden/', import.meta.url));
+const GOLDEN_DIR = fileURLToPath(new URL('./golden', import.meta.url));
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
 function casesOf(format: FormatName): string[] {

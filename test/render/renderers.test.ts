@@ -4,14 +4,14 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/core/errors.js';
 import { escapeKeyFileValue, readKeyFile } from '../../src/render/cockpit.js';
 import { envName, quoteEnvValue, readEnvFile } from '../../src/render/env.js';
 import { quoteGoIniValue, readGoIni } from '../../src/render/gitea.js';
 import { RENDERERS, renderTarget } from '../../src/render/index.js';
 import { quoteNginxToken, readNginxDirectives } from '../../src/render/nginx_proxy_manager.js';
 import type { RenderInput } from '../../src/render/types.js';
-import { FORMATS, type FormatName } from '../../src/sync/target-spec.js';
+import { FORMATS, type FormatName } from '../../src/targets/target-spec.js';
 
 type SectionsSpec = Record<string, readonly (readonly [string, string])[]>;
 

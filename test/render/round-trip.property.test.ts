@@ -8,12 +8,12 @@ import fc from 'fast-check';
 import { decode as decodeIni } from 'ini';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { isAppError } from '../../src/errors.js';
+import { isAppError } from '../../src/core/errors.js';
 import { envName, readEnvFile } from '../../src/render/env.js';
 import { readGoIni } from '../../src/render/gitea.js';
 import { RENDERERS } from '../../src/render/index.js';
 import type { RenderInput } from '../../src/render/types.js';
-import type { FormatName } from '../../src/sync/target-spec.js';
+import type { FormatName } from '../../src/targets/target-spec.js';
 
 const RUNS = 300;
 

@@ -8,7 +8,7 @@ import { decodeKey, loadKeyring, nextKeyPath, replaceKeyFile, retiredKeysPath } 
 import { applyStoredChanges, openDocument, resealDocument } from '../../src/secrets/sealed-document.js';
 import { createKeyring, masterKey, openValue, sealValue, type Keyring } from '../../src/secrets/secret-box.js';
 import { CONFIG_SCHEMA } from '../../src/settings/schema.js';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/core/errors.js';
 
 /** Runs `fn`, which must throw an AppError of `code` whose details match `details`. */
 function expectAppError(fn: () => unknown, code: string, details?: RegExp): void {

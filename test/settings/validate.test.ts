@@ -5,7 +5,7 @@ import { FIELD_KINDS } from '../../src/settings/field-kinds.js';
 import { planChanges } from '../../src/settings/plan-changes.js';
 import { CONFIG_SCHEMA } from '../../src/settings/schema.js';
 import { validateDocument } from '../../src/settings/validate.js';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/core/errors.js';
 
 const base = `[gitea]
 user_name = websoft9
@@ -106,7 +106,7 @@ describe('whole-document validation', () => {
       ),
     );
     expect(error.code).toBe('VALIDATION_FAILED');
-    const codes = (error.data.errors as { field: string; code: string }[]).map((e) => `${e.field}:${e.code}`).sort();
+    const codes = (error.data.errors ?? []).map((e) => `${e.field}:${e.code}`).sort();
     expect(codes).toEqual([
       'cockpit.port:PORT_CONFLICT',
       'gitea.user_email:INVALID_EMAIL',

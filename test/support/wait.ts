@@ -1,6 +1,6 @@
 /** Waiting and error assertions shared by the suites. */
 import { expect } from 'vitest';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/core/errors.js';
 
 /** Polls until `check` returns true, or throws naming `what` after the timeout. */
 export async function eventually(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {

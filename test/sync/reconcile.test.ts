@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/core/errors.js';
 import { parseIni } from '../../src/ini/document.js';
-import type { ReloadResult, ServiceActions } from '../../src/reload/service-actions.js';
+import type { ReloadResult, ReloadActions } from '../../src/reload/reload-actions.js';
 import { createReconciler } from '../../src/sync/reconcile.js';
-import type { ReloadAction, TargetSpec } from '../../src/sync/target-spec.js';
+import type { ReloadAction, TargetSpec } from '../../src/targets/target-spec.js';
 
 let dir: string;
 beforeEach(() => {
@@ -37,7 +37,7 @@ function target(name: string, overrides: Partial<TargetSpec> = {}): TargetSpec {
 /** Records calls; failures are scripted per action description. */
 function fakeActions(script: { failReload?: Record<string, AppError>; failVerify?: Record<string, AppError[]>; failCheck?: boolean; checkError?: AppError } = {}) {
   const calls: string[] = [];
-  const actions: ServiceActions = {
+  const actions: ReloadActions = {
     describe: (action) => ('program' in action ? action.program : 'container' in action && action.container.by === 'name' ? action.container.name : action.kind),
     async reload(action): Promise<ReloadResult> {
       const name = actions.describe(action);
@@ -56,7 +56,7 @@ function fakeActions(script: { failReload?: Record<string, AppError>; failVerify
     async runCheck(_check, path) {
       calls.push(`check ${readFileSync(path, 'utf8').trim()}`);
       if (script.checkError) throw script.checkError;
-      if (script.failCheck) throw new AppError('CHECK_FAILED', 'Check failed', { details: 'bad file' });
+      if (script.failCheck) throw new AppError('CHECK_FAILED', { details: 'bad file' });
     },
   };
   return { actions, calls };
@@ -64,11 +64,11 @@ function fakeActions(script: { failReload?: Record<string, AppError>; failVerify
 
 const render = (t: TargetSpec, input: { sections: readonly { name: string; values: ReadonlyMap<string, string> }[] }): string => {
   const app = input.sections.find((s) => s.name === 'app');
-  if (!app) throw new AppError('RENDER_FAILED', 'Render failed', { details: `target ${t.name}: missing app` });
+  if (!app) throw new AppError('RENDER_FAILED', { details: `target ${t.name}: missing app` });
   return `${JSON.stringify({ target: t.name, ...Object.fromEntries(app.values) })}\n`;
 };
 
-function reconciler(targets: TargetSpec[], actions: ServiceActions) {
+function reconciler(targets: TargetSpec[], actions: ReloadActions) {
   return createReconciler({ targets, actions, render, readTemplate: async () => '', logger: pino({ level: 'silent' }) });
 }
 
@@ -119,7 +119,7 @@ describe('reconcile', () => {
   });
 
   it('when a rollback-policy service fails its health check, then every target gets its previous files back, services are reloaded again, and config.ini rollback is asked for', async () => {
-    const unhealthy = new AppError('HEALTH_FAILED', 'Health check failed', { details: 'container a exited' });
+    const unhealthy = new AppError('HEALTH_FAILED', { details: 'container a exited' });
     const { actions, calls } = fakeActions({ failVerify: { b: [unhealthy] } });
     const r = reconciler([target('one'), target('two', { reload: restartB })], actions);
     writeFileSync(join(dir, 'one.json'), 'old one\n', { mode: 0o600 });
@@ -135,7 +135,7 @@ describe('reconcile', () => {
   });
 
   it('when a keep-policy service fails, then only its files are restored and the others stay on the new revision', async () => {
-    const { actions } = fakeActions({ failReload: { b: new AppError('RELOAD_FAILED', 'Reload failed', { details: 'exit 1' }) } });
+    const { actions } = fakeActions({ failReload: { b: new AppError('RELOAD_FAILED', { details: 'exit 1' }) } });
     const r = reconciler([target('one', { onFailure: 'keep' }), target('two', { reload: restartB, onFailure: 'keep' })], actions);
     writeFileSync(join(dir, 'two.json'), 'old two\n', { mode: 0o600 });
     const result = await r.reconcile({ revision: 'r2', doc: doc('2'), force: false });
@@ -146,7 +146,7 @@ describe('reconcile', () => {
   });
 
   it('when the service cannot be reached, then the file is written and the reload stays pending', async () => {
-    const { actions } = fakeActions({ failReload: { a: new AppError('SERVICE_UNREACHABLE', 'Service unreachable', { details: 'no docker socket' }) } });
+    const { actions } = fakeActions({ failReload: { a: new AppError('SERVICE_UNREACHABLE', { details: 'no docker socket' }) } });
     const r = reconciler([target('one')], actions);
     const result = await r.reconcile({ revision: 'r1', doc: doc('1'), force: false });
     expect(result.outcome).toBe('applied');
@@ -165,7 +165,7 @@ describe('reconcile', () => {
   });
 
   it('when a service-side check cannot reach its service yet, then the file is written and the reload stays pending', async () => {
-    const unreachable = new AppError('SERVICE_UNREACHABLE', 'Service unreachable', { details: 'container a does not exist (yet)' });
+    const unreachable = new AppError('SERVICE_UNREACHABLE', { details: 'container a does not exist (yet)' });
     const { actions } = fakeActions({ checkError: unreachable, failReload: { a: unreachable } });
     const check = { kind: 'docker_exec' as const, container: { by: 'name' as const, name: 'a' }, command: ['nginx', '-t'] };
     const r = reconciler([target('one', { check })], actions);
@@ -176,7 +176,7 @@ describe('reconcile', () => {
   });
 
   it('when a service-side check rejects the written file, then the previous file is put back before any reload', async () => {
-    const { actions, calls } = fakeActions({ checkError: new AppError('CHECK_FAILED', 'Check failed', { details: 'nginx -t: exit code 1' }) });
+    const { actions, calls } = fakeActions({ checkError: new AppError('CHECK_FAILED', { details: 'nginx -t: exit code 1' }) });
     const check = { kind: 'docker_exec' as const, container: { by: 'name' as const, name: 'a' }, command: ['nginx', '-t'] };
     writeFileSync(join(dir, 'one.json'), 'previous\n', { mode: 0o600 });
     const r = reconciler([target('one', { check })], actions);
@@ -187,7 +187,7 @@ describe('reconcile', () => {
   });
 
   it('when a rollback-policy target fails while files are being written, then later targets\' staged files are removed too', async () => {
-    const { actions } = fakeActions({ checkError: new AppError('CHECK_FAILED', 'Check failed', { details: 'nginx -t: exit code 1' }) });
+    const { actions } = fakeActions({ checkError: new AppError('CHECK_FAILED', { details: 'nginx -t: exit code 1' }) });
     const check = { kind: 'docker_exec' as const, container: { by: 'name' as const, name: 'a' }, command: ['nginx', '-t'] };
     const r = reconciler([target('one', { check }), target('two'), target('three')], actions);
     const result = await r.reconcile({ revision: 'r1', doc: doc('1'), force: false });

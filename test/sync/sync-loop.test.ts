@@ -11,6 +11,7 @@ import { createKeyring, masterKey, sealValue } from '../../src/secrets/secret-bo
 import { revisionOf } from '../../src/settings/revision.js';
 import { randomBytes } from 'node:crypto';
 import { createWorkerHost } from '../../src/sync/worker-host.js';
+import { DEFAULT_SYNC_SETTINGS } from '../../src/targets/target-spec.js';
 import { eventually } from '../support/confhub.js';
 
 let dir: string;
@@ -299,10 +300,18 @@ describe('sync loop with plain text secrets', () => {
 
 describe('worker host', () => {
   it('when the worker dies, then it is restarted with backoff and the restarts are counted', async () => {
-    // system.ini is missing: the worker fails at start every time.
+    // No master key to open config.ini with: the worker fails at start every time.
     const exits: number[] = [];
     const host = createWorkerHost({
-      init: { configPath, systemPath: join(dir, 'missing-system.ini'), dataDir: dir, configDir: dir, logLevel: 'silent', masterKeys: [new Uint8Array(32)], historyDir: join(dir, 'history.git') },
+      init: {
+        configPath,
+        dataDir: dir,
+        configDir: dir,
+        logLevel: 'silent',
+        masterKeys: [],
+        historyDir: join(dir, 'history.git'),
+        sync: { settings: DEFAULT_SYNC_SETTINGS, targets: [] },
+      },
       logger: pino({ level: 'silent' }),
       onMessage: () => undefined,
       onExit: ({ restarts }) => exits.push(restarts),

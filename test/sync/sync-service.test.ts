@@ -80,12 +80,12 @@ describe('sync service waiters', () => {
     await expect(long).resolves.toMatchObject({ result: { revision: 'r1' } });
   });
 
-  it('when the worker dies during a reconcile request, then the caller gets SERVICE_UNREACHABLE at once, not a timeout', async () => {
+  it('when the worker dies during a reconcile request, then the caller gets WORKER_UNAVAILABLE at once, not a timeout', async () => {
     const { sync, sent } = service(() => 'r1');
     const answer = sync.reconcile({ force: false, wait: true, timeoutMs: 60_000, actor: api });
     expect(sent[0]).toMatchObject({ type: 'reconcile', actor: api });
     sync.onWorkerExit();
-    await expectAppError(answer, 'SERVICE_UNREACHABLE');
+    await expectAppError(answer, 'WORKER_UNAVAILABLE');
   });
 });
 

@@ -1,14 +1,14 @@
 /** /audit: the audit log, newest first, filtered by section and time, paged by id. */
 import { Router } from 'express';
 import type { AuditLog } from '../../audit/audit-log.js';
-import { AppError } from '../../errors.js';
-import { sectionNameProblem } from '../../settings/names.js';
+import { AppError } from '../../core/errors.js';
+import { sectionNameProblem } from '../../core/names.js';
 import { methodNotAllowed, sendJson, singleQueryValue } from '../route-helpers.js';
 
 const MAX_LIMIT = 1000;
 
 function invalid(details: string): AppError {
-  return new AppError('INVALID_REQUEST', 'Invalid Request', { details });
+  return new AppError('INVALID_REQUEST', { details });
 }
 
 function positiveInteger(raw: string | undefined, name: string, max: number): number | undefined {

@@ -5,16 +5,16 @@
  * routes: `/settings/history` is not a section.
  */
 import { Router, type Request, type Response } from 'express';
-import type { Actor } from '../../audit/audit-log.js';
-import { AppError } from '../../errors.js';
-import { MAX_HISTORY_LIMIT, type HistoryService } from '../../history/history-service.js';
+import type { Actor } from '../../core/actor.js';
+import { AppError } from '../../core/errors.js';
+import { MAX_HISTORY_LIMIT, type HistoryQueries } from '../../history/history-queries.js';
 import type { SettingsStore } from '../../settings/store.js';
 import type { SyncService } from '../../sync/sync-service.js';
 import { methodNotAllowed, parseIfMatch, requireJsonBody, sendJson, singleQueryValue } from '../route-helpers.js';
 import { booleanQuery, syncReport, WAIT_TIMEOUT_MS } from './sync.js';
 
 export interface HistoryRoutesDeps {
-  history?: HistoryService;
+  history?: HistoryQueries;
   store: SettingsStore;
   sync?: SyncService;
   jsonBody: (req: Request, res: Response, next: (error?: unknown) => void) => void;
@@ -22,8 +22,8 @@ export interface HistoryRoutesDeps {
   onRollback?: () => void;
 }
 
-function requireHistory(history: HistoryService | undefined): HistoryService {
-  if (!history) throw new AppError('SERVICE_UNREACHABLE', 'Service Unavailable', { details: 'the history is not available in this process' });
+function requireHistory(history: HistoryQueries | undefined): HistoryQueries {
+  if (!history) throw new AppError('SERVICE_UNREACHABLE', { message: 'Service Unavailable', details: 'the history is not available in this process' });
   return history;
 }
 
@@ -31,14 +31,14 @@ function limitQuery(req: Request): number {
   const raw = singleQueryValue(req, 'limit');
   if (raw === undefined) return 50;
   if (!/^\d{1,4}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_HISTORY_LIMIT) {
-    throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: `limit must be a whole number from 1 to ${MAX_HISTORY_LIMIT}` });
+    throw new AppError('INVALID_REQUEST', { details: `limit must be a whole number from 1 to ${MAX_HISTORY_LIMIT}` });
   }
   return Number(raw);
 }
 
 function requiredQuery(req: Request, name: string): string {
   const value = singleQueryValue(req, name);
-  if (value === undefined || value === '') throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: `the ${name} query parameter is required` });
+  if (value === undefined || value === '') throw new AppError('INVALID_REQUEST', { details: `the ${name} query parameter is required` });
   return value;
 }
 
@@ -75,10 +75,10 @@ export function createHistoryRoutes({ history, store, sync, jsonBody, onRollback
     .post(jsonBody, async (req, res) => {
       const service = requireHistory(history);
       const wait = booleanQuery(req, 'wait');
-      if (wait && !sync) throw new AppError('SERVICE_UNREACHABLE', 'Service Unavailable', { details: 'syncing is not running in this process' });
+      if (wait && !sync) throw new AppError('SERVICE_UNREACHABLE', { message: 'Service Unavailable', details: 'syncing is not running in this process' });
       const body = requireJsonBody(req) as { commit?: unknown } | null;
       if (typeof body !== 'object' || body === null || Array.isArray(body) || typeof body.commit !== 'string' || Object.keys(body).length !== 1) {
-        throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'The body must be {"commit": "<commit id>"}' });
+        throw new AppError('INVALID_REQUEST', { details: 'The body must be {"commit": "<commit id>"}' });
       }
       const { commit, text } = await service.contentAt(body.commit);
       const actor = res.locals.actor as Actor;

@@ -5,7 +5,7 @@
  * whether its first files are in place and its service took them.
  */
 import { Router } from 'express';
-import type { PlainError } from '../../errors.js';
+import type { PlainError } from '../../core/errors.js';
 import type { SyncService } from '../../sync/sync-service.js';
 import { methodNotAllowed, sendJson } from '../route-helpers.js';
 

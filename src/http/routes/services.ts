@@ -4,16 +4,16 @@
  * is a result (200 with ok: false), not an error of the request.
  */
 import { Router } from 'express';
-import { AppError } from '../../errors.js';
-import type { ServiceChecks } from '../../services/service-checks.js';
+import { AppError } from '../../core/errors.js';
+import type { ConnectionChecks } from '../../probes/connection-checks.js';
 import { methodNotAllowed, sendJson } from '../route-helpers.js';
 
-function requireServices(services: ServiceChecks | undefined): ServiceChecks {
-  if (!services) throw new AppError('SERVICE_UNREACHABLE', 'Service Unavailable', { details: 'service checks are not running in this process' });
+function requireServices(services: ConnectionChecks | undefined): ConnectionChecks {
+  if (!services) throw new AppError('SERVICE_UNREACHABLE', { message: 'Service Unavailable', details: 'service checks are not running in this process' });
   return services;
 }
 
-export function createServiceRoutes({ services }: { services: ServiceChecks | undefined }): Router {
+export function createServiceRoutes({ services }: { services: ConnectionChecks | undefined }): Router {
   const router = Router();
 
   router

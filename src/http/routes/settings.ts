@@ -4,8 +4,8 @@
  * validated as a whole, written atomically, audited) and honour If-Match.
  */
 import { Router, type Request, type RequestHandler, type Response } from 'express';
-import type { Actor } from '../../audit/audit-log.js';
-import { AppError } from '../../errors.js';
+import type { Actor } from '../../core/actor.js';
+import { AppError } from '../../core/errors.js';
 import type { ChangeInput } from '../../settings/plan-changes.js';
 import type { SettingsStore, Snapshot } from '../../settings/store.js';
 import { typedValue } from '../../settings/typed-view.js';
@@ -37,7 +37,7 @@ export function createSettingsRoutes({ store, schema, jsonBody, sync }: Settings
   /** Writes, then answers with `json(snapshot)`; with ?wait=true only once the worker is done with the revision. */
   const write = async (req: Request, res: Response, changes: ChangeInput[], json: (snapshot: Snapshot) => string): Promise<void> => {
     const wait = booleanQuery(req, 'wait');
-    if (wait && !sync) throw new AppError('SERVICE_UNREACHABLE', 'Service Unavailable', { details: 'syncing is not running in this process' });
+    if (wait && !sync) throw new AppError('SERVICE_UNREACHABLE', { message: 'Service Unavailable', details: 'syncing is not running in this process' });
     res.locals.audited = true;
     const actor = res.locals.actor as Actor;
     const result = await store.update({ changes, ifMatch: parseIfMatch(req), actor });
@@ -66,12 +66,12 @@ export function createSettingsRoutes({ store, schema, jsonBody, sync }: Settings
     .patch(jsonBody, async (req, res) => {
       const body = requireJsonBody(req);
       if (!isPlainObject(body) || Object.keys(body).length === 0) {
-        throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'The body must be a JSON object {section: {key: value}}' });
+        throw new AppError('INVALID_REQUEST', { details: 'The body must be a JSON object {section: {key: value}}' });
       }
       const changes: ChangeInput[] = [];
       for (const [section, values] of objectEntries(body)) {
         if (!isPlainObject(values) || Object.keys(values).length === 0) {
-          throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: `Section:${section} must map to a non-empty object of key: value` });
+          throw new AppError('INVALID_REQUEST', { details: `Section:${section} must map to a non-empty object of key: value` });
         }
         for (const [key, value] of objectEntries(values)) changes.push({ section, key, value });
       }
@@ -95,15 +95,15 @@ export function createSettingsRoutes({ store, schema, jsonBody, sync }: Settings
       if (key !== undefined) {
         // Legacy apphub form: PUT /settings/{section}?key=K&value=V
         if (hasBody(req)) {
-          throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'Give either ?key=&value= or a JSON body, not both' });
+          throw new AppError('INVALID_REQUEST', { details: 'Give either ?key=&value= or a JSON body, not both' });
         }
         const value = singleQueryValue(req, 'value');
-        if (value === undefined) throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'The value query parameter is required with key' });
+        if (value === undefined) throw new AppError('INVALID_REQUEST', { details: 'The value query parameter is required with key' });
         changes = [{ section, key, value }];
       } else {
         const body = requireJsonBody(req);
         if (!isPlainObject(body) || Object.keys(body).length === 0) {
-          throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: 'The body must be a non-empty JSON object {key: value}, or use ?key=&value=' });
+          throw new AppError('INVALID_REQUEST', { details: 'The body must be a non-empty JSON object {key: value}, or use ?key=&value=' });
         }
         changes = objectEntries(body).map(([k, value]) => ({ section, key: k, value }));
       }
@@ -119,7 +119,7 @@ export function createSettingsRoutes({ store, schema, jsonBody, sync }: Settings
       const section = snapshot.doc.byName.get(sectionName);
       if (!section) throw sectionNotFound(sectionName);
       const entry = section.byKey.get(key.toLowerCase());
-      if (!entry) throw new AppError('KEY_NOT_FOUND', 'Invalid Request', { details: `Key:${key} does not exist` });
+      if (!entry) throw new AppError('KEY_NOT_FOUND', { details: `Key:${key} does not exist` });
       if (notModified(req, res, snapshot.etag)) return;
       sendJson(res, JSON.stringify({ [entry.key]: typedValue(schema.get(sectionName), entry.key, entry.value) }), snapshot.etag);
     })

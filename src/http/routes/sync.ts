@@ -4,8 +4,8 @@
  * `?wait=true` once the worker is done with it.
  */
 import { Router, type Request, type Response } from 'express';
-import type { Actor } from '../../audit/audit-log.js';
-import { AppError } from '../../errors.js';
+import type { Actor } from '../../core/actor.js';
+import { AppError } from '../../core/errors.js';
 import type { NumberedEvent, RunAnswer, SyncService } from '../../sync/sync-service.js';
 import { methodNotAllowed, sendJson, singleQueryValue } from '../route-helpers.js';
 
@@ -16,13 +16,13 @@ export function booleanQuery(req: Request, name: string): boolean {
   const raw = singleQueryValue(req, name);
   if (raw === undefined || raw === 'false' || raw === '0') return false;
   if (raw === '' || raw === 'true' || raw === '1') return true;
-  throw new AppError('INVALID_REQUEST', 'Invalid Request', { details: `${name} must be true or false` });
+  throw new AppError('INVALID_REQUEST', { details: `${name} must be true or false` });
 }
 
 /** The per-target results a waiting caller gets, and the error when the revision did not apply. */
 export function syncReport(answer: RunAnswer): { body: Record<string, unknown>; error?: AppError } {
   if (answer.kind === 'source_invalid') {
-    return { body: {}, error: new AppError('CONFIG_INVALID', 'config.ini is invalid', { details: answer.error.details }) };
+    return { body: {}, error: new AppError('CONFIG_INVALID', { details: answer.error.details }) };
   }
   const { result } = answer;
   const targets = result.targets.map((t) => ({
@@ -42,13 +42,13 @@ export function syncReport(answer: RunAnswer): { body: Record<string, unknown>; 
       ...result.targets.filter((t) => t.error && t.state === 'failed').map((t) => `target ${t.target}: ${t.error!.code}: ${t.error!.details}`),
     ];
     const tail = result.outcome === 'rolled_back' ? '; the previous files were restored and config.ini is being restored to the last applied revision' : '';
-    return { body, error: new AppError('SYNC_FAILED', 'Sync failed', { details: `${reasons.join('; ') || 'the revision was not applied'}${tail}`, data: { sync: body } }) };
+    return { body, error: new AppError('SYNC_FAILED', { details: `${reasons.join('; ') || 'the revision was not applied'}${tail}`, data: { sync: body } }) };
   }
   return { body };
 }
 
 function requireSync(sync: SyncService | undefined): SyncService {
-  if (!sync) throw new AppError('SERVICE_UNREACHABLE', 'Service Unavailable', { details: 'syncing is not running in this process' });
+  if (!sync) throw new AppError('SERVICE_UNREACHABLE', { message: 'Service Unavailable', details: 'syncing is not running in this process' });
   return sync;
 }
 

@@ -1,12 +1,12 @@
 /** /system: system.ini, read-only through the API; every write method answers 405 SYSTEM_READ_ONLY. */
 import { Router, type RequestHandler } from 'express';
-import { AppError } from '../../errors.js';
+import { AppError } from '../../core/errors.js';
 import type { ReadOnlyIniStore } from '../../settings/store.js';
 import { notModified, sectionNotFound, sendJson } from '../route-helpers.js';
 
 const readOnly: RequestHandler = (req, res, next) => {
   res.setHeader('Allow', 'GET, HEAD');
-  next(new AppError('SYSTEM_READ_ONLY', 'Method Not Allowed', { details: `system.ini is read-only; ${req.method} is not allowed` }));
+  next(new AppError('SYSTEM_READ_ONLY', { details: `system.ini is read-only; ${req.method} is not allowed` }));
 };
 
 export function createSystemRoutes({ store }: { store: ReadOnlyIniStore }): Router {

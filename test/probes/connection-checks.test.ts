@@ -4,14 +4,14 @@
  * against the real engines is in engines.test.ts.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/core/errors.js';
 import { parseIni, type IniDocument } from '../../src/ini/document.js';
 import { createLogger } from '../../src/log.js';
 import type { ContainerState } from '../../src/reload/docker.js';
 import type { ProcessInfo } from '../../src/reload/supervisor.js';
-import { createHttpProbe, type HttpProbe } from '../../src/services/http-probe.js';
-import { createServiceChecks, serviceDefinitions, type CreateServiceChecksInput, type ServiceChecks } from '../../src/services/service-checks.js';
-import { parseSyncConfig, type ContainerRef, type TargetSpec } from '../../src/sync/target-spec.js';
+import { createHttpProbe, type HttpProbe } from '../../src/probes/http-probe.js';
+import { createConnectionChecks, serviceDefinitions, type CreateServiceChecksInput, type ConnectionChecks } from '../../src/probes/connection-checks.js';
+import { parseSyncConfig, type ContainerRef, type TargetSpec } from '../../src/targets/target-spec.js';
 import { expectAppError } from '../support/wait.js';
 
 const logger = createLogger({ level: 'silent' });
@@ -40,7 +40,7 @@ function deferred<T>(): Deferred<T> {
 }
 
 interface Fixture {
-  checks: ServiceChecks;
+  checks: ConnectionChecks;
   clock: { now: number };
   inspect: ReturnType<typeof vi.fn<(ref: ContainerRef, options?: { timeoutMs?: number }) => Promise<ContainerState>>>;
   processInfo: ReturnType<typeof vi.fn<(program: string, options?: { timeoutMs?: number }) => Promise<ProcessInfo>>>;
@@ -62,7 +62,7 @@ function fixture(input: FixtureInput = {}): Fixture {
   const processInfo = vi.fn(input.processInfo ?? (async () => PROGRAM_RUNNING));
   const http = vi.fn(input.http ?? (async () => ({ status: 200 })));
   const configDoc = input.configDoc ?? (() => (input.configIni === undefined ? undefined : parseIni(input.configIni)));
-  const checks = createServiceChecks({
+  const checks = createConnectionChecks({
     targets: targetsOf(input.systemIni ?? ''),
     configDoc,
     docker: { inspectState: inspect },
@@ -288,9 +288,9 @@ describe('service checks with fake drivers', () => {
       starting: { ...RUNNING, health: 'starting' },
       created: { ...RUNNING, running: false, status: 'created' },
       paused: { ...RUNNING, status: 'paused' },
-      gone: new AppError('SERVICE_UNREACHABLE', 'No such container: gone', { details: 'container "gone" does not exist (yet)', data: { container: 'gone' } }),
-      nodocker: new AppError('SERVICE_UNREACHABLE', 'Docker engine unreachable', { details: 'cannot connect to the Docker engine at /x.sock (ENOENT)', data: { socket: '/x.sock' } }),
-      ambiguous: new AppError('RELOAD_FAILED', 'Label matches 2 containers', { details: 'the label a=b matches 2 containers' }),
+      gone: new AppError('SERVICE_UNREACHABLE', { message: 'No such container: gone', details: 'container "gone" does not exist (yet)', data: { container: 'gone' } }),
+      nodocker: new AppError('SERVICE_UNREACHABLE', { message: 'Docker engine unreachable', details: 'cannot connect to the Docker engine at /x.sock (ENOENT)', data: { socket: '/x.sock' } }),
+      ambiguous: new AppError('RELOAD_FAILED', { message: 'Label matches 2 containers', details: 'the label a=b matches 2 containers' }),
     };
     const statuses: Record<string, number> = { '/ok': 204, '/missing': 404, '/down': 503 };
     const f = fixture({
@@ -339,7 +339,7 @@ describe('service checks with fake drivers', () => {
       systemIni: target('api', 'none', `http:${secretUrl}`),
       configIni: `[api]\nstatus_url = ${secretUrl}\n`,
       http: async (url) => {
-        throw new AppError('SERVICE_UNREACHABLE', 'unreachable', { details: `GET ${url}: connect failed for pa55-w0rd and t0k3n-abc` });
+        throw new AppError('SERVICE_UNREACHABLE', { message: 'unreachable', details: `GET ${url}: connect failed for pa55-w0rd and t0k3n-abc` });
       },
     });
     const result = await f.checks.test('api');
@@ -394,7 +394,7 @@ describe('service checks with fake drivers', () => {
     const f = fixture({
       systemIni: target('web', 'docker:restart:web'),
       configDoc: () => {
-        throw new AppError('CONFIG_INVALID', 'config.ini is invalid');
+        throw new AppError('CONFIG_INVALID');
       },
     });
     expect(f.checks.list().services.map((s) => s.name)).toEqual(['web']);

@@ -7,8 +7,8 @@
  * Messages only ever show safeUrl(), and whatever the network stack says is scrubbed of the
  * URL's secret parts before it is shown, since its wording is not ours to control.
  */
-import { AppError } from '../errors.js';
-import { safeUrl } from '../reload/http.js';
+import { AppError } from '../core/errors.js';
+import { safeUrl } from '../core/safe-url.js';
 
 export interface HttpProbeResult {
   readonly status: number;
@@ -69,7 +69,7 @@ export function createHttpProbe(input: CreateHttpProbeInput = {}): HttpProbe {
     try {
       parsed = new URL(url);
     } catch (error) {
-      throw new AppError('SERVICE_UNREACHABLE', 'Invalid URL', { details: 'the URL cannot be parsed', cause: error });
+      throw new AppError('SERVICE_UNREACHABLE', { message: 'Invalid URL', details: 'the URL cannot be parsed', cause: error });
     }
     // fetch refuses URLs with userinfo; they become a basic auth header, as a browser would send.
     const headers: Record<string, string> = {};
@@ -84,9 +84,9 @@ export function createHttpProbe(input: CreateHttpProbeInput = {}): HttpProbe {
       response = await fetchImpl(parsed.toString(), { method: 'GET', headers, redirect: 'manual', signal: AbortSignal.timeout(Math.max(1, timeoutMs)) });
     } catch (error) {
       if (isTimeout(error)) {
-        throw new AppError('TIMEOUT', 'No answer in time', { details: `GET ${shown}: no answer within ${timeoutMs} ms`, data: { url: shown } });
+        throw new AppError('TIMEOUT', { message: 'No answer in time', details: `GET ${shown}: no answer within ${timeoutMs} ms`, data: { url: shown } });
       }
-      throw new AppError('SERVICE_UNREACHABLE', 'Service unreachable', { details: scrubUrlSecrets(`GET ${shown}: ${networkReason(error)}`, url), data: { url: shown } });
+      throw new AppError('SERVICE_UNREACHABLE', { details: scrubUrlSecrets(`GET ${shown}: ${networkReason(error)}`, url), data: { url: shown } });
     }
     try {
       // An unread body keeps the connection busy.

@@ -176,7 +176,7 @@ describe('an app without service checks', () => {
     const openapi = await request(h.app).get('/api/v1/openapi.json').set('x-api-key', h.apiKey);
     expect(openapi.body.paths['/services'].get.responses['200']).toBeDefined();
     expect(openapi.body.paths['/services/{name}/test'].post.responses['404'].description).toContain('SERVICE_NOT_FOUND');
-    expect(openapi.body.components.schemas.Service.properties.checks.items).toEqual({ $ref: '#/components/schemas/ServiceCheck' });
+    expect(openapi.body.components.schemas.Service.properties.checks.items).toEqual({ $ref: '#/components/schemas/ConnectionCheck' });
     expect(openapi.body.components.schemas.Error.properties.code.enum).toContain('SERVICE_NOT_FOUND');
   });
 });

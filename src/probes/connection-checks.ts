@@ -11,15 +11,15 @@
  * service is never probed twice at the same time, however many callers ask.
  */
 import type { Logger } from 'pino';
-import { withDeadline } from '../deadline.js';
-import { AppError, isAppError, type ErrorCode } from '../errors.js';
+import { withDeadline } from '../core/deadline.js';
+import { AppError, isAppError, type ErrorCode } from '../core/errors.js';
 import type { IniDocument } from '../ini/document.js';
 import type { DockerDriver } from '../reload/docker.js';
-import { safeUrl } from '../reload/http.js';
+import { safeUrl } from '../core/safe-url.js';
 import type { SupervisorDriver } from '../reload/supervisor.js';
-import { printable } from '../settings/names.js';
+import { printable } from '../core/names.js';
 import { CONFIG_SCHEMA, isSensitive } from '../settings/schema.js';
-import { containerRefText, type ContainerRef, type TargetSpec } from '../sync/target-spec.js';
+import { containerRefText, type ContainerRef, type TargetSpec } from '../targets/target-spec.js';
 import { scrubUrlSecrets, type HttpProbe } from './http-probe.js';
 
 export type ServiceKind = 'target' | 'url';
@@ -87,7 +87,7 @@ export interface HttpCheck extends CheckBase {
   readonly status?: number;
 }
 
-export type ServiceCheck = ContainerCheck | SupervisorCheck | HttpCheck;
+export type ConnectionCheck = ContainerCheck | SupervisorCheck | HttpCheck;
 
 export interface ServiceStatus {
   readonly name: string;
@@ -97,7 +97,7 @@ export interface ServiceStatus {
   /** Never checked, checked with a different declaration, or older than the cache age. */
   readonly stale: boolean;
   readonly checkedAt: string | null;
-  readonly checks: readonly ServiceCheck[];
+  readonly checks: readonly ConnectionCheck[];
 }
 
 export interface ServiceList {
@@ -108,7 +108,7 @@ export interface ServiceList {
   readonly refreshing: boolean;
 }
 
-export interface ServiceChecks {
+export interface ConnectionChecks {
   /** The cached results, at once; starts a background refresh of the stale ones. */
   list(): ServiceList;
   /** Checks one service now. INVALID_NAME for a name no service can have, SERVICE_NOT_FOUND for an unknown one. */
@@ -218,15 +218,15 @@ interface CacheEntry {
   readonly specKey: string;
   readonly at: number;
   readonly ok: boolean | null;
-  readonly checks: readonly ServiceCheck[];
+  readonly checks: readonly ConnectionCheck[];
 }
 
 /** The drivers' own timeouts come first; this deadline (a little later) only catches a probe that ignores them. */
 function probeDeadline<T>(run: () => Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  return withDeadline(run(), timeoutMs + DEADLINE_GRACE_MS, () => new AppError('TIMEOUT', 'No answer in time', { details: `${what}: no answer within ${timeoutMs} ms` }));
+  return withDeadline(run(), timeoutMs + DEADLINE_GRACE_MS, () => new AppError('TIMEOUT', { message: 'No answer in time', details: `${what}: no answer within ${timeoutMs} ms` }));
 }
 
-export function createServiceChecks(input: CreateServiceChecksInput): ServiceChecks {
+export function createConnectionChecks(input: CreateServiceChecksInput): ConnectionChecks {
   const { targets, docker, supervisor, http } = input;
   const timeoutMs = input.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
   const maxAgeMs = input.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
@@ -307,11 +307,11 @@ export function createServiceChecks(input: CreateServiceChecksInput): ServiceChe
     }
   }
 
-  async function runProbe(probe: ProbeSpec): Promise<ServiceCheck> {
+  async function runProbe(probe: ProbeSpec): Promise<ConnectionCheck> {
     const started = now();
     const result = probe.kind === 'container' ? await probeContainer(probe.container) : probe.kind === 'supervisor' ? await probeProgram(probe.program) : await probeUrl(probe);
     const finished = now();
-    return { ...result, latencyMs: Math.max(0, Math.round(finished - started)), checkedAt: new Date(finished).toISOString() } as ServiceCheck;
+    return { ...result, latencyMs: Math.max(0, Math.round(finished - started)), checkedAt: new Date(finished).toISOString() } as ConnectionCheck;
   }
 
   async function checkService(definition: ServiceDefinition, specKey: string): Promise<CacheEntry> {
@@ -389,10 +389,10 @@ export function createServiceChecks(input: CreateServiceChecksInput): ServiceChe
 
     async test(name) {
       const problem = serviceNameProblem(name);
-      if (problem) throw new AppError('INVALID_NAME', 'Invalid Request', { details: problem });
+      if (problem) throw new AppError('INVALID_NAME', { details: problem });
       const definition = definitions().find((d) => d.name === name);
       if (!definition) {
-        throw new AppError('SERVICE_NOT_FOUND', 'Service not found', { details: `No service named "${name}": neither a target in system.ini nor a config.ini section with a service URL`, data: { service: name } });
+        throw new AppError('SERVICE_NOT_FOUND', { details: `No service named "${name}": neither a target in system.ini nor a config.ini section with a service URL`, data: { service: name } });
       }
       return view(definition, await run(definition), now());
     },

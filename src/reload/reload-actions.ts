@@ -8,8 +8,8 @@
  */
 import { execFile } from 'node:child_process';
 import type { Logger } from 'pino';
-import { AppError, isAppError } from '../errors.js';
-import { containerRefText, describeAction, type CheckCommand, type HealthCheck, type ReloadAction } from '../sync/target-spec.js';
+import { AppError, isAppError } from '../core/errors.js';
+import { containerRefText, describeAction, type CheckCommand, type HealthCheck, type ReloadAction } from '../targets/target-spec.js';
 import type { DockerDriver, ExecResult } from './docker.js';
 import { postReload as defaultPostReload, probeHealth as defaultProbeHealth } from './http.js';
 import type { SupervisorDriver } from './supervisor.js';
@@ -19,7 +19,7 @@ export interface ReloadResult {
   readonly before?: { readonly startedAt?: string; readonly pid?: number; readonly start?: number };
 }
 
-export interface ServiceActions {
+export interface ReloadActions {
   reload(action: ReloadAction, options: { timeoutMs: number }): Promise<ReloadResult>;
   verify(action: ReloadAction, health: HealthCheck, reloadResult: ReloadResult, options: { timeoutMs: number }): Promise<void>;
   runCheck(check: CheckCommand, stagedPath: string, options: { timeoutMs: number }): Promise<void>;
@@ -73,7 +73,7 @@ interface ExecFileFailure {
   message?: string;
 }
 
-export function createServiceActions(input: CreateServiceActionsInput): ServiceActions {
+export function createReloadActions(input: CreateServiceActionsInput): ReloadActions {
   const { docker, supervisor } = input;
   const http: HttpHooks = input.http ?? { postReload: defaultPostReload, probeHealth: defaultProbeHealth };
   const log = input.logger.child({ module: 'service-actions' });
@@ -103,7 +103,8 @@ export function createServiceActions(input: CreateServiceActionsInput): ServiceA
         const { exitCode, output } = await docker.exec(action.container, action.command, { timeoutMs: remaining() });
         if (exitCode !== 0) {
           const what = describeAction(action);
-          throw new AppError('RELOAD_FAILED', `Reload command failed with exit code ${exitCode}`, {
+          throw new AppError('RELOAD_FAILED', {
+            message: `Reload command failed with exit code ${exitCode}`,
             details: `${what}: exit code ${exitCode}${output.trim() ? `: ${firstLines(output)}` : ''}`,
             data: { container: containerRefText(action.container), exitCode },
           });
@@ -172,7 +173,7 @@ export function createServiceActions(input: CreateServiceActionsInput): ServiceA
       // One verdict for the caller: whatever stopped the check (engine gone, timeout), the
       // service was not seen healthy. The original code stays in the details and the cause.
       if (isAppError(error) && error.code !== 'HEALTH_FAILED') {
-        throw new AppError('HEALTH_FAILED', `Could not verify ${describeAction(action)}`, { details: `${error.code}: ${error.details}`, data: { ...error.data }, cause: error });
+        throw new AppError('HEALTH_FAILED', { message: `Could not verify ${describeAction(action)}`, details: `${error.code}: ${error.details}`, data: { ...error.data }, cause: error });
       }
       throw error;
     }
@@ -180,7 +181,7 @@ export function createServiceActions(input: CreateServiceActionsInput): ServiceA
 
   function runExecCheck(argv: readonly string[], stagedPath: string, timeoutMs: number): Promise<void> {
     const [file, ...args] = checkArgv(argv, stagedPath);
-    if (!file) return Promise.reject(new AppError('CHECK_FAILED', 'Empty check command'));
+    if (!file) return Promise.reject(new AppError('CHECK_FAILED', { message: 'Empty check command' }));
     const shown = argv.join(' ');
     return new Promise((resolve, reject) => {
       // execFile, no shell: the file name and the arguments reach the program as they are.
@@ -208,7 +209,8 @@ export function createServiceActions(input: CreateServiceActionsInput): ServiceA
           else if (e.signal) why = `killed by ${e.signal}`;
           else why = `exit code ${e.code ?? 'unknown'}`;
           reject(
-            new AppError('CHECK_FAILED', `Check rejected the file: ${why}`, {
+            new AppError('CHECK_FAILED', {
+              message: `Check rejected the file: ${why}`,
               details: `${shown}: ${why}${output ? `: ${output}` : ''}`,
               data: { command: file, ...(typeof e.code === 'number' ? { exitCode: e.code } : {}) },
               cause: error,
@@ -228,13 +230,14 @@ export function createServiceActions(input: CreateServiceActionsInput): ServiceA
       result = await docker.exec(check.container, check.command, { timeoutMs });
     } catch (error) {
       if (isAppError(error) && error.code === 'RELOAD_FAILED') {
-        throw new AppError('CHECK_FAILED', 'Check could not run', { details: `${what}: ${error.details}`, data: { ...error.data }, cause: error });
+        throw new AppError('CHECK_FAILED', { message: 'Check could not run', details: `${what}: ${error.details}`, data: { ...error.data }, cause: error });
       }
       throw error;
     }
     if (result.exitCode !== 0) {
       const output = firstLines(result.output);
-      throw new AppError('CHECK_FAILED', `Check rejected the file: exit code ${result.exitCode}`, {
+      throw new AppError('CHECK_FAILED', {
+        message: `Check rejected the file: exit code ${result.exitCode}`,
         details: `${what}: exit code ${result.exitCode}${output ? `: ${output}` : ''}`,
         data: { container: containerRefText(check.container), exitCode: result.exitCode },
       });

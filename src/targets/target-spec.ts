@@ -14,10 +14,10 @@
  * Global settings live in [sync].
  */
 import { isAbsolute, resolve } from 'node:path';
-import { AppError } from '../errors.js';
-import { safeUrl } from '../reload/http.js';
+import { AppError } from '../core/errors.js';
+import { safeUrl } from '../core/safe-url.js';
 import type { IniDocument, IniSection } from '../ini/document.js';
-import { sectionNameProblem } from '../settings/names.js';
+import { sectionNameProblem } from '../core/names.js';
 
 export const FORMATS = ['gitea', 'portainer', 'nginx_proxy_manager', 'cockpit', 'env', 'ini', 'json', 'yaml', 'template'] as const;
 export type FormatName = (typeof FORMATS)[number];
@@ -115,7 +115,7 @@ export interface SyncOverrides {
 
 function invalid(section: string, key: string | undefined, problem: string): AppError {
   const where = key ? `system.ini [${section}] ${key}` : `system.ini [${section}]`;
-  return new AppError('TARGET_INVALID', `${where}: ${problem}`);
+  return new AppError('TARGET_INVALID', { message: `${where}: ${problem}` });
 }
 
 function container(section: string, key: string, text: string): ContainerRef {
@@ -253,6 +253,27 @@ function parseSyncSettings(doc: IniDocument, overrides: SyncOverrides): SyncSett
     debounceMaxMs,
     pollIntervalMs: v.has('poll_interval_ms') ? positiveInt('sync', 'poll_interval_ms', v.get('poll_interval_ms')!, 100, 3_600_000) : DEFAULT_SYNC_SETTINGS.pollIntervalMs,
     onFailure: v.has('on_failure') ? policy('sync', v.get('on_failure')!) : DEFAULT_SYNC_SETTINGS.onFailure,
+  });
+}
+
+/** Where confhub runs: what relative paths resolve against, and the files no target may write. */
+export interface InstallationPaths {
+  readonly dataDir: string;
+  readonly configDir: string;
+  readonly configPath: string;
+  readonly systemPath: string;
+  /** CONFHUB_DOCKER_SOCKET / CONFHUB_SUPERVISOR_URL. */
+  readonly reloaders?: SyncOverrides;
+}
+
+/** system.ini's targets and [sync] for this installation (the server and every CLI command). */
+export function syncConfigOf(doc: IniDocument, paths: InstallationPaths): SyncConfig {
+  return parseSyncConfig({
+    doc,
+    dataDir: paths.dataDir,
+    configDir: paths.configDir,
+    protectedPaths: [paths.configPath, paths.systemPath],
+    ...(paths.reloaders ? { overrides: paths.reloaders } : {}),
   });
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/core/errors.js';
 import { parseIni } from '../../src/ini/document.js';
-import { DEFAULT_SYNC_SETTINGS, parseReload, parseSyncConfig } from '../../src/sync/target-spec.js';
+import { DEFAULT_SYNC_SETTINGS, parseReload, parseSyncConfig } from '../../src/targets/target-spec.js';
 
 const base = { dataDir: '/srv/data', configDir: '/srv/data/config', protectedPaths: ['/srv/data/config/config.ini', '/srv/data/config/system.ini'] };
 const parse = (text: string) => parseSyncConfig({ ...base, doc: parseIni(text) });

@@ -9,13 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/log.js';
 import { createDockerDriver, startedAtNanos } from '../../src/reload/docker.js';
-import { checkArgv, createServiceActions, firstLines, type ServiceActions } from '../../src/reload/service-actions.js';
-import { describeAction } from '../../src/sync/target-spec.js';
+import { checkArgv, createReloadActions, firstLines, type ReloadActions } from '../../src/reload/reload-actions.js';
+import { describeAction } from '../../src/targets/target-spec.js';
 import { createSupervisorDriver } from '../../src/reload/supervisor.js';
-import type { ContainerRef, ReloadAction } from '../../src/sync/target-spec.js';
+import type { ContainerRef, ReloadAction } from '../../src/targets/target-spec.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage, SKIP_DOCKERD, SKIP_SUPERVISORD, startDockerd, startSupervisord, type PrivateDockerd, type PrivateSupervisord, runBusybox } from '../support/engines.js';
 import { eventually, expectAppError } from '../support/wait.js';
 
@@ -57,7 +57,7 @@ describe.skipIf(SKIP_DOCKERD || SKIP_SUPERVISORD)('service actions against priva
   let dockerd: PrivateDockerd;
   let supervisord: PrivateSupervisord;
   let docker: Docker;
-  let actions: ServiceActions;
+  let actions: ReloadActions;
   let dir: string;
   let hook: Server;
   let hookBase: string;
@@ -93,7 +93,7 @@ describe.skipIf(SKIP_DOCKERD || SKIP_SUPERVISORD)('service actions against priva
     });
     await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
     hookBase = `http://127.0.0.1:${(hook.address() as AddressInfo).port}`;
-    actions = createServiceActions({
+    actions = createReloadActions({
       docker: createDockerDriver({ socketPath: dockerd.socketPath, logger }),
       supervisor: createSupervisorDriver({ url: supervisord.url, logger }),
       logger,
@@ -194,7 +194,7 @@ describe.skipIf(SKIP_DOCKERD || SKIP_SUPERVISORD)('service actions against priva
   });
 
   it('when an engine is unreachable, then reload says SERVICE_UNREACHABLE and verify HEALTH_FAILED', async () => {
-    const offline = createServiceActions({
+    const offline = createReloadActions({
       docker: createDockerDriver({ socketPath: join(dir, 'no-docker.sock'), logger }),
       supervisor: createSupervisorDriver({ url: `unix://${join(dir, 'no-supervisor.sock')}`, logger }),
       logger,

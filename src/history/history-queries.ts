@@ -28,7 +28,7 @@ export interface HistoryDiff {
   readonly unified: string;
 }
 
-export interface HistoryServiceDeps {
+export interface HistoryQueriesDeps {
   reader: HistoryReader;
   db: Database;
   schema: FileSchema;
@@ -37,7 +37,7 @@ export interface HistoryServiceDeps {
 
 export const MAX_HISTORY_LIMIT = 200;
 
-export function createHistoryService({ reader, db, schema, keyring }: HistoryServiceDeps) {
+export function createHistoryQueries({ reader, db, schema, keyring }: HistoryQueriesDeps) {
   const lastRun = db.prepare<[string], { outcome: string; finished_at: number }>(
     'SELECT outcome, finished_at FROM sync_runs WHERE commit_id = ? ORDER BY id DESC LIMIT 1',
   );
@@ -90,4 +90,4 @@ export function createHistoryService({ reader, db, schema, keyring }: HistorySer
   };
 }
 
-export type HistoryService = ReturnType<typeof createHistoryService>;
+export type HistoryQueries = ReturnType<typeof createHistoryQueries>;

@@ -15,9 +15,9 @@ import { parseIni } from '../../src/ini/document.js';
 import { createLogger } from '../../src/log.js';
 import { createDockerDriver } from '../../src/reload/docker.js';
 import { createSupervisorDriver } from '../../src/reload/supervisor.js';
-import { createHttpProbe } from '../../src/services/http-probe.js';
-import { createServiceChecks, type ServiceCheck, type ServiceChecks } from '../../src/services/service-checks.js';
-import { parseSyncConfig } from '../../src/sync/target-spec.js';
+import { createHttpProbe } from '../../src/probes/http-probe.js';
+import { createConnectionChecks, type ConnectionCheck, type ConnectionChecks } from '../../src/probes/connection-checks.js';
+import { parseSyncConfig } from '../../src/targets/target-spec.js';
 import { ensureBusyboxImage, runBusybox, SKIP_DOCKERD, SKIP_SUPERVISORD, startDockerd, startSupervisord, type PrivateDockerd, type PrivateSupervisord } from '../support/engines.js';
 import { eventually } from '../support/wait.js';
 import { freePort } from '../support/ports.js';
@@ -33,9 +33,9 @@ async function listen(server: HttpServer | NetServer): Promise<number> {
   return (server.address() as { port: number }).port;
 }
 
-function checksOf(system: string, config: string, input: { socketPath: string; supervisorUrl: string; timeoutMs: number }): ServiceChecks {
+function checksOf(system: string, config: string, input: { socketPath: string; supervisorUrl: string; timeoutMs: number }): ConnectionChecks {
   const { targets } = parseSyncConfig({ doc: parseIni(system), dataDir: '/srv/data', configDir: '/srv/data/config', protectedPaths: [] });
-  return createServiceChecks({
+  return createConnectionChecks({
     targets,
     configDoc: () => parseIni(config),
     docker: createDockerDriver({ socketPath: input.socketPath, logger }),
@@ -98,7 +98,7 @@ describe('HTTP probes against servers on 127.0.0.1, and engines that are not the
     });
     const result = await checks.test('slow');
     expect(result).toMatchObject({ name: 'slow', kind: 'target', ok: true, stale: false, checks: [{ kind: 'http', url: `http://127.0.0.1:${webPort}/slow`, source: 'health', status: 200, ok: true }] });
-    const check = result.checks[0] as ServiceCheck;
+    const check = result.checks[0] as ConnectionCheck;
     expect(check.latencyMs).toBeGreaterThanOrEqual(SLOW_MS - 20);
     expect(check.latencyMs).toBeLessThan(3000);
     expect(Date.parse(check.checkedAt)).toBeGreaterThan(Date.now() - 10_000);
@@ -178,7 +178,7 @@ describe.skipIf(SKIP_DOCKERD)('container checks against a private dockerd', () =
   let engine: PrivateDockerd;
   let docker: Docker;
   let workDir: string;
-  let checks: ServiceChecks;
+  let checks: ConnectionChecks;
 
   beforeAll(async () => {
     engine = await startDockerd();
@@ -234,7 +234,7 @@ describe.skipIf(SKIP_DOCKERD)('container checks against a private dockerd', () =
 
 describe.skipIf(SKIP_SUPERVISORD)('program checks against a private supervisord', () => {
   let supervisord: PrivateSupervisord;
-  let checks: ServiceChecks;
+  let checks: ConnectionChecks;
 
   beforeAll(async () => {
     supervisord = await startSupervisord([
