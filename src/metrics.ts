@@ -7,8 +7,7 @@
  */
 import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ReconcileResult } from './sync/reconcile.js';
-import type { RunSource } from './sync/protocol.js';
+import type { ReconcileResult, RunSource } from './targets/outcome.js';
 
 /** Reload failures by what went wrong; anything else that stopped a reload is `failed`. */
 const RELOAD_RESULTS: Readonly<Record<string, string>> = { SERVICE_UNREACHABLE: 'unreachable', HEALTH_FAILED: 'unhealthy', TIMEOUT: 'timeout' };

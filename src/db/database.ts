@@ -1,5 +1,5 @@
 /**
- * The SQLite database (audit log; later sync results). WAL so readers never block the writer;
+ * The SQLite database: audit log, sync runs, the event log. WAL so readers never block the writer;
  * synchronous=NORMAL is durable across process crashes, which is what the audit log needs.
  * Migrations are versioned and each runs in its own transaction.
  */
@@ -58,6 +58,18 @@ export const MIGRATIONS: readonly Migration[] = [
     // The history shows each commit's own outcome: two commits can hold the same content (a rollback).
     sql: `ALTER TABLE sync_runs ADD COLUMN commit_id TEXT;
     CREATE INDEX sync_runs_commit ON sync_runs (commit_id, id);`,
+  },
+  {
+    version: 4,
+    name: 'events',
+    // AUTOINCREMENT: an id is never reused, even after retention deleted the newest rows' elders,
+    // so a client's Last-Event-ID keeps its meaning across restarts.
+    sql: `CREATE TABLE events (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      type TEXT NOT NULL,
+      at INTEGER NOT NULL,
+      data TEXT NOT NULL
+    );`,
   },
 ];
 

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Actor } from '../core/actor.js';
 import { AppError } from '../core/errors.js';
-import { CONFIG_SCHEMA, SYSTEM_SCHEMA, type FileSchema } from '../settings/schema.js';
+import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from '../settings/schema.js';
 import type { ReadOnlyIniStore, SettingsStore, Snapshot } from '../settings/store.js';
 import { createApiKeyAuth } from './auth.js';
 import { createErrorHandler } from './errors.js';
@@ -27,7 +27,9 @@ import { createSettingsRoutes } from './routes/settings.js';
 import { createSyncRoutes } from './routes/sync.js';
 import { createSystemRoutes } from './routes/system.js';
 import type { ConnectionChecks } from '../probes/connection-checks.js';
-import type { SyncService } from '../sync/sync-service.js';
+import type { SyncDispatcher } from '../sync/dispatcher.js';
+import type { EventLog } from '../events/event-log.js';
+import { createEventRoutes } from './routes/events.js';
 
 export interface AppDeps {
   settings: SettingsStore;
@@ -38,19 +40,16 @@ export interface AppDeps {
   rateLimitPerMinute: number;
   authFailuresPer15Min: number;
   bodyLimitBytes: number;
-  trustProxy?: boolean | number | string;
-  configSchema?: FileSchema;
-  systemSchema?: FileSchema;
-  /** The sync worker's main-thread side; without it the sync routes answer 503. */
-  sync?: SyncService;
-  /** config.ini's history; without it the history routes answer 503. */
-  history?: HistoryQueries;
-  /** Prometheus metrics; without them /metrics answers 404. */
-  metrics?: Metrics;
+  trustProxy: boolean | number | string;
+  /** The sync worker's main-thread side. */
+  sync: SyncDispatcher;
+  events: EventLog;
+  history: HistoryQueries;
+  metrics: Metrics;
   /** What this start did, for /init/status. */
-  startup?: StartupReport;
-  /** Connection tests of the services; without them the services routes answer 503. */
-  services?: ConnectionChecks;
+  startup: StartupReport;
+  /** Connection tests of the services. */
+  services: ConnectionChecks;
 }
 
 const WRITE_METHODS = new Set(['PUT', 'PATCH', 'POST', 'DELETE']);
@@ -66,28 +65,24 @@ function safeDecode(part: string | undefined): string | null {
 }
 
 export function createApp(deps: AppDeps): express.Express {
-  const configSchema = deps.configSchema ?? CONFIG_SCHEMA;
-  const systemSchema = deps.systemSchema ?? SYSTEM_SCHEMA;
   const app = express();
   app.disable('x-powered-by');
   // ETags are the file revision, set by the routes; Express's body hashes would be weaker and slower.
   app.set('etag', false);
-  app.set('trust proxy', deps.trustProxy ?? false);
+  app.set('trust proxy', deps.trustProxy);
   app.use(createRequestContext(deps.logger));
   const { metrics } = deps;
-  if (metrics) {
-    app.use(metrics.http());
-    // Like /healthz, without the key: scrapers reach it on the address confhub listens on.
-    app.get('/metrics', async (_req, res) => {
-      res.type(metrics.contentType).send(await metrics.text());
-    });
-  }
+  app.use(metrics.http());
+  // Like /healthz, without the key: scrapers reach it on the address confhub listens on.
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.contentType).send(await metrics.text());
+  });
 
   app.get('/healthz', (_req, res) => {
     sendJson(res, '{"status":"ok"}');
   });
   app.get('/readyz', (_req, res) => {
-    const readiness = deps.sync?.readiness() ?? { ready: false, reasons: ['syncing is not running in this process'] };
+    const readiness = deps.sync.readiness();
     res.status(readiness.ready ? 200 : 503);
     sendJson(res, JSON.stringify({ status: readiness.ready ? 'ready' : 'not_ready', reasons: readiness.reasons }));
   });
@@ -96,7 +91,7 @@ export function createApp(deps: AppDeps): express.Express {
   // A broken config.ini must not lock the operator out: the last key that parsed still works.
   const currentKey = (res: Response): string | undefined =>
     ((res.locals.snapshot as Snapshot | undefined) ?? deps.settings.lastGood())?.doc.byName.get('api_key')?.byKey.get('key')?.value;
-  const openapi = JSON.stringify(buildOpenApi({ version: deps.version, configSchema, systemSchema }));
+  const openapi = JSON.stringify(buildOpenApi({ version: deps.version, configSchema: CONFIG_SCHEMA, systemSchema: SYSTEM_SCHEMA }));
   // Parsed only on the routes that take a body, so GETs pay nothing for it.
   const jsonBody = express.json({ limit: deps.bodyLimitBytes, type: ['application/json', 'application/*+json'], strict: true });
 
@@ -105,8 +100,9 @@ export function createApp(deps: AppDeps): express.Express {
   api.use(createSyncRoutes({ sync: deps.sync }));
   api.use(createInitRoutes({ sync: deps.sync, startup: deps.startup }));
   api.use(createServiceRoutes({ services: deps.services }));
-  api.use(createHistoryRoutes({ history: deps.history, store: deps.settings, sync: deps.sync, jsonBody, ...(metrics ? { onRollback: () => metrics.rollbackRequested() } : {}) }));
-  api.use(createSettingsRoutes({ store: deps.settings, schema: configSchema, jsonBody, sync: deps.sync }));
+  api.use(createEventRoutes({ events: deps.events }));
+  api.use(createHistoryRoutes({ history: deps.history, store: deps.settings, sync: deps.sync, jsonBody, onRollback: () => metrics.rollbackRequested() }));
+  api.use(createSettingsRoutes({ store: deps.settings, schema: CONFIG_SCHEMA, jsonBody, sync: deps.sync }));
   api.use(createSystemRoutes({ store: deps.system }));
   api.use(createAuditRoutes({ audit: deps.audit }));
   api.get('/openapi.json', (_req, res) => sendJson(res, openapi));

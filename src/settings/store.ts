@@ -133,6 +133,13 @@ export interface SettingsStoreOptions extends IniFileStoreOptions {
   maxGroup?: number;
   /** Called just before a new content replaces the file: the sync worker learns who made it. */
   beforeCommit?: (input: RevisionAnnouncement) => void;
+  /** Called once the file was replaced: which keys the accepted writes changed (never values). */
+  afterCommit?: (input: CommittedRevision) => void;
+}
+
+/** A revision that replaced the file, with the keys (`section.key`) its writes changed or removed. */
+export interface CommittedRevision extends RevisionAnnouncement {
+  readonly keys: readonly string[];
 }
 
 export function etagOf(revision: string): string {
@@ -424,6 +431,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
         working = result.snapshot;
         sealed = result.changes;
       }
+      let announced: RevisionAnnouncement | undefined;
       if (working.text !== base.text) {
         let staged;
         try {
@@ -439,12 +447,13 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
           const last = accepted.find((o) => o.changes.some((c) => c.oldValue !== c.newValue)) ?? accepted[0];
           if (last) {
             const { pending } = last;
-            options.beforeCommit?.({
+            announced = {
               revision: working.revision,
               actor: pending.seal?.actor ?? pending.input.actor,
               source: defaultSource(pending),
               ...(pending.restore?.rollbackOf ? { rollbackOf: pending.restore.rollbackOf } : {}),
-            });
+            };
+            options.beforeCommit?.(announced);
           }
           await staged.commit();
         } catch (error) {
@@ -457,6 +466,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
         working = reader.adopt(working);
       }
       settle(outcomes, working.revision, sealed, working, working.text !== base.text);
+      if (announced) notifyCommitted(announced, outcomes);
       return;
     }
     const conflict = new AppError('CONFIG_CONFLICT', { details: `${label} kept changing during the write; try again` });
@@ -479,6 +489,19 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
           changes: outcome.changes.map((change) => ({ ...change, changed: change.removed === true || change.oldValue !== change.newValue })),
           written,
         });
+    }
+  }
+
+  function notifyCommitted(announced: RevisionAnnouncement, outcomes: readonly Outcome[]): void {
+    const keys = new Set<string>();
+    for (const outcome of outcomes) {
+      if ('error' in outcome) continue;
+      for (const change of outcome.changes) if (change.removed || change.oldValue !== change.newValue) keys.add(`${change.section}.${change.key.toLowerCase()}`);
+    }
+    try {
+      options.afterCommit?.({ ...announced, keys: [...keys] });
+    } catch (error) {
+      log.error({ err: error }, `announcing a new ${label} revision failed`);
     }
   }
 

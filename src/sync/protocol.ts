@@ -6,7 +6,7 @@
 import type { PlainError } from '../core/errors.js';
 import type { PushStatus } from '../history/push.js';
 import type { ActorRef, RevisionSource } from '../core/actor.js';
-import type { ReconcileResult } from './reconcile.js';
+import type { ReconcileResult, RunSource } from '../targets/outcome.js';
 import type { HistoryPushConfig } from '../history/push.js';
 import type { SyncConfig } from '../targets/target-spec.js';
 
@@ -40,8 +40,6 @@ export interface HistoryStatus {
   readonly repaired: readonly string[];
   readonly push: PushStatus | null;
 }
-
-export type RunSource = 'change' | 'reload' | 'retry' | 'startup';
 
 export type MainToWorker =
   /** Sent just before config.ini is replaced, so the worker can name the actor of that revision. */

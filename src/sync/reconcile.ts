@@ -12,39 +12,14 @@
  * to be retried with backoff by the caller.
  */
 import type { Logger } from 'pino';
-import { AppError, toPlainError, type PlainError } from '../core/errors.js';
+import { AppError, toPlainError } from '../core/errors.js';
 import type { IniDocument } from '../ini/document.js';
 import type { ReloadResult, ReloadActions } from '../reload/reload-actions.js';
 import type { RenderInput, RenderSection } from '../render/types.js';
 import type { HealthCheck, TargetSpec } from '../targets/target-spec.js';
 import { reloadKey } from '../targets/target-spec.js';
-import { differs, readPrevious, restorePrevious, stageTarget, type PreviousFile, type StagedTarget, type UsedWriteMode } from './target-writer.js';
-
-export type TargetState = 'in_sync' | 'pending_reload' | 'failed' | 'rolled_back';
-
-export interface TargetOutcome {
-  readonly target: string;
-  readonly changed: boolean;
-  readonly writeMode: UsedWriteMode | null;
-  readonly reloaded: boolean;
-  readonly healthy: boolean | null;
-  /** From the start of the run until this target's file was written and its service verified. */
-  readonly durationMs: number;
-  readonly error: PlainError | null;
-  readonly state: TargetState;
-}
-
-export type RevisionOutcome = 'applied' | 'unchanged' | 'failed' | 'rolled_back';
-
-export interface ReconcileResult {
-  readonly revision: string;
-  readonly outcome: RevisionOutcome;
-  readonly targets: readonly TargetOutcome[];
-  /** A rollback-policy target failed: config.ini should go back to the last applied revision. */
-  readonly rollbackConfig: boolean;
-  /** Set when the run as a whole failed (not one target), e.g. an unexpected I/O error. */
-  readonly error?: PlainError;
-}
+import type { ReconcileResult, RevisionOutcome, TargetOutcome, TargetState, UsedWriteMode } from '../targets/outcome.js';
+import { differs, readPrevious, restorePrevious, stageTarget, type PreviousFile, type StagedTarget } from './target-writer.js';
 
 export interface ReconcileRequest {
   readonly revision: string;

@@ -33,8 +33,9 @@ import { maskText } from '../core/mask.js';
 import { secretsOf } from '../settings/mask-secrets.js';
 import { FILE_ACTOR, type ActorRef, type RevisionSource } from '../core/actor.js';
 import { validateDocument } from '../settings/validate.js';
-import type { RunSource, WorkerToMain } from './protocol.js';
-import type { ReconcileRequest, ReconcileResult } from './reconcile.js';
+import type { WorkerToMain } from './protocol.js';
+import type { ReconcileRequest } from './reconcile.js';
+import type { ReconcileResult, RunSource } from '../targets/outcome.js';
 
 export interface SyncLoopDeps {
   configPath: string;

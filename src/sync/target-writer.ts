@@ -17,8 +17,8 @@ import { dirname } from 'node:path';
 import { AppError } from '../core/errors.js';
 import { stageFile, type StagedFile } from '../fs/atomic-write.js';
 import type { WriteMode } from '../targets/target-spec.js';
+import type { UsedWriteMode } from '../targets/outcome.js';
 
-export type UsedWriteMode = 'rename' | 'inplace';
 
 /** What was on disk before a write: enough to restore it exactly. */
 export type PreviousFile = { readonly exists: false } | { readonly exists: true; readonly content: Buffer; readonly mode: number };

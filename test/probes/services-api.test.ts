@@ -158,7 +158,7 @@ describe('service connection tests over HTTP', () => {
   });
 });
 
-describe('an app without service checks', () => {
+describe('an API-only process (no sync worker)', () => {
   let h: Harness;
   beforeAll(async () => {
     h = await createHarness();
@@ -167,17 +167,27 @@ describe('an app without service checks', () => {
     await h?.close();
   });
 
-  it('when the services are asked for, then 503 SERVICE_UNREACHABLE; the OpenAPI document describes both routes', async () => {
+  it('when the services are asked for, then the checks still answer; the OpenAPI document describes both routes', async () => {
     const listed = await request(h.app).get('/api/v1/services').set('x-api-key', h.apiKey);
-    expect(listed.status).toBe(503);
-    expect(listed.body.code).toBe('SERVICE_UNREACHABLE');
-    const tested = await request(h.app).post('/api/v1/services/gitea/test').set('x-api-key', h.apiKey);
-    expect(tested.status).toBe(503);
+    expect(listed.status).toBe(200);
+    expect(Array.isArray(listed.body.services)).toBe(true);
+    const unknown = await request(h.app).post('/api/v1/services/no-such-service/test').set('x-api-key', h.apiKey);
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.code).toBe('SERVICE_NOT_FOUND');
     const openapi = await request(h.app).get('/api/v1/openapi.json').set('x-api-key', h.apiKey);
     expect(openapi.body.paths['/services'].get.responses['200']).toBeDefined();
     expect(openapi.body.paths['/services/{name}/test'].post.responses['404'].description).toContain('SERVICE_NOT_FOUND');
     expect(openapi.body.components.schemas.Service.properties.checks.items).toEqual({ $ref: '#/components/schemas/ConnectionCheck' });
     expect(openapi.body.components.schemas.Error.properties.code.enum).toContain('SERVICE_NOT_FOUND');
+  });
+
+  it('when a reload or a waited write is asked for, then 503 WORKER_UNAVAILABLE and readiness names the worker', async () => {
+    const reload = await request(h.app).post('/api/v1/settings/reload').set('x-api-key', h.apiKey);
+    expect(reload.status).toBe(503);
+    expect(reload.body.code).toBe('WORKER_UNAVAILABLE');
+    const ready = await request(h.app).get('/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.body.reasons).toEqual(['sync worker not running']);
   });
 });
 

@@ -11,9 +11,13 @@ const TEMPLATE_V2 = '[cockpit]\nport = 9090\n\n[custom]\nkeep = v1\nnew_setting 
 
 describe('upgrades merge the shipped template', () => {
   it('when a new template brings keys and sections, then they are added with its values while every user value is kept, removed keys are kept and reported, and a deleted key stays deleted', async () => {
-    const h = await createHarness({ configText: '# mine\n[cockpit]\nport = 9443\n\n[custom]\nkeep = changed by me\nold = going away\n' });
+    const mine = '# mine\n[cockpit]\nport = 9443\n\n[custom]\nkeep = changed by me\nold = going away\n';
+    const h = await createHarness({ configText: mine });
     try {
-      const recordPath = join(h.config.dataDir, 'shipped-template.json');
+      // The harness's start merged the real shipped template: this test starts over from the
+      // user's file, with templates that keep their own record.
+      h.writeConfig(mine);
+      const recordPath = join(h.config.dataDir, 'test-template.json');
       const merge = (templateText: string) => mergeShippedTemplate({ store: h.settings, templateText, recordPath, schema: CONFIG_SCHEMA, logger: pino({ level: 'silent' }) });
       expect(await merge(TEMPLATE_V1)).toEqual({ added: [], obsolete: [], generated: [] });
       const before = h.readConfig();

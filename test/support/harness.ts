@@ -1,24 +1,21 @@
 /**
- * A confhub app on a real temp data directory with real SQLite, for supertest. Logs are captured
- * in memory so tests can assert what never reaches them.
+ * A confhub app on a real temp data directory with real SQLite, for supertest: the composition
+ * root of the server (src/main.ts) without the sync worker thread. Logs are captured in memory so
+ * tests can assert what never reaches them.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Database } from 'better-sqlite3';
 import type { Express } from 'express';
-import { createAuditLog, type AuditLog } from '../../src/audit/audit-log.js';
-import { fillMissingSecrets } from '../../src/bootstrap/first-boot-secrets.js';
-import { installShippedDefaults } from '../../src/bootstrap/shipped-defaults.js';
-import { openDatabase } from '../../src/db/database.js';
-import { createApp } from '../../src/http/app.js';
+import type { AuditLog } from '../../src/audit/audit-log.js';
+import type { EventLog } from '../../src/events/event-log.js';
 import { createLogger } from '../../src/log.js';
+import { createConfhub } from '../../src/main.js';
 import { loadRuntimeConfig, type RuntimeConfig } from '../../src/runtime-config.js';
-import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from '../../src/settings/schema.js';
-import { createReadOnlyIniStore, createSettingsStore, type SettingsStore } from '../../src/settings/store.js';
-import { loadKeyring } from '../../src/secrets/master-key.js';
 import type { Keyring } from '../../src/secrets/secret-box.js';
+import type { SettingsStore } from '../../src/settings/store.js';
 
 export interface Harness {
   app: Express;
@@ -27,6 +24,7 @@ export interface Harness {
   settings: SettingsStore;
   keyring: Keyring;
   audit: AuditLog;
+  events: EventLog;
   db: Database;
   logs: () => string;
   readConfig: () => string;
@@ -45,9 +43,19 @@ export interface HarnessOptions {
 
 export async function createHarness(options: HarnessOptions = {}): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'confhub-test-'));
-  const config = loadRuntimeConfig({ CONFHUB_DATA_DIR: dataDir }, dataDir);
-  await installShippedDefaults(config);
-  if (options.configText !== undefined) writeFileSync(config.configPath, options.configText);
+  const config = loadRuntimeConfig(
+    {
+      CONFHUB_DATA_DIR: dataDir,
+      CONFHUB_RATE_LIMIT: String(options.rateLimitPerMinute ?? 0),
+      CONFHUB_AUTH_FAILURE_LIMIT: String(options.authFailuresPer15Min ?? 0),
+      CONFHUB_BODY_LIMIT: String(options.bodyLimitBytes ?? 64 * 1024),
+    },
+    dataDir,
+  );
+  if (options.configText !== undefined) {
+    mkdirSync(config.configDir, { recursive: true });
+    writeFileSync(config.configPath, options.configText);
+  }
   const chunks: string[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _encoding, callback) {
@@ -56,37 +64,22 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     },
   });
   const logger = createLogger({ level: options.logLevel ?? 'debug', destination });
-  const db = openDatabase({ path: config.databasePath });
-  const audit = createAuditLog({ db });
-  const { keyring } = await loadKeyring(config.masterKey);
-  const settings = createSettingsStore({ path: config.configPath, label: 'config.ini', schema: CONFIG_SCHEMA, keyring, audit, logger });
-  const system = createReadOnlyIniStore({ path: config.systemPath, label: 'system.ini', schema: SYSTEM_SCHEMA });
-  await fillMissingSecrets({ store: settings, schema: CONFIG_SCHEMA });
-  const apiKey = settings.read().doc.byName.get('api_key')!.byKey.get('key')!.value;
-  const app = createApp({
-    settings,
-    system,
-    audit,
-    logger,
-    version: '0.0.0-test',
-    rateLimitPerMinute: options.rateLimitPerMinute ?? 0,
-    authFailuresPer15Min: options.authFailuresPer15Min ?? 0,
-    bodyLimitBytes: options.bodyLimitBytes ?? 64 * 1024,
-  });
+  const confhub = await createConfhub({ config, logger, syncWorker: 'none' });
+  const apiKey = confhub.settings.read().doc.byName.get('api_key')!.byKey.get('key')!.value;
   return {
-    app,
+    app: confhub.app,
     apiKey,
     config,
-    settings,
-    keyring,
-    audit,
-    db,
+    settings: confhub.settings,
+    keyring: confhub.keyring,
+    audit: confhub.audit,
+    events: confhub.events,
+    db: confhub.db,
     logs: () => chunks.join(''),
     readConfig: () => readFileSync(config.configPath, 'utf8'),
     writeConfig: (text) => writeFileSync(config.configPath, text),
     async close() {
-      await settings.idle();
-      db.close();
+      await confhub.close();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

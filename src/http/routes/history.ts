@@ -9,22 +9,17 @@ import type { Actor } from '../../core/actor.js';
 import { AppError } from '../../core/errors.js';
 import { MAX_HISTORY_LIMIT, type HistoryQueries } from '../../history/history-queries.js';
 import type { SettingsStore } from '../../settings/store.js';
-import type { SyncService } from '../../sync/sync-service.js';
+import type { SyncDispatcher } from '../../sync/dispatcher.js';
 import { methodNotAllowed, parseIfMatch, requireJsonBody, sendJson, singleQueryValue } from '../route-helpers.js';
 import { booleanQuery, syncReport, WAIT_TIMEOUT_MS } from './sync.js';
 
 export interface HistoryRoutesDeps {
-  history?: HistoryQueries;
+  history: HistoryQueries;
   store: SettingsStore;
-  sync?: SyncService;
+  sync: SyncDispatcher;
   jsonBody: (req: Request, res: Response, next: (error?: unknown) => void) => void;
   /** Told of every rollback that changed config.ini. */
-  onRollback?: () => void;
-}
-
-function requireHistory(history: HistoryQueries | undefined): HistoryQueries {
-  if (!history) throw new AppError('SERVICE_UNREACHABLE', { message: 'Service Unavailable', details: 'the history is not available in this process' });
-  return history;
+  onRollback: () => void;
 }
 
 function limitQuery(req: Request): number {
@@ -50,14 +45,14 @@ export function createHistoryRoutes({ history, store, sync, jsonBody, onRollback
     .get(async (req, res) => {
       const limit = limitQuery(req);
       const before = singleQueryValue(req, 'before');
-      sendJson(res, JSON.stringify(await requireHistory(history).list({ limit, ...(before ? { before } : {}) })));
+      sendJson(res, JSON.stringify(await history.list({ limit, ...(before ? { before } : {}) })));
     })
     .all(methodNotAllowed('GET'));
 
   router
     .route('/settings/history/:commit')
     .get(async (req, res) => {
-      sendJson(res, JSON.stringify(await requireHistory(history).show(req.params.commit as string)));
+      sendJson(res, JSON.stringify(await history.show(req.params.commit as string)));
     })
     .all(methodNotAllowed('GET'));
 
@@ -66,27 +61,25 @@ export function createHistoryRoutes({ history, store, sync, jsonBody, onRollback
     .get(async (req, res) => {
       const from = requiredQuery(req, 'from');
       const to = singleQueryValue(req, 'to');
-      sendJson(res, JSON.stringify(await requireHistory(history).diff(from, to === '' ? undefined : to)));
+      sendJson(res, JSON.stringify(await history.diff(from, to === '' ? undefined : to)));
     })
     .all(methodNotAllowed('GET'));
 
   router
     .route('/settings/rollback')
     .post(jsonBody, async (req, res) => {
-      const service = requireHistory(history);
       const wait = booleanQuery(req, 'wait');
-      if (wait && !sync) throw new AppError('SERVICE_UNREACHABLE', { message: 'Service Unavailable', details: 'syncing is not running in this process' });
       const body = requireJsonBody(req) as { commit?: unknown } | null;
       if (typeof body !== 'object' || body === null || Array.isArray(body) || typeof body.commit !== 'string' || Object.keys(body).length !== 1) {
         throw new AppError('INVALID_REQUEST', { details: 'The body must be {"commit": "<commit id>"}' });
       }
-      const { commit, text } = await service.contentAt(body.commit);
+      const { commit, text } = await history.contentAt(body.commit);
       const actor = res.locals.actor as Actor;
       // From here the store audits the attempt, accepted or refused.
       res.locals.audited = true;
       const result = await store.restore({ text, actor, source: 'rollback', rollbackOf: commit, ...(req.get('if-match') ? { ifMatch: parseIfMatch(req)! } : {}) });
       res.setHeader('ETag', result.snapshot.etag);
-      if (result.written) onRollback?.();
+      if (result.written) onRollback();
       const changed = result.changes.filter((c) => c.changed).map((c) => `${c.section}.${c.key.toLowerCase()}`);
       const answer = { rolledBackTo: commit, revision: result.snapshot.revision, changed };
       if (!wait) {
@@ -97,7 +90,7 @@ export function createHistoryRoutes({ history, store, sync, jsonBody, onRollback
         sendJson(res, JSON.stringify({ ...answer, sync: { revision: result.snapshot.revision, outcome: 'unchanged', targets: [] } }));
         return;
       }
-      const report = syncReport(await sync!.waitForRevision(result.snapshot.revision, WAIT_TIMEOUT_MS));
+      const report = syncReport(await sync.waitForRevision(result.snapshot.revision, WAIT_TIMEOUT_MS));
       if (report.error) throw report.error;
       sendJson(res, JSON.stringify({ ...answer, sync: report.body }));
     })

@@ -6,7 +6,7 @@
  */
 import { Router } from 'express';
 import type { PlainError } from '../../core/errors.js';
-import type { SyncService } from '../../sync/sync-service.js';
+import type { SyncDispatcher } from '../../sync/dispatcher.js';
 import { methodNotAllowed, sendJson } from '../route-helpers.js';
 
 /** What the start did before the API listened. */
@@ -29,18 +29,18 @@ const TARGET_INIT: Readonly<Record<string, TargetInit>> = {
   rolled_back: 'failed',
 };
 
-export function createInitRoutes({ sync, startup }: { sync: SyncService | undefined; startup: StartupReport | undefined }): Router {
+export function createInitRoutes({ sync, startup }: { sync: SyncDispatcher; startup: StartupReport }): Router {
   const router = Router();
   router
     .route('/init/status')
     .get((_req, res) => {
-      const status = sync?.status();
-      const readiness = sync?.readiness() ?? { ready: false, reasons: ['syncing is not running in this process'] };
-      const targets = (status?.targets ?? []).map((t) => ({ target: t.target, state: TARGET_INIT[t.state] ?? 'pending', lastError: t.lastError }));
-      let lastError: PlainError | null = status?.source.error ?? null;
+      const status = sync.status();
+      const readiness = sync.readiness();
+      const targets = status.targets.map((t) => ({ target: t.target, state: TARGET_INIT[t.state] ?? 'pending', lastError: t.lastError }));
+      let lastError: PlainError | null = status.source.error;
       for (const t of targets) if (!lastError && t.state === 'failed') lastError = t.lastError;
       const phase = !readiness.ready
-        ? status?.source.valid === false
+        ? !status.source.valid
           ? 'degraded'
           : 'initializing'
         : targets.some((t) => t.state === 'failed')
@@ -52,8 +52,8 @@ export function createInitRoutes({ sync, startup }: { sync: SyncService | undefi
         res,
         JSON.stringify({
           phase,
-          firstStart: (startup?.installed.length ?? 0) > 0,
-          startup: startup ?? null,
+          firstStart: startup.installed.length > 0,
+          startup,
           reasons: readiness.reasons,
           targets,
           lastError,

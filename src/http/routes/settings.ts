@@ -10,7 +10,7 @@ import type { ChangeInput } from '../../settings/plan-changes.js';
 import type { SettingsStore, Snapshot } from '../../settings/store.js';
 import { typedValue } from '../../settings/typed-view.js';
 import type { FileSchema } from '../../settings/schema.js';
-import type { SyncService } from '../../sync/sync-service.js';
+import type { SyncDispatcher } from '../../sync/dispatcher.js';
 import { booleanQuery, syncReport, WAIT_TIMEOUT_MS } from './sync.js';
 import { hasBody, methodNotAllowed, requestSnapshot, sectionNotFound, notModified, parseIfMatch, requireJsonBody, sendJson, singleQueryValue } from '../route-helpers.js';
 
@@ -18,7 +18,7 @@ export interface SettingsRoutesDeps {
   store: SettingsStore;
   schema: FileSchema;
   /** Answers writes made with ?wait=true once the worker applied them. */
-  sync?: SyncService;
+  sync: SyncDispatcher;
   /** Body parser for the write routes. */
   jsonBody: RequestHandler;
 }
@@ -37,7 +37,6 @@ export function createSettingsRoutes({ store, schema, jsonBody, sync }: Settings
   /** Writes, then answers with `json(snapshot)`; with ?wait=true only once the worker is done with the revision. */
   const write = async (req: Request, res: Response, changes: ChangeInput[], json: (snapshot: Snapshot) => string): Promise<void> => {
     const wait = booleanQuery(req, 'wait');
-    if (wait && !sync) throw new AppError('SERVICE_UNREACHABLE', { message: 'Service Unavailable', details: 'syncing is not running in this process' });
     res.locals.audited = true;
     const actor = res.locals.actor as Actor;
     const result = await store.update({ changes, ifMatch: parseIfMatch(req), actor });
@@ -51,7 +50,7 @@ export function createSettingsRoutes({ store, schema, jsonBody, sync }: Settings
       sendJson(res, `{"settings":${settings},"sync":{"revision":"${result.snapshot.revision}","outcome":"unchanged","targets":[]}}`);
       return;
     }
-    const report = syncReport(await sync!.waitForRevision(result.snapshot.revision, WAIT_TIMEOUT_MS));
+    const report = syncReport(await sync.waitForRevision(result.snapshot.revision, WAIT_TIMEOUT_MS));
     if (report.error) throw report.error;
     sendJson(res, `{"settings":${settings},"sync":${JSON.stringify(report.body)}}`);
   };

@@ -1,16 +1,14 @@
 /**
- * The sync side of the API: status per target, a forced reconcile, the Server-Sent Events
- * stream of applied/failed/rolled-back revisions, and the answer of a write made with
- * `?wait=true` once the worker is done with it.
+ * The sync side of the API: status per target, a forced reconcile, and the answer of a write made
+ * with `?wait=true` once the worker is done with it.
  */
-import { Router, type Request, type Response } from 'express';
+import { Router, type Request } from 'express';
 import type { Actor } from '../../core/actor.js';
 import { AppError } from '../../core/errors.js';
-import type { NumberedEvent, RunAnswer, SyncService } from '../../sync/sync-service.js';
+import type { RunAnswer, SyncDispatcher } from '../../sync/dispatcher.js';
 import { methodNotAllowed, sendJson, singleQueryValue } from '../route-helpers.js';
 
 export const WAIT_TIMEOUT_MS = 120_000;
-const HEARTBEAT_MS = 15_000;
 
 export function booleanQuery(req: Request, name: string): boolean {
   const raw = singleQueryValue(req, name);
@@ -47,27 +45,21 @@ export function syncReport(answer: RunAnswer): { body: Record<string, unknown>; 
   return { body };
 }
 
-function requireSync(sync: SyncService | undefined): SyncService {
-  if (!sync) throw new AppError('SERVICE_UNREACHABLE', { message: 'Service Unavailable', details: 'syncing is not running in this process' });
-  return sync;
-}
-
-export function createSyncRoutes({ sync }: { sync: SyncService | undefined }): Router {
+export function createSyncRoutes({ sync }: { sync: SyncDispatcher }): Router {
   const router = Router();
 
   router
     .route('/sync/status')
-    .get((_req, res) => sendJson(res, JSON.stringify(requireSync(sync).status())))
+    .get((_req, res) => sendJson(res, JSON.stringify(sync.status())))
     .all(methodNotAllowed('GET'));
 
   router
     .route('/settings/reload')
     .post(async (req, res) => {
-      const service = requireSync(sync);
       const force = booleanQuery(req, 'force');
       const wait = booleanQuery(req, 'wait');
       const actor = res.locals.actor as Actor;
-      const answer = await service.reconcile({ force, wait, timeoutMs: WAIT_TIMEOUT_MS, actor: { type: actor.type, id: actor.id } });
+      const answer = await sync.reconcile({ force, wait, timeoutMs: WAIT_TIMEOUT_MS, actor: { type: actor.type, id: actor.id } });
       if (answer.kind === 'accepted') {
         res.status(202);
         sendJson(res, JSON.stringify({ accepted: true, requestId: answer.requestId }));
@@ -78,33 +70,6 @@ export function createSyncRoutes({ sync }: { sync: SyncService | undefined }): R
       sendJson(res, JSON.stringify(report.body));
     })
     .all(methodNotAllowed('POST'));
-
-  router
-    .route('/settings/events')
-    .get((req: Request, res: Response) => {
-      const service = requireSync(sync);
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache, no-transform',
-        connection: 'keep-alive',
-        // Reverse proxies must pass events through as they come.
-        'x-accel-buffering': 'no',
-      });
-      res.write('retry: 3000\n: connected\n\n');
-      const send = ({ id, event }: NumberedEvent): void => {
-        res.write(`id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
-      };
-      const lastSeen = Number(req.get('last-event-id'));
-      if (Number.isSafeInteger(lastSeen) && lastSeen >= 0) for (const missed of service.eventsAfter(lastSeen)) send(missed);
-      const onEvent = send;
-      const heartbeat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS);
-      service.events.on('event', onEvent);
-      req.on('close', () => {
-        clearInterval(heartbeat);
-        service.events.off('event', onEvent);
-      });
-    })
-    .all(methodNotAllowed('GET'));
 
   return router;
 }

@@ -4,8 +4,11 @@ import { createAuditLog } from '../../src/audit/audit-log.js';
 import { openDatabase } from '../../src/db/database.js';
 import type { SettingsStore } from '../../src/settings/store.js';
 import type { MainToWorker } from '../../src/sync/protocol.js';
-import type { ReconcileResult } from '../../src/sync/reconcile.js';
-import { createSyncService } from '../../src/sync/sync-service.js';
+import type { ReconcileResult } from '../../src/targets/outcome.js';
+import { createEventLog } from '../../src/events/event-log.js';
+import { createMetrics } from '../../src/metrics.js';
+import { createSyncDispatcher } from '../../src/sync/dispatcher.js';
+import { createRunLog } from '../../src/sync/run-log.js';
 import { expectAppError } from '../support/wait.js';
 
 function service(currentRevision: () => string) {
@@ -13,25 +16,26 @@ function service(currentRevision: () => string) {
   const sent: MainToWorker[] = [];
   let alive = true;
   const settings = { read: () => ({ revision: currentRevision() }) } as unknown as SettingsStore;
-  const sync = createSyncService({
+  const logger = pino({ level: 'silent' });
+  const events = createEventLog({ db, logger });
+  const sync = createSyncDispatcher({
     targets: [],
-    describeReload: () => 'none',
-    db,
+    runLog: createRunLog({ db, logger }),
     audit: createAuditLog({ db }),
     settings,
-    logger: pino({ level: 'silent' }),
-    send: (m) => sent.push(m),
-    workerAlive: () => alive,
-    workerRestarts: () => 0,
+    events,
+    metrics: createMetrics(),
+    logger,
+    worker: { send: (m) => sent.push(m), alive: () => alive, restarts: () => 0 },
   });
-  return { sync, sent, kill: () => (alive = false) };
+  return { sync, sent, events, kill: () => (alive = false) };
 }
 
 const result = (revision: string, outcome: ReconcileResult['outcome'] = 'applied'): ReconcileResult => ({ revision, outcome, rollbackConfig: false, targets: [] });
 const run = (revision: string) => ({ type: 'run' as const, source: 'change' as const, actor: { type: 'file' as const, id: 'file' }, startedAt: 1, finishedAt: 2, result: result(revision) });
 const api = { type: 'api' as const, id: 'key:1' };
 
-describe('sync service waiters', () => {
+describe('sync dispatcher waiters', () => {
   it('when the worker skips a written revision because it is already applied, then the waiting write is answered as unchanged', async () => {
     const { sync } = service(() => 'r1');
     sync.announce({ revision: 'r1', actor: api, source: 'api' });
@@ -89,7 +93,7 @@ describe('sync service waiters', () => {
   });
 });
 
-describe('sync service source status', () => {
+describe('sync dispatcher source status', () => {
   it('when a secret does not open, then readiness says so; when config.ini returns to the revision in effect, it is ready again', () => {
     const { sync } = service(() => 'r1');
     sync.onWorkerMessage({ type: 'ready' });
@@ -113,3 +117,28 @@ describe('sync service source status', () => {
   });
 });
 
+
+describe('sync dispatcher events', () => {
+  it('when the worker becomes ready, runs a revision, finds a file invalid and stops, then each lands in the event log in order, without values', () => {
+    const { sync, events } = service(() => 'r1');
+    sync.onWorkerMessage({ type: 'ready' });
+    sync.onWorkerMessage(run('r1'));
+    sync.onWorkerMessage({ type: 'source_invalid', revision: 'r2', error: { code: 'CONFIG_INVALID', message: 'config.ini is invalid', details: 'line 3: no section' } });
+    sync.onWorkerMessage({ ...run('r3'), result: result('r3', 'rolled_back') });
+    sync.onWorkerExit();
+    const { events: logged, reset } = events.read({ after: 0, limit: 100 });
+    expect(reset).toBe(false);
+    expect(logged.map((e) => e.type)).toEqual(['worker.state', 'applied', 'source_invalid', 'rolled_back', 'worker.state']);
+    expect(logged.map((e) => e.id)).toEqual([1, 2, 3, 4, 5]);
+    expect(logged[1]).toMatchObject({ data: { revision: 'r1', source: 'change', actor: { type: 'file', id: 'file' }, targets: [] } });
+    expect(logged[4]).toMatchObject({ data: { state: 'stopped' } });
+  });
+
+  it('when a run changed nothing, then no event is published; a requested reload is published even then', () => {
+    const { sync, events } = service(() => 'r1');
+    sync.onWorkerMessage({ ...run('r1'), result: result('r1', 'unchanged') });
+    expect(events.lastId()).toBe(0);
+    sync.onWorkerMessage({ ...run('r1'), source: 'reload', result: result('r1', 'unchanged') });
+    expect(events.read({ after: 0, limit: 10 }).events.map((e) => e.type)).toEqual(['applied']);
+  });
+});

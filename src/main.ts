@@ -1,0 +1,242 @@
+/**
+ * The composition root of the main thread, used by the server and by the test harness alike:
+ * data directory and shipped defaults, the instance lock, the master key, the database, the
+ * stores, the event log, the sync dispatcher and its worker thread, the connection checks, the
+ * history, first-boot secrets and template upgrades, and the Express app. Nothing listens here.
+ */
+import { readFileSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import type { Database } from 'better-sqlite3';
+import type { Express } from 'express';
+import type { Logger } from 'pino';
+import { createAuditLog, type AuditLog } from './audit/audit-log.js';
+import { fillMissingSecrets, type FillSecretsResult } from './bootstrap/first-boot-secrets.js';
+import { acquireInstanceLock } from './bootstrap/instance-lock.js';
+import { installShippedDefaults, SHIPPED_CONFIG_DIR } from './bootstrap/shipped-defaults.js';
+import { mergeShippedTemplate, type MergeTemplateResult } from './bootstrap/template-merge.js';
+import { FILE_ACTOR } from './core/actor.js';
+import { AppError, isAppError } from './core/errors.js';
+import { openDatabase } from './db/database.js';
+import { createEventLog, type EventLog } from './events/event-log.js';
+import { removeStaleTempFiles } from './fs/atomic-write.js';
+import { createHistoryQueries } from './history/history-queries.js';
+import { createHistoryReader } from './history/history-repo.js';
+import { historyConfigOf } from './history/push.js';
+import { createApp } from './http/app.js';
+import { createMetrics } from './metrics.js';
+import { createConnectionChecks } from './probes/connection-checks.js';
+import { createHttpProbe } from './probes/http-probe.js';
+import { createDockerDriver } from './reload/docker.js';
+import { createSupervisorDriver } from './reload/supervisor.js';
+import type { RuntimeConfig } from './runtime-config.js';
+import { loadKeyring } from './secrets/master-key.js';
+import type { Keyring } from './secrets/secret-box.js';
+import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from './settings/schema.js';
+import { createReadOnlyIniStore, createSettingsStore, type RevisionAnnouncement, type SettingsStore } from './settings/store.js';
+import { createSyncDispatcher, type SyncDispatcher } from './sync/dispatcher.js';
+import { createRunLog } from './sync/run-log.js';
+import { createWorkerHost } from './sync/worker-host.js';
+import { syncConfigOf } from './targets/target-spec.js';
+
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export interface ConfhubOptions {
+  config: RuntimeConfig;
+  logger: Logger;
+  /**
+   * `thread`: the sync worker runs (confhub as shipped). `none`: an API-only process whose sync
+   * routes answer WORKER_UNAVAILABLE and whose readiness says the worker is not running.
+   */
+  syncWorker: 'thread' | 'none';
+}
+
+export interface Confhub {
+  readonly app: Express;
+  readonly config: RuntimeConfig;
+  readonly settings: SettingsStore;
+  readonly audit: AuditLog;
+  readonly events: EventLog;
+  readonly sync: SyncDispatcher;
+  readonly db: Database;
+  readonly keyring: Keyring;
+  /** Shipped defaults installed at this start (full paths). */
+  readonly installed: readonly string[];
+  readonly secrets: FillSecretsResult;
+  /** Keys the shipped template added to config.ini at this start, and keys it no longer has. */
+  readonly upgrade: MergeTemplateResult;
+  /** Lets the writes and the apply in flight land, stops the worker, closes the database, releases the lock. */
+  close(): Promise<void>;
+}
+
+export async function createConfhub({ config, logger, syncWorker }: ConfhubOptions): Promise<Confhub> {
+  const installed = await installShippedDefaults(config);
+  const lock = await acquireInstanceLock(config.dataDir);
+  try {
+    return await compose({ config, logger, syncWorker }, installed, async () => lock.release());
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
+}
+
+async function compose({ config, logger, syncWorker }: ConfhubOptions, installed: string[], release: () => Promise<void>): Promise<Confhub> {
+  for (const path of installed) logger.info({ path }, 'installed shipped default');
+  for (const name of await removeStaleTempFiles(config.configPath)) logger.warn({ name }, 'removed a temp file left by an interrupted write');
+  const keys = await loadKeyring(config.masterKey);
+  if (keys.created) logger.info({ path: config.masterKey.file }, 'generated the master key that seals secrets in config.ini (first start); back it up');
+  for (const warning of keys.warnings) logger.warn(warning);
+  const { keyring } = keys;
+  const db = openDatabase({ path: config.databasePath });
+  const audit = createAuditLog({ db });
+  const events = createEventLog({ db, logger });
+  // The dispatcher is created after the store, which announces each revision to it just before writing.
+  let announce: (announcement: RevisionAnnouncement) => void = () => undefined;
+  const settings = createSettingsStore({
+    path: config.configPath,
+    label: 'config.ini',
+    schema: CONFIG_SCHEMA,
+    keyring,
+    audit,
+    logger,
+    beforeCommit: (announcement) => announce(announcement),
+    afterCommit: ({ revision, actor, source, keys: changed }) =>
+      events.publish('settings.changed', { revision, actor: { type: actor.type, id: actor.id }, source, keys: changed }),
+  });
+  const system = createReadOnlyIniStore({ path: config.systemPath, label: 'system.ini', schema: SYSTEM_SCHEMA });
+  // Fail fast on a file that cannot be read at all, on secrets this master key cannot open, and on bad declarations.
+  try {
+    settings.read();
+  } catch (error) {
+    if (isAppError(error) && error.code === 'SECRET_UNREADABLE') {
+      throw new AppError('STARTUP_CONFIG_INVALID', {
+        message: 'config.ini holds secrets the master key cannot open',
+        details: `config.ini holds secrets the master key (${keys.origin}) cannot open: ${error.details}`,
+        cause: error,
+      });
+    }
+    throw error;
+  }
+  const systemDoc = system.read().doc;
+  const syncConfig = syncConfigOf(systemDoc, config);
+  const historyPush = historyConfigOf(systemDoc, { configDir: config.configDir });
+  const metrics = createMetrics();
+  const runLog = createRunLog({ db, logger });
+  let dispatcher: SyncDispatcher | undefined;
+  const workerHost = createWorkerHost({
+    init: {
+      configPath: config.configPath,
+      dataDir: config.dataDir,
+      configDir: config.configDir,
+      logLevel: config.logLevel,
+      historyDir: config.historyDir,
+      sync: syncConfig,
+      ...(historyPush ? { historyPush } : {}),
+      masterKeys: [keyring.current, ...[...keyring.byId.values()].filter((key) => key !== keyring.current)].map((key) => new Uint8Array(key.key)),
+    },
+    initAtStart: () => {
+      const commit = runLog.lastAppliedCommit();
+      return commit ? { lastAppliedCommit: commit } : {};
+    },
+    logger,
+    stopTimeoutMs: config.stopTimeoutMs,
+    onMessage: (message) => dispatcher?.onWorkerMessage(message),
+    onExit: () => dispatcher?.onWorkerExit(),
+  });
+  const sync = createSyncDispatcher({
+    targets: syncConfig.targets,
+    runLog,
+    audit,
+    settings,
+    events,
+    metrics,
+    logger,
+    worker: { send: (message) => workerHost.send(message), alive: () => workerHost.alive(), restarts: () => workerHost.restarts() },
+  });
+  dispatcher = sync;
+  metrics.observe({ sourceValid: () => sync.status().source.valid, workerRestarts: () => workerHost.restarts() });
+  announce = (announcement) => sync.announce(announcement);
+  // Written before the worker starts; their announcements wait for it, so the history names them.
+  const upgrade = await mergeShippedTemplate({
+    store: settings,
+    templateText: readFileSync(resolve(SHIPPED_CONFIG_DIR, 'config.ini'), 'utf8'),
+    recordPath: resolve(config.dataDir, 'shipped-template.json'),
+    schema: CONFIG_SCHEMA,
+    logger,
+  });
+  const secrets = await fillMissingSecrets({ store: settings, schema: CONFIG_SCHEMA, initialApiKey: config.initialApiKey });
+  // An installation from before sealing (or a hand edit made while confhub was stopped) holds plain text secrets.
+  if (settings.read().unsealed.length > 0) await settings.seal({ actor: FILE_ACTOR });
+  if (config.initialApiKey !== undefined && !secrets.apiKeyFromEnvironment) {
+    logger.warn('CONFHUB_API_KEY is ignored: config.ini already holds an API key (it is only used on first start)');
+  }
+  if (syncWorker === 'thread') workerHost.start();
+
+  // The main thread's own drivers (the worker has its own): building them connects to nothing,
+  // so an absent Docker engine or supervisord only shows in the check results.
+  const services = createConnectionChecks({
+    targets: syncConfig.targets,
+    configDoc: () => {
+      try {
+        return settings.read().doc;
+      } catch {
+        return settings.lastGood()?.doc;
+      }
+    },
+    docker: createDockerDriver({ socketPath: syncConfig.settings.dockerSocket, logger }),
+    supervisor: createSupervisorDriver({ url: syncConfig.settings.supervisorUrl, logger }),
+    http: createHttpProbe(),
+    logger,
+  });
+
+  const app = createApp({
+    settings,
+    system,
+    audit,
+    logger,
+    version: VERSION,
+    rateLimitPerMinute: config.rateLimitPerMinute,
+    authFailuresPer15Min: config.authFailuresPer15Min,
+    bodyLimitBytes: config.bodyLimitBytes,
+    trustProxy: config.trustProxy,
+    sync,
+    events,
+    metrics,
+    services,
+    startup: {
+      installed: installed.map((path) => basename(path)),
+      apiKeyGenerated: secrets.apiKeyGenerated || secrets.apiKeyFromEnvironment,
+      passwordsGenerated: [...secrets.passwordsGenerated, ...upgrade.generated],
+      masterKeyCreated: keys.created,
+      upgrade,
+    },
+    history: createHistoryQueries({ reader: createHistoryReader({ gitDir: config.historyDir, workTree: config.configDir }), db, schema: CONFIG_SCHEMA, keyring }),
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    config,
+    settings,
+    audit,
+    events,
+    sync,
+    db,
+    keyring,
+    installed,
+    secrets,
+    upgrade,
+    close() {
+      closing ??= (async () => {
+        await settings.idle();
+        // Checks in flight end within their probe timeout; waited for beside the worker, so they
+        // add nothing to the shutdown budget, and no probe's socket outlives the process.
+        await Promise.all([workerHost.stop(), services.idle()]);
+        // A rollback the worker asked for while stopping is written before the database closes.
+        await settings.idle();
+        db.close();
+        await release();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,315 @@
+/**
+ * The main thread's side of syncing: it takes every message the worker sends and hands it to the
+ * part that owns it — the run log (SQLite), the audit log, per-target status, the event log,
+ * the waiting callers and the metrics — and it is how main talks to the worker: revisions
+ * announced before they land, reconcile requests. A rollback the worker asks for is written
+ * through the settings store, so it is validated and audited like any other write.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { AuditLog } from '../audit/audit-log.js';
+import { FILE_ACTOR, type Actor, type ActorRef } from '../core/actor.js';
+import { backoffDelay } from '../core/backoff.js';
+import { sleep, systemClock, type Clock } from '../core/clock.js';
+import { AppError, isAppError, type PlainError } from '../core/errors.js';
+import type { EventLog } from '../events/event-log.js';
+import type { Metrics } from '../metrics.js';
+import type { RevisionAnnouncement, SettingsStore } from '../settings/store.js';
+import type { ReconcileResult } from '../targets/outcome.js';
+import type { TargetSpec } from '../targets/target-spec.js';
+import type { HistoryStatus, MainToWorker, WorkerToMain } from './protocol.js';
+import type { RunLog } from './run-log.js';
+import { createTargetStatus } from './target-status.js';
+import { createRequestWaiters, createRevisionWaiters, type RunAnswer } from './waiters.js';
+
+export type { RunAnswer } from './waiters.js';
+
+/** How main reaches the worker thread (the worker host). */
+export interface WorkerLink {
+  send(message: MainToWorker): void;
+  alive(): boolean;
+  restarts(): number;
+}
+
+export interface SyncDispatcherDeps {
+  targets: readonly TargetSpec[];
+  runLog: RunLog;
+  audit: AuditLog;
+  settings: SettingsStore;
+  events: EventLog;
+  metrics: Metrics;
+  logger: Logger;
+  worker: WorkerLink;
+  clock?: Clock;
+}
+
+export interface ReconcileInput {
+  force: boolean;
+  wait: boolean;
+  timeoutMs: number;
+  actor: ActorRef;
+}
+
+const AUTO_ROLLBACK_ACTOR: Actor = Object.freeze({ type: 'system', id: 'auto-rollback' });
+const WORKER_ACTOR: ActorRef = Object.freeze({ type: 'system', id: 'worker' });
+/** Revisions whose write time is kept for the propagation metric: the newest only. */
+const WRITTEN_AT_KEPT = 256;
+const SEAL_ATTEMPTS = 5;
+
+const SKIPPED_FAILED: PlainError = Object.freeze({
+  code: 'SYNC_FAILED',
+  message: 'Sync failed',
+  details: 'this revision failed before and is not run again until config.ini changes; POST /api/v1/settings/reload runs it now',
+});
+
+export function createSyncDispatcher(deps: SyncDispatcherDeps) {
+  const { runLog, audit, settings, events, metrics, worker, clock = systemClock } = deps;
+  const log = deps.logger.child({ module: 'sync-dispatcher' });
+  const targetStatus = createTargetStatus(deps.targets);
+  const revisions = createRevisionWaiters({
+    currentRevision: () => {
+      try {
+        return settings.read().revision;
+      } catch {
+        return undefined;
+      }
+    },
+  });
+  const requests = createRequestWaiters();
+  /** When each announced revision was written, for the propagation time. */
+  const writtenAt = new Map<string, number>();
+  let ready = false;
+  let firstRunDone = false;
+  let sourceError: PlainError | null = null;
+  let lastRun: { revision: string; outcome: string; at: string } | null = null;
+  let history: HistoryStatus | null = null;
+
+  function onRun(message: Extract<WorkerToMain, { type: 'run' }>): void {
+    const { result } = message;
+    firstRunDone = true;
+    const at = new Date(message.finishedAt).toISOString();
+    targetStatus.record(result, at);
+    // A secret that does not open freezes the targets like an invalid file does.
+    sourceError = result.error?.code === 'SECRET_UNREADABLE' ? result.error : null;
+    lastRun = { revision: result.revision, outcome: result.outcome, at };
+    runLog.record({
+      revision: result.revision,
+      commit: message.commit ?? null,
+      source: message.source,
+      actor: message.actor,
+      outcome: result.outcome,
+      startedAt: message.startedAt,
+      finishedAt: message.finishedAt,
+      targets: result.targets,
+    });
+    if (result.outcome !== 'unchanged') auditRun(message);
+    const written = message.source === 'retry' ? undefined : writtenAt.get(result.revision);
+    metrics.run({ source: message.source, result, startedAt: message.startedAt, finishedAt: message.finishedAt, ...(written !== undefined ? { writtenAt: written } : {}) });
+    if (message.source !== 'retry') writtenAt.delete(result.revision);
+    if (result.outcome !== 'unchanged' || message.source === 'reload') {
+      const type = result.outcome === 'rolled_back' ? 'rolled_back' : result.outcome === 'failed' ? 'failed' : 'applied';
+      events.publish(type, {
+        revision: result.revision,
+        source: message.source,
+        actor: message.actor,
+        targets: result.targets,
+        ...(result.error ? { error: result.error } : {}),
+      });
+    }
+    const answer: RunAnswer = { kind: 'run', source: message.source, result, ...(message.commit !== undefined ? { commit: message.commit } : {}) };
+    if (message.requestId) requests.answer(message.requestId, answer);
+    // A retry runs only some targets of an older revision: it answers nobody's write.
+    if (message.source !== 'retry') revisions.answer(result.revision, answer);
+  }
+
+  function auditRun(message: Extract<WorkerToMain, { type: 'run' }>): void {
+    const { result } = message;
+    const failedTarget = result.targets.find((t) => t.error && t.state !== 'pending_reload');
+    try {
+      audit.record([
+        {
+          at: message.finishedAt,
+          actor: { type: message.actor.type, id: message.actor.id },
+          action: `sync.${result.outcome}`,
+          section: null,
+          key: null,
+          oldValue: null,
+          newValue: null,
+          result: result.outcome === 'applied' ? 'applied' : 'refused',
+          errorCode: failedTarget?.error?.code ?? null,
+          revision: result.revision,
+        },
+      ]);
+    } catch (error) {
+      log.error({ err: error }, 'recording a sync run in the audit log failed');
+    }
+  }
+
+  function onSkipped(message: Extract<WorkerToMain, { type: 'skipped' }>): void {
+    // The file is valid again (it returned to a revision already run).
+    sourceError = null;
+    const result: ReconcileResult =
+      message.reason === 'applied'
+        ? { revision: message.revision, outcome: 'unchanged', rollbackConfig: false, targets: [] }
+        : { revision: message.revision, outcome: 'failed', rollbackConfig: false, targets: [], error: SKIPPED_FAILED };
+    revisions.answer(message.revision, { kind: 'run', source: 'change', result, ...(message.commit !== undefined ? { commit: message.commit } : {}) });
+    metrics.skipped(message.reason === 'applied' ? 'unchanged' : 'failed');
+    writtenAt.delete(message.revision);
+    // The history shows the outcome of every revision, including one the targets already had.
+    const at = clock.now();
+    runLog.record({
+      revision: message.revision,
+      commit: message.commit ?? null,
+      source: 'change',
+      actor: WORKER_ACTOR,
+      outcome: result.outcome,
+      startedAt: at,
+      finishedAt: at,
+      targets: [],
+    });
+  }
+
+  function onSourceInvalid(message: Extract<WorkerToMain, { type: 'source_invalid' }>): void {
+    sourceError = message.error;
+    const answer: RunAnswer = { kind: 'source_invalid', revision: message.revision, error: message.error };
+    if (message.requestId) requests.answer(message.requestId, answer);
+    else revisions.answer(message.revision, answer);
+    const at = clock.now();
+    runLog.record({
+      revision: message.revision,
+      commit: null,
+      source: message.requestId ? 'reload' : 'change',
+      actor: FILE_ACTOR,
+      outcome: 'source_invalid',
+      startedAt: at,
+      finishedAt: at,
+      targets: [],
+    });
+    events.publish('source_invalid', { revision: message.revision, error: message.error });
+  }
+
+  async function rollbackConfig(message: Extract<WorkerToMain, { type: 'rollback_config' }>): Promise<void> {
+    try {
+      const result = await settings.restore({
+        text: message.text,
+        ifRevision: message.failedRevision,
+        actor: AUTO_ROLLBACK_ACTOR,
+        source: 'auto_rollback',
+        ...(message.toCommit ? { rollbackOf: message.toCommit } : {}),
+      });
+      log.warn({ from: message.failedRevision, to: message.toRevision, revision: result.snapshot.revision }, 'config.ini rolled back to the last applied revision');
+    } catch (error) {
+      log.error({ err: error, from: message.failedRevision }, 'config.ini could not be rolled back');
+    }
+  }
+
+  /** The worker applies a plain text revision only once it is sealed: a failed seal is tried again. */
+  async function sealWithRetry(revision: string): Promise<void> {
+    for (let attempt = 0; attempt < SEAL_ATTEMPTS; attempt++) {
+      try {
+        // The hand edit's author is the file; the audit log names the seal itself.
+        await settings.seal({ actor: FILE_ACTOR });
+        return;
+      } catch (error) {
+        log.error({ err: error, revision, attempt }, 'sealing values typed in plain text failed');
+        if (isAppError(error) && (error.code === 'SECRET_UNREADABLE' || error.code === 'CONFIG_INVALID' || error.code === 'VALIDATION_FAILED')) return;
+        await sleep(clock, backoffDelay({ attempt, baseMs: 500, maxMs: 8000, minMs: 250 }));
+      }
+    }
+  }
+
+  function setReady(value: boolean): void {
+    if (ready === value) return;
+    ready = value;
+    events.publish('worker.state', { state: value ? 'ready' : 'stopped', restarts: worker.restarts() });
+  }
+
+  return {
+    onWorkerMessage(message: WorkerToMain): void {
+      switch (message.type) {
+        case 'ready':
+          setReady(true);
+          break;
+        case 'run':
+          onRun(message);
+          break;
+        case 'skipped':
+          onSkipped(message);
+          break;
+        case 'source_invalid':
+          onSourceInvalid(message);
+          break;
+        case 'rollback_config':
+          void rollbackConfig(message);
+          break;
+        case 'seal_needed':
+          void sealWithRetry(message.revision);
+          break;
+        case 'history':
+          history = message.status;
+          break;
+        case 'stopped':
+          setReady(false);
+          break;
+      }
+    },
+
+    onWorkerExit(): void {
+      setReady(false);
+      // A reconcile request dies with the worker; writes waited on are answered by the restarted
+      // worker's first run (it runs the current file).
+      requests.failAll(new AppError('WORKER_UNAVAILABLE', { details: 'the sync worker stopped during the request; it is being restarted' }));
+    },
+
+    /** From the store, just before a write lands: names the actor of that revision for the worker. */
+    announce({ revision, actor, source, rollbackOf }: RevisionAnnouncement): void {
+      revisions.expect(revision);
+      writtenAt.set(revision, clock.now());
+      if (writtenAt.size > WRITTEN_AT_KEPT) writtenAt.delete(writtenAt.keys().next().value!);
+      worker.send({ type: 'expect', revision, actor: { type: actor.type, id: actor.id }, source, ...(rollbackOf ? { rollbackOf } : {}) });
+    },
+
+    /** The newest commit whose revision every target applied, for a worker that starts. */
+    lastAppliedCommit: (): string | undefined => runLog.lastAppliedCommit(),
+
+    /** Resolves when the worker applied (or rolled back) this revision or a later one. */
+    waitForRevision: (revision: string, timeoutMs: number): Promise<RunAnswer> => revisions.wait(revision, timeoutMs),
+
+    /** POST /settings/reload. */
+    reconcile(input: ReconcileInput): Promise<RunAnswer | { kind: 'accepted'; requestId: string }> {
+      if (!worker.alive()) {
+        return Promise.reject(new AppError('WORKER_UNAVAILABLE', { details: 'the sync worker is not running; it is being restarted' }));
+      }
+      const requestId = randomUUID();
+      const message: MainToWorker = { type: 'reconcile', requestId, force: input.force, actor: input.actor };
+      if (!input.wait) {
+        worker.send(message);
+        return Promise.resolve({ kind: 'accepted', requestId });
+      }
+      const answer = requests.wait(requestId, input.timeoutMs);
+      worker.send(message);
+      return answer;
+    },
+
+    status() {
+      return {
+        worker: { alive: worker.alive(), ready, restarts: worker.restarts() },
+        source: sourceError ? { valid: false, error: sourceError } : { valid: true, error: null },
+        lastRun,
+        history,
+        targets: targetStatus.list(),
+      };
+    },
+
+    /** /readyz: the worker is up, has finished its first reconcile, and config.ini is valid. */
+    readiness(): { ready: boolean; reasons: string[] } {
+      const reasons: string[] = [];
+      if (!worker.alive() || !ready) reasons.push('sync worker not running');
+      else if (!firstRunDone && !sourceError) reasons.push('first reconcile not finished');
+      if (sourceError) reasons.push(`config.ini invalid: ${sourceError.details}`);
+      return { ready: reasons.length === 0, reasons };
+    },
+  };
+}
+
+export type SyncDispatcher = ReturnType<typeof createSyncDispatcher>;

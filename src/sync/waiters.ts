@@ -1,0 +1,107 @@
+/**
+ * Callers waiting on the worker: a write made with `?wait=true` waits for its revision (or a
+ * later one: latest wins), a `POST /settings/reload?wait=true` for the answer to its request.
+ * Both give up at their deadline; a reconcile request fails at once when the worker dies.
+ */
+import { withDeadline } from '../core/deadline.js';
+import { AppError, type PlainError } from '../core/errors.js';
+import type { ReconcileResult, RunSource } from '../targets/outcome.js';
+
+export type RunAnswer =
+  | { readonly kind: 'run'; readonly source: RunSource; readonly result: ReconcileResult; readonly commit?: string | null }
+  | { readonly kind: 'source_invalid'; readonly revision: string; readonly error: PlainError };
+
+interface RevisionWaiter {
+  seq: number;
+  resolve: (answer: RunAnswer) => void;
+}
+
+function workerTimeout(timeoutMs: number): AppError {
+  return new AppError('TIMEOUT', { details: `the sync worker did not answer within ${Math.round(timeoutMs / 1000)} s; see /api/v1/sync/status` });
+}
+
+export interface RevisionWaitersDeps {
+  /** The revision config.ini holds now; undefined when it cannot be read. */
+  currentRevision: () => string | undefined;
+}
+
+/** Writes waiting for their revision, in write order: a later run answers every earlier wait. */
+export function createRevisionWaiters({ currentRevision }: RevisionWaitersDeps) {
+  const revisionSeq = new Map<string, number>();
+  const waiters: RevisionWaiter[] = [];
+  let seq = 0;
+
+  function settle(matches: (waiter: RevisionWaiter) => boolean, answer: RunAnswer): void {
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      const waiter = waiters[i]!;
+      if (matches(waiter)) {
+        waiters.splice(i, 1);
+        waiter.resolve(answer);
+      }
+    }
+  }
+
+  return {
+    /** A write is about to land with this revision. */
+    expect(revision: string): void {
+      revisionSeq.set(revision, ++seq);
+    },
+
+    answer(revision: string, answer: RunAnswer): void {
+      const done = revisionSeq.get(revision);
+      if (done !== undefined) {
+        settle((waiter) => waiter.seq <= done, answer);
+        for (const [rev, s] of revisionSeq) if (s <= done) revisionSeq.delete(rev);
+      }
+      // When the answer is about the file as it is now, every other revision still waited on was
+      // superseded (a later write or a hand edit landed before it ran): it gets this answer.
+      if (currentRevision() === revision) {
+        settle(() => true, answer);
+        revisionSeq.clear();
+      }
+    },
+
+    /** Resolves when the worker applied (or rolled back) this revision or a later one. */
+    wait(revision: string, timeoutMs: number): Promise<RunAnswer> {
+      const target = revisionSeq.get(revision);
+      if (target === undefined) {
+        return Promise.reject(new AppError('INVALID_REQUEST', { details: 'this write did not change config.ini; there is nothing to wait for' }));
+      }
+      let waiter: RevisionWaiter | undefined;
+      const answered = new Promise<RunAnswer>((resolve) => {
+        waiter = { seq: target, resolve };
+        waiters.push(waiter);
+      });
+      return withDeadline(answered, timeoutMs, () => {
+        const i = waiters.indexOf(waiter!);
+        if (i >= 0) waiters.splice(i, 1);
+        return workerTimeout(timeoutMs);
+      });
+    },
+  };
+}
+
+/** Reconcile requests waiting for the worker's answer, by request id. */
+export function createRequestWaiters() {
+  const pending = new Map<string, { resolve: (answer: RunAnswer) => void; reject: (error: AppError) => void }>();
+
+  return {
+    wait(requestId: string, timeoutMs: number): Promise<RunAnswer> {
+      const answer = new Promise<RunAnswer>((resolve, reject) => pending.set(requestId, { resolve, reject }));
+      return withDeadline(answer, timeoutMs, () => {
+        pending.delete(requestId);
+        return workerTimeout(timeoutMs);
+      }).finally(() => pending.delete(requestId));
+    },
+
+    answer(requestId: string, answer: RunAnswer): void {
+      pending.get(requestId)?.resolve(answer);
+    },
+
+    /** The worker died: nobody will answer these. */
+    failAll(error: AppError): void {
+      for (const waiter of pending.values()) waiter.reject(error);
+      pending.clear();
+    },
+  };
+}

@@ -1,0 +1,178 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Clock, TimerHandle } from '../../src/core/clock.js';
+import { openDatabase } from '../../src/db/database.js';
+import { createEventLog } from '../../src/events/event-log.js';
+import { streamEvents } from '../../src/events/sse.js';
+import { loadRuntimeConfig } from '../../src/runtime-config.js';
+import { startServer } from '../../src/server.js';
+import { readApiKey } from '../../src/settings/read-api-key.js';
+import { createHarness, type Harness } from '../support/harness.js';
+import { connectSse, type SseClient } from '../support/sse-client.js';
+import { tempDirs } from '../support/temp-dirs.js';
+import { eventually } from '../support/wait.js';
+
+const newDir = tempDirs('confhub-sse-');
+const silent = pino({ level: 'silent' });
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function listen(server: Server): Promise<string> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
+}
+
+async function put(url: string, apiKey: string, section: string, body: Record<string, string>): Promise<Response> {
+  return fetch(`${url}/api/v1/settings/${section}`, { method: 'PUT', headers: { 'x-api-key': apiKey, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+}
+
+/** Timers that fire only when the test says so. */
+function manualClock(): Clock & { fireAll(): void; pending(): number } {
+  const timers = new Map<TimerHandle, () => void>();
+  return {
+    now: () => 0,
+    setTimeout(callback) {
+      const handle: TimerHandle = { unref: () => handle };
+      timers.set(handle, callback);
+      return handle;
+    },
+    clearTimeout(handle) {
+      if (handle) timers.delete(handle);
+    },
+    fireAll() {
+      for (const [handle, callback] of [...timers]) {
+        timers.delete(handle);
+        callback();
+      }
+    },
+    pending: () => timers.size,
+  };
+}
+
+const changed = (frame: { data: string }) => JSON.parse(frame.data) as { keys: string[]; actor: { type: string }; source: string };
+
+describe('the event stream', () => {
+  it('when an accepted PUT changes keys, then one settings.changed event names them and its actor, never their values; refused or no-op writes publish nothing', async () => {
+    const h: Harness = await createHarness();
+    cleanups.push(() => h.close());
+    const server = createServer(h.app);
+    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+    server.on('connection', (socket) => cleanups.push(() => socket.destroy()));
+    const url = await listen(server);
+    const client = await connectSse(`${url}/api/v1/settings/events`, { 'x-api-key': h.apiKey });
+    cleanups.push(() => client.close());
+
+    const password = 'Wz8#long-enough-passphrase-17';
+    expect((await put(url, h.apiKey, 'gitea', { user_name: 'alice', user_pwd: password })).status).toBe(200);
+    const first = await client.next((f) => f.event === 'settings.changed');
+    expect(changed(first)).toMatchObject({ keys: ['gitea.user_name', 'gitea.user_pwd'], actor: { type: 'api' }, source: 'api' });
+    expect(first.data).not.toContain(password);
+    expect(first.data).not.toContain('alice');
+
+    expect((await put(url, h.apiKey, 'gitea', { user_name: 'alice' })).status).toBe(200);
+    expect((await put(url, h.apiKey, 'cockpit', { port: 'not a port' })).status).toBe(400);
+    expect((await put(url, h.apiKey, 'portainer', { user_name: 'carol' })).status).toBe(200);
+    await client.next((f) => f.event === 'settings.changed' && changed(f).keys.includes('portainer.user_name'));
+    expect(client.frames.filter((f) => f.event === 'settings.changed').map((f) => changed(f).keys)).toEqual([['gitea.user_name', 'gitea.user_pwd'], ['portainer.user_name']]);
+    expect(client.frames.map((f) => f.id)).toEqual([...client.frames.map((f) => f.id)].sort((a, b) => a! - b!));
+  });
+
+  it('when confhub restarts, then a client resuming with the Last-Event-ID it had before gets every event it missed, and ids keep growing', async () => {
+    const dir = newDir();
+    const dataDir = join(dir, 'data');
+    mkdirSync(join(dataDir, 'config'), { recursive: true });
+    writeFileSync(join(dataDir, 'config', 'system.ini'), `[sync]\ndocker_socket = ${dir}/docker.sock\nsupervisor_url = unix://${dir}/supervisor.sock\n`);
+    const config = loadRuntimeConfig({ CONFHUB_DATA_DIR: dataDir, CONFHUB_PORT: '0', CONFHUB_RATE_LIMIT: '0', CONFHUB_LOG_LEVEL: 'silent' }, dir);
+    let server = await startServer(config, silent);
+    cleanups.push(() => server.close());
+    const apiKey = (await readApiKey(config))!;
+    const before = await connectSse(`${server.url}/api/v1/settings/events`, { 'x-api-key': apiKey });
+    expect((await put(server.url, apiKey, 'gitea', { user_name: 'alice' })).status).toBe(200);
+    const lastSeen = await before.next((f) => f.event === 'settings.changed');
+    before.close();
+    await server.close();
+
+    server = await startServer(config, silent);
+    expect((await put(server.url, apiKey, 'gitea', { user_name: 'bob' })).status).toBe(200);
+    expect((await put(server.url, apiKey, 'portainer', { user_name: 'carol' })).status).toBe(200);
+    let resumed: SseClient | undefined;
+    resumed = await connectSse(`${server.url}/api/v1/settings/events`, { 'x-api-key': apiKey, 'last-event-id': String(lastSeen.id) });
+    cleanups.push(() => resumed?.close());
+    await resumed.next((f) => f.event === 'settings.changed' && changed(f).keys.includes('portainer.user_name'));
+    expect(resumed.frames.filter((f) => f.event === 'settings.changed').map((f) => changed(f).keys)).toEqual([['gitea.user_name'], ['portainer.user_name']]);
+    const ids = resumed.frames.map((f) => f.id!);
+    expect(ids[0]).toBeGreaterThan(lastSeen.id!);
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    // What happened while it was away, the worker of the new process included, in log order.
+    expect(resumed.frames.some((f) => f.event === 'worker.state')).toBe(true);
+  });
+
+  it('when a client stops reading, then nothing more is buffered for it past the limit, it is dropped once stalled, and a resume by id gets every event', async () => {
+    const db = openDatabase({ path: ':memory:' });
+    cleanups.push(() => db.close());
+    const log = createEventLog({ db, logger: silent });
+    const clock = manualClock();
+    const maxBufferedBytes = 64 * 1024;
+    const responses: ServerResponse[] = [];
+    const server = createServer((req, res) => {
+      responses.push(res);
+      streamEvents({ log, req, res, clock, maxBufferedBytes });
+    });
+    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+    server.on('connection', (socket) => cleanups.push(() => socket.destroy()));
+    const url = await listen(server);
+
+    // A client that sends its request and never reads a byte.
+    const stalled = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    stalled.pause();
+    cleanups.push(() => stalled.destroy());
+    stalled.write('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await eventually('the stalled client is subscribed', () => log.subscribers() === 1);
+
+    const keys = Array.from({ length: 400 }, (_, i) => `section_${i}.key_with_a_long_name_${i}`);
+    const frameBytes = JSON.stringify(keys).length + 200;
+    let maxBuffered = 0;
+    const total = 3000; // ~ 12 MB: well past what the loopback socket buffers hold
+    for (let n = 1; n <= total; n++) {
+      log.publish('settings.changed', { revision: `r${n}`, actor: { type: 'api', id: 'key:1' }, source: 'api', keys });
+      maxBuffered = Math.max(maxBuffered, responses[0]!.writableLength);
+      if (n % 500 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(maxBuffered).toBeGreaterThan(maxBufferedBytes / 2);
+    expect(maxBuffered).toBeLessThanOrEqual(maxBufferedBytes + frameBytes);
+
+    // Stalled past stallMs: dropped, unsubscribed.
+    clock.fireAll();
+    await eventually('the stalled client is dropped', () => responses[0]!.destroyed && log.subscribers() === 0);
+
+    // A client that reads, resuming from the start: every event, in order, through the same limit.
+    const resumed = await connectSse(`${url}/events`, { 'last-event-id': '0' });
+    cleanups.push(() => resumed.close());
+    await resumed.next((f) => f.id === total, 60_000);
+    expect(resumed.frames.map((f) => f.id)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+  });
+
+  it('when a client resumes from an id the log no longer holds, then it is told to reset first and follows from the newest', async () => {
+    const db = openDatabase({ path: ':memory:' });
+    cleanups.push(() => db.close());
+    const log = createEventLog({ db, logger: silent, retain: 10 });
+    const change = (n: number) => ({ revision: `r${n}`, actor: { type: 'api' as const, id: 'key:1' }, source: 'api' as const, keys: [`a.k${n}`] });
+    for (let n = 1; n <= 300; n++) log.publish('settings.changed', change(n));
+    const server = createServer((req, res) => streamEvents({ log, req, res, clock: manualClock() }));
+    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+    server.on('connection', (socket) => cleanups.push(() => socket.destroy()));
+    const url = await listen(server);
+    const client = await connectSse(`${url}/events`, { 'last-event-id': '5' });
+    cleanups.push(() => client.close());
+    const reset = await client.next((f) => f.event === 'reset');
+    expect(JSON.parse(reset.data)).toEqual({ lastId: 300 });
+    log.publish('settings.changed', change(301));
+    await client.next((f) => f.id === 301);
+    expect(client.frames.map((f) => f.event)).toEqual(['reset', 'settings.changed']);
+  });
+});
