@@ -94,7 +94,7 @@ function withNickname(text: string, value: string): string {
 
 /** What the sync loop hands the recorder: the text, its sha256 and the document with sealed values opened. */
 function revisionFor(text: string, keyring: Keyring): { text: string; revision: string; doc: IniDocument } {
-  return { text, revision: revisionOf(text), doc: openDocument(parseIni(text), CONFIG_SCHEMA, keyring).doc };
+  return { text, revision: revisionOf(text), doc: openDocument({ stored: parseIni(text), schema: CONFIG_SCHEMA, keyring }).doc };
 }
 
 interface RepositorySize {

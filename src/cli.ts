@@ -190,12 +190,12 @@ async function validate(config: RuntimeConfig): Promise<void> {
   };
   const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
   attempt('config.ini', () => {
-    const { doc } = toSnapshot(readText(config.configPath, 'config.ini'), 'config.ini', CONFIG_SCHEMA, keyring);
+    const { doc } = toSnapshot({ text: readText(config.configPath, 'config.ini'), label: 'config.ini', schema: CONFIG_SCHEMA, keyring });
     const issues = validateDocument({ doc, schema: CONFIG_SCHEMA });
     if (issues.length > 0) throw validationFailed(issues);
   });
   attempt('system.ini', () => {
-    const { doc } = toSnapshot(readText(config.systemPath, 'system.ini'), 'system.ini', SYSTEM_SCHEMA);
+    const { doc } = toSnapshot({ text: readText(config.systemPath, 'system.ini'), label: 'system.ini', schema: SYSTEM_SCHEMA });
     const issues = validateDocument({ doc, schema: SYSTEM_SCHEMA });
     if (issues.length > 0) throw validationFailed(issues);
     syncConfigOf(doc, config);
@@ -211,13 +211,13 @@ async function validate(config: RuntimeConfig): Promise<void> {
 
 async function plan(config: RuntimeConfig): Promise<void> {
   const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
-  const { doc } = toSnapshot(readText(config.configPath, 'config.ini'), 'config.ini', CONFIG_SCHEMA, keyring);
-  const system = toSnapshot(readText(config.systemPath, 'system.ini'), 'system.ini', SYSTEM_SCHEMA);
+  const { doc } = toSnapshot({ text: readText(config.configPath, 'config.ini'), label: 'config.ini', schema: CONFIG_SCHEMA, keyring });
+  const system = toSnapshot({ text: readText(config.systemPath, 'system.ini'), label: 'system.ini', schema: SYSTEM_SCHEMA });
   const { targets } = syncConfigOf(system.doc, config);
   // The files on disk hold the values of the last applied revision: the newest commit's secrets are masked too.
   const reader = historyReader(config);
   const head = await reader.head().catch(() => null);
-  const earlier = head ? [openDocument(parseIni(await reader.contentAt(head)), CONFIG_SCHEMA, keyring, { tolerate: true }).doc] : [];
+  const earlier = head ? [openDocument({ stored: parseIni(await reader.contentAt(head)), schema: CONFIG_SCHEMA, keyring, tolerate: true }).doc] : [];
   const plans = await planTargets({ targets, doc, schema: CONFIG_SCHEMA, earlier });
   const mode = (m: number | null): string => (m === null ? '-' : `0${m.toString(8)}`);
   for (const p of plans) {
@@ -238,13 +238,13 @@ async function once(config: RuntimeConfig): Promise<void> {
     const logger = createLogger({ level: 'silent' });
     const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
     // Values typed in plain text are sealed first, as a running confhub would.
-    if (toSnapshot(readText(config.configPath, 'config.ini'), 'config.ini', CONFIG_SCHEMA, keyring).unsealed.length > 0) {
+    if (toSnapshot({ text: readText(config.configPath, 'config.ini'), label: 'config.ini', schema: CONFIG_SCHEMA, keyring }).unsealed.length > 0) {
       await withStore(config, (store) => store.seal({ actor: { type: 'file', id: 'file' } }));
     }
-    const snapshot = toSnapshot(readText(config.configPath, 'config.ini'), 'config.ini', CONFIG_SCHEMA, keyring);
+    const snapshot = toSnapshot({ text: readText(config.configPath, 'config.ini'), label: 'config.ini', schema: CONFIG_SCHEMA, keyring });
     const issues = validateDocument({ doc: snapshot.doc, schema: CONFIG_SCHEMA });
     if (issues.length > 0) throw validationFailed(issues);
-    const systemDoc = toSnapshot(readText(config.systemPath, 'system.ini'), 'system.ini', SYSTEM_SCHEMA).doc;
+    const systemDoc = toSnapshot({ text: readText(config.systemPath, 'system.ini'), label: 'system.ini', schema: SYSTEM_SCHEMA }).doc;
     const reconciler = buildReconciler({ sync: syncConfigOf(systemDoc, config), logger });
     const recorder = createRevisionRecorder({
       writer: createHistoryWriter({ gitDir: config.historyDir, workTree: config.configDir, logger }),

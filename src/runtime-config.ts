@@ -45,7 +45,7 @@ function fail(name: string, problem: string): never {
   throw new AppError('STARTUP_CONFIG_INVALID', { message: `${name} ${problem}` });
 }
 
-function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+function integer(env: NodeJS.ProcessEnv, name: string, { fallback, min, max }: { fallback: number; min: number; max: number }): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   if (!/^\d+$/.test(raw.trim())) fail(name, `must be a whole number from ${min} to ${max}, got "${raw}"`);
@@ -98,14 +98,14 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, cwd: str
     historyDir: resolve(dataDir, 'history.git'),
     masterKey,
     host,
-    port: integer(env, 'CONFHUB_PORT', 8080, 0, 65535),
+    port: integer(env, 'CONFHUB_PORT', { fallback: 8080, min: 0, max: 65535 }),
     initialApiKey,
-    rateLimitPerMinute: integer(env, 'CONFHUB_RATE_LIMIT', DEFAULT_RATE_LIMIT, 0, 10_000_000),
-    authFailuresPer15Min: integer(env, 'CONFHUB_AUTH_FAILURE_LIMIT', DEFAULT_AUTH_FAILURE_LIMIT, 0, 10_000_000),
+    rateLimitPerMinute: integer(env, 'CONFHUB_RATE_LIMIT', { fallback: DEFAULT_RATE_LIMIT, min: 0, max: 10_000_000 }),
+    authFailuresPer15Min: integer(env, 'CONFHUB_AUTH_FAILURE_LIMIT', { fallback: DEFAULT_AUTH_FAILURE_LIMIT, min: 0, max: 10_000_000 }),
     logLevel,
     trustProxy: trustProxy(env.CONFHUB_TRUST_PROXY),
-    bodyLimitBytes: integer(env, 'CONFHUB_BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
+    bodyLimitBytes: integer(env, 'CONFHUB_BODY_LIMIT', { fallback: 64 * 1024, min: 1024, max: 16 * 1024 * 1024 }),
     reloaders: Object.freeze({ ...(dockerSocket !== undefined ? { dockerSocket } : {}), ...(supervisorUrl !== undefined ? { supervisorUrl } : {}) }),
-    stopTimeoutMs: integer(env, 'CONFHUB_STOP_TIMEOUT_MS', 5000, 100, 3_600_000),
+    stopTimeoutMs: integer(env, 'CONFHUB_STOP_TIMEOUT_MS', { fallback: 5000, min: 100, max: 3_600_000 }),
   });
 }

@@ -52,7 +52,7 @@ export function createHistoryQueries({ reader, db, schema, keyring }: HistoryQue
     if (commit === null) return undefined;
     const stored = parseIni(await reader.contentAt(commit));
     try {
-      return openDocument(stored, schema, keyring).doc;
+      return openDocument({ stored, schema, keyring }).doc;
     } catch {
       return stored;
     }

@@ -115,14 +115,14 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(
     createErrorHandler({
       logger: deps.logger,
-      onError: ({ error, req, res }) => auditRefusedWrite(deps.audit, deps.logger, error, req, res),
+      onError: ({ error, req, res }) => auditRefusedWrite({ audit: deps.audit, logger: deps.logger }, { error, req, res }),
     }),
   );
   return app;
 }
 
 /** Write attempts refused before they reached the store (auth, body, names) are audited here. */
-function auditRefusedWrite(audit: AuditLog, logger: Logger, error: AppError, req: Request, res: Response): void {
+function auditRefusedWrite({ audit, logger }: { audit: AuditLog; logger: Logger }, { error, req, res }: { error: AppError; req: Request; res: Response }): void {
   if (!WRITE_METHODS.has(req.method) || res.locals.audited || error.code === 'RATE_LIMITED') return;
   const match = SETTINGS_PATH.exec(req.path);
   if (!match) return;

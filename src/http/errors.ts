@@ -60,6 +60,7 @@ export interface ErrorHandlerOptions {
 }
 
 export function createErrorHandler({ logger, onError }: ErrorHandlerOptions): ErrorRequestHandler {
+  // biome-ignore lint/complexity/useMaxParams: Express tells an error handler by its four parameters.
   return (error, req, res, next) => {
     if (res.headersSent) {
       next(error);

@@ -242,7 +242,14 @@ function nextHeaderIndent(lines: readonly string[], from: number): string {
   return '';
 }
 
-function renderEntry(indent: string, key: string, before: string, after: string, value: string): string[] {
+/** How an entry is laid out: its indentation and the spacing around `=`. */
+interface EntryLayout {
+  readonly indent: string;
+  readonly before: string;
+  readonly after: string;
+}
+
+function renderEntry({ indent, before, after }: EntryLayout, key: string, value: string): string[] {
   const [first, ...rest] = value.split('\n');
   // Continuation lines are indented deeper than the key, as configparser writes them.
   const head = first === '' ? `${indent}${key}${before}=` : `${indent}${key}${before}=${after}${first}`;
@@ -271,18 +278,18 @@ export function applyIniChanges(doc: IniDocument, changes: readonly IniChange[])
       const prefix = ENTRY_PREFIX.exec(lines[existing.firstLine]!)!;
       const [, indent = '', , before = '', afterRaw = ''] = prefix;
       const after = afterRaw === '' && existing.value === '' ? (before === '' ? '' : ' ') : afterRaw;
-      replaced.set(existing.firstLine, renderEntry(indent, existing.key, before, after, change.value));
+      replaced.set(existing.firstLine, renderEntry({ indent, before, after }, existing.key, change.value));
       for (let i = existing.firstLine + 1; i <= existing.lastLine; i++) removed.add(i);
     } else if (section) {
       const last = section.entries[section.entries.length - 1];
       const anchor = last ? last.lastLine : section.headerLine;
       const indent = last ? (lines[last.firstLine]!.match(ENTRY_PREFIX)?.[1] ?? '') : nextHeaderIndent(lines, section.headerLine + 1);
       const list = appendedAfter.get(anchor) ?? [];
-      list.push(...renderEntry(indent, change.key, ' ', ' ', change.value));
+      list.push(...renderEntry({ indent, before: ' ', after: ' ' }, change.key, change.value));
       appendedAfter.set(anchor, list);
     } else {
       const list = newSections.get(change.section) ?? [];
-      list.push(...renderEntry('', change.key, ' ', ' ', change.value));
+      list.push(...renderEntry({ indent: '', before: ' ', after: ' ' }, change.key, change.value));
       newSections.set(change.section, list);
     }
   }

@@ -94,7 +94,14 @@ export async function loadKeyring(source: MasterKeySource): Promise<LoadedKeyrin
 }
 
 /** Rotation: the new key becomes the key file; the old one is appended to the retired keys. */
-export async function replaceKeyFile(file: string, next: MasterKey, previous: MasterKey, retired: readonly MasterKey[]): Promise<void> {
+export interface ReplaceKeyFileInput {
+  readonly file: string;
+  readonly next: MasterKey;
+  readonly previous: MasterKey;
+  readonly retired: readonly MasterKey[];
+}
+
+export async function replaceKeyFile({ file, next, previous, retired }: ReplaceKeyFileInput): Promise<void> {
   const keep = [previous, ...retired.filter((key) => key.id !== previous.id && key.id !== next.id)];
   await writeFileAtomic(retiredKeysPath(file), `${keep.map((key) => key.key.toString('base64')).join('\n')}\n`, { mode: 0o600 });
   await writeFileAtomic(file, next.key, { mode: 0o600 });

@@ -48,7 +48,7 @@ export async function rotateMasterKey({ source, configPath, audit, logger }: Rot
   const before = store.read();
   const result = await store.restore({ text: before.text, actor: { type: 'system', id: 'cli' }, source: 'rekey' });
   const resealed = before.stored.sections.reduce((n, s) => n + s.entries.filter((e) => e.value.startsWith('enc:v1:')).length, 0) + before.unsealed.length;
-  await replaceKeyFile(source.file, next, keyring.current, retired);
+  await replaceKeyFile({ file: source.file, next, previous: keyring.current, retired });
   rmSync(pending, { force: true });
   logger.info({ from: keyring.current.id, to: next.id, revision: result.snapshot.revision }, 'master key rotated');
   return { from: keyring.current.id, to: next.id, resealed };

@@ -32,7 +32,14 @@ export function unreadableError(failures: readonly FieldIssue[]): AppError {
  * open (such a value is never passed on as a password), unless `tolerate` is set: then they are
  * listed in `unreadable` (the store lets a write replace them).
  */
-export function openDocument(stored: IniDocument, schema: FileSchema, keyring: Keyring | undefined, options: { tolerate?: boolean } = {}): OpenedDocument {
+export interface OpenDocumentInput {
+  readonly stored: IniDocument;
+  readonly schema: FileSchema;
+  readonly keyring: Keyring | undefined;
+  readonly tolerate?: boolean;
+}
+
+export function openDocument({ stored, schema, keyring, tolerate = false }: OpenDocumentInput): OpenedDocument {
   const opened: IniChange[] = [];
   const unsealed: string[] = [];
   const staleKey: string[] = [];
@@ -59,7 +66,7 @@ export function openDocument(stored: IniDocument, schema: FileSchema, keyring: K
       }
     }
   }
-  if (failures.length > 0 && !options.tolerate) throw unreadableError(failures);
+  if (failures.length > 0 && !tolerate) throw unreadableError(failures);
   const doc = opened.length === 0 ? stored : parseIni(applyIniChanges(stored, opened));
   return { doc, unsealed, staleKey, unreadable: failures };
 }
@@ -75,7 +82,14 @@ export interface StoredValueChange {
  * Applies plaintext changes to the stored document, sealing the values of sensitive keys, and
  * checks that the result reads back as intended and holds every other key unchanged.
  */
-export function applyStoredChanges(stored: IniDocument, changes: readonly StoredValueChange[], schema: FileSchema, keyring: Keyring | undefined): string {
+export interface ApplyStoredChangesInput {
+  readonly stored: IniDocument;
+  readonly changes: readonly StoredValueChange[];
+  readonly schema: FileSchema;
+  readonly keyring: Keyring | undefined;
+}
+
+export function applyStoredChanges({ stored, changes, schema, keyring }: ApplyStoredChangesInput): string {
   if (changes.length === 0) return serialize(stored);
   const iniChanges: IniChange[] = changes.map((change) => ({
     section: change.section,
@@ -102,7 +116,15 @@ function serialize(doc: IniDocument): string {
  * every sensitive value is sealed with the current key (byte for byte what was stored then),
  * else with those values sealed again.
  */
-export function resealDocument(text: string, stored: IniDocument, opened: OpenedDocument, schema: FileSchema, keyring: Keyring | undefined): string {
+export interface ResealDocumentInput {
+  readonly text: string;
+  readonly stored: IniDocument;
+  readonly opened: OpenedDocument;
+  readonly schema: FileSchema;
+  readonly keyring: Keyring | undefined;
+}
+
+export function resealDocument({ text, stored, opened, schema, keyring }: ResealDocumentInput): string {
   const again = [...opened.unsealed, ...opened.staleKey];
   if (again.length === 0 || !keyring) return text;
   const changes: StoredValueChange[] = [];
@@ -111,5 +133,5 @@ export function resealDocument(text: string, stored: IniDocument, opened: Opened
       if (again.includes(fieldId(section.name, entry.key))) changes.push({ section: section.name, key: entry.key, value: entry.value });
     }
   }
-  return applyStoredChanges(stored, changes, schema, keyring);
+  return applyStoredChanges({ stored, changes, schema, keyring });
 }

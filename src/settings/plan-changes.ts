@@ -48,7 +48,14 @@ export interface PlanOptions {
   readonly allowNew?: boolean;
 }
 
-export function planChanges(doc: IniDocument, inputs: readonly ChangeInput[], schema: FileSchema, options: PlanOptions = {}): PlanResult {
+export interface PlanChangesInput extends PlanOptions {
+  /** The document as it is now (values opened). */
+  readonly doc: IniDocument;
+  readonly inputs: readonly ChangeInput[];
+  readonly schema: FileSchema;
+}
+
+export function planChanges({ doc, inputs, schema, ...options }: PlanChangesInput): PlanResult {
   if (inputs.length === 0) throw new AppError('INVALID_REQUEST', { details: 'No settings to change were given' });
 
   const badNames = inputs.flatMap((input) => [sectionNameProblem(input.section), keyNameProblem(input.key)].filter((p): p is string => p !== undefined));

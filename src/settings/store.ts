@@ -146,7 +146,17 @@ export function etagOf(revision: string): string {
   return `"${revision}"`;
 }
 
-export function toSnapshot(text: string, label: string, schema: FileSchema, keyring?: Keyring, options: { tolerate?: boolean } = {}): Snapshot {
+export interface ToSnapshotInput {
+  readonly text: string;
+  /** Name used in messages ("config.ini"). */
+  readonly label: string;
+  readonly schema: FileSchema;
+  readonly keyring?: Keyring | undefined;
+  /** List values that do not open instead of throwing (the store's own reads). */
+  readonly tolerate?: boolean;
+}
+
+export function toSnapshot({ text, label, schema, keyring, tolerate }: ToSnapshotInput): Snapshot {
   let stored: IniDocument;
   try {
     stored = parseIni(text);
@@ -156,7 +166,7 @@ export function toSnapshot(text: string, label: string, schema: FileSchema, keyr
     }
     throw cause;
   }
-  const { doc, unsealed, unreadable } = openDocument(stored, schema, keyring, options);
+  const { doc, unsealed, unreadable } = openDocument({ stored, schema, keyring, tolerate: tolerate === true });
   const revision = revisionOf(text);
   return Object.freeze({ text, stored, doc, unsealed, unreadable, revision, etag: etagOf(revision), view: createDocumentView(doc, schema) });
 }
@@ -201,7 +211,7 @@ export function createIniFileReader({ path, label, schema, keyring, racyWindowMs
       }
       const text = decodeText(bytes, label);
       if (cache && cache.snapshot.text === text) return remember(stat, cache.snapshot);
-      return remember(stat, toSnapshot(text, label, schema, keyring));
+      return remember(stat, toSnapshot({ text, label, schema, keyring }));
     },
     lastGood: () => good,
     /** After our own write: the new snapshot is known, no need to read it back. */
@@ -246,7 +256,14 @@ export function diffDocuments(before: IniDocument, after: IniDocument): PlannedC
   return changes;
 }
 
-function planRestore(working: Snapshot, restore: RestoreInput, label: string, schema: FileSchema, keyring: Keyring | undefined): Snapshot {
+/** The file a store serves, as the planning helpers need it. */
+interface StoredFile {
+  readonly label: string;
+  readonly schema: FileSchema;
+  readonly keyring: Keyring | undefined;
+}
+
+function planRestore(working: Snapshot, restore: RestoreInput, { label, schema, keyring }: StoredFile): Snapshot {
   if (restore.ifRevision !== undefined && working.revision !== restore.ifRevision) {
     throw new AppError('PRECONDITION_FAILED', { details: `${label} has changed since the revision to roll back` });
   }
@@ -258,7 +275,7 @@ function planRestore(working: Snapshot, restore: RestoreInput, label: string, sc
   }
   let opened: OpenedDocument;
   try {
-    opened = openDocument(stored, schema, keyring);
+    opened = openDocument({ stored, schema, keyring });
   } catch (error) {
     if (!isAppError(error) || error.code !== 'SECRET_UNREADABLE') throw error;
     const issues = error.data.errors ?? [];
@@ -270,7 +287,7 @@ function planRestore(working: Snapshot, restore: RestoreInput, label: string, sc
     restore.source === 'rollback' ? new Set(diffDocuments(working.doc, opened.doc).map((c) => `${c.section}.${c.key.toLowerCase()}`)) : new Set<string>();
   const issues = validateDocument({ doc: opened.doc, schema, changed });
   if (issues.length > 0) throw validationFailed(issues);
-  return toSnapshot(resealDocument(restore.text, stored, opened, schema, keyring), label, schema, keyring);
+  return toSnapshot({ text: resealDocument({ text: restore.text, stored, opened, schema, keyring }), label, schema, keyring });
 }
 
 /** Plaintext changes of a planned update that alter a value, for the stored document. */
@@ -278,15 +295,15 @@ function valueChanges(changes: readonly PlannedChange[]): { section: string; key
   return changes.filter((c) => c.oldValue !== c.newValue).map((c) => ({ section: c.section, key: c.key, value: c.newValue }));
 }
 
-function sealUnsealed(working: Snapshot, label: string, schema: FileSchema, keyring: Keyring): { snapshot: Snapshot; changes: PlannedChange[] } {
+function sealUnsealed(working: Snapshot, { label, schema, keyring }: StoredFile): { snapshot: Snapshot; changes: PlannedChange[] } {
   const changes: PlannedChange[] = [];
   for (const section of working.doc.sections) {
     for (const entry of section.entries) {
       if (working.unsealed.includes(`${section.name}.${entry.keyLower}`)) changes.push({ section: section.name, key: entry.key, oldValue: entry.value, newValue: entry.value });
     }
   }
-  const text = applyStoredChanges(working.stored, changes.map((c) => ({ section: c.section, key: c.key, value: c.newValue })), schema, keyring);
-  return { snapshot: toSnapshot(text, label, schema, keyring, { tolerate: true }), changes };
+  const text = applyStoredChanges({ stored: working.stored, changes: changes.map((c) => ({ section: c.section, key: c.key, value: c.newValue })), schema, keyring });
+  return { snapshot: toSnapshot({ text, label, schema, keyring, tolerate: true }), changes };
 }
 
 function etagMatches(ifMatch: readonly string[] | undefined, etag: string): boolean {
@@ -321,7 +338,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       throw cause;
     }
     // Tolerant: a write that sets a value that no longer opens is how it is repaired.
-    return toSnapshot(decodeText(bytes, label), label, schema, keyring, { tolerate: true });
+    return toSnapshot({ text: decodeText(bytes, label), label, schema, keyring, tolerate: true });
   }
 
   function actionOf(pending: Pending): string {
@@ -329,7 +346,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     return pending.seal ? 'settings.seal' : 'settings.update';
   }
 
-  function changeRows(actor: Actor, action: string, changes: readonly PlannedChange[], revision: string | null, at: number): AuditRecord[] {
+  function changeRows({ actor, action, revision, at }: { actor: Actor; action: string; revision: string | null; at: number }, changes: readonly PlannedChange[]): AuditRecord[] {
     return changes.map((change) => ({
       at,
       actor,
@@ -367,7 +384,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     if (outcome.changes.length === 0 && outcome.pending.restore && written) {
       return [{ at, actor, action, section: null, key: null, oldValue: null, newValue: null, result: 'applied', errorCode: null, revision }];
     }
-    return changeRows(actor, action, outcome.changes, revision, at);
+    return changeRows({ actor, action, revision, at }, outcome.changes);
   }
 
   function asAppError(error: unknown): AppError {
@@ -377,19 +394,16 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
   /** Plans one request on top of `working`; returns the snapshot after it. */
   function plan(pending: Pending, working: Snapshot): { snapshot: Snapshot; changes: PlannedChange[] } {
     if (pending.restore) {
-      const next = planRestore(working, pending.restore, label, schema, keyring);
+      const next = planRestore(working, pending.restore, { label, schema, keyring });
       return { snapshot: next, changes: diffDocuments(working.doc, next.doc) };
     }
     if (pending.seal) {
       if (working.unreadable.length > 0) throw unreadableError(working.unreadable);
       return { snapshot: working, changes: [] };
     }
-    const planned = planChanges(working.doc, pending.input.changes, schema, {
-      skip: new Set(working.unreadable.map((issue) => issue.field)),
-      ...(pending.input.allowNew ? { allowNew: true } : {}),
-    });
+    const planned = planChanges({ doc: working.doc, inputs: pending.input.changes, schema, skip: new Set(working.unreadable.map((issue) => issue.field)), ...(pending.input.allowNew ? { allowNew: true } : {}) });
     const changed = valueChanges(planned.changes);
-    const snapshot = changed.length === 0 ? working : toSnapshot(applyStoredChanges(working.stored, changed, schema, keyring), label, schema, keyring, { tolerate: true });
+    const snapshot = changed.length === 0 ? working : toSnapshot({ text: applyStoredChanges({ stored: working.stored, changes: changed, schema, keyring }), label, schema, keyring, tolerate: true });
     // Nothing is written while a value that does not open stays: only a write that sets it again.
     if (snapshot.unreadable.length > 0) throw unreadableError(snapshot.unreadable);
     return { snapshot, changes: [...planned.changes] };
@@ -402,7 +416,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
         base = await readCurrent();
       } catch (error) {
         const appError = asAppError(error);
-        settle(group.map((pending) => ({ pending, error: appError })), null, []);
+        settle({ outcomes: group.map((pending) => ({ pending, error: appError })), revision: null, sealed: [] });
         return;
       }
       let working = base;
@@ -427,7 +441,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       // Sensitive values typed in plain text are sealed by whichever write comes next.
       let sealed: PlannedChange[] = [];
       if (keyring && working.unsealed.length > 0 && working.unreadable.length === 0) {
-        const result = sealUnsealed(working, label, schema, keyring);
+        const result = sealUnsealed(working, { label, schema, keyring });
         working = result.snapshot;
         sealed = result.changes;
       }
@@ -460,22 +474,30 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
           await staged?.discard().catch(() => undefined);
           log.error({ err: error }, `writing ${label} failed`);
           const failure = new AppError('INTERNAL_ERROR', { details: `${label} could not be written`, cause: error });
-          settle(outcomes.map((o) => ('error' in o ? o : { pending: o.pending, error: failure })), null, []);
+          settle({ outcomes: outcomes.map((o) => ('error' in o ? o : { pending: o.pending, error: failure })), revision: null, sealed: [] });
           return;
         }
         working = reader.adopt(working);
       }
-      settle(outcomes, working.revision, sealed, working, working.text !== base.text);
+      settle({ outcomes, revision: working.revision, sealed, snapshot: working, written: working.text !== base.text });
       if (announced) notifyCommitted(announced, outcomes);
       return;
     }
     const conflict = new AppError('CONFIG_CONFLICT', { details: `${label} kept changing during the write; try again` });
-    settle(group.map((pending) => ({ pending, error: conflict })), null, []);
+    settle({ outcomes: group.map((pending) => ({ pending, error: conflict })), revision: null, sealed: [] });
   }
 
-  function settle(outcomes: Outcome[], revision: string | null, sealed: readonly PlannedChange[], snapshot?: Snapshot, written = false): void {
+  interface Settlement {
+    outcomes: Outcome[];
+    revision: string | null;
+    sealed: readonly PlannedChange[];
+    snapshot?: Snapshot;
+    written?: boolean;
+  }
+
+  function settle({ outcomes, revision, sealed, snapshot, written = false }: Settlement): void {
     try {
-      audit.record([...outcomes.flatMap((outcome) => auditRows(outcome, revision, written)), ...changeRows(SEAL_ACTOR, 'settings.seal', sealed, revision, now())]);
+      audit.record([...outcomes.flatMap((outcome) => auditRows(outcome, revision, written)), ...changeRows({ actor: SEAL_ACTOR, action: 'settings.seal', revision, at: now() }, sealed)]);
     } catch (error) {
       // The file change has happened; failing the request now would misreport it.
       log.error({ err: error }, 'recording the audit log failed');

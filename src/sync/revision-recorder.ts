@@ -43,7 +43,7 @@ function openedOrStored(text: string, schema: FileSchema, keyring: Keyring | und
     return undefined;
   }
   try {
-    return openDocument(stored, schema, keyring).doc;
+    return openDocument({ stored, schema, keyring }).doc;
   } catch {
     return stored;
   }

@@ -151,7 +151,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     }
     let opened: ReturnType<typeof openDocument>;
     try {
-      opened = openDocument(stored, schema, deps.keyring);
+      opened = openDocument({ stored, schema, keyring: deps.keyring });
     } catch (error) {
       // Never passed on as a password: the revision fails before any target is touched.
       const source: Source = { text, revision, doc: stored, unsealed: [] };

@@ -200,7 +200,8 @@ function parseCheck(section: string, text: string): CheckCommand | undefined {
   return { kind: 'exec', argv: words };
 }
 
-function positiveInt(section: string, key: string, text: string, min: number, max: number): number {
+function positiveInt(at: { section: string; key: string }, text: string, { min, max }: { min: number; max: number }): number {
+  const { section, key } = at;
   if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw invalid(section, key, `must be a whole number from ${min} to ${max}, got "${text}"`);
   return Number(text);
 }
@@ -237,8 +238,8 @@ function parseSyncSettings(doc: IniDocument, overrides: SyncOverrides): SyncSett
   const v = section ? values(section, SYNC_KEYS) : new Map<string, string>();
   if (overrides.dockerSocket !== undefined) v.set('docker_socket', overrides.dockerSocket);
   if (overrides.supervisorUrl !== undefined) v.set('supervisor_url', overrides.supervisorUrl);
-  const debounceMinMs = v.has('debounce_min_ms') ? positiveInt('sync', 'debounce_min_ms', v.get('debounce_min_ms')!, 0, 60_000) : DEFAULT_SYNC_SETTINGS.debounceMinMs;
-  const debounceMaxMs = v.has('debounce_max_ms') ? positiveInt('sync', 'debounce_max_ms', v.get('debounce_max_ms')!, 1, 600_000) : DEFAULT_SYNC_SETTINGS.debounceMaxMs;
+  const debounceMinMs = v.has('debounce_min_ms') ? positiveInt({ section: 'sync', key: 'debounce_min_ms' }, v.get('debounce_min_ms')!, { min: 0, max: 60_000 }) : DEFAULT_SYNC_SETTINGS.debounceMinMs;
+  const debounceMaxMs = v.has('debounce_max_ms') ? positiveInt({ section: 'sync', key: 'debounce_max_ms' }, v.get('debounce_max_ms')!, { min: 1, max: 600_000 }) : DEFAULT_SYNC_SETTINGS.debounceMaxMs;
   if (debounceMaxMs < debounceMinMs) throw invalid('sync', 'debounce_max_ms', `must not be below debounce_min_ms (${debounceMinMs})`);
   const supervisorUrl = v.get('supervisor_url') || DEFAULT_SYNC_SETTINGS.supervisorUrl;
   const urlProblem = supervisorUrlProblem(supervisorUrl);
@@ -251,7 +252,7 @@ function parseSyncSettings(doc: IniDocument, overrides: SyncOverrides): SyncSett
     supervisorUrl,
     debounceMinMs,
     debounceMaxMs,
-    pollIntervalMs: v.has('poll_interval_ms') ? positiveInt('sync', 'poll_interval_ms', v.get('poll_interval_ms')!, 100, 3_600_000) : DEFAULT_SYNC_SETTINGS.pollIntervalMs,
+    pollIntervalMs: v.has('poll_interval_ms') ? positiveInt({ section: 'sync', key: 'poll_interval_ms' }, v.get('poll_interval_ms')!, { min: 100, max: 3_600_000 }) : DEFAULT_SYNC_SETTINGS.pollIntervalMs,
     onFailure: v.has('on_failure') ? policy('sync', v.get('on_failure')!) : DEFAULT_SYNC_SETTINGS.onFailure,
   });
 }
@@ -323,7 +324,7 @@ export function parseSyncConfig({ doc, dataDir, configDir, protectedPaths, overr
         health: parseHealth(section.name, v.get('health') ?? ''),
         ...(check ? { check } : {}),
         ...(templateText ? { template: resolve(configDir, templateText) } : {}),
-        timeoutMs: (v.has('timeout') ? positiveInt(section.name, 'timeout', v.get('timeout')!, 1, 600) : 30) * 1000,
+        timeoutMs: (v.has('timeout') ? positiveInt({ section: section.name, key: 'timeout' }, v.get('timeout')!, { min: 1, max: 600 }) : 30) * 1000,
         onFailure: v.has('on_failure') ? policy(section.name, v.get('on_failure')!) : settings.onFailure,
       }),
     );

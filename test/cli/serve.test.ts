@@ -34,7 +34,7 @@ async function failing(args: string[], env: Record<string, string> = {}): Promis
 async function openedConfig(env: Record<string, string>): Promise<IniDocument> {
   const config = loadRuntimeConfig(env);
   const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
-  return toSnapshot(readFileSync(config.configPath, 'utf8'), 'config.ini', CONFIG_SCHEMA, keyring).doc;
+  return toSnapshot({ text: readFileSync(config.configPath, 'utf8'), label: 'config.ini', schema: CONFIG_SCHEMA, keyring }).doc;
 }
 
 const apiKeyOf = async (env: Record<string, string>): Promise<string> => (await openedConfig(env)).byName.get('api_key')!.byKey.get('key')!.value;

@@ -27,7 +27,7 @@ function setUp(sealWith?: Keyring): { file: string; configPath: string; keyring:
     { section: 'gitea', key: 'user_pwd', value: 'Rekey-Pass-1' },
     { section: 'api_key', key: 'key', value: 'abcdefghijklmnopqrstuvwxyz0123456789ABCD' },
   ];
-  writeFileSync(configPath, applyStoredChanges(parseIni(PLAIN), values, CONFIG_SCHEMA, sealWith ?? keyring), { mode: 0o600 });
+  writeFileSync(configPath, applyStoredChanges({ stored: parseIni(PLAIN), changes: values, schema: CONFIG_SCHEMA, keyring: sealWith ?? keyring }), { mode: 0o600 });
   return { file, configPath, keyring };
 }
 
@@ -43,7 +43,7 @@ async function rotate(file: string, configPath: string) {
 async function opened(file: string, configPath: string) {
   const { keyring } = await loadKeyring({ file, createFile: false });
   const text = readFileSync(configPath, 'utf8');
-  return { keyring, text, doc: openDocument(parseIni(text), CONFIG_SCHEMA, keyring).doc };
+  return { keyring, text, doc: openDocument({ stored: parseIni(text), schema: CONFIG_SCHEMA, keyring }).doc };
 }
 
 describe('master key rotation', () => {

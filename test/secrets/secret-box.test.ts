@@ -147,7 +147,7 @@ describe('master key', () => {
     const file = join(tempDir(), 'master.key');
     const { keyring: first } = await loadKeyring({ file, createFile: true });
     const next = masterKey(randomBytes(32));
-    await replaceKeyFile(file, next, first.current, []);
+    await replaceKeyFile({ file, next, previous: first.current, retired: [] });
     expect(statSync(retiredKeysPath(file)).mode & 0o777).toBe(0o600);
     const { keyring: second } = await loadKeyring({ file, createFile: false });
     expect(second.current.id).toBe(next.id);
@@ -162,36 +162,36 @@ describe('sealed documents', () => {
   const TEXT = '; comment\r\n[gitea]\r\nuser_name=admin\r\nuser_pwd=plain-Text-1\r\n\r\n[api_key]\r\nkey = \r\n';
 
   it('when a document holds a sensitive value in plain text, then it is reported as unsealed and used as is', () => {
-    const opened = openDocument(parseIni(TEXT), CONFIG_SCHEMA, keyring());
+    const opened = openDocument({ stored: parseIni(TEXT), schema: CONFIG_SCHEMA, keyring: keyring() });
     expect(opened.unsealed).toEqual(['gitea.user_pwd']);
     expect(opened.doc.byName.get('gitea')!.byKey.get('user_pwd')!.value).toBe('plain-Text-1');
   });
 
   it('when plaintext changes are applied, then sensitive values are sealed, other lines keep every byte, and the result opens to the plaintext', () => {
     const ring = keyring();
-    const text = applyStoredChanges(parseIni(TEXT), [{ section: 'gitea', key: 'user_pwd', value: 'plain-Text-1' }, { section: 'gitea', key: 'user_name', value: 'root' }], CONFIG_SCHEMA, ring);
+    const text = applyStoredChanges({ stored: parseIni(TEXT), changes: [{ section: 'gitea', key: 'user_pwd', value: 'plain-Text-1' }, { section: 'gitea', key: 'user_name', value: 'root' }], schema: CONFIG_SCHEMA, keyring: ring });
     expect(text).not.toContain('plain-Text-1');
     expect(text).toMatch(/^; comment\r\n\[gitea\]\r\nuser_name=root\r\nuser_pwd=enc:v1:[0-9a-f]{8}:[A-Za-z0-9_-]+\r\n\r\n\[api_key\]\r\nkey = \r\n$/);
-    const opened = openDocument(parseIni(text), CONFIG_SCHEMA, ring);
+    const opened = openDocument({ stored: parseIni(text), schema: CONFIG_SCHEMA, keyring: ring });
     expect(opened.unsealed).toEqual([]);
     expect(opened.doc.byName.get('gitea')!.byKey.get('user_pwd')!.value).toBe('plain-Text-1');
   });
 
   it('when two sealed values do not open, then one error names both keys', () => {
     const ring = keyring();
-    const text = applyStoredChanges(parseIni(TEXT), [{ section: 'gitea', key: 'user_pwd', value: 'x-Secret-1' }, { section: 'api_key', key: 'key', value: 'k'.repeat(40) }], CONFIG_SCHEMA, ring);
-    expectAppError(() => openDocument(parseIni(text), CONFIG_SCHEMA, keyring()), 'SECRET_UNREADABLE', /gitea\.user_pwd.*api_key\.key/);
+    const text = applyStoredChanges({ stored: parseIni(TEXT), changes: [{ section: 'gitea', key: 'user_pwd', value: 'x-Secret-1' }, { section: 'api_key', key: 'key', value: 'k'.repeat(40) }], schema: CONFIG_SCHEMA, keyring: ring });
+    expectAppError(() => openDocument({ stored: parseIni(text), schema: CONFIG_SCHEMA, keyring: keyring() }), 'SECRET_UNREADABLE', /gitea\.user_pwd.*api_key\.key/);
   });
 
   it('when a document is resealed under the current key, then it is returned byte for byte; under a retired key, its values are sealed again', () => {
     const old = masterKey(randomBytes(32));
-    const text = applyStoredChanges(parseIni(TEXT), [{ section: 'gitea', key: 'user_pwd', value: 'x-Secret-2' }], CONFIG_SCHEMA, createKeyring(old));
+    const text = applyStoredChanges({ stored: parseIni(TEXT), changes: [{ section: 'gitea', key: 'user_pwd', value: 'x-Secret-2' }], schema: CONFIG_SCHEMA, keyring: createKeyring(old) });
     const same = createKeyring(old);
     const stored = parseIni(text);
-    expect(resealDocument(text, stored, openDocument(stored, CONFIG_SCHEMA, same), CONFIG_SCHEMA, same)).toBe(text);
+    expect(resealDocument({ text, stored, opened: openDocument({ stored, schema: CONFIG_SCHEMA, keyring: same }), schema: CONFIG_SCHEMA, keyring: same })).toBe(text);
     const rotated = createKeyring(masterKey(randomBytes(32)), [old]);
-    const again = resealDocument(text, stored, openDocument(stored, CONFIG_SCHEMA, rotated), CONFIG_SCHEMA, rotated);
+    const again = resealDocument({ text, stored, opened: openDocument({ stored, schema: CONFIG_SCHEMA, keyring: rotated }), schema: CONFIG_SCHEMA, keyring: rotated });
     expect(again).toContain(`enc:v1:${rotated.current.id}:`);
-    expect(openDocument(parseIni(again), CONFIG_SCHEMA, createKeyring(rotated.current)).doc.byName.get('gitea')!.byKey.get('user_pwd')!.value).toBe('x-Secret-2');
+    expect(openDocument({ stored: parseIni(again), schema: CONFIG_SCHEMA, keyring: createKeyring(rotated.current) }).doc.byName.get('gitea')!.byKey.get('user_pwd')!.value).toBe('x-Secret-2');
   });
 });

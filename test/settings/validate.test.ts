@@ -82,27 +82,24 @@ describe('whole-document validation', () => {
   it('when an untouched stored password is weak, then an unrelated change is still accepted', () => {
     const doc = parseIni(base);
     expect(validateDocument({ doc, schema: CONFIG_SCHEMA })).toEqual([]);
-    const plan = planChanges(doc, [{ section: 'cockpit', key: 'port', value: 9091 }], CONFIG_SCHEMA);
+    const plan = planChanges({ doc, inputs: [{ section: 'cockpit', key: 'port', value: 9091 }], schema: CONFIG_SCHEMA });
     expect(plan.changes).toEqual([{ section: 'cockpit', key: 'port', oldValue: '9090', newValue: '9091' }]);
   });
 
   it('when the user name is changed to the stored password, then the password is flagged', () => {
     const doc = parseIni(base.replace('user_pwd = short', 'user_pwd = Same-As-Name-1'));
-    const error = planError(() => planChanges(doc, [{ section: 'gitea', key: 'user_name', value: 'same-as-name-1' }], CONFIG_SCHEMA));
+    const error = planError(() => planChanges({ doc, inputs: [{ section: 'gitea', key: 'user_name', value: 'same-as-name-1' }], schema: CONFIG_SCHEMA }));
     expect(error.data.errors).toEqual([expect.objectContaining({ field: 'gitea.user_pwd', code: 'WEAK_PASSWORD' })]);
   });
 
   it('when several fields fail, then every one is reported in one error', () => {
     const doc = parseIni(base);
     const error = planError(() =>
-      planChanges(
-        doc,
-        [
+      planChanges({ doc, inputs: [
           { section: 'cockpit', key: 'port', value: 9000 },
           { section: 'gitea', key: 'user_email', value: 'nope' },
           { section: 'gitea', key: 'user_pwd', value: 'short' },
-        ],
-        CONFIG_SCHEMA,
+        ], schema: CONFIG_SCHEMA }
       ),
     );
     expect(error.code).toBe('VALIDATION_FAILED');
@@ -117,16 +114,16 @@ describe('whole-document validation', () => {
 
   it('when a key is given twice in one request in different case, then it is refused', () => {
     const error = planError(() =>
-      planChanges(parseIni(base), [
+      planChanges({ doc: parseIni(base), inputs: [
         { section: 'gitea', key: 'user_name', value: 'a' },
         { section: 'gitea', key: 'USER_NAME', value: 'b' },
-      ], CONFIG_SCHEMA),
+      ], schema: CONFIG_SCHEMA }),
     );
     expect(error.code).toBe('INVALID_REQUEST');
   });
 
   it('when a key is written in another case than the file spells it, then the file keeps its spelling', () => {
-    const plan = planChanges(parseIni('[gitea]\nUser_Name = x\n'), [{ section: 'gitea', key: 'user_name', value: 'y' }], CONFIG_SCHEMA);
+    const plan = planChanges({ doc: parseIni('[gitea]\nUser_Name = x\n'), inputs: [{ section: 'gitea', key: 'user_name', value: 'y' }], schema: CONFIG_SCHEMA });
     expect(plan.text).toBe('[gitea]\nUser_Name = y\n');
   });
 });

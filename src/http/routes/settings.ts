@@ -35,7 +35,7 @@ export function createSettingsRoutes({ store, schema, jsonBody, sync }: Settings
   const router = Router();
 
   /** Writes, then answers with `json(snapshot)`; with ?wait=true only once the worker is done with the revision. */
-  const write = async (req: Request, res: Response, changes: ChangeInput[], json: (snapshot: Snapshot) => string): Promise<void> => {
+  const write = async ({ req, res }: { req: Request; res: Response }, changes: ChangeInput[], json: (snapshot: Snapshot) => string): Promise<void> => {
     const wait = booleanQuery(req, 'wait');
     res.locals.audited = true;
     const actor = res.locals.actor as Actor;
@@ -74,7 +74,7 @@ export function createSettingsRoutes({ store, schema, jsonBody, sync }: Settings
         }
         for (const [key, value] of objectEntries(values)) changes.push({ section, key, value });
       }
-      await write(req, res, changes, (snapshot) => snapshot.view.allJson());
+      await write({ req, res }, changes, (snapshot) => snapshot.view.allJson());
     })
     .all(methodNotAllowed('GET, PATCH'));
 
@@ -106,7 +106,7 @@ export function createSettingsRoutes({ store, schema, jsonBody, sync }: Settings
         }
         changes = objectEntries(body).map(([k, value]) => ({ section, key: k, value }));
       }
-      await write(req, res, changes, (snapshot) => snapshot.view.sectionJson(section) ?? '{}');
+      await write({ req, res }, changes, (snapshot) => snapshot.view.sectionJson(section) ?? '{}');
     })
     .all(methodNotAllowed('GET, PUT'));
 
