@@ -361,7 +361,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     }));
   }
 
-  function auditRows(outcome: Outcome, revision: string | null, written: boolean): AuditRecord[] {
+  function auditRows(outcome: Outcome, { revision, written }: { revision: string | null; written: boolean }): AuditRecord[] {
     const { actor } = outcome.pending.input;
     const action = actionOf(outcome.pending);
     const at = now();
@@ -497,7 +497,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
 
   function settle({ outcomes, revision, sealed, snapshot, written = false }: Settlement): void {
     try {
-      audit.record([...outcomes.flatMap((outcome) => auditRows(outcome, revision, written)), ...changeRows({ actor: SEAL_ACTOR, action: 'settings.seal', revision, at: now() }, sealed)]);
+      audit.record([...outcomes.flatMap((outcome) => auditRows(outcome, { revision, written })), ...changeRows({ actor: SEAL_ACTOR, action: 'settings.seal', revision, at: now() }, sealed)]);
     } catch (error) {
       // The file change has happened; failing the request now would misreport it.
       log.error({ err: error }, 'recording the audit log failed');

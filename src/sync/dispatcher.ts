@@ -218,17 +218,17 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
     }
   }
 
-  function setReady(value: boolean): void {
-    if (ready === value) return;
-    ready = value;
-    events.publish('worker.state', { state: value ? 'ready' : 'stopped', restarts: worker.restarts() });
+  function workerState(state: 'ready' | 'stopped'): void {
+    if (ready === (state === 'ready')) return;
+    ready = state === 'ready';
+    events.publish('worker.state', { state, restarts: worker.restarts() });
   }
 
   return {
     onWorkerMessage(message: WorkerToMain): void {
       switch (message.type) {
         case 'ready':
-          setReady(true);
+          workerState('ready');
           break;
         case 'run':
           onRun(message);
@@ -249,13 +249,13 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
           history = message.status;
           break;
         case 'stopped':
-          setReady(false);
+          workerState('stopped');
           break;
       }
     },
 
     onWorkerExit(): void {
-      setReady(false);
+      workerState('stopped');
       // A reconcile request dies with the worker; writes waited on are answered by the restarted
       // worker's first run (it runs the current file).
       requests.failAll(new AppError('WORKER_UNAVAILABLE', { details: 'the sync worker stopped during the request; it is being restarted' }));

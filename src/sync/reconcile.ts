@@ -76,7 +76,7 @@ export function createReconciler(deps: ReconcilerDeps) {
   const { actions, logger, now = Date.now } = deps;
   const log = logger.child({ module: 'reconcile' });
 
-  async function reloadGroups(works: readonly Work[], force: boolean): Promise<void> {
+  async function reloadGroups(works: readonly Work[], { force }: { force: boolean }): Promise<void> {
     const groups = new Map<string, Work[]>();
     for (const work of works) {
       if (work.error || work.spec.reload.kind === 'none') continue;
@@ -128,7 +128,7 @@ export function createReconciler(deps: ReconcilerDeps) {
         log.error({ target: work.spec.name, err: error }, 'the previous file could not be restored');
       }
     }
-    await reloadGroups(restored, false);
+    await reloadGroups(restored, { force: false });
     for (const again of restored) {
       if (again.error) log.error({ target: again.spec.name, code: again.error.code }, 'service did not come back after its files were restored');
     }
@@ -158,7 +158,7 @@ export function createReconciler(deps: ReconcilerDeps) {
     }
 
     const rollbackFailure = (): boolean => works.some((w) => w.state === 'failed' && w.spec.onFailure === 'rollback');
-    const finish = (outcome: RevisionOutcome, rollbackConfig: boolean): ReconcileResult => {
+    const finish = (outcome: RevisionOutcome, { rollbackConfig }: { rollbackConfig: boolean }): ReconcileResult => {
       const end = now();
       return {
         revision: request.revision,
@@ -179,7 +179,7 @@ export function createReconciler(deps: ReconcilerDeps) {
     const rollBack = async (): Promise<ReconcileResult> => {
       await restore(works);
       for (const w of works) if (!w.state || w.state === 'in_sync') w.state = 'rolled_back';
-      return finish('rolled_back', true);
+      return finish('rolled_back', { rollbackConfig: true });
     };
 
     // A rollback-policy target that failed before anything was written: leave every service as it is.
@@ -219,17 +219,17 @@ export function createReconciler(deps: ReconcilerDeps) {
       if (work.state === 'failed' && work.spec.onFailure === 'rollback') return rollBack();
     }
 
-    await reloadGroups(works, request.force);
+    await reloadGroups(works, { force: request.force });
 
     const failed = works.filter((w) => w.state === 'failed' && (w.written || w.reloaded));
     if (failed.length > 0) {
       if (rollbackFailure()) return rollBack();
       await restore(failed);
-      return finish('failed', false);
+      return finish('failed', { rollbackConfig: false });
     }
-    if (works.some((w) => w.state === 'failed')) return finish('failed', false);
+    if (works.some((w) => w.state === 'failed')) return finish('failed', { rollbackConfig: false });
     const anything = works.some((w) => w.written || w.reloaded);
-    return finish(anything ? 'applied' : 'unchanged', false);
+    return finish(anything ? 'applied' : 'unchanged', { rollbackConfig: false });
   }
 
   return {
