@@ -148,7 +148,7 @@ export function streamEvents({
 
   const unsubscribe = log.subscribe(onEvent);
   res.on('drain', onDrain);
-  req.on('close', close);
+  // The response closes when the client goes away (or is dropped); the request may end before that.
   res.on('close', close);
   if (resumeFrom !== undefined) catchUp();
   heartbeat = clock.setTimeout(beat, heartbeatMs);

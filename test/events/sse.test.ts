@@ -80,6 +80,9 @@ describe('the event stream', () => {
     await client.next((f) => f.event === 'settings.changed' && changed(f).keys.includes('portainer.user_name'));
     expect(client.frames.filter((f) => f.event === 'settings.changed').map((f) => changed(f).keys)).toEqual([['gitea.user_name', 'gitea.user_pwd'], ['portainer.user_name']]);
     expect(client.frames.map((f) => f.id)).toEqual([...client.frames.map((f) => f.id)].sort((a, b) => a! - b!));
+    expect(h.events.subscribers()).toBe(1);
+    client.close();
+    await eventually('the closed stream is unsubscribed', () => h.events.subscribers() === 0);
   });
 
   it('when confhub restarts, then a client resuming with the Last-Event-ID it had before gets every event it missed, and ids keep growing', async () => {
