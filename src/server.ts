@@ -5,20 +5,15 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { FillSecretsResult } from './bootstrap/first-boot-secrets.js';
-import type { MergeTemplateResult } from './bootstrap/template-merge.js';
-import { createConfhub } from './main.js';
+import { createConfhub, type Confhub } from './main.js';
 import type { RuntimeConfig } from './runtime-config.js';
 
 export { VERSION } from './main.js';
 
-export interface RunningServer {
+/** What the start did (defaults installed, secrets made, template keys merged), and where it listens. */
+export interface RunningServer extends Pick<Confhub, 'installed' | 'secrets' | 'upgrade'> {
   readonly url: string;
   readonly port: number;
-  readonly installed: readonly string[];
-  readonly secrets: FillSecretsResult;
-  /** Keys the shipped template added to config.ini at this start, and keys it no longer has. */
-  readonly upgrade: MergeTemplateResult;
   close(): Promise<void>;
 }
 
