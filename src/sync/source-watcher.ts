@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 
 export interface SourceWatcherOptions {
   path: string;
@@ -20,6 +21,8 @@ export interface SourceWatcherOptions {
   onError: (error: unknown) => void;
   /** Source of file events for the directory; default chokidar (tests turn events off to check the poll). */
   watchDirectory?: WatchDirectory;
+  /** Times the debounce and the poll; default the system clock. */
+  clock?: Clock;
 }
 
 /** Calls `onEvent` with the path of every added, changed or removed file in `dir`. */
@@ -47,9 +50,9 @@ export interface SourceWatcher {
 }
 
 export function createSourceWatcher(options: SourceWatcherOptions): SourceWatcher {
-  const { path, debounceMinMs, debounceMaxMs, pollIntervalMs, onChange, onError } = options;
+  const { path, debounceMinMs, debounceMaxMs, pollIntervalMs, onChange, onError, clock = systemClock } = options;
   const name = basename(path);
-  let timer: NodeJS.Timeout | undefined;
+  let timer: TimerHandle | undefined;
   let firstEventAt: number | undefined;
   let running = false;
   let current: Promise<void> | undefined;
@@ -78,7 +81,7 @@ export function createSourceWatcher(options: SourceWatcherOptions): SourceWatche
   };
 
   const cancelTimer = (): void => {
-    if (timer) clearTimeout(timer);
+    clock.clearTimeout(timer);
     timer = undefined;
     firstEventAt = undefined;
   };
@@ -93,11 +96,11 @@ export function createSourceWatcher(options: SourceWatcherOptions): SourceWatche
 
   const schedule = (): void => {
     if (closed) return;
-    const now = Date.now();
+    const now = clock.now();
     firstEventAt ??= now;
     const due = Math.min(now + debounceMinMs, firstEventAt + debounceMaxMs);
-    if (timer) clearTimeout(timer);
-    timer = setTimeout(fire, Math.max(0, due - now));
+    clock.clearTimeout(timer);
+    timer = clock.setTimeout(fire, Math.max(0, due - now));
   };
 
   const watcher = (options.watchDirectory ?? chokidarWatchDirectory)(
@@ -110,12 +113,20 @@ export function createSourceWatcher(options: SourceWatcherOptions): SourceWatche
 
   // The poll only starts a debounce when none is pending: it must never push back a run the
   // watcher already scheduled (it would often see the new content first, during the quiet time).
-  const poll = setInterval(() => {
-    void differsFromSeen().then((differs) => {
-      if (differs && !timer && !running) schedule();
-    });
-  }, pollIntervalMs);
-  poll.unref();
+  // The next poll is set once a read is done, so reads of a slow share never pile up.
+  let poll: TimerHandle | undefined;
+  const armPoll = (): void => {
+    if (closed) return;
+    poll = clock.setTimeout(() => {
+      void differsFromSeen()
+        .then((differs) => {
+          if (differs && !timer && !running) schedule();
+        })
+        .finally(armPoll);
+    }, pollIntervalMs);
+    poll.unref();
+  };
+  armPoll();
 
   return {
     ready: watcher.ready,
@@ -136,8 +147,8 @@ export function createSourceWatcher(options: SourceWatcherOptions): SourceWatche
     },
     async close() {
       closed = true;
-      clearInterval(poll);
-      if (timer) clearTimeout(timer);
+      clock.clearTimeout(poll);
+      clock.clearTimeout(timer);
       await watcher.close();
     },
   };
