@@ -29,6 +29,7 @@ import { openDocument } from '../secrets/sealed-document.js';
 import type { Keyring } from '../secrets/secret-box.js';
 import type { FileSchema } from '../settings/schema.js';
 import { backoffDelay } from '../core/backoff.js';
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { maskText } from '../core/mask.js';
 import { secretsOf } from '../settings/mask-secrets.js';
 import { FILE_ACTOR, type ActorRef, type RevisionSource } from '../core/actor.js';
@@ -56,7 +57,8 @@ export interface SyncLoopDeps {
   initialApplied?: { text: string; revision: string; commit: string };
   retryBaseMs?: number;
   retryMaxMs?: number;
-  now?: () => number;
+  /** Times the retries and stamps the runs; default the system clock. */
+  clock?: Clock;
 }
 
 /** Who made a revision and why, as main announced it. */
@@ -83,6 +85,7 @@ interface Source {
 const RETRY_ACTOR: ActorRef = Object.freeze({ type: 'system', id: 'retry' });
 const MAX_REMEMBERED_ACTORS = 256;
 
+/** Real time, not the injected clock: it waits for another process to finish writing the file. */
 async function readUntilStable(path: string): Promise<string> {
   let previous = await readFile(path);
   for (let attempt = 0; attempt < 50; attempt++) {
@@ -100,7 +103,8 @@ function maskError(error: PlainError | null, secrets: readonly string[]): PlainE
 }
 
 export function createSyncLoop(deps: SyncLoopDeps) {
-  const { configPath, schema, reconciler, post, logger, now = Date.now, retryBaseMs = 1000, retryMaxMs = 60_000 } = deps;
+  const { configPath, schema, reconciler, post, logger, clock = systemClock, retryBaseMs = 1000, retryMaxMs = 60_000 } = deps;
+  const now = (): number => clock.now();
   const log = logger.child({ module: 'sync-loop' });
   const metas = new Map<string, RevisionMeta>();
   let sealRequested: string | undefined;
@@ -115,7 +119,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
   let lastFailedRevision: string | undefined;
   let lastInvalidRevision: string | undefined;
   let chain: Promise<unknown> = Promise.resolve();
-  let retryTimer: NodeJS.Timeout | undefined;
+  let retryTimer: TimerHandle | undefined;
   let retryAttempt = 0;
   let stopped = false;
 
@@ -231,7 +235,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     if (stopped || retryTimer || pending.size === 0) return;
     const delay = backoffDelay({ attempt: retryAttempt, baseMs: retryBaseMs, maxMs: retryMaxMs });
     retryAttempt++;
-    retryTimer = setTimeout(() => {
+    retryTimer = clock.setTimeout(() => {
       retryTimer = undefined;
       serialized(async () => {
         // Read when it fires: targets that became pending meanwhile are retried too.
@@ -374,7 +378,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     /** Finishes the run in flight, then stops scheduling. */
     async stop(): Promise<void> {
       stopped = true;
-      if (retryTimer) clearTimeout(retryTimer);
+      clock.clearTimeout(retryTimer);
       await chain;
     },
   };

@@ -5,6 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../core/backoff.js';
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
 
 export interface WorkerHostOptions {
@@ -17,8 +18,13 @@ export interface WorkerHostOptions {
   onExit?: (info: { code: number; restarts: number }) => void;
   restartBaseMs?: number;
   restartMaxMs?: number;
-  /** How long a shutdown waits for the apply in flight before terminating the thread. */
+  /**
+   * How long a shutdown waits for the apply in flight before terminating the thread. Real time:
+   * it guards a real thread, whatever the clock says.
+   */
   stopTimeoutMs?: number;
+  /** Times the restarts; default the system clock. */
+  clock?: Clock;
 }
 
 export interface WorkerHost {
@@ -46,12 +52,12 @@ function createWorker(init: WorkerInit): Worker {
 const WORKER_YOUNG_GENERATION_MB = 4;
 
 export function createWorkerHost(options: WorkerHostOptions): WorkerHost {
-  const { init, onMessage, restartBaseMs = 500, restartMaxMs = 30_000, stopTimeoutMs = 30_000 } = options;
+  const { init, onMessage, restartBaseMs = 500, restartMaxMs = 30_000, stopTimeoutMs = 30_000, clock = systemClock } = options;
   const log = options.logger.child({ module: 'worker-host' });
   let worker: Worker | undefined;
   let stopping = false;
   let restartCount = 0;
-  let restartTimer: NodeJS.Timeout | undefined;
+  let restartTimer: TimerHandle | undefined;
   let consecutiveFailures = 0;
   let stoppedResolve: (() => void) | undefined;
   /** Messages sent before the first start (announcements of first-boot writes), delivered when it starts. */
@@ -80,7 +86,7 @@ export function createWorkerHost(options: WorkerHostOptions): WorkerHost {
       options.onExit?.({ code, restarts: restartCount });
       const delay = backoffDelay({ attempt: consecutiveFailures - 1, baseMs: restartBaseMs, maxMs: restartMaxMs, minMs: restartBaseMs });
       log.error({ code, delayMs: delay }, 'sync worker stopped; restarting');
-      restartTimer = setTimeout(spawn, delay);
+      restartTimer = clock.setTimeout(spawn, delay);
     });
   }
 
@@ -94,7 +100,7 @@ export function createWorkerHost(options: WorkerHostOptions): WorkerHost {
     restarts: () => restartCount,
     async stop() {
       stopping = true;
-      if (restartTimer) clearTimeout(restartTimer);
+      clock.clearTimeout(restartTimer);
       const current = worker;
       if (!current) return;
       const stopped = new Promise<void>((resolve) => (stoppedResolve = resolve));

@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { createWorkerHost } from '../../src/sync/worker-host.js';
 import { DEFAULT_SYNC_SETTINGS } from '../../src/targets/target-spec.js';
 import { eventually } from '../support/confhub.js';
+import { createManualClock } from '../support/manual-clock.js';
 
 let dir: string;
 let configPath: string;
@@ -71,19 +72,32 @@ function loop(results: Parameters<typeof scripted>[0], extra: Partial<SyncLoopDe
 }
 
 describe('sync loop', () => {
-  it('when a service cannot be reached, then its targets are retried on their own until they are in sync', async () => {
+  it('when a service cannot be reached, then its targets are retried on their own, with backoff, until they are in sync', async () => {
     writeFileSync(configPath, '[cockpit]\nport = 9090\n');
-    const { syncLoop, messages, requests } = loop(['pending', 'pending', 'applied']);
+    const clock = createManualClock();
+    const { syncLoop, messages, requests } = loop(['pending', 'pending', 'applied'], { clock });
     await syncLoop.onChange({ startup: true });
-    await eventually('the retries ran', () => requests.length === 3, 5000);
+    expect(requests).toHaveLength(1);
+    // Full jitter: the first retry within retry_base (20 ms), the second within twice that.
+    const [first] = clock.pendingDue();
+    expect(first! - clock.now()).toBeGreaterThanOrEqual(0);
+    expect(first! - clock.now()).toBeLessThan(20);
+    await clock.advance(20);
+    expect(requests).toHaveLength(2);
+    const [second] = clock.pendingDue();
+    expect(second! - clock.now()).toBeLessThan(40);
+    await clock.advance(40);
+    expect(requests).toHaveLength(3);
     expect(requests.slice(1).map((r) => [r.force, r.only])).toEqual([
       [true, ['t']],
       [true, ['t']],
     ]);
     const runs = messages.filter((m) => m.type === 'run');
     expect(runs.map((m) => (m.type === 'run' ? m.source : ''))).toEqual(['startup', 'retry', 'retry']);
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    expect(requests.length).toBe(3);
+    // In sync: nothing is left to retry.
+    expect(clock.pendingDue()).toEqual([]);
+    await clock.advance(60_000);
+    expect(requests).toHaveLength(3);
     await syncLoop.stop();
   });
 
@@ -138,11 +152,14 @@ describe('sync loop', () => {
 
   it('when a reload stays pending after a revision failed under keep, then the retry uses that revision, not the last applied one', async () => {
     writeFileSync(configPath, '[cockpit]\nport = 9090\n');
-    const { syncLoop, requests } = loop(['applied', 'failed_pending', 'applied']);
+    const clock = createManualClock();
+    const { syncLoop, requests } = loop(['applied', 'failed_pending', 'applied'], { clock });
     await syncLoop.onChange({ startup: true });
     writeFileSync(configPath, '[cockpit]\nport = 9091\n');
     await syncLoop.onChange();
-    await eventually('the retry ran', () => requests.length === 3, 5000);
+    expect(requests).toHaveLength(2);
+    await clock.advance(20);
+    expect(requests).toHaveLength(3);
     expect(requests[2]).toMatchObject({ revision: requests[1]!.revision, only: ['t'], force: true });
     await syncLoop.stop();
   });
@@ -303,6 +320,8 @@ describe('worker host', () => {
   it('when the worker dies, then it is restarted with backoff and the restarts are counted', async () => {
     // No master key to open config.ini with: the worker fails at start every time.
     const exits: number[] = [];
+    let starts = 0;
+    const clock = createManualClock();
     const host = createWorkerHost({
       init: {
         configPath,
@@ -313,15 +332,35 @@ describe('worker host', () => {
         historyDir: join(dir, 'history.git'),
         sync: { settings: DEFAULT_SYNC_SETTINGS, targets: [] },
       },
+      initAtStart: () => {
+        starts++;
+        return {};
+      },
       logger: pino({ level: 'silent' }),
       onMessage: () => undefined,
       onExit: ({ restarts }) => exits.push(restarts),
       restartBaseMs: 20,
       restartMaxMs: 40,
+      clock,
     });
     host.start();
-    await eventually('the worker was restarted twice', () => host.restarts() >= 2, 20_000);
-    expect(exits.slice(0, 2)).toEqual([1, 2]);
+    await eventually('the worker stopped', () => exits.length === 1, 20_000);
+    // The first restart waits restart_base exactly (the floor under the jitter), and not a moment less.
+    expect(clock.pendingDue()).toEqual([clock.now() + 20]);
+    await clock.advance(19);
+    expect(starts).toBe(1);
+    await clock.advance(1);
+    expect(starts).toBe(2);
+    await eventually('the restarted worker stopped', () => exits.length === 2, 20_000);
+    const [next] = clock.pendingDue();
+    expect(next! - clock.now()).toBeGreaterThanOrEqual(20);
+    expect(next! - clock.now()).toBeLessThan(40);
+    expect(exits).toEqual([1, 2]);
+    expect(host.restarts()).toBe(2);
+    // A restart still waiting is cancelled by stop().
     await host.stop();
+    expect(clock.pendingDue()).toEqual([]);
+    await clock.advance(40);
+    expect(starts).toBe(2);
   }, 30_000);
 });
