@@ -19,6 +19,7 @@ import { isAbsolute, normalize, relative } from 'node:path';
 import type { Logger } from 'pino';
 import { AppError, toPlainError, type PlainError } from '../core/errors.js';
 import { backoffDelay } from '../core/backoff.js';
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { maskText } from '../core/mask.js';
 import type { IniDocument } from '../ini/document.js';
 import { firstLine, gitFailure, spawnGit, type GitRunOptions } from './git.js';
@@ -68,8 +69,8 @@ export interface HistoryPusherDeps {
   onStatus: (status: PushStatus) => void;
   /** First retry delay; doubled per consecutive failure up to retry_max. */
   retryBaseMs?: number;
-  /** Epoch ms. */
-  now?: () => number;
+  /** Times the retries and stamps the attempts; default the system clock. */
+  clock?: Clock;
   /** 0 <= x < 1, for the jitter. */
   random?: () => number;
 }
@@ -256,7 +257,7 @@ const DISABLED: PushStatus = Object.freeze({
 });
 
 export function createHistoryPusher(deps: HistoryPusherDeps): HistoryPusher {
-  const { git, config, onStatus, retryBaseMs = DEFAULT_RETRY_BASE_MS, now = Date.now, random = Math.random } = deps;
+  const { git, config, onStatus, retryBaseMs = DEFAULT_RETRY_BASE_MS, clock = systemClock, random = Math.random } = deps;
   if (!config) {
     return { schedule: () => undefined, stop: async () => undefined, status: () => ({ ...DISABLED }) };
   }
@@ -268,7 +269,7 @@ export function createHistoryPusher(deps: HistoryPusherDeps): HistoryPusher {
   /** A drain loop is running (kept apart from `running`, which stop() awaits). */
   let active = false;
   let running: Promise<void> = Promise.resolve();
-  let retryTimer: NodeJS.Timeout | null = null;
+  let retryTimer: TimerHandle | null = null;
   let stopped = false;
 
   if (config.transport === 'http' && config.url.startsWith('http:') && (config.tokenFile || config.tokenEnv)) {
@@ -336,8 +337,8 @@ export function createHistoryPusher(deps: HistoryPusherDeps): HistoryPusher {
   function scheduleRetry(failures: number): void {
     // Jittered: retries of several confhubs against one remote spread out.
     const delay = backoffDelay({ attempt: failures - 1, baseMs: retryBaseMs, maxMs: config!.retryMaxMs, random });
-    update({ nextAttemptAt: new Date(now() + delay).toISOString() });
-    retryTimer = setTimeout(() => {
+    update({ nextAttemptAt: new Date(clock.now() + delay).toISOString() });
+    retryTimer = clock.setTimeout(() => {
       retryTimer = null;
       schedule();
     }, delay);
@@ -353,7 +354,7 @@ export function createHistoryPusher(deps: HistoryPusherDeps): HistoryPusher {
         return;
       }
       if (head === current.pushedCommit && current.state === 'in_sync') return;
-      update({ state: 'pushing', lastAttemptAt: new Date(now()).toISOString(), nextAttemptAt: null });
+      update({ state: 'pushing', lastAttemptAt: new Date(clock.now()).toISOString(), nextAttemptAt: null });
       const token = config!.transport === 'http' ? readToken() : undefined;
       secrets = secretForms(config!.user, token);
       const { config: gitConfig, env } = pushEnv(token);
@@ -398,7 +399,7 @@ export function createHistoryPusher(deps: HistoryPusherDeps): HistoryPusher {
     schedule,
     async stop() {
       stopped = true;
-      if (retryTimer) clearTimeout(retryTimer);
+      if (retryTimer) clock.clearTimeout(retryTimer);
       retryTimer = null;
       abort.abort();
       await running;

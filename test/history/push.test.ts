@@ -11,6 +11,7 @@ import { createLogger } from '../../src/log.js';
 import { revisionOf } from '../../src/settings/revision.js';
 import { startGitHttpServer, type GitHttpServer } from '../support/git-http-server.js';
 import { freePort } from '../support/ports.js';
+import { createManualClock, type ManualClock } from '../support/manual-clock.js';
 import { eventually } from '../support/wait.js';
 
 const TOKEN = 'tok-3f9c1d2e7a5b4c6d';
@@ -75,7 +76,14 @@ async function remoteBranch(bare: string, branch = 'main'): Promise<string | nul
   return exit.exitCode === 0 ? exit.stdout.toString('utf8').trim() : null;
 }
 
-function pusherFor(s: Setup, config: HistoryPushConfig, extra: { readToken?: () => string | undefined; retryBaseMs?: number } = {}) {
+interface PusherExtra {
+  readToken?: () => string | undefined;
+  retryBaseMs?: number;
+  clock?: ManualClock;
+  random?: () => number;
+}
+
+function pusherFor(s: Setup, config: HistoryPushConfig, extra: PusherExtra = {}) {
   const statuses: PushStatus[] = [];
   const pusher: HistoryPusher = createHistoryPusher({ git: s.git, config, logger: s.logger, onStatus: (status) => statuses.push(status), ...extra });
   cleanups.push(() => pusher.stop());
@@ -136,10 +144,20 @@ describe('history push over HTTP', () => {
     const s = await setup();
     const server = await serve({ root: s.root });
     const wrong = 'wrong-token-8d7e6f5a4b3c';
-    const { pusher } = pusherFor(s, config(`${server.url}/remote.git`), { readToken: () => wrong, retryBaseMs: 20 });
+    const clock = createManualClock();
+    // The jitter draws the middle of its range: retries come after 10 ms, then 20 ms.
+    const { pusher } = pusherFor(s, config(`${server.url}/remote.git`), { readToken: () => wrong, retryBaseMs: 20, clock, random: () => 0.5 });
     const first = await s.commit('[a]\nb = 1\n');
     pusher.schedule();
-    await eventually('two attempts failed', () => pusher.status().consecutiveFailures >= 2);
+    await eventually('the first attempt failed', () => pusher.status().state === 'failed');
+    expect(pusher.status()).toMatchObject({ consecutiveFailures: 1, lastAttemptAt: new Date(clock.now()).toISOString(), nextAttemptAt: new Date(clock.now() + 10).toISOString() });
+    await clock.advance(9);
+    // Still waiting: the retry has not started a millisecond early.
+    expect(clock.pendingDue()).toEqual([clock.now() + 1]);
+    expect(pusher.status()).toMatchObject({ state: 'failed', consecutiveFailures: 1 });
+    await clock.advance(1);
+    await eventually('the retry failed', () => pusher.status().consecutiveFailures === 2);
+    expect(pusher.status().nextAttemptAt).toBe(new Date(clock.now() + 20).toISOString());
     const status = pusher.status();
     expect(status.state).toBe('failed');
     expect(status.lastError?.code).toBe('HISTORY_FAILED');
@@ -160,13 +178,15 @@ describe('history push over HTTP', () => {
   it('when the remote is down, then the state is failed, and once it listens on that port a retry brings it in_sync', async () => {
     const s = await setup();
     const port = await freePort();
-    const { pusher } = pusherFor(s, config(`http://127.0.0.1:${port}/remote.git`), { readToken: () => TOKEN, retryBaseMs: 50 });
+    const clock = createManualClock();
+    const { pusher } = pusherFor(s, config(`http://127.0.0.1:${port}/remote.git`), { readToken: () => TOKEN, retryBaseMs: 50, clock, random: () => 0.5 });
     const head = await s.commit('[a]\nb = 1\n');
     pusher.schedule();
     await eventually('the push failed', () => pusher.status().state === 'failed');
     expect(pusher.status().lastError?.details).toMatch(/Failed to connect|Couldn't connect|unable to access/);
     await serve({ root: s.root, port });
-    await eventually('a retry pushed', () => pusher.status().state === 'in_sync', 15_000);
+    await clock.advance(25);
+    await eventually('the retry pushed', () => pusher.status().state === 'in_sync', 15_000);
     expect(pusher.status()).toMatchObject({ pushedCommit: head, consecutiveFailures: 0, lastError: null });
     expect(await remoteBranch(s.bare)).toBe(head);
   }, 30_000);
@@ -222,14 +242,18 @@ describe('history push to a local bare repository', () => {
   it('when stop() is called during the retry wait, then no further attempt is made', async () => {
     const s = await setup();
     const port = await freePort();
-    const { pusher, statuses } = pusherFor(s, config(`http://127.0.0.1:${port}/remote.git`), { readToken: () => TOKEN, retryBaseMs: 100 });
+    const clock = createManualClock();
+    const { pusher, statuses } = pusherFor(s, config(`http://127.0.0.1:${port}/remote.git`), { readToken: () => TOKEN, retryBaseMs: 100, clock });
     await s.commit('[a]\nb = 1\n');
     pusher.schedule();
     await eventually('the push failed', () => pusher.status().state === 'failed');
+    expect(clock.pendingDue()).toHaveLength(1);
     await pusher.stop();
+    expect(clock.pendingDue()).toEqual([]);
     const seen = statuses.length;
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await clock.advance(10_000);
     pusher.schedule();
+    await clock.settle();
     expect(statuses.length).toBe(seen);
     expect(pusher.status().consecutiveFailures).toBe(1);
   });
