@@ -10,8 +10,10 @@
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../core/clock.js';
 import { AppError, isAppError, type ErrorCode } from '../core/errors.js';
 import { containerRefText, type ContainerRef } from '../targets/target-spec.js';
+import { pause } from './pause.js';
 
 export type ContainerHealth = 'healthy' | 'unhealthy' | 'starting' | undefined;
 
@@ -69,6 +71,11 @@ export interface CreateDockerDriverInput {
   defaultTimeoutMs?: number;
   /** Interval between two inspections while waiting for a container. */
   pollIntervalMs?: number;
+  /**
+   * Times the waits (health, stability window, exec exit code) and the budgets they share; the
+   * deadline of each single API call is real time, since it guards real I/O. Default the system clock.
+   */
+  clock?: Clock;
 }
 
 export const OUTPUT_LIMIT_BYTES = 4096;
@@ -118,14 +125,11 @@ interface DockerApiError {
   message?: string;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-}
-
 export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver {
   const { socketPath } = input;
   const defaultTimeoutMs = input.defaultTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   const pollIntervalMs = input.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+  const clock = input.clock ?? systemClock;
   const log = input.logger.child({ module: 'reload-docker' });
   // No modem-wide `timeout`: it is an idle-socket timeout, wrong for `restart?t=` which is
   // legitimately silent for t seconds. Each call gets an AbortSignal instead.
@@ -210,9 +214,9 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
 
   async function inspectState(ref: ContainerRef, options: { timeoutMs?: number } = {}, code: ErrorCode = 'RELOAD_FAILED'): Promise<ContainerState> {
     const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
-    const started = Date.now();
+    const started = clock.now();
     const { id, name } = await resolve(ref, { timeoutMs }, code);
-    const info = await call(`inspect container ${name}`, Math.max(1, timeoutMs - (Date.now() - started)), code, (abortSignal) =>
+    const info = await call(`inspect container ${name}`, Math.max(1, timeoutMs - (clock.now() - started)), code, (abortSignal) =>
       docker.getContainer(id).inspect({ abortSignal }),
     );
     const health = info.State.Health?.Status;
@@ -238,9 +242,9 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
     resolve: (ref, options) => resolve(ref, options),
 
     async restart(ref, { timeoutMs }) {
-      const started = Date.now();
+      const started = clock.now();
       const { id, name } = await resolve(ref, { timeoutMs });
-      const remaining = Math.max(1, timeoutMs - (Date.now() - started));
+      const remaining = Math.max(1, timeoutMs - (clock.now() - started));
       // Half of the budget is for the graceful stop (Docker sends SIGKILL after `t` seconds), the
       // rest for the start; the HTTP call itself is cut at the full budget.
       const t = Math.max(0, Math.floor(remaining / 2 / 1000));
@@ -257,8 +261,8 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
     },
 
     async exec(ref, argv, { timeoutMs }) {
-      const deadline = Date.now() + timeoutMs;
-      const remaining = (): number => Math.max(1, deadline - Date.now());
+      const deadline = clock.now() + timeoutMs;
+      const remaining = (): number => Math.max(1, deadline - clock.now());
       const { id, name } = await resolve(ref, { timeoutMs });
       const what = `exec ${argv[0] ?? ''} in container ${name}`;
       const container = docker.getContainer(id);
@@ -301,10 +305,10 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
           log.debug({ container: name, exitCode: info.ExitCode }, 'exec finished');
           return { exitCode: info.ExitCode, output };
         }
-        if (Date.now() >= deadline) {
+        if (clock.now() >= deadline) {
           throw new AppError('TIMEOUT', { message: `Docker did not report the exit code: ${what}`, details: `${what}: no exit code within ${timeoutMs} ms` });
         }
-        await sleep(Math.min(50, remaining()));
+        await pause(clock, Math.min(50, remaining()));
       }
     },
 
@@ -313,7 +317,7 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
     async waitHealthy(ref, options) {
       const { timeoutMs } = options;
       const stableMs = options.stableMs ?? 0;
-      const deadline = Date.now() + timeoutMs;
+      const deadline = clock.now() + timeoutMs;
       const text = containerRefText(ref);
       let last: ContainerState | undefined;
       let lastError: AppError | undefined;
@@ -327,7 +331,7 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
           ...(lastError ? { cause: lastError } : {}),
         });
       for (;;) {
-        const now = Date.now();
+        const now = clock.now();
         if (now >= deadline) throw failed(`not healthy within ${timeoutMs} ms`);
         try {
           // Each inspection only gets the time left, so the loop cannot overrun the budget.
@@ -345,7 +349,7 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
             throw failed(appError.details);
           }
           lastError = appError;
-          await sleep(Math.min(pollIntervalMs, deadline - Date.now()));
+          await pause(clock, Math.min(pollIntervalMs, deadline - clock.now()));
           continue;
         }
         const fresh = options.startedAfter === undefined || startedAfter(last.startedAt, options.startedAfter);
@@ -358,14 +362,14 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
           if (last.health === 'healthy') return last;
           if (last.health === undefined) {
             if (!stableSince || stableSince.startedAt !== last.startedAt || stableSince.restartCount !== last.restartCount) {
-              stableSince = { at: Date.now(), startedAt: last.startedAt, restartCount: last.restartCount };
+              stableSince = { at: clock.now(), startedAt: last.startedAt, restartCount: last.restartCount };
             }
-            if (Date.now() - stableSince.at >= stableMs) return last;
+            if (clock.now() - stableSince.at >= stableMs) return last;
           }
         } else {
           stableSince = undefined;
         }
-        await sleep(Math.min(pollIntervalMs, deadline - Date.now()));
+        await pause(clock, Math.min(pollIntervalMs, deadline - clock.now()));
       }
     },
   };

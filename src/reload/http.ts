@@ -5,8 +5,10 @@
  * URLs may carry credentials (`http://user:pass@127.0.0.1:81/reload`) or tokens in the query;
  * messages and logs only ever show origin and path (see safeUrl).
  */
+import { systemClock, type Clock } from '../core/clock.js';
 import { AppError } from '../core/errors.js';
 import { safeUrl } from '../core/safe-url.js';
+import { pause } from './pause.js';
 
 export interface HttpCallOptions {
   readonly timeoutMs: number;
@@ -15,6 +17,11 @@ export interface HttpCallOptions {
 export interface ProbeHealthOptions extends HttpCallOptions {
   /** Pause between two probes while the service is not answering 2xx yet. */
   readonly intervalMs?: number;
+  /**
+   * Times the pauses and the overall budget; each request's own timeout is real time, since it
+   * guards real I/O. Default the system clock.
+   */
+  readonly clock?: Clock;
 }
 
 
@@ -82,14 +89,14 @@ export async function postReload(url: string, { timeoutMs }: HttpCallOptions): P
 
 /** GET until a 2xx answer, for at most timeoutMs; HEALTH_FAILED with the last status or error otherwise. */
 export async function probeHealth(url: string, options: ProbeHealthOptions): Promise<void> {
-  const { timeoutMs } = options;
+  const { timeoutMs, clock = systemClock } = options;
   const intervalMs = options.intervalMs ?? 250;
   const shown = safeUrl(url);
   const request = requestParts(url, 'HEALTH_FAILED');
-  const deadline = Date.now() + timeoutMs;
+  const deadline = clock.now() + timeoutMs;
   let last = 'no answer yet';
   for (;;) {
-    const remaining = deadline - Date.now();
+    const remaining = deadline - clock.now();
     if (remaining <= 0) break;
     try {
       const response = await fetch(request.url, { headers: request.headers, redirect: 'manual', signal: AbortSignal.timeout(remaining) });
@@ -99,9 +106,9 @@ export async function probeHealth(url: string, options: ProbeHealthOptions): Pro
     } catch (error) {
       last = isTimeout(error) ? 'no answer (timed out)' : networkReason(error);
     }
-    const pause = Math.min(intervalMs, deadline - Date.now());
-    if (pause <= 0) break;
-    await new Promise((resolve) => setTimeout(resolve, pause));
+    const wait = Math.min(intervalMs, deadline - clock.now());
+    if (wait <= 0) break;
+    await pause(clock, wait);
   }
   throw new AppError('HEALTH_FAILED', { message: 'Health endpoint did not answer 2xx', details: `GET ${shown}: not 2xx within ${timeoutMs} ms; last: ${last}`, data: { url: shown } });
 }

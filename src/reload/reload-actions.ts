@@ -8,6 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../core/clock.js';
 import { AppError, isAppError } from '../core/errors.js';
 import { containerRefText, describeAction, type CheckCommand, type HealthCheck, type ReloadAction } from '../targets/target-spec.js';
 import type { DockerDriver, ExecResult } from './docker.js';
@@ -35,13 +36,18 @@ export interface CreateServiceActionsInput {
   docker: DockerDriver;
   supervisor: SupervisorDriver;
   logger: Logger;
-  /** Defaults to global fetch (http.ts). */
+  /** Defaults to global fetch (http.ts), timed by `clock`. */
   http?: HttpHooks;
   /**
    * How long a service must stay up after a reload to count as healthy when it has no health
    * check of its own. Capped at half the target's timeout.
    */
   stableMs?: number;
+  /**
+   * Times the budget a reload shares between its steps; pass the drivers the same clock. Default
+   * the system clock.
+   */
+  clock?: Clock;
 }
 
 /** Lines and bytes of a failing command's output that go into the error. */
@@ -74,15 +80,15 @@ interface ExecFileFailure {
 }
 
 export function createReloadActions(input: CreateServiceActionsInput): ReloadActions {
-  const { docker, supervisor } = input;
-  const http: HttpHooks = input.http ?? { postReload: defaultPostReload, probeHealth: defaultProbeHealth };
+  const { docker, supervisor, clock = systemClock } = input;
+  const http: HttpHooks = input.http ?? { postReload: defaultPostReload, probeHealth: (url, options) => defaultProbeHealth(url, { ...options, clock }) };
   const log = input.logger.child({ module: 'service-actions' });
   const stableFor = (timeoutMs: number): number => Math.min(input.stableMs ?? DEFAULT_STABLE_MS, Math.floor(timeoutMs / 2));
 
   async function reload(action: ReloadAction, { timeoutMs }: { timeoutMs: number }): Promise<ReloadResult> {
-    const deadline = Date.now() + timeoutMs;
-    const remaining = (): number => Math.max(1, deadline - Date.now());
-    const started = Date.now();
+    const started = clock.now();
+    const deadline = started + timeoutMs;
+    const remaining = (): number => Math.max(1, deadline - clock.now());
     let result: ReloadResult;
     switch (action.kind) {
       case 'none':
@@ -127,7 +133,7 @@ export function createReloadActions(input: CreateServiceActionsInput): ReloadAct
         result = { reloaded: true };
         break;
     }
-    log.info({ action: describeAction(action), durationMs: Date.now() - started }, 'reloaded');
+    log.info({ action: describeAction(action), durationMs: clock.now() - started }, 'reloaded');
     return result;
   }
 

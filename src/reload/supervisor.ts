@@ -12,7 +12,9 @@
  */
 import xmlrpc from 'xmlrpc';
 import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../core/clock.js';
 import { AppError, isAppError, type ErrorCode } from '../core/errors.js';
+import { pause } from './pause.js';
 
 /** supervisord's process state names (supervisor/states.py ProcessStates). */
 export type ProcessStateName = 'STOPPED' | 'STARTING' | 'RUNNING' | 'BACKOFF' | 'STOPPING' | 'EXITED' | 'FATAL' | 'UNKNOWN';
@@ -59,6 +61,11 @@ export interface CreateSupervisorDriverInput {
   /** Budget of the calls that take no timeout of their own. */
   defaultTimeoutMs?: number;
   pollIntervalMs?: number;
+  /**
+   * Times the waits (running, stability window) and the budgets they share; the deadline of each
+   * single call is real time, since it guards real I/O. Default the system clock.
+   */
+  clock?: Clock;
 }
 
 /** supervisor/xmlrpc.py Faults. */
@@ -128,10 +135,6 @@ interface XmlRpcError {
   message?: string;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-}
-
 function isFault(error: unknown, faultCode: number): boolean {
   return !isAppError(error) && (error as XmlRpcError | undefined)?.faultCode === faultCode;
 }
@@ -149,6 +152,7 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
   const displayUrl = endpoint?.displayUrl ?? '(invalid supervisor_url)';
   const defaultTimeoutMs = input.defaultTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   const pollIntervalMs = input.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+  const clock = input.clock ?? systemClock;
   const log = input.logger.child({ module: 'reload-supervisor' });
 
   /**
@@ -261,8 +265,8 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
     processInfo: (program, options) => processInfo(program, options),
 
     async restart(program, { timeoutMs }) {
-      const deadline = Date.now() + timeoutMs;
-      const remaining = (): number => Math.max(1, deadline - Date.now());
+      const deadline = clock.now() + timeoutMs;
+      const remaining = (): number => Math.max(1, deadline - clock.now());
       log.info({ program }, 'restarting program');
       try {
         // wait=true: the answer comes once the process is gone (supervisord escalates to
@@ -297,7 +301,7 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
 
     async waitRunning(program, options) {
       const { timeoutMs, stableMs, startedAfter, previousPid } = options;
-      const deadline = Date.now() + timeoutMs;
+      const deadline = clock.now() + timeoutMs;
       let last: ProcessInfo | undefined;
       let stableSince: { at: number; pid: number } | undefined;
       const failed = (why: string, cause?: unknown): AppError =>
@@ -308,13 +312,13 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
           ...(cause === undefined ? {} : { cause }),
         });
       for (;;) {
-        const now = Date.now();
+        const now = clock.now();
         if (now >= deadline) throw failed(`not stably RUNNING within ${timeoutMs} ms`);
         try {
           last = await processInfo(program, { timeoutMs: Math.min(defaultTimeoutMs, deadline - now) }, 'HEALTH_FAILED');
         } catch (error) {
           if (isAppError(error) && error.code === 'TIMEOUT') {
-            await sleep(Math.min(pollIntervalMs, deadline - Date.now()));
+            await pause(clock, Math.min(pollIntervalMs, deadline - clock.now()));
             continue;
           }
           if (isAppError(error) && error.code === 'HEALTH_FAILED') throw failed(error.details, error);
@@ -325,14 +329,14 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
           last.start > startedAfter ||
           (previousPid !== undefined && last.pid !== previousPid && last.start >= startedAfter);
         if (last.state === 'RUNNING' && last.pid > 0 && fresh) {
-          if (!stableSince || stableSince.pid !== last.pid) stableSince = { at: Date.now(), pid: last.pid };
-          if (Date.now() - stableSince.at >= stableMs) return last;
+          if (!stableSince || stableSince.pid !== last.pid) stableSince = { at: clock.now(), pid: last.pid };
+          if (clock.now() - stableSince.at >= stableMs) return last;
         } else {
           stableSince = undefined;
           // STARTING and BACKOFF may still end in RUNNING; these states will not by themselves.
           if (TERMINAL_STATES.has(last.state)) throw failed(`it is ${last.state}`);
         }
-        await sleep(Math.min(pollIntervalMs, deadline - Date.now()));
+        await pause(clock, Math.min(pollIntervalMs, deadline - clock.now()));
       }
     },
   };

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/core/errors.js';
 import { safeUrl } from '../../src/core/safe-url.js';
 import { postReload, probeHealth } from '../../src/reload/http.js';
+import { createManualClock } from '../support/manual-clock.js';
 import { expectAppError } from '../support/wait.js';
 
 
@@ -24,6 +25,7 @@ describe('HTTP reload hooks and health probes', () => {
   let base: string;
   const seen: { method: string; url: string; authorization?: string }[] = [];
   let flakyCalls = 0;
+  const calls = (path: string): number => seen.filter((r) => r.url === path).length;
 
   beforeAll(async () => {
     server = createServer((req: IncomingMessage, res) => {
@@ -65,9 +67,8 @@ describe('HTTP reload hooks and health probes', () => {
   });
 
   it('when the hook does not answer in time, then TIMEOUT at the budget', async () => {
-    const started = Date.now();
-    await expectAppError(postReload(`${base}/slow`, { timeoutMs: 300 }), 'TIMEOUT');
-    expect(Date.now() - started).toBeLessThan(1500);
+    const error = await expectAppError(postReload(`${base}/slow`, { timeoutMs: 300 }), 'TIMEOUT');
+    expect(error.details).toContain('no answer within 300 ms');
   });
 
   it('when nothing listens, then SERVICE_UNREACHABLE', async () => {
@@ -84,27 +85,39 @@ describe('HTTP reload hooks and health probes', () => {
     expect(safeUrl('http://u:pw@h:1/p?q=1#f')).toBe('http://h:1/p');
   });
 
-  it('when the health endpoint answers 2xx, then probeHealth resolves; when it gets there after a few 503s, then too', async () => {
+  it('when the health endpoint answers 2xx, then probeHealth resolves; when it gets there after a few 503s, then too, one interval apart', async () => {
     await probeHealth(`${base}/ok`, { timeoutMs: 2000 });
     flakyCalls = 0;
-    await probeHealth(`${base}/flaky`, { timeoutMs: 3000, intervalMs: 50 });
+    const clock = createManualClock();
+    const start = clock.now();
+    await clock.run(probeHealth(`${base}/flaky`, { timeoutMs: 3000, intervalMs: 50, clock }));
     expect(flakyCalls).toBe(3);
+    expect(clock.now() - start).toBe(100);
   });
 
-  it('when the health endpoint keeps answering 500, then HEALTH_FAILED with the last status', async () => {
-    const started = Date.now();
-    const error = await expectAppError(probeHealth(`${base}/fail`, { timeoutMs: 600, intervalMs: 100 }), 'HEALTH_FAILED');
-    expect(error.details).toContain('last: HTTP 500');
-    expect(Date.now() - started).toBeLessThan(1500);
+  it('when the health endpoint keeps answering 500, then it is asked every interval and HEALTH_FAILED comes exactly at the timeout, with the last status', async () => {
+    // Each request's own timeout is real time; the numbers leave the last one 2 s of it.
+    const clock = createManualClock();
+    const start = clock.now();
+    const before = calls('/fail');
+    const error = await expectAppError(clock.run(probeHealth(`${base}/fail`, { timeoutMs: 10_000, intervalMs: 2000, clock })), 'HEALTH_FAILED');
+    expect(error.details).toContain('not 2xx within 10000 ms; last: HTTP 500');
+    // Asked at 0, 2, 4, 6 and 8 s; the pause after the last one ends at the timeout.
+    expect(calls('/fail') - before).toBe(5);
+    expect(clock.now() - start).toBe(10_000);
   });
 
-  it('when the health endpoint hangs or is down, then HEALTH_FAILED within the timeout', async () => {
-    const started = Date.now();
-    const hung = await expectAppError(probeHealth(`${base}/slow`, { timeoutMs: 400 }), 'HEALTH_FAILED');
+  it('when the health endpoint hangs or is down, then HEALTH_FAILED once the timeout has passed', async () => {
+    const clock = createManualClock();
+    let start = clock.now();
+    const hung = await expectAppError(clock.run(probeHealth(`${base}/slow`, { timeoutMs: 400, clock })), 'HEALTH_FAILED');
     expect(hung.details).toContain('timed out');
-    expect(Date.now() - started).toBeLessThan(1500);
+    expect(clock.now() - start).toBe(400);
     // (Not port 1: fetch refuses the spec's "bad ports" before connecting.)
-    const down = await expectAppError(probeHealth(`http://127.0.0.1:${await closedPort()}/health`, { timeoutMs: 400 }), 'HEALTH_FAILED');
+    // Each attempt here gets at least 2 s of real time: the refusal, not a slow machine, is what it reports.
+    start = clock.now();
+    const down = await expectAppError(clock.run(probeHealth(`http://127.0.0.1:${await closedPort()}/health`, { timeoutMs: 4000, intervalMs: 2000, clock })), 'HEALTH_FAILED');
     expect(down.details).toContain('ECONNREFUSED');
+    expect(clock.now() - start).toBe(4000);
   });
 });

@@ -11,12 +11,14 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/log.js';
-import { createDockerDriver, startedAtNanos } from '../../src/reload/docker.js';
+import { sleep } from '../../src/core/clock.js';
+import { createDockerDriver, startedAtNanos, type ContainerState, type DockerDriver } from '../../src/reload/docker.js';
 import { checkArgv, createReloadActions, firstLines, type ReloadActions } from '../../src/reload/reload-actions.js';
 import { describeAction } from '../../src/targets/target-spec.js';
-import { createSupervisorDriver } from '../../src/reload/supervisor.js';
+import { createSupervisorDriver, type SupervisorDriver } from '../../src/reload/supervisor.js';
 import type { ContainerRef, ReloadAction } from '../../src/targets/target-spec.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage, SKIP_DOCKERD, SKIP_SUPERVISORD, startDockerd, startSupervisord, type PrivateDockerd, type PrivateSupervisord, runBusybox } from '../support/engines.js';
+import { createManualClock } from '../support/manual-clock.js';
 import { eventually, expectAppError } from '../support/wait.js';
 
 const logger = createLogger({ level: 'silent' });
@@ -50,6 +52,66 @@ describe('pure helpers', () => {
     const kept = firstLines(text).split('\n');
     expect(kept.slice(0, 2)).toEqual(['line 0', 'line 1']);
     expect(kept.length).toBe(11);
+  });
+});
+
+describe('service actions on a manual clock, with fake drivers', () => {
+  const RUNNING: ContainerState = { running: true, status: 'running', startedAt: '2026-01-01T00:00:00Z', health: undefined, restartCount: 0, exitCode: 0 };
+  const unused = (): never => {
+    throw new Error('not used by this test');
+  };
+
+  it('when a reload takes several steps, then they share one budget on the clock, and verify gives the wait the whole timeout', async () => {
+    const clock = createManualClock();
+    const calls: { step: string; timeoutMs: number; stableMs?: number }[] = [];
+    const docker = {
+      async inspectState(_ref: ContainerRef, options?: { timeoutMs?: number }) {
+        calls.push({ step: 'inspect', timeoutMs: options!.timeoutMs! });
+        await sleep(clock, 300);
+        return RUNNING;
+      },
+      async restart(_ref: ContainerRef, options: { timeoutMs: number }) {
+        calls.push({ step: 'restart', timeoutMs: options.timeoutMs });
+        await sleep(clock, 1200);
+      },
+      async waitHealthy(_ref: ContainerRef, options: { timeoutMs: number; stableMs?: number }) {
+        calls.push({ step: 'wait', timeoutMs: options.timeoutMs, ...(options.stableMs !== undefined ? { stableMs: options.stableMs } : {}) });
+        return RUNNING;
+      },
+    } as unknown as DockerDriver;
+    const actions = createReloadActions({ docker, supervisor: { processInfo: unused } as unknown as SupervisorDriver, logger, stableMs: 500, clock });
+    const action: ReloadAction = { kind: 'docker_restart', container: { by: 'name', name: 'web' } };
+    const result = await clock.run(actions.reload(action, TIMEOUT));
+    await actions.verify(action, { kind: 'auto' }, result, { timeoutMs: 800 });
+    expect(calls).toEqual([
+      { step: 'inspect', timeoutMs: 8000 },
+      // What the inspect used of the 8 s is gone.
+      { step: 'restart', timeoutMs: 7700 },
+      // The stability window is capped at half the timeout.
+      { step: 'wait', timeoutMs: 800, stableMs: 400 },
+    ]);
+  });
+
+  it('when verify probes an HTTP health URL, then the probe runs on the actions\' clock and gives up exactly at the timeout', async () => {
+    let gets = 0;
+    const server = createServer((_req, res) => {
+      gets++;
+      res.writeHead(503).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const clock = createManualClock();
+      const actions = createReloadActions({ docker: {} as DockerDriver, supervisor: {} as SupervisorDriver, logger, clock });
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/health`;
+      const start = clock.now();
+      const error = await expectAppError(clock.run(actions.verify({ kind: 'none' }, { kind: 'http', url }, { reloaded: false }, { timeoutMs: 2000 })), 'HEALTH_FAILED');
+      expect(error.details).toContain('not 2xx within 2000 ms');
+      expect(gets).toBeGreaterThan(0);
+      expect(clock.now() - start).toBe(2000);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
 
@@ -222,10 +284,9 @@ describe.skipIf(SKIP_DOCKERD || SKIP_SUPERVISORD)('service actions against priva
     const literal = await expectAppError(actions.runCheck({ kind: 'exec', argv: ['/bin/ls', `$(touch ${dir}/pwned);x`] }, staged, TIMEOUT), 'CHECK_FAILED');
     expect(literal.details).toContain('$(touch');
     expect(existsSync(join(dir, 'pwned'))).toBe(false);
-    const started = Date.now();
+    // Killed by the timeout (SIGKILL), where `tail -f` alone would run for ever.
     const hung = await expectAppError(actions.runCheck({ kind: 'exec', argv: ['/usr/bin/tail', '-f', '{file}'] }, staged, { timeoutMs: 300 }), 'CHECK_FAILED');
     expect(hung.details).toContain('killed after 300 ms');
-    expect(Date.now() - started).toBeLessThan(2000);
     const missing = await expectAppError(actions.runCheck({ kind: 'exec', argv: ['/nonexistent/checker'] }, staged, TIMEOUT), 'CHECK_FAILED');
     expect(missing.details).toContain('ENOENT');
   });

@@ -12,6 +12,7 @@ import { AppError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/log.js';
 import { createSupervisorDriver, type SupervisorDriver } from '../../src/reload/supervisor.js';
 import { SKIP_SUPERVISORD, startSupervisord, type PrivateSupervisord } from '../support/engines.js';
+import { createManualClock } from '../support/manual-clock.js';
 import { eventually, expectAppError } from '../support/wait.js';
 import { freePort } from '../support/ports.js';
 
@@ -29,14 +30,13 @@ const logger = createLogger({
 
 
 describe('supervisord driver with nothing listening', () => {
-  it('when the socket does not exist, then SERVICE_UNREACHABLE naming it, quickly', async () => {
+  it('when the socket does not exist, then SERVICE_UNREACHABLE naming it, not a TIMEOUT at the end of the budget', async () => {
     const url = `unix://${join(tmpdir(), 'confhub-no-such-dir', 'supervisor.sock')}`;
     const driver = createSupervisorDriver({ url, logger });
-    const started = Date.now();
     const error = await expectAppError(driver.ping(2000), 'SERVICE_UNREACHABLE');
     expect(error.details).toContain(url);
+    expect(error.details).toContain('ENOENT');
     await expectAppError(driver.restart('any', { timeoutMs: 2000 }), 'SERVICE_UNREACHABLE');
-    expect(Date.now() - started).toBeLessThan(1000);
   });
 
   it('when the URL is unusable, then the driver is still built and its calls fail with SERVICE_UNREACHABLE', async () => {
@@ -45,16 +45,20 @@ describe('supervisord driver with nothing listening', () => {
     await expectAppError(driver.restart('x', { timeoutMs: 1000 }), 'SERVICE_UNREACHABLE');
   });
 
-  it('when supervisord accepts but never answers, then TIMEOUT at the budget', async () => {
+  it('when supervisord accepts but never answers, then TIMEOUT at the budget, and waitRunning gives up exactly when its clock passes the timeout', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'confhub-silent-'));
     const silent = createServer(() => undefined);
     await new Promise<void>((resolve) => silent.listen(join(dir, 'silent.sock'), resolve));
     try {
-      const driver = createSupervisorDriver({ url: `unix://${join(dir, 'silent.sock')}`, logger });
-      const started = Date.now();
-      await expectAppError(driver.ping(300), 'TIMEOUT');
-      await expectAppError(driver.waitRunning('x', { timeoutMs: 500, stableMs: 0 }), 'HEALTH_FAILED');
-      expect(Date.now() - started).toBeLessThan(2000);
+      const clock = createManualClock();
+      const driver = createSupervisorDriver({ url: `unix://${join(dir, 'silent.sock')}`, logger, clock, pollIntervalMs: 150 });
+      const timeout = await expectAppError(driver.ping(300), 'TIMEOUT');
+      expect(timeout.details).toContain('within 300 ms');
+      // Each call gets the time left (500, 350, 200, 50 ms), then a pause of the poll interval or what is left.
+      const start = clock.now();
+      const error = await expectAppError(clock.run(driver.waitRunning('x', { timeoutMs: 500, stableMs: 0 })), 'HEALTH_FAILED');
+      expect(error.details).toContain('not stably RUNNING within 500 ms');
+      expect(clock.now() - start).toBe(500);
     } finally {
       silent.close();
       rmSync(dir, { recursive: true, force: true });
@@ -76,7 +80,11 @@ describe.skipIf(SKIP_SUPERVISORD)('supervisord driver against a private supervis
   let dir: string;
   let inetPort: number;
 
+  /** Whole seconds, as supervisord reports a start. */
+  let startedAfter: number;
+
   beforeAll(async () => {
+    startedAfter = Math.floor(Date.now() / 1000);
     dir = mkdtempSync(join(tmpdir(), 'confhub-supervisor-test-'));
     writeFileSync(join(dir, 'conf'), 'version 1\n');
     inetPort = await freePort();
@@ -110,7 +118,9 @@ describe.skipIf(SKIP_SUPERVISORD)('supervisord driver against a private supervis
     expect(info.state).toBe('RUNNING');
     expect(info.pid).toBeGreaterThan(0);
     expect(Number.isInteger(info.start)).toBe(true);
-    expect(Math.abs(info.start - Date.now() / 1000)).toBeLessThan(60);
+    // Epoch seconds of this run: not before supervisord was started, not in the future.
+    expect(info.start).toBeGreaterThanOrEqual(startedAfter);
+    expect(info.start).toBeLessThanOrEqual(Date.now() / 1000);
     await expect(driver.processInfo('idle')).resolves.toMatchObject({ state: 'STOPPED', pid: 0 });
   });
 
@@ -128,13 +138,18 @@ describe.skipIf(SKIP_SUPERVISORD)('supervisord driver against a private supervis
     expect(readFileSync(join(dir, 'seen'), 'utf8')).toBe('version 2\n');
   });
 
-  it('when waiting with the current pid and start as the "before" marker, then the old process does not pass for a restarted one', async () => {
+  it('when waiting with the current pid and start as the "before" marker, then the old process does not pass for a restarted one, and the wait ends exactly when its clock passes the timeout', async () => {
     const current = await driver.processInfo('reader');
+    const clock = createManualClock();
+    const timed = createSupervisorDriver({ url: engine.url, logger, clock, pollIntervalMs: 1000 });
+    const start = clock.now();
     const error = await expectAppError(
-      driver.waitRunning('reader', { timeoutMs: 600, stableMs: 0, startedAfter: current.start, previousPid: current.pid }),
+      clock.run(timed.waitRunning('reader', { timeoutMs: 3000, stableMs: 0, startedAfter: current.start, previousPid: current.pid })),
       'HEALTH_FAILED',
     );
-    expect(error.details).toContain('RUNNING');
+    expect(error.details).toContain('not stably RUNNING within 3000 ms');
+    expect(error.details).toContain('last seen: RUNNING');
+    expect(clock.now() - start).toBe(3000);
   });
 
   it('when signalled, then the program receives HUP and keeps its pid', async () => {
