@@ -11,7 +11,7 @@
  * service is never probed twice at the same time, however many callers ask.
  */
 import type { Logger } from 'pino';
-import { withDeadline } from '../core/deadline.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import { AppError, isAppError, type ErrorCode } from '../core/errors.js';
 import type { IniDocument } from '../ini/document.js';
 import type { DockerDriver } from '../reload/docker.js';
@@ -129,7 +129,8 @@ export interface CreateServiceChecksInput {
   readonly timeoutMs?: number;
   /** Results older than this are stale and refreshed by the next list(). */
   readonly maxAgeMs?: number;
-  readonly now?: () => number;
+  /** Ages the cache, measures latencies and times the outer deadline; default the system clock. */
+  readonly clock?: Clock;
 }
 
 export const DEFAULT_PROBE_TIMEOUT_MS = 3000;
@@ -138,7 +139,7 @@ export const DEFAULT_MAX_AGE_MS = 10_000;
  * The drivers enforce the timeout themselves and say more about what timed out; this outer
  * deadline only catches a probe that does not, so it fires a little later.
  */
-const DEADLINE_GRACE_MS = 250;
+export const DEADLINE_GRACE_MS = 250;
 
 /** Target names and config.ini section names both fit in this. */
 const SERVICE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$/;
@@ -221,16 +222,36 @@ interface CacheEntry {
   readonly checks: readonly ConnectionCheck[];
 }
 
-/** The drivers' own timeouts come first; this deadline (a little later) only catches a probe that ignores them. */
-function probeDeadline<T>(run: () => Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  return withDeadline(run(), timeoutMs + DEADLINE_GRACE_MS, () => new AppError('TIMEOUT', { message: 'No answer in time', details: `${what}: no answer within ${timeoutMs} ms` }));
+/**
+ * The drivers' own timeouts come first; this deadline (a little later) only catches a probe that
+ * ignores them. On the injected clock, unlike core's withDeadline, so that a test can tell when a
+ * probe that never answers gives up.
+ */
+function probeDeadline<T>(clock: Clock, run: () => Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const expire = (): void => reject(new AppError('TIMEOUT', { message: 'No answer in time', details: `${what}: no answer within ${timeoutMs} ms` }));
+    const timer = clock.setTimeout(expire, timeoutMs + DEADLINE_GRACE_MS);
+    // A deadline alone must not keep the process alive.
+    timer.unref();
+    run().then(
+      (value) => {
+        clock.clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clock.clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
 }
 
 export function createConnectionChecks(input: CreateServiceChecksInput): ConnectionChecks {
   const { targets, docker, supervisor, http } = input;
   const timeoutMs = input.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
   const maxAgeMs = input.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
-  const now = input.now ?? Date.now;
+  const clock = input.clock ?? systemClock;
+  const now = (): number => clock.now();
   const log = input.logger.child({ module: 'service-checks' });
   const cache = new Map<string, CacheEntry>();
   const inFlight = new Map<string, Promise<CacheEntry>>();
@@ -262,7 +283,7 @@ export function createConnectionChecks(input: CreateServiceChecksInput): Connect
     const text = containerRefText(container);
     const base = { kind: 'container' as const, container: text };
     try {
-      const state = await probeDeadline(() => docker.inspectState(container, { timeoutMs }), timeoutMs, `inspect container ${text}`);
+      const state = await probeDeadline(clock, () => docker.inspectState(container, { timeoutMs }), timeoutMs, `inspect container ${text}`);
       const health: ContainerHealthName = state.health ?? 'none';
       // A paused or restarting container can report Running = true and still serve nothing.
       const running = state.running && state.status === 'running';
@@ -286,7 +307,7 @@ export function createConnectionChecks(input: CreateServiceChecksInput): Connect
   async function probeProgram(program: string): Promise<Omit<SupervisorCheck, 'latencyMs' | 'checkedAt'>> {
     const base = { kind: 'supervisor' as const, program };
     try {
-      const info = await probeDeadline(() => supervisor.processInfo(program, { timeoutMs }), timeoutMs, `inspect program ${program}`);
+      const info = await probeDeadline(clock, () => supervisor.processInfo(program, { timeoutMs }), timeoutMs, `inspect program ${program}`);
       const ok = info.state === 'RUNNING';
       const why = `program ${program} is ${info.state}${info.description ? ` (${info.description})` : ''}`;
       return { ...base, ok, state: info.state, ...(ok ? {} : { error: { code: 'HEALTH_FAILED', message: why } }) };
@@ -299,7 +320,7 @@ export function createConnectionChecks(input: CreateServiceChecksInput): Connect
     const shown = safeUrl(probe.url);
     const base = { kind: 'http' as const, url: shown, source: probe.source };
     try {
-      const { status } = await probeDeadline(() => http(probe.url, { timeoutMs }), timeoutMs, `GET ${shown}`);
+      const { status } = await probeDeadline(clock, () => http(probe.url, { timeoutMs }), timeoutMs, `GET ${shown}`);
       const ok = probe.expect === '2xx' ? status >= 200 && status <= 299 : status < 500;
       return { ...base, ok, status, ...(ok ? {} : { error: { code: 'HEALTH_FAILED', message: `GET ${shown}: HTTP ${status}` } }) };
     } catch (error) {

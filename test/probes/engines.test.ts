@@ -5,7 +5,7 @@
  * real drivers.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingHttpHeaders, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingHttpHeaders, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +50,8 @@ const target = (name: string, reload: string, health = 'auto'): string => `[targ
 
 /** How long /slow takes to answer. */
 const SLOW_MS = 1000;
+/** /gate answers its requests only once this many are waiting: probes made one after the other never get an answer. */
+const GATE_SIZE = 3;
 
 describe('HTTP probes against servers on 127.0.0.1, and engines that are not there', () => {
   let dir: string;
@@ -60,6 +62,7 @@ describe('HTTP probes against servers on 127.0.0.1, and engines that are not the
   let silentPort: number;
   let closedPort: number;
   const seen: { path: string; headers: IncomingHttpHeaders }[] = [];
+  const gated: ServerResponse[] = [];
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'confhub-probe-'));
@@ -68,6 +71,11 @@ describe('HTTP probes against servers on 127.0.0.1, and engines that are not the
       const path = (req.url ?? '').split('?')[0];
       if (path === '/slow') {
         setTimeout(() => res.writeHead(200).end('ok'), SLOW_MS);
+        return;
+      }
+      if (path === '/gate') {
+        gated.push(res);
+        if (gated.length === GATE_SIZE) for (const waiting of gated.splice(0)) waiting.writeHead(200).end('ok');
         return;
       }
       res.writeHead(path === '/healthz' ? 200 : path === '/boom' ? 500 : 404).end('body');
@@ -96,12 +104,16 @@ describe('HTTP probes against servers on 127.0.0.1, and engines that are not the
       supervisorUrl: `unix://${join(dir, 'no-supervisor.sock')}`,
       timeoutMs: 3000,
     });
+    const before = Date.now();
     const result = await checks.test('slow');
+    const after = Date.now();
     expect(result).toMatchObject({ name: 'slow', kind: 'target', ok: true, stale: false, checks: [{ kind: 'http', url: `http://127.0.0.1:${webPort}/slow`, source: 'health', status: 200, ok: true }] });
     const check = result.checks[0] as ConnectionCheck;
+    // Measured on the clock the test reads too: it includes the delay and is no more than the call took.
     expect(check.latencyMs).toBeGreaterThanOrEqual(SLOW_MS - 20);
-    expect(check.latencyMs).toBeLessThan(3000);
-    expect(Date.parse(check.checkedAt)).toBeGreaterThan(Date.now() - 10_000);
+    expect(check.latencyMs).toBeLessThanOrEqual(after - before);
+    expect(Date.parse(check.checkedAt)).toBeGreaterThanOrEqual(before);
+    expect(Date.parse(check.checkedAt)).toBeLessThanOrEqual(after);
     const request = seen.find((r) => r.path.startsWith('/slow'))!;
     expect(request.headers.authorization).toBe(`Basic ${Buffer.from(`probe:${SECRET_PASSWORD}`).toString('base64')}`);
     expect(request.path).toBe(`/slow?token=${SECRET_TOKEN}`);
@@ -118,23 +130,20 @@ describe('HTTP probes against servers on 127.0.0.1, and engines that are not the
     expect(await checks.test('npm')).toMatchObject({ ok: true, checks: [{ status: 200, source: 'npm.admin_url' }] });
   });
 
-  it('when nothing listens on the port, then SERVICE_UNREACHABLE at once; when the server never answers, then TIMEOUT at the probe timeout', async () => {
+  it('when nothing listens on the port, then SERVICE_UNREACHABLE without waiting for the timeout; when the server never answers, then TIMEOUT once the probe timeout has passed', async () => {
     const config = `[closed]\nbase_url = http://user:${SECRET_PASSWORD}@127.0.0.1:${closedPort}/?token=${SECRET_TOKEN}\n[hung]\nbase_url = http://127.0.0.1:${silentPort}/\n`;
-    // Timings are loose: the container suite builds an image on the same two cores meanwhile.
     const checks = checksOf('', config, { socketPath: join(dir, 'no-docker.sock'), supervisorUrl: `unix://${join(dir, 'no-supervisor.sock')}`, timeoutMs: 1500 });
-    let started = Date.now();
+    // A refused connection is its own answer: SERVICE_UNREACHABLE, where waiting out the timeout would say TIMEOUT.
     const closed = await checks.test('closed');
-    expect(Date.now() - started).toBeLessThan(1500);
     expect(closed).toMatchObject({ ok: false, checks: [{ kind: 'http', url: `http://127.0.0.1:${closedPort}/`, ok: false, error: { code: 'SERVICE_UNREACHABLE' } }] });
     expect(closed.checks[0]).not.toHaveProperty('status');
     expect(closed.checks[0]!.error!.message).toContain('ECONNREFUSED');
     expect(JSON.stringify(closed)).not.toContain(SECRET_PASSWORD);
     expect(JSON.stringify(closed)).not.toContain(SECRET_TOKEN);
-    started = Date.now();
+    const started = Date.now();
     const hung = await checks.test('hung');
-    const elapsed = Date.now() - started;
-    expect(elapsed).toBeGreaterThanOrEqual(1450);
-    expect(elapsed).toBeLessThan(5000);
+    // It did wait: a hung service is not given up on early.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1450);
     expect(hung).toMatchObject({ ok: false, checks: [{ ok: false, error: { code: 'TIMEOUT' } }] });
   });
 
@@ -145,25 +154,21 @@ describe('HTTP probes against servers on 127.0.0.1, and engines that are not the
       supervisorUrl: `unix://${join(dir, 'missing', 'supervisor.sock')}`,
       timeoutMs: 3000,
     });
-    const started = Date.now();
+    // SERVICE_UNREACHABLE, not TIMEOUT: a missing socket fails the connect itself, nothing waits for the 3 s.
     const web = await checks.test('web');
     expect(web).toMatchObject({ ok: false, checks: [{ kind: 'container', container: 'web', ok: false, error: { code: 'SERVICE_UNREACHABLE' } }] });
     // Unknown, not "absent": without an engine nothing can be said about the container.
     expect(web.checks[0]).not.toHaveProperty('state');
     expect(web.checks[0]!.error!.message).toContain(socketPath);
     expect(await checks.test('prog')).toMatchObject({ ok: false, checks: [{ kind: 'supervisor', program: 'prog', ok: false, error: { code: 'SERVICE_UNREACHABLE' } }] });
-    expect(Date.now() - started).toBeLessThan(2500);
   });
 
-  it('when list() starts a refresh of services that take time, then it answers at once and they are checked at the same time', async () => {
-    const config = ['a', 'b', 'c'].map((s) => `[${s}]\nbase_url = http://127.0.0.1:${webPort}/slow?${s}\n`).join('');
+  it('when list() starts a refresh of services that take time, then it answers before any of them did and they are checked at the same time', async () => {
+    const config = ['a', 'b', 'c'].map((s) => `[${s}]\nbase_url = http://127.0.0.1:${webPort}/gate?${s}\n`).join('');
     const checks = checksOf('', config, { socketPath: join(dir, 'no-docker.sock'), supervisorUrl: `unix://${join(dir, 'no-supervisor.sock')}`, timeoutMs: 3000 });
-    const started = Date.now();
     expect(checks.list()).toMatchObject({ checkedAt: null, refreshing: true, services: [{ stale: true }, { stale: true }, { stale: true }] });
-    expect(Date.now() - started).toBeLessThan(250);
     await checks.idle();
-    // Three slow answers one after the other would take three times as long.
-    expect(Date.now() - started).toBeLessThan(2 * SLOW_MS);
+    // /gate answers only when all three requests wait at once: checked one after the other, each would time out.
     const list = checks.list();
     expect(list.refreshing).toBe(false);
     expect(list.services.map((s) => [s.name, s.ok, s.stale])).toEqual([
@@ -220,9 +225,10 @@ describe.skipIf(SKIP_DOCKERD)('container checks against a private dockerd', () =
     expect(await first('exited')).toMatchObject({ ok: false, check: { ok: false, state: 'exited', error: { code: 'HEALTH_FAILED', message: 'container svc-exited is exited (exit code 3)' } } });
     expect(await first('labelled')).toMatchObject({ ok: true, check: { container: 'label=com.docker.compose.service=labelled', ok: true, state: 'running' } });
     expect(await first('absent')).toMatchObject({ ok: false, check: { ok: false, state: 'absent', error: { code: 'SERVICE_UNREACHABLE' } } });
+    const before = Date.now();
     const { check } = await first('up');
     expect(check!.latencyMs).toBeGreaterThanOrEqual(0);
-    expect(check!.latencyMs).toBeLessThan(3000);
+    expect(check!.latencyMs).toBeLessThanOrEqual(Date.now() - before);
   });
 
   it('when a container stops after it was checked, then the next test says so', async () => {
