@@ -228,7 +228,12 @@ describe('config.ini to service files', () => {
     expect(output(ch)).toBe('mode = first\n');
     failing = false;
     await eventually('config.ini is rolled back', () => ch.readConfig() === applied);
-    const audit = (await (await ch.api('/api/v1/audit?section=extra&limit=5')).json()) as { entries: { action: string; actor: { id: string }; newValue: string }[] };
+    // The audit row is recorded just after the file is renamed into place.
+    let audit: { entries: { action: string; actor: { id: string }; newValue: string }[] } = { entries: [] };
+    await eventually('the rollback is audited', async () => {
+      audit = (await (await ch.api('/api/v1/audit?section=extra&limit=5')).json()) as typeof audit;
+      return audit.entries[0]?.action === 'settings.rollback';
+    });
     expect(audit.entries[0]).toMatchObject({ action: 'settings.rollback', actor: { id: 'auto-rollback' }, newValue: 'first' });
     // The history has the failed revision and the automatic rollback to the applied one, each with its outcome.
     let commits: { source: string; actor: { id: string }; rollbackOf: string | null; id: string; changes: unknown[]; sync: { outcome: string } | null }[] = [];
