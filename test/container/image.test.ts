@@ -196,12 +196,10 @@ describe.skipIf(skip !== undefined)('the confhub image', () => {
     // Its restart meets supervisord already shutting down: a reload to do later, not a failure to roll back.
     expect((await api('/settings/console', { method: 'PUT', body: JSON.stringify({ title: 'Stopped console' }) })).status).toBe(200);
     expect(readFileSync(join(dataDir, 'services/gitea/conf/app.ini'), 'utf8')).toMatch(/^HTTP_PORT\s*=\s*3001$/m);
-    const stopped = Date.now();
     await container.stop({ t: 10 });
-    const stopMs = Date.now() - stopped;
     const state = (await container.inspect()).State;
+    // 0, not 137: confhub exited by itself before Docker's SIGKILL at the end of the 10 s.
     expect(state.ExitCode, await logsOf(container)).toBe(0);
-    expect(stopMs).toBeLessThan(10_000);
     const logs = await logsOf(container);
     expect(logs).toContain('shutting down');
     // The console's restart did meet supervisord shutting down, and was kept for later.
