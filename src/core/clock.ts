@@ -22,9 +22,18 @@ export const systemClock: Clock = Object.freeze({
   },
 });
 
-/** Resolves after `ms` on the given clock; the timer never holds the process open. */
-export function sleep(clock: Clock, ms: number): Promise<void> {
+export interface SleepOptions {
+  /**
+   * Hold the process open while waiting: a reload waiting for its service (`confhub once` has
+   * nothing else keeping it running). Background retries do not.
+   */
+  readonly keepAlive?: boolean;
+}
+
+/** Resolves after `ms` (at least 0) on the given clock. */
+export function sleep(clock: Clock, ms: number, { keepAlive = false }: SleepOptions = {}): Promise<void> {
   return new Promise((resolve) => {
-    clock.setTimeout(resolve, ms).unref();
+    const timer = clock.setTimeout(resolve, Math.max(0, ms));
+    if (!keepAlive) timer.unref();
   });
 }

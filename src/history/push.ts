@@ -162,7 +162,7 @@ function branchProblem(branch: string): string | undefined {
   return undefined;
 }
 
-function wholeNumber(key: string, text: string, min: number, max: number): number {
+function wholeNumber(key: string, text: string, { min, max }: { min: number; max: number }): number {
   if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw invalid(key, `must be a whole number from ${min} to ${max}, got "${shown(text)}"`);
   return Number(text);
 }
@@ -208,8 +208,8 @@ export function parseHistoryConfig(section: ReadonlyMap<string, string> | undefi
     user,
     ...(tokenFile ? { tokenFile } : {}),
     ...(tokenEnv ? { tokenEnv } : {}),
-    timeoutMs: (v.has('timeout') ? wholeNumber('timeout', v.get('timeout')!, 1, 3600) : 30) * 1000,
-    retryMaxMs: (v.has('retry_max') ? wholeNumber('retry_max', v.get('retry_max')!, 1, 86_400) : 300) * 1000,
+    timeoutMs: (v.has('timeout') ? wholeNumber('timeout', v.get('timeout')!, { min: 1, max: 3600 }) : 30) * 1000,
+    retryMaxMs: (v.has('retry_max') ? wholeNumber('retry_max', v.get('retry_max')!, { min: 1, max: 86_400 }) : 300) * 1000,
   });
 }
 

@@ -227,7 +227,7 @@ interface CacheEntry {
  * ignores them. On the injected clock, unlike core's withDeadline, so that a test can tell when a
  * probe that never answers gives up.
  */
-function probeDeadline<T>(clock: Clock, run: () => Promise<T>, timeoutMs: number, what: string): Promise<T> {
+function probeDeadline<T>(clock: Clock, run: () => Promise<T>, { timeoutMs, what }: { timeoutMs: number; what: string }): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const expire = (): void => reject(new AppError('TIMEOUT', { message: 'No answer in time', details: `${what}: no answer within ${timeoutMs} ms` }));
     const timer = clock.setTimeout(expire, timeoutMs + DEADLINE_GRACE_MS);
@@ -283,7 +283,7 @@ export function createConnectionChecks(input: CreateServiceChecksInput): Connect
     const text = containerRefText(container);
     const base = { kind: 'container' as const, container: text };
     try {
-      const state = await probeDeadline(clock, () => docker.inspectState(container, { timeoutMs }), timeoutMs, `inspect container ${text}`);
+      const state = await probeDeadline(clock, () => docker.inspectState(container, { timeoutMs }), { timeoutMs, what: `inspect container ${text}` });
       const health: ContainerHealthName = state.health ?? 'none';
       // A paused or restarting container can report Running = true and still serve nothing.
       const running = state.running && state.status === 'running';
@@ -307,7 +307,7 @@ export function createConnectionChecks(input: CreateServiceChecksInput): Connect
   async function probeProgram(program: string): Promise<Omit<SupervisorCheck, 'latencyMs' | 'checkedAt'>> {
     const base = { kind: 'supervisor' as const, program };
     try {
-      const info = await probeDeadline(clock, () => supervisor.processInfo(program, { timeoutMs }), timeoutMs, `inspect program ${program}`);
+      const info = await probeDeadline(clock, () => supervisor.processInfo(program, { timeoutMs }), { timeoutMs, what: `inspect program ${program}` });
       const ok = info.state === 'RUNNING';
       const why = `program ${program} is ${info.state}${info.description ? ` (${info.description})` : ''}`;
       return { ...base, ok, state: info.state, ...(ok ? {} : { error: { code: 'HEALTH_FAILED', message: why } }) };
@@ -320,7 +320,7 @@ export function createConnectionChecks(input: CreateServiceChecksInput): Connect
     const shown = safeUrl(probe.url);
     const base = { kind: 'http' as const, url: shown, source: probe.source };
     try {
-      const { status } = await probeDeadline(clock, () => http(probe.url, { timeoutMs }), timeoutMs, `GET ${shown}`);
+      const { status } = await probeDeadline(clock, () => http(probe.url, { timeoutMs }), { timeoutMs, what: `GET ${shown}` });
       const ok = probe.expect === '2xx' ? status >= 200 && status <= 299 : status < 500;
       return { ...base, ok, status, ...(ok ? {} : { error: { code: 'HEALTH_FAILED', message: `GET ${shown}: HTTP ${status}` } }) };
     } catch (error) {

@@ -10,10 +10,9 @@
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
-import { systemClock, type Clock } from '../core/clock.js';
+import { sleep, systemClock, type Clock } from '../core/clock.js';
 import { AppError, isAppError, type ErrorCode } from '../core/errors.js';
 import { containerRefText, type ContainerRef } from '../targets/target-spec.js';
-import { pause } from './pause.js';
 
 export type ContainerHealth = 'healthy' | 'unhealthy' | 'starting' | undefined;
 
@@ -136,7 +135,7 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
   const docker = new Docker({ socketPath });
 
   /** Maps whatever dockerode threw to an AppError; `code` is used for API-level refusals. */
-  function toAppError(error: unknown, signal: AbortSignal, code: ErrorCode, what: string, timeoutMs: number): AppError {
+  function toAppError(error: unknown, { signal, code, what, timeoutMs }: { signal: AbortSignal; code: ErrorCode; what: string; timeoutMs: number }): AppError {
     if (isAppError(error)) return error;
     const e = (error ?? {}) as DockerApiError;
     if (signal.aborted) {
@@ -163,19 +162,19 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
   }
 
   /** Runs one API call with its own deadline and error mapping. */
-  async function call<T>(what: string, timeoutMs: number, code: ErrorCode, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  async function call<T>({ what, timeoutMs, code }: { what: string; timeoutMs: number; code: ErrorCode }, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const signal = AbortSignal.timeout(Math.max(1, timeoutMs));
     try {
       return await run(signal);
     } catch (error) {
-      throw toAppError(error, signal, code, what, timeoutMs);
+      throw toAppError(error, { signal, code, what, timeoutMs });
     }
   }
 
   async function resolve(ref: ContainerRef, options: { timeoutMs?: number } = {}, code: ErrorCode = 'RELOAD_FAILED'): Promise<ResolvedContainer> {
     const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
     if (ref.by === 'name') {
-      const info = await call(`inspect container ${ref.name}`, timeoutMs, code, async (abortSignal) => {
+      const info = await call({ what: `inspect container ${ref.name}`, timeoutMs, code }, async (abortSignal) => {
         try {
           return await docker.getContainer(ref.name).inspect({ abortSignal });
         } catch (error) {
@@ -190,7 +189,7 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
     }
     const filter = ref.value === undefined ? ref.label : `${ref.label}=${ref.value}`;
     const text = containerRefText(ref);
-    const all = await call(`list containers with ${text}`, timeoutMs, code, (abortSignal) =>
+    const all = await call({ what: `list containers with ${text}`, timeoutMs, code }, (abortSignal) =>
       docker.listContainers({ all: true, filters: { label: [filter] }, abortSignal }),
     );
     // Stopped leftovers (e.g. one-off `compose run` containers) share the service label; when
@@ -216,7 +215,7 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
     const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
     const started = clock.now();
     const { id, name } = await resolve(ref, { timeoutMs }, code);
-    const info = await call(`inspect container ${name}`, Math.max(1, timeoutMs - (clock.now() - started)), code, (abortSignal) =>
+    const info = await call({ what: `inspect container ${name}`, timeoutMs: Math.max(1, timeoutMs - (clock.now() - started)), code }, (abortSignal) =>
       docker.getContainer(id).inspect({ abortSignal }),
     );
     const health = info.State.Health?.Status;
@@ -236,7 +235,7 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
     async ping(timeoutMs) {
       // @types/dockerode omits ping's options; lib/docker.js passes opts.abortSignal to the modem.
       const pingable = docker as unknown as { ping(options: { abortSignal: AbortSignal }): Promise<unknown> };
-      await call('ping', timeoutMs, 'SERVICE_UNREACHABLE', (abortSignal) => pingable.ping({ abortSignal }));
+      await call({ what: 'ping', timeoutMs, code: 'SERVICE_UNREACHABLE' }, (abortSignal) => pingable.ping({ abortSignal }));
     },
 
     resolve: (ref, options) => resolve(ref, options),
@@ -249,7 +248,7 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
       // rest for the start; the HTTP call itself is cut at the full budget.
       const t = Math.max(0, Math.floor(remaining / 2 / 1000));
       log.info({ container: name, t }, 'restarting container');
-      await call(`restart container ${name}`, remaining, 'RELOAD_FAILED', (abortSignal) => docker.getContainer(id).restart({ t, abortSignal }));
+      await call({ what: `restart container ${name}`, timeoutMs: remaining, code: 'RELOAD_FAILED' }, (abortSignal) => docker.getContainer(id).restart({ t, abortSignal }));
     },
 
     async signal(ref, signal, options = {}) {
@@ -257,7 +256,7 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
       const { id, name } = await resolve(ref, { timeoutMs });
       log.info({ container: name, signal }, 'signalling container');
       // Docker answers 409 when the container is not running: a signal cannot reload it.
-      await call(`send ${signal} to container ${name}`, timeoutMs, 'RELOAD_FAILED', (abortSignal) => docker.getContainer(id).kill({ signal, abortSignal }));
+      await call({ what: `send ${signal} to container ${name}`, timeoutMs, code: 'RELOAD_FAILED' }, (abortSignal) => docker.getContainer(id).kill({ signal, abortSignal }));
     },
 
     async exec(ref, argv, { timeoutMs }) {
@@ -267,10 +266,10 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
       const what = `exec ${argv[0] ?? ''} in container ${name}`;
       const container = docker.getContainer(id);
       // Cmd is an argv array: Docker execs it directly, no shell sees it.
-      const exec = await call(what, remaining(), 'RELOAD_FAILED', (abortSignal) =>
+      const exec = await call({ what, timeoutMs: remaining(), code: 'RELOAD_FAILED' }, (abortSignal) =>
         container.exec({ Cmd: [...argv], AttachStdout: true, AttachStderr: true, Tty: false, abortSignal }),
       );
-      const output = await call(what, remaining(), 'RELOAD_FAILED', async (abortSignal) => {
+      const output = await call({ what, timeoutMs: remaining(), code: 'RELOAD_FAILED' }, async (abortSignal) => {
         const stream = (await exec.start({ hijack: true, stdin: false, abortSignal })) as NodeJS.ReadWriteStream & { destroy?: (error?: Error) => void };
         return await new Promise<string>((resolveOutput, reject) => {
           const chunks: Buffer[] = [];
@@ -300,7 +299,7 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
       });
       // The stream ends when the process exits; ExitCode can still be null for a moment after.
       for (;;) {
-        const info = await call(what, remaining(), 'RELOAD_FAILED', (abortSignal) => exec.inspect({ abortSignal }));
+        const info = await call({ what, timeoutMs: remaining(), code: 'RELOAD_FAILED' }, (abortSignal) => exec.inspect({ abortSignal }));
         if (!info.Running && info.ExitCode !== null) {
           log.debug({ container: name, exitCode: info.ExitCode }, 'exec finished');
           return { exitCode: info.ExitCode, output };
@@ -308,7 +307,7 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
         if (clock.now() >= deadline) {
           throw new AppError('TIMEOUT', { message: `Docker did not report the exit code: ${what}`, details: `${what}: no exit code within ${timeoutMs} ms` });
         }
-        await pause(clock, Math.min(50, remaining()));
+        await sleep(clock, Math.min(50, remaining()), { keepAlive: true });
       }
     },
 
@@ -349,7 +348,7 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
             throw failed(appError.details);
           }
           lastError = appError;
-          await pause(clock, Math.min(pollIntervalMs, deadline - clock.now()));
+          await sleep(clock, Math.min(pollIntervalMs, deadline - clock.now()), { keepAlive: true });
           continue;
         }
         const fresh = options.startedAfter === undefined || startedAfter(last.startedAt, options.startedAfter);
@@ -369,7 +368,7 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
         } else {
           stableSince = undefined;
         }
-        await pause(clock, Math.min(pollIntervalMs, deadline - clock.now()));
+        await sleep(clock, Math.min(pollIntervalMs, deadline - clock.now()), { keepAlive: true });
       }
     },
   };

@@ -5,10 +5,9 @@
  * URLs may carry credentials (`http://user:pass@127.0.0.1:81/reload`) or tokens in the query;
  * messages and logs only ever show origin and path (see safeUrl).
  */
-import { systemClock, type Clock } from '../core/clock.js';
+import { sleep, systemClock, type Clock } from '../core/clock.js';
 import { AppError } from '../core/errors.js';
 import { safeUrl } from '../core/safe-url.js';
-import { pause } from './pause.js';
 
 export interface HttpCallOptions {
   readonly timeoutMs: number;
@@ -108,7 +107,7 @@ export async function probeHealth(url: string, options: ProbeHealthOptions): Pro
     }
     const wait = Math.min(intervalMs, deadline - clock.now());
     if (wait <= 0) break;
-    await pause(clock, wait);
+    await sleep(clock, wait, { keepAlive: true });
   }
   throw new AppError('HEALTH_FAILED', { message: 'Health endpoint did not answer 2xx', details: `GET ${shown}: not 2xx within ${timeoutMs} ms; last: ${last}`, data: { url: shown } });
 }

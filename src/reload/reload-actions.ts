@@ -20,9 +20,17 @@ export interface ReloadResult {
   readonly before?: { readonly startedAt?: string; readonly pid?: number; readonly start?: number };
 }
 
+/** What verify() checks: the service a reload action reached, by its health check, within the timeout. */
+export interface VerifyInput {
+  readonly action: ReloadAction;
+  readonly health: HealthCheck;
+  readonly reloadResult: ReloadResult;
+  readonly timeoutMs: number;
+}
+
 export interface ReloadActions {
   reload(action: ReloadAction, options: { timeoutMs: number }): Promise<ReloadResult>;
-  verify(action: ReloadAction, health: HealthCheck, reloadResult: ReloadResult, options: { timeoutMs: number }): Promise<void>;
+  verify(input: VerifyInput): Promise<void>;
   runCheck(check: CheckCommand, stagedPath: string, options: { timeoutMs: number }): Promise<void>;
   describe(action: ReloadAction): string;
 }
@@ -170,7 +178,7 @@ export function createReloadActions(input: CreateServiceActionsInput): ReloadAct
     }
   }
 
-  async function verify(action: ReloadAction, health: HealthCheck, reloadResult: ReloadResult, { timeoutMs }: { timeoutMs: number }): Promise<void> {
+  async function verify({ action, health, reloadResult, timeoutMs }: VerifyInput): Promise<void> {
     if (health.kind === 'none') return;
     try {
       if (health.kind === 'http') await http.probeHealth(health.url, { timeoutMs });

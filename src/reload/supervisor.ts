@@ -12,9 +12,8 @@
  */
 import xmlrpc from 'xmlrpc';
 import type { Logger } from 'pino';
-import { systemClock, type Clock } from '../core/clock.js';
+import { sleep, systemClock, type Clock } from '../core/clock.js';
 import { AppError, isAppError, type ErrorCode } from '../core/errors.js';
-import { pause } from './pause.js';
 
 /** supervisord's process state names (supervisor/states.py ProcessStates). */
 export type ProcessStateName = 'STOPPED' | 'STARTING' | 'RUNNING' | 'BACKOFF' | 'STOPPING' | 'EXITED' | 'FATAL' | 'UNKNOWN';
@@ -217,7 +216,7 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
   }
 
   /** Turns a supervisord fault into an AppError naming the program. */
-  function faultError(error: unknown, code: ErrorCode, program: string, what: string): unknown {
+  function faultError(error: unknown, { code, program, what }: { code: ErrorCode; program: string; what: string }): unknown {
     const e = error as XmlRpcError;
     if (isAppError(error) || typeof e?.faultCode !== 'number') return error;
     // supervisord answers every call with this once it got SIGTERM (docker stop): the program
@@ -238,7 +237,7 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
     try {
       raw = await rpc<Record<string, unknown>>('supervisor.getProcessInfo', [program], options.timeoutMs ?? defaultTimeoutMs);
     } catch (error) {
-      throw faultError(error, code, program, 'inspect');
+      throw faultError(error, { code, program, what: 'inspect' });
     }
     return {
       state: String(raw.statename ?? 'UNKNOWN'),
@@ -274,7 +273,7 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
         await rpc('supervisor.stopProcess', [program, true], remaining());
       } catch (error) {
         // A stopped program just gets started: the new file is read either way.
-        if (!isFault(error, SUPERVISOR_FAULTS.NOT_RUNNING)) throw faultError(error, 'RELOAD_FAILED', program, 'stop');
+        if (!isFault(error, SUPERVISOR_FAULTS.NOT_RUNNING)) throw faultError(error, { code: 'RELOAD_FAILED', program, what: 'stop' });
       }
       try {
         // wait=true: the answer comes once the program is RUNNING (after its startsecs) or with
@@ -286,7 +285,7 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
           log.warn({ program }, 'program was already started again');
           return;
         }
-        throw faultError(error, 'RELOAD_FAILED', program, 'start');
+        throw faultError(error, { code: 'RELOAD_FAILED', program, what: 'start' });
       }
     },
 
@@ -295,7 +294,7 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
       try {
         await rpc('supervisor.signalProcess', [program, signal], options.timeoutMs ?? defaultTimeoutMs);
       } catch (error) {
-        throw faultError(error, 'RELOAD_FAILED', program, `send ${signal} to`);
+        throw faultError(error, { code: 'RELOAD_FAILED', program, what: `send ${signal} to` });
       }
     },
 
@@ -318,7 +317,7 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
           last = await processInfo(program, { timeoutMs: Math.min(defaultTimeoutMs, deadline - now) }, 'HEALTH_FAILED');
         } catch (error) {
           if (isAppError(error) && error.code === 'TIMEOUT') {
-            await pause(clock, Math.min(pollIntervalMs, deadline - clock.now()));
+            await sleep(clock, Math.min(pollIntervalMs, deadline - clock.now()), { keepAlive: true });
             continue;
           }
           if (isAppError(error) && error.code === 'HEALTH_FAILED') throw failed(error.details, error);
@@ -336,7 +335,7 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
           // STARTING and BACKOFF may still end in RUNNING; these states will not by themselves.
           if (TERMINAL_STATES.has(last.state)) throw failed(`it is ${last.state}`);
         }
-        await pause(clock, Math.min(pollIntervalMs, deadline - clock.now()));
+        await sleep(clock, Math.min(pollIntervalMs, deadline - clock.now()), { keepAlive: true });
       }
     },
   };

@@ -102,7 +102,7 @@ export function createReconciler(deps: ReconcilerDeps) {
       }
       for (const work of group) work.reloaded = result.reloaded;
       try {
-        await actions.verify(reload, groupHealth(group), result, { timeoutMs });
+        await actions.verify({ action: reload, health: groupHealth(group), reloadResult: result, timeoutMs });
         for (const work of group) work.healthy = true;
       } catch (error) {
         const appError = asAppError(error);

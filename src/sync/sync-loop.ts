@@ -162,7 +162,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
       if (revision !== lastUnreadableRevision || requestId) {
         lastUnreadableRevision = revision;
         log.error({ revision, details: (error as AppError).details }, 'config.ini holds a secret that cannot be decrypted; the targets keep the last applied revision');
-        postRun(source, failedResult(source, error), { source: requestId ? 'reload' : 'change', ...(requestId ? { requestId } : {}) }, now());
+        postRun(source, failedResult(source, error), { source: requestId ? 'reload' : 'change', ...(requestId ? { requestId } : {}), startedAt: now() });
       }
       lastFailedRevision = revision;
       return undefined;
@@ -208,7 +208,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
   }
 
   /** Starts committing a valid revision (or asks main to seal it first); never fails the run. */
-  function commit(source: Source, startup: boolean): void {
+  function commit(source: Source, { startup }: { startup: boolean }): void {
     if (source.unsealed.length > 0) {
       if (sealRequested !== source.revision) {
         sealRequested = source.revision;
@@ -255,7 +255,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     return { revision: source.revision, outcome: 'failed', rollbackConfig: false, targets: [], error: plain };
   }
 
-  function postRun(source: Source, result: ReconcileResult, options: { source: RunSource; requestId?: string; actor?: ActorRef }, startedAt: number): void {
+  function postRun(source: Source, result: ReconcileResult, options: { source: RunSource; requestId?: string; actor?: ActorRef; startedAt: number }): void {
     const secrets = secretsOf(source.doc, schema);
     const masked: ReconcileResult = {
       ...result,
@@ -266,7 +266,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
       type: 'run',
       source: options.source,
       actor: options.actor ?? source.meta?.actor ?? metas.get(source.revision)?.actor ?? FILE_ACTOR,
-      startedAt,
+      startedAt: options.startedAt,
       finishedAt: now(),
       result: masked,
       ...(source.commit !== undefined ? { commit: source.commit } : {}),
@@ -288,7 +288,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
       result = failedResult(source, error);
     }
     await source.committing;
-    postRun(source, result, options, startedAt);
+    postRun(source, result, { ...options, startedAt });
     if (!options.only) {
       // A rollback puts every target back on the last applied revision; a failure under `keep` leaves some on this one.
       if (result.outcome === 'applied' || result.outcome === 'unchanged') inEffect = source.revision;
@@ -334,7 +334,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
         if (stopped) return;
         const source = await readSource();
         if (!source) return;
-        commit(source, options.startup === true);
+        commit(source, { startup: options.startup === true });
         if (source.unsealed.length > 0 && deps.keyring) return;
         if (!options.startup) {
           // Skipped only when the targets hold it: after a failed run (on_failure = keep leaves some
@@ -355,12 +355,12 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     },
 
     /** POST /settings/reload: a full reconcile now, even of a revision that failed before. */
-    reconcileNow(requestId: string, force: boolean, actor?: ActorRef): Promise<void> {
+    reconcileNow({ requestId, force, actor }: { requestId: string; force: boolean; actor?: ActorRef | undefined }): Promise<void> {
       return serialized(async () => {
         if (stopped) return;
         const source = await readSource(requestId);
         if (!source) return;
-        commit(source, false);
+        commit(source, { startup: false });
         if (source.unsealed.length > 0 && deps.keyring) {
           // Not run: the sealed revision, a moment away, is (and the plain text one is recorded nowhere).
           post({

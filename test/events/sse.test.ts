@@ -4,14 +4,14 @@ import { connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Clock, TimerHandle } from '../../src/core/clock.js';
 import { openDatabase } from '../../src/db/database.js';
 import { createEventLog } from '../../src/events/event-log.js';
-import { streamEvents } from '../../src/events/sse.js';
+import { DEFAULT_STALL_MS, streamEvents } from '../../src/events/sse.js';
 import { loadRuntimeConfig } from '../../src/runtime-config.js';
 import { startServer } from '../../src/server.js';
 import { readApiKey } from '../../src/settings/read-api-key.js';
 import { createHarness, type Harness } from '../support/harness.js';
+import { createManualClock } from '../support/manual-clock.js';
 import { connectSse, type SseClient } from '../support/sse-client.js';
 import { tempDirs } from '../support/temp-dirs.js';
 import { eventually } from '../support/wait.js';
@@ -29,29 +29,6 @@ function listen(server: Server): Promise<string> {
 
 async function put(url: string, apiKey: string, section: string, body: Record<string, string>): Promise<Response> {
   return fetch(`${url}/api/v1/settings/${section}`, { method: 'PUT', headers: { 'x-api-key': apiKey, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-}
-
-/** Timers that fire only when the test says so. */
-function manualClock(): Clock & { fireAll(): void; pending(): number } {
-  const timers = new Map<TimerHandle, () => void>();
-  return {
-    now: () => 0,
-    setTimeout(callback) {
-      const handle: TimerHandle = { unref: () => handle };
-      timers.set(handle, callback);
-      return handle;
-    },
-    clearTimeout(handle) {
-      if (handle) timers.delete(handle);
-    },
-    fireAll() {
-      for (const [handle, callback] of [...timers]) {
-        timers.delete(handle);
-        callback();
-      }
-    },
-    pending: () => timers.size,
-  };
 }
 
 const changed = (frame: { data: string }) => JSON.parse(frame.data) as { keys: string[]; actor: { type: string }; source: string };
@@ -119,7 +96,7 @@ describe('the event stream', () => {
     const db = openDatabase({ path: ':memory:' });
     cleanups.push(() => db.close());
     const log = createEventLog({ db, logger: silent });
-    const clock = manualClock();
+    const clock = createManualClock();
     const maxBufferedBytes = 64 * 1024;
     const responses: ServerResponse[] = [];
     const server = createServer((req, res) => {
@@ -149,8 +126,8 @@ describe('the event stream', () => {
     expect(maxBuffered).toBeGreaterThan(maxBufferedBytes / 2);
     expect(maxBuffered).toBeLessThanOrEqual(maxBufferedBytes + frameBytes);
 
-    // Stalled past stallMs: dropped, unsubscribed.
-    clock.fireAll();
+    // Stalled past stallMs (30 s): dropped, unsubscribed.
+    await clock.advance(DEFAULT_STALL_MS);
     await eventually('the stalled client is dropped', () => responses[0]!.destroyed && log.subscribers() === 0);
 
     // A client that reads, resuming from the start: every event, in order, through the same limit.
@@ -166,7 +143,7 @@ describe('the event stream', () => {
     const log = createEventLog({ db, logger: silent, retain: 10 });
     const change = (n: number) => ({ revision: `r${n}`, actor: { type: 'api' as const, id: 'key:1' }, source: 'api' as const, keys: [`a.k${n}`] });
     for (let n = 1; n <= 300; n++) log.publish('settings.changed', change(n));
-    const server = createServer((req, res) => streamEvents({ log, req, res, clock: manualClock() }));
+    const server = createServer((req, res) => streamEvents({ log, req, res, clock: createManualClock() }));
     cleanups.push(() => new Promise((resolve) => server.close(resolve)));
     server.on('connection', (socket) => cleanups.push(() => socket.destroy()));
     const url = await listen(server);

@@ -82,7 +82,7 @@ describe('service actions on a manual clock, with fake drivers', () => {
     const actions = createReloadActions({ docker, supervisor: { processInfo: unused } as unknown as SupervisorDriver, logger, stableMs: 500, clock });
     const action: ReloadAction = { kind: 'docker_restart', container: { by: 'name', name: 'web' } };
     const result = await clock.run(actions.reload(action, TIMEOUT));
-    await actions.verify(action, { kind: 'auto' }, result, { timeoutMs: 800 });
+    await actions.verify({ action, health: { kind: 'auto' }, reloadResult: result, timeoutMs: 800 });
     expect(calls).toEqual([
       { step: 'inspect', timeoutMs: 8000 },
       // What the inspect used of the 8 s is gone.
@@ -104,7 +104,7 @@ describe('service actions on a manual clock, with fake drivers', () => {
       const actions = createReloadActions({ docker: {} as DockerDriver, supervisor: {} as SupervisorDriver, logger, clock });
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/health`;
       const start = clock.now();
-      const error = await expectAppError(clock.run(actions.verify({ kind: 'none' }, { kind: 'http', url }, { reloaded: false }, { timeoutMs: 2000 })), 'HEALTH_FAILED');
+      const error = await expectAppError(clock.run(actions.verify({ action: { kind: 'none' }, health: { kind: 'http', url }, reloadResult: { reloaded: false }, timeoutMs: 2000 })), 'HEALTH_FAILED');
       expect(error.details).toContain('not 2xx within 2000 ms');
       expect(gets).toBeGreaterThan(0);
       expect(clock.now() - start).toBe(2000);
@@ -173,7 +173,7 @@ describe.skipIf(SKIP_DOCKERD || SKIP_SUPERVISORD)('service actions against priva
   it('when the action is none, then nothing is reloaded and verify has nothing to do', async () => {
     const result = await actions.reload({ kind: 'none' }, TIMEOUT);
     expect(result).toEqual({ reloaded: false });
-    await actions.verify({ kind: 'none' }, { kind: 'auto' }, result, TIMEOUT);
+    await actions.verify({ action: { kind: 'none' }, health: { kind: 'auto' }, reloadResult: result, ...TIMEOUT });
   });
 
   it('when a container chosen by label is restarted, then "before" holds the old StartedAt and verify sees the new run', async () => {
@@ -181,7 +181,7 @@ describe.skipIf(SKIP_DOCKERD || SKIP_SUPERVISORD)('service actions against priva
     const result = await actions.reload(action, TIMEOUT);
     expect(result.reloaded).toBe(true);
     expect(result.before?.startedAt).toMatch(/^\d{4}-/);
-    await actions.verify(action, { kind: 'auto' }, result, TIMEOUT);
+    await actions.verify({ action, health: { kind: 'auto' }, reloadResult: result, ...TIMEOUT });
     const now = (await docker.getContainer('app-1').inspect()).State.StartedAt;
     expect(startedAtNanos(now)! > startedAtNanos(result.before!.startedAt!)!).toBe(true);
     expect(readFileSync(join(dir, 'app-1', 'starts'), 'utf8')).toBe('started\nstarted\n');
@@ -191,14 +191,14 @@ describe.skipIf(SKIP_DOCKERD || SKIP_SUPERVISORD)('service actions against priva
     const action: ReloadAction = { kind: 'docker_signal', signal: 'HUP', container: app };
     const result = await actions.reload(action, TIMEOUT);
     await eventually('the condition holds', () => existsSync(join(dir, 'app-1', 'hups')));
-    await actions.verify(action, { kind: 'auto' }, result, TIMEOUT);
+    await actions.verify({ action, health: { kind: 'auto' }, reloadResult: result, ...TIMEOUT });
   });
 
   it('when the reload is a docker exec, then its exit code decides', async () => {
     const ok: ReloadAction = { kind: 'docker_exec', container: app, command: ['touch', '/conf/reloaded'] };
     const result = await actions.reload(ok, TIMEOUT);
     expect(existsSync(join(dir, 'app-1', 'reloaded'))).toBe(true);
-    await actions.verify(ok, { kind: 'auto' }, result, TIMEOUT);
+    await actions.verify({ action: ok, health: { kind: 'auto' }, reloadResult: result, ...TIMEOUT });
     const bad = await expectAppError(actions.reload({ kind: 'docker_exec', container: app, command: ['cat', '/conf/missing'] }, TIMEOUT), 'RELOAD_FAILED');
     expect(bad.details).toContain('exit code 1');
     expect(bad.details).toContain('/conf/missing');
@@ -209,7 +209,7 @@ describe.skipIf(SKIP_DOCKERD || SKIP_SUPERVISORD)('service actions against priva
     writeFileSync(join(conf, 'crash'), '');
     const action: ReloadAction = { kind: 'docker_restart', container: { by: 'name', name: 'app-crash' } };
     const result = await actions.reload(action, TIMEOUT);
-    const error = await expectAppError(actions.verify(action, { kind: 'auto' }, result, { timeoutMs: 4000 }), 'HEALTH_FAILED');
+    const error = await expectAppError(actions.verify({ action, health: { kind: 'auto' }, reloadResult: result, timeoutMs: 4000 }), 'HEALTH_FAILED');
     expect(error.details).toContain('exit code 2');
   });
 
@@ -220,7 +220,7 @@ describe.skipIf(SKIP_DOCKERD || SKIP_SUPERVISORD)('service actions against priva
     const result = await actions.reload(action, TIMEOUT);
     expect(result.before?.pid).toBeGreaterThan(0);
     expect(result.before?.start).toBeGreaterThan(0);
-    await actions.verify(action, { kind: 'auto' }, result, TIMEOUT);
+    await actions.verify({ action, health: { kind: 'auto' }, reloadResult: result, ...TIMEOUT });
     expect(readFileSync(join(progDir, 'seen'), 'utf8')).toBe('two\n');
   });
 
@@ -228,13 +228,13 @@ describe.skipIf(SKIP_DOCKERD || SKIP_SUPERVISORD)('service actions against priva
     const action: ReloadAction = { kind: 'supervisor_signal', signal: 'HUP', program: 'svc' };
     const result = await actions.reload(action, TIMEOUT);
     await eventually('the condition holds', () => existsSync(join(dir, 'prog', 'hups')));
-    await actions.verify(action, { kind: 'auto' }, result, TIMEOUT);
+    await actions.verify({ action, health: { kind: 'auto' }, reloadResult: result, ...TIMEOUT });
   });
 
   it('when a restarted program dies inside the stability window, then verify throws HEALTH_FAILED', async () => {
     const action: ReloadAction = { kind: 'supervisor_restart', program: 'dies' };
     const result = await actions.reload(action, TIMEOUT);
-    const error = await expectAppError(actions.verify(action, { kind: 'auto' }, result, { timeoutMs: 3000 }), 'HEALTH_FAILED');
+    const error = await expectAppError(actions.verify({ action, health: { kind: 'auto' }, reloadResult: result, timeoutMs: 3000 }), 'HEALTH_FAILED');
     expect(error.details).toContain('EXITED');
   });
 
@@ -243,16 +243,16 @@ describe.skipIf(SKIP_DOCKERD || SKIP_SUPERVISORD)('service actions against priva
     const result = await actions.reload(action, TIMEOUT);
     expect(result).toEqual({ reloaded: true });
     expect(hookPosts).toBe(1);
-    await actions.verify(action, { kind: 'auto' }, result, TIMEOUT);
-    await actions.verify(action, { kind: 'http', url: `${hookBase}/health` }, result, TIMEOUT);
-    await expectAppError(actions.verify(action, { kind: 'http', url: `${hookBase}/broken` }, result, { timeoutMs: 500 }), 'HEALTH_FAILED');
+    await actions.verify({ action, health: { kind: 'auto' }, reloadResult: result, ...TIMEOUT });
+    await actions.verify({ action, health: { kind: 'http', url: `${hookBase}/health` }, reloadResult: result, ...TIMEOUT });
+    await expectAppError(actions.verify({ action, health: { kind: 'http', url: `${hookBase}/broken` }, reloadResult: result, timeoutMs: 500 }), 'HEALTH_FAILED');
     await expectAppError(actions.reload({ kind: 'http', method: 'POST', url: `${hookBase}/broken` }, TIMEOUT), 'RELOAD_FAILED');
   });
 
   it('when health is none, then verify does not even look at the service', async () => {
     const gone: ReloadAction = { kind: 'docker_restart', container: { by: 'name', name: 'never-created' } };
-    await actions.verify(gone, { kind: 'none' }, { reloaded: true }, TIMEOUT);
-    await expectAppError(actions.verify(gone, { kind: 'auto' }, { reloaded: true }, { timeoutMs: 1000 }), 'HEALTH_FAILED');
+    await actions.verify({ action: gone, health: { kind: 'none' }, reloadResult: { reloaded: true }, ...TIMEOUT });
+    await expectAppError(actions.verify({ action: gone, health: { kind: 'auto' }, reloadResult: { reloaded: true }, timeoutMs: 1000 }), 'HEALTH_FAILED');
   });
 
   it('when an engine is unreachable, then reload says SERVICE_UNREACHABLE and verify HEALTH_FAILED', async () => {
@@ -263,7 +263,7 @@ describe.skipIf(SKIP_DOCKERD || SKIP_SUPERVISORD)('service actions against priva
     });
     await expectAppError(offline.reload({ kind: 'docker_restart', container: app }, TIMEOUT), 'SERVICE_UNREACHABLE');
     await expectAppError(offline.reload({ kind: 'supervisor_restart', program: 'svc' }, TIMEOUT), 'SERVICE_UNREACHABLE');
-    const error = await expectAppError(offline.verify({ kind: 'supervisor_signal', signal: 'HUP', program: 'svc' }, { kind: 'auto' }, { reloaded: true }, TIMEOUT), 'HEALTH_FAILED');
+    const error = await expectAppError(offline.verify({ action: { kind: 'supervisor_signal', signal: 'HUP', program: 'svc' }, health: { kind: 'auto' }, reloadResult: { reloaded: true }, ...TIMEOUT }), 'HEALTH_FAILED');
     expect(error.details).toContain('SERVICE_UNREACHABLE');
   });
 

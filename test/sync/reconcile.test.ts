@@ -46,7 +46,7 @@ function fakeActions(script: { failReload?: Record<string, AppError>; failVerify
       if (error) throw error;
       return { reloaded: true };
     },
-    async verify(action) {
+    async verify({ action }) {
       const name = actions.describe(action);
       calls.push(`verify ${name}`);
       const queue = script.failVerify?.[name];

@@ -111,7 +111,7 @@ describe('sync loop', () => {
     expect(messages.find((m) => m.type === 'rollback_config')).toMatchObject({ text: good });
     await syncLoop.onChange();
     expect(requests.length).toBe(2);
-    await syncLoop.reconcileNow('req-1', false);
+    await syncLoop.reconcileNow({ requestId: 'req-1', force: false });
     expect(requests.length).toBe(3);
     writeFileSync(configPath, '[cockpit]\nport = 9092\n');
     await syncLoop.onChange();
@@ -309,7 +309,7 @@ describe('sync loop with plain text secrets', () => {
   it('when a reload is asked for while plain text waits to be sealed, then it is answered as not yet valid and nothing runs', async () => {
     const { syncLoop, messages, requests } = loop([], { keyring });
     writeFileSync(configPath, '[gitea]\nuser_pwd = Typed-Pass-5\n');
-    await syncLoop.reconcileNow('req-1', true);
+    await syncLoop.reconcileNow({ requestId: 'req-1', force: true });
     expect(requests).toHaveLength(0);
     expect(messages.find((m) => m.type === 'source_invalid')).toMatchObject({ requestId: 'req-1', revision: '', error: { details: expect.stringContaining('being sealed') } });
     await syncLoop.stop();
