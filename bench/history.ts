@@ -484,8 +484,8 @@ async function measure(dataDir: string, recorderDir: string) {
 
   const confhub = await startConfhub(dataDir, '/readyz', 60_000);
   const api = createApi(confhub.base, confhub.apiKey);
-  let historyApi;
-  let changes;
+  let historyApi: Awaited<ReturnType<typeof measureHistoryApi>>;
+  let changes: Awaited<ReturnType<typeof measureChanges>>;
   try {
     historyApi = await measureHistoryApi(api, confhub, git, built.head);
     changes = await measureChanges(api, confhub, join(dataDir, TARGET.output), Date.now().toString(36));

@@ -431,7 +431,13 @@ async function measure(dataDir: string) {
     runTag: Date.now().toString(36),
     rssTrace: [],
   };
-  let runs;
+  let runs: {
+    api: Awaited<ReturnType<typeof fileScenario>>;
+    hand: Awaited<ReturnType<typeof fileScenario>>;
+    pid: Awaited<ReturnType<typeof pidScenario>>;
+    noop: Awaited<ReturnType<typeof noopScenario>>;
+    idle: Awaited<ReturnType<typeof idleScenario>>;
+  };
   try {
     if (readFileSync(paths.fileOutput, 'utf8') !== 'value = start\n') throw new Error('the first reconcile did not write the file target');
     const first = await supervisor.processInfo(PROGRAM);

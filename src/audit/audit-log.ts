@@ -72,7 +72,7 @@ const MAX_TEXT = 1024;
 /** Stored strings are bounded and free of control characters (they come from request headers). */
 function clean(text: string | null | undefined): string | null {
   if (text === undefined || text === null) return null;
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what it is for.
   const visible = text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '?');
   return visible.length > MAX_TEXT ? `${visible.slice(0, MAX_TEXT)}…` : visible;
 }

@@ -22,6 +22,7 @@ export type NginxQuoting = { readonly ok: true; readonly text: string } | { read
 export function quoteNginxToken(value: string): NginxQuoting {
   if (value.includes('$')) return { ok: false, problem: 'holds "$", which nginx reads as a variable' };
   if (/[\n\r]/.test(value)) return { ok: false, problem: 'holds a line break' };
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what it is for.
   if (/[\0-\x08\x0b\x0c\x0e-\x1f\x7f]/.test(value)) return { ok: false, problem: 'holds a control character' };
   if (hasLoneSurrogate(value)) return { ok: false, problem: LONE_SURROGATE_PROBLEM };
   if (value !== '' && !/[\s;{}"'#\\]/.test(value)) return { ok: true, text: value };
@@ -74,7 +75,7 @@ export function readNginxDirectives(text: string): string[][] {
   let i = 0;
   let line = 1;
   const space = (c: string | undefined): boolean => c === ' ' || c === '\t' || c === '\r' || c === '\n';
-  const unescape = (raw: string): string =>
+  const unquote = (raw: string): string =>
     raw.replace(/\\(.)/gs, (all, c: string) => {
       if (c === '"' || c === "'" || c === '\\') return c;
       if (c === 't') return '\t';
@@ -107,14 +108,14 @@ export function readNginxDirectives(text: string): string[][] {
       if (j >= text.length) throw new Error(`line ${line}: unterminated quoted string`);
       const after = text[j + 1];
       if (after !== ';' && !space(after)) throw new Error(`line ${line}: unexpected character after a quoted string`);
-      words.push(unescape(text.slice(i + 1, j)));
+      words.push(unquote(text.slice(i + 1, j)));
       line += text.slice(i, j).split('\n').length - 1;
       i = j + 1;
       continue;
     }
     let j = i;
     while (j < text.length && !space(text[j]) && text[j] !== ';' && text[j] !== '{') j += text[j] === '\\' ? 2 : 1;
-    words.push(unescape(text.slice(i, Math.min(j, text.length))));
+    words.push(unquote(text.slice(i, Math.min(j, text.length))));
     i = j;
   }
   if (words.length > 0) throw new Error(`line ${line}: unexpected end of file, expecting ";"`);

@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import type { AuditLog, AuditRecord } from '../audit/audit-log.js';
 import type { Actor, RevisionSource } from '../core/actor.js';
 import { AppError, isAppError, type FieldIssue } from '../core/errors.js';
-import { stageFile } from '../fs/atomic-write.js';
+import { stageFile, type StagedFile } from '../fs/atomic-write.js';
 import { parseIni, type IniDocument } from '../ini/document.js';
 import type { Keyring } from '../secrets/secret-box.js';
 import { applyStoredChanges, openDocument, resealDocument, unreadableError, type OpenedDocument } from '../secrets/sealed-document.js';
@@ -201,7 +201,7 @@ export function createIniFileReader({ path, label, schema, keyring, racyWindowMs
     read(): Snapshot {
       const stat = statSync(path, { bigint: true, throwIfNoEntry: false });
       if (!stat) throw missing(label);
-      if (cache && cache.trusted && sameFile(cache.stat, stat)) return cache.snapshot;
+      if (cache?.trusted && sameFile(cache.stat, stat)) return cache.snapshot;
       let bytes: Buffer;
       try {
         bytes = readFileSync(path);
@@ -447,7 +447,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       }
       let announced: RevisionAnnouncement | undefined;
       if (working.text !== base.text) {
-        let staged;
+        let staged: StagedFile | undefined;
         try {
           staged = await stageFile(path, working.text);
           const onDisk = await readFile(path).catch(() => undefined);

@@ -18,7 +18,7 @@ import type { ReloadResult, ReloadActions } from '../reload/reload-actions.js';
 import type { RenderInput, RenderSection } from '../render/types.js';
 import type { HealthCheck, TargetSpec } from '../targets/target-spec.js';
 import { reloadKey } from '../targets/target-spec.js';
-import type { ReconcileResult, RevisionOutcome, TargetOutcome, TargetState, UsedWriteMode } from '../targets/outcome.js';
+import type { ReconcileResult, RevisionOutcome, TargetState, UsedWriteMode } from '../targets/outcome.js';
 import { differs, readPrevious, restorePrevious, stageTarget, type PreviousFile, type StagedTarget } from './target-writer.js';
 
 export interface ReconcileRequest {

@@ -11,7 +11,7 @@
  *
  * The previous content is kept so a failed reload can put it back.
  */
-import { constants } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { AppError } from '../core/errors.js';
@@ -28,7 +28,7 @@ export type PreviousFile = { readonly exists: false } | { readonly exists: true;
  * symlink there to make confhub (often root) write elsewhere: anything but a regular file is refused.
  */
 export async function readPrevious(path: string): Promise<PreviousFile> {
-  let info;
+  let info: Stats;
   try {
     info = await lstat(path);
   } catch (error) {

@@ -144,7 +144,7 @@ describe('history writer', () => {
   it('when the summary holds newlines and trailer-like lines, then it is flattened to one line and cannot add trailers', async () => {
     const { git, writer, reader } = newRepo();
     await writer.open();
-    const summary = 'gitea changed\nConfhub-Source: cli\r\nConfhub-Change: +evil.key\u2028Confhub-Actor: system:root\n\n' + 'x'.repeat(300);
+    const summary = `gitea changed\nConfhub-Source: cli\r\nConfhub-Change: +evil.key\u2028Confhub-Actor: system:root\n\n${'x'.repeat(300)}`;
     const commit = await writer.commit(input('[a]\nb = 1\n', { summary, changes: [{ key: 'a.b', change: 'added' }] }));
     const entry = await reader.get(commit!);
     expect(entry.source).toBe('api');

@@ -29,7 +29,7 @@ function expectErrorShape(body: unknown, code: string): void {
   expect(body).toMatchObject({ code, message: expect.any(String), details: expect.any(String) });
 }
 
-function valueOf(text: string, section: string, key: string): string | undefined {
+function valueAt(text: string, section: string, key: string): string | undefined {
   return parseIni(text).byName.get(section)?.byKey.get(key)?.value;
 }
 
@@ -184,7 +184,7 @@ describe('legacy single-key update', () => {
     h.writeConfig(h.readConfig().replace('ssl_key =\n', ''));
     const res = await put('/api/settings/nginx_proxy_manager?key=ssl_key&value=/etc/ssl/private/console.key');
     expect(res.status).toBe(200);
-    expect(valueOf(h.readConfig(), 'nginx_proxy_manager', 'ssl_key')).toBe('/etc/ssl/private/console.key');
+    expect(valueAt(h.readConfig(), 'nginx_proxy_manager', 'ssl_key')).toBe('/etc/ssl/private/console.key');
   });
 });
 
@@ -193,7 +193,7 @@ describe('batch updates', () => {
     const res = await put('/api/v1/settings/nginx_proxy_manager').send({ listen_port: 9443, nike_name: 'boss' });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ listen_port: 9443, nike_name: 'boss' });
-    expect(valueOf(h.readConfig(), 'nginx_proxy_manager', 'listen_port')).toBe('9443');
+    expect(valueAt(h.readConfig(), 'nginx_proxy_manager', 'listen_port')).toBe('9443');
   });
 
   it('when one key of a batch is invalid, then nothing is written and every failing field is listed', async () => {
@@ -259,7 +259,7 @@ describe('whole-config validation', () => {
   it('when a strong password is set, then it is stored sealed and read back in plain text', async () => {
     const res = await put('/api/v1/settings/portainer?key=user_pwd&value=Kx9%23mP2%3Bq%60Lw7');
     expect(res.status).toBe(200);
-    expect(valueOf(h.readConfig(), 'portainer', 'user_pwd')).toMatch(/^enc:v1:[0-9a-f]{8}:[A-Za-z0-9_-]+$/);
+    expect(valueAt(h.readConfig(), 'portainer', 'user_pwd')).toMatch(/^enc:v1:[0-9a-f]{8}:[A-Za-z0-9_-]+$/);
     expect(h.readConfig()).not.toContain('Kx9#mP2;q`Lw7');
     expect((await get('/api/v1/settings/portainer/user_pwd')).body).toEqual({ user_pwd: 'Kx9#mP2;q`Lw7' });
   });
@@ -304,8 +304,8 @@ describe('optimistic concurrency', () => {
     await put('/api/v1/settings/portainer?key=user_name&value=api-two');
     const text = h.readConfig();
     expect(text).toContain('# edited by hand\nport = 9099');
-    expect(valueOf(text, 'gitea', 'user_name')).toBe('api-one');
-    expect(valueOf(text, 'portainer', 'user_name')).toBe('api-two');
+    expect(valueAt(text, 'gitea', 'user_name')).toBe('api-one');
+    expect(valueAt(text, 'portainer', 'user_name')).toBe('api-two');
   });
 });
 
@@ -501,7 +501,7 @@ describe('secrets at rest', () => {
     expect((await get('/api/v1/settings/gitea/user_pwd')).body).toEqual({ user_pwd: 'Hand-Typed-Pass-1' });
     expect((await put('/api/v1/settings/cockpit?key=port&value=9094')).status).toBe(200);
     expect(h.readConfig()).not.toContain('Hand-Typed-Pass-1');
-    expect(valueOf(h.readConfig(), 'gitea', 'user_pwd')).toMatch(/^enc:v1:/);
+    expect(valueAt(h.readConfig(), 'gitea', 'user_pwd')).toMatch(/^enc:v1:/);
     expect((await get('/api/v1/settings/gitea/user_pwd')).body).toEqual({ user_pwd: 'Hand-Typed-Pass-1' });
     const audit = await get('/api/v1/audit?section=gitea&limit=1');
     expect(audit.body.entries[0]).toMatchObject({ action: 'settings.seal', key: 'user_pwd', actor: { type: 'system', id: 'seal' }, oldValue: '******', newValue: '******' });
@@ -515,7 +515,7 @@ describe('secrets at rest', () => {
 
   it('when a sealed value in config.ini was tampered with, then reads and other writes answer SECRET_UNREADABLE naming the key, and setting that value again repairs it', async () => {
     await get('/api/v1/settings');
-    const sealed = valueOf(h.readConfig(), 'portainer', 'user_pwd')!;
+    const sealed = valueAt(h.readConfig(), 'portainer', 'user_pwd')!;
     const flipped = `${sealed.slice(0, -2)}${sealed.endsWith('AA') ? 'BB' : 'AA'}`;
     const tampered = h.readConfig().replace(sealed, flipped);
     h.writeConfig(tampered);
@@ -532,7 +532,7 @@ describe('secrets at rest', () => {
   });
 
   it('when a value does not open and another was typed in plain text, then a refused write writes nothing, seals nothing and reads stay refused', async () => {
-    const sealed = valueOf(h.readConfig(), 'portainer', 'user_pwd')!;
+    const sealed = valueAt(h.readConfig(), 'portainer', 'user_pwd')!;
     const broken = h
       .readConfig()
       .replace(sealed, `${sealed.slice(0, -2)}${sealed.endsWith('AA') ? 'BB' : 'AA'}`)
@@ -575,7 +575,7 @@ describe('audit log', () => {
     await request(h.app).put('/api/v1/settings/gitea?key=user_name&value=intruder').set('x-api-key', 'wrong');
     const res = await get('/api/v1/audit?limit=10');
     expect(res.status).toBe(200);
-    const entries = res.body.entries as Record<string, any>[];
+    const entries = res.body.entries as (Record<string, unknown> & { actor: { id: string } })[];
     const pwd = entries.find((e) => e.key === 'user_pwd')!;
     expect(pwd).toMatchObject({ section: 'gitea', oldValue: '******', newValue: '******', result: 'applied' });
     expect(pwd.actor).toMatchObject({ type: 'api', userAgent: 'audit-test', requestId: 'req-123', remoteAddress: expect.any(String) });

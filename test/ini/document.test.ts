@@ -32,7 +32,7 @@ function syntaxLine(text: string): unknown {
   return syntaxErrorOf(text).data.line;
 }
 
-function valueOf(text: string, section: string, key: string): string | undefined {
+function valueAt(text: string, section: string, key: string): string | undefined {
   return getEntry(parseIni(text), section, key)?.value;
 }
 
@@ -73,8 +73,8 @@ describe('parseIni: entries and sections', () => {
   });
 
   it('when a value contains "%", then it is literal (no interpolation)', () => {
-    expect(valueOf('[s]\np = 100%\nq = %(home)s/x\n', 's', 'q')).toBe('%(home)s/x');
-    expect(valueOf('[s]\np = 100%\n', 's', 'p')).toBe('100%');
+    expect(valueAt('[s]\np = 100%\nq = %(home)s/x\n', 's', 'q')).toBe('%(home)s/x');
+    expect(valueAt('[s]\np = 100%\n', 's', 'p')).toBe('100%');
   });
 
   it('when keys are looked up in another case, then they match, and the entry keeps the spelling of the file', () => {
@@ -102,8 +102,8 @@ describe('parseIni: entries and sections', () => {
   });
 
   it('when a key has an empty value, then the value is the empty string', () => {
-    expect(valueOf('[s]\na =\nb=   \n', 's', 'a')).toBe('');
-    expect(valueOf('[s]\na =\nb=   \n', 's', 'b')).toBe('');
+    expect(valueAt('[s]\na =\nb=   \n', 's', 'a')).toBe('');
+    expect(valueAt('[s]\na =\nb=   \n', 's', 'b')).toBe('');
   });
 
   it('when key lines are indented equally, then each is its own key, including the first one after the header', () => {
@@ -158,11 +158,11 @@ describe('parseIni: multi-line values', () => {
   });
 
   it('when the first line of a value is empty, then the value starts with a line break', () => {
-    expect(valueOf('[s]\nv =\n  a\n  b\n', 's', 'v')).toBe('\na\nb');
+    expect(valueAt('[s]\nv =\n  a\n  b\n', 's', 'v')).toBe('\na\nb');
   });
 
   it('when a deeper-indented line looks like a header or a key, then it is still part of the value', () => {
-    expect(valueOf('[s]\nv = a\n  [other]\n  k = x\n', 's', 'v')).toBe('a\n[other]\nk = x');
+    expect(valueAt('[s]\nv = a\n  [other]\n  k = x\n', 's', 'v')).toBe('a\n[other]\nk = x');
   });
 
   it('when a line directly after a header is indented, then it is a key, not a continuation', () => {
@@ -268,8 +268,8 @@ describe('applyIniChanges: editing existing entries', () => {
   it('when a value becomes multi-line, then it is written as tab-indented continuation lines deeper than the key', () => {
     const out = applyIniChanges(parseIni('[s]\n  list = a\n  next = 1\n'), [{ section: 's', key: 'list', value: 'a\n\nb' }]);
     expect(out).toBe('[s]\n  list = a\n  \t\n  \tb\n  next = 1\n');
-    expect(valueOf(out, 's', 'list')).toBe('a\n\nb');
-    expect(valueOf(out, 's', 'next')).toBe('1');
+    expect(valueAt(out, 's', 'list')).toBe('a\n\nb');
+    expect(valueAt(out, 's', 'next')).toBe('1');
   });
 
   it('when a multi-line value becomes single-line, then its continuation and inner comment lines go, trailing blanks and later comments stay', () => {
@@ -442,7 +442,7 @@ describe('unrepresentableReason', () => {
     for (const value of [' a', 'a\t', 'a\n b', 'a\n#b', 'a\n;b', 'a\n', 'a\n\u3000']) {
       expect(unrepresentableReason(value)).toEqual(expect.any(String));
       const out = applyIniChanges(parseIni('[s]\nk = 1\n'), [{ section: 's', key: 'k', value }]);
-      expect(valueOf(out, 's', 'k')).not.toBe(value);
+      expect(valueAt(out, 's', 'k')).not.toBe(value);
     }
   });
 });

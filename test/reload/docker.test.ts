@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/log.js';
 import { createDockerDriver, OUTPUT_LIMIT_BYTES, startedAtNanos, type DockerDriver } from '../../src/reload/docker.js';
 import type { ContainerRef } from '../../src/targets/target-spec.js';

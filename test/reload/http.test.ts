@@ -4,7 +4,6 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppError } from '../../src/core/errors.js';
 import { safeUrl } from '../../src/core/safe-url.js';
 import { postReload, probeHealth } from '../../src/reload/http.js';
 import { createManualClock } from '../support/manual-clock.js';

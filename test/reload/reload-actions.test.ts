@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/log.js';
 import { sleep } from '../../src/core/clock.js';
 import { createDockerDriver, startedAtNanos, type ContainerState, type DockerDriver } from '../../src/reload/docker.js';
@@ -17,7 +16,7 @@ import { checkArgv, createReloadActions, firstLines, type ReloadActions } from '
 import { describeAction } from '../../src/targets/target-spec.js';
 import { createSupervisorDriver, type SupervisorDriver } from '../../src/reload/supervisor.js';
 import type { ContainerRef, ReloadAction } from '../../src/targets/target-spec.js';
-import { BUSYBOX_IMAGE, ensureBusyboxImage, SKIP_DOCKERD, SKIP_SUPERVISORD, startDockerd, startSupervisord, type PrivateDockerd, type PrivateSupervisord, runBusybox } from '../support/engines.js';
+import { ensureBusyboxImage, SKIP_DOCKERD, SKIP_SUPERVISORD, startDockerd, startSupervisord, type PrivateDockerd, type PrivateSupervisord, runBusybox } from '../support/engines.js';
 import { createManualClock } from '../support/manual-clock.js';
 import { eventually, expectAppError } from '../support/wait.js';
 

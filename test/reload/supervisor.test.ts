@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/log.js';
 import { createSupervisorDriver, type SupervisorDriver } from '../../src/reload/supervisor.js';
 import { SKIP_SUPERVISORD, startSupervisord, type PrivateSupervisord } from '../support/engines.js';

@@ -242,7 +242,7 @@ export async function ensureBusyboxImage(socketPath: string): Promise<string> {
     mkdirSync(join(root, 'etc'));
     copyFileSync(BUSYBOX_BINARY, join(root, 'bin', 'busybox'));
     const applets = await new Promise<string[]>((resolve, reject) =>
-      execFile(BUSYBOX_BINARY, ['--list'], (error, stdout) => (error ? reject(error) : resolve(stdout.split('\n').filter((a) => /^[a-z0-9_.[\-]+$/.test(a))))),
+      execFile(BUSYBOX_BINARY, ['--list'], (error, stdout) => (error ? reject(error) : resolve(stdout.split('\n').filter((a) => /^[a-z0-9_.[-]+$/.test(a))))),
     );
     for (const applet of applets) {
       if (applet === 'busybox') continue;

@@ -32,8 +32,7 @@ export function connectSse(url: string, headers: Record<string, string>): Promis
       let buffer = '';
       res.on('data', (chunk: string) => {
         buffer += chunk;
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
+        for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
           const block = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
           const frame: SseFrame = { event: 'message', data: '' };
