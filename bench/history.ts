@@ -165,7 +165,7 @@ async function writeLongHistory(git: HistoryReaderDeps, finalText: string, keyri
   await runGit(git, ['fast-import', '--quiet'], { stdin: stream.join(''), timeoutMs: 300_000 });
   const head = (await runGit(git, ['rev-parse', '--verify', HISTORY_BRANCH])).stdout.trim();
   const reader = createHistoryReader(git);
-  if ((await reader.contentAt(head)) !== finalText) throw new Error('the long history\'s HEAD does not hold the config.ini the server starts with');
+  if ((await reader.contentAt(head)) !== finalText) throw new Error("the long history's HEAD does not hold the config.ini the server starts with");
   return { head, ms: performance.now() - started };
 }
 
@@ -214,7 +214,8 @@ async function measureWorkerCommits(dir: string, configText: string, keyring: Ke
     const started = performance.now();
     const commit = await recorder.record(revision, { actor: API_ACTOR, source: 'api' });
     recordMs.push(performance.now() - started);
-    if (commit === null || recorder.status().head !== commit) throw new Error(`revision ${i} was not committed: ${JSON.stringify(recorder.status().lastError)}`);
+    if (commit === null || recorder.status().head !== commit)
+      throw new Error(`revision ${i} was not committed: ${JSON.stringify(recorder.status().lastError)}`);
     if ((i + 1) % 100 === 0) log(`worker commits: ${i + 1}/${COMMITS}`);
   }
   const cpu = cpuShares(cpuBefore, cpuSample());
@@ -330,12 +331,19 @@ const listCheck = (body: string): string | null => {
 
 async function measureHistoryApi(api: Api, confhub: Confhub, git: HistoryReaderDeps, head: string) {
   const first = JSON.parse((await api.ok('GET', `/api/v1/settings/history?limit=${PAGE}`)).body) as { commits: { id: string }[] };
-  if (first.commits[0]?.id !== head) throw new Error(`the server's newest commit is ${first.commits[0]?.id}, not the long history's HEAD ${head}: the worker committed at start`);
+  if (first.commits[0]?.id !== head)
+    throw new Error(`the server's newest commit is ${first.commits[0]?.id}, not the long history's HEAD ${head}: the worker committed at start`);
   const deep = (await runGit(git, ['rev-parse', '--verify', `${HISTORY_BRANCH}~${BEFORE_DEPTH}`])).stdout.trim();
   const shown = (await runGit(git, ['rev-parse', '--verify', `${HISTORY_BRANCH}~${SHOW_DEPTH}`])).stdout.trim();
   const requests = [
     await measureGets(api, confhub, `GET /history?limit=${PAGE}`, `/api/v1/settings/history?limit=${PAGE}`, listCheck),
-    await measureGets(api, confhub, `GET /history?limit=${PAGE}&before=<commit ${BEFORE_DEPTH} deep>`, `/api/v1/settings/history?limit=${PAGE}&before=${deep}`, listCheck),
+    await measureGets(
+      api,
+      confhub,
+      `GET /history?limit=${PAGE}&before=<commit ${BEFORE_DEPTH} deep>`,
+      `/api/v1/settings/history?limit=${PAGE}&before=${deep}`,
+      listCheck,
+    ),
     await measureGets(api, confhub, `GET /history/<commit ${SHOW_DEPTH} deep> (with its diffs)`, `/api/v1/settings/history/${shown}`, (body) => {
       const commit = JSON.parse(body) as { id: string; unified: string; changes: { key: string }[] };
       const ok = commit.id === shown && commit.unified.includes(KEY) && commit.changes.some((c) => c.key === `${SECTION}.${KEY}`);
@@ -373,7 +381,8 @@ async function waitedChange(api: Api, outputPath: string, value: string, method:
   };
   const commit = body.sync.commit;
   if (!commit || !/^[0-9a-f]{40}$/.test(commit)) throw new Error(`${method} ${path} answered no commit: ${answer.body.slice(0, 300)}`);
-  if (!new RegExp(`^${KEY}\\s*=\\s*${value}$`, 'm').test(readFileSync(outputPath, 'utf8'))) throw new Error(`${method} ${path}: the target file does not hold ${KEY} = ${value}`);
+  if (!new RegExp(`^${KEY}\\s*=\\s*${value}$`, 'm').test(readFileSync(outputPath, 'utf8')))
+    throw new Error(`${method} ${path}: the target file does not hold ${KEY} = ${value}`);
   return {
     ms: answer.ms,
     startedWall: answer.startedWall,
@@ -563,7 +572,14 @@ function markdown(r: Report): string {
   const rb = r.rollback.breakdown;
   const pb = r.putBaseline.breakdown;
   const ms = (s: Summary): string[] => [fmt(s.p50, 2), fmt(s.p99, 2), fmt(s.max, 2)];
-  const sizeRow = (state: string, commits: number, s: RepositorySize) => [state, commits.toLocaleString('en-US'), kib(s.diskKiB), s.looseObjects, s.packs, kib(s.packKiB)];
+  const sizeRow = (state: string, commits: number, s: RepositorySize) => [
+    state,
+    commits.toLocaleString('en-US'),
+    kib(s.diskKiB),
+    s.looseObjects,
+    s.packs,
+    kib(s.packKiB),
+  ];
   return [
     `### History benchmark (${r.date.slice(0, 10)}, Node ${r.machine.node}, ${r.machine.cpuCount} × ${r.machine.cpuModel})`,
     '',
@@ -573,16 +589,12 @@ function markdown(r: Report): string {
     `**Worker commits**: createRevisionRecorder over createHistoryWriter, as the sync worker builds them, in the bench process; ${w.commits} revisions back to back ` +
       `(parse and open of each revision not counted): **${fmt(w.commitsPerSecond)} commits/s**.`,
     '',
-    ...markdownTable(
-      ['Per commit', 'p50 (ms)', 'p99 (ms)', 'max (ms)'],
-      'lrrr',
-      [
-        ['recorder.record (key diff, commit, gc check)', ...ms(w.recordMs)],
-        ['writer.commit (5 git processes)', ...ms(w.writerCommitMs)],
-        ['writer.gcIfNeeded', ...ms(w.gcIfNeededMs)],
-        ['one git process doing nothing (`git version`, 100 runs)', ...ms(w.gitProcessMs)],
-      ],
-    ),
+    ...markdownTable(['Per commit', 'p50 (ms)', 'p99 (ms)', 'max (ms)'], 'lrrr', [
+      ['recorder.record (key diff, commit, gc check)', ...ms(w.recordMs)],
+      ['writer.commit (5 git processes)', ...ms(w.writerCommitMs)],
+      ['writer.gcIfNeeded', ...ms(w.gcIfNeededMs)],
+      ['one git process doing nothing (`git version`, 100 runs)', ...ms(w.gitProcessMs)],
+    ]),
     '',
     `The writer runs \`git gc --auto\` after every ${WRITER_GC_EVERY} commits` +
       (w.gcAutoRuns.length === 0
@@ -591,46 +603,34 @@ function markdown(r: Report): string {
     '',
     `**History API with ${r.longHistory.commits.toLocaleString('en-US')} commits** (git fast-import, then git gc), one request at a time after ${r.settings.warmupRequests} warm-up requests:`,
     '',
-    ...markdownTable(
-      ['Request', 'requests', 'p50 (ms)', 'p99 (ms)', 'max (ms)', 'body (bytes)'],
-      'lrrrrr',
-      [
-        ...r.historyApi.requests.map((q) => [q.name, q.requests, ...ms(q.latencyMs), q.bodyBytes]),
-        [`reader.list({limit: ${PAGE}}) in the bench process (git log + parse only)`, r.settings.requests, ...ms(r.historyApi.readerListMs), ''],
-      ],
-    ),
+    ...markdownTable(['Request', 'requests', 'p50 (ms)', 'p99 (ms)', 'max (ms)', 'body (bytes)'], 'lrrrrr', [
+      ...r.historyApi.requests.map((q) => [q.name, q.requests, ...ms(q.latencyMs), q.bodyBytes]),
+      [`reader.list({limit: ${PAGE}}) in the bench process (git log + parse only)`, r.settings.requests, ...ms(r.historyApi.readerListMs), ''],
+    ]),
     '',
     `**Rollback end to end**: POST /api/v1/settings/rollback?wait=true, ${r.rollback.count} times alternating between two commits, then ${r.putBaseline.count} PUTs ` +
       `?wait=true making the same changes (baseline); debounce_min_ms = ${r.settings.sync.debounce_min_ms}, one ini target (reload none). ` +
       `Applied: ${r.rollback.outcomes.applied ?? 0}/${r.rollback.count} rollbacks, ${r.putBaseline.outcomes.applied ?? 0}/${r.putBaseline.count} PUTs.`,
     '',
-    ...markdownTable(
-      ['?wait=true change', 'rollback p50 (ms)', 'p99', 'max', 'PUT p50 (ms)', 'p99', 'max'],
-      'lrrrrrr',
-      [
-        ['request → answer', ...ms(r.rollback.latencyMs), ...ms(r.putBaseline.latencyMs)],
-        ["request → worker's run starts (main thread, write, debounce, read, validate)", ...ms(rb.requestToRunStartMs), ...ms(pb.requestToRunStartMs)],
-        ['run (render and write the target, while git commits; ends when both are done)', ...ms(rb.runMs), ...ms(pb.runMs)],
-        ['run end → answer', ...ms(rb.runEndToAnswerMs), ...ms(pb.runEndToAnswerMs)],
-      ],
-    ),
+    ...markdownTable(['?wait=true change', 'rollback p50 (ms)', 'p99', 'max', 'PUT p50 (ms)', 'p99', 'max'], 'lrrrrrr', [
+      ['request → answer', ...ms(r.rollback.latencyMs), ...ms(r.putBaseline.latencyMs)],
+      ["request → worker's run starts (main thread, write, debounce, read, validate)", ...ms(rb.requestToRunStartMs), ...ms(pb.requestToRunStartMs)],
+      ['run (render and write the target, while git commits; ends when both are done)', ...ms(rb.runMs), ...ms(pb.runMs)],
+      ['run end → answer', ...ms(rb.runEndToAnswerMs), ...ms(pb.runEndToAnswerMs)],
+    ]),
     '',
     '**Repository size**',
     '',
-    ...markdownTable(
-      ['history.git', 'commits', 'du', 'loose objects', 'packs', 'pack size'],
-      'lrrrrr',
-      [
-        sizeRow('written by the worker (scenario 1)', w.repository.commits, w.repository),
-        sizeRow('written by git fast-import', r.longHistory.commits, r.longHistory.afterFastImport),
-        sizeRow(`after git gc (${fmt(r.longHistory.gcMs / 1000, 1)} s)`, r.longHistory.commits, r.longHistory.afterGc),
-      ],
-    ),
+    ...markdownTable(['history.git', 'commits', 'du', 'loose objects', 'packs', 'pack size'], 'lrrrrr', [
+      sizeRow('written by the worker (scenario 1)', w.repository.commits, w.repository),
+      sizeRow('written by git fast-import', r.longHistory.commits, r.longHistory.afterFastImport),
+      sizeRow(`after git gc (${fmt(r.longHistory.gcMs / 1000, 1)} s)`, r.longHistory.commits, r.longHistory.afterGc),
+    ]),
     '',
     ...disturbedNote(r.disturbed),
     ...budgetTable(r.budgets),
     '',
-    'Times are from this process: a request until its whole body arrived. The change breakdowns join confhub\'s sync_runs (wall clock, whole milliseconds).',
+    "Times are from this process: a request until its whole body arrived. The change breakdowns join confhub's sync_runs (wall clock, whole milliseconds).",
   ].join('\n');
 }
 
@@ -646,7 +646,9 @@ async function main(): Promise<void> {
   writeResults(RESULTS_PATH, report, markdown(report), [dataDir, recorderDir]);
   if (report.disturbed.length > 0) log('warning: other processes used CPU during some measurements; see the "Disturbed run" line');
   if (!report.valid) {
-    log(`INVALID RUN: not every change was applied (rollbacks ${JSON.stringify(report.rollback.outcomes)}, PUTs ${JSON.stringify(report.putBaseline.outcomes)})`);
+    log(
+      `INVALID RUN: not every change was applied (rollbacks ${JSON.stringify(report.rollback.outcomes)}, PUTs ${JSON.stringify(report.putBaseline.outcomes)})`,
+    );
     process.exitCode = 1;
   }
 }

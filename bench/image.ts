@@ -51,7 +51,10 @@ async function startOnce(docker: Docker, dockerd: PrivateDockerd, dataDir: strin
     await container.start();
     const until = async (path: string): Promise<number> => {
       for (;;) {
-        const ok = await fetch(`http://127.0.0.1:${port}${path}`).then((res) => res.status === 200, () => false);
+        const ok = await fetch(`http://127.0.0.1:${port}${path}`).then(
+          (res) => res.status === 200,
+          () => false,
+        );
         if (ok) return performance.now() - started;
         if (performance.now() - started > 120_000) throw new Error(`${name}: ${path} did not answer 200 within 120 s`);
         await sleep(10);
@@ -111,7 +114,7 @@ async function measure(): Promise<Omit<Report, 'machine' | 'budgets'>> {
       exitCodes: results.map((r) => r.exitCode),
     });
     return {
-      settings: { starts: STARTS, baseImage: baseImage === DEFAULT_BASE_IMAGE ? baseImage : 'local debootstrap bookworm minbase + the machine\'s Node' },
+      settings: { starts: STARTS, baseImage: baseImage === DEFAULT_BASE_IMAGE ? baseImage : "local debootstrap bookworm minbase + the machine's Node" },
       build: { coldMs: Math.round(coldMs), imageBytes, baseImageBytes },
       firstBoot: summaryOf(first),
       coldStart: summaryOf(cold),
@@ -127,24 +130,28 @@ function markdown(r: Report): string {
   return [
     `**Image** (${r.settings.baseImage}; ${r.settings.starts} starts of each kind, --network host, no sibling services):`,
     '',
-    ...markdownTable(
-      ['what', 'measured'],
-      'lr',
-      [
-        ['image size', `${fmt(r.build.imageBytes / 1024 / 1024, 0)} MiB`],
-        ['of which the base image', `${fmt(r.build.baseImageBytes / 1024 / 1024, 0)} MiB`],
-        ['cold build (empty build cache, base image present)', `${fmt(r.build.coldMs / 1000, 0)} s`],
-      ],
-    ),
+    ...markdownTable(['what', 'measured'], 'lr', [
+      ['image size', `${fmt(r.build.imageBytes / 1024 / 1024, 0)} MiB`],
+      ['of which the base image', `${fmt(r.build.baseImageBytes / 1024 / 1024, 0)} MiB`],
+      ['cold build (empty build cache, base image present)', `${fmt(r.build.coldMs / 1000, 0)} s`],
+    ]),
     '',
-    ...markdownTable(
-      ['container start →', '/healthz p50 ms', '/readyz p50 ms', '/readyz max ms', 'docker stop p50 ms', 'exit codes'],
-      'lrrrrl',
+    ...markdownTable(['container start →', '/healthz p50 ms', '/readyz p50 ms', '/readyz max ms', 'docker stop p50 ms', 'exit codes'], 'lrrrrl', [
       [
-        ['first boot (empty volume: defaults, keys, passwords, history, first reconcile)', fmt(r.firstBoot.healthMs.p50, 0), ...ms(r.firstBoot.readyMs), fmt(r.firstBoot.stopMs.p50, 0), r.firstBoot.exitCodes.join(' ')],
-        ['cold start (initialized volume)', fmt(r.coldStart.healthMs.p50, 0), ...ms(r.coldStart.readyMs), fmt(r.coldStart.stopMs.p50, 0), r.coldStart.exitCodes.join(' ')],
+        'first boot (empty volume: defaults, keys, passwords, history, first reconcile)',
+        fmt(r.firstBoot.healthMs.p50, 0),
+        ...ms(r.firstBoot.readyMs),
+        fmt(r.firstBoot.stopMs.p50, 0),
+        r.firstBoot.exitCodes.join(' '),
       ],
-    ),
+      [
+        'cold start (initialized volume)',
+        fmt(r.coldStart.healthMs.p50, 0),
+        ...ms(r.coldStart.readyMs),
+        fmt(r.coldStart.stopMs.p50, 0),
+        r.coldStart.exitCodes.join(' '),
+      ],
+    ]),
     '',
     ...budgetTable(r.budgets),
   ].join('\n');
@@ -155,8 +162,18 @@ async function main(): Promise<void> {
   const measured = await measure();
   const cleanStops = [...measured.firstBoot.exitCodes, ...measured.coldStart.exitCodes].every((code) => code === 0);
   const budgets: Budget[] = [
-    { name: 'cold start → /readyz', limit: '≤ 10 s', actual: `${fmt(measured.coldStart.readyMs.max / 1000, 1)} s (max)`, pass: measured.coldStart.readyMs.max <= 10_000 },
-    { name: 'docker stop exits 0 within the 10 s grace', limit: 'every stop', actual: cleanStops ? 'every stop' : 'not every stop', pass: cleanStops && measured.coldStart.stopMs.max < 10_000 },
+    {
+      name: 'cold start → /readyz',
+      limit: '≤ 10 s',
+      actual: `${fmt(measured.coldStart.readyMs.max / 1000, 1)} s (max)`,
+      pass: measured.coldStart.readyMs.max <= 10_000,
+    },
+    {
+      name: 'docker stop exits 0 within the 10 s grace',
+      limit: 'every stop',
+      actual: cleanStops ? 'every stop' : 'not every stop',
+      pass: cleanStops && measured.coldStart.stopMs.max < 10_000,
+    },
   ];
   const report: Report = { machine, ...measured, budgets };
   writeResults(RESULTS_PATH, report, markdown(report));

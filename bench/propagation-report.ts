@@ -105,10 +105,14 @@ export function buildReport(machine: MachineInfo, m: Measured) {
     };
   };
   const fileScenarioReport = (name: string, description: string, t0: string, run: ScenarioRun<Sample & { detectedBy: FileDetector }>) =>
-    latencyScenario([name, description, t0, 'the file target\'s output holds "value = V\\n"', `fs.watch on the output's directory + ${detectors.filePollMs} ms poll`], run, {
-      detectedBy: countBy(run.samples, (s) => s.detectedBy),
-      configEventRelativeToT0Ms: summarize(run.samples.flatMap((s) => (s.configEventMs === null ? [] : [s.configEventMs]))),
-    });
+    latencyScenario(
+      [name, description, t0, 'the file target\'s output holds "value = V\\n"', `fs.watch on the output's directory + ${detectors.filePollMs} ms poll`],
+      run,
+      {
+        detectedBy: countBy(run.samples, (s) => s.detectedBy),
+        configEventRelativeToT0Ms: summarize(run.samples.flatMap((s) => (s.configEventMs === null ? [] : [s.configEventMs]))),
+      },
+    );
   const scenarios = [
     fileScenarioReport('API PUT → file written', 'PUT /api/v1/settings/bench?key=value&value=V', 'the PUT answer arrived', m.api),
     fileScenarioReport('hand write → file written', 'config.ini replaced by this process: temp file, fsync, rename', 'rename(2) returned', m.hand),
@@ -141,8 +145,18 @@ export function buildReport(machine: MachineInfo, m: Measured) {
     })),
     { name: 'no-op PUTs: writes', limit: '0', actual: String(writes), pass: writes === 0 },
     { name: 'no-op PUTs: reloads', limit: '0', actual: String(reloads), pass: reloads === 0 },
-    { name: 'no-op PUTs: sync runs that changed something', limit: '0', actual: `${changedSomething} (of ${noopRuns.length} runs)`, pass: changedSomething === 0 },
-    { name: `idle CPU (${fmt(idle.seconds, 0)} s, whole process)`, limit: `< ${BUDGETS.idleCpuPercentMax} %`, actual: `${fmt(idle.cpuPercent, 2)} %`, pass: idle.cpuPercent < BUDGETS.idleCpuPercentMax },
+    {
+      name: 'no-op PUTs: sync runs that changed something',
+      limit: '0',
+      actual: `${changedSomething} (of ${noopRuns.length} runs)`,
+      pass: changedSomething === 0,
+    },
+    {
+      name: `idle CPU (${fmt(idle.seconds, 0)} s, whole process)`,
+      limit: `< ${BUDGETS.idleCpuPercentMax} %`,
+      actual: `${fmt(idle.cpuPercent, 2)} %`,
+      pass: idle.cpuPercent < BUDGETS.idleCpuPercentMax,
+    },
     { name: 'idle RSS', limit: `≤ ${BUDGETS.rssMaxMiB} MiB`, actual: `${fmt(rssMiB, 1)} MiB`, pass: Number.isFinite(rssMiB) && rssMiB <= BUDGETS.rssMaxMiB },
   ];
 
@@ -159,8 +173,8 @@ export function buildReport(machine: MachineInfo, m: Measured) {
       newProcessReadNewFile: m.pid.samples.filter((s) => s.sawNewFile).length,
       pollsPerChange: summarize(m.pid.samples.map((s) => s.polls)),
       note:
-        'run start → run end includes confhub\'s supervisord restart (stopProcess + startProcess with wait, the latter returning after startsecs) and health auto (the new pid stable for 1 s, polled every 150 ms). ' +
-        'Observer effect: while another client calls getProcessInfo every <= ~25 ms (this bench, every BENCH_PID_POLL_MS), supervisord 4.2.5 answers startProcess(wait=true) about 1 s late, which lengthens confhub\'s run by ~1 s but not t1 (RUNNING is reached startsecs after the spawn either way).',
+        "run start → run end includes confhub's supervisord restart (stopProcess + startProcess with wait, the latter returning after startsecs) and health auto (the new pid stable for 1 s, polled every 150 ms). " +
+        "Observer effect: while another client calls getProcessInfo every <= ~25 ms (this bench, every BENCH_PID_POLL_MS), supervisord 4.2.5 answers startProcess(wait=true) about 1 s late, which lengthens confhub's run by ~1 s but not t1 (RUNNING is reached startsecs after the spawn either way).",
     },
     noop: { ...noop, syncRunsInWindow: noopRuns.length, syncRunsThatChangedSomething: changedSomething, writes, reloads, auditInWindow },
     idle,
@@ -184,11 +198,18 @@ export function markdown(report: ReturnType<typeof buildReport>): string {
   const { sync, detectors, changes, dataDirFileSystem } = report.settings;
   const { machine, pid, noop: n, idle } = report;
   const rows = report.scenarios.map((s) => {
-    const detected = s.detectedBy ? Object.entries(s.detectedBy).map(([k, v]) => `${k} ${v}`).join(', ') : s.detector;
+    const detected = s.detectedBy
+      ? Object.entries(s.detectedBy)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')
+      : s.detector;
     return [s.name, s.changes, ...[s.latencyMs.p50, s.latencyMs.p90, s.latencyMs.p99, s.latencyMs.max, s.p99MinusDebounceMinMs].map((v) => fmt(v)), detected];
   });
   const p50p99 = (x: Summary | undefined): string => (x ? `${fmt(x.p50)} / ${fmt(x.p99)}` : 'n/a');
-  const splitRows = report.scenarios.map(({ name, breakdown: b }) => [name, ...[b.configEventToRunStartMs, b.t0ToRunStartMs, b.runStartToT1Ms, b.runMs].map(p50p99)]);
+  const splitRows = report.scenarios.map(({ name, breakdown: b }) => [
+    name,
+    ...[b.configEventToRunStartMs, b.t0ToRunStartMs, b.runStartToT1Ms, b.runMs].map(p50p99),
+  ]);
   const slowPickupLines = report.scenarios.slice(0, 2).flatMap(({ name, changes: total, slowPickups: slow }) => {
     if (slow.count === 0) return [`${name}: no run started more than 20 ms later than the median.`, ''];
     const verdict =
@@ -203,8 +224,8 @@ export function markdown(report: ReturnType<typeof buildReport>): string {
       '',
     ];
   });
-  const disturbed = [...report.scenarios.map((s) => [s.name, s.cpu] as const), ['no-op', n.cpu] as const, ['idle', idle.machine] as const].flatMap(([name, cpu]) =>
-    isDisturbed(cpu) ? [`${name} (${cpu.otherCores} cores)`] : [],
+  const disturbed = [...report.scenarios.map((s) => [s.name, s.cpu] as const), ['no-op', n.cpu] as const, ['idle', idle.machine] as const].flatMap(
+    ([name, cpu]) => (isDisturbed(cpu) ? [`${name} (${cpu.otherCores} cores)`] : []),
   );
   return [
     `### Propagation benchmark (${report.date.slice(0, 10)}, Node ${machine.node}, ${machine.cpuCount} × ${machine.cpuModel})`,
@@ -219,7 +240,7 @@ export function markdown(report: ReturnType<typeof buildReport>): string {
     '',
     ...markdownTable(['Scenario', 'changes', 'p50 (ms)', 'p90 (ms)', 'p99 (ms)', 'max (ms)', 'p99 − debounce_min (ms)', 'detected by'], 'lrrrrrrl', rows),
     '',
-    'Where the time goes, p50 / p99 in ms (run start and end from confhub\'s sync_runs table, joined by revision; ±1 ms):',
+    "Where the time goes, p50 / p99 in ms (run start and end from confhub's sync_runs table, joined by revision; ±1 ms):",
     '',
     ...markdownTable(['Scenario', 'config.ini event → run start', 't0 → run start', 'run start → t1', 'run start → run end'], 'lrrrr', splitRows),
     '',
@@ -230,10 +251,16 @@ export function markdown(report: ReturnType<typeof buildReport>): string {
       `Observer effect: while a client polls getProcessInfo this often, supervisord answers confhub's startProcess(wait=true) ~1 s late, so the pid row's run end is ~1 s longer than unobserved; t1 is not affected.`,
     '',
     ...slowPickupLines,
-    `No-op: ${n.puts} PUTs of the stored values (answers ${Object.entries(n.statuses).map(([k, v]) => `${v} × ${k}`).join(', ')}, ${n.distinctRevisions} distinct revision) ` +
+    `No-op: ${n.puts} PUTs of the stored values (answers ${Object.entries(n.statuses)
+      .map(([k, v]) => `${v} × ${k}`)
+      .join(', ')}, ${n.distinctRevisions} distinct revision) ` +
       `then ${fmt(n.settleMs / 1000, 1)} s quiet: ${n.syncRunsInWindow} sync runs (${n.syncRunsThatChangedSomething} that changed something), ` +
       `${n.writes} writes (outputs and config.ini: inode, mtime, ctime, size ${n.writes === 0 ? 'unchanged' : 'CHANGED'}), ${n.reloads} reloads (pid ${n.pidBefore} → ${n.pidAfter}); ` +
-      `audit: ${Object.entries(n.auditInWindow).map(([k, v]) => `${v} ${k}`).join(', ') || 'none'}.`,
+      `audit: ${
+        Object.entries(n.auditInWindow)
+          .map(([k, v]) => `${v} ${k}`)
+          .join(', ') || 'none'
+      }.`,
     '',
     `Idle ${fmt(idle.seconds, 1)} s: confhub process CPU ${fmt(idle.cpuPercent, 2)} % (${idle.cpuTicks} ticks at ${idle.clockTicksPerSecond} Hz), ` +
       `RSS ${fmtMiB(idle.rssKiB)} MiB = ${fmtMiB(idle.rssAnonKiB)} anonymous + ${fmtMiB(idle.rssFileKiB)} file-backed ` +
@@ -244,4 +271,3 @@ export function markdown(report: ReturnType<typeof buildReport>): string {
     ...budgetTable(report.budgets),
   ].join('\n');
 }
-

@@ -160,7 +160,8 @@ function createApi(base: string, apiKey: string) {
       if (status.status !== 200) throw new Error(`GET /api/v1/sync/status answered ${status.status}: ${status.body.slice(0, 300)}`);
       const lastRun = (JSON.parse(status.body) as { lastRun: { revision: string; outcome: string } | null }).lastRun;
       if (lastRun?.revision === revision) return lastRun.outcome;
-      if (Date.now() > deadline) throw new Error(`confhub did not finish a run of revision ${revision.slice(0, 12)} within ${RUN_TIMEOUT_MS} ms (last run: ${JSON.stringify(lastRun)})`);
+      if (Date.now() > deadline)
+        throw new Error(`confhub did not finish a run of revision ${revision.slice(0, 12)} within ${RUN_TIMEOUT_MS} ms (last run: ${JSON.stringify(lastRun)})`);
       await sleep(STATUS_POLL_MS);
     }
   };
@@ -221,7 +222,15 @@ function fileScenario(label: 'api' | 'hand', count: number, ctx: Context, change
     const hit = await waiting;
     const configEventMs = sinceT0(ctx.configEvents.take(), t0);
     const outcome = await ctx.api.runDone(revision);
-    return { latencyMs: round(hit.at - t0, 3), t0Wall: round(t0Wall, 3), t1Wall: round(t0Wall + (hit.at - t0), 3), revision, outcome, configEventMs, detectedBy: hit.by };
+    return {
+      latencyMs: round(hit.at - t0, 3),
+      t0Wall: round(t0Wall, 3),
+      t1Wall: round(t0Wall + (hit.at - t0), 3),
+      revision,
+      outcome,
+      configEventMs,
+      detectedBy: hit.by,
+    };
   });
 }
 
@@ -265,7 +274,8 @@ function pidScenario(count: number, ctx: Context) {
       if (oldGone === undefined && (info.pid !== old.pid || info.state !== 'RUNNING')) oldGone = answered;
       if (newPid === undefined && isNew) newPid = answered;
       if (isNew && info.state === 'RUNNING') t1 = answered;
-      else if (answered - t0 > PID_TIMEOUT_MS) throw new Error(`${PROGRAM} had no new RUNNING pid ${PID_TIMEOUT_MS} ms after the PUT (last: ${info.state} pid ${info.pid})`);
+      else if (answered - t0 > PID_TIMEOUT_MS)
+        throw new Error(`${PROGRAM} had no new RUNNING pid ${PID_TIMEOUT_MS} ms after the PUT (last: ${info.state} pid ${info.pid})`);
       else await sleep(PID_POLL_MS - (performance.now() - asked));
     }
     const configEventMs = sinceT0(ctx.configEvents.take(), t0);
@@ -381,8 +391,25 @@ function benchPaths(dataDir: string) {
 function writeSyncConfig(dataDir: string, supervisorUrl: string): Record<string, Record<string, string>> {
   const configDir = join(dataDir, 'config');
   const targets: Record<string, Record<string, string>> = {
-    file: { sections: 'bench', format: 'template', template: 'bench-file.tmpl', output: 'services/bench/file.conf', mode: '0644', reload: 'none', health: 'none' },
-    prog: { sections: 'bench', format: 'template', template: 'bench-prog.tmpl', output: 'services/prog/prog.conf', mode: '0644', reload: `supervisor:restart:${PROGRAM}`, health: 'auto', timeout: '30' },
+    file: {
+      sections: 'bench',
+      format: 'template',
+      template: 'bench-file.tmpl',
+      output: 'services/bench/file.conf',
+      mode: '0644',
+      reload: 'none',
+      health: 'none',
+    },
+    prog: {
+      sections: 'bench',
+      format: 'template',
+      template: 'bench-prog.tmpl',
+      output: 'services/prog/prog.conf',
+      mode: '0644',
+      reload: `supervisor:restart:${PROGRAM}`,
+      health: 'auto',
+      timeout: '30',
+    },
   };
   writeSystemIni(dataDir, 'confhub propagation bench (bench/propagation.ts)', targets, { supervisor_url: supervisorUrl, on_failure: 'rollback' });
   writeFileSync(join(configDir, 'bench-file.tmpl'), 'value = {{ bench.value }}\n');
@@ -497,9 +524,11 @@ function readDatabase(dataDir: string, from: number, to: number) {
   try {
     return {
       rows: db.prepare('SELECT revision, source, outcome, started_at, finished_at, targets FROM sync_runs ORDER BY id').all() as RunRow[],
-      auditRows: db
-        .prepare('SELECT result, action, COUNT(*) AS n FROM audit_log WHERE at BETWEEN ? AND ? GROUP BY result, action')
-        .all(from, to) as { result: string; action: string; n: number }[],
+      auditRows: db.prepare('SELECT result, action, COUNT(*) AS n FROM audit_log WHERE at BETWEEN ? AND ? GROUP BY result, action').all(from, to) as {
+        result: string;
+        action: string;
+        n: number;
+      }[],
     };
   } finally {
     db.close();

@@ -135,14 +135,17 @@ interface LoadSpec {
 async function load(spec: LoadSpec, durationSeconds: number, samples?: LatencySamples): Promise<autocannon.Result> {
   const request: autocannon.Request = { method: spec.method, path: spec.path, headers: spec.headers };
   if (spec.setupRequest) request.setupRequest = spec.setupRequest;
-  return runAutocannon({
-    url: spec.url,
-    connections: spec.connections,
-    pipelining: PIPELINING,
-    duration: durationSeconds,
-    timeout: 10,
-    requests: [request],
-  }, samples);
+  return runAutocannon(
+    {
+      url: spec.url,
+      connections: spec.connections,
+      pipelining: PIPELINING,
+      duration: durationSeconds,
+      timeout: 10,
+      requests: [request],
+    },
+    samples,
+  );
 }
 
 async function warmUpAndMeasure(spec: LoadSpec): Promise<Measurement> {
@@ -233,7 +236,7 @@ function markdown(report: Report): string {
     ...disturbedNote(disturbed),
     ...budgetTable(report.budgets),
     '',
-    'Latencies are exact percentiles of every 2xx answer\'s time as seen by autocannon (autocannon\'s own whole-millisecond histogram is in the JSON). ' +
+    "Latencies are exact percentiles of every 2xx answer's time as seen by autocannon (autocannon's own whole-millisecond histogram is in the JSON). " +
       'Absolute numbers depend on the machine; compare the ratios.',
   ].join('\n');
 }
@@ -306,9 +309,7 @@ async function measureConfhub(dataDir: string) {
     // Every 2xx PUT must have been applied (audited as "applied", not "unchanged").
     const putWritesAudited = (await auditHead()) - auditBefore;
     const recent = await fetchText(`${base}/api/v1/audit?section=${PUT_SECTION}&limit=1000`, { headers });
-    const entries = (JSON.parse(recent.text) as { entries: { id: number; result: string; key: string | null }[] }).entries.filter(
-      (e) => e.id > auditBefore,
-    );
+    const entries = (JSON.parse(recent.text) as { entries: { id: number; result: string; key: string | null }[] }).entries.filter((e) => e.id > auditBefore);
     const notApplied = entries.filter((e) => e.result !== 'applied' || e.key !== PUT_KEY).length;
     const counted2xx = put.warmup2xx + put.responses2xx;
     const putAuditCheck =
@@ -368,9 +369,24 @@ async function main(): Promise<void> {
       actual: `${fmt(get.requestsPerSecond, 0)} req/s (ratio ${fmt(confhubGetVsExpress, 2)})`,
       pass: confhubGetVsExpress !== null && confhubGetVsExpress >= BUDGETS.getVsCeilingMin,
     },
-    { name: 'confhub GET p99', limit: `≤ ${BUDGETS.getP99MaxMs} ms`, actual: `${fmt(get.latencyMs.p99, 2)} ms`, pass: get.latencyMs.p99 <= BUDGETS.getP99MaxMs },
-    { name: 'confhub PUT req/s', limit: `≥ ${BUDGETS.putMinRps} req/s`, actual: `${fmt(put.requestsPerSecond, 0)} req/s`, pass: put.requestsPerSecond >= BUDGETS.putMinRps },
-    { name: 'confhub PUT p99', limit: `≤ ${BUDGETS.putP99MaxMs} ms`, actual: `${fmt(put.latencyMs.p99, 2)} ms`, pass: put.latencyMs.p99 <= BUDGETS.putP99MaxMs },
+    {
+      name: 'confhub GET p99',
+      limit: `≤ ${BUDGETS.getP99MaxMs} ms`,
+      actual: `${fmt(get.latencyMs.p99, 2)} ms`,
+      pass: get.latencyMs.p99 <= BUDGETS.getP99MaxMs,
+    },
+    {
+      name: 'confhub PUT req/s',
+      limit: `≥ ${BUDGETS.putMinRps} req/s`,
+      actual: `${fmt(put.requestsPerSecond, 0)} req/s`,
+      pass: put.requestsPerSecond >= BUDGETS.putMinRps,
+    },
+    {
+      name: 'confhub PUT p99',
+      limit: `≤ ${BUDGETS.putP99MaxMs} ms`,
+      actual: `${fmt(put.latencyMs.p99, 2)} ms`,
+      pass: put.latencyMs.p99 <= BUDGETS.putP99MaxMs,
+    },
   ];
 
   const report: Report = {
@@ -404,7 +420,9 @@ async function main(): Promise<void> {
 
   writeResults(RESULTS_PATH, report, markdown(report), [dataDir]);
   if (!report.valid) {
-    const bad = scenarios.filter((m) => !m.valid).map((m) => `${m.scenario} (non-2xx ${m.non2xx}, errors ${m.errors}, status ${JSON.stringify(m.statusCodes)})`);
+    const bad = scenarios
+      .filter((m) => !m.valid)
+      .map((m) => `${m.scenario} (non-2xx ${m.non2xx}, errors ${m.errors}, status ${JSON.stringify(m.statusCodes)})`);
     log(`INVALID RUN: ${bad.join('; ')}`);
     process.exitCode = 1;
   }

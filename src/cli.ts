@@ -45,7 +45,11 @@ const COMMANDS: readonly Command[] = [
     synopsis: 'confhub [serve]',
     text: 'run the REST API and the sync worker (environment: CONFHUB_DATA_DIR, CONFHUB_CONFIG_DIR, CONFHUB_HOST, CONFHUB_PORT, CONFHUB_API_KEY, CONFHUB_RATE_LIMIT, CONFHUB_LOG_LEVEL, CONFHUB_MASTER_KEY_FILE; see README.md)',
   },
-  { name: 'apikey', synopsis: 'confhub apikey show|rotate', text: 'show: print the API key clients send in the x-api-key header; rotate: replace it with a new random one and print it' },
+  {
+    name: 'apikey',
+    synopsis: 'confhub apikey show|rotate',
+    text: 'show: print the API key clients send in the x-api-key header; rotate: replace it with a new random one and print it',
+  },
   {
     name: 'masterkey',
     synopsis: 'confhub masterkey rotate',
@@ -62,8 +66,16 @@ const COMMANDS: readonly Command[] = [
     text: 'one reconcile of every target and exit (init containers, CI): commits config.ini to the history, writes and reloads what changed; exit 1 when a target failed (unreachable services are reported, not failures); refuses to run beside a running confhub',
   },
   { name: 'validate', synopsis: 'confhub validate', text: 'check config.ini and system.ini: exit 0 when both are valid, 1 with every problem on stderr' },
-  { name: 'history', synopsis: 'confhub history [--limit N]', text: 'the newest commits of config.ini (default 20): id, time, actor, source, sync outcome, summary' },
-  { name: 'rollback', synopsis: 'confhub rollback <commit>', text: "restore config.ini to a commit's content (validated, audited; a running confhub applies it like a hand edit)" },
+  {
+    name: 'history',
+    synopsis: 'confhub history [--limit N]',
+    text: 'the newest commits of config.ini (default 20): id, time, actor, source, sync outcome, summary',
+  },
+  {
+    name: 'rollback',
+    synopsis: 'confhub rollback <commit>',
+    text: "restore config.ini to a commit's content (validated, audited; a running confhub applies it like a hand edit)",
+  },
 ];
 
 /** Wraps `text` into lines of at most `width` characters, each prefixed by `indent`. */
@@ -127,16 +139,19 @@ async function serve(config: RuntimeConfig): Promise<void> {
   started = startServer(config, logger);
   const server = await started;
   if (server.secrets.apiKeyFromEnvironment) logger.info('API key set from CONFHUB_API_KEY (first start)');
-  if (server.secrets.passwordsGenerated.length > 0) logger.info({ keys: server.secrets.passwordsGenerated }, 'generated random service passwords (first start)');
+  if (server.secrets.passwordsGenerated.length > 0)
+    logger.info({ keys: server.secrets.passwordsGenerated }, 'generated random service passwords (first start)');
   logger.info({ url: server.url, dataDir: config.dataDir, configDir: config.configDir }, `confhub ${VERSION} listening on ${server.url}`);
   // Said once, on the start that made the key; the key itself never reaches a log.
   if (server.secrets.apiKeyGenerated) logger.info(API_KEY_HINT);
 }
 
 async function showApiKey(config: RuntimeConfig): Promise<void> {
-  if (!existsSync(config.configPath)) throw new AppError('INVALID_REQUEST', { message: 'no config.ini', details: `no config.ini at ${config.configPath} yet; start confhub once to create it` });
+  if (!existsSync(config.configPath))
+    throw new AppError('INVALID_REQUEST', { message: 'no config.ini', details: `no config.ini at ${config.configPath} yet; start confhub once to create it` });
   const key = await readApiKey(config);
-  if (!key) throw new AppError('INVALID_REQUEST', { message: 'no API key', details: `no API key in ${config.configPath} yet; start confhub once to generate it` });
+  if (!key)
+    throw new AppError('INVALID_REQUEST', { message: 'no API key', details: `no API key in ${config.configPath} yet; start confhub once to generate it` });
   process.stdout.write(`${key}\n`);
 }
 
@@ -156,7 +171,9 @@ async function withStore<T>(config: RuntimeConfig, task: (store: ReturnType<type
 async function rotateApiKey(config: RuntimeConfig): Promise<void> {
   const key = generateApiKey();
   // A running confhub sees this like a hand edit: the new key works at once.
-  await withStore(config, (store) => store.update({ changes: [{ section: 'api_key', key: 'key', value: key }], actor: { type: 'system', id: 'cli' }, source: 'cli' }));
+  await withStore(config, (store) =>
+    store.update({ changes: [{ section: 'api_key', key: 'key', value: key }], actor: { type: 'system', id: 'cli' }, source: 'cli' }),
+  );
   process.stdout.write(`${key}\n`);
 }
 
@@ -164,11 +181,20 @@ async function rotateKey(config: RuntimeConfig): Promise<void> {
   // Held while rotating: a confhub starting meanwhile would load the old key.
   const lock = await acquireInstanceLock(config.dataDir).catch((cause: unknown) => {
     if (!isAppError(cause) || cause.data.busy !== true) throw cause;
-    throw new AppError('INVALID_REQUEST', { message: 'confhub is running', details: `confhub is running with the data directory ${config.dataDir}; stop it, rotate, and start it again`, cause });
+    throw new AppError('INVALID_REQUEST', {
+      message: 'confhub is running',
+      details: `confhub is running with the data directory ${config.dataDir}; stop it, rotate, and start it again`,
+      cause,
+    });
   });
   const db = openDatabase({ path: config.databasePath });
   try {
-    const result = await rotateMasterKey({ source: config.masterKey, configPath: config.configPath, audit: createAuditLog({ db }), logger: createLogger({ level: 'silent' }) });
+    const result = await rotateMasterKey({
+      source: config.masterKey,
+      configPath: config.configPath,
+      audit: createAuditLog({ db }),
+      logger: createLogger({ level: 'silent' }),
+    });
     process.stdout.write(`master key rotated: ${result.from} -> ${result.to}; ${result.resealed} value(s) sealed again\n`);
   } finally {
     db.close();
@@ -232,7 +258,10 @@ async function plan(config: RuntimeConfig): Promise<void> {
 async function once(config: RuntimeConfig): Promise<void> {
   const lock = await acquireInstanceLock(config.dataDir).catch((cause: unknown) => {
     if (!isAppError(cause) || cause.data.busy !== true) throw cause;
-    throw new AppError('INVALID_REQUEST', { message: 'confhub is running', details: `confhub is running with the data directory ${config.dataDir}; ask it with POST /api/v1/settings/reload instead` });
+    throw new AppError('INVALID_REQUEST', {
+      message: 'confhub is running',
+      details: `confhub is running with the data directory ${config.dataDir}; ask it with POST /api/v1/settings/reload instead`,
+    });
   });
   try {
     const logger = createLogger({ level: 'silent' });
@@ -283,7 +312,9 @@ async function history(config: RuntimeConfig, limitText: string | undefined): Pr
     const service = createHistoryQueries({ reader: historyReader(config), db, schema: CONFIG_SCHEMA, keyring });
     const { commits } = await service.list({ limit });
     for (const c of commits) {
-      process.stdout.write(`${c.id.slice(0, 12)}  ${c.time}  ${`${c.actor.type}:${c.actor.id}`.padEnd(22)}  ${c.source.padEnd(13)}  ${(c.sync?.outcome ?? '-').padEnd(11)}  ${c.summary}\n`);
+      process.stdout.write(
+        `${c.id.slice(0, 12)}  ${c.time}  ${`${c.actor.type}:${c.actor.id}`.padEnd(22)}  ${c.source.padEnd(13)}  ${(c.sync?.outcome ?? '-').padEnd(11)}  ${c.summary}\n`,
+      );
     }
   } finally {
     db.close();
@@ -298,9 +329,13 @@ async function rollback(config: RuntimeConfig, commitish: string): Promise<void>
   const reader = historyReader(config);
   const commit = await reader.resolve(commitish);
   const content = { commit, text: await reader.contentAt(commit) };
-  const result = await withStore(config, (store) => store.restore({ text: content.text, actor: { type: 'system', id: 'cli' }, source: 'rollback', rollbackOf: content.commit }));
+  const result = await withStore(config, (store) =>
+    store.restore({ text: content.text, actor: { type: 'system', id: 'cli' }, source: 'rollback', rollbackOf: content.commit }),
+  );
   const changed = result.changes.filter((c) => c.changed).map((c) => `${c.section}.${c.key.toLowerCase()}`);
-  process.stdout.write(`config.ini restored to ${content.commit.slice(0, 12)}${changed.length > 0 ? `: ${changed.join(', ')} changed` : ': no value changed'}\n`);
+  process.stdout.write(
+    `config.ini restored to ${content.commit.slice(0, 12)}${changed.length > 0 ? `: ${changed.join(', ')} changed` : ': no value changed'}\n`,
+  );
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -329,7 +364,9 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  const message = isAppError(error) ? `${error.message}${error.details !== error.message ? `: ${error.details}` : ''}` : String((error as Error)?.stack ?? error);
+  const message = isAppError(error)
+    ? `${error.message}${error.details !== error.message ? `: ${error.details}` : ''}`
+    : String((error as Error)?.stack ?? error);
   process.stderr.write(`confhub: ${message}\n`);
   process.exit(1);
 });

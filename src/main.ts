@@ -209,7 +209,12 @@ async function compose({ config, logger, syncWorker }: ConfhubOptions, installed
       masterKeyCreated: keys.created,
       upgrade,
     },
-    history: createHistoryQueries({ reader: createHistoryReader({ gitDir: config.historyDir, workTree: config.configDir }), db, schema: CONFIG_SCHEMA, keyring }),
+    history: createHistoryQueries({
+      reader: createHistoryReader({ gitDir: config.historyDir, workTree: config.configDir }),
+      db,
+      schema: CONFIG_SCHEMA,
+      keyring,
+    }),
   });
 
   let closing: Promise<void> | undefined;

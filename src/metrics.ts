@@ -112,7 +112,9 @@ export function createMetrics() {
         propagation.observe(Math.max(0, input.finishedAt - input.writtenAt) / 1000);
       }
       for (const target of result.targets) {
-        const attempted = target.reloaded || (target.error !== null && target.error.code !== 'RENDER_FAILED' && target.error.code !== 'CHECK_FAILED' && target.error.code !== 'WRITE_FAILED');
+        const attempted =
+          target.reloaded ||
+          (target.error !== null && target.error.code !== 'RENDER_FAILED' && target.error.code !== 'CHECK_FAILED' && target.error.code !== 'WRITE_FAILED');
         if (!attempted) continue;
         reloads.inc({ target: target.target, result: target.error ? (RELOAD_RESULTS[target.error.code] ?? 'failed') : 'ok' });
       }

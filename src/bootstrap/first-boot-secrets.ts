@@ -64,7 +64,11 @@ export async function fillMissingSecrets({ store, schema, initialApiKey }: FillS
       await store.update({ changes, actor: { type: 'system', id: 'first-boot' }, source: 'first_boot' });
     } catch (cause) {
       const details = isAppError(cause) ? cause.details : String(cause);
-      throw new AppError('STARTUP_CONFIG_INVALID', { message: 'config.ini is invalid', details: `the API key and passwords cannot be filled in: ${details}`, cause });
+      throw new AppError('STARTUP_CONFIG_INVALID', {
+        message: 'config.ini is invalid',
+        details: `the API key and passwords cannot be filled in: ${details}`,
+        cause,
+      });
     }
   }
   return {

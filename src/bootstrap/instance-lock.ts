@@ -78,7 +78,12 @@ export async function acquireInstanceLock(dataDir: string): Promise<InstanceLock
     error = await listen(server, path);
     if (error?.code === 'EADDRINUSE') throw busy(dataDir);
   }
-  if (error) throw new AppError('STARTUP_CONFIG_INVALID', { message: 'cannot lock the data directory', details: `cannot listen on ${path}: ${error.message}`, cause: error });
+  if (error)
+    throw new AppError('STARTUP_CONFIG_INVALID', {
+      message: 'cannot lock the data directory',
+      details: `cannot listen on ${path}: ${error.message}`,
+      cause: error,
+    });
   server.unref();
   return {
     release: () =>

@@ -71,7 +71,8 @@ export async function mergeShippedTemplate({ store, templateText, recordPath, sc
       if (seen?.has(id)) continue;
       // A new service's empty password gets a strong random one at once, as on a first start.
       const field = schema.get(section.name)?.fields.get(entry.keyLower);
-      const value = entry.value === '' && field?.password ? generatePassword() : entry.value === '' && field?.kind === 'api_key' ? generateApiKey() : entry.value;
+      const value =
+        entry.value === '' && field?.password ? generatePassword() : entry.value === '' && field?.kind === 'api_key' ? generateApiKey() : entry.value;
       if (value !== entry.value) generated.push(id);
       changes.push({ section: section.name, key: entry.key, value });
     }
@@ -83,7 +84,11 @@ export async function mergeShippedTemplate({ store, templateText, recordPath, sc
       await store.update({ changes, actor: { type: 'system', id: 'upgrade' }, source: 'upgrade', allowNew: true });
     } catch (cause) {
       const details = isAppError(cause) ? cause.details : String(cause);
-      throw new AppError('STARTUP_CONFIG_INVALID', { message: 'config.ini cannot take the new template keys', details: `the keys new in this version cannot be added to config.ini: ${details}`, cause });
+      throw new AppError('STARTUP_CONFIG_INVALID', {
+        message: 'config.ini cannot take the new template keys',
+        details: `the keys new in this version cannot be added to config.ini: ${details}`,
+        cause,
+      });
     }
   }
   const added = changes.map((change) => fieldId(change.section, change.key));

@@ -39,7 +39,8 @@ export function parseConsoleSettings(text: string): ConsoleSettings {
   if (typeof title !== 'string') throw new Error('console.title must be a string');
   if (typeof bind !== 'string' || !isIPv4(bind)) throw new Error('console.bind must be an IPv4 address');
   const port = Number(portText);
-  if (typeof portText !== 'string' || !/^\d+$/.test(portText) || port < 1 || port > 65535) throw new Error('console.port must be a port number from 1 to 65535');
+  if (typeof portText !== 'string' || !/^\d+$/.test(portText) || port < 1 || port > 65535)
+    throw new Error('console.port must be a port number from 1 to 65535');
   return Object.freeze({ title, bind, port });
 }
 
@@ -83,7 +84,15 @@ function proxy(upstream: URL, req: IncomingMessage, res: ServerResponse): void {
   // on a GET reach confhub as a request of its own.
   if (req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
   const outbound = request(
-    { protocol: upstream.protocol, hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers, timeout: UPSTREAM_IDLE_TIMEOUT_MS },
+    {
+      protocol: upstream.protocol,
+      hostname: upstream.hostname,
+      port: upstream.port,
+      method: req.method,
+      path: req.url,
+      headers,
+      timeout: UPSTREAM_IDLE_TIMEOUT_MS,
+    },
     (answer) => {
       res.writeHead(answer.statusCode ?? 502, forwardHeaders(answer.headers));
       // Either side ending early ends the other: an event stream the browser closed is not kept open.

@@ -33,7 +33,9 @@ function main(): void {
     process.stderr.write(`console: cannot listen on ${settings.bind}:${settings.port}: ${(error as NodeJS.ErrnoException).code ?? error.message}\n`);
     process.exit(2);
   });
-  server.listen(settings.port, settings.bind, () => process.stdout.write(`console: listening on http://${settings.bind}:${settings.port}, passing /api/ to ${upstream.origin}\n`));
+  server.listen(settings.port, settings.bind, () =>
+    process.stdout.write(`console: listening on http://${settings.bind}:${settings.port}, passing /api/ to ${upstream.origin}\n`),
+  );
   const stop = (): void => {
     server.close(() => process.exit(0));
     server.closeAllConnections();

@@ -106,7 +106,10 @@ export interface ErrorDataFields {
   readonly command?: string;
 }
 
-type ServiceData = Pick<ErrorDataFields, 'url' | 'status' | 'socket' | 'container' | 'label' | 'matches' | 'program' | 'state' | 'health' | 'shuttingDown' | 'exitCode' | 'command'>;
+type ServiceData = Pick<
+  ErrorDataFields,
+  'url' | 'status' | 'socket' | 'container' | 'label' | 'matches' | 'program' | 'state' | 'health' | 'shuttingDown' | 'exitCode' | 'command'
+>;
 
 /** The data each code may carry; a code not named here carries none. */
 interface ErrorDataMap {

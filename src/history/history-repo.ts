@@ -170,7 +170,10 @@ export function maskSealedTokens(text: string): string {
 
 /** One line: control characters and line separators become spaces, runs of spaces collapse. */
 function oneLine(text: string, max: number): string {
-  const flat = text.replace(/[\p{Cc}\p{Zl}\p{Zp}]+/gu, ' ').replace(/\s+/g, ' ').trim();
+  const flat = text
+    .replace(/[\p{Cc}\p{Zl}\p{Zp}]+/gu, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
   const chars = Array.from(flat);
   return chars.length > max ? chars.slice(0, max).join('').trimEnd() : flat;
 }
@@ -321,7 +324,14 @@ function commitNotFound(id: string): AppError {
 
 // --- writer ------------------------------------------------------------------------------------
 
-export function createHistoryWriter({ gitDir, workTree, logger, now = () => performance.now(), gcEvery = DEFAULT_GC_EVERY, staleLockAgeMs = 0 }: HistoryWriterDeps): HistoryWriter {
+export function createHistoryWriter({
+  gitDir,
+  workTree,
+  logger,
+  now = () => performance.now(),
+  gcEvery = DEFAULT_GC_EVERY,
+  staleLockAgeMs = 0,
+}: HistoryWriterDeps): HistoryWriter {
   const git: GitRunOptions = { gitDir, workTree };
   const log = logger.child({ module: 'history' });
   /** undefined: not known (before open, or after a failed commit); null: no commit yet. */
@@ -476,7 +486,8 @@ export function createHistoryReader({ gitDir, workTree }: HistoryReaderDeps): Hi
       return full;
     }
     // 1: unknown; 128: an ambiguous short id or no repository yet (anything else is a real failure).
-    if (exit.exitCode === 1 || (exit.exitCode === 128 && /ambiguous|not a git repository|unknown revision|bad revision/i.test(exit.stderr))) throw commitNotFound(id);
+    if (exit.exitCode === 1 || (exit.exitCode === 128 && /ambiguous|not a git repository|unknown revision|bad revision/i.test(exit.stderr)))
+      throw commitNotFound(id);
     if (exit.exitCode === 128 && (await repositoryMissing(git))) throw commitNotFound(id);
     throw gitFailure(args, exit);
   }

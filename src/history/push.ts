@@ -92,7 +92,18 @@ const USER = /^[A-Za-z0-9._@+-]{1,128}$/;
 const BRANCH = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$/;
 const DEFAULT_RETRY_BASE_MS = 1000;
 /** Passed through to `git push` when set: CA bundles and proxies of the container. */
-const PASS_THROUGH_ENV = ['SSL_CERT_FILE', 'SSL_CERT_DIR', 'GIT_SSL_CAINFO', 'GIT_SSL_CAPATH', 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'];
+const PASS_THROUGH_ENV = [
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+  'GIT_SSL_CAINFO',
+  'GIT_SSL_CAPATH',
+  'HTTPS_PROXY',
+  'https_proxy',
+  'HTTP_PROXY',
+  'http_proxy',
+  'NO_PROXY',
+  'no_proxy',
+];
 
 // --- system.ini [history] ----------------------------------------------------------------------
 
@@ -231,7 +242,8 @@ function defaultReadToken(config: HistoryPushConfig): () => string | undefined {
     }
     if (config.tokenEnv) {
       const token = process.env[config.tokenEnv]?.trim();
-      if (!token) throw new AppError('HISTORY_FAILED', { message: 'History push failed', details: `environment variable ${config.tokenEnv} (token_env) is not set` });
+      if (!token)
+        throw new AppError('HISTORY_FAILED', { message: 'History push failed', details: `environment variable ${config.tokenEnv} (token_env) is not set` });
       return token;
     }
     return undefined;

@@ -122,7 +122,10 @@ export function createApp(deps: AppDeps): express.Express {
 }
 
 /** Write attempts refused before they reached the store (auth, body, names) are audited here. */
-function auditRefusedWrite({ audit, logger }: { audit: AuditLog; logger: Logger }, { error, req, res }: { error: AppError; req: Request; res: Response }): void {
+function auditRefusedWrite(
+  { audit, logger }: { audit: AuditLog; logger: Logger },
+  { error, req, res }: { error: AppError; req: Request; res: Response },
+): void {
   if (!WRITE_METHODS.has(req.method) || res.locals.audited || error.code === 'RATE_LIMITED') return;
   const match = SETTINGS_PATH.exec(req.path);
   if (!match) return;

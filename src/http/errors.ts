@@ -11,7 +11,10 @@ export function errorBody(error: AppError): Record<string, unknown> {
 }
 
 export function sendError(res: Response, error: AppError): void {
-  res.status(error.status).type('application/json').send(JSON.stringify(errorBody(error)));
+  res
+    .status(error.status)
+    .type('application/json')
+    .send(JSON.stringify(errorBody(error)));
 }
 
 interface BodyParserError {

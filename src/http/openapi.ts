@@ -13,7 +13,11 @@ function jsonSchema(schema: z.ZodType): Record<string, unknown> {
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: ref('Error') } } });
-const jsonResponse = (description: string, schema: unknown) => ({ description, headers: { ETag: { schema: { type: 'string' } } }, content: { 'application/json': { schema } } });
+const jsonResponse = (description: string, schema: unknown) => ({
+  description,
+  headers: { ETag: { schema: { type: 'string' } } },
+  content: { 'application/json': { schema } },
+});
 
 export interface OpenApiInput {
   version: string;
@@ -90,7 +94,7 @@ export function buildOpenApi({ version, configSchema, systemSchema }: OpenApiInp
         properties: {
           kind: { const: 'http' },
           url: { type: 'string', description: 'Without userinfo, query or fragment' },
-          source: { type: 'string', description: 'health (a target\'s health URL, must answer 2xx) or section.key of config.ini (any answer below 500 is ok)' },
+          source: { type: 'string', description: "health (a target's health URL, must answer 2xx) or section.key of config.ini (any answer below 500 is ok)" },
           status: { type: 'integer', description: 'HTTP status; missing when nothing answered' },
           ...checkBase,
         },
@@ -125,7 +129,10 @@ export function buildOpenApi({ version, configSchema, systemSchema }: OpenApiInp
   const section = { name: 'section', in: 'path', required: true, schema: { type: 'string' } };
   const key = { name: 'key', in: 'path', required: true, schema: { type: 'string' } };
   const ifMatch = { name: 'If-Match', in: 'header', required: false, schema: { type: 'string' } };
-  const value = { type: 'object', additionalProperties: { oneOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }, { type: 'array', items: { type: 'string' } }] } };
+  const value = {
+    type: 'object',
+    additionalProperties: { oneOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }, { type: 'array', items: { type: 'string' } }] },
+  };
 
   return {
     openapi: '3.1.0',
@@ -144,7 +151,11 @@ export function buildOpenApi({ version, configSchema, systemSchema }: OpenApiInp
         },
       },
       '/settings/{section}': {
-        get: { summary: 'One section', parameters: [section], responses: { '200': jsonResponse('section', { type: 'object' }), ...common, '404': errorResponse('SECTION_NOT_FOUND') } },
+        get: {
+          summary: 'One section',
+          parameters: [section],
+          responses: { '200': jsonResponse('section', { type: 'object' }), ...common, '404': errorResponse('SECTION_NOT_FOUND') },
+        },
         put: {
           summary: 'Update keys of one section: legacy ?key=&value=, or a JSON object (all-or-nothing)',
           parameters: [section, { name: 'key', in: 'query', schema: { type: 'string' } }, { name: 'value', in: 'query', schema: { type: 'string' } }, ifMatch],
@@ -153,16 +164,30 @@ export function buildOpenApi({ version, configSchema, systemSchema }: OpenApiInp
         },
       },
       '/settings/{section}/{key}': {
-        get: { summary: 'One value', parameters: [section, key], responses: { '200': jsonResponse('{key: value}', { type: 'object' }), ...common, '400': errorResponse('KEY_NOT_FOUND'), '404': errorResponse('SECTION_NOT_FOUND') } },
+        get: {
+          summary: 'One value',
+          parameters: [section, key],
+          responses: {
+            '200': jsonResponse('{key: value}', { type: 'object' }),
+            ...common,
+            '400': errorResponse('KEY_NOT_FOUND'),
+            '404': errorResponse('SECTION_NOT_FOUND'),
+          },
+        },
       },
       '/settings/history': {
         get: {
           summary: 'Commits of config.ini, newest first: id, time, actor, source, summary, changed keys, sync outcome',
           parameters: [
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
-            { name: 'before', in: 'query', schema: { type: 'string' }, description: 'commit id: older commits only (the previous answer\'s next)' },
+            { name: 'before', in: 'query', schema: { type: 'string' }, description: "commit id: older commits only (the previous answer's next)" },
           ],
-          responses: { '200': { description: '{commits, next}' }, ...common, '400': errorResponse('INVALID_REQUEST'), '404': errorResponse('COMMIT_NOT_FOUND') },
+          responses: {
+            '200': { description: '{commits, next}' },
+            ...common,
+            '400': errorResponse('INVALID_REQUEST'),
+            '404': errorResponse('COMMIT_NOT_FOUND'),
+          },
         },
       },
       '/settings/history/{commit}': {
@@ -179,25 +204,46 @@ export function buildOpenApi({ version, configSchema, systemSchema }: OpenApiInp
             { name: 'from', in: 'query', required: true, schema: { type: 'string' } },
             { name: 'to', in: 'query', schema: { type: 'string' } },
           ],
-          responses: { '200': { description: '{from, to, diff, unified}' }, ...common, '400': errorResponse('INVALID_REQUEST'), '404': errorResponse('COMMIT_NOT_FOUND') },
+          responses: {
+            '200': { description: '{from, to, diff, unified}' },
+            ...common,
+            '400': errorResponse('INVALID_REQUEST'),
+            '404': errorResponse('COMMIT_NOT_FOUND'),
+          },
         },
       },
       '/settings/rollback': {
         post: {
           summary: "Restore config.ini to a commit's content through the normal write path (validated, audited, committed anew, synced)",
           parameters: [ifMatch, { name: 'wait', in: 'query', schema: { type: 'boolean' }, description: 'answer once the sync worker applied it' }],
-          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['commit'], properties: { commit: { type: 'string' } }, additionalProperties: false } } } },
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': { schema: { type: 'object', required: ['commit'], properties: { commit: { type: 'string' } }, additionalProperties: false } },
+            },
+          },
           responses: {
             '200': { description: '{rolledBackTo, revision, changed[, sync]}' },
             ...common,
-            '400': errorResponse('VALIDATION_FAILED (the content fails today\'s validation), INVALID_REQUEST'),
+            '400': errorResponse("VALIDATION_FAILED (the content fails today's validation), INVALID_REQUEST"),
             '404': errorResponse('COMMIT_NOT_FOUND'),
             '502': errorResponse('SYNC_FAILED (with ?wait=true)'),
           },
         },
       },
-      '/system': { get: { summary: 'All sections of system.ini (read-only)', responses: { '200': jsonResponse('system settings', ref('System')), ...common, '405': errorResponse('SYSTEM_READ_ONLY') } } },
-      '/system/{section}': { get: { summary: 'One section of system.ini', parameters: [section], responses: { '200': jsonResponse('section', { type: 'object' }), ...common, '404': errorResponse('SECTION_NOT_FOUND') } } },
+      '/system': {
+        get: {
+          summary: 'All sections of system.ini (read-only)',
+          responses: { '200': jsonResponse('system settings', ref('System')), ...common, '405': errorResponse('SYSTEM_READ_ONLY') },
+        },
+      },
+      '/system/{section}': {
+        get: {
+          summary: 'One section of system.ini',
+          parameters: [section],
+          responses: { '200': jsonResponse('section', { type: 'object' }), ...common, '404': errorResponse('SECTION_NOT_FOUND') },
+        },
+      },
       '/audit': {
         get: {
           summary: 'Audit log, newest first; values of secrets masked',
@@ -205,13 +251,16 @@ export function buildOpenApi({ version, configSchema, systemSchema }: OpenApiInp
             { name: 'section', in: 'query', schema: { type: 'string' } },
             { name: 'since', in: 'query', schema: { type: 'string' }, description: 'ISO 8601 or epoch ms' },
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
-            { name: 'before', in: 'query', schema: { type: 'integer' }, description: 'entries with a smaller id (the previous answer\'s next)' },
+            { name: 'before', in: 'query', schema: { type: 'integer' }, description: "entries with a smaller id (the previous answer's next)" },
           ],
           responses: { '200': { description: '{entries, next}' }, ...common, '400': errorResponse('INVALID_REQUEST') },
         },
       },
       '/init/status': {
-        get: { summary: 'How far this start got: phase, what the start did, per-target initialization, last error', responses: { '200': { description: '{phase, firstStart, startup, reasons, targets, lastError}' }, ...common } },
+        get: {
+          summary: 'How far this start got: phase, what the start did, per-target initialization, last error',
+          responses: { '200': { description: '{phase, firstStart, startup, reasons, targets, lastError}' }, ...common },
+        },
       },
       '/services': {
         get: {
@@ -224,7 +273,11 @@ export function buildOpenApi({ version, configSchema, systemSchema }: OpenApiInp
                   schema: {
                     type: 'object',
                     required: ['services', 'checkedAt', 'refreshing'],
-                    properties: { services: { type: 'array', items: ref('Service') }, checkedAt: { type: ['string', 'null'], format: 'date-time' }, refreshing: { type: 'boolean' } },
+                    properties: {
+                      services: { type: 'array', items: ref('Service') },
+                      checkedAt: { type: ['string', 'null'], format: 'date-time' },
+                      refreshing: { type: 'boolean' },
+                    },
                   },
                 },
               },

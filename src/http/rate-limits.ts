@@ -22,27 +22,26 @@ export function createRateLimits({ perMinute, authFailuresPer15Min }: RateLimitO
   if (perMinute > 0) {
     limits.push(
       rateLimit({
-          windowMs: 60_000,
-          limit: perMinute,
-          standardHeaders: 'draft-8',
-          legacyHeaders: false,
-          handler: (_req, res) => sendError(res, new AppError('RATE_LIMITED', { details: 'Too many requests; try again later' })),
-        }),
+        windowMs: 60_000,
+        limit: perMinute,
+        standardHeaders: 'draft-8',
+        legacyHeaders: false,
+        handler: (_req, res) => sendError(res, new AppError('RATE_LIMITED', { details: 'Too many requests; try again later' })),
+      }),
     );
   }
   if (authFailuresPer15Min > 0) {
     limits.push(
       rateLimit({
-          windowMs: 15 * 60_000,
-          limit: authFailuresPer15Min,
-          standardHeaders: 'draft-8',
-          legacyHeaders: false,
-          identifier: 'auth-failures',
-          skipSuccessfulRequests: true,
-          requestWasSuccessful: (_req, res) => res.statusCode !== 401,
-          handler: (_req, res) =>
-            sendError(res, new AppError('RATE_LIMITED', { details: 'Too many failed authentications; try again later' })),
-        }),
+        windowMs: 15 * 60_000,
+        limit: authFailuresPer15Min,
+        standardHeaders: 'draft-8',
+        legacyHeaders: false,
+        identifier: 'auth-failures',
+        skipSuccessfulRequests: true,
+        requestWasSuccessful: (_req, res) => res.statusCode !== 401,
+        handler: (_req, res) => sendError(res, new AppError('RATE_LIMITED', { details: 'Too many failed authentications; try again later' })),
+      }),
     );
   }
   return limits;

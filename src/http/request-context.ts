@@ -19,10 +19,7 @@ export function createRequestContext(logger: Logger): RequestHandler {
     if (log.isLevelEnabled('info')) {
       const started = process.hrtime.bigint();
       res.on('finish', () => {
-        log.info(
-          { requestId, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 },
-          'request',
-        );
+        log.info({ requestId, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request');
       });
     }
     next();

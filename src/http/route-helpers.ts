@@ -23,7 +23,10 @@ export function notModified(req: Request, res: Response, etag: string): boolean 
 export function parseIfMatch(req: Request): string[] | undefined {
   const header = req.get('if-match');
   if (header === undefined) return undefined;
-  return header.split(',').map((t) => t.trim()).filter((t) => t !== '');
+  return header
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
 }
 
 export function singleQueryValue(req: Request, name: string): string | undefined {

@@ -175,7 +175,8 @@ function targetProbes(target: TargetSpec): ProbeSpec[] {
   const probes: ProbeSpec[] = [];
   const containers = new Map<string, ContainerRef>();
   const { reload, check, health } = target;
-  if (reload.kind === 'docker_restart' || reload.kind === 'docker_signal' || reload.kind === 'docker_exec') containers.set(containerRefText(reload.container), reload.container);
+  if (reload.kind === 'docker_restart' || reload.kind === 'docker_signal' || reload.kind === 'docker_exec')
+    containers.set(containerRefText(reload.container), reload.container);
   // The check runs in that container before every write: a sync needs it as much as the reload.
   if (check?.kind === 'docker_exec') containers.set(containerRefText(check.container), check.container);
   for (const container of containers.values()) probes.push({ kind: 'container', container });
@@ -330,7 +331,12 @@ export function createConnectionChecks(input: CreateServiceChecksInput): Connect
 
   async function runProbe(probe: ProbeSpec): Promise<ConnectionCheck> {
     const started = now();
-    const result = probe.kind === 'container' ? await probeContainer(probe.container) : probe.kind === 'supervisor' ? await probeProgram(probe.program) : await probeUrl(probe);
+    const result =
+      probe.kind === 'container'
+        ? await probeContainer(probe.container)
+        : probe.kind === 'supervisor'
+          ? await probeProgram(probe.program)
+          : await probeUrl(probe);
     const finished = now();
     return { ...result, latencyMs: Math.max(0, Math.round(finished - started)), checkedAt: new Date(finished).toISOString() } as ConnectionCheck;
   }
@@ -413,7 +419,10 @@ export function createConnectionChecks(input: CreateServiceChecksInput): Connect
       if (problem) throw new AppError('INVALID_NAME', { details: problem });
       const definition = definitions().find((d) => d.name === name);
       if (!definition) {
-        throw new AppError('SERVICE_NOT_FOUND', { details: `No service named "${name}": neither a target in system.ini nor a config.ini section with a service URL`, data: { service: name } });
+        throw new AppError('SERVICE_NOT_FOUND', {
+          details: `No service named "${name}": neither a target in system.ini nor a config.ini section with a service URL`,
+          data: { service: name },
+        });
       }
       return view(definition, await run(definition), now());
     },

@@ -34,7 +34,16 @@ function decoded(text: string): string {
 function secretParts(url: string): string[] {
   try {
     const parsed = new URL(url);
-    const parts = [parsed.username, parsed.password, decoded(parsed.username), decoded(parsed.password), parsed.search, parsed.search.slice(1), parsed.hash, parsed.hash.slice(1)];
+    const parts = [
+      parsed.username,
+      parsed.password,
+      decoded(parsed.username),
+      decoded(parsed.password),
+      parsed.search,
+      parsed.search.slice(1),
+      parsed.hash,
+      parsed.hash.slice(1),
+    ];
     for (const value of parsed.searchParams.values()) parts.push(value);
     // Short fragments ("a", "1") would shred the message without protecting anything.
     return [...new Set(parts.filter((p) => p.length >= 3))].sort((a, b) => b.length - a.length);

@@ -162,7 +162,10 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
   }
 
   /** Runs one API call with its own deadline and error mapping. */
-  async function call<T>({ what, timeoutMs, code }: { what: string; timeoutMs: number; code: ErrorCode }, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  async function call<T>(
+    { what, timeoutMs, code }: { what: string; timeoutMs: number; code: ErrorCode },
+    run: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
     const signal = AbortSignal.timeout(Math.max(1, timeoutMs));
     try {
       return await run(signal);
@@ -180,7 +183,12 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
         } catch (error) {
           if ((error as DockerApiError).statusCode === 404) {
             // Not created yet (first boot, a service still being deployed): the reload waits and is retried.
-            throw new AppError('SERVICE_UNREACHABLE', { message: `No such container: ${ref.name}`, details: `container "${ref.name}" does not exist (yet)`, data: { container: ref.name }, cause: error });
+            throw new AppError('SERVICE_UNREACHABLE', {
+              message: `No such container: ${ref.name}`,
+              details: `container "${ref.name}" does not exist (yet)`,
+              data: { container: ref.name },
+              cause: error,
+            });
           }
           throw error;
         }
@@ -248,7 +256,9 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
       // rest for the start; the HTTP call itself is cut at the full budget.
       const t = Math.max(0, Math.floor(remaining / 2 / 1000));
       log.info({ container: name, t }, 'restarting container');
-      await call({ what: `restart container ${name}`, timeoutMs: remaining, code: 'RELOAD_FAILED' }, (abortSignal) => docker.getContainer(id).restart({ t, abortSignal }));
+      await call({ what: `restart container ${name}`, timeoutMs: remaining, code: 'RELOAD_FAILED' }, (abortSignal) =>
+        docker.getContainer(id).restart({ t, abortSignal }),
+      );
     },
 
     async signal(ref, signal, options = {}) {
@@ -256,7 +266,9 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
       const { id, name } = await resolve(ref, { timeoutMs });
       log.info({ container: name, signal }, 'signalling container');
       // Docker answers 409 when the container is not running: a signal cannot reload it.
-      await call({ what: `send ${signal} to container ${name}`, timeoutMs, code: 'RELOAD_FAILED' }, (abortSignal) => docker.getContainer(id).kill({ signal, abortSignal }));
+      await call({ what: `send ${signal} to container ${name}`, timeoutMs, code: 'RELOAD_FAILED' }, (abortSignal) =>
+        docker.getContainer(id).kill({ signal, abortSignal }),
+      );
     },
 
     async exec(ref, argv, { timeoutMs }) {

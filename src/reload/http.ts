@@ -23,7 +23,6 @@ export interface ProbeHealthOptions extends HttpCallOptions {
   readonly clock?: Clock;
 }
 
-
 /**
  * fetch refuses URLs with userinfo ("Request cannot be constructed from a URL that includes
  * credentials"); they become a basic auth header instead.
@@ -76,13 +75,27 @@ export async function postReload(url: string, { timeoutMs }: HttpCallOptions): P
     response = await fetch(request.url, { method: 'POST', headers: request.headers, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
   } catch (error) {
     if (isTimeout(error)) {
-      throw new AppError('TIMEOUT', { message: 'Reload hook did not answer in time', details: `POST ${shown}: no answer within ${timeoutMs} ms`, data: { url: shown }, cause: error });
+      throw new AppError('TIMEOUT', {
+        message: 'Reload hook did not answer in time',
+        details: `POST ${shown}: no answer within ${timeoutMs} ms`,
+        data: { url: shown },
+        cause: error,
+      });
     }
-    throw new AppError('SERVICE_UNREACHABLE', { message: 'Reload hook unreachable', details: `POST ${shown}: ${networkReason(error)}`, data: { url: shown }, cause: error });
+    throw new AppError('SERVICE_UNREACHABLE', {
+      message: 'Reload hook unreachable',
+      details: `POST ${shown}: ${networkReason(error)}`,
+      data: { url: shown },
+      cause: error,
+    });
   }
   await discardBody(response);
   if (response.status < 200 || response.status > 299) {
-    throw new AppError('RELOAD_FAILED', { message: `Reload hook answered ${response.status}`, details: `POST ${shown}: HTTP ${response.status}`, data: { url: shown, status: response.status } });
+    throw new AppError('RELOAD_FAILED', {
+      message: `Reload hook answered ${response.status}`,
+      details: `POST ${shown}: HTTP ${response.status}`,
+      data: { url: shown, status: response.status },
+    });
   }
 }
 
@@ -109,5 +122,9 @@ export async function probeHealth(url: string, options: ProbeHealthOptions): Pro
     if (wait <= 0) break;
     await sleep(clock, wait, { keepAlive: true });
   }
-  throw new AppError('HEALTH_FAILED', { message: 'Health endpoint did not answer 2xx', details: `GET ${shown}: not 2xx within ${timeoutMs} ms; last: ${last}`, data: { url: shown } });
+  throw new AppError('HEALTH_FAILED', {
+    message: 'Health endpoint did not answer 2xx',
+    details: `GET ${shown}: not 2xx within ${timeoutMs} ms; last: ${last}`,
+    data: { url: shown },
+  });
 }

@@ -65,7 +65,10 @@ const CHECK_MAX_BUFFER = 256 * 1024;
 const DEFAULT_STABLE_MS = 1000;
 
 export function firstLines(output: string): string {
-  const lines = output.replace(/\r\n/g, '\n').split('\n').filter((l) => l.trim() !== '');
+  const lines = output
+    .replace(/\r\n/g, '\n')
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   let text = lines.slice(0, OUTPUT_LINES).join('\n');
   if (text.length > OUTPUT_BYTES) text = `${text.slice(0, OUTPUT_BYTES)}…`;
   else if (lines.length > OUTPUT_LINES) text += '\n…';
@@ -78,7 +81,6 @@ export function checkArgv(argv: readonly string[], stagedPath: string): string[]
   const out = argv.map((a) => a.split('{file}').join(stagedPath));
   return placeholder ? out : [...out, stagedPath];
 }
-
 
 interface ExecFileFailure {
   code?: number | string | null;
@@ -187,7 +189,12 @@ export function createReloadActions(input: CreateServiceActionsInput): ReloadAct
       // One verdict for the caller: whatever stopped the check (engine gone, timeout), the
       // service was not seen healthy. The original code stays in the details and the cause.
       if (isAppError(error) && error.code !== 'HEALTH_FAILED') {
-        throw new AppError('HEALTH_FAILED', { message: `Could not verify ${describeAction(action)}`, details: `${error.code}: ${error.details}`, data: { ...error.data }, cause: error });
+        throw new AppError('HEALTH_FAILED', {
+          message: `Could not verify ${describeAction(action)}`,
+          details: `${error.code}: ${error.details}`,
+          data: { ...error.data },
+          cause: error,
+        });
       }
       throw error;
     }

@@ -83,7 +83,19 @@ export const SUPERVISOR_FAULTS = Object.freeze({
 
 const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 const DEFAULT_POLL_INTERVAL_MS = 150;
-const UNREACHABLE_CODES = new Set(['ENOENT', 'ECONNREFUSED', 'EACCES', 'EPERM', 'ENOTSOCK', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+const UNREACHABLE_CODES = new Set([
+  'ENOENT',
+  'ECONNREFUSED',
+  'EACCES',
+  'EPERM',
+  'ENOTSOCK',
+  'ECONNRESET',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
 /** States from which the program will not come back by itself. */
 const TERMINAL_STATES = new Set(['STOPPED', 'EXITED', 'FATAL', 'UNKNOWN']);
 
@@ -99,7 +111,8 @@ interface Endpoint {
 function parseEndpoint(url: string): Endpoint {
   if (url.startsWith('unix://')) {
     const socketPath = url.slice('unix://'.length);
-    if (!socketPath.startsWith('/')) throw new AppError('SERVICE_UNREACHABLE', { message: 'Invalid supervisord URL', details: `"${url}" is not unix:///absolute/path` });
+    if (!socketPath.startsWith('/'))
+      throw new AppError('SERVICE_UNREACHABLE', { message: 'Invalid supervisord URL', details: `"${url}" is not unix:///absolute/path` });
     // Host only fills the Host header; the connection goes to the socket.
     return { options: { socketPath, host: 'localhost', path: '/RPC2' }, secure: false, displayUrl: url };
   }
@@ -110,7 +123,10 @@ function parseEndpoint(url: string): Endpoint {
     throw new AppError('SERVICE_UNREACHABLE', { message: 'Invalid supervisord URL', details: 'the supervisord URL cannot be parsed', cause: error });
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new AppError('SERVICE_UNREACHABLE', { message: 'Invalid supervisord URL', details: `supervisord URL must be unix:// or http://, got ${parsed.protocol}` });
+    throw new AppError('SERVICE_UNREACHABLE', {
+      message: 'Invalid supervisord URL',
+      details: `supervisord URL must be unix:// or http://, got ${parsed.protocol}`,
+    });
   }
   const secure = parsed.protocol === 'https:';
   const headers: Record<string, string> = {};
@@ -167,16 +183,19 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
     const client = endpoint.secure ? xmlrpc.createSecureClient(options) : xmlrpc.createClient(options);
     return new Promise<T>((resolve, reject) => {
       let settled = false;
-      const timer = setTimeout(() => {
-        settled = true;
-        controller.abort();
-        reject(
-          new AppError('TIMEOUT', {
-            message: `supervisord did not answer in time: ${method}`,
-            details: `${method}: no answer from supervisord at ${displayUrl} within ${timeoutMs} ms`,
-          }),
-        );
-      }, Math.max(1, timeoutMs));
+      const timer = setTimeout(
+        () => {
+          settled = true;
+          controller.abort();
+          reject(
+            new AppError('TIMEOUT', {
+              message: `supervisord did not answer in time: ${method}`,
+              details: `${method}: no answer from supervisord at ${displayUrl} within ${timeoutMs} ms`,
+            }),
+          );
+        },
+        Math.max(1, timeoutMs),
+      );
       client.methodCall(method, params, (error: unknown, value: unknown) => {
         if (settled) return;
         settled = true;
@@ -223,13 +242,28 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
     // will read its new file when it next starts, so this is a reload that could not happen yet,
     // not a failed one (which would roll the change back).
     if (e.faultCode === SUPERVISOR_FAULTS.SHUTDOWN_STATE) {
-      return new AppError('SERVICE_UNREACHABLE', { message: 'supervisord is shutting down', details: `${what} ${program}: supervisord is shutting down`, data: { program, shuttingDown: true }, cause: error });
+      return new AppError('SERVICE_UNREACHABLE', {
+        message: 'supervisord is shutting down',
+        details: `${what} ${program}: supervisord is shutting down`,
+        data: { program, shuttingDown: true },
+        cause: error,
+      });
     }
     if (e.faultCode === SUPERVISOR_FAULTS.BAD_NAME) {
-      return new AppError(code, { message: `No such program: ${program}`, details: `supervisord has no program named "${program}"`, data: { program }, cause: error });
+      return new AppError(code, {
+        message: `No such program: ${program}`,
+        details: `supervisord has no program named "${program}"`,
+        data: { program },
+        cause: error,
+      });
     }
     const fault = e.faultString ?? `fault ${e.faultCode}`;
-    return new AppError(code, { message: `supervisord could not ${what} ${program}`, details: `${what} ${program}: ${fault}`, data: { program }, cause: error });
+    return new AppError(code, {
+      message: `supervisord could not ${what} ${program}`,
+      details: `${what} ${program}: ${fault}`,
+      data: { program },
+      cause: error,
+    });
   }
 
   async function processInfo(program: string, options: { timeoutMs?: number } = {}, code: ErrorCode = 'RELOAD_FAILED'): Promise<ProcessInfo> {
@@ -324,9 +358,7 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
           throw error;
         }
         const fresh =
-          startedAfter === undefined ||
-          last.start > startedAfter ||
-          (previousPid !== undefined && last.pid !== previousPid && last.start >= startedAfter);
+          startedAfter === undefined || last.start > startedAfter || (previousPid !== undefined && last.pid !== previousPid && last.start >= startedAfter);
         if (last.state === 'RUNNING' && last.pid > 0 && fresh) {
           if (!stableSince || stableSince.pid !== last.pid) stableSince = { at: clock.now(), pid: last.pid };
           if (clock.now() - stableSince.at >= stableMs) return last;

@@ -4,7 +4,19 @@
  * GLib reads `key = value`, skips whitespace after `=`, and unescapes `\s \n \t \r \\`.
  */
 import type { RenderInput, Renderer } from './types.js';
-import { GENERATED_NOTE, LONE_SURROGATE_PROBLEM, differences, hasLoneSurrogate, isPort, optionalValue, readBackFailed, requireKeys, throwProblems, unparsable, wildcardHost } from './render-input.js';
+import {
+  GENERATED_NOTE,
+  LONE_SURROGATE_PROBLEM,
+  differences,
+  hasLoneSurrogate,
+  isPort,
+  optionalValue,
+  readBackFailed,
+  requireKeys,
+  throwProblems,
+  unparsable,
+  wildcardHost,
+} from './render-input.js';
 
 const GROUP = 'WebService';
 

@@ -17,7 +17,9 @@ interface EnvLine {
   readonly source: string;
 }
 
-export type EnvQuoting = { readonly ok: true; readonly text: string; readonly style: 'bare' | 'single' | 'double' } | { readonly ok: false; readonly problem: string };
+export type EnvQuoting =
+  | { readonly ok: true; readonly text: string; readonly style: 'bare' | 'single' | 'double' }
+  | { readonly ok: false; readonly problem: string };
 
 export function quoteEnvValue(value: string): EnvQuoting {
   if (value.includes('\0')) return { ok: false, problem: 'holds a NUL character, which no environment variable can' };

@@ -9,7 +9,19 @@
  * escapes included; `__KEY` goes to the root section.
  */
 import type { RenderInput, Renderer } from './types.js';
-import { GENERATED_NOTE, LONE_SURROGATE_PROBLEM, differences, hasLoneSurrogate, optionalValue, readBackFailed, renderFailed, requireKeys, throwProblems, unparsable, wildcardHost } from './render-input.js';
+import {
+  GENERATED_NOTE,
+  LONE_SURROGATE_PROBLEM,
+  differences,
+  hasLoneSurrogate,
+  optionalValue,
+  readBackFailed,
+  renderFailed,
+  requireKeys,
+  throwProblems,
+  unparsable,
+  wildcardHost,
+} from './render-input.js';
 
 interface IniEntry {
   readonly key: string;
@@ -40,7 +52,9 @@ function decodeEnvEscapes(text: string): string {
   });
 }
 
-export type GoIniQuoting = { readonly ok: true; readonly text: string; readonly style: 'bare' | 'backtick' | 'triple' } | { readonly ok: false; readonly problem: string };
+export type GoIniQuoting =
+  | { readonly ok: true; readonly text: string; readonly style: 'bare' | 'backtick' | 'triple' }
+  | { readonly ok: false; readonly problem: string };
 
 /** How go-ini must see a value: bare when nothing in it is special, else `` ` `` or `"""`. */
 export function quoteGoIniValue(value: string): GoIniQuoting {
@@ -251,7 +265,11 @@ function verify(output: string, input: RenderInput): void {
       throw unparsable(input.target, 'go-ini', (error as Error).message);
     }
     const wrong = differences(expected, actual);
-    if (wrong.length > 0) throw readBackFailed(input.target, wrong.map((w) => sources.get(w) ?? w));
+    if (wrong.length > 0)
+      throw readBackFailed(
+        input.target,
+        wrong.map((w) => sources.get(w) ?? w),
+      );
   }
 }
 

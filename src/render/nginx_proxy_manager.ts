@@ -38,17 +38,31 @@ function buildModel(input: RenderInput): Model {
   const problems: string[] = [];
   if (!isPort(port)) problems.push(`${section}.listen_port is not a port from 1 to 65535`);
   if ((cert === '') !== (key === '')) problems.push(`${section}.ssl_cert and ${section}.ssl_key must both be set or both be empty`);
-  for (const [name, text] of [['ssl_cert', cert], ['ssl_key', key]] as const) {
+  for (const [name, text] of [
+    ['ssl_cert', cert],
+    ['ssl_key', key],
+  ] as const) {
     const quoted = quoteNginxToken(text);
     if (!quoted.ok) problems.push(`${section}.${name} ${quoted.problem}`);
   }
   throwProblems(input.target, problems);
   const listen = `${section}.listen_port`;
   if (cert === '') {
-    return { directives: [['listen', port], ['listen', `[::]:${port}`]], sources: [listen, listen] };
+    return {
+      directives: [
+        ['listen', port],
+        ['listen', `[::]:${port}`],
+      ],
+      sources: [listen, listen],
+    };
   }
   return {
-    directives: [['listen', port, 'ssl'], ['listen', `[::]:${port}`, 'ssl'], ['ssl_certificate', cert], ['ssl_certificate_key', key]],
+    directives: [
+      ['listen', port, 'ssl'],
+      ['listen', `[::]:${port}`, 'ssl'],
+      ['ssl_certificate', cert],
+      ['ssl_certificate_key', key],
+    ],
     sources: [listen, listen, `${section}.ssl_cert`, `${section}.ssl_key`],
   };
 }

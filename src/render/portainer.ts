@@ -30,7 +30,8 @@ function verify(output: string, input: RenderInput): void {
   const got = parsed as Record<string, unknown>;
   const wrong = (Object.keys(SOURCES) as (keyof typeof SOURCES)[]).filter((k) => got[k] !== expected[k]).map((k) => SOURCES[k]);
   const extra = Object.keys(got).filter((k) => !Object.hasOwn(SOURCES, k));
-  if (wrong.length > 0 || extra.length > 0) throw readBackFailed(input.target, [...wrong, ...(extra.length > 0 ? [`${extra.length} key(s) that were not rendered`] : [])]);
+  if (wrong.length > 0 || extra.length > 0)
+    throw readBackFailed(input.target, [...wrong, ...(extra.length > 0 ? [`${extra.length} key(s) that were not rendered`] : [])]);
 }
 
 export const portainerRenderer: Renderer = { format: 'portainer', render, verify };

@@ -65,7 +65,11 @@ function readRetired(file: string): MasterKey[] {
   const keys: MasterKey[] = [];
   const path = retiredKeysPath(file);
   if (existsSync(path)) {
-    const lines = readKeyFile(path).toString('latin1').split('\n').map((line) => line.trim()).filter((line) => line !== '');
+    const lines = readKeyFile(path)
+      .toString('latin1')
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '');
     keys.push(...lines.map((line, i) => masterKey(decodeKey(Buffer.from(line, 'latin1'), `file ${path} line ${i + 1}`))));
   }
   const next = nextKeyPath(file);

@@ -33,7 +33,9 @@ export interface RotateMasterKeyResult {
 
 export async function rotateMasterKey({ source, configPath, audit, logger }: RotateMasterKeyInput): Promise<RotateMasterKeyResult> {
   if (source.envKey !== undefined) {
-    throw new AppError('INVALID_REQUEST', { details: 'the master key comes from CONFHUB_MASTER_KEY; rotating it needs a key file (CONFHUB_MASTER_KEY_FILE or the default)' });
+    throw new AppError('INVALID_REQUEST', {
+      details: 'the master key comes from CONFHUB_MASTER_KEY; rotating it needs a key file (CONFHUB_MASTER_KEY_FILE or the default)',
+    });
   }
   const { keyring } = await loadKeyring({ ...source, createFile: false });
   const retired = [...keyring.byId.values()].filter((key) => key !== keyring.current);

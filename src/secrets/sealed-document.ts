@@ -94,7 +94,10 @@ export function applyStoredChanges({ stored, changes, schema, keyring }: ApplySt
   const iniChanges: IniChange[] = changes.map((change) => ({
     section: change.section,
     key: change.key,
-    value: keyring && change.value !== '' && isSensitive(schema, change.section, change.key) ? sealValue(keyring, fieldId(change.section, change.key), change.value) : change.value,
+    value:
+      keyring && change.value !== '' && isSensitive(schema, change.section, change.key)
+        ? sealValue(keyring, fieldId(change.section, change.key), change.value)
+        : change.value,
   }));
   const text = applyIniChanges(stored, iniChanges);
   const next = parseIni(text);
@@ -102,7 +105,9 @@ export function applyStoredChanges({ stored, changes, schema, keyring }: ApplySt
   const count = (doc: IniDocument): number => doc.sections.reduce((n, s) => n + s.entries.length, 0);
   const wrong = iniChanges.filter((c) => next.byName.get(c.section)?.byKey.get(c.key.toLowerCase())?.value !== c.value);
   if (wrong.length > 0 || count(next) !== count(stored) + added) {
-    throw new AppError('INTERNAL_ERROR', { details: `config.ini would not read back as written (${wrong.map((c) => fieldId(c.section, c.key)).join(', ') || 'key count'})` });
+    throw new AppError('INTERNAL_ERROR', {
+      details: `config.ini would not read back as written (${wrong.map((c) => fieldId(c.section, c.key)).join(', ') || 'key count'})`,
+    });
   }
   return text;
 }

@@ -5,19 +5,7 @@
  */
 import { z } from 'zod';
 
-export type FieldKind =
-  | 'text'
-  | 'secret'
-  | 'port'
-  | 'http_url'
-  | 'email'
-  | 'boolean'
-  | 'abs_path'
-  | 'ipv4'
-  | 'hostname'
-  | 'url_list'
-  | 'name_list'
-  | 'api_key';
+export type FieldKind = 'text' | 'secret' | 'port' | 'http_url' | 'email' | 'boolean' | 'abs_path' | 'ipv4' | 'hostname' | 'url_list' | 'name_list' | 'api_key';
 
 export type FromJson = { ok: true; text: string } | { ok: false; problem: string };
 
@@ -91,10 +79,16 @@ export const FIELD_KINDS: Readonly<Record<FieldKind, FieldKindDef>> = Object.fre
     check: (text) => (/^\d{1,5}$/.test(text) && Number(text) >= 1 && Number(text) <= 65535 ? undefined : 'must be an integer from 1 to 65535'),
     toJson: Number,
     fromJson: (input) =>
-      typeof input === 'number' ? (Number.isInteger(input) ? { ok: true, text: String(input) } : { ok: false, problem: 'must be an integer from 1 to 65535' }) : scalarToText(input),
+      typeof input === 'number'
+        ? Number.isInteger(input)
+          ? { ok: true, text: String(input) }
+          : { ok: false, problem: 'must be an integer from 1 to 65535' }
+        : scalarToText(input),
     issueCode: 'INVALID_PORT',
   },
-  http_url: stringKind('INVALID_URL', httpUrl, (text) => (httpUrl.safeParse(text).success && !/\s/.test(text) ? undefined : 'must be an http:// or https:// URL')),
+  http_url: stringKind('INVALID_URL', httpUrl, (text) =>
+    httpUrl.safeParse(text).success && !/\s/.test(text) ? undefined : 'must be an http:// or https:// URL',
+  ),
   email: stringKind('INVALID_EMAIL', email, (text) => (email.safeParse(text).success ? undefined : 'must be an email address')),
   boolean: {
     json: z.boolean(),

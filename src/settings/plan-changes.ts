@@ -63,7 +63,12 @@ export function planChanges({ doc, inputs, schema, ...options }: PlanChangesInpu
 
   const missingSections = [...new Set(inputs.map((i) => i.section))].filter((name) => !doc.byName.has(name) && !schema.has(name));
   if (missingSections.length > 0 && !options.allowNew) {
-    throw new AppError('SECTION_NOT_FOUND', { details: listDetails('Section:', missingSections.map((s) => `${s} does not exist`)) });
+    throw new AppError('SECTION_NOT_FOUND', {
+      details: listDetails(
+        'Section:',
+        missingSections.map((s) => `${s} does not exist`),
+      ),
+    });
   }
 
   const seen = new Set<string>();
@@ -79,7 +84,12 @@ export function planChanges({ doc, inputs, schema, ...options }: PlanChangesInpu
     if (!inFile && !declared) missingKeys.push(input.key);
   }
   if (missingKeys.length > 0 && !options.allowNew) {
-    throw new AppError('KEY_NOT_FOUND', { details: listDetails('Key:', missingKeys.map((k) => `${k} does not exist`)) });
+    throw new AppError('KEY_NOT_FOUND', {
+      details: listDetails(
+        'Key:',
+        missingKeys.map((k) => `${k} does not exist`),
+      ),
+    });
   }
 
   const issues: FieldIssue[] = [];
@@ -119,13 +129,21 @@ export function planChanges({ doc, inputs, schema, ...options }: PlanChangesInpu
   for (const change of iniChanges) {
     const readBack = next.byName.get(change.section)?.byKey.get(change.key.toLowerCase())?.value;
     if (readBack !== change.value) {
-      issues.push({ field: fieldId(change.section, change.key), code: 'VALUE_NOT_REPRESENTABLE', message: `${fieldId(change.section, change.key)} would not read back unchanged` });
+      issues.push({
+        field: fieldId(change.section, change.key),
+        code: 'VALUE_NOT_REPRESENTABLE',
+        message: `${fieldId(change.section, change.key)} would not read back unchanged`,
+      });
     }
   }
   const expectedKeys = doc.sections.reduce((n, s) => n + s.entries.length, 0) + planned.filter((p) => p.oldValue === undefined).length;
   const actualKeys = next.sections.reduce((n, s) => n + s.entries.length, 0);
   if (actualKeys !== expectedKeys) {
-    issues.push({ field: fieldId(inputs[0]!.section, inputs[0]!.key), code: 'VALUE_NOT_REPRESENTABLE', message: 'the change would alter other keys of the file' });
+    issues.push({
+      field: fieldId(inputs[0]!.section, inputs[0]!.key),
+      code: 'VALUE_NOT_REPRESENTABLE',
+      message: 'the change would alter other keys of the file',
+    });
   }
   if (issues.length > 0) throw validationFailed(issues);
 

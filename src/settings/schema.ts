@@ -75,8 +75,16 @@ export const CONFIG_SCHEMA: FileSchema = new Map([
     }),
   ],
   ['api_key', section('The key clients send in the x-api-key header', { key: field('api_key', 'API key (generated on first start)', { allowEmpty: true }) })],
-  ['docker_mirror', section('Docker registry mirrors', { url: field('url_list', 'Registry mirror URLs, comma separated (empty: none)', { allowEmpty: true }) })],
-  ['domain', section('Domain names of the apps', { wildcard_domain: field('hostname', 'Wildcard domain the apps are published under (empty: none)', { allowEmpty: true }) })],
+  [
+    'docker_mirror',
+    section('Docker registry mirrors', { url: field('url_list', 'Registry mirror URLs, comma separated (empty: none)', { allowEmpty: true }) }),
+  ],
+  [
+    'domain',
+    section('Domain names of the apps', {
+      wildcard_domain: field('hostname', 'Wildcard domain the apps are published under (empty: none)', { allowEmpty: true }),
+    }),
+  ],
   ['cockpit', section('Cockpit: the host administration console', { port: field('port', 'Cockpit web service port') })],
   ['initial_apps', section('Apps installed on first start', { keys: field('name_list', 'App names, comma separated', { allowEmpty: true }) })],
   ['favorite_apps', section('Apps pinned in the console', { keys: field('name_list', 'App names, comma separated', { allowEmpty: true }) })],

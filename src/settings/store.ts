@@ -47,7 +47,6 @@ export interface Snapshot {
   readonly view: DocumentView;
 }
 
-
 export interface UpdateInput {
   readonly changes: readonly ChangeInput[];
   /** ETags from If-Match; `*` matches any revision. */
@@ -250,7 +249,8 @@ export function diffDocuments(before: IniDocument, after: IniDocument): PlannedC
   }
   for (const section of before.sections) {
     for (const entry of section.entries) {
-      if (!after.byName.get(section.name)?.byKey.has(entry.keyLower)) changes.push({ section: section.name, key: entry.key, oldValue: entry.value, newValue: '', removed: true });
+      if (!after.byName.get(section.name)?.byKey.has(entry.keyLower))
+        changes.push({ section: section.name, key: entry.key, oldValue: entry.value, newValue: '', removed: true });
     }
   }
   return changes;
@@ -279,7 +279,11 @@ function planRestore(working: Snapshot, restore: RestoreInput, { label, schema, 
   } catch (error) {
     if (!isAppError(error) || error.code !== 'SECRET_UNREADABLE') throw error;
     const issues = error.data.errors ?? [];
-    throw new AppError('VALIDATION_FAILED', { details: `the content to restore holds secrets no master key opens: ${error.details}`, data: { errors: issues }, cause: error });
+    throw new AppError('VALIDATION_FAILED', {
+      details: `the content to restore holds secrets no master key opens: ${error.details}`,
+      data: { errors: issues },
+      cause: error,
+    });
   }
   // Today's rules for every value a rollback by request brings back, credential strength included;
   // an automatic rollback restores what the services just ran with.
@@ -299,10 +303,16 @@ function sealUnsealed(working: Snapshot, { label, schema, keyring }: StoredFile)
   const changes: PlannedChange[] = [];
   for (const section of working.doc.sections) {
     for (const entry of section.entries) {
-      if (working.unsealed.includes(`${section.name}.${entry.keyLower}`)) changes.push({ section: section.name, key: entry.key, oldValue: entry.value, newValue: entry.value });
+      if (working.unsealed.includes(`${section.name}.${entry.keyLower}`))
+        changes.push({ section: section.name, key: entry.key, oldValue: entry.value, newValue: entry.value });
     }
   }
-  const text = applyStoredChanges({ stored: working.stored, changes: changes.map((c) => ({ section: c.section, key: c.key, value: c.newValue })), schema, keyring });
+  const text = applyStoredChanges({
+    stored: working.stored,
+    changes: changes.map((c) => ({ section: c.section, key: c.key, value: c.newValue })),
+    schema,
+    keyring,
+  });
   return { snapshot: toSnapshot({ text, label, schema, keyring, tolerate: true }), changes };
 }
 
@@ -346,7 +356,10 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     return pending.seal ? 'settings.seal' : 'settings.update';
   }
 
-  function changeRows({ actor, action, revision, at }: { actor: Actor; action: string; revision: string | null; at: number }, changes: readonly PlannedChange[]): AuditRecord[] {
+  function changeRows(
+    { actor, action, revision, at }: { actor: Actor; action: string; revision: string | null; at: number },
+    changes: readonly PlannedChange[],
+  ): AuditRecord[] {
     return changes.map((change) => ({
       at,
       actor,
@@ -401,9 +414,18 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       if (working.unreadable.length > 0) throw unreadableError(working.unreadable);
       return { snapshot: working, changes: [] };
     }
-    const planned = planChanges({ doc: working.doc, inputs: pending.input.changes, schema, skip: new Set(working.unreadable.map((issue) => issue.field)), ...(pending.input.allowNew ? { allowNew: true } : {}) });
+    const planned = planChanges({
+      doc: working.doc,
+      inputs: pending.input.changes,
+      schema,
+      skip: new Set(working.unreadable.map((issue) => issue.field)),
+      ...(pending.input.allowNew ? { allowNew: true } : {}),
+    });
     const changed = valueChanges(planned.changes);
-    const snapshot = changed.length === 0 ? working : toSnapshot({ text: applyStoredChanges({ stored: working.stored, changes: changed, schema, keyring }), label, schema, keyring, tolerate: true });
+    const snapshot =
+      changed.length === 0
+        ? working
+        : toSnapshot({ text: applyStoredChanges({ stored: working.stored, changes: changed, schema, keyring }), label, schema, keyring, tolerate: true });
     // Nothing is written while a value that does not open stays: only a write that sets it again.
     if (snapshot.unreadable.length > 0) throw unreadableError(snapshot.unreadable);
     return { snapshot, changes: [...planned.changes] };
@@ -497,7 +519,10 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
 
   function settle({ outcomes, revision, sealed, snapshot, written = false }: Settlement): void {
     try {
-      audit.record([...outcomes.flatMap((outcome) => auditRows(outcome, { revision, written })), ...changeRows({ actor: SEAL_ACTOR, action: 'settings.seal', revision, at: now() }, sealed)]);
+      audit.record([
+        ...outcomes.flatMap((outcome) => auditRows(outcome, { revision, written })),
+        ...changeRows({ actor: SEAL_ACTOR, action: 'settings.seal', revision, at: now() }, sealed),
+      ]);
     } catch (error) {
       // The file change has happened; failing the request now would misreport it.
       log.error({ err: error }, 'recording the audit log failed');
@@ -518,7 +543,8 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     const keys = new Set<string>();
     for (const outcome of outcomes) {
       if ('error' in outcome) continue;
-      for (const change of outcome.changes) if (change.removed || change.oldValue !== change.newValue) keys.add(`${change.section}.${change.key.toLowerCase()}`);
+      for (const change of outcome.changes)
+        if (change.removed || change.oldValue !== change.newValue) keys.add(`${change.section}.${change.key.toLowerCase()}`);
     }
     try {
       options.afterCommit?.({ ...announced, keys: [...keys] });

@@ -104,7 +104,13 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
     });
     if (result.outcome !== 'unchanged') auditRun(message);
     const written = message.source === 'retry' ? undefined : writtenAt.get(result.revision);
-    metrics.run({ source: message.source, result, startedAt: message.startedAt, finishedAt: message.finishedAt, ...(written !== undefined ? { writtenAt: written } : {}) });
+    metrics.run({
+      source: message.source,
+      result,
+      startedAt: message.startedAt,
+      finishedAt: message.finishedAt,
+      ...(written !== undefined ? { writtenAt: written } : {}),
+    });
     if (message.source !== 'retry') writtenAt.delete(result.revision);
     if (result.outcome !== 'unchanged' || message.source === 'reload') {
       const type = result.outcome === 'rolled_back' ? 'rolled_back' : result.outcome === 'failed' ? 'failed' : 'applied';
@@ -197,7 +203,10 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
         source: 'auto_rollback',
         ...(message.toCommit ? { rollbackOf: message.toCommit } : {}),
       });
-      log.warn({ from: message.failedRevision, to: message.toRevision, revision: result.snapshot.revision }, 'config.ini rolled back to the last applied revision');
+      log.warn(
+        { from: message.failedRevision, to: message.toRevision, revision: result.snapshot.revision },
+        'config.ini rolled back to the last applied revision',
+      );
     } catch (error) {
       log.error({ err: error, from: message.failedRevision }, 'config.ini could not be rolled back');
     }

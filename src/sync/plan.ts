@@ -43,11 +43,21 @@ export async function planTargets(input: {
       const before = previous.exists ? previous.content.toString('utf8') : '';
       const after = content.toString('utf8');
       const change = !previous.exists ? 'create' : !differs(previous, content, spec.mode) ? 'none' : previous.content.equals(content) ? 'mode' : 'update';
-      const diff = before === after ? '' : maskText(createTwoFilesPatch(spec.output, spec.output, before, after, previous.exists ? 'on disk' : 'missing', 'from config.ini'), secrets);
+      const diff =
+        before === after
+          ? ''
+          : maskText(createTwoFilesPatch(spec.output, spec.output, before, after, previous.exists ? 'on disk' : 'missing', 'from config.ini'), secrets);
       plans.push({ target: spec.name, output: spec.output, change, mode: { from: previous.exists ? previous.mode : null, to: spec.mode }, diff, error: null });
     } catch (error) {
       const plain = toPlainError(error);
-      plans.push({ target: spec.name, output: spec.output, change: 'error', mode: { from: null, to: spec.mode }, diff: '', error: { ...plain, details: maskText(plain.details, secrets) } });
+      plans.push({
+        target: spec.name,
+        output: spec.output,
+        change: 'error',
+        mode: { from: null, to: spec.mode },
+        diff: '',
+        error: { ...plain, details: maskText(plain.details, secrets) },
+      });
     }
   }
   return plans;

@@ -26,7 +26,11 @@ export interface SourceWatcherOptions {
 }
 
 /** Calls `onEvent` with the path of every added, changed or removed file in `dir`. */
-export type WatchDirectory = (dir: string, onEvent: (path: string) => void, onError: (error: unknown) => void) => { ready: Promise<void>; close(): Promise<void> };
+export type WatchDirectory = (
+  dir: string,
+  onEvent: (path: string) => void,
+  onError: (error: unknown) => void,
+) => { ready: Promise<void>; close(): Promise<void> };
 
 export const chokidarWatchDirectory: WatchDirectory = (dir, onEvent, onError) => {
   const watcher: FSWatcher = watch(dir, { depth: 0, ignoreInitial: true, persistent: true });
@@ -88,7 +92,11 @@ export function createSourceWatcher(options: SourceWatcherOptions): SourceWatche
 
   const differsFromSeen = async (): Promise<boolean> => {
     try {
-      return createHash('sha256').update(await readFile(path)).digest('hex') !== seenHash;
+      return (
+        createHash('sha256')
+          .update(await readFile(path))
+          .digest('hex') !== seenHash
+      );
     } catch {
       return seenHash !== undefined;
     }

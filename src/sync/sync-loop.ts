@@ -112,7 +112,13 @@ export function createSyncLoop(deps: SyncLoopDeps) {
   /** Targets whose reload is pending, with the revision that was written for them. */
   const pending = new Map<string, Source>();
   let lastApplied: Source | undefined = deps.initialApplied
-    ? { text: deps.initialApplied.text, revision: deps.initialApplied.revision, doc: parseIni(deps.initialApplied.text), unsealed: [], commit: deps.initialApplied.commit }
+    ? {
+        text: deps.initialApplied.text,
+        revision: deps.initialApplied.revision,
+        doc: parseIni(deps.initialApplied.text),
+        unsealed: [],
+        commit: deps.initialApplied.commit,
+      }
     : undefined;
   /** The revision of the last full run, when it applied: only then do the targets hold it. */
   let inEffect: string | undefined;
@@ -136,7 +142,9 @@ export function createSyncLoop(deps: SyncLoopDeps) {
       text = await readUntilStable(configPath);
     } catch (error) {
       deps.markSeen?.(undefined);
-      const plain = isAppError(error) ? toPlainError(error) : { code: 'CONFIG_INVALID' as const, message: 'config.ini is invalid', details: 'config.ini is missing or unreadable' };
+      const plain = isAppError(error)
+        ? toPlainError(error)
+        : { code: 'CONFIG_INVALID' as const, message: 'config.ini is invalid', details: 'config.ini is missing or unreadable' };
       post({ type: 'source_invalid', revision: '', error: plain, ...(requestId ? { requestId } : {}) });
       return undefined;
     }
@@ -161,7 +169,10 @@ export function createSyncLoop(deps: SyncLoopDeps) {
       const source: Source = { text, revision, doc: stored, unsealed: [] };
       if (revision !== lastUnreadableRevision || requestId) {
         lastUnreadableRevision = revision;
-        log.error({ revision, details: (error as AppError).details }, 'config.ini holds a secret that cannot be decrypted; the targets keep the last applied revision');
+        log.error(
+          { revision, details: (error as AppError).details },
+          'config.ini holds a secret that cannot be decrypted; the targets keep the last applied revision',
+        );
         postRun(source, failedResult(source, error), { source: requestId ? 'reload' : 'change', ...(requestId ? { requestId } : {}), startedAt: now() });
       }
       lastFailedRevision = revision;
@@ -202,7 +213,12 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     if (revision !== lastInvalidRevision || requestId) {
       lastInvalidRevision = revision;
       const line = typeof appError.data.line === 'number' ? { line: appError.data.line } : {};
-      post({ type: 'source_invalid', revision, error: { code: 'CONFIG_INVALID', message: 'config.ini is invalid', details, ...line }, ...(requestId ? { requestId } : {}) });
+      post({
+        type: 'source_invalid',
+        revision,
+        error: { code: 'CONFIG_INVALID', message: 'config.ini is invalid', details, ...line },
+        ...(requestId ? { requestId } : {}),
+      });
       log.warn({ revision, details }, 'config.ini is invalid; the targets keep the last applied revision');
     }
   }
@@ -281,7 +297,12 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     const startedAt = now();
     let result: ReconcileResult;
     try {
-      result = await reconciler.reconcile({ revision: source.revision, doc: source.doc, force: options.force, ...(options.only ? { only: options.only } : {}) });
+      result = await reconciler.reconcile({
+        revision: source.revision,
+        doc: source.doc,
+        force: options.force,
+        ...(options.only ? { only: options.only } : {}),
+      });
     } catch (error) {
       // A bug or an I/O failure inside the reconcile must not take the worker down: report it.
       log.error({ err: error, revision: source.revision }, 'reconcile failed unexpectedly');
@@ -366,7 +387,11 @@ export function createSyncLoop(deps: SyncLoopDeps) {
           post({
             type: 'source_invalid',
             revision: '',
-            error: { code: 'CONFIG_INVALID', message: 'config.ini is invalid', details: 'config.ini holds values typed in plain text that are being sealed; they are applied in a moment' },
+            error: {
+              code: 'CONFIG_INVALID',
+              message: 'config.ini is invalid',
+              details: 'config.ini holds values typed in plain text that are being sealed; they are applied in a moment',
+            },
             requestId,
           });
           return;

@@ -19,7 +19,6 @@ import { stageFile, type StagedFile } from '../fs/atomic-write.js';
 import type { WriteMode } from '../targets/target-spec.js';
 import type { UsedWriteMode } from '../targets/outcome.js';
 
-
 /** What was on disk before a write: enough to restore it exactly. */
 export type PreviousFile = { readonly exists: false } | { readonly exists: true; readonly content: Buffer; readonly mode: number };
 
@@ -36,7 +35,9 @@ export async function readPrevious(path: string): Promise<PreviousFile> {
     throw error;
   }
   if (!info.isFile()) {
-    throw new AppError('WRITE_FAILED', { details: `${path} is ${info.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; confhub does not write through it` });
+    throw new AppError('WRITE_FAILED', {
+      details: `${path} is ${info.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; confhub does not write through it`,
+    });
   }
   return { exists: true, content: await readFile(path), mode: info.mode & 0o7777 };
 }

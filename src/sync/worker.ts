@@ -92,7 +92,9 @@ port.on('message', (message: MainToWorker) => {
       loop.expect(message.revision, { actor: message.actor, source: message.source, ...(message.rollbackOf ? { rollbackOf: message.rollbackOf } : {}) });
       break;
     case 'reconcile':
-      loop.reconcileNow({ requestId: message.requestId, force: message.force, actor: message.actor }).catch((error: unknown) => logger.error({ err: error }, 'reconcile request failed'));
+      loop
+        .reconcileNow({ requestId: message.requestId, force: message.force, actor: message.actor })
+        .catch((error: unknown) => logger.error({ err: error }, 'reconcile request failed'));
       break;
     case 'shutdown':
       void (async () => {

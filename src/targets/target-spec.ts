@@ -136,7 +136,10 @@ function signalName(section: string, key: string, text: string): string {
 
 function argv(section: string, key: string, text: string): string[] {
   // Split on whitespace, never through a shell: no quoting, no expansion.
-  const words = text.trim().split(/\s+/).filter((w) => w !== '');
+  const words = text
+    .trim()
+    .split(/\s+/)
+    .filter((w) => w !== '');
   if (words.length === 0) throw invalid(section, key, 'the command is empty');
   return words;
 }
@@ -202,7 +205,8 @@ function parseCheck(section: string, text: string): CheckCommand | undefined {
 
 function positiveInt(at: { section: string; key: string }, text: string, { min, max }: { min: number; max: number }): number {
   const { section, key } = at;
-  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw invalid(section, key, `must be a whole number from ${min} to ${max}, got "${text}"`);
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max)
+    throw invalid(section, key, `must be a whole number from ${min} to ${max}, got "${text}"`);
   return Number(text);
 }
 
@@ -238,8 +242,12 @@ function parseSyncSettings(doc: IniDocument, overrides: SyncOverrides): SyncSett
   const v = section ? values(section, SYNC_KEYS) : new Map<string, string>();
   if (overrides.dockerSocket !== undefined) v.set('docker_socket', overrides.dockerSocket);
   if (overrides.supervisorUrl !== undefined) v.set('supervisor_url', overrides.supervisorUrl);
-  const debounceMinMs = v.has('debounce_min_ms') ? positiveInt({ section: 'sync', key: 'debounce_min_ms' }, v.get('debounce_min_ms')!, { min: 0, max: 60_000 }) : DEFAULT_SYNC_SETTINGS.debounceMinMs;
-  const debounceMaxMs = v.has('debounce_max_ms') ? positiveInt({ section: 'sync', key: 'debounce_max_ms' }, v.get('debounce_max_ms')!, { min: 1, max: 600_000 }) : DEFAULT_SYNC_SETTINGS.debounceMaxMs;
+  const debounceMinMs = v.has('debounce_min_ms')
+    ? positiveInt({ section: 'sync', key: 'debounce_min_ms' }, v.get('debounce_min_ms')!, { min: 0, max: 60_000 })
+    : DEFAULT_SYNC_SETTINGS.debounceMinMs;
+  const debounceMaxMs = v.has('debounce_max_ms')
+    ? positiveInt({ section: 'sync', key: 'debounce_max_ms' }, v.get('debounce_max_ms')!, { min: 1, max: 600_000 })
+    : DEFAULT_SYNC_SETTINGS.debounceMaxMs;
   if (debounceMaxMs < debounceMinMs) throw invalid('sync', 'debounce_max_ms', `must not be below debounce_min_ms (${debounceMinMs})`);
   const supervisorUrl = v.get('supervisor_url') || DEFAULT_SYNC_SETTINGS.supervisorUrl;
   const urlProblem = supervisorUrlProblem(supervisorUrl);
@@ -252,7 +260,9 @@ function parseSyncSettings(doc: IniDocument, overrides: SyncOverrides): SyncSett
     supervisorUrl,
     debounceMinMs,
     debounceMaxMs,
-    pollIntervalMs: v.has('poll_interval_ms') ? positiveInt({ section: 'sync', key: 'poll_interval_ms' }, v.get('poll_interval_ms')!, { min: 100, max: 3_600_000 }) : DEFAULT_SYNC_SETTINGS.pollIntervalMs,
+    pollIntervalMs: v.has('poll_interval_ms')
+      ? positiveInt({ section: 'sync', key: 'poll_interval_ms' }, v.get('poll_interval_ms')!, { min: 100, max: 3_600_000 })
+      : DEFAULT_SYNC_SETTINGS.pollIntervalMs,
     onFailure: v.has('on_failure') ? policy('sync', v.get('on_failure')!) : DEFAULT_SYNC_SETTINGS.onFailure,
   });
 }
@@ -292,7 +302,9 @@ export function parseSyncConfig({ doc, dataDir, configDir, protectedPaths, overr
       if (value === undefined || value === '') throw invalid(section.name, key, 'is required');
       return value;
     };
-    const sections = required('sections').split(',').map((s) => s.trim());
+    const sections = required('sections')
+      .split(',')
+      .map((s) => s.trim());
     for (const s of sections) {
       const problem = s === '' ? 'an empty section name' : sectionNameProblem(s);
       if (problem) throw invalid(section.name, 'sections', problem);

@@ -21,7 +21,10 @@ describe('runtime configuration from the environment', () => {
   });
 
   it('when the reloader variables and the stop timeout are set, then they are taken', () => {
-    const config = loadRuntimeConfig({ CONFHUB_DOCKER_SOCKET: '/run/docker.sock', CONFHUB_SUPERVISOR_URL: 'http://127.0.0.1:9001', CONFHUB_STOP_TIMEOUT_MS: '2500' }, '/srv');
+    const config = loadRuntimeConfig(
+      { CONFHUB_DOCKER_SOCKET: '/run/docker.sock', CONFHUB_SUPERVISOR_URL: 'http://127.0.0.1:9001', CONFHUB_STOP_TIMEOUT_MS: '2500' },
+      '/srv',
+    );
     expect(config.reloaders).toEqual({ dockerSocket: '/run/docker.sock', supervisorUrl: 'http://127.0.0.1:9001' });
     expect(config.stopTimeoutMs).toBe(2500);
     expect(Object.isFrozen(config.reloaders)).toBe(true);

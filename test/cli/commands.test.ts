@@ -48,10 +48,16 @@ describe('confhub validate, history, rollback', () => {
     const good = readFileSync(configPath, 'utf8');
 
     writeFileSync(configPath, good.replace('port = 9302', 'port = ninety'));
-    expect(await cli(['validate'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('config.ini: cockpit.port must be an integer from 1 to 65535') });
+    expect(await cli(['validate'], env)).toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('config.ini: cockpit.port must be an integer from 1 to 65535'),
+    });
 
     writeFileSync(configPath, `${good}[cockpit]\nport = 1\n`);
-    expect(await cli(['validate'], env)).toMatchObject({ code: 1, stderr: expect.stringMatching(/config\.ini: config\.ini line \d+: duplicate section \[cockpit\]/) });
+    expect(await cli(['validate'], env)).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/config\.ini: config\.ini line \d+: duplicate section \[cockpit\]/),
+    });
 
     const sealed = /user_pwd = (enc:v1:\S+)/.exec(good)![1]!;
     writeFileSync(configPath, good.replace(sealed, `${sealed.slice(0, -2)}${sealed.endsWith('AA') ? 'BB' : 'AA'}`));
@@ -84,7 +90,7 @@ describe('confhub validate, history, rollback', () => {
     expect(await cli(['history', '--limit', 'lots'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('--limit must be') });
   });
 
-  it('when config.ini changed while confhub was stopped, then plan shows each target\'s diff with secrets masked and writes nothing', async () => {
+  it("when config.ini changed while confhub was stopped, then plan shows each target's diff with secrets masked and writes nothing", async () => {
     const { env, configPath } = await prepared();
     const services = join(env.CONFHUB_DATA_DIR!, 'services');
     const snapshot = (): string => execFileSyncText('find', [services, '-type', 'f', '-printf', '%p %s %T@ %m\\n']);
@@ -111,7 +117,10 @@ describe('confhub validate, history, rollback', () => {
 
   it('when once runs on a changed config.ini, then the targets are written, the revision committed, unreachable services reported; beside a running confhub it refuses', async () => {
     const { env, configPath } = await prepared();
-    writeFileSync(configPath, readFileSync(configPath, 'utf8').replace('port = 9302', 'port = 9320').replace('http://websoft9-git:3000/api/v1', 'http://git.example:3000/api/v1'));
+    writeFileSync(
+      configPath,
+      readFileSync(configPath, 'utf8').replace('port = 9302', 'port = 9320').replace('http://websoft9-git:3000/api/v1', 'http://git.example:3000/api/v1'),
+    );
     const ran = await cli(['once'], env);
     expect(ran.code, ran.stdout + ran.stderr).toBe(0);
     expect(ran.stdout).toMatch(/^revision [0-9a-f]{12} \(commit [0-9a-f]{12}\): applied$/m);
@@ -126,11 +135,13 @@ describe('confhub validate, history, rollback', () => {
     expect(await stopProcess(server.child)).toBe(0);
   });
 
-  it.each(['serve', 'apikey', 'masterkey', 'plan', 'once', 'validate', 'history', 'rollback'])('when %s --help is asked, then its usage is printed and nothing runs', async (name) => {
-    const dataDir = join(tempDir(), 'data');
-    const help = await cli([name, '--help'], { CONFHUB_DATA_DIR: dataDir });
-    expect(help).toMatchObject({ code: 0, stdout: expect.stringMatching(new RegExp(`^Usage: confhub \\[?${name}`)) });
-    expect(existsSync(dataDir)).toBe(false);
-  });
+  it.each(['serve', 'apikey', 'masterkey', 'plan', 'once', 'validate', 'history', 'rollback'])(
+    'when %s --help is asked, then its usage is printed and nothing runs',
+    async (name) => {
+      const dataDir = join(tempDir(), 'data');
+      const help = await cli([name, '--help'], { CONFHUB_DATA_DIR: dataDir });
+      expect(help).toMatchObject({ code: 0, stdout: expect.stringMatching(new RegExp(`^Usage: confhub \\[?${name}`)) });
+      expect(existsSync(dataDir)).toBe(false);
+    },
+  );
 });
-

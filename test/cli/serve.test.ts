@@ -83,13 +83,28 @@ describe('confhub serve', () => {
     // A long quiet time: without the flush at shutdown the change would still be waiting.
     writeFileSync(
       join(dataDir, 'config', 'system.ini'),
-      ['[sync]', 'debounce_min_ms = 5000', 'debounce_max_ms = 10000', '', '[target:cockpit]', 'sections = cockpit', 'format = ini', 'output = out/cockpit.ini', 'reload = none', ''].join('\n'),
+      [
+        '[sync]',
+        'debounce_min_ms = 5000',
+        'debounce_max_ms = 10000',
+        '',
+        '[target:cockpit]',
+        'sections = cockpit',
+        'format = ini',
+        'output = out/cockpit.ini',
+        'reload = none',
+        '',
+      ].join('\n'),
     );
     const env = { CONFHUB_DATA_DIR: dataDir, CONFHUB_API_KEY: 'shutdown-test-key-0123456789abcdef' };
     const server = await start(env);
     const output = join(dataDir, 'out', 'cockpit.ini');
     await eventually('the first reconcile wrote the target', () => existsSync(output), 20_000);
-    const put = await fetch(`${server.url}/api/v1/settings/cockpit`, { method: 'PUT', headers: { 'x-api-key': env.CONFHUB_API_KEY, 'content-type': 'application/json' }, body: '{"port": 9191}' });
+    const put = await fetch(`${server.url}/api/v1/settings/cockpit`, {
+      method: 'PUT',
+      headers: { 'x-api-key': env.CONFHUB_API_KEY, 'content-type': 'application/json' },
+      body: '{"port": 9191}',
+    });
     expect(put.status).toBe(200);
     expect(readFileSync(output, 'utf8')).not.toContain('9191');
     expect(await stop(server.child)).toBe(0);
@@ -197,7 +212,12 @@ describe('confhub serve', () => {
       expect(failed?.stderr).toContain(`the master key file ${file} ${problem}`);
       expect(existsSync(join(dataDir, 'config', 'config.ini')) && readFileSync(join(dataDir, 'config', 'config.ini'), 'utf8').includes('enc:v1:')).toBe(false);
     }
-    const both = await failing(['serve'], { CONFHUB_DATA_DIR: tempDir(), CONFHUB_MASTER_KEY_FILE: short, CONFHUB_MASTER_KEY: 'a'.repeat(64), CONFHUB_PORT: '0' });
+    const both = await failing(['serve'], {
+      CONFHUB_DATA_DIR: tempDir(),
+      CONFHUB_MASTER_KEY_FILE: short,
+      CONFHUB_MASTER_KEY: 'a'.repeat(64),
+      CONFHUB_PORT: '0',
+    });
     expect(both?.stderr).toContain('CONFHUB_MASTER_KEY and CONFHUB_MASTER_KEY_FILE are both set');
   });
 
@@ -210,7 +230,9 @@ describe('confhub serve', () => {
     writeFileSync(join(dataDir, 'master.key'), randomBytes(32));
     const failed = await failing(['serve'], { CONFHUB_DATA_DIR: dataDir, CONFHUB_PORT: '0' });
     expect(failed?.code).toBe(1);
-    expect(failed?.stderr).toMatch(/config\.ini holds secrets the master key \(file .*master\.key\) cannot open: .*api_key\.key cannot be decrypted: it was sealed with master key [0-9a-f]{8}, but the master key is [0-9a-f]{8}/);
+    expect(failed?.stderr).toMatch(
+      /config\.ini holds secrets the master key \(file .*master\.key\) cannot open: .*api_key\.key cannot be decrypted: it was sealed with master key [0-9a-f]{8}, but the master key is [0-9a-f]{8}/,
+    );
     expect(readFileSync(configPath, 'utf8')).toBe(before);
   });
 
@@ -252,7 +274,11 @@ describe('confhub serve', () => {
     let server = await start(env);
     const before = await openedConfig(env);
     const history = async (): Promise<{ id: string; source: string }[]> =>
-      ((await (await fetch(`${server.url}/api/v1/settings/history`, { headers: { 'x-api-key': await apiKeyOf(env) } })).json()) as { commits: { id: string; source: string }[] }).commits;
+      (
+        (await (await fetch(`${server.url}/api/v1/settings/history`, { headers: { 'x-api-key': await apiKeyOf(env) } })).json()) as {
+          commits: { id: string; source: string }[];
+        }
+      ).commits;
     await eventually('the first revision is committed', async () => (await history()).length === 1);
     const oldId = (await loadKeyring({ ...config.masterKey, createFile: false })).keyring.current.id;
     const refused = await failing(['masterkey', 'rotate'], env);
@@ -279,9 +305,16 @@ describe('confhub serve', () => {
     await eventually('the re-sealed revision is committed', async () => (await history()).length === 2);
     const [resealed, first] = await history();
     expect(resealed!.source).toBe('startup');
-    const shown = (await (await fetch(`${server.url}/api/v1/settings/history/${resealed!.id}`, { headers: { 'x-api-key': key } })).json()) as { summary: string; diff: unknown };
+    const shown = (await (await fetch(`${server.url}/api/v1/settings/history/${resealed!.id}`, { headers: { 'x-api-key': key } })).json()) as {
+      summary: string;
+      diff: unknown;
+    };
     expect(shown).toMatchObject({ summary: 'no value changed (comments, layout or sealing only)', diff: { added: {}, removed: {}, changed: {} } });
-    const rollback = await fetch(`${server.url}/api/v1/settings/rollback?wait=true`, { method: 'POST', headers: { 'x-api-key': key, 'content-type': 'application/json' }, body: JSON.stringify({ commit: first!.id }) });
+    const rollback = await fetch(`${server.url}/api/v1/settings/rollback?wait=true`, {
+      method: 'POST',
+      headers: { 'x-api-key': key, 'content-type': 'application/json' },
+      body: JSON.stringify({ commit: first!.id }),
+    });
     expect(rollback.status, await rollback.clone().text()).toBe(200);
     expect(readFileSync(config.configPath, 'utf8')).not.toContain(`enc:v1:${oldId}:`);
     expect(await apiKeyOf(env)).toBe(key);

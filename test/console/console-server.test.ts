@@ -58,13 +58,23 @@ describe('console server', () => {
         let body = '';
         req.on('data', (chunk: Buffer) => (body += chunk.toString()));
         req.on('end', () => {
-          seen.push({ method: req.method, url: req.url, key: req.headers['x-api-key'] as string, body, forwardedFor: req.headers['x-forwarded-for'] as string });
+          seen.push({
+            method: req.method,
+            url: req.url,
+            key: req.headers['x-api-key'] as string,
+            body,
+            forwardedFor: req.headers['x-forwarded-for'] as string,
+          });
           res.writeHead(201, { 'content-type': 'application/json', etag: '"r1"' }).end('{"ok":true}');
         });
       }),
     );
     const consoleUrl = await listen(createConsoleServer({ settings: CONSOLE_DEFAULTS, upstream: new URL(upstream) }));
-    const res = await fetch(`${consoleUrl}/api/v1/settings/gitea?wait=true`, { method: 'PUT', headers: { 'x-api-key': 'k'.repeat(40), 'content-type': 'application/json' }, body: '{"a":1}' });
+    const res = await fetch(`${consoleUrl}/api/v1/settings/gitea?wait=true`, {
+      method: 'PUT',
+      headers: { 'x-api-key': 'k'.repeat(40), 'content-type': 'application/json' },
+      body: '{"a":1}',
+    });
     expect(res.status).toBe(201);
     expect(res.headers.get('etag')).toBe('"r1"');
     expect(await res.json()).toEqual({ ok: true });
@@ -145,7 +155,15 @@ describe('console program', () => {
     writeFileSync(config, JSON.stringify({ console: { title: 'From file', bind: '127.0.0.1', port: String(port) } }));
     const child = runConsole(['--config', config, '--upstream', 'http://127.0.0.1:8080']);
     try {
-      await eventually('the console answers', () => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false), 15_000);
+      await eventually(
+        'the console answers',
+        () =>
+          fetch(`http://127.0.0.1:${port}/healthz`).then(
+            (r) => r.ok,
+            () => false,
+          ),
+        15_000,
+      );
       expect(await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()).toMatchObject({ title: 'From file', pid: child.pid });
     } finally {
       child.kill('SIGTERM');
@@ -154,7 +172,15 @@ describe('console program', () => {
   });
 
   it.each([
-    ['an invalid settings file', (dir: string) => { const f = join(dir, 'c.json'); writeFileSync(f, '{"console": {"port": "nope"}}'); return ['--config', f, '--upstream', 'http://127.0.0.1:8080']; }, 'console.port'],
+    [
+      'an invalid settings file',
+      (dir: string) => {
+        const f = join(dir, 'c.json');
+        writeFileSync(f, '{"console": {"port": "nope"}}');
+        return ['--config', f, '--upstream', 'http://127.0.0.1:8080'];
+      },
+      'console.port',
+    ],
     ['no --upstream', (dir: string) => ['--config', join(dir, 'c.json')], 'usage'],
     ['an https upstream', (dir: string) => ['--config', join(dir, 'c.json'), '--upstream', 'https://127.0.0.1:8080'], 'http://'],
   ])('when started with %s, then it exits 2 saying why', async (_what, args, message) => {

@@ -28,7 +28,11 @@ function listen(server: Server): Promise<string> {
 }
 
 async function put(url: string, apiKey: string, section: string, body: Record<string, string>): Promise<Response> {
-  return fetch(`${url}/api/v1/settings/${section}`, { method: 'PUT', headers: { 'x-api-key': apiKey, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return fetch(`${url}/api/v1/settings/${section}`, {
+    method: 'PUT',
+    headers: { 'x-api-key': apiKey, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
 }
 
 const changed = (frame: { data: string }) => JSON.parse(frame.data) as { keys: string[]; actor: { type: string }; source: string };
@@ -55,7 +59,10 @@ describe('the event stream', () => {
     expect((await put(url, h.apiKey, 'cockpit', { port: 'not a port' })).status).toBe(400);
     expect((await put(url, h.apiKey, 'portainer', { user_name: 'carol' })).status).toBe(200);
     await client.next((f) => f.event === 'settings.changed' && changed(f).keys.includes('portainer.user_name'));
-    expect(client.frames.filter((f) => f.event === 'settings.changed').map((f) => changed(f).keys)).toEqual([['gitea.user_name', 'gitea.user_pwd'], ['portainer.user_name']]);
+    expect(client.frames.filter((f) => f.event === 'settings.changed').map((f) => changed(f).keys)).toEqual([
+      ['gitea.user_name', 'gitea.user_pwd'],
+      ['portainer.user_name'],
+    ]);
     expect(client.frames.map((f) => f.id)).toEqual([...client.frames.map((f) => f.id)].sort((a, b) => a! - b!));
     expect(h.events.subscribers()).toBe(1);
     client.close();

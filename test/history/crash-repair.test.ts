@@ -26,7 +26,10 @@ function setUp(): { env: Record<string, string>; config: RuntimeConfig } {
 }
 
 const git = (config: RuntimeConfig, ...args: string[]): string =>
-  execFileSync('git', args, { env: { PATH: process.env.PATH!, GIT_DIR: config.historyDir, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' }, encoding: 'utf8' });
+  execFileSync('git', args, {
+    env: { PATH: process.env.PATH!, GIT_DIR: config.historyDir, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },
+    encoding: 'utf8',
+  });
 
 interface Status {
   history: { head: string | null; repaired: string[] } | null;
@@ -56,7 +59,10 @@ describe('crash repair of the history', () => {
       let stop = false;
       const writes = (async () => {
         for (let i = 0; !stop; i++) {
-          await fetch(`${server.url}/api/v1/settings/cockpit?key=port&value=${10_000 + round * 1000 + i}`, { method: 'PUT', headers: { 'x-api-key': apiKey } }).catch(() => undefined);
+          await fetch(`${server.url}/api/v1/settings/cockpit?key=port&value=${10_000 + round * 1000 + i}`, {
+            method: 'PUT',
+            headers: { 'x-api-key': apiKey },
+          }).catch(() => undefined);
         }
       })();
       await new Promise((resolve) => setTimeout(resolve, killAfterMs));

@@ -60,7 +60,10 @@ async function committed(c: Confhub): Promise<Commit> {
 }
 
 const git = (c: Confhub, ...args: string[]): string =>
-  execFileSync('git', args, { env: { PATH: process.env.PATH!, GIT_DIR: c.config.historyDir, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' }, encoding: 'utf8' });
+  execFileSync('git', args, {
+    env: { PATH: process.env.PATH!, GIT_DIR: c.config.historyDir, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },
+    encoding: 'utf8',
+  });
 
 const output = (c: Confhub): string => {
   const path = join(c.dir, 'out', 'app.ini');
@@ -75,7 +78,9 @@ describe('history of config.ini', () => {
     expect(first).toMatchObject({ parent: null, actor: { type: 'system', id: 'first-boot' }, source: 'first_boot' });
     expect(first.summary).toMatch(/^first revision \(\d+ keys\)$/);
 
-    const put = await json<{ sync: { commit: string; outcome: string } }>(await ch.api('/api/v1/settings/gitea?key=base_url&value=http://git.example:3000/api&wait=true', { method: 'PUT' }));
+    const put = await json<{ sync: { commit: string; outcome: string } }>(
+      await ch.api('/api/v1/settings/gitea?key=base_url&value=http://git.example:3000/api&wait=true', { method: 'PUT' }),
+    );
     const apiCommit = await committed(ch);
     expect(put.sync).toMatchObject({ commit: apiCommit.id, outcome: 'applied' });
     expect(apiCommit).toMatchObject({
@@ -89,7 +94,12 @@ describe('history of config.ini', () => {
 
     writeFileSync(ch.config.configPath, ch.readConfig().replace('port = 9090', 'port = 9091').replace('[cockpit]', '# hand edited\n[cockpit]'));
     const handCommit = await committed(ch);
-    expect(handCommit).toMatchObject({ parent: apiCommit.id, actor: { type: 'file', id: 'file' }, source: 'file', changes: [{ key: 'cockpit.port', change: 'changed' }] });
+    expect(handCommit).toMatchObject({
+      parent: apiCommit.id,
+      actor: { type: 'file', id: 'file' },
+      source: 'file',
+      changes: [{ key: 'cockpit.port', change: 'changed' }],
+    });
     await eventually('the hand edit is applied', () => output(ch).includes('9091'));
 
     const rollback = await json<{ rolledBackTo: string; changed: string[]; sync: { commit: string; outcome: string } }>(
@@ -120,7 +130,11 @@ describe('history of config.ini', () => {
     const last = await committed(ch);
 
     const shown = await json<{ id: string; diff: unknown; unified: string }>(await ch.api(`/api/v1/settings/history/${after.id}`));
-    expect(shown.diff).toEqual({ added: {}, removed: {}, changed: { 'gitea.user_name': { old: 'websoft9', new: 'root' }, 'gitea.user_pwd': { old: '******', new: '******' } } });
+    expect(shown.diff).toEqual({
+      added: {},
+      removed: {},
+      changed: { 'gitea.user_name': { old: 'websoft9', new: 'root' }, 'gitea.user_pwd': { old: '******', new: '******' } },
+    });
     expect(shown.unified).toMatch(/^-user_name = websoft9$/m);
     expect(shown.unified).toMatch(/^\+user_name = root$/m);
     expect(shown.unified).toMatch(/^-user_pwd = \*{6}$/m);
@@ -150,7 +164,9 @@ describe('history of config.ini', () => {
       if (i === 1) writeFileSync(ch.config.configPath, ch.readConfig().replace('; operator notes\n', ''));
     }
     const before = (await history(ch)).commits.length;
-    const res = await json<{ sync: { outcome: string } }>(await ch.api('/api/v1/settings/rollback?wait=true', { method: 'POST', body: JSON.stringify({ commit: target.id }) }));
+    const res = await json<{ sync: { outcome: string } }>(
+      await ch.api('/api/v1/settings/rollback?wait=true', { method: 'POST', body: JSON.stringify({ commit: target.id }) }),
+    );
     expect(res.sync.outcome).toBe('applied');
     expect(readFileSync(ch.config.configPath).equals(bytes)).toBe(true);
     expect(output(ch)).toMatch(/^port=9100$/m);
@@ -169,7 +185,9 @@ describe('history of config.ini', () => {
     writeFileSync(ch.config.configPath, readFileSync(ch.config.configPath));
     await json(await ch.api('/api/v1/settings/reload?wait=true', { method: 'POST' }));
     expect((await history(ch)).commits.map((c) => c.id)).toEqual([top.id]);
-    const same = await json<{ changed: string[]; sync: { outcome: string } }>(await ch.api('/api/v1/settings/rollback?wait=true', { method: 'POST', body: JSON.stringify({ commit: top.id }) }));
+    const same = await json<{ changed: string[]; sync: { outcome: string } }>(
+      await ch.api('/api/v1/settings/rollback?wait=true', { method: 'POST', body: JSON.stringify({ commit: top.id }) }),
+    );
     expect(same).toMatchObject({ changed: [], sync: { outcome: 'unchanged' } });
     expect((await history(ch)).commits).toHaveLength(1);
   });
@@ -206,14 +224,28 @@ describe('history of config.ini', () => {
     expect((await json<{ code: string }>(res, 400)).code).toBe('INVALID_REQUEST');
   });
 
-  it('when a commit holds content that fails today\'s validation, then the rollback answers 400 naming the keys and config.ini stays', async () => {
+  it("when a commit holds content that fails today's validation, then the rollback answers 400 naming the keys and config.ini stays", async () => {
     ch = await startConfhub({ systemIni: SYSTEM_INI });
     const head = await committed(ch);
     // A revision committed under other rules (by an older confhub, say): made with git itself.
     const bad = ch.readConfig().replace('port = 9090', 'port = 99999');
-    const blob = execFileSync('git', ['hash-object', '-w', '--stdin'], { input: bad, env: { PATH: process.env.PATH!, GIT_DIR: ch.config.historyDir } }).toString().trim();
-    const tree = execFileSync('git', ['mktree'], { input: `100644 blob ${blob}\tconfig.ini\n`, env: { PATH: process.env.PATH!, GIT_DIR: ch.config.historyDir } }).toString().trim();
-    const env = { PATH: process.env.PATH!, GIT_DIR: ch.config.historyDir, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' };
+    const blob = execFileSync('git', ['hash-object', '-w', '--stdin'], { input: bad, env: { PATH: process.env.PATH!, GIT_DIR: ch.config.historyDir } })
+      .toString()
+      .trim();
+    const tree = execFileSync('git', ['mktree'], {
+      input: `100644 blob ${blob}\tconfig.ini\n`,
+      env: { PATH: process.env.PATH!, GIT_DIR: ch.config.historyDir },
+    })
+      .toString()
+      .trim();
+    const env = {
+      PATH: process.env.PATH!,
+      GIT_DIR: ch.config.historyDir,
+      GIT_AUTHOR_NAME: 't',
+      GIT_AUTHOR_EMAIL: 't@t',
+      GIT_COMMITTER_NAME: 't',
+      GIT_COMMITTER_EMAIL: 't@t',
+    };
     const commit = execFileSync('git', ['commit-tree', tree, '-p', head.id, '-m', 'old rules'], { env }).toString().trim();
     const before = ch.readConfig();
     const res = await ch.api('/api/v1/settings/rollback', { method: 'POST', body: JSON.stringify({ commit }) });
@@ -237,7 +269,8 @@ describe('history of config.ini', () => {
       lastError: { details: string } | null;
       consecutiveFailures: number;
     }
-    const pushStatus = async (c: Confhub): Promise<PushStatus> => ((await json<{ history: { push: PushStatus } }>(await c.api('/api/v1/sync/status'))).history.push);
+    const pushStatus = async (c: Confhub): Promise<PushStatus> =>
+      (await json<{ history: { push: PushStatus } }>(await c.api('/api/v1/sync/status'))).history.push;
 
     it('when system.ini declares a remote, then every commit is pushed to it and status says in_sync', async () => {
       const root = mkdtempSync(join(tmpdir(), 'confhub-remote-'));
@@ -246,7 +279,9 @@ describe('history of config.ini', () => {
       const server = await startGitHttpServer({ root, user: 'confhub', token: 'remote-token-3xQ' });
       try {
         writeFileSync(join(root, 'token'), 'remote-token-3xQ\n');
-        ch = await startConfhub({ systemIni: `${SYSTEM_INI}\n[history]\nremote = ${server.url}/config.git\nbranch = settings\ntoken_file = ${join(root, 'token')}\n` });
+        ch = await startConfhub({
+          systemIni: `${SYSTEM_INI}\n[history]\nremote = ${server.url}/config.git\nbranch = settings\ntoken_file = ${join(root, 'token')}\n`,
+        });
         await json(await ch.api('/api/v1/settings/cockpit?key=port&value=9200&wait=true', { method: 'PUT' }));
         const head = await committed(ch);
         await eventually('the commit is pushed', async () => (await pushStatus(ch)).pushedCommit === head.id);
@@ -264,7 +299,9 @@ describe('history of config.ini', () => {
       execFileSync('git', ['init', '--quiet', '--bare', '--initial-branch=main', join(root, 'config.git')]);
       const port = await freePort();
       writeFileSync(join(root, 'token'), 'remote-token-8pL\n');
-      ch = await startConfhub({ systemIni: `${SYSTEM_INI}\n[history]\nremote = http://127.0.0.1:${port}/config.git\ntoken_file = ${join(root, 'token')}\nretry_max = 2\n` });
+      ch = await startConfhub({
+        systemIni: `${SYSTEM_INI}\n[history]\nremote = http://127.0.0.1:${port}/config.git\ntoken_file = ${join(root, 'token')}\nretry_max = 2\n`,
+      });
       const first = await committed(ch);
       await eventually('the push failed', async () => (await pushStatus(ch)).state === 'failed');
       const failed = await pushStatus(ch);
@@ -272,7 +309,9 @@ describe('history of config.ini', () => {
       expect(failed.lastError?.details).toMatch(/\S/);
       expect(failed.lastError?.details).not.toContain('remote-token-8pL');
       // A failing remote blocks nothing: the next write is applied and committed at once.
-      expect((await json<{ sync: { outcome: string } }>(await ch.api('/api/v1/settings/cockpit?key=port&value=9300&wait=true', { method: 'PUT' }))).sync.outcome).toBe('applied');
+      expect(
+        (await json<{ sync: { outcome: string } }>(await ch.api('/api/v1/settings/cockpit?key=port&value=9300&wait=true', { method: 'PUT' }))).sync.outcome,
+      ).toBe('applied');
       const head = await committed(ch);
       expect(head.parent).toBe(first.id);
       const server = await startGitHttpServer({ root, user: 'confhub', token: 'remote-token-8pL', port });

@@ -58,7 +58,15 @@ async function setup(): Promise<Setup> {
   await runGit({ gitDir: bare }, ['config', 'http.receivepack', 'true']);
   let n = 0;
   const commit = async (text: string) => {
-    const id = await writer.commit({ text, revision: revisionOf(text), actor: { type: 'api', id: 'k' }, source: 'api', summary: `change ${++n}`, changes: [], at: Date.now() });
+    const id = await writer.commit({
+      text,
+      revision: revisionOf(text),
+      actor: { type: 'api', id: 'k' },
+      source: 'api',
+      summary: `change ${++n}`,
+      changes: [],
+      at: Date.now(),
+    });
     if (id === null) throw new Error('expected a commit');
     return id;
   };
@@ -120,7 +128,14 @@ describe('history push over HTTP', () => {
     pusher.schedule();
     await eventually('the second commit is pushed', () => pusher.status().pushedCommit === second);
     expect(await remoteBranch(s.bare, 'backup/confhub')).toBe(second);
-    expect(pusher.status()).toMatchObject({ remote: `${server.url}/remote.git`, branch: 'backup/confhub', state: 'in_sync', lastError: null, consecutiveFailures: 0, nextAttemptAt: null });
+    expect(pusher.status()).toMatchObject({
+      remote: `${server.url}/remote.git`,
+      branch: 'backup/confhub',
+      state: 'in_sync',
+      lastError: null,
+      consecutiveFailures: 0,
+      nextAttemptAt: null,
+    });
     expect(statuses.map((st) => st.state)).toContain('pushing');
     // The token travelled in the Authorization header.
     expect(server.requests.some((r) => r.authorization === `Basic ${Buffer.from(`${USER}:${TOKEN}`).toString('base64')}`)).toBe(true);
@@ -150,7 +165,11 @@ describe('history push over HTTP', () => {
     const first = await s.commit('[a]\nb = 1\n');
     pusher.schedule();
     await eventually('the first attempt failed', () => pusher.status().state === 'failed');
-    expect(pusher.status()).toMatchObject({ consecutiveFailures: 1, lastAttemptAt: new Date(clock.now()).toISOString(), nextAttemptAt: new Date(clock.now() + 10).toISOString() });
+    expect(pusher.status()).toMatchObject({
+      consecutiveFailures: 1,
+      lastAttemptAt: new Date(clock.now()).toISOString(),
+      nextAttemptAt: new Date(clock.now() + 10).toISOString(),
+    });
     await clock.advance(9);
     // Still waiting: the retry has not started a millisecond early.
     expect(clock.pendingDue()).toEqual([clock.now() + 1]);
@@ -302,7 +321,20 @@ describe('system.ini [history]', () => {
   });
 
   it('when the remote is a command transport, ssh, relative, or holds credentials, then it is refused naming [history] remote', () => {
-    for (const remote of ['ext::sh -c x', 'ext::sh', 'fd::3', 'ssh://git@host/x.git', 'git@host:x.git', 'git://host/x.git', 'backups/history.git', './history.git', '../h.git', 'file:///srv/../etc/x', 'file://otherhost/x.git', `${configDir}/history.git`]) {
+    for (const remote of [
+      'ext::sh -c x',
+      'ext::sh',
+      'fd::3',
+      'ssh://git@host/x.git',
+      'git@host:x.git',
+      'git://host/x.git',
+      'backups/history.git',
+      './history.git',
+      '../h.git',
+      'file:///srv/../etc/x',
+      'file://otherhost/x.git',
+      `${configDir}/history.git`,
+    ]) {
       const error = refusal({ remote });
       expect(error.details, remote).toMatch(/^system\.ini \[history\] remote: /);
     }
@@ -316,7 +348,9 @@ describe('system.ini [history]', () => {
   it('when keys are unknown, both token sources are set, or values are malformed, then each is refused naming the key', () => {
     const remote = 'https://host/x.git';
     expect(refusal({ remote, password: 'x' }).details).toMatch(/^system\.ini \[history\] password: unknown key/);
-    expect(refusal({ remote, token_file: '/run/t', token_env: 'T' }).details).toMatch(/^system\.ini \[history\] token_env: set only one of token_file and token_env/);
+    expect(refusal({ remote, token_file: '/run/t', token_env: 'T' }).details).toMatch(
+      /^system\.ini \[history\] token_env: set only one of token_file and token_env/,
+    );
     expect(refusal({ remote, token_file: 'relative/t' }).details).toMatch(/^system\.ini \[history\] token_file: /);
     expect(refusal({ remote, token_env: 'lower_case' }).details).toMatch(/^system\.ini \[history\] token_env: /);
     expect(refusal({ remote, token_env: 'CONFHUB_MASTER_KEY' }).details).toMatch(/^system\.ini \[history\] token_env: /);
@@ -325,6 +359,8 @@ describe('system.ini [history]', () => {
     expect(refusal({ remote, user: 'a:b' }).details).toMatch(/^system\.ini \[history\] user: /);
     expect(refusal({ remote, timeout: '0' }).details).toMatch(/^system\.ini \[history\] timeout: /);
     expect(refusal({ remote, retry_max: 'soon' }).details).toMatch(/^system\.ini \[history\] retry_max: /);
-    expect(refusal({ remote: '/backup/h.git', token_file: '/run/t' }).details).toMatch(/^system\.ini \[history\] token_file: is only used with an http\(s\) remote/);
+    expect(refusal({ remote: '/backup/h.git', token_file: '/run/t' }).details).toMatch(
+      /^system\.ini \[history\] token_file: is only used with an http\(s\) remote/,
+    );
   });
 });

@@ -77,7 +77,10 @@ on_failure = keep
 
     await committed();
     await api('/api/v1/settings/gitea?key=user_pwd&value=Gitea-Pass-7x1Q&wait=true', { method: 'PUT' });
-    await api('/api/v1/settings?wait=true', { method: 'PATCH', body: JSON.stringify({ portainer: { user_pwd: 'Portainer-Pass-9k2W' }, nginx_proxy_manager: { user_pwd: 'Proxy-Pass-4m8E' } }) });
+    await api('/api/v1/settings?wait=true', {
+      method: 'PATCH',
+      body: JSON.stringify({ portainer: { user_pwd: 'Portainer-Pass-9k2W' }, nginx_proxy_manager: { user_pwd: 'Proxy-Pass-4m8E' } }),
+    });
     await committed();
     const afterApi = ((await api('/api/v1/settings/history?limit=1')) as { commits: { id: string }[] }).commits[0]!.id;
     // Typed by hand in plain text: used, then sealed by confhub.
@@ -114,7 +117,10 @@ on_failure = keep
       maxBuffer: 64 * 1024 * 1024,
     }).toString('latin1');
     expect(gitObjects).toContain('enc:v1:');
-    const sqlite = ['', '-wal', '-shm'].map((suffix) => `${config.databasePath}${suffix}`).filter((path) => existsSync(path)).map((path) => readFileSync(path).toString('latin1'));
+    const sqlite = ['', '-wal', '-shm']
+      .map((suffix) => `${config.databasePath}${suffix}`)
+      .filter((path) => existsSync(path))
+      .map((path) => readFileSync(path).toString('latin1'));
     const places: Record<string, string> = {
       'git objects': gitObjects,
       'SQLite files': sqlite.join('\n'),

@@ -42,7 +42,9 @@ describe('authentication', () => {
 
   it('when x-api-key is wrong, then 401 API_KEY_INVALID, on the legacy prefix too', async () => {
     for (const path of ['/api/v1/settings', '/api/settings']) {
-      const res = await request(h.app).get(path).set('x-api-key', `${h.apiKey.slice(0, -1)}x`);
+      const res = await request(h.app)
+        .get(path)
+        .set('x-api-key', `${h.apiKey.slice(0, -1)}x`);
       expect(res.status).toBe(401);
       expectErrorShape(res.body, 'API_KEY_INVALID');
     }
@@ -198,7 +200,12 @@ describe('batch updates', () => {
 
   it('when one key of a batch is invalid, then nothing is written and every failing field is listed', async () => {
     const before = h.readConfig();
-    const res = await put('/api/v1/settings/nginx_proxy_manager').send({ nike_name: 'fine', listen_port: 70000, base_url: 'ftp://x', user_name: 'not-an-email' });
+    const res = await put('/api/v1/settings/nginx_proxy_manager').send({
+      nike_name: 'fine',
+      listen_port: 70000,
+      base_url: 'ftp://x',
+      user_name: 'not-an-email',
+    });
     expect(res.status).toBe(400);
     expect(res.body.code).toBe('VALIDATION_FAILED');
     const fields = (res.body.errors as { field: string }[]).map((e) => e.field).sort();
@@ -452,17 +459,30 @@ describe('names and values that could escape', () => {
     h = await harness({ configText: `${readFileSync(new URL('../../config/config.ini', import.meta.url), 'utf8')}\n[extra]\nnote = plain\n` });
   };
 
-  it.each(corpus.map((v) => [JSON.stringify(v).slice(0, 60), v]))('when the value %s is sent to a free-text key, then it reads back exactly or is refused, and no other key changes', async (_label, value) => {
-    await withFreeText();
-    await expectExactOrRefused(() => put('/api/v1/settings/extra').send({ note: value }), 'extra', 'note', value);
-  });
+  it.each(corpus.map((v) => [JSON.stringify(v).slice(0, 60), v]))(
+    'when the value %s is sent to a free-text key, then it reads back exactly or is refused, and no other key changes',
+    async (_label, value) => {
+      await withFreeText();
+      await expectExactOrRefused(() => put('/api/v1/settings/extra').send({ note: value }), 'extra', 'note', value);
+    },
+  );
 
   it('when the corpus goes to a declared single-line key, through JSON and the legacy query form, then only single-line values land', async () => {
     await withFreeText();
     const accepted: string[] = [];
     for (const value of corpus) {
-      const viaJson = await expectExactOrRefused(() => put('/api/v1/settings/nginx_proxy_manager').send({ nike_name: value }), 'nginx_proxy_manager', 'nike_name', value);
-      const viaQuery = await expectExactOrRefused(() => put(`/api/settings/gitea?key=user_name&value=${encodeURIComponent(value)}`), 'gitea', 'user_name', value);
+      const viaJson = await expectExactOrRefused(
+        () => put('/api/v1/settings/nginx_proxy_manager').send({ nike_name: value }),
+        'nginx_proxy_manager',
+        'nike_name',
+        value,
+      );
+      const viaQuery = await expectExactOrRefused(
+        () => put(`/api/settings/gitea?key=user_name&value=${encodeURIComponent(value)}`),
+        'gitea',
+        'user_name',
+        value,
+      );
       expect(viaQuery).toBe(viaJson);
       if (viaJson === 200) accepted.push(value);
     }
@@ -504,7 +524,13 @@ describe('secrets at rest', () => {
     expect(valueAt(h.readConfig(), 'gitea', 'user_pwd')).toMatch(/^enc:v1:/);
     expect((await get('/api/v1/settings/gitea/user_pwd')).body).toEqual({ user_pwd: 'Hand-Typed-Pass-1' });
     const audit = await get('/api/v1/audit?section=gitea&limit=1');
-    expect(audit.body.entries[0]).toMatchObject({ action: 'settings.seal', key: 'user_pwd', actor: { type: 'system', id: 'seal' }, oldValue: '******', newValue: '******' });
+    expect(audit.body.entries[0]).toMatchObject({
+      action: 'settings.seal',
+      key: 'user_pwd',
+      actor: { type: 'system', id: 'seal' },
+      oldValue: '******',
+      newValue: '******',
+    });
   });
 
   it('when a value starting with enc:v1: is written, then 400: the prefix is reserved', async () => {
@@ -582,7 +608,10 @@ describe('audit log', () => {
     expect(pwd.actor.id).toMatch(/^key:[0-9a-f]{12}$/);
     expect(entries.find((e) => e.key === 'user_name' && e.result === 'applied')).toMatchObject({ oldValue: 'websoft9', newValue: 'auditor' });
     expect(entries.find((e) => e.section === 'cockpit')).toMatchObject({ result: 'refused', errorCode: 'VALIDATION_FAILED' });
-    expect(entries.find((e) => e.errorCode === 'API_KEY_INVALID')).toMatchObject({ result: 'refused', actor: expect.objectContaining({ id: 'unauthenticated' }) });
+    expect(entries.find((e) => e.errorCode === 'API_KEY_INVALID')).toMatchObject({
+      result: 'refused',
+      actor: expect.objectContaining({ id: 'unauthenticated' }),
+    });
     expect(JSON.stringify(res.body)).not.toContain(password);
     expect(JSON.stringify(res.body)).not.toContain(h.apiKey);
   });
@@ -600,11 +629,14 @@ describe('audit log', () => {
     expect((await get('/api/v1/audit?since=2000-01-01T00:00:00Z')).body.entries.length).toBeGreaterThanOrEqual(3);
   });
 
-  it.each(['limit=0', 'limit=abc', 'limit=5000', 'since=yesterday', 'section=__proto__', 'limit=1&limit=2'])('when the query has %s, then 400 INVALID_REQUEST', async (query) => {
-    const res = await get(`/api/v1/audit?${query}`);
-    expect(res.status).toBe(400);
-    expect(res.body.code).toBe('INVALID_REQUEST');
-  });
+  it.each(['limit=0', 'limit=abc', 'limit=5000', 'since=yesterday', 'section=__proto__', 'limit=1&limit=2'])(
+    'when the query has %s, then 400 INVALID_REQUEST',
+    async (query) => {
+      const res = await get(`/api/v1/audit?${query}`);
+      expect(res.status).toBe(400);
+      expect(res.body.code).toBe('INVALID_REQUEST');
+    },
+  );
 
   it('when known passwords were set, then neither the SQLite files nor the logs hold them', async () => {
     const passwords = ['Qm4-first-Secret', 'Rn5-second-Secret', 'Sp6-third-Secret'];

@@ -25,9 +25,50 @@ const spaceArb: fc.Arbitrary<string> = fc.constantFrom('', ' ', ' ', '  ', '\t',
 
 /** Pieces of a line that the dialect (or a careless writer) treats specially. */
 const LINE_FRAGMENTS = [
-  'a', 'value', 'Z9', ' ', '  ', '\t', '#', ';', ' ; c', ' # c', '=', ':', ' = ', '[x]', '[', ']', 'k = v', 'k: v',
-  '%', '%(x)s', '$HOME', '"q"', "'q'", '`cmd`', '\\', 'ü', '日本', '😀', '\u00a0', '\u3000', '\u0085', '\u2028', '\u2029',
-  '\u0000', '\u0001', '\u000b', '\u000c', '\u001c', '\u001f', '\u007f', '\u009b', '\u200b', '\ufeff', 'DEFAULT',
+  'a',
+  'value',
+  'Z9',
+  ' ',
+  '  ',
+  '\t',
+  '#',
+  ';',
+  ' ; c',
+  ' # c',
+  '=',
+  ':',
+  ' = ',
+  '[x]',
+  '[',
+  ']',
+  'k = v',
+  'k: v',
+  '%',
+  '%(x)s',
+  '$HOME',
+  '"q"',
+  "'q'",
+  '`cmd`',
+  '\\',
+  'ü',
+  '日本',
+  '😀',
+  '\u00a0',
+  '\u3000',
+  '\u0085',
+  '\u2028',
+  '\u2029',
+  '\u0000',
+  '\u0001',
+  '\u000b',
+  '\u000c',
+  '\u001c',
+  '\u001f',
+  '\u007f',
+  '\u009b',
+  '\u200b',
+  '\ufeff',
+  'DEFAULT',
 ];
 
 const fragmentArb: fc.Arbitrary<string> = fc.oneof(
@@ -38,9 +79,7 @@ const fragmentArb: fc.Arbitrary<string> = fc.oneof(
 );
 
 /** Text of one line (no line break), biased toward special characters. */
-export const lineTextArb: fc.Arbitrary<string> = fc
-  .array(fragmentArb, { maxLength: 5 })
-  .map((parts) => parts.join('').replace(/[\r\n]/g, ''));
+export const lineTextArb: fc.Arbitrary<string> = fc.array(fragmentArb, { maxLength: 5 }).map((parts) => parts.join('').replace(/[\r\n]/g, ''));
 
 /** Values a client might send: line breaks of every kind, comment markers, lone surrogates, controls. */
 export const valueArb: fc.Arbitrary<string> = fc
@@ -71,9 +110,7 @@ export const sectionNameArb: fc.Arbitrary<string> = fc
 
 /** Names the API accepts for new keys and sections (see src/settings/names.ts). */
 export const apiKeyNameArb: fc.Arbitrary<string> = fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,10}$/);
-export const apiSectionNameArb: fc.Arbitrary<string> = fc
-  .stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,10}$/)
-  .filter((name) => name !== 'DEFAULT');
+export const apiSectionNameArb: fc.Arbitrary<string> = fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,10}$/).filter((name) => name !== 'DEFAULT');
 
 const commentLineArb: fc.Arbitrary<string> = fc
   .tuple(indentArb, fc.constantFrom('#', ';'), lineTextArb)

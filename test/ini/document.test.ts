@@ -6,15 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/core/errors.js';
-import {
-  applyIniChanges,
-  getEntry,
-  parseIni,
-  pyStrip,
-  serializeIni,
-  unrepresentableReason,
-  type IniDocument,
-} from '../../src/ini/document.js';
+import { applyIniChanges, getEntry, parseIni, pyStrip, serializeIni, unrepresentableReason, type IniDocument } from '../../src/ini/document.js';
 
 /** The INI_SYNTAX error parseIni throws for `text` (fails the test when it parses). */
 function syntaxErrorOf(text: string): AppError {
@@ -52,7 +44,14 @@ describe('parseIni: entries and sections', () => {
 
   it('when a key uses ":" as separator, then it is read like "="', () => {
     expect(contents(parseIni('[s]\nhost: example.org\nport : 8080\nempty:\n'))).toEqual([
-      ['s', [['host', 'example.org'], ['port', '8080'], ['empty', '']]],
+      [
+        's',
+        [
+          ['host', 'example.org'],
+          ['port', '8080'],
+          ['empty', ''],
+        ],
+      ],
     ]);
   });
 
@@ -108,12 +107,28 @@ describe('parseIni: entries and sections', () => {
 
   it('when key lines are indented equally, then each is its own key, including the first one after the header', () => {
     const doc = parseIni('[s]\n    a = 1\n    b = 2\n');
-    expect(contents(doc)).toEqual([['s', [['a', '1'], ['b', '2']]]]);
+    expect(contents(doc)).toEqual([
+      [
+        's',
+        [
+          ['a', '1'],
+          ['b', '2'],
+        ],
+      ],
+    ]);
   });
 
   it('when a key line is indented deeper than the previous key line, then it is part of the previous value', () => {
     const doc = parseIni('[s]\n  a = 1\n    b = 2\n  c = 3\n');
-    expect(contents(doc)).toEqual([['s', [['a', '1\nb = 2'], ['c', '3']]]]);
+    expect(contents(doc)).toEqual([
+      [
+        's',
+        [
+          ['a', '1\nb = 2'],
+          ['c', '3'],
+        ],
+      ],
+    ]);
   });
 
   it('when the file is empty or only comments and blank lines, then it has no sections', () => {
@@ -287,7 +302,14 @@ describe('applyIniChanges: editing existing entries', () => {
     ]);
     expect(out).toBe('[s]\na = 1\nlist = p\n\tq\nadded = new\n\n# trailer\n[t]\nb = 2\n');
     expect(contents(parseIni(out))).toEqual([
-      ['s', [['a', '1'], ['list', 'p\nq'], ['added', 'new']]],
+      [
+        's',
+        [
+          ['a', '1'],
+          ['list', 'p\nq'],
+          ['added', 'new'],
+        ],
+      ],
       ['t', [['b', '2']]],
     ]);
   });
@@ -319,7 +341,7 @@ describe('applyIniChanges: editing existing entries', () => {
 });
 
 describe('applyIniChanges: adding keys and sections', () => {
-  it('when a key is new, then it goes right after the last value line of its section, with that entry\'s indentation', () => {
+  it("when a key is new, then it goes right after the last value line of its section, with that entry's indentation", () => {
     const text = '[s]\n  a = 1\n  list = x\n     y\n\n# about t\n[t]\n';
     const out = applyIniChanges(parseIni(text), [{ section: 's', key: 'b', value: '2' }]);
     expect(out).toBe('[s]\n  a = 1\n  list = x\n     y\n  b = 2\n\n# about t\n[t]\n');

@@ -19,16 +19,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/core/errors.js';
-import {
-  applyIniChanges,
-  getEntry,
-  parseIni,
-  pyStrip,
-  serializeIni,
-  unrepresentableReason,
-  type IniChange,
-  type IniDocument,
-} from '../../src/ini/document.js';
+import { applyIniChanges, getEntry, parseIni, pyStrip, serializeIni, unrepresentableReason, type IniChange, type IniDocument } from '../../src/ini/document.js';
 import { apiKeyNameArb, apiSectionNameArb, documentArb, valueArb } from './arbitraries.js';
 
 const representableValueArb = valueArb.filter((value) => unrepresentableReason(value) === undefined);
@@ -162,7 +153,11 @@ describe('property: generated documents', () => {
 
         // The range of lines the change may touch: [first, last] (empty for insertions).
         const [first, last] =
-          target.kind === 'edit' ? [target.firstLine, target.lastLine] : target.kind === 'addKey' ? [target.anchor + 1, target.anchor] : [doc.lines.length, doc.lines.length - 1];
+          target.kind === 'edit'
+            ? [target.firstLine, target.lastLine]
+            : target.kind === 'addKey'
+              ? [target.anchor + 1, target.anchor]
+              : [doc.lines.length, doc.lines.length - 1];
         const prefixEnd = offsetOfLine(doc, first);
         const suffix = text.slice(offsetOfLine(doc, last + 1));
         expect(out.slice(0, prefixEnd)).toBe(text.slice(0, prefixEnd));
@@ -175,8 +170,7 @@ describe('property: generated documents', () => {
         // Exactly the value's lines were written in place of the entry (plus header and separator for a new section).
         const valueLines = value.split('\n').length;
         const lastLine = doc.lines[doc.lines.length - 1];
-        const added =
-          target.kind === 'addSection' ? valueLines + 1 + (lastLine !== undefined && pyStrip(lastLine) !== '' ? 1 : 0) : valueLines;
+        const added = target.kind === 'addSection' ? valueLines + 1 + (lastLine !== undefined && pyStrip(lastLine) !== '' ? 1 : 0) : valueLines;
         // A lone CR before a generated blank line merges with its LF into one CRLF (a cosmetic loss of that blank line).
         if (!/\r(?!\n)/.test(text)) expect(reread.lines.length).toBe(doc.lines.length - (last - first + 1) + added);
         // A file without a trailing line break keeps none.

@@ -10,7 +10,14 @@ import { createLogger } from '../../src/log.js';
 import type { ContainerState } from '../../src/reload/docker.js';
 import type { ProcessInfo } from '../../src/reload/supervisor.js';
 import { createHttpProbe, type HttpProbe } from '../../src/probes/http-probe.js';
-import { createConnectionChecks, DEADLINE_GRACE_MS, serviceDefinitions, type CreateServiceChecksInput, type ConnectionChecks, type ServiceStatus } from '../../src/probes/connection-checks.js';
+import {
+  createConnectionChecks,
+  DEADLINE_GRACE_MS,
+  serviceDefinitions,
+  type CreateServiceChecksInput,
+  type ConnectionChecks,
+  type ServiceStatus,
+} from '../../src/probes/connection-checks.js';
 import { parseSyncConfig, type ContainerRef, type TargetSpec } from '../../src/targets/target-spec.js';
 import { createManualClock, type ManualClock } from '../support/manual-clock.js';
 import { expectAppError } from '../support/wait.js';
@@ -188,7 +195,13 @@ describe('service checks with fake drivers', () => {
     expect(f.http).not.toHaveBeenCalled();
     answer.resolve(RUNNING);
     await f.checks.idle();
-    expect(f.checks.list()).toMatchObject({ services: [{ name: 'web', stale: false }, { name: 'late', stale: true }], refreshing: true });
+    expect(f.checks.list()).toMatchObject({
+      services: [
+        { name: 'web', stale: false },
+        { name: 'late', stale: true },
+      ],
+      refreshing: true,
+    });
     await f.checks.idle();
     expect(f.http).toHaveBeenCalledTimes(1);
     expect(f.inspect).toHaveBeenCalledTimes(1);
@@ -216,7 +229,8 @@ describe('service checks with fake drivers', () => {
 
   it('when a probe never answers, then the check ends with TIMEOUT just after the probe timeout, not before, and the probe was given that timeout', async () => {
     const f = fixture({
-      systemIni: target('web', 'docker:restart:web') + target('console', 'supervisor:restart:console') + target('api', 'none', 'http:http://127.0.0.1:1/health'),
+      systemIni:
+        target('web', 'docker:restart:web') + target('console', 'supervisor:restart:console') + target('api', 'none', 'http:http://127.0.0.1:1/health'),
       timeoutMs: 150,
       inspect: () => new Promise(() => undefined),
       processInfo: () => new Promise(() => undefined),
@@ -297,8 +311,16 @@ describe('service checks with fake drivers', () => {
       starting: { ...RUNNING, health: 'starting' },
       created: { ...RUNNING, running: false, status: 'created' },
       paused: { ...RUNNING, status: 'paused' },
-      gone: new AppError('SERVICE_UNREACHABLE', { message: 'No such container: gone', details: 'container "gone" does not exist (yet)', data: { container: 'gone' } }),
-      nodocker: new AppError('SERVICE_UNREACHABLE', { message: 'Docker engine unreachable', details: 'cannot connect to the Docker engine at /x.sock (ENOENT)', data: { socket: '/x.sock' } }),
+      gone: new AppError('SERVICE_UNREACHABLE', {
+        message: 'No such container: gone',
+        details: 'container "gone" does not exist (yet)',
+        data: { container: 'gone' },
+      }),
+      nodocker: new AppError('SERVICE_UNREACHABLE', {
+        message: 'Docker engine unreachable',
+        details: 'cannot connect to the Docker engine at /x.sock (ENOENT)',
+        data: { socket: '/x.sock' },
+      }),
       ambiguous: new AppError('RELOAD_FAILED', { message: 'Label matches 2 containers', details: 'the label a=b matches 2 containers' }),
     };
     const statuses: Record<string, number> = { '/ok': 204, '/missing': 404, '/down': 503 };
@@ -326,7 +348,9 @@ describe('service checks with fake drivers', () => {
     expect(await check('starting')).toMatchObject({ ok: false, health: 'starting', error: { code: 'HEALTH_FAILED' } });
     expect(await check('created')).toMatchObject({ ok: false, state: 'created', error: { code: 'HEALTH_FAILED', message: 'container created is created' } });
     expect(await check('paused')).toMatchObject({ ok: false, state: 'paused', error: { code: 'HEALTH_FAILED', message: 'container paused is paused' } });
-    expect(await check('gone')).toEqual(expect.objectContaining({ ok: false, state: 'absent', error: { code: 'SERVICE_UNREACHABLE', message: 'container "gone" does not exist (yet)' } }));
+    expect(await check('gone')).toEqual(
+      expect.objectContaining({ ok: false, state: 'absent', error: { code: 'SERVICE_UNREACHABLE', message: 'container "gone" does not exist (yet)' } }),
+    );
     const nodocker = await check('nodocker');
     expect(nodocker).toMatchObject({ ok: false, error: { code: 'SERVICE_UNREACHABLE', message: 'cannot connect to the Docker engine at /x.sock (ENOENT)' } });
     expect(nodocker).not.toHaveProperty('state');
@@ -334,7 +358,11 @@ describe('service checks with fake drivers', () => {
     // The driver's reload-flavoured code does not leak into a check.
     expect(await check('ambiguous')).toMatchObject({ ok: false, error: { code: 'HEALTH_FAILED' } });
     expect(await check('prog-up')).toMatchObject({ kind: 'supervisor', program: 'up', ok: true, state: 'RUNNING' });
-    expect(await check('prog-stopped')).toMatchObject({ ok: false, state: 'STOPPED', error: { code: 'HEALTH_FAILED', message: 'program stopped is STOPPED (Not started)' } });
+    expect(await check('prog-stopped')).toMatchObject({
+      ok: false,
+      state: 'STOPPED',
+      error: { code: 'HEALTH_FAILED', message: 'program stopped is STOPPED (Not started)' },
+    });
     expect(await check('health-ok')).toMatchObject({ kind: 'http', ok: true, status: 204, source: 'health' });
     // A health URL must answer 2xx; an API root that answers 404 is there.
     expect(await check('health-missing')).toMatchObject({ ok: false, status: 404, error: { code: 'HEALTH_FAILED' } });
@@ -368,7 +396,11 @@ describe('service checks with fake drivers', () => {
       }) as typeof fetch,
     });
     await expect(probe('http://u:p%40ss-word@api.example/x?key=k3y-secret', { timeoutMs: 1000 })).resolves.toEqual({ status: 302 });
-    expect(seen[0]).toEqual({ url: 'http://api.example/x?key=k3y-secret', headers: { authorization: `Basic ${Buffer.from('u:p@ss-word').toString('base64')}` }, redirect: 'manual' });
+    expect(seen[0]).toEqual({
+      url: 'http://api.example/x?key=k3y-secret',
+      headers: { authorization: `Basic ${Buffer.from('u:p@ss-word').toString('base64')}` },
+      redirect: 'manual',
+    });
     const error = await expectAppError(probe('http://u:p%40ss-word@api.example/x?key=k3y-secret', { timeoutMs: 1000 }), 'SERVICE_UNREACHABLE');
     const text = JSON.stringify({ m: error.message, d: error.details, data: error.data });
     for (const secret of ['ss-word', 'k3y-secret', 'u:p']) expect(text).not.toContain(secret);

@@ -18,7 +18,16 @@ import { createSupervisorDriver } from '../../src/reload/supervisor.js';
 import { createHttpProbe } from '../../src/probes/http-probe.js';
 import { createConnectionChecks, type ConnectionCheck, type ConnectionChecks } from '../../src/probes/connection-checks.js';
 import { parseSyncConfig } from '../../src/targets/target-spec.js';
-import { ensureBusyboxImage, runBusybox, SKIP_DOCKERD, SKIP_SUPERVISORD, startDockerd, startSupervisord, type PrivateDockerd, type PrivateSupervisord } from '../support/engines.js';
+import {
+  ensureBusyboxImage,
+  runBusybox,
+  SKIP_DOCKERD,
+  SKIP_SUPERVISORD,
+  startDockerd,
+  startSupervisord,
+  type PrivateDockerd,
+  type PrivateSupervisord,
+} from '../support/engines.js';
 import { eventually } from '../support/wait.js';
 import { freePort } from '../support/ports.js';
 
@@ -46,7 +55,8 @@ function checksOf(system: string, config: string, input: { socketPath: string; s
   });
 }
 
-const target = (name: string, reload: string, health = 'auto'): string => `[target:${name}]\nsections = ${name}\nformat = env\noutput = out/${name}.env\nreload = ${reload}\nhealth = ${health}\n\n`;
+const target = (name: string, reload: string, health = 'auto'): string =>
+  `[target:${name}]\nsections = ${name}\nformat = env\noutput = out/${name}.env\nreload = ${reload}\nhealth = ${health}\n\n`;
 
 /** How long /slow takes to answer. */
 const SLOW_MS = 1000;
@@ -107,7 +117,13 @@ describe('HTTP probes against servers on 127.0.0.1, and engines that are not the
     const before = Date.now();
     const result = await checks.test('slow');
     const after = Date.now();
-    expect(result).toMatchObject({ name: 'slow', kind: 'target', ok: true, stale: false, checks: [{ kind: 'http', url: `http://127.0.0.1:${webPort}/slow`, source: 'health', status: 200, ok: true }] });
+    expect(result).toMatchObject({
+      name: 'slow',
+      kind: 'target',
+      ok: true,
+      stale: false,
+      checks: [{ kind: 'http', url: `http://127.0.0.1:${webPort}/slow`, source: 'health', status: 200, ok: true }],
+    });
     const check = result.checks[0] as ConnectionCheck;
     // Measured on the clock the test reads too: it includes the delay and is no more than the call took.
     expect(check.latencyMs).toBeGreaterThanOrEqual(SLOW_MS - 20);
@@ -124,7 +140,11 @@ describe('HTTP probes against servers on 127.0.0.1, and engines that are not the
 
   it('when base URLs of config.ini answer 404 and 500, then the API root that is there is ok and the failing one is not', async () => {
     const config = `[gitea]\nbase_url = http://127.0.0.1:${webPort}/api/v1\n[portainer]\nbase_url = http://127.0.0.1:${webPort}/boom\n[npm]\nadmin_url = http://127.0.0.1:${webPort}/healthz\n`;
-    const checks = checksOf('', config, { socketPath: join(dir, 'no-docker.sock'), supervisorUrl: `unix://${join(dir, 'no-supervisor.sock')}`, timeoutMs: 3000 });
+    const checks = checksOf('', config, {
+      socketPath: join(dir, 'no-docker.sock'),
+      supervisorUrl: `unix://${join(dir, 'no-supervisor.sock')}`,
+      timeoutMs: 3000,
+    });
     expect(await checks.test('gitea')).toMatchObject({ kind: 'url', ok: true, checks: [{ status: 404, source: 'gitea.base_url' }] });
     expect(await checks.test('portainer')).toMatchObject({ ok: false, checks: [{ status: 500, error: { code: 'HEALTH_FAILED' } }] });
     expect(await checks.test('npm')).toMatchObject({ ok: true, checks: [{ status: 200, source: 'npm.admin_url' }] });
@@ -132,10 +152,17 @@ describe('HTTP probes against servers on 127.0.0.1, and engines that are not the
 
   it('when nothing listens on the port, then SERVICE_UNREACHABLE without waiting for the timeout; when the server never answers, then TIMEOUT once the probe timeout has passed', async () => {
     const config = `[closed]\nbase_url = http://user:${SECRET_PASSWORD}@127.0.0.1:${closedPort}/?token=${SECRET_TOKEN}\n[hung]\nbase_url = http://127.0.0.1:${silentPort}/\n`;
-    const checks = checksOf('', config, { socketPath: join(dir, 'no-docker.sock'), supervisorUrl: `unix://${join(dir, 'no-supervisor.sock')}`, timeoutMs: 1500 });
+    const checks = checksOf('', config, {
+      socketPath: join(dir, 'no-docker.sock'),
+      supervisorUrl: `unix://${join(dir, 'no-supervisor.sock')}`,
+      timeoutMs: 1500,
+    });
     // A refused connection is its own answer: SERVICE_UNREACHABLE, where waiting out the timeout would say TIMEOUT.
     const closed = await checks.test('closed');
-    expect(closed).toMatchObject({ ok: false, checks: [{ kind: 'http', url: `http://127.0.0.1:${closedPort}/`, ok: false, error: { code: 'SERVICE_UNREACHABLE' } }] });
+    expect(closed).toMatchObject({
+      ok: false,
+      checks: [{ kind: 'http', url: `http://127.0.0.1:${closedPort}/`, ok: false, error: { code: 'SERVICE_UNREACHABLE' } }],
+    });
     expect(closed.checks[0]).not.toHaveProperty('status');
     expect(closed.checks[0]!.error!.message).toContain('ECONNREFUSED');
     expect(JSON.stringify(closed)).not.toContain(SECRET_PASSWORD);
@@ -160,12 +187,19 @@ describe('HTTP probes against servers on 127.0.0.1, and engines that are not the
     // Unknown, not "absent": without an engine nothing can be said about the container.
     expect(web.checks[0]).not.toHaveProperty('state');
     expect(web.checks[0]!.error!.message).toContain(socketPath);
-    expect(await checks.test('prog')).toMatchObject({ ok: false, checks: [{ kind: 'supervisor', program: 'prog', ok: false, error: { code: 'SERVICE_UNREACHABLE' } }] });
+    expect(await checks.test('prog')).toMatchObject({
+      ok: false,
+      checks: [{ kind: 'supervisor', program: 'prog', ok: false, error: { code: 'SERVICE_UNREACHABLE' } }],
+    });
   });
 
   it('when list() starts a refresh of services that take time, then it answers before any of them did and they are checked at the same time', async () => {
     const config = ['a', 'b', 'c'].map((s) => `[${s}]\nbase_url = http://127.0.0.1:${webPort}/gate?${s}\n`).join('');
-    const checks = checksOf('', config, { socketPath: join(dir, 'no-docker.sock'), supervisorUrl: `unix://${join(dir, 'no-supervisor.sock')}`, timeoutMs: 3000 });
+    const checks = checksOf('', config, {
+      socketPath: join(dir, 'no-docker.sock'),
+      supervisorUrl: `unix://${join(dir, 'no-supervisor.sock')}`,
+      timeoutMs: 3000,
+    });
     expect(checks.list()).toMatchObject({ checkedAt: null, refreshing: true, services: [{ stale: true }, { stale: true }, { stale: true }] });
     await checks.idle();
     // /gate answers only when all three requests wait at once: checked one after the other, each would time out.
@@ -207,7 +241,11 @@ describe.skipIf(SKIP_DOCKERD)('container checks against a private dockerd', () =
     ].join('');
     checks = checksOf(system, '', { socketPath: engine.socketPath, supervisorUrl: `unix://${join(workDir, 'no-supervisor.sock')}`, timeoutMs: 3000 });
     await eventually('the health checks settled', async () => {
-      const [healthy, sick, exited] = await Promise.all([docker.getContainer('svc-healthy').inspect(), docker.getContainer('svc-sick').inspect(), docker.getContainer('svc-exited').inspect()]);
+      const [healthy, sick, exited] = await Promise.all([
+        docker.getContainer('svc-healthy').inspect(),
+        docker.getContainer('svc-sick').inspect(),
+        docker.getContainer('svc-exited').inspect(),
+      ]);
       return healthy.State.Health?.Status === 'healthy' && sick.State.Health?.Status === 'unhealthy' && exited.State.Status === 'exited';
     });
   });
@@ -217,12 +255,15 @@ describe.skipIf(SKIP_DOCKERD)('container checks against a private dockerd', () =
     if (workDir) rmSync(workDir, { recursive: true, force: true });
   });
 
-  it('when containers run, are healthy, unhealthy, exited, found by label or absent, then each check reports Docker\'s state and health', async () => {
+  it("when containers run, are healthy, unhealthy, exited, found by label or absent, then each check reports Docker's state and health", async () => {
     const first = (name: string) => checks.test(name).then((s) => ({ ok: s.ok, check: s.checks[0] }));
     expect(await first('up')).toMatchObject({ ok: true, check: { kind: 'container', container: 'svc-up', ok: true, state: 'running', health: 'none' } });
     expect(await first('healthy')).toMatchObject({ ok: true, check: { ok: true, state: 'running', health: 'healthy' } });
     expect(await first('sick')).toMatchObject({ ok: false, check: { ok: false, state: 'running', health: 'unhealthy', error: { code: 'HEALTH_FAILED' } } });
-    expect(await first('exited')).toMatchObject({ ok: false, check: { ok: false, state: 'exited', error: { code: 'HEALTH_FAILED', message: 'container svc-exited is exited (exit code 3)' } } });
+    expect(await first('exited')).toMatchObject({
+      ok: false,
+      check: { ok: false, state: 'exited', error: { code: 'HEALTH_FAILED', message: 'container svc-exited is exited (exit code 3)' } },
+    });
     expect(await first('labelled')).toMatchObject({ ok: true, check: { container: 'label=com.docker.compose.service=labelled', ok: true, state: 'running' } });
     expect(await first('absent')).toMatchObject({ ok: false, check: { ok: false, state: 'absent', error: { code: 'SERVICE_UNREACHABLE' } } });
     const before = Date.now();
@@ -258,7 +299,10 @@ describe.skipIf(SKIP_SUPERVISORD)('program checks against a private supervisord'
 
   it('when one program runs and another is stopped, then the checks say RUNNING and STOPPED; an unknown program fails without a state', async () => {
     expect(await checks.test('runner')).toMatchObject({ ok: true, checks: [{ kind: 'supervisor', program: 'runner', ok: true, state: 'RUNNING' }] });
-    expect(await checks.test('idle')).toMatchObject({ ok: false, checks: [{ program: 'idle', ok: false, state: 'STOPPED', error: { code: 'HEALTH_FAILED' } }] });
+    expect(await checks.test('idle')).toMatchObject({
+      ok: false,
+      checks: [{ program: 'idle', ok: false, state: 'STOPPED', error: { code: 'HEALTH_FAILED' } }],
+    });
     const ghost = await checks.test('ghost');
     expect(ghost).toMatchObject({ ok: false, checks: [{ program: 'ghost', ok: false, error: { code: 'HEALTH_FAILED' } }] });
     expect(ghost.checks[0]).not.toHaveProperty('state');

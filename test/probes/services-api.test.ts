@@ -106,10 +106,14 @@ describe('service connection tests over HTTP', () => {
     expect(byName.get('myapp')).toEqual({ name: 'myapp', kind: 'url', ok: null, stale: true, checkedAt: null, checks: [] });
 
     let current = first;
-    await eventually('the background refresh is done', async () => {
-      current = await list();
-      return current.services.every((s) => !s.stale);
-    }, 15_000);
+    await eventually(
+      'the background refresh is done',
+      async () => {
+        current = await list();
+        return current.services.every((s) => !s.stale);
+      },
+      15_000,
+    );
     const after = new Map(current.services.map((s) => [s.name, s]));
     expect(after.get('myapp')).toMatchObject({ ok: true, checks: [{ kind: 'http', url: `http://127.0.0.1:${port}/api`, status: 200, ok: true }] });
     const gitea = after.get('gitea')!;
@@ -206,8 +210,13 @@ describe('reloader endpoints from the environment', () => {
       const console = (await (await ch.api('/api/v1/services/console/test', { method: 'POST' })).json()) as Service;
       expect(console.checks[0]!.error!.message).toContain('env-supervisor.sock');
       // The worker's first reconcile could not reach either; its errors name the same sockets.
-      const errors = async (): Promise<string> => JSON.stringify(((await (await ch.api('/api/v1/sync/status')).json()) as { targets: { lastError: unknown }[] }).targets.map((t) => t.lastError));
-      await eventually('both targets report their reloader', async () => (await errors()).includes('env-docker.sock') && (await errors()).includes('env-supervisor.sock'), 20_000);
+      const errors = async (): Promise<string> =>
+        JSON.stringify(((await (await ch.api('/api/v1/sync/status')).json()) as { targets: { lastError: unknown }[] }).targets.map((t) => t.lastError));
+      await eventually(
+        'both targets report their reloader',
+        async () => (await errors()).includes('env-docker.sock') && (await errors()).includes('env-supervisor.sock'),
+        20_000,
+      );
       expect(await errors()).not.toContain('ini-docker.sock');
       expect(await errors()).not.toContain('ini-supervisor.sock');
     } finally {

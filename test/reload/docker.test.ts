@@ -20,7 +20,6 @@ const byName = (name: string): ContainerRef => ({ by: 'name', name });
 
 /** Polls until check() is true or fails after timeoutMs. */
 
-
 describe('startedAtNanos', () => {
   it('when Docker trims trailing zeros of the fraction, then times still compare by value', () => {
     expect(startedAtNanos('2026-01-01T00:00:32.5Z')! < startedAtNanos('2026-01-01T00:00:32.50001Z')!).toBe(true);
@@ -117,7 +116,10 @@ describe.skipIf(SKIP_DOCKERD)('Docker driver against a private dockerd', () => {
     const clock = createManualClock();
     const timed = createDockerDriver({ socketPath: engine.socketPath, logger, clock, pollIntervalMs: 1000 });
     const start = clock.now();
-    const error = await expectAppError(clock.run(timed.waitHealthy(byName('not-restarted'), { timeoutMs: 3000, startedAfter: current.startedAt })), 'HEALTH_FAILED');
+    const error = await expectAppError(
+      clock.run(timed.waitHealthy(byName('not-restarted'), { timeoutMs: 3000, startedAfter: current.startedAt })),
+      'HEALTH_FAILED',
+    );
     expect(error.details).toContain('not healthy within 3000 ms');
     expect(error.details).toContain('last seen: running');
     expect(clock.now() - start).toBe(3000);
@@ -135,7 +137,10 @@ describe.skipIf(SKIP_DOCKERD)('Docker driver against a private dockerd', () => {
   it('when exec runs argv, then the output and exit code come back, with no shell in between', async () => {
     const conf = await run('execs', LOOP);
     writeFileSync(join(conf, 'value'), 'hello from the volume\n');
-    await expect(driver.exec(byName('execs'), ['cat', '/conf/value'], { timeoutMs: 5000 })).resolves.toEqual({ exitCode: 0, output: 'hello from the volume\n' });
+    await expect(driver.exec(byName('execs'), ['cat', '/conf/value'], { timeoutMs: 5000 })).resolves.toEqual({
+      exitCode: 0,
+      output: 'hello from the volume\n',
+    });
     const mixed = await driver.exec(byName('execs'), ['sh', '-c', 'echo out; echo err >&2; exit 7'], { timeoutMs: 5000 });
     expect(mixed.exitCode).toBe(7);
     expect(mixed.output).toContain('out\n');
@@ -165,7 +170,10 @@ describe.skipIf(SKIP_DOCKERD)('Docker driver against a private dockerd', () => {
     const two = await expectAppError(driver.resolve({ by: 'label', label: 'com.docker.compose.service', value: 'dup' }), 'RELOAD_FAILED');
     expect(two.details).toContain('com.docker.compose.service=dup');
     expect(two.data).toMatchObject({ label: 'com.docker.compose.service=dup', matches: 2 });
-    const none = await expectAppError(driver.restart({ by: 'label', label: 'com.docker.compose.service', value: 'nothing' }, { timeoutMs: 5000 }), 'SERVICE_UNREACHABLE');
+    const none = await expectAppError(
+      driver.restart({ by: 'label', label: 'com.docker.compose.service', value: 'nothing' }, { timeoutMs: 5000 }),
+      'SERVICE_UNREACHABLE',
+    );
     expect(none.data).toMatchObject({ label: 'com.docker.compose.service=nothing', matches: 0 });
     const missing = await expectAppError(driver.restart(byName('no-such-container'), { timeoutMs: 5000 }), 'SERVICE_UNREACHABLE');
     expect(missing.details).toContain('no-such-container');
@@ -205,7 +213,10 @@ describe.skipIf(SKIP_DOCKERD)('Docker driver against a private dockerd', () => {
     const before = await driver.inspectState(byName('crashy'));
     writeFileSync(join(conf, 'crash'), '');
     await driver.restart(byName('crashy'), { timeoutMs: 10_000 });
-    const error = await expectAppError(driver.waitHealthy(byName('crashy'), { timeoutMs: 5000, startedAfter: before.startedAt, stableMs: 500 }), 'HEALTH_FAILED');
+    const error = await expectAppError(
+      driver.waitHealthy(byName('crashy'), { timeoutMs: 5000, startedAfter: before.startedAt, stableMs: 500 }),
+      'HEALTH_FAILED',
+    );
     expect(error.details).toContain('exit code 3');
   });
 

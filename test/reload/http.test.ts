@@ -9,7 +9,6 @@ import { postReload, probeHealth } from '../../src/reload/http.js';
 import { createManualClock } from '../support/manual-clock.js';
 import { expectAppError } from '../support/wait.js';
 
-
 /** A port on 127.0.0.1 that nothing listens on (it was free a moment ago). */
 async function closedPort(): Promise<number> {
   const closed = createServer();
@@ -79,7 +78,10 @@ describe('HTTP reload hooks and health probes', () => {
   it('when the URL carries credentials and a token, then they are sent but never shown', async () => {
     await postReload(`http://hook:p%40ss@127.0.0.1:${new URL(base).port}/auth?token=t0ps3cret`, { timeoutMs: 2000 });
     expect(seen.at(-1)).toMatchObject({ url: '/auth?token=t0ps3cret' });
-    const error = await expectAppError(postReload(`http://hook:wrong@127.0.0.1:${new URL(base).port}/auth?token=t0ps3cret`, { timeoutMs: 2000 }), 'RELOAD_FAILED');
+    const error = await expectAppError(
+      postReload(`http://hook:wrong@127.0.0.1:${new URL(base).port}/auth?token=t0ps3cret`, { timeoutMs: 2000 }),
+      'RELOAD_FAILED',
+    );
     expect(JSON.stringify({ m: error.message, d: error.details, data: error.data })).not.toMatch(/wrong|t0ps3cret/);
     expect(safeUrl('http://u:pw@h:1/p?q=1#f')).toBe('http://h:1/p');
   });
@@ -115,7 +117,10 @@ describe('HTTP reload hooks and health probes', () => {
     // (Not port 1: fetch refuses the spec's "bad ports" before connecting.)
     // Each attempt here gets at least 2 s of real time: the refusal, not a slow machine, is what it reports.
     start = clock.now();
-    const down = await expectAppError(clock.run(probeHealth(`http://127.0.0.1:${await closedPort()}/health`, { timeoutMs: 4000, intervalMs: 2000, clock })), 'HEALTH_FAILED');
+    const down = await expectAppError(
+      clock.run(probeHealth(`http://127.0.0.1:${await closedPort()}/health`, { timeoutMs: 4000, intervalMs: 2000, clock })),
+      'HEALTH_FAILED',
+    );
     expect(down.details).toContain('ECONNREFUSED');
     expect(clock.now() - start).toBe(4000);
   });

@@ -16,14 +16,21 @@ import { checkArgv, createReloadActions, firstLines, type ReloadActions } from '
 import { describeAction } from '../../src/targets/target-spec.js';
 import { createSupervisorDriver, type SupervisorDriver } from '../../src/reload/supervisor.js';
 import type { ContainerRef, ReloadAction } from '../../src/targets/target-spec.js';
-import { ensureBusyboxImage, SKIP_DOCKERD, SKIP_SUPERVISORD, startDockerd, startSupervisord, type PrivateDockerd, type PrivateSupervisord, runBusybox } from '../support/engines.js';
+import {
+  ensureBusyboxImage,
+  SKIP_DOCKERD,
+  SKIP_SUPERVISORD,
+  startDockerd,
+  startSupervisord,
+  type PrivateDockerd,
+  type PrivateSupervisord,
+  runBusybox,
+} from '../support/engines.js';
 import { createManualClock } from '../support/manual-clock.js';
 import { eventually, expectAppError } from '../support/wait.js';
 
 const logger = createLogger({ level: 'silent' });
 const TIMEOUT = { timeoutMs: 8000 };
-
-
 
 describe('pure helpers', () => {
   it('when {file} appears, then every occurrence is the staged path; without it, the path is appended', () => {
@@ -91,7 +98,7 @@ describe('service actions on a manual clock, with fake drivers', () => {
     ]);
   });
 
-  it('when verify probes an HTTP health URL, then the probe runs on the actions\' clock and gives up exactly at the timeout', async () => {
+  it("when verify probes an HTTP health URL, then the probe runs on the actions' clock and gives up exactly at the timeout", async () => {
     let gets = 0;
     const server = createServer((_req, res) => {
       gets++;
@@ -103,7 +110,10 @@ describe('service actions on a manual clock, with fake drivers', () => {
       const actions = createReloadActions({ docker: {} as DockerDriver, supervisor: {} as SupervisorDriver, logger, clock });
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/health`;
       const start = clock.now();
-      const error = await expectAppError(clock.run(actions.verify({ action: { kind: 'none' }, health: { kind: 'http', url }, reloadResult: { reloaded: false }, timeoutMs: 2000 })), 'HEALTH_FAILED');
+      const error = await expectAppError(
+        clock.run(actions.verify({ action: { kind: 'none' }, health: { kind: 'http', url }, reloadResult: { reloaded: false }, timeoutMs: 2000 })),
+        'HEALTH_FAILED',
+      );
       expect(error.details).toContain('not 2xx within 2000 ms');
       expect(gets).toBeGreaterThan(0);
       expect(clock.now() - start).toBe(2000);
@@ -244,7 +254,10 @@ describe.skipIf(SKIP_DOCKERD || SKIP_SUPERVISORD)('service actions against priva
     expect(hookPosts).toBe(1);
     await actions.verify({ action, health: { kind: 'auto' }, reloadResult: result, ...TIMEOUT });
     await actions.verify({ action, health: { kind: 'http', url: `${hookBase}/health` }, reloadResult: result, ...TIMEOUT });
-    await expectAppError(actions.verify({ action, health: { kind: 'http', url: `${hookBase}/broken` }, reloadResult: result, timeoutMs: 500 }), 'HEALTH_FAILED');
+    await expectAppError(
+      actions.verify({ action, health: { kind: 'http', url: `${hookBase}/broken` }, reloadResult: result, timeoutMs: 500 }),
+      'HEALTH_FAILED',
+    );
     await expectAppError(actions.reload({ kind: 'http', method: 'POST', url: `${hookBase}/broken` }, TIMEOUT), 'RELOAD_FAILED');
   });
 
@@ -262,7 +275,15 @@ describe.skipIf(SKIP_DOCKERD || SKIP_SUPERVISORD)('service actions against priva
     });
     await expectAppError(offline.reload({ kind: 'docker_restart', container: app }, TIMEOUT), 'SERVICE_UNREACHABLE');
     await expectAppError(offline.reload({ kind: 'supervisor_restart', program: 'svc' }, TIMEOUT), 'SERVICE_UNREACHABLE');
-    const error = await expectAppError(offline.verify({ action: { kind: 'supervisor_signal', signal: 'HUP', program: 'svc' }, health: { kind: 'auto' }, reloadResult: { reloaded: true }, ...TIMEOUT }), 'HEALTH_FAILED');
+    const error = await expectAppError(
+      offline.verify({
+        action: { kind: 'supervisor_signal', signal: 'HUP', program: 'svc' },
+        health: { kind: 'auto' },
+        reloadResult: { reloaded: true },
+        ...TIMEOUT,
+      }),
+      'HEALTH_FAILED',
+    );
     expect(error.details).toContain('SERVICE_UNREACHABLE');
   });
 
@@ -290,12 +311,15 @@ describe.skipIf(SKIP_DOCKERD || SKIP_SUPERVISORD)('service actions against priva
     expect(missing.details).toContain('ENOENT');
   });
 
-  it('when an exec check runs, then it does not inherit confhub\'s environment', async () => {
+  it("when an exec check runs, then it does not inherit confhub's environment", async () => {
     const staged = join(dir, 'staged.conf');
     process.env.CONFHUB_TEST_CANARY = 'canary-value-4711';
     try {
       // grep exits 1 when no file matches: the canary is not in the checker's environment.
-      await expectAppError(actions.runCheck({ kind: 'exec', argv: ['/bin/grep', '-qs', 'canary-value-4711', '/proc/self/environ', '{file}'] }, staged, TIMEOUT), 'CHECK_FAILED');
+      await expectAppError(
+        actions.runCheck({ kind: 'exec', argv: ['/bin/grep', '-qs', 'canary-value-4711', '/proc/self/environ', '{file}'] }, staged, TIMEOUT),
+        'CHECK_FAILED',
+      );
     } finally {
       delete process.env.CONFHUB_TEST_CANARY;
     }
@@ -310,6 +334,9 @@ describe.skipIf(SKIP_DOCKERD || SKIP_SUPERVISORD)('service actions against priva
     );
     expect(rejected.details).toContain('exit code 1');
     // A service that does not exist yet cannot check anything: the caller decides (the file is written, the reload waits).
-    await expectAppError(actions.runCheck({ kind: 'docker_exec', container: { by: 'name', name: 'never-created' }, command: ['true'] }, '/x', TIMEOUT), 'SERVICE_UNREACHABLE');
+    await expectAppError(
+      actions.runCheck({ kind: 'docker_exec', container: { by: 'name', name: 'never-created' }, command: ['true'] }, '/x', TIMEOUT),
+      'SERVICE_UNREACHABLE',
+    );
   });
 });

@@ -26,8 +26,6 @@ const logger = createLogger({
   }),
 });
 
-
-
 describe('supervisord driver with nothing listening', () => {
   it('when the socket does not exist, then SERVICE_UNREACHABLE naming it, not a TIMEOUT at the end of the budget', async () => {
     const url = `unix://${join(tmpdir(), 'confhub-no-such-dir', 'supervisor.sock')}`;
@@ -165,7 +163,7 @@ describe.skipIf(SKIP_SUPERVISORD)('supervisord driver against a private supervis
     await expect(driver.waitRunning('idle', { timeoutMs: 3000, stableMs: 200 })).resolves.toMatchObject({ state: 'RUNNING' });
   });
 
-  it('when the program exits right after start, then restart fails with RELOAD_FAILED and supervisord\'s fault', async () => {
+  it("when the program exits right after start, then restart fails with RELOAD_FAILED and supervisord's fault", async () => {
     const error = await expectAppError(driver.restart('crasher', { timeoutMs: 5000 }), 'RELOAD_FAILED');
     expect(error.details).toContain('crasher');
     expect(error.details).toMatch(/ABNORMAL_TERMINATION|SPAWN_ERROR/);
@@ -221,7 +219,15 @@ describe.skipIf(SKIP_SUPERVISORD !== undefined)('supervisord driver while superv
       await driver.waitRunning('other', { timeoutMs: 5000, stableMs: 0 });
       process.kill(engine.pid, 'SIGTERM');
       // In its shutdown state supervisord faults every call, getState included.
-      await eventually('supervisord refuses calls', () => driver.ping(1000).then(() => false, () => true), 5000);
+      await eventually(
+        'supervisord refuses calls',
+        () =>
+          driver.ping(1000).then(
+            () => false,
+            () => true,
+          ),
+        5000,
+      );
       const error = await expectAppError(driver.restart('other', { timeoutMs: 3000 }), 'SERVICE_UNREACHABLE');
       expect(error.details).toContain('shutting down');
       expect(error.data).toMatchObject({ program: 'other', shuttingDown: true });

@@ -53,7 +53,13 @@ const NPM = [
 /** A typical valid input of every format. */
 const TYPICAL: Record<FormatName, RenderInput> = {
   gitea: input({ gitea: GITEA, domain: [['wildcard_domain', '']] }),
-  portainer: input({ portainer: [['base_url', 'http://p:9000/api'], ['user_name', 'admin'], ['user_pwd', 'pw']] }),
+  portainer: input({
+    portainer: [
+      ['base_url', 'http://p:9000/api'],
+      ['user_name', 'admin'],
+      ['user_pwd', 'pw'],
+    ],
+  }),
   nginx_proxy_manager: input({ nginx_proxy_manager: NPM }),
   cockpit: input({ cockpit: [['port', '9090']] }),
   env: input({ gitea: GITEA, cockpit: [['port', '9090']] }),
@@ -103,7 +109,10 @@ describe('the renderer registry', () => {
       const bad = corrupt[format](good);
       expect(bad, format).not.toBe(good);
       expect(() => renderer.verify(good, TYPICAL[format])).not.toThrow();
-      expect(failure(() => renderer.verify(bad, TYPICAL[format])), format).toMatch(/^target t: /);
+      expect(
+        failure(() => renderer.verify(bad, TYPICAL[format])),
+        format,
+      ).toMatch(/^target t: /);
     }
   });
 
@@ -115,9 +124,27 @@ describe('the renderer registry', () => {
   });
 
   it('when a section is given twice or two keys differ only in case, then the render fails naming them', () => {
-    const twice: RenderInput = { target: 't', sections: [{ name: 'a', values: new Map() }, { name: 'a', values: new Map() }] };
+    const twice: RenderInput = {
+      target: 't',
+      sections: [
+        { name: 'a', values: new Map() },
+        { name: 'a', values: new Map() },
+      ],
+    };
     expect(failure(() => render('json', twice))).toBe('target t: section a is given twice');
-    expect(failure(() => render('env', input({ a: [['Key', '1'], ['KEY', '2']] })))).toBe('target t: keys a.Key and a.KEY differ only in case');
+    expect(
+      failure(() =>
+        render(
+          'env',
+          input({
+            a: [
+              ['Key', '1'],
+              ['KEY', '2'],
+            ],
+          }),
+        ),
+      ),
+    ).toBe('target t: keys a.Key and a.KEY differ only in case');
   });
 });
 
@@ -125,8 +152,25 @@ describe('no value reaches an error message', () => {
   const SECRET = 'hunter2-$ecret;"`\n"""';
   it('when any renderer refuses or fails to verify a secret value, then the message names keys only', () => {
     const cases: [FormatName, RenderInput][] = [
-      ['gitea', input({ gitea: [['base_url', SECRET], ['mailer__PASSWD', SECRET]] })],
-      ['nginx_proxy_manager', input({ nginx_proxy_manager: [['listen_port', SECRET], ['ssl_cert', SECRET], ['ssl_key', '']] })],
+      [
+        'gitea',
+        input({
+          gitea: [
+            ['base_url', SECRET],
+            ['mailer__PASSWD', SECRET],
+          ],
+        }),
+      ],
+      [
+        'nginx_proxy_manager',
+        input({
+          nginx_proxy_manager: [
+            ['listen_port', SECRET],
+            ['ssl_cert', SECRET],
+            ['ssl_key', ''],
+          ],
+        }),
+      ],
       ['cockpit', input({ cockpit: [['port', SECRET]], domain: [['wildcard_domain', SECRET]] })],
       ['env', input({ app: [['user_pwd', `${SECRET}\0`]] })],
       ['ini', input({ app: [['user_pwd', 'hunter2\\;x']] })],
@@ -138,7 +182,16 @@ describe('no value reaches an error message', () => {
       expect(details, format).not.toContain('hunter2');
     }
     for (const format of FORMATS) {
-      const data = input({ app: [['user_pwd', SECRET]], gitea: [['base_url', 'http://g/'], ['__X', SECRET]] }, { template: '{{ app.user_pwd }}' });
+      const data = input(
+        {
+          app: [['user_pwd', SECRET]],
+          gitea: [
+            ['base_url', 'http://g/'],
+            ['__X', SECRET],
+          ],
+        },
+        { template: '{{ app.user_pwd }}' },
+      );
       let output: string;
       try {
         output = RENDERERS.get(format)!.render(data);
@@ -161,7 +214,13 @@ describe('gitea', () => {
 
   it('when base_url has no port, then HTTP_PORT is the default of its scheme', () => {
     const https = readGoIni(render('gitea', input({ gitea: [['base_url', 'https://git.example.com/api/v1']] })), { continuation: false });
-    expect(https.get('server')).toEqual(new Map([['ROOT_URL', 'https://git.example.com/'], ['DOMAIN', 'git.example.com'], ['HTTP_PORT', '443']]));
+    expect(https.get('server')).toEqual(
+      new Map([
+        ['ROOT_URL', 'https://git.example.com/'],
+        ['DOMAIN', 'git.example.com'],
+        ['HTTP_PORT', '443'],
+      ]),
+    );
     const http = readGoIni(render('gitea', input({ gitea: [['base_url', 'http://git.example.com/sub/api/v1/']] })), { continuation: false });
     expect(http.get('server')?.get('HTTP_PORT')).toBe('80');
     expect(http.get('server')?.get('ROOT_URL')).toBe('http://git.example.com/sub/');
@@ -224,7 +283,18 @@ describe('gitea', () => {
   });
 
   it('when two keys name the same [section] KEY, then RENDER_FAILED names both', () => {
-    const details = failure(() => render('gitea', input({ gitea: [['base_url', 'http://g/'], ['a.b__X', '1'], ['a_0x2e_b__x', '2']] })));
+    const details = failure(() =>
+      render(
+        'gitea',
+        input({
+          gitea: [
+            ['base_url', 'http://g/'],
+            ['a.b__X', '1'],
+            ['a_0x2e_b__x', '2'],
+          ],
+        }),
+      ),
+    );
     expect(details).toBe('target t: gitea.a.b__X and gitea.a_0x2e_b__x both set [a.b] X');
   });
 
@@ -241,9 +311,19 @@ describe('gitea', () => {
     expect(quoteGoIniValue('a\n"""').ok).toBe(false);
     // """ alone is fine in backticks.
     expect(quoteGoIniValue('a"""b')).toEqual({ ok: true, text: '`a"""b`', style: 'backtick' });
-    expect(failure(() => render('gitea', input({ gitea: [['base_url', 'http://g/'], ['x__K', 'a`"""']] })))).toBe(
-      'target t: gitea.x__K holds both a backtick or line break and """, which go-ini cannot quote',
-    );
+    expect(
+      failure(() =>
+        render(
+          'gitea',
+          input({
+            gitea: [
+              ['base_url', 'http://g/'],
+              ['x__K', 'a`"""'],
+            ],
+          }),
+        ),
+      ),
+    ).toBe('target t: gitea.x__K holds both a backtick or line break and """, which go-ini cannot quote');
   });
 
   it('when go-ini text is read, then comments, quotes, continuation and multi-line values follow go-ini', () => {
@@ -253,7 +333,7 @@ describe('gitea', () => {
       '[s]',
       'BARE =  value ; inline comment',
       'HASH = a#b',
-      'SQ = \'quoted\'',
+      "SQ = 'quoted'",
       'DQ = "quoted"',
       'TICK = `a;b#c` trailing',
       'TRIPLE = """one',
@@ -280,7 +360,12 @@ describe('gitea', () => {
   });
 
   it('when the output is verified, then a value cut by an inline comment is caught', () => {
-    const data = input({ gitea: [['base_url', 'http://g/'], ['mailer__PASSWD', 'a;b']] });
+    const data = input({
+      gitea: [
+        ['base_url', 'http://g/'],
+        ['mailer__PASSWD', 'a;b'],
+      ],
+    });
     const good = RENDERERS.get('gitea')!.render(data);
     expect(good).toContain('PASSWD = `a;b`');
     expect(failure(() => RENDERERS.get('gitea')!.verify(good.replace('`a;b`', 'a;b'), data))).toBe(
@@ -309,7 +394,13 @@ describe('nginx_proxy_manager', () => {
   });
 
   it('when certificate and key are set, then the port is listened on with ssl and both files are named', () => {
-    const data = input({ nginx_proxy_manager: [['listen_port', '443'], ['ssl_cert', '/c.pem'], ['ssl_key', '/k.pem']] });
+    const data = input({
+      nginx_proxy_manager: [
+        ['listen_port', '443'],
+        ['ssl_cert', '/c.pem'],
+        ['ssl_key', '/k.pem'],
+      ],
+    });
     expect(readNginxDirectives(render('nginx_proxy_manager', data))).toEqual([
       ['listen', '443', 'ssl'],
       ['listen', '[::]:443', 'ssl'],
@@ -319,7 +410,13 @@ describe('nginx_proxy_manager', () => {
   });
 
   it('when only one of certificate and key is set, then RENDER_FAILED names both keys', () => {
-    const data = input({ nginx_proxy_manager: [['listen_port', '443'], ['ssl_cert', ''], ['ssl_key', '/k.pem']] });
+    const data = input({
+      nginx_proxy_manager: [
+        ['listen_port', '443'],
+        ['ssl_cert', ''],
+        ['ssl_key', '/k.pem'],
+      ],
+    });
     expect(failure(() => render('nginx_proxy_manager', data))).toBe(
       'target t: nginx_proxy_manager.ssl_cert and nginx_proxy_manager.ssl_key must both be set or both be empty',
     );
@@ -333,7 +430,13 @@ describe('nginx_proxy_manager', () => {
 
   it('when the port is not a port, then RENDER_FAILED names it', () => {
     for (const port of ['0', '65536', '09000', '90 00', '']) {
-      const data = input({ nginx_proxy_manager: [['listen_port', port], ['ssl_cert', ''], ['ssl_key', '']] });
+      const data = input({
+        nginx_proxy_manager: [
+          ['listen_port', port],
+          ['ssl_cert', ''],
+          ['ssl_key', ''],
+        ],
+      });
       expect(failure(() => render('nginx_proxy_manager', data))).toBe('target t: nginx_proxy_manager.listen_port is not a port from 1 to 65535');
     }
   });
@@ -407,13 +510,25 @@ describe('env', () => {
     expect(quoteEnvValue('http://a.b:9/c@d,e+f-g_h')).toEqual({ ok: true, text: 'http://a.b:9/c@d,e+f-g_h', style: 'bare' });
     expect(quoteEnvValue('')).toEqual({ ok: true, text: '', style: 'bare' });
     expect(quoteEnvValue('a b $HOME "q" `x` #;=\\')).toEqual({ ok: true, text: '\'a b $HOME "q" `x` #;=\\\'', style: 'single' });
-    expect(quoteEnvValue("it's $x \"q\" \\")).toEqual({ ok: true, text: '"it\'s \\$x \\"q\\" \\\\"', style: 'double' });
+    expect(quoteEnvValue('it\'s $x "q" \\')).toEqual({ ok: true, text: '"it\'s \\$x \\"q\\" \\\\"', style: 'double' });
     expect(quoteEnvValue('a\nb\r')).toEqual({ ok: true, text: '"a\\nb\\r"', style: 'double' });
     expect(quoteEnvValue('a\0b').ok).toBe(false);
   });
 
   it('when two keys map to one name or a name starts with a digit, then RENDER_FAILED names the keys', () => {
-    expect(failure(() => render('env', input({ a: [['x.y', '1'], ['x-y', '2']] })))).toBe('target t: a.x.y and a.x-y both become A_X_Y');
+    expect(
+      failure(() =>
+        render(
+          'env',
+          input({
+            a: [
+              ['x.y', '1'],
+              ['x-y', '2'],
+            ],
+          }),
+        ),
+      ),
+    ).toBe('target t: a.x.y and a.x-y both become A_X_Y');
     expect(failure(() => render('env', input({ '1a': [['b', '1']] })))).toBe('target t: 1a.b would be the variable 1A_B, which starts with a digit');
   });
 
@@ -461,7 +576,14 @@ describe('ini', () => {
 
 describe('json', () => {
   it('when keys look like array indexes or __proto__, then they stay data in file order', () => {
-    const data = input({ s: [['b', '1'], ['2', '2'], ['__proto__', '3']], empty: [] });
+    const data = input({
+      s: [
+        ['b', '1'],
+        ['2', '2'],
+        ['__proto__', '3'],
+      ],
+      empty: [],
+    });
     expect(render('json', data)).toBe('{\n  "s": {\n    "b": "1",\n    "2": "2",\n    "__proto__": "3"\n  },\n  "empty": {}\n}\n');
   });
 
@@ -472,7 +594,28 @@ describe('json', () => {
 
 describe('yaml', () => {
   it('when values look like other types in YAML 1.1 or 1.2, then they are quoted and read back as strings under both', () => {
-    const tricky = ['yes', 'No', 'on', 'OFF', 'y', '123', '0123', '1e3', '0x1F', '0o17', '1_000', '1:20', '.inf', 'null', '~', '', 'true', '2001-12-14', '=', '<<'];
+    const tricky = [
+      'yes',
+      'No',
+      'on',
+      'OFF',
+      'y',
+      '123',
+      '0123',
+      '1e3',
+      '0x1F',
+      '0o17',
+      '1_000',
+      '1:20',
+      '.inf',
+      'null',
+      '~',
+      '',
+      'true',
+      '2001-12-14',
+      '=',
+      '<<',
+    ];
     const data = input({ s: tricky.map((v, i) => [`k${i}`, v] as const) });
     const text = render('yaml', data);
     for (const version of ['1.1', '1.2'] as const) {
@@ -482,9 +625,22 @@ describe('yaml', () => {
   });
 
   it('when a key is "<<" or "on", then it stays a key under YAML 1.1', () => {
-    const text = render('yaml', input({ s: [['<<', 'x'], ['on', 'y']] }));
+    const text = render(
+      'yaml',
+      input({
+        s: [
+          ['<<', 'x'],
+          ['on', 'y'],
+        ],
+      }),
+    );
     const parsed = parseYaml(text, { version: '1.1', mapAsMap: true }) as Map<string, Map<string, unknown>>;
-    expect(parsed.get('s')).toEqual(new Map([['<<', 'x'], ['on', 'y']]));
+    expect(parsed.get('s')).toEqual(
+      new Map([
+        ['<<', 'x'],
+        ['on', 'y'],
+      ]),
+    );
   });
 });
 
@@ -507,12 +663,22 @@ describe('template', () => {
   });
 
   it('when a value holds {{ }}, then it is inserted as is, never expanded again', () => {
-    const nested = input({ s: [['a', '{{ s.b }}'], ['b', 'no']] }, { template: '{{ s.a }}' });
+    const nested = input(
+      {
+        s: [
+          ['a', '{{ s.b }}'],
+          ['b', 'no'],
+        ],
+      },
+      { template: '{{ s.a }}' },
+    );
     expect(render('template', nested)).toBe('{{ s.b }}');
   });
 
   it('when placeholders are unknown, then RENDER_FAILED lists all of them once', () => {
-    expect(failure(() => render('template', { ...data, template: '{{ x.y }} {{ gitea.nope }} {{ x.y }}' }))).toBe('target t: unknown placeholders x.y, gitea.nope');
+    expect(failure(() => render('template', { ...data, template: '{{ x.y }} {{ gitea.nope }} {{ x.y }}' }))).toBe(
+      'target t: unknown placeholders x.y, gitea.nope',
+    );
   });
 
   it('when a "{{" is not closed, then RENDER_FAILED gives its 1-based line', () => {

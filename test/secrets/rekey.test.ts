@@ -27,7 +27,9 @@ function setUp(sealWith?: Keyring): { file: string; configPath: string; keyring:
     { section: 'gitea', key: 'user_pwd', value: 'Rekey-Pass-1' },
     { section: 'api_key', key: 'key', value: 'abcdefghijklmnopqrstuvwxyz0123456789ABCD' },
   ];
-  writeFileSync(configPath, applyStoredChanges({ stored: parseIni(PLAIN), changes: values, schema: CONFIG_SCHEMA, keyring: sealWith ?? keyring }), { mode: 0o600 });
+  writeFileSync(configPath, applyStoredChanges({ stored: parseIni(PLAIN), changes: values, schema: CONFIG_SCHEMA, keyring: sealWith ?? keyring }), {
+    mode: 0o600,
+  });
   return { file, configPath, keyring };
 }
 

@@ -63,21 +63,45 @@ describe('sealed values', () => {
     const ring = keyring();
     const sealed = sealValue(ring, 'gitea.user_pwd', 'Secret-Value-2');
     for (const cut of [1, 4, 12, 16]) {
-      expectAppError(() => openValue(ring, 'gitea.user_pwd', alter(sealed, (blob) => blob.subarray(0, blob.length - cut))), 'SECRET_UNREADABLE');
+      expectAppError(
+        () =>
+          openValue(
+            ring,
+            'gitea.user_pwd',
+            alter(sealed, (blob) => blob.subarray(0, blob.length - cut)),
+          ),
+        'SECRET_UNREADABLE',
+      );
     }
-    expectAppError(() => openValue(ring, 'gitea.user_pwd', alter(sealed, (blob) => blob.subarray(0, 27))), 'SECRET_UNREADABLE', /truncated/);
+    expectAppError(
+      () =>
+        openValue(
+          ring,
+          'gitea.user_pwd',
+          alter(sealed, (blob) => blob.subarray(0, 27)),
+        ),
+      'SECRET_UNREADABLE',
+      /truncated/,
+    );
   });
 
   it('when the master key is another one, then it is refused naming both key ids', () => {
     const sealed = sealValue(keyring(), 'gitea.user_pwd', 'Secret-Value-3');
     const other = keyring();
-    expectAppError(() => openValue(other, 'gitea.user_pwd', sealed), 'SECRET_UNREADABLE', new RegExp(`master key [0-9a-f]{8}, but the master key is ${other.current.id}`));
+    expectAppError(
+      () => openValue(other, 'gitea.user_pwd', sealed),
+      'SECRET_UNREADABLE',
+      new RegExp(`master key [0-9a-f]{8}, but the master key is ${other.current.id}`),
+    );
   });
 
   it('when a different key with the same id opens it (a forged key id), then the tag check refuses it', () => {
     const ring = keyring();
     const sealed = sealValue(ring, 'gitea.user_pwd', 'Secret-Value-4');
-    const forged: Keyring = { current: { id: ring.current.id, key: randomBytes(32) }, byId: new Map([[ring.current.id, { id: ring.current.id, key: randomBytes(32) }]]) };
+    const forged: Keyring = {
+      current: { id: ring.current.id, key: randomBytes(32) },
+      byId: new Map([[ring.current.id, { id: ring.current.id, key: randomBytes(32) }]]),
+    };
     expectAppError(() => openValue(forged, 'gitea.user_pwd', sealed), 'SECRET_UNREADABLE', /altered, or it belongs to another key/);
   });
 
@@ -87,9 +111,12 @@ describe('sealed values', () => {
     expectAppError(() => openValue(ring, 'portainer.user_pwd', sealed), 'SECRET_UNREADABLE', /portainer\.user_pwd/);
   });
 
-  it.each(['enc:v1:', 'enc:v1:abcd:xx', 'enc:v1:0123456z:AAAA', 'enc:v1:01234567:AA=A', 'enc:v2:01234567:AAAA'])('when the value is malformed (%s), then it is refused', (value) => {
-    expectAppError(() => openValue(keyring(), 'gitea.user_pwd', value), 'SECRET_UNREADABLE');
-  });
+  it.each(['enc:v1:', 'enc:v1:abcd:xx', 'enc:v1:0123456z:AAAA', 'enc:v1:01234567:AA=A', 'enc:v2:01234567:AAAA'])(
+    'when the value is malformed (%s), then it is refused',
+    (value) => {
+      expectAppError(() => openValue(keyring(), 'gitea.user_pwd', value), 'SECRET_UNREADABLE');
+    },
+  );
 
   it('when a retired key sealed the value, then the keyring still opens it', () => {
     const old = masterKey(randomBytes(32));
@@ -118,8 +145,14 @@ describe('master key', () => {
 
   it('when a configured key file is missing or unreadable, then loading fails and nothing is created', async () => {
     const dir = tempDir();
-    await expect(loadKeyring({ file: join(dir, 'secret'), createFile: false })).rejects.toMatchObject({ code: 'STARTUP_CONFIG_INVALID', message: expect.stringContaining('does not exist') });
-    await expect(loadKeyring({ file: dir, createFile: false })).rejects.toMatchObject({ code: 'STARTUP_CONFIG_INVALID', message: expect.stringContaining('cannot be read') });
+    await expect(loadKeyring({ file: join(dir, 'secret'), createFile: false })).rejects.toMatchObject({
+      code: 'STARTUP_CONFIG_INVALID',
+      message: expect.stringContaining('does not exist'),
+    });
+    await expect(loadKeyring({ file: dir, createFile: false })).rejects.toMatchObject({
+      code: 'STARTUP_CONFIG_INVALID',
+      message: expect.stringContaining('cannot be read'),
+    });
   });
 
   it('when the key is given as hex, base64 or base64url text, then each decodes to the same 32 bytes', () => {
@@ -169,7 +202,15 @@ describe('sealed documents', () => {
 
   it('when plaintext changes are applied, then sensitive values are sealed, other lines keep every byte, and the result opens to the plaintext', () => {
     const ring = keyring();
-    const text = applyStoredChanges({ stored: parseIni(TEXT), changes: [{ section: 'gitea', key: 'user_pwd', value: 'plain-Text-1' }, { section: 'gitea', key: 'user_name', value: 'root' }], schema: CONFIG_SCHEMA, keyring: ring });
+    const text = applyStoredChanges({
+      stored: parseIni(TEXT),
+      changes: [
+        { section: 'gitea', key: 'user_pwd', value: 'plain-Text-1' },
+        { section: 'gitea', key: 'user_name', value: 'root' },
+      ],
+      schema: CONFIG_SCHEMA,
+      keyring: ring,
+    });
     expect(text).not.toContain('plain-Text-1');
     expect(text).toMatch(/^; comment\r\n\[gitea\]\r\nuser_name=root\r\nuser_pwd=enc:v1:[0-9a-f]{8}:[A-Za-z0-9_-]+\r\n\r\n\[api_key\]\r\nkey = \r\n$/);
     const opened = openDocument({ stored: parseIni(text), schema: CONFIG_SCHEMA, keyring: ring });
@@ -179,19 +220,48 @@ describe('sealed documents', () => {
 
   it('when two sealed values do not open, then one error names both keys', () => {
     const ring = keyring();
-    const text = applyStoredChanges({ stored: parseIni(TEXT), changes: [{ section: 'gitea', key: 'user_pwd', value: 'x-Secret-1' }, { section: 'api_key', key: 'key', value: 'k'.repeat(40) }], schema: CONFIG_SCHEMA, keyring: ring });
-    expectAppError(() => openDocument({ stored: parseIni(text), schema: CONFIG_SCHEMA, keyring: keyring() }), 'SECRET_UNREADABLE', /gitea\.user_pwd.*api_key\.key/);
+    const text = applyStoredChanges({
+      stored: parseIni(TEXT),
+      changes: [
+        { section: 'gitea', key: 'user_pwd', value: 'x-Secret-1' },
+        { section: 'api_key', key: 'key', value: 'k'.repeat(40) },
+      ],
+      schema: CONFIG_SCHEMA,
+      keyring: ring,
+    });
+    expectAppError(
+      () => openDocument({ stored: parseIni(text), schema: CONFIG_SCHEMA, keyring: keyring() }),
+      'SECRET_UNREADABLE',
+      /gitea\.user_pwd.*api_key\.key/,
+    );
   });
 
   it('when a document is resealed under the current key, then it is returned byte for byte; under a retired key, its values are sealed again', () => {
     const old = masterKey(randomBytes(32));
-    const text = applyStoredChanges({ stored: parseIni(TEXT), changes: [{ section: 'gitea', key: 'user_pwd', value: 'x-Secret-2' }], schema: CONFIG_SCHEMA, keyring: createKeyring(old) });
+    const text = applyStoredChanges({
+      stored: parseIni(TEXT),
+      changes: [{ section: 'gitea', key: 'user_pwd', value: 'x-Secret-2' }],
+      schema: CONFIG_SCHEMA,
+      keyring: createKeyring(old),
+    });
     const same = createKeyring(old);
     const stored = parseIni(text);
-    expect(resealDocument({ text, stored, opened: openDocument({ stored, schema: CONFIG_SCHEMA, keyring: same }), schema: CONFIG_SCHEMA, keyring: same })).toBe(text);
+    expect(resealDocument({ text, stored, opened: openDocument({ stored, schema: CONFIG_SCHEMA, keyring: same }), schema: CONFIG_SCHEMA, keyring: same })).toBe(
+      text,
+    );
     const rotated = createKeyring(masterKey(randomBytes(32)), [old]);
-    const again = resealDocument({ text, stored, opened: openDocument({ stored, schema: CONFIG_SCHEMA, keyring: rotated }), schema: CONFIG_SCHEMA, keyring: rotated });
+    const again = resealDocument({
+      text,
+      stored,
+      opened: openDocument({ stored, schema: CONFIG_SCHEMA, keyring: rotated }),
+      schema: CONFIG_SCHEMA,
+      keyring: rotated,
+    });
     expect(again).toContain(`enc:v1:${rotated.current.id}:`);
-    expect(openDocument({ stored: parseIni(again), schema: CONFIG_SCHEMA, keyring: createKeyring(rotated.current) }).doc.byName.get('gitea')!.byKey.get('user_pwd')!.value).toBe('x-Secret-2');
+    expect(
+      openDocument({ stored: parseIni(again), schema: CONFIG_SCHEMA, keyring: createKeyring(rotated.current) })
+        .doc.byName.get('gitea')!
+        .byKey.get('user_pwd')!.value,
+    ).toBe('x-Secret-2');
   });
 });

@@ -18,7 +18,8 @@ describe('upgrades merge the shipped template', () => {
       // user's file, with templates that keep their own record.
       h.writeConfig(mine);
       const recordPath = join(h.config.dataDir, 'test-template.json');
-      const merge = (templateText: string) => mergeShippedTemplate({ store: h.settings, templateText, recordPath, schema: CONFIG_SCHEMA, logger: pino({ level: 'silent' }) });
+      const merge = (templateText: string) =>
+        mergeShippedTemplate({ store: h.settings, templateText, recordPath, schema: CONFIG_SCHEMA, logger: pino({ level: 'silent' }) });
       expect(await merge(TEMPLATE_V1)).toEqual({ added: [], obsolete: [], generated: [] });
       const before = h.readConfig();
 
@@ -41,7 +42,11 @@ describe('upgrades merge the shipped template', () => {
       expect(await merge(TEMPLATE_V2)).toEqual({ added: [], obsolete: [], generated: [] });
       expect(h.readConfig()).not.toContain('feature = on');
       const audit = h.audit.query({ limit: 10 });
-      expect(audit.find((row) => row.key === 'new_setting')).toMatchObject({ action: 'settings.update', actor: { type: 'system', id: 'upgrade' }, result: 'applied' });
+      expect(audit.find((row) => row.key === 'new_setting')).toMatchObject({
+        action: 'settings.update',
+        actor: { type: 'system', id: 'upgrade' },
+        result: 'applied',
+      });
     } finally {
       await h.close();
     }

@@ -95,12 +95,15 @@ describe('whole-document validation', () => {
   it('when several fields fail, then every one is reported in one error', () => {
     const doc = parseIni(base);
     const error = planError(() =>
-      planChanges({ doc, inputs: [
+      planChanges({
+        doc,
+        inputs: [
           { section: 'cockpit', key: 'port', value: 9000 },
           { section: 'gitea', key: 'user_email', value: 'nope' },
           { section: 'gitea', key: 'user_pwd', value: 'short' },
-        ], schema: CONFIG_SCHEMA }
-      ),
+        ],
+        schema: CONFIG_SCHEMA,
+      }),
     );
     expect(error.code).toBe('VALIDATION_FAILED');
     const codes = (error.data.errors ?? []).map((e) => `${e.field}:${e.code}`).sort();
@@ -114,16 +117,24 @@ describe('whole-document validation', () => {
 
   it('when a key is given twice in one request in different case, then it is refused', () => {
     const error = planError(() =>
-      planChanges({ doc: parseIni(base), inputs: [
-        { section: 'gitea', key: 'user_name', value: 'a' },
-        { section: 'gitea', key: 'USER_NAME', value: 'b' },
-      ], schema: CONFIG_SCHEMA }),
+      planChanges({
+        doc: parseIni(base),
+        inputs: [
+          { section: 'gitea', key: 'user_name', value: 'a' },
+          { section: 'gitea', key: 'USER_NAME', value: 'b' },
+        ],
+        schema: CONFIG_SCHEMA,
+      }),
     );
     expect(error.code).toBe('INVALID_REQUEST');
   });
 
   it('when a key is written in another case than the file spells it, then the file keeps its spelling', () => {
-    const plan = planChanges({ doc: parseIni('[gitea]\nUser_Name = x\n'), inputs: [{ section: 'gitea', key: 'user_name', value: 'y' }], schema: CONFIG_SCHEMA });
+    const plan = planChanges({
+      doc: parseIni('[gitea]\nUser_Name = x\n'),
+      inputs: [{ section: 'gitea', key: 'user_name', value: 'y' }],
+      schema: CONFIG_SCHEMA,
+    });
     expect(plan.text).toBe('[gitea]\nUser_Name = y\n');
   });
 });

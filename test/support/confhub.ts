@@ -52,7 +52,8 @@ export async function startConfhub({ systemIni, configExtra = '', files = {}, en
     config,
     dir,
     server,
-    api: (path, init = {}) => fetch(`${server.url}${path}`, { ...init, headers: { 'x-api-key': apiKey, 'content-type': 'application/json', ...(init.headers ?? {}) } }),
+    api: (path, init = {}) =>
+      fetch(`${server.url}${path}`, { ...init, headers: { 'x-api-key': apiKey, 'content-type': 'application/json', ...(init.headers ?? {}) } }),
     readConfig: () => readFileSync(config.configPath, 'utf8'),
     async close() {
       await server.close();

@@ -50,8 +50,10 @@ export function findProgram(name: string): string | undefined {
 export const DOCKERD = findProgram('dockerd');
 export const SUPERVISORD = findProgram('supervisord');
 /** For `describe.skipIf`: the only reason to skip is a missing binary; everything else must fail loudly. */
-export const SKIP_DOCKERD = DOCKERD === undefined ? 'dockerd is not installed (Debian: apt-get install docker.io); skipping the Docker engine tests' : undefined;
-export const SKIP_SUPERVISORD = SUPERVISORD === undefined ? 'supervisord is not installed (Debian: apt-get install supervisor); skipping the supervisord tests' : undefined;
+export const SKIP_DOCKERD =
+  DOCKERD === undefined ? 'dockerd is not installed (Debian: apt-get install docker.io); skipping the Docker engine tests' : undefined;
+export const SKIP_SUPERVISORD =
+  SUPERVISORD === undefined ? 'supervisord is not installed (Debian: apt-get install supervisor); skipping the supervisord tests' : undefined;
 if (SKIP_DOCKERD) console.warn(SKIP_DOCKERD);
 if (SKIP_SUPERVISORD) console.warn(SKIP_SUPERVISORD);
 
@@ -119,7 +121,14 @@ async function removeDir(dir: string): Promise<void> {
 function httpOverSocket(socketPath: string, method: string, path: string, body?: string, timeoutMs = 2000): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { socketPath, method, path, headers: body === undefined ? {} : { 'content-type': 'text/xml', 'content-length': Buffer.byteLength(body) }, timeout: timeoutMs, agent: false },
+      {
+        socketPath,
+        method,
+        path,
+        headers: body === undefined ? {} : { 'content-type': 'text/xml', 'content-length': Buffer.byteLength(body) },
+        timeout: timeoutMs,
+        agent: false,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -203,7 +212,14 @@ export async function startDockerd(): Promise<PrivateDockerd> {
         try {
           const docker = new Docker({ socketPath });
           const containers = await docker.listContainers({ all: true, abortSignal: AbortSignal.timeout(5000) });
-          await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true, abortSignal: AbortSignal.timeout(10_000) }).catch(() => undefined)));
+          await Promise.all(
+            containers.map((c) =>
+              docker
+                .getContainer(c.Id)
+                .remove({ force: true, v: true, abortSignal: AbortSignal.timeout(10_000) })
+                .catch(() => undefined),
+            ),
+          );
         } catch {
           /* the daemon may already be unhealthy; SIGTERM below still applies */
         }

@@ -27,7 +27,8 @@ const BUILD_CA_BUNDLE = '/usr/local/share/build-ca-bundle.crt';
 const BUILD_TIMEOUT_MS = 20 * 60_000;
 
 export const DEBOOTSTRAP = findProgram('debootstrap');
-export const SKIP_DEBOOTSTRAP = DEBOOTSTRAP === undefined ? 'debootstrap is not installed (Debian: apt-get install debootstrap); skipping the image tests' : undefined;
+export const SKIP_DEBOOTSTRAP =
+  DEBOOTSTRAP === undefined ? 'debootstrap is not installed (Debian: apt-get install debootstrap); skipping the image tests' : undefined;
 
 function run(file: string, args: readonly string[], timeoutMs: number): Promise<string> {
   return new Promise((resolvePromise, reject) => {
@@ -74,7 +75,9 @@ export function aptMirror(): string {
 function nodeInstallation(): { node: string; npmDir: string; includeDir: string } {
   const node = realpathSync(process.execPath);
   const prefix = dirname(dirname(node));
-  const npmDir = [join(prefix, 'lib/node_modules/npm'), '/usr/lib/node_modules/npm', '/usr/local/lib/node_modules/npm'].find((dir) => existsSync(join(dir, 'bin/npm-cli.js')));
+  const npmDir = [join(prefix, 'lib/node_modules/npm'), '/usr/lib/node_modules/npm', '/usr/local/lib/node_modules/npm'].find((dir) =>
+    existsSync(join(dir, 'bin/npm-cli.js')),
+  );
   const includeDir = [join(prefix, 'include/node'), '/usr/include/node', '/usr/local/include/node'].find((dir) => existsSync(join(dir, 'node_api.h')));
   if (!npmDir) throw new Error(`npm not found next to ${node}`);
   if (!includeDir) throw new Error(`Node's C headers (include/node) not found next to ${node}: native modules could not be built`);
@@ -157,7 +160,10 @@ export interface BuildImageInput {
 }
 
 /** `docker build --network host --build-arg BASE_IMAGE=…` through the Engine API. */
-export async function buildImage(docker: Docker, { tag, baseImage, contextDir = REPO_ROOT, contextPaths = CONTEXT_PATHS, log }: BuildImageInput): Promise<void> {
+export async function buildImage(
+  docker: Docker,
+  { tag, baseImage, contextDir = REPO_ROOT, contextPaths = CONTEXT_PATHS, log }: BuildImageInput,
+): Promise<void> {
   const paths = contextPaths.filter((path) => existsSync(join(contextDir, path)));
   const tar = spawn('tar', ['-C', contextDir, '-c', '--exclude=node_modules', '--', ...paths], { stdio: ['ignore', 'pipe', 'inherit'] });
   const tail: string[] = [];

@@ -31,8 +31,20 @@ function service(currentRevision: () => string) {
   return { sync, sent, events, kill: () => (alive = false) };
 }
 
-const result = (revision: string, outcome: ReconcileResult['outcome'] = 'applied'): ReconcileResult => ({ revision, outcome, rollbackConfig: false, targets: [] });
-const run = (revision: string) => ({ type: 'run' as const, source: 'change' as const, actor: { type: 'file' as const, id: 'file' }, startedAt: 1, finishedAt: 2, result: result(revision) });
+const result = (revision: string, outcome: ReconcileResult['outcome'] = 'applied'): ReconcileResult => ({
+  revision,
+  outcome,
+  rollbackConfig: false,
+  targets: [],
+});
+const run = (revision: string) => ({
+  type: 'run' as const,
+  source: 'change' as const,
+  actor: { type: 'file' as const, id: 'file' },
+  startedAt: 1,
+  finishedAt: 2,
+  result: result(revision),
+});
 const api = { type: 'api' as const, id: 'key:1' };
 
 describe('sync dispatcher waiters', () => {
@@ -98,7 +110,10 @@ describe('sync dispatcher source status', () => {
     const { sync } = service(() => 'r1');
     sync.onWorkerMessage({ type: 'ready' });
     sync.onWorkerMessage(run('r1'));
-    const unreadable: ReconcileResult = { ...result('bad', 'failed'), error: { code: 'SECRET_UNREADABLE', message: 'Secret unreadable', details: 'gitea.user_pwd cannot be decrypted' } };
+    const unreadable: ReconcileResult = {
+      ...result('bad', 'failed'),
+      error: { code: 'SECRET_UNREADABLE', message: 'Secret unreadable', details: 'gitea.user_pwd cannot be decrypted' },
+    };
     sync.onWorkerMessage({ ...run('bad'), result: unreadable });
     expect(sync.readiness()).toEqual({ ready: false, reasons: ['config.ini invalid: gitea.user_pwd cannot be decrypted'] });
     expect(sync.status().source.valid).toBe(false);
@@ -117,13 +132,16 @@ describe('sync dispatcher source status', () => {
   });
 });
 
-
 describe('sync dispatcher events', () => {
   it('when the worker becomes ready, runs a revision, finds a file invalid and stops, then each lands in the event log in order, without values', () => {
     const { sync, events } = service(() => 'r1');
     sync.onWorkerMessage({ type: 'ready' });
     sync.onWorkerMessage(run('r1'));
-    sync.onWorkerMessage({ type: 'source_invalid', revision: 'r2', error: { code: 'CONFIG_INVALID', message: 'config.ini is invalid', details: 'line 3: no section' } });
+    sync.onWorkerMessage({
+      type: 'source_invalid',
+      revision: 'r2',
+      error: { code: 'CONFIG_INVALID', message: 'config.ini is invalid', details: 'line 3: no section' },
+    });
     sync.onWorkerMessage({ ...run('r3'), result: result('r3', 'rolled_back') });
     sync.onWorkerExit();
     const { events: logged, reset } = events.read({ after: 0, limit: 100 });

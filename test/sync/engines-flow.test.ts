@@ -7,7 +7,16 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSupervisorDriver } from '../../src/reload/supervisor.js';
 import { eventually, startConfhub, type Confhub } from '../support/confhub.js';
-import { BUSYBOX_IMAGE, ensureBusyboxImage, SKIP_DOCKERD, SKIP_SUPERVISORD, startDockerd, startSupervisord, type PrivateDockerd, type PrivateSupervisord } from '../support/engines.js';
+import {
+  BUSYBOX_IMAGE,
+  ensureBusyboxImage,
+  SKIP_DOCKERD,
+  SKIP_SUPERVISORD,
+  startDockerd,
+  startSupervisord,
+  type PrivateDockerd,
+  type PrivateSupervisord,
+} from '../support/engines.js';
 
 const skip = SKIP_DOCKERD ?? SKIP_SUPERVISORD;
 if (skip) console.warn(skip);
@@ -59,7 +68,12 @@ describe.skipIf(skip !== undefined)('sync against the real Docker engine and sup
       ['dirmount', `${join(dir, 'conf')}:/conf`],
       ['filemount', `${join(dir, 'single.ini')}:/etc/app.ini`],
     ] as const) {
-      const container = await docker.createContainer({ name, Image: BUSYBOX_IMAGE, Cmd: ['sh', '-c', loop], HostConfig: { NetworkMode: 'none', Binds: [bind] } });
+      const container = await docker.createContainer({
+        name,
+        Image: BUSYBOX_IMAGE,
+        Cmd: ['sh', '-c', loop],
+        HostConfig: { NetworkMode: 'none', Binds: [bind] },
+      });
       await container.start();
     }
     ch = await startConfhub({
@@ -135,7 +149,7 @@ timeout = 20
     await eventually('the container handled HUP', async () => (await exec('filemount', ['cat', '/tmp/hup'])) === 'mode = second\n', 5000);
   }, 60_000);
 
-  it('when the program does not come back healthy after the reload (it exits during supervisord\'s start-up check), then its files are restored, it runs again, the revision is rolled back and config.ini is back at the last applied revision', async () => {
+  it("when the program does not come back healthy after the reload (it exits during supervisord's start-up check), then its files are restored, it runs again, the revision is rolled back and config.ini is back at the last applied revision", async () => {
     const applied = ch.readConfig();
     const res = await ch.api('/api/v1/settings/extra?key=mode&value=crash&wait=true', { method: 'PUT' });
     expect(res.status).toBe(502);
@@ -152,6 +166,9 @@ timeout = 20
     await eventually('config.ini is rolled back', () => ch.readConfig() === applied, 10_000);
 
     const status = (await (await ch.api('/api/v1/sync/status')).json()) as { targets: { target: string; state: string; lastError: { code: string } | null }[] };
-    expect(status.targets.find((t) => t.target === 'app')).toMatchObject({ state: 'failed', lastError: { code: expect.stringMatching(/RELOAD_FAILED|HEALTH_FAILED/) } });
+    expect(status.targets.find((t) => t.target === 'app')).toMatchObject({
+      state: 'failed',
+      lastError: { code: expect.stringMatching(/RELOAD_FAILED|HEALTH_FAILED/) },
+    });
   }, 90_000);
 });

@@ -63,7 +63,11 @@ health = none
 ${extraTarget}`;
 
 function start(options: { extraTarget?: string; times?: SyncTimes } = {}): Promise<Confhub> {
-  return startConfhub({ systemIni: systemIni(options.extraTarget ?? '', options.times ?? QUICK), configExtra: '\n[extra]\nmode = first\n', files: { 'app.tmpl': 'mode = {{ extra.mode }}\n' } });
+  return startConfhub({
+    systemIni: systemIni(options.extraTarget ?? '', options.times ?? QUICK),
+    configExtra: '\n[extra]\nmode = first\n',
+    files: { 'app.tmpl': 'mode = {{ extra.mode }}\n' },
+  });
 }
 
 /** Until the worker finished its first reconcile. */
@@ -110,7 +114,10 @@ describe('config.ini to service files', () => {
     const changeRuns = (): { actor_type: string; actor_id: string }[] => {
       const db = new BetterSqlite3(ch.config.databasePath, { readonly: true });
       try {
-        return db.prepare("SELECT actor_type, actor_id FROM sync_runs WHERE source = 'change' AND outcome = 'applied' ORDER BY id").all() as { actor_type: string; actor_id: string }[];
+        return db.prepare("SELECT actor_type, actor_id FROM sync_runs WHERE source = 'change' AND outcome = 'applied' ORDER BY id").all() as {
+          actor_type: string;
+          actor_id: string;
+        }[];
       } finally {
         db.close();
       }
@@ -182,13 +189,20 @@ describe('config.ini to service files', () => {
       text += decoder.decode(value);
     }
     controller.abort();
-    const data = JSON.parse(text.split('event: applied\ndata: ')[1]!.split('\n')[0]!) as { type: string; actor: { type: string }; targets: { target: string }[] };
+    const data = JSON.parse(text.split('event: applied\ndata: ')[1]!.split('\n')[0]!) as {
+      type: string;
+      actor: { type: string };
+      targets: { target: string }[];
+    };
     expect(data).toMatchObject({ type: 'applied', actor: { type: 'api' }, targets: [{ target: 'app', changed: true }] });
     expect(text).not.toContain(ch.apiKey);
     // A client reconnecting with the id before that event gets it again.
     const id = Number(/id: (\d+)\nevent: applied/.exec(text)![1]);
     const again = new AbortController();
-    const replay = await fetch(`${ch.url}/api/v1/settings/events`, { headers: { 'x-api-key': ch.apiKey, 'last-event-id': String(id - 1) }, signal: again.signal });
+    const replay = await fetch(`${ch.url}/api/v1/settings/events`, {
+      headers: { 'x-api-key': ch.apiKey, 'last-event-id': String(id - 1) },
+      signal: again.signal,
+    });
     const replayReader = replay.body!.getReader();
     let replayed = '';
     while (!replayed.includes('event: applied')) {
@@ -211,7 +225,7 @@ describe('config.ini to service files', () => {
     expect(reloads).toBe(before + 1);
     const accepted = await ch.api('/api/v1/settings/reload', { method: 'POST' });
     expect(accepted.status).toBe(202);
-    expect(((await ch.api('/api/v1/settings/reload?wait=maybe', { method: 'POST' })).status)).toBe(400);
+    expect((await ch.api('/api/v1/settings/reload?wait=maybe', { method: 'POST' })).status).toBe(400);
   });
 
   it('when the reload fails, then the file is restored, config.ini goes back to the last applied revision, and the failure is reported', async () => {
@@ -265,7 +279,9 @@ describe('config.ini to service files', () => {
       expect(output(ch)).toBe('mode = second\n');
       let top: { source: string; rollbackOf: string | null } | undefined;
       await eventually('the rollback is committed', async () => {
-        top = ((await (await fetch(`${again.url}/api/v1/settings/history?limit=1`, { headers: { 'x-api-key': ch.apiKey } })).json()) as { commits: (typeof top)[] }).commits[0];
+        top = (
+          (await (await fetch(`${again.url}/api/v1/settings/history?limit=1`, { headers: { 'x-api-key': ch.apiKey } })).json()) as { commits: (typeof top)[] }
+        ).commits[0];
         return top?.source === 'auto_rollback';
       });
       expect(top?.rollbackOf).toBe(applied.commit);

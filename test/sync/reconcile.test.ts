@@ -35,10 +35,13 @@ function target(name: string, overrides: Partial<TargetSpec> = {}): TargetSpec {
 }
 
 /** Records calls; failures are scripted per action description. */
-function fakeActions(script: { failReload?: Record<string, AppError>; failVerify?: Record<string, AppError[]>; failCheck?: boolean; checkError?: AppError } = {}) {
+function fakeActions(
+  script: { failReload?: Record<string, AppError>; failVerify?: Record<string, AppError[]>; failCheck?: boolean; checkError?: AppError } = {},
+) {
   const calls: string[] = [];
   const actions: ReloadActions = {
-    describe: (action) => ('program' in action ? action.program : 'container' in action && action.container.by === 'name' ? action.container.name : action.kind),
+    describe: (action) =>
+      'program' in action ? action.program : 'container' in action && action.container.by === 'name' ? action.container.name : action.kind,
     async reload(action): Promise<ReloadResult> {
       const name = actions.describe(action);
       calls.push(`reload ${name}`);
@@ -186,7 +189,7 @@ describe('reconcile', () => {
     expect(calls.filter((c) => c.startsWith('reload'))).toEqual([]);
   });
 
-  it('when a rollback-policy target fails while files are being written, then later targets\' staged files are removed too', async () => {
+  it("when a rollback-policy target fails while files are being written, then later targets' staged files are removed too", async () => {
     const { actions } = fakeActions({ checkError: new AppError('CHECK_FAILED', { details: 'nginx -t: exit code 1' }) });
     const check = { kind: 'docker_exec' as const, container: { by: 'name' as const, name: 'a' }, command: ['nginx', '-t'] };
     const r = reconciler([target('one', { check }), target('two'), target('three')], actions);

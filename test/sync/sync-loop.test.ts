@@ -49,7 +49,12 @@ function scripted(results: Step[]) {
         if (next === 'throws') throw new Error('disk on fire');
         if (next === 'failed_pending') return { revision: request.revision, outcome: 'failed', rollbackConfig: false, targets: [outcome('pending_reload')] };
         const state = next === 'pending' ? 'pending_reload' : next === 'applied' || next === 'unchanged' ? 'in_sync' : 'failed';
-        return { revision: request.revision, outcome: next === 'pending' ? 'applied' : next, rollbackConfig: next === 'rolled_back', targets: [outcome(state)] };
+        return {
+          revision: request.revision,
+          outcome: next === 'pending' ? 'applied' : next,
+          rollbackConfig: next === 'rolled_back',
+          targets: [outcome(state)],
+        };
       },
     },
   };
@@ -197,7 +202,9 @@ describe('sync loop', () => {
     writeFileSync(configPath, Buffer.from([0x5b, 0x61, 0x5d, 0x0a, 0x6b, 0x20, 0x3d, 0x20, 0xff, 0x0a]));
     const { syncLoop, messages, requests } = loop([]);
     await syncLoop.onChange({ startup: true });
-    expect(messages).toEqual([{ type: 'source_invalid', revision: '', error: expect.objectContaining({ code: 'CONFIG_INVALID', details: 'config.ini is not valid UTF-8' }) }]);
+    expect(messages).toEqual([
+      { type: 'source_invalid', revision: '', error: expect.objectContaining({ code: 'CONFIG_INVALID', details: 'config.ini is not valid UTF-8' }) },
+    ]);
     expect(requests).toEqual([]);
     await syncLoop.stop();
   });
@@ -311,7 +318,11 @@ describe('sync loop with plain text secrets', () => {
     writeFileSync(configPath, '[gitea]\nuser_pwd = Typed-Pass-5\n');
     await syncLoop.reconcileNow({ requestId: 'req-1', force: true });
     expect(requests).toHaveLength(0);
-    expect(messages.find((m) => m.type === 'source_invalid')).toMatchObject({ requestId: 'req-1', revision: '', error: { details: expect.stringContaining('being sealed') } });
+    expect(messages.find((m) => m.type === 'source_invalid')).toMatchObject({
+      requestId: 'req-1',
+      revision: '',
+      error: { details: expect.stringContaining('being sealed') },
+    });
     await syncLoop.stop();
   });
 });

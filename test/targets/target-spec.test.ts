@@ -57,14 +57,19 @@ on_failure = keep
   });
 
   it('when optional keys are left out, then the documented defaults apply and relative paths resolve', () => {
-    const [target] = parse('[sync]\non_failure = keep\ndebounce_min_ms = 20\n[target:t]\nsections = a\nformat = template\ntemplate = t.tmpl\noutput = out/t.conf\n').targets;
+    const [target] = parse(
+      '[sync]\non_failure = keep\ndebounce_min_ms = 20\n[target:t]\nsections = a\nformat = template\ntemplate = t.tmpl\noutput = out/t.conf\n',
+    ).targets;
     expect(target).toMatchObject({ write: 'auto', mode: 0o600, reload: { kind: 'none' }, health: { kind: 'auto' }, timeoutMs: 30_000, onFailure: 'keep' });
     expect(target!.output).toBe('/srv/data/out/t.conf');
     expect(target!.template).toBe('/srv/data/config/t.tmpl');
   });
 
   it.each([
-    ['docker:signal:HUP:label=com.docker.compose.service=proxy', { kind: 'docker_signal', signal: 'HUP', container: { by: 'label', label: 'com.docker.compose.service', value: 'proxy' } }],
+    [
+      'docker:signal:HUP:label=com.docker.compose.service=proxy',
+      { kind: 'docker_signal', signal: 'HUP', container: { by: 'label', label: 'com.docker.compose.service', value: 'proxy' } },
+    ],
     ['docker:signal:SIGUSR1:web', { kind: 'docker_signal', signal: 'USR1', container: { by: 'name', name: 'web' } }],
     ['docker:exec:web:nginx -s reload', { kind: 'docker_exec', container: { by: 'name', name: 'web' }, command: ['nginx', '-s', 'reload'] }],
     ['supervisor:restart:nginx', { kind: 'supervisor_restart', program: 'nginx' }],
@@ -79,14 +84,20 @@ on_failure = keep
     ['[target:x]\nformat = json\noutput = a\n', 'system.ini [target:x] sections: is required'],
     ['[target:x]\nsections = a\nformat = xml\noutput = a\n', 'system.ini [target:x] format: "xml" is not one of'],
     ['[target:x]\nsections = a\nformat = json\noutput = a\nreload = docker:bounce:web\n', 'system.ini [target:x] reload: "docker:bounce:web" is not one of'],
-    ['[target:x]\nsections = a\nformat = json\noutput = a\nreload = docker:restart:bad name\n', 'system.ini [target:x] reload: "bad name" is not a container name'],
+    [
+      '[target:x]\nsections = a\nformat = json\noutput = a\nreload = docker:restart:bad name\n',
+      'system.ini [target:x] reload: "bad name" is not a container name',
+    ],
     ['[target:x]\nsections = a\nformat = json\noutput = a\nmode = 999\n', 'system.ini [target:x] mode:'],
     ['[target:x]\nsections = a\nformat = json\noutput = a\ntimeout = 0\n', 'system.ini [target:x] timeout: must be a whole number from 1 to 600'],
     ['[target:x]\nsections = a\nformat = json\noutput = a\ncolour = red\n', 'system.ini [target:x] colour: unknown key'],
     ['[target:x]\nsections = a\nformat = json\noutput = a\nhealth = sometimes\n', 'system.ini [target:x] health:'],
     ['[target:x]\nsections = a\nformat = json\noutput = a\ncheck = nginx -t\n', 'system.ini [target:x] check: the command must start with an absolute path'],
     ['[target:x]\nsections = a\nformat = json\noutput = config/config.ini\n', 'system.ini [target:x] output: must not be a file confhub reads'],
-    ['[target:x]\nsections = a\nformat = json\noutput = a\n[target:y]\nsections = a\nformat = json\noutput = /srv/data/a\n', 'system.ini [target:y] output: is also the output of [target:x]'],
+    [
+      '[target:x]\nsections = a\nformat = json\noutput = a\n[target:y]\nsections = a\nformat = json\noutput = /srv/data/a\n',
+      'system.ini [target:y] output: is also the output of [target:x]',
+    ],
     ['[target:x]\nsections = a\nformat = template\noutput = a\n', 'system.ini [target:x] template: is required with format = template'],
     ['[target:X Y]\nsections = a\nformat = json\noutput = a\n', 'system.ini [target:X Y]: the target name'],
     ['[target:x]\nsections = a,,b\nformat = json\noutput = a\n', 'system.ini [target:x] sections: an empty section name'],

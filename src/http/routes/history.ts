@@ -77,7 +77,13 @@ export function createHistoryRoutes({ history, store, sync, jsonBody, onRollback
       const actor = res.locals.actor as Actor;
       // From here the store audits the attempt, accepted or refused.
       res.locals.audited = true;
-      const result = await store.restore({ text, actor, source: 'rollback', rollbackOf: commit, ...(req.get('if-match') ? { ifMatch: parseIfMatch(req)! } : {}) });
+      const result = await store.restore({
+        text,
+        actor,
+        source: 'rollback',
+        rollbackOf: commit,
+        ...(req.get('if-match') ? { ifMatch: parseIfMatch(req)! } : {}),
+      });
       res.setHeader('ETag', result.snapshot.etag);
       if (result.written) onRollback();
       const changed = result.changes.filter((c) => c.changed).map((c) => `${c.section}.${c.key.toLowerCase()}`);

@@ -12,7 +12,17 @@ import { typedValue } from '../../settings/typed-view.js';
 import type { FileSchema } from '../../settings/schema.js';
 import type { SyncDispatcher } from '../../sync/dispatcher.js';
 import { booleanQuery, syncReport, WAIT_TIMEOUT_MS } from './sync.js';
-import { hasBody, methodNotAllowed, requestSnapshot, sectionNotFound, notModified, parseIfMatch, requireJsonBody, sendJson, singleQueryValue } from '../route-helpers.js';
+import {
+  hasBody,
+  methodNotAllowed,
+  requestSnapshot,
+  sectionNotFound,
+  notModified,
+  parseIfMatch,
+  requireJsonBody,
+  sendJson,
+  singleQueryValue,
+} from '../route-helpers.js';
 
 export interface SettingsRoutesDeps {
   store: SettingsStore;
