@@ -11,7 +11,7 @@
  * `.cjs` because package.json says "type": "module": a `.js` config would be read as ESM.
  */
 
-/** Modules a process or thread starts from (main.ts: the one composition root the design names, once it exists). */
+/** Modules a process or thread starts from (main.ts is the composition root). */
 const ENTRY_POINTS = ['^src/cli[.]ts$', '^src/server[.]ts$', '^src/main[.]ts$', '^src/sync/worker[.]ts$', '^src/console/console[.]ts$'];
 
 /** Node built-ins and packages that reach the file system, the network, other processes or threads. */
@@ -61,7 +61,7 @@ module.exports = {
         'each allowed for one reason: bootstrap/shipped-defaults.ts installs config.ini and system.ini when missing (first start); ' +
         'bootstrap/template-merge.ts writes its own record (config.ini goes through the store); secrets/ writes the master key files; ' +
         'sync/target-writer.ts writes the rendered service files (targets/target-spec.ts refuses config.ini and system.ini as an output); ' +
-        'the composition roots (server.ts, main.ts) and sync/worker.ts only call removeStaleTempFiles at start-up. ' +
+        'the composition root (main.ts) and sync/worker.ts only call removeStaleTempFiles at start-up. ' +
         'A new importer is a new writer: add it here only with its reason. (The tool sees modules, not imported names.)',
       from: {
         path: '^src/',
@@ -71,7 +71,7 @@ module.exports = {
           '^src/bootstrap/(shipped-defaults|template-merge)[.]ts$',
           '^src/secrets/(master-key|rekey)[.]ts$',
           '^src/sync/(target-writer|worker)[.]ts$',
-          '^src/(server|main)[.]ts$',
+          '^src/main[.]ts$',
         ],
       },
       to: { path: '^src/fs/atomic-write[.]ts$' },
@@ -79,8 +79,8 @@ module.exports = {
     {
       name: 'http-is-the-top',
       severity: 'error',
-      comment: 'src/http/ (the Express app and routes) sits on top: only the composition roots (server.ts, main.ts) and the CLI may import it.',
-      from: { path: '^src/', pathNot: ['^src/http/', '^src/(server|main|cli)[.]ts$'] },
+      comment: 'src/http/ (the Express app and routes) sits on top: only the composition root (main.ts) may import it.',
+      from: { path: '^src/', pathNot: ['^src/http/', '^src/main[.]ts$'] },
       to: { path: '^src/http/' },
     },
     {

@@ -14,7 +14,7 @@ import { fillMissingSecrets, type FillSecretsResult } from './bootstrap/first-bo
 import { acquireInstanceLock } from './bootstrap/instance-lock.js';
 import { installShippedDefaults, SHIPPED_CONFIG_DIR } from './bootstrap/shipped-defaults.js';
 import { mergeShippedTemplate, type MergeTemplateResult } from './bootstrap/template-merge.js';
-import { FILE_ACTOR } from './core/actor.js';
+import { actorRef, FILE_ACTOR } from './core/actor.js';
 import { AppError, isAppError } from './core/errors.js';
 import { openDatabase } from './db/database.js';
 import { createEventLog, type EventLog } from './events/event-log.js';
@@ -44,8 +44,9 @@ export interface ConfhubOptions {
   config: RuntimeConfig;
   logger: Logger;
   /**
-   * `thread`: the sync worker runs (confhub as shipped). `none`: an API-only process whose sync
-   * routes answer WORKER_UNAVAILABLE and whose readiness says the worker is not running.
+   * `thread`: the sync worker runs (confhub as shipped). `none`: no worker thread (the HTTP tests):
+   * a reload request answers WORKER_UNAVAILABLE, readiness says the worker is not running, and a
+   * write made with `?wait=true` waits for a worker that never comes (it times out).
    */
   syncWorker: 'thread' | 'none';
 }
@@ -71,15 +72,25 @@ export interface Confhub {
 export async function createConfhub({ config, logger, syncWorker }: ConfhubOptions): Promise<Confhub> {
   const installed = await installShippedDefaults(config);
   const lock = await acquireInstanceLock(config.dataDir);
+  /** What a start that fails half-way has opened, closed in reverse order. */
+  const opened: (() => unknown)[] = [];
   try {
-    return await compose({ config, logger, syncWorker }, installed, async () => lock.release());
+    return await compose({ config, logger, syncWorker }, { installed, opened, release: async () => lock.release() });
   } catch (error) {
+    for (const undo of opened.reverse())
+      await Promise.resolve(undo()).catch((cause: unknown) => logger.error({ err: cause }, 'closing after a failed start failed'));
     await lock.release();
     throw error;
   }
 }
 
-async function compose({ config, logger, syncWorker }: ConfhubOptions, installed: string[], release: () => Promise<void>): Promise<Confhub> {
+interface CompositionState {
+  readonly installed: string[];
+  readonly opened: (() => unknown)[];
+  readonly release: () => Promise<void>;
+}
+
+async function compose({ config, logger, syncWorker }: ConfhubOptions, { installed, opened, release }: CompositionState): Promise<Confhub> {
   for (const path of installed) logger.info({ path }, 'installed shipped default');
   for (const name of await removeStaleTempFiles(config.configPath)) logger.warn({ name }, 'removed a temp file left by an interrupted write');
   const keys = await loadKeyring(config.masterKey);
@@ -87,6 +98,7 @@ async function compose({ config, logger, syncWorker }: ConfhubOptions, installed
   for (const warning of keys.warnings) logger.warn(warning);
   const { keyring } = keys;
   const db = openDatabase({ path: config.databasePath });
+  opened.push(() => db.close());
   const audit = createAuditLog({ db });
   const events = createEventLog({ db, logger });
   // The dispatcher is created after the store, which announces each revision to it just before writing.
@@ -100,7 +112,7 @@ async function compose({ config, logger, syncWorker }: ConfhubOptions, installed
     logger,
     beforeCommit: (announcement) => announce(announcement),
     afterCommit: ({ revision, actor, source, keys: changed }) =>
-      events.publish('settings.changed', { revision, actor: { type: actor.type, id: actor.id }, source, keys: changed }),
+      events.publish('settings.changed', { revision, actor: actorRef(actor), source, keys: changed }),
   });
   const system = createReadOnlyIniStore({ path: config.systemPath, label: 'system.ini', schema: SYSTEM_SCHEMA });
   // Fail fast on a file that cannot be read at all, on secrets this master key cannot open, and on bad declarations.
@@ -142,6 +154,7 @@ async function compose({ config, logger, syncWorker }: ConfhubOptions, installed
     onMessage: (message) => dispatcher?.onWorkerMessage(message),
     onExit: () => dispatcher?.onWorkerExit(),
   });
+  opened.push(() => workerHost.stop());
   const sync = createSyncDispatcher({
     targets: syncConfig.targets,
     runLog,

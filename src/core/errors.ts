@@ -62,10 +62,6 @@ export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 
 export const ERROR_CODES: readonly ErrorCode[] = Object.freeze(Object.keys(ERROR_CATALOGUE) as ErrorCode[]);
 
-export function httpStatusOf(code: ErrorCode): number {
-  return ERROR_CATALOGUE[code].status;
-}
-
 /** One failing field of a validation; every failing field is reported, not just the first. */
 export interface FieldIssue {
   /** `section.key` */

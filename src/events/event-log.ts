@@ -24,7 +24,7 @@ export interface EventLogDeps {
 }
 
 export interface ReadInput {
-  /** Events with a greater id; 0 reads from the oldest kept. */
+  /** Events with a greater id (0: from the first ever; when that one was pruned, a reset). */
   after: number;
   limit: number;
 }
@@ -64,7 +64,17 @@ export function createEventLog({ db, logger, clock = systemClock, retain = DEFAU
   const prune = db.prepare<[number]>('DELETE FROM events WHERE id <= ?');
   const listeners = new Set<EventListener>();
   let last = sequence.get()?.seq ?? 0;
-  let sincePrune = 0;
+
+  function pruneTo(newest: number): void {
+    try {
+      prune.run(newest - retain);
+    } catch (error) {
+      log.error({ err: error }, 'pruning the event log failed');
+    }
+  }
+
+  // Also at every start: a quiet installation may restart many times between two prunes.
+  pruneTo(last);
 
   function toEvent(row: Row): AnyEvent {
     return { id: row.id, type: row.type, at: row.at, data: JSON.parse(row.data) } as AnyEvent;
@@ -81,14 +91,7 @@ export function createEventLog({ db, logger, clock = systemClock, retain = DEFAU
         return undefined;
       }
       last = id;
-      if (++sincePrune >= PRUNE_EVERY) {
-        sincePrune = 0;
-        try {
-          prune.run(id - retain);
-        } catch (error) {
-          log.error({ err: error }, 'pruning the event log failed');
-        }
-      }
+      if (id % PRUNE_EVERY === 0) pruneTo(id);
       const event = { id, type, at, data } as LoggedEvent<typeof type>;
       for (const listener of [...listeners]) {
         try {

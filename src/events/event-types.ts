@@ -28,13 +28,11 @@ export interface EventDataMap {
   rolled_back: SyncRunData;
   /** config.ini cannot be used (syntax, validation, a secret that does not open); the last good one stays. */
   source_invalid: { readonly revision: string; readonly error: PlainError & { readonly line?: number } };
-  /** The sync worker thread started, became ready, or stopped (and is being restarted). */
+  /** The sync worker thread became ready, or stopped (on shutdown, or to be restarted after a crash). */
   'worker.state': { readonly state: 'ready' | 'stopped'; readonly restarts: number };
 }
 
 export type EventType = keyof EventDataMap;
-
-export const EVENT_TYPES: readonly EventType[] = Object.freeze(['settings.changed', 'applied', 'failed', 'rolled_back', 'source_invalid', 'worker.state']);
 
 export interface LoggedEvent<T extends EventType = EventType> {
   /** Monotonic and durable: it keeps growing across restarts and is never reused. */

@@ -54,6 +54,8 @@ export function streamEvents({
   maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES,
   stallMs = DEFAULT_STALL_MS,
 }: EventStreamOptions): void {
+  // A client gone before the stream began would never emit close again: nothing to subscribe.
+  if (res.closed || res.destroyed) return;
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache, no-transform',
@@ -61,11 +63,12 @@ export function streamEvents({
     // Reverse proxies must pass events through as they come.
     'x-accel-buffering': 'no',
   });
-  res.write('retry: 3000\n: connected\n\n');
-
   const resumeFrom = lastEventId(req);
   /** The id of the last event written; the stream goes on from here. */
   let cursor = resumeFrom ?? log.lastId();
+  // A new client learns its place in the log at once: an `id:` without data sets EventSource's
+  // Last-Event-ID, so a reconnect before the first event still resumes from here.
+  res.write(resumeFrom === undefined ? `retry: 3000\nid: ${cursor}\n: connected\n\n` : 'retry: 3000\n: connected\n\n');
   let closed = false;
   let paused = false;
   let heartbeat: TimerHandle | undefined;
@@ -109,7 +112,7 @@ export function streamEvents({
       if (reset) {
         // Everything after the cursor is gone: say so once, then follow from the newest.
         cursor = log.lastId();
-        res.write(`event: reset\ndata: ${JSON.stringify({ lastId: cursor })}\n\n`);
+        res.write(`id: ${cursor}\nevent: reset\ndata: ${JSON.stringify({ lastId: cursor })}\n\n`);
         continue;
       }
       for (const event of events) {

@@ -348,7 +348,7 @@ export function createHistoryPusher(deps: HistoryPusherDeps): HistoryPusher {
 
   function scheduleRetry(failures: number): void {
     // Jittered: retries of several confhubs against one remote spread out.
-    const delay = backoffDelay({ attempt: failures - 1, baseMs: retryBaseMs, maxMs: config!.retryMaxMs, random });
+    const delay = backoffDelay({ attempt: failures - 1, baseMs: retryBaseMs, maxMs: config!.retryMaxMs, minMs: retryBaseMs / 4, random });
     update({ nextAttemptAt: new Date(clock.now() + delay).toISOString() });
     retryTimer = clock.setTimeout(() => {
       retryTimer = null;

@@ -12,6 +12,7 @@
  */
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../core/clock.js';
+import { withDeadline } from '../core/deadline.js';
 import { AppError, isAppError, type ErrorCode } from '../core/errors.js';
 import type { IniDocument } from '../ini/document.js';
 import type { DockerDriver } from '../reload/docker.js';
@@ -117,7 +118,7 @@ export interface ConnectionChecks {
   idle(): Promise<void>;
 }
 
-export interface CreateServiceChecksInput {
+export interface CreateConnectionChecksInput {
   readonly targets: readonly TargetSpec[];
   /** config.ini as it is now (the last good version when it is broken); read on every call, so edits show up. */
   readonly configDoc: () => IniDocument | undefined;
@@ -225,35 +226,24 @@ interface CacheEntry {
 
 /**
  * The drivers' own timeouts come first; this deadline (a little later) only catches a probe that
- * ignores them. On the injected clock, unlike core's withDeadline, so that a test can tell when a
- * probe that never answers gives up.
+ * ignores them. On the injected clock, so that a test can tell when a probe that never answers
+ * gives up.
  */
 function probeDeadline<T>(clock: Clock, run: () => Promise<T>, { timeoutMs, what }: { timeoutMs: number; what: string }): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const expire = (): void => reject(new AppError('TIMEOUT', { message: 'No answer in time', details: `${what}: no answer within ${timeoutMs} ms` }));
-    const timer = clock.setTimeout(expire, timeoutMs + DEADLINE_GRACE_MS);
-    // A deadline alone must not keep the process alive.
-    timer.unref();
-    run().then(
-      (value) => {
-        clock.clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clock.clearTimeout(timer);
-        reject(error);
-      },
-    );
+  return withDeadline(run(), {
+    clock,
+    timeoutMs: timeoutMs + DEADLINE_GRACE_MS,
+    onTimeout: () => new AppError('TIMEOUT', { message: 'No answer in time', details: `${what}: no answer within ${timeoutMs} ms` }),
   });
 }
 
-export function createConnectionChecks(input: CreateServiceChecksInput): ConnectionChecks {
+export function createConnectionChecks(input: CreateConnectionChecksInput): ConnectionChecks {
   const { targets, docker, supervisor, http } = input;
   const timeoutMs = input.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
   const maxAgeMs = input.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
   const clock = input.clock ?? systemClock;
   const now = (): number => clock.now();
-  const log = input.logger.child({ module: 'service-checks' });
+  const log = input.logger.child({ module: 'connection-checks' });
   const cache = new Map<string, CacheEntry>();
   const inFlight = new Map<string, Promise<CacheEntry>>();
   let refreshing: Promise<void> | undefined;

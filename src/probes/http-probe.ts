@@ -9,6 +9,7 @@
  */
 import { AppError } from '../core/errors.js';
 import { safeUrl } from '../core/safe-url.js';
+import { isTimeout, networkReason } from '../reload/http.js';
 
 export interface HttpProbeResult {
   readonly status: number;
@@ -57,17 +58,6 @@ export function scrubUrlSecrets(text: string, url: string): string {
   let out = text.split(url).join(safeUrl(url));
   for (const part of secretParts(url)) out = out.split(part).join('[redacted]');
   return out;
-}
-
-function isTimeout(error: unknown): boolean {
-  const name = (error as { name?: string } | undefined)?.name;
-  return name === 'TimeoutError' || name === 'AbortError';
-}
-
-/** undici reports "fetch failed" with the real reason (ECONNREFUSED, ENOTFOUND, …) on error.cause. */
-function networkReason(error: unknown): string {
-  const cause = (error as { cause?: { code?: string; message?: string } } | undefined)?.cause;
-  return cause?.code ?? cause?.message ?? (error as Error | undefined)?.message ?? 'no answer';
 }
 
 export function createHttpProbe(input: CreateHttpProbeInput = {}): HttpProbe {

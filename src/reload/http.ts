@@ -44,13 +44,14 @@ function requestParts(url: string, code: 'RELOAD_FAILED' | 'HEALTH_FAILED'): { u
   return { url: parsed.toString(), headers };
 }
 
-function isTimeout(error: unknown): boolean {
+/** fetch's own timeout (AbortSignal.timeout) or an abort. */
+export function isTimeout(error: unknown): boolean {
   const name = (error as { name?: string } | undefined)?.name;
   return name === 'TimeoutError' || name === 'AbortError';
 }
 
-/** "ECONNREFUSED" and friends live on error.cause for undici's "fetch failed". */
-function networkReason(error: unknown): string {
+/** undici reports "fetch failed" with the real reason (ECONNREFUSED, ENOTFOUND, …) on error.cause. */
+export function networkReason(error: unknown): string {
   const cause = (error as { cause?: { code?: string; message?: string } } | undefined)?.cause;
   return cause?.code ?? cause?.message ?? (error as Error | undefined)?.message ?? String(error);
 }

@@ -40,7 +40,7 @@ export interface HttpHooks {
   probeHealth(url: string, options: { timeoutMs: number }): Promise<void>;
 }
 
-export interface CreateServiceActionsInput {
+export interface CreateReloadActionsInput {
   docker: DockerDriver;
   supervisor: SupervisorDriver;
   logger: Logger;
@@ -89,10 +89,10 @@ interface ExecFileFailure {
   message?: string;
 }
 
-export function createReloadActions(input: CreateServiceActionsInput): ReloadActions {
+export function createReloadActions(input: CreateReloadActionsInput): ReloadActions {
   const { docker, supervisor, clock = systemClock } = input;
   const http: HttpHooks = input.http ?? { postReload: defaultPostReload, probeHealth: (url, options) => defaultProbeHealth(url, { ...options, clock }) };
-  const log = input.logger.child({ module: 'service-actions' });
+  const log = input.logger.child({ module: 'reload-actions' });
   const stableFor = (timeoutMs: number): number => Math.min(input.stableMs ?? DEFAULT_STABLE_MS, Math.floor(timeoutMs / 2));
 
   async function reload(action: ReloadAction, { timeoutMs }: { timeoutMs: number }): Promise<ReloadResult> {

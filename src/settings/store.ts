@@ -502,7 +502,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
         working = reader.adopt(working);
       }
       settle({ outcomes, revision: working.revision, sealed, snapshot: working, written: working.text !== base.text });
-      if (announced) notifyCommitted(announced, outcomes);
+      if (announced) notifyCommitted(announced, { outcomes, sealed });
       return;
     }
     const conflict = new AppError('CONFIG_CONFLICT', { details: `${label} kept changing during the write; try again` });
@@ -539,13 +539,15 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     }
   }
 
-  function notifyCommitted(announced: RevisionAnnouncement, outcomes: readonly Outcome[]): void {
+  /** The keys whose stored form changed: values set or removed, and plain text values sealed. */
+  function notifyCommitted(announced: RevisionAnnouncement, { outcomes, sealed }: { outcomes: readonly Outcome[]; sealed: readonly PlannedChange[] }): void {
     const keys = new Set<string>();
     for (const outcome of outcomes) {
       if ('error' in outcome) continue;
       for (const change of outcome.changes)
         if (change.removed || change.oldValue !== change.newValue) keys.add(`${change.section}.${change.key.toLowerCase()}`);
     }
+    for (const change of sealed) keys.add(`${change.section}.${change.key.toLowerCase()}`);
     try {
       options.afterCommit?.({ ...announced, keys: [...keys] });
     } catch (error) {

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/audit-log.js';
-import { FILE_ACTOR, type Actor, type ActorRef } from '../core/actor.js';
+import { actorRef, FILE_ACTOR, type Actor, type ActorRef } from '../core/actor.js';
 import { backoffDelay } from '../core/backoff.js';
 import { sleep, systemClock, type Clock } from '../core/clock.js';
 import { AppError, isAppError, type PlainError } from '../core/errors.js';
@@ -135,7 +135,7 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
       audit.record([
         {
           at: message.finishedAt,
-          actor: { type: message.actor.type, id: message.actor.id },
+          actor: actorRef(message.actor),
           action: `sync.${result.outcome}`,
           section: null,
           key: null,
@@ -222,6 +222,7 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
       } catch (error) {
         log.error({ err: error, revision, attempt }, 'sealing values typed in plain text failed');
         if (isAppError(error) && (error.code === 'SECRET_UNREADABLE' || error.code === 'CONFIG_INVALID' || error.code === 'VALIDATION_FAILED')) return;
+        if (attempt === SEAL_ATTEMPTS - 1) return;
         await sleep(clock, backoffDelay({ attempt, baseMs: 500, maxMs: 8000, minMs: 250 }));
       }
     }
@@ -275,7 +276,7 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
       revisions.expect(revision);
       writtenAt.set(revision, clock.now());
       if (writtenAt.size > WRITTEN_AT_KEPT) writtenAt.delete(writtenAt.keys().next().value!);
-      worker.send({ type: 'expect', revision, actor: { type: actor.type, id: actor.id }, source, ...(rollbackOf ? { rollbackOf } : {}) });
+      worker.send({ type: 'expect', revision, actor: actorRef(actor), source, ...(rollbackOf ? { rollbackOf } : {}) });
     },
 
     /** The newest commit whose revision every target applied, for a worker that starts. */

@@ -249,7 +249,8 @@ export function createSyncLoop(deps: SyncLoopDeps) {
 
   function scheduleRetry(): void {
     if (stopped || retryTimer || pending.size === 0) return;
-    const delay = backoffDelay({ attempt: retryAttempt, baseMs: retryBaseMs, maxMs: retryMaxMs });
+    // Floored at a quarter of the base: full jitter alone could ask a service that just failed again at once.
+    const delay = backoffDelay({ attempt: retryAttempt, baseMs: retryBaseMs, maxMs: retryMaxMs, minMs: retryBaseMs / 4 });
     retryAttempt++;
     retryTimer = clock.setTimeout(() => {
       retryTimer = undefined;

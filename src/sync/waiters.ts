@@ -72,10 +72,13 @@ export function createRevisionWaiters({ currentRevision }: RevisionWaitersDeps) 
         waiter = { seq: target, resolve };
         waiters.push(waiter);
       });
-      return withDeadline(answered, timeoutMs, () => {
-        const i = waiters.indexOf(waiter!);
-        if (i >= 0) waiters.splice(i, 1);
-        return workerTimeout(timeoutMs);
+      return withDeadline(answered, {
+        timeoutMs,
+        onTimeout: () => {
+          const i = waiters.indexOf(waiter!);
+          if (i >= 0) waiters.splice(i, 1);
+          return workerTimeout(timeoutMs);
+        },
       });
     },
   };
@@ -88,9 +91,12 @@ export function createRequestWaiters() {
   return {
     wait(requestId: string, timeoutMs: number): Promise<RunAnswer> {
       const answer = new Promise<RunAnswer>((resolve, reject) => pending.set(requestId, { resolve, reject }));
-      return withDeadline(answer, timeoutMs, () => {
-        pending.delete(requestId);
-        return workerTimeout(timeoutMs);
+      return withDeadline(answer, {
+        timeoutMs,
+        onTimeout: () => {
+          pending.delete(requestId);
+          return workerTimeout(timeoutMs);
+        },
       }).finally(() => pending.delete(requestId));
     },
 

@@ -43,6 +43,22 @@ describe('event log', () => {
     db.close();
   });
 
+  it('when confhub restarts before retention runs again, then the start prunes: the log stays bounded however often it restarts', () => {
+    const path = join(newDir(), 'confhub.db');
+    for (let start = 0; start < 6; start++) {
+      const db = openDatabase({ path });
+      const log = createEventLog({ db, logger, retain: 5 });
+      for (let n = 0; n < 4; n++) log.publish('settings.changed', change(start * 4 + n));
+      db.close();
+    }
+    const db = openDatabase({ path });
+    const log = createEventLog({ db, logger, retain: 5 });
+    const { events } = log.read({ after: 18, limit: 100 });
+    expect(events.map((e) => e.id)).toEqual([20, 21, 22, 23, 24]);
+    expect(db.prepare('SELECT COUNT(*) AS n FROM events').get()).toEqual({ n: 5 });
+    db.close();
+  });
+
   it('when a consumer names an id the log never issued, or not an id, then it is told to reset', () => {
     const db = openDatabase({ path: ':memory:' });
     const log = createEventLog({ db, logger });

@@ -69,6 +69,37 @@ describe('the event stream', () => {
     await eventually('the closed stream is unsubscribed', () => h.events.subscribers() === 0);
   });
 
+  it('when values typed in plain text are sealed, then the event names the sealed keys and never their values', async () => {
+    const h: Harness = await createHarness();
+    cleanups.push(() => h.close());
+    const seen: string[] = [];
+    h.events.subscribe((event) => seen.push(JSON.stringify(event)));
+    const typed = 'Typed-by-hand-passphrase-42';
+    h.writeConfig(h.readConfig().replace(/^(\[gitea\][^[]*?user_pwd = ).*$/m, `$1${typed}`));
+    await h.settings.seal({ actor: { type: 'file', id: 'file' } });
+    expect(seen).toHaveLength(1);
+    expect(JSON.parse(seen[0]!)).toMatchObject({ type: 'settings.changed', data: { keys: ['gitea.user_pwd'], actor: { type: 'file' }, source: 'file' } });
+    expect(seen[0]).not.toContain(typed);
+  });
+
+  it('when a client reconnects before it saw any event, then the id it got on connecting resumes it: nothing in between is missed', async () => {
+    const h: Harness = await createHarness();
+    cleanups.push(() => h.close());
+    const server = createServer(h.app);
+    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+    server.on('connection', (socket) => cleanups.push(() => socket.destroy()));
+    const url = await listen(server);
+    const first = await connectSse(`${url}/api/v1/settings/events`, { 'x-api-key': h.apiKey });
+    await eventually('the connecting id arrived', () => first.lastEventId() !== undefined);
+    expect(first.lastEventId()).toBe(h.events.lastId());
+    first.close();
+    expect((await put(url, h.apiKey, 'gitea', { user_name: 'while-away' })).status).toBe(200);
+    const again = await connectSse(`${url}/api/v1/settings/events`, { 'x-api-key': h.apiKey, 'last-event-id': String(first.lastEventId()) });
+    cleanups.push(() => again.close());
+    const missed = await again.next((f) => f.event === 'settings.changed');
+    expect(changed(missed).keys).toEqual(['gitea.user_name']);
+  });
+
   it('when confhub restarts, then a client resuming with the Last-Event-ID it had before gets every event it missed, and ids keep growing', async () => {
     const dir = newDir();
     const dataDir = join(dir, 'data');
@@ -158,6 +189,8 @@ describe('the event stream', () => {
     cleanups.push(() => client.close());
     const reset = await client.next((f) => f.event === 'reset');
     expect(JSON.parse(reset.data)).toEqual({ lastId: 300 });
+    // The reset carries the id to resume from, so a reconnect does not reset again.
+    expect(reset.id).toBe(300);
     log.publish('settings.changed', change(301));
     await client.next((f) => f.id === 301);
     expect(client.frames.map((f) => f.event)).toEqual(['reset', 'settings.changed']);

@@ -14,7 +14,7 @@ import {
   createConnectionChecks,
   DEADLINE_GRACE_MS,
   serviceDefinitions,
-  type CreateServiceChecksInput,
+  type CreateConnectionChecksInput,
   type ConnectionChecks,
   type ServiceStatus,
 } from '../../src/probes/connection-checks.js';
@@ -55,7 +55,7 @@ interface Fixture {
   http: ReturnType<typeof vi.fn<HttpProbe>>;
 }
 
-interface FixtureInput extends Partial<Omit<CreateServiceChecksInput, 'targets' | 'configDoc' | 'docker' | 'supervisor' | 'http' | 'clock'>> {
+interface FixtureInput extends Partial<Omit<CreateConnectionChecksInput, 'targets' | 'configDoc' | 'docker' | 'supervisor' | 'http' | 'clock'>> {
   systemIni?: string;
   configIni?: string;
   configDoc?: () => IniDocument | undefined;

@@ -195,10 +195,11 @@ describe('HTTP probes against servers on 127.0.0.1, and engines that are not the
 
   it('when list() starts a refresh of services that take time, then it answers before any of them did and they are checked at the same time', async () => {
     const config = ['a', 'b', 'c'].map((s) => `[${s}]\nbase_url = http://127.0.0.1:${webPort}/gate?${s}\n`).join('');
+    // A long timeout: on a busy machine the three requests may take a while to arrive, and only their order matters.
     const checks = checksOf('', config, {
       socketPath: join(dir, 'no-docker.sock'),
       supervisorUrl: `unix://${join(dir, 'no-supervisor.sock')}`,
-      timeoutMs: 3000,
+      timeoutMs: 8000,
     });
     expect(checks.list()).toMatchObject({ checkedAt: null, refreshing: true, services: [{ stale: true }, { stale: true }, { stale: true }] });
     await checks.idle();

@@ -9,6 +9,8 @@ export interface SseFrame {
 
 export interface SseClient {
   readonly frames: SseFrame[];
+  /** As EventSource keeps it: the last `id:` the stream sent, with or without data. */
+  lastEventId(): number | undefined;
   /** Resolves with the first frame (already received or still to come) that matches. */
   next(matches: (frame: SseFrame) => boolean, timeoutMs?: number): Promise<SseFrame>;
   /** Resolves when the server ends the stream. */
@@ -19,6 +21,7 @@ export interface SseClient {
 export function connectSse(url: string, headers: Record<string, string>): Promise<SseClient> {
   return new Promise((resolve, reject) => {
     const frames: SseFrame[] = [];
+    let lastId: number | undefined;
     const waiters = new Set<() => void>();
     let endedResolve: () => void = () => undefined;
     const ended = new Promise<void>((r) => (endedResolve = r));
@@ -38,8 +41,10 @@ export function connectSse(url: string, headers: Record<string, string>): Promis
           const frame: SseFrame = { event: 'message', data: '' };
           let hasData = false;
           for (const line of block.split('\n')) {
-            if (line.startsWith('id: ')) frame.id = Number(line.slice(4));
-            else if (line.startsWith('event: ')) frame.event = line.slice(7);
+            if (line.startsWith('id: ')) {
+              frame.id = Number(line.slice(4));
+              lastId = frame.id;
+            } else if (line.startsWith('event: ')) frame.event = line.slice(7);
             else if (line.startsWith('data: ')) {
               frame.data = line.slice(6);
               hasData = true;
@@ -55,6 +60,7 @@ export function connectSse(url: string, headers: Record<string, string>): Promis
       });
       resolve({
         frames,
+        lastEventId: () => lastId,
         ended,
         close: () => req.destroy(),
         next(matches, timeoutMs = 20_000) {

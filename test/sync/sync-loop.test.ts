@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { WorkerToMain } from '../../src/sync/protocol.js';
 import type { ReconcileRequest } from '../../src/sync/reconcile.js';
 import type { ReconcileResult, TargetOutcome } from '../../src/targets/outcome.js';
@@ -80,18 +80,19 @@ describe('sync loop', () => {
   it('when a service cannot be reached, then its targets are retried on their own, with backoff, until they are in sync', async () => {
     writeFileSync(configPath, '[cockpit]\nport = 9090\n');
     const clock = createManualClock();
+    // The jitter draws the middle of its range, [0, 20) ms for the first retry and [0, 40) ms for the second.
+    const random = vi.spyOn(Math, 'random').mockReturnValue(0.5);
+    onTestFinished(() => random.mockRestore());
     const { syncLoop, messages, requests } = loop(['pending', 'pending', 'applied'], { clock });
     await syncLoop.onChange({ startup: true });
     expect(requests).toHaveLength(1);
-    // Full jitter: the first retry within retry_base (20 ms), the second within twice that.
-    const [first] = clock.pendingDue();
-    expect(first! - clock.now()).toBeGreaterThanOrEqual(0);
-    expect(first! - clock.now()).toBeLessThan(20);
-    await clock.advance(20);
+    expect(clock.pendingDue()).toEqual([clock.now() + 10]);
+    await clock.advance(9);
+    expect(requests).toHaveLength(1);
+    await clock.advance(1);
     expect(requests).toHaveLength(2);
-    const [second] = clock.pendingDue();
-    expect(second! - clock.now()).toBeLessThan(40);
-    await clock.advance(40);
+    expect(clock.pendingDue()).toEqual([clock.now() + 20]);
+    await clock.advance(20);
     expect(requests).toHaveLength(3);
     expect(requests.slice(1).map((r) => [r.force, r.only])).toEqual([
       [true, ['t']],
