@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole confhub test suite, from a fresh clone on Debian with Node >= 20.19:
 # installs what the tests need when it is missing (Debian packages, npm dependencies),
-# builds, type-checks and runs vitest. Ends with one line "vitest: N passed, N failed, N skipped".
+# builds, type-checks, checks the layering rules and the formatter and linter, and runs vitest.
+# Ends with one line "vitest: N passed, N failed, N skipped"; a broken layering rule or a lint
+# or format error stops the run before vitest with a message naming the failed step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +31,16 @@ fi
 
 npm run --silent build
 npx tsc -p test/tsconfig.json
+
+# Both checks run, so one run shows every problem; either failing stops the run before vitest.
+failed_checks=()
+npm run --silent layering || failed_checks+=("layering rules (npm run layering; the rules and their reasons are in .dependency-cruiser.cjs)")
+npm run --silent lint || failed_checks+=("formatter and linter (npm run lint; biome.json; npx biome check --write . applies the safe fixes)")
+if ((${#failed_checks[@]} > 0)); then
+  printf 'test/run.sh: failed: %s\n' "${failed_checks[@]}" >&2
+  echo "test/run.sh: stopped before vitest" >&2
+  exit 1
+fi
 
 report=$(mktemp)
 trap 'rm -f "$report"' EXIT
