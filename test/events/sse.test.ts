@@ -1,5 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -35,16 +35,27 @@ async function put(url: string, apiKey: string, section: string, body: Record<st
   });
 }
 
+/** Listens on loopback; the server and its sockets are closed after the test. */
+async function serve(handler: RequestListener): Promise<{ server: Server; url: string }> {
+  const server = createServer(handler);
+  cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+  server.on('connection', (socket) => cleanups.push(() => socket.destroy()));
+  return { server, url: await listen(server) };
+}
+
+/** An API-only confhub (the test harness) behind a listening server. */
+async function servedHarness(): Promise<{ h: Harness; url: string }> {
+  const h = await createHarness();
+  cleanups.push(() => h.close());
+  const { url } = await serve(h.app);
+  return { h, url };
+}
+
 const changed = (frame: { data: string }) => JSON.parse(frame.data) as { keys: string[]; actor: { type: string }; source: string };
 
 describe('the event stream', () => {
   it('when an accepted PUT changes keys, then one settings.changed event names them and its actor, never their values; refused or no-op writes publish nothing', async () => {
-    const h: Harness = await createHarness();
-    cleanups.push(() => h.close());
-    const server = createServer(h.app);
-    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
-    server.on('connection', (socket) => cleanups.push(() => socket.destroy()));
-    const url = await listen(server);
+    const { h, url } = await servedHarness();
     const client = await connectSse(`${url}/api/v1/settings/events`, { 'x-api-key': h.apiKey });
     cleanups.push(() => client.close());
 
@@ -83,12 +94,7 @@ describe('the event stream', () => {
   });
 
   it('when a client reconnects before it saw any event, then the id it got on connecting resumes it: nothing in between is missed', async () => {
-    const h: Harness = await createHarness();
-    cleanups.push(() => h.close());
-    const server = createServer(h.app);
-    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
-    server.on('connection', (socket) => cleanups.push(() => socket.destroy()));
-    const url = await listen(server);
+    const { h, url } = await servedHarness();
     const first = await connectSse(`${url}/api/v1/settings/events`, { 'x-api-key': h.apiKey });
     await eventually('the connecting id arrived', () => first.lastEventId() !== undefined);
     expect(first.lastEventId()).toBe(h.events.lastId());
@@ -137,13 +143,10 @@ describe('the event stream', () => {
     const clock = createManualClock();
     const maxBufferedBytes = 64 * 1024;
     const responses: ServerResponse[] = [];
-    const server = createServer((req, res) => {
+    const { server, url } = await serve((req, res) => {
       responses.push(res);
       streamEvents({ log, req, res, clock, maxBufferedBytes });
     });
-    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
-    server.on('connection', (socket) => cleanups.push(() => socket.destroy()));
-    const url = await listen(server);
 
     // A client that sends its request and never reads a byte.
     const stalled = connect((server.address() as AddressInfo).port, '127.0.0.1');
@@ -181,10 +184,7 @@ describe('the event stream', () => {
     const log = createEventLog({ db, logger: silent, retain: 10 });
     const change = (n: number) => ({ revision: `r${n}`, actor: { type: 'api' as const, id: 'key:1' }, source: 'api' as const, keys: [`a.k${n}`] });
     for (let n = 1; n <= 300; n++) log.publish('settings.changed', change(n));
-    const server = createServer((req, res) => streamEvents({ log, req, res, clock: createManualClock() }));
-    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
-    server.on('connection', (socket) => cleanups.push(() => socket.destroy()));
-    const url = await listen(server);
+    const { url } = await serve((req, res) => streamEvents({ log, req, res, clock: createManualClock() }));
     const client = await connectSse(`${url}/events`, { 'last-event-id': '5' });
     cleanups.push(() => client.close());
     const reset = await client.next((f) => f.event === 'reset');
