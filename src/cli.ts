@@ -25,6 +25,9 @@ import { validateDocument } from './settings/validate.js';
 import { syncConfigOf } from './targets/target-spec.js';
 import { planTargets } from './sync/plan.js';
 import { buildReconciler } from './sync/build-reconciler.js';
+import { createRunLog } from './sync/run-log.js';
+import { createAnnouncements } from './sync/announcements.js';
+import { actorRef } from './core/actor.js';
 import { createRevisionRecorder } from './sync/revision-recorder.js';
 import { maskText } from './core/mask.js';
 import { secretsOf } from './settings/mask-secrets.js';
@@ -161,7 +164,17 @@ async function withStore<T>(config: RuntimeConfig, task: (store: ReturnType<type
   const db = openDatabase({ path: config.databasePath });
   try {
     const logger = createLogger({ level: 'silent' });
-    const store = createSettingsStore({ path: config.configPath, label: 'config.ini', schema: CONFIG_SCHEMA, keyring, audit: createAuditLog({ db }), logger });
+    const announcements = createAnnouncements({ db, logger });
+    const store = createSettingsStore({
+      path: config.configPath,
+      label: 'config.ini',
+      schema: CONFIG_SCHEMA,
+      keyring,
+      audit: createAuditLog({ db }),
+      logger,
+      // A running confhub sees the new file like a hand edit; this tells it who wrote it.
+      beforeCommit: (announcement) => announcements.record({ ...announcement, actor: actorRef(announcement.actor) }),
+    });
     return await task(store);
   } finally {
     db.close();
@@ -282,13 +295,32 @@ async function once(config: RuntimeConfig): Promise<void> {
       logger,
       onStatus: () => undefined,
     });
-    const commit = await recorder.record(snapshot, { actor: { type: 'system', id: 'cli' }, source: 'cli' });
+    const actor = { type: 'system', id: 'cli' } as const;
+    const commit = await recorder.record(snapshot, { actor, source: 'cli' });
+    const startedAt = Date.now();
     const result = await reconciler.reconcile({ revision: snapshot.revision, doc: snapshot.doc, force: false });
     await recorder.idle();
     const secrets = secretsOf(snapshot.doc, CONFIG_SCHEMA);
+    const maskedTargets = result.targets.map((t) => (t.error ? { ...t, error: { ...t.error, details: maskText(t.error.details, secrets) } } : t));
+    // The history shows the outcome of the commit this made, as it does for a running confhub's.
+    const db = openDatabase({ path: config.databasePath });
+    try {
+      createRunLog({ db, logger }).record({
+        revision: snapshot.revision,
+        commit,
+        source: 'once',
+        actor,
+        outcome: result.outcome,
+        startedAt,
+        finishedAt: Date.now(),
+        targets: maskedTargets,
+      });
+    } finally {
+      db.close();
+    }
     process.stdout.write(`revision ${snapshot.revision.slice(0, 12)} (commit ${commit?.slice(0, 12) ?? '-'}): ${result.outcome}\n`);
-    for (const t of result.targets) {
-      process.stdout.write(`  ${t.target}: ${t.state}${t.error ? ` (${t.error.code}: ${maskText(t.error.details, secrets)})` : ''}\n`);
+    for (const t of maskedTargets) {
+      process.stdout.write(`  ${t.target}: ${t.state}${t.error ? ` (${t.error.code}: ${t.error.details})` : ''}\n`);
     }
     if (result.outcome === 'failed' || result.outcome === 'rolled_back') process.exitCode = 1;
   } finally {

@@ -33,6 +33,7 @@ import { loadKeyring } from './secrets/master-key.js';
 import type { Keyring } from './secrets/secret-box.js';
 import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from './settings/schema.js';
 import { createReadOnlyIniStore, createSettingsStore, type RevisionAnnouncement, type SettingsStore } from './settings/store.js';
+import { createAnnouncements } from './sync/announcements.js';
 import { createSyncDispatcher, type SyncDispatcher } from './sync/dispatcher.js';
 import { createRunLog } from './sync/run-log.js';
 import { createWorkerHost } from './sync/worker-host.js';
@@ -157,6 +158,7 @@ async function compose({ config, logger, syncWorker }: ConfhubOptions, { install
   opened.push(() => workerHost.stop());
   const sync = createSyncDispatcher({
     targets: syncConfig.targets,
+    announcements: createAnnouncements({ db, logger }),
     runLog,
     audit,
     settings,

@@ -71,6 +71,19 @@ export const MIGRATIONS: readonly Migration[] = [
       data TEXT NOT NULL
     );`,
   },
+  {
+    version: 5,
+    name: 'announcements',
+    // Another process (the CLI) names the author of a revision it is about to write.
+    sql: `CREATE TABLE announcements (
+      revision TEXT PRIMARY KEY,
+      actor_type TEXT NOT NULL,
+      actor_id TEXT NOT NULL,
+      source TEXT NOT NULL,
+      rollback_of TEXT,
+      at INTEGER NOT NULL
+    );`,
+  },
 ];
 
 export interface OpenDatabaseOptions {

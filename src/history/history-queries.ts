@@ -38,8 +38,11 @@ export interface HistoryQueriesDeps {
 export const MAX_HISTORY_LIMIT = 200;
 
 export function createHistoryQueries({ reader, db, schema, keyring }: HistoryQueriesDeps) {
+  // A commit's own outcome: what applying it did. Later passes over the same content (a start
+  // that finds the files in place, a revision read again) find nothing to do and say `unchanged`;
+  // they must not hide it. Retries of a pending reload were recorded as runs by earlier versions.
   const lastRun = db.prepare<[string], { outcome: string; finished_at: number }>(
-    'SELECT outcome, finished_at FROM sync_runs WHERE commit_id = ? ORDER BY id DESC LIMIT 1',
+    "SELECT outcome, finished_at FROM sync_runs WHERE commit_id = ? AND source != 'retry' ORDER BY outcome = 'unchanged', id DESC LIMIT 1",
   );
 
   function withSync(entry: HistoryEntry): HistoryItem {

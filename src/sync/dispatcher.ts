@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/audit-log.js';
+import type { Announcements } from './announcements.js';
 import { actorRef, FILE_ACTOR, type Actor, type ActorRef } from '../core/actor.js';
 import { backoffDelay } from '../core/backoff.js';
 import { sleep, systemClock, type Clock } from '../core/clock.js';
@@ -33,6 +34,8 @@ export interface WorkerLink {
 
 export interface SyncDispatcherDeps {
   targets: readonly TargetSpec[];
+  /** Authors of revisions other processes wrote; none: every unannounced revision is a hand edit. */
+  announcements?: Announcements;
   runLog: RunLog;
   audit: AuditLog;
   settings: SettingsStore;
@@ -52,6 +55,7 @@ export interface ReconcileInput {
 
 const AUTO_ROLLBACK_ACTOR: Actor = Object.freeze({ type: 'system', id: 'auto-rollback' });
 const WORKER_ACTOR: ActorRef = Object.freeze({ type: 'system', id: 'worker' });
+const RETRY_ACTOR: ActorRef = Object.freeze({ type: 'system', id: 'retry' });
 /** Revisions whose write time is kept for the propagation metric: the newest only. */
 const WRITTEN_AT_KEPT = 256;
 const SEAL_ATTEMPTS = 5;
@@ -84,11 +88,31 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
   let lastRun: { revision: string; outcome: string; at: string } | null = null;
   let history: HistoryStatus | null = null;
 
+  /**
+   * One lane's targets are done with a revision. Target state comes only from here (a revision's
+   * aggregate can arrive after a faster lane already holds a newer one). A retry of a reload is a
+   * lane result only: it is not a run of its revision, so it leaves the revision's outcome alone.
+   */
+  function onLane(message: Extract<WorkerToMain, { type: 'lane' }>): void {
+    const { result } = message;
+    targetStatus.record(result, new Date(message.finishedAt).toISOString());
+    if (message.source !== 'retry') return;
+    metrics.run({ source: 'retry', result, startedAt: message.startedAt, finishedAt: message.finishedAt });
+    if (result.outcome === 'unchanged') return;
+    auditRun({ result, finishedAt: message.finishedAt, actor: RETRY_ACTOR });
+    events.publish(result.outcome === 'failed' || result.outcome === 'rolled_back' ? 'failed' : 'applied', {
+      revision: result.revision,
+      source: 'retry',
+      actor: RETRY_ACTOR,
+      targets: result.targets,
+      ...(result.error ? { error: result.error } : {}),
+    });
+  }
+
   function onRun(message: Extract<WorkerToMain, { type: 'run' }>): void {
     const { result } = message;
     firstRunDone = true;
     const at = new Date(message.finishedAt).toISOString();
-    targetStatus.record(result, at);
     // A secret that does not open freezes the targets like an invalid file does.
     sourceError = result.error?.code === 'SECRET_UNREADABLE' ? result.error : null;
     lastRun = { revision: result.revision, outcome: result.outcome, at };
@@ -103,7 +127,7 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
       targets: result.targets,
     });
     if (result.outcome !== 'unchanged') auditRun(message);
-    const written = message.source === 'retry' ? undefined : writtenAt.get(result.revision);
+    const written = writtenAt.get(result.revision);
     metrics.run({
       source: message.source,
       result,
@@ -111,7 +135,7 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
       finishedAt: message.finishedAt,
       ...(written !== undefined ? { writtenAt: written } : {}),
     });
-    if (message.source !== 'retry') writtenAt.delete(result.revision);
+    writtenAt.delete(result.revision);
     if (result.outcome !== 'unchanged' || message.source === 'reload') {
       const type = result.outcome === 'rolled_back' ? 'rolled_back' : result.outcome === 'failed' ? 'failed' : 'applied';
       events.publish(type, {
@@ -124,11 +148,10 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
     }
     const answer: RunAnswer = { kind: 'run', source: message.source, result, ...(message.commit !== undefined ? { commit: message.commit } : {}) };
     if (message.requestId) requests.answer(message.requestId, answer);
-    // A retry runs only some targets of an older revision: it answers nobody's write.
-    if (message.source !== 'retry') revisions.answer(result.revision, answer);
+    revisions.answer(result.revision, answer);
   }
 
-  function auditRun(message: Extract<WorkerToMain, { type: 'run' }>): void {
+  function auditRun(message: Pick<Extract<WorkerToMain, { type: 'run' }>, 'result' | 'finishedAt' | 'actor'>): void {
     const { result } = message;
     const failedTarget = result.targets.find((t) => t.error && t.state !== 'pending_reload');
     try {
@@ -243,6 +266,15 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
         case 'run':
           onRun(message);
           break;
+        case 'lane':
+          onLane(message);
+          break;
+        case 'rendered':
+          firstRunDone = true;
+          break;
+        case 'author_needed':
+          worker.send({ type: 'author', revision: message.revision, author: deps.announcements?.take(message.revision) ?? null });
+          break;
         case 'skipped':
           onSkipped(message);
           break;
@@ -311,11 +343,14 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
       };
     },
 
-    /** /readyz: the worker is up, has finished its first reconcile, and config.ini is valid. */
+    /**
+     * /readyz: the worker is up, config.ini is valid and the first revision's files are on disk.
+     * It does not wait for services to restart: their state is in /sync/status.
+     */
     readiness(): { ready: boolean; reasons: string[] } {
       const reasons: string[] = [];
       if (!worker.alive() || !ready) reasons.push('sync worker not running');
-      else if (!firstRunDone && !sourceError) reasons.push('first reconcile not finished');
+      else if (!firstRunDone && !sourceError) reasons.push('first render not on disk yet');
       if (sourceError) reasons.push(`config.ini invalid: ${sourceError.details}`);
       return { ready: reasons.length === 0, reasons };
     },

@@ -45,6 +45,12 @@ export type MainToWorker =
   /** Sent just before config.ini is replaced, so the worker can name the actor of that revision. */
   | { readonly type: 'expect'; readonly revision: string; readonly actor: ActorRef; readonly source: RevisionSource; readonly rollbackOf?: string }
   | { readonly type: 'reconcile'; readonly requestId: string; readonly force: boolean; readonly actor?: ActorRef }
+  /** The answer to `author_needed`: who another process said wrote the revision, if anyone did. */
+  | {
+      readonly type: 'author';
+      readonly revision: string;
+      readonly author: { readonly actor: ActorRef; readonly source: RevisionSource; readonly rollbackOf?: string } | null;
+    }
   | { readonly type: 'shutdown' };
 
 export type WorkerToMain =
@@ -60,6 +66,24 @@ export type WorkerToMain =
       /** The history commit of this revision (null when it could not be committed). */
       readonly commit?: string | null;
     }
+  /**
+   * One lane finished a revision (or retried a reload): its targets' state, before the other lanes
+   * are done. A retry is reported only this way: it is not a run of its revision.
+   */
+  | {
+      readonly type: 'lane';
+      readonly lane: string;
+      readonly source: RunSource;
+      readonly startedAt: number;
+      readonly finishedAt: number;
+      /** Only this lane's targets. */
+      readonly result: ReconcileResult;
+      readonly commit?: string | null;
+    }
+  /** Nobody in this process announced this revision: did another process (the CLI) write it? */
+  | { readonly type: 'author_needed'; readonly revision: string }
+  /** The first revision's files are on disk on every lane (reloads may still run): confhub is ready. */
+  | { readonly type: 'rendered'; readonly revision: string }
   | {
       readonly type: 'source_invalid';
       readonly revision: string;

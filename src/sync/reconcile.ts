@@ -26,8 +26,10 @@ export interface ReconcileRequest {
   readonly doc: IniDocument;
   /** Reload (and verify) targets even when their files did not change. */
   readonly force: boolean;
-  /** Only these targets (e.g. retrying pending reloads); default all. */
+  /** Only these targets (a lane, or a retry of pending reloads); default all. */
   readonly only?: readonly string[];
+  /** Called once the files are on disk, before any reload: a first render is then in place. */
+  readonly onWritten?: () => void;
 }
 
 export interface ReconcilerDeps {
@@ -219,6 +221,7 @@ export function createReconciler(deps: ReconcilerDeps) {
       if (work.state === 'failed' && work.spec.onFailure === 'rollback') return rollBack();
     }
 
+    request.onWritten?.();
     await reloadGroups(works, { force: request.force });
 
     const failed = works.filter((w) => w.state === 'failed' && (w.written || w.reloaded));

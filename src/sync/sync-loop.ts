@@ -4,12 +4,14 @@
  * - A change (watch event after the debounce) reads config.ini until two reads agree, parses
  *   and validates it with the same modules as the API. An invalid file changes nothing on the
  *   targets and is reported once per content; the next valid save resumes.
- * - Runs are serialized; a change arriving during a run is picked up after it (latest wins:
- *   the file is read again, intermediate contents are never applied one by one).
+ * - Reading is never held up by a run: each valid revision goes down the target lanes
+ *   (lanes.ts), where a slow service delays only its own targets and a lane still waiting
+ *   for a revision takes the newest one instead (latest wins). Each lane's result is posted as
+ *   soon as it is known; the revision's aggregate once every lane has finished it, in order.
  * - A revision that failed is not retried in a loop: only a different content (even one that
  *   returns to it later), or an explicit reconcile request, runs it again.
- * - Targets whose service could not be reached are retried, with exponential backoff and
- *   jitter, on their own, with the revision that was written for them.
+ * - A rollback-policy target that fails returns config.ini to the newest revision every lane
+ *   applied; the restored revision then flows through every lane like any other.
  * - Whatever is posted to the main thread has the values of sensitive keys masked: a check
  *   command's output may quote the file it rejected.
  * - Sealed values are opened for the renderers; a value that does not open fails the revision
@@ -28,24 +30,28 @@ import { decodeText, revisionOf } from '../settings/revision.js';
 import { openDocument } from '../secrets/sealed-document.js';
 import type { Keyring } from '../secrets/secret-box.js';
 import type { FileSchema } from '../settings/schema.js';
-import { backoffDelay } from '../core/backoff.js';
-import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import { maskText } from '../core/mask.js';
 import { secretsOf } from '../settings/mask-secrets.js';
 import { FILE_ACTOR, type ActorRef, type RevisionSource } from '../core/actor.js';
 import { validateDocument } from '../settings/validate.js';
+import { createTargetLanes, type LaneReconciler, type LaneReport } from './lanes.js';
 import type { WorkerToMain } from './protocol.js';
-import type { ReconcileRequest } from './reconcile.js';
 import type { ReconcileResult, RunSource } from '../targets/outcome.js';
+import type { TargetSpec } from '../targets/target-spec.js';
 
 export interface SyncLoopDeps {
   configPath: string;
   schema: FileSchema;
-  reconciler: { reconcile(request: ReconcileRequest): Promise<ReconcileResult> };
+  /** The targets, for their lanes (targets sharing a reload action share one). */
+  targets: readonly Pick<TargetSpec, 'name' | 'reload'>[];
+  reconciler: LaneReconciler;
   post: (message: WorkerToMain) => void;
   logger: Logger;
   /** Told the hash of each content read, so the poll does not re-trigger on it. */
   markSeen?: (hash: string | undefined) => void;
+  /** Who another process said wrote a revision nobody here announced; undefined: nobody (a hand edit). */
+  askAuthor?: (revision: string) => Promise<RevisionMeta | undefined>;
   /** Opens sealed values; without it a sealed value fails the revision. */
   keyring?: Keyring;
   /** Commits a revision to the history; returns its commit (null when that failed). */
@@ -82,7 +88,6 @@ interface Source {
   meta?: RevisionMeta;
 }
 
-const RETRY_ACTOR: ActorRef = Object.freeze({ type: 'system', id: 'retry' });
 const MAX_REMEMBERED_ACTORS = 256;
 
 /** Real time, not the injected clock: it waits for another process to finish writing the file. */
@@ -109,8 +114,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
   const metas = new Map<string, RevisionMeta>();
   let sealRequested: string | undefined;
   let lastUnreadableRevision: string | undefined;
-  /** Targets whose reload is pending, with the revision that was written for them. */
-  const pending = new Map<string, Source>();
+  /** The newest revision every lane applied: what an automatic rollback returns config.ini to. */
   let lastApplied: Source | undefined = deps.initialApplied
     ? {
         text: deps.initialApplied.text,
@@ -120,19 +124,36 @@ export function createSyncLoop(deps: SyncLoopDeps) {
         commit: deps.initialApplied.commit,
       }
     : undefined;
-  /** The revision of the last full run, when it applied: only then do the targets hold it. */
+  /** The revision every lane holds, once its run applied everywhere. */
   let inEffect: string | undefined;
   let lastFailedRevision: string | undefined;
   let lastInvalidRevision: string | undefined;
-  let chain: Promise<unknown> = Promise.resolve();
-  let retryTimer: TimerHandle | undefined;
-  let retryAttempt = 0;
+  /** The newest revision sent down the lanes, and whether its outcome is known. */
+  let lastSubmitted: { revision: string; done: boolean } | undefined;
+  let firstSubmitted = false;
+  /** Reads of config.ini, one at a time; runs do not wait in it (they are on the lanes). */
+  let reading: Promise<unknown> = Promise.resolve();
+  /** Outcomes are posted in submission order. */
+  let posting: Promise<unknown> = Promise.resolve();
+  /** History commits, one at a time: each is summarized against the one before. */
+  let committing: Promise<unknown> = Promise.resolve();
+  /** Revisions whose config.ini rollback was already asked for. */
+  const rollbackAsked = new Set<string>();
   let stopped = false;
 
-  /** Serializes every run: one reconcile at a time, in arrival order. */
-  function serialized<T>(task: () => Promise<T>): Promise<T> {
-    const next = chain.then(task, task);
-    chain = next.catch(() => undefined);
+  const lanes = createTargetLanes({
+    targets: deps.targets,
+    reconciler,
+    clock,
+    logger,
+    retryBaseMs,
+    retryMaxMs,
+    onReport: (report) => onLaneReport(report),
+  });
+
+  function serializedRead<T>(task: () => Promise<T>): Promise<T> {
+    const next = reading.then(task, task);
+    reading = next.catch(() => undefined);
     return next;
   }
 
@@ -234,9 +255,22 @@ export function createSyncLoop(deps: SyncLoopDeps) {
       return;
     }
     if (!deps.record || source.committing) return;
-    const meta = takeMeta(source.revision) ?? { actor: FILE_ACTOR, source: startup ? 'startup' : 'file' };
-    source.meta = meta;
-    source.committing = deps.record(source, meta).then(
+    const record = deps.record;
+    const known = takeMeta(source.revision);
+    const fallback: RevisionMeta = { actor: FILE_ACTOR, source: startup ? 'startup' : 'file' };
+    // Unannounced: a hand edit, or a write by another process (the CLI) that named its author.
+    const author = known
+      ? Promise.resolve(known)
+      : startup || !deps.askAuthor
+        ? Promise.resolve(fallback)
+        : deps.askAuthor(source.revision).then((m) => m ?? fallback);
+    const done = committing.then(async () => {
+      const meta = await author;
+      source.meta = meta;
+      return record(source, meta);
+    });
+    committing = done.catch(() => undefined);
+    source.committing = done.then(
       (commit) => {
         source.commit = commit;
       },
@@ -247,99 +281,148 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     );
   }
 
-  function scheduleRetry(): void {
-    if (stopped || retryTimer || pending.size === 0) return;
-    // Floored at a quarter of the base: full jitter alone could ask a service that just failed again at once.
-    const delay = backoffDelay({ attempt: retryAttempt, baseMs: retryBaseMs, maxMs: retryMaxMs, minMs: retryBaseMs / 4 });
-    retryAttempt++;
-    retryTimer = clock.setTimeout(() => {
-      retryTimer = undefined;
-      serialized(async () => {
-        // Read when it fires: targets that became pending meanwhile are retried too.
-        const bySource = new Map<Source, string[]>();
-        for (const [target, source] of pending) bySource.set(source, [...(bySource.get(source) ?? []), target]);
-        for (const [source, targets] of bySource) {
-          if (stopped) return;
-          await run(source, { source: 'retry', force: true, only: targets, actor: RETRY_ACTOR });
-        }
-      }).catch((error: unknown) => log.error({ err: error }, 'retrying pending reloads failed'));
-    }, delay);
-    retryTimer.unref();
-  }
-
   function failedResult(source: Source, error: unknown): ReconcileResult {
     const plain = toPlainError(isAppError(error) ? error : new AppError('INTERNAL_ERROR', { details: 'the reconcile failed unexpectedly', cause: error }));
     return { revision: source.revision, outcome: 'failed', rollbackConfig: false, targets: [], error: plain };
   }
 
-  function postRun(source: Source, result: ReconcileResult, options: { source: RunSource; requestId?: string; actor?: ActorRef; startedAt: number }): void {
-    const secrets = secretsOf(source.doc, schema);
-    const masked: ReconcileResult = {
+  function masked(result: ReconcileResult, doc: IniDocument): ReconcileResult {
+    const secrets = secretsOf(doc, schema);
+    return {
       ...result,
       ...(result.error ? { error: maskError(result.error, secrets)! } : {}),
       targets: result.targets.map((t) => ({ ...t, error: maskError(t.error, secrets) })),
     };
+  }
+
+  function postRun(source: Source, result: ReconcileResult, options: { source: RunSource; requestId?: string; actor?: ActorRef; startedAt: number }): void {
     post({
       type: 'run',
       source: options.source,
       actor: options.actor ?? source.meta?.actor ?? metas.get(source.revision)?.actor ?? FILE_ACTOR,
       startedAt: options.startedAt,
       finishedAt: now(),
-      result: masked,
+      result: masked(result, source.doc),
       ...(source.commit !== undefined ? { commit: source.commit } : {}),
       ...(options.requestId ? { requestId: options.requestId } : {}),
     });
   }
 
-  async function run(
-    source: Source,
-    options: { source: RunSource; force: boolean; requestId?: string; only?: readonly string[]; actor?: ActorRef },
-  ): Promise<ReconcileResult> {
+  /** A lane finished a revision: its targets' state is known now, whatever the other lanes still do. */
+  function onLaneReport(report: LaneReport): void {
+    const source = submitted.get(report.revision);
+    post({
+      type: 'lane',
+      lane: report.lane,
+      source: report.source,
+      startedAt: report.startedAt,
+      finishedAt: report.finishedAt,
+      result: source ? masked(report.result, source.doc) : report.result,
+      ...(source?.commit !== undefined ? { commit: source.commit } : {}),
+    });
+    // A rollback-policy target failed: config.ini goes back at once (when every earlier revision's
+    // outcome is known, so "the last revision every lane applied" is), and the lanes still waiting
+    // to run this revision run the restored one instead.
+    if (report.result.rollbackConfig && source && open[0] === report.revision) askRollback(source);
+  }
+
+  function askRollback(source: Source): void {
+    const to = lastApplied;
+    if (rollbackAsked.has(source.revision) || !to || to.revision === source.revision) return;
+    rollbackAsked.add(source.revision);
+    if (rollbackAsked.size > MAX_REMEMBERED_ACTORS) rollbackAsked.delete(rollbackAsked.values().next().value!);
+    void Promise.resolve(to.committing).then(() =>
+      post({
+        type: 'rollback_config',
+        failedRevision: source.revision,
+        toRevision: to.revision,
+        ...(to.commit ? { toCommit: to.commit } : {}),
+        text: to.text,
+      }),
+    );
+  }
+
+  /** Revisions on the lanes, by revision, for their reports (the newest few). */
+  const submitted = new Map<string, Source>();
+  /** Revisions whose outcome is not known yet, oldest first. */
+  const open: string[] = [];
+
+  function submit(source: Source, options: { source: RunSource; force: boolean; requestId?: string; actor?: ActorRef }): void {
     const startedAt = now();
-    let result: ReconcileResult;
-    try {
-      result = await reconciler.reconcile({
-        revision: source.revision,
-        doc: source.doc,
-        force: options.force,
-        ...(options.only ? { only: options.only } : {}),
-      });
-    } catch (error) {
-      // A bug or an I/O failure inside the reconcile must not take the worker down: report it.
-      log.error({ err: error, revision: source.revision }, 'reconcile failed unexpectedly');
-      result = failedResult(source, error);
+    submitted.delete(source.revision);
+    submitted.set(source.revision, source);
+    if (submitted.size > MAX_REMEMBERED_ACTORS) submitted.delete(submitted.keys().next().value!);
+    const entry = { revision: source.revision, done: false };
+    lastSubmitted = entry;
+    open.push(source.revision);
+    const ticket = lanes.submit({ revision: source.revision, doc: source.doc, force: options.force, source: options.source });
+    if (!firstSubmitted) {
+      firstSubmitted = true;
+      void ticket.written.then(() => post({ type: 'rendered', revision: source.revision }));
     }
-    await source.committing;
-    postRun(source, result, { ...options, startedAt });
-    if (!options.only) {
-      // A rollback puts every target back on the last applied revision; a failure under `keep` leaves some on this one.
-      if (result.outcome === 'applied' || result.outcome === 'unchanged') inEffect = source.revision;
-      else if (result.outcome !== 'rolled_back') inEffect = undefined;
-    }
-    if (result.outcome === 'applied' || result.outcome === 'unchanged') {
-      if (!options.only) {
-        lastApplied = source;
-        lastFailedRevision = undefined;
-      }
-    } else if (!options.only) {
+    // Outcomes are known in submission order (each lane takes revisions in order), so what the
+    // loop remembers is updated in that order too.
+    const settled = ticket.done.then((result) => {
+      open.splice(open.indexOf(source.revision), 1);
+      settle(source, result);
+      entry.done = true;
+      return result;
+    });
+    const next = posting.then(async () => {
+      const result = await settled;
+      await source.committing;
+      // Every lane went past it before running it: nothing was done with it, and only an explicit
+      // request is owed an answer (writes waiting on it are answered by the newer revision).
+      if (result.targets.length === 0 && (result.superseded?.length ?? 0) > 0 && !options.requestId) return;
+      postRun(source, result, { ...options, startedAt });
+    });
+    posting = next.catch((error: unknown) => log.error({ err: error, revision: source.revision }, 'reporting a run failed'));
+  }
+
+  /** What the loop remembers of a revision whose lanes have all finished it. */
+  function settle(source: Source, result: ReconcileResult): void {
+    const complete = (result.superseded?.length ?? 0) === 0;
+    if ((result.outcome === 'applied' || result.outcome === 'unchanged') && complete) {
+      inEffect = source.revision;
+      lastApplied = source;
+      lastFailedRevision = undefined;
+    } else if (result.outcome === 'applied' || result.outcome === 'unchanged') {
+      // Some lanes hold a newer revision: no single revision is in effect everywhere.
+      inEffect = undefined;
+    } else {
+      // A rollback puts only the failing lane back: lanes that wrote this revision hold it until
+      // the restored one runs, so the last applied revision is in effect only if none did.
+      const moved = !complete || result.targets.some((t) => t.state === 'in_sync' && t.changed);
+      if (result.outcome !== 'rolled_back' || moved) inEffect = undefined;
       lastFailedRevision = source.revision;
-      if (result.rollbackConfig && lastApplied && lastApplied.revision !== source.revision) {
-        post({
-          type: 'rollback_config',
-          failedRevision: source.revision,
-          toRevision: lastApplied.revision,
-          ...(lastApplied.commit ? { toCommit: lastApplied.commit } : {}),
-          text: lastApplied.text,
-        });
+      if (result.rollbackConfig) askRollback(source);
+    }
+  }
+
+  async function afterRead(source: Source, options: { startup: boolean }): Promise<void> {
+    commit(source, { startup: options.startup });
+    if (source.unsealed.length > 0 && deps.keyring) return;
+    if (!options.startup && lastSubmitted?.revision === source.revision) {
+      // The same content read again while it is on its way: its outcome answers for both.
+      if (!lastSubmitted.done) return;
+      // Skipped only when every lane holds it: after a failed run (on_failure = keep leaves some
+      // lanes on the failed revision) the last applied one runs again.
+      if (source.revision === inEffect) {
+        await source.committing;
+        post({ type: 'skipped', revision: source.revision, reason: 'applied', ...(source.commit !== undefined ? { commit: source.commit } : {}) });
+        return;
       }
+      if (source.revision === lastFailedRevision) {
+        await source.committing;
+        post({ type: 'skipped', revision: source.revision, reason: 'failed', ...(source.commit !== undefined ? { commit: source.commit } : {}) });
+        return;
+      }
+    } else if (!options.startup && source.revision === inEffect && lastSubmitted?.done) {
+      await source.committing;
+      post({ type: 'skipped', revision: source.revision, reason: 'applied', ...(source.commit !== undefined ? { commit: source.commit } : {}) });
+      return;
     }
-    for (const target of result.targets) {
-      if (target.state === 'pending_reload') pending.set(target.target, source);
-      else if (target.changed || target.reloaded || target.state !== 'in_sync') pending.delete(target.target);
-    }
-    if (pending.size === 0) retryAttempt = 0;
-    scheduleRetry();
-    return result;
+    submit(source, { source: options.startup ? 'startup' : 'change', force: false });
   }
 
   return {
@@ -350,35 +433,23 @@ export function createSyncLoop(deps: SyncLoopDeps) {
       if (metas.size > MAX_REMEMBERED_ACTORS) metas.delete(metas.keys().next().value!);
     },
 
-    /** The watcher saw config.ini change (after the debounce). */
+    /**
+     * The watcher saw config.ini change (after the debounce). Resolves once the file is read and
+     * its revision is on the lanes, not when they finish: an invalid save is reported at once,
+     * whatever a slow service is doing.
+     */
     onChange(options: { startup?: boolean } = {}): Promise<void> {
-      return serialized(async () => {
+      return serializedRead(async () => {
         if (stopped) return;
         const source = await readSource();
         if (!source) return;
-        commit(source, { startup: options.startup === true });
-        if (source.unsealed.length > 0 && deps.keyring) return;
-        if (!options.startup) {
-          // Skipped only when the targets hold it: after a failed run (on_failure = keep leaves some
-          // targets on the failed revision) the last applied one runs again.
-          if (source.revision === inEffect) {
-            await source.committing;
-            post({ type: 'skipped', revision: source.revision, reason: 'applied', ...(source.commit !== undefined ? { commit: source.commit } : {}) });
-            return;
-          }
-          if (source.revision === lastFailedRevision) {
-            await source.committing;
-            post({ type: 'skipped', revision: source.revision, reason: 'failed', ...(source.commit !== undefined ? { commit: source.commit } : {}) });
-            return;
-          }
-        }
-        await run(source, { source: options.startup ? 'startup' : 'change', force: false });
+        await afterRead(source, { startup: options.startup === true });
       });
     },
 
     /** POST /settings/reload: a full reconcile now, even of a revision that failed before. */
     reconcileNow({ requestId, force, actor }: { requestId: string; force: boolean; actor?: ActorRef | undefined }): Promise<void> {
-      return serialized(async () => {
+      return serializedRead(async () => {
         if (stopped) return;
         const source = await readSource(requestId);
         if (!source) return;
@@ -397,15 +468,26 @@ export function createSyncLoop(deps: SyncLoopDeps) {
           });
           return;
         }
-        await run(source, { source: 'reload', force, requestId, ...(actor ? { actor } : {}) });
+        submit(source, { source: 'reload', force, requestId, ...(actor ? { actor } : {}) });
       });
     },
 
-    /** Finishes the run in flight, then stops scheduling. */
+    /** Resolves when every revision read so far has run on every lane and its outcome is posted. */
+    async idle(): Promise<void> {
+      for (;;) {
+        const [read, posted] = [reading, posting];
+        await read;
+        await lanes.idle();
+        await posted;
+        if (read === reading && posted === posting) return;
+      }
+    },
+
+    /** Finishes what was read (every lane runs it), then stops scheduling. */
     async stop(): Promise<void> {
       stopped = true;
-      clock.clearTimeout(retryTimer);
-      await chain;
+      lanes.stop();
+      await this.idle();
     },
   };
 }

@@ -16,7 +16,7 @@ import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
 import { buildReconciler } from './build-reconciler.js';
 import { createRevisionRecorder } from './revision-recorder.js';
 import { createSourceWatcher } from './source-watcher.js';
-import { createSyncLoop } from './sync-loop.js';
+import { createSyncLoop, type RevisionMeta } from './sync-loop.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -65,15 +65,41 @@ async function lastAppliedRevision(): Promise<{ text: string; revision: string; 
 }
 const initialApplied = await lastAppliedRevision();
 
+/** Revisions whose author main is asked for; an answer that does not come in time means a hand edit. */
+const authorQuestions = new Map<string, Promise<RevisionMeta | undefined>>();
+const authorAnswers = new Map<string, (meta: RevisionMeta | undefined) => void>();
+function askAuthor(revision: string): Promise<RevisionMeta | undefined> {
+  const asked = authorQuestions.get(revision);
+  if (asked) return asked;
+  const question = new Promise<RevisionMeta | undefined>((resolve) => {
+    const timer = setTimeout(() => answerAuthor(revision, undefined), 2000);
+    timer.unref();
+    authorAnswers.set(revision, (meta) => {
+      clearTimeout(timer);
+      authorQuestions.delete(revision);
+      authorAnswers.delete(revision);
+      resolve(meta);
+    });
+  });
+  authorQuestions.set(revision, question);
+  post({ type: 'author_needed', revision });
+  return question;
+}
+function answerAuthor(revision: string, meta: RevisionMeta | undefined): void {
+  authorAnswers.get(revision)?.(meta);
+}
+
 let watcher: ReturnType<typeof createSourceWatcher> | undefined;
 const loop = createSyncLoop({
   configPath: init.configPath,
   schema: CONFIG_SCHEMA,
+  targets,
   reconciler,
   post,
   logger,
   keyring,
   record: (revision, meta) => history.record(revision, meta),
+  askAuthor,
   ...(initialApplied ? { initialApplied } : {}),
   markSeen: (hash) => watcher?.markSeen(hash),
 });
@@ -90,6 +116,9 @@ port.on('message', (message: MainToWorker) => {
   switch (message.type) {
     case 'expect':
       loop.expect(message.revision, { actor: message.actor, source: message.source, ...(message.rollbackOf ? { rollbackOf: message.rollbackOf } : {}) });
+      break;
+    case 'author':
+      answerAuthor(message.revision, message.author ?? undefined);
       break;
     case 'reconcile':
       loop

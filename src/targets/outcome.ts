@@ -29,9 +29,11 @@ export interface ReconcileResult {
   readonly targets: readonly TargetOutcome[];
   /** A rollback-policy target failed: config.ini should go back to the last applied revision. */
   readonly rollbackConfig: boolean;
+  /** Targets whose lane went on to a newer revision before running this one (they are not in `targets`). */
+  readonly superseded?: readonly string[];
   /** Set when the run as a whole failed (not one target), e.g. an unexpected I/O error. */
   readonly error?: PlainError;
 }
 
-/** What started a run: a change of config.ini, a reload request, a retry of pending reloads, the start. */
-export type RunSource = 'change' | 'reload' | 'retry' | 'startup';
+/** What started a run: a change of config.ini, a reload request, a retry of pending reloads, the start, `confhub once`. */
+export type RunSource = 'change' | 'reload' | 'retry' | 'startup' | 'once';

@@ -128,10 +128,28 @@ describe('confhub validate, history, rollback', () => {
     expect(ran.stdout).toMatch(/^ {2}gitea: pending_reload \(SERVICE_UNREACHABLE: /m);
     expect(readFileSync(join(env.CONFHUB_DATA_DIR!, 'services', 'cockpit', 'cockpit.conf'), 'utf8')).toContain('9320');
     const top = (await cli(['history', '--limit', '1'], env)).stdout;
-    expect(top).toMatch(/system:cli\s+cli\s+-\s+gitea\.base_url, cockpit\.port changed/);
+    // The commit once made carries its own outcome in the history.
+    expect(top).toMatch(/system:cli\s+cli\s+applied\s+gitea\.base_url, cockpit\.port changed/);
 
     const server = await startProcess(env);
     expect(await cli(['once'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('POST /api/v1/settings/reload instead') });
+    expect(await stopProcess(server.child)).toBe(0);
+  });
+
+  it('when rollback runs beside a running confhub, then the history records the CLI as its author, not a hand edit', async () => {
+    const { env } = await prepared();
+    const server = await startProcess(env);
+    const key = (await readApiKey(loadRuntimeConfig(env)))!;
+    await eventually('ready', async () => (await fetch(`${server.url}/readyz`)).status === 200);
+    const all = (await cli(['history'], env)).stdout.trim().split('\n');
+    const first = all[all.length - 1]!.slice(0, 12);
+    expect(await cli(['rollback', first], env)).toMatchObject({ code: 0 });
+    const newest = async (): Promise<{ actor: { type: string; id: string }; source: string; sync: { outcome: string } | null }> => {
+      const res = await fetch(`${server.url}/api/v1/settings/history?limit=1`, { headers: { 'x-api-key': key } });
+      return ((await res.json()) as { commits: { actor: { type: string; id: string }; source: string; sync: { outcome: string } | null }[] }).commits[0]!;
+    };
+    await eventually('the rollback is committed and applied', async () => (await newest()).sync?.outcome === 'applied');
+    expect(await newest()).toMatchObject({ actor: { type: 'system', id: 'cli' }, source: 'rollback' });
     expect(await stopProcess(server.child)).toBe(0);
   });
 

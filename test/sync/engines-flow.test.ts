@@ -6,6 +6,7 @@ import Docker from 'dockerode';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSupervisorDriver } from '../../src/reload/supervisor.js';
+import { revisionOf } from '../../src/settings/revision.js';
 import { eventually, startConfhub, type Confhub } from '../support/confhub.js';
 import {
   BUSYBOX_IMAGE,
@@ -158,17 +159,25 @@ timeout = 20
     expect(body.sync.outcome).toBe('rolled_back');
     expect(body.details).toMatch(/target app: (RELOAD_FAILED|HEALTH_FAILED)/);
 
+    // The failing lane put its own files back before answering.
     expect(readFileSync(join(dir, 'svc', 'app.conf'), 'utf8')).toBe('mode = second\n');
-    expect(await exec('dirmount', ['cat', '/conf/app.ini'])).toBe('mode = second\n');
-    expect(await exec('filemount', ['cat', '/etc/app.ini'])).toBe('mode = second\n');
     await eventually('the program runs again', async () => (await supervisor().processInfo('app')).state === 'RUNNING', 15_000);
     expect(readFileSync(join(dir, 'svc', 'seen'), 'utf8')).toBe('mode = second\n');
     await eventually('config.ini is rolled back', () => ch.readConfig() === applied, 10_000);
+    // The other lanes applied the failed revision on their own; the restored one brings them back.
+    await eventually('the containers see the restored revision', async () => (await exec('dirmount', ['cat', '/conf/app.ini'])) === 'mode = second\n', 30_000);
+    await eventually('the single-file mount sees it', async () => (await exec('filemount', ['cat', '/etc/app.ini'])) === 'mode = second\n', 30_000);
 
-    const status = (await (await ch.api('/api/v1/sync/status')).json()) as { targets: { target: string; state: string; lastError: { code: string } | null }[] };
-    expect(status.targets.find((t) => t.target === 'app')).toMatchObject({
-      state: 'failed',
-      lastError: { code: expect.stringMatching(/RELOAD_FAILED|HEALTH_FAILED/) },
+    // The restored revision flowed through every lane: each target is in sync with config.ini again,
+    // and the history keeps the failed commit's own outcome.
+    await eventually('every target is in sync with the restored revision', async () => {
+      const status = (await (await ch.api('/api/v1/sync/status')).json()) as { targets: { state: string; lastRevision: string }[] };
+      return status.targets.every((t) => t.state === 'in_sync' && t.lastRevision === revisionOf(applied));
     });
+    const history = (await (await ch.api('/api/v1/settings/history?limit=2')).json()) as { commits: { source: string; sync: { outcome: string } | null }[] };
+    expect(history.commits.map((c) => [c.source, c.sync?.outcome])).toEqual([
+      ['auto_rollback', 'applied'],
+      ['api', 'rolled_back'],
+    ]);
   }, 90_000);
 });

@@ -7,6 +7,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { startServer } from '../../src/server.js';
+import { revisionOf } from '../../src/settings/revision.js';
 import { eventually, startConfhub, type Confhub } from '../support/confhub.js';
 
 /** A reload hook on loopback that counts reloads and answers 500 while `failing` is set. */
@@ -17,15 +18,29 @@ let failing = false;
 /** While set, the hook holds each reload this long before answering. */
 let slowMs = 0;
 let hookAnsweredAt = 0;
+/** While set, the hook holds each reload until it settles (a service as slow as the test wants). */
+let gate: Promise<void> | undefined;
+/** Reloads the hook holds now. */
+let held = 0;
 
 beforeAll(async () => {
   hook = createServer((req, res) => {
     if (req.method === 'POST') reloads++;
-    setTimeout(() => {
+    const answer = (): void => {
       res.statusCode = failing ? 500 : 204;
       res.end();
       hookAnsweredAt = Date.now();
-    }, slowMs);
+    };
+    const holding = gate;
+    if (holding) {
+      held++;
+      void holding.then(() => {
+        held--;
+        answer();
+      });
+      return;
+    }
+    setTimeout(answer, slowMs);
   });
   await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
   hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/reload`;
@@ -36,6 +51,7 @@ let ch: Confhub;
 afterEach(async () => {
   failing = false;
   slowMs = 0;
+  gate = undefined;
   await ch?.close();
 });
 
@@ -70,10 +86,11 @@ function start(options: { extraTarget?: string; times?: SyncTimes } = {}): Promi
   });
 }
 
-/** Until the worker finished its first reconcile. */
+/** Until confhub is ready (the first render is on disk) and the first run has finished (its reloads too). */
 async function ready(c: Confhub): Promise<void> {
   await eventually('confhub is ready', async () => (await fetch(`${c.url}/readyz`)).status === 200);
   expect(output(c)).toBe('mode = first\n');
+  await eventually('the first run is done', async () => ((await (await c.api('/api/v1/sync/status')).json()) as { lastRun: unknown }).lastRun !== null);
 }
 
 const output = (c: Confhub): string => readFileSync(join(c.dir, 'out', 'app.conf'), 'utf8');
@@ -152,6 +169,58 @@ describe('config.ini to service files', () => {
     await eventually('the valid save is applied', () => output(ch) === 'mode = fixed\n');
     // The file is written before the reload; readiness follows once the run is reported.
     await eventually('confhub is ready again', async () => (await fetch(`${ch.url}/readyz`)).status === 200, 5000);
+  });
+
+  it('when one service is slow to reload, then confhub is ready, other targets apply at once, an invalid hand edit is reported at once, and the slow one gets the newest revision', async () => {
+    let release!: () => void;
+    gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    ch = await start({
+      extraTarget: `
+[target:fast]
+sections = extra
+format = json
+output = @DIR@/out/fast.json
+reload = none
+health = none
+`,
+    });
+    const fast = (): string => readFileSync(join(ch.dir, 'out', 'fast.json'), 'utf8');
+    // The first reload is held: readiness means the files are on disk, not that services restarted.
+    await eventually('confhub is ready', async () => (await fetch(`${ch.url}/readyz`)).status === 200);
+    await eventually('the first reload is held', () => held === 1);
+    expect((await fetch(`${ch.url}/readyz`)).status).toBe(200);
+    expect(output(ch)).toBe('mode = first\n');
+
+    const put = await ch.api('/api/v1/settings/extra?key=mode&value=second', { method: 'PUT' });
+    expect(put.status).toBe(200);
+    await eventually('the fast target has the write while the slow reload is held', () => fast().includes('"second"'));
+    expect(held).toBe(1);
+    const status = (await (await ch.api('/api/v1/sync/status')).json()) as { targets: { target: string; state: string; lastRevision: string | null }[] };
+    const putRevision = revisionOf(ch.readConfig());
+    expect(status.targets.find((t) => t.target === 'fast')).toMatchObject({ state: 'in_sync', lastRevision: putRevision });
+    expect(status.targets.find((t) => t.target === 'app')!.lastRevision).not.toBe(putRevision);
+
+    const valid = ch.readConfig();
+    handEditByRename(ch, `${valid}\n[extra]\nmode = twice\n`);
+    await eventually('the invalid hand edit is reported while the slow reload is held', async () => {
+      const now = (await (await ch.api('/api/v1/sync/status')).json()) as { source: { valid: boolean } };
+      return !now.source.valid;
+    });
+    expect(held).toBe(1);
+    handEditByRename(ch, valid.replace('mode = second', 'mode = third'));
+    await eventually('the fast target has the hand edit', () => fast().includes('"third"'));
+
+    gate = undefined;
+    release();
+    // The slow lane skipped what it had no time for: after the first revision, only the newest.
+    await eventually('the slow target has the newest revision', () => output(ch) === 'mode = third\n');
+    await eventually('every target is in sync', async () => {
+      const now = (await (await ch.api('/api/v1/sync/status')).json()) as { targets: { state: string; lastRevision: string }[] };
+      return now.targets.every((t) => t.state === 'in_sync' && t.lastRevision === revisionOf(ch.readConfig()));
+    });
+    expect(reloads).toBe(2);
   });
 
   it('when 100 writes land within the quiet time, then nothing is applied before it ends, and then the last content once, with one reload', async () => {

@@ -60,12 +60,31 @@ function scripted(results: Step[]) {
   };
 }
 
+const ONE_TARGET: SyncLoopDeps['targets'] = [{ name: 't', reload: { kind: 'none' } }];
+
+/** The loop, with each read followed until its revision ran on every lane (the tests look at what was posted then). */
+function settling(syncLoop: ReturnType<typeof createSyncLoop>) {
+  return {
+    expect: syncLoop.expect,
+    stop: () => syncLoop.stop(),
+    async onChange(options?: { startup?: boolean }): Promise<void> {
+      await syncLoop.onChange(options);
+      await syncLoop.idle();
+    },
+    async reconcileNow(options: Parameters<typeof syncLoop.reconcileNow>[0]): Promise<void> {
+      await syncLoop.reconcileNow(options);
+      await syncLoop.idle();
+    },
+  };
+}
+
 function loop(results: Parameters<typeof scripted>[0], extra: Partial<SyncLoopDeps> = {}) {
   const messages: WorkerToMain[] = [];
   const script = scripted(results);
   const syncLoop = createSyncLoop({
     configPath,
     schema: CONFIG_SCHEMA,
+    targets: ONE_TARGET,
     reconciler: script.reconciler,
     post: (m) => messages.push(m),
     logger: pino({ level: 'silent' }),
@@ -73,7 +92,7 @@ function loop(results: Parameters<typeof scripted>[0], extra: Partial<SyncLoopDe
     retryMaxMs: 50,
     ...extra,
   });
-  return { syncLoop, messages, requests: script.requests };
+  return { syncLoop: settling(syncLoop), messages, requests: script.requests };
 }
 
 describe('sync loop', () => {
@@ -98,8 +117,9 @@ describe('sync loop', () => {
       [true, ['t']],
       [true, ['t']],
     ]);
-    const runs = messages.filter((m) => m.type === 'run');
-    expect(runs.map((m) => (m.type === 'run' ? m.source : ''))).toEqual(['startup', 'retry', 'retry']);
+    // A retry is a lane result, not a run of its revision: the revision's outcome stays its own.
+    expect(messages.filter((m) => m.type === 'run').map((m) => (m.type === 'run' ? m.source : ''))).toEqual(['startup']);
+    expect(messages.filter((m) => m.type === 'lane').map((m) => (m.type === 'lane' ? m.source : ''))).toEqual(['startup', 'retry', 'retry']);
     // In sync: nothing is left to retry.
     expect(clock.pendingDue()).toEqual([]);
     await clock.advance(60_000);
@@ -191,7 +211,16 @@ describe('sync loop', () => {
         return { revision: request.revision, outcome: 'failed', rollbackConfig: false, targets: [{ ...outcome('failed'), error }] };
       },
     };
-    const syncLoop = createSyncLoop({ configPath, schema: CONFIG_SCHEMA, reconciler: leaky, post: (m) => messages.push(m), logger: pino({ level: 'silent' }) });
+    const syncLoop = settling(
+      createSyncLoop({
+        configPath,
+        schema: CONFIG_SCHEMA,
+        targets: ONE_TARGET,
+        reconciler: leaky,
+        post: (m) => messages.push(m),
+        logger: pino({ level: 'silent' }),
+      }),
+    );
     await syncLoop.onChange({ startup: true });
     const posted = JSON.stringify(messages);
     expect(posted).not.toContain('Very-Secret-Pw-123');
@@ -235,6 +264,90 @@ describe('sync loop', () => {
     await syncLoop.onChange();
     const actors = messages.flatMap((m) => (m.type === 'run' ? [m.actor.id] : []));
     expect(actors).toEqual(['key:abc', 'file']);
+    await syncLoop.stop();
+  });
+});
+
+describe('sync loop with lanes', () => {
+  const TWO: SyncLoopDeps['targets'] = [
+    { name: 'json', reload: { kind: 'none' } },
+    { name: 'env', reload: { kind: 'supervisor_restart', program: 'env' } },
+  ];
+
+  /** Runs finish when the test says, with the outcome it says. */
+  function heldLoop() {
+    const messages: WorkerToMain[] = [];
+    const open: { request: ReconcileRequest; finish: (o?: 'applied' | 'rolled_back') => void }[] = [];
+    const syncLoop = createSyncLoop({
+      configPath,
+      schema: CONFIG_SCHEMA,
+      targets: TWO,
+      reconciler: {
+        reconcile: (request) =>
+          new Promise<ReconcileResult>((resolve) => {
+            const entry = {
+              request,
+              finish: (o: 'applied' | 'rolled_back' = 'applied') => {
+                open.splice(open.indexOf(entry), 1);
+                const target = request.only![0]!;
+                resolve({
+                  revision: request.revision,
+                  outcome: o,
+                  rollbackConfig: o === 'rolled_back',
+                  targets: [{ ...outcome(o === 'applied' ? 'in_sync' : 'failed'), target }],
+                });
+              },
+            };
+            open.push(entry);
+          }),
+      },
+      post: (m) => messages.push(m),
+      logger: pino({ level: 'silent' }),
+    });
+    const run = (target: string) => open.find((o) => o.request.only?.includes(target))!;
+    return { syncLoop, messages, run };
+  }
+
+  it('when a save is invalid while a lane is busy, then it is reported at once', async () => {
+    writeFileSync(configPath, '[cockpit]\nport = 9090\n');
+    const { syncLoop, messages, run } = heldLoop();
+    await syncLoop.onChange({ startup: true });
+    run('json').finish();
+    writeFileSync(configPath, '[cockpit\n');
+    await syncLoop.onChange();
+    expect(messages.filter((m) => m.type === 'source_invalid')).toHaveLength(1);
+    run('env').finish();
+    await syncLoop.stop();
+  });
+
+  it('when a rollback-policy lane fails, then config.ini goes back to the newest revision every lane applied, not one a lane skipped', async () => {
+    const r0 = '[cockpit]\nport = 9090\n';
+    writeFileSync(configPath, r0);
+    const { syncLoop, messages, run } = heldLoop();
+    await syncLoop.onChange({ startup: true });
+    run('json').finish();
+    // env is still on r0 while r1 and r2 arrive: it skips r1.
+    writeFileSync(configPath, '[cockpit]\nport = 9091\n');
+    await syncLoop.onChange();
+    run('json').finish();
+    writeFileSync(configPath, '[cockpit]\nport = 9092\n');
+    await syncLoop.onChange();
+    run('json').finish();
+    run('env').finish();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(run('env').request.revision).toBe(revisionOf('[cockpit]\nport = 9092\n'));
+    run('env').finish('rolled_back');
+    await syncLoop.idle();
+    expect(messages.filter((m) => m.type === 'rollback_config')).toEqual([
+      expect.objectContaining({ failedRevision: revisionOf('[cockpit]\nport = 9092\n'), toRevision: revisionOf(r0), text: r0 }),
+    ]);
+    const runs = messages.filter((m) => m.type === 'run').map((m) => (m.type === 'run' ? [m.result.outcome, m.result.superseded ?? []] : []));
+    // r1 ran only on json (env went past it): its outcome says so.
+    expect(runs).toEqual([
+      ['applied', []],
+      ['applied', ['env']],
+      ['rolled_back', []],
+    ]);
     await syncLoop.stop();
   });
 });

@@ -1,0 +1,297 @@
+/**
+ * Target lanes: each revision reaches every target on its own lane, so a slow or unreachable
+ * service delays only its own files. Targets that share a reload action share a lane (their
+ * service reloads once per revision); every other target has a lane of its own.
+ *
+ * - A lane runs one revision at a time. A revision submitted while one runs waits; a newer one
+ *   replaces it (latest wins): the older revision is superseded on that lane, never applied.
+ * - A revision's outcome is the aggregate of its lanes, known once every lane has finished it or
+ *   gone past it. Outcomes complete in submission order, since each lane takes revisions in order.
+ * - A lane whose service could not be reached retries its reload on its own, with backoff and
+ *   jitter, with the revision written for it; a newer revision on the lane takes its place (its
+ *   run forces the reload the retry owed).
+ */
+import type { Logger } from 'pino';
+import { backoffDelay } from '../core/backoff.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { AppError, isAppError, toPlainError } from '../core/errors.js';
+import type { IniDocument } from '../ini/document.js';
+import type { ReconcileResult, RevisionOutcome, RunSource, TargetOutcome } from '../targets/outcome.js';
+import { reloadKey, type TargetSpec } from '../targets/target-spec.js';
+import type { ReconcileRequest } from './reconcile.js';
+
+export interface LaneReconciler {
+  reconcile(request: ReconcileRequest): Promise<ReconcileResult>;
+}
+
+/** What one lane did with one revision. */
+export interface LaneReport {
+  readonly lane: string;
+  readonly revision: string;
+  readonly source: RunSource;
+  readonly startedAt: number;
+  readonly finishedAt: number;
+  /** Only this lane's targets. */
+  readonly result: ReconcileResult;
+}
+
+export interface LaneSubmission {
+  readonly revision: string;
+  readonly doc: IniDocument;
+  readonly force: boolean;
+  readonly source: RunSource;
+}
+
+/** A revision on its way through the lanes. */
+export interface LaneTicket {
+  /** Every lane's files for this revision are on disk (or it failed or went past it) — reloads may still run. */
+  readonly written: Promise<void>;
+  /** The aggregate of every lane that ran this revision; lanes that went past it are listed as superseded. */
+  readonly done: Promise<ReconcileResult>;
+}
+
+export interface TargetLanesDeps {
+  targets: readonly Pick<TargetSpec, 'name' | 'reload'>[];
+  reconciler: LaneReconciler;
+  clock: Clock;
+  logger: Logger;
+  /** Told what each lane did, as soon as it did it (retries included). */
+  onReport: (report: LaneReport) => void;
+  retryBaseMs: number;
+  retryMaxMs: number;
+}
+
+interface Tracker {
+  readonly revision: string;
+  remaining: number;
+  unwritten: number;
+  readonly results: Map<string, ReconcileResult>;
+  readonly superseded: string[];
+  result?: ReconcileResult;
+  wrote: () => void;
+  finish: (result: ReconcileResult) => void;
+}
+
+interface Job {
+  readonly submission: LaneSubmission;
+  /** Undefined for a retry, which answers nobody. */
+  readonly tracker: Tracker | undefined;
+}
+
+interface Lane {
+  readonly name: string;
+  readonly targets: readonly string[];
+  running: boolean;
+  queued: Job | undefined;
+  /** The revision whose reload is owed (its service could not be reached). */
+  owed: LaneSubmission | undefined;
+  retryTimer: TimerHandle | undefined;
+  retryAttempt: number;
+}
+
+/** The lanes of a set of targets, in declaration order of each lane's first target. */
+export function laneNames(targets: readonly Pick<TargetSpec, 'name' | 'reload'>[]): Map<string, string[]> {
+  const lanes = new Map<string, string[]>();
+  for (const target of targets) {
+    const name = target.reload.kind === 'none' ? `target:${target.name}` : `reload:${reloadKey(target.reload)}`;
+    lanes.set(name, [...(lanes.get(name) ?? []), target.name]);
+  }
+  return lanes;
+}
+
+function aggregateOutcome(results: readonly ReconcileResult[]): RevisionOutcome {
+  if (results.some((r) => r.outcome === 'rolled_back')) return 'rolled_back';
+  if (results.some((r) => r.outcome === 'failed')) return 'failed';
+  if (results.some((r) => r.outcome === 'applied')) return 'applied';
+  return 'unchanged';
+}
+
+export function createTargetLanes(deps: TargetLanesDeps) {
+  const { reconciler, clock, onReport, retryBaseMs, retryMaxMs } = deps;
+  const log = deps.logger.child({ module: 'lanes' });
+  const order = deps.targets.map((t) => t.name);
+  const lanes: Lane[] = [...laneNames(deps.targets)].map(([name, targets]) => ({
+    name,
+    targets,
+    running: false,
+    queued: undefined,
+    owed: undefined,
+    retryTimer: undefined,
+    retryAttempt: 0,
+  }));
+  let stopped = false;
+  /** Revisions whose outcome is not answered yet, in submission order. */
+  const unfinished: Tracker[] = [];
+  const idleWaiters: (() => void)[] = [];
+
+  function aggregate(tracker: Tracker): ReconcileResult {
+    const results = lanes.map((lane) => tracker.results.get(lane.name)).filter((r): r is ReconcileResult => r !== undefined);
+    const targets: TargetOutcome[] = results.flatMap((r) => r.targets).sort((a, b) => order.indexOf(a.target) - order.indexOf(b.target));
+    const error = results.find((r) => r.error)?.error;
+    return {
+      revision: tracker.revision,
+      outcome: aggregateOutcome(results),
+      rollbackConfig: results.some((r) => r.rollbackConfig),
+      targets,
+      ...(tracker.superseded.length > 0 ? { superseded: [...tracker.superseded].sort((a, b) => order.indexOf(a) - order.indexOf(b)) } : {}),
+      ...(error ? { error } : {}),
+    };
+  }
+
+  function laneWrote(tracker: Tracker | undefined): void {
+    if (!tracker) return;
+    tracker.unwritten--;
+    if (tracker.unwritten === 0) tracker.wrote();
+  }
+
+  function laneFinished(tracker: Tracker | undefined, lane: Lane, result: ReconcileResult | 'superseded'): void {
+    if (!tracker) return;
+    if (result === 'superseded') tracker.superseded.push(...lane.targets);
+    else tracker.results.set(lane.name, result);
+    tracker.remaining--;
+    if (tracker.remaining > 0) return;
+    tracker.result = aggregate(tracker);
+    // A revision superseded everywhere is done before an older one still running: answer in order.
+    while (unfinished[0]?.result) {
+      const next = unfinished.shift()!;
+      next.finish(next.result!);
+    }
+  }
+
+  function failedResult(revision: string, lane: Lane, error: unknown): ReconcileResult {
+    const appError = isAppError(error) ? error : new AppError('INTERNAL_ERROR', { details: 'the reconcile failed unexpectedly', cause: error });
+    log.error({ err: error, revision, lane: lane.name }, 'reconcile failed unexpectedly');
+    return { revision, outcome: 'failed', rollbackConfig: false, targets: [], error: toPlainError(appError) };
+  }
+
+  async function runJob(lane: Lane, job: Job): Promise<void> {
+    const { submission } = job;
+    const owed = lane.owed !== undefined;
+    const startedAt = clock.now();
+    let written = false;
+    const markWritten = (): void => {
+      if (written) return;
+      written = true;
+      laneWrote(job.tracker);
+    };
+    let result: ReconcileResult;
+    try {
+      result = await reconciler.reconcile({
+        revision: submission.revision,
+        doc: submission.doc,
+        // A reload owed to the service is done with whatever revision runs next.
+        force: submission.force || owed,
+        only: lane.targets,
+        onWritten: markWritten,
+      });
+    } catch (error) {
+      // A bug or an I/O failure inside the reconcile must not take the lane down: report it.
+      result = failedResult(submission.revision, lane, error);
+    }
+    markWritten();
+    const pending = result.targets.some((t) => t.state === 'pending_reload');
+    if (pending) {
+      lane.owed = submission;
+    } else {
+      lane.owed = undefined;
+      lane.retryAttempt = 0;
+    }
+    try {
+      onReport({ lane: lane.name, revision: submission.revision, source: submission.source, startedAt, finishedAt: clock.now(), result });
+    } finally {
+      laneFinished(job.tracker, lane, result);
+    }
+  }
+
+  async function drain(lane: Lane): Promise<void> {
+    lane.running = true;
+    try {
+      while (lane.queued) {
+        const job = lane.queued;
+        lane.queued = undefined;
+        clock.clearTimeout(lane.retryTimer);
+        lane.retryTimer = undefined;
+        await runJob(lane, job);
+      }
+    } finally {
+      lane.running = false;
+    }
+    scheduleRetry(lane);
+    if (lanes.every((l) => !l.running && !l.queued)) for (const resolve of idleWaiters.splice(0)) resolve();
+  }
+
+  function kick(lane: Lane): void {
+    if (lane.running) return;
+    void drain(lane).catch((error: unknown) => log.error({ err: error, lane: lane.name }, 'a lane stopped unexpectedly'));
+  }
+
+  function scheduleRetry(lane: Lane): void {
+    if (stopped || !lane.owed || lane.retryTimer || lane.running || lane.queued) return;
+    // Floored at a quarter of the base: full jitter alone could ask a service that just failed again at once.
+    const delay = backoffDelay({ attempt: lane.retryAttempt, baseMs: retryBaseMs, maxMs: retryMaxMs, minMs: retryBaseMs / 4 });
+    lane.retryAttempt++;
+    lane.retryTimer = clock.setTimeout(() => {
+      lane.retryTimer = undefined;
+      if (stopped || !lane.owed || lane.running || lane.queued) return;
+      lane.queued = { submission: { ...lane.owed, source: 'retry', force: true }, tracker: undefined };
+      kick(lane);
+    }, delay);
+    lane.retryTimer.unref();
+  }
+
+  return {
+    /** Sends a revision down every lane; a revision still waiting on a lane is superseded there. */
+    submit(submission: LaneSubmission): LaneTicket {
+      let wrote!: () => void;
+      let finish!: (result: ReconcileResult) => void;
+      const written = new Promise<void>((resolve) => {
+        wrote = resolve;
+      });
+      const done = new Promise<ReconcileResult>((resolve) => {
+        finish = resolve;
+      });
+      const tracker: Tracker = {
+        revision: submission.revision,
+        remaining: lanes.length,
+        unwritten: lanes.length,
+        results: new Map(),
+        superseded: [],
+        wrote,
+        finish,
+      };
+      if (lanes.length === 0) {
+        wrote();
+        finish({ revision: submission.revision, outcome: 'unchanged', rollbackConfig: false, targets: [] });
+        return { written, done };
+      }
+      unfinished.push(tracker);
+      for (const lane of lanes) {
+        const replaced = lane.queued;
+        lane.queued = { submission, tracker };
+        if (replaced) {
+          laneWrote(replaced.tracker);
+          laneFinished(replaced.tracker, lane, 'superseded');
+        }
+        kick(lane);
+      }
+      return { written, done };
+    },
+
+    /** Resolves when no lane runs or waits to run (a retry timer may still be set). */
+    idle(): Promise<void> {
+      if (lanes.every((l) => !l.running && !l.queued)) return Promise.resolve();
+      return new Promise((resolve) => idleWaiters.push(resolve));
+    },
+
+    /** No more retries; what was submitted still runs (await idle()). */
+    stop(): void {
+      stopped = true;
+      for (const lane of lanes) {
+        clock.clearTimeout(lane.retryTimer);
+        lane.retryTimer = undefined;
+      }
+    },
+  };
+}
+
+export type TargetLanes = ReturnType<typeof createTargetLanes>;
