@@ -21,7 +21,11 @@ describe('GET /api/v1/init/status', () => {
     ch = await startConfhub({
       systemIni: `[sync]\ndebounce_min_ms = 30\ndocker_socket = @DIR@/no-docker.sock\n\n[target:file]\nsections = cockpit\nformat = ini\noutput = @DIR@/out/file.ini\nreload = none\n\n[target:svc]\nsections = gitea\nformat = env\noutput = @DIR@/out/svc.env\nreload = docker:restart:not-there\n`,
     });
-    await eventually('the first reconcile finished', async () => (await status(ch)).phase !== 'initializing');
+    // Ready once the files are on disk; each target's state follows when its lane has tried its service.
+    await eventually('every lane finished its first run', async () => {
+      const now = (await status(ch)) as { phase: string; targets: { state: string }[] };
+      return now.phase !== 'initializing' && now.targets.every((t) => t.state !== 'pending');
+    });
     const body = await status(ch);
     expect(body).toMatchObject({
       phase: 'waiting_for_services',

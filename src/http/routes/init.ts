@@ -1,6 +1,6 @@
 /**
- * GET /init/status: how far this start got. The phase (initializing until the worker finished its
- * first reconcile; then ready, waiting for services that are not up yet, or degraded), what the
+ * GET /init/status: how far this start got. The phase (initializing until the first render is on
+ * disk; then ready, waiting for services that are not up yet or still restarting, or degraded), what the
  * start itself did (defaults installed, secrets generated, template keys merged), and per target
  * whether its first files are in place and its service took them.
  */
