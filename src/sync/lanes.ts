@@ -28,6 +28,8 @@ export interface LaneReconciler {
 export interface LaneReport {
   readonly lane: string;
   readonly revision: string;
+  /** The revision's document (what its secrets are, for masking what is reported). */
+  readonly doc: IniDocument;
   readonly source: RunSource;
   readonly startedAt: number;
   readonly finishedAt: number;
@@ -197,7 +199,7 @@ export function createTargetLanes(deps: TargetLanesDeps) {
       lane.retryAttempt = 0;
     }
     try {
-      onReport({ lane: lane.name, revision: submission.revision, source: submission.source, startedAt, finishedAt: clock.now(), result });
+      onReport({ lane: lane.name, revision: submission.revision, doc: submission.doc, source: submission.source, startedAt, finishedAt: clock.now(), result });
     } finally {
       laneFinished(job.tracker, lane, result);
     }

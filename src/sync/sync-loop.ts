@@ -317,7 +317,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
       source: report.source,
       startedAt: report.startedAt,
       finishedAt: report.finishedAt,
-      result: source ? masked(report.result, source.doc) : report.result,
+      result: masked(report.result, report.doc),
       ...(source?.commit !== undefined ? { commit: source.commit } : {}),
     });
     // A rollback-policy target failed: config.ini goes back at once (when every earlier revision's

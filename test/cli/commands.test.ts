@@ -136,6 +136,20 @@ describe('confhub validate, history, rollback', () => {
     expect(await stopProcess(server.child)).toBe(0);
   });
 
+  it("when confhub starts again on files already in place, then each commit still shows its own outcome, not the later pass's unchanged", async () => {
+    const { env } = await prepared();
+    const server = await startProcess(env);
+    const key = (await readApiKey(loadRuntimeConfig(env)))!;
+    // The start's run finds every file in place: an `unchanged` row for the newest commit.
+    await eventually('the start ran', async () => {
+      const res = await fetch(`${server.url}/api/v1/sync/status`, { headers: { 'x-api-key': key } });
+      return ((await res.json()) as { lastRun: unknown }).lastRun !== null;
+    });
+    expect(await stopProcess(server.child)).toBe(0);
+    const lines = (await cli(['history'], env)).stdout.trim().split('\n');
+    expect(lines.map((line) => line.split(/\s{2,}/)[4])).toEqual(['applied', 'applied', 'applied']);
+  }, 60_000);
+
   it('when rollback runs beside a running confhub, then the history records the CLI as its author, not a hand edit', async () => {
     const { env } = await prepared();
     const server = await startProcess(env);
@@ -151,7 +165,7 @@ describe('confhub validate, history, rollback', () => {
     await eventually('the rollback is committed and applied', async () => (await newest()).sync?.outcome === 'applied');
     expect(await newest()).toMatchObject({ actor: { type: 'system', id: 'cli' }, source: 'rollback' });
     expect(await stopProcess(server.child)).toBe(0);
-  });
+  }, 60_000);
 
   it.each(['serve', 'apikey', 'masterkey', 'plan', 'once', 'validate', 'history', 'rollback'])(
     'when %s --help is asked, then its usage is printed and nothing runs',
