@@ -70,14 +70,30 @@ function slowPickups(detail: Detail, cycleMs: number) {
   return { thresholdMs, count: slow.length, phaseSpanMs, extraMs: summarize(slow.map((d) => d.extra)) };
 }
 
+/**
+ * How busy the slow sibling was: its program's starts (logged by the program itself) and, from
+ * sync_runs, how many of the scenario's revisions its lane ran or went past (latest wins).
+ */
+function siblingReport(run: Measured['apiSlow'], byRevision: Map<string, RunRow>, target: string) {
+  const rows = run.samples.flatMap((s) => byRevision.get(s.revision) ?? []);
+  const outcomes = rows.map((row) => targetsOf(row).find((t) => t.target === target));
+  const ran = outcomes.filter((t) => t !== undefined).length;
+  return {
+    ...run.sibling,
+    revisionsRunBySibling: ran,
+    revisionsRestartingSibling: outcomes.filter((t) => t?.reloaded).length,
+    revisionsSiblingWentPast: rows.length - ran,
+  };
+}
+
 export function buildReport(machine: MachineInfo, m: Measured) {
-  const { sync, supervisorProgram: program, detectors } = m.settings;
+  const { sync, supervisorProgram: program, slowSiblingProgram: slow, detectors } = m.settings;
   const byRevision = new Map<string, RunRow>();
   for (const row of m.rows) if (!byRevision.has(row.revision)) byRevision.set(row.revision, row);
   const latencyScenario = (
     [name, description, t0, t1, detector]: [string, string, string, string, string],
     run: ScenarioRun<Sample>,
-    fileOnly: { detectedBy?: Record<string, number>; configEventRelativeToT0Ms?: Summary },
+    fileOnly: { detectedBy?: Record<string, number>; configEventRelativeToT0Ms?: Summary; slowSibling?: ReturnType<typeof siblingReport> },
   ) => {
     const latencyMs = summarize(run.samples.map((s) => s.latencyMs));
     const samplesDetail: Detail = run.samples.map((s) => {
@@ -94,7 +110,7 @@ export function buildReport(machine: MachineInfo, m: Measured) {
       latencyMs,
       p99MinusDebounceMinMs: round(latencyMs.p99 - sync.debounce_min_ms, 2),
       ...fileOnly,
-      outcomes: countBy(run.samples, (s) => s.outcome),
+      outcomes: countBy(run.samples, (s) => s.outcome ?? byRevision.get(s.revision)?.outcome ?? 'no run recorded'),
       breakdown: breakdown(run.samples, byRevision),
       cpu: run.cpu,
       durationSeconds: round(run.durationSeconds, 1),
@@ -104,18 +120,37 @@ export function buildReport(machine: MachineInfo, m: Measured) {
       slowPickups: slowPickups(samplesDetail, sync.poll_interval_ms),
     };
   };
-  const fileScenarioReport = (name: string, description: string, t0: string, run: ScenarioRun<Sample & { detectedBy: FileDetector }>) =>
-    latencyScenario(
-      [name, description, t0, 'the file target\'s output holds "value = V\\n"', `fs.watch on the output's directory + ${detectors.filePollMs} ms poll`],
-      run,
-      {
-        detectedBy: countBy(run.samples, (s) => s.detectedBy),
-        configEventRelativeToT0Ms: summarize(run.samples.flatMap((s) => (s.configEventMs === null ? [] : [s.configEventMs]))),
-      },
-    );
+  const fileScenarioReport = (
+    [name, description, t0, t1]: [string, string, string, string],
+    run: ScenarioRun<Sample & { detectedBy: FileDetector }>,
+    slowSibling?: ReturnType<typeof siblingReport>,
+  ) =>
+    latencyScenario([name, description, t0, t1, `fs.watch on the output's directory + ${detectors.filePollMs} ms poll`], run, {
+      detectedBy: countBy(run.samples, (s) => s.detectedBy),
+      configEventRelativeToT0Ms: summarize(run.samples.flatMap((s) => (s.configEventMs === null ? [] : [s.configEventMs]))),
+      ...(slowSibling ? { slowSibling } : {}),
+    });
+  const fileT1 = 'the file target\'s output holds "value = V\\n"';
+  const slowT1 = `the output of ${slow.beside} (reload none) holds "shared = V\\n"`;
+  const slowSetup = `target ${slow.beside} (reload none) and target ${slow.target} (supervisor:restart:${slow.name}, startsecs = ${slow.startsecs}, health auto) both read bench.shared; the next change goes out as soon as the file holds this one, ${slow.target} not waited for`;
+  const apiSlow = fileScenarioReport(
+    ['API PUT → file written, slow sibling', `PUT /api/v1/settings/bench?key=shared&value=V; ${slowSetup}`, 'the PUT answer arrived', slowT1],
+    m.apiSlow,
+    siblingReport(m.apiSlow, byRevision, slow.target),
+  );
+  const handSlow = fileScenarioReport(
+    [
+      'hand write → file written, slow sibling',
+      `config.ini replaced (temp file, fsync, rename), bench.shared changed; ${slowSetup}`,
+      'rename(2) returned',
+      slowT1,
+    ],
+    m.handSlow,
+    siblingReport(m.handSlow, byRevision, slow.target),
+  );
   const scenarios = [
-    fileScenarioReport('API PUT → file written', 'PUT /api/v1/settings/bench?key=value&value=V', 'the PUT answer arrived', m.api),
-    fileScenarioReport('hand write → file written', 'config.ini replaced by this process: temp file, fsync, rename', 'rename(2) returned', m.hand),
+    fileScenarioReport(['API PUT → file written', 'PUT /api/v1/settings/bench?key=value&value=V', 'the PUT answer arrived', fileT1], m.api),
+    fileScenarioReport(['hand write → file written', 'config.ini replaced by this process: temp file, fsync, rename', 'rename(2) returned', fileT1], m.hand),
     latencyScenario(
       [
         `API PUT → ${program.name} RUNNING with a new pid`,
@@ -127,7 +162,10 @@ export function buildReport(machine: MachineInfo, m: Measured) {
       m.pid,
       {},
     ),
+    apiSlow,
+    handSlow,
   ];
+  const slowBudgetMs = BUDGETS.fileP99BeyondDebounceMs + sync.debounce_min_ms;
 
   const { noop, idle } = m;
   const noopRuns = m.rows.filter((r) => r.started_at >= noop.windowStartWall && r.started_at <= noop.windowEndWall);
@@ -142,6 +180,12 @@ export function buildReport(machine: MachineInfo, m: Measured) {
       limit: `≤ ${BUDGETS.fileP99BeyondDebounceMs} ms`,
       actual: `${fmt(s.p99MinusDebounceMinMs)} ms (p99 ${fmt(s.latencyMs.p99)} ms)`,
       pass: s.p99MinusDebounceMinMs <= BUDGETS.fileP99BeyondDebounceMs,
+    })),
+    ...[apiSlow, handSlow].map((s) => ({
+      name: `${s.name}: p99`,
+      limit: `≤ ${slowBudgetMs} ms (${BUDGETS.fileP99BeyondDebounceMs} ms + debounce_min_ms)`,
+      actual: `${fmt(s.latencyMs.p99)} ms (${s.slowSibling!.startsDuringChanges} restarts of ${slow.name} meanwhile)`,
+      pass: s.latencyMs.p99 <= slowBudgetMs,
     })),
     { name: 'no-op PUTs: writes', limit: '0', actual: String(writes), pass: writes === 0 },
     { name: 'no-op PUTs: reloads', limit: '0', actual: String(reloads), pass: reloads === 0 },
@@ -176,19 +220,28 @@ export function buildReport(machine: MachineInfo, m: Measured) {
         "run start → run end includes confhub's supervisord restart (stopProcess + startProcess with wait, the latter returning after startsecs) and health auto (the new pid stable for 1 s, polled every 150 ms). " +
         "Observer effect: while another client calls getProcessInfo every <= ~25 ms (this bench, every BENCH_PID_POLL_MS), supervisord 4.2.5 answers startProcess(wait=true) about 1 s late, which lengthens confhub's run by ~1 s but not t1 (RUNNING is reached startsecs after the spawn either way).",
     },
+    slowSibling: {
+      program: slow.name,
+      startsecs: slow.startsecs,
+      budgetP99Ms: slowBudgetMs,
+      api: { p99Ms: apiSlow.latencyMs.p99, pass: apiSlow.latencyMs.p99 <= slowBudgetMs, ...apiSlow.slowSibling! },
+      hand: { p99Ms: handSlow.latencyMs.p99, pass: handSlow.latencyMs.p99 <= slowBudgetMs, ...handSlow.slowSibling! },
+    },
     noop: { ...noop, syncRunsInWindow: noopRuns.length, syncRunsThatChangedSomething: changedSomething, writes, reloads, auditInWindow },
     idle,
     rssTrace: m.rssTrace,
     syncRuns: {
       total: m.rows.length,
       bySourceAndOutcome: countBy(m.rows, (r) => `${r.source}:${r.outcome}`),
-      expected: 1 + m.api.samples.length + m.hand.samples.length + m.pid.samples.length,
-      note: 'expected = 1 startup run + one run per change of scenarios 1-3; no-op PUTs should add none',
+      expected: 1 + m.api.samples.length + m.hand.samples.length + m.pid.samples.length + m.apiSlow.samples.length + m.handSlow.samples.length,
+      note: 'expected = 1 startup run + one run per change of scenarios 1-5 (in 4-5 the sibling lane goes past most revisions, the file lane runs each); no-op PUTs should add none',
     },
     budgets,
     valid:
       scenarios.every((s) => Object.keys(s.outcomes).every((o) => o === 'applied')) &&
       m.pid.samples.every((s) => s.sawNewFile) &&
+      m.apiSlow.sibling.caughtUp &&
+      m.handSlow.sibling.caughtUp &&
       Object.keys(noop.statuses).every((s) => s === '200'),
     disturbed: [...scenarios.map((s) => s.cpu), noop.cpu, idle.machine].some(isDisturbed),
   };
@@ -196,7 +249,7 @@ export function buildReport(machine: MachineInfo, m: Measured) {
 
 export function markdown(report: ReturnType<typeof buildReport>): string {
   const { sync, detectors, changes, dataDirFileSystem } = report.settings;
-  const { machine, pid, noop: n, idle } = report;
+  const { machine, pid, noop: n, idle, slowSibling: sib } = report;
   const rows = report.scenarios.map((s) => {
     const detected = s.detectedBy
       ? Object.entries(s.detectedBy)
@@ -210,20 +263,22 @@ export function markdown(report: ReturnType<typeof buildReport>): string {
     name,
     ...[b.configEventToRunStartMs, b.t0ToRunStartMs, b.runStartToT1Ms, b.runMs].map(p50p99),
   ]);
-  const slowPickupLines = report.scenarios.slice(0, 2).flatMap(({ name, changes: total, slowPickups: slow }) => {
-    if (slow.count === 0) return [`${name}: no run started more than 20 ms later than the median.`, ''];
-    const verdict =
-      slow.count >= 3 && slow.phaseSpanMs !== null && slow.phaseSpanMs <= 200
-        ? 'one phase of the cycle: the content poll is involved (it may only start a debounce when none is pending; bunching here points at a regression of that)'
-        : slow.count < 3
-          ? 'too few to tell whether the content poll delayed them'
-          : 'spread over the cycle: not the poll';
-    return [
-      `${name}: ${slow.count} of ${total} runs started > ${fmt(slow.thresholdMs)} ms after t0 (median + 20 ms; extra p50 ${fmt(slow.extraMs.p50)}, max ${fmt(slow.extraMs.max)} ms); ` +
-        `their t0s lie within ${fmt(slow.phaseSpanMs, 0)} ms of confhub's ${sync.poll_interval_ms} ms content-poll cycle (${verdict}).`,
-      '',
-    ];
-  });
+  const slowPickupLines = report.scenarios
+    .filter((s) => s.detectedBy !== undefined)
+    .flatMap(({ name, changes: total, slowPickups: slow }) => {
+      if (slow.count === 0) return [`${name}: no run started more than 20 ms later than the median.`, ''];
+      const verdict =
+        slow.count >= 3 && slow.phaseSpanMs !== null && slow.phaseSpanMs <= 200
+          ? 'one phase of the cycle: the content poll is involved (it may only start a debounce when none is pending; bunching here points at a regression of that)'
+          : slow.count < 3
+            ? 'too few to tell whether the content poll delayed them'
+            : 'spread over the cycle: not the poll';
+      return [
+        `${name}: ${slow.count} of ${total} runs started > ${fmt(slow.thresholdMs)} ms after t0 (median + 20 ms; extra p50 ${fmt(slow.extraMs.p50)}, max ${fmt(slow.extraMs.max)} ms); ` +
+          `their t0s lie within ${fmt(slow.phaseSpanMs, 0)} ms of confhub's ${sync.poll_interval_ms} ms content-poll cycle (${verdict}).`,
+        '',
+      ];
+    });
   const disturbed = [...report.scenarios.map((s) => [s.name, s.cpu] as const), ['no-op', n.cpu] as const, ['idle', idle.machine] as const].flatMap(
     ([name, cpu]) => (isDisturbed(cpu) ? [`${name} (${cpu.otherCores} cores)`] : []),
   );
@@ -232,11 +287,14 @@ export function markdown(report: ReturnType<typeof buildReport>): string {
     '',
     `confhub from dist/ (CONFHUB_LOG_LEVEL=warn, rate limits off), data dir on ${dataDirFileSystem}; ` +
       `[sync] debounce_min_ms = ${sync.debounce_min_ms}, debounce_max_ms = ${sync.debounce_max_ms}, poll_interval_ms = ${sync.poll_interval_ms}. ` +
-      `Changes are sequential: each waits until confhub finished the previous run. ` +
+      `In the first three scenarios changes are sequential: each waits until confhub finished the previous run. ` +
       `t0 = the PUT's answer (no ?wait) or the return of rename(2) for a hand write; "file written" = the target's output holds the new bytes ` +
       `(fs.watch on its directory plus a ${detectors.filePollMs} ms poll); "new pid" = supervisord's getProcessInfo ` +
       `(every ${detectors.pidPollMs} ms) shows a new pid in RUNNING, which includes startsecs = ${pid.startsecs} s. ` +
-      `The pid scenario uses ${changes.apiToPid} changes (each restart takes > 2 s).`,
+      `The pid scenario uses ${changes.apiToPid} changes (each restart takes > 2 s). ` +
+      `In the two "slow sibling" scenarios one key feeds a reload-none file target and a target restarting supervisord program ${sib.program} ` +
+      `(startsecs = ${sib.startsecs}, health auto: > 3 s per restart); the next change goes out as soon as the file holds the previous one (no gap), ` +
+      `never waiting for ${sib.program}, so its restarts overlap the changes all the time.`,
     '',
     ...markdownTable(['Scenario', 'changes', 'p50 (ms)', 'p90 (ms)', 'p99 (ms)', 'max (ms)', 'p99 − debounce_min (ms)', 'detected by'], 'lrrrrrrl', rows),
     '',
@@ -244,13 +302,25 @@ export function markdown(report: ReturnType<typeof buildReport>): string {
     '',
     ...markdownTable(['Scenario', 'config.ini event → run start', 't0 → run start', 'run start → t1', 'run start → run end'], 'lrrrr', splitRows),
     '',
-    `"run start" is taken after the debounce (${sync.debounce_min_ms} ms of quiet) and readUntilStable (two reads 15 ms apart) and parse + validate; ` +
+    `For the slow-sibling rows, "run start → run end" lasts until every lane finished the revision or went past it, the sibling's restart included. ` +
+      `"run start" is taken after the debounce (${sync.debounce_min_ms} ms of quiet) and readUntilStable (two reads 15 ms apart) and parse + validate; ` +
       `"run start → t1" for a file is render + temp file + fsync + rename; for the pid it is the supervisord restart: ` +
       `t0 → old pid gone p50 ${fmt(pid.oldGoneMs.p50)} ms, new pid → RUNNING p50 ${fmt(pid.newPidToRunningMs.p50)} ms (startsecs). ` +
       `The new process read the new file in ${pid.newProcessReadNewFile}/${changes.apiToPid} restarts. ` +
       `Observer effect: while a client polls getProcessInfo this often, supervisord answers confhub's startProcess(wait=true) ~1 s late, so the pid row's run end is ~1 s longer than unobserved; t1 is not affected.`,
     '',
     ...slowPickupLines,
+    ...(['api', 'hand'] as const).flatMap((kind) => {
+      const s = sib[kind];
+      return [
+        `Slow sibling, ${kind === 'api' ? 'API PUT' : 'hand write'}: p99 ${fmt(s.p99Ms)} ms against ${sib.budgetP99Ms} ms (${s.pass ? 'pass' : '**FAIL**'}); ` +
+          `${sib.program} started ${s.startsDuringChanges} times between the first and the last change (${s.startsUntilCaughtUp} until it caught up, ${fmt(s.tailMs / 1000, 1)} s after the last change; pid ${s.pidBefore} → ${s.pidAfter}), ` +
+          `${s.changesWhileStarting} of the changes were sent while a new ${sib.program} process was within its startsecs; ` +
+          `its lane ran ${s.revisionsRunBySibling} of the revisions (${s.revisionsRestartingSibling} restarts) and went past ${s.revisionsSiblingWentPast} (latest wins); ` +
+          `it ${s.caughtUp ? 'read the last value at its last start' : '**did not read the last value**'}.`,
+        '',
+      ];
+    }),
     `No-op: ${n.puts} PUTs of the stored values (answers ${Object.entries(n.statuses)
       .map(([k, v]) => `${v} × ${k}`)
       .join(', ')}, ${n.distinctRevisions} distinct revision) ` +

@@ -3,18 +3,27 @@
  * reach the services, against the built server and a private supervisord (test/support/engines.ts).
  * Results go to bench/results/propagation.json, a Markdown summary to stdout, progress to stderr.
  *
- * One [bench] section feeds two targets, each reading its own key so that a file change does not
- * also restart the program (a restart takes > 2 s and the next change would wait for it): `file`
- * renders `value = {{ bench.value }}` (reload none); `prog` renders `restart = {{ bench.restart }}`
- * into the file a supervisord program reads at start (supervisor:restart:prog, health auto).
- * Changes are sequential, each waiting until confhub's run of the previous one has finished, so no
- * run overlaps the next change. confhub's sync_runs table, read after it stops, lets
+ * One [bench] section feeds four targets. Two read keys of their own, so that a file change does
+ * not also restart a program: `file` renders `value = {{ bench.value }}` (reload none); `prog`
+ * renders `restart = {{ bench.restart }}` into the file the supervisord program `prog` reads at
+ * start (supervisor:restart:prog, health auto, startsecs = 1). The other two both read
+ * bench.shared, so every change of it is a file for `shared` (reload none) and a restart of the
+ * program `slow` (supervisor:restart:slow, health auto, startsecs = 2: more than 3 s per restart).
+ *
+ * Scenarios 1-3 (API and hand changes of bench.value, API changes of bench.restart) are sequential,
+ * each change waiting until confhub's run of the previous one has finished, so no run overlaps the
+ * next change. Scenarios 4-5 ("slow sibling", API and hand changes of bench.shared) send the next
+ * change as soon as `shared`'s file holds the previous one, with no gap and without waiting for
+ * `slow`, so its lane is restarting the program all the time: they measure that a slow service
+ * does not delay another target's file. After their last change the bench waits (unmeasured) until
+ * `slow` has caught up. confhub's sync_runs table, read after it stops, lets
  * propagation-report.ts split each latency into "until the run started" and "the run itself".
+ * Scenario 6 (no-op PUTs) and 7 (idle) follow.
  *
  * Environment: BENCH_CHANGES (API and hand changes, default 200), BENCH_PID_CHANGES (default 50),
- * BENCH_NOOP_CHANGES (default 20), BENCH_IDLE (seconds, default 10), BENCH_PID_POLL_MS (default 10).
- * Budgets are reported, never enforced; the exit code is 1 only when the run itself failed.
- */
+ * BENCH_SLOW_CHANGES (each slow-sibling scenario, default 100), BENCH_NOOP_CHANGES (default 20),
+ * BENCH_IDLE (seconds, default 10), BENCH_PID_POLL_MS (default 10).
+ * Budgets are reported, never enforced; the exit code is 1 only when the run itself failed. */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, watch, writeFileSync, writeSync } from 'node:fs';
@@ -38,11 +47,15 @@ import { buildReport, markdown } from './propagation-report.js';
 const RESULTS_PATH = join(RESULTS_DIR, 'propagation.json');
 const CHANGES = positiveFromEnv('BENCH_CHANGES', 200, 'count');
 const PID_CHANGES = positiveFromEnv('BENCH_PID_CHANGES', 50, 'count');
+const SLOW_CHANGES = positiveFromEnv('BENCH_SLOW_CHANGES', 100, 'count');
 const NOOP_CHANGES = positiveFromEnv('BENCH_NOOP_CHANGES', 20, 'count');
 const IDLE_S = positiveFromEnv('BENCH_IDLE', 10, 'count');
 const PID_POLL_MS = positiveFromEnv('BENCH_PID_POLL_MS', 10, 'count');
 const PROGRAM = 'prog';
 const STARTSECS = 1;
+/** The slow sibling: its restart (stop, startsecs, then health auto's 1 s of a stable pid) takes more than 3 s. */
+const SLOW_PROGRAM = 'slow';
+const SLOW_STARTSECS = 2;
 /** Backstop for the output directory's fs.watch events. */
 const FILE_POLL_MS = 2;
 /** How often /api/v1/sync/status is asked while waiting for a run to finish (not measured). */
@@ -152,14 +165,17 @@ function createApi(base: string, apiKey: string) {
     if (answer.status !== 200) throw new Error(`PUT bench.${key} answered ${answer.status}: ${answer.body.slice(0, 300)}`);
     return { t0: answer.t0, t0Wall: answer.t0Wall, revision: revisionFromEtag(answer.etag) };
   };
-  /** Waits until confhub's last finished run is this revision (not measured); returns its outcome. */
-  const runDone = async (revision: string): Promise<string> => {
+  /**
+   * Waits until confhub's last finished run (every lane done with its revision) is this revision,
+   * or any run for `'first'` (not measured); returns its outcome.
+   */
+  const runDone = async (revision: string | 'first'): Promise<string> => {
     const deadline = Date.now() + RUN_TIMEOUT_MS;
     for (;;) {
       const status = await get('/api/v1/sync/status');
       if (status.status !== 200) throw new Error(`GET /api/v1/sync/status answered ${status.status}: ${status.body.slice(0, 300)}`);
       const lastRun = (JSON.parse(status.body) as { lastRun: { revision: string; outcome: string } | null }).lastRun;
-      if (lastRun?.revision === revision) return lastRun.outcome;
+      if (lastRun && (revision === 'first' || lastRun.revision === revision)) return lastRun.outcome;
       if (Date.now() > deadline)
         throw new Error(`confhub did not finish a run of revision ${revision.slice(0, 12)} within ${RUN_TIMEOUT_MS} ms (last run: ${JSON.stringify(lastRun)})`);
       await sleep(STATUS_POLL_MS);
@@ -177,6 +193,8 @@ interface Context {
   confhubPid: number;
   cpu(): CpuSample<'confhub' | 'bench' | 'supervisord'> | null;
   output: ReturnType<typeof fileWaiter>;
+  /** The output of `shared`, the reload-none target beside the slow sibling. */
+  sharedOutput: ReturnType<typeof fileWaiter>;
   configEvents: ReturnType<typeof configEventWatcher>;
   paths: ReturnType<typeof benchPaths>;
   runTag: string;
@@ -189,7 +207,8 @@ export interface Sample {
   t0Wall: number;
   t1Wall: number;
   revision: string;
-  outcome: string;
+  /** null: not waited for (slow-sibling scenarios); the report takes it from sync_runs. */
+  outcome: string | null;
   /** When this process saw config.ini's fs.watch event, relative to t0 (negative: before). */
   configEventMs: number | null;
 }
@@ -210,36 +229,40 @@ async function runChanges<S extends Sample>(label: string, count: number, traceE
 
 export type ScenarioRun<S extends Sample> = Awaited<ReturnType<typeof runChanges<S>>>;
 
+/** One change, t0 as `change` reports it, t1 when `output` holds `line`; the outcome is not waited for. */
+async function changeToFile(ctx: Context, output: ReturnType<typeof fileWaiter>, line: string, change: () => Promise<Change>) {
+  const waiting = output.wait(Buffer.from(line));
+  waiting.catch(() => undefined);
+  ctx.configEvents.arm();
+  const { t0, t0Wall, revision } = await change();
+  const hit = await waiting;
+  return {
+    latencyMs: round(hit.at - t0, 3),
+    t0Wall: round(t0Wall, 3),
+    t1Wall: round(t0Wall + (hit.at - t0), 3),
+    revision,
+    configEventMs: sinceT0(ctx.configEvents.take(), t0),
+    detectedBy: hit.by,
+  };
+}
+
 /** bench.value changed `count` times by `change`; t1 = the file target's output holds the value. */
 function fileScenario(label: 'api' | 'hand', count: number, ctx: Context, change: (value: string, i: number) => Promise<Change>) {
   log(`${label}: ${count} changes`);
   return runChanges(label, count, 50, ctx, async (i) => {
     const value = `${ctx.runTag}${label.charAt(0)}${String(i).padStart(6, '0')}`;
-    const waiting = ctx.output.wait(Buffer.from(`value = ${value}\n`));
-    waiting.catch(() => undefined);
-    ctx.configEvents.arm();
-    const { t0, t0Wall, revision } = await change(value, i);
-    const hit = await waiting;
-    const configEventMs = sinceT0(ctx.configEvents.take(), t0);
-    const outcome = await ctx.api.runDone(revision);
-    return {
-      latencyMs: round(hit.at - t0, 3),
-      t0Wall: round(t0Wall, 3),
-      t1Wall: round(t0Wall + (hit.at - t0), 3),
-      revision,
-      outcome,
-      configEventMs,
-      detectedBy: hit.by,
-    };
+    const sample = await changeToFile(ctx, ctx.output, `value = ${value}\n`, () => change(value, i));
+    return { ...sample, outcome: await ctx.api.runDone(sample.revision) };
   });
 }
 
 /** config.ini replaced as an editor does: temp file in the same directory, fsync, rename. */
-async function handWrite(configPath: string, value: string, i: number): Promise<Change> {
+async function handWrite(configPath: string, key: 'value' | 'shared', value: string, i: number): Promise<Change> {
   const text = readFileSync(configPath, 'utf8');
-  const count = text.match(/^value = .*$/gm)?.length ?? 0;
-  if (count !== 1) throw new Error(`config.ini has ${count} "value = " lines; expected exactly the one in [bench]`);
-  const next = text.replace(/^value = .*$/m, `value = ${value}`);
+  const line = new RegExp(`^${key} = .*$`, 'gm');
+  const count = text.match(line)?.length ?? 0;
+  if (count !== 1) throw new Error(`config.ini has ${count} "${key} = " lines; expected exactly the one in [bench]`);
+  const next = text.replace(line, `${key} = ${value}`);
   const temp = join(dirname(configPath), `.config.ini.bench-${i}.tmp`);
   const fd = openSync(temp, 'w', 0o600);
   try {
@@ -301,6 +324,79 @@ function pidScenario(count: number, ctx: Context) {
       polls,
     };
   });
+}
+
+/** What the slow program appends at each start: its pid and the wall-clock time in ns. */
+function readStarts(path: string): { pid: number; wall: number }[] {
+  let text = '';
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => {
+      const [pid, ns] = line.trim().split(/\s+/);
+      return { pid: Number(pid), wall: Number(ns) / 1e6 };
+    });
+}
+
+function readOr(path: string, fallback: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return fallback;
+  }
+}
+
+/**
+ * bench.shared changed `count` times by `change`; t1 = `shared`'s output holds the value. Each
+ * change also restarts SLOW_PROGRAM, which is not waited for: the next change goes out as soon as
+ * the file holds this one (no gap), so the slow lane is busy for the whole scenario and gets only
+ * the newest revision each time it is free. Afterwards, unmeasured, the sibling must catch up.
+ */
+async function slowSiblingScenario(label: 'api-slow' | 'hand-slow', count: number, ctx: Context, change: (value: string, i: number) => Promise<Change>) {
+  log(`${label}: ${count} changes of bench.shared, each also restarting ${SLOW_PROGRAM} (startsecs = ${SLOW_STARTSECS}), not waited for`);
+  const startsBefore = readStarts(ctx.paths.slowStarts).length;
+  const pidBefore = (await ctx.supervisor.processInfo(SLOW_PROGRAM)).pid;
+  let last: { revision: string; value: string } | undefined;
+  const run = await runChanges(label, count, 50, ctx, async (i) => {
+    const value = `${ctx.runTag}${label === 'api-slow' ? 's' : 'e'}${String(i).padStart(6, '0')}`;
+    const sample = await changeToFile(ctx, ctx.sharedOutput, `shared = ${value}\n`, () => change(value, i));
+    last = { revision: sample.revision, value };
+    return { ...sample, outcome: null };
+  });
+  const lastChangeWall = wallNow();
+  const tailStarted = performance.now();
+  const lastOutcome = await ctx.api.runDone(last!.revision);
+  const tailMs = round(performance.now() - tailStarted, 0);
+  const after = await ctx.supervisor.processInfo(SLOW_PROGRAM);
+  const starts = readStarts(ctx.paths.slowStarts).slice(startsBefore);
+  const during = starts.filter((s) => s.wall <= lastChangeWall);
+  const firstT0 = run.samples[0]?.t0Wall ?? lastChangeWall;
+  // A change sent while a new process of the sibling sat in its startsecs window: its lane was mid-restart.
+  const startingWindowMs = SLOW_STARTSECS * 1000;
+  const changesWhileStarting = run.samples.filter((sample) => during.some((s) => sample.t0Wall >= s.wall && sample.t0Wall < s.wall + startingWindowMs)).length;
+  return {
+    ...run,
+    sibling: {
+      /** Starts of the sibling's program (the program logs each) between the first and the last change. */
+      startsDuringChanges: during.filter((s) => s.wall >= firstT0).length,
+      /** Including the ones after the last change, until confhub's run of it finished. */
+      startsUntilCaughtUp: starts.length,
+      changesWhileStarting,
+      pidBefore,
+      pidAfter: after.pid,
+      stateAfter: after.state,
+      /** After the tail: the program's last start read the last change (latest wins, nothing lost). */
+      caughtUp: after.state === 'RUNNING' && readOr(ctx.paths.slowSeen, '') === `shared = ${last!.value}\n`,
+      lastRevisionOutcome: lastOutcome,
+      /** Last change → confhub's run of it finished on every lane (not measured as a latency). */
+      tailMs,
+    },
+  };
 }
 
 /** inode, mtime, ctime and size: a write or a rename changes at least one. */
@@ -384,10 +480,15 @@ function benchPaths(dataDir: string) {
     progOutput: join(dataDir, 'services/prog/prog.conf'),
     /** What the program read at its last start. */
     seen: join(dataDir, 'services/prog/seen'),
+    sharedOutput: join(dataDir, 'services/shared/shared.conf'),
+    slowOutput: join(dataDir, 'services/slow/slow.conf'),
+    slowSeen: join(dataDir, 'services/slow/seen'),
+    /** One line per start of the slow program: its pid and the time. */
+    slowStarts: join(dataDir, 'services/slow/starts'),
   };
 }
 
-/** system.ini with the two targets, their templates, and the shipped config.ini plus [bench]. */
+/** system.ini with the four targets, their templates, and the shipped config.ini plus [bench]. */
 function writeSyncConfig(dataDir: string, supervisorUrl: string): Record<string, Record<string, string>> {
   const configDir = join(dataDir, 'config');
   const targets: Record<string, Record<string, string>> = {
@@ -410,12 +511,32 @@ function writeSyncConfig(dataDir: string, supervisorUrl: string): Record<string,
       health: 'auto',
       timeout: '30',
     },
+    shared: {
+      sections: 'bench',
+      format: 'template',
+      template: 'bench-shared.tmpl',
+      output: 'services/shared/shared.conf',
+      mode: '0644',
+      reload: 'none',
+      health: 'none',
+    },
+    slow: {
+      sections: 'bench',
+      format: 'template',
+      template: 'bench-shared.tmpl',
+      output: 'services/slow/slow.conf',
+      mode: '0644',
+      reload: `supervisor:restart:${SLOW_PROGRAM}`,
+      health: 'auto',
+      timeout: '30',
+    },
   };
   writeSystemIni(dataDir, 'confhub propagation bench (bench/propagation.ts)', targets, { supervisor_url: supervisorUrl, on_failure: 'rollback' });
   writeFileSync(join(configDir, 'bench-file.tmpl'), 'value = {{ bench.value }}\n');
   writeFileSync(join(configDir, 'bench-prog.tmpl'), 'restart = {{ bench.restart }}\n');
+  writeFileSync(join(configDir, 'bench-shared.tmpl'), 'shared = {{ bench.shared }}\n');
   const shipped = readFileSync(join(ROOT, 'config', 'config.ini'), 'utf8');
-  writeFileSync(join(configDir, 'config.ini'), `${shipped.replace(/\n*$/, '\n')}\n[bench]\nvalue = start\nrestart = start\n`, { mode: 0o600 });
+  writeFileSync(join(configDir, 'config.ini'), `${shipped.replace(/\n*$/, '\n')}\n[bench]\nvalue = start\nrestart = start\nshared = start\n`, { mode: 0o600 });
   return targets;
 }
 
@@ -431,11 +552,16 @@ export interface RunRow {
 /** supervisord and confhub started, the scenarios run, both stopped, then their database read. */
 async function measure(dataDir: string) {
   const paths = benchPaths(dataDir);
-  for (const path of [paths.config, paths.fileOutput, paths.progOutput]) mkdirSync(dirname(path), { recursive: true });
+  for (const path of [paths.config, paths.fileOutput, paths.progOutput, paths.sharedOutput, paths.slowOutput]) mkdirSync(dirname(path), { recursive: true });
   const fileSystem = dataDirFileSystem(dataDir, 'file latencies');
   const programCommand = `/bin/sh -c 'cat ${paths.progOutput} > ${paths.seen}; exec sleep 100000'`;
-  log(`starting a private supervisord with program ${PROGRAM} (startsecs = ${STARTSECS})`);
-  const supervisord = await startSupervisord([{ name: PROGRAM, command: programCommand, options: { startsecs: STARTSECS } }]);
+  // supervisord expands %(name)s in a command: %% is a literal % (date's %s%N, ns since the epoch).
+  const slowCommand = `/bin/sh -c 'echo $$ $(date +%%s%%N) >> ${paths.slowStarts}; cat ${paths.slowOutput} > ${paths.slowSeen}; exec sleep 100000'`;
+  log(`starting a private supervisord with programs ${PROGRAM} (startsecs = ${STARTSECS}) and ${SLOW_PROGRAM} (startsecs = ${SLOW_STARTSECS})`);
+  const supervisord = await startSupervisord([
+    { name: PROGRAM, command: programCommand, options: { startsecs: STARTSECS } },
+    { name: SLOW_PROGRAM, command: slowCommand, options: { startsecs: SLOW_STARTSECS } },
+  ]);
   // supervisord stops its program itself on SIGTERM.
   const forgetSupervisord = onExit(() => {
     signalPid(supervisord.pid, 'SIGTERM');
@@ -444,7 +570,7 @@ async function measure(dataDir: string) {
   const supervisor = createSupervisorDriver({ url: supervisord.url, logger: pino({ level: 'silent' }) });
   const targets = writeSyncConfig(dataDir, supervisord.url);
 
-  log(`the first reconcile restarts ${PROGRAM} once before /readyz answers 200`);
+  // /readyz answers once the first render is on disk; the restarts it causes are waited for below.
   const confhub = await startConfhub(dataDir, '/readyz', 60_000);
   const readyWall = wallNow();
   const ctx: Context = {
@@ -453,6 +579,7 @@ async function measure(dataDir: string) {
     confhubPid: confhub.pid,
     cpu: () => sampleCpu({ confhub: confhub.pid, bench: 'self', supervisord: supervisord.pid }),
     output: fileWaiter(paths.fileOutput),
+    sharedOutput: fileWaiter(paths.sharedOutput),
     configEvents: configEventWatcher(paths.config),
     paths,
     runTag: Date.now().toString(36),
@@ -462,28 +589,42 @@ async function measure(dataDir: string) {
     api: Awaited<ReturnType<typeof fileScenario>>;
     hand: Awaited<ReturnType<typeof fileScenario>>;
     pid: Awaited<ReturnType<typeof pidScenario>>;
+    apiSlow: Awaited<ReturnType<typeof slowSiblingScenario>>;
+    handSlow: Awaited<ReturnType<typeof slowSiblingScenario>>;
     noop: Awaited<ReturnType<typeof noopScenario>>;
     idle: Awaited<ReturnType<typeof idleScenario>>;
   };
   try {
     if (readFileSync(paths.fileOutput, 'utf8') !== 'value = start\n') throw new Error('the first reconcile did not write the file target');
+    if (readFileSync(paths.sharedOutput, 'utf8') !== 'shared = start\n') throw new Error('the first reconcile did not write the shared target');
+    log(`confhub ready; waiting until its first run has restarted ${PROGRAM} and ${SLOW_PROGRAM}`);
+    const firstOutcome = await ctx.api.runDone('first');
+    if (firstOutcome !== 'applied') throw new Error(`confhub's first run ended ${firstOutcome}`);
     const first = await supervisor.processInfo(PROGRAM);
     if (first.state !== 'RUNNING') throw new Error(`${PROGRAM} is ${first.state} after confhub's start`);
+    const firstSlow = await supervisor.processInfo(SLOW_PROGRAM);
+    if (firstSlow.state !== 'RUNNING') throw new Error(`${SLOW_PROGRAM} is ${firstSlow.state} after confhub's start`);
     const atReady = processStatus(confhub.pid);
     ctx.rssTrace.push({ after: 'ready', ...atReady });
-    log(`confhub ready (pid ${confhub.pid}, RSS ${fmtMiB(atReady.rssKiB)} MiB); ${PROGRAM} RUNNING as pid ${first.pid}`);
+    log(
+      `confhub ready (pid ${confhub.pid}, RSS ${fmtMiB(atReady.rssKiB)} MiB); ${PROGRAM} RUNNING as pid ${first.pid}, ${SLOW_PROGRAM} as pid ${firstSlow.pid}`,
+    );
 
     const api = await fileScenario('api', CHANGES, ctx, (value) => ctx.api.change('value', value));
-    const hand = await fileScenario('hand', CHANGES, ctx, (value, i) => handWrite(paths.config, value, i));
+    const hand = await fileScenario('hand', CHANGES, ctx, (value, i) => handWrite(paths.config, 'value', value, i));
     const pid = await pidScenario(PID_CHANGES, ctx);
+    const apiSlow = await slowSiblingScenario('api-slow', SLOW_CHANGES, ctx, (value) => ctx.api.change('shared', value));
+    const handSlow = await slowSiblingScenario('hand-slow', SLOW_CHANGES, ctx, (value, i) => handWrite(paths.config, 'shared', value, i));
     const noop = await noopScenario(NOOP_CHANGES, ctx);
     // Nothing of this process may watch or poll during the idle window.
     ctx.output.close();
+    ctx.sharedOutput.close();
     ctx.configEvents.close();
     const idle = await idleScenario(ctx, atReady.rssKiB);
-    runs = { api, hand, pid, noop, idle };
+    runs = { api, hand, pid, apiSlow, handSlow, noop, idle };
   } finally {
     ctx.output.close();
+    ctx.sharedOutput.close();
     ctx.configEvents.close();
     log(`stopping confhub (pid ${confhub.pid})`);
     await stopServer(confhub);
@@ -503,12 +644,16 @@ async function measure(dataDir: string) {
     },
     targets,
     supervisorProgram: { name: PROGRAM, command: programCommand.split(dataDir).join('<data>'), startsecs: STARTSECS, supervisordVersion: supervisordVersion() },
+    slowSiblingProgram: { name: SLOW_PROGRAM, target: 'slow', beside: 'shared', command: slowCommand.split(dataDir).join('<data>'), startsecs: SLOW_STARTSECS },
     changes: {
       apiToFile: runs.api.samples.length,
       handToFile: runs.hand.samples.length,
       apiToPid: runs.pid.samples.length,
+      apiToFileSlowSibling: runs.apiSlow.samples.length,
+      handToFileSlowSibling: runs.handSlow.samples.length,
       noop: runs.noop.puts,
-      note: 'BENCH_CHANGES sets scenarios 1 and 2, BENCH_PID_CHANGES scenario 3 (fewer: each restart takes > 2 s), BENCH_NOOP_CHANGES scenario 4',
+      note: 'BENCH_CHANGES sets scenarios 1 and 2, BENCH_PID_CHANGES scenario 3 (fewer: each restart takes > 2 s), BENCH_SLOW_CHANGES scenarios 4 and 5 (each), BENCH_NOOP_CHANGES scenario 6',
+      slowSiblingGapMs: 0,
     },
     detectors: { filePollMs: FILE_POLL_MS, fileWatch: 'fs.watch on the output directory', pidPollMs: PID_POLL_MS, statusPollMs: STATUS_POLL_MS },
     idleSeconds: IDLE_S,
