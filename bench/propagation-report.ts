@@ -132,7 +132,7 @@ export function buildReport(machine: MachineInfo, m: Measured) {
     });
   const fileT1 = 'the file target\'s output holds "value = V\\n"';
   const slowT1 = `the output of ${slow.beside} (reload none) holds "shared = V\\n"`;
-  const slowSetup = `target ${slow.beside} (reload none) and target ${slow.target} (supervisor:restart:${slow.name}, startsecs = ${slow.startsecs}, health auto) both read bench.shared; the next change goes out as soon as the file holds this one, ${slow.target} not waited for`;
+  const slowSetup = `target ${slow.beside} (reload none) and target ${slow.target} (supervisor:restart:${slow.name}, startsecs = ${slow.startsecs}, health auto) both read bench.shared; the next change goes out ${m.settings.changes.slowSiblingGapMs} ms after the file holds this one, ${slow.target} not waited for`;
   const apiSlow = fileScenarioReport(
     ['API PUT → file written, slow sibling', `PUT /api/v1/settings/bench?key=shared&value=V; ${slowSetup}`, 'the PUT answer arrived', slowT1],
     m.apiSlow,
@@ -293,7 +293,7 @@ export function markdown(report: ReturnType<typeof buildReport>): string {
       `(every ${detectors.pidPollMs} ms) shows a new pid in RUNNING, which includes startsecs = ${pid.startsecs} s. ` +
       `The pid scenario uses ${changes.apiToPid} changes (each restart takes > 2 s). ` +
       `In the two "slow sibling" scenarios one key feeds a reload-none file target and a target restarting supervisord program ${sib.program} ` +
-      `(startsecs = ${sib.startsecs}, health auto: > 3 s per restart); the next change goes out as soon as the file holds the previous one (no gap), ` +
+      `(startsecs = ${sib.startsecs}, health auto: > 3 s per restart); the next change goes out ${changes.slowSiblingGapMs} ms after the file holds the previous one, ` +
       `never waiting for ${sib.program}, so its restarts overlap the changes all the time.`,
     '',
     ...markdownTable(['Scenario', 'changes', 'p50 (ms)', 'p90 (ms)', 'p99 (ms)', 'max (ms)', 'p99 − debounce_min (ms)', 'detected by'], 'lrrrrrrl', rows),
