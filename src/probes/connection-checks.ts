@@ -20,7 +20,8 @@ import { safeUrl } from '../core/safe-url.js';
 import type { SupervisorDriver } from '../reload/supervisor.js';
 import { printable } from '../core/names.js';
 import { CONFIG_SCHEMA, isSensitive } from '../settings/schema.js';
-import { containerRefText, type ContainerRef, type TargetSpec } from '../targets/target-spec.js';
+import { containerRefText, installedCheck, type ContainerRef, type TargetSpec } from '../targets/target-spec.js';
+import { targetForDocument } from '../targets/target-urls.js';
 import { scrubUrlSecrets, type HttpProbe } from './http-probe.js';
 
 export type ServiceKind = 'target' | 'url';
@@ -34,6 +35,8 @@ export type ProbeSpec =
       readonly url: string;
       /** `health` for a target's health URL, `section.key` for a config.ini URL. */
       readonly source: string;
+      /** What results show of the URL when safeUrl() would not do (a templated URL's own, no secret values). */
+      readonly shown?: string;
       /**
        * A health URL must answer 2xx (as the sync's health check requires). A base URL is an API
        * root that may well answer 401 or 404: any answer below 500 means the service is there.
@@ -172,18 +175,32 @@ function httpUrlOf(value: string): string | undefined {
   }
 }
 
-function targetProbes(target: TargetSpec): ProbeSpec[] {
+/** The health URL as config.ini fills it in now; undefined when it cannot (the sync reports why). */
+function healthNow(target: TargetSpec, configDoc: IniDocument | undefined): TargetSpec['health'] | undefined {
+  if (target.health.kind !== 'http' || !target.health.templated) return target.health;
+  if (!configDoc) return undefined;
+  try {
+    return targetForDocument(target, configDoc).health;
+  } catch {
+    return undefined;
+  }
+}
+
+function targetProbes(target: TargetSpec, configDoc: IniDocument | undefined): ProbeSpec[] {
   const probes: ProbeSpec[] = [];
   const containers = new Map<string, ContainerRef>();
-  const { reload, check, health } = target;
+  const { reload } = target;
+  const check = installedCheck(target);
+  const health = healthNow(target, configDoc);
   if (reload.kind === 'docker_restart' || reload.kind === 'docker_signal' || reload.kind === 'docker_exec')
     containers.set(containerRefText(reload.container), reload.container);
-  // The check runs in that container before every write: a sync needs it as much as the reload.
+  // The check runs in that container before every reload: a sync needs it as much as the reload.
   if (check?.kind === 'docker_exec') containers.set(containerRefText(check.container), check.container);
   for (const container of containers.values()) probes.push({ kind: 'container', container });
   if (reload.kind === 'supervisor_restart' || reload.kind === 'supervisor_signal') probes.push({ kind: 'supervisor', program: reload.program });
   // An http:POST reload hook is not probed: calling it would reload the service.
-  if (health.kind === 'http') probes.push({ kind: 'http', url: health.url, source: 'health', expect: '2xx' });
+  if (health?.kind === 'http')
+    probes.push({ kind: 'http', url: health.url, source: 'health', expect: '2xx', ...(health.shown ? { shown: health.shown } : {}) });
   return probes;
 }
 
@@ -198,7 +215,7 @@ export interface ServiceDefinitionsInput {
  */
 export function serviceDefinitions({ targets, configDoc }: ServiceDefinitionsInput): ServiceDefinition[] {
   const byName = new Map<string, { kind: ServiceKind; probes: ProbeSpec[] }>();
-  for (const target of targets) byName.set(target.name, { kind: 'target', probes: targetProbes(target) });
+  for (const target of targets) byName.set(target.name, { kind: 'target', probes: targetProbes(target, configDoc) });
   for (const section of configDoc?.sections ?? []) {
     if (serviceNameProblem(section.name)) continue;
     for (const entry of section.entries) {
@@ -308,7 +325,7 @@ export function createConnectionChecks(input: CreateConnectionChecksInput): Conn
   }
 
   async function probeUrl(probe: Extract<ProbeSpec, { kind: 'http' }>): Promise<Omit<HttpCheck, 'latencyMs' | 'checkedAt'>> {
-    const shown = safeUrl(probe.url);
+    const shown = probe.shown ?? safeUrl(probe.url);
     const base = { kind: 'http' as const, url: shown, source: probe.source };
     try {
       const { status } = await probeDeadline(clock, () => http(probe.url, { timeoutMs }), { timeoutMs, what: `GET ${shown}` });

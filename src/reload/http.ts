@@ -11,11 +11,19 @@ import { safeUrl } from '../core/safe-url.js';
 
 export interface HttpCallOptions {
   readonly timeoutMs: number;
+  /** What messages show of the URL; default safeUrl(url). A templated URL brings its own (no secret values). */
+  readonly shown?: string;
 }
 
 export interface ProbeHealthOptions extends HttpCallOptions {
   /** Pause between two probes while the service is not answering 2xx yet. */
   readonly intervalMs?: number;
+  /**
+   * How long the answers must stay 2xx, every probe in a row, before the service counts as
+   * healthy (a reloaded server's old workers may answer for a moment and then stop). 0: the
+   * first 2xx. Probed at least every third of it.
+   */
+  readonly stableMs?: number;
   /**
    * Times the pauses and the overall budget; each request's own timeout is real time, since it
    * guards real I/O. Default the system clock.
@@ -66,8 +74,7 @@ async function discardBody(response: Response): Promise<void> {
 }
 
 /** POST to a reload hook; anything but 2xx within the timeout is RELOAD_FAILED (TIMEOUT / SERVICE_UNREACHABLE when nothing answered). */
-export async function postReload(url: string, { timeoutMs }: HttpCallOptions): Promise<void> {
-  const shown = safeUrl(url);
+export async function postReload(url: string, { timeoutMs, shown = safeUrl(url) }: HttpCallOptions): Promise<void> {
   const request = requestParts(url, 'RELOAD_FAILED');
   let response: Response;
   try {
@@ -100,32 +107,43 @@ export async function postReload(url: string, { timeoutMs }: HttpCallOptions): P
   }
 }
 
-/** GET until a 2xx answer, for at most timeoutMs; HEALTH_FAILED with the last status or error otherwise. */
+/**
+ * GET until the answers have been 2xx for stableMs in a row, for at most timeoutMs; HEALTH_FAILED
+ * with the last status or error otherwise. A failing probe starts the window again.
+ */
 export async function probeHealth(url: string, options: ProbeHealthOptions): Promise<void> {
-  const { timeoutMs, clock = systemClock } = options;
+  const { timeoutMs, clock = systemClock, stableMs = 0, shown = safeUrl(url) } = options;
   const intervalMs = options.intervalMs ?? 250;
-  const shown = safeUrl(url);
+  const windowStepMs = Math.max(1, Math.min(intervalMs, Math.ceil(stableMs / 3)));
   const request = requestParts(url, 'HEALTH_FAILED');
   const deadline = clock.now() + timeoutMs;
   let last = 'no answer yet';
+  let goodSince: number | undefined;
   for (;;) {
     const remaining = deadline - clock.now();
     if (remaining <= 0) break;
     try {
       const response = await fetch(request.url, { headers: request.headers, redirect: 'manual', signal: AbortSignal.timeout(remaining) });
       await discardBody(response);
-      if (response.status >= 200 && response.status <= 299) return;
-      last = `HTTP ${response.status}`;
+      if (response.status >= 200 && response.status <= 299) {
+        goodSince ??= clock.now();
+        if (clock.now() - goodSince >= stableMs) return;
+      } else {
+        goodSince = undefined;
+        last = `HTTP ${response.status}`;
+      }
     } catch (error) {
+      goodSince = undefined;
       last = isTimeout(error) ? 'no answer (timed out)' : networkReason(error);
     }
-    const wait = Math.min(intervalMs, deadline - clock.now());
+    const wait = Math.min(goodSince === undefined ? intervalMs : windowStepMs, deadline - clock.now());
     if (wait <= 0) break;
     await sleep(clock, wait, { keepAlive: true });
   }
+  if (goodSince !== undefined) last = `2xx for ${clock.now() - goodSince} ms only`;
   throw new AppError('HEALTH_FAILED', {
-    message: 'Health endpoint did not answer 2xx',
-    details: `GET ${shown}: not 2xx within ${timeoutMs} ms; last: ${last}`,
+    message: stableMs > 0 ? 'Health endpoint did not stay 2xx' : 'Health endpoint did not answer 2xx',
+    details: `GET ${shown}: not 2xx${stableMs > 0 ? ` for ${stableMs} ms in a row` : ''} within ${timeoutMs} ms; last: ${last}`,
     data: { url: shown },
   });
 }

@@ -1,7 +1,7 @@
 /**
  * The one reload API the sync worker calls, whatever the service is: a sibling container
  * (Docker), a program of supervisord, or an HTTP hook. It also runs the `check` command of a
- * target against the staged file.
+ * target against the staged file, and `check_installed` against the installed one.
  *
  * reload() captures a "before" marker (container StartedAt, supervisord pid and start) so that
  * verify() can tell the restarted service from the old one that had not stopped yet.
@@ -28,16 +28,25 @@ export interface VerifyInput {
   readonly timeoutMs: number;
 }
 
+export interface RunCheckOptions {
+  readonly timeoutMs: number;
+  /**
+   * The path is the installed file (`check_installed`): it replaces `{file}` but is not appended
+   * when the command has none, since such a command checks the service's whole configuration.
+   */
+  readonly installed?: boolean;
+}
+
 export interface ReloadActions {
   reload(action: ReloadAction, options: { timeoutMs: number }): Promise<ReloadResult>;
   verify(input: VerifyInput): Promise<void>;
-  runCheck(check: CheckCommand, stagedPath: string, options: { timeoutMs: number }): Promise<void>;
+  runCheck(check: CheckCommand, path: string, options: RunCheckOptions): Promise<void>;
   describe(action: ReloadAction): string;
 }
 
 export interface HttpHooks {
-  postReload(url: string, options: { timeoutMs: number }): Promise<void>;
-  probeHealth(url: string, options: { timeoutMs: number }): Promise<void>;
+  postReload(url: string, options: { timeoutMs: number; shown?: string }): Promise<void>;
+  probeHealth(url: string, options: { timeoutMs: number; stableMs: number; shown?: string }): Promise<void>;
 }
 
 export interface CreateReloadActionsInput {
@@ -47,8 +56,8 @@ export interface CreateReloadActionsInput {
   /** Defaults to global fetch (http.ts), timed by `clock`. */
   http?: HttpHooks;
   /**
-   * How long a service must stay up after a reload to count as healthy when it has no health
-   * check of its own. Capped at half the target's timeout.
+   * How long a service must stay healthy after a reload (running, or answering 2xx) when its
+   * target declares no `health_window`. Capped at half the target's timeout.
    */
   stableMs?: number;
   /**
@@ -75,11 +84,14 @@ export function firstLines(output: string): string {
   return text;
 }
 
-/** `{file}` anywhere in an argument is the staged path; without one, the path is the last argument. */
-export function checkArgv(argv: readonly string[], stagedPath: string): string[] {
+/**
+ * `{file}` anywhere in an argument is the path; without one, the path is the last argument
+ * (unless `append` is false).
+ */
+export function checkArgv(argv: readonly string[], path: string, { append = true }: { append?: boolean } = {}): string[] {
   const placeholder = argv.some((a) => a.includes('{file}'));
-  const out = argv.map((a) => a.split('{file}').join(stagedPath));
-  return placeholder ? out : [...out, stagedPath];
+  const out = argv.map((a) => a.split('{file}').join(path));
+  return placeholder || !append ? out : [...out, path];
 }
 
 interface ExecFileFailure {
@@ -139,7 +151,7 @@ export function createReloadActions(input: CreateReloadActionsInput): ReloadActi
         result = { reloaded: true };
         break;
       case 'http':
-        await http.postReload(action.url, { timeoutMs: remaining() });
+        await http.postReload(action.url, { timeoutMs: remaining(), ...(action.shown !== undefined ? { shown: action.shown } : {}) });
         result = { reloaded: true };
         break;
     }
@@ -147,8 +159,7 @@ export function createReloadActions(input: CreateReloadActionsInput): ReloadActi
     return result;
   }
 
-  async function verifyAuto(action: ReloadAction, reloadResult: ReloadResult, timeoutMs: number): Promise<void> {
-    const stableMs = stableFor(timeoutMs);
+  async function verifyAuto(action: ReloadAction, reloadResult: ReloadResult, { timeoutMs, stableMs }: { timeoutMs: number; stableMs: number }): Promise<void> {
     switch (action.kind) {
       case 'docker_restart': {
         const startedAfter = reloadResult.before?.startedAt;
@@ -182,9 +193,11 @@ export function createReloadActions(input: CreateReloadActionsInput): ReloadActi
 
   async function verify({ action, health, reloadResult, timeoutMs }: VerifyInput): Promise<void> {
     if (health.kind === 'none') return;
+    const stableMs = health.windowMs ?? stableFor(timeoutMs);
     try {
-      if (health.kind === 'http') await http.probeHealth(health.url, { timeoutMs });
-      else await verifyAuto(action, reloadResult, timeoutMs);
+      if (health.kind === 'http') {
+        await http.probeHealth(health.url, { timeoutMs, stableMs, ...(health.shown !== undefined ? { shown: health.shown } : {}) });
+      } else await verifyAuto(action, reloadResult, { timeoutMs, stableMs });
     } catch (error) {
       // One verdict for the caller: whatever stopped the check (engine gone, timeout), the
       // service was not seen healthy. The original code stays in the details and the cause.
@@ -200,8 +213,8 @@ export function createReloadActions(input: CreateReloadActionsInput): ReloadActi
     }
   }
 
-  function runExecCheck(argv: readonly string[], stagedPath: string, timeoutMs: number): Promise<void> {
-    const [file, ...args] = checkArgv(argv, stagedPath);
+  function runExecCheck(argv: readonly string[], path: string, { timeoutMs, installed = false }: RunCheckOptions): Promise<void> {
+    const [file, ...args] = checkArgv(argv, path, { append: !installed });
     if (!file) return Promise.reject(new AppError('CHECK_FAILED', { message: 'Empty check command' }));
     const shown = argv.join(' ');
     return new Promise((resolve, reject) => {
@@ -231,7 +244,7 @@ export function createReloadActions(input: CreateReloadActionsInput): ReloadActi
           else why = `exit code ${e.code ?? 'unknown'}`;
           reject(
             new AppError('CHECK_FAILED', {
-              message: `Check rejected the file: ${why}`,
+              message: `Check rejected the ${installed ? 'installed ' : ''}file: ${why}`,
               details: `${shown}: ${why}${output ? `: ${output}` : ''}`,
               data: { command: file, ...(typeof e.code === 'number' ? { exitCode: e.code } : {}) },
               cause: error,
@@ -242,8 +255,9 @@ export function createReloadActions(input: CreateReloadActionsInput): ReloadActi
     });
   }
 
-  async function runCheck(check: CheckCommand, stagedPath: string, { timeoutMs }: { timeoutMs: number }): Promise<void> {
-    if (check.kind === 'exec') return runExecCheck(check.argv, stagedPath, timeoutMs);
+  async function runCheck(check: CheckCommand, path: string, options: RunCheckOptions): Promise<void> {
+    const { timeoutMs } = options;
+    if (check.kind === 'exec') return runExecCheck(check.argv, path, options);
     // docker_exec checks the service's own view (its mounted config), so no path is passed.
     const what = `docker exec ${containerRefText(check.container)} ${check.command.join(' ')}`;
     let result: ExecResult;

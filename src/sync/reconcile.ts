@@ -17,7 +17,8 @@ import type { IniDocument } from '../ini/document.js';
 import type { ReloadResult, ReloadActions } from '../reload/reload-actions.js';
 import type { RenderInput, RenderSection } from '../render/types.js';
 import type { HealthCheck, TargetSpec } from '../targets/target-spec.js';
-import { reloadKey } from '../targets/target-spec.js';
+import { installedCheck, reloadKey } from '../targets/target-spec.js';
+import { targetForDocument } from '../targets/target-urls.js';
 import type { ReconcileResult, RevisionOutcome, TargetState, UsedWriteMode } from '../targets/outcome.js';
 import { differs, readPrevious, restorePrevious, stageTarget, type PreviousFile, type StagedTarget } from './target-writer.js';
 
@@ -77,6 +78,8 @@ function groupHealth(group: readonly Work[]): HealthCheck {
 export function createReconciler(deps: ReconcilerDeps) {
   const { actions, logger, now = Date.now } = deps;
   const log = logger.child({ module: 'reconcile' });
+  /** Each target as its service last ran it (URLs resolved): restored files are reloaded and checked there. */
+  const appliedSpecs = new Map<string, TargetSpec>();
 
   async function reloadGroups(works: readonly Work[], { force }: { force: boolean }): Promise<void> {
     const groups = new Map<string, Work[]>();
@@ -125,7 +128,7 @@ export function createReconciler(deps: ReconcilerDeps) {
       if (!work.written || !work.previous) continue;
       try {
         await restorePrevious(work.spec.output, work.previous, work.written);
-        restored.push({ ...work, error: undefined, state: undefined, reloaded: false, healthy: null });
+        restored.push({ ...work, spec: appliedSpecs.get(work.spec.name) ?? work.spec, error: undefined, state: undefined, reloaded: false, healthy: null });
       } catch (error) {
         log.error({ target: work.spec.name, err: error }, 'the previous file could not be restored');
       }
@@ -139,6 +142,7 @@ export function createReconciler(deps: ReconcilerDeps) {
   async function reconcile(request: ReconcileRequest, works: Work[], started: number): Promise<ReconcileResult> {
     for (const work of works) {
       try {
+        work.spec = targetForDocument(work.spec, request.doc);
         const template = work.spec.template ? await deps.readTemplate(work.spec.template) : undefined;
         work.content = Buffer.from(deps.render(work.spec, renderInput(request.doc, work.spec, template)), 'utf8');
         work.previous = await readPrevious(work.spec.output);
@@ -162,6 +166,7 @@ export function createReconciler(deps: ReconcilerDeps) {
     const rollbackFailure = (): boolean => works.some((w) => w.state === 'failed' && w.spec.onFailure === 'rollback');
     const finish = (outcome: RevisionOutcome, { rollbackConfig }: { rollbackConfig: boolean }): ReconcileResult => {
       const end = now();
+      for (const w of works) if (w.content && !w.error && (w.state ?? 'in_sync') === 'in_sync') appliedSpecs.set(w.spec.name, w.spec);
       return {
         revision: request.revision,
         outcome,
@@ -193,11 +198,13 @@ export function createReconciler(deps: ReconcilerDeps) {
         work.written = work.spec.write === 'rename' ? 'rename' : 'inplace';
         work.written = await work.staged.commit();
         if (work.spec.reload.kind === 'none') work.finishedAt = now();
-        if (work.spec.check?.kind === 'docker_exec') {
-          // The service's own validator sees the file where the service reads it, so it runs
-          // after the write and before the reload; a failure puts the old file back.
+        const check = installedCheck(work.spec);
+        if (check) {
+          // The service's own validator sees the file where the service reads it (with the rest of
+          // its configuration), so it runs after the write and before the reload; a failure puts
+          // the old file back.
           try {
-            await actions.runCheck(work.spec.check, work.spec.output, { timeoutMs: work.spec.timeoutMs });
+            await actions.runCheck(check, work.spec.output, { timeoutMs: work.spec.timeoutMs, installed: true });
           } catch (error) {
             // A service that is not up yet cannot check its file; it reads it when it starts.
             if (asAppError(error).code !== 'SERVICE_UNREACHABLE') {

@@ -18,6 +18,7 @@ import { AppError } from '../core/errors.js';
 import { safeUrl } from '../core/safe-url.js';
 import type { IniDocument, IniSection } from '../ini/document.js';
 import { sectionNameProblem } from '../core/names.js';
+import { nameSplits, parsePlaceholders, placeholderNames } from '../render/placeholders.js';
 
 export const FORMATS = ['gitea', 'portainer', 'nginx_proxy_manager', 'cockpit', 'env', 'ini', 'json', 'yaml', 'template'] as const;
 export type FormatName = (typeof FORMATS)[number];
@@ -35,11 +36,34 @@ export type ReloadAction =
   | { readonly kind: 'docker_exec'; readonly container: ContainerRef; readonly command: readonly string[] }
   | { readonly kind: 'supervisor_restart'; readonly program: string }
   | { readonly kind: 'supervisor_signal'; readonly signal: string; readonly program: string }
-  | { readonly kind: 'http'; readonly method: 'POST'; readonly url: string };
+  | ({ readonly kind: 'http'; readonly method: 'POST' } & HttpUrl);
 
-export type HealthCheck = { readonly kind: 'auto' } | { readonly kind: 'none' } | { readonly kind: 'http'; readonly url: string };
+/**
+ * `windowMs`: how long the service must stay healthy (every look in a row good) after a reload;
+ * default one second, at most half the timeout.
+ */
+export type HealthCheck =
+  | { readonly kind: 'auto'; readonly windowMs?: number }
+  | { readonly kind: 'none' }
+  | ({ readonly kind: 'http'; readonly windowMs?: number } & HttpUrl);
 
-/** Run against the staged file before it replaces the live one; `{file}` is the staged path. */
+/**
+ * The URL of a reload hook or a health check. One that refers to config.ini values
+ * (`{{ section.key }}`) is declared `templated`, with the template as `url`; the sync resolves it
+ * for each revision (targets/target-urls.ts). `shown` is what messages and logs may show of it:
+ * no userinfo, query or fragment, and no secret value.
+ */
+export interface HttpUrl {
+  readonly url: string;
+  readonly templated?: true;
+  readonly shown?: string;
+}
+
+/**
+ * `check` runs against the staged file before it replaces the live one (`{file}` is the staged
+ * path); `check_installed` (and a `docker:exec` check) runs once the new file is in place, before
+ * the reload (`{file}` is the output path).
+ */
 export type CheckCommand =
   | { readonly kind: 'exec'; readonly argv: readonly string[] }
   | { readonly kind: 'docker_exec'; readonly container: ContainerRef; readonly command: readonly string[] };
@@ -56,6 +80,8 @@ export interface TargetSpec {
   readonly reload: ReloadAction;
   readonly health: HealthCheck;
   readonly check?: CheckCommand;
+  /** A command that checks the service's whole configuration with the new file in place (include files). */
+  readonly checkInstalled?: CheckCommand;
   /** Absolute path of the template (format `template`). */
   readonly template?: string;
   readonly timeoutMs: number;
@@ -93,7 +119,21 @@ const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,254}$/;
 const PROGRAM_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
 const SIGNAL = /^(SIG)?[A-Z0-9]{2,10}$/;
-const TARGET_KEYS = new Set(['sections', 'format', 'output', 'write', 'mode', 'reload', 'health', 'check', 'template', 'timeout', 'on_failure']);
+const TARGET_KEYS = new Set([
+  'sections',
+  'format',
+  'output',
+  'write',
+  'mode',
+  'reload',
+  'health',
+  'health_window',
+  'check',
+  'check_installed',
+  'template',
+  'timeout',
+  'on_failure',
+]);
 const SYNC_KEYS = new Set(['docker_socket', 'supervisor_url', 'debounce_min_ms', 'debounce_max_ms', 'poll_interval_ms', 'on_failure']);
 
 export interface ParseSyncConfigInput {
@@ -144,15 +184,39 @@ function argv(section: string, key: string, text: string): string[] {
   return words;
 }
 
-function httpUrl(section: string, key: string, text: string): string {
+/**
+ * What may be shown of a URL template: the text without userinfo, query and fragment (a template
+ * does not parse as a URL, and placeholder names hold none of `/?#@`).
+ */
+export function shownUrlTemplate(text: string): string {
+  return text.replace(/^(https?:\/\/)[^/?#]*@/i, '$1').replace(/[?#][\s\S]*$/, '');
+}
+
+function httpUrl(section: string, key: string, text: string): HttpUrl {
+  const parsed = parsePlaceholders(text);
+  if (parsed.malformedLines.length > 0) throw invalid(section, key, '"{{" without a closing "}}" around a section.key name');
+  const templated = placeholderNames(parsed).length > 0;
+  // A stand-in that fits any part (host, port, path, query) checks the rest of a template as a URL;
+  // a placeholder in the scheme makes it fail, so a value can never turn http into something else.
+  const standIn = parsed.parts.map((part) => ('text' in part ? part.text : '1')).join('');
   let url: URL;
   try {
-    url = new URL(text);
+    url = new URL(standIn);
   } catch {
     throw invalid(section, key, `"${text}" is not a URL`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalid(section, key, `"${text}" must be an http:// or https:// URL`);
-  return url.toString();
+  return templated ? { url: text, templated: true, shown: shownUrlTemplate(text) } : { url: url.toString() };
+}
+
+/** A URL may only refer to the target's own sections: they are what a revision changes it by. */
+function checkUrlReferences(at: { section: string; key: string }, url: HttpUrl, sections: readonly string[]): void {
+  if (!url.templated) return;
+  for (const name of placeholderNames(parsePlaceholders(url.url))) {
+    if (!nameSplits(name).some((split) => sections.includes(split.section))) {
+      throw invalid(at.section, at.key, `{{ ${name} }} names no section of sections (${sections.join(', ')})`);
+    }
+  }
 }
 
 export function parseReload(section: string, text: string): ReloadAction {
@@ -174,7 +238,7 @@ export function parseReload(section: string, text: string): ReloadAction {
       return { kind: 'supervisor_signal', signal: signalName(section, key, rest[0]!), program: rest[1]! };
     }
   }
-  if (scheme === 'http' && verb === 'POST' && rest.length >= 1) return { kind: 'http', method: 'POST', url: httpUrl(section, key, rest.join(':')) };
+  if (scheme === 'http' && verb === 'POST' && rest.length >= 1) return { kind: 'http', method: 'POST', ...httpUrl(section, key, rest.join(':')) };
   throw invalid(
     section,
     key,
@@ -187,20 +251,35 @@ function parseHealth(section: string, text: string): HealthCheck {
   if (text === 'none') return { kind: 'none' };
   if (text.startsWith('http:')) {
     const rest = text.slice('http:'.length);
-    if (rest.startsWith('http://') || rest.startsWith('https://')) return { kind: 'http', url: httpUrl(section, 'health', rest) };
+    if (rest.startsWith('http://') || rest.startsWith('https://')) return { kind: 'http', ...httpUrl(section, 'health', rest) };
   }
   throw invalid(section, 'health', `"${text}" is not auto, none or http:URL`);
 }
 
-function parseCheck(section: string, text: string): CheckCommand | undefined {
+function parseCheck(section: string, key: 'check' | 'check_installed', text: string): CheckCommand | undefined {
   if (text === '') return undefined;
   if (text.startsWith('docker:exec:')) {
     const [name = '', ...command] = text.slice('docker:exec:'.length).split(':');
-    return { kind: 'docker_exec', container: container(section, 'check', name), command: argv(section, 'check', command.join(':')) };
+    return { kind: 'docker_exec', container: container(section, key, name), command: argv(section, key, command.join(':')) };
   }
-  const words = argv(section, 'check', text);
-  if (!isAbsolute(words[0]!)) throw invalid(section, 'check', `the command must start with an absolute path, got "${words[0]}"`);
+  const words = argv(section, key, text);
+  if (!isAbsolute(words[0]!)) throw invalid(section, key, `the command must start with an absolute path, got "${words[0]}"`);
   return { kind: 'exec', argv: words };
+}
+
+/** The check that runs once the new file is in place: `check_installed`, or a `docker:exec` check. */
+export function installedCheck(spec: TargetSpec): CheckCommand | undefined {
+  return spec.checkInstalled ?? (spec.check?.kind === 'docker_exec' ? spec.check : undefined);
+}
+
+/** `health_window`: seconds with up to millisecond precision, shorter than the timeout. */
+function healthWithWindow(section: string, health: HealthCheck, { text, timeoutMs }: { text: string | undefined; timeoutMs: number }): HealthCheck {
+  if (text === undefined) return health;
+  if (health.kind === 'none') throw invalid(section, 'health_window', 'has no effect with health = none');
+  if (!/^\d{1,3}(\.\d{1,3})?$/.test(text)) throw invalid(section, 'health_window', `must be seconds such as 2 or 0.5, got "${text}"`);
+  const windowMs = Math.round(Number(text) * 1000);
+  if (windowMs >= timeoutMs) throw invalid(section, 'health_window', `must be shorter than timeout (${timeoutMs / 1000} s)`);
+  return { ...health, windowMs };
 }
 
 function positiveInt(at: { section: string; key: string }, text: string, { min, max }: { min: number; max: number }): number {
@@ -323,7 +402,16 @@ export function parseSyncConfig({ doc, dataDir, configDir, protectedPaths, overr
     const templateText = v.get('template');
     if (format === 'template' && !templateText) throw invalid(section.name, 'template', 'is required with format = template');
     if (format !== 'template' && templateText) throw invalid(section.name, 'template', 'is only used with format = template');
-    const check = parseCheck(section.name, v.get('check') ?? '');
+    const check = parseCheck(section.name, 'check', v.get('check') ?? '');
+    const checkInstalled = parseCheck(section.name, 'check_installed', v.get('check_installed') ?? '');
+    if (check?.kind === 'docker_exec' && checkInstalled) {
+      throw invalid(section.name, 'check_installed', 'a docker:exec check already runs on the installed file; declare only one of the two');
+    }
+    const timeoutMs = (v.has('timeout') ? positiveInt({ section: section.name, key: 'timeout' }, v.get('timeout')!, { min: 1, max: 600 }) : 30) * 1000;
+    const reload = parseReload(section.name, v.get('reload') ?? '');
+    const health = healthWithWindow(section.name, parseHealth(section.name, v.get('health') ?? ''), { text: v.get('health_window'), timeoutMs });
+    if (reload.kind === 'http') checkUrlReferences({ section: section.name, key: 'reload' }, reload, sections);
+    if (health.kind === 'http') checkUrlReferences({ section: section.name, key: 'health' }, health, sections);
     targets.push(
       Object.freeze({
         name,
@@ -332,11 +420,12 @@ export function parseSyncConfig({ doc, dataDir, configDir, protectedPaths, overr
         output,
         write: write as WriteMode,
         mode: parseInt(modeText, 8),
-        reload: parseReload(section.name, v.get('reload') ?? ''),
-        health: parseHealth(section.name, v.get('health') ?? ''),
+        reload,
+        health,
         ...(check ? { check } : {}),
+        ...(checkInstalled ? { checkInstalled } : {}),
         ...(templateText ? { template: resolve(configDir, templateText) } : {}),
-        timeoutMs: (v.has('timeout') ? positiveInt({ section: section.name, key: 'timeout' }, v.get('timeout')!, { min: 1, max: 600 }) : 30) * 1000,
+        timeoutMs,
         onFailure: v.has('on_failure') ? policy(section.name, v.get('on_failure')!) : settings.onFailure,
       }),
     );
@@ -365,7 +454,7 @@ export function describeAction(action: ReloadAction): string {
     case 'supervisor_signal':
       return `supervisorctl signal ${action.signal} ${action.program}`;
     case 'http':
-      return `${action.method} ${safeUrl(action.url)}`;
+      return `${action.method} ${action.shown ?? safeUrl(action.url)}`;
   }
 }
 

@@ -23,6 +23,7 @@ describe('HTTP reload hooks and health probes', () => {
   let base: string;
   const seen: { method: string; url: string; authorization?: string }[] = [];
   let flakyCalls = 0;
+  let fadingCalls = 0;
   const calls = (path: string): number => seen.filter((r) => r.url === path).length;
 
   beforeAll(async () => {
@@ -33,6 +34,8 @@ describe('HTTP reload hooks and health probes', () => {
       else if (path === '/fail') res.writeHead(500).end('boom');
       else if (path === '/redirect') res.writeHead(302, { location: '/ok' }).end();
       else if (path === '/flaky') res.writeHead(++flakyCalls < 3 ? 503 : 200).end('ok');
+      // A reloaded server whose old workers answer for a moment before the new configuration fails.
+      else if (path === '/fading') res.writeHead(++fadingCalls <= 2 ? 200 : 503).end();
       else if (path === '/slow') setTimeout(() => res.writeHead(200).end(), 5000).unref();
       else if (path === '/auth') res.writeHead(req.headers.authorization === `Basic ${Buffer.from('hook:p@ss').toString('base64')}` ? 200 : 401).end();
       else res.writeHead(404).end();
@@ -94,6 +97,40 @@ describe('HTTP reload hooks and health probes', () => {
     await clock.run(probeHealth(`${base}/flaky`, { timeoutMs: 3000, intervalMs: 50, clock }));
     expect(flakyCalls).toBe(3);
     expect(clock.now() - start).toBe(100);
+  });
+
+  it('when a stability window is asked for, then the answers must stay 2xx for all of it: probeHealth resolves one window after the first 2xx, probing every third of it', async () => {
+    flakyCalls = 0;
+    const clock = createManualClock();
+    const start = clock.now();
+    await clock.run(probeHealth(`${base}/flaky`, { timeoutMs: 5000, intervalMs: 250, stableMs: 300, clock }));
+    // 503 at 0 and 250 ms, 2xx at 500, 600, 700 and 800 ms.
+    expect(flakyCalls).toBe(6);
+    expect(clock.now() - start).toBe(800);
+  });
+
+  it('when the endpoint answers 2xx and then stops (old workers of a reloaded server), then the window sees it and HEALTH_FAILED comes at the timeout; the first 2xx alone would have passed', async () => {
+    fadingCalls = 0;
+    const clock = createManualClock();
+    const start = clock.now();
+    const error = await expectAppError(clock.run(probeHealth(`${base}/fading`, { timeoutMs: 3000, intervalMs: 250, stableMs: 1000, clock })), 'HEALTH_FAILED');
+    expect(error.message).toBe('Health endpoint did not stay 2xx');
+    expect(error.details).toBe(`GET ${base}/fading: not 2xx for 1000 ms in a row within 3000 ms; last: HTTP 503`);
+    expect(clock.now() - start).toBe(3000);
+
+    fadingCalls = 0;
+    await clock.run(probeHealth(`${base}/fading`, { timeoutMs: 3000, stableMs: 0, clock }));
+    expect(fadingCalls).toBe(1);
+  });
+
+  it('when the window has not passed at the timeout, then HEALTH_FAILED says how long the answers were 2xx, and shows the URL as given', async () => {
+    const clock = createManualClock();
+    const error = await expectAppError(
+      clock.run(probeHealth(`${base}/ok`, { timeoutMs: 1000, intervalMs: 250, stableMs: 2000, clock, shown: 'http://service/ok' })),
+      'HEALTH_FAILED',
+    );
+    expect(error.details).toBe('GET http://service/ok: not 2xx for 2000 ms in a row within 1000 ms; last: 2xx for 1000 ms only');
+    expect(error.data).toEqual({ url: 'http://service/ok' });
   });
 
   it('when the health endpoint keeps answering 500, then it is asked every interval and HEALTH_FAILED comes exactly at the timeout, with the last status', async () => {

@@ -114,13 +114,66 @@ describe('service actions on a manual clock, with fake drivers', () => {
         clock.run(actions.verify({ action: { kind: 'none' }, health: { kind: 'http', url }, reloadResult: { reloaded: false }, timeoutMs: 2000 })),
         'HEALTH_FAILED',
       );
-      expect(error.details).toContain('not 2xx within 2000 ms');
+      // Without a health_window, the answers must stay 2xx for the default second (half the timeout at most).
+      expect(error.details).toContain('not 2xx for 1000 ms in a row within 2000 ms');
       expect(gets).toBeGreaterThan(0);
       expect(clock.now() - start).toBe(2000);
     } finally {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  });
+
+  it("when a target declares a health window, then verify holds the service to it (HTTP and auto alike), and a templated URL's own text is what messages show", async () => {
+    const probes: { url: string; options: { timeoutMs: number; stableMs: number; shown?: string } }[] = [];
+    const posts: { url: string; options: { timeoutMs: number; shown?: string } }[] = [];
+    const waits: { stableMs?: number }[] = [];
+    const http = {
+      async postReload(url: string, options: { timeoutMs: number; shown?: string }) {
+        posts.push({ url, options });
+      },
+      async probeHealth(url: string, options: { timeoutMs: number; stableMs: number; shown?: string }) {
+        probes.push({ url, options });
+      },
+    };
+    const supervisor = {
+      async waitRunning(_program: string, options: { stableMs?: number }) {
+        waits.push({ stableMs: options.stableMs! });
+      },
+    } as unknown as SupervisorDriver;
+    const actions = createReloadActions({ docker: {} as DockerDriver, supervisor, logger, http, stableMs: 1000 });
+    const hup: ReloadAction = { kind: 'supervisor_signal', signal: 'HUP', program: 'nginx' };
+    const url = 'http://127.0.0.1:8082/';
+    await actions.verify({
+      action: hup,
+      health: { kind: 'http', url, windowMs: 3000, shown: 'http://127.0.0.1:8082/' },
+      reloadResult: { reloaded: true },
+      timeoutMs: 10_000,
+    });
+    await actions.verify({ action: hup, health: { kind: 'http', url }, reloadResult: { reloaded: true }, timeoutMs: 10_000 });
+    await actions.verify({ action: hup, health: { kind: 'http', url }, reloadResult: { reloaded: true }, timeoutMs: 600 });
+    await actions.verify({ action: hup, health: { kind: 'auto', windowMs: 2500 }, reloadResult: { reloaded: true }, timeoutMs: 10_000 });
+    expect(probes).toEqual([
+      { url, options: { timeoutMs: 10_000, stableMs: 3000, shown: 'http://127.0.0.1:8082/' } },
+      { url, options: { timeoutMs: 10_000, stableMs: 1000 } },
+      { url, options: { timeoutMs: 600, stableMs: 300 } },
+    ]);
+    expect(waits).toEqual([{ stableMs: 2500 }]);
+
+    const hook: ReloadAction = { kind: 'http', method: 'POST', url: 'http://127.0.0.1:9/hooks/s3cr3t-token', shown: 'http://127.0.0.1:9/hooks/******' };
+    await actions.reload(hook, { timeoutMs: 1000 });
+    expect(posts).toEqual([{ url: hook.url, options: { timeoutMs: 1000, shown: 'http://127.0.0.1:9/hooks/******' } }]);
+    expect(actions.describe(hook)).toBe('POST http://127.0.0.1:9/hooks/******');
+  });
+
+  it('when a check runs on the installed file, then {file} is the output path and nothing is appended (it checks the whole configuration)', () => {
+    expect(checkArgv(['/usr/sbin/nginx', '-t', '-c', '/etc/nginx/nginx.conf'], '/etc/nginx/conf.d/site.conf', { append: false })).toEqual([
+      '/usr/sbin/nginx',
+      '-t',
+      '-c',
+      '/etc/nginx/nginx.conf',
+    ]);
+    expect(checkArgv(['/usr/bin/test', '-s', '{file}'], '/etc/site.conf', { append: false })).toEqual(['/usr/bin/test', '-s', '/etc/site.conf']);
   });
 });
 
@@ -297,6 +350,19 @@ describe.skipIf(SKIP_DOCKERD || SKIP_SUPERVISORD)('service actions against priva
     expect(rejected.details).toContain('exit code 1');
     const noisy = await expectAppError(actions.runCheck({ kind: 'exec', argv: ['/bin/cat', '{file}.missing'] }, staged, TIMEOUT), 'CHECK_FAILED');
     expect(noisy.details).toContain('No such file');
+  });
+
+  it('when a check runs on the installed file, then the path replaces {file} but is not appended, and a rejection says it was the installed file', async () => {
+    const empty = join(dir, 'empty.conf');
+    writeFileSync(empty, '');
+    // `test -s` alone is true (a non-empty word); `test -s EMPTY` is false.
+    await actions.runCheck({ kind: 'exec', argv: ['/usr/bin/test', '-s'] }, empty, { ...TIMEOUT, installed: true });
+    await expectAppError(actions.runCheck({ kind: 'exec', argv: ['/usr/bin/test', '-s'] }, empty, TIMEOUT), 'CHECK_FAILED');
+    const rejected = await expectAppError(
+      actions.runCheck({ kind: 'exec', argv: ['/usr/bin/test', '-s', '{file}'] }, empty, { ...TIMEOUT, installed: true }),
+      'CHECK_FAILED',
+    );
+    expect(rejected.message).toBe('Check rejected the installed file: exit code 1');
   });
 
   it('when an exec check gets shell syntax, then no shell interprets it; when it hangs, then it is killed at the timeout', async () => {

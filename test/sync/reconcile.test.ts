@@ -219,6 +219,58 @@ describe('reconcile', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('when a health URL refers to config.ini values, then each revision is verified at its own address, and restored files at the address of the revision they came from', async () => {
+    const verified: string[] = [];
+    const { actions, calls } = fakeActions({ failVerify: { a: [new AppError('HEALTH_FAILED', { details: 'refused' })] } });
+    const failing = actions.verify;
+    actions.verify = async (input) => {
+      if (input.health.kind === 'http') verified.push(input.health.url);
+      // The first verify of the run that is to fail is the one scripted to fail.
+      if (verified.length === 2) return failing(input);
+    };
+    const health = { kind: 'http' as const, url: 'http://127.0.0.1:{{ app.v }}/', templated: true as const, shown: 'http://127.0.0.1:{{ app.v }}/' };
+    const r = reconciler([target('one', { health })], actions);
+    expect((await r.reconcile({ revision: 'r1', doc: doc('8081'), force: false })).outcome).toBe('applied');
+    const result = await r.reconcile({ revision: 'r2', doc: doc('8082'), force: false });
+    expect(result.outcome).toBe('rolled_back');
+    expect(verified).toEqual(['http://127.0.0.1:8081/', 'http://127.0.0.1:8082/', 'http://127.0.0.1:8081/']);
+    expect(read('one')).toBe('{"target":"one","v":"8081"}\n');
+    expect(calls.filter((c) => c.startsWith('reload'))).toHaveLength(3);
+  });
+
+  it('when a URL refers to a key the revision does not have, then the target fails before its file is written', async () => {
+    const { actions, calls } = fakeActions();
+    const health = { kind: 'http' as const, url: 'http://127.0.0.1:{{ app.port }}/', templated: true as const, shown: 'http://127.0.0.1:{{ app.port }}/' };
+    const r = reconciler([target('one', { health })], actions);
+    const result = await r.reconcile({ revision: 'r1', doc: doc('1'), force: false });
+    expect(result.outcome).toBe('rolled_back');
+    expect(result.targets[0]!.error).toMatchObject({
+      code: 'RENDER_FAILED',
+      details: 'target one: health URL http://127.0.0.1:{{ app.port }}/: unknown placeholders app.port',
+    });
+    expect(calls).toEqual([]);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('when a check of the installed file rejects it, then it ran with the new file in place, the previous file is put back and nothing is reloaded', async () => {
+    const { actions, calls } = fakeActions({ checkError: new AppError('CHECK_FAILED', { details: 'nginx -t: exit code 1' }) });
+    const options: unknown[] = [];
+    const runCheck = actions.runCheck;
+    actions.runCheck = async (check, path, opts) => {
+      options.push({ path, ...opts });
+      return runCheck(check, path, opts);
+    };
+    writeFileSync(join(dir, 'one.json'), 'previous\n', { mode: 0o600 });
+    const checkInstalled = { kind: 'exec' as const, argv: ['/usr/sbin/nginx', '-t'] };
+    const r = reconciler([target('one', { checkInstalled, onFailure: 'keep' })], actions);
+    const result = await r.reconcile({ revision: 'r1', doc: doc('1'), force: false });
+    expect(result.outcome).toBe('failed');
+    expect(result.targets[0]).toMatchObject({ state: 'failed', reloaded: false, error: { code: 'CHECK_FAILED' } });
+    expect(calls).toEqual(['check {"target":"one","v":"1"}']);
+    expect(options).toEqual([{ path: join(dir, 'one.json'), timeoutMs: 1000, installed: true }]);
+    expect(read('one')).toBe('previous\n');
+  });
+
   it('when only some targets are asked for, then only they are reconciled', async () => {
     const { actions, calls } = fakeActions();
     const r = reconciler([target('one'), target('two', { reload: restartB })], actions);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/core/errors.js';
 import { parseIni } from '../../src/ini/document.js';
-import { DEFAULT_SYNC_SETTINGS, parseReload, parseSyncConfig } from '../../src/targets/target-spec.js';
+import { DEFAULT_SYNC_SETTINGS, describeAction, installedCheck, parseReload, parseSyncConfig } from '../../src/targets/target-spec.js';
 
 const base = { dataDir: '/srv/data', configDir: '/srv/data/config', protectedPaths: ['/srv/data/config/config.ini', '/srv/data/config/system.ini'] };
 const parse = (text: string) => parseSyncConfig({ ...base, doc: parseIni(text) });
@@ -65,6 +65,41 @@ on_failure = keep
     expect(target!.template).toBe('/srv/data/config/t.tmpl');
   });
 
+  it('when health and reload URLs refer to config.ini values, then they are kept as templates with a safe text to show; health_window and check_installed are parsed', () => {
+    const [target] = parse(`[target:nginx]
+sections = web
+format = template
+template = nginx.conf.tmpl
+output = /etc/nginx/conf.d/site.conf
+reload = http:POST:http://{{ web.hook_user }}:{{ web.hook_pwd }}@127.0.0.1:{{ web.admin_port }}/reload?token={{ web.token }}
+health = http:http://127.0.0.1:{{ web.port }}/health
+health_window = 2.5
+check_installed = /usr/sbin/nginx -t -q -c /etc/nginx/nginx.conf
+timeout = 10
+`).targets;
+    expect(target).toMatchObject({
+      reload: {
+        kind: 'http',
+        method: 'POST',
+        url: 'http://{{ web.hook_user }}:{{ web.hook_pwd }}@127.0.0.1:{{ web.admin_port }}/reload?token={{ web.token }}',
+        templated: true,
+        shown: 'http://127.0.0.1:{{ web.admin_port }}/reload',
+      },
+      health: { kind: 'http', url: 'http://127.0.0.1:{{ web.port }}/health', templated: true, shown: 'http://127.0.0.1:{{ web.port }}/health', windowMs: 2500 },
+      checkInstalled: { kind: 'exec', argv: ['/usr/sbin/nginx', '-t', '-q', '-c', '/etc/nginx/nginx.conf'] },
+      timeoutMs: 10_000,
+    });
+    expect(target!.check).toBeUndefined();
+    expect(describeAction(target!.reload)).toBe('POST http://127.0.0.1:{{ web.admin_port }}/reload');
+    expect(installedCheck(target!)).toEqual(target!.checkInstalled);
+    // A docker:exec check keeps running on the installed file.
+    const [docker] = parse(
+      '[target:p]\nsections = a\nformat = json\noutput = p\ncheck = docker:exec:proxy:nginx -t\nhealth = auto\nhealth_window = 0\n',
+    ).targets;
+    expect(installedCheck(docker!)).toEqual({ kind: 'docker_exec', container: { by: 'name', name: 'proxy' }, command: ['nginx', '-t'] });
+    expect(docker!.health).toEqual({ kind: 'auto', windowMs: 0 });
+  });
+
   it.each([
     [
       'docker:signal:HUP:label=com.docker.compose.service=proxy',
@@ -103,6 +138,43 @@ on_failure = keep
     ['[target:x]\nsections = a,,b\nformat = json\noutput = a\n', 'system.ini [target:x] sections: an empty section name'],
     ['[sync]\ndebounce_min_ms = 500\ndebounce_max_ms = 100\n', 'system.ini [sync] debounce_max_ms: must not be below debounce_min_ms'],
     ['[sync]\nsupervisor_url = /tmp/sock\n', 'system.ini [sync] supervisor_url:'],
+    [
+      '[target:x]\nsections = web\nformat = json\noutput = a\nhealth = http:http://127.0.0.1:{{ web.port }/\n',
+      'system.ini [target:x] health: "{{" without a closing "}}" around a section.key name',
+    ],
+    [
+      '[target:x]\nsections = web\nformat = json\noutput = a\nreload = http:POST:http://127.0.0.1:{{ web port }}/reload\n',
+      'system.ini [target:x] reload: "{{" without a closing "}}"',
+    ],
+    [
+      '[target:x]\nsections = web\nformat = json\noutput = a\nhealth = http:http://127.0.0.1:{{ other.port }}/\n',
+      'system.ini [target:x] health: {{ other.port }} names no section of sections (web)',
+    ],
+    [
+      '[target:x]\nsections = web\nformat = json\noutput = a\nreload = http:POST:{{ web.scheme }}://h/\n',
+      'system.ini [target:x] reload: "{{ web.scheme }}://h/" is not a URL',
+    ],
+    [
+      '[target:x]\nsections = web\nformat = json\noutput = a\nreload = http:POST:http{{ web.s }}://h/\n',
+      'system.ini [target:x] reload: "http{{ web.s }}://h/" must be an http:// or https:// URL',
+    ],
+    [
+      '[target:x]\nsections = a\nformat = json\noutput = a\nhealth = none\nhealth_window = 2\n',
+      'system.ini [target:x] health_window: has no effect with health = none',
+    ],
+    ['[target:x]\nsections = a\nformat = json\noutput = a\nhealth_window = 2s\n', 'system.ini [target:x] health_window: must be seconds such as 2 or 0.5'],
+    [
+      '[target:x]\nsections = a\nformat = json\noutput = a\ntimeout = 5\nhealth_window = 5\n',
+      'system.ini [target:x] health_window: must be shorter than timeout (5 s)',
+    ],
+    [
+      '[target:x]\nsections = a\nformat = json\noutput = a\ncheck_installed = nginx -t\n',
+      'system.ini [target:x] check_installed: the command must start with an absolute path',
+    ],
+    [
+      '[target:x]\nsections = a\nformat = json\noutput = a\ncheck = docker:exec:web:nginx -t\ncheck_installed = /usr/sbin/nginx -t\n',
+      'system.ini [target:x] check_installed: a docker:exec check already runs on the installed file',
+    ],
   ])('when the declaration is bad, then start-up names the section and key (%#)', (text, message) => {
     expect(failure(text)).toContain(message);
   });
