@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the suites use: git (history), python3 (configparser cross-check),
 # docker.io, supervisor and busybox-static (the real engines of the sync suites), debootstrap
-# (the container suite's base image when no registry image can be pulled).
+# (the container suite's base image when no registry image can be pulled), nginx (a real
+# service the sync suite configures, run under the suite's own supervisord).
 missing=()
-for pkg in git python3 docker.io supervisor busybox-static debootstrap; do
+for pkg in git python3 docker.io supervisor busybox-static debootstrap nginx; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if ((${#missing[@]} > 0)); then
