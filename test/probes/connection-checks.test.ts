@@ -147,6 +147,21 @@ describe('which services there are', () => {
     expect(probes.cockpit).toEqual([]);
     expect(probes.monitor).toEqual([{ kind: 'http', url: 'http://127.0.0.1:8080/status', source: 'monitor.status_url', expect: 'below_500' }]);
   });
+
+  it('when a health URL refers to config.ini values, then it is probed where config.ini says now; an installed check in a container is probed too', () => {
+    const targets = targetsOf(
+      target('web', 'supervisor:signal:HUP:nginx', 'http:http://127.0.0.1:{{ web.port }}/health') +
+        target('site', 'none', 'http:http://127.0.0.1:{{ site.port }}/', 'check_installed = docker:exec:proxy:nginx -t'),
+    );
+    const probes = (configDoc: IniDocument | undefined) =>
+      Object.fromEntries(serviceDefinitions({ targets, configDoc }).map((s) => [s.name, s.probes.filter((p) => p.kind !== 'supervisor')]));
+    expect(probes(parseIni('[web]\nport = 8082\n'))).toEqual({
+      web: [{ kind: 'http', url: 'http://127.0.0.1:8082/health', source: 'health', expect: '2xx', shown: 'http://127.0.0.1:8082/health' }],
+      // A key config.ini does not have: nothing to probe (the sync reports why).
+      site: [{ kind: 'container', container: { by: 'name', name: 'proxy' } }],
+    });
+    expect(probes(undefined).web).toEqual([]);
+  });
 });
 
 describe('service checks with fake drivers', () => {
