@@ -20,7 +20,9 @@ if ((${#missing[@]} > 0)); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # RUNLEVEL=1: invoke-rc.d does not start the packages' own services (nginx on port 80, dockerd);
+  # the suites start their own, on loopback and private sockets.
+  $sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 # npm dependencies: reinstall only when package-lock.json changed since the last install.
