@@ -1,6 +1,6 @@
 /** Starting the built confhub server for a bench: its own data dir, free port and API key. */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { relative } from 'node:path';
 import { CLI, ROOT } from './paths.js';
@@ -24,22 +24,30 @@ function freePort(): Promise<number> {
   });
 }
 
+/** How confhub runs in a bench; without `asShipped`, request logs and rate limits are off. */
+export interface StartConfhubOptions {
+  readonly asShipped?: {
+    /** Where its stdout (the JSON logs, one line per request at the shipped level) is appended. */
+    readonly logFile: string;
+    /**
+     * CONFHUB_RATE_LIMIT: the shipped default refuses a load test within a second, so it is raised
+     * to what the bench needs. The failed-authentication limit and the log level stay as shipped.
+     */
+    readonly rateLimitPerMinute: number;
+  };
+}
+
 /**
  * The inherited environment without any CONFHUB_* variable (a developer's own settings must not
- * leak in), plus ours: request logs and rate limits off, so neither is what gets measured.
+ * leak in), plus ours.
  */
-function confhubEnv(port: number, dataDir: string): NodeJS.ProcessEnv {
+function confhubEnv(port: number, dataDir: string, { asShipped }: StartConfhubOptions): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('CONFHUB_')) env[name] = value;
-  return {
-    ...env,
-    CONFHUB_DATA_DIR: dataDir,
-    CONFHUB_PORT: String(port),
-    CONFHUB_HOST: HOST,
-    CONFHUB_RATE_LIMIT: '0',
-    CONFHUB_AUTH_FAILURE_LIMIT: '0',
-    CONFHUB_LOG_LEVEL: 'warn',
-  };
+  const limitsAndLogs = asShipped
+    ? { CONFHUB_RATE_LIMIT: String(asShipped.rateLimitPerMinute) }
+    : { CONFHUB_RATE_LIMIT: '0', CONFHUB_AUTH_FAILURE_LIMIT: '0', CONFHUB_LOG_LEVEL: 'warn' };
+  return { ...env, CONFHUB_DATA_DIR: dataDir, CONFHUB_PORT: String(port), CONFHUB_HOST: HOST, ...limitsAndLogs };
 }
 
 function readApiKey(env: NodeJS.ProcessEnv): Promise<string> {
@@ -60,12 +68,19 @@ export interface Confhub extends Server {
 }
 
 /** `node dist/cli.js serve` on a free port, ready once `readyPath` answers 200. */
-export async function startConfhub(dataDir: string, readyPath: '/healthz' | '/readyz', timeoutMs: number): Promise<Confhub> {
+export async function startConfhub(dataDir: string, readyPath: '/healthz' | '/readyz', timeoutMs: number, options: StartConfhubOptions = {}): Promise<Confhub> {
   const port = await freePort();
-  const env = confhubEnv(port, dataDir);
+  const env = confhubEnv(port, dataDir, options);
   const base = `http://${HOST}:${port}`;
   log(`starting confhub (node dist/cli.js serve) on ${base}, data dir ${dataDir}; waiting for ${readyPath}`);
-  const server = await startServer('confhub', [CLI, 'serve'], env, answers200(`${base}${readyPath}`, port), timeoutMs);
+  const logFd = options.asShipped ? openSync(options.asShipped.logFile, 'a') : undefined;
+  let server: Server;
+  try {
+    server = await startServer('confhub', [CLI, 'serve'], env, answers200(`${base}${readyPath}`, port), timeoutMs, { stdoutFd: logFd });
+  } finally {
+    // The child has its own copy of the descriptor.
+    if (logFd !== undefined) closeSync(logFd);
+  }
   try {
     return { ...server, base, apiKey: await readApiKey(env) };
   } catch (error) {

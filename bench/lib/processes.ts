@@ -94,6 +94,14 @@ export interface Starting {
 
 class ChildStartError extends Error {}
 
+export interface StartServerOptions {
+  /**
+   * An open file the child's stdout is written to directly (its logs), instead of a pipe this
+   * process reads: then reading them costs the bench process nothing, and `stdoutLines` is empty.
+   */
+  readonly stdoutFd?: number;
+}
+
 /**
  * Spawns `node args` and resolves once `ready` returns the port it answers on. Rejects with the
  * child's output if it exits first or is not ready in time (and then stops it).
@@ -104,8 +112,9 @@ export async function startServer(
   env: NodeJS.ProcessEnv,
   ready: (starting: Starting) => Promise<number>,
   timeoutMs: number,
+  { stdoutFd }: StartServerOptions = {},
 ): Promise<Server> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', stdoutFd ?? 'pipe', 'pipe'] });
   children.add(child);
   const tail: string[] = [];
   const remember = (chunk: Buffer): void => {
@@ -148,7 +157,8 @@ function linesOf(child: ChildProcess, remember: (chunk: Buffer) => void): AsyncI
   const queued: string[] = [];
   let partial = '';
   let ended = false;
-  child.stdout!.on('data', (chunk: Buffer) => {
+  if (!child.stdout) return { async *[Symbol.asyncIterator]() {} };
+  child.stdout.on('data', (chunk: Buffer) => {
     remember(chunk);
     partial += chunk.toString('utf8');
     const parts = partial.split('\n');
@@ -159,7 +169,7 @@ function linesOf(child: ChildProcess, remember: (chunk: Buffer) => void): AsyncI
       else if (queued.length < 100) queued.push(line);
     }
   });
-  child.stdout!.on('end', () => {
+  child.stdout.on('end', () => {
     ended = true;
     for (const next of waiting.splice(0)) next(null);
   });
