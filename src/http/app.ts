@@ -1,8 +1,8 @@
 /**
  * createApp(deps) builds the Express app; only main listens. Every /api/v1 route also answers
- * under the legacy /api prefix. Order matters: request id → rate limits → authentication →
- * body parsing (bodies of unauthenticated requests are never parsed) → routes → JSON 404 →
- * error handler.
+ * under the legacy /api prefix. Order matters: request id → rate limits → authentication (its
+ * refusals counted by the failed-authentication limit) → body parsing (bodies of unauthenticated
+ * requests are never parsed) → routes → JSON 404 → error handler.
  */
 import express, { Router, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
@@ -96,7 +96,7 @@ export function createApp(deps: AppDeps): express.Express {
   const jsonBody = express.json({ limit: deps.bodyLimitBytes, type: ['application/json', 'application/*+json'], strict: true });
 
   const api = Router();
-  api.use(...limits, loadSnapshot(deps.settings), createApiKeyAuth({ currentKey }));
+  api.use(...limits.beforeAuth, loadSnapshot(deps.settings), createApiKeyAuth({ currentKey }), ...limits.afterAuth);
   api.use(createSyncRoutes({ sync: deps.sync }));
   api.use(createInitRoutes({ sync: deps.sync, startup: deps.startup }));
   api.use(createServiceRoutes({ services: deps.services }));
