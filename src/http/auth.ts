@@ -13,6 +13,9 @@ function digest(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
 }
 
+/** apphub's own words: legacy clients show `details` to their users, so they stay the same. */
+const LEGACY_DETAILS = { missing: 'No API Key provided', invalid: 'Invalid API Key' } as const;
+
 export interface ApiKeyAuthOptions {
   /** The configured key; undefined or '' refuses every request. */
   currentKey(res: Response): string | undefined;
@@ -24,7 +27,7 @@ export function createApiKeyAuth({ currentKey }: ApiKeyAuthOptions): RequestHand
   return (req, res, next) => {
     const presented = req.get('x-api-key');
     if (!presented) {
-      next(new AppError('API_KEY_MISSING', { details: 'The x-api-key header is missing' }));
+      next(new AppError('API_KEY_MISSING', { details: LEGACY_DETAILS.missing }));
       return;
     }
     const key = currentKey(res);
@@ -36,7 +39,7 @@ export function createApiKeyAuth({ currentKey }: ApiKeyAuthOptions): RequestHand
     // Compare even when no key is configured, so that case takes the same time.
     const expected = cachedDigest ?? digest('\u0000no key configured');
     if (!timingSafeEqual(presentedDigest, expected) || !cachedDigest) {
-      next(new AppError('API_KEY_INVALID', { details: 'The x-api-key header is not valid' }));
+      next(new AppError('API_KEY_INVALID', { details: LEGACY_DETAILS.invalid }));
       return;
     }
     res.locals.actor = {

@@ -34,19 +34,23 @@ function valueAt(text: string, section: string, key: string): string | undefined
 }
 
 describe('authentication', () => {
-  it('when x-api-key is missing, then 401 API_KEY_MISSING in the error shape', async () => {
-    const res = await request(h.app).get('/api/v1/settings');
-    expect(res.status).toBe(401);
-    expectErrorShape(res.body, 'API_KEY_MISSING');
+  it("when x-api-key is missing, then 401 API_KEY_MISSING with apphub's details text", async () => {
+    for (const path of ['/api/v1/settings', '/api/settings']) {
+      const res = await request(h.app).get(path);
+      expect(res.status).toBe(401);
+      expectErrorShape(res.body, 'API_KEY_MISSING');
+      expect(res.body.details).toBe('No API Key provided');
+    }
   });
 
-  it('when x-api-key is wrong, then 401 API_KEY_INVALID, on the legacy prefix too', async () => {
+  it("when x-api-key is wrong, then 401 API_KEY_INVALID with apphub's details text, on the legacy prefix too", async () => {
     for (const path of ['/api/v1/settings', '/api/settings']) {
       const res = await request(h.app)
         .get(path)
         .set('x-api-key', `${h.apiKey.slice(0, -1)}x`);
       expect(res.status).toBe(401);
       expectErrorShape(res.body, 'API_KEY_INVALID');
+      expect(res.body.details).toBe('Invalid API Key');
     }
   });
 
