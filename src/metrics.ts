@@ -5,12 +5,19 @@
  * Route labels are the route patterns (`/api/v1/settings/:section`), never paths or values, so
  * the number of series stays bounded and nothing a client sends ends up in a label.
  */
-import type { RequestHandler } from 'express';
+import type { Request, Response } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ReconcileResult, RunSource } from './targets/outcome.js';
 
 /** Reload failures by what went wrong; anything else that stopped a reload is `failed`. */
 const RELOAD_RESULTS: Readonly<Record<string, string>> = { SERVICE_UNREACHABLE: 'unreachable', HEALTH_FAILED: 'unhealthy', TIMEOUT: 'timeout' };
+
+export interface AnsweredRequest {
+  readonly req: Request;
+  readonly res: Response;
+  /** From the request's arrival until its answer was handed to the operating system. */
+  readonly seconds: number;
+}
 
 export interface MetricsSources {
   sourceValid(): boolean;
@@ -90,17 +97,14 @@ export function createMetrics() {
       sources = next;
     },
 
-    /** Counts every answered request under its route pattern (`unmatched` when no route took it). */
-    http(): RequestHandler {
-      return (req, res, next) => {
-        const started = process.hrtime.bigint();
-        res.on('finish', () => {
-          const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
-          httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
-          httpDuration.observe({ route }, Number(process.hrtime.bigint() - started) / 1e9);
-        });
-        next();
-      };
+    /**
+     * One answered request, counted under its route pattern (`unmatched` when no route took it).
+     * Called from the request context's one `finish` listener rather than a listener of its own.
+     */
+    httpRequest({ req, res, seconds }: AnsweredRequest): void {
+      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
+      httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
+      httpDuration.observe({ route }, seconds);
     },
 
     /** One run the worker reported; `writtenAt` is when an API write made its revision. */

@@ -1,8 +1,8 @@
 /**
  * createApp(deps) builds the Express app; only main listens. Every /api/v1 route also answers
- * under the legacy /api prefix. Order matters: request id → rate limits → authentication (its
- * refusals counted by the failed-authentication limit) → body parsing (bodies of unauthenticated
- * requests are never parsed) → routes → JSON 404 → error handler.
+ * under the legacy /api prefix. Order matters: request id → rate limits → authentication (which
+ * tells the failed-authentication limit what it refused) → body parsing (bodies of
+ * unauthenticated requests are never parsed) → routes → JSON 404 → error handler.
  */
 import express, { Router, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
@@ -53,6 +53,8 @@ export interface AppDeps {
 }
 
 const WRITE_METHODS = new Set(['PUT', 'PATCH', 'POST', 'DELETE']);
+/** `/settings/{name}` paths served by the event, history and sync routers. */
+const SETTINGS_RESOURCES_ELSEWHERE: ReadonlySet<string> = new Set(['events', 'history', 'diff', 'rollback', 'reload']);
 const SETTINGS_PATH = /^\/api(?:\/v1)?\/settings(?:\/([^/]+))?(?:\/([^/]+))?\/?$/;
 
 function safeDecode(part: string | undefined): string | null {
@@ -70,9 +72,8 @@ export function createApp(deps: AppDeps): express.Express {
   // ETags are the file revision, set by the routes; Express's body hashes would be weaker and slower.
   app.set('etag', false);
   app.set('trust proxy', deps.trustProxy);
-  app.use(createRequestContext(deps.logger));
   const { metrics } = deps;
-  app.use(metrics.http());
+  app.use(createRequestContext({ logger: deps.logger, onAnswered: (answered) => metrics.httpRequest(answered) }));
   // Like /healthz, without the key: scrapers reach it on the address confhub listens on.
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.contentType).send(await metrics.text());
@@ -95,14 +96,17 @@ export function createApp(deps: AppDeps): express.Express {
   // Parsed only on the routes that take a body, so GETs pay nothing for it.
   const jsonBody = express.json({ limit: deps.bodyLimitBytes, type: ['application/json', 'application/*+json'], strict: true });
 
+  // Every router and route a request passes costs it a path match, so the settings routes, which
+  // take most requests, come first and let the other routers' /settings/ names pass.
   const api = Router();
-  api.use(...limits.beforeAuth, loadSnapshot(deps.settings), createApiKeyAuth({ currentKey }), ...limits.afterAuth);
+  if (limits.check) api.use(limits.check);
+  api.use(loadSnapshot(deps.settings), createApiKeyAuth({ currentKey, onRefused: limits.authenticationRefused }));
+  api.use(createSettingsRoutes({ store: deps.settings, schema: CONFIG_SCHEMA, jsonBody, sync: deps.sync, otherResources: SETTINGS_RESOURCES_ELSEWHERE }));
+  api.use(createEventRoutes({ events: deps.events }));
+  api.use(createHistoryRoutes({ history: deps.history, store: deps.settings, sync: deps.sync, jsonBody, onRollback: () => metrics.rollbackRequested() }));
   api.use(createSyncRoutes({ sync: deps.sync }));
   api.use(createInitRoutes({ sync: deps.sync, startup: deps.startup }));
   api.use(createServiceRoutes({ services: deps.services }));
-  api.use(createEventRoutes({ events: deps.events }));
-  api.use(createHistoryRoutes({ history: deps.history, store: deps.settings, sync: deps.sync, jsonBody, onRollback: () => metrics.rollbackRequested() }));
-  api.use(createSettingsRoutes({ store: deps.settings, schema: CONFIG_SCHEMA, jsonBody, sync: deps.sync }));
   api.use(createSystemRoutes({ store: deps.system }));
   api.use(createAuditRoutes({ audit: deps.audit }));
   api.get('/openapi.json', (_req, res) => sendJson(res, openapi));

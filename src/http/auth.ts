@@ -5,7 +5,7 @@
  * store's snapshot cache), so a key rotated through the API or by hand takes effect at once.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { RequestHandler, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { Actor } from '../core/actor.js';
 import { AppError } from '../core/errors.js';
 
@@ -19,14 +19,20 @@ const LEGACY_DETAILS = { missing: 'No API Key provided', invalid: 'Invalid API K
 export interface ApiKeyAuthOptions {
   /** The configured key; undefined or '' refuses every request. */
   currentKey(res: Response): string | undefined;
+  /** Told about every request refused for a missing or wrong key (the failed-authentication limit). */
+  onRefused?: (req: Request, res: Response) => void;
 }
 
-export function createApiKeyAuth({ currentKey }: ApiKeyAuthOptions): RequestHandler {
+export function createApiKeyAuth({ currentKey, onRefused }: ApiKeyAuthOptions): RequestHandler {
   let cachedKey: string | undefined;
   let cachedDigest: Buffer | undefined;
+  // A short, non-reversible name of the key for the audit log: of the configured key, which is
+  // the presented one whenever authentication succeeds.
+  let cachedActorId = '';
   return (req, res, next) => {
     const presented = req.get('x-api-key');
     if (!presented) {
+      onRefused?.(req, res);
       next(new AppError('API_KEY_MISSING', { details: LEGACY_DETAILS.missing }));
       return;
     }
@@ -34,18 +40,19 @@ export function createApiKeyAuth({ currentKey }: ApiKeyAuthOptions): RequestHand
     if (key !== cachedKey) {
       cachedKey = key;
       cachedDigest = key ? digest(key) : undefined;
+      cachedActorId = cachedDigest ? `key:${cachedDigest.toString('hex').slice(0, 12)}` : '';
     }
     const presentedDigest = digest(presented);
     // Compare even when no key is configured, so that case takes the same time.
     const expected = cachedDigest ?? digest('\u0000no key configured');
     if (!timingSafeEqual(presentedDigest, expected) || !cachedDigest) {
+      onRefused?.(req, res);
       next(new AppError('API_KEY_INVALID', { details: LEGACY_DETAILS.invalid }));
       return;
     }
     res.locals.actor = {
       type: 'api',
-      // A short, non-reversible name of the key for the audit log.
-      id: `key:${presentedDigest.toString('hex').slice(0, 12)}`,
+      id: cachedActorId,
       remoteAddress: req.ip,
       userAgent: req.get('user-agent'),
       requestId: res.locals.requestId,

@@ -10,14 +10,14 @@
  *   up). An address over the limit gets 429 for every /api request until its window ends, the
  *   right key included, so guessing keys stays slow.
  *
- * Each limit is a fixed window per address that starts with its first counted request. The
- * per-request work is a Map lookup: a busy client with the right key pays nothing for the
- * failure limit, and the per-minute limit's headers reuse the window's partition key.
+ * Each limit is a fixed window per address that starts with its first counted request. Both are
+ * checked by one middleware, and the per-request work is a Map lookup or two: a busy client with
+ * the right key pays next to nothing for the failure limit.
  */
 import { createHash } from 'node:crypto';
-import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import { ipKeyGenerator } from 'express-rate-limit';
-import { AppError, isAppError } from '../core/errors.js';
+import { AppError } from '../core/errors.js';
 import { sendError } from './errors.js';
 
 export interface RateLimitOptions {
@@ -30,22 +30,23 @@ export interface RateLimitOptions {
 }
 
 export interface RateLimits {
-  /** Mounted before authentication, in order; a disabled limit adds no layer. */
-  readonly beforeAuth: RequestHandler[];
-  /** Mounted right after authentication: counts the refusals it passes on (none when disabled). */
-  readonly afterAuth: ErrorRequestHandler[];
+  /** Mounted before authentication; undefined when both limits are off. */
+  readonly check: RequestHandler | undefined;
+  /** Authentication calls this for every request it refuses (a missing or wrong key). */
+  authenticationRefused(req: Request, res: Response): void;
 }
 
 const MINUTE_MS = 60_000;
 const AUTH_FAILURE_WINDOW_MS = 15 * MINUTE_MS;
-const AUTH_FAILURE_CODES = new Set(['API_KEY_MISSING', 'API_KEY_INVALID']);
+/** Distinct client addresses whose keys are remembered before the memo starts over. */
+const MAX_REMEMBERED_ADDRESSES = 10_000;
 
 interface Window {
   count: number;
   /** Epoch ms when the window ends. */
   readonly resetAt: number;
-  /** The draft-8 `pk` parameter: a short hash of the client key, computed once per window. */
-  readonly partitionKey: string;
+  /** This window's `RateLimit-Policy` member (with the draft-8 `pk`, a short hash of the client key). */
+  readonly policy: string;
 }
 
 interface FixedWindowOptions {
@@ -54,17 +55,18 @@ interface FixedWindowOptions {
   readonly windowMs: number;
 }
 
-/** Client key as express-rate-limit makes it: the address, an IPv6 address by its /56 network. */
-function clientKey(req: Request): string {
-  return ipKeyGenerator(req.ip ?? req.socket.remoteAddress ?? '');
-}
-
 function secondsUntil(window: Window, time: number): number {
   return Math.max(0, Math.ceil((window.resetAt - time) / 1000));
 }
 
 function partitionKeyOf(key: string): string {
   return Buffer.from(createHash('sha256').update(key).digest('hex').slice(0, 12)).toString('base64');
+}
+
+/** Each limit adds one member to the header's list. */
+function addToList(res: Response, { name, member }: { name: string; member: string }): void {
+  const previous = res.getHeader(name);
+  res.setHeader(name, previous === undefined ? member : `${String(previous)}, ${member}`);
 }
 
 /** Counters per client key; expired windows are dropped as the map grows, so it stays bounded by the active clients. */
@@ -87,22 +89,23 @@ function createFixedWindows({ name, limit, windowMs }: FixedWindowOptions) {
   }
 
   return {
+    limit,
     current,
     /** Counts one request; returns its window. */
     hit(key: string, time: number): Window {
       let window = current(key, time);
       if (window === undefined) {
         if (windows.size >= sweepAbove) sweep(time);
-        window = { count: 0, resetAt: time + windowMs, partitionKey: partitionKeyOf(key) };
+        window = { count: 0, resetAt: time + windowMs, policy: `${policy}; pk=:${partitionKeyOf(key)}:` };
         windows.set(key, window);
       }
       window.count += 1;
       return window;
     },
-    /** Appends this limit's draft-8 headers (several limits add one list member each). */
+    /** Adds this limit's draft-8 headers. */
     headers(res: Response, window: Window, time: number): void {
-      res.append('RateLimit', `"${name}"; r=${Math.max(limit - window.count, 0)}; t=${secondsUntil(window, time)}`);
-      res.append('RateLimit-Policy', `${policy}; pk=:${window.partitionKey}:`);
+      addToList(res, { name: 'RateLimit', member: `"${name}"; r=${Math.max(limit - window.count, 0)}; t=${secondsUntil(window, time)}` });
+      addToList(res, { name: 'RateLimit-Policy', member: window.policy });
     },
     /** The 429 answer. */
     refuse(res: Response, { window, time, details }: { window: Window; time: number; details: string }): void {
@@ -112,52 +115,56 @@ function createFixedWindows({ name, limit, windowMs }: FixedWindowOptions) {
   };
 }
 
-function perMinuteLimit(limit: number, now: () => number): RequestHandler {
-  const windows = createFixedWindows({ name: `${limit}-in-1min`, limit, windowMs: MINUTE_MS });
-  return (req, res, next) => {
-    const time = now();
-    const window = windows.hit(clientKey(req), time);
-    windows.headers(res, window, time);
-    if (window.count > limit) {
-      windows.refuse(res, { window, time, details: 'Too many requests; try again later' });
-      return;
-    }
-    next();
-  };
-}
-
-function authFailureLimit(limit: number, now: () => number): { guard: RequestHandler; count: ErrorRequestHandler } {
-  const windows = createFixedWindows({ name: 'auth-failures', limit, windowMs: AUTH_FAILURE_WINDOW_MS });
-  return {
-    guard: (req, res, next) => {
-      const time = now();
-      const window = windows.current(clientKey(req), time);
-      if (window === undefined || window.count < limit) {
-        next();
-        return;
-      }
-      windows.headers(res, window, time);
-      windows.refuse(res, { window, time, details: 'Too many failed authentications; try again later' });
-    },
-    // biome-ignore lint/complexity/useMaxParams: Express tells an error handler by its four parameters.
-    count: (error, req, res, next) => {
-      if (isAppError(error) && AUTH_FAILURE_CODES.has(error.code)) {
-        const time = now();
-        windows.headers(res, windows.hit(clientKey(req), time), time);
-      }
-      next(error);
-    },
-  };
-}
+type FixedWindows = ReturnType<typeof createFixedWindows>;
 
 export function createRateLimits({ perMinute, authFailuresPer15Min, now = Date.now }: RateLimitOptions): RateLimits {
-  const beforeAuth: RequestHandler[] = [];
-  const afterAuth: ErrorRequestHandler[] = [];
-  if (perMinute > 0) beforeAuth.push(perMinuteLimit(perMinute, now));
-  if (authFailuresPer15Min > 0) {
-    const failures = authFailureLimit(authFailuresPer15Min, now);
-    beforeAuth.push(failures.guard);
-    afterAuth.push(failures.count);
+  const minute = perMinute > 0 ? createFixedWindows({ name: `${perMinute}-in-1min`, limit: perMinute, windowMs: MINUTE_MS }) : undefined;
+  const failures: FixedWindows | undefined =
+    authFailuresPer15Min > 0 ? createFixedWindows({ name: 'auth-failures', limit: authFailuresPer15Min, windowMs: AUTH_FAILURE_WINDOW_MS }) : undefined;
+
+  // The client key as express-rate-limit makes it (the address; an IPv6 address by its /56
+  // network), remembered per address: working out an IPv6 network parses the address twice.
+  const keyOfAddress = new Map<string, string>();
+  function clientKey(req: Request): string {
+    const address = req.ip ?? req.socket.remoteAddress ?? '';
+    let key = keyOfAddress.get(address);
+    if (key === undefined) {
+      if (keyOfAddress.size >= MAX_REMEMBERED_ADDRESSES) keyOfAddress.clear();
+      key = ipKeyGenerator(address);
+      keyOfAddress.set(address, key);
+    }
+    return key;
   }
-  return { beforeAuth, afterAuth };
+
+  const check: RequestHandler | undefined =
+    minute || failures
+      ? (req, res, next) => {
+          const time = now();
+          const key = clientKey(req);
+          if (minute) {
+            const window = minute.hit(key, time);
+            minute.headers(res, window, time);
+            if (window.count > minute.limit) {
+              minute.refuse(res, { window, time, details: 'Too many requests; try again later' });
+              return;
+            }
+          }
+          const locked = failures?.current(key, time);
+          if (failures && locked && locked.count >= failures.limit) {
+            failures.headers(res, locked, time);
+            failures.refuse(res, { window: locked, time, details: 'Too many failed authentications; try again later' });
+            return;
+          }
+          next();
+        }
+      : undefined;
+
+  return {
+    check,
+    authenticationRefused(req, res) {
+      if (!failures) return;
+      const time = now();
+      failures.headers(res, failures.hit(clientKey(req), time), time);
+    },
+  };
 }

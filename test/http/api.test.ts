@@ -112,6 +112,16 @@ describe('reading settings', () => {
     expect(res.body).toMatchObject({ code: 'SECTION_NOT_FOUND', details: 'Section:nope does not exist' });
   });
 
+  it('when a name another router serves under /settings/ is requested, then that router answers, not a section of that name', async () => {
+    const post = (path: string) => request(h.app).post(path).set('x-api-key', h.apiKey);
+    expect((await post('/api/v1/settings/reload')).body.code).toBe('WORKER_UNAVAILABLE');
+    expect((await get('/api/v1/settings/history?limit=1')).body).toEqual({ commits: [], next: null });
+    expect((await get('/api/settings/history/abcd')).body.code).toBe('COMMIT_NOT_FOUND');
+    expect((await get('/api/v1/settings/diff')).body).toMatchObject({ code: 'INVALID_REQUEST', details: 'the from query parameter is required' });
+    expect((await post('/api/v1/settings/rollback')).body).toMatchObject({ code: 'INVALID_REQUEST', details: 'A JSON body is required' });
+    expect((await get('/api/v1/settings/nope/x')).body.code).toBe('SECTION_NOT_FOUND');
+  });
+
   it('when the key does not exist, then 400 KEY_NOT_FOUND', async () => {
     const res = await get('/api/v1/settings/gitea/nope');
     expect(res.status).toBe(400);

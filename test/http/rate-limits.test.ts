@@ -138,13 +138,17 @@ describe('the limits over time', () => {
     const limits = createRateLimits({ perMinute, authFailuresPer15Min: authFailures, now: () => time });
     const app = express();
     app.set('trust proxy', true);
-    const authenticate: express.RequestHandler = (req, _res, next) => {
+    const authenticate: express.RequestHandler = (req, res, next) => {
       const key = req.get('x-api-key');
-      if (!key) next(new AppError('API_KEY_MISSING'));
-      else if (key !== 'right') next(new AppError('API_KEY_INVALID'));
-      else next();
+      if (key === 'right') {
+        next();
+        return;
+      }
+      limits.authenticationRefused(req, res);
+      next(new AppError(key ? 'API_KEY_INVALID' : 'API_KEY_MISSING'));
     };
-    app.use(...limits.beforeAuth, authenticate, ...limits.afterAuth);
+    if (limits.check) app.use(limits.check);
+    app.use(authenticate);
     app.get('/thing', (_req, res) => {
       res.json({ ok: true });
     });

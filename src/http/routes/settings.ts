@@ -31,6 +31,11 @@ export interface SettingsRoutesDeps {
   sync: SyncDispatcher;
   /** Body parser for the write routes. */
   jsonBody: RequestHandler;
+  /**
+   * Names under /settings/ that other routers serve (the event stream, history, reload). This
+   * router comes first, because it takes most of the requests, so it lets those pass.
+   */
+  otherResources: ReadonlySet<string>;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -41,8 +46,12 @@ function objectEntries(value: Record<string, unknown>): [string, unknown][] {
   return Object.keys(value).map((key) => [key, value[key]]);
 }
 
-export function createSettingsRoutes({ store, schema, jsonBody, sync }: SettingsRoutesDeps): Router {
+export function createSettingsRoutes({ store, schema, jsonBody, sync, otherResources }: SettingsRoutesDeps): Router {
   const router = Router();
+  // biome-ignore lint/complexity/useMaxParams: Express passes a param callback the value as its fourth argument.
+  router.param('section', (_req, _res, next, section: string) => {
+    next(otherResources.has(section) ? 'route' : undefined);
+  });
 
   /** Writes, then answers with `json(snapshot)`; with ?wait=true only once the worker is done with the revision. */
   const write = async ({ req, res }: { req: Request; res: Response }, changes: ChangeInput[], json: (snapshot: Snapshot) => string): Promise<void> => {
