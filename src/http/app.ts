@@ -23,7 +23,7 @@ import { createInitRoutes, type StartupReport } from './routes/init.js';
 import type { HistoryQueries } from '../history/history-queries.js';
 import type { Metrics } from '../metrics.js';
 import { createServiceRoutes } from './routes/services.js';
-import { createSettingsRoutes } from './routes/settings.js';
+import { addSettingsRoutes } from './routes/settings.js';
 import { createSyncRoutes } from './routes/sync.js';
 import { createSystemRoutes } from './routes/system.js';
 import type { ConnectionChecks } from '../probes/connection-checks.js';
@@ -96,12 +96,13 @@ export function createApp(deps: AppDeps): express.Express {
   // Parsed only on the routes that take a body, so GETs pay nothing for it.
   const jsonBody = express.json({ limit: deps.bodyLimitBytes, type: ['application/json', 'application/*+json'], strict: true });
 
-  // Every router and route a request passes costs it a path match, so the settings routes, which
-  // take most requests, come first and let the other routers' /settings/ names pass.
+  // Every router and route a request passes costs it time, so the settings routes, which take
+  // most requests, come first, on this router itself, and let the other routers' /settings/
+  // names pass.
   const api = Router();
   if (limits.check) api.use(limits.check);
   api.use(loadSnapshot(deps.settings), createApiKeyAuth({ currentKey, onRefused: limits.authenticationRefused }));
-  api.use(createSettingsRoutes({ store: deps.settings, schema: CONFIG_SCHEMA, jsonBody, sync: deps.sync, otherResources: SETTINGS_RESOURCES_ELSEWHERE }));
+  addSettingsRoutes(api, { store: deps.settings, schema: CONFIG_SCHEMA, jsonBody, sync: deps.sync, otherResources: SETTINGS_RESOURCES_ELSEWHERE });
   api.use(createEventRoutes({ events: deps.events }));
   api.use(createHistoryRoutes({ history: deps.history, store: deps.settings, sync: deps.sync, jsonBody, onRollback: () => metrics.rollbackRequested() }));
   api.use(createSyncRoutes({ sync: deps.sync }));
