@@ -10,7 +10,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { Actor } from '../core/actor.js';
 import { AppError } from '../core/errors.js';
 import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from '../settings/schema.js';
-import type { ReadOnlyIniStore, SettingsStore, Snapshot } from '../settings/store.js';
+import type { ReadOnlyIniStore, SettingsStore } from '../settings/store.js';
 import { createApiKeyAuth } from './auth.js';
 import { createErrorHandler } from './errors.js';
 import { buildOpenApi } from './openapi.js';
@@ -91,7 +91,7 @@ export function createApp(deps: AppDeps): express.Express {
   const limits = createRateLimits({ perMinute: deps.rateLimitPerMinute, authFailuresPer15Min: deps.authFailuresPer15Min });
   // A broken config.ini must not lock the operator out: the last key that parsed still works.
   const currentKey = (res: Response): string | undefined =>
-    ((res.locals.snapshot as Snapshot | undefined) ?? deps.settings.lastGood())?.doc.byName.get('api_key')?.byKey.get('key')?.value;
+    (loadSnapshot(res, deps.settings) ?? deps.settings.lastGood())?.doc.byName.get('api_key')?.byKey.get('key')?.value;
   const openapi = JSON.stringify(buildOpenApi({ version: deps.version, configSchema: CONFIG_SCHEMA, systemSchema: SYSTEM_SCHEMA }));
   // Parsed only on the routes that take a body, so GETs pay nothing for it.
   const jsonBody = express.json({ limit: deps.bodyLimitBytes, type: ['application/json', 'application/*+json'], strict: true });
@@ -101,7 +101,7 @@ export function createApp(deps: AppDeps): express.Express {
   // names pass.
   const api = Router();
   if (limits.check) api.use(limits.check);
-  api.use(loadSnapshot(deps.settings), createApiKeyAuth({ currentKey, onRefused: limits.authenticationRefused }));
+  api.use(createApiKeyAuth({ currentKey, onRefused: limits.authenticationRefused }));
   addSettingsRoutes(api, { store: deps.settings, schema: CONFIG_SCHEMA, jsonBody, sync: deps.sync, otherResources: SETTINGS_RESOURCES_ELSEWHERE });
   api.use(createEventRoutes({ events: deps.events }));
   api.use(createHistoryRoutes({ history: deps.history, store: deps.settings, sync: deps.sync, jsonBody, onRollback: () => metrics.rollbackRequested() }));

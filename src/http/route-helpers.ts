@@ -71,18 +71,17 @@ export function sectionNotFound(section: string): AppError {
 }
 
 /**
- * config.ini is read (a stat, and a parse only when it changed) once per request, before
- * authentication, because the key lives in it; routes reuse that snapshot.
+ * config.ini is read (a stat, and a parse only when it changed) once per request, when
+ * authentication needs the key that lives in it; routes reuse that snapshot. A read that fails
+ * is kept for the route to answer.
  */
-export function loadSnapshot(store: ReadOnlyIniStore): RequestHandler {
-  return (_req, res, next) => {
-    try {
-      res.locals.snapshot = store.read();
-    } catch (error) {
-      res.locals.snapshotError = error;
-    }
-    next();
-  };
+export function loadSnapshot(res: Response, store: ReadOnlyIniStore): Snapshot | undefined {
+  try {
+    res.locals.snapshot = store.read();
+  } catch (error) {
+    res.locals.snapshotError = error;
+  }
+  return res.locals.snapshot as Snapshot | undefined;
 }
 
 /** The request's snapshot, or the error reading it (CONFIG_INVALID) for the route to answer. */
