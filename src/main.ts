@@ -114,7 +114,10 @@ async function compose({ config, logger, syncWorker }: ConfhubOptions, { install
     beforeCommit: (announcement) => announce(announcement),
     afterCommit: ({ revision, actor, source, keys: changed }) =>
       events.publish('settings.changed', { revision, actor: actorRef(actor), source, keys: changed }),
+    // Every API request reads config.ini: it is checked only when its directory reports a change.
+    watch: {},
   });
+  opened.push(() => settings.close());
   const system = createReadOnlyIniStore({ path: config.systemPath, label: 'system.ini', schema: SYSTEM_SCHEMA });
   // Fail fast on a file that cannot be read at all, on secrets this master key cannot open, and on bad declarations.
   try {
@@ -253,6 +256,7 @@ async function compose({ config, logger, syncWorker }: ConfhubOptions, { install
         await Promise.all([workerHost.stop(), services.idle()]);
         // A rollback the worker asked for while stopping is written before the database closes.
         await settings.idle();
+        settings.close();
         db.close();
         await release();
       })();

@@ -12,7 +12,8 @@
  * read within a moment of the file's mtime is not trusted (the timestamp granularity could hide
  * a second edit in the same tick) and is checked again on the next read.
  */
-import { readFileSync, statSync, type BigIntStats } from 'node:fs';
+import { readFileSync, statSync, watch as watchDirectory, type BigIntStats } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { AuditLog, AuditRecord } from '../audit/audit-log.js';
@@ -109,6 +110,8 @@ export interface SettingsStore extends ReadOnlyIniStore {
   seal(input: SealInput): Promise<UpdateResult>;
   /** Resolves when every queued write has settled. */
   idle(): Promise<void>;
+  /** Stops watching config.ini's directory, if it did. */
+  close(): void;
 }
 
 export interface IniFileStoreOptions {
@@ -120,7 +123,35 @@ export interface IniFileStoreOptions {
   keyring?: Keyring;
   /** ms during which a snapshot read right after the file's mtime is re-checked. */
   racyWindowMs?: number;
+  /** Serve reads without a stat while the file's directory reports no change (the server). */
+  watch?: WatchOptions;
 }
+
+/**
+ * A read checks the file with a stat (a system call, a sizeable share of a GET). With a watch, a
+ * read skips it while the directory has reported no event since the last check: a change made
+ * before a request arrives is reported before the request is read, since the event loop hands
+ * out ready events in the order they became ready. Where changes send no events (some bind
+ * mounts and VM shares), or the watch fails, a read still checks at least every `maxAgeMs`.
+ */
+export interface WatchOptions {
+  /** Default 100. */
+  readonly maxAgeMs?: number;
+  /** Epoch ms (tests move it). */
+  readonly now?: () => number;
+  /** Calls `onChange` with the name of every entry of `dir` that changed (null: unknown); default fs.watch. */
+  readonly watchDirectory?: (dir: string, onChange: (name: string | null) => void) => { close(): void };
+}
+
+const watchWithFs: NonNullable<WatchOptions['watchDirectory']> = (dir, onChange) => {
+  // Not persistent: the watch alone must not keep the process alive.
+  const watcher = watchDirectory(dir, { persistent: false }, (_event, name) => onChange(name));
+  watcher.on('error', () => {
+    onChange(null);
+    watcher.close();
+  });
+  return watcher;
+};
 
 export interface SettingsStoreOptions extends IniFileStoreOptions {
   audit: AuditLog;
@@ -184,23 +215,56 @@ function sameFile(a: BigIntStats, b: BigIntStats): boolean {
   return a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.dev === b.dev;
 }
 
+/** Knows whether the file may have changed since it was last checked, from its directory's events. */
+function createChangeTracker(path: string, { maxAgeMs = 100, now = Date.now, watchDirectory: watchDir = watchWithFs }: WatchOptions) {
+  const name = basename(path);
+  let checkedAt: number | undefined;
+  let closed = false;
+  let handle: { close(): void } | undefined;
+  try {
+    handle = watchDir(dirname(path), (changed) => {
+      if (changed === null || changed === name) checkedAt = undefined;
+    });
+  } catch {
+    // No watch (no inotify watches left, say): every read checks the file.
+    closed = true;
+  }
+  return {
+    /** The file is as it was at the last check (no event since, and the check is recent). */
+    unchanged: (): boolean => !closed && checkedAt !== undefined && now() - checkedAt < maxAgeMs,
+    checked(): void {
+      checkedAt = now();
+    },
+    close(): void {
+      closed = true;
+      handle?.close();
+    },
+  };
+}
+
 /** Cached, validated reads of one INI file. */
-export function createIniFileReader({ path, label, schema, keyring, racyWindowMs = 100 }: IniFileStoreOptions) {
+export function createIniFileReader({ path, label, schema, keyring, racyWindowMs = 100, watch }: IniFileStoreOptions) {
   let cache: CacheEntry | undefined;
   let good: Snapshot | undefined;
+  const changes = watch ? createChangeTracker(path, watch) : undefined;
 
   function remember(stat: BigIntStats, snapshot: Snapshot): Snapshot {
     const ageMs = Date.now() - Number(stat.mtimeMs);
     cache = { stat, snapshot, trusted: ageMs > racyWindowMs };
     good = snapshot;
+    if (cache.trusted) changes?.checked();
     return snapshot;
   }
 
   return {
     read(): Snapshot {
+      if (cache?.trusted && changes?.unchanged()) return cache.snapshot;
       const stat = statSync(path, { bigint: true, throwIfNoEntry: false });
       if (!stat) throw missing(label);
-      if (cache?.trusted && sameFile(cache.stat, stat)) return cache.snapshot;
+      if (cache?.trusted && sameFile(cache.stat, stat)) {
+        changes?.checked();
+        return cache.snapshot;
+      }
       let bytes: Buffer;
       try {
         bytes = readFileSync(path);
@@ -213,6 +277,8 @@ export function createIniFileReader({ path, label, schema, keyring, racyWindowMs
       return remember(stat, toSnapshot({ text, label, schema, keyring }));
     },
     lastGood: () => good,
+    /** Stops watching (a read then always checks the file). */
+    close: (): void => changes?.close(),
     /** After our own write: the new snapshot is known, no need to read it back. */
     adopt(snapshot: Snapshot): Snapshot {
       // Only a snapshot whose values all open is served (a tolerant one is the store's own business).
@@ -587,5 +653,6 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     async idle() {
       while (draining) await draining;
     },
+    close: reader.close,
   };
 }
