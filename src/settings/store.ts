@@ -139,16 +139,21 @@ export interface WatchOptions {
   readonly maxAgeMs?: number;
   /** Epoch ms (tests move it). */
   readonly now?: () => number;
-  /** Calls `onChange` with the name of every entry of `dir` that changed (null: unknown); default fs.watch. */
-  readonly watchDirectory?: (dir: string, onChange: (name: string | null) => void) => { close(): void };
+  /** Reports every entry of `dir` that changed (null: unknown) and a watch that stopped; default fs.watch. */
+  readonly watchDirectory?: (dir: string, listener: DirectoryListener) => { close(): void };
 }
 
-const watchWithFs: NonNullable<WatchOptions['watchDirectory']> = (dir, onChange) => {
+export interface DirectoryListener {
+  changed(name: string | null): void;
+  failed(): void;
+}
+
+const watchWithFs: NonNullable<WatchOptions['watchDirectory']> = (dir, listener) => {
   // Not persistent: the watch alone must not keep the process alive.
-  const watcher = watchDirectory(dir, { persistent: false }, (_event, name) => onChange(name));
+  const watcher = watchDirectory(dir, { persistent: false }, (_event, name) => listener.changed(name));
   watcher.on('error', () => {
-    onChange(null);
     watcher.close();
+    listener.failed();
   });
   return watcher;
 };
@@ -222,8 +227,13 @@ function createChangeTracker(path: string, { maxAgeMs = 100, now = Date.now, wat
   let closed = false;
   let handle: { close(): void } | undefined;
   try {
-    handle = watchDir(dirname(path), (changed) => {
-      if (changed === null || changed === name) checkedAt = undefined;
+    handle = watchDir(dirname(path), {
+      changed(changed) {
+        if (changed === null || changed === name) checkedAt = undefined;
+      },
+      failed() {
+        closed = true;
+      },
     });
   } catch {
     // No watch (no inotify watches left, say): every read checks the file.

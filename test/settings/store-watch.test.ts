@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CONFIG_SCHEMA } from '../../src/settings/schema.js';
-import { createIniFileReader, type WatchOptions } from '../../src/settings/store.js';
+import { createIniFileReader, type DirectoryListener, type WatchOptions } from '../../src/settings/store.js';
 import { createHarness, type Harness } from '../support/harness.js';
 import { tempDirs } from '../support/temp-dirs.js';
 
@@ -28,13 +28,13 @@ function drivenReader({ subscribe = true }: { subscribe?: boolean } = {}) {
   const path = join(newDir(), 'config.ini');
   replace(path, 9001);
   let time = 1_000_000;
-  let report: (name: string | null) => void = () => undefined;
+  let listener: DirectoryListener | undefined;
   const watch: WatchOptions = {
     maxAgeMs: 100,
     now: () => time,
-    watchDirectory: (_dir, onChange) => {
+    watchDirectory: (_dir, given) => {
       if (!subscribe) throw new Error('no inotify watches left');
-      report = onChange;
+      listener = given;
       return { close: () => undefined };
     },
   };
@@ -42,7 +42,8 @@ function drivenReader({ subscribe = true }: { subscribe?: boolean } = {}) {
   return {
     path,
     reader,
-    report: (name: string | null) => report(name),
+    report: (name: string | null) => listener?.changed(name),
+    fail: () => listener?.failed(),
     advance: (ms: number) => {
       time += ms;
     },
@@ -74,11 +75,19 @@ describe('reads of a watched config.ini', () => {
     expect(portOf(reader)).toBe('9002');
   });
 
-  it('when the watch cannot start, or is closed, then every read checks the file', () => {
+  it('when the watch cannot start, stops or is closed, then every read checks the file', () => {
     const unwatched = drivenReader({ subscribe: false });
     expect(portOf(unwatched.reader)).toBe('9001');
     replace(unwatched.path, 9002);
     expect(portOf(unwatched.reader)).toBe('9002');
+
+    const stopped = drivenReader();
+    expect(portOf(stopped.reader)).toBe('9001');
+    stopped.fail();
+    replace(stopped.path, 9002);
+    expect(portOf(stopped.reader)).toBe('9002');
+    replace(stopped.path, 9003);
+    expect(portOf(stopped.reader)).toBe('9003');
 
     const closed = drivenReader();
     expect(portOf(closed.reader)).toBe('9001');
