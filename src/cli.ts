@@ -173,7 +173,14 @@ async function withStore<T>(config: RuntimeConfig, task: (store: ReturnType<type
       audit: createAuditLog({ db }),
       logger,
       // A running confhub sees the new file like a hand edit; this tells it who wrote it.
-      beforeCommit: (announcement) => announcements.record({ ...announcement, actor: actorRef(announcement.actor) }),
+      beforeCommit: (announcement) => {
+        // Best effort: without it the running confhub records the write as a hand edit.
+        try {
+          announcements.record({ ...announcement, actor: actorRef(announcement.actor) });
+        } catch (error) {
+          logger.warn({ err: error }, 'the author of this write could not be announced to a running confhub');
+        }
+      },
     });
     return await task(store);
   } finally {
@@ -301,7 +308,9 @@ async function once(config: RuntimeConfig): Promise<void> {
     const result = await reconciler.reconcile({ revision: snapshot.revision, doc: snapshot.doc, force: false });
     await recorder.idle();
     const secrets = secretsOf(snapshot.doc, CONFIG_SCHEMA);
-    const maskedTargets = result.targets.map((t) => (t.error ? { ...t, error: { ...t.error, details: maskText(t.error.details, secrets) } } : t));
+    const maskedTargets = result.targets.map((t) =>
+      t.error ? { ...t, error: { ...t.error, message: maskText(t.error.message, secrets), details: maskText(t.error.details, secrets) } } : t,
+    );
     // The history shows the outcome of the commit this made, as it does for a running confhub's.
     const db = openDatabase({ path: config.databasePath });
     try {

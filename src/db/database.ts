@@ -84,6 +84,13 @@ export const MIGRATIONS: readonly Migration[] = [
       at INTEGER NOT NULL
     );`,
   },
+  {
+    version: 6,
+    name: 'sync_runs_superseded',
+    // Targets whose lane went on to a newer revision before running this one: such a run did not
+    // bring every target to its revision, so a restarted worker must not roll back to it.
+    sql: `ALTER TABLE sync_runs ADD COLUMN superseded TEXT NOT NULL DEFAULT '[]';`,
+  },
 ];
 
 export interface OpenDatabaseOptions {

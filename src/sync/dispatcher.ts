@@ -113,8 +113,9 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
     const { result } = message;
     firstRunDone = true;
     const at = new Date(message.finishedAt).toISOString();
-    // A secret that does not open freezes the targets like an invalid file does.
-    sourceError = result.error?.code === 'SECRET_UNREADABLE' ? result.error : null;
+    // A secret that does not open freezes the targets like an invalid file does. A valid file is
+    // announced by `accepted` when it is read: a run ending later says nothing about the file now.
+    if (result.error?.code === 'SECRET_UNREADABLE') sourceError = result.error;
     lastRun = { revision: result.revision, outcome: result.outcome, at };
     runLog.record({
       revision: result.revision,
@@ -125,6 +126,7 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
       startedAt: message.startedAt,
       finishedAt: message.finishedAt,
       targets: result.targets,
+      ...(result.superseded ? { superseded: result.superseded } : {}),
     });
     if (result.outcome !== 'unchanged') auditRun(message);
     const written = writtenAt.get(result.revision);
@@ -271,6 +273,9 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
           break;
         case 'rendered':
           firstRunDone = true;
+          break;
+        case 'accepted':
+          sourceError = null;
           break;
         case 'author_needed':
           worker.send({ type: 'author', revision: message.revision, author: deps.announcements?.take(message.revision) ?? null });

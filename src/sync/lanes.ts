@@ -200,9 +200,10 @@ export function createTargetLanes(deps: TargetLanesDeps) {
     }
     try {
       onReport({ lane: lane.name, revision: submission.revision, doc: submission.doc, source: submission.source, startedAt, finishedAt: clock.now(), result });
-    } finally {
-      laneFinished(job.tracker, lane, result);
+    } catch (error) {
+      log.error({ err: error, lane: lane.name, revision: submission.revision }, 'reporting a lane result failed');
     }
+    laneFinished(job.tracker, lane, result);
   }
 
   async function drain(lane: Lane): Promise<void> {
@@ -217,9 +218,13 @@ export function createTargetLanes(deps: TargetLanesDeps) {
       }
     } finally {
       lane.running = false;
+      // Whatever happened above, a lane never stays idle with work queued (stop() waits for it).
+      if (lane.queued) kick(lane);
+      else {
+        scheduleRetry(lane);
+        if (lanes.every((l) => !l.running && !l.queued)) for (const resolve of idleWaiters.splice(0)) resolve();
+      }
     }
-    scheduleRetry(lane);
-    if (lanes.every((l) => !l.running && !l.queued)) for (const resolve of idleWaiters.splice(0)) resolve();
   }
 
   function kick(lane: Lane): void {
@@ -269,7 +274,8 @@ export function createTargetLanes(deps: TargetLanesDeps) {
       unfinished.push(tracker);
       for (const lane of lanes) {
         const replaced = lane.queued;
-        lane.queued = { submission, tracker };
+        // A forced reload waiting on this lane is still owed by whatever runs in its place.
+        lane.queued = { submission: replaced?.submission.force && !submission.force ? { ...submission, force: true } : submission, tracker };
         if (replaced) {
           laneWrote(replaced.tracker);
           laneFinished(replaced.tracker, lane, 'superseded');

@@ -80,6 +80,8 @@ export type WorkerToMain =
       readonly result: ReconcileResult;
       readonly commit?: string | null;
     }
+  /** config.ini was read and is valid (it goes down the lanes now): an earlier invalid save is over. */
+  | { readonly type: 'accepted'; readonly revision: string }
   /** Nobody in this process announced this revision: did another process (the CLI) write it? */
   | { readonly type: 'author_needed'; readonly revision: string }
   /** The first revision's files are on disk on every lane (reloads may still run): confhub is ready. */

@@ -20,6 +20,8 @@ export interface RunRecord {
   readonly startedAt: number;
   readonly finishedAt: number;
   readonly targets: readonly TargetOutcome[];
+  /** Targets whose lane went past this revision without running it. */
+  readonly superseded?: readonly string[];
 }
 
 export interface RunLogDeps {
@@ -29,10 +31,10 @@ export interface RunLogDeps {
 
 export function createRunLog({ db, logger }: RunLogDeps) {
   const log = logger.child({ module: 'run-log' });
-  const insert = db.prepare(`INSERT INTO sync_runs (revision, commit_id, source, actor_type, actor_id, outcome, started_at, finished_at, targets)
-    VALUES (@revision, @commitId, @source, @actorType, @actorId, @outcome, @startedAt, @finishedAt, @targets)`);
+  const insert = db.prepare(`INSERT INTO sync_runs (revision, commit_id, source, actor_type, actor_id, outcome, started_at, finished_at, targets, superseded)
+    VALUES (@revision, @commitId, @source, @actorType, @actorId, @outcome, @startedAt, @finishedAt, @targets, @superseded)`);
   const lastApplied = db.prepare<[], { commit_id: string }>(
-    "SELECT commit_id FROM sync_runs WHERE commit_id IS NOT NULL AND source != 'retry' AND outcome IN ('applied', 'unchanged') ORDER BY id DESC LIMIT 1",
+    "SELECT commit_id FROM sync_runs WHERE commit_id IS NOT NULL AND source != 'retry' AND outcome IN ('applied', 'unchanged') AND superseded = '[]' ORDER BY id DESC LIMIT 1",
   );
 
   return {
@@ -49,6 +51,7 @@ export function createRunLog({ db, logger }: RunLogDeps) {
           startedAt: run.startedAt,
           finishedAt: run.finishedAt,
           targets: JSON.stringify(run.targets),
+          superseded: JSON.stringify(run.superseded ?? []),
         });
       } catch (error) {
         log.error({ err: error, revision: run.revision, outcome: run.outcome }, 'recording a sync run failed');

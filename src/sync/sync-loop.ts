@@ -90,6 +90,15 @@ interface Source {
 
 const MAX_REMEMBERED_ACTORS = 256;
 
+/** A revision sent down the lanes, until its outcome is known. */
+interface Submitted {
+  readonly source: Source;
+  done: boolean;
+  /** A lane failed it under `rollback`. */
+  rollbackSeen: boolean;
+  rollbackAsked: boolean;
+}
+
 /** Real time, not the injected clock: it waits for another process to finish writing the file. */
 async function readUntilStable(path: string): Promise<string> {
   let previous = await readFile(path);
@@ -129,7 +138,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
   let lastFailedRevision: string | undefined;
   let lastInvalidRevision: string | undefined;
   /** The newest revision sent down the lanes, and whether its outcome is known. */
-  let lastSubmitted: { revision: string; done: boolean } | undefined;
+  let lastSubmitted: Submitted | undefined;
   let firstSubmitted = false;
   /** Reads of config.ini, one at a time; runs do not wait in it (they are on the lanes). */
   let reading: Promise<unknown> = Promise.resolve();
@@ -137,8 +146,6 @@ export function createSyncLoop(deps: SyncLoopDeps) {
   let posting: Promise<unknown> = Promise.resolve();
   /** History commits, one at a time: each is summarized against the one before. */
   let committing: Promise<unknown> = Promise.resolve();
-  /** Revisions whose config.ini rollback was already asked for. */
-  const rollbackAsked = new Set<string>();
   let stopped = false;
 
   const lanes = createTargetLanes({
@@ -320,17 +327,21 @@ export function createSyncLoop(deps: SyncLoopDeps) {
       result: masked(report.result, report.doc),
       ...(source?.commit !== undefined ? { commit: source.commit } : {}),
     });
-    // A rollback-policy target failed: config.ini goes back at once (when every earlier revision's
+    // A rollback-policy target failed: config.ini goes back at once (once every earlier revision's
     // outcome is known, so "the last revision every lane applied" is), and the lanes still waiting
     // to run this revision run the restored one instead.
-    if (report.result.rollbackConfig && source && open[0] === report.revision) askRollback(source);
+    const entry = report.source === 'retry' ? undefined : open.find((e) => e.source.revision === report.revision);
+    if (!report.result.rollbackConfig || !entry) return;
+    entry.rollbackSeen = true;
+    if (open[0] === entry) askRollback(entry);
   }
 
-  function askRollback(source: Source): void {
+  /** Asks main once per submission (the same bad content saved again later is rolled back again). */
+  function askRollback(entry: Submitted): void {
+    const { source } = entry;
     const to = lastApplied;
-    if (rollbackAsked.has(source.revision) || !to || to.revision === source.revision) return;
-    rollbackAsked.add(source.revision);
-    if (rollbackAsked.size > MAX_REMEMBERED_ACTORS) rollbackAsked.delete(rollbackAsked.values().next().value!);
+    if (entry.rollbackAsked || !to || to.revision === source.revision) return;
+    entry.rollbackAsked = true;
     void Promise.resolve(to.committing).then(() =>
       post({
         type: 'rollback_config',
@@ -344,17 +355,19 @@ export function createSyncLoop(deps: SyncLoopDeps) {
 
   /** Revisions on the lanes, by revision, for their reports (the newest few). */
   const submitted = new Map<string, Source>();
-  /** Revisions whose outcome is not known yet, oldest first. */
-  const open: string[] = [];
+  /** Submissions whose outcome is not known yet, oldest first. */
+  const open: Submitted[] = [];
 
   function submit(source: Source, options: { source: RunSource; force: boolean; requestId?: string; actor?: ActorRef }): void {
     const startedAt = now();
     submitted.delete(source.revision);
     submitted.set(source.revision, source);
     if (submitted.size > MAX_REMEMBERED_ACTORS) submitted.delete(submitted.keys().next().value!);
-    const entry = { revision: source.revision, done: false };
+    const entry: Submitted = { source, done: false, rollbackSeen: false, rollbackAsked: false };
     lastSubmitted = entry;
-    open.push(source.revision);
+    open.push(entry);
+    // The file as read is valid: main forgets an earlier invalid save now, not when the runs end.
+    post({ type: 'accepted', revision: source.revision });
     const ticket = lanes.submit({ revision: source.revision, doc: source.doc, force: options.force, source: options.source });
     if (!firstSubmitted) {
       firstSubmitted = true;
@@ -363,9 +376,11 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     // Outcomes are known in submission order (each lane takes revisions in order), so what the
     // loop remembers is updated in that order too.
     const settled = ticket.done.then((result) => {
-      open.splice(open.indexOf(source.revision), 1);
-      settle(source, result);
+      open.splice(open.indexOf(entry), 1);
+      settle(entry, result);
       entry.done = true;
+      // A lane of the next revision may have failed under `rollback` while this one was still open.
+      if (open[0]?.rollbackSeen) askRollback(open[0]);
       return result;
     });
     const next = posting.then(async () => {
@@ -380,7 +395,8 @@ export function createSyncLoop(deps: SyncLoopDeps) {
   }
 
   /** What the loop remembers of a revision whose lanes have all finished it. */
-  function settle(source: Source, result: ReconcileResult): void {
+  function settle(entry: Submitted, result: ReconcileResult): void {
+    const { source } = entry;
     const complete = (result.superseded?.length ?? 0) === 0;
     if ((result.outcome === 'applied' || result.outcome === 'unchanged') && complete) {
       inEffect = source.revision;
@@ -395,14 +411,14 @@ export function createSyncLoop(deps: SyncLoopDeps) {
       const moved = !complete || result.targets.some((t) => t.state === 'in_sync' && t.changed);
       if (result.outcome !== 'rolled_back' || moved) inEffect = undefined;
       lastFailedRevision = source.revision;
-      if (result.rollbackConfig) askRollback(source);
+      if (result.rollbackConfig) askRollback(entry);
     }
   }
 
   async function afterRead(source: Source, options: { startup: boolean }): Promise<void> {
     commit(source, { startup: options.startup });
     if (source.unsealed.length > 0 && deps.keyring) return;
-    if (!options.startup && lastSubmitted?.revision === source.revision) {
+    if (!options.startup && lastSubmitted?.source.revision === source.revision) {
       // The same content read again while it is on its way: its outcome answers for both.
       if (!lastSubmitted.done) return;
       // Skipped only when every lane holds it: after a failed run (on_failure = keep leaves some

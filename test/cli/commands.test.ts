@@ -155,14 +155,19 @@ describe('confhub validate, history, rollback', () => {
     const server = await startProcess(env);
     const key = (await readApiKey(loadRuntimeConfig(env)))!;
     await eventually('ready', async () => (await fetch(`${server.url}/readyz`)).status === 200);
+    type Item = { id: string; actor: { type: string; id: string }; source: string; sync: { outcome: string } | null };
+    const newest = async (): Promise<Item> => {
+      const res = await fetch(`${server.url}/api/v1/settings/history?limit=1`, { headers: { 'x-api-key': key } });
+      return ((await res.json()) as { commits: Item[] }).commits[0]!;
+    };
+    const before = (await newest()).id;
     const all = (await cli(['history'], env)).stdout.trim().split('\n');
     const first = all[all.length - 1]!.slice(0, 12);
     expect(await cli(['rollback', first], env)).toMatchObject({ code: 0 });
-    const newest = async (): Promise<{ actor: { type: string; id: string }; source: string; sync: { outcome: string } | null }> => {
-      const res = await fetch(`${server.url}/api/v1/settings/history?limit=1`, { headers: { 'x-api-key': key } });
-      return ((await res.json()) as { commits: { actor: { type: string; id: string }; source: string; sync: { outcome: string } | null }[] }).commits[0]!;
-    };
-    await eventually('the rollback is committed and applied', async () => (await newest()).sync?.outcome === 'applied');
+    await eventually('the rollback is committed and applied', async () => {
+      const top = await newest();
+      return top.id !== before && top.sync?.outcome === 'applied';
+    });
     expect(await newest()).toMatchObject({ actor: { type: 'system', id: 'cli' }, source: 'rollback' });
     expect(await stopProcess(server.child)).toBe(0);
   }, 60_000);

@@ -160,3 +160,25 @@ describe('sync dispatcher events', () => {
     expect(events.read({ after: 0, limit: 10 }).events.map((e) => e.type)).toEqual(['applied']);
   });
 });
+
+describe('sync dispatcher source state', () => {
+  const invalid = {
+    type: 'source_invalid' as const,
+    revision: 'bad',
+    error: { code: 'CONFIG_INVALID' as const, message: 'config.ini is invalid', details: 'line 3: duplicate section [extra]', line: 3 },
+  };
+
+  it('when an older revision finishes on a slow lane after an invalid save, then the source stays invalid until a valid one is read', () => {
+    const { sync } = service(() => 'bad');
+    sync.onWorkerMessage({ type: 'ready' });
+    sync.onWorkerMessage({ type: 'rendered', revision: 'r1' });
+    sync.onWorkerMessage(invalid);
+    sync.onWorkerMessage(run('r1'));
+    expect(sync.status().source).toMatchObject({ valid: false, error: { line: 3 } });
+    expect(sync.readiness().ready).toBe(false);
+    // The fix is read (and goes down the lanes): ready again before any run of it ends.
+    sync.onWorkerMessage({ type: 'accepted', revision: 'r2' });
+    expect(sync.status().source.valid).toBe(true);
+    expect(sync.readiness()).toEqual({ ready: true, reasons: [] });
+  });
+});

@@ -31,7 +31,7 @@ function held() {
   const calls: Call[] = [];
   return {
     calls,
-    /** The runs still waiting for the test, by their targets. */
+    /** The runs of these targets, in call order (finished ones included). */
     open: (target: string) => calls.filter((c) => c.request.only?.includes(target)),
     reconciler: {
       reconcile(request: ReconcileRequest): Promise<ReconcileResult> {
@@ -202,5 +202,43 @@ describe('target lanes', () => {
     expect(result.outcome).toBe('failed');
     expect(result.error).toMatchObject({ code: 'INTERNAL_ERROR' });
     expect(result.targets.map((t) => [t.target, t.state])).toEqual([['json', 'in_sync']]);
+  });
+});
+
+describe('target lanes, the edges', () => {
+  it('when a forced reload waiting on a lane is superseded by a plain change, then the change is run forced', async () => {
+    const { lanes, script } = lanesFor([{ name: 'env', reload: GIT }]);
+    submit(lanes, 'r1');
+    lanes.submit({ revision: 'r1', doc, force: true, source: 'reload' });
+    submit(lanes, 'r2');
+    script.open('env')[0]!.finish();
+    await flush();
+    expect(script.open('env').at(-1)!.request).toMatchObject({ revision: 'r2', force: true });
+    script.open('env').at(-1)!.finish();
+    await lanes.idle();
+  });
+
+  it('when reporting a lane result throws, then the lane still runs what waits and becomes idle', async () => {
+    const clock = createManualClock();
+    const script = held();
+    const lanes = createTargetLanes({
+      targets: [{ name: 'env', reload: GIT }],
+      reconciler: script.reconciler,
+      clock,
+      logger: pino({ level: 'silent' }),
+      onReport: () => {
+        throw new Error('the port is closed');
+      },
+      retryBaseMs: 20,
+      retryMaxMs: 50,
+    });
+    const first = submit(lanes, 'r1');
+    const second = submit(lanes, 'r2');
+    script.open('env')[0]!.finish();
+    await flush();
+    script.open('env').at(-1)!.finish();
+    await expect(first.done).resolves.toMatchObject({ revision: 'r1' });
+    await expect(second.done).resolves.toMatchObject({ revision: 'r2' });
+    await lanes.idle();
   });
 });

@@ -320,6 +320,68 @@ describe('sync loop with lanes', () => {
     await syncLoop.stop();
   });
 
+  it('when a lane fails a revision under rollback while an older one still runs elsewhere, then the rollback is asked as soon as that older one is done, not after the failing revision ends everywhere', async () => {
+    const r0 = '[cockpit]\nport = 9090\n';
+    const r1 = '[cockpit]\nport = 9091\n';
+    const r2 = '[cockpit]\nport = 9092\n';
+    writeFileSync(configPath, r0);
+    const { syncLoop, messages, run } = heldLoop();
+    await syncLoop.onChange({ startup: true });
+    run('json').finish();
+    run('env').finish();
+    await syncLoop.idle();
+    writeFileSync(configPath, r1);
+    await syncLoop.onChange();
+    run('json').finish();
+    writeFileSync(configPath, r2);
+    await syncLoop.onChange();
+    // json fails r2 while env is still on r1: r1's outcome is not known, so neither is what to return to.
+    run('json').finish('rolled_back');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(messages.filter((m) => m.type === 'rollback_config')).toEqual([]);
+    run('env').finish();
+    await new Promise((resolve) => setImmediate(resolve));
+    // r1 is done everywhere: config.ini goes back to it while env has not even started r2.
+    expect(run('env').request.revision).toBe(revisionOf(r2));
+    await vi.waitFor(() => expect(messages.filter((m) => m.type === 'rollback_config')).toHaveLength(1));
+    expect(messages.find((m) => m.type === 'rollback_config')).toMatchObject({ failedRevision: revisionOf(r2), toRevision: revisionOf(r1) });
+    run('env').finish();
+    await syncLoop.stop();
+  });
+
+  it('when the same bad content is saved again after its rollback, then it is rolled back again', async () => {
+    const good = '[cockpit]\nport = 9090\n';
+    const bad = '[cockpit]\nport = 9091\n';
+    writeFileSync(configPath, good);
+    const { syncLoop, messages, run } = heldLoop();
+    await syncLoop.onChange({ startup: true });
+    run('json').finish();
+    run('env').finish();
+    for (const text of [bad, good, bad]) {
+      await syncLoop.idle();
+      writeFileSync(configPath, text);
+      await syncLoop.onChange();
+      run('json').finish(text === bad ? 'rolled_back' : 'applied');
+      run('env').finish();
+    }
+    await syncLoop.idle();
+    expect(messages.filter((m) => m.type === 'rollback_config').map((m) => (m.type === 'rollback_config' ? m.failedRevision : ''))).toEqual([
+      revisionOf(bad),
+      revisionOf(bad),
+    ]);
+    await syncLoop.stop();
+  });
+
+  it('when a valid revision is read, then main is told at once (an invalid save before it is over), whatever still runs', async () => {
+    writeFileSync(configPath, '[cockpit]\nport = 9090\n');
+    const { syncLoop, messages, run } = heldLoop();
+    await syncLoop.onChange({ startup: true });
+    expect(messages.map((m) => m.type)).toContain('accepted');
+    run('json').finish();
+    run('env').finish();
+    await syncLoop.stop();
+  });
+
   it('when a rollback-policy lane fails, then config.ini goes back to the newest revision every lane applied, not one a lane skipped', async () => {
     const r0 = '[cockpit]\nport = 9090\n';
     writeFileSync(configPath, r0);

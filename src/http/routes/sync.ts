@@ -33,7 +33,14 @@ export function syncReport(answer: RunAnswer): { body: Record<string, unknown>; 
     durationMs: t.durationMs,
     error: t.error,
   }));
-  const body = { revision: result.revision, outcome: result.outcome, ...(answer.commit !== undefined ? { commit: answer.commit } : {}), targets };
+  const body = {
+    revision: result.revision,
+    outcome: result.outcome,
+    ...(answer.commit !== undefined ? { commit: answer.commit } : {}),
+    targets,
+    // Targets whose lane went on to a newer revision before running this one.
+    ...(result.superseded && result.superseded.length > 0 ? { superseded: result.superseded } : {}),
+  };
   if (result.outcome === 'failed' || result.outcome === 'rolled_back') {
     const reasons = [
       ...(result.error ? [result.error.details] : []),
