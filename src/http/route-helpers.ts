@@ -71,7 +71,7 @@ export function sectionNotFound(section: string): AppError {
 }
 
 /**
- * config.ini is read (a stat, and a parse only when it changed) once per request, when
+ * config.ini is read once per request (from the store's cache unless it may have changed), when
  * authentication needs the key that lives in it; routes reuse that snapshot. A read that fails
  * is kept for the route to answer.
  */

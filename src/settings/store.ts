@@ -10,9 +10,10 @@
  *
  * Reads are served from a snapshot cached by the file's (inode, size, mtime, ctime); a snapshot
  * read within a moment of the file's mtime is not trusted (the timestamp granularity could hide
- * a second edit in the same tick) and is checked again on the next read.
+ * a second edit in the same tick) and is checked again on the next read. The server's store also
+ * watches the directory, so a read skips even the stat while nothing there changed (WatchOptions).
  */
-import { readFileSync, statSync, watch as watchDirectory, type BigIntStats } from 'node:fs';
+import { readFileSync, statSync, watch as fsWatch, type BigIntStats } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -150,7 +151,7 @@ export interface DirectoryListener {
 
 const watchWithFs: NonNullable<WatchOptions['watchDirectory']> = (dir, listener) => {
   // Not persistent: the watch alone must not keep the process alive.
-  const watcher = watchDirectory(dir, { persistent: false }, (_event, name) => listener.changed(name));
+  const watcher = fsWatch(dir, { persistent: false }, (_event, name) => listener.changed(name));
   watcher.on('error', () => {
     watcher.close();
     listener.failed();
@@ -221,13 +222,13 @@ function sameFile(a: BigIntStats, b: BigIntStats): boolean {
 }
 
 /** Knows whether the file may have changed since it was last checked, from its directory's events. */
-function createChangeTracker(path: string, { maxAgeMs = 100, now = Date.now, watchDirectory: watchDir = watchWithFs }: WatchOptions) {
+function createChangeTracker(path: string, { maxAgeMs = 100, now = Date.now, watchDirectory = watchWithFs }: WatchOptions) {
   const name = basename(path);
   let checkedAt: number | undefined;
   let closed = false;
   let handle: { close(): void } | undefined;
   try {
-    handle = watchDir(dirname(path), {
+    handle = watchDirectory(dirname(path), {
       changed(changed) {
         if (changed === null || changed === name) checkedAt = undefined;
       },
