@@ -1,18 +1,17 @@
 /**
  * Docker Engine API driver for reloads: restart, signal, exec, and waiting until a container is
- * back and healthy. It talks to one socket through dockerode; every call carries its own
+ * back and healthy. It talks to one socket (docker-engine-api.ts); every call carries its own
  * AbortSignal, so a hung daemon costs at most the caller's budget.
  *
  * Containers are named in system.ini either by name or by label (compose generates names such
  * as `app-gitea-1`; the `com.docker.compose.service` label is stable). A label must select
  * exactly one container: reloading "whichever came first" would hide a misconfiguration.
  */
-import { PassThrough } from 'node:stream';
-import Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { sleep, systemClock, type Clock } from '../core/clock.js';
 import { AppError, isAppError, type ErrorCode } from '../core/errors.js';
 import { containerRefText, type ContainerRef } from '../targets/target-spec.js';
+import { engineCall, engineStream, type EngineApiError } from './docker-engine-api.js';
 
 export type ContainerHealth = 'healthy' | 'unhealthy' | 'starting' | undefined;
 
@@ -117,11 +116,23 @@ function describeState(state: ContainerState | undefined): string {
   return parts.join(', ');
 }
 
-interface DockerApiError {
-  statusCode?: number;
-  code?: string;
-  json?: { message?: string } | null;
-  message?: string;
+/** The parts of the engine's answers the driver reads. */
+interface ContainerInspect {
+  Id: string;
+  Name: string;
+  RestartCount?: number;
+  State: { Running: boolean; Status: string; StartedAt: string; ExitCode: number; Health?: { Status?: string } };
+}
+
+interface ContainerSummary {
+  Id: string;
+  Names: string[];
+  State: string;
+}
+
+interface ExecInspect {
+  Running: boolean;
+  ExitCode: number | null;
 }
 
 export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver {
@@ -130,14 +141,15 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
   const pollIntervalMs = input.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
   const clock = input.clock ?? systemClock;
   const log = input.logger.child({ module: 'reload-docker' });
-  // No modem-wide `timeout`: it is an idle-socket timeout, wrong for `restart?t=` which is
-  // legitimately silent for t seconds. Each call gets an AbortSignal instead.
-  const docker = new Docker({ socketPath });
+  // No idle-socket timeout: `restart?t=` is legitimately silent for t seconds. Each call gets an
+  // AbortSignal instead.
+  const api = <T>(method: 'GET' | 'POST', path: string, signal: AbortSignal): Promise<T> => engineCall<T>({ socketPath, method, path, signal });
+  const containerPath = (id: string, tail: string): string => `/containers/${encodeURIComponent(id)}${tail}`;
 
-  /** Maps whatever dockerode threw to an AppError; `code` is used for API-level refusals. */
+  /** Maps whatever a call threw to an AppError; `code` is used for API-level refusals. */
   function toAppError(error: unknown, { signal, code, what, timeoutMs }: { signal: AbortSignal; code: ErrorCode; what: string; timeoutMs: number }): AppError {
     if (isAppError(error)) return error;
-    const e = (error ?? {}) as DockerApiError;
+    const e = (error ?? {}) as EngineApiError;
     if (signal.aborted) {
       return new AppError('TIMEOUT', {
         message: `Docker did not answer in time: ${what}`,
@@ -179,9 +191,9 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
     if (ref.by === 'name') {
       const info = await call({ what: `inspect container ${ref.name}`, timeoutMs, code }, async (abortSignal) => {
         try {
-          return await docker.getContainer(ref.name).inspect({ abortSignal });
+          return await api<ContainerInspect>('GET', containerPath(ref.name, '/json'), abortSignal);
         } catch (error) {
-          if ((error as DockerApiError).statusCode === 404) {
+          if ((error as EngineApiError).statusCode === 404) {
             // Not created yet (first boot, a service still being deployed): the reload waits and is retried.
             throw new AppError('SERVICE_UNREACHABLE', {
               message: `No such container: ${ref.name}`,
@@ -198,7 +210,7 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
     const filter = ref.value === undefined ? ref.label : `${ref.label}=${ref.value}`;
     const text = containerRefText(ref);
     const all = await call({ what: `list containers with ${text}`, timeoutMs, code }, (abortSignal) =>
-      docker.listContainers({ all: true, filters: { label: [filter] }, abortSignal }),
+      api<ContainerSummary[]>('GET', `/containers/json?all=1&filters=${encodeURIComponent(JSON.stringify({ label: [filter] }))}`, abortSignal),
     );
     // Stopped leftovers (e.g. one-off `compose run` containers) share the service label; when
     // exactly one of the matches is running, that is the service.
@@ -224,7 +236,7 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
     const started = clock.now();
     const { id, name } = await resolve(ref, { timeoutMs }, code);
     const info = await call({ what: `inspect container ${name}`, timeoutMs: Math.max(1, timeoutMs - (clock.now() - started)), code }, (abortSignal) =>
-      docker.getContainer(id).inspect({ abortSignal }),
+      api<ContainerInspect>('GET', containerPath(id, '/json'), abortSignal),
     );
     const health = info.State.Health?.Status;
     return {
@@ -241,9 +253,7 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
     socketPath,
 
     async ping(timeoutMs) {
-      // @types/dockerode omits ping's options; lib/docker.js passes opts.abortSignal to the modem.
-      const pingable = docker as unknown as { ping(options: { abortSignal: AbortSignal }): Promise<unknown> };
-      await call({ what: 'ping', timeoutMs, code: 'SERVICE_UNREACHABLE' }, (abortSignal) => pingable.ping({ abortSignal }));
+      await call({ what: 'ping', timeoutMs, code: 'SERVICE_UNREACHABLE' }, (abortSignal) => api('GET', '/_ping', abortSignal));
     },
 
     resolve: (ref, options) => resolve(ref, options),
@@ -257,7 +267,7 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
       const t = Math.max(0, Math.floor(remaining / 2 / 1000));
       log.info({ container: name, t }, 'restarting container');
       await call({ what: `restart container ${name}`, timeoutMs: remaining, code: 'RELOAD_FAILED' }, (abortSignal) =>
-        docker.getContainer(id).restart({ t, abortSignal }),
+        api('POST', containerPath(id, `/restart?t=${t}`), abortSignal),
       );
     },
 
@@ -267,7 +277,7 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
       log.info({ container: name, signal }, 'signalling container');
       // Docker answers 409 when the container is not running: a signal cannot reload it.
       await call({ what: `send ${signal} to container ${name}`, timeoutMs, code: 'RELOAD_FAILED' }, (abortSignal) =>
-        docker.getContainer(id).kill({ signal, abortSignal }),
+        api('POST', containerPath(id, `/kill?signal=${encodeURIComponent(signal)}`), abortSignal),
       );
     },
 
@@ -276,42 +286,33 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
       const remaining = (): number => Math.max(1, deadline - clock.now());
       const { id, name } = await resolve(ref, { timeoutMs });
       const what = `exec ${argv[0] ?? ''} in container ${name}`;
-      const container = docker.getContainer(id);
       // Cmd is an argv array: Docker execs it directly, no shell sees it.
       const exec = await call({ what, timeoutMs: remaining(), code: 'RELOAD_FAILED' }, (abortSignal) =>
-        container.exec({ Cmd: [...argv], AttachStdout: true, AttachStderr: true, Tty: false, abortSignal }),
+        engineCall<{ Id: string }>({
+          socketPath,
+          method: 'POST',
+          path: containerPath(id, '/exec'),
+          body: { Cmd: [...argv], AttachStdout: true, AttachStderr: true, Tty: false },
+          signal: abortSignal,
+        }),
       );
-      const output = await call({ what, timeoutMs: remaining(), code: 'RELOAD_FAILED' }, async (abortSignal) => {
-        const stream = (await exec.start({ hijack: true, stdin: false, abortSignal })) as NodeJS.ReadWriteStream & { destroy?: (error?: Error) => void };
-        return await new Promise<string>((resolveOutput, reject) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          const sink = new PassThrough();
-          sink.on('data', (chunk: Buffer) => {
-            // Keep reading past the cap (the process must not block on a full pipe) but keep nothing beyond it.
-            if (size < OUTPUT_LIMIT_BYTES) chunks.push(chunk.subarray(0, OUTPUT_LIMIT_BYTES - size));
-            size += chunk.length;
-          });
-          // Without a TTY, Docker multiplexes stdout and stderr with 8-byte frame headers.
-          docker.modem.demuxStream(stream, sink, sink);
-          const onAbort = (): void => {
-            stream.destroy?.();
-            reject(abortSignal.reason instanceof Error ? abortSignal.reason : new Error('aborted'));
-          };
-          abortSignal.addEventListener('abort', onAbort, { once: true });
-          stream.on('end', () => {
-            abortSignal.removeEventListener('abort', onAbort);
-            resolveOutput(Buffer.concat(chunks).toString('utf8') + (size > OUTPUT_LIMIT_BYTES ? '\n[output truncated]' : ''));
-          });
-          stream.on('error', (error: Error) => {
-            abortSignal.removeEventListener('abort', onAbort);
-            reject(error);
-          });
+      const execPath = `/exec/${encodeURIComponent(exec.Id)}`;
+      const output = await call({ what, timeoutMs: remaining(), code: 'RELOAD_FAILED' }, async (signal) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        // Without a TTY, Docker multiplexes stdout and stderr; both are kept, interleaved as they came.
+        await engineStream({ socketPath, method: 'POST', path: `${execPath}/start`, body: { Detach: false, Tty: false }, signal }, (payload) => {
+          // Keep reading past the cap (the process must not block on a full pipe) but keep nothing beyond it.
+          if (size < OUTPUT_LIMIT_BYTES) chunks.push(payload.subarray(0, OUTPUT_LIMIT_BYTES - size));
+          size += payload.length;
         });
+        return Buffer.concat(chunks).toString('utf8') + (size > OUTPUT_LIMIT_BYTES ? '\n[output truncated]' : '');
       });
       // The stream ends when the process exits; ExitCode can still be null for a moment after.
       for (;;) {
-        const info = await call({ what, timeoutMs: remaining(), code: 'RELOAD_FAILED' }, (abortSignal) => exec.inspect({ abortSignal }));
+        const info = await call({ what, timeoutMs: remaining(), code: 'RELOAD_FAILED' }, (abortSignal) =>
+          api<ExecInspect>('GET', `${execPath}/json`, abortSignal),
+        );
         if (!info.Running && info.ExitCode !== null) {
           log.debug({ container: name, exitCode: info.ExitCode }, 'exec finished');
           return { exitCode: info.ExitCode, output };

@@ -6,14 +6,14 @@
  * confhub, when supervisord runs it).
  *
  * supervisord listens on a unix socket (`unix:///run/…/supervisor.sock`, the shipped setup) or
- * on TCP (`http://user:password@127.0.0.1:9001`). The xmlrpc client hands its options to
- * http.request, so `socketPath` reaches the socket; basic auth comes from the URL's userinfo and
- * is sent as a header, never logged or put into an error.
+ * on TCP (`http://user:password@127.0.0.1:9001`), through the small XML-RPC client of
+ * xml-rpc.ts; basic auth comes from the URL's userinfo and is sent as a header, never logged or
+ * put into an error.
  */
-import xmlrpc from 'xmlrpc';
 import type { Logger } from 'pino';
 import { sleep, systemClock, type Clock } from '../core/clock.js';
 import { AppError, isAppError, type ErrorCode } from '../core/errors.js';
+import { xmlRpcCall, type XmlRpcCallInput, type XmlRpcError, type XmlRpcParam } from './xml-rpc.js';
 
 /** supervisord's process state names (supervisor/states.py ProcessStates). */
 export type ProcessStateName = 'STOPPED' | 'STARTING' | 'RUNNING' | 'BACKOFF' | 'STOPPING' | 'EXITED' | 'FATAL' | 'UNKNOWN';
@@ -99,11 +99,8 @@ const UNREACHABLE_CODES = new Set([
 /** States from which the program will not come back by itself. */
 const TERMINAL_STATES = new Set(['STOPPED', 'EXITED', 'FATAL', 'UNKNOWN']);
 
-/** @types/xmlrpc does not export ClientOptions; the object also goes to http.request as is. */
-type ClientOptions = Exclude<Parameters<typeof xmlrpc.createClient>[0], string>;
-
 interface Endpoint {
-  options: ClientOptions & { socketPath?: string; agent?: false; signal?: AbortSignal };
+  options: XmlRpcCallInput['endpoint'];
   secure: boolean;
   displayUrl: string;
 }
@@ -131,7 +128,6 @@ function parseEndpoint(url: string): Endpoint {
   const secure = parsed.protocol === 'https:';
   const headers: Record<string, string> = {};
   if (parsed.username !== '' || parsed.password !== '') {
-    // Sent as a header we build ourselves: xmlrpc's basic_auth uses the deprecated Buffer().
     const user = decodeURIComponent(parsed.username);
     const pass = decodeURIComponent(parsed.password);
     headers.Authorization = `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
@@ -140,14 +136,6 @@ function parseEndpoint(url: string): Endpoint {
   const port = parsed.port === '' ? (secure ? 443 : 80) : Number(parsed.port);
   const displayUrl = `${parsed.protocol}//${parsed.host}${path}`;
   return { options: { host: parsed.hostname.replace(/^\[|\]$/g, ''), port, path, headers }, secure, displayUrl };
-}
-
-interface XmlRpcError {
-  code?: string | number;
-  faultCode?: number;
-  faultString?: string;
-  res?: { statusCode?: number };
-  message?: string;
 }
 
 function isFault(error: unknown, faultCode: number): boolean {
@@ -171,16 +159,13 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
   const log = input.logger.child({ module: 'reload-supervisor' });
 
   /**
-   * One XML-RPC call with a deadline. A fresh client per call: the xmlrpc client mutates its
-   * options (headers, Content-Length) and offers no way to abort, so each call gets its own
-   * options with an AbortSignal and no keep-alive agent (nothing lingers after the call).
-   * Faults are passed through raw so callers can match on faultCode.
+   * One XML-RPC call with a deadline, aborted when it passes (no keep-alive: nothing lingers
+   * after the call). Faults are passed through raw so callers can match on faultCode.
    */
-  function rpc<T>(method: string, params: unknown[], timeoutMs: number): Promise<T> {
+  function rpc<T>(method: string, params: XmlRpcParam[], timeoutMs: number): Promise<T> {
     if (!endpoint) return Promise.reject(endpointError);
+    const { options, secure } = endpoint;
     const controller = new AbortController();
-    const options = { ...endpoint.options, headers: { ...endpoint.options.headers }, agent: false as const, signal: controller.signal };
-    const client = endpoint.secure ? xmlrpc.createSecureClient(options) : xmlrpc.createClient(options);
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       const timer = setTimeout(
@@ -196,13 +181,20 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
         },
         Math.max(1, timeoutMs),
       );
-      client.methodCall(method, params, (error: unknown, value: unknown) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (error) reject(mapTransportError(error, method));
-        else resolve(value as T);
-      });
+      xmlRpcCall({ endpoint: options, secure, method, params, signal: controller.signal }).then(
+        (value) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          resolve(value as T);
+        },
+        (error: unknown) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          reject(mapTransportError(error, method));
+        },
+      );
     });
   }
 
@@ -217,7 +209,7 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
         cause: error,
       });
     }
-    const status = e.res?.statusCode;
+    const status = e.statusCode;
     if (status === 401) {
       return new AppError('SERVICE_UNREACHABLE', {
         message: 'supervisord refused the credentials',
