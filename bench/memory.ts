@@ -8,13 +8,14 @@
  * both targets render, so every change writes two files, reloads both services and commits once.
  *
  * Memory is read from /proc/<pid>/status (VmRSS, VmHWM, RssAnon, RssFile) and the main thread's
- * heap from /metrics. confhub offers no way to force a garbage collection: the numbers are what a
- * user sees. BENCH_MEMORY_PROFILE=1 preloads bench/lib/heap-probe.mjs, which at the end writes a
- * heap snapshot of both threads (each collects garbage first); RSS after it is reported apart.
+ * heap from /metrics; nothing is asked of confhub to collect garbage first (it offers no way to):
+ * the numbers are what a user sees. BENCH_MEMORY_PROFILE=1 preloads bench/lib/heap-probe.mjs,
+ * which adds each thread's V8 heap to every sample and, at the end, heap snapshots of both threads
+ * (each collects garbage first; RSS after them is reported apart).
  *
  * Environment: BENCH_MEMORY_CHANGES (default 500), BENCH_MEMORY_IDLE (seconds, default 30),
  * BENCH_MEMORY_HEALTH (`none`, default, or `auto`: a 0.5 s stability check after each reload,
- * about four times slower), BENCH_MEMORY_PROFILE (1: heap snapshots of both threads at the end).
+ * about four times slower), BENCH_MEMORY_PROFILE (1: the heap probe).
  * Results: bench/results/memory-<date>.json. Budgets are reported, never enforced.
  */
 import { spawn } from 'node:child_process';
@@ -40,8 +41,8 @@ const IDLE_S = positiveFromEnv('BENCH_MEMORY_IDLE', 30, 'seconds');
 const HEALTH = process.env.BENCH_MEMORY_HEALTH === 'auto' ? 'auto' : 'none';
 const PROFILE = process.env.BENCH_MEMORY_PROFILE === '1';
 const TRACE_EVERY = 50;
-/** After /readyz: the first reconcile's reloads and the start-up's own allocations settle. */
-const SETTLE_MS = 3000;
+/** After /readyz: the first reconcile's reloads finish and confhub goes idle, as a user finds it. */
+const SETTLE_MS = 15_000;
 /** The budget is 120 MB in decimal megabytes: 114.4 MiB. */
 const BUDGET_BYTES = 120e6;
 const PROGRAM = 'prog';
@@ -58,7 +59,40 @@ interface Sample extends ProcessStatus {
   externalBytes: number | null;
   /** Committed bytes of the main thread's heap spaces (new, old, code, large_object…), from /metrics. */
   mainHeapSpacesBytes: Record<string, number>;
+  /** With the heap probe: V8's statistics of each thread. */
+  heaps?: ThreadHeaps;
 }
+
+interface ThreadHeap {
+  usedBytes: number;
+  totalBytes: number;
+  physicalBytes: number;
+  spaces: Record<string, { sizeBytes: number; usedBytes: number; physicalBytes: number }>;
+}
+
+interface ThreadHeaps {
+  main: ThreadHeap;
+  workers: ThreadHeap[];
+}
+
+/** The heap probe's commands (bench/lib/heap-probe.mjs): write the command, signal, wait for its answer file. */
+function createProbe(pid: number, dir: string) {
+  let round = 0;
+  return async function ask<T>(command: 'stats' | 'snapshot'): Promise<T> {
+    writeFileSync(join(dir, 'command'), command);
+    const answer = join(dir, `${command}-${++round}.json`);
+    signalPid(pid, 'SIGUSR2');
+    const started = performance.now();
+    while (!existsSync(answer)) {
+      if (performance.now() - started > 120_000) throw new Error(`the heap probe did not answer "${command}" within 120 s`);
+      await sleep(50);
+    }
+    await sleep(50);
+    return JSON.parse(readFileSync(answer, 'utf8')) as T;
+  };
+}
+
+type Probe = ReturnType<typeof createProbe>;
 
 /** `name{space="x"} value` lines of Prometheus text, by space. */
 function metricBySpace(text: string, name: string): Record<string, number> {
@@ -73,30 +107,32 @@ function metricValue(text: string, name: string): number | null {
   return match ? Number(match[1]) : null;
 }
 
-async function sample(after: string, pid: number, base: string): Promise<Sample> {
-  const status = processStatus(pid);
+async function sample(after: string, confhub: { pid: number; base: string; probe: Probe | undefined }): Promise<Sample> {
+  const status = processStatus(confhub.pid);
   let text = '';
   try {
-    text = await (await fetch(`${base}/metrics`)).text();
+    text = await (await fetch(`${confhub.base}/metrics`)).text();
   } catch {
     // reported as null
   }
-  const result = {
+  const threads = confhub.probe ? await confhub.probe<ThreadHeaps>('stats') : undefined;
+  const result: Sample = {
     after,
     ...status,
     mainHeapUsedBytes: metricValue(text, 'nodejs_heap_size_used_bytes'),
     mainHeapTotalBytes: metricValue(text, 'nodejs_heap_size_total_bytes'),
     externalBytes: metricValue(text, 'nodejs_external_memory_bytes'),
     mainHeapSpacesBytes: metricBySpace(text, 'nodejs_heap_space_size_total_bytes'),
+    ...(threads ? { heaps: threads } : {}),
   };
-  const spaces = Object.entries(result.mainHeapSpacesBytes)
-    .map(([space, bytes]) => `${space} ${fmt(bytes / MIB, 1)}`)
-    .join(', ');
-  log(
-    `${after}: RSS ${mib(result.rssKiB)} MiB (peak ${mib(result.peakRssKiB)}), main heap ${fmt((result.mainHeapUsedBytes ?? NaN) / MIB, 1)} MiB used; committed: ${spaces}`,
-  );
+  const heaps = threads
+    ? `; heaps (used/physical MiB): main ${heapText(threads.main)}${threads.workers.map((w) => `, worker ${heapText(w)}`).join('')}`
+    : `; main heap ${fmt((result.mainHeapTotalBytes ?? NaN) / MIB, 1)} MiB`;
+  log(`${after}: RSS ${mib(result.rssKiB)} MiB (peak ${mib(result.peakRssKiB)}, anonymous ${mib(result.rssAnonKiB)})${heaps}`);
   return result;
 }
+
+const heapText = (heap: ThreadHeap): string => `${fmt(heap.usedBytes / MIB, 1)}/${fmt(heap.physicalBytes / MIB, 1)}`;
 
 const mib = (kib: number | null): string => fmt((kib ?? NaN) / 1024, 1);
 
@@ -225,27 +261,14 @@ async function change(base: string, apiKey: string, value: string): Promise<Chan
   return { outcome: body.sync.outcome, targets: Object.fromEntries(body.sync.targets.map((t) => [t.target, t.state])) };
 }
 
-/** Asks the probe for heap snapshots of both threads and summarizes them. */
-async function heapProfile(pid: number, probeDir: string) {
-  signalPid(pid, 'SIGUSR2');
-  const done = join(probeDir, 'done-1.json');
-  const started = performance.now();
-  while (!existsSync(done)) {
-    if (performance.now() - started > 120_000) throw new Error('the heap probe wrote no snapshot within 120 s');
-    await sleep(200);
-  }
-  const stats = JSON.parse(readFileSync(done, 'utf8')) as {
-    files: { main: string; workers: string[] };
-    main: { memoryUsage: NodeJS.MemoryUsage; heap: Record<string, number>; spaces: { space_name: string; space_size: number; space_used_size: number }[] };
-  };
-  const summaries: { thread: string; heap: HeapSummary }[] = [{ thread: 'main', heap: summarizeHeapSnapshot(stats.files.main) }];
-  for (const file of stats.files.workers) summaries.push({ thread: 'sync worker', heap: summarizeHeapSnapshot(file) });
-  for (const file of [stats.files.main, ...stats.files.workers]) rmSync(file, { force: true });
+/** Heap snapshots of both threads through the probe, summarized. */
+async function heapProfile(probe: Probe) {
+  const { files } = await probe<{ files: { main: string; workers: string[] } }>('snapshot');
+  const summaries: { thread: string; heap: HeapSummary }[] = [{ thread: 'main', heap: summarizeHeapSnapshot(files.main) }];
+  for (const file of files.workers) summaries.push({ thread: 'sync worker', heap: summarizeHeapSnapshot(file) });
+  for (const file of [files.main, ...files.workers]) rmSync(file, { force: true });
   return {
     note: 'heap snapshots (each collects garbage first) of the main thread and the sync worker, taken by bench/lib/heap-probe.mjs after the idle time',
-    mainMemoryUsage: stats.main.memoryUsage,
-    mainHeapStatistics: stats.main.heap,
-    mainHeapSpaces: stats.main.spaces.map((s) => ({ space: s.space_name, sizeBytes: s.space_size, usedBytes: s.space_used_size })),
     snapshots: summaries,
   };
 }
@@ -279,26 +302,28 @@ async function measure(dataDir: string, logDir: string) {
     const confhub = await startConfhub(confhubEnv(dataDir, port, apiKey, probeDir), logPath, port);
     const samples: Sample[] = [];
     const outcomes: ChangeResult[] = [];
+    const probe = probeDir ? createProbe(confhub.pid, probeDir) : undefined;
+    const target = { pid: confhub.pid, base: confhub.base, probe };
     let profile: Awaited<ReturnType<typeof heapProfile>> | undefined;
     let loadSeconds = 0;
     let exitCode: number | null;
     try {
       await sleep(SETTLE_MS);
-      samples.push(await sample('start', confhub.pid, confhub.base));
+      samples.push(await sample('start', target));
       const tag = Date.now().toString(36);
       const started = performance.now();
       for (let i = 0; i < CHANGES; i++) {
         outcomes.push(await change(confhub.base, apiKey, `${tag}-${i}`));
-        if ((i + 1) % TRACE_EVERY === 0 && i + 1 < CHANGES) samples.push(await sample(`${i + 1} changes`, confhub.pid, confhub.base));
+        if ((i + 1) % TRACE_EVERY === 0 && i + 1 < CHANGES) samples.push(await sample(`${i + 1} changes`, target));
       }
       loadSeconds = (performance.now() - started) / 1000;
-      samples.push(await sample('load', confhub.pid, confhub.base));
+      samples.push(await sample('load', target));
       log(`idle for ${IDLE_S} s`);
       await sleep(IDLE_S * 1000);
-      samples.push(await sample('idle', confhub.pid, confhub.base));
-      if (probeDir) {
-        profile = await heapProfile(confhub.pid, probeDir);
-        samples.push(await sample('after the heap snapshots (a full GC of both threads)', confhub.pid, confhub.base));
+      samples.push(await sample('idle', target));
+      if (probe) {
+        profile = await heapProfile(probe);
+        samples.push(await sample('after the heap snapshots (a full GC of both threads)', target));
       }
     } finally {
       exitCode = await confhub.stop();
@@ -319,7 +344,7 @@ async function measure(dataDir: string, logDir: string) {
         targets: config.targets,
         program: `supervisord program ${PROGRAM}: /bin/sh trapping HUP`,
         container: `busybox (docker import of the machine's busybox), --network none, sh trapping HUP`,
-        gc: 'not forced: confhub exposes no way to collect garbage; BENCH_MEMORY_PROFILE=1 adds heap snapshots, which do',
+        gc: 'not forced from outside: confhub offers no way to ask for it (it collects by itself once idle); with BENCH_MEMORY_PROFILE=1 the heap snapshots at the end do',
       },
       loadSeconds: round(loadSeconds, 1),
       outcomes: countBy(outcomes, (o) => o.outcome),

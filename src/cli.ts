@@ -9,6 +9,7 @@ import { createAuditLog } from './audit/audit-log.js';
 import { generateApiKey } from './bootstrap/first-boot-secrets.js';
 import { openDatabase } from './db/database.js';
 import { AppError, isAppError } from './core/errors.js';
+import { startIdleGc } from './idle-gc.js';
 import { createLogger } from './log.js';
 import { loadRuntimeConfig, type RuntimeConfig } from './runtime-config.js';
 import { loadKeyring } from './secrets/master-key.js';
@@ -141,6 +142,7 @@ async function serve(config: RuntimeConfig): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   started = startServer(config, logger);
   const server = await started;
+  startIdleGc({ logger });
   if (server.secrets.apiKeyFromEnvironment) logger.info('API key set from CONFHUB_API_KEY (first start)');
   if (server.secrets.passwordsGenerated.length > 0)
     logger.info({ keys: server.secrets.passwordsGenerated }, 'generated random service passwords (first start)');

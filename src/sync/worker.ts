@@ -9,6 +9,7 @@ import { createHistoryReader, createHistoryWriter } from '../history/history-rep
 import { revisionOf } from '../settings/revision.js';
 import { createHistoryPusher } from '../history/push.js';
 import { parseIni } from '../ini/document.js';
+import { startIdleGc } from '../idle-gc.js';
 import { createLogger } from '../log.js';
 import { createKeyring, masterKey } from '../secrets/secret-box.js';
 import { CONFIG_SCHEMA } from '../settings/schema.js';
@@ -20,8 +21,13 @@ import { createSyncLoop, type RevisionMeta } from './sync-loop.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
-const post = (message: WorkerToMain): void => port.postMessage(message);
 const logger = createLogger({ level: init.logLevel }).child({ thread: 'sync-worker' });
+// Each thread has its own heap: this one gives back what a burst of changes left once it is over.
+const idleGc = startIdleGc({ logger });
+const post = (message: WorkerToMain): void => {
+  idleGc.activity();
+  port.postMessage(message);
+};
 
 const { settings, targets } = init.sync;
 const reconciler = buildReconciler({ sync: init.sync, logger });
@@ -108,11 +114,15 @@ watcher = createSourceWatcher({
   debounceMinMs: settings.debounceMinMs,
   debounceMaxMs: settings.debounceMaxMs,
   pollIntervalMs: settings.pollIntervalMs,
-  onChange: () => loop.onChange(),
+  onChange: () => {
+    idleGc.activity();
+    return loop.onChange();
+  },
   onError: (error) => logger.error({ err: error }, 'watching config.ini failed'),
 });
 
 port.on('message', (message: MainToWorker) => {
+  idleGc.activity();
   switch (message.type) {
     case 'expect':
       loop.expect(message.revision, { actor: message.actor, source: message.source, ...(message.rollbackOf ? { rollbackOf: message.rollbackOf } : {}) });
