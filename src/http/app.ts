@@ -13,7 +13,6 @@ import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from '../settings/schema.js';
 import type { ReadOnlyIniStore, SettingsStore } from '../settings/store.js';
 import { createApiKeyAuth } from './auth.js';
 import { createErrorHandler } from './errors.js';
-import { buildOpenApi } from './openapi.js';
 import { createRateLimits } from './rate-limits.js';
 import { createRequestContext } from './request-context.js';
 import { loadSnapshot, sendJson } from './route-helpers.js';
@@ -92,7 +91,12 @@ export function createApp(deps: AppDeps): express.Express {
   // A broken config.ini must not lock the operator out: the last key that parsed still works.
   const currentKey = (res: Response): string | undefined =>
     (loadSnapshot(res, deps.settings) ?? deps.settings.lastGood())?.doc.byName.get('api_key')?.byKey.get('key')?.value;
-  const openapi = JSON.stringify(buildOpenApi({ version: deps.version, configSchema: CONFIG_SCHEMA, systemSchema: SYSTEM_SCHEMA }));
+  // Built on its first request: zod, which builds it, holds about 3 MiB of heap once loaded.
+  let openapi: Promise<string> | undefined;
+  const openapiJson = (): Promise<string> =>
+    (openapi ??= import('./openapi.js').then(({ buildOpenApi }) =>
+      JSON.stringify(buildOpenApi({ version: deps.version, configSchema: CONFIG_SCHEMA, systemSchema: SYSTEM_SCHEMA })),
+    ));
   // Parsed only on the routes that take a body, so GETs pay nothing for it.
   const jsonBody = express.json({ limit: deps.bodyLimitBytes, type: ['application/json', 'application/*+json'], strict: true });
 
@@ -110,7 +114,7 @@ export function createApp(deps: AppDeps): express.Express {
   api.use(createServiceRoutes({ services: deps.services }));
   api.use(createSystemRoutes({ store: deps.system }));
   api.use(createAuditRoutes({ audit: deps.audit }));
-  api.get('/openapi.json', (_req, res) => sendJson(res, openapi));
+  api.get('/openapi.json', async (_req, res) => sendJson(res, await openapiJson()));
   app.use('/api/v1', api);
   app.use('/api', api);
 

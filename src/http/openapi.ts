@@ -4,7 +4,37 @@
  */
 import { z } from 'zod';
 import { ERROR_CODES } from '../core/errors.js';
-import { sectionJsonSchema, type FileSchema } from '../settings/schema.js';
+import type { FieldKind } from '../settings/field-kinds.js';
+import type { FileSchema, SectionSpec } from '../settings/schema.js';
+
+const httpUrl = z.url({ protocol: /^https?$/ });
+const list = z.string().describe('comma-separated list');
+
+/** Each kind's value as the API returns it (field-kinds.ts says which texts are valid). */
+const KIND_SCHEMAS: Readonly<Record<FieldKind, z.ZodType>> = {
+  text: z.string(),
+  secret: z.string(),
+  port: z.number().int().min(1).max(65535),
+  http_url: httpUrl,
+  email: z.email(),
+  boolean: z.boolean(),
+  abs_path: z.string(),
+  ipv4: z.ipv4(),
+  hostname: z.string(),
+  url_list: list,
+  name_list: list,
+  api_key: z.string(),
+};
+
+/** JSON Schema of one section as the API returns it. */
+function sectionJsonSchema(spec: SectionSpec): z.ZodType {
+  const shape: Record<string, z.ZodType> = {};
+  for (const [key, fieldSpec] of spec.fields) {
+    const base = KIND_SCHEMAS[fieldSpec.kind];
+    shape[key] = (fieldSpec.allowEmpty ? z.union([base, z.literal('')]) : base).describe(fieldSpec.description).optional();
+  }
+  return z.object(shape).catchall(z.string()).describe(spec.description);
+}
 
 function jsonSchema(schema: z.ZodType): Record<string, unknown> {
   const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { unrepresentable: 'any' }) as Record<string, unknown>;

@@ -3,8 +3,7 @@
  * the file lacks them (an update may add them); keys the file has beyond these are kept and
  * treated as free text.
  */
-import { z } from 'zod';
-import { FIELD_KINDS, type FieldKind } from './field-kinds.js';
+import type { FieldKind } from './field-kinds.js';
 
 export interface FieldSpec {
   readonly kind: FieldKind;
@@ -110,14 +109,4 @@ export function isSensitive(schema: FileSchema, sectionName: string, key: string
   const spec = schema.get(sectionName)?.fields.get(key.toLowerCase());
   if (spec) return spec.sensitive;
   return SENSITIVE_NAME.test(key) || sectionName === 'api_key';
-}
-
-/** JSON Schema of one section as the API returns it. */
-export function sectionJsonSchema(spec: SectionSpec): z.ZodType {
-  const shape: Record<string, z.ZodType> = {};
-  for (const [key, fieldSpec] of spec.fields) {
-    const base = FIELD_KINDS[fieldSpec.kind].json;
-    shape[key] = (fieldSpec.allowEmpty ? z.union([base, z.literal('')]) : base).describe(fieldSpec.description).optional();
-  }
-  return z.object(shape).catchall(z.string()).describe(spec.description);
 }
