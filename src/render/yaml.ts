@@ -5,37 +5,47 @@
  * `1_000`, `2001-12-14` or a `<<` key mean something else: those are double-quoted. A render
  * reads its own output back with both versions and refuses, naming the key, what does not return.
  */
-import { Document, Pair, Scalar, YAMLMap, parse } from 'yaml';
+import { createRequire } from 'node:module';
+import type { Scalar, YAMLMap } from 'yaml';
 import type { RenderInput, Renderer } from './types.js';
 import { GENERATED_NOTE, allValues, differences, readBackFailed, renderFailed, surrogateProblems, throwProblems, unparsable } from './render-input.js';
 
 type Sections = Map<string, Map<string, string>>;
 const VERSIONS = ['1.2', '1.1'] as const;
 
+/**
+ * The package is loaded when a yaml target is first rendered: the sync worker renders every
+ * target of system.ini, and the shipped ones are not yaml (about 1 MiB of its heap otherwise).
+ */
+let loaded: typeof import('yaml') | undefined;
+const yaml = (): typeof import('yaml') => (loaded ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
+
 /** True when the text, written plain, would not read as that same string under YAML 1.1. */
 function plainIsAmbiguousIn11(text: string): boolean {
   if (text === '<<') return true;
   try {
-    return parse(text, { version: '1.1', logLevel: 'error' }) !== text;
+    return yaml().parse(text, { version: '1.1', logLevel: 'error' }) !== text;
   } catch {
     return false;
   }
 }
 
 function scalar(text: string): Scalar<string> {
-  const node = new Scalar(text);
+  const y = yaml();
+  const node = new y.Scalar(text);
   // Left alone, the package picks the style that YAML 1.2 reads back; 1.1 needs quotes more often.
-  if (plainIsAmbiguousIn11(text)) node.type = Scalar.QUOTE_DOUBLE;
+  if (plainIsAmbiguousIn11(text)) node.type = y.Scalar.QUOTE_DOUBLE;
   return node;
 }
 
 function stringifySections(sections: Sections): string {
-  const doc = new Document();
-  const root = new YAMLMap<Scalar<string>, YAMLMap<Scalar<string>, Scalar<string>>>();
+  const y = yaml();
+  const doc = new y.Document();
+  const root = new y.YAMLMap<Scalar<string>, YAMLMap<Scalar<string>, Scalar<string>>>();
   for (const [name, keys] of sections) {
-    const map = new YAMLMap<Scalar<string>, Scalar<string>>();
-    for (const [key, value] of keys) map.items.push(new Pair(scalar(key), scalar(value)));
-    root.items.push(new Pair(scalar(name), map));
+    const map = new y.YAMLMap<Scalar<string>, Scalar<string>>();
+    for (const [key, value] of keys) map.items.push(new y.Pair(scalar(key), scalar(value)));
+    root.items.push(new y.Pair(scalar(name), map));
   }
   doc.contents = root;
   // lineWidth 0: no folding of long values, so each value stays on its own lines.
@@ -44,7 +54,7 @@ function stringifySections(sections: Sections): string {
 
 function readSections(text: string, version: (typeof VERSIONS)[number]): Map<string, Map<string, unknown>> {
   // mapAsMap: keys such as __proto__ stay data; uniqueKeys (default) refuses duplicates; 1.1 merges <<.
-  const parsed: unknown = parse(text, { version, mapAsMap: true, logLevel: 'error' });
+  const parsed: unknown = yaml().parse(text, { version, mapAsMap: true, logLevel: 'error' });
   if (!(parsed instanceof Map)) throw new Error('the top level is not a mapping');
   const out = new Map<string, Map<string, unknown>>();
   for (const [name, section] of parsed) {
