@@ -84,6 +84,16 @@ module.exports = {
       to: { path: '^src/http/' },
     },
     {
+      name: 'sync-worker-stays-small',
+      severity: 'error',
+      comment:
+        'The sync worker thread loads every module it reaches again, into its own heap: the HTTP stack, the database, the metrics and zod ' +
+        '(about 3 MiB of heap alone) belong to the main thread; Docker and supervisord are reached through the small clients of src/reload/ ' +
+        '(dockerode and xmlrpc cost about 25 and 8 MiB of RSS per thread).',
+      from: { path: '^src/sync/worker[.]ts$' },
+      to: { path: 'node_modules/(zod|express|express-rate-limit|prom-client|better-sqlite3|dockerode|xmlrpc)/', reachable: true },
+    },
+    {
       name: 'no-circular',
       severity: 'error',
       comment: 'An import cycle: layers are a direction, not a tangle. Move what both sides need to the lower one (often src/core/).',
