@@ -28,11 +28,17 @@ function fakeHeap(start: HeapSample & { live: number }) {
   };
 }
 
+/** An idle collector looking every 5 s at a fake heap, on a manual clock. */
+function started(heapAt: HeapSample & { live: number } = { usedBytes: 40 * MiB, physicalBytes: 60 * MiB, live: 15 * MiB }) {
+  const clock = createManualClock();
+  const heap = fakeHeap(heapAt);
+  const idle = startIdleGc({ logger, clock, intervalMs: 5000, sample: heap.sample, collect: heap.collect });
+  return { clock, heap, idle };
+}
+
 describe('idle collector', () => {
   it('when the heap grew and then nothing is allocated, then one full collection runs, and no other while it stays idle', async () => {
-    const clock = createManualClock();
-    const heap = fakeHeap({ usedBytes: 40 * MiB, physicalBytes: 60 * MiB, live: 15 * MiB });
-    const idle = startIdleGc({ logger, clock, intervalMs: 5000, sample: heap.sample, collect: heap.collect });
+    const { clock, heap, idle } = started();
     await clock.advance(5000);
     expect(heap.collections()).toBe(0); // the first look has nothing to compare with
     await clock.advance(5000);
@@ -43,9 +49,7 @@ describe('idle collector', () => {
   });
 
   it('when something allocates between every two looks, then it never collects, whatever the heap size', async () => {
-    const clock = createManualClock();
-    const heap = fakeHeap({ usedBytes: 40 * MiB, physicalBytes: 90 * MiB, live: 15 * MiB });
-    const idle = startIdleGc({ logger, clock, intervalMs: 5000, sample: heap.sample, collect: heap.collect });
+    const { clock, heap, idle } = started({ usedBytes: 40 * MiB, physicalBytes: 90 * MiB, live: 15 * MiB });
     for (let i = 0; i < 20; i++) {
       heap.allocate(2 * MiB);
       await clock.advance(5000);
@@ -55,9 +59,7 @@ describe('idle collector', () => {
   });
 
   it('when a burst grows the heap again after a collection, then it collects again once idle; light traffic still counts as idle', async () => {
-    const clock = createManualClock();
-    const heap = fakeHeap({ usedBytes: 40 * MiB, physicalBytes: 60 * MiB, live: 15 * MiB });
-    const idle = startIdleGc({ logger, clock, intervalMs: 5000, sample: heap.sample, collect: heap.collect });
+    const { clock, heap, idle } = started();
     await clock.advance(10_000);
     expect(heap.collections()).toBe(1);
     // Growth below the threshold is not worth a pause.
@@ -74,9 +76,7 @@ describe('idle collector', () => {
   });
 
   it('when work is reported between two looks, then it waits for a look without any, however little was allocated', async () => {
-    const clock = createManualClock();
-    const heap = fakeHeap({ usedBytes: 40 * MiB, physicalBytes: 60 * MiB, live: 15 * MiB });
-    const idle = startIdleGc({ logger, clock, intervalMs: 5000, sample: heap.sample, collect: heap.collect });
+    const { clock, heap, idle } = started();
     await clock.advance(5000);
     for (let i = 0; i < 5; i++) {
       idle.activity();
@@ -89,9 +89,8 @@ describe('idle collector', () => {
   });
 
   it('when stopped, then it looks no more', async () => {
-    const clock = createManualClock();
-    const heap = fakeHeap({ usedBytes: 40 * MiB, physicalBytes: 60 * MiB, live: 15 * MiB });
-    startIdleGc({ logger, clock, intervalMs: 5000, sample: heap.sample, collect: heap.collect }).stop();
+    const { clock, idle } = started();
+    idle.stop();
     expect(clock.pendingDue()).toEqual([]);
   });
 
