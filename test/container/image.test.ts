@@ -143,7 +143,14 @@ describe.skipIf(skip !== undefined)('the confhub image', () => {
       expect(readFileSync(join(dataDir, 'services/gitea/conf/app.ini'), 'utf8')).toMatch(/^HTTP_PORT\s*=\s*3000$/m);
       expect(JSON.parse(readFileSync(join(dataDir, 'services/console/console.json'), 'utf8'))).toMatchObject({ console: { port: String(CONSOLE_PORT) } });
 
-      const init = (await (await api('/init/status')).json()) as { phase: string; firstStart: boolean; targets: { target: string; state: string }[] };
+      type Init = { phase: string; firstStart: boolean; targets: { target: string; state: string }[] };
+      // Ready means the first render is on disk; each target's state follows once its lane has tried its service.
+      let init: Init | undefined;
+      await eventually('every lane tried its service', async () => {
+        init = (await (await api('/init/status')).json()) as Init;
+        return init.targets.every((t) => t.state !== 'pending');
+      });
+      if (!init) throw new Error('no init status');
       expect(init.firstStart).toBe(true);
       expect(init.phase).toBe('waiting_for_services');
       const states = Object.fromEntries(init.targets.map((t) => [t.target, t.state]));
