@@ -34,6 +34,7 @@ function isHttpUrl(text: string): boolean {
     return false;
   }
 }
+
 const HOSTNAME = /^(\*\.)?(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const APP_NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 const API_KEY = /^[A-Za-z0-9._~-]{32,256}$/;
