@@ -32,8 +32,17 @@ function fakeHeap(start: HeapSample & { live: number }) {
 function started(heapAt: HeapSample & { live: number } = { usedBytes: 40 * MiB, physicalBytes: 60 * MiB, live: 15 * MiB }) {
   const clock = createManualClock();
   const heap = fakeHeap(heapAt);
-  const idle = startIdleGc({ logger, clock, intervalMs: 5000, sample: heap.sample, collect: heap.collect });
-  return { clock, heap, idle };
+  let busy = 0;
+  const idle = startIdleGc({ logger, clock, intervalMs: 5000, sample: heap.sample, collect: heap.collect, busy: () => busy });
+  return {
+    clock,
+    heap,
+    idle,
+    /** The share of the time the thread works from now on. */
+    working: (share: number) => {
+      busy = share;
+    },
+  };
 }
 
 describe('idle collector', () => {
@@ -72,6 +81,17 @@ describe('idle collector', () => {
     heap.allocate(64 * 1024);
     await clock.advance(5000);
     expect(heap.collections()).toBe(2);
+    idle.stop();
+  });
+
+  it('when the event loop works 1 % of the time or more, then it does not collect, however little was allocated', async () => {
+    const { clock, heap, idle, working } = started();
+    working(0.02);
+    await clock.advance(60_000);
+    expect(heap.collections()).toBe(0);
+    working(0.001);
+    await clock.advance(5000);
+    expect(heap.collections()).toBe(1);
     idle.stop();
   });
 
