@@ -24,7 +24,7 @@
  *
  * Environment: BENCH_CHANGES (API and hand changes, default 200), BENCH_PID_CHANGES (default 50),
  * BENCH_SLOW_CHANGES (each slow-sibling scenario, default 100), BENCH_SLOW_GAP_MS (default 200),
- * BENCH_NOOP_CHANGES (default 20), BENCH_IDLE (seconds, default 10), BENCH_PID_POLL_MS (default 10).
+ * BENCH_NOOP_CHANGES (default 20), BENCH_IDLE (seconds, default 30), BENCH_PID_POLL_MS (default 10).
  * Budgets are reported, never enforced; the exit code is 1 only when the run itself failed.
  */
 import { execFileSync } from 'node:child_process';
@@ -42,7 +42,16 @@ import { dataDirFileSystem, describeMachine } from './lib/machine.js';
 import { ROOT } from './lib/paths.js';
 import { log, makeTempDir, onExit, runBench, signalPid, sleep, stopServer } from './lib/processes.js';
 import { fmtMiB, RESULTS_DIR, writeResults } from './lib/report.js';
-import { clockTicksPerSecond, cpuShares, processStatus, processTicks, sampleCpu, type CpuSample, type ProcessStatus } from './lib/resource-usage.js';
+import {
+  clockTicksPerSecond,
+  cpuShares,
+  processStatus,
+  processTicks,
+  sampleCpu,
+  threadCpuNs,
+  type CpuSample,
+  type ProcessStatus,
+} from './lib/resource-usage.js';
 import { round } from './lib/stats.js';
 import { SYNC, writeSystemIni } from './lib/system-ini.js';
 import { buildReport, markdown } from './propagation-report.js';
@@ -54,7 +63,9 @@ const SLOW_CHANGES = positiveFromEnv('BENCH_SLOW_CHANGES', 100, 'count');
 /** Between a change's t1 and the next change in scenarios 4-5 (see the header). */
 const SLOW_GAP_MS = positiveFromEnv('BENCH_SLOW_GAP_MS', 200, 'count');
 const NOOP_CHANGES = positiveFromEnv('BENCH_NOOP_CHANGES', 20, 'count');
-const IDLE_S = positiveFromEnv('BENCH_IDLE', 10, 'count');
+const IDLE_S = positiveFromEnv('BENCH_IDLE', 30, 'count');
+/** The idle window's first seconds, in which each thread runs its one collection after the load. */
+const IDLE_SETTLE_S = Math.min(10, Math.floor(IDLE_S / 2));
 const PID_POLL_MS = positiveFromEnv('BENCH_PID_POLL_MS', 10, 'count');
 const PROGRAM = 'prog';
 const STARTSECS = 1;
@@ -459,7 +470,13 @@ async function noopScenario(count: number, ctx: Context) {
   };
 }
 
-/** confhub's CPU and memory over a window in which nothing asks it anything. */
+/**
+ * confhub's CPU and memory over a window in which nothing asks it anything, second by second and
+ * by thread (the main thread's id is the pid; the others are the sync worker and V8's and libuv's
+ * helpers), so a cost belongs to a moment and a thread. The first IDLE_SETTLE_S seconds hold the
+ * one full collection each thread runs once the load is over (src/idle-gc.ts); the rest is what
+ * confhub costs while nothing happens.
+ */
 async function idleScenario(ctx: Context, rssAtReadyKiB: number | null) {
   log(`idle: ${IDLE_S} s with nothing to do (this process only sleeps)`);
   const hz = clockTicksPerSecond();
@@ -467,14 +484,44 @@ async function idleScenario(ctx: Context, rssAtReadyKiB: number | null) {
   const before = ctx.cpu();
   const t0 = performance.now();
   const ticks0 = processTicks(ctx.confhubPid);
-  await sleep(IDLE_S * 1000);
+  const perSecond: { second: number; cpuMs: number; byThread: Record<string, number> }[] = [];
+  let previous = threadCpuNs(ctx.confhubPid);
+  for (let second = 1; second <= IDLE_S; second++) {
+    await sleep(t0 + second * 1000 - performance.now());
+    const current = threadCpuNs(ctx.confhubPid);
+    const byThread: Record<string, number> = {};
+    let cpuMs = 0;
+    for (const [tid, ns] of current) {
+      const ms = (ns - (previous.get(tid) ?? 0)) / 1e6;
+      cpuMs += ms;
+      if (ms >= 0.05) byThread[tid === ctx.confhubPid ? 'main' : String(tid)] = round(ms, 2);
+    }
+    perSecond.push({ second, cpuMs: round(cpuMs, 2), byThread });
+    previous = current;
+  }
   const ticks = processTicks(ctx.confhubPid) - ticks0;
   const elapsedS = (performance.now() - t0) / 1000;
   const machine = cpuShares(before, ctx.cpu());
   const status = processStatus(ctx.confhubPid);
   ctx.rssTrace.push({ after: 'idle', ...status });
-  const cpuPercent = round((ticks / hz / elapsedS) * 100, 2);
-  return { seconds: round(elapsedS, 2), rssAtReadyKiB, cpuTicks: ticks, cpuPercent, clockTicksPerSecond: hz, ...status, machine };
+  const share = (seconds: typeof perSecond) => (seconds.length === 0 ? null : round(seconds.reduce((a, s) => a + s.cpuMs, 0) / (seconds.length * 10), 3));
+  const settlePercent = share(perSecond.slice(0, IDLE_SETTLE_S));
+  const steadyPercent = share(perSecond.slice(IDLE_SETTLE_S));
+  const cpuPercent = share(perSecond);
+  log(`idle: ${cpuPercent} % of a core over ${IDLE_S} s (first ${IDLE_SETTLE_S} s: ${settlePercent} %, after: ${steadyPercent} %)`);
+  return {
+    seconds: round(elapsedS, 2),
+    rssAtReadyKiB,
+    cpuPercent,
+    settleSeconds: IDLE_SETTLE_S,
+    settlePercent,
+    steadyPercent,
+    perSecond,
+    cpuTicks: ticks,
+    clockTicksPerSecond: hz,
+    ...status,
+    machine,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -578,7 +625,12 @@ async function measure(dataDir: string) {
   const targets = writeSyncConfig(dataDir, supervisord.url);
 
   // /readyz answers once the first render is on disk; the restarts it causes are waited for below.
-  const confhub = await startConfhub(dataDir, '/readyz', 60_000);
+  // As users run it: shipped log level (its JSON lines into a file) and failed-authentication
+  // limit. The request limit is raised as far as the bench's own status poll needs (every
+  // STATUS_POLL_MS while a run is awaited: up to 12,000 requests a minute).
+  const logFile = join(makeTempDir('confhub-propagation-logs-'), 'confhub.log');
+  const rateLimitPerMinute = 2 * Math.ceil(60_000 / STATUS_POLL_MS);
+  const confhub = await startConfhub(dataDir, '/readyz', 60_000, { asShipped: { logFile, rateLimitPerMinute } });
   const readyWall = wallNow();
   const ctx: Context = {
     api: createApi(confhub.base, confhub.apiKey),
@@ -665,7 +717,7 @@ async function measure(dataDir: string) {
     detectors: { filePollMs: FILE_POLL_MS, fileWatch: 'fs.watch on the output directory', pidPollMs: PID_POLL_MS, statusPollMs: STATUS_POLL_MS },
     idleSeconds: IDLE_S,
     dataDirFileSystem: fileSystem,
-    confhub: 'node dist/cli.js serve, CONFHUB_LOG_LEVEL=warn, CONFHUB_RATE_LIMIT=0, CONFHUB_AUTH_FAILURE_LIMIT=0',
+    confhub: `node dist/cli.js serve as shipped (log level, failed-authentication limit; logs appended to a file), CONFHUB_RATE_LIMIT=${2 * Math.ceil(60_000 / STATUS_POLL_MS)} for the status poll`,
   };
   return { settings, ...runs, readyWall, rssTrace: ctx.rssTrace, rows, auditRows };
 }

@@ -30,10 +30,11 @@ export interface StartConfhubOptions {
     /** Where its stdout (the JSON logs, one line per request at the shipped level) is appended. */
     readonly logFile: string;
     /**
-     * CONFHUB_RATE_LIMIT: the shipped default refuses a load test within a second, so it is raised
-     * to what the bench needs. The failed-authentication limit and the log level stay as shipped.
+     * CONFHUB_RATE_LIMIT: the shipped default refuses a load test within a second, so a load test
+     * raises it to what it needs; unset, it stays as shipped. The failed-authentication limit and
+     * the log level always stay as shipped.
      */
-    readonly rateLimitPerMinute: number;
+    readonly rateLimitPerMinute?: number;
   };
 }
 
@@ -45,7 +46,9 @@ function confhubEnv(port: number, dataDir: string, { asShipped }: StartConfhubOp
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('CONFHUB_')) env[name] = value;
   const limitsAndLogs = asShipped
-    ? { CONFHUB_RATE_LIMIT: String(asShipped.rateLimitPerMinute) }
+    ? asShipped.rateLimitPerMinute === undefined
+      ? {}
+      : { CONFHUB_RATE_LIMIT: String(asShipped.rateLimitPerMinute) }
     : { CONFHUB_RATE_LIMIT: '0', CONFHUB_AUTH_FAILURE_LIMIT: '0', CONFHUB_LOG_LEVEL: 'warn' };
   return { ...env, CONFHUB_DATA_DIR: dataDir, CONFHUB_PORT: String(port), CONFHUB_HOST: HOST, ...limitsAndLogs };
 }
