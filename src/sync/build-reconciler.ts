@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
+import type { IniDocument } from '../ini/document.js';
 import { createDockerDriver } from '../reload/docker.js';
 import { createReloadActions } from '../reload/reload-actions.js';
 import { createSupervisorDriver } from '../reload/supervisor.js';
@@ -14,9 +15,11 @@ import { createReconciler } from './reconcile.js';
 export interface BuildReconcilerInput {
   readonly sync: SyncConfig;
   readonly logger: Logger;
+  /** The revision the targets last applied (sealed values opened), when the history knows it. */
+  readonly applied?: IniDocument;
 }
 
-export function buildReconciler({ sync, logger }: BuildReconcilerInput) {
+export function buildReconciler({ sync, logger, applied }: BuildReconcilerInput) {
   const actions = createReloadActions({
     docker: createDockerDriver({ socketPath: sync.settings.dockerSocket, logger }),
     supervisor: createSupervisorDriver({ url: sync.settings.supervisorUrl, logger }),
@@ -28,5 +31,6 @@ export function buildReconciler({ sync, logger }: BuildReconcilerInput) {
     render: (target, input) => renderTarget(target.format, input),
     readTemplate: (path) => readFile(path, 'utf8'),
     logger,
+    ...(applied ? { applied } : {}),
   });
 }

@@ -40,6 +40,11 @@ export interface ReconcilerDeps {
   readTemplate: (path: string) => Promise<string>;
   logger: Logger;
   now?: () => number;
+  /**
+   * The revision the targets last applied before this reconciler was made (a worker restart):
+   * files its first runs put back are reloaded and checked at that revision's URLs.
+   */
+  applied?: IniDocument;
 }
 
 interface Work {
@@ -80,6 +85,13 @@ export function createReconciler(deps: ReconcilerDeps) {
   const log = logger.child({ module: 'reconcile' });
   /** Each target as its service last ran it (URLs resolved): restored files are reloaded and checked there. */
   const appliedSpecs = new Map<string, TargetSpec>();
+  for (const spec of deps.applied ? deps.targets : []) {
+    try {
+      appliedSpecs.set(spec.name, targetForDocument(spec, deps.applied!));
+    } catch {
+      // That revision cannot fill this target's URLs: a restore uses those of the failing one.
+    }
+  }
 
   async function reloadGroups(works: readonly Work[], { force }: { force: boolean }): Promise<void> {
     const groups = new Map<string, Work[]>();

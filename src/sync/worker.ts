@@ -12,6 +12,7 @@ import { parseIni } from '../ini/document.js';
 import { startIdleGc } from '../idle-gc.js';
 import { createLogger } from '../log.js';
 import { createKeyring, masterKey } from '../secrets/secret-box.js';
+import { openDocument } from '../secrets/sealed-document.js';
 import { CONFIG_SCHEMA } from '../settings/schema.js';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
 import { buildReconciler } from './build-reconciler.js';
@@ -30,7 +31,6 @@ const post = (message: WorkerToMain): void => {
 };
 
 const { settings, targets } = init.sync;
-const reconciler = buildReconciler({ sync: init.sync, logger });
 for (const target of targets) {
   for (const name of await removeStaleTempFiles(target.output)) logger.warn({ target: target.name, name }, 'removed a temp file left by an interrupted write');
 }
@@ -70,6 +70,12 @@ async function lastAppliedRevision(): Promise<{ text: string; revision: string; 
   }
 }
 const initialApplied = await lastAppliedRevision();
+// A failure right after this start puts back files of that revision: they are checked at its URLs.
+const reconciler = buildReconciler({
+  sync: init.sync,
+  logger,
+  ...(initialApplied ? { applied: openDocument({ stored: parseIni(initialApplied.text), schema: CONFIG_SCHEMA, keyring, tolerate: true }).doc } : {}),
+});
 
 /** Revisions whose author main is asked for; an answer that does not come in time means a hand edit. */
 const authorQuestions = new Map<string, Promise<RevisionMeta | undefined>>();

@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { startServer } from '../../src/server.js';
 import { revisionOf } from '../../src/settings/revision.js';
 import { eventually, startConfhub, type Confhub } from '../support/confhub.js';
+import { freePort } from '../support/ports.js';
 
 /** A reload hook on loopback that counts reloads and answers 500 while `failing` is set. */
 let hook: Server;
@@ -22,10 +23,13 @@ let hookAnsweredAt = 0;
 let gate: Promise<void> | undefined;
 /** Reloads the hook holds now. */
 let held = 0;
+/** GETs the hook answered (it serves as a health URL too). */
+let gets = 0;
 
 beforeAll(async () => {
   hook = createServer((req, res) => {
     if (req.method === 'POST') reloads++;
+    if (req.method === 'GET') gets++;
     const answer = (): void => {
       res.statusCode = failing ? 500 : 204;
       res.end();
@@ -362,6 +366,39 @@ health = none
       expect(top?.rollbackOf).toBe(applied.commit);
     } finally {
       failing = false;
+      await again.close();
+    }
+  });
+
+  it('when the first revision after a restart fails health at its new address, then the files put back are checked at the address of the revision applied before', async () => {
+    const serving = new URL(hookUrl).port;
+    const web = `
+[target:web]
+sections = extra
+format = template
+template = web.tmpl
+output = @DIR@/out/web.conf
+reload = http:POST:${hookUrl}-web
+health = http:http://127.0.0.1:{{ extra.port }}/health
+timeout = 2
+`;
+    ch = await startConfhub({
+      systemIni: systemIni(web, QUICK),
+      configExtra: `\n[extra]\nmode = first\nport = ${serving}\n`,
+      files: { 'app.tmpl': 'mode = {{ extra.mode }}\n', 'web.tmpl': 'listen {{ extra.port }}\n' },
+    });
+    await ready(ch);
+    const applied = ch.readConfig();
+    await ch.server.close();
+    writeFileSync(ch.config.configPath, applied.replace(`port = ${serving}`, `port = ${await freePort()}`));
+    gets = 0;
+    const again = await startServer(ch.config, pino({ level: 'silent' }));
+    try {
+      await eventually('config.ini is back at the applied revision', () => ch.readConfig() === applied);
+      expect(readFileSync(join(ch.dir, 'out', 'web.conf'), 'utf8')).toBe(`listen ${serving}\n`);
+      // Nothing listens at the new port: only a check of the restored file at the old one reaches the hook.
+      await eventually('the restored file is checked where it serves', () => gets > 0);
+    } finally {
       await again.close();
     }
   });

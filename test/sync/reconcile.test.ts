@@ -238,6 +238,30 @@ describe('reconcile', () => {
     expect(calls.filter((c) => c.startsWith('reload'))).toHaveLength(3);
   });
 
+  it('when the first run after a start fails, then the restored files are checked at the address of the revision applied before the start', async () => {
+    const verified: string[] = [];
+    const { actions } = fakeActions();
+    actions.verify = async (input) => {
+      if (input.health.kind === 'http') verified.push(input.health.url);
+      if (verified.length === 1) throw new AppError('HEALTH_FAILED', { details: 'refused' });
+    };
+    const health = { kind: 'http' as const, url: 'http://127.0.0.1:{{ app.v }}/', templated: true as const, shown: 'http://127.0.0.1:{{ app.v }}/' };
+    // What the services run: the file of the revision the targets applied before this start.
+    writeFileSync(join(dir, 'one.json'), '{"target":"one","v":"8081"}\n', { mode: 0o600 });
+    const r = createReconciler({
+      targets: [target('one', { health })],
+      actions,
+      render,
+      readTemplate: async () => '',
+      logger: pino({ level: 'silent' }),
+      applied: doc('8081'),
+    });
+    const result = await r.reconcile({ revision: 'r2', doc: doc('8082'), force: false });
+    expect(result.outcome).toBe('rolled_back');
+    expect(verified).toEqual(['http://127.0.0.1:8082/', 'http://127.0.0.1:8081/']);
+    expect(read('one')).toBe('{"target":"one","v":"8081"}\n');
+  });
+
   it('when a URL refers to a key the revision does not have, then the target fails before its file is written', async () => {
     const { actions, calls } = fakeActions();
     const health = { kind: 'http' as const, url: 'http://127.0.0.1:{{ app.port }}/', templated: true as const, shown: 'http://127.0.0.1:{{ app.port }}/' };
