@@ -89,18 +89,18 @@ export interface SubstituteResult {
 
 /**
  * Fills every placeholder with its value, passed through `format` (the found section and key
- * say which value it is). Names that resolve to nothing or to more than one key are listed, and
- * leave nothing in the text.
+ * say which value it is, `index` which part of the template it fills). Names that resolve to
+ * nothing or to more than one key are listed, and leave nothing in the text.
  */
 export function substitute(
   parsed: ParsedTemplate,
   lookup: ValueLookup,
-  format: (value: string, at: { section: string; key: string }) => string = (value) => value,
+  format: (value: string, at: { section: string; key: string; index: number }) => string = (value) => value,
 ): SubstituteResult {
   const unknown: string[] = [];
   const ambiguous: string[] = [];
   let text = '';
-  for (const part of parsed.parts) {
+  for (const [index, part] of parsed.parts.entries()) {
     if ('text' in part) {
       text += part.text;
       continue;
@@ -111,7 +111,7 @@ export function substitute(
     } else if (found === 'ambiguous') {
       if (!ambiguous.includes(part.name)) ambiguous.push(part.name);
     } else {
-      text += format(found.value, found);
+      text += format(found.value, { section: found.section, key: found.key, index });
     }
   }
   return { text, unknown, ambiguous };

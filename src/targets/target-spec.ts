@@ -19,6 +19,8 @@ import { safeUrl } from '../core/safe-url.js';
 import type { IniDocument, IniSection } from '../ini/document.js';
 import { sectionNameProblem } from '../core/names.js';
 import { nameSplits, parsePlaceholders, placeholderNames } from '../render/placeholders.js';
+import { CONFIG_SCHEMA, isSensitive } from '../settings/schema.js';
+import { hostPlaceholder } from './url-host.js';
 
 export const FORMATS = ['gitea', 'portainer', 'nginx_proxy_manager', 'cockpit', 'env', 'ini', 'json', 'yaml', 'template'] as const;
 export type FormatName = (typeof FORMATS)[number];
@@ -198,7 +200,8 @@ function httpUrl(section: string, key: string, text: string): HttpUrl {
   const templated = placeholderNames(parsed).length > 0;
   // A stand-in that fits any part (host, port, path, query) checks the rest of a template as a URL;
   // a placeholder in the scheme makes it fail, so a value can never turn http into something else.
-  const standIn = parsed.parts.map((part) => ('text' in part ? part.text : '1')).join('');
+  const host = hostPlaceholder(parsed);
+  const standIn = parsed.parts.map((part, i) => ('text' in part ? part.text : host?.bracketed && host.index === i ? '::1' : '1')).join('');
   let url: URL;
   try {
     url = new URL(standIn);
@@ -209,12 +212,18 @@ function httpUrl(section: string, key: string, text: string): HttpUrl {
   return templated ? { url: text, templated: true, shown: shownUrlTemplate(text) } : { url: url.toString() };
 }
 
-/** A URL may only refer to the target's own sections: they are what a revision changes it by. */
+/**
+ * A URL may only refer to the target's own sections: they are what a revision changes it by. Nor
+ * to a secret: the URL is shown in results, logs and /services, and sent where proxies log it.
+ */
 function checkUrlReferences(at: { section: string; key: string }, url: HttpUrl, sections: readonly string[]): void {
   if (!url.templated) return;
   for (const name of placeholderNames(parsePlaceholders(url.url))) {
-    if (!nameSplits(name).some((split) => sections.includes(split.section))) {
-      throw invalid(at.section, at.key, `{{ ${name} }} names no section of sections (${sections.join(', ')})`);
+    const splits = nameSplits(name).filter((split) => sections.includes(split.section));
+    if (splits.length === 0) throw invalid(at.section, at.key, `{{ ${name} }} names no section of sections (${sections.join(', ')})`);
+    const secret = splits.find((split) => isSensitive(CONFIG_SCHEMA, split.section, split.key));
+    if (secret) {
+      throw invalid(at.section, at.key, `{{ ${name} }} refers to ${secret.section}.${secret.key}, a secret: a URL may only hold values that are not secret`);
     }
   }
 }

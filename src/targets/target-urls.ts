@@ -5,18 +5,21 @@
  *
  * Each value is percent-encoded (as RFC 6570 simple expansion does): it fills one part of the
  * URL (host, port, a path segment, a query value) and can never move the request to another host
- * or scheme. A value that is missing, or that does not make a valid URL, fails the target
- * (RENDER_FAILED naming the keys, never a value). What messages show of the URL (`shown`) holds
- * `******` for sensitive keys, and no userinfo, query or fragment.
+ * or scheme. A value that is the whole host is read as a host instead (url-host.ts: an IPv6
+ * address gets its brackets). A value that is missing, or that does not make a valid URL, fails
+ * the target (RENDER_FAILED naming the keys, never a value). No URL holds a secret: target-spec.ts
+ * refuses placeholders of sensitive keys (the URL is shown in results, logs and /services), and
+ * so does this, for any target it is given. What messages show (`shown`) has no userinfo, query
+ * or fragment.
  */
 import type { AppError } from '../core/errors.js';
+import { safeUrl } from '../core/safe-url.js';
 import type { IniDocument } from '../ini/document.js';
 import { parsePlaceholders, placeholderNames, substitute, substitutionProblems } from '../render/placeholders.js';
 import { renderFailed } from '../render/render-input.js';
 import { CONFIG_SCHEMA, isSensitive } from '../settings/schema.js';
-import { shownUrlTemplate, type HttpUrl, type TargetSpec } from './target-spec.js';
-
-const MASK = '******';
+import type { HttpUrl, TargetSpec } from './target-spec.js';
+import { hostPlaceholder, hostText } from './url-host.js';
 
 function lookupIn(doc: IniDocument, sections: readonly string[]): (section: string, key: string) => string | undefined {
   return (section, key) => {
@@ -28,9 +31,20 @@ function lookupIn(doc: IniDocument, sections: readonly string[]): (section: stri
 
 function resolveUrl(spec: TargetSpec, doc: IniDocument, { key, url }: { key: 'health' | 'reload'; url: HttpUrl }): HttpUrl {
   const parsed = parsePlaceholders(url.url);
-  const lookup = lookupIn(doc, spec.sections);
-  const result = substitute(parsed, lookup, (value) => encodeURIComponent(value));
-  const problems = substitutionProblems(parsed, result);
+  const host = hostPlaceholder(parsed);
+  const refused: string[] = [];
+  const result = substitute(parsed, lookupIn(doc, spec.sections), (value, at) => {
+    const field = `${at.section}.${at.key}`;
+    if (isSensitive(CONFIG_SCHEMA, at.section, at.key)) {
+      refused.push(`${field} is a secret, which a URL may not hold`);
+      return '';
+    }
+    if (at.index !== host?.index) return encodeURIComponent(value);
+    const hostValue = hostText(value, { bracketed: host.bracketed, field });
+    if ('problem' in hostValue) refused.push(hostValue.problem);
+    return 'text' in hostValue ? hostValue.text : '';
+  });
+  const problems = [...substitutionProblems(parsed, result), ...refused];
   const failed = (problem: string): AppError => renderFailed(spec.name, `${key} URL ${url.shown ?? ''}: ${problem}`);
   if (problems.length > 0) throw failed(problems.join('; '));
   let resolved: URL;
@@ -41,8 +55,7 @@ function resolveUrl(spec: TargetSpec, doc: IniDocument, { key, url }: { key: 'he
   }
   // The declared scheme is literal text (target-spec.ts refuses placeholders there); checked again all the same.
   if (resolved.protocol !== 'http:' && resolved.protocol !== 'https:') throw failed('the URL is not http:// or https://');
-  const masked = substitute(parsed, lookup, (value, at) => (isSensitive(CONFIG_SCHEMA, at.section, at.key) ? MASK : encodeURIComponent(value)));
-  return { url: resolved.toString(), shown: shownUrlTemplate(masked.text) };
+  return { url: resolved.toString(), shown: safeUrl(resolved.toString()) };
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import { AppError } from '../../src/core/errors.js';
+import { safeUrl } from '../../src/core/safe-url.js';
 import { parseIni, type IniDocument } from '../../src/ini/document.js';
 import { createLogger } from '../../src/log.js';
 import type { ContainerState } from '../../src/reload/docker.js';
@@ -399,6 +400,35 @@ describe('service checks with fake drivers', () => {
     const text = JSON.stringify(result) + JSON.stringify(f.checks.list());
     for (const secret of ['pa55-w0rd', 't0k3n-abc', 'frag-xyz', 'admin:']) expect(text).not.toContain(secret);
     expect(result.checks[0]!.error!.message).toContain('GET http://10.0.0.9:8080/api/status');
+  });
+
+  it('when a health URL would put a secret of config.ini in its path, then it is not probed and no result shows the secret', async () => {
+    // The declaration refuses such a URL (target-spec.ts); a target made any other way is refused when resolved.
+    const [web] = targetsOf(target('web', 'none', 'http:http://127.0.0.1:{{ web.port }}/health'));
+    const leaky: TargetSpec = {
+      ...web!,
+      health: {
+        kind: 'http',
+        url: 'http://127.0.0.1:{{ web.port }}/{{ web.token }}/health',
+        templated: true,
+        shown: 'http://127.0.0.1:{{ web.port }}/{{ web.token }}/health',
+      },
+    };
+    const http = vi.fn<HttpProbe>(async (url) => {
+      // What the real probe says when nothing listens: the URL's path is in it.
+      throw new AppError('SERVICE_UNREACHABLE', { details: `GET ${safeUrl(url)}: ECONNREFUSED` });
+    });
+    const checks = createConnectionChecks({
+      targets: [leaky],
+      configDoc: () => parseIni('[web]\nport = 81\ntoken = t0p-s3cr3t\n'),
+      docker: { inspectState: async () => RUNNING },
+      supervisor: { processInfo: async () => PROGRAM_RUNNING },
+      http,
+      logger,
+    });
+    const result = await checks.test('web');
+    expect(JSON.stringify(result) + JSON.stringify(checks.list())).not.toContain('t0p-s3cr3t');
+    expect(http).not.toHaveBeenCalled();
   });
 
   it('when the HTTP probe calls fetch, then credentials go into a header, not the URL, and a leaky network error is scrubbed', async () => {

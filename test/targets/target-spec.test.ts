@@ -71,8 +71,8 @@ sections = web
 format = template
 template = nginx.conf.tmpl
 output = /etc/nginx/conf.d/site.conf
-reload = http:POST:http://{{ web.hook_user }}:{{ web.hook_pwd }}@127.0.0.1:{{ web.admin_port }}/reload?token={{ web.token }}
-health = http:http://127.0.0.1:{{ web.port }}/health
+reload = http:POST:http://{{ web.hook_user }}@127.0.0.1:{{ web.admin_port }}/reload?site={{ web.name }}
+health = http:http://[{{ web.ip6 }}]:{{ web.port }}/health
 health_window = 2.5
 check_installed = /usr/sbin/nginx -t -q -c /etc/nginx/nginx.conf
 timeout = 10
@@ -81,11 +81,17 @@ timeout = 10
       reload: {
         kind: 'http',
         method: 'POST',
-        url: 'http://{{ web.hook_user }}:{{ web.hook_pwd }}@127.0.0.1:{{ web.admin_port }}/reload?token={{ web.token }}',
+        url: 'http://{{ web.hook_user }}@127.0.0.1:{{ web.admin_port }}/reload?site={{ web.name }}',
         templated: true,
         shown: 'http://127.0.0.1:{{ web.admin_port }}/reload',
       },
-      health: { kind: 'http', url: 'http://127.0.0.1:{{ web.port }}/health', templated: true, shown: 'http://127.0.0.1:{{ web.port }}/health', windowMs: 2500 },
+      health: {
+        kind: 'http',
+        url: 'http://[{{ web.ip6 }}]:{{ web.port }}/health',
+        templated: true,
+        shown: 'http://[{{ web.ip6 }}]:{{ web.port }}/health',
+        windowMs: 2500,
+      },
       checkInstalled: { kind: 'exec', argv: ['/usr/sbin/nginx', '-t', '-q', '-c', '/etc/nginx/nginx.conf'] },
       timeoutMs: 10_000,
     });
@@ -149,6 +155,19 @@ timeout = 10
     [
       '[target:x]\nsections = web\nformat = json\noutput = a\nhealth = http:http://127.0.0.1:{{ other.port }}/\n',
       'system.ini [target:x] health: {{ other.port }} names no section of sections (web)',
+    ],
+    [
+      '[target:x]\nsections = web\nformat = json\noutput = a\nreload = http:POST:http://127.0.0.1/hooks/{{ web.hook_token }}\n',
+      'system.ini [target:x] reload: {{ web.hook_token }} refers to web.hook_token, a secret: a URL may only hold values that are not secret',
+    ],
+    [
+      '[target:x]\nsections = web\nformat = json\noutput = a\nhealth = http:http://{{ web.user }}:{{ web.user_pwd }}@127.0.0.1/\n',
+      'system.ini [target:x] health: {{ web.user_pwd }} refers to web.user_pwd, a secret',
+    ],
+    [
+      // A dotted name is refused when any of its readings in the target's sections is a secret.
+      '[target:x]\nsections = web, web.api\nformat = json\noutput = a\nhealth = http:http://127.0.0.1/?k={{ web.api.key }}\n',
+      'system.ini [target:x] health: {{ web.api.key }} refers to web.api.key, a secret',
     ],
     [
       '[target:x]\nsections = web\nformat = json\noutput = a\nreload = http:POST:{{ web.scheme }}://h/\n',

@@ -68,21 +68,78 @@ describe('reload and health URLs for one revision of config.ini', () => {
     expect(new URL((resolved as { url: string }).url).host).toBe('127.0.0.1:81');
   });
 
-  it('when a URL carries a secret, then it is sent but what messages show has no userinfo, no query and no secret value', () => {
-    const spec = declare(
-      'reload = http:POST:http://{{ web.user }}:{{ web.user_pwd }}@127.0.0.1:{{ web.port }}/hooks/{{ web.hook_token }}?key={{ web.api_key }}\n',
+  it('when a URL would carry a secret, then it is refused: at the declaration, and for a target built any other way before anything is sent', () => {
+    expect(() => declare('reload = http:POST:http://127.0.0.1:81/hooks/{{ web.hook_token }}\n')).toThrow(
+      'system.ini [target:web] reload: {{ web.hook_token }} refers to web.hook_token, a secret',
     );
-    const resolved = targetForDocument(
-      spec,
-      parseIni('[web]\nuser = admin\nuser_pwd = p@ss w0rd!\nport = 81\nhook_token = t0ps3cr3t\napi_key = k3yk3yk3y\n'),
-    ).reload;
-    expect(resolved).toEqual({
+    const spec: TargetSpec = {
+      ...declare('health = http:http://127.0.0.1:{{ web.port }}/\n'),
+      health: {
+        kind: 'http',
+        url: 'http://{{ web.user }}:{{ web.user_pwd }}@127.0.0.1:{{ web.port }}/',
+        templated: true,
+        shown: 'http://127.0.0.1:{{ web.port }}/',
+      },
+    };
+    const error = failure(spec, '[web]\nuser = admin\nuser_pwd = p@ss w0rd!\nport = 81\n');
+    expect(error.code).toBe('RENDER_FAILED');
+    expect(error.details).toBe('target web: health URL http://127.0.0.1:{{ web.port }}/: web.user_pwd is a secret, which a URL may not hold');
+    // What may be there is sent; messages show no userinfo and no query.
+    const open = declare('reload = http:POST:http://{{ web.user }}@127.0.0.1:{{ web.port }}/hooks?site={{ web.name }}\n');
+    expect(targetForDocument(open, parseIni('[web]\nuser = admin\nport = 81\nname = blog\n')).reload).toEqual({
       kind: 'http',
       method: 'POST',
-      url: 'http://admin:p%40ss%20w0rd!@127.0.0.1:81/hooks/t0ps3cr3t?key=k3yk3yk3y',
-      shown: 'http://127.0.0.1:81/hooks/******',
+      url: 'http://admin@127.0.0.1:81/hooks?site=blog',
+      shown: 'http://127.0.0.1:81/hooks',
     });
-    const missing = failure(spec, '[web]\nuser = admin\nuser_pwd = p@ss w0rd!\nport = 81\n');
-    expect(JSON.stringify({ m: missing.message, d: missing.details })).not.toMatch(/p@ss|w0rd/);
+  });
+
+  it('when the host is an IPv6 address, then it is put in brackets, written with or without them, and in brackets the template writes', () => {
+    const spec = declare('health = http:http://{{ web.host }}:{{ web.port }}/health\n');
+    const at = (host: string): string => (targetForDocument(spec, parseIni(`[web]\nhost = ${host}\nport = 8080\n`)).health as { url: string }).url;
+    expect(at('::1')).toBe('http://[::1]:8080/health');
+    expect(at('[::1]')).toBe('http://[::1]:8080/health');
+    expect(at('FE80:0:0:0:0:0:0:1')).toBe('http://[fe80::1]:8080/health');
+    expect(at('::ffff:127.0.0.1')).toBe('http://[::ffff:7f00:1]:8080/health');
+    // Names and IPv4 addresses as before.
+    expect(at('127.0.0.1')).toBe('http://127.0.0.1:8080/health');
+    expect(at('web.internal')).toBe('http://web.internal:8080/health');
+    // With userinfo and without a port too.
+    const bare = declare('reload = http:POST:http://{{ web.user }}@{{ web.host }}/reload\n');
+    expect(targetForDocument(bare, parseIni('[web]\nuser = a\nhost = ::1\n')).reload).toMatchObject({
+      url: 'http://a@[::1]/reload',
+      shown: 'http://[::1]/reload',
+    });
+    const bracketed = declare('health = http:http://[{{ web.ip6 }}]:{{ web.port }}/\n');
+    expect(targetForDocument(bracketed, parseIni('[web]\nip6 = 2001:db8::5\nport = 81\n')).health).toMatchObject({ url: 'http://[2001:db8::5]:81/' });
+    // Only a value that is the whole host is read as one: elsewhere an address is one encoded value.
+    const path = declare('health = http:http://127.0.0.1/peers/{{ web.host }}\n');
+    expect(targetForDocument(path, parseIni('[web]\nhost = ::1\n')).health).toMatchObject({ url: 'http://127.0.0.1/peers/%3A%3A1' });
+  });
+
+  it('when a host value is an IPv6 address with a zone id, or no host at all, then the target fails naming the key, never the value, and no value reaches another host', () => {
+    const spec = declare('health = http:http://{{ web.host }}:{{ web.port }}/\n');
+    const problem = (host: string): string => failure(spec, `[web]\nhost = ${host}\nport = 8080\n`).details;
+    const prefix = 'target web: health URL http://{{ web.host }}:{{ web.port }}/: ';
+    const zone = `${prefix}web.host is an IPv6 address with a zone id ("%…"), which a URL cannot hold`;
+    expect(problem('fe80::1%eth0')).toBe(zone);
+    expect(problem('[fe80::1%25eth0]')).toBe(zone);
+    for (const host of [
+      '[::1]:9@evil.example',
+      '::1]@evil.example',
+      'evil.example:80',
+      'evil.example/x',
+      'a b',
+      '[web.internal]',
+      'fe80::1%eth0@evil.example',
+    ]) {
+      const details = problem(host);
+      expect(details, host).toMatch(/web\.host (\((the host|in \[ \] as the host)\) is not|is an IPv6 address with a zone id)/);
+      expect(details, host).not.toContain('evil');
+    }
+    const bracketed = declare('health = http:http://[{{ web.ip6 }}]/\n');
+    expect(failure(bracketed, '[web]\nip6 = 127.0.0.1\n').details).toBe(
+      'target web: health URL http://[{{ web.ip6 }}]/: web.ip6 (in [ ] as the host) is not an IPv6 address',
+    );
   });
 });
