@@ -7,9 +7,15 @@
 import type { Database } from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { ACTOR_TYPES, REVISION_SOURCES, type ActorRef, type RevisionSource } from '../core/actor.js';
+import { systemClock, type Clock } from '../core/clock.js';
 
 /** An announcement older than this is for a revision the worker read long ago (or never). */
 const MAX_AGE_MS = 10 * 60_000;
+/**
+ * Announcements kept at most. Most are never taken when nothing asks for them (confhub not
+ * running, or the revision superseded before the worker read it), so recording drops old ones.
+ */
+export const MAX_ANNOUNCEMENTS = 256;
 
 export interface AnnouncedAuthor {
   readonly actor: ActorRef;
@@ -20,12 +26,23 @@ export interface AnnouncedAuthor {
 export interface AnnouncementsDeps {
   db: Database;
   logger: Logger;
-  now?: () => number;
+  /** Stamps announcements and ages them out; default the system clock. */
+  clock?: Clock;
 }
 
-export function createAnnouncements({ db, logger, now = Date.now }: AnnouncementsDeps) {
+interface AnnouncementRow {
+  revision: string;
+  actorType: string;
+  actorId: string;
+  source: string;
+  rollbackOf: string | null;
+  at: number;
+}
+
+export function createAnnouncements({ db, logger, clock = systemClock }: AnnouncementsDeps) {
   const log = logger.child({ module: 'announcements' });
-  const upsert = db.prepare(
+  const now = (): number => clock.now();
+  const upsert = db.prepare<[AnnouncementRow]>(
     `INSERT INTO announcements (revision, actor_type, actor_id, source, rollback_of, at) VALUES (@revision, @actorType, @actorId, @source, @rollbackOf, @at)
      ON CONFLICT (revision) DO UPDATE SET actor_type = excluded.actor_type, actor_id = excluded.actor_id, source = excluded.source, rollback_of = excluded.rollback_of, at = excluded.at`,
   );
@@ -33,11 +50,17 @@ export function createAnnouncements({ db, logger, now = Date.now }: Announcement
     'DELETE FROM announcements WHERE revision = ? AND at >= ? RETURNING actor_type, actor_id, source, rollback_of',
   );
   const prune = db.prepare<[number]>('DELETE FROM announcements WHERE at < ?');
+  const cap = db.prepare<[number]>('DELETE FROM announcements WHERE rowid NOT IN (SELECT rowid FROM announcements ORDER BY at DESC, rowid DESC LIMIT ?)');
+  const recordPruned = db.transaction((row: AnnouncementRow) => {
+    upsert.run(row);
+    prune.run(row.at - MAX_AGE_MS);
+    cap.run(MAX_ANNOUNCEMENTS);
+  });
 
   return {
     /** Before the file is replaced (the writer is another process). */
     record(input: { revision: string } & AnnouncedAuthor): void {
-      upsert.run({
+      recordPruned({
         revision: input.revision,
         actorType: input.actor.type,
         actorId: input.actor.id,
