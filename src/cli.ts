@@ -296,7 +296,8 @@ async function once(config: RuntimeConfig): Promise<void> {
     const issues = validateDocument({ doc: snapshot.doc, schema: CONFIG_SCHEMA });
     if (issues.length > 0) throw validationFailed(issues);
     const systemDoc = toSnapshot({ text: readText(config.systemPath, 'system.ini'), label: 'system.ini', schema: SYSTEM_SCHEMA }).doc;
-    const reconciler = buildReconciler({ sync: syncConfigOf(systemDoc, config), logger });
+    const applied = await lastAppliedText(config);
+    const reconciler = buildReconciler({ sync: syncConfigOf(systemDoc, config), logger, ...(applied ? { applied: { text: applied, keyring } } : {}) });
     const recorder = createRevisionRecorder({
       writer: createHistoryWriter({ gitDir: config.historyDir, workTree: config.configDir, logger }),
       schema: CONFIG_SCHEMA,
@@ -336,6 +337,23 @@ async function once(config: RuntimeConfig): Promise<void> {
     if (result.outcome === 'failed' || result.outcome === 'rolled_back') process.exitCode = 1;
   } finally {
     await lock.release();
+  }
+}
+
+/** config.ini as the targets last applied it, from the history; undefined when that is not known. */
+async function lastAppliedText(config: RuntimeConfig): Promise<string | undefined> {
+  const db = openDatabase({ path: config.databasePath });
+  try {
+    const commit = createRunLog({ db, logger: createLogger({ level: 'silent' }) }).lastAppliedCommit();
+    if (!commit) return undefined;
+    const text = await historyReader(config).contentAt(commit);
+    parseIni(text);
+    return text;
+  } catch {
+    // Files a failure puts back are then checked at the URLs of the failing revision.
+    return undefined;
+  } finally {
+    db.close();
   }
 }
 

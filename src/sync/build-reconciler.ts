@@ -4,19 +4,25 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { IniDocument } from '../ini/document.js';
+import { parseIni } from '../ini/document.js';
 import { createDockerDriver } from '../reload/docker.js';
 import { createReloadActions } from '../reload/reload-actions.js';
 import { createSupervisorDriver } from '../reload/supervisor.js';
 import { renderTarget } from '../render/index.js';
+import { openDocument } from '../secrets/sealed-document.js';
+import type { Keyring } from '../secrets/secret-box.js';
+import { CONFIG_SCHEMA } from '../settings/schema.js';
 import type { SyncConfig } from '../targets/target-spec.js';
 import { createReconciler } from './reconcile.js';
 
 export interface BuildReconcilerInput {
   readonly sync: SyncConfig;
   readonly logger: Logger;
-  /** The revision the targets last applied (sealed values opened), when the history knows it. */
-  readonly applied?: IniDocument;
+  /**
+   * config.ini as the targets last applied it (from the history, sealed), when it is known: files
+   * a failure puts back are reloaded and checked at its URLs.
+   */
+  readonly applied?: { readonly text: string; readonly keyring: Keyring | undefined };
 }
 
 export function buildReconciler({ sync, logger, applied }: BuildReconcilerInput) {
@@ -31,6 +37,6 @@ export function buildReconciler({ sync, logger, applied }: BuildReconcilerInput)
     render: (target, input) => renderTarget(target.format, input),
     readTemplate: (path) => readFile(path, 'utf8'),
     logger,
-    ...(applied ? { applied } : {}),
+    ...(applied ? { applied: openDocument({ stored: parseIni(applied.text), schema: CONFIG_SCHEMA, keyring: applied.keyring, tolerate: true }).doc } : {}),
   });
 }

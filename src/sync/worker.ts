@@ -12,7 +12,6 @@ import { parseIni } from '../ini/document.js';
 import { startIdleGc } from '../idle-gc.js';
 import { createLogger } from '../log.js';
 import { createKeyring, masterKey } from '../secrets/secret-box.js';
-import { openDocument } from '../secrets/sealed-document.js';
 import { CONFIG_SCHEMA } from '../settings/schema.js';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
 import { buildReconciler } from './build-reconciler.js';
@@ -74,7 +73,7 @@ const initialApplied = await lastAppliedRevision();
 const reconciler = buildReconciler({
   sync: init.sync,
   logger,
-  ...(initialApplied ? { applied: openDocument({ stored: parseIni(initialApplied.text), schema: CONFIG_SCHEMA, keyring, tolerate: true }).doc } : {}),
+  ...(initialApplied ? { applied: { text: initialApplied.text, keyring } } : {}),
 });
 
 /** Revisions whose author main is asked for; an answer that does not come in time means a hand edit. */

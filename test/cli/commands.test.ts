@@ -1,12 +1,15 @@
 /** `confhub validate`, `history` and `rollback` as an operator runs them, on a data directory a real start made. */
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadRuntimeConfig } from '../../src/runtime-config.js';
 import { readApiKey } from '../../src/settings/read-api-key.js';
 import { CLI, killStartedProcesses, startProcess, stopProcess } from '../support/confhub-process.js';
+import { freePort } from '../support/ports.js';
 import { tempDirs } from '../support/temp-dirs.js';
 import { eventually } from '../support/wait.js';
 
@@ -170,6 +173,40 @@ describe('confhub validate, history, rollback', () => {
     });
     expect(await newest()).toMatchObject({ actor: { type: 'system', id: 'cli' }, source: 'rollback' });
     expect(await stopProcess(server.child)).toBe(0);
+  }, 60_000);
+
+  it('when once fails health at a new address, then the files it puts back are checked at the address of the revision the targets last applied', async () => {
+    const gets: string[] = [];
+    const service = createServer((req, res) => {
+      if (req.method === 'GET') gets.push(req.url ?? '');
+      res.writeHead(req.method === 'POST' ? 204 : 200).end();
+    });
+    await new Promise<void>((resolve) => service.listen(0, '127.0.0.1', resolve));
+    const port = (service.address() as AddressInfo).port;
+    try {
+      const env = { CONFHUB_DATA_DIR: tempDir() };
+      const server = await startProcess(env);
+      await eventually('ready', async () => (await fetch(`${server.url}/readyz`)).status === 200);
+      expect(await stopProcess(server.child)).toBe(0);
+      const config = loadRuntimeConfig(env);
+      writeFileSync(
+        config.systemPath,
+        `[target:web]\nsections = web\nformat = json\noutput = services/web.json\nreload = http:POST:http://127.0.0.1:${port}/reload\nhealth = http:http://127.0.0.1:{{ web.port }}/health\ntimeout = 2\n`,
+      );
+      const serving = `${readFileSync(config.configPath, 'utf8')}\n[web]\nport = ${port}\n`;
+      writeFileSync(config.configPath, serving);
+      const applied = await cli(['once'], env);
+      expect(applied.stdout, applied.stdout + applied.stderr).toMatch(/: applied$/m);
+      gets.length = 0;
+      writeFileSync(config.configPath, serving.replace(`port = ${port}`, `port = ${await freePort()}`));
+      const failed = await cli(['once'], env);
+      expect(failed).toMatchObject({ code: 1, stdout: expect.stringMatching(/: rolled_back$/m) });
+      expect(readFileSync(join(config.dataDir, 'services', 'web.json'), 'utf8')).toContain(String(port));
+      // Nothing listens at the new port: only the check of the restored file at the old one reaches the service.
+      expect(gets).toContain('/health');
+    } finally {
+      await new Promise<void>((resolve) => service.close(() => resolve()));
+    }
   }, 60_000);
 
   it.each(['serve', 'apikey', 'masterkey', 'plan', 'once', 'validate', 'history', 'rollback'])(
