@@ -85,11 +85,13 @@ export function createReconciler(deps: ReconcilerDeps) {
   const log = logger.child({ module: 'reconcile' });
   /** Each target as its service last ran it (URLs resolved): restored files are reloaded and checked there. */
   const appliedSpecs = new Map<string, TargetSpec>();
-  for (const spec of deps.applied ? deps.targets : []) {
-    try {
-      appliedSpecs.set(spec.name, targetForDocument(spec, deps.applied!));
-    } catch {
-      // That revision cannot fill this target's URLs: a restore uses those of the failing one.
+  if (deps.applied) {
+    for (const spec of deps.targets) {
+      try {
+        appliedSpecs.set(spec.name, targetForDocument(spec, deps.applied));
+      } catch {
+        // That revision cannot fill this target's URLs: a restore uses those of the failing one.
+      }
     }
   }
 

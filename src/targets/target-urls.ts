@@ -4,8 +4,8 @@
  * port moved is reloaded and checked at its new address.
  *
  * Each value is percent-encoded (as RFC 6570 simple expansion does): it fills one part of the
- * URL (host, port, a path segment, a query value) and can never move the request to another host
- * or scheme. A value that is the whole host is read as a host instead (url-host.ts: an IPv6
+ * URL (port, a path segment, a query value) and can never move the request to another host or
+ * scheme. A value that is the whole host is read as a host instead (url-host.ts: an IPv6
  * address gets its brackets). A value that is missing, or that does not make a valid URL, fails
  * the target (RENDER_FAILED naming the keys, never a value). No URL holds a secret: target-spec.ts
  * refuses placeholders of sensitive keys (the URL is shown in results, logs and /services), and
