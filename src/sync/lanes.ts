@@ -1,8 +1,18 @@
 /**
  * Target lanes: each revision reaches every target on its own lane, so a slow or unreachable
- * service delays only its own files. Targets that share a reload action share a lane (their
- * service reloads once per revision); every other target has a lane of its own.
+ * service delays only its own files. Targets whose reloads reach the same service share a lane,
+ * so that service is never reloaded, checked (`check_installed` sees its whole configuration) or
+ * written for by two lanes at once: the container for docker actions (its name, or the label
+ * filter, as the Engine API is asked), the program for supervisor actions (`nginx` is
+ * supervisord's `nginx:nginx`), the origin (scheme, host, port) for an HTTP hook. A target with
+ * `reload = none` has a lane of its own. Only the reload decides: a health URL or a check command
+ * shared with another lane does not join them, and a container named in one target and chosen by
+ * label in another are two lanes (which container a label picks is known only when Docker is
+ * asked).
  *
+ * - One revision on a lane runs each distinct reload action of its targets once, in the order
+ *   system.ini declares the first target of each (`docker:restart:git` before
+ *   `docker:signal:HUP:git` if a target with the restart comes first); see reconcile.ts.
  * - A lane runs one revision at a time. A revision submitted while one runs waits; a newer one
  *   replaces it (latest wins): the older revision is superseded on that lane, never applied.
  * - A revision's outcome is the aggregate of its lanes, known once every lane has finished it or
@@ -17,7 +27,7 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import { AppError, isAppError, toPlainError } from '../core/errors.js';
 import type { IniDocument } from '../ini/document.js';
 import type { ReconcileResult, RevisionOutcome, RunSource, TargetOutcome } from '../targets/outcome.js';
-import { reloadKey, type TargetSpec } from '../targets/target-spec.js';
+import { containerRefText, type HttpUrl, type ReloadAction, type TargetSpec } from '../targets/target-spec.js';
 import type { ReconcileRequest } from './reconcile.js';
 
 export interface LaneReconciler {
@@ -91,11 +101,39 @@ interface Lane {
   retryAttempt: number;
 }
 
+/**
+ * Scheme, host and port of a reload hook. A URL whose host or port comes from config.ini values
+ * is known only per revision: its authority as written (without userinfo) stands for it.
+ */
+function urlOrigin(url: HttpUrl): string {
+  if (!url.templated) return new URL(url.url).origin;
+  const match = /^([a-z][a-z0-9+.-]*:\/\/)(?:[^/?#@]*@)?([^/?#]*)/i.exec(url.url);
+  return match ? `${match[1]!.toLowerCase()}${match[2]}` : url.url;
+}
+
+/** The service a reload action reaches (see the header); undefined for `none`. */
+export function reloadService(action: ReloadAction): string | undefined {
+  switch (action.kind) {
+    case 'none':
+      return undefined;
+    case 'docker_restart':
+    case 'docker_signal':
+    case 'docker_exec':
+      return `docker:${containerRefText(action.container)}`;
+    case 'supervisor_restart':
+    case 'supervisor_signal':
+      // supervisord reads a name without a group as group and process of the same name.
+      return `supervisor:${action.program.includes(':') ? action.program : `${action.program}:${action.program}`}`;
+    case 'http':
+      return `http:${urlOrigin(action)}`;
+  }
+}
+
 /** The lanes of a set of targets, in declaration order of each lane's first target. */
 export function laneNames(targets: readonly Pick<TargetSpec, 'name' | 'reload'>[]): Map<string, string[]> {
   const lanes = new Map<string, string[]>();
   for (const target of targets) {
-    const name = target.reload.kind === 'none' ? `target:${target.name}` : `reload:${reloadKey(target.reload)}`;
+    const name = reloadService(target.reload) ?? `target:${target.name}`;
     lanes.set(name, [...(lanes.get(name) ?? []), target.name]);
   }
   return lanes;

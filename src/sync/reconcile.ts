@@ -2,7 +2,8 @@
  * One reconcile: bring every target in line with one revision of config.ini.
  *
  *   render all (pure) → compare with disk → stage + check the changed ones → write them →
- *   reload each service once (targets sharing a reload action share it) → verify health →
+ *   run each distinct reload action once (targets sharing one share it), in the order the
+ *   first target of each is declared (a lane may hold several actions on one service) → verify health →
  *   on failure restore the failing targets' files, reload and verify again, and apply the
  *   on_failure policy: `rollback` puts every target of the revision back (and asks for
  *   config.ini to be restored), `keep` leaves the other targets on the new revision.

@@ -43,7 +43,7 @@ import type { TargetSpec } from '../targets/target-spec.js';
 export interface SyncLoopDeps {
   configPath: string;
   schema: FileSchema;
-  /** The targets, for their lanes (targets sharing a reload action share one). */
+  /** The targets, for their lanes (targets whose reloads reach the same service share one). */
   targets: readonly Pick<TargetSpec, 'name' | 'reload'>[];
   reconciler: LaneReconciler;
   post: (message: WorkerToMain) => void;

@@ -467,7 +467,11 @@ export function describeAction(action: ReloadAction): string {
   }
 }
 
-/** Identity of a reload, so a service is reloaded once per revision even when several of its targets changed. */
+/**
+ * Identity of a reload, so a service is reloaded once per revision even when several of its
+ * targets changed. What a URL shows in messages is no part of it: two targets whose hooks resolve
+ * to the same URL share one POST.
+ */
 export function reloadKey(action: ReloadAction): string {
-  return JSON.stringify(action);
+  return action.kind === 'http' ? JSON.stringify({ kind: action.kind, method: action.method, url: action.url }) : JSON.stringify(action);
 }

@@ -84,6 +84,57 @@ describe('target lanes', () => {
     ]).toEqual([['json'], ['ini', 'app'], ['yaml']]);
   });
 
+  it('when reload actions differ but reach the same service, then their targets share its lane; only the reload decides', () => {
+    const url = (text: string): ReloadAction => ({ kind: 'http', method: 'POST', url: text });
+    const lanes = laneNames([
+      { name: 'restart', reload: GIT },
+      { name: 'hup', reload: { kind: 'docker_signal', signal: 'HUP', container: { by: 'name', name: 'git' } } },
+      { name: 'exec', reload: { kind: 'docker_exec', container: { by: 'name', name: 'git' }, command: ['gitea', 'reload'] } },
+      { name: 'by-label', reload: { kind: 'docker_restart', container: { by: 'label', label: 'com.docker.compose.service', value: 'git' } } },
+      { name: 'label-hup', reload: { kind: 'docker_signal', signal: 'HUP', container: { by: 'label', label: 'com.docker.compose.service', value: 'git' } } },
+      { name: 'nginx', reload: { kind: 'supervisor_restart', program: 'nginx' } },
+      { name: 'nginx-hup', reload: { kind: 'supervisor_signal', signal: 'HUP', program: 'nginx:nginx' } },
+      { name: 'web', reload: { kind: 'supervisor_signal', signal: 'HUP', program: 'web' } },
+      { name: 'hook-a', reload: url('http://Hook.local:80/reload/a') },
+      { name: 'hook-b', reload: url('http://hook.local/reload/b') },
+      { name: 'hook-other', reload: url('http://hook.local:8080/reload') },
+      { name: 'moved-a', reload: { kind: 'http', method: 'POST', url: 'http://127.0.0.1:{{ app.port }}/a', templated: true } },
+      { name: 'moved-b', reload: { kind: 'http', method: 'POST', url: 'http://u:p@127.0.0.1:{{ app.port }}/b?x=1', templated: true } },
+      { name: 'json', reload: NONE },
+      { name: 'yaml', reload: NONE },
+    ]);
+    expect([...lanes]).toEqual([
+      ['docker:git', ['restart', 'hup', 'exec']],
+      ['docker:label=com.docker.compose.service=git', ['by-label', 'label-hup']],
+      ['supervisor:nginx:nginx', ['nginx', 'nginx-hup']],
+      ['supervisor:web:web', ['web']],
+      ['http:http://hook.local', ['hook-a', 'hook-b']],
+      ['http:http://hook.local:8080', ['hook-other']],
+      ['http:http://127.0.0.1:{{ app.port }}', ['moved-a', 'moved-b']],
+      ['target:json', ['json']],
+      ['target:yaml', ['yaml']],
+    ]);
+  });
+
+  it('when two targets reload one container by different actions, then one lane runs them one revision at a time, never side by side', async () => {
+    const { lanes, script } = lanesFor([
+      { name: 'ini', reload: GIT },
+      { name: 'hup', reload: { kind: 'docker_signal', signal: 'HUP', container: { by: 'name', name: 'git' } } },
+    ]);
+    submit(lanes, 'r1');
+    submit(lanes, 'r2');
+    await flush();
+    expect(script.calls.map((c) => [c.request.only, c.request.revision])).toEqual([[['ini', 'hup'], 'r1']]);
+    script.calls[0]!.finish();
+    await flush();
+    expect(script.calls.map((c) => [c.request.only, c.request.revision])).toEqual([
+      [['ini', 'hup'], 'r1'],
+      [['ini', 'hup'], 'r2'],
+    ]);
+    script.calls[1]!.finish();
+    await lanes.idle();
+  });
+
   it("when one lane's service is slow, then another lane applies the revision and reports without waiting for it", async () => {
     const { lanes, script, reports } = lanesFor([
       { name: 'json', reload: NONE },
@@ -156,8 +207,8 @@ describe('target lanes', () => {
     await lanes.idle();
     expect(reports.map((r) => [r.lane, r.source])).toEqual([
       ['target:json', 'change'],
-      [`reload:${JSON.stringify(GIT)}`, 'change'],
-      [`reload:${JSON.stringify(GIT)}`, 'retry'],
+      ['docker:git', 'change'],
+      ['docker:git', 'retry'],
     ]);
     // A newer revision runs before the next retry is due: it owes the reload, and it clears the retry.
     submit(lanes, 'r2');

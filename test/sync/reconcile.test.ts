@@ -7,7 +7,7 @@ import { AppError } from '../../src/core/errors.js';
 import { parseIni } from '../../src/ini/document.js';
 import type { ReloadResult, ReloadActions } from '../../src/reload/reload-actions.js';
 import { createReconciler } from '../../src/sync/reconcile.js';
-import type { ReloadAction, TargetSpec } from '../../src/targets/target-spec.js';
+import { describeAction, type ReloadAction, type TargetSpec } from '../../src/targets/target-spec.js';
 
 let dir: string;
 beforeEach(() => {
@@ -301,5 +301,47 @@ describe('reconcile', () => {
     const result = await r.reconcile({ revision: 'r1', doc: doc('1'), force: true, only: ['two'] });
     expect(result.targets.map((t) => t.target)).toEqual(['two']);
     expect(calls).toEqual(['reload b', 'verify b']);
+  });
+
+  it('when a lane holds several reload actions on one service, then each distinct action runs once, in the order its first target is declared', async () => {
+    const { actions, calls } = fakeActions();
+    actions.describe = describeAction;
+    const hup: ReloadAction = { kind: 'docker_signal', signal: 'HUP', container: { by: 'name', name: 'a' } };
+    const exec: ReloadAction = { kind: 'docker_exec', container: { by: 'name', name: 'a' }, command: ['app', 'reload'] };
+    const r = reconciler([target('one', { reload: hup }), target('two'), target('three', { reload: exec }), target('four', { reload: hup })], actions);
+    await r.reconcile({ revision: 'r1', doc: doc('1'), force: false });
+    expect(calls).toEqual([
+      'reload docker kill --signal HUP a',
+      'verify docker kill --signal HUP a',
+      'reload docker restart a',
+      'verify docker restart a',
+      'reload docker exec a app reload',
+      'verify docker exec a app reload',
+    ]);
+    // Only the targets that changed reload: the order stays that of the declarations.
+    calls.length = 0;
+    writeFileSync(join(dir, 'one.json'), 'edited by hand\n');
+    writeFileSync(join(dir, 'three.json'), 'edited by hand\n');
+    await r.reconcile({ revision: 'r1', doc: doc('1'), force: false });
+    expect(calls.filter((c) => c.startsWith('reload'))).toEqual(['reload docker kill --signal HUP a', 'reload docker exec a app reload']);
+  });
+
+  it('when two hooks resolve to the same URL, one written with config.ini values, then the hook is posted once', async () => {
+    const { actions, calls } = fakeActions();
+    actions.describe = describeAction;
+    const literal: ReloadAction = { kind: 'http', method: 'POST', url: 'http://127.0.0.1:8081/reload' };
+    const templated: ReloadAction = {
+      kind: 'http',
+      method: 'POST',
+      url: 'http://127.0.0.1:{{ app.v }}/reload',
+      templated: true,
+      shown: 'http://127.0.0.1:{{ app.v }}/reload',
+    };
+    const r = reconciler(
+      [target('one', { reload: literal, health: { kind: 'none' } }), target('two', { reload: templated, health: { kind: 'none' } })],
+      actions,
+    );
+    await r.reconcile({ revision: 'r1', doc: doc('8081'), force: false });
+    expect(calls.filter((c) => c.startsWith('reload'))).toEqual(['reload POST http://127.0.0.1:8081/reload']);
   });
 });
