@@ -177,8 +177,8 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
   }
 
   function onSkipped(message: Extract<WorkerToMain, { type: 'skipped' }>): void {
-    // The file is valid again (it returned to a revision already run).
-    sourceError = null;
+    // The source state is left alone: `accepted` said the file is valid when it was read, and this
+    // comes after the revision's commit, when a newer save may already have been found invalid.
     const result: ReconcileResult =
       message.reason === 'applied'
         ? { revision: message.revision, outcome: 'unchanged', rollbackConfig: false, targets: [] }

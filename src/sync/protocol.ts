@@ -80,7 +80,7 @@ export type WorkerToMain =
       readonly result: ReconcileResult;
       readonly commit?: string | null;
     }
-  /** config.ini was read and is valid (it goes down the lanes now): an earlier invalid save is over. */
+  /** config.ini was read and is valid (it goes down the lanes now, or is skipped): an earlier invalid save is over. */
   | { readonly type: 'accepted'; readonly revision: string }
   /** Nobody in this process announced this revision: did another process (the CLI) write it? */
   | { readonly type: 'author_needed'; readonly revision: string }
@@ -93,7 +93,10 @@ export type WorkerToMain =
       /** Set when this answers a reconcile request. */
       readonly requestId?: string;
     }
-  /** config.ini changed to a revision that is not run again: the last applied one, or one that failed. */
+  /**
+   * config.ini changed to a revision that is not run again: the last applied one, or one that
+   * failed. Sent once its commit is known (after `accepted` for the same read).
+   */
   | { readonly type: 'skipped'; readonly revision: string; readonly reason: 'applied' | 'failed'; readonly commit?: string | null }
   /** A rollback-policy target failed: main restores config.ini to `text` if the file is still `failedRevision`. */
   | { readonly type: 'rollback_config'; readonly failedRevision: string; readonly toRevision: string; readonly toCommit?: string; readonly text: string }

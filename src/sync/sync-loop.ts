@@ -415,30 +415,38 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     }
   }
 
-  async function afterRead(source: Source, options: { startup: boolean }): Promise<void> {
+  /**
+   * The file returned to a revision that is not run again. It is valid: main hears that at once.
+   * The outcome waits for the revision's commit (the history names it), queued with the other
+   * outcomes rather than in the reads, so a slow commit never delays reading the next save.
+   */
+  function skip(source: Source, reason: 'applied' | 'failed'): void {
+    post({ type: 'accepted', revision: source.revision });
+    const next = posting.then(async () => {
+      await source.committing;
+      post({ type: 'skipped', revision: source.revision, reason, ...(source.commit !== undefined ? { commit: source.commit } : {}) });
+    });
+    posting = next.catch((error: unknown) => log.error({ err: error, revision: source.revision }, 'reporting a skipped revision failed'));
+  }
+
+  /** Why a revision just read is not run again, if it is not. */
+  function skipReason(source: Source, { startup }: { startup: boolean }): 'applied' | 'failed' | undefined {
+    if (startup || !lastSubmitted?.done) return undefined;
+    // Skipped only when every lane holds it: after a failed run (on_failure = keep leaves some
+    // lanes on the failed revision) the last applied one runs again.
+    if (source.revision === inEffect) return 'applied';
+    if (lastSubmitted.source.revision === source.revision && source.revision === lastFailedRevision) return 'failed';
+    return undefined;
+  }
+
+  function afterRead(source: Source, options: { startup: boolean }): void {
     commit(source, { startup: options.startup });
     if (source.unsealed.length > 0 && deps.keyring) return;
-    if (!options.startup && lastSubmitted?.source.revision === source.revision) {
-      // The same content read again while it is on its way: its outcome answers for both.
-      if (!lastSubmitted.done) return;
-      // Skipped only when every lane holds it: after a failed run (on_failure = keep leaves some
-      // lanes on the failed revision) the last applied one runs again.
-      if (source.revision === inEffect) {
-        await source.committing;
-        post({ type: 'skipped', revision: source.revision, reason: 'applied', ...(source.commit !== undefined ? { commit: source.commit } : {}) });
-        return;
-      }
-      if (source.revision === lastFailedRevision) {
-        await source.committing;
-        post({ type: 'skipped', revision: source.revision, reason: 'failed', ...(source.commit !== undefined ? { commit: source.commit } : {}) });
-        return;
-      }
-    } else if (!options.startup && source.revision === inEffect && lastSubmitted?.done) {
-      await source.committing;
-      post({ type: 'skipped', revision: source.revision, reason: 'applied', ...(source.commit !== undefined ? { commit: source.commit } : {}) });
-      return;
-    }
-    submit(source, { source: options.startup ? 'startup' : 'change', force: false });
+    // The same content read again while it is on its way: its outcome answers for both.
+    if (!options.startup && lastSubmitted?.source.revision === source.revision && !lastSubmitted.done) return;
+    const reason = skipReason(source, options);
+    if (reason) skip(source, reason);
+    else submit(source, { source: options.startup ? 'startup' : 'change', force: false });
   }
 
   return {
@@ -459,7 +467,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
         if (stopped) return;
         const source = await readSource();
         if (!source) return;
-        await afterRead(source, { startup: options.startup === true });
+        afterRead(source, { startup: options.startup === true });
       });
     },
 

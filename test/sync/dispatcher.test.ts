@@ -117,6 +117,7 @@ describe('sync dispatcher source status', () => {
     sync.onWorkerMessage({ ...run('bad'), result: unreadable });
     expect(sync.readiness()).toEqual({ ready: false, reasons: ['config.ini invalid: gitea.user_pwd cannot be decrypted'] });
     expect(sync.status().source.valid).toBe(false);
+    sync.onWorkerMessage({ type: 'accepted', revision: 'r1' });
     sync.onWorkerMessage({ type: 'skipped', revision: 'r1', reason: 'applied' });
     expect(sync.readiness()).toEqual({ ready: true, reasons: [] });
   });
@@ -180,5 +181,16 @@ describe('sync dispatcher source state', () => {
     sync.onWorkerMessage({ type: 'accepted', revision: 'r2' });
     expect(sync.status().source.valid).toBe(true);
     expect(sync.readiness()).toEqual({ ready: true, reasons: [] });
+  });
+
+  it('when a skipped revision is reported after a newer save was found invalid (its commit was slow), then the source stays invalid', () => {
+    const { sync } = service(() => 'bad');
+    sync.onWorkerMessage({ type: 'ready' });
+    sync.onWorkerMessage(run('r1'));
+    sync.onWorkerMessage({ type: 'accepted', revision: 'r1' });
+    sync.onWorkerMessage(invalid);
+    sync.onWorkerMessage({ type: 'skipped', revision: 'r1', reason: 'applied', commit: 'c1' });
+    expect(sync.status().source).toMatchObject({ valid: false, error: { line: 3 } });
+    expect(sync.readiness().ready).toBe(false);
   });
 });

@@ -474,6 +474,56 @@ describe('sync loop with sealed secrets and history', () => {
   });
 });
 
+describe('sync loop with a slow history', () => {
+  it('when config.ini returns to the applied revision while its commit is slow, then a following invalid save is reported before the commit ends', async () => {
+    const good = '[cockpit]\nport = 9090\n';
+    writeFileSync(configPath, good);
+    const messages: WorkerToMain[] = [];
+    let calls = 0;
+    let release!: () => void;
+    let holding!: () => void;
+    const held = new Promise<void>((resolve) => {
+      holding = resolve;
+    });
+    const syncLoop = createSyncLoop({
+      configPath,
+      schema: CONFIG_SCHEMA,
+      targets: ONE_TARGET,
+      reconciler: scripted([]).reconciler,
+      post: (m) => messages.push(m),
+      logger: pino({ level: 'silent' }),
+      // The first commit is quick; the second waits until the test releases it.
+      record: async () => {
+        calls++;
+        if (calls === 1) return 'c1';
+        holding();
+        await new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        return `c${calls}`;
+      },
+    });
+    await syncLoop.onChange({ startup: true });
+    await syncLoop.idle();
+    // config.ini read again as it is (the same revision): its commit starts and is held.
+    const reread = syncLoop.onChange();
+    await held;
+    writeFileSync(configPath, '[cockpit]\nport = nine\n');
+    await syncLoop.onChange();
+    const after = messages.slice(messages.findIndex((m) => m.type === 'run') + 1);
+    expect(after.map((m) => m.type)).toEqual(['accepted', 'source_invalid']);
+    release();
+    await reread;
+    await syncLoop.idle();
+    expect(messages.slice(messages.findIndex((m) => m.type === 'run') + 1)).toEqual([
+      { type: 'accepted', revision: revisionOf(good) },
+      expect.objectContaining({ type: 'source_invalid' }),
+      { type: 'skipped', revision: revisionOf(good), reason: 'applied', commit: 'c2' },
+    ]);
+    await syncLoop.stop();
+  }, 10_000);
+});
+
 describe('sync loop with plain text secrets', () => {
   const keyring = createKeyring(masterKey(randomBytes(32)));
 
