@@ -26,6 +26,11 @@ export interface EventDataMap {
   applied: SyncRunData;
   failed: SyncRunData;
   rolled_back: SyncRunData;
+  /**
+   * An automatic rollback could not restore config.ini (it could not be written, the revision to
+   * restore does not validate or open any more…): config.ini still holds the revision that failed.
+   */
+  rollback_failed: { readonly failedRevision: string; readonly toRevision: string; readonly error: PlainError };
   /** config.ini cannot be used (syntax, validation, a secret that does not open); the last good one stays. */
   source_invalid: { readonly revision: string; readonly error: PlainError & { readonly line?: number } };
   /** The sync worker thread became ready, or stopped (on shutdown, or to be restarted after a crash). */

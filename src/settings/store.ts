@@ -572,7 +572,9 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
         } catch (error) {
           await staged?.discard().catch(() => undefined);
           log.error({ err: error }, `writing ${label} failed`);
-          const failure = new AppError('INTERNAL_ERROR', { details: `${label} could not be written`, cause: error });
+          // The system's reason (ENOSPC, EACCES, EROFS…) says what to fix; no path, no content.
+          const reason = (error as NodeJS.ErrnoException).code;
+          const failure = new AppError('INTERNAL_ERROR', { details: `${label} could not be written${reason ? ` (${reason})` : ''}`, cause: error });
           settle({ outcomes: outcomes.map((o) => ('error' in o ? o : { pending: o.pending, error: failure })), revision: null, sealed: [] });
           return;
         }

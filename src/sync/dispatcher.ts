@@ -12,7 +12,7 @@ import type { Announcements } from './announcements.js';
 import { actorRef, FILE_ACTOR, type Actor, type ActorRef } from '../core/actor.js';
 import { backoffDelay } from '../core/backoff.js';
 import { sleep, systemClock, type Clock } from '../core/clock.js';
-import { AppError, isAppError, type PlainError } from '../core/errors.js';
+import { AppError, isAppError, toPlainError, type PlainError } from '../core/errors.js';
 import type { EventLog } from '../events/event-log.js';
 import type { Metrics } from '../metrics.js';
 import type { RevisionAnnouncement, SettingsStore } from '../settings/store.js';
@@ -70,15 +70,7 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
   const { runLog, audit, settings, events, metrics, worker, clock = systemClock } = deps;
   const log = deps.logger.child({ module: 'sync-dispatcher' });
   const targetStatus = createTargetStatus(deps.targets);
-  const revisions = createRevisionWaiters({
-    currentRevision: () => {
-      try {
-        return settings.read().revision;
-      } catch {
-        return undefined;
-      }
-    },
-  });
+  const revisions = createRevisionWaiters({ currentRevision: () => currentRevision() });
   const requests = createRequestWaiters();
   /** When each announced revision was written, for the propagation time. */
   const writtenAt = new Map<string, number>();
@@ -87,6 +79,16 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
   let sourceError: PlainError | null = null;
   let lastRun: { revision: string; outcome: string; at: string } | null = null;
   let history: HistoryStatus | null = null;
+  /** The last automatic rollback that could not restore config.ini. */
+  let rollbackFailure: { failedRevision: string; toRevision: string; error: PlainError; at: string } | null = null;
+
+  function currentRevision(): string | undefined {
+    try {
+      return settings.read().revision;
+    } catch {
+      return undefined;
+    }
+  }
 
   /**
    * One lane's targets are done with a revision. Target state comes only from here (a revision's
@@ -117,6 +119,8 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
     // announced by `accepted` when it is read: a run ending later says nothing about the file now.
     if (result.error?.code === 'SECRET_UNREADABLE') sourceError = result.error;
     lastRun = { revision: result.revision, outcome: result.outcome, at };
+    // Run again (a reload) and applied: the revision that could not be rolled back holds now.
+    if (rollbackFailure?.failedRevision === result.revision && (result.outcome === 'applied' || result.outcome === 'unchanged')) rollbackFailure = null;
     runLog.record({
       revision: result.revision,
       commit: message.commit ?? null,
@@ -232,8 +236,25 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
         { from: message.failedRevision, to: message.toRevision, revision: result.snapshot.revision },
         'config.ini rolled back to the last applied revision',
       );
+      rollbackFailure = null;
     } catch (error) {
-      log.error({ err: error, from: message.failedRevision }, 'config.ini could not be rolled back');
+      const plain = toPlainError(error);
+      if (plain.code === 'PRECONDITION_FAILED') {
+        // A newer save replaced the revision that failed: it runs on its own, nothing is left to restore.
+        log.warn(
+          { from: message.failedRevision, to: message.toRevision },
+          'config.ini changed before it could be rolled back; the newer revision runs instead',
+        );
+        return;
+      }
+      // config.ini keeps the failed revision, and the lanes that applied it keep it too: say so
+      // everywhere a user looks, not only in the log.
+      log.error(
+        { err: error, from: message.failedRevision, to: message.toRevision, code: plain.code, details: plain.details },
+        'config.ini could not be rolled back; it still holds the revision that failed',
+      );
+      rollbackFailure = { failedRevision: message.failedRevision, toRevision: message.toRevision, error: plain, at: new Date(clock.now()).toISOString() };
+      events.publish('rollback_failed', { failedRevision: message.failedRevision, toRevision: message.toRevision, error: plain });
     }
   }
 
@@ -344,6 +365,8 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
         source: sourceError ? { valid: false, error: sourceError } : { valid: true, error: null },
         lastRun,
         history,
+        // Only while config.ini still holds the revision that failed: a newer save makes it moot.
+        configRollback: rollbackFailure && currentRevision() === rollbackFailure.failedRevision ? { state: 'failed' as const, ...rollbackFailure } : null,
         targets: targetStatus.list(),
       };
     },

@@ -1,8 +1,15 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { createAuditLog } from '../../src/audit/audit-log.js';
 import { openDatabase } from '../../src/db/database.js';
-import type { SettingsStore } from '../../src/settings/store.js';
+import { revisionOf } from '../../src/settings/revision.js';
+import { CONFIG_SCHEMA } from '../../src/settings/schema.js';
+import { createSettingsStore, type SettingsStore } from '../../src/settings/store.js';
+import { createKeyring, masterKey, sealValue, type Keyring } from '../../src/secrets/secret-box.js';
 import type { MainToWorker } from '../../src/sync/protocol.js';
 import type { ReconcileResult } from '../../src/targets/outcome.js';
 import { createEventLog } from '../../src/events/event-log.js';
@@ -192,5 +199,112 @@ describe('sync dispatcher source state', () => {
     sync.onWorkerMessage({ type: 'skipped', revision: 'r1', reason: 'applied', commit: 'c1' });
     expect(sync.status().source).toMatchObject({ valid: false, error: { line: 3 } });
     expect(sync.readiness().ready).toBe(false);
+  });
+});
+
+describe('sync dispatcher automatic rollback', () => {
+  const SECRET = 'Rollback-Secret-Pw-91';
+  const applied = `[gitea]\nuser_pwd = ${SECRET}\n\n[cockpit]\nport = 9090\n`;
+  const failed = `[gitea]\nuser_pwd = ${SECRET}\n\n[cockpit]\nport = 9091\n`;
+
+  /** The dispatcher over a real settings store on a real config.ini; logs kept to be read. */
+  function withStore(options: { fileName?: string; keyring?: Keyring } = {}) {
+    const dir = mkdtempSync(join(tmpdir(), 'confhub-dispatch-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, options.fileName ?? 'config.ini');
+    writeFileSync(path, failed);
+    const db = openDatabase({ path: ':memory:' });
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const audit = createAuditLog({ db });
+    const settings = createSettingsStore({
+      path,
+      label: 'config.ini',
+      schema: CONFIG_SCHEMA,
+      audit,
+      logger,
+      ...(options.keyring ? { keyring: options.keyring } : {}),
+    });
+    const events = createEventLog({ db, logger });
+    const sync = createSyncDispatcher({
+      targets: [],
+      runLog: createRunLog({ db, logger }),
+      audit,
+      settings,
+      events,
+      metrics: createMetrics(),
+      logger,
+      worker: { send: () => undefined, alive: () => true, restarts: () => 0 },
+    });
+    /** Asks main to roll config.ini back (from what the test says failed) and waits for the attempt to end. */
+    const rollBack = async ({ text = applied, from = failed }: { text?: string; from?: string } = {}): Promise<void> => {
+      sync.onWorkerMessage({ type: 'rollback_config', failedRevision: revisionOf(from), toRevision: revisionOf(applied), text });
+      await settings.idle();
+      await new Promise((resolve) => setImmediate(resolve));
+    };
+    return { sync, settings, events, audit, lines, path, rollBack };
+  }
+
+  it('when config.ini cannot be written back, then the failure is logged, published and shown in the sync status with the reason, without a secret, until config.ini changes', async () => {
+    // root ignores file permissions: the file system refuses the write another way, by a temp file
+    // name (config.ini's own plus a suffix) longer than a directory entry may be.
+    const { sync, events, audit, lines, path, rollBack } = withStore({ fileName: `${'c'.repeat(240)}.ini` });
+    await rollBack();
+    expect(readFileSync(path, 'utf8')).toBe(failed);
+    const error = { code: 'INTERNAL_ERROR', message: 'Internal error', details: 'config.ini could not be written (ENAMETOOLONG)' };
+    expect(sync.status().configRollback).toEqual({
+      state: 'failed',
+      failedRevision: revisionOf(failed),
+      toRevision: revisionOf(applied),
+      error,
+      at: expect.any(String),
+    });
+    expect(events.read({ after: 0, limit: 10 }).events).toEqual([
+      expect.objectContaining({ type: 'rollback_failed', data: { failedRevision: revisionOf(failed), toRevision: revisionOf(applied), error } }),
+    ]);
+    expect(lines.filter((l) => l.level >= 50).map((l) => l.msg)).toContain('config.ini could not be rolled back; it still holds the revision that failed');
+    expect(audit.query({ limit: 10 })).toEqual([expect.objectContaining({ action: 'settings.rollback', result: 'refused', errorCode: 'INTERNAL_ERROR' })]);
+    expect(JSON.stringify([sync.status(), events.read({ after: 0, limit: 10 }), lines])).not.toContain(SECRET);
+    // A newer save replaces the failed revision: nothing is left to roll back.
+    writeFileSync(path, applied.replace('9090', '9092'));
+    expect(sync.status().configRollback).toBeNull();
+  });
+
+  it('when the revision to restore holds secrets no master key opens, then the rollback failure says so', async () => {
+    const keyring = createKeyring(masterKey(randomBytes(32)));
+    const lost = createKeyring(masterKey(randomBytes(32)));
+    const { sync, settings, path, rollBack } = withStore({ keyring });
+    writeFileSync(path, failed.replace(SECRET, sealValue(keyring, 'gitea.user_pwd', SECRET)));
+    const sealedFailed = readFileSync(path, 'utf8');
+    await rollBack({ from: sealedFailed, text: applied.replace(SECRET, sealValue(lost, 'gitea.user_pwd', SECRET)) });
+    expect(readFileSync(path, 'utf8')).toBe(sealedFailed);
+    expect(sync.status().configRollback).toMatchObject({
+      failedRevision: revisionOf(sealedFailed),
+      error: { code: 'VALIDATION_FAILED', details: expect.stringContaining('no master key opens') },
+    });
+    expect(JSON.stringify(sync.status())).not.toContain(SECRET);
+    // The store is not left stuck: a later save lands, and the failed revision is no longer there.
+    await settings.update({ changes: [{ section: 'cockpit', key: 'port', value: '9094' }], actor: { type: 'system', id: 'test' } });
+    expect(readFileSync(path, 'utf8')).toContain('port = 9094');
+    expect(sync.status().configRollback).toBeNull();
+  });
+
+  it('when config.ini was saved again before the rollback could restore it, then the newer save stays and no failure is reported', async () => {
+    const { sync, events, path, rollBack } = withStore();
+    const newer = applied.replace('9090', '9093');
+    writeFileSync(path, newer);
+    await rollBack();
+    expect(readFileSync(path, 'utf8')).toBe(newer);
+    expect(sync.status().configRollback).toBeNull();
+    expect(events.lastId()).toBe(0);
+  });
+
+  it('when a rollback that failed is followed by one that succeeds, then the sync status no longer reports a failure', async () => {
+    const { sync, path, rollBack } = withStore();
+    await rollBack({ text: '[cockpit]\nport = nine\n' });
+    expect(sync.status().configRollback).toMatchObject({ error: { code: 'VALIDATION_FAILED' } });
+    await rollBack();
+    expect(readFileSync(path, 'utf8')).toBe(applied);
+    expect(sync.status().configRollback).toBeNull();
   });
 });
