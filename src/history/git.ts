@@ -61,8 +61,8 @@ export function isCommitId(text: string): boolean {
 
 /**
  * The whole environment of a git process. Exported so tests can assert what it never contains.
- * GIT_OPTIONAL_LOCKS=0: readers on the main thread must never take index.lock, which would make
- * the worker's next commit fail.
+ * GIT_OPTIONAL_LOCKS=0: readers on the main thread take no optional lock (index.lock), which
+ * would make a gc of the worker's fail.
  */
 export function gitEnv(options: GitRunOptions, input: Pick<GitRunInput, 'env' | 'config'> = {}): Record<string, string> {
   const env: Record<string, string> = {

@@ -24,6 +24,7 @@ import { revisionOf } from '../settings/revision.js';
 import { ACTOR_TYPES, REVISION_SOURCES, type ActorRef, type ActorType, type RevisionSource } from '../core/actor.js';
 import { MASK } from '../core/mask.js';
 import { EMPTY_TREE, gitFailure, isCommitId, runGit, spawnGit, type GitRunOptions } from './git.js';
+import { commitContent, removeObjectTemps, singleFileTree, updateRef, writeObject } from './git-objects.js';
 
 export type KeyChangeKind = 'added' | 'removed' | 'changed';
 
@@ -337,7 +338,7 @@ export function createHistoryWriter({
   /** undefined: not known (before open, or after a failed commit); null: no commit yet. */
   let head: HeadState | null | undefined;
   let commitsSinceGc = 0;
-  // One git operation at a time: the index and the compare-and-swap of the branch are shared.
+  // One operation at a time: commits chain on the branch, and gc must not pack beside a commit.
   let queue: Promise<unknown> = Promise.resolve();
   const serial = <T>(work: () => Promise<T>): Promise<T> => {
     const run = queue.then(work);
@@ -365,7 +366,7 @@ export function createHistoryWriter({
   }
 
   async function open(): Promise<HistoryOpenResult> {
-    const repaired = await removeStaleLocks(gitDir, staleLockAgeMs);
+    const repaired = [...(await removeStaleLocks(gitDir, staleLockAgeMs)), ...(await removeObjectTemps(gitDir))];
     if (repaired.length > 0) log.warn({ repaired }, 'removed stale git lock files');
     // Staging folders of a creation a crash interrupted.
     for (const name of await readdir(dirname(gitDir)).catch(() => [])) {
@@ -403,33 +404,44 @@ export function createHistoryWriter({
     head = parent;
     if (parent !== null && parent.text === input.text) return null;
     const seconds = Math.floor(input.at / 1000);
-    const date = `@${seconds} +0000`;
     try {
       // The blob comes from the text given, never from the file on disk (it may have changed since).
-      const blob = (await runGit(git, ['hash-object', '-w', '--no-filters', '--stdin'], { stdin: input.text })).stdout.trim();
-      await runGit(git, ['update-index', '--add', '--cacheinfo', `100644,${blob},${HISTORY_FILE}`]);
-      const tree = (await runGit(git, ['write-tree'])).stdout.trim();
-      const commit = (
-        await runGit(git, ['commit-tree', tree, ...(parent ? ['-p', parent.commit] : [])], {
-          stdin: commitMessage(input),
-          env: {
-            GIT_AUTHOR_NAME: actorText(input.actor),
-            GIT_AUTHOR_EMAIL: `${input.actor.type}@confhub.invalid`,
-            GIT_AUTHOR_DATE: date,
-            GIT_COMMITTER_NAME: 'confhub',
-            GIT_COMMITTER_EMAIL: 'confhub@confhub.invalid',
-            GIT_COMMITTER_DATE: date,
-          },
-        })
-      ).stdout.trim();
-      // Compare-and-swap: fails if the branch moved since HEAD was read (an empty old value: must not exist).
-      await runGit(git, ['update-ref', '-m', `confhub: ${token(input.source)}`, HISTORY_BRANCH, commit, parent ? parent.commit : '']);
+      // Written without starting git (git-objects.ts): a process start stops the worker's threads.
+      const blob = await writeObject(gitDir, 'blob', Buffer.from(input.text, 'utf8'));
+      const tree = await writeObject(gitDir, 'tree', singleFileTree(HISTORY_FILE, blob));
+      const committer = { name: 'confhub', email: 'confhub@confhub.invalid' };
+      const commit = await writeObject(
+        gitDir,
+        'commit',
+        commitContent({
+          tree,
+          parent: parent ? parent.commit : null,
+          author: { name: actorText(input.actor), email: `${input.actor.type}@confhub.invalid` },
+          committer,
+          seconds,
+          message: commitMessage(input),
+        }),
+      );
+      // Compare-and-swap: fails if the branch moved since HEAD was read.
+      await updateRef(gitDir, {
+        ref: HISTORY_BRANCH,
+        to: commit,
+        from: parent ? parent.commit : null,
+        who: committer,
+        seconds,
+        reason: `confhub: ${token(input.source)}`,
+        headToo: true,
+      });
       head = { commit, text: input.text, revision: input.revision };
       commitsSinceGc++;
       log.debug({ commit, source: input.source, durationMs: Math.round((now() - started) * 10) / 10 }, 'history commit');
       return commit;
     } catch (error) {
       head = undefined; // re-read before the next commit
+      if (!isAppError(error)) {
+        const code = (error as NodeJS.ErrnoException).code;
+        throw new AppError('HISTORY_FAILED', { details: `writing a commit to the history failed${code ? ` (${code})` : ''}`, cause: error });
+      }
       // A git this writer killed for taking too long leaves its lock; no other git of this writer
       // runs (one at a time), so the lock is removed now rather than blocking every later commit.
       if (isAppError(error) && /timed out/.test(error.details)) {
