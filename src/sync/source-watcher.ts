@@ -16,8 +16,13 @@ export interface SourceWatcherOptions {
   debounceMinMs: number;
   debounceMaxMs: number;
   pollIntervalMs: number;
-  /** Called after the debounce; never called again while a previous call is running. */
-  onChange: () => Promise<void>;
+  /**
+   * Called after the debounce; never called again while a previous call is running. `settled`:
+   * the watcher saw the file quiet for the whole minimum time (no event since the last one);
+   * false when the maximum delay cut a stream of writes short, or the poll or a flush found the
+   * change, which says nothing of whether a writer is still at work.
+   */
+  onChange: (trigger: { settled: boolean }) => Promise<void>;
   onError: (error: unknown) => void;
   /** Source of file events for the directory; default chokidar (tests turn events off to check the poll). */
   watchDirectory?: WatchDirectory;
@@ -63,23 +68,28 @@ export function createSourceWatcher(options: SourceWatcherOptions): SourceWatche
   let pendingWhileRunning = false;
   let closed = false;
   let seenHash: string | undefined;
+  /** The pending run was cut short by the maximum delay, or not scheduled by a file event. */
+  let unsettled = false;
 
   const fire = (): void => {
+    const settled = !unsettled;
     timer = undefined;
     firstEventAt = undefined;
+    unsettled = false;
     if (running) {
       pendingWhileRunning = true;
       return;
     }
     running = true;
-    current = onChange()
+    current = onChange({ settled })
       .catch(onError)
       .finally(() => {
         running = false;
         current = undefined;
         if (pendingWhileRunning && !closed) {
           pendingWhileRunning = false;
-          schedule();
+          // The events came while the file was being read: whether the writer is done is not known.
+          schedule({ settled: false });
         }
       });
   };
@@ -88,6 +98,7 @@ export function createSourceWatcher(options: SourceWatcherOptions): SourceWatche
     clock.clearTimeout(timer);
     timer = undefined;
     firstEventAt = undefined;
+    unsettled = false;
   };
 
   const differsFromSeen = async (): Promise<boolean> => {
@@ -102,11 +113,12 @@ export function createSourceWatcher(options: SourceWatcherOptions): SourceWatche
     }
   };
 
-  const schedule = (): void => {
+  const schedule = ({ settled }: { settled: boolean }): void => {
     if (closed) return;
     const now = clock.now();
     firstEventAt ??= now;
     const due = Math.min(now + debounceMinMs, firstEventAt + debounceMaxMs);
+    if (!settled || due < now + debounceMinMs) unsettled = true;
     clock.clearTimeout(timer);
     timer = clock.setTimeout(fire, Math.max(0, due - now));
   };
@@ -114,7 +126,7 @@ export function createSourceWatcher(options: SourceWatcherOptions): SourceWatche
   const watcher = (options.watchDirectory ?? chokidarWatchDirectory)(
     dirname(path),
     (changed) => {
-      if (basename(changed) === name) schedule();
+      if (basename(changed) === name) schedule({ settled: true });
     },
     onError,
   );
@@ -128,7 +140,7 @@ export function createSourceWatcher(options: SourceWatcherOptions): SourceWatche
     poll = clock.setTimeout(() => {
       void differsFromSeen()
         .then((differs) => {
-          if (differs && !timer && !running) schedule();
+          if (differs && !timer && !running) schedule({ settled: false });
         })
         .finally(armPoll);
     }, pollIntervalMs);
@@ -150,6 +162,7 @@ export function createSourceWatcher(options: SourceWatcherOptions): SourceWatche
         cancelTimer();
       }
       if (!(await differsFromSeen())) return;
+      unsettled = true;
       fire();
       await current;
     },

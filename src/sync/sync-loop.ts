@@ -65,6 +65,8 @@ export interface SyncLoopDeps {
   retryMaxMs?: number;
   /** Times the retries and stamps the runs; default the system clock. */
   clock?: Clock;
+  /** Reads config.ini; default fs.readFile (tests count the reads). */
+  readConfig?: (path: string) => Promise<Buffer>;
 }
 
 /** Who made a revision and why, as main announced it. */
@@ -99,12 +101,18 @@ interface Submitted {
   rollbackAsked: boolean;
 }
 
-/** Real time, not the injected clock: it waits for another process to finish writing the file. */
-async function readUntilStable(path: string): Promise<string> {
-  let previous = await readFile(path);
+/**
+ * Real time, not the injected clock: it waits for another process to finish writing the file.
+ * A file the watcher saw quiet for the debounce's minimum time is read once: a writer at work
+ * would have been seen (every write is an event), and a second read would only add its delay to
+ * every change.
+ */
+async function readSettled(read: (path: string) => Promise<Buffer>, path: string, { settled }: { settled: boolean }): Promise<string> {
+  let previous = await read(path);
+  if (settled) return decodeText(previous, 'config.ini');
   for (let attempt = 0; attempt < 50; attempt++) {
     await sleep(15);
-    const current = await readFile(path);
+    const current = await read(path);
     if (current.equals(previous)) return decodeText(current, 'config.ini');
     previous = current;
   }
@@ -164,10 +172,10 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     return next;
   }
 
-  async function readSource(requestId?: string): Promise<Source | undefined> {
+  async function readSource({ requestId, settled }: { requestId?: string; settled: boolean }): Promise<Source | undefined> {
     let text: string;
     try {
-      text = await readUntilStable(configPath);
+      text = await readSettled(deps.readConfig ?? readFile, configPath, { settled });
     } catch (error) {
       deps.markSeen?.(undefined);
       const plain = isAppError(error)
@@ -462,10 +470,10 @@ export function createSyncLoop(deps: SyncLoopDeps) {
      * its revision is on the lanes, not when they finish: an invalid save is reported at once,
      * whatever a slow service is doing.
      */
-    onChange(options: { startup?: boolean } = {}): Promise<void> {
+    onChange(options: { startup?: boolean; settled?: boolean } = {}): Promise<void> {
       return serializedRead(async () => {
         if (stopped) return;
-        const source = await readSource();
+        const source = await readSource({ settled: options.settled === true });
         if (!source) return;
         afterRead(source, { startup: options.startup === true });
       });
@@ -475,7 +483,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     reconcileNow({ requestId, force, actor }: { requestId: string; force: boolean; actor?: ActorRef | undefined }): Promise<void> {
       return serializedRead(async () => {
         if (stopped) return;
-        const source = await readSource(requestId);
+        const source = await readSource({ requestId, settled: false });
         if (!source) return;
         commit(source, { startup: false });
         if (source.unsealed.length > 0 && deps.keyring) {

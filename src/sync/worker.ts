@@ -119,9 +119,9 @@ watcher = createSourceWatcher({
   debounceMinMs: settings.debounceMinMs,
   debounceMaxMs: settings.debounceMaxMs,
   pollIntervalMs: settings.pollIntervalMs,
-  onChange: () => {
+  onChange: ({ settled }) => {
     idleGc.activity();
-    return loop.onChange();
+    return loop.onChange({ settled });
   },
   onError: (error) => logger.error({ err: error }, 'watching config.ini failed'),
 });

@@ -17,7 +17,10 @@ let dir: string;
 let path: string;
 let watcher: SourceWatcher | undefined;
 let clock: ManualClock;
+/** What each run was told: whether the watcher saw the file quiet for the whole minimum time. */
+let settledOf: boolean[];
 beforeEach(() => {
+  settledOf = [];
   dir = mkdtempSync(join(tmpdir(), 'confhub-watch-'));
   mkdirSync(join(dir, 'config'));
   mkdirSync(join(dir, 'elsewhere'));
@@ -94,8 +97,9 @@ async function watch(options: WatchOptions): Promise<number[]> {
     debounceMaxMs: options.debounceMaxMs ?? 200,
     pollIntervalMs: options.pollIntervalMs ?? 60_000,
     clock,
-    onChange: async () => {
+    onChange: async ({ settled }) => {
       runs.push(clock.now());
+      settledOf.push(settled);
       if (options.hold) await options.hold();
     },
     onError: (error) => {
@@ -134,6 +138,8 @@ describe('source watcher', () => {
     expect(runs).toEqual([start + 100]);
     await clock.advance(10_000);
     expect(runs).toEqual([start + 100]);
+    // Quiet for the whole minimum time: the run may read the file once.
+    expect(settledOf).toEqual([true]);
   });
 
   it('when events of other files arrive, then nothing is scheduled', async () => {
@@ -160,6 +166,8 @@ describe('source watcher', () => {
     // Each burst runs debounce_max_ms after its first write (0, 260 and 520): 35 writes, 3 runs,
     // the last one after the last write.
     expect(runs).toEqual([start + 250, start + 510, start + 770]);
+    // Cut short by the maximum delay: a writer may still be at work.
+    expect(settledOf).toEqual([false, false, false]);
   });
 
   it('when a change arrives during a run, then it gets its own run after that one, debounce_min_ms after it ended', async () => {
@@ -179,6 +187,8 @@ describe('source watcher', () => {
     expect(runs).toEqual([start + 100]);
     await clock.advance(1);
     expect(runs).toEqual([start + 100, start + 700]);
+    // The second change came while the file was being read: not known to be settled.
+    expect(settledOf).toEqual([true, false]);
     held.release();
   });
 
@@ -193,6 +203,7 @@ describe('source watcher', () => {
     await watcher!.flush();
     // No clock time passed: flush() did not wait for the rest of the quiet time.
     expect(runs).toEqual([start + 200]);
+    expect(settledOf).toEqual([false]);
     watcher!.markSeen(revisionOf('a = 2\n'));
     await clock.advance(10_000);
     await watcher!.flush();
@@ -271,6 +282,8 @@ describe('source watcher', () => {
     expect(runs).toEqual([]);
     await clock.advance(20);
     expect(runs).toEqual([start + 1020]);
+    // Found by the poll: nothing says the writer is done.
+    expect(settledOf).toEqual([false]);
   });
 
   it('when the content is what was last seen, then the poll does not run', async () => {
@@ -296,5 +309,6 @@ describe('source watcher', () => {
     expect(runs).toEqual([]);
     await clock.advance(10);
     expect(runs).toEqual([start + 150]);
+    expect(settledOf).toEqual([true]);
   });
 });

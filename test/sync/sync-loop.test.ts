@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -67,7 +68,7 @@ function settling(syncLoop: ReturnType<typeof createSyncLoop>) {
   return {
     expect: syncLoop.expect,
     stop: () => syncLoop.stop(),
-    async onChange(options?: { startup?: boolean }): Promise<void> {
+    async onChange(options?: { startup?: boolean; settled?: boolean }): Promise<void> {
       await syncLoop.onChange(options);
       await syncLoop.idle();
     },
@@ -96,6 +97,38 @@ function loop(results: Parameters<typeof scripted>[0], extra: Partial<SyncLoopDe
 }
 
 describe('sync loop', () => {
+  it('when the watcher saw the file settle, then it is read once; otherwise it is read until two reads agree, and a write between them is waited for', async () => {
+    writeFileSync(configPath, '[cockpit]\nport = 9090\n');
+    const reads: string[] = [];
+    let writeAfterFirstRead: string | undefined;
+    const readConfig = async (path: string): Promise<Buffer> => {
+      const bytes = await readFile(path);
+      reads.push(bytes.toString('utf8'));
+      // A writer still at work: the file changes right after the first read.
+      if (writeAfterFirstRead !== undefined) {
+        writeFileSync(configPath, writeAfterFirstRead);
+        writeAfterFirstRead = undefined;
+      }
+      return bytes;
+    };
+    const { syncLoop, requests } = loop([], { readConfig });
+    await syncLoop.onChange({ startup: true });
+    // At start nothing says the file is settled.
+    expect(reads).toHaveLength(2);
+    writeFileSync(configPath, '[cockpit]\nport = 9091\n');
+    reads.length = 0;
+    await syncLoop.onChange({ settled: true });
+    expect(reads).toEqual(['[cockpit]\nport = 9091\n']);
+    writeFileSync(configPath, '[cockpit]\nport = 9092\n');
+    writeAfterFirstRead = '[cockpit]\nport = 9093\n';
+    reads.length = 0;
+    await syncLoop.onChange({ settled: false });
+    expect(reads).toEqual(['[cockpit]\nport = 9092\n', '[cockpit]\nport = 9093\n', '[cockpit]\nport = 9093\n']);
+    // The half-written 9092 never ran: only what the writer finished did.
+    expect(requests.map((r) => r.revision)).toEqual(['9090', '9091', '9093'].map((port) => revisionOf(`[cockpit]\nport = ${port}\n`)));
+    await syncLoop.stop();
+  });
+
   it('when a service cannot be reached, then its targets are retried on their own, with backoff, until they are in sync', async () => {
     writeFileSync(configPath, '[cockpit]\nport = 9090\n');
     const clock = createManualClock();
