@@ -5,9 +5,14 @@
  * Route labels are the route patterns (`/api/v1/settings/:section`), never paths or values, so
  * the number of series stays bounded and nothing a client sends ends up in a label.
  */
+import { performance } from 'node:perf_hooks';
 import type { Request, Response } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ReconcileResult, RunSource } from './targets/outcome.js';
+
+/** Longest timer Node accepts: the histogram is enabled by prom-client but never samples. */
+const NEVER_MS = 2 ** 31 - 1;
+const LAG_HISTOGRAM_SERIES = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'].map((s) => `nodejs_eventloop_lag_${s}_seconds`);
 
 /** Reload failures by what went wrong; anything else that stopped a reload is `failed`. */
 const RELOAD_RESULTS: Readonly<Record<string, string>> = { SERVICE_UNREACHABLE: 'unreachable', HEALTH_FAILED: 'unhealthy', TIMEOUT: 'timeout' };
@@ -26,10 +31,25 @@ export interface MetricsSources {
 
 export function createMetrics() {
   const registry = new Registry();
-  // The event loop delay histogram (nodejs_eventloop_lag_*) wakes the main thread at each sample:
-  // at prom-client's default 10 ms that alone is 0.7 % of a core while confhub is idle; at 100 ms,
-  // 0.07 %, and a scrape every 15 s still sees 150 samples.
-  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
+  // prom-client's event loop delay percentiles come from a histogram whose timer wakes the main
+  // thread at each sample: at its default 10 ms that alone is 0.7 % of a core while confhub idles,
+  // and a coarser rate shifts every value by the rate (each sample is the whole interval). So its
+  // timer is set to (almost) never fire and those series are dropped; the lag measured at each
+  // scrape (nodejs_eventloop_lag_seconds) stays, beside the event loop's utilization, which
+  // costs nothing between scrapes.
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: NEVER_MS });
+  for (const name of LAG_HISTOGRAM_SERIES) registry.removeSingleMetric(name);
+  let eluBefore = performance.eventLoopUtilization();
+  new Gauge({
+    name: 'confhub_event_loop_utilization',
+    help: 'Share of the time the main thread event loop was busy since the previous scrape (0 to 1)',
+    registers: [registry],
+    collect() {
+      const now = performance.eventLoopUtilization();
+      this.set(performance.eventLoopUtilization(now, eluBefore).utilization);
+      eluBefore = now;
+    },
+  });
   const httpRequests = new Counter({
     name: 'confhub_http_requests_total',
     help: 'HTTP requests answered, by method, route pattern and status',

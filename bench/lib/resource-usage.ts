@@ -55,6 +55,8 @@ export function threadCpuNs(pid: number): Map<number, number> {
       // The thread ended between the listing and the read.
     }
   }
+  // Not even the main thread: schedstat is missing here (a kernel without it, a sandboxed /proc).
+  if (!used.has(pid)) throw new Error(`/proc/${pid}/task/${pid}/schedstat cannot be read; the idle CPU cannot be measured`);
   return used;
 }
 

@@ -297,6 +297,8 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
           break;
         case 'accepted':
           sourceError = null;
+          // config.ini moved on: the failed restore is history, even if those bytes come back later.
+          if (rollbackFailure && rollbackFailure.failedRevision !== message.revision) rollbackFailure = null;
           break;
         case 'author_needed':
           worker.send({ type: 'author', revision: message.revision, author: deps.announcements?.take(message.revision) ?? null });

@@ -21,7 +21,7 @@
  *   it, and the sealed revision (same values) is committed and applied instead. The plain text
  *   revision is not run, so its hash (a test for guessed passwords) is recorded nowhere.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { AppError, isAppError, toPlainError, type PlainError } from '../core/errors.js';
@@ -101,17 +101,32 @@ interface Submitted {
   rollbackAsked: boolean;
 }
 
+/** A file changed less than this long ago may still be being written. */
+const QUIET_MS = 15;
+
 /**
  * Real time, not the injected clock: it waits for another process to finish writing the file.
- * A file the watcher saw quiet for the debounce's minimum time is read once: a writer at work
- * would have been seen (every write is an event), and a second read would only add its delay to
- * every change.
+ * A file the watcher saw settle is read once, when the file itself says it did: the same inode
+ * and size before and after the read, the bytes read all of it, and its last change at least
+ * QUIET_MS old. (Events alone cannot say so: chokidar lets one change event of a file through
+ * every 50 ms and drops the others.) Otherwise, it is read until two reads QUIET_MS apart agree.
  */
 async function readSettled(read: (path: string) => Promise<Buffer>, path: string, { settled }: { settled: boolean }): Promise<string> {
+  const before = settled ? await stat(path, { bigint: true }).catch(() => undefined) : undefined;
   let previous = await read(path);
-  if (settled) return decodeText(previous, 'config.ini');
+  if (before) {
+    const after = await stat(path, { bigint: true }).catch(() => undefined);
+    const quiet =
+      after !== undefined &&
+      after.ino === before.ino &&
+      after.size === before.size &&
+      after.mtimeNs === before.mtimeNs &&
+      after.size === BigInt(previous.length) &&
+      Date.now() - Number(after.mtimeNs / 1_000_000n) >= QUIET_MS;
+    if (quiet) return decodeText(previous, 'config.ini');
+  }
   for (let attempt = 0; attempt < 50; attempt++) {
-    await sleep(15);
+    await sleep(QUIET_MS);
     const current = await read(path);
     if (current.equals(previous)) return decodeText(current, 'config.ini');
     previous = current;
@@ -450,8 +465,12 @@ export function createSyncLoop(deps: SyncLoopDeps) {
   function afterRead(source: Source, options: { startup: boolean }): void {
     commit(source, { startup: options.startup });
     if (source.unsealed.length > 0 && deps.keyring) return;
-    // The same content read again while it is on its way: its outcome answers for both.
-    if (!options.startup && lastSubmitted?.source.revision === source.revision && !lastSubmitted.done) return;
+    // The same content read again while it is on its way: its outcome answers for both. It is
+    // valid all the same (an invalid save in between, undone, is not the source's state any more).
+    if (!options.startup && lastSubmitted?.source.revision === source.revision && !lastSubmitted.done) {
+      post({ type: 'accepted', revision: source.revision });
+      return;
+    }
     const reason = skipReason(source, options);
     if (reason) skip(source, reason);
     else submit(source, { source: options.startup ? 'startup' : 'change', force: false });

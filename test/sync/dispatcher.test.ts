@@ -299,6 +299,17 @@ describe('sync dispatcher automatic rollback', () => {
     expect(events.lastId()).toBe(0);
   });
 
+  it('when config.ini moved on after a failed rollback and the failed bytes come back later, then the old failure is not shown again', async () => {
+    const { sync, path, rollBack } = withStore({ fileName: `${'c'.repeat(240)}.ini` });
+    await rollBack();
+    expect(sync.status().configRollback).toMatchObject({ failedRevision: revisionOf(failed) });
+    const newer = applied.replace('9090', '9095');
+    writeFileSync(path, newer);
+    sync.onWorkerMessage({ type: 'accepted', revision: revisionOf(newer) });
+    writeFileSync(path, failed);
+    expect(sync.status().configRollback).toBeNull();
+  });
+
   it('when a rollback that failed is followed by one that succeeds, then the sync status no longer reports a failure', async () => {
     const { sync, path, rollBack } = withStore();
     await rollBack({ text: '[cockpit]\nport = nine\n' });
