@@ -37,7 +37,7 @@ function breakdown(samples: readonly Sample[], byRevision: Map<string, RunRow>) 
   }
   return {
     joined,
-    /** t0 → the worker's run started (chokidar event, debounce, readUntilStable, parse + validate). */
+    /** t0 → the worker's run started (chokidar event, debounce, the read, parse + validate). */
     t0ToRunStartMs: summarize(t0ToRun),
     ...(eventToRun.length > 0 ? { configEventToRunStartMs: summarize(eventToRun) } : {}),
     /** Render, stage with fsync, rename; for the pid: the reload until RUNNING. */
@@ -285,7 +285,7 @@ export function markdown(report: ReturnType<typeof buildReport>): string {
   return [
     `### Propagation benchmark (${report.date.slice(0, 10)}, Node ${machine.node}, ${machine.cpuCount} × ${machine.cpuModel})`,
     '',
-    `confhub from dist/ (CONFHUB_LOG_LEVEL=warn, rate limits off), data dir on ${dataDirFileSystem}; ` +
+    `confhub from dist/ as shipped (log level and failed-authentication limit; logs into a file; the request limit raised for the bench's status poll), data dir on ${dataDirFileSystem}; ` +
       `[sync] debounce_min_ms = ${sync.debounce_min_ms}, debounce_max_ms = ${sync.debounce_max_ms}, poll_interval_ms = ${sync.poll_interval_ms}. ` +
       `In the first three scenarios changes are sequential: each waits until confhub finished the previous run. ` +
       `t0 = the PUT's answer (no ?wait) or the return of rename(2) for a hand write; "file written" = the target's output holds the new bytes ` +
@@ -303,7 +303,7 @@ export function markdown(report: ReturnType<typeof buildReport>): string {
     ...markdownTable(['Scenario', 'config.ini event → run start', 't0 → run start', 'run start → t1', 'run start → run end'], 'lrrrr', splitRows),
     '',
     `For the slow-sibling rows, "run start → run end" lasts until every lane finished the revision or went past it, the sibling's restart included. ` +
-      `"run start" is taken after the debounce (${sync.debounce_min_ms} ms of quiet) and readUntilStable (two reads 15 ms apart) and parse + validate; ` +
+      `"run start" is taken after the debounce (${sync.debounce_min_ms} ms of quiet), the read (once when the file is settled, else until two reads 15 ms apart agree) and parse + validate; ` +
       `"run start → t1" for a file is render + temp file + fsync + rename; for the pid it is the supervisord restart: ` +
       `t0 → old pid gone p50 ${fmt(pid.oldGoneMs.p50)} ms, new pid → RUNNING p50 ${fmt(pid.newPidToRunningMs.p50)} ms (startsecs). ` +
       `The new process read the new file in ${pid.newProcessReadNewFile}/${changes.apiToPid} restarts. ` +

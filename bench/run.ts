@@ -2,7 +2,9 @@
  * HTTP benchmark (npm run bench): confhub's GET and PUT against the built server, side by side
  * with an Express ceiling and a node:http floor serving the same answer behind the same key
  * check. Each server runs alone while it is measured (start, warm up, measure, stop), so none
- * competes with another for the CPU; autocannon runs in this process. Results go to
+ * competes with another for the CPU; autocannon runs in this process. Then the GET ratio, which
+ * the budget judges, is measured again in short bursts alternating between confhub and the
+ * ceiling, so both meet the same machine (the sequential ratio moved by 0.1 between runs here). Results go to
  * bench/results/http.json and a Markdown table to stdout; progress goes to stderr.
  *
  * confhub runs as shipped: both rate limits on (the per-minute one raised so the load does not
@@ -10,7 +12,7 @@
  * its logs written to a file as a process manager would.
  *
  * Environment: BENCH_DURATION (seconds per measurement, default 10), BENCH_WARMUP (seconds,
- * default 2). Budgets are reported, never enforced; the exit code is 1 only when a run is
+ * default 2), BENCH_INTERLEAVED_ROUNDS (rounds of the side-by-side GET ratio, default 8). Budgets are reported, never enforced; the exit code is 1 only when a run is
  * invalid (a non-2xx answer or a client error), because then its numbers mean nothing.
  */
 import { readFileSync, statSync } from 'node:fs';
@@ -32,6 +34,9 @@ const RESULTS_PATH = join(RESULTS_DIR, 'http.json');
 const DURATION_S = positiveFromEnv('BENCH_DURATION', 10, 'seconds');
 const WARMUP_S = positiveFromEnv('BENCH_WARMUP', 2, 'seconds');
 const GET_CONNECTIONS = 16;
+/** Interleaved GET bursts of confhub and the Express ceiling, both up, in alternating order. */
+const INTERLEAVED_ROUNDS = positiveFromEnv('BENCH_INTERLEAVED_ROUNDS', 8, 'count');
+const INTERLEAVED_BURST_S = 2;
 const PUT_CONNECTIONS = 10;
 const PIPELINING = 1;
 const GET_PATH = '/api/v1/settings/gitea';
@@ -248,7 +253,9 @@ function markdown(report: Report): string {
     '',
     ...markdownTable(['Scenario', 'req/s (mean)', 'p50 (ms)', 'p99 (ms)', 'non-2xx', 'errors'], 'lrrrrr', rows),
     '',
-    `confhub GET / Express ceiling: **${fmt(report.ratios.confhubGetVsExpress, 2)}** · Express / node:http: **${fmt(report.ratios.expressVsNodeHttp, 2)}** · ` +
+    `confhub GET / Express ceiling: **${fmt(report.interleaved.ratio, 2)}** in ${report.interleaved.rounds.length} interleaved rounds of ` +
+      `${report.interleaved.burstSeconds} s bursts (rounds ${fmt(report.interleaved.ratioMin, 2)}–${fmt(report.interleaved.ratioMax, 2)}), ` +
+      `**${fmt(report.ratios.confhubGetVsExpress, 2)}** from the runs above · Express / node:http: **${fmt(report.ratios.expressVsNodeHttp, 2)}** · ` +
       `confhub RSS after the GET run: ${fmtMiB(report.confhub.rssAfterGetKiB)} MiB (${fmtMiB(report.confhub.rssAtStartKiB)} MiB before any load)`,
     '',
     ...disturbedNote(disturbed),
@@ -279,6 +286,7 @@ interface Report {
   };
   scenarios: Measurement[];
   ratios: { confhubGetVsExpress: number | null; expressVsNodeHttp: number | null };
+  interleaved: Awaited<ReturnType<typeof interleavedGetRatio>>;
   budgets: Budget[];
   valid: boolean;
   /** Some measurement ran while other processes used more than DISTURBED_OTHER_CORES cores. */
@@ -370,6 +378,67 @@ async function measureReference(name: string, file: string, apiKey: string, getB
   }
 }
 
+/**
+ * The GET ratio measured side by side: confhub (as shipped, on the same data dir) and the Express
+ * ceiling both up, short bursts of the same load alternating between them (the order flips every
+ * round), so a change in what the machine gives (other tenants, CPU frequency) over the minute of
+ * the sequential runs weighs on both alike. The sequential measurements stay for the latencies.
+ */
+async function interleavedGetRatio({ dataDir, logFile, apiKey, getBody }: { dataDir: string; logFile: string; apiKey: string; getBody: string }) {
+  const confhub = await startConfhub(dataDir, '/healthz', 20_000, { asShipped: { logFile, rateLimitPerMinute: RATE_LIMIT_PER_MINUTE } });
+  const env: NodeJS.ProcessEnv = { ...process.env, BENCH_API_KEY: apiKey, BENCH_BODY: getBody, BENCH_PORT: '0', BENCH_PATH: GET_PATH };
+  let ceiling: Server | undefined;
+  try {
+    ceiling = await startServer('Express 5 ceiling', ['--import', 'tsx', join(ROOT, 'bench/ceiling-express.ts')], env, readyLine, 20_000);
+    await checkReferenceServer(ceiling, apiKey, getBody);
+    const headers = { 'x-api-key': confhub.apiKey };
+    const spec = (server: string, url: string, serverPid: number): LoadSpec => ({
+      scenario: `${server} GET (interleaved)`,
+      server,
+      url,
+      serverPid,
+      method: 'GET',
+      path: GET_PATH,
+      connections: GET_CONNECTIONS,
+      headers,
+    });
+    const specs = { confhub: spec('confhub', confhub.base, confhub.pid), ceiling: spec('Express 5 ceiling', `http://${HOST}:${ceiling.port}`, ceiling.pid) };
+    log(`interleaved GET: warm-up ${WARMUP_S} s each, then ${INTERLEAVED_ROUNDS} rounds of ${INTERLEAVED_BURST_S} s bursts on each, alternating`);
+    for (const s of Object.values(specs)) await load(s, WARMUP_S);
+    const rounds: { confhub: number; ceiling: number; ratio: number }[] = [];
+    let invalid = 0;
+    for (let index = 0; index < INTERLEAVED_ROUNDS; index++) {
+      const rps = { confhub: 0, ceiling: 0 };
+      const order: (keyof typeof specs)[] = index % 2 === 0 ? ['confhub', 'ceiling'] : ['ceiling', 'confhub'];
+      for (const name of order) {
+        const r = await load(specs[name], INTERLEAVED_BURST_S);
+        invalid += r.non2xx + r.errors;
+        rps[name] = r['2xx'] / r.duration;
+      }
+      rounds.push({ confhub: round(rps.confhub, 2), ceiling: round(rps.ceiling, 2), ratio: round(rps.confhub / rps.ceiling, 3) });
+    }
+    const total = (name: 'confhub' | 'ceiling'): number => rounds.reduce((sum, r) => sum + r[name], 0) / rounds.length;
+    const ratios = rounds.map((r) => r.ratio).sort((a, b) => a - b);
+    const result = {
+      rounds,
+      burstSeconds: INTERLEAVED_BURST_S,
+      confhubRequestsPerSecond: round(total('confhub'), 0),
+      ceilingRequestsPerSecond: round(total('ceiling'), 0),
+      ratio: round(total('confhub') / total('ceiling'), 3),
+      ratioMin: ratios[0] ?? null,
+      ratioMax: ratios[ratios.length - 1] ?? null,
+      valid: invalid === 0,
+    };
+    log(
+      `interleaved GET: confhub ${result.confhubRequestsPerSecond} req/s, ceiling ${result.ceilingRequestsPerSecond} req/s, ratio ${result.ratio} (rounds ${result.ratioMin}–${result.ratioMax})`,
+    );
+    return result;
+  } finally {
+    if (ceiling) await stopServer(ceiling);
+    await stopServer(confhub);
+  }
+}
+
 async function main(): Promise<void> {
   const machine = describeMachine();
   assertBuilt();
@@ -384,6 +453,7 @@ async function main(): Promise<void> {
   const { get, put } = confhub;
   const express = await measureReference('Express 5 ceiling', 'bench/ceiling-express.ts', confhub.apiKey, confhub.getBody);
   const floor = await measureReference('node:http floor', 'bench/floor-node-http.ts', confhub.apiKey, confhub.getBody);
+  const interleaved = await interleavedGetRatio({ dataDir, logFile, apiKey: confhub.apiKey, getBody: confhub.getBody });
   const scenarios = [get, put, express, floor];
 
   const ratio = (a: number, b: number): number | null => (b > 0 ? a / b : null);
@@ -391,10 +461,12 @@ async function main(): Promise<void> {
   const expressVsNodeHttp = ratio(express.requestsPerSecond, floor.requestsPerSecond);
   const budgets: Budget[] = [
     {
-      name: 'confhub GET req/s ≥ 0.75 × Express ceiling',
-      limit: `≥ ${fmt(BUDGETS.getVsCeilingMin * express.requestsPerSecond, 0)} req/s (ratio ≥ ${BUDGETS.getVsCeilingMin})`,
-      actual: `${fmt(get.requestsPerSecond, 0)} req/s (ratio ${fmt(confhubGetVsExpress, 2)})`,
-      pass: confhubGetVsExpress !== null && confhubGetVsExpress >= BUDGETS.getVsCeilingMin,
+      name: 'confhub GET req/s ≥ 0.75 × Express ceiling, interleaved bursts',
+      limit: `ratio ≥ ${BUDGETS.getVsCeilingMin}`,
+      actual:
+        `${fmt(interleaved.confhubRequestsPerSecond, 0)} / ${fmt(interleaved.ceilingRequestsPerSecond, 0)} req/s = ${fmt(interleaved.ratio, 2)} ` +
+        `(rounds ${fmt(interleaved.ratioMin, 2)}–${fmt(interleaved.ratioMax, 2)}; one run each alone: ${fmt(confhubGetVsExpress, 2)})`,
+      pass: interleaved.valid && interleaved.ratio >= BUDGETS.getVsCeilingMin,
     },
     {
       name: 'confhub GET p99',
@@ -441,8 +513,9 @@ async function main(): Promise<void> {
     },
     scenarios,
     ratios: { confhubGetVsExpress, expressVsNodeHttp },
+    interleaved,
     budgets,
-    valid: scenarios.every((m) => m.valid),
+    valid: scenarios.every((m) => m.valid) && interleaved.valid,
     disturbed: scenarios.some((m) => isDisturbed(m.cpu)),
   };
 
