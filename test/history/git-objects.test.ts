@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runGit, type GitRunOptions } from '../../src/history/git.js';
 import { OBJECT_TEMP_PREFIX, commitContent, gitObject, readRef, singleFileTree, updateRef, writeObject } from '../../src/history/git-objects.js';
-import { commitMessage, createHistoryReader, createHistoryWriter, type HistoryCommitInput } from '../../src/history/history-repo.js';
+import { commitMessage, createHistoryReader, createHistoryWriter } from '../../src/history/history-repo.js';
 import { createLogger } from '../../src/log.js';
-import { revisionOf } from '../../src/settings/revision.js';
+import { commitInput } from '../support/history-input.js';
 import { expectAppError } from '../support/wait.js';
 
 const logger = createLogger({ level: 'silent' });
@@ -29,18 +29,7 @@ function newRepo(): GitRunOptions & { workTree: string } {
   return git;
 }
 
-function input(text: string, extra: Partial<HistoryCommitInput> = {}): HistoryCommitInput {
-  return {
-    text,
-    revision: revisionOf(text),
-    actor: { type: 'api', id: 'admin-key' },
-    source: 'api',
-    summary: 'settings changed',
-    changes: [{ key: 'gitea.user_name', change: 'changed' }],
-    at: Date.UTC(2024, 4, 1, 12, 0, 0),
-    ...extra,
-  };
-}
+const input = commitInput;
 
 const who = { name: 'confhub', email: 'confhub@confhub.invalid' };
 

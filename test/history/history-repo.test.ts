@@ -3,16 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { gitEnv, isCommitId, runGit, type GitRunOptions } from '../../src/history/git.js';
-import {
-  createHistoryReader,
-  createHistoryWriter,
-  maskSealedTokens,
-  type HistoryCommitInput,
-  type HistoryReader,
-  type HistoryWriter,
-} from '../../src/history/history-repo.js';
+import { createHistoryReader, createHistoryWriter, maskSealedTokens, type HistoryReader, type HistoryWriter } from '../../src/history/history-repo.js';
 import { createLogger } from '../../src/log.js';
 import { revisionOf } from '../../src/settings/revision.js';
+import { commitInput } from '../support/history-input.js';
 import { expectAppError } from '../support/wait.js';
 
 const logger = createLogger({ level: 'silent' });
@@ -36,18 +30,7 @@ function newRepo(): Repo {
   return { git, writer: createHistoryWriter({ ...git, logger }), reader: createHistoryReader(git) };
 }
 
-function input(text: string, extra: Partial<HistoryCommitInput> = {}): HistoryCommitInput {
-  return {
-    text,
-    revision: revisionOf(text),
-    actor: { type: 'api', id: 'admin-key' },
-    source: 'api',
-    summary: 'settings changed',
-    changes: [],
-    at: Date.UTC(2024, 4, 1, 12, 0, 0),
-    ...extra,
-  };
-}
+const input = commitInput;
 
 async function commitCount(git: GitRunOptions): Promise<number> {
   const { stdout } = await runGit(git, ['rev-list', '--count', 'refs/heads/main']);
