@@ -60,6 +60,8 @@ import { SYNC, writeSystemIni } from './lib/system-ini.js';
 
 const RESULTS_PATH = join(RESULTS_DIR, 'history.json');
 const COMMITS = positiveFromEnv('BENCH_COMMITS', 300, 'count');
+/** Requests a minute confhub allows here: back-to-back requests reach a few hundred a second. */
+const HISTORY_RATE_LIMIT = 30_000;
 const REQUESTS = positiveFromEnv('BENCH_REQUESTS', 1000, 'count');
 const ROLLBACKS = positiveFromEnv('BENCH_ROLLBACKS', 30, 'count');
 const LONG_HISTORY = 10_000;
@@ -494,7 +496,7 @@ async function measure(dataDir: string, recorderDir: string) {
   // As users run it (log level, failed-authentication limit, logs into a file); the request limit
   // is raised as far as back-to-back requests need (a few hundred a second at most).
   const logFile = join(makeTempDir('confhub-history-logs-'), 'confhub.log');
-  const confhub = await startConfhub(dataDir, '/readyz', 60_000, { asShipped: { logFile, rateLimitPerMinute: 30_000 } });
+  const confhub = await startConfhub(dataDir, '/readyz', 60_000, { asShipped: { logFile, rateLimitPerMinute: HISTORY_RATE_LIMIT } });
   const api = createApi(confhub.base, confhub.apiKey);
   let historyApi: Awaited<ReturnType<typeof measureHistoryApi>>;
   let changes: Awaited<ReturnType<typeof measureChanges>>;
@@ -524,7 +526,7 @@ async function measure(dataDir: string, recorderDir: string) {
       target: TARGET,
       dataDirFileSystem: fileSystem,
       git: execFileSync('git', ['--version'], { encoding: 'utf8' }).trim(),
-      confhub: 'node dist/cli.js serve, CONFHUB_LOG_LEVEL=warn, CONFHUB_RATE_LIMIT=0, CONFHUB_AUTH_FAILURE_LIMIT=0',
+      confhub: `node dist/cli.js serve as shipped (log level, failed-authentication limit; logs into a file), CONFHUB_RATE_LIMIT=${HISTORY_RATE_LIMIT}`,
     },
     workerCommits,
     longHistory: { commits: LONG_HISTORY, fastImportMs: round(built.ms, 1), gcMs: round(gcMs, 1), afterFastImport, afterGc },
@@ -587,7 +589,7 @@ function markdown(r: Report): string {
     `### History benchmark (${r.date.slice(0, 10)}, Node ${r.machine.node}, ${r.machine.cpuCount} × ${r.machine.cpuModel})`,
     '',
     `${r.settings.git}, data dirs on ${r.settings.dataDirFileSystem}; config.ini is the shipped one with its first-start secrets sealed (${w.configBytes} bytes), ` +
-      `and every revision changes ${r.settings.changingKey}. confhub runs from dist/ as shipped (request logs into a file, failed-authentication limit), the request limit raised to 30,000 a minute.`,
+      `and every revision changes ${r.settings.changingKey}. confhub runs from dist/ as shipped (request logs into a file, failed-authentication limit), the request limit raised to ${fmt(HISTORY_RATE_LIMIT, 0)} a minute.`,
     '',
     `**Worker commits**: createRevisionRecorder over createHistoryWriter, as the sync worker builds them, in the bench process; ${w.commits} revisions back to back ` +
       `(parse and open of each revision not counted): **${fmt(w.commitsPerSecond)} commits/s**.`,

@@ -4,7 +4,9 @@
  * check. Each server runs alone while it is measured (start, warm up, measure, stop), so none
  * competes with another for the CPU; autocannon runs in this process. Then the GET ratio, which
  * the budget judges, is measured again in short bursts alternating between confhub and the
- * ceiling, so both meet the same machine (the sequential ratio moved by 0.1 between runs here). Results go to
+ * ceiling (5 s each, strictly alternating, the same rest before each), so both meet the same
+ * machine: the sequential ratio moved by 0.1 between runs here while the floor itself moved by
+ * half. Both ratios are reported. Results go to
  * bench/results/http.json and a Markdown table to stdout; progress goes to stderr.
  *
  * confhub runs as shipped: both rate limits on (the per-minute one raised so the load does not
@@ -12,7 +14,7 @@
  * its logs written to a file as a process manager would.
  *
  * Environment: BENCH_DURATION (seconds per measurement, default 10), BENCH_WARMUP (seconds,
- * default 2), BENCH_INTERLEAVED_ROUNDS (rounds of the side-by-side GET ratio, default 8). Budgets are reported, never enforced; the exit code is 1 only when a run is
+ * default 2), BENCH_INTERLEAVED_ROUNDS (rounds of the side-by-side GET ratio, default 6). Budgets are reported, never enforced; the exit code is 1 only when a run is
  * invalid (a non-2xx answer or a client error), because then its numbers mean nothing.
  */
 import { readFileSync, statSync } from 'node:fs';
@@ -22,7 +24,7 @@ import { assertBuilt, HOST, startConfhub } from './lib/confhub.js';
 import { positiveFromEnv } from './lib/env.js';
 import { dataDirFileSystem, describeMachine, type MachineInfo } from './lib/machine.js';
 import { ROOT } from './lib/paths.js';
-import { log, makeTempDir, runBench, startServer, stopServer, type Server, type Starting } from './lib/processes.js';
+import { log, makeTempDir, runBench, sleep, startServer, stopServer, type Server, type Starting } from './lib/processes.js';
 import { budgetTable, disturbedNote, fmt, fmtMiB, markdownTable, RESULTS_DIR, writeResults, type Budget } from './lib/report.js';
 import { cpuShares, isDisturbed, processStatus, sampleCpu, type CpuShares } from './lib/resource-usage.js';
 import { nearestRank, round, type Summary } from './lib/stats.js';
@@ -35,8 +37,9 @@ const DURATION_S = positiveFromEnv('BENCH_DURATION', 10, 'seconds');
 const WARMUP_S = positiveFromEnv('BENCH_WARMUP', 2, 'seconds');
 const GET_CONNECTIONS = 16;
 /** Interleaved GET bursts of confhub and the Express ceiling, both up, in alternating order. */
-const INTERLEAVED_ROUNDS = positiveFromEnv('BENCH_INTERLEAVED_ROUNDS', 8, 'count');
-const INTERLEAVED_BURST_S = 2;
+const INTERLEAVED_ROUNDS = positiveFromEnv('BENCH_INTERLEAVED_ROUNDS', 6, 'count');
+const INTERLEAVED_BURST_S = 5;
+const INTERLEAVED_REST_MS = 1000;
 const PUT_CONNECTIONS = 10;
 const PIPELINING = 1;
 const GET_PATH = '/api/v1/settings/gitea';
@@ -253,8 +256,9 @@ function markdown(report: Report): string {
     '',
     ...markdownTable(['Scenario', 'req/s (mean)', 'p50 (ms)', 'p99 (ms)', 'non-2xx', 'errors'], 'lrrrrr', rows),
     '',
-    `confhub GET / Express ceiling: **${fmt(report.interleaved.ratio, 2)}** in ${report.interleaved.rounds.length} interleaved rounds of ` +
-      `${report.interleaved.burstSeconds} s bursts (rounds ${fmt(report.interleaved.ratioMin, 2)}–${fmt(report.interleaved.ratioMax, 2)}), ` +
+    `confhub GET / Express ceiling: **${fmt(report.interleaved.ratio, 2)}** in ${report.interleaved.bursts.length / 2} strictly alternating rounds of ` +
+      `${report.interleaved.burstSeconds} s bursts (rounds ${fmt(report.interleaved.ratioMin, 2)}–${fmt(report.interleaved.ratioMax, 2)}; against the ceiling's ` +
+      `next burst ${fmt(report.interleaved.ratioAgainstCeilingAfter, 2)}, its previous one ${fmt(report.interleaved.ratioAgainstCeilingBefore, 2)}), ` +
       `**${fmt(report.ratios.confhubGetVsExpress, 2)}** from the runs above · Express / node:http: **${fmt(report.ratios.expressVsNodeHttp, 2)}** · ` +
       `confhub RSS after the GET run: ${fmtMiB(report.confhub.rssAfterGetKiB)} MiB (${fmtMiB(report.confhub.rssAtStartKiB)} MiB before any load)`,
     '',
@@ -403,34 +407,52 @@ async function interleavedGetRatio({ dataDir, logFile, apiKey, getBody }: { data
       headers,
     });
     const specs = { confhub: spec('confhub', confhub.base, confhub.pid), ceiling: spec('Express 5 ceiling', `http://${HOST}:${ceiling.port}`, ceiling.pid) };
-    log(`interleaved GET: warm-up ${WARMUP_S} s each, then ${INTERLEAVED_ROUNDS} rounds of ${INTERLEAVED_BURST_S} s bursts on each, alternating`);
+    log(
+      `interleaved GET: warm-up ${WARMUP_S} s each, then ${INTERLEAVED_ROUNDS} rounds: confhub ${INTERLEAVED_BURST_S} s, ceiling ${INTERLEAVED_BURST_S} s, ${INTERLEAVED_REST_MS} ms of rest before each`,
+    );
     for (const s of Object.values(specs)) await load(s, WARMUP_S);
-    const rounds: { confhub: number; ceiling: number; ratio: number }[] = [];
+    // Strictly alternating, with the same rest before every burst: each server's burst always
+    // follows the other's, so whatever a burst leaves behind (a collection, buffered logs) weighs
+    // on both alike. (Flipping the order every round gave confhub two bursts in a row and then a
+    // long rest: 27 % apart, which the average hid.)
+    const bursts: { server: 'confhub' | 'ceiling'; requestsPerSecond: number; cpu: CpuShares<'server' | 'bench'> | null }[] = [];
     let invalid = 0;
     for (let index = 0; index < INTERLEAVED_ROUNDS; index++) {
-      const rps = { confhub: 0, ceiling: 0 };
-      const order: (keyof typeof specs)[] = index % 2 === 0 ? ['confhub', 'ceiling'] : ['ceiling', 'confhub'];
-      for (const name of order) {
+      for (const name of ['confhub', 'ceiling'] as const) {
+        await sleep(INTERLEAVED_REST_MS);
+        const cpuSample = () => sampleCpu({ server: specs[name].serverPid, bench: 'self' });
+        const before = cpuSample();
         const r = await load(specs[name], INTERLEAVED_BURST_S);
         invalid += r.non2xx + r.errors;
-        rps[name] = r['2xx'] / r.duration;
+        bursts.push({ server: name, requestsPerSecond: round(r['2xx'] / r.duration, 1), cpu: cpuShares(before, cpuSample()) });
       }
-      rounds.push({ confhub: round(rps.confhub, 2), ceiling: round(rps.ceiling, 2), ratio: round(rps.confhub / rps.ceiling, 3) });
     }
-    const total = (name: 'confhub' | 'ceiling'): number => rounds.reduce((sum, r) => sum + r[name], 0) / rounds.length;
-    const ratios = rounds.map((r) => r.ratio).sort((a, b) => a - b);
+    const of = (name: 'confhub' | 'ceiling'): number[] => bursts.filter((b) => b.server === name).map((b) => b.requestsPerSecond);
+    const mean = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0) / values.length;
+    const [confhubRps, ceilingRps] = [of('confhub'), of('ceiling')];
+    // Each confhub burst against the ceiling's right after it, and right before it (from the
+    // second round): a drift of the machine shows as a difference between the two.
+    const after = confhubRps.map((c, i) => c / ceilingRps[i]!);
+    const before = confhubRps.slice(1).map((c, i) => c / ceilingRps[i]!);
+    const sorted = [...after].sort((a, b) => a - b);
     const result = {
-      rounds,
+      bursts,
       burstSeconds: INTERLEAVED_BURST_S,
-      confhubRequestsPerSecond: round(total('confhub'), 0),
-      ceilingRequestsPerSecond: round(total('ceiling'), 0),
-      ratio: round(total('confhub') / total('ceiling'), 3),
-      ratioMin: ratios[0] ?? null,
-      ratioMax: ratios[ratios.length - 1] ?? null,
+      restMs: INTERLEAVED_REST_MS,
+      confhubRequestsPerSecond: round(mean(confhubRps), 0),
+      ceilingRequestsPerSecond: round(mean(ceilingRps), 0),
+      ratio: round(mean(confhubRps) / mean(ceilingRps), 3),
+      ratioAgainstCeilingAfter: round(mean(after), 3),
+      ratioAgainstCeilingBefore: before.length > 0 ? round(mean(before), 3) : null,
+      ratioMin: round(sorted[0] ?? NaN, 3),
+      ratioMax: round(sorted[sorted.length - 1] ?? NaN, 3),
+      disturbed: bursts.some((b) => isDisturbed(b.cpu)),
       valid: invalid === 0,
     };
     log(
-      `interleaved GET: confhub ${result.confhubRequestsPerSecond} req/s, ceiling ${result.ceilingRequestsPerSecond} req/s, ratio ${result.ratio} (rounds ${result.ratioMin}–${result.ratioMax})`,
+      `interleaved GET: confhub ${result.confhubRequestsPerSecond} req/s, ceiling ${result.ceilingRequestsPerSecond} req/s, ratio ${result.ratio} ` +
+        `(against the ceiling's next burst ${result.ratioAgainstCeilingAfter}, its previous one ${result.ratioAgainstCeilingBefore}; rounds ${result.ratioMin}–${result.ratioMax})` +
+        (result.disturbed ? '; other processes used the CPU meanwhile' : ''),
     );
     return result;
   } finally {
@@ -516,7 +538,7 @@ async function main(): Promise<void> {
     interleaved,
     budgets,
     valid: scenarios.every((m) => m.valid) && interleaved.valid,
-    disturbed: scenarios.some((m) => isDisturbed(m.cpu)),
+    disturbed: scenarios.some((m) => isDisturbed(m.cpu)) || interleaved.disturbed,
   };
 
   writeResults(RESULTS_PATH, report, markdown(report), [dataDir]);

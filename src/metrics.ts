@@ -10,7 +10,7 @@ import type { Request, Response } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ReconcileResult, RunSource } from './targets/outcome.js';
 
-/** Longest timer Node accepts: the histogram is enabled by prom-client but never samples. */
+/** About 24.8 days: prom-client enables the histogram, which then takes no sample in practice. */
 const NEVER_MS = 2 ** 31 - 1;
 const LAG_HISTOGRAM_SERIES = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'].map((s) => `nodejs_eventloop_lag_${s}_seconds`);
 
@@ -34,20 +34,20 @@ export function createMetrics() {
   // prom-client's event loop delay percentiles come from a histogram whose timer wakes the main
   // thread at each sample: at its default 10 ms that alone is 0.7 % of a core while confhub idles,
   // and a coarser rate shifts every value by the rate (each sample is the whole interval). So its
-  // timer is set to (almost) never fire and those series are dropped; the lag measured at each
-  // scrape (nodejs_eventloop_lag_seconds) stays, beside the event loop's utilization, which
-  // costs nothing between scrapes.
+  // timer is set to (almost) never fire and those series are dropped; nodejs_eventloop_lag_seconds
+  // (one setImmediate's delay, taken at each scrape) stays, beside the time the event loop was
+  // busy, which costs nothing between scrapes (rate() of it is the loop's utilization).
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: NEVER_MS });
   for (const name of LAG_HISTOGRAM_SERIES) registry.removeSingleMetric(name);
-  let eluBefore = performance.eventLoopUtilization();
-  new Gauge({
-    name: 'confhub_event_loop_utilization',
-    help: 'Share of the time the main thread event loop was busy since the previous scrape (0 to 1)',
+  let busyCounted = 0;
+  new Counter({
+    name: 'confhub_event_loop_busy_seconds_total',
+    help: 'Time the main thread event loop spent working (not waiting for events), in seconds',
     registers: [registry],
     collect() {
-      const now = performance.eventLoopUtilization();
-      this.set(performance.eventLoopUtilization(now, eluBefore).utilization);
-      eluBefore = now;
+      const busy = performance.eventLoopUtilization().active / 1000;
+      this.inc(Math.max(0, busy - busyCounted));
+      busyCounted = Math.max(busyCounted, busy);
     },
   });
   const httpRequests = new Counter({

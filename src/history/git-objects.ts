@@ -12,7 +12,7 @@
  * - An object is `<type> <length>\0<content>`, named by its SHA-1, stored zlib-deflated at
  *   `objects/<2 hex>/<38 hex>`, read-only. It is written to a temp file, synced, and linked into
  *   place (renamed where the file system has no hard links), so a reader never sees half an
- *   object and an existing object is never rewritten, only touched.
+ *   object; an existing object is not written again, only touched.
  * - The branch moves by compare-and-swap: `refs/heads/main.lock` is created exclusively (a git
  *   updating the branch at the same time holds it), the branch is read again and must still be
  *   the parent, the new id is written and synced, reflog lines appended (the branch's and
@@ -57,29 +57,48 @@ export async function writeObject(gitDir: string, type: ObjectType, content: Buf
   const { id, raw } = gitObject(type, content);
   const objects = join(gitDir, 'objects');
   const path = join(objects, id.slice(0, 2), id.slice(2));
+  // The same content is the same object: one there already is touched, as git does, so a gc
+  // running meanwhile (the previous worker's) does not prune it as old and unreachable.
+  if (await touch(path)) return id;
   const temp = join(objects, `${OBJECT_TEMP_PREFIX}${process.pid}_${Date.now().toString(36)}_${tempCounter++}`);
   try {
     // git's default for loose objects (core.looseCompression): fastest.
     await writeNewSynced(temp, deflateSync(raw, { level: 1 }));
     await mkdir(dirname(path), { recursive: true });
-    try {
-      await link(temp, path);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') {
-        // The same content is the same object. Touched as git does, so a gc running meanwhile
-        // (the previous worker's) does not prune it as an old unreachable object.
-        const now = new Date();
-        await utimes(path, now, now).catch(() => undefined);
-      } else {
-        // File systems without hard links (some network and FUSE mounts): git renames instead.
-        await rename(temp, path);
-      }
-    }
+    await linkIntoPlace(temp, path);
   } finally {
     await unlink(temp).catch(() => undefined);
   }
   return id;
+}
+
+async function touch(path: string): Promise<boolean> {
+  const now = new Date();
+  return utimes(path, now, now).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function linkIntoPlace(temp: string, path: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await link(temp, path);
+      return;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // Written meanwhile by someone else: the same bytes.
+      if (code === 'EEXIST') return;
+      // git prune removes fan-out directories it emptied: made again, once.
+      if (code === 'ENOENT' && attempt === 0) {
+        await mkdir(dirname(path), { recursive: true });
+        continue;
+      }
+      // File systems without hard links (some network and FUSE mounts): git renames instead.
+      await rename(temp, path);
+      return;
+    }
+  }
 }
 
 /** A tree holding one regular file. */
@@ -144,8 +163,6 @@ export interface RefUpdate {
   readonly who: { readonly name: string; readonly email: string };
   readonly seconds: number;
   readonly reason: string;
-  /** HEAD is a symbolic ref to this one: its reflog gets the line too. */
-  readonly headToo?: boolean;
 }
 
 /** Moves a ref by compare-and-swap under git's lock file; HISTORY_FAILED when it moved meanwhile. */
@@ -177,8 +194,9 @@ export async function updateRef(gitDir: string, update: RefUpdate): Promise<void
     }
     const reason = update.reason.replace(/[\n\t]/g, ' ');
     const line = `${update.from ?? NO_COMMIT} ${update.to} ${update.who.name} <${update.who.email}> ${update.seconds} +0000\t${reason}\n`;
-    // HEAD points at the branch: git logs the move in both reflogs.
-    for (const log of [update.ref, ...(update.headToo ? ['HEAD'] : [])]) {
+    // When HEAD points at the branch, git logs the move in both reflogs.
+    const head = await readFile(join(gitDir, 'HEAD'), 'utf8').catch(() => '');
+    for (const log of [update.ref, ...(head.trim() === `ref: ${update.ref}` ? ['HEAD'] : [])]) {
       const logPath = join(gitDir, 'logs', log);
       await mkdir(dirname(logPath), { recursive: true });
       await appendFile(logPath, line);

@@ -430,7 +430,6 @@ export function createHistoryWriter({
         who: committer,
         seconds,
         reason: `confhub: ${token(input.source)}`,
-        headToo: true,
       });
       head = { commit, text: input.text, revision: input.revision };
       commitsSinceGc++;

@@ -21,6 +21,7 @@
  *   it, and the sealed revision (same values) is committed and applied instead. The plain text
  *   revision is not run, so its hash (a test for guessed passwords) is recorded nowhere.
  */
+import type { BigIntStats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -101,29 +102,37 @@ interface Submitted {
   rollbackAsked: boolean;
 }
 
-/** A file changed less than this long ago may still be being written. */
+/** Two reads this far apart that agree: the writer is done. */
 const QUIET_MS = 15;
+/**
+ * A file changed less than this long ago may still be being written: QUIET_MS, plus the lag of
+ * the kernel's coarse clock that stamps mtime (up to a tick, 10 ms at HZ=100).
+ */
+const SETTLED_AGE_MS = QUIET_MS + 10;
+
+/** An mtime of whole seconds says nothing of the last milliseconds (FAT, some network mounts). */
+function settledByStat(before: BigIntStats, after: BigIntStats, bytesRead: number): boolean {
+  const unchanged = after.ino === before.ino && after.size === before.size && after.mtimeNs === before.mtimeNs;
+  const fine = after.mtimeNs % 1_000_000_000n !== 0n;
+  return unchanged && fine && after.size === BigInt(bytesRead) && Date.now() - Number(after.mtimeNs / 1_000_000n) >= SETTLED_AGE_MS;
+}
 
 /**
  * Real time, not the injected clock: it waits for another process to finish writing the file.
- * A file the watcher saw settle is read once, when the file itself says it did: the same inode
- * and size before and after the read, the bytes read all of it, and its last change at least
- * QUIET_MS old. (Events alone cannot say so: chokidar lets one change event of a file through
- * every 50 ms and drops the others.) Otherwise, it is read until two reads QUIET_MS apart agree.
+ * A file the watcher saw settle is read once, when the file itself says it did: the same inode,
+ * size and mtime before and after the read, the bytes read all of it, and its last change at
+ * least SETTLED_AGE_MS old by a clock finer than seconds. (Events alone cannot say so: chokidar
+ * lets one change event of a file through every 50 ms and drops the others.) Otherwise, it is
+ * read until two reads QUIET_MS apart agree. A share whose server clock runs behind, or that
+ * caches attributes, can make a file look older than it is; changes there mostly come through
+ * the poll, which always reads twice.
  */
 async function readSettled(read: (path: string) => Promise<Buffer>, path: string, { settled }: { settled: boolean }): Promise<string> {
   const before = settled ? await stat(path, { bigint: true }).catch(() => undefined) : undefined;
   let previous = await read(path);
   if (before) {
     const after = await stat(path, { bigint: true }).catch(() => undefined);
-    const quiet =
-      after !== undefined &&
-      after.ino === before.ino &&
-      after.size === before.size &&
-      after.mtimeNs === before.mtimeNs &&
-      after.size === BigInt(previous.length) &&
-      Date.now() - Number(after.mtimeNs / 1_000_000n) >= QUIET_MS;
-    if (quiet) return decodeText(previous, 'config.ini');
+    if (after && settledByStat(before, after, previous.length)) return decodeText(previous, 'config.ini');
   }
   for (let attempt = 0; attempt < 50; attempt++) {
     await sleep(QUIET_MS);

@@ -43,7 +43,7 @@ describe('git objects written without git', () => {
     expect(blob).toBe((await runGit(git, ['hash-object', '--no-filters', '--stdin'], { stdin: text })).stdout.trim());
     const tree = await writeObject(git.gitDir, 'tree', singleFileTree('config.ini', blob));
     expect(tree).toBe((await runGit(git, ['mktree'], { stdin: `100644 blob ${blob}\tconfig.ini\n` })).stdout.trim());
-    const message = commitMessage(input(text));
+    const message = commitMessage(input(text, { changes: [{ key: 'gitea.user_name', change: 'changed' }], rollbackOf: 'a'.repeat(40) }));
     const date = '@1714564800 +0000';
     const byGit = (
       await runGit(git, ['commit-tree', tree], {

@@ -97,7 +97,7 @@ function loop(results: Parameters<typeof scripted>[0], extra: Partial<SyncLoopDe
 }
 
 describe('sync loop', () => {
-  it('when the watcher saw the file settle and its last change is older than 15 ms, then it is read once; otherwise it is read until two reads agree', async () => {
+  it('when the watcher saw the file settle and the file agrees, then it is read once; otherwise it is read until two reads agree', async () => {
     writeFileSync(configPath, '[cockpit]\nport = 9090\n');
     const reads: string[] = [];
     let writeAfterFirstRead: string | undefined;
@@ -111,33 +111,46 @@ describe('sync loop', () => {
       }
       return bytes;
     };
-    /** Written a second ago, as the debounce's quiet time would leave it. */
-    const writeSettled = (text: string): void => {
+    /** Written with this modification time (ms since the epoch). */
+    const writeAt = (text: string, mtimeMs: number): void => {
       writeFileSync(configPath, text);
-      const past = new Date(Date.now() - 1000);
-      utimesSync(configPath, past, past);
+      utimesSync(configPath, new Date(mtimeMs), new Date(mtimeMs));
+    };
+    /** What one run read, and that it ran what it read last. */
+    const runOnce = async (options: { settled: boolean }): Promise<string[]> => {
+      reads.length = 0;
+      await syncLoop.onChange(options);
+      return [...reads];
     };
     const { syncLoop, requests } = loop([], { readConfig });
     await syncLoop.onChange({ startup: true });
     // At start nothing says the file is settled.
     expect(reads).toHaveLength(2);
-    writeSettled('[cockpit]\nport = 9091\n');
-    reads.length = 0;
-    await syncLoop.onChange({ settled: true });
-    expect(reads).toEqual(['[cockpit]\nport = 9091\n']);
-    // The watcher missed the writer's last writes (chokidar drops events): the file says it just changed.
-    writeFileSync(configPath, '[cockpit]\nport = 9092\n');
-    writeAfterFirstRead = '[cockpit]\nport = 9093\n';
-    reads.length = 0;
-    await syncLoop.onChange({ settled: true });
-    expect(reads).toEqual(['[cockpit]\nport = 9092\n', '[cockpit]\nport = 9093\n', '[cockpit]\nport = 9093\n']);
-    writeSettled('[cockpit]\nport = 9094\n');
-    writeAfterFirstRead = '[cockpit]\nport = 9095\n';
-    reads.length = 0;
-    await syncLoop.onChange({ settled: false });
-    expect(reads).toEqual(['[cockpit]\nport = 9094\n', '[cockpit]\nport = 9095\n', '[cockpit]\nport = 9095\n']);
+    const text = (port: string): string => `[cockpit]\nport = ${port}\n`;
+    /** About 1.9 s ago, and never on a whole second. */
+    const past = (): number => Math.floor(Date.now() / 1000) * 1000 - 1877;
+
+    // Settled, last changed 1.9 s ago by a clock finer than seconds: one read.
+    writeAt(text('9091'), past());
+    expect(await runOnce({ settled: true })).toEqual([text('9091')]);
+    // The writer changed the file during the read (the watcher missed it: chokidar drops events).
+    writeAt(text('9092'), past());
+    writeAfterFirstRead = `${text('9093')}# done\n`;
+    expect(await runOnce({ settled: true })).toEqual([text('9092'), `${text('9093')}# done\n`, `${text('9093')}# done\n`]);
+    // The file says it changed a moment ago (here: in the future, so it is never old enough).
+    writeAt(text('9094'), Date.now() + 60_000);
+    expect(await runOnce({ settled: true })).toEqual([text('9094'), text('9094')]);
+    // An mtime of whole seconds (FAT, some network mounts) cannot say the last milliseconds were quiet.
+    writeAt(text('9095'), Math.floor(Date.now() / 1000) * 1000 - 5000);
+    expect(await runOnce({ settled: true })).toEqual([text('9095'), text('9095')]);
+    // Not settled (the poll, a flush, the maximum delay): read until two reads agree.
+    writeAt(text('9096'), past());
+    writeAfterFirstRead = text('9097');
+    expect(await runOnce({ settled: false })).toEqual([text('9096'), text('9097'), text('9097')]);
     // The half-written files never ran: only what the writer finished did.
-    expect(requests.map((r) => r.revision)).toEqual(['9090', '9091', '9093', '9095'].map((port) => revisionOf(`[cockpit]\nport = ${port}\n`)));
+    expect(requests.map((r) => r.revision)).toEqual(
+      [text('9090'), text('9091'), `${text('9093')}# done\n`, text('9094'), text('9095'), text('9097')].map((t) => revisionOf(t)),
+    );
     await syncLoop.stop();
   });
 
