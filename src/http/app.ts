@@ -11,6 +11,7 @@ import type { Actor } from '../core/actor.js';
 import { AppError } from '../core/errors.js';
 import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from '../settings/schema.js';
 import type { ReadOnlyIniStore, SettingsStore } from '../settings/store.js';
+import { FIELD_KINDS } from '../settings/field-kinds.js';
 import { createApiKeyAuth } from './auth.js';
 import { createErrorHandler } from './errors.js';
 import { createRateLimits } from './rate-limits.js';
@@ -105,7 +106,14 @@ export function createApp(deps: AppDeps): express.Express {
   // names pass.
   const api = Router();
   if (limits.check) api.use(limits.check);
-  api.use(createApiKeyAuth({ currentKey, onRefused: limits.authenticationRefused }));
+  api.use(
+    createApiKeyAuth({
+      currentKey,
+      onRefused: limits.authenticationRefused,
+      acceptable: (key) => FIELD_KINDS.api_key.check(key) === undefined,
+      initialKey: deps.settings.lastGood()?.doc.byName.get('api_key')?.byKey.get('key')?.value,
+    }),
+  );
   addSettingsRoutes(api, { store: deps.settings, schema: CONFIG_SCHEMA, jsonBody, sync: deps.sync, otherResources: SETTINGS_RESOURCES_ELSEWHERE });
   api.use(createEventRoutes({ events: deps.events }));
   api.use(createHistoryRoutes({ history: deps.history, store: deps.settings, sync: deps.sync, jsonBody, onRollback: () => metrics.rollbackRequested() }));

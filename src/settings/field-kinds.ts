@@ -38,6 +38,18 @@ function isHttpUrl(text: string): boolean {
 const HOSTNAME = /^(\*\.)?(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const APP_NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 const API_KEY = /^[A-Za-z0-9._~-]{32,256}$/;
+/**
+ * Keys anyone can read: Websoft9's apphub shipped this one as its default, so every installation
+ * that kept it can be opened by anyone. Compared without regard to case (hex reads the same).
+ */
+export const PUBLIC_API_KEYS: ReadonlySet<string> = new Set(['9e66918137d882c6ebdc1eccb0866e25172c5f8fa2101458a8ce9b044e4c7e5e']);
+
+/** Why a key may not guard the API, or undefined. */
+function apiKeyProblem(text: string): string | undefined {
+  if (!API_KEY.test(text)) return 'must be 32 to 256 characters of letters, digits and . _ ~ -';
+  if (PUBLIC_API_KEYS.has(text.toLowerCase())) return 'is the publicly known Websoft9 default key; use another (confhub apikey rotate makes one)';
+  return undefined;
+}
 const TRUE_TEXTS = new Set(['1', 'yes', 'true', 'on']);
 const BOOLEAN_TEXTS = new Set([...TRUE_TEXTS, '0', 'no', 'false', 'off']);
 
@@ -112,5 +124,5 @@ export const FIELD_KINDS: Readonly<Record<FieldKind, FieldKindDef>> = Object.fre
   hostname: stringKind('INVALID_HOSTNAME', (text) => (HOSTNAME.test(text) ? undefined : 'must be a domain name such as example.com')),
   url_list: listKind('INVALID_LIST', (item) => (isHttpUrl(item) ? undefined : 'must be an http:// or https:// URL')),
   name_list: listKind('INVALID_LIST', (item) => (APP_NAME.test(item) ? undefined : 'must be a lowercase application name')),
-  api_key: stringKind('INVALID_API_KEY', (text) => (API_KEY.test(text) ? undefined : 'must be 32 to 256 characters of letters, digits and . _ ~ -')),
+  api_key: stringKind('INVALID_API_KEY', apiKeyProblem),
 });

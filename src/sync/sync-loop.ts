@@ -143,6 +143,13 @@ async function readSettled(read: (path: string) => Promise<Buffer>, path: string
   throw new AppError('CONFIG_INVALID', { details: 'config.ini kept changing; waiting for the next save' });
 }
 
+/** The 1-based line of a `section.key` field in the file, for the first issue a hand edit has. */
+function lineOf(doc: IniDocument, field: string): number | undefined {
+  const dot = field.lastIndexOf('.');
+  const entry = doc.byName.get(field.slice(0, dot))?.byKey.get(field.slice(dot + 1));
+  return entry ? entry.firstLine + 1 : undefined;
+}
+
 function maskError(error: PlainError | null, secrets: readonly string[]): PlainError | null {
   if (!error || secrets.length === 0) return error;
   return { code: error.code, message: maskText(error.message, secrets), details: maskText(error.details, secrets) };
@@ -242,7 +249,8 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     try {
       const issues = validateDocument({ doc: opened.doc, schema });
       if (issues.length > 0) {
-        throw new AppError('CONFIG_INVALID', { details: issues.map((i) => i.message).join('; ') });
+        const line = lineOf(opened.doc, issues[0]!.field);
+        throw new AppError('CONFIG_INVALID', { details: issues.map((i) => i.message).join('; '), ...(line ? { data: { line } } : {}) });
       }
       lastInvalidRevision = undefined;
       return { text, revision, doc: opened.doc, unsealed: opened.unsealed };

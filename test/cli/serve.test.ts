@@ -170,6 +170,7 @@ describe('confhub serve', () => {
     ['CONFHUB_RATE_LIMIT', '-1'],
     ['CONFHUB_LOG_LEVEL', 'loud'],
     ['CONFHUB_API_KEY', 'short'],
+    ['CONFHUB_API_KEY', WEBSOFT9_DEFAULT_API_KEY.toUpperCase()],
   ])('when %s is %s, then start-up fails naming the variable', async (name, value) => {
     const dataDir = tempDir();
     const failed = await failing(['serve'], { CONFHUB_DATA_DIR: dataDir, [name]: value });

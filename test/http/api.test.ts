@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import request from 'supertest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { WEBSOFT9_DEFAULT_API_KEY } from '../../src/bootstrap/first-boot-secrets.js';
 import { parseIni } from '../../src/ini/document.js';
 import { createHarness, type Harness } from '../support/harness.js';
 
@@ -72,6 +73,36 @@ describe('authentication', () => {
     expect(res.status).toBe(200);
     expect((await request(h.app).get('/api/v1/settings').set('x-api-key', h.apiKey)).status).toBe(401);
     expect((await request(h.app).get('/api/v1/settings').set('x-api-key', newKey)).status).toBe(200);
+  });
+
+  it('when the publicly known Websoft9 key is set through the API, in any case, then 400 names the key and the old key keeps working', async () => {
+    for (const key of [WEBSOFT9_DEFAULT_API_KEY, WEBSOFT9_DEFAULT_API_KEY.toUpperCase()]) {
+      for (const path of [`/api/v1/settings/api_key?key=key&value=${key}`, `/api/settings/api_key?key=key&value=${key}`]) {
+        const res = await put(path);
+        expect(res.status).toBe(400);
+        expectErrorShape(res.body, 'VALIDATION_FAILED');
+        expect(res.body.details).toContain('api_key.key is the publicly known Websoft9 default key');
+      }
+    }
+    expect((await get('/api/v1/settings')).status).toBe(200);
+    expect((await request(h.app).get('/api/v1/settings').set('x-api-key', WEBSOFT9_DEFAULT_API_KEY)).status).toBe(401);
+  });
+
+  it('when a hand edit writes the public key (in capitals) or empties the key, then the last acceptable key keeps working and the public one never does', async () => {
+    const withKey = (value: string): string => h.readConfig().replace(/^key = .*$/m, `key = ${value}`);
+    const original = h.readConfig();
+    for (const value of [WEBSOFT9_DEFAULT_API_KEY.toUpperCase(), '']) {
+      h.writeConfig(withKey(value));
+      expect((await get('/api/v1/settings')).status).toBe(200);
+      expect((await request(h.app).get('/api/v1/settings').set('x-api-key', WEBSOFT9_DEFAULT_API_KEY)).status).toBe(401);
+      expect((await request(h.app).get('/api/v1/settings').set('x-api-key', WEBSOFT9_DEFAULT_API_KEY.toUpperCase())).status).toBe(401);
+      h.writeConfig(original);
+    }
+    // An acceptable key written by hand takes effect at once, as before.
+    const handKey = 'h'.repeat(40);
+    h.writeConfig(withKey(handKey));
+    expect((await request(h.app).get('/api/v1/settings').set('x-api-key', handKey)).status).toBe(200);
+    expect((await get('/api/v1/settings')).status).toBe(401);
   });
 
   it('when keys are presented, right or wrong, then neither ever appears in the logs', async () => {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { WEBSOFT9_DEFAULT_API_KEY } from '../../src/bootstrap/first-boot-secrets.js';
 import type { WorkerToMain } from '../../src/sync/protocol.js';
 import type { ReconcileRequest } from '../../src/sync/reconcile.js';
 import type { ReconcileResult, TargetOutcome } from '../../src/targets/outcome.js';
@@ -437,6 +438,19 @@ describe('sync loop with lanes', () => {
     expect(messages.map((m) => m.type)).toContain('accepted');
     run('json').finish();
     run('env').finish();
+    await syncLoop.stop();
+  });
+
+  it('when a hand edit writes the publicly known Websoft9 key, then the source is invalid with its line and the reason, and nothing runs', async () => {
+    const { syncLoop, messages, requests } = loop([]);
+    writeFileSync(configPath, '[cockpit]\nport = 9090\n');
+    await syncLoop.onChange({ startup: true });
+    writeFileSync(configPath, `[cockpit]\nport = 9090\n\n[api_key]\nkey = ${WEBSOFT9_DEFAULT_API_KEY.toUpperCase()}\n`);
+    await syncLoop.onChange();
+    expect(messages.find((m) => m.type === 'source_invalid')).toMatchObject({
+      error: { code: 'CONFIG_INVALID', line: 5, details: expect.stringContaining('api_key.key is the publicly known Websoft9 default key') },
+    });
+    expect(requests).toHaveLength(1);
     await syncLoop.stop();
   });
 
