@@ -39,6 +39,8 @@ import { createRunLog } from './sync/run-log.js';
 import { createWorkerHost } from './sync/worker-host.js';
 import { syncConfigOf } from './targets/target-spec.js';
 
+export { answerClientError } from './http/errors.js';
+
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export interface ConfhubOptions {

@@ -5,7 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { createConfhub, type Confhub } from './main.js';
+import { answerClientError, createConfhub, type Confhub } from './main.js';
 import type { RuntimeConfig } from './runtime-config.js';
 
 export { VERSION } from './main.js';
@@ -23,6 +23,7 @@ export async function startServer(config: RuntimeConfig, logger: Logger): Promis
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 30_000;
+  server.on('clientError', answerClientError);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

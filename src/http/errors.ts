@@ -2,6 +2,8 @@
  * Where every error — thrown by a route, by the body parser or by nobody (404) — becomes the
  * body `{message, details, code}` with the status the catalogue (core/errors.ts) gives its code.
  */
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import { AppError, isAppError } from '../core/errors.js';
@@ -74,4 +76,27 @@ export function createErrorHandler({ logger, onError }: ErrorHandlerOptions): Er
     onError?.({ error: appError, req, res });
     sendError(res, appError);
   };
+}
+
+/**
+ * A request node:http's parser refuses (a malformed request line or header, headers over the
+ * limit, a request that timed out) never reaches Express; Node would answer it with an empty
+ * body. It gets the error shape every other answer has.
+ */
+export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable || error.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  const appError =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? new AppError('HEADERS_TOO_LARGE', { details: 'The request headers are larger than the limit' })
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new AppError('REQUEST_TIMEOUT', { details: 'The request did not arrive in time' })
+        : new AppError('INVALID_REQUEST', { details: 'The request is not valid HTTP' });
+  const body = JSON.stringify(errorBody(appError));
+  socket.end(
+    `HTTP/1.1 ${appError.status} ${STATUS_CODES[appError.status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }

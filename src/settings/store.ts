@@ -463,8 +463,10 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
         action,
         section: input.section,
         key: input.key,
+        // No value of a refused write is kept: a key that does not exist (a typo of a password's
+        // name) is not known to be secret, so its value could only be stored as typed.
         oldValue: null,
-        newValue: input.section && input.key && typeof input.value === 'string' ? shown(input.section, input.key, input.value) : null,
+        newValue: null,
         result: 'refused',
         errorCode: outcome.error.code,
         revision: null,

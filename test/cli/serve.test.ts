@@ -1,6 +1,7 @@
 import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -176,6 +177,34 @@ describe('confhub serve', () => {
     const failed = await failing(['serve'], { CONFHUB_DATA_DIR: dataDir, [name]: value });
     expect(failed?.code).toBe(1);
     expect(failed?.stderr).toContain(name);
+  });
+
+  it('when a request is not valid HTTP or its headers are too large, then the answer is the usual JSON error shape, not an empty body', async () => {
+    const server = await start({ CONFHUB_DATA_DIR: tempDir() });
+    const { port } = new URL(server.url);
+    /** Sends raw bytes and returns what the server answered before closing. */
+    const raw = (request: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => socket.end(request));
+        let answer = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (chunk: string) => {
+          answer += chunk;
+        });
+        socket.on('end', () => resolve(answer));
+        socket.on('error', reject);
+      });
+    const bodyOf = (answer: string): unknown => JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+    const garbage = await raw('NOT HTTP AT ALL\r\n\r\n');
+    expect(garbage).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(garbage).toContain('Content-Type: application/json; charset=utf-8');
+    expect(bodyOf(garbage)).toEqual({ message: 'Invalid Request', details: 'The request is not valid HTTP', code: 'INVALID_REQUEST' });
+    const huge = await raw(`GET /api/v1/settings HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect(huge).toMatch(/^HTTP\/1\.1 431 /);
+    expect(bodyOf(huge)).toMatchObject({ code: 'HEADERS_TOO_LARGE' });
+    // The server still answers normal requests.
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    await stop(server.child);
   });
 
   it('when config.ini is broken at start-up, then start-up fails with the line number', async () => {

@@ -661,6 +661,20 @@ describe('audit log', () => {
     expect(JSON.stringify(res.body)).not.toContain(h.apiKey);
   });
 
+  it('when a write is refused (a typo of a password key, an invalid value), then the audit row keeps no value at all', async () => {
+    const typed = 'Zq8-typed-into-a-typo';
+    expect((await put(`/api/v1/settings/gitea?key=user_pw&value=${typed}`)).status).toBe(400);
+    expect((await put('/api/v1/settings/cockpit?key=port&value=not-a-port-42')).status).toBe(400);
+    const entries = (await get('/api/v1/audit?limit=10')).body.entries as Record<string, unknown>[];
+    const refused = entries.filter((e) => e.result === 'refused');
+    expect(refused.map((e) => [e.section, e.key, e.oldValue, e.newValue])).toEqual([
+      ['cockpit', 'port', null, null],
+      ['gitea', 'user_pw', null, null],
+    ]);
+    expect(JSON.stringify(entries)).not.toContain(typed);
+    expect(JSON.stringify(entries)).not.toContain('not-a-port-42');
+  });
+
   it('when filtered by section, since and limit, then only matching entries come back, newest first, with a cursor', async () => {
     await put('/api/v1/settings/gitea?key=user_name&value=a1');
     await put('/api/v1/settings/gitea?key=user_name&value=a2');
