@@ -16,7 +16,7 @@ import { createApiKeyAuth } from './auth.js';
 import { createErrorHandler } from './errors.js';
 import { createRateLimits } from './rate-limits.js';
 import { createRequestContext } from './request-context.js';
-import { loadSnapshot, sendJson } from './route-helpers.js';
+import { loadSnapshot, ROUTING, sendJson } from './route-helpers.js';
 import { createAuditRoutes } from './routes/audit.js';
 import { createHistoryRoutes } from './routes/history.js';
 import { createInitRoutes, type StartupReport } from './routes/init.js';
@@ -72,6 +72,7 @@ export function createApp(deps: AppDeps): express.Express {
   // ETags are the file revision, set by the routes; Express's body hashes would be weaker and slower.
   app.set('etag', false);
   app.set('trust proxy', deps.trustProxy);
+  app.set('case sensitive routing', ROUTING.caseSensitive);
   const { metrics } = deps;
   app.use(createRequestContext({ logger: deps.logger, onAnswered: (answered) => metrics.httpRequest(answered) }));
   // Like /healthz, without the key: scrapers reach it on the address confhub listens on.
@@ -104,7 +105,7 @@ export function createApp(deps: AppDeps): express.Express {
   // Every router and route a request passes costs it time, so the settings routes, which take
   // most requests, come first, on this router itself, and let the other routers' /settings/
   // names pass.
-  const api = Router();
+  const api = Router(ROUTING);
   if (limits.check) api.use(limits.check);
   api.use(
     createApiKeyAuth({

@@ -89,3 +89,9 @@ export function requestSnapshot(res: Response, store: ReadOnlyIniStore): Snapsho
   if (res.locals.snapshotError) throw res.locals.snapshotError;
   return (res.locals.snapshot as Snapshot | undefined) ?? store.read();
 }
+
+/**
+ * Paths match exactly, case included: the refused-write audit and the rate limits see the path
+ * as routed, and /API/V1/settings is no other name of /api/v1/settings (it answers 404).
+ */
+export const ROUTING = { caseSensitive: true, strict: false } as const;

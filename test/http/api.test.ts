@@ -61,6 +61,23 @@ describe('authentication', () => {
     expect(res.body.code).toBe('API_KEY_INVALID');
   });
 
+  it('when a path differs only in case, then it is no route: 404 with the key, and no write is audited for it', async () => {
+    for (const path of ['/API/V1/settings', '/api/V1/settings', '/api/v1/Settings', '/API/settings']) {
+      const read = await get(path);
+      expect(read.status).toBe(404);
+      expectErrorShape(read.body, 'NOT_FOUND');
+      expect((await put(`${path}/gitea?key=user_name&value=x`)).status).toBe(404);
+    }
+    // Outside /api nothing is authenticated: 404. Under /api the key is checked before the route
+    // is looked for (no route is revealed to a caller without the key): 401, and, as no settings
+    // resource was asked for, no audit row.
+    expect((await request(h.app).put('/API/V1/settings/gitea?key=user_name&value=x').set('x-api-key', 'wrong')).status).toBe(404);
+    expect((await request(h.app).put('/api/V1/settings/gitea?key=user_name&value=x').set('x-api-key', 'wrong')).status).toBe(401);
+    const entries = (await get('/api/v1/audit?limit=50')).body.entries as Record<string, unknown>[];
+    expect(entries.filter((e) => e.section === 'gitea' && e.key === 'user_name')).toEqual([]);
+    expect((await get('/api/v1/settings')).status).toBe(200);
+  });
+
   it('when /healthz is called without a key, then it answers 200', async () => {
     const res = await request(h.app).get('/healthz');
     expect(res.status).toBe(200);

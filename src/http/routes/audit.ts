@@ -3,7 +3,7 @@ import { Router } from 'express';
 import type { AuditLog } from '../../audit/audit-log.js';
 import { AppError } from '../../core/errors.js';
 import { sectionNameProblem } from '../../core/names.js';
-import { methodNotAllowed, sendJson, singleQueryValue } from '../route-helpers.js';
+import { methodNotAllowed, ROUTING, sendJson, singleQueryValue } from '../route-helpers.js';
 
 const MAX_LIMIT = 1000;
 
@@ -26,7 +26,7 @@ function parseSince(raw: string | undefined): number | undefined {
 }
 
 export function createAuditRoutes({ audit }: { audit: AuditLog }): Router {
-  const router = Router();
+  const router = Router(ROUTING);
   router
     .route('/audit')
     .get((req, res) => {

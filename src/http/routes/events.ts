@@ -2,10 +2,10 @@
 import { Router } from 'express';
 import type { EventLog } from '../../events/event-log.js';
 import { streamEvents } from '../../events/sse.js';
-import { methodNotAllowed } from '../route-helpers.js';
+import { methodNotAllowed, ROUTING } from '../route-helpers.js';
 
 export function createEventRoutes({ events }: { events: EventLog }): Router {
-  const router = Router();
+  const router = Router(ROUTING);
   router
     .route('/settings/events')
     .get((req, res) => streamEvents({ log: events, req, res }))

@@ -10,7 +10,7 @@ import { AppError } from '../../core/errors.js';
 import { MAX_HISTORY_LIMIT, type HistoryQueries } from '../../history/history-queries.js';
 import type { SettingsStore } from '../../settings/store.js';
 import type { SyncDispatcher } from '../../sync/dispatcher.js';
-import { methodNotAllowed, parseIfMatch, requireJsonBody, sendJson, singleQueryValue } from '../route-helpers.js';
+import { methodNotAllowed, parseIfMatch, requireJsonBody, ROUTING, sendJson, singleQueryValue } from '../route-helpers.js';
 import { booleanQuery, syncReport, WAIT_TIMEOUT_MS } from './sync.js';
 
 export interface HistoryRoutesDeps {
@@ -38,7 +38,7 @@ function requiredQuery(req: Request, name: string): string {
 }
 
 export function createHistoryRoutes({ history, store, sync, jsonBody, onRollback }: HistoryRoutesDeps): Router {
-  const router = Router();
+  const router = Router(ROUTING);
 
   router
     .route('/settings/history')

@@ -7,7 +7,7 @@
 import { Router } from 'express';
 import type { PlainError } from '../../core/errors.js';
 import type { SyncDispatcher } from '../../sync/dispatcher.js';
-import { methodNotAllowed, sendJson } from '../route-helpers.js';
+import { methodNotAllowed, ROUTING, sendJson } from '../route-helpers.js';
 
 /** What the start did before the API listened. */
 export interface StartupReport {
@@ -30,7 +30,7 @@ const TARGET_INIT: Readonly<Record<string, TargetInit>> = {
 };
 
 export function createInitRoutes({ sync, startup }: { sync: SyncDispatcher; startup: StartupReport }): Router {
-  const router = Router();
+  const router = Router(ROUTING);
   router
     .route('/init/status')
     .get((_req, res) => {

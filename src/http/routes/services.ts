@@ -5,10 +5,10 @@
  */
 import { Router } from 'express';
 import type { ConnectionChecks } from '../../probes/connection-checks.js';
-import { methodNotAllowed, sendJson } from '../route-helpers.js';
+import { methodNotAllowed, ROUTING, sendJson } from '../route-helpers.js';
 
 export function createServiceRoutes({ services }: { services: ConnectionChecks }): Router {
-  const router = Router();
+  const router = Router(ROUTING);
 
   router
     .route('/services')

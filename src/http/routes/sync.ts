@@ -6,7 +6,7 @@ import { Router, type Request } from 'express';
 import type { Actor } from '../../core/actor.js';
 import { AppError } from '../../core/errors.js';
 import type { RunAnswer, SyncDispatcher } from '../../sync/dispatcher.js';
-import { methodNotAllowed, sendJson, singleQueryValue } from '../route-helpers.js';
+import { methodNotAllowed, ROUTING, sendJson, singleQueryValue } from '../route-helpers.js';
 
 export const WAIT_TIMEOUT_MS = 120_000;
 
@@ -53,7 +53,7 @@ export function syncReport(answer: RunAnswer): { body: Record<string, unknown>; 
 }
 
 export function createSyncRoutes({ sync }: { sync: SyncDispatcher }): Router {
-  const router = Router();
+  const router = Router(ROUTING);
 
   router
     .route('/sync/status')

@@ -2,7 +2,7 @@
 import { Router, type RequestHandler } from 'express';
 import { AppError } from '../../core/errors.js';
 import type { ReadOnlyIniStore } from '../../settings/store.js';
-import { notModified, sectionNotFound, sendJson } from '../route-helpers.js';
+import { notModified, ROUTING, sectionNotFound, sendJson } from '../route-helpers.js';
 
 const readOnly: RequestHandler = (req, res, next) => {
   res.setHeader('Allow', 'GET, HEAD');
@@ -10,7 +10,7 @@ const readOnly: RequestHandler = (req, res, next) => {
 };
 
 export function createSystemRoutes({ store }: { store: ReadOnlyIniStore }): Router {
-  const router = Router();
+  const router = Router(ROUTING);
   router
     .route('/system')
     .get((req, res) => {
