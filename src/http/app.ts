@@ -4,7 +4,7 @@
  * tells the failed-authentication limit what it refused) → body parsing (bodies of
  * unauthenticated requests are never parsed) → routes → JSON 404 → error handler.
  */
-import express, { Router, type Request, type Response } from 'express';
+import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Actor } from '../core/actor.js';
@@ -13,6 +13,7 @@ import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from '../settings/schema.js';
 import type { ReadOnlyIniStore, SettingsStore } from '../settings/store.js';
 import { FIELD_KINDS } from '../settings/field-kinds.js';
 import { createApiKeyAuth } from './auth.js';
+import { bodyChecker, exactQuery } from './exact-input.js';
 import { createErrorHandler } from './errors.js';
 import { createRateLimits } from './rate-limits.js';
 import { createRequestContext } from './request-context.js';
@@ -100,7 +101,9 @@ export function createApp(deps: AppDeps): express.Express {
       JSON.stringify(buildOpenApi({ version: deps.version, configSchema: CONFIG_SCHEMA, systemSchema: SYSTEM_SCHEMA })),
     ));
   // Parsed only on the routes that take a body, so GETs pay nothing for it.
-  const jsonBody = express.json({ limit: deps.bodyLimitBytes, type: ['application/json', 'application/*+json'], strict: true });
+  const exactBody = bodyChecker();
+  const parseJson = express.json({ limit: deps.bodyLimitBytes, type: ['application/json', 'application/*+json'], strict: true, verify: exactBody.verify });
+  const jsonBody: RequestHandler = (req, res, next) => parseJson(req, res, (error?: unknown) => (error ? next(error) : exactBody.refuse(req, res, next)));
 
   // Every router and route a request passes costs it time, so the settings routes, which take
   // most requests, come first, on this router itself, and let the other routers' /settings/
@@ -115,6 +118,7 @@ export function createApp(deps: AppDeps): express.Express {
       initialKey: deps.settings.lastGood()?.doc.byName.get('api_key')?.byKey.get('key')?.value,
     }),
   );
+  api.use(exactQuery);
   addSettingsRoutes(api, { store: deps.settings, schema: CONFIG_SCHEMA, jsonBody, sync: deps.sync, otherResources: SETTINGS_RESOURCES_ELSEWHERE });
   api.use(createEventRoutes({ events: deps.events }));
   api.use(createHistoryRoutes({ history: deps.history, store: deps.settings, sync: deps.sync, jsonBody, onRollback: () => metrics.rollbackRequested() }));
