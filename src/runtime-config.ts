@@ -5,7 +5,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { AppError } from './core/errors.js';
 import type { MasterKeySource } from './secrets/master-key.js';
-import { FIELD_KINDS } from './settings/field-kinds.js';
+import { FIELD_KINDS, publicApiKeyProblem } from './settings/field-kinds.js';
 import { dockerSocketProblem, supervisorUrlProblem, type SyncOverrides } from './targets/target-spec.js';
 
 export interface RuntimeConfig {
@@ -67,7 +67,7 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, cwd: str
   const configDir = env.CONFHUB_CONFIG_DIR ? path(env.CONFHUB_CONFIG_DIR) : resolve(dataDir, 'config');
   const initialApiKey = env.CONFHUB_API_KEY || undefined;
   if (initialApiKey !== undefined) {
-    const problem = FIELD_KINDS.api_key.check(initialApiKey);
+    const problem = FIELD_KINDS.api_key.check(initialApiKey) ?? publicApiKeyProblem(initialApiKey);
     if (problem) fail('CONFHUB_API_KEY', problem);
   }
   const logLevel = (env.CONFHUB_LOG_LEVEL || 'info').toLowerCase();

@@ -9,9 +9,9 @@ import type { ChangeInput } from '../settings/plan-changes.js';
 import type { FileSchema } from '../settings/schema.js';
 import type { SettingsStore } from '../settings/store.js';
 import { weakPasswordReason } from '../settings/credential-strength.js';
-import { PUBLIC_API_KEYS } from '../settings/field-kinds.js';
+import { isUsableApiKey } from '../settings/field-kinds.js';
 
-export const WEBSOFT9_DEFAULT_API_KEY = [...PUBLIC_API_KEYS][0]!;
+export { WEBSOFT9_DEFAULT_API_KEY } from '../settings/field-kinds.js';
 const PASSWORD_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
 const PASSWORD_LENGTH = 20;
 
@@ -45,7 +45,7 @@ export async function fillMissingSecrets({ store, schema, initialApiKey }: FillS
   const { doc } = store.read();
   const changes: ChangeInput[] = [];
   const currentKey = doc.byName.get('api_key')?.byKey.get('key')?.value ?? '';
-  const replaceKey = currentKey === '' || PUBLIC_API_KEYS.has(currentKey.toLowerCase());
+  const replaceKey = !isUsableApiKey(currentKey);
   if (replaceKey) changes.push({ section: 'api_key', key: 'key', value: initialApiKey ?? generateApiKey() });
   const passwordsGenerated: string[] = [];
   for (const [sectionName, spec] of schema) {

@@ -91,6 +91,12 @@ export const MIGRATIONS: readonly Migration[] = [
     // bring every target to its revision, so a restarted worker must not roll back to it.
     sql: `ALTER TABLE sync_runs ADD COLUMN superseded TEXT NOT NULL DEFAULT '[]';`,
   },
+  {
+    version: 7,
+    name: 'audit_refused_without_values',
+    // A refused write keeps no value: its key may be a typo of a secret's, which no mask knew.
+    sql: `UPDATE audit_log SET old_value = NULL, new_value = NULL WHERE result = 'refused';`,
+  },
 ];
 
 export interface OpenDatabaseOptions {

@@ -11,7 +11,7 @@ import type { Actor } from '../core/actor.js';
 import { AppError } from '../core/errors.js';
 import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from '../settings/schema.js';
 import type { ReadOnlyIniStore, SettingsStore } from '../settings/store.js';
-import { FIELD_KINDS } from '../settings/field-kinds.js';
+import { isUsableApiKey } from '../settings/field-kinds.js';
 import { createApiKeyAuth } from './auth.js';
 import { bodyChecker, exactQuery } from './exact-input.js';
 import { createErrorHandler } from './errors.js';
@@ -114,7 +114,7 @@ export function createApp(deps: AppDeps): express.Express {
     createApiKeyAuth({
       currentKey,
       onRefused: limits.authenticationRefused,
-      acceptable: (key) => FIELD_KINDS.api_key.check(key) === undefined,
+      acceptable: isUsableApiKey,
       initialKey: deps.settings.lastGood()?.doc.byName.get('api_key')?.byKey.get('key')?.value,
     }),
   );

@@ -4,7 +4,7 @@
  * leaks through timing. The configured key is read from config.ini on each request (through the
  * store's snapshot cache), so a key rotated through the API or by hand takes effect at once. A key
  * that may not guard the API (a publicly known one, or none) never takes effect: a hand edit that
- * writes one leaves the last acceptable key working (the sync status reports the file invalid).
+ * writes one leaves the last acceptable key working (the sync status reports a known key invalid).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
@@ -21,7 +21,7 @@ const LEGACY_DETAILS = { missing: 'No API Key provided', invalid: 'Invalid API K
 export interface ApiKeyAuthOptions {
   /** The configured key; undefined or '' refuses every request until an acceptable key was seen. */
   currentKey(res: Response): string | undefined;
-  /** Whether a configured key may guard the API; default any non-empty key. */
+  /** Whether a configured key may guard the API (not a publicly known one); default any non-empty key. */
   acceptable?: (key: string) => boolean;
   /** The key config.ini held when the app was made: the one that keeps working if the first key seen is not acceptable. */
   initialKey?: string | undefined;

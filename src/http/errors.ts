@@ -84,19 +84,32 @@ export function createErrorHandler({ logger, onError }: ErrorHandlerOptions): Er
  * body. It gets the error shape every other answer has.
  */
 export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
-  if (!socket.writable || error.code === 'ECONNRESET') {
+  // A response already under way on this connection (an event stream) must not get an answer
+  // written into its body: the connection just ends, as Node does.
+  const current = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (!socket.writable || error.code === 'ECONNRESET' || current?.headersSent) {
     socket.destroy();
     return;
   }
-  const appError =
-    error.code === 'HPE_HEADER_OVERFLOW'
-      ? new AppError('HEADERS_TOO_LARGE', { details: 'The request headers are larger than the limit' })
-      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? new AppError('REQUEST_TIMEOUT', { details: 'The request did not arrive in time' })
-        : new AppError('INVALID_REQUEST', { details: 'The request is not valid HTTP' });
+  const appError = clientErrorOf(error.code);
   const body = JSON.stringify(errorBody(appError));
+  // Destroyed once written: a client that never closes its side keeps no connection open.
   socket.end(
     `HTTP/1.1 ${appError.status} ${STATUS_CODES[appError.status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    () => socket.destroy(),
   );
+}
+
+function clientErrorOf(code: string | undefined): AppError {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return new AppError('HEADERS_TOO_LARGE', { details: 'The request headers are larger than the limit' });
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return new AppError('PAYLOAD_TOO_LARGE', { details: 'The chunk extensions of the request body are larger than the limit' });
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new AppError('REQUEST_TIMEOUT', { details: 'The request did not arrive in time' });
+    default:
+      return new AppError('INVALID_REQUEST', { details: 'The request is not valid HTTP' });
+  }
 }

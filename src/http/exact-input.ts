@@ -13,19 +13,18 @@ const PERCENT = /%(?![0-9A-Fa-f]{2})/;
 
 /** Why a query string is not exact percent-encoded UTF-8, or undefined. */
 export function queryProblem(query: string): string | undefined {
+  // Most queries encode nothing; node:http already refused raw bytes above 0x7f in the URL.
+  if (!query.includes('%')) return undefined;
   if (PERCENT.test(query)) return 'The query string has a % that is not followed by two hex digits';
   for (const part of query.split('&')) {
+    if (!part.includes('%')) continue;
     const bytes: number[] = [];
     for (let i = 0; i < part.length; i++) {
-      const char = part.charCodeAt(i);
       if (part[i] === '%') {
         bytes.push(Number.parseInt(part.slice(i + 1, i + 3), 16));
         i += 2;
-      } else if (char < 0x80) {
-        bytes.push(char);
       } else {
-        // Not percent-encoded: the URL parser already gave it as UTF-16; its UTF-8 is exact.
-        bytes.push(...Buffer.from(part[i]!, 'utf8'));
+        bytes.push(part.charCodeAt(i) & 0xff);
       }
     }
     if (!isUtf8(Buffer.from(bytes))) return 'The query string is not valid UTF-8 once percent-decoded';
@@ -94,16 +93,26 @@ export function bodyProblem(body: Buffer): string | undefined {
 }
 
 /** For express.json's `verify`: remembers a body's problem, for `refuseInexactBody` after parsing. */
+/** The charset a request's Content-Type names, lowercased; undefined when it names none. */
+function charsetOf(req: IncomingMessage): string | undefined {
+  return /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase();
+}
+
 export function bodyChecker(): { verify: (req: IncomingMessage, res: unknown, body: Buffer) => void; refuse: RequestHandler } {
-  const problems = new WeakMap<IncomingMessage, string>();
+  const problems = new WeakMap<IncomingMessage, AppError>();
   return {
     verify(req, _res, body) {
+      // The parser takes UTF-16 and UTF-32 too; confhub stores UTF-8 only.
+      const charset = charsetOf(req);
+      if (charset !== undefined && charset !== 'utf-8') {
+        problems.set(req, new AppError('UNSUPPORTED_MEDIA_TYPE', { details: 'The request body must be UTF-8 JSON' }));
+        return;
+      }
       const problem = bodyProblem(body);
-      if (problem) problems.set(req, problem);
+      if (problem) problems.set(req, new AppError('INVALID_REQUEST', { details: problem }));
     },
     refuse(req, _res, next) {
-      const problem = problems.get(req);
-      next(problem ? new AppError('INVALID_REQUEST', { details: problem }) : undefined);
+      next(problems.get(req));
     },
   };
 }

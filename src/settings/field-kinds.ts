@@ -42,13 +42,17 @@ const API_KEY = /^[A-Za-z0-9._~-]{32,256}$/;
  * Keys anyone can read: Websoft9's apphub shipped this one as its default, so every installation
  * that kept it can be opened by anyone. Compared without regard to case (hex reads the same).
  */
-export const PUBLIC_API_KEYS: ReadonlySet<string> = new Set(['9e66918137d882c6ebdc1eccb0866e25172c5f8fa2101458a8ce9b044e4c7e5e']);
+export const WEBSOFT9_DEFAULT_API_KEY = '9e66918137d882c6ebdc1eccb0866e25172c5f8fa2101458a8ce9b044e4c7e5e';
+export const PUBLIC_API_KEYS: ReadonlySet<string> = new Set([WEBSOFT9_DEFAULT_API_KEY]);
 
-/** Why a key may not guard the API, or undefined. */
-function apiKeyProblem(text: string): string | undefined {
-  if (!API_KEY.test(text)) return 'must be 32 to 256 characters of letters, digits and . _ ~ -';
-  if (PUBLIC_API_KEYS.has(text.toLowerCase())) return 'is the publicly known Websoft9 default key; use another (confhub apikey rotate makes one)';
-  return undefined;
+/** A key may guard the API when it is set and not known to the public (the format is the field's own rule). */
+export function isUsableApiKey(key: string | undefined): key is string {
+  return key !== undefined && key !== '' && !PUBLIC_API_KEYS.has(key.toLowerCase());
+}
+
+/** Why a key is publicly known, or undefined (checked where a key is set, see validate.ts). */
+export function publicApiKeyProblem(text: string): string | undefined {
+  return PUBLIC_API_KEYS.has(text.toLowerCase()) ? 'is the publicly known Websoft9 default key; use another (confhub apikey rotate makes one)' : undefined;
 }
 const TRUE_TEXTS = new Set(['1', 'yes', 'true', 'on']);
 const BOOLEAN_TEXTS = new Set([...TRUE_TEXTS, '0', 'no', 'false', 'off']);
@@ -124,5 +128,5 @@ export const FIELD_KINDS: Readonly<Record<FieldKind, FieldKindDef>> = Object.fre
   hostname: stringKind('INVALID_HOSTNAME', (text) => (HOSTNAME.test(text) ? undefined : 'must be a domain name such as example.com')),
   url_list: listKind('INVALID_LIST', (item) => (isHttpUrl(item) ? undefined : 'must be an http:// or https:// URL')),
   name_list: listKind('INVALID_LIST', (item) => (APP_NAME.test(item) ? undefined : 'must be a lowercase application name')),
-  api_key: stringKind('INVALID_API_KEY', apiKeyProblem),
+  api_key: stringKind('INVALID_API_KEY', (text) => (API_KEY.test(text) ? undefined : 'must be 32 to 256 characters of letters, digits and . _ ~ -')),
 });

@@ -6,7 +6,7 @@
 import type { FieldIssue } from '../core/errors.js';
 import type { IniDocument } from '../ini/document.js';
 import { weakPasswordReason } from './credential-strength.js';
-import { FIELD_KINDS } from './field-kinds.js';
+import { FIELD_KINDS, publicApiKeyProblem } from './field-kinds.js';
 import type { FileSchema } from './schema.js';
 
 export interface ValidateInput {
@@ -20,13 +20,18 @@ export interface ValidateInput {
   changed?: ReadonlySet<string>;
   /** `section.key` of values not to check (sealed values that do not open: reported on their own). */
   skip?: ReadonlySet<string>;
+  /**
+   * Refuse a publicly known API key wherever it stands, not only where a write sets it: for a
+   * file saved by hand. (A legacy file holding one is read at start and its key replaced then.)
+   */
+  refusePublicKeys?: boolean;
 }
 
 export function fieldId(section: string, key: string): string {
   return `${section}.${key.toLowerCase()}`;
 }
 
-export function validateDocument({ doc, schema, changed = new Set(), skip = new Set() }: ValidateInput): FieldIssue[] {
+export function validateDocument({ doc, schema, changed = new Set(), skip = new Set(), refusePublicKeys = false }: ValidateInput): FieldIssue[] {
   const issues: FieldIssue[] = [];
   const portUsers = new Map<number, string[]>();
 
@@ -50,7 +55,8 @@ export function validateDocument({ doc, schema, changed = new Set(), skip = new 
         issues.push({ field: id, code: 'MULTILINE_NOT_ALLOWED', message: `${id} must be a single line` });
         continue;
       }
-      const problem = kind.check(entry.value);
+      const problem =
+        kind.check(entry.value) ?? (fieldSpec.kind === 'api_key' && (refusePublicKeys || changed.has(id)) ? publicApiKeyProblem(entry.value) : undefined);
       if (problem) {
         issues.push({ field: id, code: kind.issueCode, message: `${id} ${problem}` });
         continue;

@@ -247,7 +247,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     }
     lastUnreadableRevision = undefined;
     try {
-      const issues = validateDocument({ doc: opened.doc, schema });
+      const issues = validateDocument({ doc: opened.doc, schema, refusePublicKeys: true });
       if (issues.length > 0) {
         const line = lineOf(opened.doc, issues[0]!.field);
         throw new AppError('CONFIG_INVALID', { details: issues.map((i) => i.message).join('; '), ...(line ? { data: { line } } : {}) });

@@ -202,6 +202,13 @@ describe('confhub serve', () => {
     const huge = await raw(`GET /api/v1/settings HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
     expect(huge).toMatch(/^HTTP\/1\.1 431 /);
     expect(bodyOf(huge)).toMatchObject({ code: 'HEADERS_TOO_LARGE' });
+    // A client that sends garbage and never closes its side is not kept connected.
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write('NOT HTTP AT ALL\r\n\r\n'));
+      socket.on('close', () => resolve());
+      socket.on('error', reject);
+      socket.resume();
+    });
     // The server still answers normal requests.
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
     await stop(server.child);

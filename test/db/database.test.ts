@@ -26,6 +26,24 @@ describe('database migrations', () => {
     db.close();
   });
 
+  it('when an audit log from before migration 7 holds values of refused writes, then the migration removes them and keeps the rest', () => {
+    const path = dbPath();
+    openDatabase({ path, migrations: MIGRATIONS.filter((m) => m.version < 7) }).close();
+    const old = openDatabase({ path, migrations: MIGRATIONS.filter((m) => m.version < 7) });
+    const insert = old.prepare(
+      "INSERT INTO audit_log (at, actor_type, actor_id, action, section, key, old_value, new_value, result) VALUES (1, 'api', 'k', 'settings.update', 'gitea', ?, ?, ?, ?)",
+    );
+    insert.run('user_pw', null, 'typed-secret', 'refused');
+    insert.run('user_name', 'a', 'b', 'applied');
+    old.close();
+    const db = openDatabase({ path });
+    expect(db.prepare('SELECT key, old_value, new_value FROM audit_log ORDER BY id').all()).toEqual([
+      { key: 'user_pw', old_value: null, new_value: null },
+      { key: 'user_name', old_value: 'a', new_value: 'b' },
+    ]);
+    db.close();
+  });
+
   it('when the database is newer than this code, then opening it fails instead of downgrading', () => {
     const path = dbPath();
     openDatabase({ path, migrations: [...MIGRATIONS, { version: 99, name: 'future', sql: 'SELECT 1' }] }).close();

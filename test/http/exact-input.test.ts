@@ -48,6 +48,14 @@ describe('exact input through the API', () => {
     expect(twice.status).toBe(400);
     expect(twice.body.details).toBe('The request body has the key "user_name" twice in one object');
     expect(JSON.stringify(twice.body)).not.toContain('second');
+    const utf16 = await request(h.app)
+      .put('/api/v1/settings/gitea')
+      .set('x-api-key', h.apiKey)
+      .set('content-type', 'application/json; charset=utf-16le')
+      .serialize((body: unknown) => body as string)
+      .send(Buffer.from('{"user_name": "zoë"}', 'utf16le'));
+    expect(utf16.status).toBe(415);
+    expect(utf16.body).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE' });
     expect(h.readConfig()).toBe(before);
   });
 });
