@@ -637,6 +637,8 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
   }
 
   async function drain(): Promise<void> {
+    // Never done before `draining` is assigned (below), so its reset at the end is not undone.
+    await Promise.resolve();
     while (queue.length > 0) {
       const group = queue.splice(0, maxGroup);
       try {
@@ -646,16 +648,15 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
         for (const pending of group) pending.reject(error);
       }
     }
+    // In the same step as the last look at the queue: a write queued by a caller resumed by the
+    // last settle (before a later callback could clear this) would otherwise wait for no drain.
+    draining = undefined;
   }
 
   function enqueue(pending: Omit<Pending, 'resolve' | 'reject'>): Promise<UpdateResult> {
     return new Promise<UpdateResult>((resolve, reject) => {
       queue.push({ ...pending, resolve, reject });
-      if (!draining) {
-        draining = drain().finally(() => {
-          draining = undefined;
-        });
-      }
+      draining ??= drain();
     });
   }
 
