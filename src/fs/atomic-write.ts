@@ -6,7 +6,7 @@
  * so a caller can check the staged file (or that nobody changed the target) before the rename.
  */
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { closeSync, constants, openSync, readSync, renameSync } from 'node:fs';
 import { chown, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -21,7 +21,48 @@ export interface StagedFile {
   readonly tempPath: string;
   readonly mode: number;
   commit(): Promise<void>;
+  /**
+   * Renames the file into place only if the target still holds `expected`; the check and the
+   * rename run back to back in one synchronous step. On `installed`, `replaced` is the replaced
+   * file as it is right after the rename (a write into it that landed just before shows there),
+   * and `later` the same file `holdMs` later: a writer that opened it before the rename and
+   * wrote after wrote there, to a file no longer in place.
+   */
+  replaceIf(expected: Uint8Array, options?: ReplaceIfOptions): Promise<ReplaceResult>;
   discard(): Promise<void>;
+}
+
+export interface ReplaceIfOptions {
+  /** How long the replaced file is watched for a late write (ms; default 50). */
+  readonly holdMs?: number;
+  /** Runs just before the check (the settings store marks the instant for its directory watch). */
+  readonly beforeCheck?: () => void;
+}
+
+export type ReplaceResult =
+  | { readonly installed: true; readonly replaced: Buffer; readonly later: Promise<Buffer> }
+  | { readonly installed: false; readonly found: Buffer | undefined };
+
+/** The whole file behind `fd`, from its start, whatever the descriptor's position. */
+function readAllSync(fd: number): Buffer {
+  const chunks: Buffer[] = [];
+  let position = 0;
+  for (;;) {
+    const chunk = Buffer.allocUnsafe(64 * 1024);
+    const n = readSync(fd, chunk, 0, chunk.length, position);
+    if (n === 0) return Buffer.concat(chunks);
+    chunks.push(chunk.subarray(0, n));
+    position += n;
+  }
+}
+
+function openIfPresent(path: string): number | undefined {
+  try {
+    return openSync(path, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
 }
 
 async function fsyncDirectory(dir: string): Promise<void> {
@@ -78,6 +119,41 @@ export async function stageFile(path: string, data: string | Uint8Array, options
         throw error;
       }
       await fsyncDirectory(dirname(path));
+    },
+    async replaceIf(expected, { holdMs = 50, beforeCheck }: ReplaceIfOptions = {}) {
+      if (settled) throw new Error('staged file already settled');
+      beforeCheck?.();
+      // Synchronous from the check to the rename: no other callback of this process runs between.
+      const fd = openIfPresent(path);
+      let replaced: Buffer;
+      try {
+        const found = fd === undefined ? undefined : readAllSync(fd);
+        if (!found?.equals(expected)) {
+          if (fd !== undefined) closeSync(fd);
+          return { installed: false, found };
+        }
+        settled = true;
+        renameSync(tempPath, path);
+        replaced = readAllSync(fd!);
+      } catch (error) {
+        if (fd !== undefined) closeSync(fd);
+        await unlinkQuietly(tempPath);
+        throw error;
+      }
+      const later = new Promise<Buffer>((resolve) => {
+        const timer = setTimeout(() => {
+          try {
+            resolve(readAllSync(fd!));
+          } catch {
+            resolve(replaced);
+          } finally {
+            closeSync(fd!);
+          }
+        }, holdMs);
+        timer.unref();
+      });
+      await fsyncDirectory(dirname(path));
+      return { installed: true, replaced, later };
     },
     async discard() {
       if (settled) return;

@@ -217,6 +217,8 @@ export interface IniChange {
   readonly section: string;
   readonly key: string;
   readonly value: string;
+  /** The key's lines are removed (value ignored); a key that is not there is left alone. */
+  readonly remove?: boolean;
 }
 
 function dominantEol(doc: Pick<IniDocument, 'eols'>): string {
@@ -274,7 +276,9 @@ export function applyIniChanges(doc: IniDocument, changes: readonly IniChange[])
   for (const change of changes) {
     const section = doc.byName.get(change.section);
     const existing = section?.byKey.get(change.key.toLowerCase());
-    if (section && existing) {
+    if (change.remove) {
+      if (existing) for (let i = existing.firstLine; i <= existing.lastLine; i++) removed.add(i);
+    } else if (section && existing) {
       const prefix = ENTRY_PREFIX.exec(lines[existing.firstLine]!)!;
       const [, indent = '', , before = '', afterRaw = ''] = prefix;
       const after = afterRaw === '' && existing.value === '' ? (before === '' ? '' : ' ') : afterRaw;

@@ -13,15 +13,15 @@
  * a second edit in the same tick) and is checked again on the next read. The server's store also
  * watches the directory, so a read skips even the stat while nothing there changed (WatchOptions).
  */
-import { readFileSync, statSync, watch as fsWatch, type BigIntStats } from 'node:fs';
+import { readFileSync, statSync, utimesSync, watch as fsWatch, type BigIntStats } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { AuditLog, AuditRecord } from '../audit/audit-log.js';
-import type { Actor, RevisionSource } from '../core/actor.js';
+import { FILE_ACTOR, type Actor, type RevisionSource } from '../core/actor.js';
 import { AppError, isAppError, type FieldIssue } from '../core/errors.js';
 import { stageFile, type StagedFile } from '../fs/atomic-write.js';
-import { parseIni, type IniDocument } from '../ini/document.js';
+import { applyIniChanges, parseIni, type IniDocument } from '../ini/document.js';
 import type { Keyring } from '../secrets/secret-box.js';
 import { applyStoredChanges, openDocument, resealDocument, unreadableError, type OpenedDocument } from '../secrets/sealed-document.js';
 import { decodeText, revisionOf } from './revision.js';
@@ -30,6 +30,7 @@ import { validateDocument } from './validate.js';
 import { MASK } from '../core/mask.js';
 import { isSensitive, type FileSchema } from './schema.js';
 import { createDocumentView, type DocumentView } from './typed-view.js';
+import { mergeHandEdit } from './hand-edit-merge.js';
 
 export interface Snapshot {
   /** The file as stored: sensitive values sealed. */
@@ -145,13 +146,14 @@ export interface WatchOptions {
 }
 
 export interface DirectoryListener {
-  changed(name: string | null): void;
+  /** `kind`: `rename` for a name that appeared, moved or went; `change` for content or attributes. */
+  changed(name: string | null, kind?: 'rename' | 'change'): void;
   failed(): void;
 }
 
 const watchWithFs: NonNullable<WatchOptions['watchDirectory']> = (dir, listener) => {
   // Not persistent: the watch alone must not keep the process alive.
-  const watcher = fsWatch(dir, { persistent: false }, (_event, name) => listener.changed(name));
+  const watcher = fsWatch(dir, { persistent: false }, (event, name) => listener.changed(name, event));
   watcher.on('error', () => {
     watcher.close();
     listener.failed();
@@ -167,6 +169,8 @@ export interface SettingsStoreOptions extends IniFileStoreOptions {
   maxAttempts?: number;
   /** Largest group committed by one write. */
   maxGroup?: number;
+  /** How long after a write an edit saved from a copy read before it is recognised (ms; default 2000). */
+  staleEditWindowMs?: number;
   /** Called just before a new content replaces the file: the sync worker learns who made it. */
   beforeCommit?: (input: RevisionAnnouncement) => void;
   /** Called once the file was replaced: which keys the accepted writes changed (never values). */
@@ -222,15 +226,20 @@ function sameFile(a: BigIntStats, b: BigIntStats): boolean {
 }
 
 /** Knows whether the file may have changed since it was last checked, from its directory's events. */
-function createChangeTracker(path: string, { maxAgeMs = 100, now = Date.now, watchDirectory = watchWithFs }: WatchOptions) {
+function createChangeTracker(path: string, { maxAgeMs = 100, now = Date.now, watchDirectory = watchWithFs }: WatchOptions, onChange?: () => void) {
   const name = basename(path);
   let checkedAt: number | undefined;
   let closed = false;
   let handle: { close(): void } | undefined;
+  const observers = new Set<(name: string | null, kind: 'rename' | 'change' | undefined) => void>();
   try {
     handle = watchDirectory(dirname(path), {
-      changed(changed) {
-        if (changed === null || changed === name) checkedAt = undefined;
+      changed(changed, kind) {
+        for (const observer of observers) observer(changed, kind);
+        if (changed === null || changed === name) {
+          checkedAt = undefined;
+          onChange?.();
+        }
       },
       failed() {
         closed = true;
@@ -246,6 +255,12 @@ function createChangeTracker(path: string, { maxAgeMs = 100, now = Date.now, wat
     checked(): void {
       checkedAt = now();
     },
+    /** Every event of the directory, in the order the kernel queued them, until the returned stop. */
+    observe(observer: (name: string | null, kind: 'rename' | 'change' | undefined) => void): (() => void) | undefined {
+      if (closed) return undefined;
+      observers.add(observer);
+      return () => observers.delete(observer);
+    },
     close(): void {
       closed = true;
       handle?.close();
@@ -254,10 +269,10 @@ function createChangeTracker(path: string, { maxAgeMs = 100, now = Date.now, wat
 }
 
 /** Cached, validated reads of one INI file. */
-export function createIniFileReader({ path, label, schema, keyring, racyWindowMs = 100, watch }: IniFileStoreOptions) {
+export function createIniFileReader({ path, label, schema, keyring, racyWindowMs = 100, watch }: IniFileStoreOptions, onChange?: () => void) {
   let cache: CacheEntry | undefined;
   let good: Snapshot | undefined;
-  const changes = watch ? createChangeTracker(path, watch) : undefined;
+  const changes = watch ? createChangeTracker(path, watch, onChange) : undefined;
 
   function remember(stat: BigIntStats, snapshot: Snapshot): Snapshot {
     const ageMs = Date.now() - Number(stat.mtimeMs);
@@ -290,6 +305,8 @@ export function createIniFileReader({ path, label, schema, keyring, racyWindowMs
     lastGood: () => good,
     /** Stops watching (a read then always checks the file). */
     close: (): void => changes?.close(),
+    /** The directory's events from now on (none without a working watch). */
+    observe: (observer: (name: string | null, kind: 'rename' | 'change' | undefined) => void) => changes?.observe(observer),
     /** After our own write: the new snapshot is known, no need to read it back. */
     adopt(snapshot: Snapshot): Snapshot {
       // Only a snapshot whose values all open is served (a tolerant one is the store's own business).
@@ -309,8 +326,18 @@ interface Pending {
   input: UpdateInput;
   restore?: RestoreInput;
   seal?: SealInput;
+  merge?: HandEditReplaced;
+  /** Carries our recent writes onto an edit saved from a copy read before them (see `staleEdit`). */
+  reapply?: true;
   resolve(result: UpdateResult): void;
   reject(error: unknown): void;
+}
+
+/** A hand edit one of our writes replaced, and the content that write had read. */
+interface HandEditReplaced {
+  readonly ancestor: IniDocument;
+  /** The hand edit's bytes. */
+  readonly edited: Buffer;
 }
 
 type Outcome = { pending: Pending; changes: PlannedChange[] } | { pending: Pending; error: AppError };
@@ -398,17 +425,24 @@ function etagMatches(ifMatch: readonly string[] | undefined, etag: string): bool
   return ifMatch.some((candidate) => candidate === '*' || candidate === etag);
 }
 
+/** Attempts of a write that carries a hand edit or our own writes back, while other edits keep landing. */
+const MAX_CARRY_TRIES = 20;
+/** Recent writes remembered to recognise a copy saved from before them (each holds two parsed files). */
+const MAX_REMEMBERED_WRITES = 16;
+
 const SEAL_ACTOR: Actor = Object.freeze({ type: 'system', id: 'seal' });
 
 function defaultSource(pending: Pending): RevisionSource {
   if (pending.restore) return pending.restore.source;
+  if (pending.merge) return 'file';
+  if (pending.reapply) return pending.input.source ?? 'api';
   if (pending.seal) return pending.seal.actor.type === 'file' ? 'file' : 'seal';
   return pending.input.source ?? (pending.input.actor.type === 'api' ? 'api' : 'cli');
 }
 
 export function createSettingsStore(options: SettingsStoreOptions): SettingsStore {
-  const { path, label, schema, keyring, audit, logger, now = Date.now, maxAttempts = 5, maxGroup = 256 } = options;
-  const reader = createIniFileReader(options);
+  const { path, label, schema, keyring, audit, logger, now = Date.now, maxAttempts = 5, maxGroup = 256, staleEditWindowMs = 2000 } = options;
+  const reader = createIniFileReader(options, () => checkForStaleEdit());
   const log = logger.child({ module: 'settings-store' });
   const queue: Pending[] = [];
   let draining: Promise<void> | undefined;
@@ -430,6 +464,8 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
 
   function actionOf(pending: Pending): string {
     if (pending.restore) return pending.restore.source === 'rekey' ? 'settings.rekey' : 'settings.rollback';
+    if (pending.merge) return 'settings.merge';
+    if (pending.reapply) return 'settings.reapply';
     return pending.seal ? 'settings.seal' : 'settings.update';
   }
 
@@ -485,6 +521,8 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
 
   /** Plans one request on top of `working`; returns the snapshot after it. */
   function plan(pending: Pending, working: Snapshot): { snapshot: Snapshot; changes: PlannedChange[] } {
+    if (pending.merge) return planMerge(pending.merge, working);
+    if (pending.reapply) return planReapply(working);
     if (pending.restore) {
       const next = planRestore(working, pending.restore, { label, schema, keyring });
       return { snapshot: next, changes: diffDocuments(working.doc, next.doc) };
@@ -510,6 +548,203 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     return { snapshot, changes: [...planned.changes] };
   }
 
+  /**
+   * The hand edit carried over as it was typed (a hand edit is not held to the API's rules; the
+   * sync worker judges the file as a whole, as for any hand edit).
+   */
+  function planMerge(merge: HandEditReplaced, working: Snapshot): { snapshot: Snapshot; changes: PlannedChange[] } {
+    let edited: IniDocument;
+    try {
+      edited = parseIni(decodeText(merge.edited, label));
+    } catch (cause) {
+      throw new AppError('CONFIG_INVALID', {
+        details: `a hand edit of ${label} replaced by a write could not be merged back: it is not valid (${isAppError(cause) ? cause.message : 'unreadable'})`,
+        cause,
+      });
+    }
+    const merged = mergeHandEdit({ ancestor: merge.ancestor, edited, current: working.stored });
+    if (merged.superseded.length > 0) log.info({ keys: merged.superseded }, `keys of a hand edit of ${label} were changed again since; the newer values stay`);
+    if (merged.layoutDropped) log.warn(`a hand edit of ${label} changed comments or sections that could not be merged back; only its keys were`);
+    if (merged.changes.length === 0) return { snapshot: working, changes: [] };
+    const snapshot = toSnapshot({ text: applyIniChanges(working.stored, merged.changes), label, schema, keyring, tolerate: true });
+    const changes = merged.changes.map((change) => {
+      const keyLower = change.key.toLowerCase();
+      const oldValue = working.doc.byName.get(change.section)?.byKey.get(keyLower)?.value;
+      return change.remove
+        ? { section: change.section, key: change.key, oldValue, newValue: '', removed: true }
+        : { section: change.section, key: change.key, oldValue, newValue: snapshot.doc.byName.get(change.section)?.byKey.get(keyLower)?.value ?? '' };
+    });
+    return { snapshot, changes };
+  }
+
+  /** Carries our recent writes onto a file saved from a copy read before them, if it is one. */
+  function planReapply(working: Snapshot): { snapshot: Snapshot; changes: PlannedChange[] } {
+    const carry = staleEdit(working);
+    if (!carry) return { snapshot: working, changes: [] };
+    log.warn({ keys: carry.keys }, `${label} was saved from a copy read before the latest writes; their changes are carried onto it`);
+    return planMerge(carry, working);
+  }
+
+  /**
+   * Our recent replacements of the file. An editor that read the file before one of them and saves
+   * after it (sed -i, a script, an editor's buffer) replaces it with a copy that lacks it.
+   */
+  const installs: { before: IniDocument; after: IniDocument; text: string; at: number; actor: Actor; source: RevisionSource }[] = [];
+
+  let forget: NodeJS.Timeout | undefined;
+  function remember(entry: (typeof installs)[number]): void {
+    installs.push(entry);
+    while (installs.length > 0 && (installs.length > MAX_REMEMBERED_WRITES || entry.at - installs[0]!.at > staleEditWindowMs)) installs.shift();
+    // Whole documents are held: let them go once no copy can be recognised any more.
+    clearTimeout(forget);
+    forget = setTimeout(() => installs.splice(0), staleEditWindowMs);
+    forget.unref();
+  }
+
+  function valueIn(doc: IniDocument, id: readonly [string, string]): string | undefined {
+    return doc.byName.get(id[0])?.byKey.get(id[1])?.value;
+  }
+
+  /**
+   * Whether `current` was saved from a copy read before some of our recent writes: for every key
+   * those writes changed it holds the value from before them (an edit made on top of them would
+   * hold theirs, unless it put back every one of them by hand). Then the writes' changes are
+   * carried onto it; a key the edit itself changed to a third value keeps the edit's.
+   */
+  function staleEdit(current: Snapshot): (HandEditReplaced & { keys: string[] }) | undefined {
+    const latest = installs.at(-1);
+    if (!latest || now() - latest.at > staleEditWindowMs || current.text === latest.text) return undefined;
+    // The oldest copy it matches: the one the editor read, with every write since carried over.
+    for (let i = 0; i < installs.length; i++) {
+      const { before } = installs[i]!;
+      const changed = diffDocuments(before, latest.after).map((c) => [c.section, c.key.toLowerCase()] as const);
+      if (changed.length === 0) continue;
+      if (changed.every((id) => valueIn(current.stored, id) === valueIn(before, id)))
+        return { ancestor: before, edited: Buffer.from(latest.text, 'utf8'), keys: changed.map(([section, key]) => `${section}.${key}`) };
+    }
+    return undefined;
+  }
+
+  let staleCheck: NodeJS.Timeout | undefined;
+  /** On a change of the file soon after our write: was it saved from a copy read before it? */
+  function checkForStaleEdit(): void {
+    const latest = installs.at(-1);
+    if (staleCheck || !latest || now() - latest.at > staleEditWindowMs) return;
+    staleCheck = setTimeout(() => {
+      staleCheck = undefined;
+      void readFile(path)
+        .then((bytes) => {
+          // Most events are of our own writes: the file is what the latest one wrote.
+          if (installs.length === 0 || bytes.equals(Buffer.from(installs.at(-1)!.text, 'utf8'))) return;
+          const current = toSnapshot({ text: decodeText(bytes, label), label, schema, keyring, tolerate: true });
+          if (!staleEdit(current) || queue.some((pending) => pending.reapply)) return;
+          queue.unshift(reapplyPending());
+          draining ??= drain();
+        })
+        // Missing or broken now: the next write reports it.
+        .catch(() => undefined);
+    }, 0);
+    staleCheck.unref?.();
+  }
+
+  /**
+   * Whether an editor renamed its file over config.ini between a write's check and its rename: the
+   * rename then replaced that file unseen, and only the directory's events tell. The kernel queues
+   * them in the order things happened, so between the touch of the write's temp file just before
+   * the check and that temp file's rename, a rename of config.ini is exactly that. Undefined when
+   * there is no watch or the events do not come.
+   */
+  function watchTheWindow() {
+    const target = basename(path);
+    const events: [string | null, string | undefined][] = [];
+    let temp: string | undefined;
+    let report: (lost: boolean | undefined) => void = () => undefined;
+    const result = new Promise<boolean | undefined>((resolve) => {
+      report = resolve;
+    });
+    const finish = (lost: boolean | undefined): void => {
+      stop?.();
+      clearTimeout(timer);
+      report(lost);
+    };
+    const judge = (): void => {
+      // The temp file's second rename event is ours (its first is its creation).
+      const renames = events.flatMap(([name, kind], i) => (name === temp && kind === 'rename' ? [i] : []));
+      if (renames.length < 2) return;
+      const end = renames[1]!;
+      let start = -1;
+      for (let i = renames[0]!; i < end; i++) if (events[i]![0] === temp && events[i]![1] === 'change') start = i;
+      finish(start < 0 ? undefined : events.slice(start + 1, end).some(([name, kind]) => name === target && kind === 'rename'));
+    };
+    const stop = reader.observe((name, kind) => {
+      events.push([name, kind]);
+      if (temp) judge();
+    });
+    const timer = setTimeout(() => finish(undefined), 2000);
+    timer.unref();
+    if (!stop) finish(undefined);
+    return {
+      result,
+      /** Marks the instant before the check, as an event of the temp file. */
+      mark(tempPath: string): void {
+        if (!stop) return;
+        temp = basename(tempPath);
+        const at = new Date();
+        utimesSync(tempPath, at, at);
+      },
+      cancel: (): void => finish(undefined),
+    };
+  }
+
+  /** A hand edit replaced unseen: said in the log and the audit, since it cannot be brought back. */
+  function announceLost(revision: string): void {
+    log.error({ revision }, `a hand edit of ${label} was saved in the instant before a write replaced the file; that edit is lost`);
+    try {
+      audit.record([
+        {
+          at: now(),
+          actor: FILE_ACTOR,
+          action: 'settings.hand_edit_lost',
+          section: null,
+          key: null,
+          oldValue: null,
+          newValue: null,
+          result: 'refused',
+          errorCode: 'CONFIG_CONFLICT',
+          revision,
+        },
+      ]);
+    } catch (error) {
+      log.error({ err: error }, 'recording the audit log failed');
+    }
+  }
+
+  /** A write of nobody's request that carries the recent writes onto a file saved from an older copy. */
+  function reapplyPending(tries = 1): Pending {
+    const latest = installs.at(-1)!;
+    const settled = (error?: unknown): void => {
+      if (!error) return;
+      if (isAppError(error) && error.code === 'CONFIG_CONFLICT' && tries < MAX_CARRY_TRIES) {
+        queue.unshift(reapplyPending(tries + 1));
+        draining ??= drain();
+      } else log.error({ err: error }, `recent writes could not be carried onto ${label}; an older copy replaced them`);
+    };
+    return { input: { changes: [], actor: latest.actor, source: latest.source }, reapply: true, resolve: () => settled(), reject: settled };
+  }
+
+  /** Merges a replaced hand edit back by the next write: first in the queue, so nothing waits between. */
+  function mergeBack(merge: HandEditReplaced, tries = 1): void {
+    if (tries === 1) log.warn(`a hand edit of ${label} landed in the instant before a write replaced it; it is merged back`);
+    const settled = (error?: unknown): void => {
+      if (!error) return;
+      // Other edits kept landing: try again after them rather than give the edit up.
+      if (isAppError(error) && error.code === 'CONFIG_CONFLICT' && tries < MAX_CARRY_TRIES) mergeBack(merge, tries + 1);
+      else log.error({ err: error }, `a hand edit of ${label} could not be merged back; it is lost`);
+    };
+    queue.unshift({ input: { changes: [], actor: FILE_ACTOR, source: 'file' }, merge, resolve: () => settled(), reject: settled });
+    draining ??= drain();
+  }
+
   async function commitGroup(group: Pending[]): Promise<void> {
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       let base: Snapshot;
@@ -520,6 +755,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
         settle({ outcomes: group.map((pending) => ({ pending, error: appError })), revision: null, sealed: [] });
         return;
       }
+      if (!group.some((pending) => pending.reapply) && staleEdit(base)) group.unshift(reapplyPending());
       let working = base;
       const outcomes: Outcome[] = [];
       for (const pending of group) {
@@ -549,14 +785,11 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       let announced: RevisionAnnouncement | undefined;
       if (working.text !== base.text) {
         let staged: StagedFile | undefined;
+        const read = Buffer.from(base.text, 'utf8');
+        let replacedEdit: Buffer | undefined;
+        const window = watchTheWindow();
         try {
           staged = await stageFile(path, working.text);
-          const onDisk = await readFile(path).catch(() => undefined);
-          if (!onDisk || revisionOf(decodeText(onDisk, label)) !== base.revision) {
-            await staged.discard();
-            log.info({ attempt }, `${label} changed during a write; planning the writes again on top of it`);
-            continue;
-          }
           // The newest accepted request names the revision (a rollback that only re-seals changes no value, yet writes).
           const accepted = [...outcomes].reverse().filter((o): o is Extract<Outcome, { changes: PlannedChange[] }> => !('error' in o));
           const last = accepted.find((o) => o.changes.some((c) => c.oldValue !== c.newValue)) ?? accepted[0];
@@ -570,8 +803,30 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
             };
             options.beforeCommit?.(announced);
           }
-          await staged.commit();
+          const tempPath = staged.tempPath;
+          const result = await staged.replaceIf(read, { beforeCheck: () => window.mark(tempPath) });
+          if (!result.installed) {
+            window.cancel();
+            await staged.discard();
+            log.info({ attempt }, `${label} changed during a write; planning the writes again on top of it`);
+            continue;
+          }
+          // What the write replaced is not what it read: a hand edit written into the file in place
+          // in the instant before the rename.
+          if (!result.replaced.equals(read)) replacedEdit = result.replaced;
+          const { replaced } = result;
+          const readDoc = base.stored;
+          // A writer that opened the file before the rename and wrote after wrote to the replaced file.
+          void result.later.then((later) => {
+            if (later.equals(replaced)) return;
+            try {
+              mergeBack({ ancestor: replaced.equals(read) ? readDoc : parseIni(decodeText(replaced, label)), edited: later });
+            } catch (error) {
+              log.error({ err: error }, `a hand edit of ${label} written to the file a write had just replaced is lost`);
+            }
+          });
         } catch (error) {
+          window.cancel();
           await staged?.discard().catch(() => undefined);
           log.error({ err: error }, `writing ${label} failed`);
           // The system's reason (ENOSPC, EACCES, EROFS…) says what to fix; no path, no content.
@@ -580,7 +835,20 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
           settle({ outcomes: outcomes.map((o) => ('error' in o ? o : { pending: o.pending, error: failure })), revision: null, sealed: [] });
           return;
         }
+        if (replacedEdit) mergeBack({ ancestor: base.stored, edited: replacedEdit });
+        const revision = working.revision;
+        void window.result.then((lost) => {
+          if (lost) announceLost(revision);
+        });
         working = reader.adopt(working);
+        remember({
+          before: base.stored,
+          after: working.stored,
+          text: working.text,
+          at: now(),
+          actor: announced?.actor ?? FILE_ACTOR,
+          source: announced?.source ?? 'file',
+        });
       }
       settle({ outcomes, revision: working.revision, sealed, snapshot: working, written: working.text !== base.text });
       if (announced) notifyCommitted(announced, { outcomes, sealed });
