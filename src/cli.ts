@@ -36,6 +36,8 @@ import { parseIni } from './ini/document.js';
 import { openDocument } from './secrets/sealed-document.js';
 import { acquireInstanceLock } from './bootstrap/instance-lock.js';
 import { startServer, VERSION, type RunningServer } from './server.js';
+import { editConfig, editorCommand, runEditorProcess } from './settings/edit-session.js';
+import { createInterface } from 'node:readline/promises';
 
 interface Command {
   readonly name: string;
@@ -74,6 +76,11 @@ const COMMANDS: readonly Command[] = [
     name: 'history',
     synopsis: 'confhub history [--limit N]',
     text: 'the newest commits of config.ini (default 20): id, time, actor, source, sync outcome, summary',
+  },
+  {
+    name: 'edit',
+    synopsis: 'confhub edit',
+    text: 'edit config.ini in $VISUAL or $EDITOR (default vi) on a private copy: on save it is validated like an API write and applied, audited, merged with writes made meanwhile; a copy that is not valid is opened again with the reasons on top (exit 1 when given up)',
   },
   {
     name: 'rollback',
@@ -386,6 +393,33 @@ function historyReader(config: RuntimeConfig) {
   return createHistoryReader({ gitDir: config.historyDir, workTree: config.configDir });
 }
 
+/** After a refused copy: asks on a terminal whether to edit again; elsewhere there is nobody to ask. */
+async function askToEditAgain(problems: readonly string[]): Promise<boolean> {
+  process.stderr.write(`config.ini was not saved:\n${problems.map((p) => `  ${p}`).join('\n')}\n`);
+  if (!process.stdin.isTTY) return false;
+  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await prompt.question('Edit again? [Y/n] ');
+    return !/^\s*n/i.test(answer);
+  } finally {
+    prompt.close();
+  }
+}
+
+async function edit(config: RuntimeConfig): Promise<void> {
+  const outcome = await withStore(config, (store) =>
+    editConfig({ store, actor: { type: 'system', id: 'cli' }, runEditor: runEditorProcess(editorCommand(process.env)), again: askToEditAgain }),
+  );
+  if (outcome.kind === 'unchanged') process.stdout.write('config.ini unchanged\n');
+  else if (outcome.kind === 'abandoned') {
+    process.stderr.write('edit given up; config.ini unchanged\n');
+    process.exitCode = 1;
+  } else {
+    const changed = outcome.result.changes.filter((c) => c.changed).map((c) => `${c.section}.${c.key.toLowerCase()}`);
+    process.stdout.write(`config.ini saved${changed.length > 0 ? `: ${changed.join(', ')} changed` : ' (comments or layout only)'}\n`);
+  }
+}
+
 async function rollback(config: RuntimeConfig, commitish: string): Promise<void> {
   const reader = historyReader(config);
   const commit = await reader.resolve(commitish);
@@ -419,6 +453,7 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'plan' && rest.length === 0) return plan(config);
   if (command === 'once' && rest.length === 0) return once(config);
   if (command === 'history' && (rest.length === 0 || (rest.length === 2 && rest[0] === '--limit'))) return history(config, rest[1]);
+  if (command === 'edit' && rest.length === 0) return edit(config);
   if (command === 'rollback' && rest.length === 1) return rollback(config, rest[0]!);
   process.stderr.write(`confhub: unknown command "${argv.join(' ')}"\n\n${USAGE}`);
   process.exitCode = 2;

@@ -11,7 +11,7 @@ import type { IniChange, IniDocument } from '../ini/document.js';
 export interface HandEditMerge {
   /** What to apply to `current`. */
   readonly changes: readonly IniChange[];
-  /** `section.key` the edit changed that something newer changed too: the newer value stays. */
+  /** `section.key` the edit changed that something else changed too (the newer value stays, unless `editWins`). */
   readonly superseded: readonly string[];
   /** The edit changed more than key values (comments, blank lines, spacing, order): that part is not carried over. */
   readonly layoutDropped: boolean;
@@ -38,7 +38,15 @@ function keysOf(...docs: IniDocument[]): { section: string; keyLower: string; ke
   return keys;
 }
 
-export function mergeHandEdit({ ancestor, edited, current }: { ancestor: IniDocument; edited: IniDocument; current: IniDocument }): HandEditMerge {
+export interface MergeInput {
+  readonly ancestor: IniDocument;
+  readonly edited: IniDocument;
+  readonly current: IniDocument;
+  /** The edit came last (`confhub edit` saved after a write): on a key both changed, the edit's value wins. */
+  readonly editWins?: boolean;
+}
+
+export function mergeHandEdit({ ancestor, edited, current, editWins = false }: MergeInput): HandEditMerge {
   const changes: IniChange[] = [];
   const superseded: string[] = [];
   for (const { section, keyLower, key } of keysOf(edited, ancestor)) {
@@ -49,7 +57,7 @@ export function mergeHandEdit({ ancestor, edited, current }: { ancestor: IniDocu
     if (now === after) continue;
     if (now !== before) {
       superseded.push(`${section}.${keyLower}`);
-      continue;
+      if (!editWins) continue;
     }
     changes.push(after === undefined ? { section, key, value: '', remove: true } : { section, key, value: after });
   }

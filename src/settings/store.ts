@@ -96,6 +96,14 @@ export interface SealInput {
   readonly actor: Actor;
 }
 
+export interface EditInput {
+  /** The file as stored when the editing began. */
+  readonly read: string;
+  /** The edited file. */
+  readonly text: string;
+  readonly actor: Actor;
+}
+
 /** Who made a revision, announced just before it replaces the file. */
 export interface RevisionAnnouncement {
   readonly revision: string;
@@ -110,6 +118,8 @@ export interface SettingsStore extends ReadOnlyIniStore {
   restore(input: RestoreInput): Promise<UpdateResult>;
   /** Seals sensitive values typed in plain text; audited as settings.seal. */
   seal(input: SealInput): Promise<UpdateResult>;
+  /** Applies a whole file edited as text (`confhub edit`): validated like any write, merged if the file changed meanwhile. */
+  edit(input: EditInput): Promise<UpdateResult>;
   /** Resolves when every queued write has settled. */
   idle(): Promise<void>;
   /** Stops watching config.ini's directory, if it did. */
@@ -329,6 +339,7 @@ interface Pending {
   merge?: HandEditReplaced;
   /** Carries our recent writes onto an edit saved from a copy read before them (see `staleEdit`). */
   reapply?: true;
+  edit?: EditInput;
   resolve(result: UpdateResult): void;
   reject(error: unknown): void;
 }
@@ -367,7 +378,11 @@ interface StoredFile {
   readonly keyring: Keyring | undefined;
 }
 
-function planRestore(working: Snapshot, restore: RestoreInput, { label, schema, keyring }: StoredFile): Snapshot {
+function planRestore(
+  working: Snapshot,
+  restore: RestoreInput,
+  { label, schema, keyring, noun = `the ${label} to restore` }: StoredFile & { noun?: string },
+): Snapshot {
   if (restore.ifRevision !== undefined && working.revision !== restore.ifRevision) {
     throw new AppError('PRECONDITION_FAILED', { details: `${label} has changed since the revision to roll back` });
   }
@@ -375,7 +390,7 @@ function planRestore(working: Snapshot, restore: RestoreInput, { label, schema, 
   try {
     stored = parseIni(restore.text);
   } catch (cause) {
-    throw new AppError('VALIDATION_FAILED', { details: `the ${label} to restore is not valid: ${isAppError(cause) ? cause.message : 'unreadable'}`, cause });
+    throw new AppError('VALIDATION_FAILED', { details: `${noun} is not valid: ${isAppError(cause) ? cause.message : 'unreadable'}`, cause });
   }
   let opened: OpenedDocument;
   try {
@@ -384,7 +399,7 @@ function planRestore(working: Snapshot, restore: RestoreInput, { label, schema, 
     if (!isAppError(error) || error.code !== 'SECRET_UNREADABLE') throw error;
     const issues = error.data.errors ?? [];
     throw new AppError('VALIDATION_FAILED', {
-      details: `the content to restore holds secrets no master key opens: ${error.details}`,
+      details: `${noun} holds secrets no master key opens: ${error.details}`,
       data: { errors: issues },
       cause: error,
     });
@@ -465,6 +480,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
   function actionOf(pending: Pending): string {
     if (pending.restore) return pending.restore.source === 'rekey' ? 'settings.rekey' : 'settings.rollback';
     if (pending.merge) return 'settings.merge';
+    if (pending.edit) return 'settings.edit';
     if (pending.reapply) return 'settings.reapply';
     return pending.seal ? 'settings.seal' : 'settings.update';
   }
@@ -523,6 +539,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
   function plan(pending: Pending, working: Snapshot): { snapshot: Snapshot; changes: PlannedChange[] } {
     if (pending.merge) return planMerge(pending.merge, working);
     if (pending.reapply) return planReapply(working);
+    if (pending.edit) return planEdit(pending.edit, working);
     if (pending.restore) {
       const next = planRestore(working, pending.restore, { label, schema, keyring });
       return { snapshot: next, changes: diffDocuments(working.doc, next.doc) };
@@ -552,21 +569,34 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
    * The hand edit carried over as it was typed (a hand edit is not held to the API's rules; the
    * sync worker judges the file as a whole, as for any hand edit).
    */
-  function planMerge(merge: HandEditReplaced, working: Snapshot): { snapshot: Snapshot; changes: PlannedChange[] } {
+  function planMerge(
+    merge: HandEditReplaced,
+    working: Snapshot,
+    { strict = false }: { strict?: boolean } = {},
+  ): { snapshot: Snapshot; changes: PlannedChange[] } {
     let edited: IniDocument;
     try {
       edited = parseIni(decodeText(merge.edited, label));
     } catch (cause) {
+      const reason = isAppError(cause) ? cause.message : 'unreadable';
+      if (strict) throw new AppError('VALIDATION_FAILED', { details: `the edited ${label} is not valid: ${reason}`, cause });
       throw new AppError('CONFIG_INVALID', {
-        details: `a hand edit of ${label} replaced by a write could not be merged back: it is not valid (${isAppError(cause) ? cause.message : 'unreadable'})`,
+        details: `a hand edit of ${label} replaced by a write could not be merged back: it is not valid (${reason})`,
         cause,
       });
     }
-    const merged = mergeHandEdit({ ancestor: merge.ancestor, edited, current: working.stored });
+    // An edit session saved last: its values win; a hand edit replaced by a write came before it.
+    const merged = mergeHandEdit({ ancestor: merge.ancestor, edited, current: working.stored, editWins: strict });
     if (merged.superseded.length > 0) log.info({ keys: merged.superseded }, `keys of a hand edit of ${label} were changed again since; the newer values stay`);
     if (merged.layoutDropped) log.warn(`a hand edit of ${label} changed comments or sections that could not be merged back; only its keys were`);
     if (merged.changes.length === 0) return { snapshot: working, changes: [] };
     const snapshot = toSnapshot({ text: applyIniChanges(working.stored, merged.changes), label, schema, keyring, tolerate: true });
+    if (strict) {
+      if (snapshot.unreadable.length > 0) throw unreadableError(snapshot.unreadable);
+      const changed = new Set(merged.changes.map((c) => `${c.section}.${c.key.toLowerCase()}`));
+      const issues = validateDocument({ doc: snapshot.doc, schema, changed });
+      if (issues.length > 0) throw validationFailed(issues);
+    }
     const changes = merged.changes.map((change) => {
       const keyLower = change.key.toLowerCase();
       const oldValue = working.doc.byName.get(change.section)?.byKey.get(keyLower)?.value;
@@ -575,6 +605,27 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
         : { section: change.section, key: change.key, oldValue, newValue: snapshot.doc.byName.get(change.section)?.byKey.get(keyLower)?.value ?? '' };
     });
     return { snapshot, changes };
+  }
+
+  /**
+   * The edited file as a whole when config.ini is still what the editing began with (comments and
+   * layout included), else its key changes merged three ways onto the file as it is now. Every
+   * value it changes is held to today's rules, as a write through the API is.
+   */
+  function planEdit(edit: EditInput, working: Snapshot): { snapshot: Snapshot; changes: PlannedChange[] } {
+    if (working.text === edit.read) {
+      const next = planRestore(working, { text: edit.text, actor: edit.actor, source: 'rollback' }, { label, schema, keyring, noun: `the edited ${label}` });
+      return { snapshot: next, changes: diffDocuments(working.doc, next.doc) };
+    }
+    let ancestor: IniDocument;
+    try {
+      ancestor = parseIni(edit.read);
+    } catch {
+      throw new AppError('CONFIG_CONFLICT', { details: `${label} was not valid when the editing began and has changed since; edit it again` });
+    }
+    const planned = planMerge({ ancestor, edited: Buffer.from(edit.text, 'utf8') }, working, { strict: true });
+    log.info(`${label} changed while it was edited; the edit's keys were merged onto it`);
+    return planned;
   }
 
   /** Carries our recent writes onto a file saved from a copy read before them, if it is one. */
@@ -934,6 +985,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     update: (input) => enqueue({ input }),
     restore: (restore) => enqueue({ input: { changes: [], actor: restore.actor }, restore }),
     seal: (seal) => enqueue({ input: { changes: [], actor: seal.actor }, seal }),
+    edit: (edit) => enqueue({ input: { changes: [], actor: edit.actor, source: 'cli' }, edit }),
     async idle() {
       while (draining) await draining;
     },
