@@ -23,6 +23,7 @@ import { historyConfigOf } from './history/push.js';
 import { validationFailed } from './settings/plan-changes.js';
 import { decodeText } from './settings/revision.js';
 import { validateDocument } from './settings/validate.js';
+import { checkTargetPaths } from './fs/contained-path.js';
 import { syncConfigOf } from './targets/target-spec.js';
 import { planTargets } from './sync/plan.js';
 import { buildReconciler } from './sync/build-reconciler.js';
@@ -253,7 +254,7 @@ async function validate(config: RuntimeConfig): Promise<void> {
     const { doc } = toSnapshot({ text: readText(config.systemPath, 'system.ini'), label: 'system.ini', schema: SYSTEM_SCHEMA });
     const issues = validateDocument({ doc, schema: SYSTEM_SCHEMA });
     if (issues.length > 0) throw validationFailed(issues);
-    syncConfigOf(doc, config);
+    checkTargetPaths(syncConfigOf(doc, config));
     historyConfigOf(doc, { configDir: config.configDir });
   });
   if (problems.length > 0) {
@@ -268,12 +269,12 @@ async function plan(config: RuntimeConfig): Promise<void> {
   const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
   const { doc } = toSnapshot({ text: readText(config.configPath, 'config.ini'), label: 'config.ini', schema: CONFIG_SCHEMA, keyring });
   const system = toSnapshot({ text: readText(config.systemPath, 'system.ini'), label: 'system.ini', schema: SYSTEM_SCHEMA });
-  const { targets } = syncConfigOf(system.doc, config);
+  const { targets, paths } = syncConfigOf(system.doc, config);
   // The files on disk hold the values of the last applied revision: the newest commit's secrets are masked too.
   const reader = historyReader(config);
   const head = await reader.head().catch(() => null);
   const earlier = head ? [openDocument({ stored: parseIni(await reader.contentAt(head)), schema: CONFIG_SCHEMA, keyring, tolerate: true }).doc] : [];
-  const plans = await planTargets({ targets, doc, schema: CONFIG_SCHEMA, earlier });
+  const plans = await planTargets({ targets, paths, doc, schema: CONFIG_SCHEMA, earlier });
   const mode = (m: number | null): string => (m === null ? '-' : `0${m.toString(8)}`);
   for (const p of plans) {
     const what = p.change === 'none' ? 'unchanged' : p.change === 'mode' ? `mode ${mode(p.mode.from)} -> ${mode(p.mode.to)}` : p.change;
@@ -304,7 +305,9 @@ async function once(config: RuntimeConfig): Promise<void> {
     if (issues.length > 0) throw validationFailed(issues);
     const systemDoc = toSnapshot({ text: readText(config.systemPath, 'system.ini'), label: 'system.ini', schema: SYSTEM_SCHEMA }).doc;
     const applied = await lastAppliedText(config);
-    const reconciler = buildReconciler({ sync: syncConfigOf(systemDoc, config), logger, ...(applied ? { applied: { text: applied, keyring } } : {}) });
+    const sync = syncConfigOf(systemDoc, config);
+    checkTargetPaths(sync);
+    const reconciler = buildReconciler({ sync, logger, ...(applied ? { applied: { text: applied, keyring } } : {}) });
     const recorder = createRevisionRecorder({
       writer: createHistoryWriter({ gitDir: config.historyDir, workTree: config.configDir, logger }),
       schema: CONFIG_SCHEMA,

@@ -19,6 +19,7 @@ import { AppError, isAppError } from './core/errors.js';
 import { openDatabase } from './db/database.js';
 import { createEventLog, type EventLog } from './events/event-log.js';
 import { removeStaleTempFiles } from './fs/atomic-write.js';
+import { checkTargetPaths } from './fs/contained-path.js';
 import { createHistoryQueries } from './history/history-queries.js';
 import { createHistoryReader } from './history/history-repo.js';
 import { historyConfigOf } from './history/push.js';
@@ -136,6 +137,7 @@ async function compose({ config, logger, syncWorker }: ConfhubOptions, { install
   }
   const systemDoc = system.read().doc;
   const syncConfig = syncConfigOf(systemDoc, config);
+  checkTargetPaths(syncConfig);
   const historyPush = historyConfigOf(systemDoc, { configDir: config.configDir });
   const metrics = createMetrics();
   const runLog = createRunLog({ db, logger });
@@ -179,7 +181,7 @@ async function compose({ config, logger, syncWorker }: ConfhubOptions, { install
   const upgrade = await mergeShippedTemplate({
     store: settings,
     templateText: readFileSync(resolve(SHIPPED_CONFIG_DIR, 'config.ini'), 'utf8'),
-    recordPath: resolve(config.dataDir, 'shipped-template.json'),
+    recordPath: config.templateRecordPath,
     schema: CONFIG_SCHEMA,
     logger,
   });

@@ -3,9 +3,11 @@
  * validated, frozen; a bad value stops the start with a message naming the variable.
  */
 import { isAbsolute, resolve } from 'node:path';
+import { lockAddress } from './bootstrap/instance-lock.js';
 import { AppError } from './core/errors.js';
-import type { MasterKeySource } from './secrets/master-key.js';
+import { nextKeyPath, retiredKeysPath, type MasterKeySource } from './secrets/master-key.js';
 import { FIELD_KINDS, publicApiKeyProblem } from './settings/field-kinds.js';
+import type { OwnPath } from './targets/path-rules.js';
 import { dockerSocketProblem, supervisorUrlProblem, type SyncOverrides } from './targets/target-spec.js';
 
 export interface RuntimeConfig {
@@ -16,6 +18,10 @@ export interface RuntimeConfig {
   readonly databasePath: string;
   /** The git dir of config.ini's history. */
   readonly historyDir: string;
+  /** Which keys of the shipped config.ini template this installation has seen. */
+  readonly templateRecordPath: string;
+  /** Every file and directory confhub keeps for itself: no target may write them. */
+  readonly ownPaths: readonly OwnPath[];
   /** Where the master key comes from (CONFHUB_MASTER_KEY, CONFHUB_MASTER_KEY_FILE or the data directory). */
   readonly masterKey: MasterKeySource;
   readonly host: string;
@@ -61,6 +67,33 @@ function trustProxy(raw: string | undefined): boolean | number | string {
   return raw;
 }
 
+function ownPathsOf(at: {
+  dataDir: string;
+  configDir: string;
+  databasePath: string;
+  historyDir: string;
+  templateRecordPath: string;
+  masterKeyFile: string;
+}): readonly OwnPath[] {
+  const lock = lockAddress(at.dataDir);
+  const own: OwnPath[] = [
+    { path: at.dataDir, what: 'the data directory' },
+    { path: resolve(at.configDir, 'config.ini'), what: 'config.ini' },
+    { path: resolve(at.configDir, 'system.ini'), what: 'system.ini' },
+    { path: at.configDir, what: 'the config directory', tree: true, templates: true },
+    { path: at.masterKeyFile, what: 'the master key' },
+    { path: retiredKeysPath(at.masterKeyFile), what: 'the retired master keys' },
+    { path: nextKeyPath(at.masterKeyFile), what: 'the master key of a rotation' },
+    { path: at.databasePath, what: 'the database' },
+    // SQLite's companions: the write-ahead log, its index and the rollback journal.
+    ...['-wal', '-shm', '-journal'].map((suffix) => ({ path: `${at.databasePath}${suffix}`, what: 'the database' })),
+    { path: at.historyDir, what: 'the history repository', tree: true },
+    { path: at.templateRecordPath, what: 'the record of the shipped template' },
+    ...(lock.file ? [{ path: lock.path, what: 'the instance lock' }] : []),
+  ];
+  return Object.freeze(own.map((o) => Object.freeze(o)));
+}
+
 export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): RuntimeConfig {
   const path = (raw: string): string => (isAbsolute(raw) ? raw : resolve(cwd, raw));
   const dataDir = path(env.CONFHUB_DATA_DIR || './data');
@@ -87,6 +120,9 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, cwd: str
   const supervisorUrl = env.CONFHUB_SUPERVISOR_URL || undefined;
   const urlProblem = supervisorUrl === undefined ? undefined : supervisorUrlProblem(supervisorUrl);
   if (urlProblem) fail('CONFHUB_SUPERVISOR_URL', urlProblem);
+  const databasePath = resolve(dataDir, 'confhub.db');
+  const historyDir = resolve(dataDir, 'history.git');
+  const templateRecordPath = resolve(dataDir, 'shipped-template.json');
   const host = env.CONFHUB_HOST || '127.0.0.1';
   if (/\s/.test(host)) fail('CONFHUB_HOST', `must be an address or host name, got "${host}"`);
   return Object.freeze({
@@ -94,8 +130,10 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, cwd: str
     configDir,
     configPath: resolve(configDir, 'config.ini'),
     systemPath: resolve(configDir, 'system.ini'),
-    databasePath: resolve(dataDir, 'confhub.db'),
-    historyDir: resolve(dataDir, 'history.git'),
+    databasePath,
+    historyDir,
+    templateRecordPath,
+    ownPaths: ownPathsOf({ dataDir, configDir, databasePath, historyDir, templateRecordPath, masterKeyFile: masterKey.file }),
     masterKey,
     host,
     port: integer(env, 'CONFHUB_PORT', { fallback: 8080, min: 0, max: 65535 }),

@@ -15,13 +15,14 @@
  * never the repository's config, and is masked out of every error text.
  */
 import { readFileSync } from 'node:fs';
-import { isAbsolute, normalize, relative } from 'node:path';
+import { isAbsolute, normalize } from 'node:path';
 import type { Logger } from 'pino';
 import { AppError, toPlainError, type PlainError } from '../core/errors.js';
 import { backoffDelay } from '../core/backoff.js';
 import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { maskText } from '../core/mask.js';
 import type { IniDocument } from '../ini/document.js';
+import { isInside } from '../targets/path-rules.js';
 import { firstLine, gitFailure, spawnGit, type GitRunOptions } from './git.js';
 
 export interface HistoryPushConfig {
@@ -119,11 +120,6 @@ function shown(text: string): string {
   return JSON.stringify(cut).slice(1, -1);
 }
 
-function inside(dir: string, path: string): boolean {
-  const rel = relative(normalize(dir), normalize(path));
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
-}
-
 function parseRemote(text: string, configDir: string): Pick<HistoryPushConfig, 'remote' | 'url' | 'transport'> {
   const expected = 'must be an https:// or http:// URL, a file:// URL or an absolute path to a bare repository';
   if (/[\p{Cc}\s]/u.test(text)) throw invalid('remote', `"${shown(text)}" must not contain spaces or control characters`);
@@ -160,7 +156,7 @@ function parseRemote(text: string, configDir: string): Pick<HistoryPushConfig, '
   if (!isAbsolute(path) || normalize(path) !== path.replace(/\/+$/, '') || path.split('/').includes('..')) {
     throw invalid('remote', `"${shown(text)}" must be a normalized absolute path`);
   }
-  if (inside(configDir, path)) throw invalid('remote', `"${shown(text)}" must not be inside the config directory`);
+  if (isInside(configDir, path)) throw invalid('remote', `"${shown(text)}" must not be inside the config directory`);
   return { remote: text, url: path, transport: 'file' };
 }
 

@@ -2,8 +2,8 @@
  * The reconciler with its real drivers (Docker Engine API, supervisord XML-RPC, HTTP hooks), as
  * the sync worker and `confhub once` both build it from the declarations main parsed once.
  */
-import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
+import { readTemplateContained } from '../fs/contained-path.js';
 import { parseIni } from '../ini/document.js';
 import { createDockerDriver } from '../reload/docker.js';
 import { createReloadActions } from '../reload/reload-actions.js';
@@ -35,7 +35,8 @@ export function buildReconciler({ sync, logger, applied }: BuildReconcilerInput)
     targets: sync.targets,
     actions,
     render: (target, input) => renderTarget(target.format, input),
-    readTemplate: (path) => readFile(path, 'utf8'),
+    readTemplate: (path) => readTemplateContained(path, sync.paths),
+    paths: sync.paths,
     logger,
     ...(applied ? { applied: openDocument({ stored: parseIni(applied.text), schema: CONFIG_SCHEMA, keyring: applied.keyring, tolerate: true }).doc } : {}),
   });

@@ -3,17 +3,18 @@
  * it is now and compared with its file on disk, as a unified diff with the values of secrets
  * masked (rendered files hold them in plain text). `confhub plan` prints it.
  */
-import { readFile } from 'node:fs/promises';
 import { createTwoFilesPatch } from 'diff';
 import { toPlainError, type PlainError } from '../core/errors.js';
+import { readTemplateContained } from '../fs/contained-path.js';
 import type { IniDocument } from '../ini/document.js';
 import { renderTarget } from '../render/index.js';
 import { maskText } from '../core/mask.js';
 import { secretsOf } from '../settings/mask-secrets.js';
 import type { FileSchema } from '../settings/schema.js';
 import { renderInput } from './reconcile.js';
+import type { PathRules } from '../targets/path-rules.js';
 import type { TargetSpec } from '../targets/target-spec.js';
-import { differs, readPrevious } from './target-writer.js';
+import { createTargetWriter, differs } from './target-writer.js';
 
 export interface TargetPlan {
   readonly target: string;
@@ -28,6 +29,8 @@ export interface TargetPlan {
 
 export async function planTargets(input: {
   targets: readonly TargetSpec[];
+  /** Outputs are read, and templates too, only where the sync would write and read them. */
+  paths: PathRules;
   doc: IniDocument;
   schema: FileSchema;
   /** Revisions the files on disk may have been rendered from (the newest commit): their secrets are masked too. */
@@ -35,11 +38,12 @@ export async function planTargets(input: {
 }): Promise<TargetPlan[]> {
   const secrets = [...new Set([input.doc, ...(input.earlier ?? [])].flatMap((doc) => secretsOf(doc, input.schema)))].sort((a, b) => b.length - a.length);
   const plans: TargetPlan[] = [];
+  const writer = createTargetWriter({ rules: input.paths });
   for (const spec of input.targets) {
     try {
-      const template = spec.template ? await readFile(spec.template, 'utf8') : undefined;
+      const template = spec.template ? await readTemplateContained(spec.template, input.paths) : undefined;
       const content = Buffer.from(renderTarget(spec.format, renderInput(input.doc, spec, template)), 'utf8');
-      const previous = await readPrevious(spec.output);
+      const previous = await writer.readPrevious(spec.output);
       const before = previous.exists ? previous.content.toString('utf8') : '';
       const after = content.toString('utf8');
       const change = !previous.exists ? 'create' : !differs(previous, content, spec.mode) ? 'none' : previous.content.equals(content) ? 'mode' : 'update';

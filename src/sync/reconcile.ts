@@ -17,11 +17,12 @@ import { AppError, toPlainError } from '../core/errors.js';
 import type { IniDocument } from '../ini/document.js';
 import type { ReloadResult, ReloadActions } from '../reload/reload-actions.js';
 import type { RenderInput, RenderSection } from '../render/types.js';
+import type { PathRules } from '../targets/path-rules.js';
 import type { HealthCheck, TargetSpec } from '../targets/target-spec.js';
 import { installedCheck, reloadKey } from '../targets/target-spec.js';
 import { targetForDocument } from '../targets/target-urls.js';
 import type { ReconcileResult, RevisionOutcome, TargetState, UsedWriteMode } from '../targets/outcome.js';
-import { differs, readPrevious, restorePrevious, stageTarget, type PreviousFile, type StagedTarget } from './target-writer.js';
+import { createTargetWriter, differs, type PreviousFile, type StagedTarget } from './target-writer.js';
 
 export interface ReconcileRequest {
   readonly revision: string;
@@ -39,6 +40,8 @@ export interface ReconcilerDeps {
   actions: ReloadActions;
   render: (target: TargetSpec, input: RenderInput) => string;
   readTemplate: (path: string) => Promise<string>;
+  /** Where outputs may be written (system.ini [sync] output_roots) and what is confhub's own. */
+  paths: Pick<PathRules, 'outputRoots' | 'own'>;
   logger: Logger;
   now?: () => number;
   /**
@@ -84,6 +87,7 @@ function groupHealth(group: readonly Work[]): HealthCheck {
 export function createReconciler(deps: ReconcilerDeps) {
   const { actions, logger, now = Date.now } = deps;
   const log = logger.child({ module: 'reconcile' });
+  const writer = createTargetWriter({ rules: deps.paths });
   /** Each target as its service last ran it (URLs resolved): restored files are reloaded and checked there. */
   const appliedSpecs = new Map<string, TargetSpec>();
   if (deps.applied) {
@@ -142,7 +146,7 @@ export function createReconciler(deps: ReconcilerDeps) {
     for (const work of works) {
       if (!work.written || !work.previous) continue;
       try {
-        await restorePrevious(work.spec.output, work.previous, work.written);
+        await writer.restore(work.spec.output, work.previous, work.written);
         restored.push({ ...work, spec: appliedSpecs.get(work.spec.name) ?? work.spec, error: undefined, state: undefined, reloaded: false, healthy: null });
       } catch (error) {
         log.error({ target: work.spec.name, err: error }, 'the previous file could not be restored');
@@ -160,7 +164,7 @@ export function createReconciler(deps: ReconcilerDeps) {
         work.spec = targetForDocument(work.spec, request.doc);
         const template = work.spec.template ? await deps.readTemplate(work.spec.template) : undefined;
         work.content = Buffer.from(deps.render(work.spec, renderInput(request.doc, work.spec, template)), 'utf8');
-        work.previous = await readPrevious(work.spec.output);
+        work.previous = await writer.readPrevious(work.spec.output);
         work.changed = differs(work.previous, work.content, work.spec.mode);
       } catch (error) {
         work.error = asAppError(error);
@@ -170,7 +174,7 @@ export function createReconciler(deps: ReconcilerDeps) {
     for (const work of works) {
       if (work.error || !work.changed) continue;
       try {
-        work.staged = await stageTarget({ path: work.spec.output, content: work.content!, mode: work.spec.mode, writeMode: work.spec.write });
+        work.staged = await writer.stage({ path: work.spec.output, content: work.content!, mode: work.spec.mode, writeMode: work.spec.write });
         if (work.spec.check?.kind === 'exec') await actions.runCheck(work.spec.check, work.staged.checkPath, { timeoutMs: work.spec.timeoutMs });
       } catch (error) {
         work.error = asAppError(error);
@@ -223,7 +227,7 @@ export function createReconciler(deps: ReconcilerDeps) {
           } catch (error) {
             // A service that is not up yet cannot check its file; it reads it when it starts.
             if (asAppError(error).code !== 'SERVICE_UNREACHABLE') {
-              await restorePrevious(work.spec.output, work.previous!, work.written);
+              await writer.restore(work.spec.output, work.previous!, work.written);
               work.written = undefined;
               throw error;
             }
@@ -234,9 +238,9 @@ export function createReconciler(deps: ReconcilerDeps) {
         work.state = 'failed';
         if (work.written) {
           // The write itself failed (an in-place write can fail halfway): put the old file back.
-          await restorePrevious(work.spec.output, work.previous!, work.written).catch((cause: unknown) =>
-            log.error({ target: work.spec.name, err: cause }, 'the previous file could not be restored'),
-          );
+          await writer
+            .restore(work.spec.output, work.previous!, work.written)
+            .catch((cause: unknown) => log.error({ target: work.spec.name, err: cause }, 'the previous file could not be restored'));
           work.written = undefined;
         }
       }

@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { removeStaleTempFiles } from '../fs/atomic-write.js';
+import { openOutputDir } from '../fs/contained-path.js';
 import { createHistoryReader, createHistoryWriter } from '../history/history-repo.js';
 import { revisionOf } from '../settings/revision.js';
 import { createHistoryPusher } from '../history/push.js';
@@ -31,7 +32,14 @@ const post = (message: WorkerToMain): void => {
 
 const { settings, targets } = init.sync;
 for (const target of targets) {
-  for (const name of await removeStaleTempFiles(target.output)) logger.warn({ target: target.name, name }, 'removed a temp file left by an interrupted write');
+  // Only in a directory the target may write to: one that leads elsewhere now is refused at the write.
+  const dir = await openOutputDir({ output: target.output, rules: init.sync.paths }).catch(() => undefined);
+  try {
+    for (const name of dir ? await removeStaleTempFiles(dir.file) : [])
+      logger.warn({ target: target.name, name }, 'removed a temp file left by an interrupted write');
+  } finally {
+    await dir?.close();
+  }
 }
 
 const [current, ...retired] = init.masterKeys.map((key) => masterKey(Buffer.from(key)));

@@ -20,6 +20,7 @@ import type { IniDocument, IniSection } from '../ini/document.js';
 import { sectionNameProblem } from '../core/names.js';
 import { nameSplits, parsePlaceholders, placeholderNames } from '../render/placeholders.js';
 import { CONFIG_SCHEMA, isSensitive } from '../settings/schema.js';
+import { outputProblem, rootsProblem, templateProblem, type OwnPath, type PathRules } from './path-rules.js';
 import { hostPlaceholder } from './url-host.js';
 
 export const FORMATS = ['gitea', 'portainer', 'nginx_proxy_manager', 'cockpit', 'env', 'ini', 'json', 'yaml', 'template'] as const;
@@ -104,6 +105,8 @@ export interface SyncSettings {
 export interface SyncConfig {
   readonly settings: SyncSettings;
   readonly targets: readonly TargetSpec[];
+  /** `[sync] output_roots` and `template_roots` (defaults applied), and confhub's own files. */
+  readonly paths: PathRules;
 }
 
 export const DEFAULT_SYNC_SETTINGS: SyncSettings = Object.freeze({
@@ -136,7 +139,16 @@ const TARGET_KEYS = new Set([
   'timeout',
   'on_failure',
 ]);
-const SYNC_KEYS = new Set(['docker_socket', 'supervisor_url', 'debounce_min_ms', 'debounce_max_ms', 'poll_interval_ms', 'on_failure']);
+const SYNC_KEYS = new Set([
+  'docker_socket',
+  'supervisor_url',
+  'debounce_min_ms',
+  'debounce_max_ms',
+  'poll_interval_ms',
+  'on_failure',
+  'output_roots',
+  'template_roots',
+]);
 
 export interface ParseSyncConfigInput {
   doc: IniDocument;
@@ -144,8 +156,8 @@ export interface ParseSyncConfigInput {
   dataDir: string;
   /** Relative template paths are resolved against the config directory. */
   configDir: string;
-  /** Files no target may write (config.ini, system.ini): writing them would loop. */
-  protectedPaths: readonly string[];
+  /** confhub's own files and directories (config.ini, the master key, the database…): no target may write them. */
+  own: readonly OwnPath[];
   /** Where the reloaders are, from the environment; these win over system.ini [sync]. */
   overrides?: SyncOverrides;
 }
@@ -155,7 +167,7 @@ export interface SyncOverrides {
   readonly supervisorUrl?: string;
 }
 
-function invalid(section: string, key: string | undefined, problem: string): AppError {
+export function invalid(section: string, key: string | undefined, problem: string): AppError {
   const where = key ? `system.ini [${section}] ${key}` : `system.ini [${section}]`;
   return new AppError('TARGET_INVALID', { message: `${where}: ${problem}` });
 }
@@ -359,8 +371,7 @@ function parseSyncSettings(doc: IniDocument, overrides: SyncOverrides): SyncSett
 export interface InstallationPaths {
   readonly dataDir: string;
   readonly configDir: string;
-  readonly configPath: string;
-  readonly systemPath: string;
+  readonly ownPaths: readonly OwnPath[];
   /** CONFHUB_DOCKER_SOCKET / CONFHUB_SUPERVISOR_URL. */
   readonly reloaders?: SyncOverrides;
 }
@@ -371,13 +382,32 @@ export function syncConfigOf(doc: IniDocument, paths: InstallationPaths): SyncCo
     doc,
     dataDir: paths.dataDir,
     configDir: paths.configDir,
-    protectedPaths: [paths.configPath, paths.systemPath],
+    own: paths.ownPaths,
     ...(paths.reloaders ? { overrides: paths.reloaders } : {}),
   });
 }
 
-export function parseSyncConfig({ doc, dataDir, configDir, protectedPaths, overrides = {} }: ParseSyncConfigInput): SyncConfig {
+/**
+ * `[sync] output_roots` and `template_roots`: comma-separated absolute directories. By default
+ * outputs stay in the data directory (the image's volume, where the shipped targets write
+ * services/…) and templates in the config directory.
+ */
+function parsePathRules(doc: IniDocument, { dataDir, configDir, own }: { dataDir: string; configDir: string; own: readonly OwnPath[] }): PathRules {
+  const section = doc.byName.get('sync');
+  const roots = (key: string, fallback: string): readonly string[] => {
+    const text = section?.byKey.get(key)?.value ?? '';
+    if (text === '') return Object.freeze([fallback]);
+    const items = text.split(',').map((item) => item.trim());
+    const problem = rootsProblem(items);
+    if (problem) throw invalid('sync', key, problem);
+    return Object.freeze(items.map((item) => resolve(item)));
+  };
+  return Object.freeze({ outputRoots: roots('output_roots', dataDir), templateRoots: roots('template_roots', configDir), own: Object.freeze([...own]) });
+}
+
+export function parseSyncConfig({ doc, dataDir, configDir, own, overrides = {} }: ParseSyncConfigInput): SyncConfig {
   const settings = parseSyncSettings(doc, overrides);
+  const paths = parsePathRules(doc, { dataDir, configDir, own });
   const targets: TargetSpec[] = [];
   const outputs = new Map<string, string>();
   for (const section of doc.sections) {
@@ -400,7 +430,8 @@ export function parseSyncConfig({ doc, dataDir, configDir, protectedPaths, overr
     const format = required('format');
     if (!(FORMATS as readonly string[]).includes(format)) throw invalid(section.name, 'format', `"${format}" is not one of ${FORMATS.join(', ')}`);
     const output = resolve(dataDir, required('output'));
-    if (protectedPaths.includes(output)) throw invalid(section.name, 'output', 'must not be a file confhub reads its own settings from');
+    const outputRefused = outputProblem(output, { roots: paths.outputRoots, own: paths.own });
+    if (outputRefused) throw invalid(section.name, 'output', `${output} ${outputRefused}`);
     const other = outputs.get(output);
     if (other) throw invalid(section.name, 'output', `is also the output of [target:${other}]`);
     outputs.set(output, name);
@@ -411,6 +442,9 @@ export function parseSyncConfig({ doc, dataDir, configDir, protectedPaths, overr
     const templateText = v.get('template');
     if (format === 'template' && !templateText) throw invalid(section.name, 'template', 'is required with format = template');
     if (format !== 'template' && templateText) throw invalid(section.name, 'template', 'is only used with format = template');
+    const template = templateText ? resolve(configDir, templateText) : undefined;
+    const templateRefused = template === undefined ? undefined : templateProblem(template, { roots: paths.templateRoots, own: paths.own });
+    if (templateRefused) throw invalid(section.name, 'template', `${template} ${templateRefused}`);
     const check = parseCheck(section.name, 'check', v.get('check') ?? '');
     const checkInstalled = parseCheck(section.name, 'check_installed', v.get('check_installed') ?? '');
     if (check?.kind === 'docker_exec' && checkInstalled) {
@@ -433,13 +467,13 @@ export function parseSyncConfig({ doc, dataDir, configDir, protectedPaths, overr
         health,
         ...(check ? { check } : {}),
         ...(checkInstalled ? { checkInstalled } : {}),
-        ...(templateText ? { template: resolve(configDir, templateText) } : {}),
+        ...(template !== undefined ? { template } : {}),
         timeoutMs,
         onFailure: v.has('on_failure') ? policy(section.name, v.get('on_failure')!) : settings.onFailure,
       }),
     );
   }
-  return Object.freeze({ settings, targets: Object.freeze(targets) });
+  return Object.freeze({ settings, targets: Object.freeze(targets), paths });
 }
 
 /** A container reference as system.ini writes it. */

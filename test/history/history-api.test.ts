@@ -12,6 +12,7 @@ import { startGitHttpServer } from '../support/git-http-server.js';
 import { freePort } from '../support/ports.js';
 
 const SYSTEM_INI = `[sync]
+output_roots = @DIR@
 debounce_min_ms = 30
 debounce_max_ms = 300
 poll_interval_ms = 300

@@ -31,6 +31,7 @@ describe('secrets at rest', () => {
     writeFileSync(
       join(dataDir, 'config', 'system.ini'),
       `[sync]
+output_roots = ${dir}
 debounce_min_ms = 30
 debounce_max_ms = 300
 poll_interval_ms = 300

@@ -19,7 +19,7 @@ const status = async (c: Confhub): Promise<InitStatus> => (await (await c.api('/
 describe('GET /api/v1/init/status', () => {
   it('when a service is not up yet, then the phase waits for it while the other target is initialized; what the first start generated is listed, never the values', async () => {
     ch = await startConfhub({
-      systemIni: `[sync]\ndebounce_min_ms = 30\ndocker_socket = @DIR@/no-docker.sock\n\n[target:file]\nsections = cockpit\nformat = ini\noutput = @DIR@/out/file.ini\nreload = none\n\n[target:svc]\nsections = gitea\nformat = env\noutput = @DIR@/out/svc.env\nreload = docker:restart:not-there\n`,
+      systemIni: `[sync]\noutput_roots = @DIR@\ndebounce_min_ms = 30\ndocker_socket = @DIR@/no-docker.sock\n\n[target:file]\nsections = cockpit\nformat = ini\noutput = @DIR@/out/file.ini\nreload = none\n\n[target:svc]\nsections = gitea\nformat = env\noutput = @DIR@/out/svc.env\nreload = docker:restart:not-there\n`,
     });
     // Ready once the files are on disk; each target's state follows when its lane has tried its service.
     await eventually('every lane finished its first run', async () => {

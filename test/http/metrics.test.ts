@@ -31,7 +31,7 @@ function sample(text: string, name: string, labels = ''): number | undefined {
 describe('GET /metrics', () => {
   it('when changes, a rollback and requests happened, then they are counted by route pattern, outcome, target and kind, without any value', async () => {
     ch = await startConfhub({
-      systemIni: `[sync]\ndebounce_min_ms = 30\n\n[target:app]\nsections = cockpit\nformat = ini\noutput = @DIR@/out/app.ini\nreload = http:POST:${hookUrl}\nhealth = none\n`,
+      systemIni: `[sync]\noutput_roots = @DIR@\ndebounce_min_ms = 30\n\n[target:app]\nsections = cockpit\nformat = ini\noutput = @DIR@/out/app.ini\nreload = http:POST:${hookUrl}\nhealth = none\n`,
     });
     await eventually('ready', async () => (await fetch(`${ch.url}/readyz`)).status === 200);
     const first = (await (await ch.api('/api/v1/settings/cockpit?key=port&value=9201&wait=true', { method: 'PUT' })).json()) as { sync: { commit: string } };

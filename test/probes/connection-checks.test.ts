@@ -26,7 +26,7 @@ import { expectAppError } from '../support/wait.js';
 const logger = createLogger({ level: 'silent' });
 
 function targetsOf(systemIni: string): readonly TargetSpec[] {
-  return parseSyncConfig({ doc: parseIni(systemIni), dataDir: '/srv/data', configDir: '/srv/data/config', protectedPaths: [] }).targets;
+  return parseSyncConfig({ doc: parseIni(systemIni), dataDir: '/srv/data', configDir: '/srv/data/config', own: [] }).targets;
 }
 
 const target = (name: string, reload: string, health = 'auto', extra = ''): string =>

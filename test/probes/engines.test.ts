@@ -43,7 +43,7 @@ async function listen(server: HttpServer | NetServer): Promise<number> {
 }
 
 function checksOf(system: string, config: string, input: { socketPath: string; supervisorUrl: string; timeoutMs: number }): ConnectionChecks {
-  const { targets } = parseSyncConfig({ doc: parseIni(system), dataDir: '/srv/data', configDir: '/srv/data/config', protectedPaths: [] });
+  const { targets } = parseSyncConfig({ doc: parseIni(system), dataDir: '/srv/data', configDir: '/srv/data/config', own: [] });
   return createConnectionChecks({
     targets,
     configDoc: () => parseIni(config),

@@ -40,6 +40,7 @@ interface ServiceList {
 function systemIni(prefix: string): string {
   return [
     '[sync]',
+    'output_roots = @DIR@',
     'debounce_min_ms = 30',
     `docker_socket = @DIR@/${prefix}-docker.sock`,
     `supervisor_url = unix://@DIR@/${prefix}-supervisor.sock`,

@@ -81,6 +81,7 @@ describe.skipIf(skip !== undefined)('sync against the real Docker engine and sup
       configExtra: '\n[extra]\nmode = first\n',
       files: { 'app.tmpl': 'mode = {{ extra.mode }}\n' },
       systemIni: `[sync]
+output_roots = ${dir}
 docker_socket = ${dockerd.socketPath}
 supervisor_url = ${supervisord.url}
 debounce_min_ms = 50

@@ -68,6 +68,7 @@ interface SyncTimes {
 const QUICK: SyncTimes = { debounceMinMs: 50, debounceMaxMs: 400, pollIntervalMs: 500 };
 
 const systemIni = (extraTarget: string, times: SyncTimes): string => `[sync]
+output_roots = @DIR@
 debounce_min_ms = ${times.debounceMinMs}
 debounce_max_ms = ${times.debounceMaxMs}
 poll_interval_ms = ${times.pollIntervalMs}

@@ -105,6 +105,7 @@ describe.skipIf(skip !== undefined)('sync of a real nginx under supervisord', ()
       configExtra: `\n[web]\nport = ${port1}\ngreeting = first\n\n[extra]\ntext = extra one\n`,
       files: { 'nginx.conf.tmpl': nginxTemplate, 'extra.conf.tmpl': EXTRA_TEMPLATE },
       systemIni: `[sync]
+output_roots = ${dir}
 supervisor_url = ${supervisord.url}
 debounce_min_ms = 50
 

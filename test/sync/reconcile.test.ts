@@ -72,7 +72,14 @@ const render = (t: TargetSpec, input: { sections: readonly { name: string; value
 };
 
 function reconciler(targets: TargetSpec[], actions: ReloadActions) {
-  return createReconciler({ targets, actions, render, readTemplate: async () => '', logger: pino({ level: 'silent' }) });
+  return createReconciler({
+    targets,
+    actions,
+    render,
+    readTemplate: async () => '',
+    paths: { outputRoots: [dir], own: [] },
+    logger: pino({ level: 'silent' }),
+  });
 }
 
 const doc = (v: string) => parseIni(`[app]\nv = ${v}\n`);
@@ -253,6 +260,7 @@ describe('reconcile', () => {
       actions,
       render,
       readTemplate: async () => '',
+      paths: { outputRoots: [dir], own: [] },
       logger: pino({ level: 'silent' }),
       applied: doc('8081'),
     });

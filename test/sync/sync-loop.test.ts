@@ -656,7 +656,7 @@ describe('worker host', () => {
         logLevel: 'silent',
         masterKeys: [],
         historyDir: join(dir, 'history.git'),
-        sync: { settings: DEFAULT_SYNC_SETTINGS, targets: [] },
+        sync: { settings: DEFAULT_SYNC_SETTINGS, targets: [], paths: { outputRoots: [dir], templateRoots: [dir], own: [] } },
       },
       initAtStart: () => {
         starts++;

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/core/errors.js';
 import { parseIni } from '../../src/ini/document.js';
+import { loadRuntimeConfig } from '../../src/runtime-config.js';
 import { DEFAULT_SYNC_SETTINGS, describeAction, installedCheck, parseReload, parseSyncConfig } from '../../src/targets/target-spec.js';
 
-const base = { dataDir: '/srv/data', configDir: '/srv/data/config', protectedPaths: ['/srv/data/config/config.ini', '/srv/data/config/system.ini'] };
+const base = { dataDir: '/srv/data', configDir: '/srv/data/config', own: loadRuntimeConfig({ CONFHUB_DATA_DIR: '/srv/data' }, '/').ownPaths };
 const parse = (text: string) => parseSyncConfig({ ...base, doc: parseIni(text) });
 
 function failure(text: string): string {
@@ -26,7 +27,10 @@ describe('sync target declarations', () => {
   });
 
   it('when a target is fully declared, then every key is parsed', () => {
-    const { targets, settings } = parse(`[target:gitea]
+    const { targets, settings } = parse(`[sync]
+output_roots = /data
+
+[target:gitea]
 sections = gitea, domain
 format = gitea
 output = /data/gitea/conf/app.ini
@@ -66,7 +70,10 @@ on_failure = keep
   });
 
   it('when health and reload URLs refer to config.ini values, then they are kept as templates with a safe text to show; health_window and check_installed are parsed', () => {
-    const [target] = parse(`[target:nginx]
+    const [target] = parse(`[sync]
+output_roots = /etc/nginx
+
+[target:nginx]
 sections = web
 format = template
 template = nginx.conf.tmpl
@@ -134,7 +141,10 @@ timeout = 10
     ['[target:x]\nsections = a\nformat = json\noutput = a\ncolour = red\n', 'system.ini [target:x] colour: unknown key'],
     ['[target:x]\nsections = a\nformat = json\noutput = a\nhealth = sometimes\n', 'system.ini [target:x] health:'],
     ['[target:x]\nsections = a\nformat = json\noutput = a\ncheck = nginx -t\n', 'system.ini [target:x] check: the command must start with an absolute path'],
-    ['[target:x]\nsections = a\nformat = json\noutput = config/config.ini\n', 'system.ini [target:x] output: must not be a file confhub reads'],
+    [
+      '[target:x]\nsections = a\nformat = json\noutput = config/config.ini\n',
+      'system.ini [target:x] output: /srv/data/config/config.ini is config.ini, which confhub keeps for itself',
+    ],
     [
       '[target:x]\nsections = a\nformat = json\noutput = a\n[target:y]\nsections = a\nformat = json\noutput = /srv/data/a\n',
       'system.ini [target:y] output: is also the output of [target:x]',
@@ -196,5 +206,67 @@ timeout = 10
     ],
   ])('when the declaration is bad, then start-up names the section and key (%#)', (text, message) => {
     expect(failure(text)).toContain(message);
+  });
+});
+
+describe('where outputs and templates may be', () => {
+  const target = (keys: string) => `[target:x]\nsections = a\nformat = template\ntemplate = t.tmpl\n${keys}`;
+
+  it('when [sync] names no roots, then outputs stay in the data directory and templates in the config directory', () => {
+    expect(parse(target('output = out/x.conf\n')).paths).toMatchObject({ outputRoots: ['/srv/data'], templateRoots: ['/srv/data/config'] });
+    const { paths } = parse(`[sync]\noutput_roots = /srv/data, /srv/volumes/web/\ntemplate_roots = /srv/data/config,/opt/templates\n`);
+    expect(paths).toMatchObject({ outputRoots: ['/srv/data', '/srv/volumes/web'], templateRoots: ['/srv/data/config', '/opt/templates'] });
+  });
+
+  it.each([
+    ['master.key', 'output: /srv/data/master.key is the master key, which confhub keeps for itself'],
+    ['master.key.retired', 'output: /srv/data/master.key.retired is the retired master keys'],
+    ['master.key.next', 'output: /srv/data/master.key.next is the master key of a rotation'],
+    ['confhub.db', 'output: /srv/data/confhub.db is the database'],
+    ['confhub.db-wal', 'output: /srv/data/confhub.db-wal is the database'],
+    ['confhub.db-shm', 'output: /srv/data/confhub.db-shm is the database'],
+    ['confhub.db-journal', 'output: /srv/data/confhub.db-journal is the database'],
+    ['history.git/HEAD', 'output: /srv/data/history.git/HEAD is inside the history repository'],
+    ['history.git', 'output: /srv/data/history.git is the history repository'],
+    ['services/../history.git/refs/heads/main', 'output: /srv/data/history.git/refs/heads/main is inside the history repository'],
+    ['confhub.sock', 'output: /srv/data/confhub.sock is the instance lock'],
+    ['shipped-template.json', 'output: /srv/data/shipped-template.json is the record of the shipped template'],
+    ['config/system.ini', 'output: /srv/data/config/system.ini is system.ini'],
+    ['config/t.tmpl', 'output: /srv/data/config/t.tmpl is inside the config directory'],
+    ['.', 'output: /srv/data is the data directory'],
+    ['/etc/cron.d/x', 'output: /etc/cron.d/x is outside the output roots (/srv/data) that [sync] output_roots allows'],
+    ['/srv/database', 'output: /srv/database is outside the output roots (/srv/data)'],
+  ])('when the output is %s, then start-up refuses it with the reason', (output, message) => {
+    expect(failure(target(`output = ${output}\n`))).toContain(`system.ini [target:x] ${message}`);
+  });
+
+  it('when a root contains the data directory, then confhub own files there are still refused', () => {
+    expect(failure(`[sync]\noutput_roots = /\n${target('output = /srv/data/master.key\n')}`)).toContain('is the master key, which confhub keeps for itself');
+    expect(parse(`[sync]\noutput_roots = /\n${target('output = /etc/app.conf\n')}`).targets[0]!.output).toBe('/etc/app.conf');
+  });
+
+  it.each([
+    ['/etc/shadow', 'template: /etc/shadow is outside the template roots (/srv/data/config) that [sync] template_roots allows'],
+    ['../../../etc/shadow', 'template: /etc/shadow is outside the template roots'],
+    ['../master.key', 'template: /srv/data/master.key is the master key, which is no template'],
+    ['config.ini', 'template: /srv/data/config/config.ini is config.ini, which is no template'],
+    ['.', 'template: /srv/data/config is the config directory, which is no template'],
+  ])('when the template is %s, then start-up refuses it with the reason', (template, message) => {
+    expect(failure(`[target:x]\nsections = a\nformat = template\ntemplate = ${template}\noutput = out/x\n`)).toContain(`system.ini [target:x] ${message}`);
+  });
+
+  it('when template_roots allows another directory, then a template there is accepted', () => {
+    const [t] = parse(
+      `[sync]\ntemplate_roots = /srv/data/config, /opt/templates\n[target:x]\nsections = a\nformat = template\ntemplate = /opt/templates/x.tmpl\noutput = out/x\n`,
+    ).targets;
+    expect(t!.template).toBe('/opt/templates/x.tmpl');
+  });
+
+  it.each([
+    ['output_roots = data', '[sync] output_roots: "data" must be an absolute path'],
+    ['output_roots = /srv/data,,/x', '[sync] output_roots: must not contain empty list items'],
+    ['template_roots = /srv/../etc', '[sync] template_roots: "/srv/../etc" must not contain ".." segments'],
+  ])('when [sync] %s, then start-up refuses the list', (line, message) => {
+    expect(failure(`[sync]\n${line}\n`)).toContain(`system.ini ${message}`);
   });
 });

@@ -4,7 +4,7 @@ import { parseIni } from '../../src/ini/document.js';
 import { parseSyncConfig, type TargetSpec } from '../../src/targets/target-spec.js';
 import { targetForDocument } from '../../src/targets/target-urls.js';
 
-const base = { dataDir: '/srv/data', configDir: '/srv/data/config', protectedPaths: ['/srv/data/config/config.ini', '/srv/data/config/system.ini'] };
+const base = { dataDir: '/srv/data', configDir: '/srv/data/config', own: [] };
 
 function declare(keys: string): TargetSpec {
   const text = `[target:web]\nsections = web, web.admin\nformat = json\noutput = web.json\ntimeout = 10\n${keys}`;
