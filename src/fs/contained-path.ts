@@ -17,7 +17,10 @@ import { AppError } from '../core/errors.js';
 import { outputProblem, shownPath, templateProblem, type OwnPath, type PathCheck, type PathRules } from '../targets/path-rules.js';
 import { invalid, type SyncConfig } from '../targets/target-spec.js';
 
-/** The real path of a path that may not exist yet: its nearest existing ancestor resolved, the rest appended. */
+/**
+ * The real path of a path that may not exist yet: its nearest existing ancestor resolved, the rest
+ * appended. (A part confhub may not look into is taken as written: nothing can be written there either.)
+ */
 export function realPathOf(path: string): string {
   const missing: string[] = [];
   let head = resolve(path);
@@ -26,7 +29,7 @@ export function realPathOf(path: string): string {
       return join(realpathSync(head), ...missing);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(head) === head) throw error;
+      if (!(code === 'ENOENT' || code === 'ENOTDIR' || code === 'EACCES') || dirname(head) === head) throw error;
       missing.unshift(basename(head));
       head = dirname(head);
     }
