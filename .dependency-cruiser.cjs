@@ -60,7 +60,7 @@ module.exports = {
         'Only src/settings/ writes config.ini at run time (the store, through stageFile). The other importers of src/fs/atomic-write.ts are ' +
         'each allowed for one reason: bootstrap/shipped-defaults.ts installs config.ini and system.ini when missing (first start); ' +
         'bootstrap/template-merge.ts writes its own record (config.ini goes through the store); secrets/ writes the master key files; ' +
-        'sync/target-writer.ts writes the rendered service files (targets/target-spec.ts refuses config.ini and system.ini as an output); ' +
+        'sync/target-writer.ts writes the rendered service files (under [sync] output_roots and never over confhub own files: targets/path-rules.ts, fs/contained-path.ts); ' +
         'the composition root (main.ts) and sync/worker.ts only call removeStaleTempFiles at start-up. ' +
         'A new importer is a new writer: add it here only with its reason. (The tool sees modules, not imported names.)',
       from: {
