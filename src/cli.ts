@@ -10,7 +10,7 @@ import { generateApiKey } from './bootstrap/first-boot-secrets.js';
 import { openDatabase } from './db/database.js';
 import { AppError, isAppError } from './core/errors.js';
 import { startIdleGc } from './idle-gc.js';
-import { createLogger } from './log.js';
+import { createLogDestination, createLogger } from './log.js';
 import { loadRuntimeConfig, type RuntimeConfig } from './runtime-config.js';
 import { loadKeyring } from './secrets/master-key.js';
 import { rotateMasterKey } from './secrets/rekey.js';
@@ -122,7 +122,10 @@ const API_KEY_HINT =
   'generated a random API key (first start). Read it with "confhub apikey show" (in the container: docker exec CONTAINER confhub apikey show; from a checkout: npm run --silent apikey) and send it as the x-api-key header';
 
 async function serve(config: RuntimeConfig): Promise<void> {
-  const logger = createLogger({ level: config.logLevel });
+  // Node itself writes warnings to stderr: a reader that went away must not end the service.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+  const destination = createLogDestination();
+  const logger = createLogger({ level: config.logLevel, destination });
   // Handlers first: a SIGTERM that arrives while starting still ends in a clean shutdown.
   let stopping = false;
   let started: Promise<RunningServer> | undefined;
@@ -148,7 +151,7 @@ async function serve(config: RuntimeConfig): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  started = startServer(config, logger);
+  started = startServer(config, logger, { logLinesDropped: () => destination.dropped() });
   const server = await started;
   startIdleGc({ logger });
   if (server.secrets.apiKeyFromEnvironment) logger.info('API key set from CONFHUB_API_KEY (first start)');

@@ -1,7 +1,14 @@
 /**
  * pino JSON logs to stdout. Secrets never reach a log call by design (values and query strings
  * are not logged); the redaction list is the safety net for anything that slips through.
+ *
+ * A log line is never worth the process: stdout may be a pipe whose reader is gone (EPIPE), a
+ * file on a full disk (ENOSPC), or a reader too slow to keep up. pino's own destination re-emits
+ * such an error where nothing catches it, and at exit retries it forever, so confhub writes its
+ * lines itself: a bounded buffer, one write at a time, and a line that cannot be written is
+ * dropped and counted (`confhub_log_lines_dropped_total`), while the process goes on serving.
  */
+import { write as fsWrite, writeSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 
 export const REDACT_PATHS = [
@@ -20,6 +27,7 @@ export const REDACT_PATHS = [
 
 export interface CreateLoggerOptions {
   level: string;
+  /** Default: a log destination on stdout (createLogDestination). */
   destination?: pino.DestinationStream;
 }
 
@@ -30,5 +38,125 @@ export function createLogger({ level, destination }: CreateLoggerOptions): Logge
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  return destination ? pino(options, destination) : pino(options);
+  return pino(options, destination ?? (level === 'silent' ? SILENT : createLogDestination()));
+}
+
+const SILENT: pino.DestinationStream = { write: () => undefined };
+
+/** What a log destination writes with; tests pass failing ones. */
+export interface LogWriter {
+  write(fd: number, buffer: Buffer, callback: (error: NodeJS.ErrnoException | null, written: number) => void): void;
+  writeSync(fd: number, buffer: Buffer): number;
+}
+
+const FS_WRITER: LogWriter = {
+  write: (fd, buffer, callback) => fsWrite(fd, buffer, 0, buffer.length, null, callback),
+  writeSync: (fd, buffer) => writeSync(fd, buffer),
+};
+
+export interface LogDestinationOptions {
+  /** Default 1 (stdout; a worker thread writes to it directly too). */
+  fd?: number;
+  /**
+   * Characters of lines waiting for the destination, at most; lines beyond are dropped. A stalled
+   * reader costs this much memory, never more. Default 1 MiB.
+   */
+  maxBufferedChars?: number;
+  /** Told of every line dropped (never logs: that would only add lines to drop). */
+  onDrop?: (lines: number) => void;
+  writer?: LogWriter;
+}
+
+export interface LogDestination extends pino.DestinationStream {
+  /** Lines dropped since this destination was made. */
+  dropped(): number;
+}
+
+/** A destination busy with the reader's EAGAIN tries again this much later. */
+const EAGAIN_RETRY_MS = 10;
+
+function linesIn(buffer: Buffer): number {
+  let lines = 0;
+  for (let at = buffer.indexOf(10); at !== -1; at = buffer.indexOf(10, at + 1)) lines++;
+  // A line cut short (a write that stopped in its middle) counts too.
+  return buffer.length > 0 && buffer[buffer.length - 1] !== 10 ? lines + 1 : lines;
+}
+
+export function createLogDestination({ fd = 1, maxBufferedChars = 1024 * 1024, onDrop, writer = FS_WRITER }: LogDestinationOptions = {}): LogDestination {
+  let pending: string[] = [];
+  let pendingChars = 0;
+  let writing = false;
+  let dropped = 0;
+  let exitHooked = false;
+
+  function drop(lines: number): void {
+    if (lines === 0) return;
+    dropped += lines;
+    try {
+      onDrop?.(lines);
+    } catch {
+      // Counting must not become the failure it counts.
+    }
+  }
+
+  function next(): void {
+    if (pending.length === 0) return;
+    const chunk = Buffer.from(pending.join(''), 'utf8');
+    pending = [];
+    pendingChars = 0;
+    writing = true;
+    send(chunk);
+  }
+
+  function send(chunk: Buffer): void {
+    writer.write(fd, chunk, (error, written) => {
+      if (error?.code === 'EAGAIN') {
+        setTimeout(() => send(chunk), EAGAIN_RETRY_MS).unref();
+        return;
+      }
+      if (error) {
+        // EPIPE, ENOSPC, EIO…: these lines are lost; the next ones try again.
+        drop(linesIn(chunk));
+        writing = false;
+        next();
+        return;
+      }
+      if (written < chunk.length) {
+        send(chunk.subarray(written));
+        return;
+      }
+      writing = false;
+      next();
+    });
+  }
+
+  /** At exit the event loop is gone: what waits is written now, once, and dropped if that fails. */
+  function flushAtExit(): void {
+    if (pending.length === 0) return;
+    let chunk = Buffer.from(pending.join(''), 'utf8');
+    pending = [];
+    pendingChars = 0;
+    try {
+      while (chunk.length > 0) chunk = chunk.subarray(writer.writeSync(fd, chunk));
+    } catch {
+      drop(linesIn(chunk));
+    }
+  }
+
+  return {
+    write(line: string): void {
+      if (pendingChars + line.length > maxBufferedChars) {
+        drop(1);
+        return;
+      }
+      pending.push(line);
+      pendingChars += line.length;
+      if (!exitHooked) {
+        exitHooked = true;
+        process.once('exit', flushAtExit);
+      }
+      if (!writing) next();
+    },
+    dropped: () => dropped,
+  };
 }

@@ -53,6 +53,8 @@ export interface ConfhubOptions {
    * write made with `?wait=true` waits for a worker that never comes (it times out).
    */
   syncWorker: 'thread' | 'none';
+  /** Lines the main thread's log destination dropped so far (the worker reports its own). */
+  logLinesDropped?: () => number;
 }
 
 export interface Confhub {
@@ -73,13 +75,14 @@ export interface Confhub {
   close(): Promise<void>;
 }
 
-export async function createConfhub({ config, logger, syncWorker }: ConfhubOptions): Promise<Confhub> {
+export async function createConfhub(options: ConfhubOptions): Promise<Confhub> {
+  const { config, logger } = options;
   const installed = await installShippedDefaults(config);
   const lock = await acquireInstanceLock(config.dataDir);
   /** What a start that fails half-way has opened, closed in reverse order. */
   const opened: (() => unknown)[] = [];
   try {
-    return await compose({ config, logger, syncWorker }, { installed, opened, release: async () => lock.release() });
+    return await compose(options, { installed, opened, release: async () => lock.release() });
   } catch (error) {
     for (const undo of opened.reverse())
       await Promise.resolve(undo()).catch((cause: unknown) => logger.error({ err: cause }, 'closing after a failed start failed'));
@@ -94,7 +97,7 @@ interface CompositionState {
   readonly release: () => Promise<void>;
 }
 
-async function compose({ config, logger, syncWorker }: ConfhubOptions, { installed, opened, release }: CompositionState): Promise<Confhub> {
+async function compose({ config, logger, syncWorker, logLinesDropped }: ConfhubOptions, { installed, opened, release }: CompositionState): Promise<Confhub> {
   for (const path of installed) logger.info({ path }, 'installed shipped default');
   for (const name of await removeStaleTempFiles(config.configPath)) logger.warn({ name }, 'removed a temp file left by an interrupted write');
   const keys = await loadKeyring(config.masterKey);
@@ -175,7 +178,11 @@ async function compose({ config, logger, syncWorker }: ConfhubOptions, { install
     worker: { send: (message) => workerHost.send(message), alive: () => workerHost.alive(), restarts: () => workerHost.restarts() },
   });
   dispatcher = sync;
-  metrics.observe({ sourceValid: () => sync.status().source.valid, workerRestarts: () => workerHost.restarts() });
+  metrics.observe({
+    sourceValid: () => sync.status().source.valid,
+    workerRestarts: () => workerHost.restarts(),
+    logLinesDropped: logLinesDropped ?? (() => 0),
+  });
   announce = (announcement) => sync.announce(announcement);
   // Written before the worker starts; their announcements wait for it, so the history names them.
   const upgrade = await mergeShippedTemplate({

@@ -1,7 +1,8 @@
 /**
  * Prometheus metrics (GET /metrics, text format): HTTP requests by route and status, sync runs by
  * outcome, how long a change takes to reach the services, reloads by target and result, rollbacks,
- * whether config.ini is valid, worker restarts, and the process's own (CPU, memory, event loop).
+ * whether config.ini is valid, worker restarts, log lines dropped, and the process's own (CPU, memory,
+ * event loop).
  * Route labels are the route patterns (`/api/v1/settings/:section`), never paths or values, so
  * the number of series stays bounded and nothing a client sends ends up in a label.
  */
@@ -27,6 +28,8 @@ export interface AnsweredRequest {
 export interface MetricsSources {
   sourceValid(): boolean;
   workerRestarts(): number;
+  /** Lines the main thread's log destination dropped so far. */
+  logLinesDropped(): number;
 }
 
 export function createMetrics() {
@@ -111,6 +114,20 @@ export function createMetrics() {
     },
   });
 
+  let mainDropsCounted = 0;
+  const logLinesDropped = new Counter({
+    name: 'confhub_log_lines_dropped_total',
+    help: 'Log lines not written because stdout failed (a reader gone, a full disk) or fell too far behind, by thread',
+    labelNames: ['thread'] as const,
+    registers: [registry],
+    collect() {
+      const dropped = sources?.logLinesDropped() ?? 0;
+      this.inc({ thread: 'main' }, Math.max(0, dropped - mainDropsCounted));
+      mainDropsCounted = Math.max(mainDropsCounted, dropped);
+    },
+  });
+  logLinesDropped.inc({ thread: 'worker' }, 0);
+
   return {
     contentType: registry.contentType,
     text: () => registry.metrics(),
@@ -151,6 +168,11 @@ export function createMetrics() {
     /** A skipped revision (already in effect, or failed before). */
     skipped(outcome: 'unchanged' | 'failed'): void {
       syncRuns.inc({ source: 'change', outcome });
+    },
+
+    /** Lines the sync worker's log destination dropped since its last report. */
+    workerLogLinesDropped(lines: number): void {
+      logLinesDropped.inc({ thread: 'worker' }, lines);
     },
 
     rollbackRequested(): void {

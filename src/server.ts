@@ -5,7 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { answerClientError, createConfhub, type Confhub } from './main.js';
+import { answerClientError, createConfhub, type Confhub, type ConfhubOptions } from './main.js';
 import type { RuntimeConfig } from './runtime-config.js';
 
 export { VERSION } from './main.js';
@@ -17,8 +17,8 @@ export interface RunningServer extends Pick<Confhub, 'installed' | 'secrets' | '
   close(): Promise<void>;
 }
 
-export async function startServer(config: RuntimeConfig, logger: Logger): Promise<RunningServer> {
-  const confhub = await createConfhub({ config, logger, syncWorker: 'thread' });
+export async function startServer(config: RuntimeConfig, logger: Logger, options: Pick<ConfhubOptions, 'logLinesDropped'> = {}): Promise<RunningServer> {
+  const confhub = await createConfhub({ config, logger, syncWorker: 'thread', ...options });
   const server: Server = createServer(confhub.app);
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;

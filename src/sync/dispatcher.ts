@@ -318,6 +318,9 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
         case 'history':
           history = message.status;
           break;
+        case 'log_dropped':
+          metrics.workerLogLinesDropped(message.lines);
+          break;
         case 'stopped':
           workerState('stopped');
           break;

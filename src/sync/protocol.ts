@@ -103,4 +103,6 @@ export type WorkerToMain =
   /** config.ini holds sensitive values typed in plain text: main seals them (the worker does not commit such a revision). */
   | { readonly type: 'seal_needed'; readonly revision: string }
   | { readonly type: 'history'; readonly status: HistoryStatus }
+  /** Log lines the worker could not write to stdout since its last report (main counts them in /metrics). */
+  | { readonly type: 'log_dropped'; readonly lines: number }
   | { readonly type: 'stopped' };

@@ -11,7 +11,7 @@ import { revisionOf } from '../settings/revision.js';
 import { createHistoryPusher } from '../history/push.js';
 import { parseIni } from '../ini/document.js';
 import { startIdleGc } from '../idle-gc.js';
-import { createLogger } from '../log.js';
+import { createLogDestination, createLogger } from '../log.js';
 import { createKeyring, masterKey } from '../secrets/secret-box.js';
 import { CONFIG_SCHEMA } from '../settings/schema.js';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
@@ -22,13 +22,30 @@ import { createSyncLoop, type RevisionMeta } from './sync-loop.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
-const logger = createLogger({ level: init.logLevel }).child({ thread: 'sync-worker' });
+/** Log lines dropped and not reported to main yet: a burst of them is one message. */
+let droppedLines = 0;
+const destination = createLogDestination({
+  onDrop: (lines) => {
+    droppedLines += lines;
+    if (droppedLines === lines) setImmediate(reportDroppedLines);
+  },
+});
+const logger = createLogger({ level: init.logLevel, destination }).child({ thread: 'sync-worker' });
 // Each thread has its own heap: this one gives back what a burst of changes left once it is over.
 const idleGc = startIdleGc({ logger });
 const post = (message: WorkerToMain): void => {
   idleGc.activity();
   port.postMessage(message);
 };
+function reportDroppedLines(): void {
+  const lines = droppedLines;
+  droppedLines = 0;
+  try {
+    post({ type: 'log_dropped', lines });
+  } catch {
+    // The port closed (the worker is stopping): nobody is left to count them.
+  }
+}
 
 const { settings, targets } = init.sync;
 for (const target of targets) {
