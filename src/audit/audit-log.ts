@@ -44,6 +44,15 @@ export interface AuditQuery {
   limit: number;
 }
 
+/**
+ * What a write whose audit rows could not be recorded tells its caller: the write itself happened
+ * (or was refused) all the same. A full disk is the one a user can fix, so it is named.
+ */
+export function auditFailureWarning(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === 'SQLITE_FULL' ? 'the audit log could not be written: disk full' : 'the audit log could not be written';
+}
+
 export interface AuditLog {
   record(records: readonly AuditRecord[]): void;
   query(query: AuditQuery): AuditEntry[];

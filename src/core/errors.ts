@@ -41,6 +41,7 @@ export const ERROR_CATALOGUE = Object.freeze({
   PRECONDITION_FAILED: { status: 412, message: 'Precondition Failed', audience: 'http' },
   CONFIG_INVALID: { status: 503, message: 'config.ini is invalid', audience: 'http' },
   CONFIG_CONFLICT: { status: 409, message: 'Conflict', audience: 'http' },
+  INSUFFICIENT_STORAGE: { status: 507, message: 'Insufficient Storage', audience: 'http' },
   INI_SYNTAX: { status: 400, message: 'INI syntax error', audience: 'target' },
   STARTUP_CONFIG_INVALID: { status: 500, message: 'confhub cannot start', audience: 'startup' },
   TARGET_INVALID: { status: 500, message: 'Invalid target declaration', audience: 'startup' },
@@ -134,12 +135,15 @@ export interface AppErrorOptions<C extends ErrorCode> {
   details?: string;
   data?: ErrorData<C>;
   cause?: unknown;
+  /** What else went wrong, told beside the error (a `Warning` header), e.g. an audit row not written. */
+  warnings?: readonly string[];
 }
 
 export class AppError<C extends ErrorCode = ErrorCode> extends Error {
   readonly code: C;
   readonly details: string;
   readonly data: Readonly<ErrorDataFields>;
+  readonly warnings: readonly string[];
 
   constructor(code: C, options: AppErrorOptions<C> = {}) {
     const message = options.message ?? ERROR_CATALOGUE[code].message;
@@ -148,11 +152,24 @@ export class AppError<C extends ErrorCode = ErrorCode> extends Error {
     this.code = code;
     this.details = options.details ?? message;
     this.data = Object.freeze({ ...(options.data ?? {}) });
+    this.warnings = Object.freeze([...(options.warnings ?? [])]);
   }
 
   get status(): number {
     return ERROR_CATALOGUE[this.code].status;
   }
+}
+
+/** The same error with `warnings` added (the error itself when there are none). */
+export function withWarnings<C extends ErrorCode>(error: AppError<C>, warnings: readonly string[]): AppError<C> {
+  if (warnings.length === 0) return error;
+  return new AppError(error.code, {
+    message: error.message,
+    details: error.details,
+    data: error.data as ErrorData<C>,
+    cause: error.cause,
+    warnings: [...error.warnings, ...warnings],
+  });
 }
 
 export function isAppError(value: unknown): value is AppError {

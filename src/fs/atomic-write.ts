@@ -40,7 +40,13 @@ export interface ReplaceIfOptions {
 }
 
 export type ReplaceResult =
-  | { readonly installed: true; readonly replaced: Buffer; readonly later: Promise<Buffer> }
+  | {
+      readonly installed: true;
+      readonly replaced: Buffer;
+      readonly later: Promise<Buffer>;
+      /** Stops watching the replaced file now (`later` then resolves with `replaced`): its descriptor must not outlive its owner. */
+      readonly release: () => void;
+    }
   | { readonly installed: false; readonly found: Buffer | undefined };
 
 /** The whole file behind `fd`, from its start, whatever the descriptor's position. */
@@ -140,20 +146,26 @@ export async function stageFile(path: string, data: string | Uint8Array, options
         await unlinkQuietly(tempPath);
         throw error;
       }
+      let finish: (read: boolean) => void = () => undefined;
       const later = new Promise<Buffer>((resolve) => {
-        const timer = setTimeout(() => {
+        let open = true;
+        const timer = setTimeout(() => finish(true), holdMs);
+        timer.unref();
+        finish = (read) => {
+          if (!open) return;
+          open = false;
+          clearTimeout(timer);
           try {
-            resolve(readAllSync(fd!));
+            resolve(read ? readAllSync(fd!) : replaced);
           } catch {
             resolve(replaced);
           } finally {
             closeSync(fd!);
           }
-        }, holdMs);
-        timer.unref();
+        };
       });
       await fsyncDirectory(dirname(path));
-      return { installed: true, replaced, later };
+      return { installed: true, replaced, later, release: () => finish(false) };
     },
     async discard() {
       if (settled) return;

@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import { AppError, isAppError } from '../core/errors.js';
+import { setWarnings } from './route-helpers.js';
 
 export function errorBody(error: AppError): Record<string, unknown> {
   return { ...error.data, message: error.message, details: error.details, code: error.code };
@@ -74,6 +75,7 @@ export function createErrorHandler({ logger, onError }: ErrorHandlerOptions): Er
     const appError = toAppError(error);
     if (appError.code === 'INTERNAL_ERROR') logger.error({ err: error, path: req.path, method: req.method }, 'request failed');
     onError?.({ error: appError, req, res });
+    setWarnings(res, appError.warnings);
     sendError(res, appError);
   };
 }

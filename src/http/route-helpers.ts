@@ -14,6 +14,18 @@ export function sendJson(res: Response, json: string, etag?: string): void {
   res.end(json);
 }
 
+/**
+ * Tells what went wrong beside an answer, e.g. an audit row that could not be written: one
+ * `Warning` header per warning (`199`, miscellaneous), on success and error answers alike.
+ */
+export function setWarnings(res: Response, warnings: readonly string[]): void {
+  if (warnings.length > 0)
+    res.setHeader(
+      'Warning',
+      warnings.map((warning) => `199 confhub "${warning.replaceAll('"', "'")}"`),
+    );
+}
+
 /** Answers 304 when If-None-Match names the current ETag. */
 export function notModified(req: Request, res: Response, etag: string): boolean {
   const header = req.get('if-none-match');

@@ -17,10 +17,11 @@ import { readFileSync, statSync, utimesSync, watch as fsWatch, type BigIntStats 
 import { basename, dirname } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { AuditLog, AuditRecord } from '../audit/audit-log.js';
+import { auditFailureWarning, type AuditLog, type AuditRecord } from '../audit/audit-log.js';
 import { FILE_ACTOR, type Actor, type RevisionSource } from '../core/actor.js';
-import { AppError, isAppError, type FieldIssue } from '../core/errors.js';
+import { AppError, isAppError, withWarnings, type FieldIssue } from '../core/errors.js';
 import { stageFile, type StagedFile } from '../fs/atomic-write.js';
+import { writeFailure } from '../fs/write-failure.js';
 import { applyIniChanges, parseIni, type IniDocument } from '../ini/document.js';
 import type { Keyring } from '../secrets/secret-box.js';
 import { applyStoredChanges, openDocument, resealDocument, unreadableError, type OpenedDocument } from '../secrets/sealed-document.js';
@@ -70,6 +71,8 @@ export interface UpdateResult {
   readonly changes: readonly AppliedChange[];
   /** The file was replaced (false when every change left it as it was). */
   readonly written: boolean;
+  /** What went wrong beside the write, for the caller to tell (the audit log could not be written). */
+  readonly warnings: readonly string[];
 }
 
 export interface ReadOnlyIniStore {
@@ -461,6 +464,8 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
   const log = logger.child({ module: 'settings-store' });
   const queue: Pending[] = [];
   let draining: Promise<void> | undefined;
+  /** Replaced files still watched for a late write into them (see replaceIf). */
+  const held = new Set<() => void>();
 
   const shown = (section: string, key: string, value: string | undefined): string | null =>
     value === undefined ? null : isSensitive(schema, section, key) ? MASK : value;
@@ -676,26 +681,29 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     return undefined;
   }
 
-  let staleCheck: NodeJS.Timeout | undefined;
+  /** The check a change event started, if one runs (`idle()` waits for it: it may queue a write). */
+  let staleCheck: Promise<void> | undefined;
+  let closed = false;
   /** On a change of the file soon after our write: was it saved from a copy read before it? */
   function checkForStaleEdit(): void {
     const latest = installs.at(-1);
-    if (staleCheck || !latest || now() - latest.at > staleEditWindowMs) return;
-    staleCheck = setTimeout(() => {
-      staleCheck = undefined;
-      void readFile(path)
-        .then((bytes) => {
-          // Most events are of our own writes: the file is what the latest one wrote.
-          if (installs.length === 0 || bytes.equals(Buffer.from(installs.at(-1)!.text, 'utf8'))) return;
-          const current = toSnapshot({ text: decodeText(bytes, label), label, schema, keyring, tolerate: true });
-          if (!staleEdit(current) || queue.some((pending) => pending.reapply)) return;
-          queue.unshift(reapplyPending());
-          draining ??= drain();
-        })
-        // Missing or broken now: the next write reports it.
-        .catch(() => undefined);
-    }, 0);
-    staleCheck.unref?.();
+    if (closed || staleCheck || !latest || now() - latest.at > staleEditWindowMs) return;
+    // After the events of the same change (a rename comes as two): one read for all of them.
+    staleCheck = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => readFile(path))
+      .then((bytes) => {
+        // Most events are of our own writes: the file is what the latest one wrote.
+        if (closed || installs.length === 0 || bytes.equals(Buffer.from(installs.at(-1)!.text, 'utf8'))) return;
+        const current = toSnapshot({ text: decodeText(bytes, label), label, schema, keyring, tolerate: true });
+        if (!staleEdit(current) || queue.some((pending) => pending.reapply)) return;
+        queue.unshift(reapplyPending());
+        draining ??= drain();
+      })
+      // Missing or broken now: the next write reports it.
+      .catch(() => undefined)
+      .finally(() => {
+        staleCheck = undefined;
+      });
   }
 
   /**
@@ -867,8 +875,10 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
           if (!result.replaced.equals(read)) replacedEdit = result.replaced;
           const { replaced } = result;
           const readDoc = base.stored;
+          held.add(result.release);
           // A writer that opened the file before the rename and wrote after wrote to the replaced file.
           void result.later.then((later) => {
+            held.delete(result.release);
             if (later.equals(replaced)) return;
             try {
               mergeBack({ ancestor: replaced.equals(read) ? readDoc : parseIni(decodeText(replaced, label)), edited: later });
@@ -880,9 +890,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
           window.cancel();
           await staged?.discard().catch(() => undefined);
           log.error({ err: error }, `writing ${label} failed`);
-          // The system's reason (ENOSPC, EACCES, EROFS…) says what to fix; no path, no content.
-          const reason = (error as NodeJS.ErrnoException).code;
-          const failure = new AppError('INTERNAL_ERROR', { details: `${label} could not be written${reason ? ` (${reason})` : ''}`, cause: error });
+          const failure = writeFailure({ label, error });
           settle({ outcomes: outcomes.map((o) => ('error' in o ? o : { pending: o.pending, error: failure })), revision: null, sealed: [] });
           return;
         }
@@ -918,23 +926,26 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
   }
 
   function settle({ outcomes, revision, sealed, snapshot, written = false }: Settlement): void {
+    let warnings: string[] = [];
     try {
       audit.record([
         ...outcomes.flatMap((outcome) => auditRows(outcome, { revision, written })),
         ...changeRows({ actor: SEAL_ACTOR, action: 'settings.seal', revision, at: now() }, sealed),
       ]);
     } catch (error) {
-      // The file change has happened; failing the request now would misreport it.
+      // The file change has happened; failing the request now would misreport it. It is told instead.
       log.error({ err: error }, 'recording the audit log failed');
+      warnings = [auditFailureWarning(error)];
     }
     if (sealed.length > 0) log.info({ keys: sealed.map((c) => `${c.section}.${c.key}`) }, `sealed values typed in plain text into ${label}`);
     for (const outcome of outcomes) {
-      if ('error' in outcome) outcome.pending.reject(outcome.error);
+      if ('error' in outcome) outcome.pending.reject(withWarnings(outcome.error, warnings));
       else
         outcome.pending.resolve({
           snapshot: snapshot!,
           changes: outcome.changes.map((change) => ({ ...change, changed: change.removed === true || change.oldValue !== change.newValue })),
           written,
+          warnings,
         });
     }
   }
@@ -987,8 +998,12 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     seal: (seal) => enqueue({ input: { changes: [], actor: seal.actor }, seal }),
     edit: (edit) => enqueue({ input: { changes: [], actor: edit.actor, source: 'cli' }, edit }),
     async idle() {
-      while (draining) await draining;
+      while (draining || staleCheck) await (draining ?? staleCheck);
     },
-    close: reader.close,
+    close(): void {
+      closed = true;
+      for (const release of held) release();
+      reader.close();
+    },
   };
 }

@@ -10,7 +10,7 @@ import { AppError } from '../../core/errors.js';
 import { MAX_HISTORY_LIMIT, type HistoryQueries } from '../../history/history-queries.js';
 import type { SettingsStore } from '../../settings/store.js';
 import type { SyncDispatcher } from '../../sync/dispatcher.js';
-import { methodNotAllowed, parseIfMatch, requireJsonBody, ROUTING, sendJson, singleQueryValue } from '../route-helpers.js';
+import { methodNotAllowed, parseIfMatch, requireJsonBody, ROUTING, sendJson, setWarnings, singleQueryValue } from '../route-helpers.js';
 import { booleanQuery, syncReport, WAIT_TIMEOUT_MS } from './sync.js';
 
 export interface HistoryRoutesDeps {
@@ -85,6 +85,7 @@ export function createHistoryRoutes({ history, store, sync, jsonBody, onRollback
         ...(req.get('if-match') ? { ifMatch: parseIfMatch(req)! } : {}),
       });
       res.setHeader('ETag', result.snapshot.etag);
+      setWarnings(res, result.warnings);
       if (result.written) onRollback();
       const changed = result.changes.filter((c) => c.changed).map((c) => `${c.section}.${c.key.toLowerCase()}`);
       const answer = { rolledBackTo: commit, revision: result.snapshot.revision, changed };

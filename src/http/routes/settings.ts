@@ -21,6 +21,7 @@ import {
   parseIfMatch,
   requireJsonBody,
   sendJson,
+  setWarnings,
   singleQueryValue,
 } from '../route-helpers.js';
 
@@ -62,6 +63,7 @@ export function addSettingsRoutes(router: Router, { store, schema, jsonBody, syn
     const actor = res.locals.actor as Actor;
     const result = await store.update({ changes, ifMatch: parseIfMatch(req), actor });
     res.setHeader('ETag', result.snapshot.etag);
+    setWarnings(res, result.warnings);
     if (!wait) {
       sendJson(res, json(result.snapshot));
       return;
