@@ -15,6 +15,9 @@ import type { ReconcileResult, RunSource } from './targets/outcome.js';
 const NEVER_MS = 2 ** 31 - 1;
 const LAG_HISTOGRAM_SERIES = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'].map((s) => `nodejs_eventloop_lag_${s}_seconds`);
 
+/** Target errors that stopped it before any reload was tried. */
+const NOT_A_RELOAD: ReadonlySet<string> = new Set(['RENDER_FAILED', 'CHECK_FAILED', 'WRITE_FAILED', 'INSUFFICIENT_STORAGE']);
+
 /** Reload failures by what went wrong; anything else that stopped a reload is `failed`. */
 const RELOAD_RESULTS: Readonly<Record<string, string>> = { SERVICE_UNREACHABLE: 'unreachable', HEALTH_FAILED: 'unhealthy', TIMEOUT: 'timeout' };
 
@@ -156,9 +159,7 @@ export function createMetrics() {
         propagation.observe(Math.max(0, input.finishedAt - input.writtenAt) / 1000);
       }
       for (const target of result.targets) {
-        const attempted =
-          target.reloaded ||
-          (target.error !== null && target.error.code !== 'RENDER_FAILED' && target.error.code !== 'CHECK_FAILED' && target.error.code !== 'WRITE_FAILED');
+        const attempted = target.reloaded || (target.error !== null && !NOT_A_RELOAD.has(target.error.code));
         if (!attempted) continue;
         reloads.inc({ target: target.target, result: target.error ? (RELOAD_RESULTS[target.error.code] ?? 'failed') : 'ok' });
       }

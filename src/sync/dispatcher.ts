@@ -100,7 +100,9 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
     targetStatus.record(result, new Date(message.finishedAt).toISOString());
     if (message.source !== 'retry') return;
     metrics.run({ source: 'retry', result, startedAt: message.startedAt, finishedAt: message.finishedAt });
-    if (result.outcome === 'unchanged') return;
+    // A retry that could do nothing yet (the disk still full) is no news, like an unchanged one.
+    const acted = result.targets.some((t) => t.writeMode !== null || t.reloaded || t.state === 'failed' || t.state === 'rolled_back');
+    if (result.outcome === 'unchanged' || !acted) return;
     auditRun({ result, finishedAt: message.finishedAt, actor: RETRY_ACTOR });
     events.publish(result.outcome === 'failed' || result.outcome === 'rolled_back' ? 'failed' : 'applied', {
       revision: result.revision,

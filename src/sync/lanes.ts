@@ -19,7 +19,7 @@
  *   gone past it. Outcomes complete in submission order, since each lane takes revisions in order.
  * - A lane whose service could not be reached retries its reload on its own, with backoff and
  *   jitter, with the revision written for it; a newer revision on the lane takes its place (its
- *   run forces the reload the retry owed).
+ *   run forces the reload the retry owed). A file its disk had no room for is retried the same way.
  */
 import type { Logger } from 'pino';
 import { backoffDelay } from '../core/backoff.js';
@@ -95,8 +95,10 @@ interface Lane {
   readonly targets: readonly string[];
   running: boolean;
   queued: Job | undefined;
-  /** The revision whose reload is owed (its service could not be reached). */
+  /** The revision to retry: its service could not be reached, or a file of it found its disk full. */
   owed: LaneSubmission | undefined;
+  /** The retry (or whatever runs next) owes the service its reload. */
+  reloadOwed: boolean;
   retryTimer: TimerHandle | undefined;
   retryAttempt: number;
 }
@@ -156,6 +158,7 @@ export function createTargetLanes(deps: TargetLanesDeps) {
     running: false,
     queued: undefined,
     owed: undefined,
+    reloadOwed: false,
     retryTimer: undefined,
     retryAttempt: 0,
   }));
@@ -206,7 +209,7 @@ export function createTargetLanes(deps: TargetLanesDeps) {
 
   async function runJob(lane: Lane, job: Job): Promise<void> {
     const { submission } = job;
-    const owed = lane.owed !== undefined;
+    const owed = lane.reloadOwed;
     const startedAt = clock.now();
     let written = false;
     const markWritten = (): void => {
@@ -229,8 +232,9 @@ export function createTargetLanes(deps: TargetLanesDeps) {
       result = failedResult(submission.revision, lane, error);
     }
     markWritten();
-    const pending = result.targets.some((t) => t.state === 'pending_reload');
-    if (pending) {
+    lane.reloadOwed = result.targets.some((t) => t.state === 'pending_reload');
+    // A file that did not fit is written by a plain run: its service is reloaded once it is.
+    if (lane.reloadOwed || result.targets.some((t) => t.state === 'pending_write')) {
       lane.owed = submission;
     } else {
       lane.owed = undefined;
@@ -278,7 +282,7 @@ export function createTargetLanes(deps: TargetLanesDeps) {
     lane.retryTimer = clock.setTimeout(() => {
       lane.retryTimer = undefined;
       if (stopped || !lane.owed || lane.running || lane.queued) return;
-      lane.queued = { submission: { ...lane.owed, source: 'retry', force: true }, tracker: undefined };
+      lane.queued = { submission: { ...lane.owed, source: 'retry', force: lane.reloadOwed }, tracker: undefined };
       kick(lane);
     }, delay);
     lane.retryTimer.unref();

@@ -10,10 +10,12 @@
  *
  * A service that cannot be reached (no Docker socket, supervisord down, container not created
  * yet) is not a failure of the revision: its files are written and its reload stays pending,
- * to be retried with backoff by the caller.
+ * to be retried with backoff by the caller. A file that cannot be written because its disk is
+ * full is retried the same way (`pending_write`); the revision has not reached it, so it failed.
  */
 import type { Logger } from 'pino';
 import { AppError, toPlainError } from '../core/errors.js';
+import { diskFullError, isDiskFull } from '../fs/write-failure.js';
 import type { IniDocument } from '../ini/document.js';
 import type { ReloadResult, ReloadActions } from '../reload/reload-actions.js';
 import type { RenderInput, RenderSection } from '../render/types.js';
@@ -68,6 +70,17 @@ interface Work {
 
 function asAppError(error: unknown): AppError {
   return error instanceof AppError ? error : new AppError('INTERNAL_ERROR', { details: String((error as Error)?.message ?? error), cause: error });
+}
+
+/**
+ * A target whose file could not be written or staged. A full disk is no fault of the revision:
+ * like an unreachable service, the target waits (`pending_write`) and its lane tries again with
+ * backoff, so it recovers once space is freed; it does not roll anything back.
+ */
+function failWork(work: Work, error: unknown): void {
+  const full = isDiskFull(error);
+  work.error = full ? diskFullError({ label: `the output of target ${work.spec.name}`, error }) : asAppError(error);
+  work.state = full ? 'pending_write' : 'failed';
 }
 
 export function renderInput(doc: IniDocument, spec: TargetSpec, template: string | undefined): RenderInput {
@@ -177,8 +190,7 @@ export function createReconciler(deps: ReconcilerDeps) {
         work.staged = await writer.stage({ path: work.spec.output, content: work.content!, mode: work.spec.mode, writeMode: work.spec.write });
         if (work.spec.check?.kind === 'exec') await actions.runCheck(work.spec.check, work.staged.checkPath, { timeoutMs: work.spec.timeoutMs });
       } catch (error) {
-        work.error = asAppError(error);
-        work.state = 'failed';
+        failWork(work, error);
       }
     }
 
@@ -234,8 +246,7 @@ export function createReconciler(deps: ReconcilerDeps) {
           }
         }
       } catch (error) {
-        work.error = asAppError(error);
-        work.state = 'failed';
+        failWork(work, error);
         if (work.written) {
           // The write itself failed (an in-place write can fail halfway): put the old file back.
           await writer
@@ -256,7 +267,7 @@ export function createReconciler(deps: ReconcilerDeps) {
       await restore(failed);
       return finish('failed', { rollbackConfig: false });
     }
-    if (works.some((w) => w.state === 'failed')) return finish('failed', { rollbackConfig: false });
+    if (works.some((w) => w.state === 'failed' || w.state === 'pending_write')) return finish('failed', { rollbackConfig: false });
     const anything = works.some((w) => w.written || w.reloaded);
     return finish(anything ? 'applied' : 'unchanged', { rollbackConfig: false });
   }

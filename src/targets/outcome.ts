@@ -4,7 +4,11 @@
  */
 import type { PlainError } from '../core/errors.js';
 
-export type TargetState = 'in_sync' | 'pending_reload' | 'failed' | 'rolled_back';
+/**
+ * `pending_reload`: the file is written, its service could not be reached; `pending_write`: the
+ * file could not be written because its disk is full. Both are retried with backoff.
+ */
+export type TargetState = 'in_sync' | 'pending_reload' | 'pending_write' | 'failed' | 'rolled_back';
 
 /** How a file was replaced: a rename over it, or its bytes rewritten in place (inode kept). */
 export type UsedWriteMode = 'rename' | 'inplace';

@@ -319,3 +319,38 @@ describe('sync dispatcher automatic rollback', () => {
     expect(sync.status().configRollback).toBeNull();
   });
 });
+
+describe('sync dispatcher, retries', () => {
+  it('when a retry still finds the disk full, then it is neither audited nor published; the retry that writes the file is', () => {
+    const db = openDatabase({ path: ':memory:' });
+    const logger = pino({ level: 'silent' });
+    const audit = createAuditLog({ db });
+    const events = createEventLog({ db, logger });
+    const sync = createSyncDispatcher({
+      targets: [],
+      runLog: createRunLog({ db, logger }),
+      audit,
+      settings: { read: () => ({ revision: 'r1' }) } as unknown as SettingsStore,
+      events,
+      metrics: createMetrics(),
+      logger,
+      worker: { send: () => undefined, alive: () => true, restarts: () => 0 },
+    });
+    const full = { code: 'INSUFFICIENT_STORAGE' as const, message: 'Insufficient Storage', details: 'the disk holding the output of target app is full' };
+    const retry = (target: ReconcileResult['targets'][number]) => ({
+      type: 'lane' as const,
+      lane: 'target:app',
+      source: 'retry' as const,
+      startedAt: 1,
+      finishedAt: 2,
+      result: { revision: 'r1', outcome: target.error ? ('failed' as const) : ('applied' as const), rollbackConfig: false, targets: [target] },
+    });
+    const app = { target: 'app', changed: true, reloaded: false, healthy: null, durationMs: 1 };
+    sync.onWorkerMessage(retry({ ...app, writeMode: null, error: full, state: 'pending_write' }));
+    expect(audit.query({ limit: 10 })).toEqual([]);
+    expect(events.lastId()).toBe(0);
+    sync.onWorkerMessage(retry({ ...app, writeMode: 'rename', error: null, state: 'in_sync' }));
+    expect(audit.query({ limit: 10 }).map((row) => row.action)).toEqual(['sync.applied']);
+    expect(events.read({ after: 0, limit: 10 }).events.map((event) => event.type)).toEqual(['applied']);
+  });
+});

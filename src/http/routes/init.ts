@@ -25,6 +25,8 @@ const TARGET_INIT: Readonly<Record<string, TargetInit>> = {
   unknown: 'pending',
   in_sync: 'initialized',
   pending_reload: 'waiting_for_service',
+  // Its disk is full: retried, but nothing the services can fix.
+  pending_write: 'failed',
   failed: 'failed',
   rolled_back: 'failed',
 };
