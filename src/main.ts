@@ -110,6 +110,18 @@ async function compose({ config, logger, syncWorker, logLinesDropped }: ConfhubO
   const events = createEventLog({ db, logger });
   // The dispatcher is created after the store, which announces each revision to it just before writing.
   let announce: (announcement: RevisionAnnouncement) => void = () => undefined;
+  const announcements = createAnnouncements({ db, logger });
+  /**
+   * On disk first: killed after the rename and before the worker committed the revision, the
+   * next start still names its author. Best effort: a write is not refused for its announcement.
+   */
+  const persistAnnouncement = (announcement: RevisionAnnouncement): void => {
+    try {
+      announcements.recordOwn({ ...announcement, actor: actorRef(announcement.actor) });
+    } catch (error) {
+      logger.warn({ err: error, revision: announcement.revision }, 'the author of this write could not be kept for a restart');
+    }
+  };
   const settings = createSettingsStore({
     path: config.configPath,
     label: 'config.ini',
@@ -117,7 +129,10 @@ async function compose({ config, logger, syncWorker, logLinesDropped }: ConfhubO
     keyring,
     audit,
     logger,
-    beforeCommit: (announcement) => announce(announcement),
+    beforeCommit: (announcement) => {
+      persistAnnouncement(announcement);
+      announce(announcement);
+    },
     afterCommit: ({ revision, actor, source, keys: changed }) =>
       events.publish('settings.changed', { revision, actor: actorRef(actor), source, keys: changed }),
     // Every API request reads config.ini: it is checked only when its directory reports a change.
@@ -168,7 +183,7 @@ async function compose({ config, logger, syncWorker, logLinesDropped }: ConfhubO
   opened.push(() => workerHost.stop());
   const sync = createSyncDispatcher({
     targets: syncConfig.targets,
-    announcements: createAnnouncements({ db, logger }),
+    announcements,
     runLog,
     audit,
     settings,

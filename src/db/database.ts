@@ -97,6 +97,13 @@ export const MIGRATIONS: readonly Migration[] = [
     // A refused write keeps no value: its key may be a typo of a secret's, which no mask knew.
     sql: `UPDATE audit_log SET old_value = NULL, new_value = NULL WHERE result = 'refused';`,
   },
+  {
+    version: 8,
+    name: 'announcements_own',
+    // confhub's own writes are announced too, before the rename: a kill -9 before the worker
+    // committed the revision must not make the next start take it for a hand edit.
+    sql: `ALTER TABLE announcements ADD COLUMN own INTEGER NOT NULL DEFAULT 0;`,
+  },
 ];
 
 export interface OpenDatabaseOptions {

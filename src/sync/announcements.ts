@@ -1,8 +1,13 @@
 /**
- * Revisions written to config.ini by another process (the CLI's rollback and key rotation) while
- * confhub runs: that process names the author in SQLite just before it replaces the file, and the
- * worker, finding a revision nobody in this process announced, asks main for it. Without this the
- * history would record those writes as hand edits.
+ * Who wrote a revision of config.ini, named in SQLite just before the file is replaced, for the
+ * worker to ask main when it finds a revision nobody told it about. Without this the history
+ * would record those writes as hand edits (`file:file`, or `startup` at a start).
+ *
+ * - Another process (the CLI's rollback and key rotation): its announcement is taken by the
+ *   worker of a running confhub, or by the next start's; it ages out after MAX_AGE_MS.
+ * - confhub's own store (`own`): the worker is told in memory as well, so this copy only matters
+ *   when confhub is killed after the rename and before the worker committed the revision. It is
+ *   kept until the worker says it committed the revision (`used`), however long the restart takes.
  */
 import type { Database } from 'better-sqlite3';
 import type { Logger } from 'pino';
@@ -37,37 +42,59 @@ interface AnnouncementRow {
   source: string;
   rollbackOf: string | null;
   at: number;
+  own: 0 | 1;
 }
 
 export function createAnnouncements({ db, logger, clock = systemClock }: AnnouncementsDeps) {
   const log = logger.child({ module: 'announcements' });
   const now = (): number => clock.now();
   const upsert = db.prepare<[AnnouncementRow]>(
-    `INSERT INTO announcements (revision, actor_type, actor_id, source, rollback_of, at) VALUES (@revision, @actorType, @actorId, @source, @rollbackOf, @at)
-     ON CONFLICT (revision) DO UPDATE SET actor_type = excluded.actor_type, actor_id = excluded.actor_id, source = excluded.source, rollback_of = excluded.rollback_of, at = excluded.at`,
+    `INSERT INTO announcements (revision, actor_type, actor_id, source, rollback_of, at, own) VALUES (@revision, @actorType, @actorId, @source, @rollbackOf, @at, @own)
+     ON CONFLICT (revision) DO UPDATE SET actor_type = excluded.actor_type, actor_id = excluded.actor_id, source = excluded.source, rollback_of = excluded.rollback_of, at = excluded.at, own = excluded.own`,
   );
-  const take = db.prepare<[string, number], { actor_type: string; actor_id: string; source: string; rollback_of: string | null }>(
-    'DELETE FROM announcements WHERE revision = ? AND at >= ? RETURNING actor_type, actor_id, source, rollback_of',
+  const take = db.prepare<[string, number], { actor_type: string; actor_id: string; source: string; rollback_of: string | null; at: number; own: 0 | 1 }>(
+    'DELETE FROM announcements WHERE revision = ? AND (own = 1 OR at >= ?) RETURNING actor_type, actor_id, source, rollback_of, at, own',
   );
-  const prune = db.prepare<[number]>('DELETE FROM announcements WHERE at < ?');
+  const prune = db.prepare<[number]>('DELETE FROM announcements WHERE own = 0 AND at < ?');
+  // Own announcements older than one the worker used were for revisions superseded before it read them.
+  const forget = db.prepare<[string, string]>(
+    'DELETE FROM announcements WHERE own = 1 AND (revision = ? OR at < (SELECT at FROM announcements WHERE revision = ? AND own = 1))',
+  );
+  const forgetOlder = db.prepare<[number]>('DELETE FROM announcements WHERE own = 1 AND at < ?');
   const cap = db.prepare<[number]>('DELETE FROM announcements WHERE rowid NOT IN (SELECT rowid FROM announcements ORDER BY at DESC, rowid DESC LIMIT ?)');
   const recordPruned = db.transaction((row: AnnouncementRow) => {
     upsert.run(row);
     prune.run(row.at - MAX_AGE_MS);
     cap.run(MAX_ANNOUNCEMENTS);
   });
+  const rowOf = (input: { revision: string } & AnnouncedAuthor, { own }: { own: boolean }): AnnouncementRow => ({
+    revision: input.revision,
+    actorType: input.actor.type,
+    actorId: input.actor.id,
+    source: input.source,
+    rollbackOf: input.rollbackOf ?? null,
+    at: now(),
+    own: own ? 1 : 0,
+  });
 
   return {
     /** Before the file is replaced (the writer is another process). */
     record(input: { revision: string } & AnnouncedAuthor): void {
-      recordPruned({
-        revision: input.revision,
-        actorType: input.actor.type,
-        actorId: input.actor.id,
-        source: input.source,
-        rollbackOf: input.rollbackOf ?? null,
-        at: now(),
-      });
+      recordPruned(rowOf(input, { own: false }));
+    },
+
+    /** Before confhub's own store replaces the file: kept until the worker committed the revision. */
+    recordOwn(input: { revision: string } & AnnouncedAuthor): void {
+      recordPruned(rowOf(input, { own: true }));
+    },
+
+    /** The worker committed `revision` with the author it was told in memory: the copy here is done with. */
+    used(revision: string): void {
+      try {
+        forget.run(revision, revision);
+      } catch (error) {
+        log.error({ err: error, revision }, 'forgetting the announced author of a committed revision failed');
+      }
     },
 
     /** The author of a revision, used once; undefined when nobody announced it (a hand edit). */
@@ -76,6 +103,7 @@ export function createAnnouncements({ db, logger, clock = systemClock }: Announc
         const at = now();
         prune.run(at - MAX_AGE_MS);
         const row = take.get(revision, at - MAX_AGE_MS);
+        if (row?.own === 1) forgetOlder.run(row.at);
         if (!row || !ACTOR_TYPES.has(row.actor_type) || !(REVISION_SOURCES as readonly string[]).includes(row.source)) return undefined;
         return {
           actor: { type: row.actor_type as ActorRef['type'], id: row.actor_id },

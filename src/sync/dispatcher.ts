@@ -305,6 +305,9 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
         case 'author_needed':
           worker.send({ type: 'author', revision: message.revision, author: deps.announcements?.take(message.revision) ?? null });
           break;
+        case 'author_used':
+          deps.announcements?.used(message.revision);
+          break;
         case 'skipped':
           onSkipped(message);
           break;

@@ -84,6 +84,8 @@ export type WorkerToMain =
   | { readonly type: 'accepted'; readonly revision: string }
   /** Nobody in this process announced this revision: did another process (the CLI) write it? */
   | { readonly type: 'author_needed'; readonly revision: string }
+  /** The revision is committed with the author main announced in memory: main's copy on disk is done with. */
+  | { readonly type: 'author_used'; readonly revision: string }
   /** The first revision's files are on disk on every lane (reloads may still run): confhub is ready. */
   | { readonly type: 'rendered'; readonly revision: string }
   | {

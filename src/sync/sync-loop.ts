@@ -305,16 +305,16 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     const record = deps.record;
     const known = takeMeta(source.revision);
     const fallback: RevisionMeta = { actor: FILE_ACTOR, source: startup ? 'startup' : 'file' };
-    // Unannounced: a hand edit, or a write by another process (the CLI) that named its author.
-    const author = known
-      ? Promise.resolve(known)
-      : startup || !deps.askAuthor
-        ? Promise.resolve(fallback)
-        : deps.askAuthor(source.revision).then((m) => m ?? fallback);
+    // Unannounced: a hand edit, or a write by another process (the CLI) that named its author, or
+    // at a start, a write confhub made just before it was killed.
+    const author = known ? Promise.resolve(known) : !deps.askAuthor ? Promise.resolve(fallback) : deps.askAuthor(source.revision).then((m) => m ?? fallback);
     const done = committing.then(async () => {
       const meta = await author;
       source.meta = meta;
-      return record(source, meta);
+      const commit = await record(source, meta);
+      // Main keeps its announcement on disk until here, for a start after a crash.
+      if (known) post({ type: 'author_used', revision: source.revision });
+      return commit;
     });
     committing = done.catch(() => undefined);
     source.committing = done.then(

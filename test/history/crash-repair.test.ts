@@ -77,6 +77,28 @@ describe('crash repair of the history', () => {
     expect(await stopProcess(server.child)).toBe(0);
   });
 
+  it('when confhub is killed with -9 after an API write replaced config.ini and before the worker committed it, then the next start commits it with the API actor and source', async () => {
+    const { env, config } = setUp();
+    // The worker waits 20 s before it reads a change: the kill lands between the rename and its commit.
+    writeFileSync(config.systemPath, '[sync]\ndebounce_min_ms = 20000\ndebounce_max_ms = 30000\npoll_interval_ms = 600000\n');
+    let server = await startProcess(env);
+    const apiKey = (await readApiKey(config))!;
+    const before = await headIsFile(server, config, apiKey);
+    const written = await fetch(`${server.url}/api/v1/settings/cockpit?key=port&value=9292`, { method: 'PUT', headers: { 'x-api-key': apiKey } });
+    expect(written.status).toBe(200);
+    await stopProcess(server.child, 'SIGKILL');
+    expect(readFileSync(config.configPath, 'utf8')).toContain('port = 9292');
+    expect(git(config, 'rev-parse', 'refs/heads/main').trim()).toBe(before);
+
+    server = await startProcess(env);
+    const head = await headIsFile(server, config, apiKey);
+    expect(head).not.toBe(before);
+    const [author, ...message] = git(config, 'log', '-1', '--format=%an%n%B', head).split('\n');
+    expect(author).toMatch(/^api:key:[0-9a-f]{12}$/);
+    expect(message.join('\n')).toMatch(/^cockpit\.port changed\n[\s\S]*Confhub-Source: api\n/);
+    expect(await stopProcess(server.child)).toBe(0);
+  });
+
   it('when a crash left index and ref locks and an uncommitted hand edit, then the start removes the locks, reports them and commits the edit', async () => {
     const { env, config } = setUp();
     let server = await startProcess(env);

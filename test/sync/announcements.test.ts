@@ -1,4 +1,4 @@
-/** Authors announced by another process (the CLI) for revisions it writes, in real SQLite. */
+/** Authors announced for revisions about to be written, by another process (the CLI) or confhub's own store, in real SQLite. */
 import type { Database } from 'better-sqlite3';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { createManualClock } from '../support/manual-clock.js';
 
 const logger = pino({ level: 'silent' });
 const cli = { actor: { type: 'system', id: 'cli' }, source: 'cli' } as const;
+const api = { actor: { type: 'api', id: 'key:0123456789ab' }, source: 'api' } as const;
 let db: Database | undefined;
 afterEach(() => db?.close());
 
@@ -51,5 +52,36 @@ describe('announced authors', () => {
     expect(kept.at(-1)).toBe(`burst-${String(MAX_ANNOUNCEMENTS + 4).padStart(4, '0')}`);
     // The newest is still taken.
     expect(announcements.take(kept.at(-1)!)).toMatchObject({ source: 'cli' });
+  });
+
+  it("when confhub's own write is announced, then it is kept past any age until the worker used it, with the own announcements older than it; another process's stay", async () => {
+    const { announcements, clock, rows } = setup();
+    announcements.recordOwn({ revision: 'own-1', ...api });
+    await clock.advance(1);
+    announcements.record({ revision: 'cli-1', ...cli });
+    await clock.advance(1);
+    announcements.recordOwn({ revision: 'own-2', ...api });
+    await clock.advance(1);
+    announcements.recordOwn({ revision: 'own-3', ...api });
+    announcements.used('own-2');
+    expect(rows()).toEqual(['cli-1', 'own-3']);
+
+    // Killed before the worker committed own-3: a start an hour later still names its author.
+    await clock.advance(60 * 60_000);
+    announcements.record({ revision: 'cli-2', ...cli });
+    expect(rows()).toEqual(['own-3', 'cli-2']);
+    expect(announcements.take('own-3')).toEqual({ actor: { type: 'api', id: 'key:0123456789ab' }, source: 'api' });
+    expect(announcements.take('own-3')).toBeUndefined();
+  });
+
+  it('when the author of an own announcement is taken, then the own announcements older than it go too', async () => {
+    const { announcements, clock, rows } = setup();
+    announcements.recordOwn({ revision: 'own-1', ...api });
+    await clock.advance(1);
+    announcements.recordOwn({ revision: 'own-2', ...api });
+    await clock.advance(1);
+    announcements.recordOwn({ revision: 'own-3', ...api });
+    expect(announcements.take('own-2')).toMatchObject({ source: 'api' });
+    expect(rows()).toEqual(['own-3']);
   });
 });

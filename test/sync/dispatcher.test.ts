@@ -14,6 +14,7 @@ import type { MainToWorker } from '../../src/sync/protocol.js';
 import type { ReconcileResult } from '../../src/targets/outcome.js';
 import { createEventLog } from '../../src/events/event-log.js';
 import { createMetrics } from '../../src/metrics.js';
+import { createAnnouncements } from '../../src/sync/announcements.js';
 import { createSyncDispatcher } from '../../src/sync/dispatcher.js';
 import { createRunLog } from '../../src/sync/run-log.js';
 import { expectAppError } from '../support/wait.js';
@@ -352,5 +353,34 @@ describe('sync dispatcher, retries', () => {
     sync.onWorkerMessage(retry({ ...app, writeMode: 'rename', error: null, state: 'in_sync' }));
     expect(audit.query({ limit: 10 }).map((row) => row.action)).toEqual(['sync.applied']);
     expect(events.read({ after: 0, limit: 10 }).events.map((event) => event.type)).toEqual(['applied']);
+  });
+});
+
+describe('sync dispatcher, announced authors', () => {
+  it('when the worker used the author of a revision, then its announcement on disk is forgotten; one it asks for is answered from disk', () => {
+    const db = openDatabase({ path: ':memory:' });
+    const logger = pino({ level: 'silent' });
+    const announcements = createAnnouncements({ db, logger });
+    const sent: MainToWorker[] = [];
+    const sync = createSyncDispatcher({
+      targets: [],
+      announcements,
+      runLog: createRunLog({ db, logger }),
+      audit: createAuditLog({ db }),
+      settings: { read: () => ({ revision: 'r2' }) } as unknown as SettingsStore,
+      events: createEventLog({ db, logger }),
+      metrics: createMetrics(),
+      logger,
+      worker: { send: (m) => sent.push(m), alive: () => true, restarts: () => 0 },
+    });
+    announcements.recordOwn({ revision: 'r1', actor: api, source: 'api' });
+    announcements.recordOwn({ revision: 'r2', actor: api, source: 'api' });
+    sync.onWorkerMessage({ type: 'author_used', revision: 'r1' });
+    sync.onWorkerMessage({ type: 'author_needed', revision: 'r1' });
+    sync.onWorkerMessage({ type: 'author_needed', revision: 'r2' });
+    expect(sent).toEqual([
+      { type: 'author', revision: 'r1', author: null },
+      { type: 'author', revision: 'r2', author: { actor: api, source: 'api' } },
+    ]);
   });
 });

@@ -529,6 +529,35 @@ describe('sync loop with sealed secrets and history', () => {
     await syncLoop.stop();
   });
 
+  it('when a revision announced in memory is committed, then main hears its announcement is used; at a start, the author of an unannounced revision is asked for', async () => {
+    const api = { actor: { type: 'api' as const, id: 'key:abc' }, source: 'api' as const };
+    const first = '[cockpit]\nport = 9090\n';
+    writeFileSync(configPath, first);
+    const asked: string[] = [];
+    const { commits, record } = recording();
+    const askAuthor = async (revision: string): Promise<RevisionMeta | undefined> => {
+      asked.push(revision);
+      return api;
+    };
+    // A start after a kill -9: the file holds a write confhub made just before, announced on disk only.
+    const started = loop([], { keyring, record, askAuthor });
+    await started.syncLoop.onChange({ startup: true });
+    expect(asked).toEqual([revisionOf(first)]);
+    expect(commits.map((c) => c.meta)).toEqual([api]);
+    expect(started.messages.filter((m) => m.type === 'author_used')).toEqual([]);
+    await started.syncLoop.stop();
+
+    const second = '[cockpit]\nport = 9091\n';
+    writeFileSync(configPath, second);
+    const running = loop([], { keyring, record, askAuthor });
+    running.syncLoop.expect(revisionOf(second), api);
+    await running.syncLoop.onChange();
+    expect(asked).toHaveLength(1);
+    expect(commits.map((c) => c.meta)).toEqual([api, api]);
+    expect(running.messages.filter((m) => m.type === 'author_used')).toEqual([{ type: 'author_used', revision: revisionOf(second) }]);
+    await running.syncLoop.stop();
+  });
+
   it('when a sealed value does not open, then the revision fails with SECRET_UNREADABLE naming the key, nothing is rendered or committed', async () => {
     const value = sealed('Opened-Pass-2');
     writeFileSync(configPath, `[gitea]\nuser_pwd = ${value.slice(0, -4)}AAAA\n`);
