@@ -19,11 +19,11 @@ export function sendJson(res: Response, json: string, etag?: string): void {
  * `Warning` header per warning (`199`, miscellaneous), on success and error answers alike.
  */
 export function setWarnings(res: Response, warnings: readonly string[]): void {
-  if (warnings.length > 0)
-    res.setHeader(
-      'Warning',
-      warnings.map((warning) => `199 confhub "${warning.replaceAll('"', "'")}"`),
-    );
+  if (warnings.length === 0) return;
+  res.setHeader(
+    'Warning',
+    warnings.map((warning) => `199 confhub "${warning.replaceAll('"', "'")}"`),
+  );
 }
 
 /** Answers 304 when If-None-Match names the current ETag. */

@@ -307,7 +307,8 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     const fallback: RevisionMeta = { actor: FILE_ACTOR, source: startup ? 'startup' : 'file' };
     // Unannounced: a hand edit, or a write by another process (the CLI) that named its author, or
     // at a start, a write confhub made just before it was killed.
-    const author = known ? Promise.resolve(known) : !deps.askAuthor ? Promise.resolve(fallback) : deps.askAuthor(source.revision).then((m) => m ?? fallback);
+    const ask = deps.askAuthor;
+    const author = known ? Promise.resolve(known) : ask ? ask(source.revision).then((m) => m ?? fallback) : Promise.resolve(fallback);
     const done = committing.then(async () => {
       const meta = await author;
       source.meta = meta;

@@ -56,13 +56,11 @@ describe('announced authors', () => {
 
   it("when confhub's own write is announced, then it is kept past any age until the worker used it, with the own announcements older than it; another process's stay", async () => {
     const { announcements, clock, rows } = setup();
-    announcements.recordOwn({ revision: 'own-1', ...api });
-    await clock.advance(1);
-    announcements.record({ revision: 'cli-1', ...cli });
-    await clock.advance(1);
-    announcements.recordOwn({ revision: 'own-2', ...api });
-    await clock.advance(1);
-    announcements.recordOwn({ revision: 'own-3', ...api });
+    for (const revision of ['own-1', 'cli-1', 'own-2', 'own-3']) {
+      if (revision.startsWith('own')) announcements.recordOwn({ revision, ...api });
+      else announcements.record({ revision, ...cli });
+      await clock.advance(1);
+    }
     announcements.used('own-2');
     expect(rows()).toEqual(['cli-1', 'own-3']);
 
@@ -76,11 +74,10 @@ describe('announced authors', () => {
 
   it('when the author of an own announcement is taken, then the own announcements older than it go too', async () => {
     const { announcements, clock, rows } = setup();
-    announcements.recordOwn({ revision: 'own-1', ...api });
-    await clock.advance(1);
-    announcements.recordOwn({ revision: 'own-2', ...api });
-    await clock.advance(1);
-    announcements.recordOwn({ revision: 'own-3', ...api });
+    for (const revision of ['own-1', 'own-2', 'own-3']) {
+      announcements.recordOwn({ revision, ...api });
+      await clock.advance(1);
+    }
     expect(announcements.take('own-2')).toMatchObject({ source: 'api' });
     expect(rows()).toEqual(['own-3']);
   });
