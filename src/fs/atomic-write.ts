@@ -131,20 +131,26 @@ export async function stageFile(path: string, data: string | Uint8Array, options
       beforeCheck?.();
       // Synchronous from the check to the rename: no other callback of this process runs between.
       const fd = openIfPresent(path);
-      let replaced: Buffer;
+      let found: Buffer | undefined;
       try {
-        const found = fd === undefined ? undefined : readAllSync(fd);
+        found = fd === undefined ? undefined : readAllSync(fd);
         if (!found?.equals(expected)) {
           if (fd !== undefined) closeSync(fd);
           return { installed: false, found };
         }
         settled = true;
         renameSync(tempPath, path);
-        replaced = readAllSync(fd!);
       } catch (error) {
         if (fd !== undefined) closeSync(fd);
         await unlinkQuietly(tempPath);
         throw error;
+      }
+      let replaced: Buffer;
+      try {
+        replaced = readAllSync(fd!);
+      } catch {
+        // The new file is in place: what was checked is the best knowledge of what it replaced.
+        replaced = found;
       }
       let finish: (read: boolean) => void = () => undefined;
       const later = new Promise<Buffer>((resolve) => {
