@@ -180,7 +180,8 @@ describe('confhub serve', () => {
   });
 
   it('when a request is not valid HTTP or its headers are too large, then the answer is the usual JSON error shape, not an empty body', async () => {
-    const server = await start({ CONFHUB_DATA_DIR: tempDir() });
+    const dataDir = tempDir();
+    const server = await start({ CONFHUB_DATA_DIR: dataDir });
     const { port } = new URL(server.url);
     /** Sends raw bytes and returns what the server answered before closing. */
     const raw = (request: string): Promise<string> =>
@@ -209,6 +210,28 @@ describe('confhub serve', () => {
       socket.on('error', reject);
       socket.resume();
     });
+    // Garbage sent behind an event stream on its connection ends the connection: no answer is
+    // written into the stream's body.
+    const config = loadRuntimeConfig({ CONFHUB_DATA_DIR: dataDir });
+    const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
+    const opened = toSnapshot({ text: readFileSync(config.configPath, 'utf8'), label: 'config.ini', schema: CONFIG_SCHEMA, keyring });
+    const apiKey = opened.doc.byName.get('api_key')?.byKey.get('key')?.value;
+    const streamed = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write(`GET /api/v1/settings/events HTTP/1.1\r\nHost: x\r\nx-api-key: ${apiKey}\r\n\r\n`));
+      let answer = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => {
+        const headEnded = !answer.includes('\r\n\r\n') && (answer + chunk).includes('\r\n\r\n');
+        answer += chunk;
+        if (headEnded) socket.write('NOT HTTP AT ALL\r\n\r\n');
+      });
+      socket.on('close', () => resolve(answer));
+      socket.on('error', reject);
+    });
+    expect(streamed).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(streamed).toContain('text/event-stream');
+    expect(streamed).not.toContain('HTTP/1.1 400');
+    expect(streamed).not.toContain('INVALID_REQUEST');
     // The server still answers normal requests.
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
     await stop(server.child);
