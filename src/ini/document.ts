@@ -11,18 +11,49 @@ import { AppError } from '../core/errors.js';
 
 /** Python's str.isspace() set: configparser strips and measures indentation with it. */
 const WS = '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
-const TRIM = new RegExp(`^[${WS}]+|[${WS}]+$`, 'gu');
-const TRIM_END = new RegExp(`[${WS}]+$`, 'u');
-const FIRST_NON_WS = new RegExp(`[^${WS}]`, 'u');
 const LINE_BREAK = /\r\n|\n|\r/g;
-const SECTION_HEADER = /^\[(.+)\]$/su;
-/** configparser's OPTCRE: the key runs to the first `=` or `:`. */
-const OPTION_LINE = new RegExp(`^(.*?)[${WS}]*([=:])[${WS}]*(.*)$`, 'su');
 /** Splits an existing entry's first line so a rewrite keeps its indentation and spacing. */
 const ENTRY_PREFIX = new RegExp(`^([${WS}]*)(.*?)([${WS}]*)[=:]([${WS}]*)`, 'su');
 
+/**
+ * One UTF-16 code unit of WS (the set holds no character outside the BMP, so code units and
+ * code points agree). The parser reads every line of the file through this rather than through
+ * regular expressions: it runs on each write and each read of a file with thousands of keys.
+ */
+function isSpace(code: number): boolean {
+  if (code <= 0x20) return code === 0x20 || (code >= 0x09 && code <= 0x0d) || (code >= 0x1c && code <= 0x1f);
+  if (code < 0x85) return false;
+  return (
+    code === 0x85 ||
+    code === 0xa0 ||
+    code === 0x1680 ||
+    (code >= 0x2000 && code <= 0x200a) ||
+    code === 0x2028 ||
+    code === 0x2029 ||
+    code === 0x202f ||
+    code === 0x205f ||
+    code === 0x3000
+  );
+}
+
+/** Index of the first character of `text` from `from` on that is not WS (`text.length` if none). */
+function skipSpace(text: string, from: number): number {
+  let i = from;
+  while (i < text.length && isSpace(text.charCodeAt(i))) i++;
+  return i;
+}
+
+/** End of `text` before `to` once trailing WS down to `from` is dropped. */
+function trimSpaceEnd(text: string, from: number, to: number): number {
+  let end = to;
+  while (end > from && isSpace(text.charCodeAt(end - 1))) end--;
+  return end;
+}
+
 export function pyStrip(text: string): string {
-  return text.replace(TRIM, '');
+  const start = skipSpace(text, 0);
+  const end = trimSpaceEnd(text, start, text.length);
+  return start === 0 && end === text.length ? text : text.slice(start, end);
 }
 
 export interface IniEntry {
@@ -71,22 +102,35 @@ interface SectionDraft {
   name: string;
   headerLine: number;
   entries: EntryDraft[];
+  /** Lowercased key → 0-based line it was first defined on. */
+  keyLines: Map<string, number>;
 }
 
 function finishEntry(draft: EntryDraft): IniEntry {
+  const lines = draft.valueLines;
+  // A value's first line comes stripped; only the blank lines that followed it may trail.
+  const joined = lines.length === 1 ? lines[0]! : lines.join('\n');
   return Object.freeze({
     key: draft.key,
     keyLower: draft.keyLower,
-    value: draft.valueLines.join('\n').replace(TRIM_END, ''),
+    value: lines.length === 1 ? joined : joined.slice(0, trimSpaceEnd(joined, 0, joined.length)),
     firstLine: draft.firstLine,
     lastLine: draft.lastLine,
   });
 }
 
-/** Parses INI text; throws AppError INI_SYNTAX naming the 1-based line on any malformed input. */
-export function parseIni(text: string): IniDocument {
-  const bom = text.startsWith('\uFEFF');
-  const body = bom ? text.slice(1) : text;
+/** The lines of `body` and the terminator of each ('' for a last line without one). */
+function splitLines(body: string): { lines: string[]; eols: string[] } {
+  if (!body.includes('\r')) {
+    const lines = body.split('\n');
+    const last = lines.pop()!;
+    const eols: string[] = new Array(lines.length).fill('\n');
+    if (last !== '') {
+      lines.push(last);
+      eols.push('');
+    }
+    return { lines, eols };
+  }
   const lines: string[] = [];
   const eols: string[] = [];
   let start = 0;
@@ -99,60 +143,79 @@ export function parseIni(text: string): IniDocument {
     lines.push(body.slice(start));
     eols.push('');
   }
+  return { lines, eols };
+}
+
+/** Index of the first `=` or `:` of `line` from `from` on, or -1: configparser's key runs to it. */
+function separatorIndex(line: string, from: number): number {
+  const equals = line.indexOf('=', from);
+  const colon = line.indexOf(':', from);
+  if (equals < 0) return colon;
+  return colon < 0 ? equals : Math.min(equals, colon);
+}
+
+const HASH = 0x23;
+const SEMICOLON = 0x3b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+
+/** Parses INI text; throws AppError INI_SYNTAX naming the 1-based line on any malformed input. */
+export function parseIni(text: string): IniDocument {
+  const bom = text.startsWith('\uFEFF');
+  const { lines, eols } = splitLines(bom ? text.slice(1) : text);
 
   const sections: SectionDraft[] = [];
   const sectionIndex = new Map<string, SectionDraft>();
-  const keyLines = new Map<SectionDraft, Map<string, number>>();
   let current: SectionDraft | undefined;
   let entry: EntryDraft | undefined;
   let indentLevel = 0;
 
   for (let i = 0; i < lines.length; i++) {
     const raw = lines[i]!;
-    const stripped = pyStrip(raw);
-    if (stripped.startsWith('#') || stripped.startsWith(';')) continue;
-    if (stripped === '') {
+    // The line without its leading and trailing WS is raw[indent, end).
+    const indent = skipSpace(raw, 0);
+    if (indent === raw.length) {
       // Blank lines belong to the value only if a deeper-indented line follows (trailing ones are trimmed).
       entry?.valueLines.push('');
       continue;
     }
-    const indent = raw.search(FIRST_NON_WS);
+    const first = raw.charCodeAt(indent);
+    if (first === HASH || first === SEMICOLON) continue;
+    const end = trimSpaceEnd(raw, indent, raw.length);
     if (entry && indent > indentLevel) {
-      entry.valueLines.push(stripped);
+      entry.valueLines.push(raw.slice(indent, end));
       entry.lastLine = i;
       continue;
     }
     indentLevel = indent;
-    const header = SECTION_HEADER.exec(stripped);
-    if (header) {
-      const name = header[1]!;
+    if (first === OPEN_BRACKET) {
+      // `[name]` alone on the line, name not empty.
+      if (end - indent < 3 || raw.charCodeAt(end - 1) !== CLOSE_BRACKET) {
+        throw syntaxError(i, 'malformed section header: expected [name] alone on the line');
+      }
+      const name = raw.slice(indent + 1, end - 1);
       const existing = sectionIndex.get(name);
       if (existing) {
         throw syntaxError(i, `duplicate section [${name}] (first defined on line ${existing.headerLine + 1})`);
       }
-      current = { name, headerLine: i, entries: [] };
+      current = { name, headerLine: i, entries: [], keyLines: new Map() };
       sections.push(current);
       sectionIndex.set(name, current);
-      keyLines.set(current, new Map());
       entry = undefined;
       continue;
     }
-    if (stripped.startsWith('[')) {
-      throw syntaxError(i, 'malformed section header: expected [name] alone on the line');
-    }
     if (!current) throw syntaxError(i, 'a key appears before any [section] header');
-    const option = OPTION_LINE.exec(stripped);
-    if (!option) throw syntaxError(i, `expected "key = value", a [section] header or a comment`);
-    const key = option[1]!;
+    const separator = separatorIndex(raw, indent);
+    if (separator < 0) throw syntaxError(i, `expected "key = value", a [section] header or a comment`);
+    const key = raw.slice(indent, trimSpaceEnd(raw, indent, separator));
     if (key === '') throw syntaxError(i, 'empty key before "="');
     const keyLower = key.toLowerCase();
-    const seen = keyLines.get(current)!;
-    const firstSeen = seen.get(keyLower);
+    const firstSeen = current.keyLines.get(keyLower);
     if (firstSeen !== undefined) {
       throw syntaxError(i, `duplicate key "${key}" in section [${current.name}] (first defined on line ${firstSeen + 1})`);
     }
-    seen.set(keyLower, i);
-    entry = { key, keyLower, valueLines: [option[3]!], firstLine: i, lastLine: i };
+    current.keyLines.set(keyLower, i);
+    entry = { key, keyLower, valueLines: [raw.slice(skipSpace(raw, separator + 1), end)], firstLine: i, lastLine: i };
     current.entries.push(entry);
   }
 
@@ -175,9 +238,15 @@ export function parseIni(text: string): IniDocument {
 }
 
 export function serializeIni(doc: Pick<IniDocument, 'bom' | 'lines' | 'eols'>): string {
-  let out = doc.bom ? '\uFEFF' : '';
-  for (let i = 0; i < doc.lines.length; i++) out += doc.lines[i]! + doc.eols[i]!;
-  return out;
+  // One join makes a flat string; appending line by line makes a rope of thousands of pieces,
+  // which hashing and writing the text each have to flatten first.
+  const parts: string[] = new Array(doc.lines.length * 2 + 1);
+  parts[0] = doc.bom ? '\uFEFF' : '';
+  for (let i = 0; i < doc.lines.length; i++) {
+    parts[2 * i + 1] = doc.lines[i]!;
+    parts[2 * i + 2] = doc.eols[i]!;
+  }
+  return parts.join('');
 }
 
 export function getEntry(doc: IniDocument, section: string, key: string): IniEntry | undefined {
@@ -239,7 +308,7 @@ function nextHeaderIndent(lines: readonly string[], from: number): string {
   for (let i = from; i < lines.length; i++) {
     const stripped = pyStrip(lines[i]!);
     if (stripped === '' || stripped.startsWith('#') || stripped.startsWith(';')) continue;
-    return lines[i]!.slice(0, lines[i]!.search(FIRST_NON_WS));
+    return lines[i]!.slice(0, skipSpace(lines[i]!, 0));
   }
   return '';
 }
@@ -258,17 +327,28 @@ function renderEntry({ indent, before, after }: EntryLayout, key: string, value:
   return [head, ...rest.map((line) => `${indent}\t${line}`)];
 }
 
-/**
- * Applies changes and returns the new file text. Existing entries are rewritten in place (their
- * indentation and spacing kept, `:` normalised to `=`); new keys go after the last entry of their
- * section; new sections are appended. Values must pass unrepresentableReason first.
- */
-export function applyIniChanges(doc: IniDocument, changes: readonly IniChange[]): string {
+/** An existing entry rewritten by a change. */
+interface EntryEdit {
+  readonly section: IniSection;
+  readonly entry: IniEntry;
+  readonly value: string;
+  /** The lines written in place of the entry's. */
+  readonly lines: readonly string[];
+}
+
+interface RenderedChanges {
+  readonly lines: string[];
+  readonly eols: string[];
+  /** By the entry's key line. */
+  readonly edits: ReadonlyMap<number, EntryEdit>;
+  /** Keys or sections were added. */
+  readonly added: boolean;
+}
+
+function renderChanges(doc: IniDocument, changes: readonly IniChange[]): RenderedChanges {
   const eol = dominantEol(doc);
-  const lines = [...doc.lines];
-  const eolsOut = [...doc.eols];
-  /** line index → replacement lines (undefined entries removed) */
-  const replaced = new Map<number, string[]>();
+  const { lines, eols } = doc;
+  const edits = new Map<number, EntryEdit>();
   const removed = new Set<number>();
   const appendedAfter = new Map<number, string[]>();
   const newSections = new Map<string, string[]>();
@@ -282,7 +362,12 @@ export function applyIniChanges(doc: IniDocument, changes: readonly IniChange[])
       const prefix = ENTRY_PREFIX.exec(lines[existing.firstLine]!)!;
       const [, indent = '', , before = '', afterRaw = ''] = prefix;
       const after = afterRaw === '' && existing.value === '' ? (before === '' ? '' : ' ') : afterRaw;
-      replaced.set(existing.firstLine, renderEntry({ indent, before, after }, existing.key, change.value));
+      edits.set(existing.firstLine, {
+        section,
+        entry: existing,
+        value: change.value,
+        lines: renderEntry({ indent, before, after }, existing.key, change.value),
+      });
       for (let i = existing.firstLine + 1; i <= existing.lastLine; i++) removed.add(i);
     } else if (section) {
       const last = section.entries[section.entries.length - 1];
@@ -307,11 +392,11 @@ export function applyIniChanges(doc: IniDocument, changes: readonly IniChange[])
     outEols.push(eol);
   };
   for (let i = 0; i < lines.length; i++) {
-    const replacement = replaced.get(i);
-    if (replacement) replacement.forEach(pushGenerated);
+    const edit = edits.get(i);
+    if (edit) edit.lines.forEach(pushGenerated);
     else if (!removed.has(i)) {
       outLines.push(lines[i]!);
-      outEols.push(eolsOut[i]!);
+      outEols.push(eols[i]!);
     }
     appendedAfter.get(i)?.forEach(pushGenerated);
   }
@@ -326,6 +411,77 @@ export function applyIniChanges(doc: IniDocument, changes: readonly IniChange[])
     }
   }
   // A file that ended without a line break still does.
-  if (doc.eols.length > 0 && doc.eols[doc.eols.length - 1] === '' && outEols.length > 0) outEols[outEols.length - 1] = '';
-  return serializeIni({ bom: doc.bom, lines: outLines, eols: outEols });
+  if (eols.length > 0 && eols[eols.length - 1] === '' && outEols.length > 0) outEols[outEols.length - 1] = '';
+  return { lines: outLines, eols: outEols, edits, added: appendedAfter.size > 0 || newSections.size > 0 };
+}
+
+/**
+ * Applies changes and returns the new file text. Existing entries are rewritten in place (their
+ * indentation and spacing kept, `:` normalised to `=`); new keys go after the last entry of their
+ * section; new sections are appended. Values must pass unrepresentableReason first.
+ */
+export function applyIniChanges(doc: IniDocument, changes: readonly IniChange[]): string {
+  const { lines, eols } = renderChanges(doc, changes);
+  return serializeIni({ bom: doc.bom, lines, eols });
+}
+
+export interface IniEdit {
+  readonly text: string;
+  /** The parse of `text`. */
+  readonly doc: IniDocument;
+}
+
+/**
+ * applyIniChanges, with the parse of its result made without reading the whole text again when
+ * every change rewrites an existing entry in as many lines as it had: then each rewritten entry
+ * is parsed on its own, and every other line, entry and section is the document's own. Writes
+ * of a file with thousands of keys cost what their changes cost, not what the file does.
+ *
+ * Why an entry read on its own reads as it does in place: its key line keeps the indentation it
+ * had, so the parser takes it for a key as before and measures its continuation lines against
+ * the same depth; the first line after it that is neither blank nor a comment was not deep
+ * enough to continue the old value, so it does not continue the new one either, and the parser
+ * is in the same state there as before. Anything else (keys or sections added, an entry that
+ * grows or shrinks, an entry that does not read back) is parsed whole.
+ */
+export function editIni(doc: IniDocument, changes: readonly IniChange[]): IniEdit {
+  const rendered = renderChanges(doc, changes);
+  const text = serializeIni({ bom: doc.bom, lines: rendered.lines, eols: rendered.eols });
+  return { text, doc: (rendered.added ? undefined : editedInPlace(doc, rendered)) ?? parseIni(text) };
+}
+
+/** The one entry `lines` hold when read under a section header of their own, if they hold exactly one. */
+function parseAlone(lines: readonly string[]): IniEntry | undefined {
+  try {
+    const entries = parseIni(`[_]\n${lines.join('\n')}`).sections[0]!.entries;
+    return entries.length === 1 ? entries[0] : undefined;
+  } catch {
+    // Parsed whole instead, which reports the line where it is in the file.
+    return undefined;
+  }
+}
+
+function editedInPlace(doc: IniDocument, { lines, eols, edits }: RenderedChanges): IniDocument | undefined {
+  const replaced = new Map<IniSection, Map<IniEntry, IniEntry>>();
+  for (const { section, entry, value, lines: written } of edits.values()) {
+    if (written.length !== entry.lastLine - entry.firstLine + 1) return undefined;
+    const alone = parseAlone(written);
+    if (alone?.key !== entry.key || alone.value !== value || alone.lastLine !== written.length) return undefined;
+    const inSection = replaced.get(section) ?? new Map<IniEntry, IniEntry>();
+    inSection.set(entry, Object.freeze({ ...entry, value }));
+    replaced.set(section, inSection);
+  }
+  const sections = doc.sections.map((section): IniSection => {
+    const inSection = replaced.get(section);
+    if (!inSection) return section;
+    const entries = section.entries.map((entry) => inSection.get(entry) ?? entry);
+    return Object.freeze({ ...section, entries: Object.freeze(entries), byKey: new Map(entries.map((e) => [e.keyLower, e])) });
+  });
+  return Object.freeze({
+    bom: doc.bom,
+    lines: Object.freeze(lines),
+    eols: Object.freeze(eols),
+    sections: Object.freeze(sections),
+    byName: new Map(sections.map((s) => [s.name, s])),
+  });
 }

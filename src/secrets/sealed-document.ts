@@ -4,7 +4,7 @@
  * only rewritten when its plaintext changes, so an unrelated write leaves its line byte-identical.
  */
 import { AppError, type FieldIssue } from '../core/errors.js';
-import { applyIniChanges, parseIni, unrepresentableReason, type IniChange, type IniDocument } from '../ini/document.js';
+import { applyIniChanges, editIni, unrepresentableReason, type IniChange, type IniDocument } from '../ini/document.js';
 import { isSensitive, type FileSchema } from '../settings/schema.js';
 import { fieldId } from '../settings/validate.js';
 import { isSealed, openValue, sealValue, sealedKeyId, type Keyring } from './secret-box.js';
@@ -67,7 +67,7 @@ export function openDocument({ stored, schema, keyring, tolerate = false }: Open
     }
   }
   if (failures.length > 0 && !tolerate) throw unreadableError(failures);
-  const doc = opened.length === 0 ? stored : parseIni(applyIniChanges(stored, opened));
+  const doc = opened.length === 0 ? stored : editIni(stored, opened).doc;
   return { doc, unsealed, staleKey, unreadable: failures };
 }
 
@@ -89,8 +89,13 @@ export interface ApplyStoredChangesInput {
   readonly keyring: Keyring | undefined;
 }
 
-export function applyStoredChanges({ stored, changes, schema, keyring }: ApplyStoredChangesInput): string {
-  if (changes.length === 0) return serialize(stored);
+export function applyStoredChanges(input: ApplyStoredChangesInput): string {
+  return sealChanges(input).text;
+}
+
+/** The changes applied and sealed: the new text and its parse (which checked it). */
+function sealChanges({ stored, changes, schema, keyring }: ApplyStoredChangesInput): { text: string; stored: IniDocument } {
+  if (changes.length === 0) return { text: serialize(stored), stored };
   const iniChanges: IniChange[] = changes.map((change) => ({
     section: change.section,
     key: change.key,
@@ -99,8 +104,7 @@ export function applyStoredChanges({ stored, changes, schema, keyring }: ApplySt
         ? sealValue(keyring, fieldId(change.section, change.key), change.value)
         : change.value,
   }));
-  const text = applyIniChanges(stored, iniChanges);
-  const next = parseIni(text);
+  const { text, doc: next } = editIni(stored, iniChanges);
   const added = iniChanges.filter((c) => !stored.byName.get(c.section)?.byKey.has(c.key.toLowerCase())).length;
   const count = (doc: IniDocument): number => doc.sections.reduce((n, s) => n + s.entries.length, 0);
   const wrong = iniChanges.filter((c) => next.byName.get(c.section)?.byKey.get(c.key.toLowerCase())?.value !== c.value);
@@ -109,7 +113,38 @@ export function applyStoredChanges({ stored, changes, schema, keyring }: ApplySt
       details: `config.ini would not read back as written (${wrong.map((c) => fieldId(c.section, c.key)).join(', ') || 'key count'})`,
     });
   }
-  return text;
+  return { text, stored: next };
+}
+
+/**
+ * applyStoredChanges for a document already opened, returning what openDocument would make of
+ * the result without opening every sealed value again: only the values changed differ, and
+ * `doc` (the opened document with the changes applied, as planChanges returns it) holds them.
+ * So a write costs the same however many secrets the file holds.
+ */
+export interface ApplyOpenedChangesInput extends ApplyStoredChangesInput {
+  /** What openDocument made of `stored` (staleKey is not carried on). */
+  readonly opened: Pick<OpenedDocument, 'unsealed' | 'unreadable'>;
+  /** The opened document with `changes` applied. */
+  readonly doc: IniDocument;
+}
+
+export interface AppliedOpenedChanges extends Pick<OpenedDocument, 'doc' | 'unsealed' | 'unreadable'> {
+  readonly text: string;
+  readonly stored: IniDocument;
+}
+
+export function applyOpenedChanges({ opened, doc, ...input }: ApplyOpenedChangesInput): AppliedOpenedChanges {
+  const next = sealChanges(input);
+  const touched = new Set(input.changes.map((change) => fieldId(change.section, change.key)));
+  const unsealed = opened.unsealed.filter((field) => !touched.has(field));
+  for (const change of input.changes) {
+    const value = next.stored.byName.get(change.section)?.byKey.get(change.key.toLowerCase())?.value ?? '';
+    if (!isSealed(value) && value !== '' && isSensitive(input.schema, change.section, change.key)) unsealed.push(fieldId(change.section, change.key));
+  }
+  // A value just set opens: it was sealed with the current key.
+  const unreadable = opened.unreadable.filter((issue) => !touched.has(issue.field));
+  return { text: next.text, stored: next.stored, doc, unsealed, unreadable };
 }
 
 function serialize(doc: IniDocument): string {

@@ -5,7 +5,7 @@
  * names every failing field.
  */
 import { AppError, type FieldIssue } from '../core/errors.js';
-import { applyIniChanges, parseIni, type IniChange, type IniDocument, unrepresentableReason } from '../ini/document.js';
+import { editIni, type IniChange, type IniDocument, unrepresentableReason } from '../ini/document.js';
 import { isSealed, SEALED_PREFIX } from '../secrets/secret-box.js';
 import { FIELD_KINDS } from './field-kinds.js';
 import { keyNameProblem, printable, sectionNameProblem } from '../core/names.js';
@@ -123,8 +123,8 @@ export function planChanges({ doc, inputs, schema, ...options }: PlanChangesInpu
   }
   if (issues.length > 0) throw validationFailed(issues);
 
-  const text = applyIniChanges(doc, iniChanges);
-  const next = parseIni(text);
+  // Parsed as the file would be (editIni reads a rewritten entry back on its own, see there).
+  const { text, doc: next } = editIni(doc, iniChanges);
   // Defence in depth: what was written must read back as exactly what was asked, nothing more.
   for (const change of iniChanges) {
     const readBack = next.byName.get(change.section)?.byKey.get(change.key.toLowerCase())?.value;

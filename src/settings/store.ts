@@ -24,7 +24,15 @@ import { stageFile, type StagedFile } from '../fs/atomic-write.js';
 import { writeFailure } from '../fs/write-failure.js';
 import { applyIniChanges, parseIni, type IniDocument } from '../ini/document.js';
 import type { Keyring } from '../secrets/secret-box.js';
-import { applyStoredChanges, openDocument, resealDocument, unreadableError, type OpenedDocument } from '../secrets/sealed-document.js';
+import {
+  applyOpenedChanges,
+  applyStoredChanges,
+  openDocument,
+  resealDocument,
+  unreadableError,
+  type OpenedDocument,
+  type StoredValueChange,
+} from '../secrets/sealed-document.js';
 import { decodeText, revisionOf } from './revision.js';
 import { planChanges, validationFailed, type ChangeInput, type PlannedChange } from './plan-changes.js';
 import { validateDocument } from './validate.js';
@@ -219,7 +227,17 @@ export function toSnapshot({ text, label, schema, keyring, tolerate }: ToSnapsho
     }
     throw cause;
   }
-  const { doc, unsealed, unreadable } = openDocument({ stored, schema, keyring, tolerate: tolerate === true });
+  return snapshotOf({ text, stored, opened: openDocument({ stored, schema, keyring, tolerate: tolerate === true }), schema });
+}
+
+interface SnapshotParts {
+  readonly text: string;
+  readonly stored: IniDocument;
+  readonly opened: Pick<OpenedDocument, 'doc' | 'unsealed' | 'unreadable'>;
+  readonly schema: FileSchema;
+}
+
+function snapshotOf({ text, stored, opened: { doc, unsealed, unreadable }, schema }: SnapshotParts): Snapshot {
   const revision = revisionOf(text);
   return Object.freeze({ text, stored, doc, unsealed, unreadable, revision, etag: etagOf(revision), view: createDocumentView(doc, schema) });
 }
@@ -316,6 +334,8 @@ export function createIniFileReader({ path, label, schema, keyring, racyWindowMs
       return remember(stat, toSnapshot({ text, label, schema, keyring }));
     },
     lastGood: () => good,
+    /** The snapshot of the file as last read or written, if any (a write reuses it when the file still holds that text). */
+    cached: (): Snapshot | undefined => cache?.snapshot,
     /** Stops watching (a read then always checks the file). */
     close: (): void => changes?.close(),
     /** The directory's events from now on (none without a working watch). */
@@ -423,9 +443,10 @@ function valueChanges(changes: readonly PlannedChange[]): { section: string; key
 
 function sealUnsealed(working: Snapshot, { label, schema, keyring }: StoredFile): { snapshot: Snapshot; changes: PlannedChange[] } {
   const changes: PlannedChange[] = [];
+  const unsealed = new Set(working.unsealed);
   for (const section of working.doc.sections) {
     for (const entry of section.entries) {
-      if (working.unsealed.includes(`${section.name}.${entry.keyLower}`))
+      if (unsealed.has(`${section.name}.${entry.keyLower}`))
         changes.push({ section: section.name, key: entry.key, oldValue: entry.value, newValue: entry.value });
     }
   }
@@ -478,8 +499,14 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       if ((cause as NodeJS.ErrnoException).code === 'ENOENT') throw missing(label, cause);
       throw cause;
     }
+    const text = decodeText(bytes, label);
+    // The file as the last write left it (or as last read) is not parsed and opened again: the
+    // cost of a write must not grow with every secret of a large file. A cached snapshot opened
+    // every value (reads are not tolerant), so it is what the tolerant read below would make.
+    const cached = reader.cached();
+    if (cached?.text === text) return cached;
     // Tolerant: a write that sets a value that no longer opens is how it is repaired.
-    return toSnapshot({ text: decodeText(bytes, label), label, schema, keyring, tolerate: true });
+    return toSnapshot({ text, label, schema, keyring, tolerate: true });
   }
 
   function actionOf(pending: Pending): string {
@@ -540,6 +567,12 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     return isAppError(error) ? error : new AppError('INTERNAL_ERROR', { cause: error });
   }
 
+  /** The snapshot after plaintext changes planned on `working` (`doc`: its opened document with them applied). */
+  function applyPlanned(working: Snapshot, { doc, changes }: { doc: IniDocument; changes: readonly StoredValueChange[] }): Snapshot {
+    const next = applyOpenedChanges({ stored: working.stored, opened: working, doc, changes, schema, keyring });
+    return snapshotOf({ text: next.text, stored: next.stored, opened: next, schema });
+  }
+
   /** Plans one request on top of `working`; returns the snapshot after it. */
   function plan(pending: Pending, working: Snapshot): { snapshot: Snapshot; changes: PlannedChange[] } {
     if (pending.merge) return planMerge(pending.merge, working);
@@ -561,10 +594,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       ...(pending.input.allowNew ? { allowNew: true } : {}),
     });
     const changed = valueChanges(planned.changes);
-    const snapshot =
-      changed.length === 0
-        ? working
-        : toSnapshot({ text: applyStoredChanges({ stored: working.stored, changes: changed, schema, keyring }), label, schema, keyring, tolerate: true });
+    const snapshot = changed.length === 0 ? working : applyPlanned(working, { doc: planned.doc, changes: changed });
     // Nothing is written while a value that does not open stays: only a write that sets it again.
     if (snapshot.unreadable.length > 0) throw unreadableError(snapshot.unreadable);
     return { snapshot, changes: [...planned.changes] };

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/core/errors.js';
-import { applyIniChanges, getEntry, parseIni, pyStrip, serializeIni, unrepresentableReason, type IniDocument } from '../../src/ini/document.js';
+import { applyIniChanges, editIni, getEntry, parseIni, pyStrip, serializeIni, unrepresentableReason, type IniDocument } from '../../src/ini/document.js';
 
 /** The INI_SYNTAX error parseIni throws for `text` (fails the test when it parses). */
 function syntaxErrorOf(text: string): AppError {
@@ -392,6 +392,33 @@ describe('applyIniChanges: adding keys and sections', () => {
   it('when line terminators are mixed, then generated lines use the dominant one and untouched lines keep theirs', () => {
     const text = '[s]\r\na = 1\r\nb = 2\n';
     expect(applyIniChanges(parseIni(text), [{ section: 's', key: 'c', value: '3' }])).toBe('[s]\r\na = 1\r\nb = 2\nc = 3\r\n');
+  });
+});
+
+describe('editIni: the cost of a write is the cost of its changes', () => {
+  const text = '[a]\nx = 1\nlong = one\n  two\n\n[b]\ny = 2\n\n[c]\nz = 3\n';
+
+  it("when values are rewritten in as many lines, then every untouched section and entry is the document's own object (nothing else was parsed again)", () => {
+    const doc = parseIni(text);
+    const edited = editIni(doc, [
+      { section: 'a', key: 'long', value: 'three\nfour' },
+      { section: 'c', key: 'Z', value: '30' },
+    ]);
+    expect(edited.text).toBe('[a]\nx = 1\nlong = three\n\tfour\n\n[b]\ny = 2\n\n[c]\nz = 30\n');
+    expect(edited.doc.byName.get('b')).toBe(doc.byName.get('b'));
+    expect(edited.doc.byName.get('a')!.byKey.get('x')).toBe(doc.byName.get('a')!.byKey.get('x'));
+    expect(getEntry(edited.doc, 'a', 'long')).toMatchObject({ value: 'three\nfour', firstLine: 2, lastLine: 3 });
+    expect(getEntry(edited.doc, 'c', 'z')?.value).toBe('30');
+  });
+
+  it('when a value grows by a line, or a key is added, then the result is parsed whole and still reads right', () => {
+    const doc = parseIni(text);
+    const grown = editIni(doc, [{ section: 'a', key: 'x', value: '1\n2' }]);
+    expect(grown.doc.byName.get('b')).not.toBe(doc.byName.get('b'));
+    expect(getEntry(grown.doc, 'b', 'y')).toMatchObject({ value: '2', firstLine: 7 });
+    const added = editIni(doc, [{ section: 'b', key: 'w', value: 'new' }]);
+    expect(getEntry(added.doc, 'b', 'w')?.value).toBe('new');
+    expect(getEntry(added.doc, 'c', 'z')).toMatchObject({ value: '3', firstLine: 10 });
   });
 });
 

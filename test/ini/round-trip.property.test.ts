@@ -19,7 +19,17 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/core/errors.js';
-import { applyIniChanges, getEntry, parseIni, pyStrip, serializeIni, unrepresentableReason, type IniChange, type IniDocument } from '../../src/ini/document.js';
+import {
+  applyIniChanges,
+  editIni,
+  getEntry,
+  parseIni,
+  pyStrip,
+  serializeIni,
+  unrepresentableReason,
+  type IniChange,
+  type IniDocument,
+} from '../../src/ini/document.js';
 import { apiKeyNameArb, apiSectionNameArb, documentArb, valueArb } from './arbitraries.js';
 
 const representableValueArb = valueArb.filter((value) => unrepresentableReason(value) === undefined);
@@ -177,6 +187,48 @@ describe('property: generated documents', () => {
         if (text !== '' && text !== '\uFEFF') expect(/[\r\n]$/.test(out)).toBe(/[\r\n]$/.test(text));
       }),
       { numRuns: 600 },
+    );
+  });
+});
+
+/** Everything a document holds, as plain data (entries and sections compared field by field). */
+function shapeOf(doc: IniDocument) {
+  return {
+    bom: doc.bom,
+    lines: [...doc.lines],
+    eols: [...doc.eols],
+    sections: doc.sections.map((s) => ({ name: s.name, headerLine: s.headerLine, entries: s.entries.map((e) => ({ ...e })), byKey: [...s.byKey.keys()] })),
+    byName: [...doc.byName.keys()],
+  };
+}
+
+describe('property: editIni', () => {
+  const docArb = documentArb({ invalid: false, loneCr: true });
+
+  it('when values are set on a document, then editIni writes what applyIniChanges writes, and its document is exactly the parse of that text', () => {
+    fc.assert(
+      fc.property(
+        docArb,
+        fc.array(fc.tuple(fc.nat(), representableValueArb), { minLength: 1, maxLength: 3 }),
+        apiKeyNameArb,
+        apiSectionNameArb,
+        (text, picks, newKey, newSection) => {
+          const doc = parseIni(text);
+          const targets = targetsOf(doc, newKey, newSection);
+          // Mostly edits of existing entries (the in-place path), sometimes an added key or section;
+          // each key once, as planChanges passes them.
+          const byKey = new Map<string, IniChange>();
+          for (const [pick, value] of picks) {
+            const target = targets[pick % targets.length]!;
+            byKey.set(`${target.section}\0${target.key.toLowerCase()}`, { section: target.section, key: target.key, value });
+          }
+          const changes = [...byKey.values()];
+          const edited = editIni(doc, changes);
+          expect(edited.text).toBe(applyIniChanges(doc, changes));
+          expect(shapeOf(edited.doc)).toEqual(shapeOf(parseIni(edited.text)));
+        },
+      ),
+      { numRuns: 800 },
     );
   });
 });
