@@ -154,6 +154,18 @@ function separatorIndex(line: string, from: number): number {
   return colon < 0 ? equals : Math.min(equals, colon);
 }
 
+/**
+ * The key and the value's first line of a key line whose text without leading and trailing WS is
+ * `raw[indent, end)`, or why it is not one.
+ */
+function readKeyLine(raw: string, indent: number, end: number): { key: string; value: string } | string {
+  const separator = separatorIndex(raw, indent);
+  if (separator < 0) return 'expected "key = value", a [section] header or a comment';
+  const key = raw.slice(indent, trimSpaceEnd(raw, indent, separator));
+  if (key === '') return 'empty key before "="';
+  return { key, value: raw.slice(skipSpace(raw, separator + 1), end) };
+}
+
 const HASH = 0x23;
 const SEMICOLON = 0x3b;
 const OPEN_BRACKET = 0x5b;
@@ -205,17 +217,16 @@ export function parseIni(text: string): IniDocument {
       continue;
     }
     if (!current) throw syntaxError(i, 'a key appears before any [section] header');
-    const separator = separatorIndex(raw, indent);
-    if (separator < 0) throw syntaxError(i, `expected "key = value", a [section] header or a comment`);
-    const key = raw.slice(indent, trimSpaceEnd(raw, indent, separator));
-    if (key === '') throw syntaxError(i, 'empty key before "="');
+    const option = readKeyLine(raw, indent, end);
+    if (typeof option === 'string') throw syntaxError(i, option);
+    const { key, value } = option;
     const keyLower = key.toLowerCase();
     const firstSeen = current.keyLines.get(keyLower);
     if (firstSeen !== undefined) {
       throw syntaxError(i, `duplicate key "${key}" in section [${current.name}] (first defined on line ${firstSeen + 1})`);
     }
     current.keyLines.set(keyLower, i);
-    entry = { key, keyLower, valueLines: [raw.slice(skipSpace(raw, separator + 1), end)], firstLine: i, lastLine: i };
+    entry = { key, keyLower, valueLines: [value], firstLine: i, lastLine: i };
     current.entries.push(entry);
   }
 
@@ -238,15 +249,46 @@ export function parseIni(text: string): IniDocument {
 }
 
 export function serializeIni(doc: Pick<IniDocument, 'bom' | 'lines' | 'eols'>): string {
-  // One join makes a flat string; appending line by line makes a rope of thousands of pieces,
-  // which hashing and writing the text each have to flatten first.
-  const parts: string[] = new Array(doc.lines.length * 2 + 1);
-  parts[0] = doc.bom ? '\uFEFF' : '';
-  for (let i = 0; i < doc.lines.length; i++) {
-    parts[2 * i + 1] = doc.lines[i]!;
-    parts[2 * i + 2] = doc.eols[i]!;
+  const { lines, eols } = doc;
+  const bom = doc.bom ? '\uFEFF' : '';
+  const n = lines.length;
+  if (n === 0) return bom;
+  // A join makes a flat string; appending line by line makes a rope of thousands of pieces, which
+  // hashing and writing the text each flatten first. Most files end every line alike: one join.
+  let uniform = true;
+  for (let i = 1; i < n - 1 && uniform; i++) uniform = eols[i] === eols[0];
+  if (uniform) return bom + lines.join(eols[0]) + eols[n - 1];
+  const parts: string[] = new Array(n * 2 + 1);
+  parts[0] = bom;
+  for (let i = 0; i < n; i++) {
+    parts[2 * i + 1] = lines[i]!;
+    parts[2 * i + 2] = eols[i]!;
   }
   return parts.join('');
+}
+
+/**
+ * The text of `edited` (editIni's result for `doc`), made from `text`, the text of `doc`: while
+ * no line moved, the lines that changed are spliced into it, at the cost of those lines and a copy
+ * rather than of joining every line again. Otherwise, and should `text` not be `doc`'s text (its
+ * length says), serializeIni.
+ */
+export function serializeEdit({ doc, text, edited }: { doc: IniDocument; text: string; edited: IniDocument }): string {
+  if (doc.bom !== edited.bom || doc.lines.length !== edited.lines.length) return serializeIni(edited);
+  const pieces: string[] = [];
+  let copiedTo = 0;
+  let offset = doc.bom ? 1 : 0;
+  for (let i = 0; i < doc.lines.length; i++) {
+    const end = offset + doc.lines[i]!.length + doc.eols[i]!.length;
+    if (doc.lines[i] !== edited.lines[i] || doc.eols[i] !== edited.eols[i]) {
+      pieces.push(text.slice(copiedTo, offset), edited.lines[i]!, edited.eols[i]!);
+      copiedTo = end;
+    }
+    offset = end;
+  }
+  if (offset !== text.length) return serializeIni(edited);
+  pieces.push(text.slice(copiedTo));
+  return pieces.join('');
 }
 
 export function getEntry(doc: IniDocument, section: string, key: string): IniEntry | undefined {
@@ -341,8 +383,8 @@ interface RenderedChanges {
   readonly eols: string[];
   /** By the entry's key line. */
   readonly edits: ReadonlyMap<number, EntryEdit>;
-  /** Keys or sections were added. */
-  readonly added: boolean;
+  /** Every change rewrote an existing entry in as many lines as it had (no line moved). */
+  readonly inPlace: boolean;
 }
 
 function renderChanges(doc: IniDocument, changes: readonly IniChange[]): RenderedChanges {
@@ -383,6 +425,22 @@ function renderChanges(doc: IniDocument, changes: readonly IniChange[]): Rendere
     }
   }
 
+  const added = appendedAfter.size > 0 || newSections.size > 0;
+  if (!added && [...edits.values()].every(({ entry, lines: written }) => written.length === entry.lastLine - entry.firstLine + 1)) {
+    // Each entry rewritten in as many lines: the same lines, a few replaced (the loop below gives
+    // the same result, growing two arrays line by line).
+    const outLines = [...lines];
+    const outEols = [...eols];
+    for (const { entry, lines: written } of edits.values()) {
+      written.forEach((line, j) => {
+        outLines[entry.firstLine + j] = line;
+        outEols[entry.firstLine + j] = eol;
+      });
+    }
+    if (eols.length > 0 && eols[eols.length - 1] === '') outEols[outEols.length - 1] = '';
+    return { lines: outLines, eols: outEols, edits, inPlace: true };
+  }
+
   const outLines: string[] = [];
   const outEols: string[] = [];
   // Untouched lines keep their own terminator; generated lines take the file's dominant one.
@@ -391,7 +449,16 @@ function renderChanges(doc: IniDocument, changes: readonly IniChange[]): Rendere
     outLines.push(text);
     outEols.push(eol);
   };
+  // The lines where something happens, in order: every other line is copied as it is.
+  const stops = [...new Set([...edits.keys(), ...removed, ...appendedAfter.keys()])].sort((a, b) => a - b);
+  let stop = 0;
   for (let i = 0; i < lines.length; i++) {
+    if (i !== stops[stop]) {
+      outLines.push(lines[i]!);
+      outEols.push(eols[i]!);
+      continue;
+    }
+    stop++;
     const edit = edits.get(i);
     if (edit) edit.lines.forEach(pushGenerated);
     else if (!removed.has(i)) {
@@ -412,7 +479,7 @@ function renderChanges(doc: IniDocument, changes: readonly IniChange[]): Rendere
   }
   // A file that ended without a line break still does.
   if (eols.length > 0 && eols[eols.length - 1] === '' && outEols.length > 0) outEols[outEols.length - 1] = '';
-  return { lines: outLines, eols: outEols, edits, added: appendedAfter.size > 0 || newSections.size > 0 };
+  return { lines: outLines, eols: outEols, edits, inPlace: false };
 }
 
 /**
@@ -425,17 +492,12 @@ export function applyIniChanges(doc: IniDocument, changes: readonly IniChange[])
   return serializeIni({ bom: doc.bom, lines, eols });
 }
 
-export interface IniEdit {
-  readonly text: string;
-  /** The parse of `text`. */
-  readonly doc: IniDocument;
-}
-
 /**
- * applyIniChanges, with the parse of its result made without reading the whole text again when
- * every change rewrites an existing entry in as many lines as it had: then each rewritten entry
- * is parsed on its own, and every other line, entry and section is the document's own. Writes
- * of a file with thousands of keys cost what their changes cost, not what the file does.
+ * applyIniChanges, returning the parse of its result (serializeIni gives its text), made without
+ * reading the whole text again when every change rewrites an existing entry in as many lines:
+ * then each rewritten entry is parsed on its own, and every other line, entry and section is the
+ * document's own. Writes of a file with thousands of keys cost what their changes cost, not what
+ * the file does.
  *
  * Why an entry read on its own reads as it does in place: its key line keeps the indentation it
  * had, so the parser takes it for a key as before and measures its continuation lines against
@@ -444,14 +506,22 @@ export interface IniEdit {
  * is in the same state there as before. Anything else (keys or sections added, an entry that
  * grows or shrinks, an entry that does not read back) is parsed whole.
  */
-export function editIni(doc: IniDocument, changes: readonly IniChange[]): IniEdit {
+export function editIni(doc: IniDocument, changes: readonly IniChange[]): IniDocument {
   const rendered = renderChanges(doc, changes);
-  const text = serializeIni({ bom: doc.bom, lines: rendered.lines, eols: rendered.eols });
-  return { text, doc: (rendered.added ? undefined : editedInPlace(doc, rendered)) ?? parseIni(text) };
+  return (rendered.inPlace ? editedInPlace(doc, rendered) : undefined) ?? parseIni(serializeIni({ bom: doc.bom, lines: rendered.lines, eols: rendered.eols }));
 }
 
 /** The one entry `lines` hold when read under a section header of their own, if they hold exactly one. */
-function parseAlone(lines: readonly string[]): IniEntry | undefined {
+function parseAlone(lines: readonly string[]): Pick<IniEntry, 'key' | 'value' | 'lastLine'> | undefined {
+  if (lines.length === 1) {
+    // What parseIni makes of a line under a header: the common case, read without the section.
+    const raw = lines[0]!;
+    const indent = skipSpace(raw, 0);
+    const first = raw.charCodeAt(indent);
+    if (indent === raw.length || first === HASH || first === SEMICOLON || first === OPEN_BRACKET) return undefined;
+    const option = readKeyLine(raw, indent, trimSpaceEnd(raw, indent, raw.length));
+    return typeof option === 'string' ? undefined : { ...option, lastLine: 1 };
+  }
   try {
     const entries = parseIni(`[_]\n${lines.join('\n')}`).sections[0]!.entries;
     return entries.length === 1 ? entries[0] : undefined;
@@ -464,7 +534,6 @@ function parseAlone(lines: readonly string[]): IniEntry | undefined {
 function editedInPlace(doc: IniDocument, { lines, eols, edits }: RenderedChanges): IniDocument | undefined {
   const replaced = new Map<IniSection, Map<IniEntry, IniEntry>>();
   for (const { section, entry, value, lines: written } of edits.values()) {
-    if (written.length !== entry.lastLine - entry.firstLine + 1) return undefined;
     const alone = parseAlone(written);
     if (alone?.key !== entry.key || alone.value !== value || alone.lastLine !== written.length) return undefined;
     const inSection = replaced.get(section) ?? new Map<IniEntry, IniEntry>();

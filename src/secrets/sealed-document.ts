@@ -4,7 +4,7 @@
  * only rewritten when its plaintext changes, so an unrelated write leaves its line byte-identical.
  */
 import { AppError, type FieldIssue } from '../core/errors.js';
-import { applyIniChanges, editIni, unrepresentableReason, type IniChange, type IniDocument } from '../ini/document.js';
+import { applyIniChanges, editIni, serializeEdit, serializeIni, unrepresentableReason, type IniChange, type IniDocument } from '../ini/document.js';
 import { isSensitive, type FileSchema } from '../settings/schema.js';
 import { fieldId } from '../settings/validate.js';
 import { isSealed, openValue, sealValue, sealedKeyId, type Keyring } from './secret-box.js';
@@ -67,7 +67,7 @@ export function openDocument({ stored, schema, keyring, tolerate = false }: Open
     }
   }
   if (failures.length > 0 && !tolerate) throw unreadableError(failures);
-  const doc = opened.length === 0 ? stored : editIni(stored, opened).doc;
+  const doc = opened.length === 0 ? stored : editIni(stored, opened);
   return { doc, unsealed, staleKey, unreadable: failures };
 }
 
@@ -84,6 +84,8 @@ export interface StoredValueChange {
  */
 export interface ApplyStoredChangesInput {
   readonly stored: IniDocument;
+  /** The text `stored` was parsed from, if known: the result is then spliced into it (serializeEdit). */
+  readonly text?: string;
   readonly changes: readonly StoredValueChange[];
   readonly schema: FileSchema;
   readonly keyring: Keyring | undefined;
@@ -94,7 +96,7 @@ export function applyStoredChanges(input: ApplyStoredChangesInput): string {
 }
 
 /** The changes applied and sealed: the new text and its parse (which checked it). */
-function sealChanges({ stored, changes, schema, keyring }: ApplyStoredChangesInput): { text: string; stored: IniDocument } {
+function sealChanges({ stored, text: storedText, changes, schema, keyring }: ApplyStoredChangesInput): { text: string; stored: IniDocument } {
   if (changes.length === 0) return { text: serialize(stored), stored };
   const iniChanges: IniChange[] = changes.map((change) => ({
     section: change.section,
@@ -104,7 +106,8 @@ function sealChanges({ stored, changes, schema, keyring }: ApplyStoredChangesInp
         ? sealValue(keyring, fieldId(change.section, change.key), change.value)
         : change.value,
   }));
-  const { text, doc: next } = editIni(stored, iniChanges);
+  const next = editIni(stored, iniChanges);
+  const text = storedText === undefined ? serializeIni(next) : serializeEdit({ doc: stored, text: storedText, edited: next });
   const added = iniChanges.filter((c) => !stored.byName.get(c.section)?.byKey.has(c.key.toLowerCase())).length;
   const count = (doc: IniDocument): number => doc.sections.reduce((n, s) => n + s.entries.length, 0);
   const wrong = iniChanges.filter((c) => next.byName.get(c.section)?.byKey.get(c.key.toLowerCase())?.value !== c.value);

@@ -1,7 +1,7 @@
 /**
  * Pure planning of one update against a parsed document: names allow-listed, sections and keys
  * resolved, JSON inputs turned into file text, the text checked for a lossless round trip, the
- * result re-parsed and validated as a whole. Returns the new text or throws an AppError that
+ * result re-parsed and validated as a whole. Returns the new document or throws an AppError that
  * names every failing field.
  */
 import { AppError, type FieldIssue } from '../core/errors.js';
@@ -32,7 +32,7 @@ export interface PlannedChange {
 }
 
 export interface PlanResult {
-  readonly text: string;
+  /** The document (values opened) with the changes applied. */
   readonly doc: IniDocument;
   readonly changes: readonly PlannedChange[];
 }
@@ -124,7 +124,7 @@ export function planChanges({ doc, inputs, schema, ...options }: PlanChangesInpu
   if (issues.length > 0) throw validationFailed(issues);
 
   // Parsed as the file would be (editIni reads a rewritten entry back on its own, see there).
-  const { text, doc: next } = editIni(doc, iniChanges);
+  const next = editIni(doc, iniChanges);
   // Defence in depth: what was written must read back as exactly what was asked, nothing more.
   for (const change of iniChanges) {
     const readBack = next.byName.get(change.section)?.byKey.get(change.key.toLowerCase())?.value;
@@ -151,7 +151,7 @@ export function planChanges({ doc, inputs, schema, ...options }: PlanChangesInpu
   const skip = new Set([...(options.skip ?? [])].filter((id) => !changedIds.has(id)));
   const problems = validateDocument({ doc: next, schema, changed: changedIds, skip });
   if (problems.length > 0) throw validationFailed(problems);
-  return { text, doc: next, changes: planned };
+  return { doc: next, changes: planned };
 }
 
 export function validationFailed(issues: readonly FieldIssue[]): AppError {

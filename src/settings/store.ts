@@ -569,7 +569,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
 
   /** The snapshot after plaintext changes planned on `working` (`doc`: its opened document with them applied). */
   function applyPlanned(working: Snapshot, { doc, changes }: { doc: IniDocument; changes: readonly StoredValueChange[] }): Snapshot {
-    const next = applyOpenedChanges({ stored: working.stored, opened: working, doc, changes, schema, keyring });
+    const next = applyOpenedChanges({ stored: working.stored, text: working.text, opened: working, doc, changes, schema, keyring });
     return snapshotOf({ text: next.text, stored: next.stored, opened: next, schema });
   }
 

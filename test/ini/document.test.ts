@@ -6,7 +6,17 @@
  */
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/core/errors.js';
-import { applyIniChanges, editIni, getEntry, parseIni, pyStrip, serializeIni, unrepresentableReason, type IniDocument } from '../../src/ini/document.js';
+import {
+  applyIniChanges,
+  editIni,
+  getEntry,
+  parseIni,
+  pyStrip,
+  serializeEdit,
+  serializeIni,
+  unrepresentableReason,
+  type IniDocument,
+} from '../../src/ini/document.js';
 
 /** The INI_SYNTAX error parseIni throws for `text` (fails the test when it parses). */
 function syntaxErrorOf(text: string): AppError {
@@ -404,21 +414,29 @@ describe('editIni: the cost of a write is the cost of its changes', () => {
       { section: 'a', key: 'long', value: 'three\nfour' },
       { section: 'c', key: 'Z', value: '30' },
     ]);
-    expect(edited.text).toBe('[a]\nx = 1\nlong = three\n\tfour\n\n[b]\ny = 2\n\n[c]\nz = 30\n');
-    expect(edited.doc.byName.get('b')).toBe(doc.byName.get('b'));
-    expect(edited.doc.byName.get('a')!.byKey.get('x')).toBe(doc.byName.get('a')!.byKey.get('x'));
-    expect(getEntry(edited.doc, 'a', 'long')).toMatchObject({ value: 'three\nfour', firstLine: 2, lastLine: 3 });
-    expect(getEntry(edited.doc, 'c', 'z')?.value).toBe('30');
+    expect(serializeIni(edited)).toBe('[a]\nx = 1\nlong = three\n\tfour\n\n[b]\ny = 2\n\n[c]\nz = 30\n');
+    expect(edited.byName.get('b')).toBe(doc.byName.get('b'));
+    expect(edited.byName.get('a')!.byKey.get('x')).toBe(doc.byName.get('a')!.byKey.get('x'));
+    expect(getEntry(edited, 'a', 'long')).toMatchObject({ value: 'three\nfour', firstLine: 2, lastLine: 3 });
+    expect(getEntry(edited, 'c', 'z')?.value).toBe('30');
   });
 
   it('when a value grows by a line, or a key is added, then the result is parsed whole and still reads right', () => {
     const doc = parseIni(text);
     const grown = editIni(doc, [{ section: 'a', key: 'x', value: '1\n2' }]);
-    expect(grown.doc.byName.get('b')).not.toBe(doc.byName.get('b'));
-    expect(getEntry(grown.doc, 'b', 'y')).toMatchObject({ value: '2', firstLine: 7 });
+    expect(grown.byName.get('b')).not.toBe(doc.byName.get('b'));
+    expect(getEntry(grown, 'b', 'y')).toMatchObject({ value: '2', firstLine: 7 });
     const added = editIni(doc, [{ section: 'b', key: 'w', value: 'new' }]);
-    expect(getEntry(added.doc, 'b', 'w')?.value).toBe('new');
-    expect(getEntry(added.doc, 'c', 'z')).toMatchObject({ value: '3', firstLine: 10 });
+    expect(getEntry(added, 'b', 'w')?.value).toBe('new');
+    expect(getEntry(added, 'c', 'z')).toMatchObject({ value: '3', firstLine: 10 });
+  });
+
+  it("when serializeEdit is given a text that is not the document's, then it serializes the edit whole rather than splice into it", () => {
+    const doc = parseIni(text);
+    const edited = editIni(doc, [{ section: 'b', key: 'y', value: '20' }]);
+    const expected = '[a]\nx = 1\nlong = one\n  two\n\n[b]\ny = 20\n\n[c]\nz = 3\n';
+    expect(serializeEdit({ doc, text, edited })).toBe(expected);
+    expect(serializeEdit({ doc, text: `${text}# more\n`, edited })).toBe(expected);
   });
 });
 

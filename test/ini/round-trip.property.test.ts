@@ -25,6 +25,7 @@ import {
   getEntry,
   parseIni,
   pyStrip,
+  serializeEdit,
   serializeIni,
   unrepresentableReason,
   type IniChange,
@@ -205,7 +206,7 @@ function shapeOf(doc: IniDocument) {
 describe('property: editIni', () => {
   const docArb = documentArb({ invalid: false, loneCr: true });
 
-  it('when values are set on a document, then editIni writes what applyIniChanges writes, and its document is exactly the parse of that text', () => {
+  it('when values are set on a document, then the document editIni makes is exactly the parse of what applyIniChanges writes, and serializeEdit writes that text', () => {
     fc.assert(
       fc.property(
         docArb,
@@ -223,9 +224,11 @@ describe('property: editIni', () => {
             byKey.set(`${target.section}\0${target.key.toLowerCase()}`, { section: target.section, key: target.key, value });
           }
           const changes = [...byKey.values()];
+          const written = applyIniChanges(doc, changes);
           const edited = editIni(doc, changes);
-          expect(edited.text).toBe(applyIniChanges(doc, changes));
-          expect(shapeOf(edited.doc)).toEqual(shapeOf(parseIni(edited.text)));
+          expect(serializeIni(edited)).toBe(written);
+          expect(serializeEdit({ doc, text, edited })).toBe(written);
+          expect(shapeOf(edited)).toEqual(shapeOf(parseIni(written)));
         },
       ),
       { numRuns: 800 },

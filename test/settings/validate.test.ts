@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseIni } from '../../src/ini/document.js';
+import { parseIni, serializeIni } from '../../src/ini/document.js';
 import { weakPasswordReason } from '../../src/settings/credential-strength.js';
 import { FIELD_KINDS } from '../../src/settings/field-kinds.js';
 import { planChanges } from '../../src/settings/plan-changes.js';
@@ -135,6 +135,6 @@ describe('whole-document validation', () => {
       inputs: [{ section: 'gitea', key: 'user_name', value: 'y' }],
       schema: CONFIG_SCHEMA,
     });
-    expect(plan.text).toBe('[gitea]\nUser_Name = y\n');
+    expect(serializeIni(plan.doc)).toBe('[gitea]\nUser_Name = y\n');
   });
 });
