@@ -161,7 +161,11 @@ export function buildOpenApi({ version, configSchema, systemSchema }: OpenApiInp
   const ifMatch = { name: 'If-Match', in: 'header', required: false, schema: { type: 'string' } };
   const value = {
     type: 'object',
-    additionalProperties: { oneOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }, { type: 'array', items: { type: 'string' } }] },
+    additionalProperties: {
+      oneOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }, { type: 'array', items: { type: 'string' } }],
+      description:
+        'A string for every key; a port also takes a JSON integer, a boolean key true or false, a list key an array of strings. Anything else is VALIDATION_FAILED with an INVALID_TYPE error naming the key.',
+    },
   };
 
   return {

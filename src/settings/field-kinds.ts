@@ -8,7 +8,8 @@
 
 export type FieldKind = 'text' | 'secret' | 'port' | 'http_url' | 'email' | 'boolean' | 'abs_path' | 'ipv4' | 'hostname' | 'url_list' | 'name_list' | 'api_key';
 
-export type FromJson = { ok: true; text: string } | { ok: false; problem: string };
+/** A refused input: `problem` follows the field's name; `code` is the issue's (default INVALID_TYPE). */
+export type FromJson = { ok: true; text: string } | { ok: false; problem: string; code?: string };
 
 export interface FieldKindDef {
   /** Problem with a stored (non-empty) text, or undefined when valid. */
@@ -57,11 +58,21 @@ export function publicApiKeyProblem(text: string): string | undefined {
 const TRUE_TEXTS = new Set(['1', 'yes', 'true', 'on']);
 const BOOLEAN_TEXTS = new Set([...TRUE_TEXTS, '0', 'no', 'false', 'off']);
 
-function scalarToText(input: unknown): FromJson {
-  if (typeof input === 'string') return { ok: true, text: input };
-  if (typeof input === 'number' && Number.isFinite(input)) return { ok: true, text: String(input) };
-  if (typeof input === 'boolean') return { ok: true, text: String(input) };
-  return { ok: false, problem: 'must be a string, a number or a boolean' };
+/** What a JSON value is, for messages: "a number", "null", "an array"… */
+function jsonType(input: unknown): string {
+  if (input === null) return 'null';
+  if (Array.isArray(input)) return 'an array';
+  return typeof input === 'object' ? 'an object' : `a ${typeof input}`;
+}
+
+/**
+ * A JSON value is taken as the file's text only when it is a string: `true` or `8080` sent for a
+ * name or a password is a client's mistake (a password must not silently become "8080"), and the
+ * API returns every such key as a string, so what a GET returns a PUT takes back. Only ports take
+ * a JSON number and booleans a JSON boolean, as the API returns them.
+ */
+function stringFromJson(input: unknown): FromJson {
+  return typeof input === 'string' ? { ok: true, text: input } : { ok: false, problem: `must be a string, not ${jsonType(input)}` };
 }
 
 function listFromJson(input: unknown): FromJson {
@@ -69,7 +80,29 @@ function listFromJson(input: unknown): FromJson {
     if (!input.every((item) => typeof item === 'string')) return { ok: false, problem: 'list items must be strings' };
     return { ok: true, text: input.map((item) => item.trim()).join(',') };
   }
-  return typeof input === 'string' ? { ok: true, text: input } : { ok: false, problem: 'must be a comma-separated string or an array of strings' };
+  return typeof input === 'string'
+    ? { ok: true, text: input }
+    : { ok: false, problem: `must be a comma-separated string or an array of strings, not ${jsonType(input)}` };
+}
+
+const PORT_PROBLEM = 'must be an integer from 1 to 65535';
+
+/**
+ * A JSON integer, or its decimal digits as a string (the legacy query form sends text). "080" is
+ * refused rather than stored as typed or repaired: services differ on whether it is 80 or octal.
+ * What is left (1e3, NaN, -0, 70000 as text) the check refuses.
+ */
+function portFromJson(input: unknown): FromJson {
+  if (typeof input === 'number') return Number.isInteger(input) ? { ok: true, text: String(input) } : { ok: false, problem: PORT_PROBLEM };
+  if (typeof input !== 'string') return { ok: false, problem: `${PORT_PROBLEM}, not ${jsonType(input)}` };
+  if (/^0\d/.test(input)) return { ok: false, problem: `${PORT_PROBLEM} written without leading zeros`, code: 'INVALID_PORT' };
+  return { ok: true, text: input };
+}
+
+/** true/false, or the texts configparser reads as booleans (checked as stored text). */
+function booleanFromJson(input: unknown): FromJson {
+  if (typeof input === 'boolean') return { ok: true, text: String(input) };
+  return typeof input === 'string' ? { ok: true, text: input } : { ok: false, problem: `must be true or false, not ${jsonType(input)}` };
 }
 
 function listItems(text: string): string[] {
@@ -77,7 +110,7 @@ function listItems(text: string): string[] {
 }
 
 function stringKind(issueCode: string, check: (text: string) => string | undefined): FieldKindDef {
-  return { check, toJson: (text) => text, fromJson: scalarToText, issueCode };
+  return { check, toJson: (text) => text, fromJson: stringFromJson, issueCode };
 }
 
 function listKind(issueCode: string, itemProblem: (item: string) => string | undefined): FieldKindDef {
@@ -101,14 +134,9 @@ export const FIELD_KINDS: Readonly<Record<FieldKind, FieldKindDef>> = Object.fre
   text: stringKind('INVALID_TEXT', () => undefined),
   secret: stringKind('INVALID_SECRET', () => undefined),
   port: {
-    check: (text) => (/^\d{1,5}$/.test(text) && Number(text) >= 1 && Number(text) <= 65535 ? undefined : 'must be an integer from 1 to 65535'),
+    check: (text) => (/^\d{1,5}$/.test(text) && Number(text) >= 1 && Number(text) <= 65535 ? undefined : PORT_PROBLEM),
     toJson: Number,
-    fromJson: (input) =>
-      typeof input === 'number'
-        ? Number.isInteger(input)
-          ? { ok: true, text: String(input) }
-          : { ok: false, problem: 'must be an integer from 1 to 65535' }
-        : scalarToText(input),
+    fromJson: portFromJson,
     issueCode: 'INVALID_PORT',
   },
   http_url: stringKind('INVALID_URL', (text) => (isHttpUrl(text) && !/\s/.test(text) ? undefined : 'must be an http:// or https:// URL')),
@@ -116,7 +144,7 @@ export const FIELD_KINDS: Readonly<Record<FieldKind, FieldKindDef>> = Object.fre
   boolean: {
     check: (text) => (BOOLEAN_TEXTS.has(text.toLowerCase()) ? undefined : 'must be true or false'),
     toJson: (text) => TRUE_TEXTS.has(text.toLowerCase()),
-    fromJson: scalarToText,
+    fromJson: booleanFromJson,
     issueCode: 'INVALID_BOOLEAN',
   },
   abs_path: stringKind('INVALID_PATH', (text) => {

@@ -17,7 +17,7 @@ export const MAX_VALUE_LENGTH = 4096;
 export interface ChangeInput {
   readonly section: string;
   readonly key: string;
-  /** JSON value from the request: string, number, boolean, or a string array for lists. */
+  /** JSON value from the request: a string; a port also a number, a boolean key a boolean, a list an array of strings. */
   readonly value: unknown;
 }
 
@@ -100,7 +100,7 @@ export function planChanges({ doc, inputs, schema, ...options }: PlanChangesInpu
     const spec = schema.get(input.section)?.fields.get(input.key.toLowerCase());
     const converted = FIELD_KINDS[spec?.kind ?? 'text'].fromJson(input.value);
     if (!converted.ok) {
-      issues.push({ field: id, code: 'INVALID_TYPE', message: `${id} ${converted.problem}` });
+      issues.push({ field: id, code: converted.code ?? 'INVALID_TYPE', message: `${id} ${converted.problem}` });
       continue;
     }
     if (converted.text.length > MAX_VALUE_LENGTH) {
