@@ -195,7 +195,13 @@ async function withStore<T>(config: RuntimeConfig, task: (store: ReturnType<type
         }
       },
     });
-    return await task(store);
+    try {
+      return await task(store);
+    } finally {
+      // Follow-up writes (a hand edit merged back) land, audited, before the database closes.
+      await store.idle();
+      store.close();
+    }
   } finally {
     db.close();
   }
@@ -422,7 +428,8 @@ async function edit(config: RuntimeConfig): Promise<void> {
     process.exitCode = 1;
   } else {
     const changed = outcome.result.changes.filter((c) => c.changed).map((c) => `${c.section}.${c.key.toLowerCase()}`);
-    process.stdout.write(`config.ini saved${changed.length > 0 ? `: ${changed.join(', ')} changed` : ' (comments or layout only)'}\n`);
+    if (!outcome.result.written) process.stdout.write('config.ini unchanged: it changed meanwhile, and the edit changed no value of it\n');
+    else process.stdout.write(`config.ini saved${changed.length > 0 ? `: ${changed.join(', ')} changed` : ' (comments or layout only)'}\n`);
   }
 }
 

@@ -23,10 +23,10 @@ export interface StagedFile {
   commit(): Promise<void>;
   /**
    * Renames the file into place only if the target still holds `expected`; the check and the
-   * rename run back to back in one synchronous step. On `installed`, `replaced` is the replaced
-   * file as it is right after the rename (a write into it that landed just before shows there),
-   * and `later` the same file `holdMs` later: a writer that opened it before the rename and
-   * wrote after wrote there, to a file no longer in place.
+   * rename run back to back in one synchronous step. On `installed`, `replaced` is the file the
+   * rename replaced, read right after it: anything that reached it since the check shows there
+   * (the caller merges it back). `later` is the same file `holdMs` later: a writer that opened it
+   * before the rename and wrote after wrote there, to a file no longer in place.
    */
   replaceIf(expected: Uint8Array, options?: ReplaceIfOptions): Promise<ReplaceResult>;
   discard(): Promise<void>;
@@ -35,15 +35,16 @@ export interface StagedFile {
 export interface ReplaceIfOptions {
   /** How long the replaced file is watched for a late write (ms; default 50). */
   readonly holdMs?: number;
-  /** Runs just before the check (the settings store marks the instant for its directory watch). */
+  /** Runs after the check, just before the file about to be replaced is pinned (the settings store marks the instant for its directory watch). */
   readonly beforeCheck?: () => void;
 }
 
 export type ReplaceResult =
   | {
       readonly installed: true;
-      readonly replaced: Buffer;
-      readonly later: Promise<Buffer>;
+      /** Undefined: the file was removed after the check, nothing was replaced. */
+      readonly replaced: Buffer | undefined;
+      readonly later: Promise<Buffer | undefined>;
       /** Stops watching the replaced file now (`later` then resolves with `replaced`): its descriptor must not outlive its owner. */
       readonly release: () => void;
     }
@@ -59,6 +60,16 @@ function readAllSync(fd: number): Buffer {
     if (n === 0) return Buffer.concat(chunks);
     chunks.push(chunk.subarray(0, n));
     position += n;
+  }
+}
+
+function readIfPresent(path: string): Buffer | undefined {
+  const fd = openIfPresent(path);
+  if (fd === undefined) return undefined;
+  try {
+    return readAllSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -128,16 +139,15 @@ export async function stageFile(path: string, data: string | Uint8Array, options
     },
     async replaceIf(expected, { holdMs = 50, beforeCheck }: ReplaceIfOptions = {}) {
       if (settled) throw new Error('staged file already settled');
-      beforeCheck?.();
       // Synchronous from the check to the rename: no other callback of this process runs between.
+      const found = readIfPresent(path);
+      if (!found?.equals(expected)) return { installed: false, found };
+      beforeCheck?.();
+      // Only the two calls below stand between the check and the rename. The open pins the file
+      // about to be replaced: whatever reached it since the check is read back from it afterwards.
+      // An editor's file renamed into place between them is the only one replaced unseen.
       const fd = openIfPresent(path);
-      let found: Buffer | undefined;
       try {
-        found = fd === undefined ? undefined : readAllSync(fd);
-        if (!found?.equals(expected)) {
-          if (fd !== undefined) closeSync(fd);
-          return { installed: false, found };
-        }
         settled = true;
         renameSync(tempPath, path);
       } catch (error) {
@@ -145,33 +155,55 @@ export async function stageFile(path: string, data: string | Uint8Array, options
         await unlinkQuietly(tempPath);
         throw error;
       }
+      if (fd === undefined) {
+        // Removed by hand after the check: nothing was replaced, the write brings the file back.
+        await fsyncDirectory(dirname(path));
+        return { installed: true, replaced: undefined, later: Promise.resolve(undefined), release: () => undefined };
+      }
       let replaced: Buffer;
       try {
-        replaced = readAllSync(fd!);
+        replaced = readAllSync(fd);
       } catch {
-        // The new file is in place: what was checked is the best knowledge of what it replaced.
         replaced = found;
       }
-      let finish: (read: boolean) => void = () => undefined;
-      const later = new Promise<Buffer>((resolve) => {
-        let open = true;
-        const timer = setTimeout(() => finish(true), holdMs);
-        timer.unref();
-        finish = (read) => {
-          if (!open) return;
-          open = false;
-          clearTimeout(timer);
-          try {
-            resolve(read ? readAllSync(fd!) : replaced);
-          } catch {
-            resolve(replaced);
-          } finally {
-            closeSync(fd!);
+      // Read again until two reads 15 ms apart agree: a file being rewritten is never taken whole.
+      let open = true;
+      let wake: () => void = () => undefined;
+      const pause = (ms: number): Promise<void> =>
+        new Promise((resolve) => {
+          const timer = setTimeout(resolve, ms);
+          timer.unref();
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      const later = (async (): Promise<Buffer | undefined> => {
+        try {
+          await pause(holdMs);
+          let previous = open ? readAllSync(fd) : replaced;
+          for (let i = 0; open && i < 20; i++) {
+            await pause(15);
+            if (!open) break;
+            const current = readAllSync(fd);
+            if (current.equals(previous)) return current;
+            previous = current;
           }
-        };
-      });
+          return open ? previous : replaced;
+        } catch {
+          return replaced;
+        } finally {
+          open = false;
+          closeSync(fd);
+        }
+      })();
+      const release = (): void => {
+        if (!open) return;
+        open = false;
+        wake();
+      };
       await fsyncDirectory(dirname(path));
-      return { installed: true, replaced, later, release: () => finish(false) };
+      return { installed: true, replaced, later, release };
     },
     async discard() {
       if (settled) return;

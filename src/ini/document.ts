@@ -394,12 +394,16 @@ function renderChanges(doc: IniDocument, changes: readonly IniChange[]): Rendere
   const removed = new Set<number>();
   const appendedAfter = new Map<number, string[]>();
   const newSections = new Map<string, string[]>();
+  let deleted = false;
 
   for (const change of changes) {
     const section = doc.byName.get(change.section);
     const existing = section?.byKey.get(change.key.toLowerCase());
     if (change.remove) {
-      if (existing) for (let i = existing.firstLine; i <= existing.lastLine; i++) removed.add(i);
+      if (existing) {
+        deleted = true;
+        for (let i = existing.firstLine; i <= existing.lastLine; i++) removed.add(i);
+      }
     } else if (section && existing) {
       const prefix = ENTRY_PREFIX.exec(lines[existing.firstLine]!)!;
       const [, indent = '', , before = '', afterRaw = ''] = prefix;
@@ -426,7 +430,7 @@ function renderChanges(doc: IniDocument, changes: readonly IniChange[]): Rendere
   }
 
   const added = appendedAfter.size > 0 || newSections.size > 0;
-  if (!added && [...edits.values()].every(({ entry, lines: written }) => written.length === entry.lastLine - entry.firstLine + 1)) {
+  if (!added && !deleted && [...edits.values()].every(({ entry, lines: written }) => written.length === entry.lastLine - entry.firstLine + 1)) {
     // Each entry rewritten in as many lines: the same lines, a few replaced (the loop below gives
     // the same result, growing two arrays line by line).
     const outLines = [...lines];

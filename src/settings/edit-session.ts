@@ -75,6 +75,15 @@ export async function editConfig({ store, actor, runEditor, again }: EditSession
   // Private: the copy holds the file as stored (secrets stay sealed), still only its owner reads it.
   const dir = mkdtempSync(join(tmpdir(), 'confhub-edit-'));
   const file = join(dir, 'config.ini');
+  // A closed terminal or a kill must not leave the copy (and what was typed into it) behind. ^C
+  // reaches the editor too, which uses it for itself (as visudo does, the session ignores it).
+  const signals = ['SIGHUP', 'SIGINT', 'SIGTERM'] as const;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (signal === 'SIGINT') return;
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(128 + (signal === 'SIGHUP' ? 1 : 15));
+  };
+  for (const signal of signals) process.on(signal, onSignal);
   try {
     writeFileSync(file, read, { mode: 0o600 });
     for (;;) {
@@ -92,6 +101,7 @@ export async function editConfig({ store, actor, runEditor, again }: EditSession
       }
     }
   } finally {
+    for (const signal of signals) process.off(signal, onSignal);
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -13,6 +13,8 @@ export interface HandEditMerge {
   readonly changes: readonly IniChange[];
   /** `section.key` the edit changed that something else changed too (the newer value stays, unless `editWins`). */
   readonly superseded: readonly string[];
+  /** `section.key` the edit lacks that were not removed (`removals` off). */
+  readonly kept: readonly string[];
   /** The edit changed more than key values (comments, blank lines, spacing, order): that part is not carried over. */
   readonly layoutDropped: boolean;
 }
@@ -44,11 +46,14 @@ export interface MergeInput {
   readonly current: IniDocument;
   /** The edit came last (`confhub edit` saved after a write): on a key both changed, the edit's value wins. */
   readonly editWins?: boolean;
+  /** Keys the edit lacks are removed (default). Off where the edit was read from a file someone else may still have been writing. */
+  readonly removals?: boolean;
 }
 
-export function mergeHandEdit({ ancestor, edited, current, editWins = false }: MergeInput): HandEditMerge {
+export function mergeHandEdit({ ancestor, edited, current, editWins = false, removals = true }: MergeInput): HandEditMerge {
   const changes: IniChange[] = [];
   const superseded: string[] = [];
+  const kept: string[] = [];
   for (const { section, keyLower, key } of keysOf(edited, ancestor)) {
     const before = valueAt(ancestor, section, keyLower);
     const after = valueAt(edited, section, keyLower);
@@ -59,9 +64,10 @@ export function mergeHandEdit({ ancestor, edited, current, editWins = false }: M
       superseded.push(`${section}.${keyLower}`);
       if (!editWins) continue;
     }
-    changes.push(after === undefined ? { section, key, value: '', remove: true } : { section, key, value: after });
+    if (after === undefined && !removals) kept.push(`${section}.${keyLower}`);
+    else changes.push(after === undefined ? { section, key, value: '', remove: true } : { section, key, value: after });
   }
-  return { changes, superseded, layoutDropped: layoutChanged(ancestor, edited) };
+  return { changes, superseded, kept, layoutDropped: layoutChanged(ancestor, edited) };
 }
 
 /**

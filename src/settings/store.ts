@@ -372,6 +372,8 @@ interface HandEditReplaced {
   readonly ancestor: IniDocument;
   /** The hand edit's bytes. */
   readonly edited: Buffer;
+  /** Keys the edit lacks are removed: only where the edit is our own text, never a file someone else was writing. */
+  readonly removals?: boolean;
 }
 
 type Outcome = { pending: Pending; changes: PlannedChange[] } | { pending: Pending; error: AppError };
@@ -467,7 +469,7 @@ function etagMatches(ifMatch: readonly string[] | undefined, etag: string): bool
 /** Attempts of a write that carries a hand edit or our own writes back, while other edits keep landing. */
 const MAX_CARRY_TRIES = 20;
 /** Recent writes remembered to recognise a copy saved from before them (each holds two parsed files). */
-const MAX_REMEMBERED_WRITES = 16;
+const MAX_REMEMBERED_WRITES = 64;
 
 const SEAL_ACTOR: Actor = Object.freeze({ type: 'system', id: 'seal' });
 
@@ -556,8 +558,8 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
         revision: null,
       }));
     }
-    // A restore that changes no value (comments, layout, sealing) is still a write of the file.
-    if (outcome.changes.length === 0 && outcome.pending.restore && written) {
+    // A restore or an edit that changes no value (comments, layout, sealing) is still a write of the file.
+    if (outcome.changes.length === 0 && (outcome.pending.restore || outcome.pending.edit) && written) {
       return [{ at, actor, action, section: null, key: null, oldValue: null, newValue: null, result: 'applied', errorCode: null, revision }];
     }
     return changeRows({ actor, action, revision, at }, outcome.changes);
@@ -621,8 +623,10 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       });
     }
     // An edit session saved last: its values win; a hand edit replaced by a write came before it.
-    const merged = mergeHandEdit({ ancestor: merge.ancestor, edited, current: working.stored, editWins: strict });
-    if (merged.superseded.length > 0) log.info({ keys: merged.superseded }, `keys of a hand edit of ${label} were changed again since; the newer values stay`);
+    const merged = mergeHandEdit({ ancestor: merge.ancestor, edited, current: working.stored, editWins: strict, removals: strict || merge.removals === true });
+    if (merged.superseded.length > 0 && !strict)
+      log.info({ keys: merged.superseded }, `keys of a hand edit of ${label} were changed again since; the newer values stay`);
+    if (merged.kept.length > 0) log.warn({ keys: merged.kept }, `a hand edit of ${label} merged back lacks keys; they are kept, not removed`);
     if (merged.layoutDropped) log.warn(`a hand edit of ${label} changed comments or sections that could not be merged back; only its keys were`);
     if (merged.changes.length === 0) return { snapshot: working, changes: [] };
     const snapshot = toSnapshot({ text: applyIniChanges(working.stored, merged.changes), label, schema, keyring, tolerate: true });
@@ -692,10 +696,11 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
   }
 
   /**
-   * Whether `current` was saved from a copy read before some of our recent writes: for every key
-   * those writes changed it holds the value from before them (an edit made on top of them would
-   * hold theirs, unless it put back every one of them by hand). Then the writes' changes are
-   * carried onto it; a key the edit itself changed to a third value keeps the edit's.
+   * Whether `current` was saved from a copy read before some of our recent writes: it holds none
+   * of the values those writes set and some of the values from before them (an edit made on top
+   * of them would hold theirs, unless it changed back or over every one of them by hand). Then
+   * the writes' changes are carried onto it; a key the edit itself changed to a third value keeps
+   * the edit's.
    */
   function staleEdit(current: Snapshot): (HandEditReplaced & { keys: string[] }) | undefined {
     const latest = installs.at(-1);
@@ -705,25 +710,40 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       const { before } = installs[i]!;
       const changed = diffDocuments(before, latest.after).map((c) => [c.section, c.key.toLowerCase()] as const);
       if (changed.length === 0) continue;
-      if (changed.every((id) => valueIn(current.stored, id) === valueIn(before, id)))
-        return { ancestor: before, edited: Buffer.from(latest.text, 'utf8'), keys: changed.map(([section, key]) => `${section}.${key}`) };
+      // None of the writes' values is there, and some of the values from before them are: the
+      // rest the copy's own edit changed, and keeps.
+      if (
+        changed.every((id) => valueIn(current.stored, id) !== valueIn(latest.after, id)) &&
+        changed.some((id) => valueIn(current.stored, id) === valueIn(before, id))
+      )
+        return { ancestor: before, edited: Buffer.from(latest.text, 'utf8'), removals: true, keys: changed.map(([section, key]) => `${section}.${key}`) };
     }
     return undefined;
   }
 
+  /** The text a write is installing right now. */
+  let writing: string | undefined;
   /** The check a change event started, if one runs (`idle()` waits for it: it may queue a write). */
   let staleCheck: Promise<void> | undefined;
   let closed = false;
   /** On a change of the file soon after our write: was it saved from a copy read before it? */
+  let recheck = false;
   function checkForStaleEdit(): void {
     const latest = installs.at(-1);
-    if (closed || staleCheck || !latest || now() - latest.at > staleEditWindowMs) return;
+    if (closed || !latest || now() - latest.at > staleEditWindowMs) return;
+    // A change during a check may have come after its read: one more check once it is done.
+    if (staleCheck) {
+      recheck = true;
+      return;
+    }
     // After the events of the same change (a rename comes as two): one read for all of them.
     staleCheck = new Promise<void>((resolve) => setImmediate(resolve))
       .then(() => readFile(path))
       .then((bytes) => {
-        // Most events are of our own writes: the file is what the latest one wrote.
-        if (closed || installs.length === 0 || bytes.equals(Buffer.from(installs.at(-1)!.text, 'utf8'))) return;
+        // Most events are of our own writes: the file is what the latest one wrote, or the one
+        // being written (its event can come before it is remembered).
+        const ours = (text: string | undefined): boolean => text !== undefined && bytes.equals(Buffer.from(text, 'utf8'));
+        if (closed || installs.length === 0 || ours(installs.at(-1)!.text) || ours(writing)) return;
         const current = toSnapshot({ text: decodeText(bytes, label), label, schema, keyring, tolerate: true });
         if (!staleEdit(current) || queue.some((pending) => pending.reapply)) return;
         queue.unshift(reapplyPending());
@@ -733,6 +753,10 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       .catch(() => undefined)
       .finally(() => {
         staleCheck = undefined;
+        if (recheck) {
+          recheck = false;
+          checkForStaleEdit();
+        }
       });
   }
 
@@ -774,7 +798,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     if (!stop) finish(undefined);
     return {
       result,
-      /** Marks the instant before the check, as an event of the temp file. */
+      /** Marks the instant the file about to be replaced is pinned, as an event of the temp file. */
       mark(tempPath: string): void {
         if (!stop) return;
         temp = basename(tempPath);
@@ -785,9 +809,9 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     };
   }
 
-  /** A hand edit replaced unseen: said in the log and the audit, since it cannot be brought back. */
-  function announceLost(revision: string): void {
-    log.error({ revision }, `a hand edit of ${label} was saved in the instant before a write replaced the file; that edit is lost`);
+  /** A hand edit that cannot be brought back: said in the log and the audit (with the revision that replaced it, when known). */
+  function announceLost(revision: string | null): void {
+    if (revision) log.error({ revision }, `a hand edit of ${label} was saved in the instant before a write replaced the file; that edit is lost`);
     try {
       audit.record([
         {
@@ -809,16 +833,15 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
   }
 
   /** A write of nobody's request that carries the recent writes onto a file saved from an older copy. */
-  function reapplyPending(tries = 1): Pending {
-    const latest = installs.at(-1)!;
+  function reapplyPending(author = installs.at(-1)!, tries = 1): Pending {
     const settled = (error?: unknown): void => {
       if (!error) return;
       if (isAppError(error) && error.code === 'CONFIG_CONFLICT' && tries < MAX_CARRY_TRIES) {
-        queue.unshift(reapplyPending(tries + 1));
+        queue.unshift(reapplyPending(author, tries + 1));
         draining ??= drain();
       } else log.error({ err: error }, `recent writes could not be carried onto ${label}; an older copy replaced them`);
     };
-    return { input: { changes: [], actor: latest.actor, source: latest.source }, reapply: true, resolve: () => settled(), reject: settled };
+    return { input: { changes: [], actor: author.actor, source: author.source }, reapply: true, resolve: () => settled(), reject: settled };
   }
 
   /** Merges a replaced hand edit back by the next write: first in the queue, so nothing waits between. */
@@ -828,7 +851,10 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       if (!error) return;
       // Other edits kept landing: try again after them rather than give the edit up.
       if (isAppError(error) && error.code === 'CONFIG_CONFLICT' && tries < MAX_CARRY_TRIES) mergeBack(merge, tries + 1);
-      else log.error({ err: error }, `a hand edit of ${label} could not be merged back; it is lost`);
+      else {
+        log.error({ err: error }, `a hand edit of ${label} could not be merged back; it is lost`);
+        announceLost(null);
+      }
     };
     queue.unshift({ input: { changes: [], actor: FILE_ACTOR, source: 'file' }, merge, resolve: () => settled(), reject: settled });
     draining ??= drain();
@@ -875,7 +901,6 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       if (working.text !== base.text) {
         let staged: StagedFile | undefined;
         const read = Buffer.from(base.text, 'utf8');
-        let replacedEdit: Buffer | undefined;
         const window = watchTheWindow();
         try {
           staged = await stageFile(path, working.text);
@@ -893,6 +918,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
             options.beforeCommit?.(announced);
           }
           const tempPath = staged.tempPath;
+          writing = working.text;
           const result = await staged.replaceIf(read, { beforeCheck: () => window.mark(tempPath) });
           if (!result.installed) {
             window.cancel();
@@ -900,21 +926,15 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
             log.info({ attempt }, `${label} changed during a write; planning the writes again on top of it`);
             continue;
           }
-          // What the write replaced is not what it read: a hand edit written into the file in place
-          // in the instant before the rename.
-          if (!result.replaced.equals(read)) replacedEdit = result.replaced;
-          const { replaced } = result;
-          const readDoc = base.stored;
+          // What the write replaced is not what it read: an edit reached that file since the check
+          // (written into it, or renamed into place before it was pinned), or does a moment later
+          // through a descriptor opened before the rename. It is merged back once that file rests:
+          // a half-written one is never taken for an edit.
           held.add(result.release);
-          // A writer that opened the file before the rename and wrote after wrote to the replaced file.
+          const ancestor = base.stored;
           void result.later.then((later) => {
             held.delete(result.release);
-            if (later.equals(replaced)) return;
-            try {
-              mergeBack({ ancestor: replaced.equals(read) ? readDoc : parseIni(decodeText(replaced, label)), edited: later });
-            } catch (error) {
-              log.error({ err: error }, `a hand edit of ${label} written to the file a write had just replaced is lost`);
-            }
+            if (later && !later.equals(read) && !closed) mergeBack({ ancestor, edited: later });
           });
         } catch (error) {
           window.cancel();
@@ -924,7 +944,6 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
           settle({ outcomes: outcomes.map((o) => ('error' in o ? o : { pending: o.pending, error: failure })), revision: null, sealed: [] });
           return;
         }
-        if (replacedEdit) mergeBack({ ancestor: base.stored, edited: replacedEdit });
         const revision = working.revision;
         void window.result.then((lost) => {
           if (lost) announceLost(revision);
@@ -938,6 +957,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
           actor: announced?.actor ?? FILE_ACTOR,
           source: announced?.source ?? 'file',
         });
+        writing = undefined;
       }
       settle({ outcomes, revision: working.revision, sealed, snapshot: working, written: working.text !== base.text });
       if (announced) notifyCommitted(announced, { outcomes, sealed });

@@ -5,6 +5,8 @@ import { applyIniChanges, parseIni } from '../../src/ini/document.js';
 import { mergeHandEdit } from '../../src/settings/hand-edit-merge.js';
 import { createHarness, type Harness } from '../support/harness.js';
 
+const portOf = (text: string, section: string) => parseIni(text).byName.get(section)?.byKey.get('port')?.value;
+
 const ancestor = parseIni('# admin notes\n[a]\nx = 1\ny = 2\nz = 3\n');
 
 describe('mergeHandEdit', () => {
@@ -25,6 +27,18 @@ describe('mergeHandEdit', () => {
     });
     expect(merged.changes).toEqual([]);
     expect(merged.superseded).toEqual(['a.x']);
+  });
+
+  it('when the edit only removed a key, then applying the merge removes it (nothing else moves)', () => {
+    const merged = mergeHandEdit({ ancestor, edited: parseIni('# admin notes\n[a]\nx = 1\nz = 3\n'), current: ancestor });
+    expect(merged.changes).toEqual([{ section: 'a', key: 'y', value: '', remove: true }]);
+    expect(applyIniChanges(ancestor, merged.changes)).toBe('# admin notes\n[a]\nx = 1\nz = 3\n');
+  });
+
+  it('when removals are off (an edit read from a file someone may still be writing), then keys it lacks are kept and named', () => {
+    const merged = mergeHandEdit({ ancestor, edited: parseIni('# admin notes\n[a]\nx = 1\n'), current: ancestor, removals: false });
+    expect(merged.changes).toEqual([]);
+    expect(merged.kept).toEqual(['a.y', 'a.z']);
   });
 
   it('when the edit changed only a comment, then nothing is carried and the layout is reported dropped', () => {
@@ -59,5 +73,29 @@ describe('a copy saved from before an API write (sed -i that read the file befor
     expect(doc.sections.at(-1)?.byKey.get('hand_added')?.value).toBe('yes');
     const rows = h.audit.query({ limit: 50 }).filter((e) => e.action === 'settings.reapply');
     expect(rows.map((r) => [r.section, r.key, r.newValue, r.actor.id])).toEqual([['cockpit', 'port', '9191', 'test']]);
+  });
+
+  it("when the copy also changed one of the written keys, then its value there stays and the write's other keys are carried onto it", async () => {
+    h = await createHarness();
+    const before = h.readConfig();
+    await h.settings.update({
+      changes: [
+        { section: 'cockpit', key: 'port', value: '20002' },
+        { section: 'console', key: 'port', value: '20003' },
+      ],
+      actor: { type: 'system', id: 'test' },
+    });
+    const stale = before.replace(/^\[cockpit\]\nport = .*$/m, '[cockpit]\nport = 20009');
+    expect(stale).not.toBe(before);
+    writeFileSync(`${h.config.configPath}.sed`, stale);
+    renameSync(`${h.config.configPath}.sed`, h.config.configPath);
+    let text = h.readConfig();
+    for (let i = 0; i < 50 && !/port = 20003/.test(text); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await h.settings.idle();
+      text = h.readConfig();
+    }
+    expect(portOf(text, 'cockpit')).toBe('20009');
+    expect(portOf(text, 'console')).toBe('20003');
   });
 });
