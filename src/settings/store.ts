@@ -257,7 +257,10 @@ function sameFile(a: BigIntStats, b: BigIntStats): boolean {
 }
 
 /** Knows whether the file may have changed since it was last checked, from its directory's events. */
-function createChangeTracker(path: string, { maxAgeMs = 100, now = Date.now, watchDirectory = watchWithFs }: WatchOptions, onChange?: () => void) {
+function createChangeTracker(
+  path: string,
+  { maxAgeMs = 100, now = Date.now, watchDirectory = watchWithFs, onChange }: WatchOptions & { onChange?: () => void },
+) {
   const name = basename(path);
   let checkedAt: number | undefined;
   let closed = false;
@@ -300,10 +303,11 @@ function createChangeTracker(path: string, { maxAgeMs = 100, now = Date.now, wat
 }
 
 /** Cached, validated reads of one INI file. */
-export function createIniFileReader({ path, label, schema, keyring, racyWindowMs = 100, watch }: IniFileStoreOptions, onChange?: () => void) {
+export function createIniFileReader({ path, label, schema, keyring, racyWindowMs = 100, watch, onChange }: IniFileStoreOptions & { onChange?: () => void }) {
   let cache: CacheEntry | undefined;
   let good: Snapshot | undefined;
-  const changes = watch ? createChangeTracker(path, watch, onChange) : undefined;
+  // Told of each change event of the file (the store checks for an edit saved from an older copy).
+  const changes = watch ? createChangeTracker(path, { ...watch, ...(onChange ? { onChange } : {}) }) : undefined;
 
   function remember(stat: BigIntStats, snapshot: Snapshot): Snapshot {
     const ageMs = Date.now() - Number(stat.mtimeMs);
@@ -483,7 +487,7 @@ function defaultSource(pending: Pending): RevisionSource {
 
 export function createSettingsStore(options: SettingsStoreOptions): SettingsStore {
   const { path, label, schema, keyring, audit, logger, now = Date.now, maxAttempts = 5, maxGroup = 256, staleEditWindowMs = 2000 } = options;
-  const reader = createIniFileReader(options, () => checkForStaleEdit());
+  const reader = createIniFileReader({ ...options, onChange: () => checkForStaleEdit() });
   const log = logger.child({ module: 'settings-store' });
   const queue: Pending[] = [];
   let draining: Promise<void> | undefined;

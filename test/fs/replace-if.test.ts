@@ -4,9 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { stageFile } from '../../src/fs/atomic-write.js';
+import { tempDirs } from '../support/temp-dirs.js';
+
+const tempDir = tempDirs('confhub-replace-');
 
 function fileWith(text: string): string {
-  const path = join(mkdtempSync(join(tmpdir(), 'confhub-replace-')), 'config.ini');
+  const path = join(tempDir(), 'config.ini');
   writeFileSync(path, text);
   return path;
 }
@@ -22,7 +25,7 @@ describe('replaceIf', () => {
     expect(readdirSync(join(path, '..'))).toEqual(['config.ini']);
   });
 
-  it('when it is, then the new file is in place and what it replaced is told, also an append made to the replaced file before the check ran', async () => {
+  it('when it is, then the new file is in place and what it replaced is told; released, `later` is that file at once', async () => {
     const path = fileWith('a = 1\n');
     const staged = await stageFile(path, 'a = 3\n');
     const result = await staged.replaceIf(Buffer.from('a = 1\n'));
