@@ -626,8 +626,11 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
         cause,
       });
     }
+    // A file merged back may have been saved from a copy older than the one the write read (sed -i
+    // that read before an earlier write): measured against that copy, it would undo that write.
+    const ancestor = strict || merge.removals ? merge.ancestor : closestAncestor(edited, merge.ancestor);
     // An edit session saved last: its values win; a hand edit replaced by a write came before it.
-    const merged = mergeHandEdit({ ancestor: merge.ancestor, edited, current: working.stored, editWins: strict, removals: strict || merge.removals === true });
+    const merged = mergeHandEdit({ ancestor, edited, current: working.stored, editWins: strict, removals: strict || merge.removals === true });
     if (merged.superseded.length > 0 && !strict)
       log.info({ keys: merged.superseded }, `keys of a hand edit of ${label} were changed again since; the newer values stay`);
     if (merged.kept.length > 0) log.warn({ keys: merged.kept }, `a hand edit of ${label} merged back lacks keys; they are kept, not removed`);
@@ -669,6 +672,26 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     const planned = planMerge({ ancestor, edited: Buffer.from(edit.text, 'utf8') }, working, { strict: true });
     log.info(`${label} changed while it was edited; the edit's keys were merged onto it`);
     return planned;
+  }
+
+  /**
+   * Of the versions the file recently had (what a write read, and what our recent writes put
+   * there), the one `edited` differs from in the fewest keys: the copy its editor most likely read.
+   */
+  function closestAncestor(edited: IniDocument, fallback: IniDocument): IniDocument {
+    const distance = (doc: IniDocument): number => diffDocuments(doc, edited).length;
+    let best = fallback;
+    let bestDistance = distance(fallback);
+    for (const install of [...installs].reverse()) {
+      for (const doc of [install.after, install.before]) {
+        const d = distance(doc);
+        if (d < bestDistance) {
+          best = doc;
+          bestDistance = d;
+        }
+      }
+    }
+    return best;
   }
 
   /** Carries our recent writes onto a file saved from a copy read before them, if it is one. */
@@ -775,11 +798,11 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     const target = basename(path);
     const events: [string | null, string | undefined][] = [];
     let temp: string | undefined;
-    let report: (lost: boolean | undefined) => void = () => undefined;
-    const result = new Promise<boolean | undefined>((resolve) => {
+    let report: (lost: boolean | 'unknown' | undefined) => void = () => undefined;
+    const result = new Promise<boolean | 'unknown' | undefined>((resolve) => {
       report = resolve;
     });
-    const finish = (lost: boolean | undefined): void => {
+    const finish = (lost: boolean | 'unknown' | undefined): void => {
       stop?.();
       clearTimeout(timer);
       report(lost);
@@ -791,13 +814,18 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       const end = renames[1]!;
       let start = -1;
       for (let i = renames[0]!; i < end; i++) if (events[i]![0] === temp && events[i]![1] === 'change') start = i;
-      finish(start < 0 ? undefined : events.slice(start + 1, end).some(([name, kind]) => name === target && kind === 'rename'));
+      const between = events.slice(start + 1, end);
+      // An event without a name (the kernel's queue overflowed) may have been that rename.
+      if (start < 0 || between.some(([name]) => name === null)) finish('unknown');
+      else finish(between.some(([name, kind]) => name === target && kind === 'rename'));
     };
     const stop = reader.observe((name, kind) => {
       events.push([name, kind]);
       if (temp) judge();
     });
-    const timer = setTimeout(() => finish(undefined), 2000);
+    // Events this late mean a process too busy to say: the write is reported as possibly having
+    // replaced an edit rather than not at all.
+    const timer = setTimeout(() => finish(temp ? 'unknown' : undefined), 10_000);
     timer.unref();
     if (!stop) finish(undefined);
     return {
@@ -814,8 +842,10 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
   }
 
   /** A hand edit that cannot be brought back: said in the log and the audit (with the revision that replaced it, when known). */
-  function announceLost(revision: string | null): void {
-    if (revision) log.error({ revision }, `a hand edit of ${label} was saved in the instant before a write replaced the file; that edit is lost`);
+  function announceLost(revision: string | null, { certain = true }: { certain?: boolean } = {}): void {
+    if (revision && certain) log.error({ revision }, `a hand edit of ${label} was saved in the instant before a write replaced the file; that edit is lost`);
+    if (revision && !certain)
+      log.error({ revision }, `the directory's events did not tell in time whether a write of ${label} replaced a hand edit; one may be lost`);
     try {
       audit.record([
         {
@@ -950,7 +980,8 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
         }
         const revision = working.revision;
         void window.result.then((lost) => {
-          if (lost) announceLost(revision);
+          if (lost === true) announceLost(revision);
+          else if (lost === 'unknown') announceLost(revision, { certain: false });
         });
         working = reader.adopt(working);
         remember({
