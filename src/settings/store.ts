@@ -630,7 +630,11 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     // that read before an earlier write): measured against that copy, it would undo that write.
     const ancestor = strict || merge.removals ? merge.ancestor : closestAncestor(edited, merge.ancestor);
     // An edit session saved last: its values win; a hand edit replaced by a write came before it.
-    const merged = mergeHandEdit({ ancestor, edited, current: working.stored, editWins: strict, removals: strict || merge.removals === true });
+    const all = mergeHandEdit({ ancestor, edited, current: working.stored, editWins: strict, removals: strict || merge.removals === true });
+    // A hand edit merged back came before the writes that replaced it: a key one of them set in
+    // the last moments keeps that write's value, whatever copy the edit was made from.
+    const written = strict || merge.removals ? new Set<string>() : recentlyWrittenKeys();
+    const merged = { ...all, changes: all.changes.filter((c) => !written.has(`${c.section}.${c.key.toLowerCase()}`)) };
     if (merged.superseded.length > 0 && !strict)
       log.info({ keys: merged.superseded }, `keys of a hand edit of ${label} were changed again since; the newer values stay`);
     if (merged.kept.length > 0) log.warn({ keys: merged.kept }, `a hand edit of ${label} merged back lacks keys; they are kept, not removed`);
@@ -672,6 +676,13 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     const planned = planMerge({ ancestor, edited: Buffer.from(edit.text, 'utf8') }, working, { strict: true });
     log.info(`${label} changed while it was edited; the edit's keys were merged onto it`);
     return planned;
+  }
+
+  /** `section.key` our recent writes changed. */
+  function recentlyWrittenKeys(): Set<string> {
+    const keys = new Set<string>();
+    for (const { before, after } of installs) for (const c of diffDocuments(before, after)) keys.add(`${c.section}.${c.key.toLowerCase()}`);
+    return keys;
   }
 
   /**
