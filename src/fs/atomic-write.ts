@@ -171,8 +171,9 @@ export async function stageFile(path: string, data: string | Uint8Array, options
       let wake: () => void = () => undefined;
       const pause = (ms: number): Promise<void> =>
         new Promise((resolve) => {
+          // Kept referenced: a process ending while a replaced file is watched would drop an edit
+          // merged back from it (the watch lasts at most a few hundred ms).
           const timer = setTimeout(resolve, ms);
-          timer.unref();
           wake = () => {
             clearTimeout(timer);
             resolve();

@@ -628,13 +628,18 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     }
     // A file merged back may have been saved from a copy older than the one the write read (sed -i
     // that read before an earlier write): measured against that copy, it would undo that write.
-    const ancestor = strict || merge.removals ? merge.ancestor : closestAncestor(edited, merge.ancestor);
+    const closest = strict || merge.removals ? { doc: merge.ancestor, later: [] } : closestAncestor(edited, merge.ancestor);
     // An edit session saved last: its values win; a hand edit replaced by a write came before it.
-    const all = mergeHandEdit({ ancestor, edited, current: working.stored, editWins: strict, removals: strict || merge.removals === true });
-    // A hand edit merged back came before the writes that replaced it: a key one of them set in
-    // the last moments keeps that write's value, whatever copy the edit was made from.
-    const written = strict || merge.removals ? new Set<string>() : recentlyWrittenKeys();
-    const merged = { ...all, changes: all.changes.filter((c) => !written.has(`${c.section}.${c.key.toLowerCase()}`)) };
+    const all = mergeHandEdit({ ancestor: closest.doc, edited, current: working.stored, editWins: strict, removals: strict || merge.removals === true });
+    // A hand edit merged back came before the writes made after the copy it was made from: a key
+    // one of them set keeps that write's value.
+    const written = keysWrittenBy(closest.later);
+    const dropped = all.changes.filter((c) => written.has(`${c.section}.${c.key.toLowerCase()}`)).map((c) => `${c.section}.${c.key.toLowerCase()}`);
+    const merged = {
+      ...all,
+      changes: all.changes.filter((c) => !written.has(`${c.section}.${c.key.toLowerCase()}`)),
+      superseded: [...all.superseded, ...dropped],
+    };
     if (merged.superseded.length > 0 && !strict)
       log.info({ keys: merged.superseded }, `keys of a hand edit of ${label} were changed again since; the newer values stay`);
     if (merged.kept.length > 0) log.warn({ keys: merged.kept }, `a hand edit of ${label} merged back lacks keys; they are kept, not removed`);
@@ -678,10 +683,10 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     return planned;
   }
 
-  /** `section.key` our recent writes changed. */
-  function recentlyWrittenKeys(): Set<string> {
+  /** `section.key` the given writes changed. */
+  function keysWrittenBy(writes: readonly (typeof installs)[number][]): Set<string> {
     const keys = new Set<string>();
-    for (const { before, after } of installs) for (const c of diffDocuments(before, after)) keys.add(`${c.section}.${c.key.toLowerCase()}`);
+    for (const { before, after } of writes) for (const c of diffDocuments(before, after)) keys.add(`${c.section}.${c.key.toLowerCase()}`);
     return keys;
   }
 
@@ -689,15 +694,21 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
    * Of the versions the file recently had (what a write read, and what our recent writes put
    * there), the one `edited` differs from in the fewest keys: the copy its editor most likely read.
    */
-  function closestAncestor(edited: IniDocument, fallback: IniDocument): IniDocument {
+  function closestAncestor(edited: IniDocument, fallback: IniDocument): { doc: IniDocument; later: readonly (typeof installs)[number][] } {
     const distance = (doc: IniDocument): number => diffDocuments(doc, edited).length;
-    let best = fallback;
+    // The writes made after a version: those after the install that read it or wrote it.
+    const from = installs.findIndex((install) => install.before === fallback);
+    let best = { doc: fallback, later: from < 0 ? installs.slice() : installs.slice(from) };
     let bestDistance = distance(fallback);
-    for (const install of [...installs].reverse()) {
-      for (const doc of [install.after, install.before]) {
+    for (let i = installs.length - 1; i >= 0; i--) {
+      const install = installs[i]!;
+      for (const [doc, later] of [
+        [install.after, installs.slice(i + 1)],
+        [install.before, installs.slice(i)],
+      ] as const) {
         const d = distance(doc);
         if (d < bestDistance) {
-          best = doc;
+          best = { doc, later };
           bestDistance = d;
         }
       }
@@ -759,6 +770,10 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     return undefined;
   }
 
+  /** Writes whose directory events are still awaited (ended at close). */
+  const windows = new Set<{ cancel(): void }>();
+  /** Replaced files still watched, as promises: `idle()` waits for them (each may merge an edit back). */
+  const watching = new Set<Promise<unknown>>();
   /** The text a write is installing right now. */
   let writing: string | undefined;
   /** The check a change event started, if one runs (`idle()` waits for it: it may queue a write). */
@@ -813,9 +828,11 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     const result = new Promise<boolean | 'unknown' | undefined>((resolve) => {
       report = resolve;
     });
+    let timer: NodeJS.Timeout | undefined;
     const finish = (lost: boolean | 'unknown' | undefined): void => {
       stop?.();
       clearTimeout(timer);
+      windows.delete(handle);
       report(lost);
     };
     const judge = (): void => {
@@ -834,12 +851,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       events.push([name, kind]);
       if (temp) judge();
     });
-    // Events this late mean a process too busy to say: the write is reported as possibly having
-    // replaced an edit rather than not at all.
-    const timer = setTimeout(() => finish(temp ? 'unknown' : undefined), 10_000);
-    timer.unref();
-    if (!stop) finish(undefined);
-    return {
+    const handle = {
       result,
       /** Marks the instant the file about to be replaced is pinned, as an event of the temp file. */
       mark(tempPath: string): void {
@@ -847,9 +859,17 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
         temp = basename(tempPath);
         const at = new Date();
         utimesSync(tempPath, at, at);
+        // Events this late mean a process too busy to say: the write is reported as possibly
+        // having replaced an edit rather than not at all (after one more look at the events that
+        // a long-blocked loop hands out after its timers).
+        timer = setTimeout(() => setImmediate(() => finish('unknown')), 10_000);
+        timer.unref();
       },
       cancel: (): void => finish(undefined),
     };
+    windows.add(handle);
+    if (!stop) finish(undefined);
+    return handle;
   }
 
   /** A hand edit that cannot be brought back: said in the log and the audit (with the revision that replaced it, when known). */
@@ -977,10 +997,17 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
           // a half-written one is never taken for an edit.
           held.add(result.release);
           const ancestor = base.stored;
-          void result.later.then((later) => {
+          const watched: Promise<void> = result.later.then((later) => {
             held.delete(result.release);
-            if (later && !later.equals(read) && !closed) mergeBack({ ancestor, edited: later });
+            watching.delete(watched);
+            if (!later || later.equals(read)) return;
+            if (!closed) mergeBack({ ancestor, edited: later });
+            else {
+              log.error(`a hand edit of ${label} reached the file a write replaced as the store closed; it is lost`);
+              announceLost(null);
+            }
           });
+          watching.add(watched);
         } catch (error) {
           window.cancel();
           await staged?.discard().catch(() => undefined);
@@ -1094,10 +1121,11 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     seal: (seal) => enqueue({ input: { changes: [], actor: seal.actor }, seal }),
     edit: (edit) => enqueue({ input: { changes: [], actor: edit.actor, source: 'cli' }, edit }),
     async idle() {
-      while (draining || staleCheck) await (draining ?? staleCheck);
+      while (draining || staleCheck || watching.size > 0) await (draining ?? staleCheck ?? Promise.race(watching));
     },
     close(): void {
       closed = true;
+      for (const window of [...windows]) window.cancel();
       for (const release of held) release();
       reader.close();
     },
