@@ -11,6 +11,12 @@ import type { AnsweredRequest } from '../metrics.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
+/**
+ * Asked by health checks and scrapers all day (the image's own health check alone made about
+ * 8,600 lines a day): their answers are logged at `debug`, and at `info` only when they fail.
+ */
+const PROBE_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
+
 export interface RequestContextOptions {
   logger: Logger;
   /** Told about every answered request. */
@@ -24,10 +30,17 @@ export function createRequestContext({ logger, onAnswered }: RequestContextOptio
   const log = logger.child({ module: 'http' }, { redact: [] });
   // The level is set once at start-up; one shared listener, no closure per request.
   const logRequests = log.isLevelEnabled('info');
+  const logProbes = log.isLevelEnabled('debug');
   function finished(this: Response): void {
     const { req } = this;
     const seconds = Number(process.hrtime.bigint() - (this.locals.startedAt as bigint)) / 1e9;
-    if (logRequests) log.info({ requestId: this.locals.requestId, method: req.method, path: req.path, status: this.statusCode, ms: seconds * 1000 }, 'request');
+    if (logRequests) {
+      // The whole path: inside a router `req.path` is relative to where it is mounted.
+      const path = req.baseUrl + req.path;
+      const line = { requestId: this.locals.requestId, method: req.method, path, status: this.statusCode, ms: seconds * 1000 };
+      if (!PROBE_PATHS.has(path) || this.statusCode >= 500) log.info(line, 'request');
+      else if (logProbes) log.debug(line, 'request');
+    }
     onAnswered?.({ req, res: this, seconds });
   }
   const listen = logRequests || onAnswered !== undefined;

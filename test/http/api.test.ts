@@ -127,6 +127,29 @@ describe('authentication', () => {
     expect((await get('/api/v1/settings')).status).toBe(401);
   });
 
+  it('when health checks and scrapers ask, then their answers make no access line at info; API requests do', async () => {
+    const quiet = await createHarness({ logLevel: 'info' });
+    try {
+      await request(quiet.app).get('/healthz');
+      await request(quiet.app).get('/metrics');
+      await request(quiet.app).get('/api/v1/settings').set('x-api-key', quiet.apiKey);
+      const lines = quiet
+        .logs()
+        .split('\n')
+        .filter((l) => l.includes('"msg":"request"'));
+      expect(lines.map((l) => JSON.parse(l).path)).toEqual(['/api/v1/settings']);
+    } finally {
+      await quiet.close();
+    }
+    const verbose = await createHarness({ logLevel: 'debug' });
+    try {
+      await request(verbose.app).get('/healthz');
+      expect(verbose.logs()).toContain('"path":"/healthz"');
+    } finally {
+      await verbose.close();
+    }
+  });
+
   it('when keys are presented, right or wrong, then neither ever appears in the logs', async () => {
     const wrong = 'f'.repeat(64);
     await request(h.app).get('/api/v1/settings').set('x-api-key', wrong);
