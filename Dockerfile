@@ -23,6 +23,11 @@ RUN npm run build && npm prune --omit=dev \
  && chmod 0755 /app/dist/cli.js
 
 FROM ${BASE_IMAGE}
+# Standard image metadata (registries and scanners read these); the version is package.json's.
+LABEL org.opencontainers.image.title="confhub" \
+      org.opencontainers.image.description="Configuration center for all-in-one container deployments: config.ini through a REST API, synced into each service's own files" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.licenses="MIT"
 RUN apt-get update \
  && apt-get install -y --no-install-recommends supervisor git tini ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
@@ -30,7 +35,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-COPY package.json ./
+COPY package.json LICENSE ./
 COPY config ./config
 COPY supervisord/supervisord.conf /etc/confhub/supervisord.conf
 # `docker exec CONTAINER confhub apikey show` and the other CLI commands.

@@ -22,7 +22,19 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..
 export const DEFAULT_BASE_IMAGE = /^ARG BASE_IMAGE=(\S+)$/m.exec(readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8'))?.[1] ?? 'node';
 export const LOCAL_BASE_IMAGE = 'local/node-base:bookworm';
 /** What the Dockerfile copies; the rest of the checkout stays out of the build context. */
-const CONTEXT_PATHS = ['Dockerfile', '.dockerignore', '.npmrc', 'package.json', 'package-lock.json', 'tsconfig.json', 'src', 'config', 'supervisord'];
+const CONTEXT_PATHS = [
+  'Dockerfile',
+  '.dockerignore',
+  '.npmrc',
+  'package.json',
+  'package-lock.json',
+  'tsconfig.json',
+  'LICENSE',
+  'scripts',
+  'src',
+  'config',
+  'supervisord',
+];
 const BUILD_CA_BUNDLE = '/usr/local/share/build-ca-bundle.crt';
 const BUILD_TIMEOUT_MS = 20 * 60_000;
 
