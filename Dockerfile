@@ -13,6 +13,7 @@ RUN apt-get update \
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-fund --no-audit
 COPY tsconfig.json ./
+COPY scripts ./scripts
 COPY src ./src
 # Of better-sqlite3's build only the addon itself is loaded at run time (about 26 MB less).
 RUN npm run build && npm prune --omit=dev \
