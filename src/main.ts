@@ -197,6 +197,7 @@ async function compose({ config, logger, syncWorker, logLinesDropped }: ConfhubO
     sourceValid: () => sync.status().source.valid,
     workerRestarts: () => workerHost.restarts(),
     logLinesDropped: logLinesDropped ?? (() => 0),
+    targets: syncConfig.targets.map((target) => target.name),
   });
   announce = (announcement) => sync.announce(announcement);
   // Written before the worker starts; their announcements wait for it, so the history names them.

@@ -31,6 +31,8 @@ export interface AnsweredRequest {
 export interface MetricsSources {
   sourceValid(): boolean;
   workerRestarts(): number;
+  /** The targets system.ini declares: their reload counters start at 0, so rate() works before the first reload. */
+  targets?: readonly string[];
   /** Lines the main thread's log destination dropped so far. */
   logLinesDropped(): number;
 }
@@ -108,14 +110,20 @@ export function createMetrics() {
       this.set(sources ? (sources.sourceValid() ? 1 : 0) : 0);
     },
   });
-  new Gauge({
-    name: 'confhub_worker_restarts',
+  let restartsCounted = 0;
+  new Counter({
+    name: 'confhub_worker_restarts_total',
     help: 'Times the sync worker thread was restarted since confhub started',
     registers: [registry],
     collect() {
-      this.set(sources?.workerRestarts() ?? 0);
+      const restarts = sources?.workerRestarts() ?? 0;
+      this.inc(Math.max(0, restarts - restartsCounted));
+      restartsCounted = Math.max(restartsCounted, restarts);
     },
   });
+  // Present at 0 from the start: a rate over a series that appears only with its first event
+  // misses that event.
+  for (const kind of ['automatic', 'requested']) rollbacks.inc({ kind }, 0);
 
   let mainDropsCounted = 0;
   const logLinesDropped = new Counter({
@@ -138,6 +146,7 @@ export function createMetrics() {
     /** Wired once the sync service exists. */
     observe(next: MetricsSources): void {
       sources = next;
+      for (const target of next.targets ?? []) for (const result of ['ok', 'failed', ...Object.values(RELOAD_RESULTS)]) reloads.inc({ target, result }, 0);
     },
 
     /**

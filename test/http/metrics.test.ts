@@ -50,7 +50,11 @@ describe('GET /metrics', () => {
     expect(sample(text, 'confhub_reloads_total', '{target="app",result="ok"}')).toBeGreaterThanOrEqual(3);
     expect(sample(text, 'confhub_rollbacks_total', '{kind="requested"}')).toBe(1);
     expect(sample(text, 'confhub_source_valid')).toBe(1);
-    expect(sample(text, 'confhub_worker_restarts')).toBe(0);
+    expect(sample(text, 'confhub_worker_restarts_total')).toBe(0);
+    // Series that have seen no event yet are there at 0, so rate() works from the start.
+    expect(sample(text, 'confhub_rollbacks_total', '{kind="automatic"}')).toBe(0);
+    expect(sample(text, 'confhub_reloads_total', '{target="app",result="timeout"}')).toBe(0);
+    expect(text).toContain('# TYPE confhub_worker_restarts_total counter');
     expect(sample(text, 'process_resident_memory_bytes')).toBeGreaterThan(0);
     expect(text).not.toContain(ch.apiKey);
     expect(text).not.toContain('9202');
