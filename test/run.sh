@@ -25,11 +25,11 @@ if ((${#missing[@]} > 0)); then
   $sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# npm dependencies: reinstall only when package-lock.json changed since the last install.
-lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
-if [ ! -f node_modules/.confhub-lock-sha256 ] || [ "$(cat node_modules/.confhub-lock-sha256)" != "$lock_sum" ]; then
+# npm dependencies: installed only when package-lock.json changed since the last install (an
+# `npm ci` run just before, as the README says, counts: a confhub started from it keeps its files).
+if ! bash scripts/deps-current.sh; then
   npm ci --no-fund --no-audit
-  echo "$lock_sum" > node_modules/.confhub-lock-sha256
+  sha256sum package-lock.json | cut -d' ' -f1 > node_modules/.confhub-lock-sha256
 fi
 
 npm run --silent build
