@@ -72,6 +72,7 @@ const COMMANDS: readonly Command[] = [
     synopsis: 'confhub once',
     text: 'one reconcile of every target and exit (init containers, CI): commits config.ini to the history, writes and reloads what changed; exit 1 when a target failed (unreachable services are reported, not failures); refuses to run beside a running confhub',
   },
+  { name: 'version', synopsis: 'confhub version | --version', text: 'print the version' },
   { name: 'validate', synopsis: 'confhub validate', text: 'check config.ini and system.ini: exit 0 when both are valid, 1 with every problem on stderr' },
   {
     name: 'history',
@@ -450,6 +451,10 @@ async function main(argv: string[]): Promise<void> {
   const [command = 'serve', ...rest] = argv;
   if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(USAGE);
+    return;
+  }
+  if ((command === 'version' || command === '--version') && rest.length === 0) {
+    process.stdout.write(`confhub ${VERSION}\n`);
     return;
   }
   const known = COMMANDS.find((c) => c.name === command);

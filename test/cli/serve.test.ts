@@ -305,12 +305,14 @@ describe('confhub serve', () => {
     expect(readFileSync(join(configDir, 'config.ini'), 'utf8')).toBe('[api_key]\nkey =\n[cockpit]\nport = ninety\n');
   });
 
-  it('when an unknown command is given, then exit code 2 and the usage; --help prints it with 0', async () => {
+  it('when an unknown command is given, then exit code 2 and the usage; --help prints it with 0, version and --version the version', async () => {
     const help = await run(process.execPath, [...CLI, '--help']);
     expect(help.stdout).toContain('confhub apikey show');
     const bad = await failing(['frobnicate']);
     expect(bad?.code).toBe(2);
     expect(bad?.stderr).toContain('unknown command');
+    const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    for (const args of [['version'], ['--version']]) expect((await run(process.execPath, [...CLI, ...args])).stdout).toBe(`confhub ${version}\n`);
   });
 
   it('when the API key is rotated from the command line while confhub runs, then the new key works at once and the old one is refused', async () => {
