@@ -97,6 +97,10 @@ function groupHealth(group: readonly Work[]): HealthCheck {
   return group.find((w) => w.spec.health.kind !== 'none')?.spec.health ?? { kind: 'none' };
 }
 
+/** When an outage is first summed up, and how rarely at most (it doubles in between). */
+const FIRST_SUMMARY_MS = 60_000;
+const MAX_SUMMARY_MS = 3_600_000;
+
 export function createReconciler(deps: ReconcilerDeps) {
   const { actions, logger, now = Date.now } = deps;
   const log = logger.child({ module: 'reconcile' });
@@ -111,6 +115,39 @@ export function createReconciler(deps: ReconcilerDeps) {
         // That revision cannot fill this target's URLs: a restore uses those of the failing one.
       }
     }
+  }
+
+  /**
+   * Services that could not be reached, by reload action. An outage is announced once, then
+   * summed up with its retry count at a decaying rate (1 min, 2, 4, … up to 1 h; each retry in
+   * between at debug), and the recovery once: a service down for a day is a few lines, not one
+   * warning a minute.
+   */
+  const outages = new Map<string, { since: number; attempts: number; reportAt: number; intervalMs: number }>();
+
+  function unreachable(action: string, code: string): void {
+    const at = now();
+    const outage = outages.get(action);
+    if (!outage) {
+      outages.set(action, { since: at, attempts: 1, reportAt: at + FIRST_SUMMARY_MS, intervalMs: FIRST_SUMMARY_MS });
+      log.warn({ action, code }, 'reload did not happen: the service cannot be reached; retrying with backoff');
+      return;
+    }
+    outage.attempts++;
+    if (at < outage.reportAt) {
+      log.debug({ action, code, attempts: outage.attempts }, 'reload did not happen: the service is still unreachable');
+      return;
+    }
+    outage.intervalMs = Math.min(outage.intervalMs * 2, MAX_SUMMARY_MS);
+    outage.reportAt = at + outage.intervalMs;
+    log.info({ action, code, attempts: outage.attempts, downMs: at - outage.since }, 'the service is still unreachable; retrying with backoff');
+  }
+
+  function reached(action: string): void {
+    const outage = outages.get(action);
+    if (!outage) return;
+    outages.delete(action);
+    log.info({ action, attempts: outage.attempts, downMs: now() - outage.since }, 'the service can be reached again');
   }
 
   async function reloadGroups(works: readonly Work[], { force }: { force: boolean }): Promise<void> {
@@ -134,9 +171,11 @@ export function createReconciler(deps: ReconcilerDeps) {
           work.state = appError.code === 'SERVICE_UNREACHABLE' ? 'pending_reload' : 'failed';
           work.finishedAt = now();
         }
-        log.warn({ action: actions.describe(reload), code: appError.code }, 'reload did not happen');
+        if (appError.code === 'SERVICE_UNREACHABLE') unreachable(actions.describe(reload), appError.code);
+        else log.warn({ action: actions.describe(reload), code: appError.code }, 'reload did not happen');
         continue;
       }
+      reached(actions.describe(reload));
       for (const work of group) work.reloaded = result.reloaded;
       try {
         await actions.verify({ action: reload, health: groupHealth(group), reloadResult: result, timeoutMs });

@@ -229,7 +229,7 @@ describe.skipIf(skip !== undefined)('the confhub image', () => {
       const logs = await logsOf(container);
       expect(logs).toContain('shutting down');
       // The console's restart did meet supervisord shutting down, and was kept for later.
-      expect(logs).toMatch(/console[^\n]*"code":"SERVICE_UNREACHABLE"[^\n]*"msg":"reload did not happen"/);
+      expect(logs).toMatch(/console[^\n]*"code":"SERVICE_UNREACHABLE"[^\n]*"msg":"reload did not happen/);
       expect(walk(dataDir).filter((file) => file.endsWith('.confhub-tmp'))).toEqual([]);
       expect(configText()).toContain('http://websoft9-git:3002/api/v1');
       expect(configText()).toContain('title = Stopped console');
