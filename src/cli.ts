@@ -10,7 +10,7 @@ import { generateApiKey } from './bootstrap/first-boot-secrets.js';
 import { openDatabase } from './db/database.js';
 import { AppError, isAppError } from './core/errors.js';
 import { startIdleGc } from './idle-gc.js';
-import { createLogDestination, createLogger } from './log.js';
+import { createLogDestination, createLogger, resolveLogFormat } from './log.js';
 import { loadRuntimeConfig, type RuntimeConfig } from './runtime-config.js';
 import { loadKeyring } from './secrets/master-key.js';
 import { rotateMasterKey } from './secrets/rekey.js';
@@ -125,7 +125,7 @@ const API_KEY_HINT =
 async function serve(config: RuntimeConfig): Promise<void> {
   // Node itself writes warnings to stderr: a reader that went away must not end the service.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
-  const destination = createLogDestination();
+  const destination = createLogDestination({ format: resolveLogFormat(config.logFormat) });
   const logger = createLogger({ level: config.logLevel, destination });
   // Handlers first: a SIGTERM that arrives while starting still ends in a clean shutdown.
   let stopping = false;

@@ -64,6 +64,8 @@ export interface LogDestinationOptions {
   maxBufferedChars?: number;
   /** Told of every line dropped (never logs: that would only add lines to drop). */
   onDrop?: (lines: number) => void;
+  /** `pretty`: each JSON line turned into one for people (a terminal). Default `json`. */
+  format?: 'json' | 'pretty';
   writer?: LogWriter;
 }
 
@@ -82,7 +84,13 @@ function linesIn(buffer: Buffer): number {
   return buffer.length > 0 && buffer[buffer.length - 1] !== 10 ? lines + 1 : lines;
 }
 
-export function createLogDestination({ fd = 1, maxBufferedChars = 1024 * 1024, onDrop, writer = FS_WRITER }: LogDestinationOptions = {}): LogDestination {
+export function createLogDestination({
+  fd = 1,
+  maxBufferedChars = 1024 * 1024,
+  onDrop,
+  writer = FS_WRITER,
+  format = 'json',
+}: LogDestinationOptions = {}): LogDestination {
   let pending: string[] = [];
   let pendingChars = 0;
   let writing = false;
@@ -144,7 +152,8 @@ export function createLogDestination({ fd = 1, maxBufferedChars = 1024 * 1024, o
   }
 
   return {
-    write(line: string): void {
+    write(json: string): void {
+      const line = format === 'pretty' ? prettyLine(json) : json;
       if (pendingChars + line.length > maxBufferedChars) {
         drop(1);
         return;
@@ -159,4 +168,40 @@ export function createLogDestination({ fd = 1, maxBufferedChars = 1024 * 1024, o
     },
     dropped: () => dropped,
   };
+}
+
+const LEVEL_NAMES: Readonly<Record<number, string>> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+/** Shown in front of the message, or left out (the same on every line). */
+const HEAD_FIELDS = new Set(['time', 'level', 'msg', 'service', 'module', 'thread', 'err']);
+
+function shown(value: unknown): string {
+  if (typeof value === 'string') return /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value);
+  return JSON.stringify(value);
+}
+
+/**
+ * One pino JSON line as a person reads it: `12:00:01.123 WARN  sync-worker reconcile: message
+ * key=value …`, an error's stack on the lines below. A line that is not JSON passes as it is.
+ */
+export function prettyLine(json: string): string {
+  let entry: Record<string, unknown>;
+  try {
+    entry = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return json;
+  }
+  const time = typeof entry.time === 'string' ? entry.time.slice(11, 23) : '';
+  const level = (LEVEL_NAMES[entry.level as number] ?? String(entry.level)).padEnd(5);
+  const where = [entry.thread, entry.module].filter((part) => typeof part === 'string').join(' ');
+  const fields = Object.entries(entry)
+    .filter(([name]) => !HEAD_FIELDS.has(name))
+    .map(([name, value]) => `${name}=${shown(value)}`);
+  const err = entry.err as { type?: string; message?: string; stack?: string } | undefined;
+  const stack = err?.stack ? `\n    ${err.stack.split('\n').join('\n    ')}` : err?.message ? `\n    ${err.type ?? 'Error'}: ${err.message}` : '';
+  return `${[time, level, where ? `${where}:` : '', String(entry.msg ?? '')].filter(Boolean).join(' ')}${fields.length > 0 ? ` ${fields.join(' ')}` : ''}${stack}\n`;
+}
+
+/** `auto` (CONFHUB_LOG_FORMAT's default): lines for people on a terminal, JSON lines for a collector. */
+export function resolveLogFormat(format: 'json' | 'pretty' | 'auto', stdoutIsTerminal = process.stdout.isTTY === true): 'json' | 'pretty' {
+  return format === 'auto' ? (stdoutIsTerminal ? 'pretty' : 'json') : format;
 }

@@ -10,6 +10,7 @@ import type { Database } from 'better-sqlite3';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
 import { createAuditLog, type AuditLog } from './audit/audit-log.js';
+import { resolveLogFormat } from './log.js';
 import { fillMissingSecrets, type FillSecretsResult } from './bootstrap/first-boot-secrets.js';
 import { acquireInstanceLock } from './bootstrap/instance-lock.js';
 import { installShippedDefaults, SHIPPED_CONFIG_DIR } from './bootstrap/shipped-defaults.js';
@@ -166,6 +167,8 @@ async function compose({ config, logger, syncWorker, logLinesDropped }: ConfhubO
       dataDir: config.dataDir,
       configDir: config.configDir,
       logLevel: config.logLevel,
+      // The worker's stdout is not the terminal: main tells it how its lines are shown.
+      logFormat: resolveLogFormat(config.logFormat),
       historyDir: config.historyDir,
       sync: syncConfig,
       ...(historyPush ? { historyPush } : {}),

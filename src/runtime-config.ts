@@ -34,6 +34,8 @@ export interface RuntimeConfig {
   /** Failed authentications per 15 minutes per client address before 429; 0 turns it off. */
   readonly authFailuresPer15Min: number;
   readonly logLevel: string;
+  /** `pretty` (lines for people), `json`, or `auto`: pretty when stdout is a terminal. */
+  readonly logFormat: 'json' | 'pretty' | 'auto';
   /** Express "trust proxy" setting: false, or a hop count / address list. */
   readonly trustProxy: boolean | number | string;
   readonly bodyLimitBytes: number;
@@ -105,6 +107,9 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, cwd: str
   }
   const logLevel = (env.CONFHUB_LOG_LEVEL || 'info').toLowerCase();
   if (!LOG_LEVELS.has(logLevel)) fail('CONFHUB_LOG_LEVEL', `must be one of ${[...LOG_LEVELS].join(', ')}, got "${env.CONFHUB_LOG_LEVEL}"`);
+  const logFormat = (env.CONFHUB_LOG_FORMAT || 'auto').toLowerCase();
+  if (logFormat !== 'json' && logFormat !== 'pretty' && logFormat !== 'auto')
+    fail('CONFHUB_LOG_FORMAT', `must be json, pretty or auto, got "${env.CONFHUB_LOG_FORMAT}"`);
   const envKey = env.CONFHUB_MASTER_KEY || undefined;
   const keyFile = env.CONFHUB_MASTER_KEY_FILE || undefined;
   if (envKey !== undefined && keyFile !== undefined) fail('CONFHUB_MASTER_KEY', 'and CONFHUB_MASTER_KEY_FILE are both set; set one');
@@ -141,6 +146,7 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, cwd: str
     rateLimitPerMinute: integer(env, 'CONFHUB_RATE_LIMIT', { fallback: DEFAULT_RATE_LIMIT, min: 0, max: 10_000_000 }),
     authFailuresPer15Min: integer(env, 'CONFHUB_AUTH_FAILURE_LIMIT', { fallback: DEFAULT_AUTH_FAILURE_LIMIT, min: 0, max: 10_000_000 }),
     logLevel,
+    logFormat,
     trustProxy: trustProxy(env.CONFHUB_TRUST_PROXY),
     bodyLimitBytes: integer(env, 'CONFHUB_BODY_LIMIT', { fallback: 64 * 1024, min: 1024, max: 16 * 1024 * 1024 }),
     reloaders: Object.freeze({ ...(dockerSocket !== undefined ? { dockerSocket } : {}), ...(supervisorUrl !== undefined ? { supervisorUrl } : {}) }),

@@ -4,7 +4,8 @@
  */
 import { closeSync, openSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { createLogDestination, createLogger, type LogWriter } from '../src/log.js';
+import { createLogDestination, createLogger, prettyLine, resolveLogFormat, type LogWriter } from '../src/log.js';
+import { loadRuntimeConfig } from '../src/runtime-config.js';
 import { eventually } from './support/wait.js';
 
 type Callback = (error: NodeJS.ErrnoException | null, written: number) => void;
@@ -94,5 +95,45 @@ describe('log destination', () => {
     expect(calls[1]!.buffer.toString()).toBe('line\n');
     calls[1]!.callback(null, 5);
     expect(destination.dropped()).toBe(0);
+  });
+});
+
+describe('log lines for people', () => {
+  it('when the format is pretty, then each JSON line becomes time, level, thread and module, message, fields; an error keeps its stack', () => {
+    const line = prettyLine(
+      `${JSON.stringify({ level: 40, time: '2026-12-05T12:00:01.123Z', service: 'confhub', thread: 'sync-worker', module: 'reconcile', action: 'docker restart app', attempts: 3, msg: 'the service is still unreachable' })}\n`,
+    );
+    expect(line).toBe('12:00:01.123 WARN  sync-worker reconcile: the service is still unreachable action="docker restart app" attempts=3\n');
+    const failed = prettyLine(
+      `${JSON.stringify({ level: 50, time: '2026-12-05T12:00:02.000Z', err: { type: 'Error', message: 'boom', stack: 'Error: boom\n    at x' }, msg: 'failed' })}\n`,
+    );
+    expect(failed).toBe('12:00:02.000 ERROR failed\n    Error: boom\n        at x\n');
+    expect(prettyLine('not json\n')).toBe('not json\n');
+  });
+
+  it('when CONFHUB_LOG_FORMAT is auto (the default), then a terminal gets lines for people and anything else JSON; json and pretty are taken as set', () => {
+    expect(resolveLogFormat('auto', true)).toBe('pretty');
+    expect(resolveLogFormat('auto', false)).toBe('json');
+    expect(resolveLogFormat('json', true)).toBe('json');
+    expect(resolveLogFormat('pretty', false)).toBe('pretty');
+    expect(loadRuntimeConfig({ CONFHUB_DATA_DIR: '/data' }, '/').logFormat).toBe('auto');
+    expect(() => loadRuntimeConfig({ CONFHUB_DATA_DIR: '/data', CONFHUB_LOG_FORMAT: 'xml' }, '/')).toThrow(/CONFHUB_LOG_FORMAT/);
+  });
+
+  it('when a destination is pretty, then what it writes is the pretty line', async () => {
+    const written: string[] = [];
+    const destination = createLogDestination({
+      format: 'pretty',
+      writer: {
+        write: (_fd, buffer, callback) => {
+          written.push(buffer.toString());
+          callback(null, buffer.length);
+        },
+        writeSync: (_fd, buffer) => buffer.length,
+      },
+    });
+    destination.write(`${JSON.stringify({ level: 30, time: '2026-12-05T12:00:03.000Z', msg: 'hello' })}\n`);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(written.join('')).toBe('12:00:03.000 INFO  hello\n');
   });
 });

@@ -15,6 +15,7 @@ export interface WorkerInit {
   readonly dataDir: string;
   readonly configDir: string;
   readonly logLevel: string;
+  readonly logFormat: 'json' | 'pretty';
   /** The master keys (current first, then retired ones) that open sealed values. */
   readonly masterKeys: readonly Uint8Array[];
   /** The git dir of the history repository. */

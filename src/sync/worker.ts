@@ -25,6 +25,7 @@ const port = parentPort!;
 /** Log lines dropped and not reported to main yet: a burst of them is one message. */
 let droppedLines = 0;
 const destination = createLogDestination({
+  format: init.logFormat,
   onDrop: (lines) => {
     droppedLines += lines;
     if (droppedLines === lines) setImmediate(reportDroppedLines);

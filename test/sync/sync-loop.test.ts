@@ -683,6 +683,7 @@ describe('worker host', () => {
         dataDir: dir,
         configDir: dir,
         logLevel: 'silent',
+        logFormat: 'json',
         masterKeys: [],
         historyDir: join(dir, 'history.git'),
         sync: { settings: DEFAULT_SYNC_SETTINGS, targets: [], paths: { outputRoots: [dir], templateRoots: [dir], own: [] } },
