@@ -172,7 +172,11 @@ export function createReconciler(deps: ReconcilerDeps) {
           work.finishedAt = now();
         }
         if (appError.code === 'SERVICE_UNREACHABLE') unreachable(actions.describe(reload), appError.code);
-        else log.warn({ action: actions.describe(reload), code: appError.code }, 'reload did not happen');
+        else {
+          // Reached, though the reload failed another way: the outage is over.
+          reached(actions.describe(reload));
+          log.warn({ action: actions.describe(reload), code: appError.code }, 'reload did not happen');
+        }
         continue;
       }
       reached(actions.describe(reload));
