@@ -6,7 +6,10 @@
  * write starts is planned against the file's current content (re-read from disk, so a hand edit
  * made a moment ago is kept), each accepted or refused on its own, and the result written once
  * (temp file, fsync, rename, fsync dir). Just before the rename the file is read again; if a hand
- * edit landed meanwhile, the group is planned again on top of it.
+ * edit landed meanwhile, the group is planned again on top of it. POSIX has no compare-and-rename,
+ * so what a rename replaced is read back and merged (`mergeBack`), a copy saved from before our
+ * writes has them carried onto it (`staleEdit`), and the one edit that cannot be recovered (renamed
+ * in between check and rename) is told by the directory's events and audited (`watchTheWindow`).
  *
  * Reads are served from a snapshot cached by the file's (inode, size, mtime, ctime); a snapshot
  * read within a moment of the file's mtime is not trusted (the timestamp granularity could hide
