@@ -17,7 +17,7 @@ import { bodyChecker, exactQuery } from './exact-input.js';
 import { createErrorHandler } from './errors.js';
 import { createRateLimits } from './rate-limits.js';
 import { createRequestContext } from './request-context.js';
-import { loadSnapshot, ROUTING, sendJson } from './route-helpers.js';
+import { addPath, loadSnapshot, ROUTING, sendJson } from './route-helpers.js';
 import { createAuditRoutes } from './routes/audit.js';
 import { createHistoryRoutes } from './routes/history.js';
 import { createInitRoutes, type StartupReport } from './routes/init.js';
@@ -77,17 +77,22 @@ export function createApp(deps: AppDeps): express.Express {
   const { metrics } = deps;
   app.use(createRequestContext({ logger: deps.logger, onAnswered: (answered) => metrics.httpRequest(answered) }));
   // Like /healthz, without the key: scrapers reach it on the address confhub listens on.
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.contentType).send(await metrics.text());
+  addPath(app, '/metrics', {
+    handlers: {
+      metrics: async (_req, res) => {
+        res.type(metrics.contentType).send(await metrics.text());
+      },
+    },
   });
-
-  app.get('/healthz', (_req, res) => {
-    sendJson(res, '{"status":"ok"}');
-  });
-  app.get('/readyz', (_req, res) => {
-    const readiness = deps.sync.readiness();
-    res.status(readiness.ready ? 200 : 503);
-    sendJson(res, JSON.stringify({ status: readiness.ready ? 'ready' : 'not_ready', reasons: readiness.reasons }));
+  addPath(app, '/healthz', { handlers: { healthz: (_req, res) => sendJson(res, '{"status":"ok"}') } });
+  addPath(app, '/readyz', {
+    handlers: {
+      readyz: (_req, res) => {
+        const readiness = deps.sync.readiness();
+        res.status(readiness.ready ? 200 : 503);
+        sendJson(res, JSON.stringify({ status: readiness.ready ? 'ready' : 'not_ready', reasons: readiness.reasons }));
+      },
+    },
   });
 
   const limits = createRateLimits({ perMinute: deps.rateLimitPerMinute, authFailuresPer15Min: deps.authFailuresPer15Min });
@@ -127,7 +132,7 @@ export function createApp(deps: AppDeps): express.Express {
   api.use(createServiceRoutes({ services: deps.services }));
   api.use(createSystemRoutes({ store: deps.system }));
   api.use(createAuditRoutes({ audit: deps.audit }));
-  api.get('/openapi.json', async (_req, res) => sendJson(res, await openapiJson()));
+  addPath(api, '/openapi.json', { handlers: { getOpenApi: async (_req, res) => sendJson(res, await openapiJson()) } });
   app.use('/api/v1', api);
   app.use('/api', api);
 

@@ -1,11 +1,12 @@
 /**
- * The OpenAPI document, generated from the same schemas that validate config.ini and
- * system.ini, so the two cannot drift apart.
+ * The OpenAPI document, generated from the route table the server registers its routes from
+ * (operations.ts) and from the schemas that validate config.ini and system.ini, so neither can
+ * drift from what the server does.
  */
 import { z } from 'zod';
-import { ERROR_CODES } from '../core/errors.js';
 import type { FieldKind } from '../settings/field-kinds.js';
 import type { FileSchema, SectionSpec } from '../settings/schema.js';
+import { errorsByStatus, OPERATIONS, type OperationId, type OperationSpec, type ParameterSpec, SCHEMAS, TAGS } from './operations.js';
 
 const httpUrl = z.url({ protocol: /^https?$/ });
 const list = z.string().describe('comma-separated list');
@@ -42,12 +43,13 @@ function jsonSchema(schema: z.ZodType): Record<string, unknown> {
 }
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: ref('Error') } } });
-const jsonResponse = (description: string, schema: unknown) => ({
-  description,
-  headers: { ETag: { schema: { type: 'string' } } },
-  content: { 'application/json': { schema } },
-});
+
+const ifNoneMatch: ParameterSpec = {
+  name: 'If-None-Match',
+  in: 'header',
+  description: 'An ETag from an earlier answer: 304 when config.ini is still that revision',
+  schema: { type: 'string' },
+};
 
 export interface OpenApiInput {
   version: string;
@@ -55,284 +57,82 @@ export interface OpenApiInput {
   systemSchema: FileSchema;
 }
 
-export function buildOpenApi({ version, configSchema, systemSchema }: OpenApiInput): Record<string, unknown> {
-  const schemas: Record<string, unknown> = {
-    Error: {
-      type: 'object',
-      required: ['message', 'details', 'code'],
-      properties: {
-        message: { type: 'string' },
-        details: { type: 'string', description: 'Specifics; legacy apphub clients display this' },
-        code: { type: 'string', enum: [...ERROR_CODES] },
-        errors: {
-          type: 'array',
-          description: 'Every failing field (VALIDATION_FAILED)',
-          items: { type: 'object', properties: { field: { type: 'string' }, code: { type: 'string' }, message: { type: 'string' } } },
-        },
-      },
-    },
+/** One operation of the table as OpenAPI writes it, its errors typed by code. */
+function operationObject(id: OperationId): Record<string, unknown> {
+  const op: OperationSpec = OPERATIONS[id];
+  const cached = op.method === 'get' && Object.values(op.responses).some((r) => r.etag);
+  const responses: Record<string, unknown> = {};
+  for (const [status, response] of Object.entries(op.responses)) {
+    responses[status] = {
+      description: response.description,
+      ...(response.etag ? { headers: { ETag: { description: 'The revision of the file', schema: { type: 'string' } } } } : {}),
+      content: { [response.contentType ?? 'application/json']: { schema: response.schema ?? { type: 'string' } } },
+    };
+  }
+  if (cached) responses['304'] = { description: 'Not Modified: If-None-Match names the current revision' };
+  for (const [status, codes] of errorsByStatus(id)) {
+    responses[String(status)] = {
+      description: codes.join(' or '),
+      content: { 'application/json': { schema: { allOf: [ref('Error')], properties: { code: { enum: codes } } } } },
+    };
+  }
+  const parameters = [...(op.parameters ?? []), ...(cached ? [ifNoneMatch] : [])];
+  return {
+    operationId: id,
+    tags: [op.tag],
+    summary: op.summary,
+    ...(op.description ? { description: op.description } : {}),
+    ...(op.public ? { security: [] } : {}),
+    ...(parameters.length > 0 ? { parameters } : {}),
+    ...(op.body
+      ? { requestBody: { required: op.body.required, description: op.body.description, content: { 'application/json': { schema: op.body.schema } } } }
+      : {}),
+    responses: Object.fromEntries(Object.entries(responses).sort(([a], [b]) => a.localeCompare(b))),
   };
+}
+
+export function buildOpenApi({ version, configSchema, systemSchema }: OpenApiInput): Record<string, unknown> {
+  const schemas: Record<string, unknown> = { ...SCHEMAS };
   const settingsProps: Record<string, unknown> = {};
   for (const [name, spec] of configSchema) {
     schemas[`Settings_${name}`] = jsonSchema(sectionJsonSchema(spec));
     settingsProps[name] = ref(`Settings_${name}`);
   }
-  schemas.Settings = { type: 'object', properties: settingsProps, additionalProperties: { type: 'object', additionalProperties: { type: 'string' } } };
+  schemas.Settings = {
+    type: 'object',
+    description: 'Every section of config.ini; sections the schema does not know hold strings',
+    properties: settingsProps,
+    additionalProperties: ref('Section'),
+  };
   const systemProps: Record<string, unknown> = {};
   for (const [name, spec] of systemSchema) {
     schemas[`System_${name}`] = jsonSchema(sectionJsonSchema(spec));
     systemProps[name] = ref(`System_${name}`);
   }
-  schemas.System = { type: 'object', properties: systemProps, additionalProperties: { type: 'object' } };
+  schemas.System = { type: 'object', description: 'Every section of system.ini', properties: systemProps, additionalProperties: ref('Section') };
 
-  const checkBase = {
-    ok: { type: 'boolean' },
-    latencyMs: { type: 'integer', minimum: 0 },
-    checkedAt: { type: 'string', format: 'date-time' },
-    error: {
-      type: 'object',
-      required: ['code', 'message'],
-      properties: { code: { type: 'string', enum: [...ERROR_CODES] }, message: { type: 'string', description: 'Never contains credentials or query strings' } },
-    },
-  };
-  schemas.ConnectionCheck = {
-    oneOf: [
-      {
-        type: 'object',
-        required: ['kind', 'container', 'ok', 'latencyMs', 'checkedAt'],
-        properties: {
-          kind: { const: 'container' },
-          container: { type: 'string', description: 'As system.ini names it: NAME or label=KEY[=VALUE]' },
-          state: { type: 'string', description: "Docker's State.Status (running, exited, …) or absent; missing when Docker did not answer" },
-          health: { type: 'string', enum: ['healthy', 'unhealthy', 'starting', 'none'] },
-          ...checkBase,
-        },
-      },
-      {
-        type: 'object',
-        required: ['kind', 'program', 'ok', 'latencyMs', 'checkedAt'],
-        properties: {
-          kind: { const: 'supervisor' },
-          program: { type: 'string' },
-          state: { type: 'string', description: 'supervisord state name (RUNNING, STOPPED, FATAL, …); missing when supervisord did not answer' },
-          ...checkBase,
-        },
-      },
-      {
-        type: 'object',
-        required: ['kind', 'url', 'source', 'ok', 'latencyMs', 'checkedAt'],
-        properties: {
-          kind: { const: 'http' },
-          url: { type: 'string', description: 'Without userinfo, query or fragment' },
-          source: { type: 'string', description: "health (a target's health URL, must answer 2xx) or section.key of config.ini (any answer below 500 is ok)" },
-          status: { type: 'integer', description: 'HTTP status; missing when nothing answered' },
-          ...checkBase,
-        },
-      },
-    ],
-  };
-  schemas.Service = {
-    type: 'object',
-    required: ['name', 'kind', 'ok', 'stale', 'checkedAt', 'checks'],
-    properties: {
-      name: { type: 'string', description: 'Target name, or the config.ini section of a service URL' },
-      kind: { type: 'string', enum: ['target', 'url'] },
-      ok: { type: ['boolean', 'null'], description: 'Every check passed; null when never checked or nothing to check' },
-      stale: { type: 'boolean', description: 'Never checked, declaration changed, or older than the cache age' },
-      checkedAt: { type: ['string', 'null'], format: 'date-time' },
-      checks: { type: 'array', items: ref('ConnectionCheck') },
-    },
-  };
-
-  const common = {
-    '401': errorResponse('API_KEY_MISSING or API_KEY_INVALID'),
-    '429': errorResponse('RATE_LIMITED'),
-  };
-  const writeErrors = {
-    ...common,
-    '400': errorResponse('VALIDATION_FAILED, KEY_NOT_FOUND, INVALID_NAME, INVALID_REQUEST, MALFORMED_JSON'),
-    '404': errorResponse('SECTION_NOT_FOUND'),
-    '412': errorResponse('PRECONDITION_FAILED: If-Match does not name the current revision'),
-    '413': errorResponse('PAYLOAD_TOO_LARGE'),
-    '415': errorResponse('UNSUPPORTED_MEDIA_TYPE'),
-  };
-  const section = { name: 'section', in: 'path', required: true, schema: { type: 'string' } };
-  const key = { name: 'key', in: 'path', required: true, schema: { type: 'string' } };
-  const ifMatch = { name: 'If-Match', in: 'header', required: false, schema: { type: 'string' } };
-  const value = {
-    type: 'object',
-    additionalProperties: {
-      oneOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }, { type: 'array', items: { type: 'string' } }],
-      description:
-        'A string for every key; a port also takes a JSON integer, a boolean key true or false, a list key an array of strings. Anything else is VALIDATION_FAILED with an INVALID_TYPE error naming the key.',
-    },
-  };
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const id of Object.keys(OPERATIONS) as OperationId[]) {
+    const op: OperationSpec = OPERATIONS[id];
+    // Probes and scrapes answer at the root, not under /api/v1.
+    paths[op.path] ??= op.public ? { servers: [{ url: '/' }] } : {};
+    paths[op.path]![op.method] = operationObject(id);
+  }
 
   return {
     openapi: '3.1.0',
-    info: { title: 'confhub', version, description: 'Every /api/v1 path also answers under the legacy /api prefix.' },
+    info: {
+      title: 'confhub',
+      version,
+      description:
+        'Every /api/v1 path also answers under the legacy /api prefix. Every error answer is {message, details, code}: clients match on code. ' +
+        'Any path answers 404 NOT_FOUND when it has no route, and 405 METHOD_NOT_ALLOWED (SYSTEM_READ_ONLY under /system) with an Allow header for a method it does not take.',
+      license: { name: 'MIT', identifier: 'MIT' },
+    },
     servers: [{ url: '/api/v1' }],
     security: [{ apiKey: [] }],
+    tags: Object.entries(TAGS).map(([name, description]) => ({ name, description })),
     components: { securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' } }, schemas },
-    paths: {
-      '/settings': {
-        get: { summary: 'All sections of config.ini', responses: { '200': jsonResponse('settings', ref('Settings')), ...common } },
-        patch: {
-          summary: 'Batch update across sections, all-or-nothing',
-          parameters: [ifMatch],
-          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', additionalProperties: value } } } },
-          responses: { '200': jsonResponse('settings after the change', ref('Settings')), ...writeErrors },
-        },
-      },
-      '/settings/{section}': {
-        get: {
-          summary: 'One section',
-          parameters: [section],
-          responses: { '200': jsonResponse('section', { type: 'object' }), ...common, '404': errorResponse('SECTION_NOT_FOUND') },
-        },
-        put: {
-          summary: 'Update keys of one section: legacy ?key=&value=, or a JSON object (all-or-nothing)',
-          parameters: [section, { name: 'key', in: 'query', schema: { type: 'string' } }, { name: 'value', in: 'query', schema: { type: 'string' } }, ifMatch],
-          requestBody: { required: false, content: { 'application/json': { schema: value } } },
-          responses: { '200': jsonResponse('section after the change', { type: 'object' }), ...writeErrors },
-        },
-      },
-      '/settings/{section}/{key}': {
-        get: {
-          summary: 'One value',
-          parameters: [section, key],
-          responses: {
-            '200': jsonResponse('{key: value}', { type: 'object' }),
-            ...common,
-            '400': errorResponse('KEY_NOT_FOUND'),
-            '404': errorResponse('SECTION_NOT_FOUND'),
-          },
-        },
-      },
-      '/settings/history': {
-        get: {
-          summary: 'Commits of config.ini, newest first: id, time, actor, source, summary, changed keys, sync outcome',
-          parameters: [
-            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
-            { name: 'before', in: 'query', schema: { type: 'string' }, description: "commit id: older commits only (the previous answer's next)" },
-          ],
-          responses: {
-            '200': { description: '{commits, next}' },
-            ...common,
-            '400': errorResponse('INVALID_REQUEST'),
-            '404': errorResponse('COMMIT_NOT_FOUND'),
-          },
-        },
-      },
-      '/settings/history/{commit}': {
-        get: {
-          summary: 'One commit with its structured diff {added, removed, changed} and unified diff (secrets masked)',
-          parameters: [{ name: 'commit', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-fA-F]{4,40}$' } }],
-          responses: { '200': { description: 'commit' }, ...common, '400': errorResponse('INVALID_REQUEST'), '404': errorResponse('COMMIT_NOT_FOUND') },
-        },
-      },
-      '/settings/diff': {
-        get: {
-          summary: 'Diff between two commits (to defaults to the newest), secrets masked',
-          parameters: [
-            { name: 'from', in: 'query', required: true, schema: { type: 'string' } },
-            { name: 'to', in: 'query', schema: { type: 'string' } },
-          ],
-          responses: {
-            '200': { description: '{from, to, diff, unified}' },
-            ...common,
-            '400': errorResponse('INVALID_REQUEST'),
-            '404': errorResponse('COMMIT_NOT_FOUND'),
-          },
-        },
-      },
-      '/settings/rollback': {
-        post: {
-          summary: "Restore config.ini to a commit's content through the normal write path (validated, audited, committed anew, synced)",
-          parameters: [ifMatch, { name: 'wait', in: 'query', schema: { type: 'boolean' }, description: 'answer once the sync worker applied it' }],
-          requestBody: {
-            required: true,
-            content: {
-              'application/json': { schema: { type: 'object', required: ['commit'], properties: { commit: { type: 'string' } }, additionalProperties: false } },
-            },
-          },
-          responses: {
-            '200': { description: '{rolledBackTo, revision, changed[, sync]}' },
-            ...common,
-            '400': errorResponse("VALIDATION_FAILED (the content fails today's validation), INVALID_REQUEST"),
-            '404': errorResponse('COMMIT_NOT_FOUND'),
-            '502': errorResponse('SYNC_FAILED (with ?wait=true)'),
-          },
-        },
-      },
-      '/system': {
-        get: {
-          summary: 'All sections of system.ini (read-only)',
-          responses: { '200': jsonResponse('system settings', ref('System')), ...common, '405': errorResponse('SYSTEM_READ_ONLY') },
-        },
-      },
-      '/system/{section}': {
-        get: {
-          summary: 'One section of system.ini',
-          parameters: [section],
-          responses: { '200': jsonResponse('section', { type: 'object' }), ...common, '404': errorResponse('SECTION_NOT_FOUND') },
-        },
-      },
-      '/audit': {
-        get: {
-          summary: 'Audit log, newest first; values of secrets masked',
-          parameters: [
-            { name: 'section', in: 'query', schema: { type: 'string' } },
-            { name: 'since', in: 'query', schema: { type: 'string' }, description: 'ISO 8601 or epoch ms' },
-            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
-            { name: 'before', in: 'query', schema: { type: 'integer' }, description: "entries with a smaller id (the previous answer's next)" },
-          ],
-          responses: { '200': { description: '{entries, next}' }, ...common, '400': errorResponse('INVALID_REQUEST') },
-        },
-      },
-      '/init/status': {
-        get: {
-          summary: 'How far this start got: phase, what the start did, per-target initialization, last error',
-          responses: { '200': { description: '{phase, firstStart, startup, reasons, targets, lastError}' }, ...common },
-        },
-      },
-      '/services': {
-        get: {
-          summary: 'Sync targets and config.ini service URLs with their last connection test results, at once; stale results are refreshed in the background',
-          responses: {
-            '200': {
-              description: '{services, checkedAt (the oldest result; null while any service was never checked), refreshing}',
-              content: {
-                'application/json': {
-                  schema: {
-                    type: 'object',
-                    required: ['services', 'checkedAt', 'refreshing'],
-                    properties: {
-                      services: { type: 'array', items: ref('Service') },
-                      checkedAt: { type: ['string', 'null'], format: 'date-time' },
-                      refreshing: { type: 'boolean' },
-                    },
-                  },
-                },
-              },
-            },
-            ...common,
-          },
-        },
-      },
-      '/services/{name}/test': {
-        post: {
-          summary: 'Test the connections of one service now (each probe bounded by its timeout); a failed check is a result with ok: false',
-          parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$' } }],
-          responses: {
-            '200': { description: 'the fresh result', content: { 'application/json': { schema: ref('Service') } } },
-            ...common,
-            '400': errorResponse('INVALID_NAME'),
-            '404': errorResponse('SERVICE_NOT_FOUND'),
-          },
-        },
-      },
-      '/openapi.json': { get: { summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } } },
-    },
+    paths,
   };
 }

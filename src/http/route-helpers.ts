@@ -1,6 +1,7 @@
 /** Small request/response helpers shared by the routers. */
-import type { Request, RequestHandler, Response } from 'express';
+import type { Request, RequestHandler, Response, Router } from 'express';
 import { AppError } from '../core/errors.js';
+import { expressPath, methodsOf, OPERATIONS, type OperationId, type OperationSpec } from './operations.js';
 import type { ReadOnlyIniStore, Snapshot } from '../settings/store.js';
 
 /**
@@ -76,6 +77,31 @@ export function methodNotAllowed(allow: string): RequestHandler {
     res.setHeader('Allow', allow);
     next(new AppError('METHOD_NOT_ALLOWED', { details: `${req.method} is not allowed here; allowed: ${allow}` }));
   };
+}
+
+export interface PathRoutes {
+  /** The handlers of each operation of the path, as the route table (operations.ts) names them. */
+  readonly handlers: Partial<Record<OperationId, RequestHandler | readonly RequestHandler[]>>;
+  /** Runs before the handlers of every method, e.g. to pass a name another router serves. */
+  readonly first?: RequestHandler;
+  /** Answers the methods the table has no operation for; default 405 METHOD_NOT_ALLOWED naming those it has. */
+  readonly otherMethods?: RequestHandler;
+}
+
+/**
+ * Registers the operations of one path of the route table: the method and path come from the
+ * table, never from the caller, so a route cannot be added that the OpenAPI document lacks.
+ */
+export function addPath(router: Pick<Router, 'route'>, path: string, { handlers, first, otherMethods }: PathRoutes): void {
+  const route = router.route(expressPath(path));
+  if (first) route.all(first);
+  for (const id of Object.keys(handlers) as OperationId[]) {
+    const op: OperationSpec = OPERATIONS[id];
+    if (op.path !== path) throw new Error(`operation ${id} is ${op.method.toUpperCase()} ${op.path}, not of ${path}`);
+    const given = handlers[id]!;
+    route[op.method](...(Array.isArray(given) ? given : [given as RequestHandler]));
+  }
+  route.all(otherMethods ?? methodNotAllowed(methodsOf(path).join(', ')));
 }
 
 export function sectionNotFound(section: string): AppError {

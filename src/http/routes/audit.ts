@@ -3,7 +3,7 @@ import { Router } from 'express';
 import type { AuditLog } from '../../audit/audit-log.js';
 import { AppError } from '../../core/errors.js';
 import { sectionNameProblem } from '../../core/names.js';
-import { methodNotAllowed, ROUTING, sendJson, singleQueryValue } from '../route-helpers.js';
+import { addPath, ROUTING, sendJson, singleQueryValue } from '../route-helpers.js';
 
 const MAX_LIMIT = 1000;
 
@@ -27,18 +27,19 @@ function parseSince(raw: string | undefined): number | undefined {
 
 export function createAuditRoutes({ audit }: { audit: AuditLog }): Router {
   const router = Router(ROUTING);
-  router
-    .route('/audit')
-    .get((req, res) => {
-      const section = singleQueryValue(req, 'section');
-      if (section !== undefined && sectionNameProblem(section)) throw invalid(sectionNameProblem(section)!);
-      const limit = positiveInteger(singleQueryValue(req, 'limit'), 'limit', MAX_LIMIT) ?? 100;
-      const before = positiveInteger(singleQueryValue(req, 'before'), 'before', Number.MAX_SAFE_INTEGER);
-      const since = parseSince(singleQueryValue(req, 'since'));
-      const entries = audit.query({ section, since, before, limit });
-      const next = entries.length === limit ? entries[entries.length - 1]!.id : null;
-      sendJson(res, JSON.stringify({ entries, next }));
-    })
-    .all(methodNotAllowed('GET'));
+  addPath(router, '/audit', {
+    handlers: {
+      listAudit: (req, res) => {
+        const section = singleQueryValue(req, 'section');
+        if (section !== undefined && sectionNameProblem(section)) throw invalid(sectionNameProblem(section)!);
+        const limit = positiveInteger(singleQueryValue(req, 'limit'), 'limit', MAX_LIMIT) ?? 100;
+        const before = positiveInteger(singleQueryValue(req, 'before'), 'before', Number.MAX_SAFE_INTEGER);
+        const since = parseSince(singleQueryValue(req, 'since'));
+        const entries = audit.query({ section, since, before, limit });
+        const next = entries.length === limit ? entries[entries.length - 1]!.id : null;
+        sendJson(res, JSON.stringify({ entries, next }));
+      },
+    },
+  });
   return router;
 }

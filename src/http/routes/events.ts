@@ -2,13 +2,10 @@
 import { Router } from 'express';
 import type { EventLog } from '../../events/event-log.js';
 import { streamEvents } from '../../events/sse.js';
-import { methodNotAllowed, ROUTING } from '../route-helpers.js';
+import { addPath, ROUTING } from '../route-helpers.js';
 
 export function createEventRoutes({ events }: { events: EventLog }): Router {
   const router = Router(ROUTING);
-  router
-    .route('/settings/events')
-    .get((req, res) => streamEvents({ log: events, req, res }))
-    .all(methodNotAllowed('GET'));
+  addPath(router, '/settings/events', { handlers: { streamEvents: (req, res) => streamEvents({ log: events, req, res }) } });
   return router;
 }

@@ -4,20 +4,20 @@
  * (validated, audited, committed as a new revision, synced). Registered before the settings
  * routes: `/settings/history` is not a section.
  */
-import { Router, type Request, type Response } from 'express';
+import { Router, type Request, type RequestHandler } from 'express';
 import type { Actor } from '../../core/actor.js';
 import { AppError } from '../../core/errors.js';
 import { MAX_HISTORY_LIMIT, type HistoryQueries } from '../../history/history-queries.js';
 import type { SettingsStore } from '../../settings/store.js';
 import type { SyncDispatcher } from '../../sync/dispatcher.js';
-import { methodNotAllowed, parseIfMatch, requireJsonBody, ROUTING, sendJson, setWarnings, singleQueryValue } from '../route-helpers.js';
+import { addPath, parseIfMatch, requireJsonBody, ROUTING, sendJson, setWarnings, singleQueryValue } from '../route-helpers.js';
 import { booleanQuery, syncReport, WAIT_TIMEOUT_MS } from './sync.js';
 
 export interface HistoryRoutesDeps {
   history: HistoryQueries;
   store: SettingsStore;
   sync: SyncDispatcher;
-  jsonBody: (req: Request, res: Response, next: (error?: unknown) => void) => void;
+  jsonBody: RequestHandler;
   /** Told of every rollback that changed config.ini. */
   onRollback: () => void;
 }
@@ -40,68 +40,71 @@ function requiredQuery(req: Request, name: string): string {
 export function createHistoryRoutes({ history, store, sync, jsonBody, onRollback }: HistoryRoutesDeps): Router {
   const router = Router(ROUTING);
 
-  router
-    .route('/settings/history')
-    .get(async (req, res) => {
-      const limit = limitQuery(req);
-      const before = singleQueryValue(req, 'before');
-      sendJson(res, JSON.stringify(await history.list({ limit, ...(before ? { before } : {}) })));
-    })
-    .all(methodNotAllowed('GET'));
+  addPath(router, '/settings/history', {
+    handlers: {
+      listHistory: async (req, res) => {
+        const limit = limitQuery(req);
+        const before = singleQueryValue(req, 'before');
+        sendJson(res, JSON.stringify(await history.list({ limit, ...(before ? { before } : {}) })));
+      },
+    },
+  });
 
-  router
-    .route('/settings/history/:commit')
-    .get(async (req, res) => {
-      sendJson(res, JSON.stringify(await history.show(req.params.commit as string)));
-    })
-    .all(methodNotAllowed('GET'));
+  addPath(router, '/settings/history/{commit}', {
+    handlers: { getCommit: async (req, res) => sendJson(res, JSON.stringify(await history.show(req.params.commit as string))) },
+  });
 
-  router
-    .route('/settings/diff')
-    .get(async (req, res) => {
-      const from = requiredQuery(req, 'from');
-      const to = singleQueryValue(req, 'to');
-      sendJson(res, JSON.stringify(await history.diff(from, to === '' ? undefined : to)));
-    })
-    .all(methodNotAllowed('GET'));
+  addPath(router, '/settings/diff', {
+    handlers: {
+      getDiff: async (req, res) => {
+        const from = requiredQuery(req, 'from');
+        const to = singleQueryValue(req, 'to');
+        sendJson(res, JSON.stringify(await history.diff(from, to === '' ? undefined : to)));
+      },
+    },
+  });
 
-  router
-    .route('/settings/rollback')
-    .post(jsonBody, async (req, res) => {
-      const wait = booleanQuery(req, 'wait');
-      const body = requireJsonBody(req) as { commit?: unknown } | null;
-      if (typeof body !== 'object' || body === null || Array.isArray(body) || typeof body.commit !== 'string' || Object.keys(body).length !== 1) {
-        throw new AppError('INVALID_REQUEST', { details: 'The body must be {"commit": "<commit id>"}' });
-      }
-      const { commit, text } = await history.contentAt(body.commit);
-      const actor = res.locals.actor as Actor;
-      // From here the store audits the attempt, accepted or refused.
-      res.locals.audited = true;
-      const result = await store.restore({
-        text,
-        actor,
-        source: 'rollback',
-        rollbackOf: commit,
-        ...(req.get('if-match') ? { ifMatch: parseIfMatch(req)! } : {}),
-      });
-      res.setHeader('ETag', result.snapshot.etag);
-      setWarnings(res, result.warnings);
-      if (result.written) onRollback();
-      const changed = result.changes.filter((c) => c.changed).map((c) => `${c.section}.${c.key.toLowerCase()}`);
-      const answer = { rolledBackTo: commit, revision: result.snapshot.revision, changed };
-      if (!wait) {
-        sendJson(res, JSON.stringify(answer));
-        return;
-      }
-      if (!result.written) {
-        sendJson(res, JSON.stringify({ ...answer, sync: { revision: result.snapshot.revision, outcome: 'unchanged', targets: [] } }));
-        return;
-      }
-      const report = syncReport(await sync.waitForRevision(result.snapshot.revision, WAIT_TIMEOUT_MS));
-      if (report.error) throw report.error;
-      sendJson(res, JSON.stringify({ ...answer, sync: report.body }));
-    })
-    .all(methodNotAllowed('POST'));
+  addPath(router, '/settings/rollback', {
+    handlers: {
+      rollback: [
+        jsonBody,
+        async (req, res) => {
+          const wait = booleanQuery(req, 'wait');
+          const body = requireJsonBody(req) as { commit?: unknown } | null;
+          if (typeof body !== 'object' || body === null || Array.isArray(body) || typeof body.commit !== 'string' || Object.keys(body).length !== 1) {
+            throw new AppError('INVALID_REQUEST', { details: 'The body must be {"commit": "<commit id>"}' });
+          }
+          const { commit, text } = await history.contentAt(body.commit);
+          const actor = res.locals.actor as Actor;
+          // From here the store audits the attempt, accepted or refused.
+          res.locals.audited = true;
+          const result = await store.restore({
+            text,
+            actor,
+            source: 'rollback',
+            rollbackOf: commit,
+            ...(req.get('if-match') ? { ifMatch: parseIfMatch(req)! } : {}),
+          });
+          res.setHeader('ETag', result.snapshot.etag);
+          setWarnings(res, result.warnings);
+          if (result.written) onRollback();
+          const changed = result.changes.filter((c) => c.changed).map((c) => `${c.section}.${c.key.toLowerCase()}`);
+          const answer = { rolledBackTo: commit, revision: result.snapshot.revision, changed };
+          if (!wait) {
+            sendJson(res, JSON.stringify(answer));
+            return;
+          }
+          if (!result.written) {
+            sendJson(res, JSON.stringify({ ...answer, sync: { revision: result.snapshot.revision, outcome: 'unchanged', targets: [] } }));
+            return;
+          }
+          const report = syncReport(await sync.waitForRevision(result.snapshot.revision, WAIT_TIMEOUT_MS));
+          if (report.error) throw report.error;
+          sendJson(res, JSON.stringify({ ...answer, sync: report.body }));
+        },
+      ],
+    },
+  });
 
   return router;
 }

@@ -7,7 +7,7 @@
 import { Router } from 'express';
 import type { PlainError } from '../../core/errors.js';
 import type { SyncDispatcher } from '../../sync/dispatcher.js';
-import { methodNotAllowed, ROUTING, sendJson } from '../route-helpers.js';
+import { addPath, ROUTING, sendJson } from '../route-helpers.js';
 
 /** What the start did before the API listened. */
 export interface StartupReport {
@@ -33,35 +33,36 @@ const TARGET_INIT: Readonly<Record<string, TargetInit>> = {
 
 export function createInitRoutes({ sync, startup }: { sync: SyncDispatcher; startup: StartupReport }): Router {
   const router = Router(ROUTING);
-  router
-    .route('/init/status')
-    .get((_req, res) => {
-      const status = sync.status();
-      const readiness = sync.readiness();
-      const targets = status.targets.map((t) => ({ target: t.target, state: TARGET_INIT[t.state] ?? 'pending', lastError: t.lastError }));
-      let lastError: PlainError | null = status.source.error;
-      for (const t of targets) if (!lastError && t.state === 'failed') lastError = t.lastError;
-      const phase = !readiness.ready
-        ? !status.source.valid
-          ? 'degraded'
-          : 'initializing'
-        : targets.some((t) => t.state === 'failed')
-          ? 'degraded'
-          : targets.some((t) => t.state === 'waiting_for_service' || t.state === 'pending')
-            ? 'waiting_for_services'
-            : 'ready';
-      sendJson(
-        res,
-        JSON.stringify({
-          phase,
-          firstStart: startup.installed.length > 0,
-          startup,
-          reasons: readiness.reasons,
-          targets,
-          lastError,
-        }),
-      );
-    })
-    .all(methodNotAllowed('GET'));
+  addPath(router, '/init/status', {
+    handlers: {
+      getInitStatus: (_req, res) => {
+        const status = sync.status();
+        const readiness = sync.readiness();
+        const targets = status.targets.map((t) => ({ target: t.target, state: TARGET_INIT[t.state] ?? 'pending', lastError: t.lastError }));
+        let lastError: PlainError | null = status.source.error;
+        for (const t of targets) if (!lastError && t.state === 'failed') lastError = t.lastError;
+        const phase = !readiness.ready
+          ? !status.source.valid
+            ? 'degraded'
+            : 'initializing'
+          : targets.some((t) => t.state === 'failed')
+            ? 'degraded'
+            : targets.some((t) => t.state === 'waiting_for_service' || t.state === 'pending')
+              ? 'waiting_for_services'
+              : 'ready';
+        sendJson(
+          res,
+          JSON.stringify({
+            phase,
+            firstStart: startup.installed.length > 0,
+            startup,
+            reasons: readiness.reasons,
+            targets,
+            lastError,
+          }),
+        );
+      },
+    },
+  });
   return router;
 }

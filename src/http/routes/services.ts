@@ -5,27 +5,29 @@
  */
 import { Router } from 'express';
 import type { ConnectionChecks } from '../../probes/connection-checks.js';
-import { methodNotAllowed, ROUTING, sendJson } from '../route-helpers.js';
+import { addPath, ROUTING, sendJson } from '../route-helpers.js';
 
 export function createServiceRoutes({ services }: { services: ConnectionChecks }): Router {
   const router = Router(ROUTING);
 
-  router
-    .route('/services')
-    .get((_req, res) => {
-      res.setHeader('cache-control', 'no-store');
-      sendJson(res, JSON.stringify(services.list()));
-    })
-    .all(methodNotAllowed('GET'));
+  addPath(router, '/services', {
+    handlers: {
+      listServices: (_req, res) => {
+        res.setHeader('cache-control', 'no-store');
+        sendJson(res, JSON.stringify(services.list()));
+      },
+    },
+  });
 
-  router
-    .route('/services/:name/test')
-    .post(async (req, res) => {
-      const result = await services.test(req.params.name as string);
-      res.setHeader('cache-control', 'no-store');
-      sendJson(res, JSON.stringify(result));
-    })
-    .all(methodNotAllowed('POST'));
+  addPath(router, '/services/{name}/test', {
+    handlers: {
+      testService: async (req, res) => {
+        const result = await services.test(req.params.name as string);
+        res.setHeader('cache-control', 'no-store');
+        sendJson(res, JSON.stringify(result));
+      },
+    },
+  });
 
   return router;
 }

@@ -13,8 +13,8 @@ import type { FileSchema } from '../../settings/schema.js';
 import type { SyncDispatcher } from '../../sync/dispatcher.js';
 import { booleanQuery, syncReport, WAIT_TIMEOUT_MS } from './sync.js';
 import {
+  addPath,
   hasBody,
-  methodNotAllowed,
   requestSnapshot,
   sectionNotFound,
   notModified,
@@ -78,74 +78,85 @@ export function addSettingsRoutes(router: Router, { store, schema, jsonBody, syn
     sendJson(res, `{"settings":${settings},"sync":${JSON.stringify(report.body)}}`);
   };
 
-  router
-    .route('/settings')
-    .get((req, res) => {
-      const snapshot = requestSnapshot(res, store);
-      if (notModified(req, res, snapshot.etag)) return;
-      sendJson(res, snapshot.view.allJson(), snapshot.etag);
-    })
-    .patch(jsonBody, async (req, res) => {
-      const body = requireJsonBody(req);
-      if (!isPlainObject(body) || Object.keys(body).length === 0) {
-        throw new AppError('INVALID_REQUEST', { details: 'The body must be a JSON object {section: {key: value}}' });
-      }
-      const changes: ChangeInput[] = [];
-      for (const [section, values] of objectEntries(body)) {
-        if (!isPlainObject(values) || Object.keys(values).length === 0) {
-          throw new AppError('INVALID_REQUEST', { details: `Section:${section} must map to a non-empty object of key: value` });
-        }
-        for (const [key, value] of objectEntries(values)) changes.push({ section, key, value });
-      }
-      await write({ req, res }, changes, (snapshot) => snapshot.view.allJson());
-    })
-    .all(methodNotAllowed('GET, PATCH'));
+  addPath(router, '/settings', {
+    handlers: {
+      getSettings: (req, res) => {
+        const snapshot = requestSnapshot(res, store);
+        if (notModified(req, res, snapshot.etag)) return;
+        sendJson(res, snapshot.view.allJson(), snapshot.etag);
+      },
+      patchSettings: [
+        jsonBody,
+        async (req, res) => {
+          const body = requireJsonBody(req);
+          if (!isPlainObject(body) || Object.keys(body).length === 0) {
+            throw new AppError('INVALID_REQUEST', { details: 'The body must be a JSON object {section: {key: value}}' });
+          }
+          const changes: ChangeInput[] = [];
+          for (const [section, values] of objectEntries(body)) {
+            if (!isPlainObject(values) || Object.keys(values).length === 0) {
+              throw new AppError('INVALID_REQUEST', { details: `Section:${section} must map to a non-empty object of key: value` });
+            }
+            for (const [key, value] of objectEntries(values)) changes.push({ section, key, value });
+          }
+          await write({ req, res }, changes, (snapshot) => snapshot.view.allJson());
+        },
+      ],
+    },
+  });
 
-  router
-    .route('/settings/:section')
-    .all(passOtherResources)
-    .get((req, res) => {
-      const snapshot = requestSnapshot(res, store);
-      const json = snapshot.view.sectionJson(req.params.section);
-      if (json === undefined) throw sectionNotFound(req.params.section);
-      if (notModified(req, res, snapshot.etag)) return;
-      sendJson(res, json, snapshot.etag);
-    })
-    .put(jsonBody, async (req, res) => {
-      const { section } = req.params;
-      const key = singleQueryValue(req, 'key');
-      let changes: ChangeInput[];
-      if (key !== undefined) {
-        // Legacy apphub form: PUT /settings/{section}?key=K&value=V
-        if (hasBody(req)) {
-          throw new AppError('INVALID_REQUEST', { details: 'Give either ?key=&value= or a JSON body, not both' });
-        }
-        const value = singleQueryValue(req, 'value');
-        if (value === undefined) throw new AppError('INVALID_REQUEST', { details: 'The value query parameter is required with key' });
-        changes = [{ section, key, value }];
-      } else {
-        const body = requireJsonBody(req);
-        if (!isPlainObject(body) || Object.keys(body).length === 0) {
-          throw new AppError('INVALID_REQUEST', { details: 'The body must be a non-empty JSON object {key: value}, or use ?key=&value=' });
-        }
-        changes = objectEntries(body).map(([k, value]) => ({ section, key: k, value }));
-      }
-      await write({ req, res }, changes, (snapshot) => snapshot.view.sectionJson(section) ?? '{}');
-    })
-    .all(methodNotAllowed('GET, PUT'));
+  addPath(router, '/settings/{section}', {
+    first: passOtherResources,
+    handlers: {
+      getSection: (req, res) => {
+        const section = req.params.section as string;
+        const snapshot = requestSnapshot(res, store);
+        const json = snapshot.view.sectionJson(section);
+        if (json === undefined) throw sectionNotFound(section);
+        if (notModified(req, res, snapshot.etag)) return;
+        sendJson(res, json, snapshot.etag);
+      },
+      putSection: [
+        jsonBody,
+        async (req, res) => {
+          const section = req.params.section as string;
+          const key = singleQueryValue(req, 'key');
+          let changes: ChangeInput[];
+          if (key !== undefined) {
+            // Legacy apphub form: PUT /settings/{section}?key=K&value=V
+            if (hasBody(req)) {
+              throw new AppError('INVALID_REQUEST', { details: 'Give either ?key=&value= or a JSON body, not both' });
+            }
+            const value = singleQueryValue(req, 'value');
+            if (value === undefined) throw new AppError('INVALID_REQUEST', { details: 'The value query parameter is required with key' });
+            changes = [{ section, key, value }];
+          } else {
+            const body = requireJsonBody(req);
+            if (!isPlainObject(body) || Object.keys(body).length === 0) {
+              throw new AppError('INVALID_REQUEST', { details: 'The body must be a non-empty JSON object {key: value}, or use ?key=&value=' });
+            }
+            changes = objectEntries(body).map(([k, value]) => ({ section, key: k, value }));
+          }
+          await write({ req, res }, changes, (snapshot) => snapshot.view.sectionJson(section) ?? '{}');
+        },
+      ],
+    },
+  });
 
-  router
-    .route('/settings/:section/:key')
-    .all(passOtherResources)
-    .get((req, res) => {
-      const snapshot = requestSnapshot(res, store);
-      const { section: sectionName, key } = req.params;
-      const section = snapshot.doc.byName.get(sectionName);
-      if (!section) throw sectionNotFound(sectionName);
-      const entry = section.byKey.get(key.toLowerCase());
-      if (!entry) throw new AppError('KEY_NOT_FOUND', { details: `Key:${key} does not exist` });
-      if (notModified(req, res, snapshot.etag)) return;
-      sendJson(res, JSON.stringify({ [entry.key]: typedValue(schema.get(sectionName), entry.key, entry.value) }), snapshot.etag);
-    })
-    .all(methodNotAllowed('GET'));
+  addPath(router, '/settings/{section}/{key}', {
+    first: passOtherResources,
+    handlers: {
+      getKey: (req, res) => {
+        const snapshot = requestSnapshot(res, store);
+        const sectionName = req.params.section as string;
+        const key = req.params.key as string;
+        const section = snapshot.doc.byName.get(sectionName);
+        if (!section) throw sectionNotFound(sectionName);
+        const entry = section.byKey.get(key.toLowerCase());
+        if (!entry) throw new AppError('KEY_NOT_FOUND', { details: `Key:${key} does not exist` });
+        if (notModified(req, res, snapshot.etag)) return;
+        sendJson(res, JSON.stringify({ [entry.key]: typedValue(schema.get(sectionName), entry.key, entry.value) }), snapshot.etag);
+      },
+    },
+  });
 }

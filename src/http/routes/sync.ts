@@ -6,7 +6,7 @@ import { Router, type Request } from 'express';
 import type { Actor } from '../../core/actor.js';
 import { AppError } from '../../core/errors.js';
 import type { RunAnswer, SyncDispatcher } from '../../sync/dispatcher.js';
-import { methodNotAllowed, ROUTING, sendJson, singleQueryValue } from '../route-helpers.js';
+import { addPath, ROUTING, sendJson, singleQueryValue } from '../route-helpers.js';
 
 export const WAIT_TIMEOUT_MS = 120_000;
 
@@ -55,28 +55,26 @@ export function syncReport(answer: RunAnswer): { body: Record<string, unknown>; 
 export function createSyncRoutes({ sync }: { sync: SyncDispatcher }): Router {
   const router = Router(ROUTING);
 
-  router
-    .route('/sync/status')
-    .get((_req, res) => sendJson(res, JSON.stringify(sync.status())))
-    .all(methodNotAllowed('GET'));
+  addPath(router, '/sync/status', { handlers: { getSyncStatus: (_req, res) => sendJson(res, JSON.stringify(sync.status())) } });
 
-  router
-    .route('/settings/reload')
-    .post(async (req, res) => {
-      const force = booleanQuery(req, 'force');
-      const wait = booleanQuery(req, 'wait');
-      const actor = res.locals.actor as Actor;
-      const answer = await sync.reconcile({ force, wait, timeoutMs: WAIT_TIMEOUT_MS, actor: { type: actor.type, id: actor.id } });
-      if (answer.kind === 'accepted') {
-        res.status(202);
-        sendJson(res, JSON.stringify({ accepted: true, requestId: answer.requestId }));
-        return;
-      }
-      const report = syncReport(answer);
-      if (report.error) throw report.error;
-      sendJson(res, JSON.stringify(report.body));
-    })
-    .all(methodNotAllowed('POST'));
+  addPath(router, '/settings/reload', {
+    handlers: {
+      reload: async (req, res) => {
+        const force = booleanQuery(req, 'force');
+        const wait = booleanQuery(req, 'wait');
+        const actor = res.locals.actor as Actor;
+        const answer = await sync.reconcile({ force, wait, timeoutMs: WAIT_TIMEOUT_MS, actor: { type: actor.type, id: actor.id } });
+        if (answer.kind === 'accepted') {
+          res.status(202);
+          sendJson(res, JSON.stringify({ accepted: true, requestId: answer.requestId }));
+          return;
+        }
+        const report = syncReport(answer);
+        if (report.error) throw report.error;
+        sendJson(res, JSON.stringify(report.body));
+      },
+    },
+  });
 
   return router;
 }

@@ -2,7 +2,7 @@
 import { Router, type RequestHandler } from 'express';
 import { AppError } from '../../core/errors.js';
 import type { ReadOnlyIniStore } from '../../settings/store.js';
-import { notModified, ROUTING, sectionNotFound, sendJson } from '../route-helpers.js';
+import { addPath, notModified, ROUTING, sectionNotFound, sendJson } from '../route-helpers.js';
 
 const readOnly: RequestHandler = (req, res, next) => {
   res.setHeader('Allow', 'GET, HEAD');
@@ -11,24 +11,29 @@ const readOnly: RequestHandler = (req, res, next) => {
 
 export function createSystemRoutes({ store }: { store: ReadOnlyIniStore }): Router {
   const router = Router(ROUTING);
-  router
-    .route('/system')
-    .get((req, res) => {
-      const snapshot = store.read();
-      if (notModified(req, res, snapshot.etag)) return;
-      sendJson(res, snapshot.view.allJson(), snapshot.etag);
-    })
-    .all(readOnly);
-  router
-    .route('/system/:section')
-    .get((req, res) => {
-      const snapshot = store.read();
-      const json = snapshot.view.sectionJson(req.params.section);
-      if (json === undefined) throw sectionNotFound(req.params.section);
-      if (notModified(req, res, snapshot.etag)) return;
-      sendJson(res, json, snapshot.etag);
-    })
-    .all(readOnly);
+  addPath(router, '/system', {
+    otherMethods: readOnly,
+    handlers: {
+      getSystem: (req, res) => {
+        const snapshot = store.read();
+        if (notModified(req, res, snapshot.etag)) return;
+        sendJson(res, snapshot.view.allJson(), snapshot.etag);
+      },
+    },
+  });
+  addPath(router, '/system/{section}', {
+    otherMethods: readOnly,
+    handlers: {
+      getSystemSection: (req, res) => {
+        const section = req.params.section as string;
+        const snapshot = store.read();
+        const json = snapshot.view.sectionJson(section);
+        if (json === undefined) throw sectionNotFound(section);
+        if (notModified(req, res, snapshot.etag)) return;
+        sendJson(res, json, snapshot.etag);
+      },
+    },
+  });
   router.all('/system/*rest', readOnly);
   return router;
 }

@@ -1,0 +1,787 @@
+/**
+ * The route table: every operation the HTTP server answers, with what it takes and what it
+ * answers, success and error alike. The routers register their handlers through it
+ * (route-helpers.ts `addPath`), and the OpenAPI document is generated from it (openapi.ts), so a
+ * route cannot exist without its entry, and the document cannot promise what the server does not
+ * do; test/http/openapi-conformance.test.ts holds both to it.
+ *
+ * Schemas are JSON Schema 2020-12, as OpenAPI 3.1 takes them; `{$ref: '#/components/schemas/X'}`
+ * names a schema of SCHEMAS below, or one openapi.ts generates from config.ini's schema.
+ */
+import { REVISION_SOURCES } from '../core/actor.js';
+import { ERROR_CATALOGUE, ERROR_CODES, type ErrorCode } from '../core/errors.js';
+
+export type JsonSchema = Readonly<Record<string, unknown>>;
+
+export interface ParameterSpec {
+  readonly name: string;
+  readonly in: 'path' | 'query' | 'header';
+  readonly required?: boolean;
+  readonly description: string;
+  readonly schema: JsonSchema;
+}
+
+export interface ResponseSpec {
+  readonly description: string;
+  /** The body's schema; absent only for bodies that are not JSON (contentType says what). */
+  readonly schema?: JsonSchema;
+  /** Default application/json. */
+  readonly contentType?: string;
+  /** The answer carries the file revision as ETag (If-None-Match → 304). */
+  readonly etag?: boolean;
+}
+
+export type HttpMethod = 'get' | 'put' | 'patch' | 'post';
+
+export interface OperationSpec {
+  readonly method: HttpMethod;
+  /** As OpenAPI writes it: `/settings/{section}`. */
+  readonly path: string;
+  readonly tag: keyof typeof TAGS;
+  readonly summary: string;
+  readonly description?: string;
+  /** Served at the root, without the key or the rate limits (probes and scrapes); else under /api/v1 and /api. */
+  readonly public?: boolean;
+  readonly parameters?: readonly ParameterSpec[];
+  readonly body?: { readonly required: boolean; readonly description: string; readonly schema: JsonSchema };
+  /** Success answers, and answers that are not errors (a 503 of /readyz), by status. */
+  readonly responses: Readonly<Record<string, ResponseSpec>>;
+  /**
+   * The error codes this operation answers with besides those every /api/v1 operation may give
+   * (API_AUTH_ERRORS); their statuses come from the error catalogue.
+   */
+  readonly errors: readonly ErrorCode[];
+}
+
+export const TAGS = {
+  settings: 'config.ini, the user settings: read and write',
+  history: "config.ini's history: every revision, diffs, rollback",
+  sync: 'The sync worker: per-target state, a forced reconcile, the event stream',
+  system: 'system.ini, the system settings: read-only',
+  services: 'Connection tests of the services confhub configures',
+  audit: 'The audit log',
+  meta: 'Probes, metrics and this document',
+} as const;
+
+/** What node:http answers any request with before it is routed: headers over the limit, or too slow to arrive. */
+const TRANSPORT_ERRORS: readonly ErrorCode[] = ['HEADERS_TOO_LARGE', 'REQUEST_TIMEOUT'];
+/** What any operation under /api/v1 may answer: a missing or wrong key, the rate limit, a query that is not exact, a fault. */
+export const API_AUTH_ERRORS: readonly ErrorCode[] = ['API_KEY_MISSING', 'API_KEY_INVALID', 'RATE_LIMITED', 'INVALID_REQUEST', 'INTERNAL_ERROR'];
+/** What a request body can be refused for before a route reads it. */
+const BODY_ERRORS: readonly ErrorCode[] = ['MALFORMED_JSON', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE'];
+/** What `?wait=true` adds: the revision did not apply, or the worker did not answer. */
+const WAIT_ERRORS: readonly ErrorCode[] = ['SYNC_FAILED', 'TIMEOUT', 'WORKER_UNAVAILABLE', 'CONFIG_INVALID'];
+/** What a write of config.ini can be refused for. */
+const WRITE_ERRORS: readonly ErrorCode[] = [
+  ...BODY_ERRORS,
+  'VALIDATION_FAILED',
+  'INVALID_NAME',
+  'PRECONDITION_FAILED',
+  'CONFIG_CONFLICT',
+  'CONFIG_INVALID',
+  'SECRET_UNREADABLE',
+  'INSUFFICIENT_STORAGE',
+  ...WAIT_ERRORS,
+];
+
+const ref = (name: string): JsonSchema => ({ $ref: `#/components/schemas/${name}` });
+const nullable = (schema: JsonSchema): JsonSchema => ({ oneOf: [schema, { type: 'null' }] });
+const commitId = { type: 'string', pattern: '^[0-9a-f]{40}$' } as const;
+const revision = { type: 'string', description: 'sha256 of config.ini as written, in hex' } as const;
+const dateTime = { type: 'string', format: 'date-time' } as const;
+const count = { type: 'integer', minimum: 0 } as const;
+
+/** The schemas the operations name, besides the ones of config.ini's and system.ini's sections. */
+export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
+  Error: {
+    type: 'object',
+    required: ['message', 'details', 'code'],
+    properties: {
+      message: { type: 'string', description: 'The short message of the code' },
+      details: { type: 'string', description: 'The specifics; legacy apphub clients show this' },
+      code: { type: 'string', enum: [...ERROR_CODES], description: 'The stable contract: clients match on it, never on message text' },
+      errors: {
+        type: 'array',
+        description: 'VALIDATION_FAILED, SECRET_UNREADABLE: every failing field',
+        items: {
+          type: 'object',
+          required: ['field', 'code', 'message'],
+          properties: { field: { type: 'string', description: 'section.key' }, code: { type: 'string' }, message: { type: 'string' } },
+        },
+      },
+      line: { type: 'integer', minimum: 1, description: 'CONFIG_INVALID: the line of config.ini with the first problem' },
+      field: { type: 'string', description: 'SECRET_UNREADABLE: section.key of the value that does not open' },
+      service: { type: 'string', description: 'SERVICE_NOT_FOUND: the name asked for' },
+      sync: { ...ref('SyncReport'), description: 'SYNC_FAILED: the per-target results of the revision' },
+    },
+  },
+  PlainError: {
+    type: 'object',
+    required: ['code', 'message', 'details'],
+    properties: { code: { type: 'string', enum: [...ERROR_CODES] }, message: { type: 'string' }, details: { type: 'string' } },
+  },
+  Actor: {
+    type: 'object',
+    required: ['type', 'id'],
+    properties: {
+      type: { type: 'string', enum: ['api', 'system', 'file'] },
+      id: { type: 'string', description: 'API key fingerprint for api, a component name for system, file for hand edits' },
+    },
+  },
+  Section: {
+    type: 'object',
+    description:
+      'The keys of one section, typed by the schema (ports are numbers, booleans true or false); sealed secrets answer opened, as legacy clients need them',
+    additionalProperties: { type: ['string', 'number', 'boolean'] },
+  },
+  TargetResult: {
+    type: 'object',
+    required: ['target', 'state', 'changed', 'writeMode', 'reloaded', 'healthy', 'durationMs', 'error'],
+    properties: {
+      target: { type: 'string' },
+      state: { type: 'string', enum: ['in_sync', 'pending_reload', 'pending_write', 'failed', 'rolled_back'] },
+      changed: { type: 'boolean', description: 'Its files changed' },
+      writeMode: { type: ['string', 'null'], enum: ['rename', 'inplace', null] },
+      reloaded: { type: 'boolean' },
+      healthy: { type: ['boolean', 'null'], description: 'null when it has no health check or was not reloaded' },
+      durationMs: count,
+      error: nullable(ref('PlainError')),
+    },
+  },
+  SyncReport: {
+    type: 'object',
+    description: 'What the sync worker did with one revision',
+    required: ['revision', 'outcome', 'targets'],
+    properties: {
+      revision,
+      outcome: { type: 'string', enum: ['applied', 'unchanged', 'failed', 'rolled_back'] },
+      commit: { type: ['string', 'null'], description: 'The history commit of the revision; null when it could not be committed' },
+      targets: { type: 'array', items: ref('TargetResult') },
+      superseded: { type: 'array', items: { type: 'string' }, description: 'Targets that went on to a newer revision before running this one' },
+    },
+  },
+  TargetStatus: {
+    type: 'object',
+    required: ['target', 'output', 'format', 'reload', 'state', 'appliedRevision', 'lastRevision', 'lastRunAt', 'lastError'],
+    properties: {
+      target: { type: 'string' },
+      output: { type: 'string' },
+      format: { type: 'string' },
+      reload: { type: 'string', description: 'How its service is reloaded, without credentials' },
+      state: { type: 'string', enum: ['unknown', 'in_sync', 'pending_reload', 'pending_write', 'failed', 'rolled_back'] },
+      appliedRevision: { type: ['string', 'null'] },
+      lastRevision: { type: ['string', 'null'] },
+      writeMode: { type: ['string', 'null'] },
+      reloaded: { type: ['boolean', 'null'] },
+      healthy: { type: ['boolean', 'null'] },
+      durationMs: { type: ['integer', 'null'], minimum: 0 },
+      lastRunAt: { type: ['string', 'null'], format: 'date-time' },
+      lastError: nullable(ref('PlainError')),
+    },
+  },
+  SyncStatus: {
+    type: 'object',
+    required: ['worker', 'source', 'lastRun', 'history', 'configRollback', 'targets'],
+    properties: {
+      worker: {
+        type: 'object',
+        required: ['alive', 'ready', 'restarts'],
+        properties: { alive: { type: 'boolean' }, ready: { type: 'boolean' }, restarts: count },
+      },
+      source: {
+        type: 'object',
+        description: 'Whether config.ini as it is on disk can be used',
+        required: ['valid', 'error'],
+        properties: {
+          valid: { type: 'boolean' },
+          error: nullable({ allOf: [ref('PlainError')], properties: { line: { type: 'integer', minimum: 1 } } }),
+        },
+      },
+      lastRun: nullable({
+        type: 'object',
+        required: ['revision', 'outcome', 'at'],
+        properties: { revision, outcome: { type: 'string' }, at: dateTime },
+      }),
+      history: nullable({
+        type: 'object',
+        required: ['head', 'commits', 'lastCommitAt', 'lastError', 'repaired', 'push'],
+        properties: {
+          head: { type: ['string', 'null'] },
+          commits: count,
+          lastCommitAt: { type: ['string', 'null'], format: 'date-time' },
+          lastError: nullable(ref('PlainError')),
+          repaired: { type: 'array', items: { type: 'string' }, description: 'Lock files a crash left, removed at start' },
+          push: nullable({
+            type: 'object',
+            required: ['remote', 'branch', 'state', 'pushedCommit', 'lastError', 'consecutiveFailures'],
+            properties: {
+              remote: { type: 'string', description: 'Never holds credentials' },
+              branch: { type: 'string' },
+              state: { type: 'string' },
+              pushedCommit: { type: ['string', 'null'] },
+              lastError: nullable(ref('PlainError')),
+              lastAttemptAt: { type: ['string', 'null'], format: 'date-time' },
+              nextAttemptAt: { type: ['string', 'null'], format: 'date-time' },
+              consecutiveFailures: count,
+            },
+          }),
+        },
+      }),
+      configRollback: nullable({
+        type: 'object',
+        description: 'An automatic rollback of config.ini that failed, while config.ini still holds the revision that failed',
+        required: ['state', 'failedRevision', 'toRevision', 'error', 'at'],
+        properties: { state: { const: 'failed' }, failedRevision: revision, toRevision: revision, error: ref('PlainError'), at: dateTime },
+      }),
+      targets: { type: 'array', items: ref('TargetStatus') },
+    },
+  },
+  KeyChange: {
+    type: 'object',
+    required: ['key', 'change'],
+    properties: { key: { type: 'string', description: 'section.key' }, change: { type: 'string', enum: ['added', 'removed', 'changed'] } },
+  },
+  HistoryCommit: {
+    type: 'object',
+    required: ['id', 'parent', 'time', 'actor', 'source', 'summary', 'revision', 'rollbackOf', 'changes', 'sync'],
+    properties: {
+      id: commitId,
+      parent: nullable(commitId),
+      time: dateTime,
+      actor: ref('Actor'),
+      source: { type: 'string', description: `What made the revision: ${REVISION_SOURCES.join(', ')}` },
+      summary: { type: 'string' },
+      revision: { type: ['string', 'null'] },
+      rollbackOf: nullable(commitId),
+      changes: { type: 'array', items: ref('KeyChange') },
+      sync: nullable({
+        type: 'object',
+        description: "The revision's own sync run; null when it has not run (yet)",
+        required: ['outcome', 'at'],
+        properties: { outcome: { type: 'string' }, at: dateTime },
+      }),
+    },
+  },
+  StructuredDiff: {
+    type: 'object',
+    description: 'Keys (section.key) added, removed and changed; values of secrets masked',
+    required: ['added', 'removed', 'changed'],
+    properties: {
+      added: { type: 'object', additionalProperties: { type: 'string' } },
+      removed: { type: 'object', additionalProperties: { type: 'string' } },
+      changed: {
+        type: 'object',
+        additionalProperties: { type: 'object', required: ['old', 'new'], properties: { old: { type: 'string' }, new: { type: 'string' } } },
+      },
+    },
+  },
+  AuditEntry: {
+    type: 'object',
+    required: ['id', 'time', 'actor', 'action', 'section', 'key', 'oldValue', 'newValue', 'result', 'errorCode', 'revision'],
+    properties: {
+      id: { type: 'integer', minimum: 1 },
+      time: dateTime,
+      actor: {
+        type: 'object',
+        required: ['type', 'id', 'remoteAddress', 'userAgent', 'requestId'],
+        properties: {
+          type: { type: 'string', enum: ['api', 'system', 'file'] },
+          id: { type: 'string' },
+          remoteAddress: { type: ['string', 'null'] },
+          userAgent: { type: ['string', 'null'] },
+          requestId: { type: ['string', 'null'] },
+        },
+      },
+      action: { type: 'string', description: 'settings.update, settings.rollback, settings.merge, …' },
+      section: { type: ['string', 'null'] },
+      key: { type: ['string', 'null'] },
+      oldValue: { type: ['string', 'null'], description: 'Masked for secrets' },
+      newValue: { type: ['string', 'null'], description: 'Masked for secrets' },
+      result: { type: 'string' },
+      errorCode: { type: ['string', 'null'] },
+      revision: { type: ['string', 'null'] },
+    },
+  },
+  Readiness: {
+    type: 'object',
+    required: ['status', 'reasons'],
+    properties: { status: { type: 'string', enum: ['ready', 'not_ready'] }, reasons: { type: 'array', items: { type: 'string' } } },
+  },
+  ConnectionCheck: {
+    oneOf: [
+      {
+        type: 'object',
+        required: ['kind', 'container', 'ok', 'latencyMs', 'checkedAt'],
+        properties: {
+          kind: { const: 'container' },
+          container: { type: 'string', description: 'As system.ini names it: NAME or label=KEY[=VALUE]' },
+          state: { type: 'string', description: "Docker's State.Status (running, exited, …); missing when Docker did not answer" },
+          health: { type: 'string', enum: ['healthy', 'unhealthy', 'starting', 'none'] },
+          ok: { type: 'boolean' },
+          latencyMs: count,
+          checkedAt: dateTime,
+          error: ref('PlainError'),
+        },
+      },
+      {
+        type: 'object',
+        required: ['kind', 'program', 'ok', 'latencyMs', 'checkedAt'],
+        properties: {
+          kind: { const: 'supervisor' },
+          program: { type: 'string' },
+          state: { type: 'string', description: 'supervisord state name (RUNNING, STOPPED, FATAL, …); missing when supervisord did not answer' },
+          ok: { type: 'boolean' },
+          latencyMs: count,
+          checkedAt: dateTime,
+          error: ref('PlainError'),
+        },
+      },
+      {
+        type: 'object',
+        required: ['kind', 'url', 'source', 'ok', 'latencyMs', 'checkedAt'],
+        properties: {
+          kind: { const: 'http' },
+          url: { type: 'string', description: 'Without userinfo, query or fragment' },
+          source: { type: 'string', description: "health (a target's health URL, must answer 2xx) or section.key of config.ini (any answer below 500 is ok)" },
+          status: { type: 'integer', description: 'HTTP status; missing when nothing answered' },
+          ok: { type: 'boolean' },
+          latencyMs: count,
+          checkedAt: dateTime,
+          error: ref('PlainError'),
+        },
+      },
+    ],
+  },
+  Service: {
+    type: 'object',
+    required: ['name', 'kind', 'ok', 'stale', 'checkedAt', 'checks'],
+    properties: {
+      name: { type: 'string', description: 'Target name, or the config.ini section of a service URL' },
+      kind: { type: 'string', enum: ['target', 'url'] },
+      ok: { type: ['boolean', 'null'], description: 'Every check passed; null when never checked or nothing to check' },
+      stale: { type: 'boolean', description: 'Never checked, declaration changed, or older than the cache age' },
+      checkedAt: { type: ['string', 'null'], format: 'date-time' },
+      checks: { type: 'array', items: ref('ConnectionCheck') },
+    },
+  },
+};
+
+const sectionParameter: ParameterSpec = { name: 'section', in: 'path', required: true, description: 'Section name', schema: { type: 'string' } };
+const waitParameter: ParameterSpec = {
+  name: 'wait',
+  in: 'query',
+  description: 'Answer once the sync worker applied the revision, with its per-target results (502 SYNC_FAILED when it did not apply)',
+  schema: { type: 'boolean', default: false },
+};
+const ifMatchParameter: ParameterSpec = {
+  name: 'If-Match',
+  in: 'header',
+  description: 'The ETag of the revision the change was made against (412 PRECONDITION_FAILED when config.ini changed since)',
+  schema: { type: 'string' },
+};
+const commitish = { type: 'string', pattern: '^[0-9a-fA-F]{4,40}$' } as const;
+/** A value as a write takes it. */
+const writeValue: JsonSchema = {
+  oneOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }, { type: 'array', items: { type: 'string' } }],
+  description:
+    'A string for every key; a port also takes a JSON integer, a boolean key true or false, a list key an array of strings. Anything else is VALIDATION_FAILED with an INVALID_TYPE error naming the key.',
+};
+const sectionValues: JsonSchema = { type: 'object', minProperties: 1, additionalProperties: writeValue };
+const waited = (settings: JsonSchema): JsonSchema => ({
+  oneOf: [
+    settings,
+    {
+      type: 'object',
+      description: 'With ?wait=true',
+      required: ['settings', 'sync'],
+      properties: { settings, sync: ref('SyncReport') },
+      additionalProperties: false,
+    },
+  ],
+});
+
+export const OPERATIONS = {
+  getSettings: {
+    method: 'get',
+    path: '/settings',
+    tag: 'settings',
+    summary: 'All sections of config.ini',
+    responses: { '200': { description: 'Every section', schema: ref('Settings'), etag: true } },
+    errors: ['CONFIG_INVALID'],
+  },
+  patchSettings: {
+    method: 'patch',
+    path: '/settings',
+    tag: 'settings',
+    summary: 'Change keys across sections, all or nothing',
+    parameters: [waitParameter, ifMatchParameter],
+    body: { required: true, description: '{section: {key: value}}', schema: { type: 'object', minProperties: 1, additionalProperties: sectionValues } },
+    responses: { '200': { description: 'Every section after the change', schema: waited(ref('Settings')), etag: true } },
+    errors: WRITE_ERRORS,
+  },
+  getSection: {
+    method: 'get',
+    path: '/settings/{section}',
+    tag: 'settings',
+    summary: 'One section of config.ini',
+    parameters: [sectionParameter],
+    responses: { '200': { description: 'The section', schema: ref('Section'), etag: true } },
+    errors: ['SECTION_NOT_FOUND', 'CONFIG_INVALID'],
+  },
+  putSection: {
+    method: 'put',
+    path: '/settings/{section}',
+    tag: 'settings',
+    summary: 'Change keys of one section: legacy ?key=&value=, or a JSON object, all or nothing',
+    parameters: [
+      sectionParameter,
+      { name: 'key', in: 'query', description: 'Legacy apphub form: the key to set (then no body)', schema: { type: 'string' } },
+      { name: 'value', in: 'query', description: 'Legacy apphub form: its value', schema: { type: 'string' } },
+      waitParameter,
+      ifMatchParameter,
+    ],
+    body: { required: false, description: '{key: value}; absent in the legacy form', schema: sectionValues },
+    responses: { '200': { description: 'The section after the change', schema: waited(ref('Section')), etag: true } },
+    errors: [...WRITE_ERRORS, 'SECTION_NOT_FOUND', 'KEY_NOT_FOUND'],
+  },
+  getKey: {
+    method: 'get',
+    path: '/settings/{section}/{key}',
+    tag: 'settings',
+    summary: 'One value of config.ini',
+    parameters: [sectionParameter, { name: 'key', in: 'path', required: true, description: 'Key name (any case)', schema: { type: 'string' } }],
+    responses: { '200': { description: '{key: value}', schema: { ...ref('Section'), minProperties: 1, maxProperties: 1 }, etag: true } },
+    errors: ['SECTION_NOT_FOUND', 'KEY_NOT_FOUND', 'CONFIG_INVALID'],
+  },
+  listHistory: {
+    method: 'get',
+    path: '/settings/history',
+    tag: 'history',
+    summary: 'Commits of config.ini, newest first, with who made them, the keys they changed and their sync outcome',
+    parameters: [
+      { name: 'limit', in: 'query', description: 'Commits per page', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
+      { name: 'before', in: 'query', description: "A commit id: older commits only (the previous page's next)", schema: commitish },
+    ],
+    responses: {
+      '200': {
+        description: 'A page of commits',
+        schema: {
+          type: 'object',
+          required: ['commits', 'next'],
+          properties: { commits: { type: 'array', items: ref('HistoryCommit') }, next: nullable(commitId) },
+        },
+      },
+    },
+    errors: ['COMMIT_NOT_FOUND', 'HISTORY_FAILED'],
+  },
+  getCommit: {
+    method: 'get',
+    path: '/settings/history/{commit}',
+    tag: 'history',
+    summary: 'One commit with its diff, key by key and unified (secrets masked)',
+    parameters: [{ name: 'commit', in: 'path', required: true, description: 'A commit id or its prefix', schema: commitish }],
+    responses: {
+      '200': {
+        description: 'The commit',
+        schema: {
+          allOf: [ref('HistoryCommit')],
+          required: ['diff', 'unified'],
+          properties: { diff: ref('StructuredDiff'), unified: { type: 'string' } },
+        },
+      },
+    },
+    errors: ['COMMIT_NOT_FOUND', 'HISTORY_FAILED'],
+  },
+  getDiff: {
+    method: 'get',
+    path: '/settings/diff',
+    tag: 'history',
+    summary: 'The difference between two commits (to defaults to the newest), secrets masked',
+    parameters: [
+      { name: 'from', in: 'query', required: true, description: 'A commit id or its prefix', schema: commitish },
+      { name: 'to', in: 'query', description: 'A commit id or its prefix; default the newest', schema: commitish },
+    ],
+    responses: {
+      '200': {
+        description: 'The diff',
+        schema: {
+          type: 'object',
+          required: ['from', 'to', 'diff', 'unified'],
+          properties: { from: nullable(commitId), to: commitId, diff: ref('StructuredDiff'), unified: { type: 'string' } },
+        },
+      },
+    },
+    errors: ['COMMIT_NOT_FOUND', 'HISTORY_FAILED'],
+  },
+  rollback: {
+    method: 'post',
+    path: '/settings/rollback',
+    tag: 'history',
+    summary: "Restore config.ini to a commit's content through the normal write path (validated, audited, committed anew, synced)",
+    parameters: [waitParameter, ifMatchParameter],
+    body: {
+      required: true,
+      description: 'The commit to restore',
+      schema: { type: 'object', required: ['commit'], properties: { commit: commitish }, additionalProperties: false },
+    },
+    responses: {
+      '200': {
+        description: 'What the rollback changed',
+        etag: true,
+        schema: {
+          type: 'object',
+          required: ['rolledBackTo', 'revision', 'changed'],
+          properties: {
+            rolledBackTo: commitId,
+            revision,
+            changed: { type: 'array', items: { type: 'string' }, description: 'section.key of every key the rollback changed' },
+            sync: { ...ref('SyncReport'), description: 'With ?wait=true' },
+          },
+          additionalProperties: false,
+        },
+      },
+    },
+    errors: [...WRITE_ERRORS, 'COMMIT_NOT_FOUND', 'HISTORY_FAILED'],
+  },
+  streamEvents: {
+    method: 'get',
+    path: '/settings/events',
+    tag: 'sync',
+    summary: 'The event log as Server-Sent Events: changes, sync outcomes, invalid files, worker state',
+    description:
+      'Each event has `id:` (its id in the log), `event:` (its type) and `data:` (JSON: type, at and its fields, never a value). Reconnect with Last-Event-ID to resume; older than the log keeps, an `event: reset` says so.',
+    parameters: [{ name: 'Last-Event-ID', in: 'header', description: 'Resume after this event id', schema: { type: 'string', pattern: '^\\d{1,15}$' } }],
+    responses: { '200': { description: 'An endless event stream', contentType: 'text/event-stream', schema: { type: 'string' } } },
+    errors: [],
+  },
+  getSyncStatus: {
+    method: 'get',
+    path: '/sync/status',
+    tag: 'sync',
+    summary: 'The sync worker, whether config.ini can be used, the history, and each target: state, revisions, last error',
+    responses: { '200': { description: 'The status', schema: ref('SyncStatus') } },
+    errors: [],
+  },
+  reload: {
+    method: 'post',
+    path: '/settings/reload',
+    tag: 'sync',
+    summary: 'Render and apply config.ini now; with force, reload the services even when their files did not change',
+    parameters: [
+      { name: 'force', in: 'query', description: 'Reload every service, changed or not', schema: { type: 'boolean', default: false } },
+      { ...waitParameter, description: 'Answer with the per-target results once the worker is done' },
+    ],
+    responses: {
+      '200': { description: 'With ?wait=true: what the run did', schema: ref('SyncReport') },
+      '202': {
+        description: 'Accepted; the run goes on',
+        schema: { type: 'object', required: ['accepted', 'requestId'], properties: { accepted: { const: true }, requestId: { type: 'string' } } },
+      },
+    },
+    errors: WAIT_ERRORS,
+  },
+  getInitStatus: {
+    method: 'get',
+    path: '/init/status',
+    tag: 'sync',
+    summary: 'How far this start got: phase, what the start did, per-target initialization, last error',
+    responses: {
+      '200': {
+        description: 'The start',
+        schema: {
+          type: 'object',
+          required: ['phase', 'firstStart', 'startup', 'reasons', 'targets', 'lastError'],
+          properties: {
+            phase: { type: 'string', enum: ['initializing', 'waiting_for_services', 'ready', 'degraded'] },
+            firstStart: { type: 'boolean' },
+            startup: {
+              type: 'object',
+              required: ['installed', 'apiKeyGenerated', 'passwordsGenerated', 'masterKeyCreated', 'upgrade'],
+              properties: {
+                installed: { type: 'array', items: { type: 'string' }, description: 'Files installed from the shipped defaults' },
+                apiKeyGenerated: { type: 'boolean' },
+                passwordsGenerated: { type: 'array', items: { type: 'string' }, description: 'section.key of each generated secret' },
+                masterKeyCreated: { type: 'boolean' },
+                upgrade: {
+                  type: 'object',
+                  required: ['added', 'obsolete'],
+                  properties: { added: { type: 'array', items: { type: 'string' } }, obsolete: { type: 'array', items: { type: 'string' } } },
+                },
+              },
+            },
+            reasons: { type: 'array', items: { type: 'string' }, description: 'Why it is not ready yet' },
+            targets: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['target', 'state', 'lastError'],
+                properties: {
+                  target: { type: 'string' },
+                  state: { type: 'string', enum: ['pending', 'initialized', 'waiting_for_service', 'failed'] },
+                  lastError: nullable(ref('PlainError')),
+                },
+              },
+            },
+            lastError: nullable(ref('PlainError')),
+          },
+        },
+      },
+    },
+    errors: [],
+  },
+  listServices: {
+    method: 'get',
+    path: '/services',
+    tag: 'services',
+    summary: 'Sync targets and config.ini service URLs with their last connection test results, at once; stale results are refreshed in the background',
+    responses: {
+      '200': {
+        description: 'The services',
+        schema: {
+          type: 'object',
+          required: ['services', 'checkedAt', 'refreshing'],
+          properties: {
+            services: { type: 'array', items: ref('Service') },
+            checkedAt: { type: ['string', 'null'], format: 'date-time', description: 'The oldest result; null while any service was never checked' },
+            refreshing: { type: 'boolean' },
+          },
+        },
+      },
+    },
+    errors: [],
+  },
+  testService: {
+    method: 'post',
+    path: '/services/{name}/test',
+    tag: 'services',
+    summary: 'Test the connections of one service now, each probe bounded by its timeout; a failed check is a result with ok: false',
+    parameters: [
+      {
+        name: 'name',
+        in: 'path',
+        required: true,
+        description: 'A name from GET /services',
+        schema: { type: 'string', pattern: '^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$' },
+      },
+    ],
+    responses: { '200': { description: 'The fresh result', schema: ref('Service') } },
+    errors: ['INVALID_NAME', 'SERVICE_NOT_FOUND'],
+  },
+  getSystem: {
+    method: 'get',
+    path: '/system',
+    tag: 'system',
+    summary: 'All sections of system.ini; every other method answers 405 SYSTEM_READ_ONLY',
+    responses: { '200': { description: 'Every section', schema: ref('System'), etag: true } },
+    errors: [],
+  },
+  getSystemSection: {
+    method: 'get',
+    path: '/system/{section}',
+    tag: 'system',
+    summary: 'One section of system.ini',
+    parameters: [sectionParameter],
+    responses: { '200': { description: 'The section', schema: ref('Section'), etag: true } },
+    errors: ['SECTION_NOT_FOUND'],
+  },
+  listAudit: {
+    method: 'get',
+    path: '/audit',
+    tag: 'audit',
+    summary: 'The audit log, newest first; values of secrets masked',
+    parameters: [
+      { name: 'section', in: 'query', description: 'Entries of this section only', schema: { type: 'string' } },
+      { name: 'since', in: 'query', description: 'Entries at or after this time: ISO 8601 or epoch ms', schema: { type: 'string' } },
+      { name: 'limit', in: 'query', description: 'Entries per page', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+      { name: 'before', in: 'query', description: "Entries with a smaller id (the previous page's next)", schema: { type: 'integer', minimum: 1 } },
+    ],
+    responses: {
+      '200': {
+        description: 'A page of entries',
+        schema: {
+          type: 'object',
+          required: ['entries', 'next'],
+          properties: { entries: { type: 'array', items: ref('AuditEntry') }, next: { type: ['integer', 'null'] } },
+        },
+      },
+    },
+    errors: [],
+  },
+  getOpenApi: {
+    method: 'get',
+    path: '/openapi.json',
+    tag: 'meta',
+    summary: 'This document',
+    responses: {
+      '200': {
+        description: 'OpenAPI 3.1',
+        schema: {
+          type: 'object',
+          required: ['openapi', 'info', 'paths'],
+          properties: { openapi: { const: '3.1.0' }, info: { type: 'object' }, paths: { type: 'object' } },
+        },
+      },
+    },
+    errors: [],
+  },
+  healthz: {
+    method: 'get',
+    path: '/healthz',
+    tag: 'meta',
+    public: true,
+    summary: 'Liveness: the process answers',
+    responses: { '200': { description: 'Alive', schema: { type: 'object', required: ['status'], properties: { status: { const: 'ok' } } } } },
+    errors: [],
+  },
+  readyz: {
+    method: 'get',
+    path: '/readyz',
+    tag: 'meta',
+    public: true,
+    summary: 'Readiness: the sync worker runs, config.ini is valid and the first render is on disk (services may still be restarting)',
+    responses: {
+      '200': { description: 'Ready', schema: ref('Readiness') },
+      '503': { description: 'Not ready, and why', schema: ref('Readiness') },
+    },
+    errors: [],
+  },
+  metrics: {
+    method: 'get',
+    path: '/metrics',
+    tag: 'meta',
+    public: true,
+    summary: 'Prometheus metrics: requests, sync runs, propagation time, reloads, rollbacks, the process',
+    responses: { '200': { description: 'Prometheus text format 0.0.4', contentType: 'text/plain; version=0.0.4', schema: { type: 'string' } } },
+    errors: [],
+  },
+} as const satisfies Record<string, OperationSpec>;
+
+export type OperationId = keyof typeof OPERATIONS;
+
+/** Every error code the operation may answer with: its own, those of every /api/v1 operation, those of any request. */
+export function operationErrors(id: OperationId): ErrorCode[] {
+  const op: OperationSpec = OPERATIONS[id];
+  return [...new Set([...(op.public ? [] : API_AUTH_ERRORS), ...op.errors, ...TRANSPORT_ERRORS])];
+}
+
+/** The error codes of an operation grouped by their HTTP status. */
+export function errorsByStatus(id: OperationId): Map<number, ErrorCode[]> {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of operationErrors(id)) {
+    const status = ERROR_CATALOGUE[code].status;
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  return byStatus;
+}
+
+/** The methods the table has for a path, for the Allow header of a 405. */
+export function methodsOf(path: string): string[] {
+  return Object.values(OPERATIONS as Record<string, OperationSpec>)
+    .filter((op) => op.path === path)
+    .map((op) => op.method.toUpperCase());
+}
+
+/** `/settings/{section}` as Express writes it: `/settings/:section`. */
+export function expressPath(path: string): string {
+  return path.replaceAll(/\{([^}]+)\}/g, ':$1');
+}

@@ -1,0 +1,282 @@
+/**
+ * The OpenAPI document against the server: every registered route has its operation and every
+ * operation its route; every operation, called on a whole confhub, answers with a status the
+ * document lists and a body its schema accepts; and the document passes the Redocly linter's
+ * strict rules (redocly.yaml).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import type { Express } from 'express';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OPERATIONS, type OperationId, type OperationSpec } from '../../src/http/operations.js';
+import { eventually, startConfhub, type Confhub } from '../support/confhub.js';
+import { createHarness } from '../support/harness.js';
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => void;
+const IDS = Object.keys(OPERATIONS) as OperationId[];
+const REDOCLY = fileURLToPath(new URL('../../node_modules/@redocly/cli/bin/cli.js', import.meta.url));
+const REDOCLY_CONFIG = fileURLToPath(new URL('../../redocly.yaml', import.meta.url));
+
+interface FoundRoute {
+  path: string;
+  method: string;
+  /** Registered on the app itself (at the root), not under the API router. */
+  root: boolean;
+}
+
+interface StackLayer {
+  rawPath?: unknown;
+  route?: { path: string; methods: Record<string, boolean> };
+  handle: { stack?: StackLayer[] };
+}
+
+/** Every method route Express holds, with the path it is mounted under. */
+function registeredRoutes(app: Express): FoundRoute[] {
+  const found: FoundRoute[] = [];
+  const walk = (stack: StackLayer[], prefix: string): void => {
+    for (const layer of stack) {
+      if (layer.route) {
+        for (const [method, on] of Object.entries(layer.route.methods)) {
+          // `.all()` answers 405 for the methods a path does not take: not an operation.
+          if (on && method !== '_all') found.push({ path: prefix + layer.route.path, method, root: prefix === '' });
+        }
+      } else if (layer.handle.stack) {
+        walk(layer.handle.stack, prefix + (typeof layer.rawPath === 'string' && layer.rawPath !== '/' ? layer.rawPath : ''));
+      }
+    }
+  };
+  walk((app as unknown as { router: { stack: StackLayer[] } }).router.stack, '');
+  return found;
+}
+
+/** The operation's path as Express matches it, under each prefix it answers on. */
+function servedPaths(op: OperationSpec): string[] {
+  const path = op.path.replaceAll(/\{([^}]+)\}/g, ':$1');
+  return op.public ? [path] : [`/api/v1${path}`, `/api${path}`];
+}
+
+describe('the route table', () => {
+  it('when the app is built, then every route it registers is an operation of the document and every operation is registered', async () => {
+    const h = await createHarness();
+    try {
+      const routes = registeredRoutes(h.app);
+      const documented = new Set(IDS.flatMap((id) => servedPaths(OPERATIONS[id]).map((path) => `${OPERATIONS[id].method} ${path}`)));
+      const registered = new Set(routes.map((r) => `${r.method} ${r.path}`));
+      expect([...registered].filter((route) => !documented.has(route))).toEqual([]);
+      expect([...documented].filter((route) => !registered.has(route))).toEqual([]);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+interface Answer {
+  status: number;
+  contentType: string;
+  body: unknown;
+  headers: Headers;
+}
+
+let hook: Server;
+let hookFails = false;
+let ch: Confhub;
+let document: Record<string, unknown>;
+let ajv: Ajv2020;
+/** Statuses each operation answered in the calls below. */
+const seen = new Map<OperationId, Set<number>>();
+
+beforeAll(async () => {
+  hook = createServer((_req, res) => {
+    res.statusCode = hookFails ? 500 : 204;
+    res.end();
+  });
+  await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+  const hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/reload`;
+  ch = await startConfhub({
+    systemIni: `[sync]\noutput_roots = @DIR@\ndebounce_min_ms = 30\n\n[target:app]\nsections = cockpit\nformat = ini\noutput = @DIR@/out/app.ini\nreload = http:POST:${hookUrl}\nhealth = none\n`,
+  });
+  await eventually('ready', async () => (await fetch(`${ch.url}/readyz`)).status === 200);
+  document = (await (await ch.api('/api/v1/openapi.json')).json()) as Record<string, unknown>;
+  ajv = new Ajv2020({ strict: false, allErrors: true });
+  addFormats(ajv);
+  ajv.addSchema({ ...document, $id: 'openapi.json' });
+});
+
+afterAll(async () => {
+  await ch?.close();
+  await new Promise<void>((resolve) => hook.close(() => resolve()));
+});
+
+function pointer(...parts: string[]): string {
+  return parts.map((part) => part.replaceAll('~', '~0').replaceAll('/', '~1')).join('/');
+}
+
+/** Holds the answer to the document: its status is listed, and its body fits that status's schema. */
+function conform(id: OperationId, answer: Answer): void {
+  const op: OperationSpec = OPERATIONS[id];
+  const responses = ((document.paths as Record<string, Record<string, { responses: Record<string, { content?: Record<string, unknown> }> }>>)[op.path]![
+    op.method
+  ]!.responses ?? {}) as Record<string, { content?: Record<string, unknown> }>;
+  const response = responses[String(answer.status)];
+  expect(response, `${id} answered ${answer.status}, which the document does not list (${JSON.stringify(answer.body)})`).toBeDefined();
+  (seen.get(id) ?? seen.set(id, new Set()).get(id)!).add(answer.status);
+  if (!response!.content) return;
+  const [mediaType] = Object.keys(response!.content);
+  expect(answer.contentType.split(';')[0]).toBe(mediaType!.split(';')[0]);
+  if (!mediaType!.startsWith('application/json')) return;
+  const validate = ajv.getSchema(`openapi.json#/${pointer('paths', op.path, op.method, 'responses', String(answer.status), 'content', mediaType!, 'schema')}`)!;
+  expect(validate(answer.body) ? [] : validate.errors, `${id} ${answer.status}: ${JSON.stringify(answer.body).slice(0, 400)}`).toEqual([]);
+}
+
+interface Call {
+  params?: Record<string, string>;
+  query?: string;
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** Sends no API key. */
+  anonymous?: boolean;
+}
+
+/** Calls one operation of the table, as a client reading the document would, and holds the answer to it. */
+async function call(id: OperationId, { params = {}, query = '', body, headers = {}, anonymous = false }: Call = {}): Promise<Answer> {
+  const op: OperationSpec = OPERATIONS[id];
+  const path = op.path.replaceAll(/\{([^}]+)\}/g, (_m, name: string) => encodeURIComponent(params[name]!));
+  const res = await fetch(`${ch.url}${op.public ? '' : '/api/v1'}${path}${query ? `?${query}` : ''}`, {
+    method: op.method.toUpperCase(),
+    headers: {
+      ...(anonymous ? {} : { 'x-api-key': ch.apiKey }),
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...headers,
+    },
+    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+  });
+  const contentType = res.headers.get('content-type') ?? '';
+  const text = res.status === 304 ? '' : await res.text();
+  const answer = { status: res.status, contentType, headers: res.headers, body: contentType.startsWith('application/json') ? JSON.parse(text) : text };
+  conform(id, answer);
+  return answer;
+}
+
+describe('every operation of the document, called on a whole confhub', () => {
+  it('when each is called, successfully and with the errors a client meets, then each answer fits the document', async () => {
+    const settings = await call('getSettings');
+    expect(settings.status).toBe(200);
+    expect((await call('getSettings', { headers: { 'if-none-match': settings.headers.get('etag')! } })).status).toBe(304);
+    expect((await call('getSettings', { anonymous: true })).body).toMatchObject({ code: 'API_KEY_MISSING' });
+    expect((await call('getSettings', { headers: { 'x-api-key': 'x'.repeat(32) } })).body).toMatchObject({ code: 'API_KEY_INVALID' });
+
+    expect((await call('patchSettings', { body: { cockpit: { port: 9101 } } })).status).toBe(200);
+    expect((await call('patchSettings', { body: { cockpit: { port: 9102 } }, query: 'wait=true' })).body).toMatchObject({ sync: { outcome: 'applied' } });
+    expect((await call('patchSettings', { body: { cockpit: { port: 'x' } } })).body).toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect((await call('patchSettings', { body: '{"cockpit": ' })).body).toMatchObject({ code: 'MALFORMED_JSON' });
+    expect((await call('patchSettings', { body: { cockpit: { port: 1 } }, headers: { 'if-match': '"nope"' } })).status).toBe(412);
+    expect((await call('patchSettings', { body: 'port=1', headers: { 'content-type': 'text/plain' } })).body).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE' });
+
+    expect((await call('getSection', { params: { section: 'cockpit' } })).body).toMatchObject({ port: 9102 });
+    expect((await call('getSection', { params: { section: 'nope' } })).body).toMatchObject({ code: 'SECTION_NOT_FOUND' });
+    expect((await call('putSection', { params: { section: 'cockpit' }, query: 'key=port&value=9103' })).status).toBe(200);
+    expect((await call('putSection', { params: { section: 'cockpit' }, body: { port: 9104 }, query: 'wait=true' })).status).toBe(200);
+    expect((await call('putSection', { params: { section: 'bad name' }, query: 'key=a&value=b' })).body).toMatchObject({ code: 'INVALID_NAME' });
+    expect((await call('putSection', { params: { section: 'cockpit' }, query: 'key=port' })).body).toMatchObject({ code: 'INVALID_REQUEST' });
+    expect((await call('getKey', { params: { section: 'cockpit', key: 'port' } })).body).toEqual({ port: 9104 });
+    expect((await call('getKey', { params: { section: 'cockpit', key: 'nope' } })).body).toMatchObject({ code: 'KEY_NOT_FOUND' });
+
+    const history = (await call('listHistory', { query: 'limit=3' })).body as { commits: { id: string }[]; next: string };
+    expect(history.commits).toHaveLength(3);
+    expect((await call('listHistory', { query: `before=${history.next}` })).status).toBe(200);
+    expect((await call('listHistory', { query: 'limit=0' })).body).toMatchObject({ code: 'INVALID_REQUEST' });
+    expect((await call('listHistory', { query: `before=${'e'.repeat(40)}` })).body).toMatchObject({ code: 'COMMIT_NOT_FOUND' });
+    expect((await call('getCommit', { params: { commit: history.commits[0]!.id } })).status).toBe(200);
+    expect((await call('getCommit', { params: { commit: 'e'.repeat(40) } })).status).toBe(404);
+    expect((await call('getDiff', { query: `from=${history.commits[2]!.id}` })).status).toBe(200);
+    expect((await call('getDiff', { query: '' })).body).toMatchObject({ code: 'INVALID_REQUEST' });
+    expect((await call('rollback', { body: { commit: history.commits[1]!.id }, query: 'wait=true' })).body).toMatchObject({ sync: { outcome: 'applied' } });
+    expect((await call('rollback', { body: { commit: 'e'.repeat(40) } })).body).toMatchObject({ code: 'COMMIT_NOT_FOUND' });
+    expect((await call('rollback', { body: { commit: history.commits[1]!.id, more: 1 } })).body).toMatchObject({ code: 'INVALID_REQUEST' });
+
+    expect((await call('getSyncStatus')).body).toMatchObject({ worker: { alive: true } });
+    expect((await call('reload')).status).toBe(202);
+    expect((await call('reload', { query: 'wait=true&force=true' })).body).toMatchObject({ outcome: 'applied' });
+    expect((await call('reload', { query: 'force=maybe' })).body).toMatchObject({ code: 'INVALID_REQUEST' });
+    expect((await call('getInitStatus')).body).toMatchObject({ phase: 'ready' });
+
+    expect((await call('listServices')).status).toBe(200);
+    expect((await call('testService', { params: { name: 'app' } })).body).toMatchObject({ name: 'app' });
+    expect((await call('testService', { params: { name: 'nope' } })).body).toMatchObject({ code: 'SERVICE_NOT_FOUND' });
+    expect((await call('testService', { params: { name: '-x' } })).body).toMatchObject({ code: 'INVALID_NAME' });
+
+    expect((await call('getSystem')).status).toBe(200);
+    expect((await call('getSystemSection', { params: { section: 'sync' } })).status).toBe(200);
+    expect((await call('getSystemSection', { params: { section: 'nope' } })).status).toBe(404);
+    expect(((await call('listAudit', { query: 'limit=5' })).body as { entries: unknown[] }).entries).toHaveLength(5);
+    expect((await call('listAudit', { query: 'since=yesterday' })).body).toMatchObject({ code: 'INVALID_REQUEST' });
+    expect((await call('getOpenApi')).status).toBe(200);
+    expect((await call('healthz')).status).toBe(200);
+    expect((await call('readyz')).status).toBe(200);
+    expect((await call('metrics')).body).toContain('confhub_sync_runs_total');
+
+    // A reload that fails: the waited write answers 502 with the per-target results.
+    hookFails = true;
+    try {
+      expect((await call('putSection', { params: { section: 'cockpit' }, body: { port: 9105 }, query: 'wait=true' })).body).toMatchObject({
+        code: 'SYNC_FAILED',
+        sync: { targets: [{ target: 'app' }] },
+      });
+    } finally {
+      hookFails = false;
+    }
+
+    // config.ini broken by hand: reads of it answer 503 and /readyz says why.
+    const good = ch.readConfig();
+    writeFileSync(ch.config.configPath, `${good}\n[cockpit]\nport = 1\n`);
+    await eventually('the broken file is seen', async () => (await fetch(`${ch.url}/readyz`)).status === 503);
+    expect((await call('readyz')).body).toMatchObject({ status: 'not_ready' });
+    expect((await call('getSettings')).body).toMatchObject({ code: 'CONFIG_INVALID' });
+    expect((await call('getSyncStatus')).body).toMatchObject({ source: { valid: false } });
+    expect((await call('getInitStatus')).body).toMatchObject({ phase: 'degraded' });
+    writeFileSync(ch.config.configPath, good);
+    await eventually('the file is good again', async () => (await fetch(`${ch.url}/readyz`)).status === 200);
+
+    // The event stream: its answer is an event stream, and it begins with the client's place in the log.
+    const abort = new AbortController();
+    const res = await fetch(`${ch.url}/api/v1/settings/events`, { headers: { 'x-api-key': ch.apiKey }, signal: abort.signal });
+    const first = await res.body!.getReader().read();
+    abort.abort();
+    conform('streamEvents', { status: res.status, contentType: res.headers.get('content-type') ?? '', headers: res.headers, body: '' });
+    expect(new TextDecoder().decode(first.value)).toMatch(/^retry: 3000\nid: \d+\n/);
+
+    const unanswered = IDS.filter((id) => ![...(seen.get(id) ?? [])].some((status) => status >= 200 && status < 300));
+    expect(unanswered, 'operations never called successfully').toEqual([]);
+  });
+});
+
+describe('the linter', () => {
+  it('when Redocly lints the served document with its strict rules, then it finds nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'confhub-openapi-'));
+    try {
+      const file = join(dir, 'openapi.json');
+      writeFileSync(file, JSON.stringify(document, null, 1));
+      const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          [REDOCLY, 'lint', '--config', REDOCLY_CONFIG, '--format', 'json', file],
+          { env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true', NO_COLOR: '1' }, timeout: 60_000 },
+          (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+      const report = JSON.parse(result.stdout) as { totals: Record<string, number>; problems: { ruleId: string; message: string }[] };
+      expect(report.problems.map((p) => `${p.ruleId}: ${p.message}`)).toEqual([]);
+      expect(report.totals).toEqual({ errors: 0, warnings: 0, ignored: 0 });
+      expect(result.code, result.stderr).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
