@@ -14,6 +14,11 @@ import type { ReconcileResult, RunSource } from './targets/outcome.js';
 /** About 24.8 days: prom-client enables the histogram, which then takes no sample in practice. */
 const NEVER_MS = 2 ** 31 - 1;
 const LAG_HISTOGRAM_SERIES = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'].map((s) => `nodejs_eventloop_lag_${s}_seconds`);
+/**
+ * prom-client's gauges of the sum over types: a `_total` suffix means a counter to Prometheus
+ * (promtool refuses them), and `sum(nodejs_active_handles)` of the by-type gauge is the same number.
+ */
+const ACTIVE_SUMS = ['handles', 'requests', 'resources'].map((kind) => `nodejs_active_${kind}_total`);
 
 /** Target errors that stopped it before any reload was tried. */
 const NOT_A_RELOAD: ReadonlySet<string> = new Set(['RENDER_FAILED', 'CHECK_FAILED', 'WRITE_FAILED', 'INSUFFICIENT_STORAGE']);
@@ -46,7 +51,7 @@ export function createMetrics() {
   // (one setImmediate's delay, taken at each scrape) stays, beside the time the event loop was
   // busy, which costs nothing between scrapes (rate() of it is the loop's utilization).
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: NEVER_MS });
-  for (const name of LAG_HISTOGRAM_SERIES) registry.removeSingleMetric(name);
+  for (const name of [...LAG_HISTOGRAM_SERIES, ...ACTIVE_SUMS]) registry.removeSingleMetric(name);
   let busyCounted = 0;
   new Counter({
     name: 'confhub_event_loop_busy_seconds_total',

@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 # Debian packages the suites use: git (history), python3 (configparser cross-check),
 # docker.io, supervisor and busybox-static (the real engines of the sync suites), debootstrap
 # (the container suite's base image when no registry image can be pulled), nginx (a real
-# service the sync suite configures, run under the suite's own supervisord).
+# service the sync suite configures, run under the suite's own supervisord), prometheus (its
+# promtool lints the GET /metrics answer; the Prometheus server itself is never started).
 missing=()
-for pkg in git python3 docker.io supervisor busybox-static debootstrap nginx; do
+for pkg in git python3 docker.io supervisor busybox-static debootstrap nginx prometheus; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if ((${#missing[@]} > 0)); then
@@ -20,8 +21,8 @@ if ((${#missing[@]} > 0)); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -q
-  # RUNLEVEL=1: invoke-rc.d does not start the packages' own services (nginx on port 80, dockerd);
-  # the suites start their own, on loopback and private sockets.
+  # RUNLEVEL=1: invoke-rc.d does not start the packages' own services (nginx on port 80, dockerd,
+  # the Prometheus server on port 9090); the suites start their own, on loopback and private sockets.
   $sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
