@@ -77,11 +77,29 @@ export interface LogDestination extends pino.DestinationStream {
 /** A destination busy with the reader's EAGAIN tries again this much later. */
 const EAGAIN_RETRY_MS = 10;
 
-function linesIn(buffer: Buffer): number {
-  let lines = 0;
-  for (let at = buffer.indexOf(10); at !== -1; at = buffer.indexOf(10, at + 1)) lines++;
-  // A line cut short (a write that stopped in its middle) counts too.
-  return buffer.length > 0 && buffer[buffer.length - 1] !== 10 ? lines + 1 : lines;
+/**
+ * Lines on their way to the destination: their bytes, and where each log line ends in them. A
+ * pretty line with a stack spans several text lines but is one line of the log, counted once.
+ */
+interface Batch {
+  readonly bytes: Buffer;
+  readonly ends: readonly number[];
+}
+
+function batchOf(lines: readonly string[]): Batch {
+  const bytes = Buffer.from(lines.join(''), 'utf8');
+  const ends: number[] = [];
+  let end = 0;
+  for (const line of lines) {
+    end += Buffer.byteLength(line, 'utf8');
+    ends.push(end);
+  }
+  return { bytes, ends };
+}
+
+/** Log lines not wholly written when `written` bytes of the batch were: a line cut short counts. */
+function linesAfter(batch: Batch, written: number): number {
+  return batch.ends.filter((end) => end > written).length;
 }
 
 export function createLogDestination({
@@ -107,30 +125,34 @@ export function createLogDestination({
     }
   }
 
-  function next(): void {
-    if (pending.length === 0) return;
-    const chunk = Buffer.from(pending.join(''), 'utf8');
+  function take(): Batch {
+    const batch = batchOf(pending);
     pending = [];
     pendingChars = 0;
-    writing = true;
-    send(chunk);
+    return batch;
   }
 
-  function send(chunk: Buffer): void {
-    writer.write(fd, chunk, (error, written) => {
+  function next(): void {
+    if (pending.length === 0) return;
+    writing = true;
+    send(take(), 0);
+  }
+
+  function send(batch: Batch, from: number): void {
+    writer.write(fd, batch.bytes.subarray(from), (error, written) => {
       if (error?.code === 'EAGAIN') {
-        setTimeout(() => send(chunk), EAGAIN_RETRY_MS).unref();
+        setTimeout(() => send(batch, from), EAGAIN_RETRY_MS).unref();
         return;
       }
       if (error) {
         // EPIPE, ENOSPC, EIO…: these lines are lost; the next ones try again.
-        drop(linesIn(chunk));
+        drop(linesAfter(batch, from));
         writing = false;
         next();
         return;
       }
-      if (written < chunk.length) {
-        send(chunk.subarray(written));
+      if (from + written < batch.bytes.length) {
+        send(batch, from + written);
         return;
       }
       writing = false;
@@ -141,13 +163,12 @@ export function createLogDestination({
   /** At exit the event loop is gone: what waits is written now, once, and dropped if that fails. */
   function flushAtExit(): void {
     if (pending.length === 0) return;
-    let chunk = Buffer.from(pending.join(''), 'utf8');
-    pending = [];
-    pendingChars = 0;
+    const batch = take();
+    let from = 0;
     try {
-      while (chunk.length > 0) chunk = chunk.subarray(writer.writeSync(fd, chunk));
+      while (from < batch.bytes.length) from += writer.writeSync(fd, batch.bytes.subarray(from));
     } catch {
-      drop(linesIn(chunk));
+      drop(linesAfter(batch, from));
     }
   }
 

@@ -86,6 +86,22 @@ describe('log destination', () => {
     expect(destination.dropped()).toBe(1);
   });
 
+  it('when pretty lines with stacks (several text lines each) are lost, then each log line is counted once', () => {
+    const { writer, calls } = heldWriter();
+    const destination = createLogDestination({ writer, format: 'pretty' });
+    const failure = (n: number) =>
+      `${JSON.stringify({ level: 50, time: '2026-01-01T12:00:00.000Z', msg: `failed ${n}`, err: { type: 'Error', message: 'm', stack: 'Error: m\n    at a\n    at b' } })}\n`;
+    destination.write(failure(1));
+    destination.write(failure(2));
+    destination.write(failure(3));
+    expect(calls[0]!.buffer.toString().split('\n').length).toBeGreaterThan(3);
+    calls[0]!.callback(null, 10);
+    calls[1]!.callback(errno('EPIPE'), 0);
+    expect(destination.dropped()).toBe(1);
+    calls[2]!.callback(errno('EPIPE'), 0);
+    expect(destination.dropped()).toBe(3);
+  });
+
   it('when the reader is busy (EAGAIN), then the same bytes are written again a moment later, none dropped', async () => {
     const { writer, calls } = heldWriter();
     const destination = createLogDestination({ writer });
