@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createAuditLog } from './audit/audit-log.js';
 import { generateApiKey } from './bootstrap/first-boot-secrets.js';
 import { openDatabase } from './db/database.js';
-import { AppError, isAppError } from './core/errors.js';
+import { AppError, ERROR_CATALOGUE, isAppError } from './core/errors.js';
 import { startIdleGc } from './idle-gc.js';
 import { createLogDestination, createLogger, resolveLogFormat } from './log.js';
 import { loadRuntimeConfig, type RuntimeConfig } from './runtime-config.js';
@@ -37,84 +37,11 @@ import { parseIni } from './ini/document.js';
 import { openDocument } from './secrets/sealed-document.js';
 import { acquireInstanceLock } from './bootstrap/instance-lock.js';
 import { startServer, VERSION, type RunningServer } from './server.js';
+import { createConfhub } from './main.js';
+import type { Database } from 'better-sqlite3';
 import { editConfig, editorCommand, runEditorProcess } from './settings/edit-session.js';
 import { createInterface } from 'node:readline/promises';
-
-interface Command {
-  readonly name: string;
-  readonly synopsis: string;
-  readonly text: string;
-}
-
-const COMMANDS: readonly Command[] = [
-  {
-    name: 'serve',
-    synopsis: 'confhub [serve]',
-    text: 'run the REST API and the sync worker (environment: CONFHUB_DATA_DIR, CONFHUB_CONFIG_DIR, CONFHUB_HOST, CONFHUB_PORT, CONFHUB_API_KEY, CONFHUB_RATE_LIMIT, CONFHUB_LOG_LEVEL, CONFHUB_MASTER_KEY_FILE; see README.md)',
-  },
-  {
-    name: 'apikey',
-    synopsis: 'confhub apikey show|rotate',
-    text: 'show: print the API key clients send in the x-api-key header; rotate: replace it with a new random one and print it',
-  },
-  {
-    name: 'masterkey',
-    synopsis: 'confhub masterkey rotate',
-    text: 'seal every secret of config.ini with a new master key (confhub must be stopped; the old key is kept to open older history)',
-  },
-  {
-    name: 'plan',
-    synopsis: 'confhub plan',
-    text: 'what a sync would change, writing nothing: per target create, update, mode or unchanged, with a unified diff whose secrets are masked (exit 1 when a target cannot be rendered)',
-  },
-  {
-    name: 'once',
-    synopsis: 'confhub once',
-    text: 'one reconcile of every target and exit (init containers, CI): commits config.ini to the history, writes and reloads what changed; exit 1 when a target failed (unreachable services are reported, not failures); refuses to run beside a running confhub',
-  },
-  { name: 'version', synopsis: 'confhub version | --version', text: 'print the version' },
-  { name: 'validate', synopsis: 'confhub validate', text: 'check config.ini and system.ini: exit 0 when both are valid, 1 with every problem on stderr' },
-  {
-    name: 'history',
-    synopsis: 'confhub history [--limit N]',
-    text: 'the newest commits of config.ini (default 20): id, time, actor, source, sync outcome, summary',
-  },
-  {
-    name: 'edit',
-    synopsis: 'confhub edit',
-    text: 'edit config.ini in $VISUAL or $EDITOR (default vi) on a private copy: on save it is validated like an API write and applied, audited, merged with writes made meanwhile; a copy that is not valid is opened again with the reasons on top (exit 1 when given up)',
-  },
-  {
-    name: 'rollback',
-    synopsis: 'confhub rollback <commit>',
-    text: "restore config.ini to a commit's content (validated, audited; a running confhub applies it like a hand edit)",
-  },
-];
-
-/** Wraps `text` into lines of at most `width` characters, each prefixed by `indent`. */
-function wrap(text: string, width: number, indent: string): string {
-  const lines: string[] = [];
-  let line = '';
-  for (const word of text.split(' ')) {
-    if (line !== '' && line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = word;
-    } else line = line === '' ? word : `${line} ${word}`;
-  }
-  if (line !== '') lines.push(line);
-  return lines.map((l) => `${indent}${l}`).join('\n');
-}
-
-const USAGE = `confhub ${VERSION}: configuration center for all-in-one container deployments
-
-Usage:
-${COMMANDS.map((c) => `  ${c.synopsis}\n${wrap(c.text, 72, '      ')}`).join('\n')}
-  confhub --help, confhub <command> --help
-`;
-
-function commandHelp(command: Command): string {
-  return `Usage: ${command.synopsis}\n\n${wrap(command.text, 78, '')}\n`;
-}
+import { parseCommandLine, type CommandName, type ParsedCommandLine } from './cli/command-table.js';
 
 /** Beyond CONFHUB_STOP_TIMEOUT_MS: HTTP draining (up to 2 s) and closing the database. */
 const SHUTDOWN_GRACE_MS = 2500;
@@ -165,10 +92,16 @@ async function serve(config: RuntimeConfig): Promise<void> {
 
 async function showApiKey(config: RuntimeConfig): Promise<void> {
   if (!existsSync(config.configPath))
-    throw new AppError('INVALID_REQUEST', { message: 'no config.ini', details: `no config.ini at ${config.configPath} yet; start confhub once to create it` });
+    throw new AppError('INVALID_REQUEST', {
+      message: 'no config.ini',
+      details: `no config.ini at ${config.configPath} yet; run confhub once (or start confhub) to create it`,
+    });
   const key = await readApiKey(config);
   if (!key)
-    throw new AppError('INVALID_REQUEST', { message: 'no API key', details: `no API key in ${config.configPath} yet; start confhub once to generate it` });
+    throw new AppError('INVALID_REQUEST', {
+      message: 'no API key',
+      details: `no API key in ${config.configPath} yet; run confhub once (or start confhub) to generate it`,
+    });
   process.stdout.write(`${key}\n`);
 }
 
@@ -295,8 +228,20 @@ async function plan(config: RuntimeConfig): Promise<void> {
   if (plans.some((p) => p.error)) process.exitCode = 1;
 }
 
+/**
+ * `once` logs to stderr. At the default level only errors: its steps and each target's outcome are
+ * its output, and the warnings of a service found unreachable speak of retries `once` does not make.
+ */
+function onceLogger(config: RuntimeConfig) {
+  const destination = createLogDestination({ fd: 2, format: resolveLogFormat(config.logFormat, process.stderr.isTTY === true) });
+  return createLogger({ level: config.logLevel === 'info' ? 'error' : config.logLevel, destination });
+}
+
+/** What a start does (the same composition as serve, without HTTP and worker), one reconcile in this thread, exit. */
 async function once(config: RuntimeConfig): Promise<void> {
-  const lock = await acquireInstanceLock(config.dataDir).catch((cause: unknown) => {
+  const say = (line: string): void => void process.stdout.write(`${line}\n`);
+  const logger = onceLogger(config);
+  const confhub = await createConfhub({ config, logger, syncWorker: 'none' }).catch((cause: unknown) => {
     if (!isAppError(cause) || cause.data.busy !== true) throw cause;
     throw new AppError('INVALID_REQUEST', {
       message: 'confhub is running',
@@ -304,19 +249,22 @@ async function once(config: RuntimeConfig): Promise<void> {
     });
   });
   try {
-    const logger = createLogger({ level: 'silent' });
-    const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
-    // Values typed in plain text are sealed first, as a running confhub would.
-    if (toSnapshot({ text: readText(config.configPath, 'config.ini'), label: 'config.ini', schema: CONFIG_SCHEMA, keyring }).unsealed.length > 0) {
-      await withStore(config, (store) => store.seal({ actor: { type: 'file', id: 'file' } }));
-    }
-    const snapshot = toSnapshot({ text: readText(config.configPath, 'config.ini'), label: 'config.ini', schema: CONFIG_SCHEMA, keyring });
+    for (const path of confhub.installed) say(`installed ${path} from the shipped defaults`);
+    if (confhub.masterKeyCreated) say(`generated the master key ${config.masterKey.file} (back it up)`);
+    if (confhub.secrets.apiKeyGenerated) say('generated the API key (print it with: confhub apikey show)');
+    if (confhub.secrets.apiKeyFromEnvironment) say('set the API key from CONFHUB_API_KEY');
+    else if (config.initialApiKey !== undefined) say('ignored CONFHUB_API_KEY: config.ini already holds an API key (it is only used on first start)');
+    const passwords = [...confhub.secrets.passwordsGenerated, ...confhub.upgrade.generated];
+    if (passwords.length > 0) say(`generated passwords: ${passwords.join(', ')}`);
+    const added = confhub.upgrade.added.filter((key) => !passwords.includes(key));
+    if (added.length > 0) say(`added keys new in this version: ${added.join(', ')}`);
+    const { keyring, db } = confhub;
+    const snapshot = confhub.settings.read();
     const issues = validateDocument({ doc: snapshot.doc, schema: CONFIG_SCHEMA });
     if (issues.length > 0) throw validationFailed(issues);
     const systemDoc = toSnapshot({ text: readText(config.systemPath, 'system.ini'), label: 'system.ini', schema: SYSTEM_SCHEMA }).doc;
-    const applied = await lastAppliedText(config);
+    const applied = await lastAppliedText(config, db);
     const sync = syncConfigOf(systemDoc, config);
-    checkTargetPaths(sync);
     const reconciler = buildReconciler({ sync, logger, ...(applied ? { applied: { text: applied, keyring } } : {}) });
     const recorder = createRevisionRecorder({
       writer: createHistoryWriter({ gitDir: config.historyDir, workTree: config.configDir, logger }),
@@ -325,8 +273,16 @@ async function once(config: RuntimeConfig): Promise<void> {
       logger,
       onStatus: () => undefined,
     });
-    const actor = { type: 'system', id: 'cli' } as const;
-    const commit = await recorder.record(snapshot, { actor, source: 'cli' });
+    // The author the start's own writes announced (first boot, upgrade, sealing); otherwise the CLI.
+    const author = createAnnouncements({ db, logger }).take(snapshot.revision) ?? { actor: { type: 'system', id: 'cli' } as const, source: 'cli' as const };
+    const head = await historyReader(config)
+      .head()
+      .catch(() => null);
+    const commit = await recorder.record(snapshot, author);
+    const revision = snapshot.revision.slice(0, 12);
+    if (commit === null) say(`revision ${revision} could not be committed to the history (the warning above says why)`);
+    else if (commit === head) say(`revision ${revision} is already in the history`);
+    else say(`committed revision ${revision} to the history as ${author.actor.type}:${author.actor.id} (${author.source})`);
     const startedAt = Date.now();
     const result = await reconciler.reconcile({ revision: snapshot.revision, doc: snapshot.doc, force: false });
     await recorder.idle();
@@ -335,34 +291,31 @@ async function once(config: RuntimeConfig): Promise<void> {
       t.error ? { ...t, error: { ...t.error, message: maskText(t.error.message, secrets), details: maskText(t.error.details, secrets) } } : t,
     );
     // The history shows the outcome of the commit this made, as it does for a running confhub's.
-    const db = openDatabase({ path: config.databasePath });
-    try {
-      createRunLog({ db, logger }).record({
-        revision: snapshot.revision,
-        commit,
-        source: 'once',
-        actor,
-        outcome: result.outcome,
-        startedAt,
-        finishedAt: Date.now(),
-        targets: maskedTargets,
-      });
-    } finally {
-      db.close();
+    createRunLog({ db, logger }).record({
+      revision: snapshot.revision,
+      commit,
+      source: 'once',
+      actor: author.actor,
+      outcome: result.outcome,
+      startedAt,
+      finishedAt: Date.now(),
+      targets: maskedTargets,
+    });
+    say(`revision ${revision} (commit ${commit?.slice(0, 12) ?? '-'}): ${result.outcome}`);
+    for (const t of maskedTargets) say(`  ${t.target}: ${t.state}${t.error ? ` (${t.error.code}: ${t.error.details})` : ''}`);
+    if (result.outcome === 'failed' || result.outcome === 'rolled_back') {
+      const failed = maskedTargets.find((t) => t.error && t.error.code !== 'SERVICE_UNREACHABLE') ?? maskedTargets.find((t) => t.error);
+      const where = failed?.error ? ` at ${failed.target}: ${failed.error.code}: ${failed.error.details}` : '';
+      process.stderr.write(`confhub: once: revision ${revision} ${result.outcome === 'rolled_back' ? 'was rolled back' : 'failed'}${where}\n`);
+      process.exitCode = 1;
     }
-    process.stdout.write(`revision ${snapshot.revision.slice(0, 12)} (commit ${commit?.slice(0, 12) ?? '-'}): ${result.outcome}\n`);
-    for (const t of maskedTargets) {
-      process.stdout.write(`  ${t.target}: ${t.state}${t.error ? ` (${t.error.code}: ${t.error.details})` : ''}\n`);
-    }
-    if (result.outcome === 'failed' || result.outcome === 'rolled_back') process.exitCode = 1;
   } finally {
-    await lock.release();
+    await confhub.close();
   }
 }
 
 /** config.ini as the targets last applied it, from the history; undefined when that is not known. */
-async function lastAppliedText(config: RuntimeConfig): Promise<string | undefined> {
-  const db = openDatabase({ path: config.databasePath });
+async function lastAppliedText(config: RuntimeConfig, db: Database): Promise<string | undefined> {
   try {
     const commit = createRunLog({ db, logger: createLogger({ level: 'silent' }) }).lastAppliedCommit();
     if (!commit) return undefined;
@@ -372,20 +325,24 @@ async function lastAppliedText(config: RuntimeConfig): Promise<string | undefine
   } catch {
     // Files a failure puts back are then checked at the URLs of the failing revision.
     return undefined;
-  } finally {
-    db.close();
   }
 }
 
 function readText(path: string, label: string): string {
-  if (!existsSync(path)) throw new AppError('CONFIG_INVALID', { message: `${label} is invalid`, details: `${path} does not exist` });
+  if (!existsSync(path))
+    throw new AppError('CONFIG_INVALID', {
+      message: `${label} is invalid`,
+      details: `${path} does not exist; run confhub once (or start confhub) to install it from the shipped defaults`,
+    });
   return decodeText(readFileSync(path), label);
 }
 
-async function history(config: RuntimeConfig, limitText: string | undefined): Promise<void> {
-  const limit = limitText === undefined ? 20 : Number(limitText);
+async function history(config: RuntimeConfig, limitText: string): Promise<void> {
+  const limit = Number(limitText);
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_HISTORY_LIMIT) {
-    throw new AppError('INVALID_REQUEST', { details: `--limit must be a whole number from 1 to ${MAX_HISTORY_LIMIT}` });
+    throw new AppError('INVALID_REQUEST', {
+      details: `history: --limit must be a whole number from 1 to ${MAX_HISTORY_LIMIT}, got "${limitText}"; see confhub history --help`,
+    });
   }
   const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
   const db = openDatabase({ path: config.databasePath });
@@ -447,40 +404,40 @@ async function rollback(config: RuntimeConfig, commitish: string): Promise<void>
   );
 }
 
+/** One line: a start-up refusal's details are a whole sentence; other codes' short message says what failed. */
+function refusal(error: AppError): string {
+  if (error.code === 'STARTUP_CONFIG_INVALID' || error.message === ERROR_CATALOGUE[error.code].message || error.details.startsWith(error.message))
+    return error.details;
+  return error.details === error.message ? error.message : `${error.message}: ${error.details}`;
+}
+
+type Handler = (config: RuntimeConfig, input: Extract<ParsedCommandLine, { kind: 'run' }>) => Promise<void>;
+
+const HANDLERS: Record<Exclude<CommandName, 'version'>, Handler> = {
+  serve: (config) => serve(config),
+  once: (config) => once(config),
+  validate: (config) => validate(config),
+  plan: (config) => plan(config),
+  history: (config, { options }) => history(config, String(options.limit)),
+  rollback: (config, { args }) => rollback(config, args.commit!),
+  edit: (config) => edit(config),
+  apikey: (config, { args }) => (args.action === 'rotate' ? rotateApiKey(config) : showApiKey(config)),
+  masterkey: (config) => rotateKey(config),
+};
+
 async function main(argv: string[]): Promise<void> {
-  const [command = 'serve', ...rest] = argv;
-  if (command === '--help' || command === '-h' || command === 'help') {
-    process.stdout.write(USAGE);
-    return;
-  }
-  if ((command === 'version' || command === '--version') && rest.length === 0) {
-    process.stdout.write(`confhub ${VERSION}\n`);
-    return;
-  }
-  const known = COMMANDS.find((c) => c.name === command);
-  if (known && (rest.includes('--help') || rest.includes('-h'))) {
-    process.stdout.write(commandHelp(known));
-    return;
-  }
-  const config = loadRuntimeConfig();
-  if (command === 'serve' && rest.length === 0) return serve(config);
-  if (command === 'apikey' && rest[0] === 'show' && rest.length === 1) return showApiKey(config);
-  if (command === 'apikey' && rest[0] === 'rotate' && rest.length === 1) return rotateApiKey(config);
-  if (command === 'masterkey' && rest[0] === 'rotate' && rest.length === 1) return rotateKey(config);
-  if (command === 'validate' && rest.length === 0) return validate(config);
-  if (command === 'plan' && rest.length === 0) return plan(config);
-  if (command === 'once' && rest.length === 0) return once(config);
-  if (command === 'history' && (rest.length === 0 || (rest.length === 2 && rest[0] === '--limit'))) return history(config, rest[1]);
-  if (command === 'edit' && rest.length === 0) return edit(config);
-  if (command === 'rollback' && rest.length === 1) return rollback(config, rest[0]!);
-  process.stderr.write(`confhub: unknown command "${argv.join(' ')}"\n\n${USAGE}`);
-  process.exitCode = 2;
+  const parsed = parseCommandLine(argv, { version: VERSION });
+  if (parsed.kind === 'print') process.stdout.write(parsed.text);
+  else if (parsed.kind === 'version') process.stdout.write(`confhub ${VERSION}\n`);
+  else if (parsed.kind === 'usage-error') {
+    process.stderr.write(`${parsed.message}\n`);
+    process.exitCode = 2;
+  } else await HANDLERS[parsed.command](loadRuntimeConfig(), parsed);
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  const message = isAppError(error)
-    ? `${error.message}${error.details !== error.message ? `: ${error.details}` : ''}`
-    : String((error as Error)?.stack ?? error);
+  // A known refusal is one line; anything else is a defect, and its stack helps to find it.
+  const message = isAppError(error) ? refusal(error) : String((error as Error)?.stack ?? error);
   process.stderr.write(`confhub: ${message}\n`);
   process.exit(1);
 });

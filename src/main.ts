@@ -4,7 +4,7 @@
  * stores, the event log, the sync dispatcher and its worker thread, the connection checks, the
  * history, first-boot secrets and template upgrades, and the Express app. Nothing listens here.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { Database } from 'better-sqlite3';
 import type { Express } from 'express';
@@ -69,6 +69,8 @@ export interface Confhub {
   readonly keyring: Keyring;
   /** Shipped defaults installed at this start (full paths). */
   readonly installed: readonly string[];
+  /** This start generated the master key file. */
+  readonly masterKeyCreated: boolean;
   readonly secrets: FillSecretsResult;
   /** Keys the shipped template added to config.ini at this start, and keys it no longer has. */
   readonly upgrade: MergeTemplateResult;
@@ -146,9 +148,14 @@ async function compose({ config, logger, syncWorker, logLinesDropped }: ConfhubO
     settings.read();
   } catch (error) {
     if (isAppError(error) && error.code === 'SECRET_UNREADABLE') {
+      // Nothing is sealed with a key made now: removed, the next start says the same instead of naming that key.
+      if (keys.created) rmSync(config.masterKey.file, { force: true });
       throw new AppError('STARTUP_CONFIG_INVALID', {
         message: 'config.ini holds secrets the master key cannot open',
-        details: `config.ini holds secrets the master key (${keys.origin}) cannot open: ${error.details}`,
+        details: `config.ini holds secrets the master key (${keys.origin}) cannot open: ${error.details}${
+          // A key made now cannot open what an earlier start sealed: the usual cause is a lost key file.
+          keys.created ? `; ${config.masterKey.file} did not exist: put the master key that sealed them back from a backup` : ''
+        }`,
         cause: error,
       });
     }
@@ -276,6 +283,7 @@ async function compose({ config, logger, syncWorker, logLinesDropped }: ConfhubO
     db,
     keyring,
     installed,
+    masterKeyCreated: keys.created,
     secrets,
     upgrade,
     close() {

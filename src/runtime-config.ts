@@ -47,14 +47,49 @@ export interface RuntimeConfig {
 
 export const DEFAULT_RATE_LIMIT = 1200;
 export const DEFAULT_AUTH_FAILURE_LIMIT = 20;
+/**
+ * Every environment variable confhub reads: `confhub serve --help` prints this table, a test holds
+ * README's environment table to it (both ways), and loadRuntimeConfig can read no other name.
+ */
+export const ENVIRONMENT = [
+  { name: 'CONFHUB_DATA_DIR', default: './data', meaning: 'everything confhub writes (database, history, master key, config directory)' },
+  { name: 'CONFHUB_CONFIG_DIR', default: '$CONFHUB_DATA_DIR/config', meaning: 'holds config.ini and system.ini; a missing file is installed from config/' },
+  { name: 'CONFHUB_HOST', default: '127.0.0.1', meaning: 'address the API listens on' },
+  { name: 'CONFHUB_PORT', default: '8080', meaning: 'port the API listens on (0: any free port)' },
+  {
+    name: 'CONFHUB_MASTER_KEY_FILE',
+    default: '$CONFHUB_DATA_DIR/master.key',
+    meaning: 'the master key that seals secrets; the default file is created on first start',
+  },
+  { name: 'CONFHUB_MASTER_KEY', default: '—', meaning: 'the master key itself (hex or base64) instead of a file' },
+  { name: 'CONFHUB_API_KEY', default: '—', meaning: 'the API key of the first start instead of a random one' },
+  { name: 'CONFHUB_RATE_LIMIT', default: String(DEFAULT_RATE_LIMIT), meaning: 'requests per minute per client address on /api; 0: no limit' },
+  {
+    name: 'CONFHUB_AUTH_FAILURE_LIMIT',
+    default: String(DEFAULT_AUTH_FAILURE_LIMIT),
+    meaning: 'failed authentications per 15 minutes per client address before 429; 0: off',
+  },
+  { name: 'CONFHUB_LOG_LEVEL', default: 'info', meaning: 'fatal, error, warn, info, debug, trace or silent' },
+  { name: 'CONFHUB_LOG_FORMAT', default: 'auto', meaning: 'json, pretty, or auto (pretty on a terminal, else json)' },
+  { name: 'CONFHUB_TRUST_PROXY', default: 'off', meaning: 'Express trust proxy (true, a hop count, or addresses) behind a reverse proxy' },
+  { name: 'CONFHUB_BODY_LIMIT', default: '65536', meaning: 'largest JSON body in bytes' },
+  { name: 'CONFHUB_DOCKER_SOCKET', default: '[sync] docker_socket of system.ini', meaning: 'the Docker Engine socket; wins over system.ini' },
+  { name: 'CONFHUB_SUPERVISOR_URL', default: '[sync] supervisor_url of system.ini', meaning: "supervisord's XML-RPC URL; wins over system.ini" },
+  { name: 'CONFHUB_STOP_TIMEOUT_MS', default: '5000', meaning: 'on SIGTERM, how long the write or apply in flight may take before the worker is ended' },
+] as const;
+
+export type EnvironmentName = (typeof ENVIRONMENT)[number]['name'];
+
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 function fail(name: string, problem: string): never {
   throw new AppError('STARTUP_CONFIG_INVALID', { message: `${name} ${problem}` });
 }
 
-function integer(env: NodeJS.ProcessEnv, name: string, { fallback, min, max }: { fallback: number; min: number; max: number }): number {
-  const raw = env[name];
+type Read = (name: EnvironmentName) => string | undefined;
+
+function integer(read: Read, name: EnvironmentName, { fallback, min, max }: { fallback: number; min: number; max: number }): number {
+  const raw = read(name);
   if (raw === undefined || raw === '') return fallback;
   if (!/^\d+$/.test(raw.trim())) fail(name, `must be a whole number from ${min} to ${max}, got "${raw}"`);
   const value = Number(raw.trim());
@@ -98,37 +133,44 @@ function ownPathsOf(at: {
 
 export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): RuntimeConfig {
   const path = (raw: string): string => (isAbsolute(raw) ? raw : resolve(cwd, raw));
-  const dataDir = path(env.CONFHUB_DATA_DIR || './data');
-  const configDir = env.CONFHUB_CONFIG_DIR ? path(env.CONFHUB_CONFIG_DIR) : resolve(dataDir, 'config');
-  const initialApiKey = env.CONFHUB_API_KEY || undefined;
+  const read: Read = (name) => env[name];
+  const dataDir = path(read('CONFHUB_DATA_DIR') || './data');
+  const configDirRaw = read('CONFHUB_CONFIG_DIR');
+  const configDir = configDirRaw ? path(configDirRaw) : resolve(dataDir, 'config');
+  const initialApiKey = read('CONFHUB_API_KEY') || undefined;
   if (initialApiKey !== undefined) {
     const problem = FIELD_KINDS.api_key.check(initialApiKey) ?? publicApiKeyProblem(initialApiKey);
     if (problem) fail('CONFHUB_API_KEY', problem);
   }
-  const logLevel = (env.CONFHUB_LOG_LEVEL || 'info').toLowerCase();
-  if (!LOG_LEVELS.has(logLevel)) fail('CONFHUB_LOG_LEVEL', `must be one of ${[...LOG_LEVELS].join(', ')}, got "${env.CONFHUB_LOG_LEVEL}"`);
-  const logFormat = (env.CONFHUB_LOG_FORMAT || 'auto').toLowerCase();
+  const logLevel = (read('CONFHUB_LOG_LEVEL') || 'info').toLowerCase();
+  if (!LOG_LEVELS.has(logLevel)) fail('CONFHUB_LOG_LEVEL', `must be one of ${[...LOG_LEVELS].join(', ')}, got "${read('CONFHUB_LOG_LEVEL')}"`);
+  const logFormat = (read('CONFHUB_LOG_FORMAT') || 'auto').toLowerCase();
   if (logFormat !== 'json' && logFormat !== 'pretty' && logFormat !== 'auto')
-    fail('CONFHUB_LOG_FORMAT', `must be json, pretty or auto, got "${env.CONFHUB_LOG_FORMAT}"`);
-  const envKey = env.CONFHUB_MASTER_KEY || undefined;
-  const keyFile = env.CONFHUB_MASTER_KEY_FILE || undefined;
+    fail('CONFHUB_LOG_FORMAT', `must be json, pretty or auto, got "${read('CONFHUB_LOG_FORMAT')}"`);
+  const envKey = read('CONFHUB_MASTER_KEY') || undefined;
+  const keyFile = read('CONFHUB_MASTER_KEY_FILE') || undefined;
   if (envKey !== undefined && keyFile !== undefined) fail('CONFHUB_MASTER_KEY', 'and CONFHUB_MASTER_KEY_FILE are both set; set one');
+  const masterKeyFile = keyFile !== undefined ? path(keyFile) : resolve(dataDir, 'master.key');
   const masterKey: MasterKeySource = Object.freeze({
     ...(envKey !== undefined ? { envKey } : {}),
-    file: keyFile !== undefined ? path(keyFile) : resolve(dataDir, 'master.key'),
+    file: masterKeyFile,
     createFile: keyFile === undefined,
+    whenMissing:
+      keyFile === undefined
+        ? 'confhub has not set up this data directory yet: run confhub once (or start confhub), or put master.key back from a backup'
+        : `create it (32 random bytes: umask 077; head -c 32 /dev/urandom > ${masterKeyFile}), or unset CONFHUB_MASTER_KEY_FILE to use master.key in the data directory, generated on first start`,
   });
   // Checked here as system.ini's are, so a bad value is refused naming the variable.
-  const dockerSocket = env.CONFHUB_DOCKER_SOCKET || undefined;
+  const dockerSocket = read('CONFHUB_DOCKER_SOCKET') || undefined;
   const socketProblem = dockerSocket === undefined ? undefined : dockerSocketProblem(dockerSocket);
   if (socketProblem) fail('CONFHUB_DOCKER_SOCKET', socketProblem);
-  const supervisorUrl = env.CONFHUB_SUPERVISOR_URL || undefined;
+  const supervisorUrl = read('CONFHUB_SUPERVISOR_URL') || undefined;
   const urlProblem = supervisorUrl === undefined ? undefined : supervisorUrlProblem(supervisorUrl);
   if (urlProblem) fail('CONFHUB_SUPERVISOR_URL', urlProblem);
   const databasePath = resolve(dataDir, 'confhub.db');
   const historyDir = resolve(dataDir, 'history.git');
   const templateRecordPath = resolve(dataDir, 'shipped-template.json');
-  const host = env.CONFHUB_HOST || '127.0.0.1';
+  const host = read('CONFHUB_HOST') || '127.0.0.1';
   if (/\s/.test(host)) fail('CONFHUB_HOST', `must be an address or host name, got "${host}"`);
   return Object.freeze({
     dataDir,
@@ -141,15 +183,15 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, cwd: str
     ownPaths: ownPathsOf({ dataDir, configDir, databasePath, historyDir, templateRecordPath, masterKeyFile: masterKey.file }),
     masterKey,
     host,
-    port: integer(env, 'CONFHUB_PORT', { fallback: 8080, min: 0, max: 65535 }),
+    port: integer(read, 'CONFHUB_PORT', { fallback: 8080, min: 0, max: 65535 }),
     initialApiKey,
-    rateLimitPerMinute: integer(env, 'CONFHUB_RATE_LIMIT', { fallback: DEFAULT_RATE_LIMIT, min: 0, max: 10_000_000 }),
-    authFailuresPer15Min: integer(env, 'CONFHUB_AUTH_FAILURE_LIMIT', { fallback: DEFAULT_AUTH_FAILURE_LIMIT, min: 0, max: 10_000_000 }),
+    rateLimitPerMinute: integer(read, 'CONFHUB_RATE_LIMIT', { fallback: DEFAULT_RATE_LIMIT, min: 0, max: 10_000_000 }),
+    authFailuresPer15Min: integer(read, 'CONFHUB_AUTH_FAILURE_LIMIT', { fallback: DEFAULT_AUTH_FAILURE_LIMIT, min: 0, max: 10_000_000 }),
     logLevel,
     logFormat,
-    trustProxy: trustProxy(env.CONFHUB_TRUST_PROXY),
-    bodyLimitBytes: integer(env, 'CONFHUB_BODY_LIMIT', { fallback: 64 * 1024, min: 1024, max: 16 * 1024 * 1024 }),
+    trustProxy: trustProxy(read('CONFHUB_TRUST_PROXY')),
+    bodyLimitBytes: integer(read, 'CONFHUB_BODY_LIMIT', { fallback: 64 * 1024, min: 1024, max: 16 * 1024 * 1024 }),
     reloaders: Object.freeze({ ...(dockerSocket !== undefined ? { dockerSocket } : {}), ...(supervisorUrl !== undefined ? { supervisorUrl } : {}) }),
-    stopTimeoutMs: integer(env, 'CONFHUB_STOP_TIMEOUT_MS', { fallback: 5000, min: 100, max: 3_600_000 }),
+    stopTimeoutMs: integer(read, 'CONFHUB_STOP_TIMEOUT_MS', { fallback: 5000, min: 100, max: 3_600_000 }),
   });
 }

@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { answerClientError, createConfhub, type Confhub, type ConfhubOptions } from './main.js';
+import { AppError } from './core/errors.js';
 import type { RuntimeConfig } from './runtime-config.js';
 
 export { VERSION } from './main.js';
@@ -15,6 +16,28 @@ export interface RunningServer extends Pick<Confhub, 'installed' | 'secrets' | '
   readonly url: string;
   readonly port: number;
   close(): Promise<void>;
+}
+
+const hostInUrl = (host: string): string => (host.includes(':') ? `[${host}]` : host);
+
+/** Why the address cannot be taken, and which variable fixes it. */
+const LISTEN_PROBLEMS: Readonly<Record<string, (port: number) => string>> = {
+  EADDRINUSE: () => 'the address is in use by another process; set CONFHUB_PORT to a free port',
+  EACCES: (port) =>
+    port < 1024
+      ? 'ports below 1024 need privileges this process does not have; set CONFHUB_PORT to 1024 or above'
+      : 'this process may not bind it; set CONFHUB_PORT or CONFHUB_HOST to an address it may use',
+  EADDRNOTAVAIL: () => 'no network interface of this machine has that address; set CONFHUB_HOST to one of its addresses (127.0.0.1, or 0.0.0.0 for all)',
+  ENOTFOUND: () => 'the host name does not resolve; set CONFHUB_HOST to an address of this machine',
+  EAI_AGAIN: () => 'the host name does not resolve; set CONFHUB_HOST to an address of this machine',
+};
+
+/** A listen error as one line naming the address and the fix; other errors as they are. */
+function listenRefusal(error: unknown, config: Pick<RuntimeConfig, 'host' | 'port'>): unknown {
+  const problem = LISTEN_PROBLEMS[(error as NodeJS.ErrnoException)?.code ?? ''];
+  if (!problem) return error;
+  const details = `cannot listen on ${hostInUrl(config.host)}:${config.port}: ${problem(config.port)}`;
+  return new AppError('STARTUP_CONFIG_INVALID', { message: details, details, cause: error });
 }
 
 export async function startServer(config: RuntimeConfig, logger: Logger, options: Pick<ConfhubOptions, 'logLinesDropped'> = {}): Promise<RunningServer> {
@@ -34,10 +57,10 @@ export async function startServer(config: RuntimeConfig, logger: Logger, options
     });
   } catch (error) {
     await confhub.close();
-    throw error;
+    throw listenRefusal(error, config);
   }
   const { port } = server.address() as AddressInfo;
-  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const host = hostInUrl(config.host);
   let closing: Promise<void> | undefined;
   return {
     url: `http://${host}:${port}`,

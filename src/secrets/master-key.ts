@@ -18,6 +18,8 @@ export interface MasterKeySource {
   readonly file: string;
   /** The file is the default one, which is created when missing. */
   readonly createFile: boolean;
+  /** How to fix a missing file that is not created here: said after "does not exist". */
+  readonly whenMissing?: string;
 }
 
 export interface LoadedKeyring {
@@ -85,7 +87,7 @@ export async function loadKeyring(source: MasterKeySource): Promise<LoadedKeyrin
   }
   let created = false;
   if (!existsSync(source.file)) {
-    if (!source.createFile) throw invalid(`file ${source.file}`, 'does not exist');
+    if (!source.createFile) throw invalid(`file ${source.file}`, `does not exist${source.whenMissing ? `; ${source.whenMissing}` : ''}`);
     await writeFileAtomic(source.file, randomBytes(MASTER_KEY_BYTES), { mode: 0o600 });
     created = true;
   }

@@ -200,7 +200,11 @@ describe('confhub validate, history, rollback', () => {
       gets.length = 0;
       writeFileSync(config.configPath, serving.replace(`port = ${port}`, `port = ${await freePort()}`));
       const failed = await cli(['once'], env);
-      expect(failed).toMatchObject({ code: 1, stdout: expect.stringMatching(/: rolled_back$/m) });
+      expect(failed).toMatchObject({
+        code: 1,
+        stdout: expect.stringMatching(/: rolled_back$/m),
+        stderr: expect.stringMatching(/^confhub: once: revision [0-9a-f]{12} was rolled back at web: HEALTH_FAILED: [^\n]+\n$/),
+      });
       expect(readFileSync(join(config.dataDir, 'services', 'web.json'), 'utf8')).toContain(String(port));
       // Nothing listens at the new port: only the check of the restored file at the old one reaches the service.
       expect(gets).toContain('/health');

@@ -1,7 +1,7 @@
 import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -246,6 +246,23 @@ describe('confhub serve', () => {
     expect(failed?.stderr).toContain('line 3: duplicate section [a]');
   });
 
+  it('when the port is taken by another process, then serve exits 1 with one line naming the address and the fix, no stack', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const failed = await failing(['serve'], { CONFHUB_DATA_DIR: tempDir(), CONFHUB_PORT: String(port) });
+      expect(failed?.code).toBe(1);
+      expect(failed?.stderr).toBe(`confhub: cannot listen on 127.0.0.1:${port}: the address is in use by another process; set CONFHUB_PORT to a free port\n`);
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
+    }
+    // An address of no interface of this machine (TEST-NET-1).
+    const elsewhere = await failing(['serve'], { CONFHUB_DATA_DIR: tempDir(), CONFHUB_HOST: '192.0.2.1', CONFHUB_PORT: '8080' });
+    expect(elsewhere?.code).toBe(1);
+    expect(elsewhere?.stderr).toMatch(/^confhub: cannot listen on 192\.0\.2\.1:8080: [^\n]*; set CONFHUB_HOST to one of its addresses[^\n]*\n$/);
+  });
+
   it('when a confhub already serves the data directory, then a second one refuses to start; after the first is killed with -9, a start works', async () => {
     const env = { CONFHUB_DATA_DIR: tempDir() };
     const first = await start(env);
@@ -305,12 +322,12 @@ describe('confhub serve', () => {
     expect(readFileSync(join(configDir, 'config.ini'), 'utf8')).toBe('[api_key]\nkey =\n[cockpit]\nport = ninety\n');
   });
 
-  it('when an unknown command is given, then exit code 2 and the usage; --help prints it with 0, version and --version the version', async () => {
+  it('when an unknown command is given, then exit code 2 and one line naming it; --help prints the usage with 0, version and --version the version', async () => {
     const help = await run(process.execPath, [...CLI, '--help']);
-    expect(help.stdout).toContain('confhub apikey show');
+    expect(help.stdout).toMatch(/^ {2}apikey show\|rotate {2,}print the API key/m);
     const bad = await failing(['frobnicate']);
     expect(bad?.code).toBe(2);
-    expect(bad?.stderr).toContain('unknown command');
+    expect(bad?.stderr).toBe('confhub: unknown command "frobnicate"; see confhub --help\n');
     const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
     for (const args of [['version'], ['--version']]) expect((await run(process.execPath, [...CLI, ...args])).stdout).toBe(`confhub ${version}\n`);
   });
