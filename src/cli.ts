@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
- * confhub command line: `serve` (default) runs the service; `apikey show|rotate` prints or
- * replaces the API key (as the legacy `apphub getkey` did); `masterkey rotate` seals every secret
- * of config.ini with a new master key.
+ * confhub command line: what each command does. The commands, their arguments, options and help
+ * are in one table (cli/command-table.ts); a usage error is one line and exit code 2, any other
+ * refusal one line and exit code 1.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createAuditLog } from './audit/audit-log.js';

@@ -1,23 +1,15 @@
 /** The command table: parsing, usage errors, each command's help, and the environment table README documents. */
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS, commandHelp, parseCommandLine, usage } from '../../src/cli/command-table.js';
 import { ENVIRONMENT, loadRuntimeConfig } from '../../src/runtime-config.js';
-import { CLI } from '../support/confhub-process.js';
+import { runCli } from '../support/confhub-process.js';
 
-const execute = promisify(execFile);
 const literal = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 const parse = (...argv: string[]) => parseCommandLine(argv, { version: '9.9.9' });
 
-/** Runs the CLI (commands that stop before touching a data directory); its exit code and output. */
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return execute(process.execPath, [...CLI, ...args], { env: { ...process.env, CONFHUB_DATA_DIR: '/nonexistent/confhub-cli-test' } }).then(
-    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
-  );
-}
+/** Runs the CLI (commands that stop before touching a data directory). */
+const cli = (args: string[]) => runCli(args, { CONFHUB_DATA_DIR: '/nonexistent/confhub-cli-test' });
 
 /** README's environment table: variable → default cell, backticks removed. */
 function readmeEnvironment(): Map<string, string> {

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadRuntimeConfig } from '../../src/runtime-config.js';
 import { readApiKey } from '../../src/settings/read-api-key.js';
-import { CLI, killStartedProcesses, startProcess, stopProcess } from '../support/confhub-process.js';
+import { killStartedProcesses, runCli, startProcess, stopProcess } from '../support/confhub-process.js';
 import { freePort } from '../support/ports.js';
 import { tempDirs } from '../support/temp-dirs.js';
 import { eventually } from '../support/wait.js';
@@ -18,13 +18,7 @@ const execFileSyncText = (file: string, args: string[]): string => execFileSync(
 const tempDir = tempDirs('confhub-cmd-');
 afterEach(() => killStartedProcesses());
 
-/** Runs the CLI; resolves with its exit code and output whatever the code. */
-async function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  return execute(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env } }).then(
-    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
-  );
-}
+const cli = runCli;
 
 /** A data directory after a first start and two API changes (three commits). */
 async function prepared(): Promise<{ env: Record<string, string>; configPath: string }> {

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CLI, killStartedProcesses, startProcess, stopProcess } from '../support/confhub-process.js';
+import { killStartedProcesses, runCli, startProcess, stopProcess } from '../support/confhub-process.js';
 import { tempDirs } from '../support/temp-dirs.js';
 import { eventually } from '../support/wait.js';
 
@@ -13,12 +13,7 @@ const execute = promisify(execFile);
 const tempDir = tempDirs('confhub-once-');
 afterEach(() => killStartedProcesses());
 
-async function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  return execute(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env } }).then(
-    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
-  );
-}
+const cli = runCli;
 
 /** Files and their modes under a data directory, without the git objects, whose names are content hashes. */
 function tree(dir: string): string[] {

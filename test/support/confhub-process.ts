@@ -3,7 +3,10 @@
  * has: its whole log output (both threads), signals, kill -9. Each test ends only the processes
  * it started.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
 
 export const CLI = ['--import', 'tsx', 'src/cli.ts'];
 
@@ -48,4 +51,18 @@ export function stopProcess(child: ChildProcess, signal: NodeJS.Signals = 'SIGTE
 /** After each test: the processes this module started that still run are killed. */
 export function killStartedProcesses(): void {
   for (const child of started.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs one confhub command to its end with the environment given (on top of this one): its exit code and output, whatever the code. */
+export function runCli(args: string[], env: Record<string, string>): Promise<CliRun> {
+  return execFileAsync(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env } }).then(
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+    (error: CliRun) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
+  );
 }
