@@ -212,12 +212,12 @@ async function plan(config: RuntimeConfig): Promise<void> {
   const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
   const { doc } = toSnapshot({ text: readText(config.configPath, 'config.ini'), label: 'config.ini', schema: CONFIG_SCHEMA, keyring });
   const system = toSnapshot({ text: readText(config.systemPath, 'system.ini'), label: 'system.ini', schema: SYSTEM_SCHEMA });
-  const { targets, paths } = syncConfigOf(system.doc, config);
+  const { targets, paths, env } = syncConfigOf(system.doc, config);
   // The files on disk hold the values of the last applied revision: the newest commit's secrets are masked too.
   const reader = historyReader(config);
   const head = await reader.head().catch(() => null);
   const earlier = head ? [openDocument({ stored: parseIni(await reader.contentAt(head)), schema: CONFIG_SCHEMA, keyring, tolerate: true }).doc] : [];
-  const plans = await planTargets({ targets, paths, doc, schema: CONFIG_SCHEMA, earlier });
+  const plans = await planTargets({ targets, paths, doc, schema: CONFIG_SCHEMA, earlier, env });
   const mode = (m: number | null): string => (m === null ? '-' : `0${m.toString(8)}`);
   for (const p of plans) {
     const what = p.change === 'none' ? 'unchanged' : p.change === 'mode' ? `mode ${mode(p.mode.from)} -> ${mode(p.mode.to)}` : p.change;

@@ -257,6 +257,7 @@ async function compose({ config, logger, syncWorker, logLinesDropped }: ConfhubO
     events,
     metrics,
     services,
+    env: { declarations: syncConfig.env, targets: syncConfig.targets },
     startup: {
       installed: installed.map((path) => basename(path)),
       apiKeyGenerated: secrets.apiKeyGenerated || secrets.apiKeyFromEnvironment,

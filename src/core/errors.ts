@@ -57,6 +57,9 @@ export const ERROR_CATALOGUE = Object.freeze({
   SYNC_FAILED: { status: 502, message: 'Sync failed', audience: 'http' },
   SECRET_UNREADABLE: { status: 500, message: 'Secret unreadable', audience: 'http' },
   COMMIT_NOT_FOUND: { status: 404, message: 'Commit not found', audience: 'http' },
+  ENV_SCOPE_NOT_FOUND: { status: 404, message: 'Environment scope not found', audience: 'http' },
+  ENV_VARIABLE_NOT_FOUND: { status: 404, message: 'Environment variable not found', audience: 'http' },
+  ENV_MAPPED: { status: 409, message: 'Conflict', audience: 'http' },
   HISTORY_FAILED: { status: 500, message: 'History failed', audience: 'http' },
   INTERNAL_ERROR: { status: 500, message: 'Internal error', audience: 'http' },
 } as const satisfies Record<string, CatalogueEntry>);

@@ -31,6 +31,9 @@ import type { ConnectionChecks } from '../probes/connection-checks.js';
 import type { SyncDispatcher } from '../sync/dispatcher.js';
 import type { EventLog } from '../events/event-log.js';
 import { createEventRoutes } from './routes/events.js';
+import { createEnvRoutes } from './routes/env.js';
+import type { EnvDeclarations } from '../targets/env-spec.js';
+import type { TargetSpec } from '../targets/target-spec.js';
 
 export interface AppDeps {
   settings: SettingsStore;
@@ -51,12 +54,15 @@ export interface AppDeps {
   startup: StartupReport;
   /** Connection tests of the services. */
   services: ConnectionChecks;
+  /** The consumers of environment variables and the targets that deliver them (system.ini). */
+  env: { declarations: EnvDeclarations; targets: readonly TargetSpec[] };
 }
 
 const WRITE_METHODS = new Set(['PUT', 'PATCH', 'POST', 'DELETE']);
 /** `/settings/{name}` paths served by the event, history and sync routers. */
 const SETTINGS_RESOURCES_ELSEWHERE: ReadonlySet<string> = new Set(['events', 'history', 'diff', 'rollback', 'reload']);
 const SETTINGS_PATH = /^\/api(?:\/v1)?\/settings(?:\/([^/]+))?(?:\/([^/]+))?\/?$/;
+const ENV_PATH = /^\/api(?:\/v1)?\/env\/([^/]+)(?:\/([^/]+))?\/?$/;
 
 function safeDecode(part: string | undefined): string | null {
   if (part === undefined) return null;
@@ -126,6 +132,17 @@ export function createApp(deps: AppDeps): express.Express {
   api.use(exactQuery);
   addSettingsRoutes(api, { store: deps.settings, schema: CONFIG_SCHEMA, jsonBody, sync: deps.sync, otherResources: SETTINGS_RESOURCES_ELSEWHERE });
   api.use(createEventRoutes({ events: deps.events }));
+  api.use(
+    createEnvRoutes({
+      store: deps.settings,
+      schema: CONFIG_SCHEMA,
+      declarations: deps.env.declarations,
+      targets: deps.env.targets,
+      sync: deps.sync,
+      audit: deps.audit,
+      jsonBody,
+    }),
+  );
   api.use(createHistoryRoutes({ history: deps.history, store: deps.settings, sync: deps.sync, jsonBody, onRollback: () => metrics.rollbackRequested() }));
   api.use(createSyncRoutes({ sync: deps.sync }));
   api.use(createInitRoutes({ sync: deps.sync, startup: deps.startup }));
@@ -154,8 +171,9 @@ function auditRefusedWrite(
   { error, req, res }: { error: AppError; req: Request; res: Response },
 ): void {
   if (!WRITE_METHODS.has(req.method) || res.locals.audited || error.code === 'RATE_LIMITED') return;
+  const env = ENV_PATH.exec(req.path);
   const match = SETTINGS_PATH.exec(req.path);
-  if (!match) return;
+  if (!match && !env) return;
   const actor: Actor = (res.locals.actor as Actor | undefined) ?? {
     type: 'api',
     id: 'unauthenticated',
@@ -164,15 +182,16 @@ function auditRefusedWrite(
     requestId: res.locals.requestId as string,
   };
   const queryKey = typeof req.query?.key === 'string' ? req.query.key : null;
-  const rollback = match[1] === 'rollback' && match[2] === undefined;
+  const rollback = match?.[1] === 'rollback' && match[2] === undefined;
   try {
     audit.record([
       {
         at: Date.now(),
         actor,
-        action: rollback ? 'settings.rollback' : 'settings.update',
-        section: rollback ? null : safeDecode(match[1]),
-        key: rollback ? null : (safeDecode(match[2]) ?? queryKey),
+        action: env ? 'env.update' : rollback ? 'settings.rollback' : 'settings.update',
+        // A refused env write names its scope's section: `env:<scope>`.
+        section: env ? `env:${safeDecode(env[1])}` : rollback ? null : safeDecode(match![1]),
+        key: env ? safeDecode(env[2]) : rollback ? null : (safeDecode(match![2]) ?? queryKey),
         oldValue: null,
         newValue: null,
         result: 'refused',

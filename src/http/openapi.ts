@@ -66,7 +66,10 @@ function operationObject(id: OperationId): Record<string, unknown> {
     responses[status] = {
       description: response.description,
       ...(response.etag ? { headers: { ETag: { description: 'The revision of the file', schema: { type: 'string' } } } } : {}),
-      content: { [response.contentType ?? 'application/json']: { schema: response.schema ?? { type: 'string' } } },
+      content: {
+        [response.contentType ?? 'application/json']: { schema: response.schema ?? { type: 'string' } },
+        ...Object.fromEntries(Object.entries(response.alternatives ?? {}).map(([type, schema]) => [type, { schema }])),
+      },
     };
   }
   if (cached) responses['304'] = { description: 'Not Modified: If-None-Match names the current revision' };

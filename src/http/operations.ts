@@ -27,11 +27,13 @@ export interface ResponseSpec {
   readonly schema?: JsonSchema;
   /** Default application/json. */
   readonly contentType?: string;
+  /** Further media types the answer may have instead (chosen by a query parameter), with their schemas. */
+  readonly alternatives?: Readonly<Record<string, JsonSchema>>;
   /** The answer carries the file revision as ETag (If-None-Match → 304). */
   readonly etag?: boolean;
 }
 
-export type HttpMethod = 'get' | 'put' | 'patch' | 'post';
+export type HttpMethod = 'get' | 'put' | 'patch' | 'post' | 'delete';
 
 export interface OperationSpec {
   readonly method: HttpMethod;
@@ -55,6 +57,7 @@ export interface OperationSpec {
 
 export const TAGS = {
   settings: 'config.ini, the user settings: read and write',
+  env: "Environment variables: independent ones stored in config.ini's [env:<scope>] sections, mapped ones declared in system.ini",
   history: "config.ini's history: every revision, diffs, rollback",
   sync: 'The sync worker: per-target state, a forced reconcile, the event stream',
   system: 'system.ini, the system settings: read-only',
@@ -302,6 +305,53 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
       revision: { type: ['string', 'null'] },
     },
   },
+  EnvVariable: {
+    type: 'object',
+    required: ['value', 'secret', 'source'],
+    properties: {
+      value: { type: 'string', description: 'Masked (******) when secret, unless ?reveal=true' },
+      secret: {
+        type: 'boolean',
+        description: 'Sealed at rest and masked: written with secret: true, a name that looks secret, or mapped from a secret setting',
+      },
+      source: { type: 'string', description: 'config.ini (set through this API or by hand) or mapped:<section>.<key> (declared in system.ini, read-only)' },
+    },
+    additionalProperties: false,
+  },
+  EnvScope: { type: 'object', description: 'Variables by name', additionalProperties: ref('EnvVariable') },
+  EnvWriteResult: {
+    type: 'object',
+    required: ['revision', 'changed', 'consumers'],
+    properties: {
+      revision,
+      changed: { type: 'array', items: { type: 'string' }, description: 'Names of the variables the write changed' },
+      consumers: {
+        type: 'array',
+        description: 'The consumers whose environment changed, and what each of their targets does with it',
+        items: {
+          type: 'object',
+          required: ['consumer', 'targets'],
+          properties: {
+            consumer: { type: 'string' },
+            targets: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['target', 'output', 'reload'],
+                properties: {
+                  target: { type: 'string' },
+                  output: { type: 'string', description: 'The file written' },
+                  reload: { type: 'string', description: 'What follows the write (container recreated, program updated, …), as system.ini declares it' },
+                },
+              },
+            },
+          },
+        },
+      },
+      sync: { ...ref('SyncReport'), description: 'With ?wait=true' },
+    },
+    additionalProperties: false,
+  },
   Readiness: {
     type: 'object',
     required: ['status', 'reasons'],
@@ -379,6 +429,35 @@ const ifMatchParameter: ParameterSpec = {
   description: 'The ETag of the revision the change was made against (412 PRECONDITION_FAILED when config.ini changed since)',
   schema: { type: 'string' },
 };
+const scopeParameter: ParameterSpec = {
+  name: 'scope',
+  in: 'path',
+  required: true,
+  description: 'global, or a consumer declared in system.ini',
+  schema: { type: 'string', pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,52}$' },
+};
+const envNameParameter: ParameterSpec = {
+  name: 'name',
+  in: 'path',
+  required: true,
+  description: 'Variable name',
+  schema: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 256 },
+};
+const revealParameter: ParameterSpec = {
+  name: 'reveal',
+  in: 'query',
+  description: 'Answer secret values in plain text (audited as env.reveal)',
+  schema: { type: 'boolean', default: false },
+};
+const envWriteValue: JsonSchema = {
+  oneOf: [
+    { type: 'string' },
+    { type: 'object', required: ['value'], properties: { value: { type: 'string' }, secret: { type: 'boolean' } }, additionalProperties: false },
+  ],
+  description: 'Any text without NUL (multi-line allowed, kept exactly); secret: true seals it at rest and masks it',
+};
+/** What an env write may be refused for, besides the store's refusals. */
+const ENV_WRITE_ERRORS: readonly ErrorCode[] = [...WRITE_ERRORS, 'ENV_SCOPE_NOT_FOUND', 'ENV_MAPPED', 'KEY_NOT_FOUND'];
 const commitish = { type: 'string', pattern: '^[0-9a-fA-F]{4,40}$' } as const;
 /** A value as a write takes it. */
 const writeValue: JsonSchema = {
@@ -452,6 +531,96 @@ export const OPERATIONS = {
     parameters: [sectionParameter, { name: 'key', in: 'path', required: true, description: 'Key name (any case)', schema: { type: 'string' } }],
     responses: { '200': { description: '{key: value}', schema: { ...ref('Section'), minProperties: 1, maxProperties: 1 }, etag: true } },
     errors: ['SECTION_NOT_FOUND', 'KEY_NOT_FOUND', 'CONFIG_INVALID'],
+  },
+  listEnv: {
+    method: 'get',
+    path: '/env',
+    tag: 'env',
+    summary: 'The variables of every scope (global and each consumer), secrets masked',
+    parameters: [revealParameter],
+    responses: { '200': { description: 'Variables by scope', schema: { type: 'object', additionalProperties: ref('EnvScope') }, etag: true } },
+    errors: ['CONFIG_INVALID'],
+  },
+  getEnvScope: {
+    method: 'get',
+    path: '/env/{scope}',
+    tag: 'env',
+    summary: "A scope's variables: for a consumer its mapped and its own ones, for global the global ones",
+    parameters: [scopeParameter, revealParameter],
+    responses: { '200': { description: 'Variables by name', schema: ref('EnvScope'), etag: true } },
+    errors: ['ENV_SCOPE_NOT_FOUND', 'INVALID_NAME', 'CONFIG_INVALID'],
+  },
+  patchEnvScope: {
+    method: 'patch',
+    path: '/env/{scope}',
+    tag: 'env',
+    summary: 'Set, change or remove (null) variables of a scope, all or nothing',
+    parameters: [scopeParameter, waitParameter, ifMatchParameter],
+    body: {
+      required: true,
+      description: '{NAME: "value" | {"value": "...", "secret": true} | null}',
+      schema: { type: 'object', minProperties: 1, additionalProperties: { oneOf: [envWriteValue, { type: 'null' }] } },
+    },
+    responses: { '200': { description: 'The revision, and what changes for whom', schema: ref('EnvWriteResult'), etag: true } },
+    errors: ENV_WRITE_ERRORS,
+  },
+  exportEnv: {
+    method: 'get',
+    path: '/env/{scope}/export',
+    tag: 'env',
+    summary: 'What the scope receives (global ∪ mapped ∪ its own), as a compose .env file or JSON; secrets masked unless reveal',
+    description: 'A variable named export is read through GET /env/{scope}.',
+    parameters: [
+      scopeParameter,
+      {
+        name: 'format',
+        in: 'query',
+        description: 'dotenv (compose v2 reads back every value exactly) or json',
+        schema: { type: 'string', enum: ['dotenv', 'json'], default: 'dotenv' },
+      },
+      revealParameter,
+    ],
+    responses: {
+      '200': {
+        description: 'The environment: format=dotenv NAME="value" lines, format=json {NAME: value}',
+        contentType: 'text/plain; charset=utf-8',
+        schema: { type: 'string' },
+        alternatives: { 'application/json': { type: 'object', additionalProperties: { type: 'string' } } },
+      },
+    },
+    errors: ['ENV_SCOPE_NOT_FOUND', 'INVALID_NAME', 'CONFIG_INVALID'],
+  },
+  getEnvVariable: {
+    method: 'get',
+    path: '/env/{scope}/{name}',
+    tag: 'env',
+    summary: 'One variable of a scope',
+    parameters: [scopeParameter, envNameParameter, revealParameter],
+    responses: { '200': { description: 'The variable', schema: ref('EnvVariable'), etag: true } },
+    errors: ['ENV_SCOPE_NOT_FOUND', 'ENV_VARIABLE_NOT_FOUND', 'INVALID_NAME', 'CONFIG_INVALID'],
+  },
+  putEnvVariable: {
+    method: 'put',
+    path: '/env/{scope}/{name}',
+    tag: 'env',
+    summary: 'Set one variable',
+    parameters: [scopeParameter, envNameParameter, waitParameter, ifMatchParameter],
+    body: {
+      required: true,
+      description: '{"value": "...", "secret": true|false}',
+      schema: { type: 'object', required: ['value'], properties: { value: { type: 'string' }, secret: { type: 'boolean' } }, additionalProperties: false },
+    },
+    responses: { '200': { description: 'The revision, and what changes for whom', schema: ref('EnvWriteResult'), etag: true } },
+    errors: ENV_WRITE_ERRORS,
+  },
+  deleteEnvVariable: {
+    method: 'delete',
+    path: '/env/{scope}/{name}',
+    tag: 'env',
+    summary: 'Remove one variable',
+    parameters: [scopeParameter, envNameParameter, waitParameter, ifMatchParameter],
+    responses: { '200': { description: 'The revision, and what changes for whom', schema: ref('EnvWriteResult'), etag: true } },
+    errors: [...ENV_WRITE_ERRORS, 'ENV_VARIABLE_NOT_FOUND'],
   },
   listHistory: {
     method: 'get',

@@ -19,6 +19,8 @@ export interface RenderInput {
   readonly template?: string;
   /** Target name, for messages. */
   readonly target: string;
+  /** A target that delivers an environment (`env = <scope>`): the variables that consumer receives, in order. */
+  readonly environment?: readonly { readonly name: string; readonly value: string }[];
 }
 
 export interface Renderer {

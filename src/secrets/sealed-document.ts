@@ -76,6 +76,8 @@ export interface StoredValueChange {
   readonly key: string;
   /** The plaintext value; sensitive values are sealed before they are written. */
   readonly value: string;
+  /** The key is removed (value ignored). */
+  readonly remove?: boolean;
 }
 
 /**
@@ -102,16 +104,19 @@ function sealChanges({ stored, text: storedText, changes, schema, keyring }: App
     section: change.section,
     key: change.key,
     value:
-      keyring && change.value !== '' && isSensitive(schema, change.section, change.key)
+      keyring && !change.remove && change.value !== '' && isSensitive(schema, change.section, change.key)
         ? sealValue(keyring, fieldId(change.section, change.key), change.value)
         : change.value,
+    ...(change.remove ? { remove: true } : {}),
   }));
   const next = editIni(stored, iniChanges);
   const text = storedText === undefined ? serializeIni(next) : serializeEdit({ doc: stored, text: storedText, edited: next });
-  const added = iniChanges.filter((c) => !stored.byName.get(c.section)?.byKey.has(c.key.toLowerCase())).length;
+  const has = (doc: IniDocument, c: IniChange): boolean => doc.byName.get(c.section)?.byKey.has(c.key.toLowerCase()) === true;
+  const added = iniChanges.filter((c) => !c.remove && !has(stored, c)).length;
+  const removed = iniChanges.filter((c) => c.remove && has(stored, c)).length;
   const count = (doc: IniDocument): number => doc.sections.reduce((n, s) => n + s.entries.length, 0);
-  const wrong = iniChanges.filter((c) => next.byName.get(c.section)?.byKey.get(c.key.toLowerCase())?.value !== c.value);
-  if (wrong.length > 0 || count(next) !== count(stored) + added) {
+  const wrong = iniChanges.filter((c) => (c.remove ? has(next, c) : next.byName.get(c.section)?.byKey.get(c.key.toLowerCase())?.value !== c.value));
+  if (wrong.length > 0 || count(next) !== count(stored) + added - removed) {
     throw new AppError('INTERNAL_ERROR', {
       details: `config.ini would not read back as written (${wrong.map((c) => fieldId(c.section, c.key)).join(', ') || 'key count'})`,
     });

@@ -7,18 +7,30 @@
 import { AppError, type FieldIssue } from '../core/errors.js';
 import { editIni, type IniChange, type IniDocument, unrepresentableReason } from '../ini/document.js';
 import { isSealed, SEALED_PREFIX } from '../secrets/secret-box.js';
+import { envNameProblem, isEnvSection, MAX_ENV_VALUE_LENGTH } from './env-sections.js';
 import { FIELD_KINDS } from './field-kinds.js';
 import { keyNameProblem, printable, sectionNameProblem } from '../core/names.js';
 import type { FileSchema } from './schema.js';
 import { fieldId, validateDocument } from './validate.js';
 
 export const MAX_VALUE_LENGTH = 4096;
+/** An environment variable's value as stored (`json:` escapes may make it up to six times its length). */
+const MAX_STORED_ENV_VALUE_LENGTH = 6 * MAX_ENV_VALUE_LENGTH + 8;
+
+/** Keys of env sections are variable names (up to 256 characters); other keys follow the API's allow-list. */
+function nameProblem(input: ChangeInput): string | undefined {
+  if (!isEnvSection(input.section)) return keyNameProblem(input.key);
+  const problem = envNameProblem(input.key);
+  return problem ? `Variable "${printable(input.key)}": ${problem}` : undefined;
+}
 
 export interface ChangeInput {
   readonly section: string;
   readonly key: string;
   /** JSON value from the request: a string; a port also a number, a boolean key a boolean, a list an array of strings. */
   readonly value: unknown;
+  /** The key is removed (value ignored); it must exist. */
+  readonly remove?: boolean;
 }
 
 export interface PlannedChange {
@@ -27,7 +39,7 @@ export interface PlannedChange {
   readonly key: string;
   readonly oldValue: string | undefined;
   readonly newValue: string;
-  /** A whole-file restore removed the key (newValue is then ''). */
+  /** The key was removed, by a whole-file restore or a removal (newValue is then ''). */
   readonly removed?: boolean;
 }
 
@@ -58,7 +70,7 @@ export interface PlanChangesInput extends PlanOptions {
 export function planChanges({ doc, inputs, schema, ...options }: PlanChangesInput): PlanResult {
   if (inputs.length === 0) throw new AppError('INVALID_REQUEST', { details: 'No settings to change were given' });
 
-  const badNames = inputs.flatMap((input) => [sectionNameProblem(input.section), keyNameProblem(input.key)].filter((p): p is string => p !== undefined));
+  const badNames = inputs.flatMap((input) => [sectionNameProblem(input.section), nameProblem(input)].filter((p): p is string => p !== undefined));
   if (badNames.length > 0) throw new AppError('INVALID_NAME', { details: [...new Set(badNames)].join('; ') });
 
   const missingSections = [...new Set(inputs.map((i) => i.section))].filter((name) => !doc.byName.has(name) && !schema.has(name));
@@ -81,7 +93,7 @@ export function planChanges({ doc, inputs, schema, ...options }: PlanChangesInpu
     seen.add(id);
     const inFile = doc.byName.get(input.section)?.byKey.has(input.key.toLowerCase());
     const declared = schema.get(input.section)?.fields.has(input.key.toLowerCase());
-    if (!inFile && !declared) missingKeys.push(input.key);
+    if (!inFile && (!declared || input.remove)) missingKeys.push(input.key);
   }
   if (missingKeys.length > 0 && !options.allowNew) {
     throw new AppError('KEY_NOT_FOUND', {
@@ -97,14 +109,21 @@ export function planChanges({ doc, inputs, schema, ...options }: PlanChangesInpu
   const planned: PlannedChange[] = [];
   for (const input of inputs) {
     const id = fieldId(input.section, input.key);
+    if (input.remove) {
+      const existing = doc.byName.get(input.section)!.byKey.get(input.key.toLowerCase())!;
+      iniChanges.push({ section: input.section, key: existing.key, value: '', remove: true });
+      planned.push({ section: input.section, key: existing.key, oldValue: existing.value, newValue: '', removed: true });
+      continue;
+    }
     const spec = schema.get(input.section)?.fields.get(input.key.toLowerCase());
     const converted = FIELD_KINDS[spec?.kind ?? 'text'].fromJson(input.value);
     if (!converted.ok) {
       issues.push({ field: id, code: converted.code ?? 'INVALID_TYPE', message: `${id} ${converted.problem}` });
       continue;
     }
-    if (converted.text.length > MAX_VALUE_LENGTH) {
-      issues.push({ field: id, code: 'VALUE_TOO_LONG', message: `${id} must be at most ${MAX_VALUE_LENGTH} characters` });
+    const maxLength = isEnvSection(input.section) ? MAX_STORED_ENV_VALUE_LENGTH : MAX_VALUE_LENGTH;
+    if (converted.text.length > maxLength) {
+      issues.push({ field: id, code: 'VALUE_TOO_LONG', message: `${id} must be at most ${maxLength} characters` });
       continue;
     }
     if (isSealed(converted.text)) {
@@ -127,6 +146,16 @@ export function planChanges({ doc, inputs, schema, ...options }: PlanChangesInpu
   const next = editIni(doc, iniChanges);
   // Defence in depth: what was written must read back as exactly what was asked, nothing more.
   for (const change of iniChanges) {
+    if (change.remove) {
+      if (next.byName.get(change.section)?.byKey.has(change.key.toLowerCase())) {
+        issues.push({
+          field: fieldId(change.section, change.key),
+          code: 'VALUE_NOT_REPRESENTABLE',
+          message: `${fieldId(change.section, change.key)} would not be removed`,
+        });
+      }
+      continue;
+    }
     const readBack = next.byName.get(change.section)?.byKey.get(change.key.toLowerCase())?.value;
     if (readBack !== change.value) {
       issues.push({
@@ -136,7 +165,8 @@ export function planChanges({ doc, inputs, schema, ...options }: PlanChangesInpu
       });
     }
   }
-  const expectedKeys = doc.sections.reduce((n, s) => n + s.entries.length, 0) + planned.filter((p) => p.oldValue === undefined).length;
+  const expectedKeys =
+    doc.sections.reduce((n, s) => n + s.entries.length, 0) + planned.filter((p) => p.oldValue === undefined).length - planned.filter((p) => p.removed).length;
   const actualKeys = next.sections.reduce((n, s) => n + s.entries.length, 0);
   if (actualKeys !== expectedKeys) {
     issues.push({

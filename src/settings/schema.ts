@@ -4,6 +4,7 @@
  * treated as free text.
  */
 import type { FieldKind } from './field-kinds.js';
+import { isEnvSection, isSensitiveEnvKey } from './env-sections.js';
 
 export interface FieldSpec {
   readonly kind: FieldKind;
@@ -106,6 +107,7 @@ const SENSITIVE_NAME = /(pwd|pass|secret|token|credential|private|(^|_)key$)/i;
 
 /** Sensitivity by schema, or by name for keys the schema does not declare. */
 export function isSensitive(schema: FileSchema, sectionName: string, key: string): boolean {
+  if (isEnvSection(sectionName)) return isSensitiveEnvKey(sectionName, key);
   const spec = schema.get(sectionName)?.fields.get(key.toLowerCase());
   if (spec) return spec.sensitive;
   return SENSITIVE_NAME.test(key) || sectionName === 'api_key';

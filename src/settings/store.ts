@@ -446,8 +446,10 @@ function planRestore(
 }
 
 /** Plaintext changes of a planned update that alter a value, for the stored document. */
-function valueChanges(changes: readonly PlannedChange[]): { section: string; key: string; value: string }[] {
-  return changes.filter((c) => c.oldValue !== c.newValue).map((c) => ({ section: c.section, key: c.key, value: c.newValue }));
+function valueChanges(changes: readonly PlannedChange[]): StoredValueChange[] {
+  return changes
+    .filter((c) => c.oldValue !== c.newValue || c.removed)
+    .map((c) => ({ section: c.section, key: c.key, value: c.newValue, ...(c.removed ? { remove: true } : {}) }));
 }
 
 function sealUnsealed(working: Snapshot, { label, schema, keyring }: StoredFile): { snapshot: Snapshot; changes: PlannedChange[] } {

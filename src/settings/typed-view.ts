@@ -6,6 +6,7 @@
 import type { IniDocument, IniSection } from '../ini/document.js';
 import { FIELD_KINDS } from './field-kinds.js';
 import type { FileSchema, SectionSpec } from './schema.js';
+import { isEnvSection } from './env-sections.js';
 
 export type SectionValues = Record<string, unknown>;
 
@@ -23,6 +24,10 @@ export function sectionValues(section: IniSection, spec: SectionSpec | undefined
   return values;
 }
 
+/**
+ * The settings of a document: every section but the environment variables, which have their own
+ * API (legacy clients list every section of GET /api/settings and must not meet them).
+ */
 export interface DocumentView {
   /** `{section: {key: value}}` as JSON text. */
   allJson(): string;
@@ -37,7 +42,7 @@ export function createDocumentView(doc: IniDocument, schema: FileSchema): Docume
     allJson() {
       if (all === undefined) {
         const out: Record<string, SectionValues> = Object.create(null);
-        for (const section of doc.sections) out[section.name] = sectionValues(section, schema.get(section.name));
+        for (const section of doc.sections) if (!isEnvSection(section.name)) out[section.name] = sectionValues(section, schema.get(section.name));
         all = JSON.stringify(out);
       }
       return all;
@@ -46,7 +51,7 @@ export function createDocumentView(doc: IniDocument, schema: FileSchema): Docume
       const cached = perSection.get(name);
       if (cached !== undefined) return cached;
       const section = doc.byName.get(name);
-      if (!section) return undefined;
+      if (!section || isEnvSection(name)) return undefined;
       const json = JSON.stringify(sectionValues(section, schema.get(name)));
       perSection.set(name, json);
       return json;

@@ -8,6 +8,7 @@ import type { IniDocument } from '../ini/document.js';
 import { weakPasswordReason } from './credential-strength.js';
 import { FIELD_KINDS, publicApiKeyProblem } from './field-kinds.js';
 import type { FileSchema } from './schema.js';
+import { decodeEnvValue, envNameProblem, envValueProblem, envSectionName, parseEnvSection, scopeNameProblem } from './env-sections.js';
 
 export interface ValidateInput {
   doc: IniDocument;
@@ -81,6 +82,41 @@ export function validateDocument({ doc, schema, changed = new Set(), skip = new 
     for (const user of users) {
       const others = users.filter((other) => other !== user).join(', ');
       issues.push({ field: user, code: 'PORT_CONFLICT', message: `${user} uses port ${port}, which ${others} also uses` });
+    }
+  }
+  issues.push(...envIssues(doc, skip));
+  return issues;
+}
+
+/** The `[env:<scope>]` sections: scope names, variable names, values an environment can hold, one name per scope. */
+function envIssues(doc: IniDocument, skip: ReadonlySet<string>): FieldIssue[] {
+  const issues: FieldIssue[] = [];
+  for (const section of doc.sections) {
+    const env = parseEnvSection(section.name);
+    if (!env) continue;
+    const scopeProblem = scopeNameProblem(env.scope);
+    if (scopeProblem) issues.push({ field: section.name, code: 'INVALID_ENV_SCOPE', message: `[${section.name}]: ${scopeProblem}` });
+    const other = env.secret ? undefined : doc.byName.get(envSectionName(env.scope, { secret: true }));
+    for (const entry of section.entries) {
+      const id = fieldId(section.name, entry.key);
+      const nameProblem = envNameProblem(entry.key);
+      if (nameProblem) {
+        issues.push({ field: id, code: 'INVALID_ENV_NAME', message: `${id}: ${nameProblem}` });
+        continue;
+      }
+      if (other?.byKey.has(entry.keyLower)) {
+        issues.push({ field: id, code: 'ENV_NAME_CLASH', message: `${id}: ${other.name} also holds ${entry.key}; a variable is in one of them` });
+      }
+      if (skip.has(id)) continue;
+      let value: string;
+      try {
+        value = decodeEnvValue(entry.value);
+      } catch (error) {
+        issues.push({ field: id, code: 'INVALID_ENV_VALUE', message: `${id}: ${(error as Error).message}` });
+        continue;
+      }
+      const valueProblem = envValueProblem(value);
+      if (valueProblem) issues.push({ field: id, code: 'INVALID_ENV_VALUE', message: `${id} ${valueProblem}` });
     }
   }
   return issues;

@@ -37,6 +37,7 @@ export function buildReconciler({ sync, logger, applied }: BuildReconcilerInput)
     render: (target, input) => renderTarget(target.format, input),
     readTemplate: (path) => readTemplateContained(path, sync.paths),
     paths: sync.paths,
+    env: sync.env,
     logger,
     ...(applied ? { applied: openDocument({ stored: parseIni(applied.text), schema: CONFIG_SCHEMA, keyring: applied.keyring, tolerate: true }).doc } : {}),
   });

@@ -14,6 +14,7 @@ import type { FileSchema } from '../settings/schema.js';
 import { renderInput } from './reconcile.js';
 import type { PathRules } from '../targets/path-rules.js';
 import type { TargetSpec } from '../targets/target-spec.js';
+import { NO_ENV_DECLARATIONS, type EnvDeclarations } from '../targets/env-spec.js';
 import { createTargetWriter, differs } from './target-writer.js';
 
 export interface TargetPlan {
@@ -35,6 +36,8 @@ export async function planTargets(input: {
   schema: FileSchema;
   /** Revisions the files on disk may have been rendered from (the newest commit): their secrets are masked too. */
   earlier?: readonly IniDocument[];
+  /** The consumers of environment variables, for targets with `env`. */
+  env?: EnvDeclarations;
 }): Promise<TargetPlan[]> {
   const secrets = [...new Set([input.doc, ...(input.earlier ?? [])].flatMap((doc) => secretsOf(doc, input.schema)))].sort((a, b) => b.length - a.length);
   const plans: TargetPlan[] = [];
@@ -42,7 +45,7 @@ export async function planTargets(input: {
   for (const spec of input.targets) {
     try {
       const template = spec.template ? await readTemplateContained(spec.template, input.paths) : undefined;
-      const content = Buffer.from(renderTarget(spec.format, renderInput(input.doc, spec, template)), 'utf8');
+      const content = Buffer.from(renderTarget(spec.format, renderInput({ doc: input.doc, spec, template, env: input.env ?? NO_ENV_DECLARATIONS })), 'utf8');
       const previous = await writer.readPrevious(spec.output);
       const before = previous.exists ? previous.content.toString('utf8') : '';
       const after = content.toString('utf8');

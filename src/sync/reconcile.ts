@@ -25,6 +25,9 @@ import { installedCheck, reloadKey } from '../targets/target-spec.js';
 import { targetForDocument } from '../targets/target-urls.js';
 import type { ReconcileResult, RevisionOutcome, TargetState, UsedWriteMode } from '../targets/outcome.js';
 import { createTargetWriter, differs, type PreviousFile, type StagedTarget } from './target-writer.js';
+import { environmentOf } from '../env/environment.js';
+import { CONFIG_SCHEMA } from '../settings/schema.js';
+import { NO_ENV_DECLARATIONS, type EnvDeclarations } from '../targets/env-spec.js';
 
 export interface ReconcileRequest {
   readonly revision: string;
@@ -46,6 +49,8 @@ export interface ReconcilerDeps {
   paths: Pick<PathRules, 'outputRoots' | 'own'>;
   logger: Logger;
   now?: () => number;
+  /** The consumers of environment variables (system.ini), for targets with `env`. */
+  env?: EnvDeclarations;
   /**
    * The revision the targets last applied before this reconciler was made (a worker restart):
    * files its first runs put back are reloaded and checked at that revision's URLs.
@@ -83,13 +88,33 @@ function failWork(work: Work, error: unknown): void {
   work.state = full ? 'pending_write' : 'failed';
 }
 
-export function renderInput(doc: IniDocument, spec: TargetSpec, template: string | undefined): RenderInput {
+export interface RenderInputOf {
+  readonly doc: IniDocument;
+  readonly spec: TargetSpec;
+  readonly template: string | undefined;
+  /** The consumers of environment variables, for a target with `env`. */
+  readonly env: EnvDeclarations;
+}
+
+export function renderInput({ doc, spec, template, env }: RenderInputOf): RenderInput {
   const sections: RenderSection[] = [];
   for (const name of spec.sections) {
     const section = doc.byName.get(name);
     if (section) sections.push({ name, values: new Map(section.entries.map((e) => [e.key, e.value])) });
   }
-  return { sections, target: spec.name, ...(template !== undefined ? { template } : {}) };
+  return {
+    sections,
+    target: spec.name,
+    ...(template !== undefined ? { template } : {}),
+    ...(spec.env !== undefined ? { environment: environmentFor(doc, spec, env) } : {}),
+  };
+}
+
+/** The variables a target's consumer receives; RENDER_FAILED naming the mapped variables that cannot be computed. */
+function environmentFor(doc: IniDocument, spec: TargetSpec, env: EnvDeclarations): { name: string; value: string }[] {
+  const { variables, problems } = environmentOf({ doc, schema: CONFIG_SCHEMA, declarations: env, consumer: spec.env! });
+  if (problems.length > 0) throw new AppError('RENDER_FAILED', { details: `target ${spec.name}: ${problems.join('; ')}` });
+  return [...variables].map(([name, variable]) => ({ name, value: variable.value }));
 }
 
 /** The health rule of a group of targets sharing a service: the first one that asks for a check. */
@@ -219,7 +244,10 @@ export function createReconciler(deps: ReconcilerDeps) {
       try {
         work.spec = targetForDocument(work.spec, request.doc);
         const template = work.spec.template ? await deps.readTemplate(work.spec.template) : undefined;
-        work.content = Buffer.from(deps.render(work.spec, renderInput(request.doc, work.spec, template)), 'utf8');
+        work.content = Buffer.from(
+          deps.render(work.spec, renderInput({ doc: request.doc, spec: work.spec, template, env: deps.env ?? NO_ENV_DECLARATIONS })),
+          'utf8',
+        );
         work.previous = await writer.readPrevious(work.spec.output);
         work.changed = differs(work.previous, work.content, work.spec.mode);
       } catch (error) {

@@ -13,8 +13,9 @@
  *
  * Global settings live in [sync].
  */
+import { invalid } from './declaration-error.js';
+import { parseEnvDeclarations, type EnvDeclarations } from './env-spec.js';
 import { isAbsolute, resolve } from 'node:path';
-import { AppError } from '../core/errors.js';
 import { safeUrl } from '../core/safe-url.js';
 import type { IniDocument, IniSection } from '../ini/document.js';
 import { sectionNameProblem } from '../core/names.js';
@@ -22,6 +23,8 @@ import { nameSplits, parsePlaceholders, placeholderNames } from '../render/place
 import { CONFIG_SCHEMA, isSensitive } from '../settings/schema.js';
 import { outputProblem, rootsProblem, templateProblem, type OwnPath, type PathRules } from './path-rules.js';
 import { hostPlaceholder } from './url-host.js';
+
+export { invalid };
 
 export const FORMATS = ['gitea', 'portainer', 'nginx_proxy_manager', 'cockpit', 'env', 'ini', 'json', 'yaml', 'template'] as const;
 export type FormatName = (typeof FORMATS)[number];
@@ -89,6 +92,8 @@ export interface TargetSpec {
   readonly template?: string;
   readonly timeoutMs: number;
   readonly onFailure: FailurePolicy;
+  /** The environment it delivers: `global` or a consumer name (env-spec.ts). */
+  readonly env?: string;
 }
 
 export interface SyncSettings {
@@ -107,6 +112,8 @@ export interface SyncConfig {
   readonly targets: readonly TargetSpec[];
   /** `[sync] output_roots` and `template_roots` (defaults applied), and confhub's own files. */
   readonly paths: PathRules;
+  /** The consumers of environment variables and their mapped variables. */
+  readonly env: EnvDeclarations;
 }
 
 export const DEFAULT_SYNC_SETTINGS: SyncSettings = Object.freeze({
@@ -138,6 +145,7 @@ const TARGET_KEYS = new Set([
   'template',
   'timeout',
   'on_failure',
+  'env',
 ]);
 const SYNC_KEYS = new Set([
   'docker_socket',
@@ -165,11 +173,6 @@ export interface ParseSyncConfigInput {
 export interface SyncOverrides {
   readonly dockerSocket?: string;
   readonly supervisorUrl?: string;
-}
-
-export function invalid(section: string, key: string | undefined, problem: string): AppError {
-  const where = key ? `system.ini [${section}] ${key}` : `system.ini [${section}]`;
-  return new AppError('TARGET_INVALID', { message: `${where}: ${problem}` });
 }
 
 function container(section: string, key: string, text: string): ContainerRef {
@@ -420,9 +423,14 @@ export function parseSyncConfig({ doc, dataDir, configDir, own, overrides = {} }
       if (value === undefined || value === '') throw invalid(section.name, key, 'is required');
       return value;
     };
-    const sections = required('sections')
-      .split(',')
-      .map((s) => s.trim());
+    const env = v.get('env') || undefined;
+    // A target that delivers an environment reads its variables, not sections.
+    const sections =
+      env !== undefined && !v.get('sections')
+        ? []
+        : required('sections')
+            .split(',')
+            .map((s) => s.trim());
     for (const s of sections) {
       const problem = s === '' ? 'an empty section name' : sectionNameProblem(s);
       if (problem) throw invalid(section.name, 'sections', problem);
@@ -470,10 +478,12 @@ export function parseSyncConfig({ doc, dataDir, configDir, own, overrides = {} }
         ...(template !== undefined ? { template } : {}),
         timeoutMs,
         onFailure: v.has('on_failure') ? policy(section.name, v.get('on_failure')!) : settings.onFailure,
+        ...(env !== undefined ? { env } : {}),
       }),
     );
   }
-  return Object.freeze({ settings, targets: Object.freeze(targets), paths });
+  const env = parseEnvDeclarations(doc, { targetConsumers: targets.flatMap((t) => (t.env === undefined ? [] : [t.env])) });
+  return Object.freeze({ settings, targets: Object.freeze(targets), paths, env });
 }
 
 /** A container reference as system.ini writes it. */

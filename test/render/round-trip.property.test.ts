@@ -9,7 +9,8 @@ import { decode as decodeIni } from 'ini';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { isAppError } from '../../src/core/errors.js';
-import { envName, readEnvFile } from '../../src/render/env.js';
+import { readComposeDotenv } from '../../src/render/dotenv.js';
+import { envName } from '../../src/render/env.js';
 import { readGoIni } from '../../src/render/gitea.js';
 import { RENDERERS } from '../../src/render/index.js';
 import type { RenderInput } from '../../src/render/types.js';
@@ -139,7 +140,7 @@ describe('round trips of arbitrary values', () => {
       fc.property(sectionsArb, (sections) => {
         const text = renderOrRefuse('env', toInput(sections));
         if (text === undefined) return;
-        const read = readEnvFile(text);
+        const read = readComposeDotenv(text);
         for (const s of sections) for (const [k, v] of s.values) expect(read.get(envName(s.name, k))).toBe(v);
         expect(read.size).toBe(sections.reduce((n, s) => n + s.values.length, 0));
       }),

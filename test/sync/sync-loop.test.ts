@@ -15,6 +15,7 @@ import { revisionOf } from '../../src/settings/revision.js';
 import { randomBytes } from 'node:crypto';
 import { createWorkerHost } from '../../src/sync/worker-host.js';
 import { DEFAULT_SYNC_SETTINGS } from '../../src/targets/target-spec.js';
+import { NO_ENV_DECLARATIONS } from '../../src/targets/env-spec.js';
 import { eventually } from '../support/confhub.js';
 import { createManualClock } from '../support/manual-clock.js';
 
@@ -686,7 +687,7 @@ describe('worker host', () => {
         logFormat: 'json',
         masterKeys: [],
         historyDir: join(dir, 'history.git'),
-        sync: { settings: DEFAULT_SYNC_SETTINGS, targets: [], paths: { outputRoots: [dir], templateRoots: [dir], own: [] } },
+        sync: { settings: DEFAULT_SYNC_SETTINGS, targets: [], paths: { outputRoots: [dir], templateRoots: [dir], own: [] }, env: NO_ENV_DECLARATIONS },
       },
       initAtStart: () => {
         starts++;

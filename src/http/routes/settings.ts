@@ -6,6 +6,7 @@
 import type { Request, RequestHandler, Response, Router } from 'express';
 import type { Actor } from '../../core/actor.js';
 import { AppError } from '../../core/errors.js';
+import { isEnvSection, parseEnvSection } from '../../settings/env-sections.js';
 import type { ChangeInput } from '../../settings/plan-changes.js';
 import type { SettingsStore, Snapshot } from '../../settings/store.js';
 import { typedValue } from '../../settings/typed-view.js';
@@ -59,6 +60,11 @@ export function addSettingsRoutes(router: Router, { store, schema, jsonBody, syn
   /** Writes, then answers with `json(snapshot)`; with ?wait=true only once the worker is done with the revision. */
   const write = async ({ req, res }: { req: Request; res: Response }, changes: ChangeInput[], json: (snapshot: Snapshot) => string): Promise<void> => {
     const wait = booleanQuery(req, 'wait');
+    const envSection = changes.find((change) => isEnvSection(change.section))?.section;
+    if (envSection) {
+      const scope = parseEnvSection(envSection)!.scope;
+      throw new AppError('INVALID_NAME', { details: `Section:${envSection} holds environment variables; change them through /api/v1/env/${scope}` });
+    }
     res.locals.audited = true;
     const actor = res.locals.actor as Actor;
     const result = await store.update({ changes, ifMatch: parseIfMatch(req), actor });
@@ -151,7 +157,7 @@ export function addSettingsRoutes(router: Router, { store, schema, jsonBody, syn
         const sectionName = req.params.section as string;
         const key = req.params.key as string;
         const section = snapshot.doc.byName.get(sectionName);
-        if (!section) throw sectionNotFound(sectionName);
+        if (!section || isEnvSection(sectionName)) throw sectionNotFound(sectionName);
         const entry = section.byKey.get(key.toLowerCase());
         if (!entry) throw new AppError('KEY_NOT_FOUND', { details: `Key:${key} does not exist` });
         if (notModified(req, res, snapshot.etag)) return;
