@@ -9,6 +9,7 @@ import { createAuditLog } from './audit/audit-log.js';
 import { generateApiKey } from './bootstrap/first-boot-secrets.js';
 import { openDatabase } from './db/database.js';
 import { AppError, ERROR_CATALOGUE, isAppError } from './core/errors.js';
+import { unusableDirectory } from './fs/write-failure.js';
 import { startIdleGc } from './idle-gc.js';
 import { createLogDestination, createLogger, resolveLogFormat } from './log.js';
 import { loadRuntimeConfig, type RuntimeConfig } from './runtime-config.js';
@@ -29,7 +30,8 @@ import { planTargets } from './sync/plan.js';
 import { buildReconciler } from './sync/build-reconciler.js';
 import { createRunLog } from './sync/run-log.js';
 import { createAnnouncements } from './sync/announcements.js';
-import { actorRef } from './core/actor.js';
+import { actorRef, FILE_ACTOR } from './core/actor.js';
+import { auditSyncRun, publishSyncRun } from './sync/dispatcher.js';
 import { createRevisionRecorder } from './sync/revision-recorder.js';
 import { maskText } from './core/mask.js';
 import { secretsOf } from './settings/mask-secrets.js';
@@ -229,18 +231,20 @@ async function plan(config: RuntimeConfig): Promise<void> {
 }
 
 /**
- * `once` logs to stderr. At the default level only errors: its steps and each target's outcome are
- * its output, and the warnings of a service found unreachable speak of retries `once` does not make.
+ * `once` logs to stderr. Unless CONFHUB_LOG_LEVEL says otherwise, only errors: its steps and each
+ * target's outcome are its output, and the warnings of a service found unreachable speak of
+ * retries `once` does not make.
  */
-function onceLogger(config: RuntimeConfig) {
+function onceLogger(config: RuntimeConfig, { levelSet }: { levelSet: boolean }) {
   const destination = createLogDestination({ fd: 2, format: resolveLogFormat(config.logFormat, process.stderr.isTTY === true) });
-  return createLogger({ level: config.logLevel === 'info' ? 'error' : config.logLevel, destination });
+  return createLogger({ level: levelSet ? config.logLevel : 'error', destination });
 }
 
 /** What a start does (the same composition as serve, without HTTP and worker), one reconcile in this thread, exit. */
 async function once(config: RuntimeConfig): Promise<void> {
   const say = (line: string): void => void process.stdout.write(`${line}\n`);
-  const logger = onceLogger(config);
+  // Whether the level was chosen, which the parsed config cannot tell.
+  const logger = onceLogger(config, { levelSet: process.env.CONFHUB_LOG_LEVEL !== undefined });
   const confhub = await createConfhub({ config, logger, syncWorker: 'none' }).catch((cause: unknown) => {
     if (!isAppError(cause) || cause.data.busy !== true) throw cause;
     throw new AppError('INVALID_REQUEST', {
@@ -273,8 +277,9 @@ async function once(config: RuntimeConfig): Promise<void> {
       logger,
       onStatus: () => undefined,
     });
-    // The author the start's own writes announced (first boot, upgrade, sealing); otherwise the CLI.
-    const author = createAnnouncements({ db, logger }).take(snapshot.revision) ?? { actor: { type: 'system', id: 'cli' } as const, source: 'cli' as const };
+    // The author the start's own writes announced (first boot, upgrade, sealing); a revision nobody
+    // announced was written by hand, as a running confhub's start records it.
+    const author = createAnnouncements({ db, logger }).take(snapshot.revision) ?? { actor: FILE_ACTOR, source: 'startup' as const };
     const head = await historyReader(config)
       .head()
       .catch(() => null);
@@ -301,6 +306,11 @@ async function once(config: RuntimeConfig): Promise<void> {
       finishedAt: Date.now(),
       targets: maskedTargets,
     });
+    // The audit log and the event log tell of it as they do of a running confhub's runs.
+    if (result.outcome !== 'unchanged') {
+      auditSyncRun({ audit: confhub.audit, log: logger }, { result: { ...result, targets: maskedTargets }, finishedAt: Date.now(), actor: author.actor });
+      publishSyncRun(confhub.events, { result: { ...result, targets: maskedTargets }, source: 'once', actor: author.actor });
+    }
     say(`revision ${revision} (commit ${commit?.slice(0, 12) ?? '-'}): ${result.outcome}`);
     for (const t of maskedTargets) say(`  ${t.target}: ${t.state}${t.error ? ` (${t.error.code}: ${t.error.details})` : ''}`);
     if (result.outcome === 'failed' || result.outcome === 'rolled_back') {
@@ -437,7 +447,8 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((error: unknown) => {
   // A known refusal is one line; anything else is a defect, and its stack helps to find it.
-  const message = isAppError(error) ? refusal(error) : String((error as Error)?.stack ?? error);
+  const known = isAppError(error) ? error : unusableDirectory(error);
+  const message = known ? refusal(known) : String((error as Error)?.stack ?? error);
   process.stderr.write(`confhub: ${message}\n`);
   process.exit(1);
 });

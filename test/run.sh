@@ -21,9 +21,25 @@ if ((${#missing[@]} > 0)); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -q
-  # RUNLEVEL=1: invoke-rc.d does not start the packages' own services (nginx on port 80, dockerd,
-  # the Prometheus server on port 9090); the suites start their own, on loopback and private sockets.
-  $sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # The packages' own services (nginx on port 80, dockerd, the Prometheus server on port 9090) are
+  # not started: the suites start their own, on loopback and private sockets. RUNLEVEL=1 tells
+  # invoke-rc.d so without systemd; on a systemd host a policy-rc.d that refuses every action
+  # (exit 101) does, for the time of the install only (an existing one is left as it is).
+  policy=/usr/sbin/policy-rc.d
+  made_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod 755 "$policy" && made_policy=1
+  fi
+  install_status=0
+  $sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -q --no-install-recommends "${missing[@]}" || install_status=$?
+  [ -z "$made_policy" ] || $sudo rm -f "$policy"
+  [ "$install_status" = 0 ] || exit "$install_status"
+  # Under systemd the install still enabled them for the next boot; the suites never need these two.
+  if [ -d /run/systemd/system ]; then
+    for unit in nginx prometheus; do
+      [[ " ${missing[*]} " == *" $unit "* ]] && $sudo systemctl disable "$unit" >/dev/null 2>&1 || true
+    done
+  fi
 fi
 
 # npm dependencies: installed only when package-lock.json changed since the last install (an

@@ -14,6 +14,7 @@ import { realpathSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { resolve } from 'node:path';
 import { AppError } from '../core/errors.js';
+import { unusableDirectory } from '../fs/write-failure.js';
 
 const MAX_SOCKET_PATH_BYTES = 107;
 
@@ -78,12 +79,16 @@ export async function acquireInstanceLock(dataDir: string): Promise<InstanceLock
     error = await listen(server, path);
     if (error?.code === 'EADDRINUSE') throw busy(dataDir);
   }
-  if (error)
-    throw new AppError('STARTUP_CONFIG_INVALID', {
-      message: 'cannot lock the data directory',
-      details: `cannot listen on ${path}: ${error.message}`,
-      cause: error,
-    });
+  if (error) {
+    throw (
+      unusableDirectory(error) ??
+      new AppError('STARTUP_CONFIG_INVALID', {
+        message: 'cannot lock the data directory',
+        details: `cannot listen on ${path}: ${error.message}`,
+        cause: error,
+      })
+    );
+  }
   server.unref();
   return {
     release: () =>

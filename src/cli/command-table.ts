@@ -13,6 +13,8 @@ export interface OptionSpec {
   /** The value's placeholder in the usage (`--limit N`). */
   readonly placeholder?: string;
   readonly default?: string;
+  /** A whole number within these bounds (a string option's value). */
+  readonly range?: { readonly min: number; readonly max: number };
   readonly description: string;
 }
 
@@ -59,7 +61,15 @@ export const COMMANDS = [
     name: 'history',
     summary: 'list the newest commits of config.ini',
     details: 'One line per commit: id, time, actor, source, sync outcome, summary.',
-    options: { limit: { type: 'string', placeholder: 'N', default: '20', description: `how many commits, from 1 to ${MAX_HISTORY_LIMIT}` } },
+    options: {
+      limit: {
+        type: 'string',
+        placeholder: 'N',
+        default: '20',
+        range: { min: 1, max: MAX_HISTORY_LIMIT },
+        description: `how many commits, from 1 to ${MAX_HISTORY_LIMIT}`,
+      },
+    },
   },
   {
     name: 'rollback',
@@ -223,6 +233,12 @@ export function parseCommandLine(argv: readonly string[], { version }: { version
     if (!spec) return fail(`unknown option ${token.rawName}${suggestion(token.name, Object.keys(declared), '--')}`);
     if (spec.type === 'string' && token.value === undefined) return fail(`${token.rawName} needs a value (${token.rawName} ${spec.placeholder ?? 'VALUE'})`);
     if (spec.type === 'boolean' && token.value !== undefined) return fail(`${token.rawName} takes no value`);
+    if (spec.range && token.value !== undefined) {
+      const n = /^\d{1,9}$/.test(token.value) ? Number(token.value) : Number.NaN;
+      if (!(n >= spec.range.min && n <= spec.range.max)) {
+        return fail(`${token.rawName} must be a whole number from ${spec.range.min} to ${spec.range.max}, got "${token.value}"`);
+      }
+    }
     options[token.name] = token.value ?? true;
   }
   const expected = command.positionals ?? [];

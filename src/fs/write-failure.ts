@@ -31,3 +31,26 @@ export function writeFailure({ label, error }: { label: string; error: unknown }
   const code = codeOf(error);
   return new AppError('INTERNAL_ERROR', { details: `${label} could not be written${code ? ` (${code})` : ''}`, cause: error });
 }
+
+/** What the system says of a directory confhub may not use, and what fixes it. */
+const NOT_WRITABLE: Readonly<Record<string, string>> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOTDIR: 'a part of the path is a file, not a directory',
+};
+
+/**
+ * A start that cannot create or write its data directory (an init container's volume owned by
+ * another user, a read-only mount): one line naming the path and the fix, for the CLI to print.
+ */
+export function unusableDirectory(error: unknown): AppError | undefined {
+  const code = codeOf(error);
+  const { path, address } = (error ?? {}) as { path?: unknown; address?: unknown };
+  const where = typeof path === 'string' ? path : typeof address === 'string' ? address : undefined;
+  if (code === undefined || !Object.hasOwn(NOT_WRITABLE, code) || where === undefined) return undefined;
+  const details =
+    `cannot write ${where} (${code}: ${NOT_WRITABLE[code]}): run confhub as a user that may write its data directory ` +
+    "(chown the volume, or the container's --user), or set CONFHUB_DATA_DIR to a directory it can write";
+  return new AppError('STARTUP_CONFIG_INVALID', { message: details, details, cause: error });
+}

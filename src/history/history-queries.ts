@@ -36,6 +36,7 @@ export interface HistoryQueriesDeps {
 }
 
 export const MAX_HISTORY_LIMIT = 200;
+export const DEFAULT_HISTORY_LIMIT = 50;
 
 export function createHistoryQueries({ reader, db, schema, keyring }: HistoryQueriesDeps) {
   // A commit's own outcome: what applying it did. Later passes over the same content (a start

@@ -129,7 +129,7 @@ export function buildOpenApi({ version, configSchema, systemSchema }: OpenApiInp
       version,
       description:
         'Every /api/v1 path also answers under the legacy /api prefix. Every error answer is {message, details, code}: clients match on code. ' +
-        'Any path answers 404 NOT_FOUND when it has no route, and 405 METHOD_NOT_ALLOWED (SYSTEM_READ_ONLY under /system) with an Allow header for a method it does not take.',
+        'A path with no route answers 404 NOT_FOUND (under /api only once the key is accepted: 401 comes first), and a method a path does not take 405 METHOD_NOT_ALLOWED (SYSTEM_READ_ONLY under /system) with an Allow header.',
       license: { name: 'MIT', identifier: 'MIT' },
     },
     servers: [{ url: '/api/v1' }],

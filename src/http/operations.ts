@@ -3,15 +3,19 @@
  * answers, success and error alike. The routers register their handlers through it
  * (route-helpers.ts `addPath`), and the OpenAPI document is generated from it (openapi.ts), so a
  * route cannot exist without its entry, and the document cannot promise what the server does not
- * do; test/http/openapi-conformance.test.ts holds both to it.
+ * do; test/http/openapi.test.ts holds both to it.
  *
  * Schemas are JSON Schema 2020-12, as OpenAPI 3.1 takes them; `{$ref: '#/components/schemas/X'}`
  * names a schema of SCHEMAS below, or one openapi.ts generates from config.ini's schema.
  */
 import { REVISION_SOURCES } from '../core/actor.js';
 import { ERROR_CATALOGUE, ERROR_CODES, type ErrorCode } from '../core/errors.js';
+import { DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT } from '../history/history-queries.js';
 
 export type JsonSchema = Readonly<Record<string, unknown>>;
+
+export const MAX_AUDIT_LIMIT = 1000;
+export const DEFAULT_AUDIT_LIMIT = 100;
 
 export interface ParameterSpec {
   readonly name: string;
@@ -72,8 +76,8 @@ const TRANSPORT_ERRORS: readonly ErrorCode[] = ['HEADERS_TOO_LARGE', 'REQUEST_TI
 export const API_AUTH_ERRORS: readonly ErrorCode[] = ['API_KEY_MISSING', 'API_KEY_INVALID', 'RATE_LIMITED', 'INVALID_REQUEST', 'INTERNAL_ERROR'];
 /** What a request body can be refused for before a route reads it. */
 const BODY_ERRORS: readonly ErrorCode[] = ['MALFORMED_JSON', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE'];
-/** What `?wait=true` adds: the revision did not apply, or the worker did not answer. */
-const WAIT_ERRORS: readonly ErrorCode[] = ['SYNC_FAILED', 'TIMEOUT', 'WORKER_UNAVAILABLE', 'CONFIG_INVALID'];
+/** What `?wait=true` adds: the revision did not apply, or the worker did not answer in time. */
+const WAIT_ERRORS: readonly ErrorCode[] = ['SYNC_FAILED', 'TIMEOUT', 'CONFIG_INVALID'];
 /** What a write of config.ini can be refused for. */
 const WRITE_ERRORS: readonly ErrorCode[] = [
   ...BODY_ERRORS,
@@ -93,6 +97,9 @@ const commitId = { type: 'string', pattern: '^[0-9a-f]{40}$' } as const;
 const revision = { type: 'string', description: 'sha256 of config.ini as written, in hex' } as const;
 const dateTime = { type: 'string', format: 'date-time' } as const;
 const count = { type: 'integer', minimum: 0 } as const;
+
+/** What every connection check answers beside its own fields. */
+const checkResult = { ok: { type: 'boolean' }, latencyMs: count, checkedAt: dateTime, error: ref('PlainError') } as const;
 
 /** The schemas the operations name, besides the ones of config.ini's and system.ini's sections. */
 export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
@@ -367,10 +374,7 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
           container: { type: 'string', description: 'As system.ini names it: NAME or label=KEY[=VALUE]' },
           state: { type: 'string', description: "Docker's State.Status (running, exited, …); missing when Docker did not answer" },
           health: { type: 'string', enum: ['healthy', 'unhealthy', 'starting', 'none'] },
-          ok: { type: 'boolean' },
-          latencyMs: count,
-          checkedAt: dateTime,
-          error: ref('PlainError'),
+          ...checkResult,
         },
       },
       {
@@ -380,10 +384,7 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
           kind: { const: 'supervisor' },
           program: { type: 'string' },
           state: { type: 'string', description: 'supervisord state name (RUNNING, STOPPED, FATAL, …); missing when supervisord did not answer' },
-          ok: { type: 'boolean' },
-          latencyMs: count,
-          checkedAt: dateTime,
-          error: ref('PlainError'),
+          ...checkResult,
         },
       },
       {
@@ -394,10 +395,7 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
           url: { type: 'string', description: 'Without userinfo, query or fragment' },
           source: { type: 'string', description: "health (a target's health URL, must answer 2xx) or section.key of config.ini (any answer below 500 is ok)" },
           status: { type: 'integer', description: 'HTTP status; missing when nothing answered' },
-          ok: { type: 'boolean' },
-          latencyMs: count,
-          checkedAt: dateTime,
-          error: ref('PlainError'),
+          ...checkResult,
         },
       },
     ],
@@ -486,7 +484,7 @@ export const OPERATIONS = {
     tag: 'settings',
     summary: 'All sections of config.ini',
     responses: { '200': { description: 'Every section', schema: ref('Settings'), etag: true } },
-    errors: ['CONFIG_INVALID'],
+    errors: ['CONFIG_INVALID', 'SECRET_UNREADABLE'],
   },
   patchSettings: {
     method: 'patch',
@@ -496,7 +494,7 @@ export const OPERATIONS = {
     parameters: [waitParameter, ifMatchParameter],
     body: { required: true, description: '{section: {key: value}}', schema: { type: 'object', minProperties: 1, additionalProperties: sectionValues } },
     responses: { '200': { description: 'Every section after the change', schema: waited(ref('Settings')), etag: true } },
-    errors: WRITE_ERRORS,
+    errors: [...WRITE_ERRORS, 'SECTION_NOT_FOUND', 'KEY_NOT_FOUND'],
   },
   getSection: {
     method: 'get',
@@ -505,7 +503,7 @@ export const OPERATIONS = {
     summary: 'One section of config.ini',
     parameters: [sectionParameter],
     responses: { '200': { description: 'The section', schema: ref('Section'), etag: true } },
-    errors: ['SECTION_NOT_FOUND', 'CONFIG_INVALID'],
+    errors: ['SECTION_NOT_FOUND', 'CONFIG_INVALID', 'SECRET_UNREADABLE'],
   },
   putSection: {
     method: 'put',
@@ -530,7 +528,7 @@ export const OPERATIONS = {
     summary: 'One value of config.ini',
     parameters: [sectionParameter, { name: 'key', in: 'path', required: true, description: 'Key name (any case)', schema: { type: 'string' } }],
     responses: { '200': { description: '{key: value}', schema: { ...ref('Section'), minProperties: 1, maxProperties: 1 }, etag: true } },
-    errors: ['SECTION_NOT_FOUND', 'KEY_NOT_FOUND', 'CONFIG_INVALID'],
+    errors: ['SECTION_NOT_FOUND', 'KEY_NOT_FOUND', 'CONFIG_INVALID', 'SECRET_UNREADABLE'],
   },
   listEnv: {
     method: 'get',
@@ -539,7 +537,7 @@ export const OPERATIONS = {
     summary: 'The variables of every scope (global and each consumer), secrets masked',
     parameters: [revealParameter],
     responses: { '200': { description: 'Variables by scope', schema: { type: 'object', additionalProperties: ref('EnvScope') }, etag: true } },
-    errors: ['CONFIG_INVALID'],
+    errors: ['CONFIG_INVALID', 'SECRET_UNREADABLE'],
   },
   getEnvScope: {
     method: 'get',
@@ -548,7 +546,7 @@ export const OPERATIONS = {
     summary: "A scope's variables: for a consumer its mapped and its own ones, for global the global ones",
     parameters: [scopeParameter, revealParameter],
     responses: { '200': { description: 'Variables by name', schema: ref('EnvScope'), etag: true } },
-    errors: ['ENV_SCOPE_NOT_FOUND', 'INVALID_NAME', 'CONFIG_INVALID'],
+    errors: ['ENV_SCOPE_NOT_FOUND', 'INVALID_NAME', 'CONFIG_INVALID', 'SECRET_UNREADABLE'],
   },
   patchEnvScope: {
     method: 'patch',
@@ -588,7 +586,7 @@ export const OPERATIONS = {
         alternatives: { 'application/json': { type: 'object', additionalProperties: { type: 'string' } } },
       },
     },
-    errors: ['ENV_SCOPE_NOT_FOUND', 'INVALID_NAME', 'CONFIG_INVALID'],
+    errors: ['ENV_SCOPE_NOT_FOUND', 'INVALID_NAME', 'CONFIG_INVALID', 'SECRET_UNREADABLE'],
   },
   getEnvVariable: {
     method: 'get',
@@ -597,7 +595,7 @@ export const OPERATIONS = {
     summary: 'One variable of a scope',
     parameters: [scopeParameter, envNameParameter, revealParameter],
     responses: { '200': { description: 'The variable', schema: ref('EnvVariable'), etag: true } },
-    errors: ['ENV_SCOPE_NOT_FOUND', 'ENV_VARIABLE_NOT_FOUND', 'INVALID_NAME', 'CONFIG_INVALID'],
+    errors: ['ENV_SCOPE_NOT_FOUND', 'ENV_VARIABLE_NOT_FOUND', 'INVALID_NAME', 'CONFIG_INVALID', 'SECRET_UNREADABLE'],
   },
   putEnvVariable: {
     method: 'put',
@@ -628,7 +626,12 @@ export const OPERATIONS = {
     tag: 'history',
     summary: 'Commits of config.ini, newest first, with who made them, the keys they changed and their sync outcome',
     parameters: [
-      { name: 'limit', in: 'query', description: 'Commits per page', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
+      {
+        name: 'limit',
+        in: 'query',
+        description: 'Commits per page',
+        schema: { type: 'integer', minimum: 1, maximum: MAX_HISTORY_LIMIT, default: DEFAULT_HISTORY_LIMIT },
+      },
       { name: 'before', in: 'query', description: "A commit id: older commits only (the previous page's next)", schema: commitish },
     ],
     responses: {
@@ -747,7 +750,7 @@ export const OPERATIONS = {
         schema: { type: 'object', required: ['accepted', 'requestId'], properties: { accepted: { const: true }, requestId: { type: 'string' } } },
       },
     },
-    errors: WAIT_ERRORS,
+    errors: [...WAIT_ERRORS, 'WORKER_UNAVAILABLE'],
   },
   getInitStatus: {
     method: 'get',
@@ -842,7 +845,7 @@ export const OPERATIONS = {
     tag: 'system',
     summary: 'All sections of system.ini; every other method answers 405 SYSTEM_READ_ONLY',
     responses: { '200': { description: 'Every section', schema: ref('System'), etag: true } },
-    errors: [],
+    errors: ['CONFIG_INVALID'],
   },
   getSystemSection: {
     method: 'get',
@@ -851,7 +854,7 @@ export const OPERATIONS = {
     summary: 'One section of system.ini',
     parameters: [sectionParameter],
     responses: { '200': { description: 'The section', schema: ref('Section'), etag: true } },
-    errors: ['SECTION_NOT_FOUND'],
+    errors: ['SECTION_NOT_FOUND', 'CONFIG_INVALID'],
   },
   listAudit: {
     method: 'get',
@@ -861,7 +864,12 @@ export const OPERATIONS = {
     parameters: [
       { name: 'section', in: 'query', description: 'Entries of this section only', schema: { type: 'string' } },
       { name: 'since', in: 'query', description: 'Entries at or after this time: ISO 8601 or epoch ms', schema: { type: 'string' } },
-      { name: 'limit', in: 'query', description: 'Entries per page', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+      {
+        name: 'limit',
+        in: 'query',
+        description: 'Entries per page',
+        schema: { type: 'integer', minimum: 1, maximum: MAX_AUDIT_LIMIT, default: DEFAULT_AUDIT_LIMIT },
+      },
       { name: 'before', in: 'query', description: "Entries with a smaller id (the previous page's next)", schema: { type: 'integer', minimum: 1 } },
     ],
     responses: {
@@ -943,11 +951,12 @@ export function errorsByStatus(id: OperationId): Map<number, ErrorCode[]> {
   return byStatus;
 }
 
-/** The methods the table has for a path, for the Allow header of a 405. */
+/** The methods the table has for a path, for the Allow header of a 405 (Express answers HEAD wherever GET is). */
 export function methodsOf(path: string): string[] {
-  return Object.values(OPERATIONS as Record<string, OperationSpec>)
+  const methods = Object.values(OPERATIONS as Record<string, OperationSpec>)
     .filter((op) => op.path === path)
     .map((op) => op.method.toUpperCase());
+  return methods.flatMap((method) => (method === 'GET' ? ['GET', 'HEAD'] : [method]));
 }
 
 /** `/settings/{section}` as Express writes it: `/settings/:section`. */

@@ -108,6 +108,14 @@ export function sectionNotFound(section: string): AppError {
   return new AppError('SECTION_NOT_FOUND', { details: `Section:${section} does not exist` });
 }
 
+/** One section of a snapshot, or 304 when If-None-Match names its revision; SECTION_NOT_FOUND when it has none. */
+export function sendSection({ req, res }: { req: Request; res: Response }, snapshot: Snapshot, section: string): void {
+  const json = snapshot.view.sectionJson(section);
+  if (json === undefined) throw sectionNotFound(section);
+  if (notModified(req, res, snapshot.etag)) return;
+  sendJson(res, json, snapshot.etag);
+}
+
 /**
  * config.ini is read once per request (from the store's cache unless it may have changed), when
  * authentication needs the key that lives in it; routes reuse that snapshot. A read that fails

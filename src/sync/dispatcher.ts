@@ -144,42 +144,14 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
       ...(written !== undefined ? { writtenAt: written } : {}),
     });
     writtenAt.delete(result.revision);
-    if (result.outcome !== 'unchanged' || message.source === 'reload') {
-      const type = result.outcome === 'rolled_back' ? 'rolled_back' : result.outcome === 'failed' ? 'failed' : 'applied';
-      events.publish(type, {
-        revision: result.revision,
-        source: message.source,
-        actor: message.actor,
-        targets: result.targets,
-        ...(result.error ? { error: result.error } : {}),
-      });
-    }
+    if (result.outcome !== 'unchanged' || message.source === 'reload') publishSyncRun(events, message);
     const answer: RunAnswer = { kind: 'run', source: message.source, result, ...(message.commit !== undefined ? { commit: message.commit } : {}) };
     if (message.requestId) requests.answer(message.requestId, answer);
     revisions.answer(result.revision, answer);
   }
 
   function auditRun(message: Pick<Extract<WorkerToMain, { type: 'run' }>, 'result' | 'finishedAt' | 'actor'>): void {
-    const { result } = message;
-    const failedTarget = result.targets.find((t) => t.error && t.state !== 'pending_reload');
-    try {
-      audit.record([
-        {
-          at: message.finishedAt,
-          actor: actorRef(message.actor),
-          action: `sync.${result.outcome}`,
-          section: null,
-          key: null,
-          oldValue: null,
-          newValue: null,
-          result: result.outcome === 'applied' ? 'applied' : 'refused',
-          errorCode: failedTarget?.error?.code ?? null,
-          revision: result.revision,
-        },
-      ]);
-    } catch (error) {
-      log.error({ err: error }, 'recording a sync run in the audit log failed');
-    }
+    auditSyncRun({ audit, log }, message);
   }
 
   function onSkipped(message: Extract<WorkerToMain, { type: 'skipped' }>): void {
@@ -396,3 +368,43 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
 }
 
 export type SyncDispatcher = ReturnType<typeof createSyncDispatcher>;
+
+/** The audit row of a sync run that did something: `sync.<outcome>`, with the first failed target's code. */
+export function auditSyncRun(
+  { audit, log }: { audit: AuditLog; log: Logger },
+  message: Pick<Extract<WorkerToMain, { type: 'run' }>, 'result' | 'finishedAt' | 'actor'>,
+): void {
+  const { result } = message;
+  const failedTarget = result.targets.find((t) => t.error && t.state !== 'pending_reload');
+  try {
+    audit.record([
+      {
+        at: message.finishedAt,
+        actor: actorRef(message.actor),
+        action: `sync.${result.outcome}`,
+        section: null,
+        key: null,
+        oldValue: null,
+        newValue: null,
+        result: result.outcome === 'applied' ? 'applied' : 'refused',
+        errorCode: failedTarget?.error?.code ?? null,
+        revision: result.revision,
+      },
+    ]);
+  } catch (error) {
+    log.error({ err: error }, 'recording a sync run in the audit log failed');
+  }
+}
+
+/** The event of a sync run: `applied`, `failed` or `rolled_back`, with its targets' outcomes. */
+export function publishSyncRun(events: EventLog, message: Pick<Extract<WorkerToMain, { type: 'run' }>, 'result' | 'source' | 'actor'>): void {
+  const { result } = message;
+  const type = result.outcome === 'rolled_back' ? 'rolled_back' : result.outcome === 'failed' ? 'failed' : 'applied';
+  events.publish(type, {
+    revision: result.revision,
+    source: message.source,
+    actor: message.actor,
+    targets: result.targets,
+    ...(result.error ? { error: result.error } : {}),
+  });
+}

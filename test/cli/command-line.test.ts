@@ -52,6 +52,8 @@ describe('the command line', () => {
     };
     expect(error('history', '--lmit', '5')).toBe('confhub: history: unknown option --lmit (did you mean --limit?); see confhub history --help');
     expect(error('history', '--limit')).toBe('confhub: history: --limit needs a value (--limit N); see confhub history --help');
+    expect(error('history', '--limit=lots')).toBe('confhub: history: --limit must be a whole number from 1 to 200, got "lots"; see confhub history --help');
+    expect(error('history', '--limit', '0')).toMatch(/^confhub: history: --limit must be a whole number from 1 to 200, got "0"/);
     expect(error('rollback')).toMatch(/^confhub: rollback: missing <commit>: .*; see confhub rollback --help$/);
     expect(error('apikey')).toBe('confhub: apikey: missing show|rotate: what to do with the key; see confhub apikey --help');
     expect(error('apikey', 'shw')).toBe('confhub: apikey: unknown action "shw" (did you mean show?); expected show or rotate; see confhub apikey --help');

@@ -84,7 +84,7 @@ describe('confhub validate, history, rollback', () => {
 
     expect(await cli(['rollback', 'not-a-commit'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('4 to 40 hexadecimal') });
     expect(await cli(['rollback', 'deadbeefdead'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('does not exist in the history') });
-    expect(await cli(['history', '--limit', 'lots'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('--limit must be') });
+    expect(await cli(['history', '--limit', 'lots'], env)).toMatchObject({ code: 2, stderr: expect.stringContaining('--limit must be') });
   });
 
   it("when config.ini changed while confhub was stopped, then plan shows each target's diff with secrets masked and writes nothing", async () => {
@@ -125,8 +125,8 @@ describe('confhub validate, history, rollback', () => {
     expect(ran.stdout).toMatch(/^ {2}gitea: pending_reload \(SERVICE_UNREACHABLE: /m);
     expect(readFileSync(join(env.CONFHUB_DATA_DIR!, 'services', 'cockpit', 'cockpit.conf'), 'utf8')).toContain('9320');
     const top = (await cli(['history', '--limit', '1'], env)).stdout;
-    // The commit once made carries its own outcome in the history.
-    expect(top).toMatch(/system:cli\s+cli\s+applied\s+gitea\.base_url, cockpit\.port changed/);
+    // The commit once made carries its own outcome in the history; a file edited by hand is the file's.
+    expect(top).toMatch(/file:file\s+startup\s+applied\s+gitea\.base_url, cockpit\.port changed/);
 
     const server = await startProcess(env);
     expect(await cli(['once'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('POST /api/v1/settings/reload instead') });

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { killStartedProcesses, runCli, startProcess, stopProcess } from '../support/confhub-process.js';
 import { tempDirs } from '../support/temp-dirs.js';
@@ -111,5 +112,39 @@ describe('confhub once', () => {
       new RegExp(`^confhub: [^\\n]*; ${key.replaceAll('.', '\\.')} did not exist: put the master key that sealed them back from a backup\\n$`),
     );
     expect(existsSync(key)).toBe(false);
+  }, 60_000);
+
+  it('when config.ini was edited by hand, then once commits it as a hand edit; the audit log and the event log tell of its runs as of a running confhub', async () => {
+    const dataDir = tempDir();
+    expect((await cli(['once'], { CONFHUB_DATA_DIR: dataDir })).code).toBe(0);
+    const path = join(dataDir, 'config', 'config.ini');
+    writeFileSync(path, readFileSync(path, 'utf8').replace(/^port = 9090$/m, 'port = 9292'));
+    const ran = await cli(['once'], { CONFHUB_DATA_DIR: dataDir });
+    expect(ran.code).toBe(0);
+    expect(ran.stdout).toMatch(/^committed revision \w+ to the history as file:file \(startup\)$/m);
+    const db = new Database(join(dataDir, 'confhub.db'), { readonly: true });
+    try {
+      const audit = db.prepare("SELECT action, actor_type || ':' || actor_id AS actor FROM audit_log WHERE action LIKE 'sync.%' ORDER BY id").all();
+      expect(audit).toEqual([
+        { action: 'sync.applied', actor: 'system:first-boot' },
+        { action: 'sync.applied', actor: 'file:file' },
+      ]);
+      const events = db.prepare("SELECT type FROM events WHERE type IN ('applied', 'failed', 'rolled_back') ORDER BY id").all();
+      expect(events).toEqual([{ type: 'applied' }, { type: 'applied' }]);
+    } finally {
+      db.close();
+    }
+  }, 60_000);
+
+  it('when the data directory cannot be made (a file in its path, or a directory it may not write), then once and serve say so in one line naming the fix', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'file'), '');
+    for (const command of ['once', 'serve']) {
+      const ran = await cli([command], { CONFHUB_DATA_DIR: join(dir, 'file', 'data'), CONFHUB_PORT: '0' });
+      expect(ran.code).toBe(1);
+      expect(ran.stderr).toMatch(
+        /^confhub: cannot write \S+ \(ENOTDIR: a part of the path is a file, not a directory\): run confhub as a user [^\n]*CONFHUB_DATA_DIR[^\n]*\n$/,
+      );
+    }
   }, 60_000);
 });

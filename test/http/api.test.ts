@@ -439,7 +439,7 @@ describe('request errors answer JSON', () => {
   it('when the method is not allowed, then 405 METHOD_NOT_ALLOWED JSON with Allow', async () => {
     const res = await request(h.app).delete('/api/v1/settings/gitea').set('x-api-key', h.apiKey);
     expect(res.status).toBe(405);
-    expect(res.headers.allow).toBe('GET, PUT');
+    expect(res.headers.allow).toBe('GET, HEAD, PUT');
     expectErrorShape(res.body, 'METHOD_NOT_ALLOWED');
   });
 

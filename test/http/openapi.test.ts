@@ -5,7 +5,7 @@
  * strict rules (redocly.yaml).
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -102,7 +102,7 @@ beforeAll(async () => {
   ch = await startConfhub({
     systemIni: `[sync]\noutput_roots = @DIR@\ndebounce_min_ms = 30\n\n[env:web]\nWEB_PORT = {{ cockpit.port }}\n\n[target:app]\nsections = cockpit\nformat = ini\noutput = @DIR@/out/app.ini\nreload = http:POST:${hookUrl}\nhealth = none\n`,
   });
-  await eventually('ready', async () => (await fetch(`${ch.url}/readyz`)).status === 200);
+  await eventually('ready', async () => (await fetch(`${ch.url}/readyz`)).status === 200, 30_000);
   document = (await (await ch.api('/api/v1/openapi.json')).json()) as Record<string, unknown>;
   ajv = new Ajv2020({ strict: false, allErrors: true });
   addFormats(ajv);
@@ -177,6 +177,8 @@ describe('every operation of the document, called on a whole confhub', () => {
     expect((await call('patchSettings', { body: { cockpit: { port: 9102 } }, query: 'wait=true' })).body).toMatchObject({ sync: { outcome: 'applied' } });
     expect((await call('patchSettings', { body: { cockpit: { port: 'x' } } })).body).toMatchObject({ code: 'VALIDATION_FAILED' });
     expect((await call('patchSettings', { body: '{"cockpit": ' })).body).toMatchObject({ code: 'MALFORMED_JSON' });
+    expect((await call('patchSettings', { body: { nowhere: { port: 1 } } })).body).toMatchObject({ code: 'SECTION_NOT_FOUND' });
+    expect((await call('patchSettings', { body: { cockpit: { nokey: 1 } } })).body).toMatchObject({ code: 'KEY_NOT_FOUND' });
     expect((await call('patchSettings', { body: { cockpit: { port: 1 } }, headers: { 'if-match': '"nope"' } })).status).toBe(412);
     expect((await call('patchSettings', { body: 'port=1', headers: { 'content-type': 'text/plain' } })).body).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE' });
 
@@ -263,6 +265,27 @@ describe('every operation of the document, called on a whole confhub', () => {
     expect((await call('getInitStatus')).body).toMatchObject({ phase: 'degraded' });
     writeFileSync(ch.config.configPath, good);
     await eventually('the file is good again', async () => (await fetch(`${ch.url}/readyz`)).status === 200);
+
+    // A sealed value altered by hand: reads of config.ini answer 500 SECRET_UNREADABLE.
+    const sealed = /^(user_pwd = enc:v1:[0-9a-f]+:)(.)/m;
+    expect(good).toMatch(sealed);
+    writeFileSync(
+      ch.config.configPath,
+      good.replace(sealed, (_m, head: string, c: string) => `${head}${c === 'A' ? 'B' : 'A'}`),
+    );
+    await eventually('the altered value is seen', async () => (await fetch(`${ch.url}/readyz`)).status === 503);
+    for (const id of ['getSettings', 'getSection', 'getKey'] as const) {
+      expect((await call(id, { params: { section: 'gitea', key: 'user_pwd' } })).body).toMatchObject({ code: 'SECRET_UNREADABLE' });
+    }
+    writeFileSync(ch.config.configPath, good);
+    await eventually('the file is good again', async () => (await fetch(`${ch.url}/readyz`)).status === 200, 30_000);
+
+    // system.ini broken by hand: its reads answer 503.
+    const system = readFileSync(ch.config.systemPath, 'utf8');
+    writeFileSync(ch.config.systemPath, `${system}\n[sync]\n`);
+    expect((await call('getSystem')).body).toMatchObject({ code: 'CONFIG_INVALID' });
+    expect((await call('getSystemSection', { params: { section: 'sync' } })).body).toMatchObject({ code: 'CONFIG_INVALID' });
+    writeFileSync(ch.config.systemPath, system);
 
     // The event stream: its answer is an event stream, and it begins with the client's place in the log.
     const abort = new AbortController();

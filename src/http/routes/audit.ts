@@ -3,9 +3,8 @@ import { Router } from 'express';
 import type { AuditLog } from '../../audit/audit-log.js';
 import { AppError } from '../../core/errors.js';
 import { sectionNameProblem } from '../../core/names.js';
+import { DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT } from '../operations.js';
 import { addPath, ROUTING, sendJson, singleQueryValue } from '../route-helpers.js';
-
-const MAX_LIMIT = 1000;
 
 function invalid(details: string): AppError {
   return new AppError('INVALID_REQUEST', { details });
@@ -32,7 +31,7 @@ export function createAuditRoutes({ audit }: { audit: AuditLog }): Router {
       listAudit: (req, res) => {
         const section = singleQueryValue(req, 'section');
         if (section !== undefined && sectionNameProblem(section)) throw invalid(sectionNameProblem(section)!);
-        const limit = positiveInteger(singleQueryValue(req, 'limit'), 'limit', MAX_LIMIT) ?? 100;
+        const limit = positiveInteger(singleQueryValue(req, 'limit'), 'limit', MAX_AUDIT_LIMIT) ?? DEFAULT_AUDIT_LIMIT;
         const before = positiveInteger(singleQueryValue(req, 'before'), 'before', Number.MAX_SAFE_INTEGER);
         const since = parseSince(singleQueryValue(req, 'since'));
         const entries = audit.query({ section, since, before, limit });

@@ -7,7 +7,7 @@
 import { Router, type Request, type RequestHandler } from 'express';
 import type { Actor } from '../../core/actor.js';
 import { AppError } from '../../core/errors.js';
-import { MAX_HISTORY_LIMIT, type HistoryQueries } from '../../history/history-queries.js';
+import { DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, type HistoryQueries } from '../../history/history-queries.js';
 import type { SettingsStore } from '../../settings/store.js';
 import type { SyncDispatcher } from '../../sync/dispatcher.js';
 import { addPath, parseIfMatch, requireJsonBody, ROUTING, sendJson, setWarnings, singleQueryValue } from '../route-helpers.js';
@@ -24,7 +24,7 @@ export interface HistoryRoutesDeps {
 
 function limitQuery(req: Request): number {
   const raw = singleQueryValue(req, 'limit');
-  if (raw === undefined) return 50;
+  if (raw === undefined) return DEFAULT_HISTORY_LIMIT;
   if (!/^\d{1,4}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_HISTORY_LIMIT) {
     throw new AppError('INVALID_REQUEST', { details: `limit must be a whole number from 1 to ${MAX_HISTORY_LIMIT}` });
   }

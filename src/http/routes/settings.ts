@@ -18,6 +18,7 @@ import {
   hasBody,
   requestSnapshot,
   sectionNotFound,
+  sendSection,
   notModified,
   parseIfMatch,
   requireJsonBody,
@@ -114,14 +115,7 @@ export function addSettingsRoutes(router: Router, { store, schema, jsonBody, syn
   addPath(router, '/settings/{section}', {
     first: passOtherResources,
     handlers: {
-      getSection: (req, res) => {
-        const section = req.params.section as string;
-        const snapshot = requestSnapshot(res, store);
-        const json = snapshot.view.sectionJson(section);
-        if (json === undefined) throw sectionNotFound(section);
-        if (notModified(req, res, snapshot.etag)) return;
-        sendJson(res, json, snapshot.etag);
-      },
+      getSection: (req, res) => sendSection({ req, res }, requestSnapshot(res, store), req.params.section as string),
       putSection: [
         jsonBody,
         async (req, res) => {

@@ -2,7 +2,7 @@
 import { Router, type RequestHandler } from 'express';
 import { AppError } from '../../core/errors.js';
 import type { ReadOnlyIniStore } from '../../settings/store.js';
-import { addPath, notModified, ROUTING, sectionNotFound, sendJson } from '../route-helpers.js';
+import { addPath, notModified, ROUTING, sendJson, sendSection } from '../route-helpers.js';
 
 const readOnly: RequestHandler = (req, res, next) => {
   res.setHeader('Allow', 'GET, HEAD');
@@ -24,14 +24,7 @@ export function createSystemRoutes({ store }: { store: ReadOnlyIniStore }): Rout
   addPath(router, '/system/{section}', {
     otherMethods: readOnly,
     handlers: {
-      getSystemSection: (req, res) => {
-        const section = req.params.section as string;
-        const snapshot = store.read();
-        const json = snapshot.view.sectionJson(section);
-        if (json === undefined) throw sectionNotFound(section);
-        if (notModified(req, res, snapshot.etag)) return;
-        sendJson(res, json, snapshot.etag);
-      },
+      getSystemSection: (req, res) => sendSection({ req, res }, store.read(), req.params.section as string),
     },
   });
   router.all('/system/*rest', readOnly);
