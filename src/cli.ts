@@ -27,7 +27,7 @@ import { validateDocument } from './settings/validate.js';
 import { checkTargetPaths } from './fs/contained-path.js';
 import { syncConfigOf } from './targets/target-spec.js';
 import { planTargets } from './sync/plan.js';
-import { buildReconciler } from './sync/build-reconciler.js';
+import { buildReconciler, repairInterruptedRecreates } from './sync/build-reconciler.js';
 import { createRunLog } from './sync/run-log.js';
 import { createAnnouncements } from './sync/announcements.js';
 import { actorRef, FILE_ACTOR } from './core/actor.js';
@@ -269,6 +269,7 @@ async function once(config: RuntimeConfig): Promise<void> {
     const systemDoc = toSnapshot({ text: readText(config.systemPath, 'system.ini'), label: 'system.ini', schema: SYSTEM_SCHEMA }).doc;
     const applied = await lastAppliedText(config, db);
     const sync = syncConfigOf(systemDoc, config);
+    await repairInterruptedRecreates({ sync, logger });
     const reconciler = buildReconciler({ sync, logger, ...(applied ? { applied: { text: applied, keyring } } : {}) });
     const recorder = createRevisionRecorder({
       writer: createHistoryWriter({ gitDir: config.historyDir, workTree: config.configDir, logger }),

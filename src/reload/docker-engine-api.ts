@@ -13,7 +13,7 @@ import { request, type IncomingMessage } from 'node:http';
 
 export interface EngineCallInput {
   readonly socketPath: string;
-  readonly method: 'GET' | 'POST';
+  readonly method: 'GET' | 'POST' | 'DELETE';
   /** Path and query, e.g. `/containers/web/json`. */
   readonly path: string;
   readonly body?: unknown;

@@ -135,6 +135,60 @@ interface ExecInspect {
   ExitCode: number | null;
 }
 
+export interface EngineStepInput {
+  readonly socketPath: string;
+  /** What the call does, for messages: "inspect container web". */
+  readonly what: string;
+  readonly timeoutMs: number;
+  /** The code of an engine refusal (an answer >= 400); timeouts and a missing engine have their own. */
+  readonly code: ErrorCode;
+  /** Applied to the engine's own message before it reaches the error (it may quote what it was sent). */
+  readonly redact?: (text: string) => string;
+}
+
+/** Maps whatever an engine call threw to an AppError: TIMEOUT, SERVICE_UNREACHABLE, or `code` for a refusal. */
+function toAppError(error: unknown, { signal, input }: { signal: AbortSignal; input: EngineStepInput }): AppError {
+  const { socketPath, what, timeoutMs, code } = input;
+  if (isAppError(error)) return error;
+  const e = (error ?? {}) as EngineApiError;
+  if (signal.aborted) {
+    return new AppError('TIMEOUT', {
+      message: `Docker did not answer in time: ${what}`,
+      details: `${what}: no answer from the Docker engine at ${socketPath} within ${timeoutMs} ms`,
+      cause: error,
+    });
+  }
+  if (e.code && UNREACHABLE_CODES.has(e.code)) {
+    return new AppError('SERVICE_UNREACHABLE', {
+      message: `Docker engine unreachable: ${what}`,
+      details: `${what}: cannot connect to the Docker engine at ${socketPath} (${e.code})`,
+      data: { socket: socketPath },
+      cause: error,
+    });
+  }
+  const redact = input.redact ?? ((text: string) => text);
+  const daemonMessage = redact(e.json?.message ?? e.message ?? String(error));
+  // With a redaction, the cause (which a log line may print) is a redacted copy of the refusal.
+  const cause: unknown = input.redact
+    ? Object.assign(new Error(redact(e.message ?? '')), { statusCode: e.statusCode, json: e.json ? { message: redact(e.json.message ?? '') } : e.json })
+    : error;
+  return new AppError(code, {
+    message: `Docker refused: ${what}`,
+    details: `${what}: ${e.statusCode ? `HTTP ${e.statusCode}: ` : ''}${daemonMessage}`.trim(),
+    cause,
+  });
+}
+
+/** Runs one Engine API call with its own deadline and error mapping. */
+export async function engineStep<T>(input: EngineStepInput, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const signal = AbortSignal.timeout(Math.max(1, input.timeoutMs));
+  try {
+    return await run(signal);
+  } catch (error) {
+    throw toAppError(error, { signal, input });
+  }
+}
+
 export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver {
   const { socketPath } = input;
   const defaultTimeoutMs = input.defaultTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
@@ -146,45 +200,8 @@ export function createDockerDriver(input: CreateDockerDriverInput): DockerDriver
   const api = <T>(method: 'GET' | 'POST', path: string, signal: AbortSignal): Promise<T> => engineCall<T>({ socketPath, method, path, signal });
   const containerPath = (id: string, tail: string): string => `/containers/${encodeURIComponent(id)}${tail}`;
 
-  /** Maps whatever a call threw to an AppError; `code` is used for API-level refusals. */
-  function toAppError(error: unknown, { signal, code, what, timeoutMs }: { signal: AbortSignal; code: ErrorCode; what: string; timeoutMs: number }): AppError {
-    if (isAppError(error)) return error;
-    const e = (error ?? {}) as EngineApiError;
-    if (signal.aborted) {
-      return new AppError('TIMEOUT', {
-        message: `Docker did not answer in time: ${what}`,
-        details: `${what}: no answer from the Docker engine at ${socketPath} within ${timeoutMs} ms`,
-        cause: error,
-      });
-    }
-    if (e.code && UNREACHABLE_CODES.has(e.code)) {
-      return new AppError('SERVICE_UNREACHABLE', {
-        message: `Docker engine unreachable: ${what}`,
-        details: `${what}: cannot connect to the Docker engine at ${socketPath} (${e.code})`,
-        data: { socket: socketPath },
-        cause: error,
-      });
-    }
-    const daemonMessage = e.json?.message ?? e.message ?? String(error);
-    return new AppError(code, {
-      message: `Docker refused: ${what}`,
-      details: `${what}: ${e.statusCode ? `HTTP ${e.statusCode}: ` : ''}${daemonMessage}`.trim(),
-      cause: error,
-    });
-  }
-
-  /** Runs one API call with its own deadline and error mapping. */
-  async function call<T>(
-    { what, timeoutMs, code }: { what: string; timeoutMs: number; code: ErrorCode },
-    run: (signal: AbortSignal) => Promise<T>,
-  ): Promise<T> {
-    const signal = AbortSignal.timeout(Math.max(1, timeoutMs));
-    try {
-      return await run(signal);
-    } catch (error) {
-      throw toAppError(error, { signal, code, what, timeoutMs });
-    }
-  }
+  const call = <T>(step: { what: string; timeoutMs: number; code: ErrorCode }, run: (signal: AbortSignal) => Promise<T>): Promise<T> =>
+    engineStep({ socketPath, ...step }, run);
 
   async function resolve(ref: ContainerRef, options: { timeoutMs?: number } = {}, code: ErrorCode = 'RELOAD_FAILED'): Promise<ResolvedContainer> {
     const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;

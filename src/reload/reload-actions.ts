@@ -14,6 +14,10 @@ import { containerRefText, describeAction, type CheckCommand, type HealthCheck, 
 import type { DockerDriver, ExecResult } from './docker.js';
 import { postReload as defaultPostReload, probeHealth as defaultProbeHealth } from './http.js';
 import type { SupervisorDriver } from './supervisor.js';
+import { readFile } from 'node:fs/promises';
+import { ComposeDotenvError, readComposeDotenv } from '../render/dotenv.js';
+import type { EnvRecreator } from './docker-recreate.js';
+import { applyProgramUpdate } from './supervisor-update.js';
 
 export interface ReloadResult {
   readonly reloaded: boolean;
@@ -52,6 +56,8 @@ export interface HttpHooks {
 export interface CreateReloadActionsInput {
   docker: DockerDriver;
   supervisor: SupervisorDriver;
+  /** Recreates containers with a new environment (`docker:recreate`). */
+  recreator?: EnvRecreator;
   logger: Logger;
   /** Defaults to global fetch (http.ts), timed by `clock`. */
   http?: HttpHooks;
@@ -101,8 +107,20 @@ interface ExecFileFailure {
   message?: string;
 }
 
+/** The variables of a target's `.env` output, as compose reads them: what a recreated container gets. */
+async function environmentFile(path: string): Promise<Map<string, string>> {
+  const text = await readFile(path, 'utf8');
+  try {
+    return readComposeDotenv(text);
+  } catch (error) {
+    // compose's messages quote the file, which holds secrets: only the line is told.
+    const line = error instanceof ComposeDotenvError ? ` (line ${error.line})` : '';
+    throw new AppError('RELOAD_FAILED', { details: `${path} is not a .env file compose reads${line}` });
+  }
+}
+
 export function createReloadActions(input: CreateReloadActionsInput): ReloadActions {
-  const { docker, supervisor, clock = systemClock } = input;
+  const { docker, supervisor, recreator, clock = systemClock } = input;
   const http: HttpHooks = input.http ?? { postReload: defaultPostReload, probeHealth: (url, options) => defaultProbeHealth(url, { ...options, clock }) };
   const log = input.logger.child({ module: 'reload-actions' });
   const stableFor = (timeoutMs: number): number => Math.min(input.stableMs ?? DEFAULT_STABLE_MS, Math.floor(timeoutMs / 2));
@@ -140,6 +158,19 @@ export function createReloadActions(input: CreateReloadActionsInput): ReloadActi
         result = { reloaded: true };
         break;
       }
+      case 'docker_recreate': {
+        if (!recreator) throw new AppError('RELOAD_FAILED', { details: `${describeAction(action)}: no Docker engine to recreate it with` });
+        const env = await environmentFile(action.envFile);
+        const recreated = await recreator.recreate({ ref: action.container, env, timeoutMs: remaining(), healthTimeoutMs: timeoutMs });
+        for (const warning of recreated.warnings) log.warn({ container: recreated.container }, warning);
+        result = { reloaded: recreated.recreated };
+        break;
+      }
+      case 'supervisor_update': {
+        const update = await applyProgramUpdate({ supervisor, program: action.program, timeoutMs: remaining(), clock });
+        result = { reloaded: update.change !== 'unchanged', ...(update.before ? { before: update.before } : {}) };
+        break;
+      }
       case 'supervisor_restart': {
         const before = await supervisor.processInfo(action.program, { timeoutMs: remaining() });
         await supervisor.restart(action.program, { timeoutMs: remaining() });
@@ -166,11 +197,15 @@ export function createReloadActions(input: CreateReloadActionsInput): ReloadActi
         await docker.waitHealthy(action.container, { timeoutMs, stableMs, ...(startedAfter !== undefined ? { startedAfter } : {}) });
         return;
       }
+      case 'docker_recreate':
+        // The recreation waited for the new container's health itself, and put the old one back when it failed.
+        return;
       case 'docker_signal':
       case 'docker_exec':
         // Same container, no new StartedAt: it must still be running (and healthy, if it says).
         await docker.waitHealthy(action.container, { timeoutMs, stableMs });
         return;
+      case 'supervisor_update':
       case 'supervisor_restart': {
         const { start, pid } = reloadResult.before ?? {};
         await supervisor.waitRunning(action.program, {

@@ -13,7 +13,7 @@
 import type { Logger } from 'pino';
 import { sleep, systemClock, type Clock } from '../core/clock.js';
 import { AppError, isAppError, type ErrorCode } from '../core/errors.js';
-import { xmlRpcCall, type XmlRpcCallInput, type XmlRpcError, type XmlRpcParam } from './xml-rpc.js';
+import { xmlRpcCall, type XmlRpcCallInput, type XmlRpcError, type XmlRpcParam, type XmlRpcValue } from './xml-rpc.js';
 
 /** supervisord's process state names (supervisor/states.py ProcessStates). */
 export type ProcessStateName = 'STOPPED' | 'STARTING' | 'RUNNING' | 'BACKOFF' | 'STOPPING' | 'EXITED' | 'FATAL' | 'UNKNOWN';
@@ -51,6 +51,11 @@ export interface SupervisorDriver {
   restart(program: string, options: { timeoutMs: number }): Promise<void>;
   signal(program: string, signal: string, options?: { timeoutMs?: number }): Promise<void>;
   waitRunning(program: string, options: WaitRunningOptions): Promise<ProcessInfo>;
+  /**
+   * One XML-RPC call for what the methods above do not cover (supervisor-update.ts). A fault
+   * rejects as supervisord sent it (faultCode, faultString); no answer or no connection as AppError.
+   */
+  call(method: string, params: readonly XmlRpcParam[], options: { timeoutMs: number }): Promise<XmlRpcValue>;
 }
 
 export interface CreateSupervisorDriverInput {
@@ -79,6 +84,9 @@ export const SUPERVISOR_FAULTS = Object.freeze({
   SPAWN_ERROR: 50,
   ALREADY_STARTED: 60,
   NOT_RUNNING: 70,
+  ALREADY_ADDED: 90,
+  STILL_RUNNING: 91,
+  CANT_REREAD: 92,
 });
 
 const DEFAULT_CALL_TIMEOUT_MS = 10_000;
@@ -288,6 +296,8 @@ export function createSupervisorDriver(input: CreateSupervisorDriverInput): Supe
     },
 
     processInfo: (program, options) => processInfo(program, options),
+
+    call: (method, params, { timeoutMs }) => rpc(method, [...params], timeoutMs),
 
     async restart(program, { timeoutMs }) {
       const deadline = clock.now() + timeoutMs;

@@ -11,6 +11,7 @@ import { jsonRenderer } from './json.js';
 import { nginxProxyManagerRenderer } from './nginx_proxy_manager.js';
 import { portainerRenderer } from './portainer.js';
 import { renderFailed } from './render-input.js';
+import { supervisorEnvRenderer } from './supervisor-env.js';
 import { templateRenderer } from './template.js';
 import type { RenderInput, Renderer } from './types.js';
 import { yamlRenderer } from './yaml.js';
@@ -18,9 +19,18 @@ import { yamlRenderer } from './yaml.js';
 export type { RenderInput, RenderSection, Renderer } from './types.js';
 
 export const RENDERERS: ReadonlyMap<FormatName, Renderer> = new Map(
-  [giteaRenderer, portainerRenderer, nginxProxyManagerRenderer, cockpitRenderer, envRenderer, iniRenderer, jsonRenderer, yamlRenderer, templateRenderer].map(
-    (renderer) => [renderer.format, renderer] as const,
-  ),
+  [
+    giteaRenderer,
+    portainerRenderer,
+    nginxProxyManagerRenderer,
+    cockpitRenderer,
+    envRenderer,
+    iniRenderer,
+    jsonRenderer,
+    yamlRenderer,
+    templateRenderer,
+    supervisorEnvRenderer,
+  ].map((renderer) => [renderer.format, renderer] as const),
 );
 
 /** Renders one target and verifies the output; throws AppError RENDER_FAILED on either failing. */

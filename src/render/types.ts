@@ -21,6 +21,8 @@ export interface RenderInput {
   readonly target: string;
   /** A target that delivers an environment (`env = <scope>`): the variables that consumer receives, in order. */
   readonly environment?: readonly { readonly name: string; readonly value: string }[];
+  /** The supervisord program a `supervisor_env` include file is for (its target's `supervisor:update:PROG`). */
+  readonly program?: string;
 }
 
 export interface Renderer {

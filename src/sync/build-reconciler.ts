@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { readTemplateContained } from '../fs/contained-path.js';
 import { parseIni } from '../ini/document.js';
 import { createDockerDriver } from '../reload/docker.js';
+import { createEnvRecreator } from '../reload/docker-recreate.js';
 import { createReloadActions } from '../reload/reload-actions.js';
 import { createSupervisorDriver } from '../reload/supervisor.js';
 import { renderTarget } from '../render/index.js';
@@ -25,10 +26,15 @@ export interface BuildReconcilerInput {
   readonly applied?: { readonly text: string; readonly keyring: Keyring | undefined };
 }
 
+function recreatesContainers(sync: SyncConfig): boolean {
+  return sync.targets.some((target) => target.reload.kind === 'docker_recreate');
+}
+
 export function buildReconciler({ sync, logger, applied }: BuildReconcilerInput) {
   const actions = createReloadActions({
     docker: createDockerDriver({ socketPath: sync.settings.dockerSocket, logger }),
     supervisor: createSupervisorDriver({ url: sync.settings.supervisorUrl, logger }),
+    ...(recreatesContainers(sync) ? { recreator: createEnvRecreator({ socketPath: sync.settings.dockerSocket, logger }) } : {}),
     logger,
   });
   return createReconciler({
@@ -41,4 +47,23 @@ export function buildReconciler({ sync, logger, applied }: BuildReconcilerInput)
     logger,
     ...(applied ? { applied: openDocument({ stored: parseIni(applied.text), schema: CONFIG_SCHEMA, keyring: applied.keyring, tolerate: true }).doc } : {}),
   });
+}
+
+/**
+ * Finishes or undoes the container recreations a crash interrupted (a container renamed aside),
+ * before any target runs: the service is then under its name with one whole environment.
+ */
+export async function repairInterruptedRecreates({ sync, logger }: Pick<BuildReconcilerInput, 'sync' | 'logger'>): Promise<void> {
+  if (!recreatesContainers(sync)) return;
+  const log = logger.child({ module: 'recreate-repair' });
+  try {
+    for (const outcome of await createEnvRecreator({ socketPath: sync.settings.dockerSocket, logger }).repairRecreates()) {
+      const line = `an interrupted recreation of ${outcome.container} was ${outcome.action === 'failed' ? 'not repaired' : outcome.action}`;
+      if (outcome.action === 'failed') log.error({ container: outcome.container, details: outcome.details }, line);
+      else log.warn({ container: outcome.container, details: outcome.details }, line);
+    }
+  } catch (error) {
+    // Docker not reachable: nothing can have been left aside that a recreate now would not repair first.
+    log.warn({ err: error }, 'could not look for interrupted container recreations');
+  }
 }

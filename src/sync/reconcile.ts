@@ -107,6 +107,7 @@ export function renderInput({ doc, spec, template, env }: RenderInputOf): Render
     target: spec.name,
     ...(template !== undefined ? { template } : {}),
     ...(spec.env !== undefined ? { environment: environmentFor(doc, spec, env) } : {}),
+    ...(spec.reload.kind === 'supervisor_update' ? { program: spec.reload.program } : {}),
   };
 }
 

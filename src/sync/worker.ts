@@ -15,7 +15,7 @@ import { createLogDestination, createLogger } from '../log.js';
 import { createKeyring, masterKey } from '../secrets/secret-box.js';
 import { CONFIG_SCHEMA } from '../settings/schema.js';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
-import { buildReconciler } from './build-reconciler.js';
+import { buildReconciler, repairInterruptedRecreates } from './build-reconciler.js';
 import { createRevisionRecorder } from './revision-recorder.js';
 import { createSourceWatcher } from './source-watcher.js';
 import { createSyncLoop, type RevisionMeta } from './sync-loop.js';
@@ -182,6 +182,7 @@ port.on('message', (message: MainToWorker) => {
   }
 });
 
+await repairInterruptedRecreates({ sync: init.sync, logger });
 await watcher.ready;
 post({ type: 'ready' });
 await loop.onChange({ startup: true }).catch((error: unknown) => logger.error({ err: error }, 'the first reconcile failed'));

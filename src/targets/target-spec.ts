@@ -26,7 +26,7 @@ import { hostPlaceholder } from './url-host.js';
 
 export { invalid };
 
-export const FORMATS = ['gitea', 'portainer', 'nginx_proxy_manager', 'cockpit', 'env', 'ini', 'json', 'yaml', 'template'] as const;
+export const FORMATS = ['gitea', 'portainer', 'nginx_proxy_manager', 'cockpit', 'env', 'ini', 'json', 'yaml', 'template', 'supervisor_env'] as const;
 export type FormatName = (typeof FORMATS)[number];
 export const WRITE_MODES = ['rename', 'inplace', 'auto'] as const;
 export type WriteMode = (typeof WRITE_MODES)[number];
@@ -40,7 +40,11 @@ export type ReloadAction =
   | { readonly kind: 'docker_restart'; readonly container: ContainerRef }
   | { readonly kind: 'docker_signal'; readonly signal: string; readonly container: ContainerRef }
   | { readonly kind: 'docker_exec'; readonly container: ContainerRef; readonly command: readonly string[] }
+  /** The container made again with the environment of `envFile` (the target's `.env` output): Docker cannot change a running container's. */
+  | { readonly kind: 'docker_recreate'; readonly container: ContainerRef; readonly envFile: string }
   | { readonly kind: 'supervisor_restart'; readonly program: string }
+  /** supervisord reads its configuration again and replaces the program when its include file changed (`supervisorctl update PROG`). */
+  | { readonly kind: 'supervisor_update'; readonly program: string }
   | { readonly kind: 'supervisor_signal'; readonly signal: string; readonly program: string }
   | ({ readonly kind: 'http'; readonly method: 'POST' } & HttpUrl);
 
@@ -130,6 +134,8 @@ const TARGET_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,254}$/;
 const PROGRAM_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
+/** A program an include file can name: `[program:NAME]`, not a group member. */
+const SUPERVISOR_ENV_PROGRAM = /^[A-Za-z0-9_.-]{1,128}$/;
 const SIGNAL = /^(SIG)?[A-Z0-9]{2,10}$/;
 const TARGET_KEYS = new Set([
   'sections',
@@ -243,6 +249,29 @@ function checkUrlReferences(at: { section: string; key: string }, url: HttpUrl, 
   }
 }
 
+/**
+ * The reloads that deliver an environment need the target that holds it: a container is
+ * recreated with the variables of the target's `.env` output, a supervisord program takes the
+ * include file (`format = supervisor_env`) its target writes.
+ */
+function deliveryReload(
+  { section, env, format, output }: { section: string; env: string | undefined; format: string; output: string },
+  reload: ReloadAction,
+): ReloadAction {
+  if (reload.kind === 'docker_recreate') {
+    if (env === undefined || format !== 'env')
+      throw invalid(section, 'reload', 'docker:recreate delivers an environment: the target needs env = <scope> and format = env');
+    return { ...reload, envFile: output };
+  }
+  if (reload.kind === 'supervisor_update' && (env === undefined || format !== 'supervisor_env')) {
+    throw invalid(section, 'reload', 'supervisor:update delivers an environment: the target needs env = <scope> and format = supervisor_env');
+  }
+  if (format === 'supervisor_env' && reload.kind !== 'supervisor_update') {
+    throw invalid(section, 'format', 'supervisor_env is the include file of a program: the target needs reload = supervisor:update:PROG and env = <scope>');
+  }
+  return reload;
+}
+
 export function parseReload(section: string, text: string): ReloadAction {
   const key = 'reload';
   if (text === '' || text === 'none') return { kind: 'none' };
@@ -255,9 +284,12 @@ export function parseReload(section: string, text: string): ReloadAction {
     if (verb === 'exec' && rest.length >= 2) {
       return { kind: 'docker_exec', container: container(section, key, rest[0]!), command: argv(section, key, rest.slice(1).join(':')) };
     }
+    // The env file is the target's output, set once the output is known.
+    if (verb === 'recreate' && rest.length >= 1) return { kind: 'docker_recreate', container: container(section, key, rest.join(':')), envFile: '' };
   }
   if (scheme === 'supervisor') {
     if (verb === 'restart' && rest.length === 1 && PROGRAM_NAME.test(rest[0]!)) return { kind: 'supervisor_restart', program: rest[0]! };
+    if (verb === 'update' && rest.length === 1 && SUPERVISOR_ENV_PROGRAM.test(rest[0]!)) return { kind: 'supervisor_update', program: rest[0]! };
     if (verb === 'signal' && rest.length === 2 && PROGRAM_NAME.test(rest[1]!)) {
       return { kind: 'supervisor_signal', signal: signalName(section, key, rest[0]!), program: rest[1]! };
     }
@@ -266,7 +298,7 @@ export function parseReload(section: string, text: string): ReloadAction {
   throw invalid(
     section,
     key,
-    `"${text}" is not one of docker:restart:NAME, docker:signal:SIG:NAME, docker:exec:NAME:CMD, supervisor:restart:PROG, supervisor:signal:SIG:PROG, http:POST:URL, none`,
+    `"${text}" is not one of docker:restart:NAME, docker:signal:SIG:NAME, docker:exec:NAME:CMD, docker:recreate:NAME, supervisor:restart:PROG, supervisor:signal:SIG:PROG, supervisor:update:PROG, http:POST:URL, none`,
   );
 }
 
@@ -413,6 +445,7 @@ export function parseSyncConfig({ doc, dataDir, configDir, own, overrides = {} }
   const paths = parsePathRules(doc, { dataDir, configDir, own });
   const targets: TargetSpec[] = [];
   const outputs = new Map<string, string>();
+  const recreated = new Map<string, string>();
   for (const section of doc.sections) {
     if (!section.name.startsWith(TARGET_PREFIX)) continue;
     const name = section.name.slice(TARGET_PREFIX.length);
@@ -459,7 +492,17 @@ export function parseSyncConfig({ doc, dataDir, configDir, own, overrides = {} }
       throw invalid(section.name, 'check_installed', 'a docker:exec check already runs on the installed file; declare only one of the two');
     }
     const timeoutMs = (v.has('timeout') ? positiveInt({ section: section.name, key: 'timeout' }, v.get('timeout')!, { min: 1, max: 600 }) : 30) * 1000;
-    const reload = parseReload(section.name, v.get('reload') ?? '');
+    const reload = deliveryReload({ section: section.name, env, format, output }, parseReload(section.name, v.get('reload') ?? ''));
+    if (reload.kind === 'docker_recreate') {
+      const other = recreated.get(reloadKey({ ...reload, envFile: '' }));
+      if (other)
+        throw invalid(
+          section.name,
+          'reload',
+          `[target:${other}] already recreates ${containerRefText(reload.container)}; one target delivers a container's environment`,
+        );
+      recreated.set(reloadKey({ ...reload, envFile: '' }), name);
+    }
     const health = healthWithWindow(section.name, parseHealth(section.name, v.get('health') ?? ''), { text: v.get('health_window'), timeoutMs });
     if (reload.kind === 'http') checkUrlReferences({ section: section.name, key: 'reload' }, reload, sections);
     if (health.kind === 'http') checkUrlReferences({ section: section.name, key: 'health' }, health, sections);
@@ -502,6 +545,10 @@ export function describeAction(action: ReloadAction): string {
       return `docker kill --signal ${action.signal} ${containerRefText(action.container)}`;
     case 'docker_exec':
       return `docker exec ${containerRefText(action.container)} ${action.command.join(' ')}`;
+    case 'docker_recreate':
+      return `docker recreate ${containerRefText(action.container)} with a new environment`;
+    case 'supervisor_update':
+      return `supervisorctl update ${action.program}`;
     case 'supervisor_restart':
       return `supervisorctl restart ${action.program}`;
     case 'supervisor_signal':

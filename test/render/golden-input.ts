@@ -6,6 +6,10 @@ export interface GoldenInputJson {
   target: string;
   sections: { name: string; values: [string, string][] }[];
   template?: string;
+  /** A target with `env`: the variables its consumer receives. */
+  environment?: [string, string][];
+  /** format supervisor_env: the program. */
+  program?: string;
 }
 
 export function toRenderInput(json: GoldenInputJson): RenderInput {
@@ -13,6 +17,8 @@ export function toRenderInput(json: GoldenInputJson): RenderInput {
     target: json.target,
     sections: json.sections.map((s) => ({ name: s.name, values: new Map(s.values) })),
     ...(json.template === undefined ? {} : { template: json.template }),
+    ...(json.environment === undefined ? {} : { environment: json.environment.map(([name, value]) => ({ name, value })) }),
+    ...(json.program === undefined ? {} : { program: json.program }),
   };
 }
 

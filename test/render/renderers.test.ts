@@ -67,6 +67,14 @@ const TYPICAL: Record<FormatName, RenderInput> = {
   json: input({ gitea: GITEA, cockpit: [['port', '9090']] }),
   yaml: input({ gitea: GITEA, cockpit: [['port', '9090']] }),
   template: input({ gitea: GITEA }, { template: 'url={{ gitea.base_url }}\n' }),
+  supervisor_env: {
+    ...input({}),
+    program: 'web',
+    environment: [
+      { name: 'TZ', value: 'UTC' },
+      { name: 'MULTI', value: 'a\nb' },
+    ],
+  },
 };
 
 describe('the renderer registry', () => {
@@ -102,6 +110,7 @@ describe('the renderer registry', () => {
       json: (t) => t.replace('"9090"', '"9091"'),
       yaml: (t) => t.replace('"9090"', '"9091"'),
       template: (t) => t.replace('3000', '3001'),
+      supervisor_env: (t) => t.replace('TZ=', 'TX='),
     };
     for (const format of FORMATS) {
       const renderer = RENDERERS.get(format)!;

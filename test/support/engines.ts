@@ -290,6 +290,8 @@ export interface SupervisorProgram {
 export interface StartSupervisordOptions {
   /** Also listen on 127.0.0.1:port with basic auth (for the http:// URL form). */
   readonly inet?: { readonly port: number; readonly username: string; readonly password: string };
+  /** `[include] files =` patterns, relative to the configuration's directory (`dir`). */
+  readonly include?: readonly string[];
 }
 
 export interface PrivateSupervisord {
@@ -327,6 +329,7 @@ export async function startSupervisord(programs: readonly SupervisorProgram[], o
   if (options.inet) {
     lines.push('[inet_http_server]', `port=127.0.0.1:${options.inet.port}`, `username=${options.inet.username}`, `password=${options.inet.password}`, '');
   }
+  if (options.include) lines.push('[include]', `files = ${options.include.join(' ')}`, '');
   for (const program of programs) {
     const settings: Record<string, string | number | boolean> = {
       command: program.command,

@@ -124,8 +124,52 @@ timeout = 10
     ['supervisor:signal:HUP:nginx', { kind: 'supervisor_signal', signal: 'HUP', program: 'nginx' }],
     ['http:POST:http://127.0.0.1:9000/reload', { kind: 'http', method: 'POST', url: 'http://127.0.0.1:9000/reload' }],
     ['none', { kind: 'none' }],
+    ['docker:recreate:label=app=box', { kind: 'docker_recreate', container: { by: 'label', label: 'app', value: 'box' }, envFile: '' }],
+    ['supervisor:update:web', { kind: 'supervisor_update', program: 'web' }],
   ])('when reload is %s, then it parses to the action', (text, action) => {
     expect(parseReload('target:x', text)).toEqual(action);
+  });
+
+  it('when a target delivers an environment, then sections are not needed; a recreate reads its own .env output', () => {
+    const { targets, env } = parse(
+      '[target:box]\nenv = box\nformat = env\noutput = box.env\nreload = docker:recreate:box\n\n[target:web]\nenv = web\nformat = supervisor_env\noutput = web.conf\nreload = supervisor:update:web\n',
+    );
+    expect(targets.map((t) => [t.name, t.env, t.sections, t.reload])).toEqual([
+      ['box', 'box', [], { kind: 'docker_recreate', container: { by: 'name', name: 'box' }, envFile: '/srv/data/box.env' }],
+      ['web', 'web', [], { kind: 'supervisor_update', program: 'web' }],
+    ]);
+    expect(env.consumers).toEqual(['box', 'web']);
+    expect(describeAction(targets[0]!.reload)).toBe('docker recreate box with a new environment');
+    expect(describeAction(targets[1]!.reload)).toBe('supervisorctl update web');
+  });
+
+  it.each([
+    [
+      '[target:x]\nformat = env\noutput = a\nreload = docker:recreate:box\nsections = a\n',
+      'system.ini [target:x] reload: docker:recreate delivers an environment',
+    ],
+    [
+      '[target:x]\nenv = box\nformat = json\noutput = a\nreload = docker:recreate:box\n',
+      'system.ini [target:x] reload: docker:recreate delivers an environment',
+    ],
+    [
+      '[target:x]\nenv = web\nformat = env\noutput = a\nreload = supervisor:update:web\n',
+      'system.ini [target:x] reload: supervisor:update delivers an environment',
+    ],
+    [
+      '[target:x]\nenv = web\nformat = supervisor_env\noutput = a\nreload = supervisor:restart:web\n',
+      'system.ini [target:x] format: supervisor_env is the include file',
+    ],
+    [
+      '[target:x]\nenv = a\nformat = env\noutput = a\nreload = docker:recreate:box\n[target:y]\nenv = b\nformat = env\noutput = b\nreload = docker:recreate:box\n',
+      "system.ini [target:y] reload: [target:x] already recreates box; one target delivers a container's environment",
+    ],
+    [
+      '[target:x]\nenv = web\nformat = supervisor_env\noutput = a\nreload = supervisor:update:grp:web\n',
+      'system.ini [target:x] reload: "supervisor:update:grp:web" is not one of',
+    ],
+  ])('when an environment target is declared wrongly (%#), then start-up names it', (text, message) => {
+    expect(failure(text)).toContain(message);
   });
 
   it.each([
