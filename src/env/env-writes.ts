@@ -30,6 +30,8 @@ export interface PlanEnvWriteInput {
   readonly declarations: EnvDeclarations;
   readonly scope: string;
   readonly variables: ReadonlyMap<string, EnvWriteValue>;
+  /** Why a value cannot reach a consumer of the scope (a supervisord program cannot carry every text); undefined when it can. */
+  readonly deliveryProblem?: (scope: string, value: string) => string | undefined;
 }
 
 export function scopeExists(declarations: EnvDeclarations, scope: string): boolean {
@@ -70,7 +72,7 @@ function namesAround(doc: IniDocument, declarations: EnvDeclarations, scope: str
   return names;
 }
 
-export function planEnvWrite({ doc, declarations, scope, variables }: PlanEnvWriteInput): ChangeInput[] {
+export function planEnvWrite({ doc, declarations, scope, variables, deliveryProblem }: PlanEnvWriteInput): ChangeInput[] {
   requireScope(declarations, scope);
   if (variables.size === 0) throw new AppError('INVALID_REQUEST', { details: 'No variables to change were given' });
 
@@ -111,7 +113,10 @@ export function planEnvWrite({ doc, declarations, scope, variables }: PlanEnvWri
       issues.push({ field, code: 'ENV_NAME_CASE', message: `${field}: ${other.name} (${other.where}) differs only by case; a consumer would get both` });
       continue;
     }
-    const problem = given.value.length > MAX_ENV_VALUE_LENGTH ? `must be at most ${MAX_ENV_VALUE_LENGTH} characters` : envValueProblem(given.value);
+    const problem =
+      given.value.length > MAX_ENV_VALUE_LENGTH
+        ? `must be at most ${MAX_ENV_VALUE_LENGTH} characters`
+        : (envValueProblem(given.value) ?? deliveryProblem?.(scope, given.value));
     if (problem) {
       issues.push({ field, code: 'INVALID_ENV_VALUE', message: `${field} ${problem}` });
       continue;

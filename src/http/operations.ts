@@ -567,7 +567,7 @@ export const OPERATIONS = {
     path: '/env/{scope}/export',
     tag: 'env',
     summary: 'What the scope receives (global ∪ mapped ∪ its own), as a compose .env file or JSON; secrets masked unless reveal',
-    description: 'A variable named export is read through GET /env/{scope}.',
+    description: 'A variable named export is read through GET /env/{scope}; PUT and DELETE /env/{scope}/export set and remove it.',
     parameters: [
       scopeParameter,
       {

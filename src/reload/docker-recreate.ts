@@ -258,7 +258,10 @@ export function planRecreate({ container, image, imageRef, env }: PlanRecreateIn
   const labelBefore = labels[MANAGED_ENV_LABEL];
   if (managed.length > 0) labels[MANAGED_ENV_LABEL] = managed.join(',');
   else delete labels[MANAGED_ENV_LABEL];
-  const unchanged = newEnv.length === ownEntries.length && newEnv.every((entry, i) => entry === ownEntries[i]) && labelBefore === labels[MANAGED_ENV_LABEL];
+  // Entries equal to an image default are the image's on both sides: a managed value that equals
+  // one is no change (the old container's own entries never show it).
+  const newOwn = newEnv.filter((entry) => !imageDefaults.has(entry));
+  const unchanged = labelBefore === labels[MANAGED_ENV_LABEL] && newOwn.length === ownEntries.length && newOwn.every((entry) => ownEntries.includes(entry));
 
   const networkMode = container.HostConfig.NetworkMode ?? 'default';
   const config: Record<string, unknown> = { ...container.Config };

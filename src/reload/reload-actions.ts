@@ -109,7 +109,14 @@ interface ExecFileFailure {
 
 /** The variables of a target's `.env` output, as compose reads them: what a recreated container gets. */
 async function environmentFile(path: string): Promise<Map<string, string>> {
-  const text = await readFile(path, 'utf8');
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    // No file: a rollback to before the target's first delivery took it away; nothing is managed.
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
+    throw error;
+  }
   try {
     return readComposeDotenv(text);
   } catch (error) {
@@ -168,6 +175,9 @@ export function createReloadActions(input: CreateReloadActionsInput): ReloadActi
       }
       case 'supervisor_update': {
         const update = await applyProgramUpdate({ supervisor, program: action.program, timeoutMs: remaining(), clock });
+        // Its include file was just written: supervisord seeing no change usually means the file is not in its [include] files.
+        if (update.change === 'unchanged')
+          log.warn({ program: action.program }, 'supervisord found the program unchanged; is its include file listed in [include] files?');
         result = { reloaded: update.change !== 'unchanged', ...(update.before ? { before: update.before } : {}) };
         break;
       }

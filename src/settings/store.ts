@@ -71,6 +71,12 @@ export interface UpdateInput {
   readonly source?: RevisionSource;
   /** Sections and keys that are neither in the file nor declared may be added (template upgrades only). */
   readonly allowNew?: boolean;
+  /**
+   * The changes worked out against the file as the write finds it in the queue, not as it was
+   * read before (the env API: where a variable is, which names it may take); `changes` then only
+   * names what a refusal is audited as. No changes: nothing is written.
+   */
+  readonly plan?: (doc: IniDocument) => readonly ChangeInput[];
 }
 
 export interface AppliedChange extends PlannedChange {
@@ -597,9 +603,11 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       if (working.unreadable.length > 0) throw unreadableError(working.unreadable);
       return { snapshot: working, changes: [] };
     }
+    const inputs = pending.input.plan ? pending.input.plan(working.doc) : pending.input.changes;
+    if (pending.input.plan && inputs.length === 0) return { snapshot: working, changes: [] };
     const planned = planChanges({
       doc: working.doc,
-      inputs: pending.input.changes,
+      inputs,
       schema,
       skip: new Set(working.unreadable.map((issue) => issue.field)),
       ...(pending.input.allowNew ? { allowNew: true } : {}),

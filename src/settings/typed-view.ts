@@ -5,7 +5,7 @@
  */
 import type { IniDocument, IniSection } from '../ini/document.js';
 import { FIELD_KINDS } from './field-kinds.js';
-import type { FileSchema, SectionSpec } from './schema.js';
+import { SYSTEM_SCHEMA, type FileSchema, type SectionSpec } from './schema.js';
 import { isEnvSection } from './env-sections.js';
 
 export type SectionValues = Record<string, unknown>;
@@ -25,8 +25,8 @@ export function sectionValues(section: IniSection, spec: SectionSpec | undefined
 }
 
 /**
- * The settings of a document: every section but the environment variables, which have their own
- * API (legacy clients list every section of GET /api/settings and must not meet them).
+ * The settings of a document: for config.ini every section but the environment variables, which
+ * have their own API (legacy clients list every section of GET /api/settings and must not meet them).
  */
 export interface DocumentView {
   /** `{section: {key: value}}` as JSON text. */
@@ -36,13 +36,15 @@ export interface DocumentView {
 }
 
 export function createDocumentView(doc: IniDocument, schema: FileSchema): DocumentView {
+  // system.ini's [env:NAME] sections are declarations of mapped variables, shown as they are.
+  const hidden = (name: string): boolean => schema !== SYSTEM_SCHEMA && isEnvSection(name);
   let all: string | undefined;
   const perSection = new Map<string, string>();
   return {
     allJson() {
       if (all === undefined) {
         const out: Record<string, SectionValues> = Object.create(null);
-        for (const section of doc.sections) if (!isEnvSection(section.name)) out[section.name] = sectionValues(section, schema.get(section.name));
+        for (const section of doc.sections) if (!hidden(section.name)) out[section.name] = sectionValues(section, schema.get(section.name));
         all = JSON.stringify(out);
       }
       return all;
@@ -51,7 +53,7 @@ export function createDocumentView(doc: IniDocument, schema: FileSchema): Docume
       const cached = perSection.get(name);
       if (cached !== undefined) return cached;
       const section = doc.byName.get(name);
-      if (!section || isEnvSection(name)) return undefined;
+      if (!section || hidden(name)) return undefined;
       const json = JSON.stringify(sectionValues(section, schema.get(name)));
       perSection.set(name, json);
       return json;

@@ -26,13 +26,31 @@ export interface ValidateInput {
    * file saved by hand. (A legacy file holding one is read at start and its key replaced then.)
    */
   refusePublicKeys?: boolean;
+  /**
+   * The consumers system.ini declares and their mapped variables: env sections are then also held
+   * to them (a scope that exists, no own variable named like a mapped one, no name two ways).
+   */
+  envDeclarations?: EnvDeclarationsShape;
+}
+
+/** What validation needs of the env declarations (targets/env-spec.ts), without depending on it. */
+export interface EnvDeclarationsShape {
+  readonly consumers: readonly string[];
+  readonly mapped: ReadonlyMap<string, readonly { readonly name: string; readonly placeholders: readonly string[] }[]>;
 }
 
 export function fieldId(section: string, key: string): string {
   return `${section}.${key.toLowerCase()}`;
 }
 
-export function validateDocument({ doc, schema, changed = new Set(), skip = new Set(), refusePublicKeys = false }: ValidateInput): FieldIssue[] {
+export function validateDocument({
+  doc,
+  schema,
+  changed = new Set(),
+  skip = new Set(),
+  refusePublicKeys = false,
+  envDeclarations,
+}: ValidateInput): FieldIssue[] {
   const issues: FieldIssue[] = [];
   const portUsers = new Map<number, string[]>();
 
@@ -85,6 +103,7 @@ export function validateDocument({ doc, schema, changed = new Set(), skip = new 
     }
   }
   issues.push(...envIssues(doc, skip));
+  if (envDeclarations) issues.push(...declaredEnvIssues(doc, envDeclarations));
   return issues;
 }
 
@@ -111,12 +130,49 @@ function envIssues(doc: IniDocument, skip: ReadonlySet<string>): FieldIssue[] {
       let value: string;
       try {
         value = decodeEnvValue(entry.value);
-      } catch (error) {
-        issues.push({ field: id, code: 'INVALID_ENV_VALUE', message: `${id}: ${(error as Error).message}` });
+      } catch {
+        // The parser's own message quotes the value, which may be a secret.
+        issues.push({ field: id, code: 'INVALID_ENV_VALUE', message: `${id}: json: must be followed by one JSON string` });
         continue;
       }
       const valueProblem = envValueProblem(value);
       if (valueProblem) issues.push({ field: id, code: 'INVALID_ENV_VALUE', message: `${id} ${valueProblem}` });
+    }
+  }
+  return issues;
+}
+
+/** Env sections held to system.ini's declarations, as the API holds its writes. */
+function declaredEnvIssues(doc: IniDocument, declarations: EnvDeclarationsShape): FieldIssue[] {
+  const issues: FieldIssue[] = [];
+  const globalNames = new Map<string, string>();
+  for (const secret of [false, true])
+    for (const entry of doc.byName.get(envSectionName('global', { secret }))?.entries ?? []) globalNames.set(entry.keyLower, entry.key);
+  for (const section of doc.sections) {
+    const env = parseEnvSection(section.name);
+    if (!env || scopeNameProblem(env.scope)) continue;
+    if (env.scope !== 'global' && !declarations.consumers.includes(env.scope)) {
+      issues.push({
+        field: section.name,
+        code: 'INVALID_ENV_SCOPE',
+        message: `[${section.name}]: ${env.scope} is not global or a consumer declared in system.ini`,
+      });
+      continue;
+    }
+    const mapped = new Map((declarations.mapped.get(env.scope) ?? []).map((v) => [v.name.toLowerCase(), v]));
+    for (const entry of section.entries) {
+      const id = fieldId(section.name, entry.key);
+      const shadowed = mapped.get(entry.keyLower);
+      if (shadowed)
+        issues.push({
+          field: id,
+          code: 'ENV_MAPPED',
+          message: `${id}: ${shadowed.name} is mapped from ${shadowed.placeholders.join(', ')}; change that setting instead`,
+        });
+      const global = env.scope === 'global' ? undefined : globalNames.get(entry.keyLower);
+      if (global !== undefined && global !== entry.key) {
+        issues.push({ field: id, code: 'ENV_NAME_CASE', message: `${id}: global has ${global}, which differs only by case; the consumer would get both` });
+      }
     }
   }
   return issues;

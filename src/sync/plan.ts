@@ -9,6 +9,7 @@ import { readTemplateContained } from '../fs/contained-path.js';
 import type { IniDocument } from '../ini/document.js';
 import { renderTarget } from '../render/index.js';
 import { maskText } from '../core/mask.js';
+import { quoteDotenvValue } from '../render/dotenv.js';
 import { secretsOf } from '../settings/mask-secrets.js';
 import type { FileSchema } from '../settings/schema.js';
 import { renderInput } from './reconcile.js';
@@ -16,6 +17,19 @@ import type { PathRules } from '../targets/path-rules.js';
 import type { TargetSpec } from '../targets/target-spec.js';
 import { NO_ENV_DECLARATIONS, type EnvDeclarations } from '../targets/env-spec.js';
 import { createTargetWriter, differs } from './target-writer.js';
+
+/** A value shorter than this is not masked in free text (as in secretsOf). */
+const MIN_MASKED_LENGTH = 4;
+
+/**
+ * A secret as the formats write it, so a diff masks it whichever file it is in: as it is, escaped
+ * for a compose .env file, for JSON and YAML strings, with `%` doubled for supervisord, and each
+ * line of a multi-line value (supervisord writes them on lines of their own).
+ */
+function spellings(secret: string): string[] {
+  const lines = secret.includes('\n') ? secret.split('\n').filter((line) => line.trim().length >= MIN_MASKED_LENGTH) : [];
+  return [secret, quoteDotenvValue(secret).slice(1, -1), JSON.stringify(secret).slice(1, -1), secret.replaceAll('%', '%%'), ...lines];
+}
 
 export interface TargetPlan {
   readonly target: string;
@@ -39,7 +53,9 @@ export async function planTargets(input: {
   /** The consumers of environment variables, for targets with `env`. */
   env?: EnvDeclarations;
 }): Promise<TargetPlan[]> {
-  const secrets = [...new Set([input.doc, ...(input.earlier ?? [])].flatMap((doc) => secretsOf(doc, input.schema)))].sort((a, b) => b.length - a.length);
+  const secrets = [...new Set([input.doc, ...(input.earlier ?? [])].flatMap((doc) => secretsOf(doc, input.schema).flatMap(spellings)))].sort(
+    (a, b) => b.length - a.length,
+  );
   const plans: TargetPlan[] = [];
   const writer = createTargetWriter({ rules: input.paths });
   for (const spec of input.targets) {

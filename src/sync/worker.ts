@@ -131,6 +131,7 @@ const loop = createSyncLoop({
   configPath: init.configPath,
   schema: CONFIG_SCHEMA,
   targets,
+  env: init.sync.env,
   reconciler,
   post,
   logger,

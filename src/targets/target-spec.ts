@@ -15,6 +15,7 @@
  */
 import { invalid } from './declaration-error.js';
 import { parseEnvDeclarations, type EnvDeclarations } from './env-spec.js';
+import { isEnvSection } from '../settings/env-sections.js';
 import { isAbsolute, resolve } from 'node:path';
 import { safeUrl } from '../core/safe-url.js';
 import type { IniDocument, IniSection } from '../ini/document.js';
@@ -470,6 +471,12 @@ export function parseSyncConfig({ doc, dataDir, configDir, own, overrides = {} }
     }
     const format = required('format');
     if (!(FORMATS as readonly string[]).includes(format)) throw invalid(section.name, 'format', `"${format}" is not one of ${FORMATS.join(', ')}`);
+    if (env !== undefined && format !== 'env' && format !== 'supervisor_env') {
+      throw invalid(section.name, 'env', `format ${format} does not deliver an environment; use format = env (a .env file) or supervisor_env`);
+    }
+    if (env !== undefined && v.get('sections')) throw invalid(section.name, 'sections', "a target with env delivers its consumer's variables, not sections");
+    const envSection = sections.find((s) => isEnvSection(s));
+    if (envSection) throw invalid(section.name, 'sections', `${envSection} holds environment variables; deliver them with env = <scope>`);
     const output = resolve(dataDir, required('output'));
     const outputRefused = outputProblem(output, { roots: paths.outputRoots, own: paths.own });
     if (outputRefused) throw invalid(section.name, 'output', `${output} ${outputRefused}`);

@@ -39,10 +39,7 @@ describe('environment variables through the API', () => {
     expect(set.status).toBe(200);
     expect(set.body).toMatchObject({
       changed: ['TZ', 'GREETING'],
-      consumers: [
-        { consumer: 'global', targets: [] },
-        { consumer: 'web', targets: [] },
-      ],
+      consumers: [{ consumer: 'web', targets: [] }],
     });
     expect(ch.readConfig()).toMatch(/\[env:global\]\nTZ = Asia\/Shanghai\nGREETING = hello world\n/);
     expect((await json('/api/v1/env/global')).body).toEqual({
@@ -163,6 +160,53 @@ describe('environment variables through the API', () => {
     const refusals = (await json('/api/v1/audit?limit=100')).body as { entries: { action: string; result: string; section: string }[] };
     expect(refusals.entries.filter((e) => e.action === 'env.update' && e.result === 'refused').length).toBeGreaterThanOrEqual(cases.length);
     await patch('global', { PATH: null });
+  });
+
+  it('when writes race, name a variable two ways, come with a stale If-Match or name export, then each is judged against the file as the write finds it', async () => {
+    // Two writers at once: the second is planned after the first, and refused.
+    const both = await Promise.all([patch('global', { RACE: 'a' }), patch('global', { race: 'b' })]);
+    expect(both.map((answer) => answer.status).sort()).toEqual([200, 400]);
+    expect(both.find((answer) => answer.status === 400)!.body).toMatchObject({ errors: [{ code: 'ENV_NAME_CASE' }] });
+    const deletes = await Promise.all([1, 2].map(() => json('/api/v1/env/global/RACE', { method: 'DELETE' })));
+    expect(deletes.map((answer) => answer.status)).not.toContain(500);
+    // A consumer's own name that differs only by case from a global one.
+    await patch('global', { SHARED_NAME: 'g' });
+    expect((await patch('web', { shared_name: 'w' })).body).toMatchObject({ errors: [{ field: 'web.shared_name', code: 'ENV_NAME_CASE' }] });
+    // A write that changes nothing still honours If-Match.
+    expect((await json('/api/v1/env/global', { method: 'PATCH', body: JSON.stringify({ NOT_HERE: null }), headers: { 'if-match': '"stale"' } })).status).toBe(
+      412,
+    );
+    // A variable named export: GET is the export, PUT and DELETE manage the variable.
+    expect((await json('/api/v1/env/global/export', { method: 'PUT', body: JSON.stringify({ value: 'x' }) })).body).toMatchObject({ changed: ['export'] });
+    expect((await json('/api/v1/env/global')).body).toMatchObject({ export: { value: 'x' } });
+    expect((await json('/api/v1/env/global/export', { method: 'DELETE' })).body).toMatchObject({ changed: ['export'] });
+    await patch('global', { SHARED_NAME: null });
+  });
+
+  it('when a reveal fails, then nothing is audited as revealed; a revealed answer is not kept by caches', async () => {
+    await patch('global', { REVEAL_TOKEN: 'reveal-me-123' });
+    const count = async () =>
+      ((await json('/api/v1/audit?limit=200')).body as { entries: { action: string }[] }).entries.filter((e) => e.action === 'env.reveal').length;
+    const before = await count();
+    expect((await json('/api/v1/env/global/NOPE?reveal=true')).status).toBe(404);
+    expect(await count()).toBe(before);
+    const revealed = await ch.api('/api/v1/env?reveal=true');
+    expect(revealed.headers.get('cache-control')).toBe('no-store');
+    const audit = ((await json('/api/v1/audit?limit=10')).body as { entries: { action: string; section: string }[] }).entries;
+    expect(audit.filter((e) => e.action === 'env.reveal').map((e) => e.section)).toEqual(['env:web:secret', 'env:global:secret']);
+    await patch('global', { REVEAL_TOKEN: null });
+  });
+
+  it('when a secret env variable changes, then the history diff of that commit masks it, and system.ini shows its declarations', async () => {
+    const secret = 'History-Secret-Value-4242';
+    await json('/api/v1/env/global?wait=true', { method: 'PATCH', body: JSON.stringify({ API_TOKEN: secret }) });
+    const commits = (await json('/api/v1/settings/history?limit=1')).body as { commits: { id: string }[] };
+    const shown = await json(`/api/v1/settings/history/${commits.commits[0]!.id}`);
+    expect(shown.body).toMatchObject({ diff: { added: { 'env:global:secret.api_token': '******' } } });
+    expect(JSON.stringify(shown.body)).not.toContain(secret);
+    expect(JSON.stringify((await json(`/api/v1/settings/diff?from=${commits.commits[0]!.id}~1`)).body)).not.toContain(secret);
+    expect((await json('/api/v1/system/env:web')).body).toMatchObject({ WEB_PORT: '{{ cockpit.port }}' });
+    await patch('global', { API_TOKEN: null });
   });
 
   it('when a legacy client lists the settings, then it never meets an env section, and settings routes refuse them', async () => {

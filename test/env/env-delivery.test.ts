@@ -78,6 +78,8 @@ describe.skipIf(skip !== undefined)('environment delivery to supervisord program
       HostConfig: { NetworkMode: 'none', RestartPolicy: { Name: 'unless-stopped' } },
     });
     await box.start();
+    // As a crash right after the rename step of a recreation leaves it: the start puts it back.
+    await box.rename({ name: 'envbox.confhub-old' });
     ch = await startConfhub({
       systemIni: `[sync]
 output_roots = ${dir}, ${supervisord.dir}
@@ -116,6 +118,11 @@ timeout = 30
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  it('when a recreation was interrupted by a crash, then the next start puts the container back under its name, running', async () => {
+    const names = (await docker.listContainers({ all: true })).map((c) => [c.Names[0], c.State]);
+    expect(names).toEqual([['/envbox', 'running']]);
+  });
+
   it('when variables change, then the program and the container see exactly them; a global change reaches both; a rollback brings back the old ones', async () => {
     const nasty = 'héllo "x" 100% a,b=c ; # \\ $HOME';
     const web = await patch('web', { GREETING: nasty });
@@ -124,6 +131,10 @@ timeout = 30
       sync: { outcome: 'applied', targets: expect.arrayContaining([expect.objectContaining({ target: 'web-env', reloaded: true, healthy: true })]) },
     });
     expect(await programEnviron()).toMatchObject({ GREETING: nasty, WEB_PORT: '9090' });
+    // A value supervisord cannot carry exactly is refused before anything is written.
+    const refused = await patch('web', { QUOTED: "'single'" });
+    expect(refused).toMatchObject({ code: 'VALIDATION_FAILED', errors: [{ field: 'web.QUOTED', code: 'INVALID_ENV_VALUE' }] });
+    expect(String(refused.details)).toContain('target web-env');
 
     const token = 'line one\nline two "quoted" \'single\'';
     const box = await patch('box', { API_TOKEN: { value: token, secret: true }, PLAIN: 'a=b' });
@@ -135,7 +146,7 @@ timeout = 30
     expect((await docker.getContainer('envbox').inspect()).HostConfig.RestartPolicy?.Name).toBe('unless-stopped');
 
     const global = await patch('global', { TZ: 'Asia/Shanghai' });
-    expect((global.consumers as { consumer: string }[]).map((c) => c.consumer)).toEqual(['global', 'box', 'web']);
+    expect((global.consumers as { consumer: string }[]).map((c) => c.consumer)).toEqual(['box', 'web']);
     expect(await programEnviron()).toMatchObject({ TZ: 'Asia/Shanghai', GREETING: nasty });
     expect(await containerEnviron('envbox')).toMatchObject({ TZ: 'Asia/Shanghai', API_TOKEN: token });
 

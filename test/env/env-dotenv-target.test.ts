@@ -29,10 +29,7 @@ describe('format env with env = <scope>', () => {
     const values = { TZ: 'UTC', NASTY: 'a "q" $HOME ${X:-y} # c\n\tline\\', TRAILING: 'C:\\' };
     const answer = await ch.api('/api/v1/env/global?wait=true', { method: 'PATCH', body: JSON.stringify({ TZ: values.TZ }) });
     expect(await answer.json()).toMatchObject({
-      consumers: [
-        { consumer: 'global', targets: [] },
-        { consumer: 'web', targets: [{ target: 'web-env', output: output(), reload: 'none' }] },
-      ],
+      consumers: [{ consumer: 'web', targets: [{ target: 'web-env', output: output(), reload: 'none' }] }],
       sync: { outcome: 'applied', targets: [{ target: 'web-env', changed: true }] },
     });
     await ch.api('/api/v1/env/web?wait=true', {

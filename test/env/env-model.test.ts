@@ -73,6 +73,24 @@ describe('env values in config.ini', () => {
     expect(isSensitive(CONFIG_SCHEMA, 'env:web', 'TZ')).toBe(false);
   });
 
+  it('when a json: value does not parse, then the problem never quotes it (it may be a secret)', () => {
+    const doc = parseIni('[env:global:secret]\nBADJSON = json:Hand-Typed-Secret-999\n');
+    const issues = validateDocument({ doc, schema: CONFIG_SCHEMA });
+    expect(issues.map((issue) => issue.code)).toEqual(['INVALID_ENV_VALUE']);
+    expect(JSON.stringify(issues)).not.toContain('Hand-Typed');
+  });
+
+  it('when hand-edited env sections meet the declarations of system.ini, then an undeclared scope, a mapped name and a name two ways are named', () => {
+    const envDeclarations = declarations('[env:web]\nWEB_PORT = {{ cockpit.port }}\n');
+    const doc = parseIni('[env:global]\nfoo = 1\n[env:web]\nFOO = 2\nweb_port = 3\n[env:nobody]\nX = 1\n');
+    expect(validateDocument({ doc, schema: CONFIG_SCHEMA, envDeclarations }).map((issue) => [issue.field, issue.code])).toEqual([
+      ['env:web.foo', 'ENV_NAME_CASE'],
+      ['env:web.web_port', 'ENV_MAPPED'],
+      ['env:nobody', 'INVALID_ENV_SCOPE'],
+    ]);
+    expect(validateDocument({ doc, schema: CONFIG_SCHEMA })).toEqual([]);
+  });
+
   it('when env sections are edited by hand, then bad scopes, names, values and a name in both sections are each named', () => {
     const doc = parseIni(
       '[env:global]\nGOOD = 1\n1BAD = x\nBROKEN = json:"unterminated\nNOT_A_STRING = json:5\nBOTH = a\n[env:global:secret]\nboth = b\n[env:bad scope!]\nX = 1\n',
@@ -91,7 +109,7 @@ describe('env values in config.ini', () => {
 describe('env declarations in system.ini', () => {
   it('when consumers are declared by targets and [env:NAME] sections, then they are listed with their mapped variables', () => {
     const env = declarations(
-      '[env:gitea]\nGITEA__server__ROOT_URL = {{ gitea.base_url }}/\nGITEA_ADMIN = {{gitea.user_name}}\n\n[target:compose]\nenv = portainer\nformat = ini\noutput = services/p.env\n',
+      '[env:gitea]\nGITEA__server__ROOT_URL = {{ gitea.base_url }}/\nGITEA_ADMIN = {{gitea.user_name}}\n\n[target:compose]\nenv = portainer\nformat = env\noutput = services/p.env\n',
     );
     expect(env.consumers).toEqual(['gitea', 'portainer']);
     expect(env.mapped.get('gitea')!.map((v) => [v.name, v.placeholders])).toEqual([
@@ -108,8 +126,15 @@ describe('env declarations in system.ini', () => {
     expect(failure('[env:gitea]\nX = fixed\n')).toMatch(/^system.ini \[env:gitea\] X: names no \{\{ section.key \}\}/);
     expect(failure('[env:global]\nX = {{ a.b }}\n')).toMatch(/^system.ini \[env:global\]: mapped variables are declared per consumer/);
     expect(failure('[env:gitea:secret]\nX = {{ a.b }}\n')).toMatch(/^system.ini \[env:gitea:secret\]: /);
-    expect(failure('[target:x]\nenv = bad name!\nformat = ini\noutput = services/x\n')).toMatch(
+    expect(failure('[target:x]\nenv = bad name!\nformat = env\noutput = services/x\n')).toMatch(
       /^system.ini \[env:bad name!\]: a scope is global or a consumer name/,
+    );
+    expect(failure('[target:x]\nenv = web\nformat = json\noutput = services/x\n')).toMatch(
+      /^system.ini \[target:x\] env: format json does not deliver an environment/,
+    );
+    expect(failure('[target:x]\nenv = web\nsections = a\nformat = env\noutput = services/x\n')).toMatch(/^system.ini \[target:x\] sections: a target with env/);
+    expect(failure('[target:x]\nsections = env:global:secret\nformat = ini\noutput = services/x\n')).toMatch(
+      /^system.ini \[target:x\] sections: env:global:secret holds environment variables/,
     );
   });
 });

@@ -59,6 +59,10 @@ describe('planRecreate: the environment', () => {
     expect(plan(recorded, { A: '1' }).unchanged).toBe(false);
     const byHand = container({ Config: { Env: ['A=1', 'B=2'] } });
     expect(plan(byHand, { A: '1', B: '2' }).unchanged).toBe(false);
+    // A managed value equal to an image default: the process already has it.
+    const atDefault = container({ Config: { Env: ['LANG=C.UTF-8', 'PATH=/usr/bin'], Labels: { [MANAGED_ENV_LABEL]: 'LANG' } } });
+    expect(plan(atDefault, { LANG: 'C.UTF-8' }).unchanged).toBe(true);
+    expect(plan(atDefault, { LANG: 'en_US.UTF-8' }).unchanged).toBe(false);
   });
 
   it('when a value holds `=`, newlines or an empty string, then the entry is NAME=value exactly', () => {

@@ -149,7 +149,7 @@ timeout = 10
       'system.ini [target:x] reload: docker:recreate delivers an environment',
     ],
     [
-      '[target:x]\nenv = box\nformat = json\noutput = a\nreload = docker:recreate:box\n',
+      '[target:x]\nenv = box\nformat = supervisor_env\noutput = a\nreload = docker:recreate:box\n',
       'system.ini [target:x] reload: docker:recreate delivers an environment',
     ],
     [

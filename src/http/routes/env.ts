@@ -13,14 +13,16 @@ import { environmentOf, variablesAt, type Environment, type EnvVariable } from '
 import { envWriteValue, envWriteValues, planEnvWrite, requireScope, type EnvWriteValue } from '../../env/env-writes.js';
 import type { IniDocument } from '../../ini/document.js';
 import { renderDotenv } from '../../render/dotenv.js';
-import { envSectionName, GLOBAL_SCOPE } from '../../settings/env-sections.js';
+import { printable } from '../../core/names.js';
+import { supervisorEnvValueProblem } from '../../render/supervisor-env.js';
+import { envSectionName, GLOBAL_SCOPE, parseEnvSection } from '../../settings/env-sections.js';
 import type { FileSchema } from '../../settings/schema.js';
 import type { SettingsStore, Snapshot } from '../../settings/store.js';
 import type { EnvDeclarations } from '../../targets/env-spec.js';
 import { describeAction, type TargetSpec } from '../../targets/target-spec.js';
 import type { SyncDispatcher } from '../../sync/dispatcher.js';
 import { addPath, notModified, parseIfMatch, requestSnapshot, requireJsonBody, ROUTING, sendJson, setWarnings, singleQueryValue } from '../route-helpers.js';
-import { booleanQuery, syncReport, WAIT_TIMEOUT_MS } from './sync.js';
+import { booleanQuery, sendWritten } from './sync.js';
 
 export interface EnvRoutesDeps {
   store: SettingsStore;
@@ -37,6 +39,10 @@ function shown(variable: EnvVariable, reveal: boolean): { value: string; secret:
   return { value: variable.secret && !reveal ? MASK : variable.value, secret: variable.secret, source: variable.source };
 }
 
+function notSet(scope: string, name: string): AppError {
+  return new AppError('ENV_VARIABLE_NOT_FOUND', { details: `Variable ${printable(name)} is not set in scope ${scope}` });
+}
+
 function scopeJson(environment: Environment, reveal: boolean): Record<string, unknown> {
   const out: Record<string, unknown> = Object.create(null);
   for (const [name, variable] of environment.variables) out[name] = shown(variable, reveal);
@@ -49,11 +55,14 @@ export function createEnvRoutes(deps: EnvRoutesDeps): Router {
   const scopes = [GLOBAL_SCOPE, ...declarations.consumers];
   const at = (doc: IniDocument, scope: string) => variablesAt({ doc, schema, declarations, consumer: scope });
 
-  /** A reveal is audited before the values leave: who saw the secrets of which scope. */
-  const reveal = ({ req, res }: { req: Request; res: Response }, scope: string, name: string | null = null): boolean => {
-    if (!booleanQuery(req, 'reveal')) return false;
-    audit.record([
-      {
+  /**
+   * Secret values in plain text: audited once the answer is ready and before it leaves (a refused
+   * request reveals nothing), naming each scope revealed; never kept by a cache.
+   */
+  const audited = ({ res, scopes: revealed, name = null }: { res: Response; scopes: readonly string[]; name?: string | null }): void => {
+    res.setHeader('Cache-Control', 'no-store');
+    audit.record(
+      revealed.map((scope) => ({
         at: Date.now(),
         actor: res.locals.actor as Actor,
         action: 'env.reveal',
@@ -61,51 +70,57 @@ export function createEnvRoutes(deps: EnvRoutesDeps): Router {
         key: name,
         oldValue: null,
         newValue: null,
-        result: 'applied',
+        result: 'applied' as const,
         errorCode: null,
         revision: null,
-      },
-    ]);
-    return true;
+      })),
+    );
   };
 
-  /** What changed for whom: the consumers whose environment a write changed, and what their targets do with it. */
-  const consumersChanged = (before: IniDocument, after: IniDocument) =>
-    scopes
-      .filter((consumer) => {
-        const a = environmentOf({ doc: before, schema, declarations, consumer }).variables;
-        const b = environmentOf({ doc: after, schema, declarations, consumer }).variables;
-        return a.size !== b.size || [...b].some(([name, variable]) => a.get(name)?.value !== variable.value);
-      })
-      .map((consumer) => ({
-        consumer,
-        targets: targets.filter((t) => t.env === consumer).map((t) => ({ target: t.name, output: t.output, reload: describeAction(t.reload) })),
-      }));
+  /** Targets that deliver a consumer's environment. */
+  const deliveries = (consumer: string) => targets.filter((t) => t.env === consumer);
+  /** The consumers a change of these scopes' variables reaches (`global` only when a target delivers it). */
+  const reached = (doc: IniDocument, changed: readonly { scope: string; name: string }[]) =>
+    [...(targets.some((t) => t.env === GLOBAL_SCOPE) ? [GLOBAL_SCOPE] : []), ...declarations.consumers].filter((consumer) =>
+      changed.some(({ scope, name }) => {
+        if (scope === consumer) return true;
+        if (scope !== GLOBAL_SCOPE) return false;
+        // A global variable the consumer defines itself (mapped or its own) does not reach it.
+        const now = environmentOf({ doc, schema, declarations, consumer }).variables.get(name);
+        return now === undefined || now.scope === GLOBAL_SCOPE;
+      }),
+    );
+
+  /** Why a value cannot reach a consumer of the scope, naming the target; undefined when it can. */
+  const deliveryProblem = (scope: string, value: string): string | undefined => {
+    const consumers = scope === GLOBAL_SCOPE ? [GLOBAL_SCOPE, ...declarations.consumers] : [scope];
+    for (const target of consumers.flatMap(deliveries)) {
+      const problem = target.format === 'supervisor_env' ? supervisorEnvValueProblem(value) : undefined;
+      if (problem) return `${problem} (target ${target.name} gives it to a supervisord program)`;
+    }
+    return undefined;
+  };
 
   const write = async ({ req, res, scope }: { req: Request; res: Response; scope: string }, variables: ReadonlyMap<string, EnvWriteValue>): Promise<void> => {
     const wait = booleanQuery(req, 'wait');
-    const before = requestSnapshot(res, store);
-    const changes = planEnvWrite({ doc: before.doc, declarations, scope, variables });
+    const planFor = (doc: IniDocument) => planEnvWrite({ doc, declarations, scope, variables, deliveryProblem });
+    // Refused at once when it is wrong against the file as read; planned again in the store's
+    // queue, against the file as the write finds it (another write may have come first).
+    const changes = planFor(requestSnapshot(res, store).doc);
     res.locals.audited = true;
-    const result =
-      changes.length === 0
-        ? { snapshot: before, changes: [], written: false, warnings: [] }
-        : await store.update({ changes, ifMatch: parseIfMatch(req), actor: res.locals.actor as Actor, allowNew: true });
+    const result = await store.update({ changes, plan: planFor, ifMatch: parseIfMatch(req), actor: res.locals.actor as Actor, allowNew: true });
     res.setHeader('ETag', result.snapshot.etag);
     setWarnings(res, result.warnings);
-    const changed = [...new Set(result.changes.filter((c) => c.changed).map((c) => c.key))];
-    const answer = { revision: result.snapshot.revision, changed, consumers: consumersChanged(before.doc, result.snapshot.doc) };
-    if (!wait) {
-      sendJson(res, JSON.stringify(answer));
-      return;
-    }
-    if (!result.written) {
-      sendJson(res, JSON.stringify({ ...answer, sync: { revision: result.snapshot.revision, outcome: 'unchanged', targets: [] } }));
-      return;
-    }
-    const report = syncReport(await sync.waitForRevision(result.snapshot.revision, WAIT_TIMEOUT_MS));
-    if (report.error) throw report.error;
-    sendJson(res, JSON.stringify({ ...answer, sync: report.body }));
+    const applied = result.changes.filter((c) => c.changed).map((c) => ({ scope: parseEnvSection(c.section)!.scope, name: c.key }));
+    const answer = {
+      revision: result.snapshot.revision,
+      changed: [...new Set(applied.map((c) => c.name))],
+      consumers: reached(result.snapshot.doc, applied).map((consumer) => ({
+        consumer,
+        targets: deliveries(consumer).map((t) => ({ target: t.name, output: t.output, reload: describeAction(t.reload) })),
+      })),
+    };
+    await sendWritten({ res, sync, wait }, { answer, written: result.written, revision: result.snapshot.revision });
   };
 
   const scopeOf = (req: Request): string => {
@@ -123,10 +138,11 @@ export function createEnvRoutes(deps: EnvRoutesDeps): Router {
     handlers: {
       listEnv: (req, res) => {
         const snapshot = requestSnapshot(res, store);
-        const revealed = booleanQuery(req, 'reveal') && reveal({ req, res }, GLOBAL_SCOPE);
-        if (!revealed && notModified(req, res, snapshot.etag)) return;
+        const reveal = booleanQuery(req, 'reveal');
+        if (!reveal && notModified(req, res, snapshot.etag)) return;
         const out: Record<string, unknown> = Object.create(null);
-        for (const scope of scopes) out[scope] = scopeJson(at(snapshot.doc, scope), revealed);
+        for (const scope of scopes) out[scope] = scopeJson(at(snapshot.doc, scope), reveal);
+        if (reveal) audited({ res, scopes });
         sendJson(res, JSON.stringify(out), snapshot.etag);
       },
     },
@@ -136,10 +152,12 @@ export function createEnvRoutes(deps: EnvRoutesDeps): Router {
     handlers: {
       getEnvScope: (req, res) => {
         const scope = scopeOf(req);
-        const revealed = reveal({ req, res }, scope);
-        const snapshot = revealed ? requestSnapshot(res, store) : cached(req, res);
+        const reveal = booleanQuery(req, 'reveal');
+        const snapshot = reveal ? requestSnapshot(res, store) : cached(req, res);
         if (!snapshot) return;
-        sendJson(res, JSON.stringify(scopeJson(at(snapshot.doc, scope), revealed)), snapshot.etag);
+        const json = JSON.stringify(scopeJson(at(snapshot.doc, scope), reveal));
+        if (reveal) audited({ res, scopes: [scope] });
+        sendJson(res, json, snapshot.etag);
       },
       patchEnvScope: [
         jsonBody,
@@ -152,23 +170,27 @@ export function createEnvRoutes(deps: EnvRoutesDeps): Router {
   });
 
   addPath(router, '/env/{scope}/export', {
+    // PUT and DELETE of a variable named export go on to /env/{scope}/{name}.
+    otherMethods: (_req, _res, next) => next('route'),
     handlers: {
       exportEnv: (req, res) => {
         const scope = scopeOf(req);
         const format = singleQueryValue(req, 'format') ?? 'dotenv';
         if (format !== 'dotenv' && format !== 'json') throw new AppError('INVALID_REQUEST', { details: 'format must be dotenv or json' });
-        const revealed = reveal({ req, res }, scope);
+        const reveal = booleanQuery(req, 'reveal');
         const snapshot = requestSnapshot(res, store);
         const environment = environmentOf({ doc: snapshot.doc, schema, declarations, consumer: scope });
         if (environment.problems.length > 0) throw new AppError('CONFIG_INVALID', { details: environment.problems.join('; ') });
-        const vars = [...environment.variables].map(([name, variable]) => ({ name, value: variable.secret && !revealed ? MASK : variable.value }));
+        const vars = [...environment.variables].map(([name, variable]) => ({ name, value: variable.secret && !reveal ? MASK : variable.value }));
+        const text = format === 'json' ? JSON.stringify(Object.fromEntries(vars.map((v) => [v.name, v.value]))) : renderDotenv(vars);
+        if (reveal) audited({ res, scopes: [scope] });
         res.setHeader('ETag', snapshot.etag);
         if (format === 'json') {
-          sendJson(res, JSON.stringify(Object.fromEntries(vars.map((v) => [v.name, v.value]))));
+          sendJson(res, text);
           return;
         }
         res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-        res.end(renderDotenv(vars));
+        res.end(text);
       },
     },
   });
@@ -178,12 +200,14 @@ export function createEnvRoutes(deps: EnvRoutesDeps): Router {
       getEnvVariable: (req, res) => {
         const scope = scopeOf(req);
         const name = req.params.name as string;
-        const revealed = reveal({ req, res }, scope, name);
+        const reveal = booleanQuery(req, 'reveal');
         const snapshot = requestSnapshot(res, store);
         const variable = at(snapshot.doc, scope).variables.get(name);
-        if (!variable) throw new AppError('ENV_VARIABLE_NOT_FOUND', { details: `Variable ${name} is not set in scope ${scope}` });
-        if (!revealed && notModified(req, res, snapshot.etag)) return;
-        sendJson(res, JSON.stringify(shown(variable, revealed)), snapshot.etag);
+        if (!variable) throw notSet(scope, name);
+        if (!reveal && notModified(req, res, snapshot.etag)) return;
+        const json = JSON.stringify(shown(variable, reveal));
+        if (reveal) audited({ res, scopes: [scope], name });
+        sendJson(res, json, snapshot.etag);
       },
       putEnvVariable: [
         jsonBody,
@@ -197,15 +221,10 @@ export function createEnvRoutes(deps: EnvRoutesDeps): Router {
       deleteEnvVariable: async (req, res) => {
         const scope = scopeOf(req);
         const name = req.params.name as string;
-        const snapshot = requestSnapshot(res, store);
-        if (
-          !at(snapshot.doc, scope).variables.has(name) ||
-          variablesAt({ doc: snapshot.doc, schema, declarations, consumer: scope }).variables.get(name)?.source !== 'config.ini'
-        ) {
-          const mapped = declarations.mapped.get(scope)?.find((v) => v.name === name);
-          if (mapped) throw new AppError('ENV_MAPPED', { details: `${name} is mapped from ${mapped.placeholders.join(', ')}; change that setting instead` });
-          throw new AppError('ENV_VARIABLE_NOT_FOUND', { details: `Variable ${name} is not set in scope ${scope}` });
-        }
+        const variable = at(requestSnapshot(res, store).doc, scope).variables.get(name);
+        const mapped = declarations.mapped.get(scope)?.find((v) => v.name === name);
+        if (mapped) throw new AppError('ENV_MAPPED', { details: `${name} is mapped from ${mapped.placeholders.join(', ')}; change that setting instead` });
+        if (!variable) throw notSet(scope, name);
         await write({ req, res, scope }, new Map([[name, null]]));
       },
     },

@@ -11,7 +11,7 @@ import { DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, type HistoryQueries } from '.
 import type { SettingsStore } from '../../settings/store.js';
 import type { SyncDispatcher } from '../../sync/dispatcher.js';
 import { addPath, parseIfMatch, requireJsonBody, ROUTING, sendJson, setWarnings, singleQueryValue } from '../route-helpers.js';
-import { booleanQuery, syncReport, WAIT_TIMEOUT_MS } from './sync.js';
+import { booleanQuery, sendWritten } from './sync.js';
 
 export interface HistoryRoutesDeps {
   history: HistoryQueries;
@@ -90,17 +90,7 @@ export function createHistoryRoutes({ history, store, sync, jsonBody, onRollback
           if (result.written) onRollback();
           const changed = result.changes.filter((c) => c.changed).map((c) => `${c.section}.${c.key.toLowerCase()}`);
           const answer = { rolledBackTo: commit, revision: result.snapshot.revision, changed };
-          if (!wait) {
-            sendJson(res, JSON.stringify(answer));
-            return;
-          }
-          if (!result.written) {
-            sendJson(res, JSON.stringify({ ...answer, sync: { revision: result.snapshot.revision, outcome: 'unchanged', targets: [] } }));
-            return;
-          }
-          const report = syncReport(await sync.waitForRevision(result.snapshot.revision, WAIT_TIMEOUT_MS));
-          if (report.error) throw report.error;
-          sendJson(res, JSON.stringify({ ...answer, sync: report.body }));
+          await sendWritten({ res, sync, wait }, { answer, written: result.written, revision: result.snapshot.revision });
         },
       ],
     },

@@ -2,7 +2,7 @@
  * The sync side of the API: status per target, a forced reconcile, and the answer of a write made
  * with `?wait=true` once the worker is done with it.
  */
-import { Router, type Request } from 'express';
+import { Router, type Request, type Response } from 'express';
 import type { Actor } from '../../core/actor.js';
 import { AppError } from '../../core/errors.js';
 import type { RunAnswer, SyncDispatcher } from '../../sync/dispatcher.js';
@@ -50,6 +50,27 @@ export function syncReport(answer: RunAnswer): { body: Record<string, unknown>; 
     return { body, error: new AppError('SYNC_FAILED', { details: `${reasons.join('; ') || 'the revision was not applied'}${tail}`, data: { sync: body } }) };
   }
   return { body };
+}
+
+/**
+ * Answers a write: at once, or with `?wait=true` once the sync worker is done with its revision,
+ * `sync` added (SYNC_FAILED when it did not apply). A write that changed nothing has nothing to wait for.
+ */
+export async function sendWritten(
+  { res, sync, wait }: { res: Response; sync: SyncDispatcher; wait: boolean },
+  { answer, written, revision }: { answer: Record<string, unknown>; written: boolean; revision: string },
+): Promise<void> {
+  if (!wait) {
+    sendJson(res, JSON.stringify(answer));
+    return;
+  }
+  if (!written) {
+    sendJson(res, JSON.stringify({ ...answer, sync: { revision, outcome: 'unchanged', targets: [] } }));
+    return;
+  }
+  const report = syncReport(await sync.waitForRevision(revision, WAIT_TIMEOUT_MS));
+  if (report.error) throw report.error;
+  sendJson(res, JSON.stringify({ ...answer, sync: report.body }));
 }
 
 export function createSyncRoutes({ sync }: { sync: SyncDispatcher }): Router {
