@@ -33,7 +33,11 @@ export interface StagedFile {
 }
 
 export interface ReplaceIfOptions {
-  /** How long the replaced file is watched for a late write (ms; default 50). */
+  /**
+   * How long the replaced file is watched for a late write (ms; default 250): a writer that
+   * opened it before the rename may be descheduled between its open and its write, longest on a
+   * loaded machine.
+   */
   readonly holdMs?: number;
   /** Runs after the check, just before the file about to be replaced is pinned (the settings store marks the instant for its directory watch). */
   readonly beforeCheck?: () => void;
@@ -137,7 +141,7 @@ export async function stageFile(path: string, data: string | Uint8Array, options
       }
       await fsyncDirectory(dirname(path));
     },
-    async replaceIf(expected, { holdMs = 50, beforeCheck }: ReplaceIfOptions = {}) {
+    async replaceIf(expected, { holdMs = 250, beforeCheck }: ReplaceIfOptions = {}) {
       if (settled) throw new Error('staged file already settled');
       // Synchronous from the check to the rename: no other callback of this process runs between.
       const found = readIfPresent(path);

@@ -594,8 +594,14 @@ export function createEnvRecreator(input: CreateEnvRecreatorInput): EnvRecreator
     let resolved = await driver.resolve(ref, { timeoutMs: left() }).catch(async (error: unknown) => {
       // A crash between the stop and the start leaves two stopped containers with the service's
       // labels, the old one aside: once that is repaired, the label names one container again.
-      if (!(isAppError(error) && (error.data.matches ?? 0) > 1)) throw error;
-      if ((await repairAll({ timeoutMs: left(), healthTimeoutMs })).length === 0) throw error;
+      // A name that is not there may be aside (a restore that failed): put back, it is there again.
+      const ambiguous = isAppError(error) && (error.data.matches ?? 0) > 1;
+      const absent = isAppError(error) && error.code === 'SERVICE_UNREACHABLE' && ref.by === 'name';
+      if (!ambiguous && !absent) throw error;
+      const repaired = absent
+        ? await repairOne(ref.name, { ...repairDefaults(), timeoutMs: left(), healthTimeoutMs })
+        : (await repairAll({ timeoutMs: left(), healthTimeoutMs }))[0];
+      if (!repaired) throw error;
       return driver.resolve(ref, { timeoutMs: left() });
     });
     // An aside name found by a label, or an aside container left next to the name: a recreation

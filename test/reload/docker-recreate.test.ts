@@ -332,6 +332,15 @@ describe.skipIf(SKIP_DOCKERD)('environment recreation against a private dockerd'
       expect((await names()).filter((n) => n.startsWith('crashy'))).toEqual(['crashy']);
     }, 120_000);
 
+    it('when a recreation by name finds the name empty and the container aside (killed right after the rename), then it puts it back and goes on', async () => {
+      await killAt('renamed', { APP_TOKEN: 'interrupted' });
+      expect((await names()).filter((n) => n.startsWith('crashy'))).toEqual(['crashy.confhub-old']);
+      const result = await change('crashy', { APP_TOKEN: 'by-name' });
+      expect(result).toMatchObject({ container: 'crashy', recreated: true });
+      expect((await processEnv(driver, 'crashy')).get('APP_TOKEN')).toBe('by-name');
+      expect((await names()).filter((n) => n.startsWith('crashy'))).toEqual(['crashy']);
+    }, 120_000);
+
     it('when a recreation by label finds the two stopped containers a crash left, then it repairs first and goes on', async () => {
       // Killed between the stop and the start: two stopped containers carry the service label.
       await killAt('stopped', { APP_TOKEN: 'interrupted' });
