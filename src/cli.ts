@@ -14,6 +14,7 @@ import { startIdleGc } from './idle-gc.js';
 import { createLogDestination, createLogger, resolveLogFormat } from './log.js';
 import { loadRuntimeConfig, type RuntimeConfig } from './runtime-config.js';
 import { loadKeyring } from './secrets/master-key.js';
+import type { Keyring } from './secrets/secret-box.js';
 import { rotateMasterKey } from './secrets/rekey.js';
 import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from './settings/schema.js';
 import { readApiKey } from './settings/read-api-key.js';
@@ -207,7 +208,16 @@ async function validate(config: RuntimeConfig): Promise<void> {
     process.exitCode = 1;
     return;
   }
+  // Env sections that system.ini's declarations leave unused or in doubt: confhub runs with them
+  // (an upgrade may drop a consumer), but what they hold does not reach anyone as written.
+  for (const issue of envWarnings(config, keyring)) process.stdout.write(`warning: config.ini: ${issue}\n`);
   process.stdout.write('config.ini and system.ini are valid\n');
+}
+
+function envWarnings(config: RuntimeConfig, keyring: Keyring | undefined): string[] {
+  const { doc } = toSnapshot({ text: readText(config.configPath, 'config.ini'), label: 'config.ini', schema: CONFIG_SCHEMA, keyring });
+  const system = toSnapshot({ text: readText(config.systemPath, 'system.ini'), label: 'system.ini', schema: SYSTEM_SCHEMA }).doc;
+  return validateDocument({ doc, schema: CONFIG_SCHEMA, envDeclarations: syncConfigOf(system, config).env }).map((issue) => issue.message);
 }
 
 async function plan(config: RuntimeConfig): Promise<void> {

@@ -88,8 +88,9 @@ export function planEnvWrite({ doc, declarations, scope, variables, deliveryProb
   if (badNames.length > 0) throw new AppError('INVALID_NAME', { details: badNames.join('; ') });
 
   const mapped = new Map((declarations.mapped.get(scope) ?? []).map((variable) => [variable.name.toLowerCase(), variable]));
-  const refusedMapped = [...variables.keys()].flatMap((name) => {
-    const variable = mapped.get(name.toLowerCase());
+  // Removing is allowed: an own variable a newer system.ini maps must be removable.
+  const refusedMapped = [...variables].flatMap(([name, given]) => {
+    const variable = given === null ? undefined : mapped.get(name.toLowerCase());
     return variable ? [`${variable.name} is mapped from ${variable.placeholders.join(', ')}; change that setting instead`] : [];
   });
   if (refusedMapped.length > 0) throw new AppError('ENV_MAPPED', { details: refusedMapped.join('; ') });

@@ -80,10 +80,15 @@ function guardLine(line: string, { first }: { first: boolean }): string {
   return out;
 }
 
+/** A value's lines as the include file spells them (guarded, `%` doubled), for masking it in diffs. */
+export function supervisorValueLines(value: string): string[] {
+  return value.split('\n').map((line, index) => guardLine(line, { first: index === 0 }));
+}
+
 /** `NAME="value"` over as many lines as the value has (continuation lines indented). */
 function variableLines(name: string, value: string): string[] {
   const quote = value.includes('"') ? "'" : '"';
-  const lines = value.split('\n').map((line, index) => guardLine(line, { first: index === 0 }));
+  const lines = supervisorValueLines(value);
   lines[0] = `${name}=${quote}${lines[0]}`;
   lines[lines.length - 1] += quote;
   return lines;

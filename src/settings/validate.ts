@@ -29,6 +29,9 @@ export interface ValidateInput {
   /**
    * The consumers system.ini declares and their mapped variables: env sections are then also held
    * to them (a scope that exists, no own variable named like a mapped one, no name two ways).
+   * `confhub validate` warns of these; confhub runs with them, since an upgraded system.ini may
+   * drop a consumer or map a name a user set, and a file that stopped every target for that
+   * could not be mended through the API.
    */
   envDeclarations?: EnvDeclarationsShape;
 }

@@ -10,6 +10,7 @@ import type { IniDocument } from '../ini/document.js';
 import { renderTarget } from '../render/index.js';
 import { maskText } from '../core/mask.js';
 import { quoteDotenvValue } from '../render/dotenv.js';
+import { supervisorValueLines } from '../render/supervisor-env.js';
 import { secretsOf } from '../settings/mask-secrets.js';
 import type { FileSchema } from '../settings/schema.js';
 import { renderInput } from './reconcile.js';
@@ -23,12 +24,24 @@ const MIN_MASKED_LENGTH = 4;
 
 /**
  * A secret as the formats write it, so a diff masks it whichever file it is in: as it is, escaped
- * for a compose .env file, for JSON and YAML strings, with `%` doubled for supervisord, and each
- * line of a multi-line value (supervisord writes them on lines of their own).
+ * for a compose .env file, for JSON and YAML strings and for the ini package, as a supervisord
+ * include spells it, and each line of a multi-line value (supervisord writes them on lines of
+ * their own).
  */
 function spellings(secret: string): string[] {
-  const lines = secret.includes('\n') ? secret.split('\n').filter((line) => line.trim().length >= MIN_MASKED_LENGTH) : [];
-  return [secret, quoteDotenvValue(secret).slice(1, -1), JSON.stringify(secret).slice(1, -1), secret.replaceAll('%', '%%'), ...lines];
+  const long = (line: string) => line.trim().length >= MIN_MASKED_LENGTH;
+  const lines = secret.includes('\n') ? secret.split('\n').filter(long) : [];
+  const supervisor = supervisorValueLines(secret);
+  return [
+    secret,
+    quoteDotenvValue(secret).slice(1, -1),
+    JSON.stringify(secret).slice(1, -1),
+    // The ini package escapes ; and # with a backslash.
+    secret.replace(/[;#]/g, '\\$&'),
+    supervisor.join('\n'),
+    ...supervisor.filter(long),
+    ...lines,
+  ];
 }
 
 export interface TargetPlan {

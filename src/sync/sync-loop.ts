@@ -35,15 +35,13 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { maskText } from '../core/mask.js';
 import { secretsOf } from '../settings/mask-secrets.js';
 import { FILE_ACTOR, type ActorRef, type RevisionSource } from '../core/actor.js';
-import { validateDocument, type EnvDeclarationsShape } from '../settings/validate.js';
+import { validateDocument } from '../settings/validate.js';
 import { createTargetLanes, type LaneReconciler, type LaneReport } from './lanes.js';
 import type { WorkerToMain } from './protocol.js';
 import type { ReconcileResult, RunSource } from '../targets/outcome.js';
 import type { TargetSpec } from '../targets/target-spec.js';
 
 export interface SyncLoopDeps {
-  /** system.ini's consumers of environment variables: hand-edited env sections are held to them. */
-  env?: EnvDeclarationsShape;
   configPath: string;
   schema: FileSchema;
   /** The targets, for their lanes (targets whose reloads reach the same service share one). */
@@ -249,7 +247,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     }
     lastUnreadableRevision = undefined;
     try {
-      const issues = validateDocument({ doc: opened.doc, schema, refusePublicKeys: true, ...(deps.env ? { envDeclarations: deps.env } : {}) });
+      const issues = validateDocument({ doc: opened.doc, schema, refusePublicKeys: true });
       if (issues.length > 0) {
         const line = lineOf(opened.doc, issues[0]!.field);
         throw new AppError('CONFIG_INVALID', { details: issues.map((i) => i.message).join('; '), ...(line ? { data: { line } } : {}) });

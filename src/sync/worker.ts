@@ -131,7 +131,6 @@ const loop = createSyncLoop({
   configPath: init.configPath,
   schema: CONFIG_SCHEMA,
   targets,
-  env: init.sync.env,
   reconciler,
   post,
   logger,

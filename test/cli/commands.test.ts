@@ -60,6 +60,13 @@ describe('confhub validate, history, rollback', () => {
     writeFileSync(configPath, good.replace(sealed, `${sealed.slice(0, -2)}${sealed.endsWith('AA') ? 'BB' : 'AA'}`));
     expect(await cli(['validate'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('cannot be decrypted') });
 
+    // Env variables of a scope system.ini does not declare: valid, with a warning naming them.
+    writeFileSync(configPath, `${good}[env:gone]\nX = 1\n`);
+    expect(await cli(['validate'], env)).toMatchObject({
+      code: 0,
+      stdout: 'warning: config.ini: [env:gone]: gone is not global or a consumer declared in system.ini\nconfig.ini and system.ini are valid\n',
+    });
+
     writeFileSync(configPath, good);
     const systemPath = join(env.CONFHUB_DATA_DIR!, 'config', 'system.ini');
     writeFileSync(systemPath, `${readFileSync(systemPath, 'utf8')}\n[target:bad]\nsections = cockpit\nformat = nope\noutput = x\n`);

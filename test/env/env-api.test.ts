@@ -4,6 +4,7 @@
  * nothing written, the legacy settings listing unchanged, and history and rollback carrying them.
  */
 import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startConfhub, type Confhub } from '../support/confhub.js';
 import { connectSse } from '../support/sse-client.js';
@@ -123,6 +124,15 @@ describe('environment variables through the API', () => {
     expect(refused.body).toMatchObject({ code: 'ENV_MAPPED' });
     expect(refused.body.details).toContain('cockpit.port');
     expect((await json('/api/v1/env/web/WEB_PORT', { method: 'DELETE' })).body).toMatchObject({ code: 'ENV_MAPPED' });
+    // An own variable of a mapped name (a hand edit, or a newer system.ini) runs, and the API removes it.
+    const text = ch.readConfig();
+    writeFileSync(
+      ch.config.configPath,
+      text.includes('[env:web]\n') ? text.replace('[env:web]\n', '[env:web]\nWEB_PORT = 1\n') : `${text}\n[env:web]\nWEB_PORT = 1\n`,
+    );
+    await eventually('the hand edit is applied', async () => (await json('/api/v1/env/web/WEB_PORT')).body.value === '1');
+    expect((await json('/api/v1/env/web/WEB_PORT', { method: 'DELETE' })).body).toMatchObject({ changed: ['WEB_PORT'] });
+    expect((await json('/api/v1/env/web/WEB_PORT')).body).toMatchObject({ source: 'mapped:cockpit.port' });
     expect((await json('/api/v1/env/web/OTHER')).status).toBe(404);
     // A global variable of the same name is allowed: the consumer's mapped one wins for it.
     expect((await patch('global', { WEB_PORT: '7' })).status).toBe(200);

@@ -25,7 +25,9 @@ describe('plan of environment targets', () => {
       configDir: join(dir, 'config'),
       own: loadRuntimeConfig({ CONFHUB_DATA_DIR: dir }, dir).ownPaths,
     });
-    const doc = parseIni('[env:app:secret]\nDB_PASSWORD = Pa$word"with\\quote%d-x\nMULTI = json:"first-line-secret\\nsecond-line-secret"\n');
+    const doc = parseIni(
+      '[env:app:secret]\nDB_PASSWORD = Pa$word"with\\quote%d-x\nMULTI = json:"first-line-secret\\nsecond-line-secret"\nGUARDED_TOKEN = json:"abc-guard #x%(y)zz "\n',
+    );
     const plans = await planTargets({ targets: sync.targets, paths: sync.paths, doc, schema: CONFIG_SCHEMA, env: sync.env });
     expect(plans.map((p) => [p.target, p.change, p.error])).toEqual([
       ['app', 'create', null],
@@ -33,7 +35,9 @@ describe('plan of environment targets', () => {
     ]);
     for (const plan of plans) {
       expect(plan.diff).toContain('DB_PASSWORD=');
-      for (const secret of ['word', 'quote', 'first-line-secret', 'second-line-secret']) expect(plan.diff, `${plan.target}: ${secret}`).not.toContain(secret);
+      for (const secret of ['word', 'quote', 'first-line-secret', 'second-line-secret', 'abc-guard', 'zz']) {
+        expect(plan.diff, `${plan.target}: ${secret}`).not.toContain(secret);
+      }
     }
   });
 });

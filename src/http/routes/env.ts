@@ -9,7 +9,7 @@ import type { AuditLog } from '../../audit/audit-log.js';
 import type { Actor } from '../../core/actor.js';
 import { AppError } from '../../core/errors.js';
 import { MASK } from '../../core/mask.js';
-import { environmentOf, variablesAt, type Environment, type EnvVariable } from '../../env/environment.js';
+import { environmentOf, scopeVariables, variablesAt, type Environment, type EnvVariable } from '../../env/environment.js';
 import { envWriteValue, envWriteValues, planEnvWrite, requireScope, type EnvWriteValue } from '../../env/env-writes.js';
 import type { IniDocument } from '../../ini/document.js';
 import { renderDotenv } from '../../render/dotenv.js';
@@ -221,10 +221,12 @@ export function createEnvRoutes(deps: EnvRoutesDeps): Router {
       deleteEnvVariable: async (req, res) => {
         const scope = scopeOf(req);
         const name = req.params.name as string;
-        const variable = at(requestSnapshot(res, store).doc, scope).variables.get(name);
+        // An own variable goes, even one a mapped variable now shares its name with.
+        const own = scopeVariables(requestSnapshot(res, store).doc, scope).get(name);
         const mapped = declarations.mapped.get(scope)?.find((v) => v.name === name);
-        if (mapped) throw new AppError('ENV_MAPPED', { details: `${name} is mapped from ${mapped.placeholders.join(', ')}; change that setting instead` });
-        if (!variable) throw notSet(scope, name);
+        if (!own && mapped)
+          throw new AppError('ENV_MAPPED', { details: `${name} is mapped from ${mapped.placeholders.join(', ')}; change that setting instead` });
+        if (!own) throw notSet(scope, name);
         await write({ req, res, scope }, new Map([[name, null]]));
       },
     },
