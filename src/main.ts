@@ -289,11 +289,15 @@ async function compose({ config, logger, syncWorker, logLinesDropped }: ConfhubO
     upgrade,
     close() {
       closing ??= (async () => {
+        // Stopping: a late write into a replaced file is still read and merged back, without
+        // waiting out the watch.
+        settings.hurry();
         await settings.idle();
         // Checks in flight end within their probe timeout; waited for beside the worker, so they
         // add nothing to the shutdown budget, and no probe's socket outlives the process.
         await Promise.all([workerHost.stop(), services.idle()]);
         // A rollback the worker asked for while stopping is written before the database closes.
+        settings.hurry();
         await settings.idle();
         settings.close();
         db.close();

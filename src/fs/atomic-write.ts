@@ -43,6 +43,9 @@ export interface ReplaceIfOptions {
   readonly beforeCheck?: () => void;
 }
 
+/** Two reads this far apart that agree: the replaced file rests. */
+const REST_MS = 15;
+
 export type ReplaceResult =
   | {
       readonly installed: true;
@@ -51,6 +54,8 @@ export type ReplaceResult =
       readonly later: Promise<Buffer | undefined>;
       /** Stops watching the replaced file now (`later` then resolves with `replaced`): its descriptor must not outlive its owner. */
       readonly release: () => void;
+      /** Cuts the wait short (a stop): the file is read until it rests, without waiting out `holdMs`. */
+      readonly hurry: () => void;
     }
   | { readonly installed: false; readonly found: Buffer | undefined };
 
@@ -162,7 +167,7 @@ export async function stageFile(path: string, data: string | Uint8Array, options
       if (fd === undefined) {
         // Removed by hand after the check: nothing was replaced, the write brings the file back.
         await fsyncDirectory(dirname(path));
-        return { installed: true, replaced: undefined, later: Promise.resolve(undefined), release: () => undefined };
+        return { installed: true, replaced: undefined, later: Promise.resolve(undefined), release: () => undefined, hurry: () => undefined };
       }
       let replaced: Buffer;
       try {
@@ -172,9 +177,14 @@ export async function stageFile(path: string, data: string | Uint8Array, options
       }
       // Read again until two reads 15 ms apart agree: a file being rewritten is never taken whole.
       let open = true;
+      let hurried = false;
       let wake: () => void = () => undefined;
       const pause = (ms: number): Promise<void> =>
         new Promise((resolve) => {
+          if (hurried && ms > REST_MS) {
+            resolve();
+            return;
+          }
           // Kept referenced: a process ending while a replaced file is watched would drop an edit
           // merged back from it (the watch lasts at most a few hundred ms).
           const timer = setTimeout(resolve, ms);
@@ -188,7 +198,7 @@ export async function stageFile(path: string, data: string | Uint8Array, options
           await pause(holdMs);
           let previous = open ? readAllSync(fd) : replaced;
           for (let i = 0; open && i < 20; i++) {
-            await pause(15);
+            await pause(REST_MS);
             if (!open) break;
             const current = readAllSync(fd);
             if (current.equals(previous)) return current;
@@ -207,8 +217,12 @@ export async function stageFile(path: string, data: string | Uint8Array, options
         open = false;
         wake();
       };
+      const hurry = (): void => {
+        hurried = true;
+        wake();
+      };
       await fsyncDirectory(dirname(path));
-      return { installed: true, replaced, later, release };
+      return { installed: true, replaced, later, release, hurry };
     },
     async discard() {
       if (settled) return;

@@ -142,6 +142,8 @@ export interface SettingsStore extends ReadOnlyIniStore {
   edit(input: EditInput): Promise<UpdateResult>;
   /** Resolves when every queued write has settled. */
   idle(): Promise<void>;
+  /** Stops waiting out the watches of replaced files (a stop): each is read until it rests, and merged back if edited. */
+  hurry(): void;
   /** Stops watching config.ini's directory, if it did. */
   close(): void;
 }
@@ -787,6 +789,8 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
   const windows = new Set<{ cancel(): void }>();
   /** Replaced files still watched, as promises: `idle()` waits for them (each may merge an edit back). */
   const watching = new Set<Promise<unknown>>();
+  /** Cut the watches short, each reading its file until it rests (a stop). */
+  const hurries = new Set<() => void>();
   /** The text a write is installing right now. */
   let writing: string | undefined;
   /** The check a change event started, if one runs (`idle()` waits for it: it may queue a write). */
@@ -1009,9 +1013,11 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
           // through a descriptor opened before the rename. It is merged back once that file rests:
           // a half-written one is never taken for an edit.
           held.add(result.release);
+          hurries.add(result.hurry);
           const ancestor = base.stored;
           const watched: Promise<void> = result.later.then((later) => {
             held.delete(result.release);
+            hurries.delete(result.hurry);
             watching.delete(watched);
             if (!later || later.equals(read)) return;
             if (!closed) mergeBack({ ancestor, edited: later });
@@ -1133,6 +1139,9 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     restore: (restore) => enqueue({ input: { changes: [], actor: restore.actor }, restore }),
     seal: (seal) => enqueue({ input: { changes: [], actor: seal.actor }, seal }),
     edit: (edit) => enqueue({ input: { changes: [], actor: edit.actor, source: 'cli' }, edit }),
+    hurry(): void {
+      for (const hurry of [...hurries]) hurry();
+    },
     async idle() {
       while (draining || staleCheck || watching.size > 0) await (draining ?? staleCheck ?? Promise.race(watching));
     },

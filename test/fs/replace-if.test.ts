@@ -48,6 +48,19 @@ describe('replaceIf', () => {
     expect(readFileSync(path, 'utf8')).toBe('a = 3\n');
   });
 
+  it('when the watch is hurried (a stop), then the late write is still read, without waiting out the hold', async () => {
+    const path = fileWith('a = 1\n');
+    const writer = openSync(path, 'a');
+    const staged = await stageFile(path, 'a = 3\n');
+    // Longer than the test's own timeout: only hurry() lets `later` resolve in time.
+    const result = await staged.replaceIf(Buffer.from('a = 1\n'), { holdMs: 60_000 });
+    writeSync(writer, 'hand = yes\n');
+    closeSync(writer);
+    if (!result.installed) throw new Error('not installed');
+    result.hurry();
+    expect((await result.later)?.toString()).toBe('a = 1\nhand = yes\n');
+  });
+
   it('when the file is missing, then nothing is created', async () => {
     const path = fileWith('a = 1\n');
     const staged = await stageFile(path, 'a = 3\n');
