@@ -109,7 +109,10 @@ describe('environment variables through the API', () => {
     await patch('global', { SMTP_HOST_X: { value: 'plain-now', secret: false } });
     expect((await json('/api/v1/env/global/SMTP_HOST_X')).body).toEqual({ value: 'plain-now', secret: false, source: 'config.ini' });
     expect(ch.readConfig()).toMatch(/\[env:global\][^[]*SMTP_HOST_X = plain-now/);
-    await patch('global', { SMTP_HOST_X: null, DB_PASSWORD: null });
+    // Made secret with the same value: no consumer gets anything new.
+    await patch('global', { SAME_VALUE: 'x' });
+    expect((await patch('global', { SAME_VALUE: { value: 'x', secret: true } })).body).toMatchObject({ changed: ['SAME_VALUE'], consumers: [] });
+    await patch('global', { SMTP_HOST_X: null, DB_PASSWORD: null, SAME_VALUE: null });
   });
 
   it('when a consumer has mapped variables, then they follow their setting, are read-only and a secret setting makes them secret', async () => {

@@ -39,6 +39,10 @@ function shown(variable: EnvVariable, reveal: boolean): { value: string; secret:
   return { value: variable.secret && !reveal ? MASK : variable.value, secret: variable.secret, source: variable.source };
 }
 
+function sameEnvironment(a: Environment, b: Environment): boolean {
+  return a.variables.size === b.variables.size && [...b.variables].every(([name, variable]) => a.variables.get(name)?.value === variable.value);
+}
+
 function notSet(scope: string, name: string): AppError {
   return new AppError('ENV_VARIABLE_NOT_FOUND', { details: `Variable ${printable(name)} is not set in scope ${scope}` });
 }
@@ -106,7 +110,8 @@ export function createEnvRoutes(deps: EnvRoutesDeps): Router {
     const planFor = (doc: IniDocument) => planEnvWrite({ doc, declarations, scope, variables, deliveryProblem });
     // Refused at once when it is wrong against the file as read; planned again in the store's
     // queue, against the file as the write finds it (another write may have come first).
-    const changes = planFor(requestSnapshot(res, store).doc);
+    const before = requestSnapshot(res, store).doc;
+    const changes = planFor(before);
     res.locals.audited = true;
     const result = await store.update({ changes, plan: planFor, ifMatch: parseIfMatch(req), actor: res.locals.actor as Actor, allowNew: true });
     res.setHeader('ETag', result.snapshot.etag);
@@ -115,10 +120,20 @@ export function createEnvRoutes(deps: EnvRoutesDeps): Router {
     const answer = {
       revision: result.snapshot.revision,
       changed: [...new Set(applied.map((c) => c.name))],
-      consumers: reached(result.snapshot.doc, applied).map((consumer) => ({
-        consumer,
-        targets: deliveries(consumer).map((t) => ({ target: t.name, output: t.output, reload: describeAction(t.reload) })),
-      })),
+      // Reached by a changed key, and given other values than before (a variable that only became
+      // secret, or an own one removed that equals the global one, changes nothing a consumer gets).
+      consumers: reached(result.snapshot.doc, applied)
+        .filter(
+          (consumer) =>
+            !sameEnvironment(
+              environmentOf({ doc: before, schema, declarations, consumer }),
+              environmentOf({ doc: result.snapshot.doc, schema, declarations, consumer }),
+            ),
+        )
+        .map((consumer) => ({
+          consumer,
+          targets: deliveries(consumer).map((t) => ({ target: t.name, output: t.output, reload: describeAction(t.reload) })),
+        })),
     };
     await sendWritten({ res, sync, wait }, { answer, written: result.written, revision: result.snapshot.revision });
   };
