@@ -31,6 +31,8 @@ import { createDockerDriver, engineStep, type DockerDriver } from './docker.js';
 
 /** Comma-separated, sorted names of the variables confhub set on the container. */
 export const MANAGED_ENV_LABEL = 'confhub.env.managed';
+/** As in secretsOf (settings/mask-secrets.ts): shorter values are not masked in free text. */
+const MIN_MASKED_LENGTH = 4;
 /** Suffix of an old container renamed aside that was running (a restore starts it again). */
 export const ASIDE_SUFFIX_RUNNING = '.confhub-old';
 /** Suffix of an old container renamed aside that was not running (a restore leaves it stopped). */
@@ -374,6 +376,15 @@ export interface CreateEnvRecreatorInput {
   readonly pollIntervalMs?: number;
 }
 
+/**
+ * Masks the given values in a message, longest first. Values shorter than secretsOf's floor are
+ * left: masking every "1" would garble the message, not hide a secret.
+ */
+export function redactionOf(values: Iterable<string>): (message: string) => string {
+  const secrets = [...new Set(values)].filter((value) => value.length >= MIN_MASKED_LENGTH).sort((a, b) => b.length - a.length);
+  return (message) => maskText(message, secrets);
+}
+
 function asideName(name: string, wasRunning: boolean): string {
   return `${name}${wasRunning ? ASIDE_SUFFIX_RUNNING : ASIDE_SUFFIX_STOPPED}`;
 }
@@ -632,10 +643,7 @@ export function createEnvRecreator(input: CreateEnvRecreatorInput): EnvRecreator
       return { container: name, recreated: false, id: old.Id, running: isRunning(old), phases: {}, warnings: [] };
     }
     // The engine's messages may quote what it was sent; no value reaches an error.
-    const secrets = [...new Set([...env.values(), ...(old.Config.Env ?? []).map((entry) => entry.slice(envName(entry).length + 1))])]
-      .filter((value) => value !== '')
-      .sort((a, b) => b.length - a.length);
-    const redact = (message: string): string => maskText(message, secrets);
+    const redact = redactionOf([...env.values(), ...(old.Config.Env ?? []).map((entry) => entry.slice(envName(entry).length + 1))]);
     const call = (what: string): Call => ({ what, timeoutMs: left(), redact });
     const wasRunning = isRunning(old);
     await endPhase('inspect', 'inspected');

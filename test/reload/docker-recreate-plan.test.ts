@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/core/errors.js';
 import { engineStep } from '../../src/reload/docker.js';
-import { MANAGED_ENV_LABEL, parseAsideName, planRecreate, type ContainerInspect, type ImageInspect } from '../../src/reload/docker-recreate.js';
+import { MANAGED_ENV_LABEL, parseAsideName, planRecreate, redactionOf, type ContainerInspect, type ImageInspect } from '../../src/reload/docker-recreate.js';
 
 const ID = `0123456789ab${'c'.repeat(52)}`;
 const IMAGE: ImageInspect = { Id: 'sha256:feed', Config: { Env: ['PATH=/usr/bin', 'LANG=C.UTF-8'] } };
@@ -154,6 +154,11 @@ describe('parseAsideName', () => {
 });
 
 describe('engineStep', () => {
+  it('when values are masked in an engine message, then every value of four or more characters is, the longest first, and shorter ones are not', () => {
+    const redact = redactionOf(['1', 'abc', 'secret-value', 'secret']);
+    expect(redact('exit code 1: secret-value and secret (abc)')).toBe('exit code 1: ****** and ****** (abc)');
+  });
+
   it("when a redaction is given, then the engine's message reaches the error only through it", async () => {
     const refusal = Object.assign(new Error('invalid value s3cr3t-value in Env'), { statusCode: 400, json: { message: 'invalid value s3cr3t-value in Env' } });
     const error = await engineStep(

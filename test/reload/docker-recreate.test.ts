@@ -139,7 +139,11 @@ describe.skipIf(SKIP_DOCKERD)('environment recreation against a private dockerd'
     expect(hostMountsBefore ?? []).toEqual([]);
     const anonymous = before.Mounts.filter((m) => m.Destination === '/anon' || m.Destination === '/image-vol');
     expect(anonymous).toHaveLength(2);
-    expect(hostMountsAfter).toEqual(anonymous.map((m) => ({ Type: 'volume', Source: m.Name, Target: m.Destination })));
+    // Docker lists mounts in no fixed order.
+    const byTarget = (x: { Target: string }, y: { Target: string }) => x.Target.localeCompare(y.Target);
+    expect([...(hostMountsAfter as { Target: string }[])].sort(byTarget)).toEqual(
+      anonymous.map((m) => ({ Type: 'volume', Source: m.Name, Target: m.Destination })).sort(byTarget),
+    );
     // Mounts: the same volumes, binds and paths.
     const mounts = (info: Inspect) =>
       [...info.Mounts]
