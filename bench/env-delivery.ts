@@ -19,11 +19,12 @@ import Docker from 'dockerode';
 import { pino } from 'pino';
 import { createDockerDriver } from '../src/reload/docker.js';
 import { readComposeDotenv } from '../src/render/dotenv.js';
-import { ensureBusyboxImage, startDockerd } from '../test/support/engines.js';
+import { ensureBusyboxImage } from '../test/support/engines.js';
+import { startBenchDockerd } from './lib/dockerd.js';
 import { assertBuilt, startConfhub } from './lib/confhub.js';
 import { positiveFromEnv } from './lib/env.js';
 import { describeMachine, type MachineInfo } from './lib/machine.js';
-import { log, makeTempDir, onExit, runBench, sleep, stopServer } from './lib/processes.js';
+import { log, makeTempDir, runBench, sleep, stopServer } from './lib/processes.js';
 import { fmt, markdownTable, RESULTS_DIR, writeResults } from './lib/report.js';
 import { summarize, type Summary } from './lib/stats.js';
 import { writeSystemIni } from './lib/system-ini.js';
@@ -69,15 +70,7 @@ function markdown(report: Report): string {
 async function main(): Promise<void> {
   assertBuilt();
   const machine = describeMachine();
-  log('starting a private dockerd');
-  const engine = await startDockerd();
-  const undo = onExit(() => {
-    try {
-      process.kill(engine.pid, 'SIGTERM');
-    } catch {
-      // already gone
-    }
-  });
+  const { engine, stop } = await startBenchDockerd();
   const dataDir = makeTempDir('confhub-bench-env-');
   try {
     await ensureBusyboxImage(engine.socketPath);
@@ -157,8 +150,7 @@ async function main(): Promise<void> {
       await stopServer(confhub);
     }
   } finally {
-    await engine.stop();
-    undo();
+    await stop();
   }
 }
 

@@ -25,10 +25,11 @@ import Docker from 'dockerode';
 import { pino } from 'pino';
 import { createDockerDriver } from '../src/reload/docker.js';
 import { createEnvRecreator, type RecreatePhase, type RecreateStep } from '../src/reload/docker-recreate.js';
-import { ensureBusyboxImage, startDockerd, type PrivateDockerd } from '../test/support/engines.js';
+import { ensureBusyboxImage, type PrivateDockerd } from '../test/support/engines.js';
+import { startBenchDockerd } from './lib/dockerd.js';
 import { positiveFromEnv } from './lib/env.js';
 import { describeMachine, type MachineInfo } from './lib/machine.js';
-import { log, makeTempDir, onExit, runBench } from './lib/processes.js';
+import { log, makeTempDir, runBench } from './lib/processes.js';
 import { disturbedNote, fmt, markdownTable, RESULTS_DIR, writeResults } from './lib/report.js';
 import { cpuShares, isDisturbed, sampleCpu, type CpuShares } from './lib/resource-usage.js';
 import { summarize, type Summary } from './lib/stats.js';
@@ -146,15 +147,7 @@ function markdown(report: Report): string {
 
 async function main(): Promise<void> {
   const machine = describeMachine();
-  log('starting a private dockerd');
-  const engine = await startDockerd();
-  const undo = onExit(() => {
-    try {
-      process.kill(engine.pid, 'SIGTERM');
-    } catch {
-      // already gone
-    }
-  });
+  const { engine, stop } = await startBenchDockerd();
   try {
     await ensureBusyboxImage(engine.socketPath);
     const docker = new Docker({ socketPath: engine.socketPath });
@@ -175,8 +168,7 @@ async function main(): Promise<void> {
     };
     writeResults(RESULTS_PATH, report, markdown(report), [engine.dir, confDir]);
   } finally {
-    await engine.stop();
-    undo();
+    await stop();
   }
 }
 
