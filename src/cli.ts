@@ -320,7 +320,7 @@ async function once(config: RuntimeConfig): Promise<void> {
     // The audit log and the event log tell of it as they do of a running confhub's runs.
     if (result.outcome !== 'unchanged') {
       auditSyncRun({ audit: confhub.audit, log: logger }, { result: { ...result, targets: maskedTargets }, finishedAt: Date.now(), actor: author.actor });
-      publishSyncRun(confhub.events, { result: { ...result, targets: maskedTargets }, source: 'once', actor: author.actor });
+      publishSyncRun(confhub.events, { result: { ...result, targets: maskedTargets }, source: 'once', actor: author.actor }, sync.targets);
     }
     say(`revision ${revision} (commit ${commit?.slice(0, 12) ?? '-'}): ${result.outcome}`);
     for (const t of maskedTargets) say(`  ${t.target}: ${t.state}${t.error ? ` (${t.error.code}: ${t.error.details})` : ''}`);

@@ -33,6 +33,7 @@ import { createSupervisorDriver } from './reload/supervisor.js';
 import type { RuntimeConfig } from './runtime-config.js';
 import { loadKeyring } from './secrets/master-key.js';
 import type { Keyring } from './secrets/secret-box.js';
+import { splitChangedKeys } from './settings/env-sections.js';
 import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from './settings/schema.js';
 import { createReadOnlyIniStore, createSettingsStore, type RevisionAnnouncement, type SettingsStore } from './settings/store.js';
 import { createAnnouncements } from './sync/announcements.js';
@@ -136,8 +137,12 @@ async function compose({ config, logger, syncWorker, logLinesDropped }: ConfhubO
       persistAnnouncement(announcement);
       announce(announcement);
     },
-    afterCommit: ({ revision, actor, source, keys: changed }) =>
-      events.publish('settings.changed', { revision, actor: actorRef(actor), source, keys: changed }),
+    afterCommit: ({ revision, actor, source, keys: changed }) => {
+      const { settings: keys, variables, scopes } = splitChangedKeys(changed);
+      // Every revision is announced: one that changed no key (comments, layout) as a settings change.
+      if (keys.length > 0 || variables.length === 0) events.publish('settings.changed', { revision, actor: actorRef(actor), source, keys });
+      if (variables.length > 0) events.publish('env.changed', { revision, actor: actorRef(actor), source, variables, scopes });
+    },
     // Every API request reads config.ini: it is checked only when its directory reports a change.
     watch: {},
   });

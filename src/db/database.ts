@@ -104,6 +104,21 @@ export const MIGRATIONS: readonly Migration[] = [
     // committed the revision must not make the next start take it for a hand edit.
     sql: `ALTER TABLE announcements ADD COLUMN own INTEGER NOT NULL DEFAULT 0;`,
   },
+  {
+    version: 9,
+    name: 'event_types_by_subject',
+    // Event types are named by what they are about (sync.*, source.*): a client resuming from an
+    // id of an older confhub reads the events it missed under the names it will see from now on.
+    sql: `UPDATE events SET type = 'sync.' || type WHERE type IN ('applied', 'failed', 'rolled_back', 'rollback_failed');
+    UPDATE events SET type = 'source.invalid',
+      data = CASE WHEN json_extract(data, '$.error.line') IS NULL
+        THEN json_object('revision', json_extract(data, '$.revision'), 'code', json_extract(data, '$.error.code'),
+          'reason', coalesce(json_extract(data, '$.error.details'), json_extract(data, '$.error.message')))
+        ELSE json_object('revision', json_extract(data, '$.revision'), 'code', json_extract(data, '$.error.code'),
+          'reason', coalesce(json_extract(data, '$.error.details'), json_extract(data, '$.error.message')), 'line', json_extract(data, '$.error.line'))
+      END
+      WHERE type = 'source_invalid';`,
+  },
 ];
 
 export interface OpenDatabaseOptions {

@@ -16,26 +16,43 @@ export interface SyncRunData {
 }
 
 export interface EventDataMap {
-  /** An accepted write changed config.ini: which keys (`section.key`), by whom; never values. */
+  /** An accepted write changed config.ini: which keys (`section.key`) outside `[env:…]`, by whom; never values. */
   'settings.changed': {
     readonly revision: string;
     readonly actor: ActorRef;
     readonly source: RevisionSource;
     readonly keys: readonly string[];
   };
-  applied: SyncRunData;
-  failed: SyncRunData;
-  rolled_back: SyncRunData;
+  /** An accepted write changed environment variables: which (`scope.NAME`), in which scopes, by whom; never values. */
+  'env.changed': {
+    readonly revision: string;
+    readonly actor: ActorRef;
+    readonly source: RevisionSource;
+    readonly variables: readonly string[];
+    readonly scopes: readonly string[];
+  };
+  'sync.applied': SyncRunData;
+  'sync.failed': SyncRunData;
+  'sync.rolled_back': SyncRunData;
   /**
    * An automatic rollback could not restore config.ini (it could not be written, the revision to
    * restore does not validate or open any more…): config.ini still holds the revision that failed.
    */
-  rollback_failed: { readonly failedRevision: string; readonly toRevision: string; readonly error: PlainError };
+  'sync.rollback_failed': { readonly failedRevision: string; readonly toRevision: string; readonly error: PlainError };
+  /** A target's service was reloaded (restarted, signalled, recreated…) for a revision and verified. */
+  'service.reloaded': { readonly revision: string; readonly target: string; readonly reload: string };
+  /** A target's service did not come back healthy, or could not be reloaded, for a revision. */
+  'service.unhealthy': { readonly revision: string; readonly target: string; readonly code: string; readonly reason: string };
   /** config.ini cannot be used (syntax, validation, a secret that does not open); the last good one stays. */
-  source_invalid: { readonly revision: string; readonly error: PlainError & { readonly line?: number } };
+  'source.invalid': { readonly revision: string; readonly code: string; readonly reason: string; readonly line?: number };
   /** The sync worker thread became ready, or stopped (on shutdown, or to be restarted after a crash). */
   'worker.state': { readonly state: 'ready' | 'stopped'; readonly restarts: number };
+  /** A webhook endpoint was turned off: it answered 410 Gone, or kept failing for the whole retry window. */
+  'webhook.disabled': { readonly webhook: string; readonly url: string; readonly reason: string };
 }
+
+/** The type of a sync run's event, by the run's outcome. */
+export type SyncEventType = 'sync.applied' | 'sync.failed' | 'sync.rolled_back';
 
 export type EventType = keyof EventDataMap;
 

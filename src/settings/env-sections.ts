@@ -90,3 +90,30 @@ export function decodeEnvValue(stored: string): string {
   if (typeof parsed !== 'string') throw new Error('json: must be followed by one JSON string');
   return parsed;
 }
+
+export interface ChangedKeys {
+  /** `section.key` of the settings outside `[env:…]`. */
+  readonly settings: readonly string[];
+  /** `scope.NAME` of the environment variables (a secret one under its scope's name too). */
+  readonly variables: readonly string[];
+  readonly scopes: readonly string[];
+}
+
+/** Splits a revision's changed keys (`section.key`) into settings and environment variables. */
+export function splitChangedKeys(keys: readonly string[]): ChangedKeys {
+  const settings: string[] = [];
+  const variables = new Set<string>();
+  const scopes = new Set<string>();
+  for (const key of keys) {
+    // Variable names hold no dot; scope names may.
+    const dot = key.lastIndexOf('.');
+    const env = dot > 0 ? parseEnvSection(key.slice(0, dot)) : undefined;
+    if (!env) {
+      settings.push(key);
+      continue;
+    }
+    variables.add(`${env.scope}.${key.slice(dot + 1)}`);
+    scopes.add(env.scope);
+  }
+  return { settings, variables: [...variables], scopes: [...scopes] };
+}

@@ -36,6 +36,7 @@ import {
   type OpenedDocument,
   type StoredValueChange,
 } from '../secrets/sealed-document.js';
+import { isEnvSection } from './env-sections.js';
 import { decodeText, revisionOf } from './revision.js';
 import { planChanges, validationFailed, type ChangeInput, type PlannedChange } from './plan-changes.js';
 import { validateDocument } from './validate.js';
@@ -212,6 +213,11 @@ export interface SettingsStoreOptions extends IniFileStoreOptions {
 /** A revision that replaced the file, with the keys (`section.key`) its writes changed or removed. */
 export interface CommittedRevision extends RevisionAnnouncement {
   readonly keys: readonly string[];
+}
+
+/** `section.key` as events name it: setting keys are case-insensitive, variable names are not. */
+function changedKey(change: { readonly section: string; readonly key: string }): string {
+  return `${change.section}.${isEnvSection(change.section) ? change.key : change.key.toLowerCase()}`;
 }
 
 export function etagOf(revision: string): string {
@@ -1097,10 +1103,9 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     const keys = new Set<string>();
     for (const outcome of outcomes) {
       if ('error' in outcome) continue;
-      for (const change of outcome.changes)
-        if (change.removed || change.oldValue !== change.newValue) keys.add(`${change.section}.${change.key.toLowerCase()}`);
+      for (const change of outcome.changes) if (change.removed || change.oldValue !== change.newValue) keys.add(changedKey(change));
     }
-    for (const change of sealed) keys.add(`${change.section}.${change.key.toLowerCase()}`);
+    for (const change of sealed) keys.add(changedKey(change));
     try {
       options.afterCommit?.({ ...announced, keys: [...keys] });
     } catch (error) {

@@ -14,10 +14,11 @@ import { backoffDelay } from '../core/backoff.js';
 import { sleep, systemClock, type Clock } from '../core/clock.js';
 import { AppError, isAppError, toPlainError, type PlainError } from '../core/errors.js';
 import type { EventLog } from '../events/event-log.js';
+import type { SyncEventType } from '../events/event-types.js';
 import type { Metrics } from '../metrics.js';
 import type { RevisionAnnouncement, SettingsStore } from '../settings/store.js';
 import type { ReconcileResult } from '../targets/outcome.js';
-import type { TargetSpec } from '../targets/target-spec.js';
+import { describeAction, type TargetSpec } from '../targets/target-spec.js';
 import type { HistoryStatus, MainToWorker, WorkerToMain } from './protocol.js';
 import type { RunLog } from './run-log.js';
 import { createTargetStatus } from './target-status.js';
@@ -67,7 +68,7 @@ const SKIPPED_FAILED: PlainError = Object.freeze({
 });
 
 export function createSyncDispatcher(deps: SyncDispatcherDeps) {
-  const { runLog, audit, settings, events, metrics, worker, clock = systemClock } = deps;
+  const { runLog, audit, settings, events, metrics, worker, targets, clock = systemClock } = deps;
   const log = deps.logger.child({ module: 'sync-dispatcher' });
   const targetStatus = createTargetStatus(deps.targets);
   const revisions = createRevisionWaiters({ currentRevision: () => currentRevision() });
@@ -104,13 +105,7 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
     const acted = result.targets.some((t) => t.writeMode !== null || t.reloaded || t.state === 'failed' || t.state === 'rolled_back');
     if (result.outcome === 'unchanged' || !acted) return;
     auditRun({ result, finishedAt: message.finishedAt, actor: RETRY_ACTOR });
-    events.publish(result.outcome === 'failed' || result.outcome === 'rolled_back' ? 'failed' : 'applied', {
-      revision: result.revision,
-      source: 'retry',
-      actor: RETRY_ACTOR,
-      targets: result.targets,
-      ...(result.error ? { error: result.error } : {}),
-    });
+    publishSyncRun(events, { result, source: 'retry', actor: RETRY_ACTOR }, targets);
   }
 
   function onRun(message: Extract<WorkerToMain, { type: 'run' }>): void {
@@ -144,7 +139,7 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
       ...(written !== undefined ? { writtenAt: written } : {}),
     });
     writtenAt.delete(result.revision);
-    if (result.outcome !== 'unchanged' || message.source === 'reload') publishSyncRun(events, message);
+    if (result.outcome !== 'unchanged' || message.source === 'reload') publishSyncRun(events, message, targets);
     const answer: RunAnswer = { kind: 'run', source: message.source, result, ...(message.commit !== undefined ? { commit: message.commit } : {}) };
     if (message.requestId) requests.answer(message.requestId, answer);
     revisions.answer(result.revision, answer);
@@ -194,7 +189,12 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
       finishedAt: at,
       targets: [],
     });
-    events.publish('source_invalid', { revision: message.revision, error: message.error });
+    events.publish('source.invalid', {
+      revision: message.revision,
+      code: message.error.code,
+      reason: message.error.details ?? message.error.message,
+      ...(message.error.line !== undefined ? { line: message.error.line } : {}),
+    });
   }
 
   async function rollbackConfig(message: Extract<WorkerToMain, { type: 'rollback_config' }>): Promise<void> {
@@ -228,7 +228,7 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
         'config.ini could not be rolled back; it still holds the revision that failed',
       );
       rollbackFailure = { failedRevision: message.failedRevision, toRevision: message.toRevision, error: plain, at: new Date(clock.now()).toISOString() };
-      events.publish('rollback_failed', { failedRevision: message.failedRevision, toRevision: message.toRevision, error: plain });
+      events.publish('sync.rollback_failed', { failedRevision: message.failedRevision, toRevision: message.toRevision, error: plain });
     }
   }
 
@@ -396,15 +396,47 @@ export function auditSyncRun(
   }
 }
 
-/** The event of a sync run: `applied`, `failed` or `rolled_back`, with its targets' outcomes. */
-export function publishSyncRun(events: EventLog, message: Pick<Extract<WorkerToMain, { type: 'run' }>, 'result' | 'source' | 'actor'>): void {
+/** What makes a target's service count as unhealthy in the events: it was not reached, not reloaded, or not healthy after. */
+const UNHEALTHY_CODES: ReadonlySet<string> = new Set(['RELOAD_FAILED', 'HEALTH_FAILED', 'SERVICE_UNREACHABLE']);
+
+const SYNC_EVENT: Readonly<Record<ReconcileResult['outcome'], SyncEventType>> = {
+  applied: 'sync.applied',
+  unchanged: 'sync.applied',
+  failed: 'sync.failed',
+  rolled_back: 'sync.rolled_back',
+};
+
+/**
+ * The events of a sync run: `sync.applied`, `sync.failed` or `sync.rolled_back` with its targets'
+ * outcomes, then one `service.reloaded` or `service.unhealthy` per target whose service was
+ * reloaded, or could not be brought back (the declarations name the reload; without them, none).
+ */
+export function publishSyncRun(
+  events: EventLog,
+  message: Pick<Extract<WorkerToMain, { type: 'run' }>, 'result' | 'source' | 'actor'>,
+  targets: readonly TargetSpec[] = [],
+): void {
   const { result } = message;
-  const type = result.outcome === 'rolled_back' ? 'rolled_back' : result.outcome === 'failed' ? 'failed' : 'applied';
-  events.publish(type, {
+  events.publish(SYNC_EVENT[result.outcome], {
     revision: result.revision,
     source: message.source,
     actor: message.actor,
     targets: result.targets,
     ...(result.error ? { error: result.error } : {}),
   });
+  const specs = new Map(targets.map((spec) => [spec.name, spec]));
+  for (const outcome of result.targets) {
+    const spec = specs.get(outcome.target);
+    if (!spec) continue;
+    if (outcome.error && UNHEALTHY_CODES.has(outcome.error.code)) {
+      events.publish('service.unhealthy', {
+        revision: result.revision,
+        target: outcome.target,
+        code: outcome.error.code,
+        reason: outcome.error.details ?? outcome.error.message,
+      });
+    } else if (outcome.reloaded && !outcome.error) {
+      events.publish('service.reloaded', { revision: result.revision, target: outcome.target, reload: describeAction(spec.reload) });
+    }
+  }
 }

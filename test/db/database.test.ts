@@ -26,6 +26,28 @@ describe('database migrations', () => {
     db.close();
   });
 
+  it('when an event log from before migration 9 holds the old type names, then they are renamed and source_invalid takes the new shape', () => {
+    const path = dbPath();
+    const old = openDatabase({ path, migrations: MIGRATIONS.filter((m) => m.version < 9) });
+    const insert = old.prepare('INSERT INTO events (type, at, data) VALUES (?, 1, ?)');
+    insert.run('applied', '{"revision":"r1"}');
+    insert.run('source_invalid', '{"revision":"r2","error":{"code":"INI_SYNTAX","message":"INI syntax error","details":"line 3: no section","line":3}}');
+    insert.run('source_invalid', '{"revision":"r3","error":{"code":"CONFIG_INVALID","message":"config.ini is invalid"}}');
+    insert.run('rollback_failed', '{}');
+    insert.run('settings.changed', '{"keys":[]}');
+    old.close();
+    const db = openDatabase({ path });
+    const rows = db.prepare('SELECT type, data FROM events ORDER BY id').all() as { type: string; data: string }[];
+    expect(rows.map((r) => [r.type, JSON.parse(r.data)])).toEqual([
+      ['sync.applied', { revision: 'r1' }],
+      ['source.invalid', { revision: 'r2', code: 'INI_SYNTAX', reason: 'line 3: no section', line: 3 }],
+      ['source.invalid', { revision: 'r3', code: 'CONFIG_INVALID', reason: 'config.ini is invalid' }],
+      ['sync.rollback_failed', {}],
+      ['settings.changed', { keys: [] }],
+    ]);
+    db.close();
+  });
+
   it('when an audit log from before migration 7 holds values of refused writes, then the migration removes them and keeps the rest', () => {
     const path = dbPath();
     openDatabase({ path, migrations: MIGRATIONS.filter((m) => m.version < 7) }).close();

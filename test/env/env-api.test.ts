@@ -88,7 +88,7 @@ describe('environment variables through the API', () => {
     expect(ch.readConfig()).toContain('[env:global:secret]');
     await eventually('committed', () => history().includes('SMTP_HOST_X'));
     const events = await connectSse(`${ch.url}/api/v1/settings/events`, { 'x-api-key': ch.apiKey, 'last-event-id': '0' });
-    await events.next((frame) => frame.event === 'settings.changed' && frame.data.includes('env:global:secret.smtp_host_x'));
+    await events.next((frame) => frame.event === 'env.changed' && frame.data.includes('"global.SMTP_HOST_X"'));
     events.close();
     const eventText = JSON.stringify(events.frames);
     for (const place of [ch.readConfig(), history(), JSON.stringify((await json('/api/v1/audit?limit=50')).body), eventText]) {

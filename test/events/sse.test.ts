@@ -80,6 +80,33 @@ describe('the event stream', () => {
     await eventually('the closed stream is unsubscribed', () => h.events.subscribers() === 0);
   });
 
+  it('when environment variables are written, then env.changed names them with their case and scopes, never values, and no settings.changed is published', async () => {
+    const { h, url } = await servedHarness();
+    const seen: { type: string; data: unknown }[] = [];
+    h.events.subscribe((event) => seen.push({ type: event.type, data: event.data }));
+    const token = 'tok-Zq81-not-in-any-event';
+    const patch = await fetch(`${url}/api/v1/env/global`, {
+      method: 'PATCH',
+      headers: { 'x-api-key': h.apiKey, 'content-type': 'application/json' },
+      body: JSON.stringify({ Db_Url: 'postgres://db', API_TOKEN: token }),
+    });
+    expect(patch.status).toBe(200);
+    expect(seen).toEqual([
+      {
+        type: 'env.changed',
+        data: expect.objectContaining({
+          variables: expect.arrayContaining(['global.Db_Url', 'global.API_TOKEN']),
+          scopes: ['global'],
+          actor: expect.objectContaining({ type: 'api' }),
+        }),
+      },
+    ]);
+    expect((seen[0]!.data as { variables: string[] }).variables).toHaveLength(2);
+    expect(JSON.stringify(seen)).not.toContain(token);
+    expect((await put(url, h.apiKey, 'gitea', { user_name: 'dora' })).status).toBe(200);
+    expect(seen.map((e) => e.type)).toEqual(['env.changed', 'settings.changed']);
+  });
+
   it('when values typed in plain text are sealed, then the event names the sealed keys and never their values', async () => {
     const h: Harness = await createHarness();
     cleanups.push(() => h.close());

@@ -11,7 +11,8 @@ import { CONFIG_SCHEMA } from '../../src/settings/schema.js';
 import { createSettingsStore, type SettingsStore } from '../../src/settings/store.js';
 import { createKeyring, masterKey, sealValue, type Keyring } from '../../src/secrets/secret-box.js';
 import type { MainToWorker } from '../../src/sync/protocol.js';
-import type { ReconcileResult } from '../../src/targets/outcome.js';
+import type { ReconcileResult, TargetOutcome } from '../../src/targets/outcome.js';
+import { parseReload, type TargetSpec } from '../../src/targets/target-spec.js';
 import { createEventLog } from '../../src/events/event-log.js';
 import { createMetrics } from '../../src/metrics.js';
 import { createAnnouncements } from '../../src/sync/announcements.js';
@@ -19,7 +20,7 @@ import { createSyncDispatcher } from '../../src/sync/dispatcher.js';
 import { createRunLog } from '../../src/sync/run-log.js';
 import { expectAppError } from '../support/wait.js';
 
-function service(currentRevision: () => string) {
+function service(currentRevision: () => string, targets: readonly TargetSpec[] = []) {
   const db = openDatabase({ path: ':memory:' });
   const sent: MainToWorker[] = [];
   let alive = true;
@@ -27,7 +28,7 @@ function service(currentRevision: () => string) {
   const logger = pino({ level: 'silent' });
   const events = createEventLog({ db, logger });
   const sync = createSyncDispatcher({
-    targets: [],
+    targets,
     runLog: createRunLog({ db, logger }),
     audit: createAuditLog({ db }),
     settings,
@@ -155,10 +156,63 @@ describe('sync dispatcher events', () => {
     sync.onWorkerExit();
     const { events: logged, reset } = events.read({ after: 0, limit: 100 });
     expect(reset).toBe(false);
-    expect(logged.map((e) => e.type)).toEqual(['worker.state', 'applied', 'source_invalid', 'rolled_back', 'worker.state']);
+    expect(logged.map((e) => e.type)).toEqual(['worker.state', 'sync.applied', 'source.invalid', 'sync.rolled_back', 'worker.state']);
     expect(logged.map((e) => e.id)).toEqual([1, 2, 3, 4, 5]);
     expect(logged[1]).toMatchObject({ data: { revision: 'r1', source: 'change', actor: { type: 'file', id: 'file' }, targets: [] } });
     expect(logged[4]).toMatchObject({ data: { state: 'stopped' } });
+  });
+
+  it('when a run reloads one service and another does not come back, then service.reloaded and service.unhealthy name each target; a target that failed to render is neither', () => {
+    const spec = (name: string, reload: string) => ({ name, reload: parseReload(`target:${name}`, reload) }) as unknown as TargetSpec;
+    const { sync, events } = service(
+      () => 'r1',
+      [spec('gitea', 'docker:restart:websoft9-git'), spec('proxy', 'supervisor:restart:nginx'), spec('tpl', 'none')],
+    );
+    const outcome = (target: string, fields: Partial<TargetOutcome>): TargetOutcome => ({
+      target,
+      changed: true,
+      writeMode: 'rename',
+      reloaded: false,
+      healthy: null,
+      durationMs: 5,
+      error: null,
+      state: 'in_sync',
+      ...fields,
+    });
+    sync.onWorkerMessage({
+      ...run('r1'),
+      result: {
+        ...result('r1', 'failed'),
+        targets: [
+          outcome('gitea', { reloaded: true, healthy: true }),
+          outcome('proxy', {
+            reloaded: true,
+            healthy: false,
+            state: 'failed',
+            error: { code: 'HEALTH_FAILED', message: 'Health check failed', details: 'nginx exited' },
+          }),
+          outcome('tpl', { state: 'failed', error: { code: 'RENDER_FAILED', message: 'Render failed', details: 'missing key' } }),
+        ],
+      },
+    });
+    const logged = events.read({ after: 0, limit: 10 }).events;
+    expect(logged.map((e) => [e.type, e.data])).toEqual([
+      ['sync.failed', expect.objectContaining({ revision: 'r1' })],
+      ['service.reloaded', { revision: 'r1', target: 'gitea', reload: 'docker restart websoft9-git' }],
+      ['service.unhealthy', { revision: 'r1', target: 'proxy', code: 'HEALTH_FAILED', reason: 'nginx exited' }],
+    ]);
+  });
+
+  it('when config.ini is invalid at a line, then source.invalid carries the code, the reason and the line', () => {
+    const { sync, events } = service(() => 'r1');
+    sync.onWorkerMessage({
+      type: 'source_invalid',
+      revision: 'r2',
+      error: { code: 'INI_SYNTAX', message: 'INI syntax error', details: 'line 7: a key outside any section', line: 7 },
+    });
+    expect(events.read({ after: 0, limit: 10 }).events.map((e) => [e.type, e.data])).toEqual([
+      ['source.invalid', { revision: 'r2', code: 'INI_SYNTAX', reason: 'line 7: a key outside any section', line: 7 }],
+    ]);
   });
 
   it('when a run changed nothing, then no event is published; a requested reload is published even then', () => {
@@ -166,7 +220,7 @@ describe('sync dispatcher events', () => {
     sync.onWorkerMessage({ ...run('r1'), result: result('r1', 'unchanged') });
     expect(events.lastId()).toBe(0);
     sync.onWorkerMessage({ ...run('r1'), source: 'reload', result: result('r1', 'unchanged') });
-    expect(events.read({ after: 0, limit: 10 }).events.map((e) => e.type)).toEqual(['applied']);
+    expect(events.read({ after: 0, limit: 10 }).events.map((e) => e.type)).toEqual(['sync.applied']);
   });
 });
 
@@ -261,7 +315,7 @@ describe('sync dispatcher automatic rollback', () => {
       at: expect.any(String),
     });
     expect(events.read({ after: 0, limit: 10 }).events).toEqual([
-      expect.objectContaining({ type: 'rollback_failed', data: { failedRevision: revisionOf(failed), toRevision: revisionOf(applied), error } }),
+      expect.objectContaining({ type: 'sync.rollback_failed', data: { failedRevision: revisionOf(failed), toRevision: revisionOf(applied), error } }),
     ]);
     expect(lines.filter((l) => l.level >= 50).map((l) => l.msg)).toContain('config.ini could not be rolled back; it still holds the revision that failed');
     expect(audit.query({ limit: 10 })).toEqual([expect.objectContaining({ action: 'settings.rollback', result: 'refused', errorCode: 'INTERNAL_ERROR' })]);
@@ -352,7 +406,7 @@ describe('sync dispatcher, retries', () => {
     expect(events.lastId()).toBe(0);
     sync.onWorkerMessage(retry({ ...app, writeMode: 'rename', error: null, state: 'in_sync' }));
     expect(audit.query({ limit: 10 }).map((row) => row.action)).toEqual(['sync.applied']);
-    expect(events.read({ after: 0, limit: 10 }).events.map((event) => event.type)).toEqual(['applied']);
+    expect(events.read({ after: 0, limit: 10 }).events.map((event) => event.type)).toEqual(['sync.applied']);
   });
 });
 

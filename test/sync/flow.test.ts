@@ -263,21 +263,21 @@ health = none
     await ch.api('/api/v1/settings/extra?key=mode&value=streamed', { method: 'PUT' });
     let text = '';
     const decoder = new TextDecoder();
-    while (!text.includes('event: applied')) {
+    while (!text.includes('event: sync.applied')) {
       const { value, done } = await reader.read();
       if (done) break;
       text += decoder.decode(value);
     }
     controller.abort();
-    const data = JSON.parse(text.split('event: applied\ndata: ')[1]!.split('\n')[0]!) as {
+    const data = JSON.parse(text.split('event: sync.applied\ndata: ')[1]!.split('\n')[0]!) as {
       type: string;
       actor: { type: string };
       targets: { target: string }[];
     };
-    expect(data).toMatchObject({ type: 'applied', actor: { type: 'api' }, targets: [{ target: 'app', changed: true }] });
+    expect(data).toMatchObject({ type: 'sync.applied', actor: { type: 'api' }, targets: [{ target: 'app', changed: true }] });
     expect(text).not.toContain(ch.apiKey);
     // A client reconnecting with the id before that event gets it again.
-    const id = Number(/id: (\d+)\nevent: applied/.exec(text)![1]);
+    const id = Number(/id: (\d+)\nevent: sync.applied/.exec(text)![1]);
     const again = new AbortController();
     const replay = await fetch(`${ch.url}/api/v1/settings/events`, {
       headers: { 'x-api-key': ch.apiKey, 'last-event-id': String(id - 1) },
@@ -285,13 +285,13 @@ health = none
     });
     const replayReader = replay.body!.getReader();
     let replayed = '';
-    while (!replayed.includes('event: applied')) {
+    while (!replayed.includes('event: sync.applied')) {
       const { value, done } = await replayReader.read();
       if (done) break;
       replayed += decoder.decode(value);
     }
     again.abort();
-    expect(replayed).toContain(`id: ${id}\nevent: applied`);
+    expect(replayed).toContain(`id: ${id}\nevent: sync.applied`);
   });
 
   it('when a reload is forced, then unchanged targets are reloaded too and the results are returned', async () => {
