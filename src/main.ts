@@ -16,6 +16,7 @@ import { acquireInstanceLock } from './bootstrap/instance-lock.js';
 import { installShippedDefaults, SHIPPED_CONFIG_DIR } from './bootstrap/shipped-defaults.js';
 import { mergeShippedTemplate, type MergeTemplateResult } from './bootstrap/template-merge.js';
 import { actorRef, FILE_ACTOR } from './core/actor.js';
+import type { Clock } from './core/clock.js';
 import { AppError, isAppError } from './core/errors.js';
 import { openDatabase } from './db/database.js';
 import { createEventLog, type EventLog } from './events/event-log.js';
@@ -26,6 +27,12 @@ import { createHistoryReader } from './history/history-repo.js';
 import { historyConfigOf } from './history/push.js';
 import { createApp } from './http/app.js';
 import { createMetrics } from './metrics.js';
+import { createAddressPolicy } from './notify/address-policy.js';
+import { createDeliveryFormat } from './notify/delivery-format.js';
+import { createGuardedPost, endpointUrlProblem, parseRetryAfter, type HostLookup } from './notify/guarded-post.js';
+import { notifyConfigOf } from './notify/notify-config.js';
+import { createOutbox, type Outbox } from './notify/outbox.js';
+import { createWebhookStore, type WebhookStore } from './notify/webhook-store.js';
 import { createConnectionChecks } from './probes/connection-checks.js';
 import { createHttpProbe } from './probes/http-probe.js';
 import { createDockerDriver } from './reload/docker.js';
@@ -57,6 +64,11 @@ export interface ConfhubOptions {
   syncWorker: 'thread' | 'none';
   /** Lines the main thread's log destination dropped so far (the worker reports its own). */
   logLinesDropped?: () => number;
+  /**
+   * Webhook deliveries: how host names resolve (tests give names their own addresses; default the
+   * system resolver) and the clock of their debounce, backoff and retry window.
+   */
+  notify?: { lookup?: HostLookup; clock?: Clock };
 }
 
 export interface Confhub {
@@ -65,6 +77,8 @@ export interface Confhub {
   readonly settings: SettingsStore;
   readonly audit: AuditLog;
   readonly events: EventLog;
+  readonly webhooks: WebhookStore;
+  readonly outbox: Outbox;
   readonly sync: SyncDispatcher;
   readonly db: Database;
   readonly keyring: Keyring;
@@ -101,7 +115,10 @@ interface CompositionState {
   readonly release: () => Promise<void>;
 }
 
-async function compose({ config, logger, syncWorker, logLinesDropped }: ConfhubOptions, { installed, opened, release }: CompositionState): Promise<Confhub> {
+async function compose(
+  { config, logger, syncWorker, logLinesDropped, notify: notifyOptions = {} }: ConfhubOptions,
+  { installed, opened, release }: CompositionState,
+): Promise<Confhub> {
   for (const path of installed) logger.info({ path }, 'installed shipped default');
   for (const name of await removeStaleTempFiles(config.configPath)) logger.warn({ name }, 'removed a temp file left by an interrupted write');
   const keys = await loadKeyring(config.masterKey);
@@ -170,6 +187,8 @@ async function compose({ config, logger, syncWorker, logLinesDropped }: ConfhubO
   const syncConfig = syncConfigOf(systemDoc, config);
   checkTargetPaths(syncConfig);
   const historyPush = historyConfigOf(systemDoc, { configDir: config.configDir });
+  const notify = notifyConfigOf(systemDoc);
+  const addressPolicy = createAddressPolicy({ allow: notify.allow });
   const metrics = createMetrics();
   const runLog = createRunLog({ db, logger });
   let dispatcher: SyncDispatcher | undefined;
@@ -208,7 +227,23 @@ async function compose({ config, logger, syncWorker, logLinesDropped }: ConfhubO
     worker: { send: (message) => workerHost.send(message), alive: () => workerHost.alive(), restarts: () => workerHost.restarts() },
   });
   dispatcher = sync;
+  const webhooks = createWebhookStore({ db, keyring, urlProblem: (url) => endpointUrlProblem(url, addressPolicy), maxWebhooks: notify.maxWebhooks });
+  const guarded = createGuardedPost({ policy: addressPolicy, ...(notifyOptions.lookup ? { lookup: notifyOptions.lookup } : {}) });
+  const outbox = createOutbox({
+    db,
+    events,
+    store: webhooks,
+    config: notify,
+    logger,
+    post: (input) => guarded.post(input),
+    format: createDeliveryFormat({ userAgent: `confhub/${VERSION}` }),
+    parseRetryAfter: (value, now) => parseRetryAfter(value, now),
+    metrics: { delivery: (input) => metrics.webhookDelivery(input) },
+    ...(notifyOptions.clock ? { clock: notifyOptions.clock } : {}),
+  });
+  opened.push(() => outbox.stop());
   metrics.observe({
+    webhookQueue: () => outbox.depth(),
     sourceValid: () => sync.status().source.valid,
     workerRestarts: () => workerHost.restarts(),
     logLinesDropped: logLinesDropped ?? (() => 0),
@@ -263,6 +298,8 @@ async function compose({ config, logger, syncWorker, logLinesDropped }: ConfhubO
     metrics,
     services,
     env: { declarations: syncConfig.env, targets: syncConfig.targets },
+    notify: { store: webhooks, outbox },
+    ...(notifyOptions.clock ? { clock: notifyOptions.clock } : {}),
     startup: {
       installed: installed.map((path) => basename(path)),
       apiKeyGenerated: secrets.apiKeyGenerated || secrets.apiKeyFromEnvironment,
@@ -278,6 +315,9 @@ async function compose({ config, logger, syncWorker, logLinesDropped }: ConfhubO
     }),
   });
 
+  // Deliveries the last run left (and events it did not get to) go out now.
+  outbox.start();
+
   let closing: Promise<void> | undefined;
   return {
     app,
@@ -285,6 +325,8 @@ async function compose({ config, logger, syncWorker, logLinesDropped }: ConfhubO
     settings,
     audit,
     events,
+    webhooks,
+    outbox,
     sync,
     db,
     keyring,
@@ -300,7 +342,7 @@ async function compose({ config, logger, syncWorker, logLinesDropped }: ConfhubO
         await settings.idle();
         // Checks in flight end within their probe timeout; waited for beside the worker, so they
         // add nothing to the shutdown budget, and no probe's socket outlives the process.
-        await Promise.all([workerHost.stop(), services.idle()]);
+        await Promise.all([workerHost.stop(), services.idle(), outbox.stop()]);
         // A rollback the worker asked for while stopping is written before the database closes.
         settings.hurry();
         await settings.idle();

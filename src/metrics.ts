@@ -40,7 +40,12 @@ export interface MetricsSources {
   targets?: readonly string[];
   /** Lines the main thread's log destination dropped so far. */
   logLinesDropped(): number;
+  /** Undelivered webhook messages and the age of the oldest. */
+  webhookQueue?: () => { pending: number; oldestAgeSeconds: number };
 }
+
+const WEBHOOK_KINDS = ['standard', 'slack', 'discord', 'wecom', 'dingtalk', 'feishu'];
+const DELIVERY_RESULTS = ['delivered', 'retried', 'failed', 'blocked'];
 
 export function createMetrics() {
   const registry = new Registry();
@@ -144,6 +149,30 @@ export function createMetrics() {
   });
   logLinesDropped.inc({ thread: 'worker' }, 0);
 
+  const webhookDeliveries = new Counter({
+    name: 'confhub_webhook_deliveries_total',
+    help: 'Webhook delivery attempts, by endpoint kind and result (delivered, retried, failed: given up or refused, blocked: an address not allowed)',
+    labelNames: ['kind', 'result'] as const,
+    registers: [registry],
+  });
+  for (const kind of WEBHOOK_KINDS) for (const result of DELIVERY_RESULTS) webhookDeliveries.inc({ kind, result }, 0);
+  new Gauge({
+    name: 'confhub_webhook_queue_depth',
+    help: 'Webhook messages not yet delivered (waiting, being retried or gathering a burst)',
+    registers: [registry],
+    collect() {
+      this.set(sources?.webhookQueue?.().pending ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'confhub_webhook_oldest_undelivered_seconds',
+    help: 'Age of the oldest webhook message not yet delivered, in seconds (0 when none waits)',
+    registers: [registry],
+    collect() {
+      this.set(sources?.webhookQueue?.().oldestAgeSeconds ?? 0);
+    },
+  });
+
   return {
     contentType: registry.contentType,
     text: () => registry.metrics(),
@@ -192,6 +221,10 @@ export function createMetrics() {
 
     rollbackRequested(): void {
       rollbacks.inc({ kind: 'requested' });
+    },
+
+    webhookDelivery({ kind, result }: { kind: string; result: string }): void {
+      webhookDeliveries.inc({ kind, result });
     },
   };
 }

@@ -40,7 +40,11 @@ function listenRefusal(error: unknown, config: Pick<RuntimeConfig, 'host' | 'por
   return new AppError('STARTUP_CONFIG_INVALID', { message: details, details, cause: error });
 }
 
-export async function startServer(config: RuntimeConfig, logger: Logger, options: Pick<ConfhubOptions, 'logLinesDropped'> = {}): Promise<RunningServer> {
+export async function startServer(
+  config: RuntimeConfig,
+  logger: Logger,
+  options: Pick<ConfhubOptions, 'logLinesDropped' | 'notify'> = {},
+): Promise<RunningServer> {
   const confhub = await createConfhub({ config, logger, syncWorker: 'thread', ...options });
   const server: Server = createServer(confhub.app);
   server.keepAliveTimeout = 65_000;

@@ -60,6 +60,10 @@ export const ERROR_CATALOGUE = Object.freeze({
   ENV_SCOPE_NOT_FOUND: { status: 404, message: 'Environment scope not found', audience: 'http' },
   ENV_VARIABLE_NOT_FOUND: { status: 404, message: 'Environment variable not found', audience: 'http' },
   ENV_MAPPED: { status: 409, message: 'Conflict', audience: 'http' },
+  WEBHOOK_NOT_FOUND: { status: 404, message: 'Webhook not found', audience: 'http' },
+  DELIVERY_NOT_FOUND: { status: 404, message: 'Delivery not found', audience: 'http' },
+  DELIVERY_IN_PROGRESS: { status: 409, message: 'Conflict', audience: 'http' },
+  WEBHOOK_INACTIVE: { status: 409, message: 'Conflict', audience: 'http' },
   HISTORY_FAILED: { status: 500, message: 'History failed', audience: 'http' },
   INTERNAL_ERROR: { status: 500, message: 'Internal error', audience: 'http' },
 } as const satisfies Record<string, CatalogueEntry>);

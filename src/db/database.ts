@@ -119,6 +119,59 @@ export const MIGRATIONS: readonly Migration[] = [
       END
       WHERE type = 'source_invalid';`,
   },
+  {
+    version: 10,
+    name: 'webhooks',
+    // url and secrets are sealed with the master key: a chat webhook's URL is its credential.
+    // cursor: the last event id this endpoint has looked at, so a restart enqueues what it missed.
+    sql: `CREATE TABLE webhooks (
+      id TEXT PRIMARY KEY,
+      url TEXT NOT NULL,
+      url_shown TEXT NOT NULL,
+      kind TEXT NOT NULL,
+      events TEXT NOT NULL,
+      active INTEGER NOT NULL,
+      description TEXT NOT NULL,
+      secret TEXT NOT NULL,
+      previous_secret TEXT,
+      previous_until INTEGER,
+      cursor INTEGER NOT NULL,
+      disabled_reason TEXT,
+      failing_since INTEGER,
+      consecutive_failures INTEGER NOT NULL DEFAULT 0,
+      next_attempt_at INTEGER,
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE webhook_deliveries (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      webhook_id TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+      message_id TEXT NOT NULL,
+      events TEXT NOT NULL,
+      state TEXT NOT NULL CHECK (state IN ('collecting', 'pending', 'delivered', 'failed')),
+      created_at INTEGER NOT NULL,
+      due_at INTEGER NOT NULL,
+      attempts INTEGER NOT NULL DEFAULT 0,
+      last_error TEXT,
+      finished_at INTEGER,
+      redelivery_of INTEGER,
+      test INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, due_at);
+    CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, id);
+    CREATE TABLE webhook_attempts (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      delivery_id INTEGER NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,
+      at INTEGER NOT NULL,
+      duration_ms INTEGER NOT NULL,
+      result TEXT NOT NULL CHECK (result IN ('delivered', 'failed', 'blocked')),
+      response_status INTEGER,
+      response_body TEXT,
+      error TEXT,
+      next_attempt_at INTEGER
+    );
+    CREATE INDEX webhook_attempts_delivery ON webhook_attempts (delivery_id, id);`,
+  },
 ];
 
 export interface OpenDatabaseOptions {

@@ -67,3 +67,22 @@ export interface LoggedEvent<T extends EventType = EventType> {
 
 /** Any event, discriminated by `type`. */
 export type AnyEvent = { [T in EventType]: LoggedEvent<T> }[EventType];
+
+/** Every type the log holds, for the subscriptions of webhooks (checked by the type below). */
+export const EVENT_TYPES = [
+  'settings.changed',
+  'env.changed',
+  'sync.applied',
+  'sync.failed',
+  'sync.rolled_back',
+  'sync.rollback_failed',
+  'service.reloaded',
+  'service.unhealthy',
+  'source.invalid',
+  'worker.state',
+  'webhook.disabled',
+] as const satisfies readonly EventType[];
+
+// Fails to compile when a type is added to EventDataMap and not to the list.
+const _everyType: Record<EventType, true> = Object.fromEntries(EVENT_TYPES.map((type) => [type, true])) as Record<(typeof EVENT_TYPES)[number], true>;
+void _everyType;

@@ -34,6 +34,10 @@ import { createEventRoutes } from './routes/events.js';
 import { createEnvRoutes } from './routes/env.js';
 import type { EnvDeclarations } from '../targets/env-spec.js';
 import type { TargetSpec } from '../targets/target-spec.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import type { Outbox } from '../notify/outbox.js';
+import type { WebhookStore } from '../notify/webhook-store.js';
+import { createWebhookRoutes } from './routes/webhooks.js';
 
 export interface AppDeps {
   settings: SettingsStore;
@@ -56,6 +60,9 @@ export interface AppDeps {
   services: ConnectionChecks;
   /** The consumers of environment variables and the targets that deliver them (system.ini). */
   env: { declarations: EnvDeclarations; targets: readonly TargetSpec[] };
+  /** Webhook endpoints and their outbox. */
+  notify: { store: WebhookStore; outbox: Outbox };
+  clock?: Clock;
 }
 
 const WRITE_METHODS = new Set(['PUT', 'PATCH', 'POST', 'DELETE']);
@@ -149,6 +156,16 @@ export function createApp(deps: AppDeps): express.Express {
   api.use(createServiceRoutes({ services: deps.services }));
   api.use(createSystemRoutes({ store: deps.system }));
   api.use(createAuditRoutes({ audit: deps.audit }));
+  api.use(
+    createWebhookRoutes({
+      store: deps.notify.store,
+      outbox: deps.notify.outbox,
+      events: deps.events,
+      audit: deps.audit,
+      clock: deps.clock ?? systemClock,
+      jsonBody,
+    }),
+  );
   addPath(api, '/openapi.json', { handlers: { getOpenApi: async (_req, res) => sendJson(res, await openapiJson()) } });
   app.use('/api/v1', api);
   app.use('/api', api);

@@ -67,6 +67,7 @@ export const TAGS = {
   system: 'system.ini, the system settings: read-only',
   services: 'Connection tests of the services confhub configures',
   audit: 'The audit log',
+  webhooks: 'Webhook endpoints (Standard Webhooks and chat services), their deliveries and redelivery',
   meta: 'Probes, metrics and this document',
 } as const;
 
@@ -102,6 +103,41 @@ const count = { type: 'integer', minimum: 0 } as const;
 const checkResult = { ok: { type: 'boolean' }, latencyMs: count, checkedAt: dateTime, error: ref('PlainError') } as const;
 
 /** The schemas the operations name, besides the ones of config.ini's and system.ini's sections. */
+const WEBHOOK = {
+  type: 'object',
+  required: [
+    'id',
+    'url',
+    'kind',
+    'events',
+    'active',
+    'description',
+    'disabledReason',
+    'failingSince',
+    'consecutiveFailures',
+    'nextAttemptAt',
+    'previousSecretValidUntil',
+    'createdAt',
+    'updatedAt',
+  ],
+  properties: {
+    id: { type: 'string', pattern: '^wh_[A-Za-z0-9_-]{16}$' },
+    url: { type: 'string', description: 'What may be shown of the URL: no userinfo or query; of a chat service only its origin' },
+    kind: { type: 'string', enum: ['standard', 'slack', 'discord', 'wecom', 'dingtalk', 'feishu'] },
+    events: { type: 'array', items: { type: 'string' }, minItems: 1, description: 'Event types, or ["*"] for all' },
+    active: { type: 'boolean' },
+    description: { type: 'string' },
+    disabledReason: { type: ['string', 'null'], description: 'Why confhub turned it off (410 Gone, failing for the whole retry window)' },
+    failingSince: { type: ['string', 'null'], format: 'date-time' },
+    consecutiveFailures: { type: 'integer', minimum: 0 },
+    nextAttemptAt: { type: ['string', 'null'], format: 'date-time', description: 'The endpoint is backed off until then' },
+    previousSecretValidUntil: { type: ['string', 'null'], format: 'date-time', description: 'During a rotation, the replaced secret signs too until then' },
+    createdAt: { type: 'string', format: 'date-time' },
+    updatedAt: { type: 'string', format: 'date-time' },
+  },
+  additionalProperties: false,
+} as const satisfies JsonSchema;
+
 export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
   Error: {
     type: 'object',
@@ -325,6 +361,67 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
     },
     additionalProperties: false,
   },
+  Webhook: WEBHOOK,
+  WebhookCreated: {
+    ...WEBHOOK,
+    required: [...WEBHOOK.required, 'secret'],
+    properties: { ...WEBHOOK.properties, secret: { type: 'string', pattern: '^whsec_', description: 'The signing secret: shown in this answer only' } },
+  },
+  WebhookInput: {
+    type: 'object',
+    properties: {
+      url: { type: 'string', maxLength: 2048, description: 'http or https; checked again, on every resolved address, at each delivery' },
+      kind: { type: 'string', enum: ['standard', 'slack', 'discord', 'wecom', 'dingtalk', 'feishu'], default: 'standard' },
+      events: { type: 'array', items: { type: 'string' }, minItems: 1, default: ['*'] },
+      active: { type: 'boolean', default: true },
+      description: { type: 'string', maxLength: 500 },
+      secret: { type: 'string', description: 'On creation only: whsec_ + base64 of 24 to 64 bytes; generated when absent' },
+    },
+    additionalProperties: false,
+  },
+  Delivery: {
+    type: 'object',
+    required: ['id', 'webhook', 'messageId', 'state', 'events', 'createdAt', 'finishedAt', 'attemptCount', 'lastError', 'redeliveryOf', 'attempts'],
+    properties: {
+      id: { type: 'integer', minimum: 1 },
+      webhook: { type: 'string' },
+      messageId: { type: 'string', description: 'The webhook-id header: the same for every attempt and redelivery of the message' },
+      state: { type: 'string', enum: ['collecting', 'pending', 'delivered', 'failed'] },
+      events: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['id', 'type'],
+          properties: { id: { type: 'integer', minimum: 0 }, type: { type: 'string' } },
+          additionalProperties: false,
+        },
+      },
+      createdAt: { type: 'string', format: 'date-time' },
+      finishedAt: { type: ['string', 'null'], format: 'date-time' },
+      attemptCount: { type: 'integer', minimum: 0 },
+      lastError: { type: ['string', 'null'] },
+      redeliveryOf: { type: ['integer', 'null'] },
+      attempts: {
+        type: 'array',
+        description: 'The newest attempts first (at most 20)',
+        items: {
+          type: 'object',
+          required: ['at', 'durationMs', 'result', 'responseStatus', 'responseBody', 'error', 'nextAttemptAt'],
+          properties: {
+            at: { type: 'string', format: 'date-time' },
+            durationMs: { type: 'integer', minimum: 0 },
+            result: { type: 'string', enum: ['delivered', 'failed', 'blocked'] },
+            responseStatus: { type: ['integer', 'null'] },
+            responseBody: { type: ['string', 'null'], description: 'The first 4 KB of the answer' },
+            error: { type: ['string', 'null'] },
+            nextAttemptAt: { type: ['string', 'null'], format: 'date-time' },
+          },
+          additionalProperties: false,
+        },
+      },
+    },
+    additionalProperties: false,
+  },
   EnvScope: { type: 'object', description: 'Variables by name', additionalProperties: ref('EnvVariable') },
   EnvWriteResult: {
     type: 'object',
@@ -441,6 +538,7 @@ const envNameParameter: ParameterSpec = {
   description: 'Variable name',
   schema: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 256 },
 };
+const webhookIdParameter: ParameterSpec = { name: 'id', in: 'path', required: true, description: 'Webhook id', schema: { type: 'string', maxLength: 64 } };
 const revealParameter: ParameterSpec = {
   name: 'reveal',
   in: 'query',
@@ -529,6 +627,135 @@ export const OPERATIONS = {
     parameters: [sectionParameter, { name: 'key', in: 'path', required: true, description: 'Key name (any case)', schema: { type: 'string' } }],
     responses: { '200': { description: '{key: value}', schema: { ...ref('Section'), minProperties: 1, maxProperties: 1 }, etag: true } },
     errors: ['SECTION_NOT_FOUND', 'KEY_NOT_FOUND', 'CONFIG_INVALID', 'SECRET_UNREADABLE'],
+  },
+  listWebhooks: {
+    method: 'get',
+    path: '/webhooks',
+    tag: 'webhooks',
+    summary: 'Every webhook endpoint',
+    responses: {
+      '200': {
+        description: 'The endpoints',
+        schema: { type: 'object', required: ['webhooks'], properties: { webhooks: { type: 'array', items: ref('Webhook') } } },
+      },
+    },
+    errors: [],
+  },
+  createWebhook: {
+    method: 'post',
+    path: '/webhooks',
+    tag: 'webhooks',
+    summary: 'Add an endpoint; its signing secret is in this answer only',
+    body: { required: true, description: 'url is required', schema: ref('WebhookInput') },
+    responses: {
+      '201': {
+        description: 'The endpoint, with its signing secret (shown once)',
+        schema: ref('WebhookCreated'),
+      },
+    },
+    errors: [...BODY_ERRORS, 'VALIDATION_FAILED'],
+  },
+  getWebhook: {
+    method: 'get',
+    path: '/webhooks/{id}',
+    tag: 'webhooks',
+    summary: 'One endpoint',
+    parameters: [webhookIdParameter],
+    responses: { '200': { description: 'The endpoint', schema: ref('Webhook') } },
+    errors: ['WEBHOOK_NOT_FOUND'],
+  },
+  patchWebhook: {
+    method: 'patch',
+    path: '/webhooks/{id}',
+    tag: 'webhooks',
+    summary: 'Change an endpoint; active: true turns one confhub disabled on again, from the newest event',
+    parameters: [webhookIdParameter],
+    body: { required: true, description: 'The fields to change (not secret)', schema: ref('WebhookInput') },
+    responses: { '200': { description: 'The endpoint', schema: ref('Webhook') } },
+    errors: [...BODY_ERRORS, 'VALIDATION_FAILED', 'WEBHOOK_NOT_FOUND'],
+  },
+  deleteWebhook: {
+    method: 'delete',
+    path: '/webhooks/{id}',
+    tag: 'webhooks',
+    summary: 'Remove an endpoint with its deliveries',
+    parameters: [webhookIdParameter],
+    responses: {
+      '200': {
+        description: 'Removed',
+        schema: { type: 'object', required: ['deleted'], properties: { deleted: { type: 'string' } }, additionalProperties: false },
+      },
+    },
+    errors: ['WEBHOOK_NOT_FOUND'],
+  },
+  rotateWebhookSecret: {
+    method: 'post',
+    path: '/webhooks/{id}/rotate-secret',
+    tag: 'webhooks',
+    summary: 'A new signing secret (shown once); the replaced one signs beside it for 24 hours',
+    parameters: [webhookIdParameter],
+    body: {
+      required: false,
+      description: '{"secret": "whsec_…"} to choose it; generated when absent',
+      schema: { type: 'object', properties: { secret: { type: 'string' } }, additionalProperties: false },
+    },
+    responses: {
+      '200': {
+        description: 'The new secret',
+        schema: {
+          type: 'object',
+          required: ['secret', 'previousSecretValidUntil', 'webhook'],
+          properties: {
+            secret: { type: 'string', pattern: '^whsec_' },
+            previousSecretValidUntil: { type: 'string', format: 'date-time' },
+            webhook: ref('Webhook'),
+          },
+          additionalProperties: false,
+        },
+      },
+    },
+    errors: [...BODY_ERRORS, 'VALIDATION_FAILED', 'WEBHOOK_NOT_FOUND'],
+  },
+  testWebhook: {
+    method: 'post',
+    path: '/webhooks/{id}/test',
+    tag: 'webhooks',
+    summary: 'Send a webhook.test message now (whatever the backoff, on or off) and answer with its attempt',
+    parameters: [webhookIdParameter],
+    responses: { '200': { description: 'The test delivery after its attempt', schema: ref('Delivery') } },
+    errors: ['WEBHOOK_NOT_FOUND'],
+  },
+  listWebhookDeliveries: {
+    method: 'get',
+    path: '/webhooks/{id}/deliveries',
+    tag: 'webhooks',
+    summary: 'The delivery log of an endpoint, newest first, with each attempt',
+    parameters: [
+      webhookIdParameter,
+      { name: 'limit', in: 'query', description: 'At most this many (default 50)', schema: { type: 'integer', minimum: 1, maximum: 500, default: 50 } },
+      { name: 'before', in: 'query', description: 'Deliveries with a smaller id (the `next` of the previous page)', schema: { type: 'integer', minimum: 1 } },
+    ],
+    responses: {
+      '200': {
+        description: 'A page of deliveries',
+        schema: {
+          type: 'object',
+          required: ['deliveries', 'next'],
+          properties: { deliveries: { type: 'array', items: ref('Delivery') }, next: { type: ['integer', 'null'] } },
+          additionalProperties: false,
+        },
+      },
+    },
+    errors: ['WEBHOOK_NOT_FOUND'],
+  },
+  redeliverWebhookDelivery: {
+    method: 'post',
+    path: '/webhooks/{id}/deliveries/{deliveryId}/redeliver',
+    tag: 'webhooks',
+    summary: 'Send a finished delivery again, as the same message (same webhook-id)',
+    parameters: [webhookIdParameter, { name: 'deliveryId', in: 'path', required: true, description: 'Delivery id', schema: { type: 'integer', minimum: 1 } }],
+    responses: { '202': { description: 'The new delivery, queued', schema: ref('Delivery') } },
+    errors: ['WEBHOOK_NOT_FOUND', 'DELIVERY_NOT_FOUND', 'DELIVERY_IN_PROGRESS', 'WEBHOOK_INACTIVE'],
   },
   listEnv: {
     method: 'get',

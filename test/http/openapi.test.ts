@@ -86,6 +86,7 @@ interface Answer {
 
 let hook: Server;
 let hookFails = false;
+let hookUrl: string;
 let ch: Confhub;
 let document: Record<string, unknown>;
 let ajv: Ajv2020;
@@ -98,9 +99,9 @@ beforeAll(async () => {
     res.end();
   });
   await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
-  const hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/reload`;
+  hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/reload`;
   ch = await startConfhub({
-    systemIni: `[sync]\noutput_roots = @DIR@\ndebounce_min_ms = 30\n\n[env:web]\nWEB_PORT = {{ cockpit.port }}\n\n[target:app]\nsections = cockpit\nformat = ini\noutput = @DIR@/out/app.ini\nreload = http:POST:${hookUrl}\nhealth = none\n`,
+    systemIni: `[sync]\noutput_roots = @DIR@\ndebounce_min_ms = 30\n\n[env:web]\nWEB_PORT = {{ cockpit.port }}\n\n[target:app]\nsections = cockpit\nformat = ini\noutput = @DIR@/out/app.ini\nreload = http:POST:${hookUrl}\nhealth = none\n\n[notify]\nallow_hosts = 127.0.0.1\ndebounce_ms = 0\n`,
   });
   await eventually('ready', async () => (await fetch(`${ch.url}/readyz`)).status === 200, 30_000);
   document = (await (await ch.api('/api/v1/openapi.json')).json()) as Record<string, unknown>;
@@ -238,6 +239,23 @@ describe('every operation of the document, called on a whole confhub', () => {
     expect((await call('getSystemSection', { params: { section: 'sync' } })).status).toBe(200);
     expect((await call('getSystemSection', { params: { section: 'nope' } })).status).toBe(404);
     expect(((await call('listAudit', { query: 'limit=5' })).body as { entries: unknown[] }).entries).toHaveLength(5);
+
+    const webhook = (await call('createWebhook', { body: { url: hookUrl, events: ['settings.changed'], description: 'conformance' } })).body as { id: string };
+    expect((await call('createWebhook', { body: { url: 'ftp://example.com' } })).body).toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect((await call('createWebhook', { body: '{"url": ' })).body).toMatchObject({ code: 'MALFORMED_JSON' });
+    expect((await call('listWebhooks')).body).toMatchObject({ webhooks: [{ id: webhook.id }] });
+    expect((await call('getWebhook', { params: { id: webhook.id } })).body).toMatchObject({ kind: 'standard' });
+    expect((await call('getWebhook', { params: { id: 'wh_nope' } })).body).toMatchObject({ code: 'WEBHOOK_NOT_FOUND' });
+    expect((await call('patchWebhook', { params: { id: webhook.id }, body: { description: 'changed' } })).body).toMatchObject({ description: 'changed' });
+    expect((await call('patchWebhook', { params: { id: webhook.id }, body: { kind: 'teams' } })).body).toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect((await call('rotateWebhookSecret', { params: { id: webhook.id } })).body).toMatchObject({ secret: expect.stringMatching(/^whsec_/) });
+    const tested = (await call('testWebhook', { params: { id: webhook.id } })).body as { id: number; state: string };
+    expect(tested.state).toBe('delivered');
+    expect((await call('listWebhookDeliveries', { params: { id: webhook.id }, query: 'limit=5' })).body).toMatchObject({ deliveries: [{ id: tested.id }] });
+    expect((await call('redeliverWebhookDelivery', { params: { id: webhook.id, deliveryId: String(tested.id) } })).status).toBe(202);
+    expect((await call('redeliverWebhookDelivery', { params: { id: webhook.id, deliveryId: '999999' } })).body).toMatchObject({ code: 'DELIVERY_NOT_FOUND' });
+    expect((await call('deleteWebhook', { params: { id: webhook.id } })).body).toEqual({ deleted: webhook.id });
+    expect((await call('deleteWebhook', { params: { id: webhook.id } })).status).toBe(404);
     expect((await call('listAudit', { query: 'since=yesterday' })).body).toMatchObject({ code: 'INVALID_REQUEST' });
     expect((await call('getOpenApi')).status).toBe(200);
     expect((await call('healthz')).status).toBe(200);

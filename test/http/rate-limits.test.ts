@@ -80,11 +80,13 @@ describe('failed authentications as shipped', () => {
 
   it('when 50 event streams are opened and dropped, then a GET with the right key answers 200', async () => {
     const { h, url } = await shippedConfhub();
+    // The webhook outbox follows the log too.
+    const others = h.events.subscribers();
     for (let i = 0; i < 50; i++) {
       const stream = await connectSse(`${url}/api/v1/settings/events`, { 'x-api-key': h.apiKey });
       stream.close();
     }
-    await eventually('every dropped stream is unsubscribed', () => h.events.subscribers() === 0);
+    await eventually('every dropped stream is unsubscribed', () => h.events.subscribers() === others);
     expect(await getStatus(url, h.apiKey)).toBe(200);
   });
 

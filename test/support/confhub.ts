@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadRuntimeConfig, type RuntimeConfig } from '../../src/runtime-config.js';
+import type { ConfhubOptions } from '../../src/main.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { readApiKey } from '../../src/settings/read-api-key.js';
 
@@ -32,19 +33,25 @@ export interface StartConfhubOptions {
   files?: Record<string, string>;
   /** More environment for loadRuntimeConfig; `@DIR@` is replaced in the values too. */
   env?: Record<string, string>;
+  /** The webhook outbox's clock and resolver. */
+  notify?: ConfhubOptions['notify'];
+  /** Start on this directory (made by an earlier start) instead of a new one: a restart. */
+  restartIn?: string;
 }
 
-export async function startConfhub({ systemIni, configExtra = '', files = {}, env = {} }: StartConfhubOptions): Promise<Confhub> {
-  const dir = mkdtempSync(join(tmpdir(), 'confhub-e2e-'));
+export async function startConfhub({ systemIni, configExtra = '', files = {}, env = {}, notify, restartIn }: StartConfhubOptions): Promise<Confhub> {
+  const dir = restartIn ?? mkdtempSync(join(tmpdir(), 'confhub-e2e-'));
   const dataDir = join(dir, 'data');
-  mkdirSync(join(dataDir, 'config'), { recursive: true });
-  writeFileSync(join(dataDir, 'config', 'system.ini'), systemIni.replaceAll('@DIR@', dir));
-  const shipped = readFileSync(new URL('../../config/config.ini', import.meta.url), 'utf8');
-  writeFileSync(join(dataDir, 'config', 'config.ini'), shipped + configExtra, { mode: 0o600 });
-  for (const [name, content] of Object.entries(files)) writeFileSync(join(dataDir, 'config', name), content);
+  if (restartIn === undefined) {
+    mkdirSync(join(dataDir, 'config'), { recursive: true });
+    writeFileSync(join(dataDir, 'config', 'system.ini'), systemIni.replaceAll('@DIR@', dir));
+    const shipped = readFileSync(new URL('../../config/config.ini', import.meta.url), 'utf8');
+    writeFileSync(join(dataDir, 'config', 'config.ini'), shipped + configExtra, { mode: 0o600 });
+    for (const [name, content] of Object.entries(files)) writeFileSync(join(dataDir, 'config', name), content);
+  }
   const extra = Object.fromEntries(Object.entries(env).map(([name, value]) => [name, value.replaceAll('@DIR@', dir)]));
   const config = loadRuntimeConfig({ CONFHUB_DATA_DIR: dataDir, CONFHUB_PORT: '0', CONFHUB_RATE_LIMIT: '0', CONFHUB_LOG_LEVEL: 'silent', ...extra }, dir);
-  const server = await startServer(config, pino({ level: 'silent' }));
+  const server = await startServer(config, pino({ level: 'silent' }), notify ? { notify } : {});
   const apiKey = (await readApiKey(config))!;
   return {
     url: server.url,
