@@ -16,6 +16,7 @@ import { loadRuntimeConfig, type RuntimeConfig } from './runtime-config.js';
 import { loadKeyring } from './secrets/master-key.js';
 import type { Keyring } from './secrets/secret-box.js';
 import { rotateMasterKey } from './secrets/rekey.js';
+import { resealWebhooks } from './notify/webhook-store.js';
 import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from './settings/schema.js';
 import { readApiKey } from './settings/read-api-key.js';
 import { createSettingsStore, toSnapshot } from './settings/store.js';
@@ -171,7 +172,9 @@ async function rotateKey(config: RuntimeConfig): Promise<void> {
       audit: createAuditLog({ db }),
       logger: createLogger({ level: 'silent' }),
     });
-    process.stdout.write(`master key rotated: ${result.from} -> ${result.to}; ${result.resealed} value(s) sealed again\n`);
+    // The old key stays among the retired ones, so this can come after: an interruption leaves them readable.
+    const webhooks = resealWebhooks({ db, keyring: (await loadKeyring({ ...config.masterKey, createFile: false })).keyring });
+    process.stdout.write(`master key rotated: ${result.from} -> ${result.to}; ${result.resealed + webhooks} value(s) sealed again\n`);
   } finally {
     db.close();
     await lock.release();

@@ -19,6 +19,7 @@ import { actorRef, FILE_ACTOR } from './core/actor.js';
 import type { Clock } from './core/clock.js';
 import { AppError, isAppError } from './core/errors.js';
 import { openDatabase } from './db/database.js';
+import { ANNOUNCED_BY_WORKER, publishChanges } from './events/change-events.js';
 import { createEventLog, type EventLog } from './events/event-log.js';
 import { removeStaleTempFiles } from './fs/atomic-write.js';
 import { checkTargetPaths } from './fs/contained-path.js';
@@ -40,7 +41,6 @@ import { createSupervisorDriver } from './reload/supervisor.js';
 import type { RuntimeConfig } from './runtime-config.js';
 import { loadKeyring } from './secrets/master-key.js';
 import type { Keyring } from './secrets/secret-box.js';
-import { splitChangedKeys } from './settings/env-sections.js';
 import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from './settings/schema.js';
 import { createReadOnlyIniStore, createSettingsStore, type RevisionAnnouncement, type SettingsStore } from './settings/store.js';
 import { createAnnouncements } from './sync/announcements.js';
@@ -154,11 +154,9 @@ async function compose(
       persistAnnouncement(announcement);
       announce(announcement);
     },
-    afterCommit: ({ revision, actor, source, keys: changed }) => {
-      const { settings: keys, variables, scopes } = splitChangedKeys(changed);
-      // Every revision is announced: one that changed no key (comments, layout) as a settings change.
-      if (keys.length > 0 || variables.length === 0) events.publish('settings.changed', { revision, actor: actorRef(actor), source, keys });
-      if (variables.length > 0) events.publish('env.changed', { revision, actor: actorRef(actor), source, variables, scopes });
+    // A hand edit's seal is announced with the hand edit, by the worker, with every key it changed.
+    afterCommit: (committed) => {
+      if (!ANNOUNCED_BY_WORKER.has(committed.source)) publishChanges(events, committed);
     },
     // Every API request reads config.ini: it is checked only when its directory reports a change.
     watch: {},

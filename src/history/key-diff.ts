@@ -8,6 +8,7 @@ import type { IniDocument } from '../ini/document.js';
 import { MASK } from '../core/mask.js';
 import { isSensitive, type FileSchema } from '../settings/schema.js';
 import { fieldId } from '../settings/validate.js';
+import { isEnvSection } from '../settings/env-sections.js';
 
 export type ChangeKind = 'added' | 'removed' | 'changed';
 
@@ -74,4 +75,22 @@ export function summarize(changes: readonly KeyChange[], options: { initial: boo
     parts.push(`${named}${keys.length > SUMMARY_KEYS ? ` and ${keys.length - SUMMARY_KEYS} more` : ''} ${kind}`);
   }
   return `${prefix}${parts.join('; ')}`;
+}
+
+/**
+ * `section.key` of every key added, removed or changed between two revisions, as the event log
+ * names them: setting keys lowercased (they are case-insensitive), variable names as written.
+ */
+export function changedKeys(before: IniDocument | undefined, after: IniDocument): string[] {
+  const valuesOf = (doc: IniDocument | undefined): Map<string, string> => {
+    const out = new Map<string, string>();
+    for (const section of doc?.sections ?? [])
+      for (const entry of section.entries) out.set(`${section.name}.${isEnvSection(section.name) ? entry.key : entry.key.toLowerCase()}`, entry.value);
+    return out;
+  };
+  const old = valuesOf(before);
+  const now = valuesOf(after);
+  const keys = [...now].filter(([key, value]) => old.get(key) !== value).map(([key]) => key);
+  for (const key of old.keys()) if (!now.has(key)) keys.push(key);
+  return keys;
 }

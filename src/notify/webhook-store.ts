@@ -297,3 +297,27 @@ export function createWebhookStore({ db, keyring, urlProblem, maxWebhooks }: Web
 }
 
 export type WebhookStore = ReturnType<typeof createWebhookStore>;
+
+/**
+ * Seals every webhook URL and secret again with the keyring's current key (after a master key
+ * rotation), in one transaction; answers how many values were sealed again.
+ */
+export function resealWebhooks({ db, keyring }: { db: Database; keyring: Keyring }): number {
+  const rows = db.prepare<[], Pick<Row, 'id' | 'url' | 'secret' | 'previous_secret'>>('SELECT id, url, secret, previous_secret FROM webhooks').all();
+  const update = db.prepare<[string, string, string | null, string]>('UPDATE webhooks SET url = ?, secret = ?, previous_secret = ? WHERE id = ?');
+  const again = (id: string, name: 'url' | 'secret' | 'previous_secret', sealed: string): string =>
+    sealValue(keyring, field(id, name), openValue(keyring, field(id, name), sealed));
+  let count = 0;
+  db.transaction(() => {
+    for (const row of rows) {
+      update.run(
+        again(row.id, 'url', row.url),
+        again(row.id, 'secret', row.secret),
+        row.previous_secret ? again(row.id, 'previous_secret', row.previous_secret) : null,
+        row.id,
+      );
+      count += row.previous_secret ? 3 : 2;
+    }
+  })();
+  return count;
+}

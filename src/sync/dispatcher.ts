@@ -13,6 +13,7 @@ import { actorRef, FILE_ACTOR, type Actor, type ActorRef } from '../core/actor.j
 import { backoffDelay } from '../core/backoff.js';
 import { sleep, systemClock, type Clock } from '../core/clock.js';
 import { AppError, isAppError, toPlainError, type PlainError } from '../core/errors.js';
+import { ANNOUNCED_BY_WORKER, publishChanges } from '../events/change-events.js';
 import type { EventLog } from '../events/event-log.js';
 import type { SyncEventType } from '../events/event-types.js';
 import type { Metrics } from '../metrics.js';
@@ -268,6 +269,9 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
           break;
         case 'rendered':
           firstRunDone = true;
+          break;
+        case 'keys_changed':
+          if (ANNOUNCED_BY_WORKER.has(message.source) && (message.keys.length > 0 || message.source !== 'rekey')) publishChanges(events, message);
           break;
         case 'accepted':
           sourceError = null;

@@ -81,6 +81,8 @@ export type WorkerToMain =
       readonly result: ReconcileResult;
       readonly commit?: string | null;
     }
+  /** A new revision is recorded: the keys it changed (`section.key`), never values. */
+  | { readonly type: 'keys_changed'; readonly revision: string; readonly actor: ActorRef; readonly source: RevisionSource; readonly keys: readonly string[] }
   /** config.ini was read and is valid (it goes down the lanes now, or is skipped): an earlier invalid save is over. */
   | { readonly type: 'accepted'; readonly revision: string }
   /** Nobody in this process announced this revision: did another process (the CLI) write it? */

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { toPlainError, type PlainError } from '../core/errors.js';
 import type { HistoryWriter } from '../history/history-repo.js';
-import { diffKeys, summarize } from '../history/key-diff.js';
+import { changedKeys, diffKeys, summarize } from '../history/key-diff.js';
 import type { PushStatus } from '../history/push.js';
 import { parseIni, type IniDocument } from '../ini/document.js';
 import { openDocument } from '../secrets/sealed-document.js';
@@ -24,6 +24,8 @@ export interface RevisionRecorderDeps {
   onStatus: (status: HistoryStatus) => void;
   /** Told after each commit (an optional push to a remote). */
   onCommit?: () => void;
+  /** Told of each new revision (committed or not) with the keys it changed since the last one committed. */
+  onRevision?: (input: { revision: string; meta: RevisionMeta; keys: readonly string[] }) => void;
   pushStatus?: () => PushStatus | null;
   now?: () => number;
 }
@@ -90,6 +92,8 @@ export function createRevisionRecorder(deps: RevisionRecorderDeps) {
       if (!opened && !(await this.open())) return null;
       if (head?.revision === revision.revision) return head.commit;
       const { changes } = diffKeys(head?.doc, revision.doc, schema);
+      // The first revision of a new history changed nothing anyone could be told of.
+      if (head !== undefined) deps.onRevision?.({ revision: revision.revision, meta, keys: changedKeys(head.doc, revision.doc) });
       const summary = summarize(changes, { initial: head === undefined, ...(meta.rollbackOf ? { rollbackOf: meta.rollbackOf } : {}) });
       try {
         const at = now();

@@ -75,6 +75,7 @@ recorder = createRevisionRecorder({
   logger,
   onStatus: (status) => post({ type: 'history', status }),
   onCommit: () => pusher?.schedule(),
+  onRevision: ({ revision, meta, keys }) => post({ type: 'keys_changed', revision, actor: meta.actor, source: meta.source, keys }),
   pushStatus: () => pusher?.status() ?? null,
 });
 const history = recorder;

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDirs } from '../support/temp-dirs.js';
 import { WEBSOFT9_DEFAULT_API_KEY } from '../../src/bootstrap/first-boot-secrets.js';
@@ -360,6 +361,13 @@ describe('confhub serve', () => {
       ).commits;
     await eventually('the first revision is committed', async () => (await history()).length === 1);
     const oldId = (await loadKeyring({ ...config.masterKey, createFile: false })).keyring.current.id;
+    const webhook = await fetch(`${server.url}/api/v1/webhooks`, {
+      method: 'POST',
+      headers: { 'x-api-key': await apiKeyOf(env), 'content-type': 'application/json' },
+      body: JSON.stringify({ url: 'https://hooks.example.com/in?token=t-123', events: ['webhook.disabled'] }),
+    });
+    expect(webhook.status).toBe(201);
+    const webhookId = ((await webhook.json()) as { id: string }).id;
     const refused = await failing(['masterkey', 'rotate'], env);
     expect(refused?.code).toBe(1);
     expect(refused?.stderr).toContain(`confhub is running with the data directory ${config.dataDir}`);
@@ -372,6 +380,12 @@ describe('confhub serve', () => {
     const text = readFileSync(config.configPath, 'utf8');
     expect(text).not.toContain(`enc:v1:${oldId}:`);
     expect(text.match(new RegExp(`enc:v1:${newId}:`, 'g'))).toHaveLength(4);
+    // The webhook's URL and secret are sealed again too.
+    const db = new Database(config.databasePath, { readonly: true });
+    const sealedWebhook = JSON.stringify(db.prepare('SELECT url, secret FROM webhooks').all());
+    db.close();
+    expect(sealedWebhook).not.toContain(`enc:v1:${oldId}:`);
+    expect(sealedWebhook.match(new RegExp(`enc:v1:${newId}:`, 'g'))).toHaveLength(2);
     expect(statSync(`${config.masterKey.file}.retired`).mode & 0o777).toBe(0o600);
     const after = await openedConfig(env);
     for (const section of ['api_key', 'gitea', 'portainer', 'nginx_proxy_manager']) {
@@ -383,6 +397,9 @@ describe('confhub serve', () => {
     // The revision sealed under the new key is committed; the first one, sealed under the old key, still opens.
     await eventually('the re-sealed revision is committed', async () => (await history()).length === 2);
     const [resealed, first] = await history();
+    expect((await (await fetch(`${server.url}/api/v1/webhooks/${webhookId}`, { headers: { 'x-api-key': key } })).json()) as unknown).toMatchObject({
+      url: 'https://hooks.example.com/in',
+    });
     expect(resealed!.source).toBe('startup');
     const shown = (await (await fetch(`${server.url}/api/v1/settings/history/${resealed!.id}`, { headers: { 'x-api-key': key } })).json()) as {
       summary: string;

@@ -110,7 +110,7 @@ on_failure = keep
     await api('/api/v1/audit?limit=500');
     await api('/api/v1/sync/status');
     events.abort();
-    expect(stream).toContain('event: failed');
+    expect(stream).toContain('event: sync.failed');
     expect(await stopProcess(server.child)).toBe(0);
 
     const gitObjects = execFileSync('git', ['cat-file', '--batch-all-objects', '--batch'], {

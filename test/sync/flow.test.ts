@@ -154,6 +154,43 @@ describe('config.ini to service files', () => {
     expect(changeRuns()[2]).toMatchObject({ actor_type: 'api', actor_id: expect.stringMatching(/^key:[0-9a-f]{12}$/) });
   });
 
+  it('when config.ini is edited by hand, then settings.changed and env.changed name every key the edit changed, with actor file, never values; its seal is not announced twice', async () => {
+    ch = await start();
+    await ready(ch);
+    const events = (): { type: string; data: { keys?: string[]; variables?: string[]; actor: { type: string }; source: string } }[] => {
+      const db = new BetterSqlite3(ch.config.databasePath, { readonly: true });
+      try {
+        return (
+          db.prepare("SELECT type, data FROM events WHERE type IN ('settings.changed', 'env.changed') ORDER BY id").all() as { type: string; data: string }[]
+        ).map((row) => ({ type: row.type, data: JSON.parse(row.data) }));
+      } finally {
+        db.close();
+      }
+    };
+    const before = events().length;
+    const typed = 'Typed-by-hand-passphrase-77';
+    handEditByRename(
+      ch,
+      `${ch
+        .readConfig()
+        .replace('mode = first', 'mode = edited')
+        .replace(/^(\[gitea\][^[]*?user_pwd = ).*$/m, `$1${typed}`)}\n[env:global]\nDb_Url = postgres://db\n`,
+    );
+    await eventually('the sealed hand edit is announced', () => events().length > before + 1);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const announced = events().slice(before);
+    expect(announced).toEqual([
+      {
+        type: 'settings.changed',
+        data: expect.objectContaining({ keys: expect.arrayContaining(['extra.mode', 'gitea.user_pwd']), actor: { type: 'file', id: 'file' } }),
+      },
+      { type: 'env.changed', data: expect.objectContaining({ variables: ['global.Db_Url'], scopes: ['global'], actor: { type: 'file', id: 'file' } }) },
+    ]);
+    expect(announced[0]!.data.keys).toHaveLength(2);
+    expect(JSON.stringify(announced)).not.toContain(typed);
+    expect(JSON.stringify(announced)).not.toContain('postgres://db');
+  });
+
   it('when a hand edit is invalid, then nothing changes, status and readiness say why, and the next valid save resumes', async () => {
     ch = await start();
     await ready(ch);
