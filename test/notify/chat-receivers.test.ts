@@ -5,7 +5,7 @@ import { signDingtalkUrl } from '../../src/notify/dingtalk.js';
 import { signFeishuBody } from '../../src/notify/feishu.js';
 import type { NotifyEvent } from '../../src/notify/notify-event.js';
 import { type ChatReceiver, startChatReceiver } from '../support/chat-receivers.js';
-import { HOSTILE_FRAGMENTS, sampleEvents, worstCaseBurst } from './event-fixtures.js';
+import { expandingBurst, HOSTILE_FRAGMENTS, sampleEvents, worstCaseBurst } from './event-fixtures.js';
 
 const receivers = new Map<ChatKind, ChatReceiver>();
 
@@ -64,6 +64,15 @@ describe('chat receivers take what the formatters send', () => {
       const answer = await deliver(kind, worstCaseBurst(), HOSTILE_FRAGMENTS.join(''));
       expect(receiver(kind).requests.at(-1)?.refused, kind).toBeUndefined();
       expect(CHAT_ADAPTERS[kind].judge(answer), kind).toEqual({ ok: true });
+    });
+
+    it(`${kind}: when every name is made of the characters that grow most when escaped, then one event alone, a few and a burst of 200 are accepted`, async () => {
+      const burst = expandingBurst(200);
+      for (const events of [...burst.slice(0, 4).map((event) => [event]), burst.slice(0, 3), burst]) {
+        const answer = await deliver(kind, events, expandingBurst(1)[0]!.type);
+        expect(receiver(kind).requests.at(-1)?.refused, `${kind} ${events.length}`).toBeUndefined();
+        expect(CHAT_ADAPTERS[kind].judge(answer), kind).toEqual({ ok: true });
+      }
     });
 
     it(`${kind}: when a body one step over the limit is posted, then the receiver refuses it as the service does and the judge does not retry`, async () => {

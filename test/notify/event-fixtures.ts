@@ -227,3 +227,38 @@ export function worstCaseBurst(events = 200, keysPerEvent = 500): NotifyEvent[] 
     return { id, at, type: 'settings.changed', data: { revision: 'd'.repeat(40), actor: API_ACTOR, source: 'api', keys } };
   });
 }
+
+/** Characters that grow most when escaped or encoded: entities, backslashes, zero-width spaces, JSON escapes, 3-4 byte UTF-8. */
+const EXPANDING = ['<', '&', '>', '@', ']', '*', '_', '\\', '"', '\u0001', '名', '🚀'];
+
+export function expandingText(seed: number, length: number): string {
+  let text = '';
+  for (let index = 0; index < length; index += 1) text += EXPANDING[(seed + index) % EXPANDING.length];
+  return text;
+}
+
+/** Events whose every name, key, code and reason is made of the most expanding characters, as long as allowed. */
+export function expandingBurst(events: number): NotifyEvent[] {
+  return Array.from({ length: events }, (_, index) => {
+    const names = Array.from({ length: 500 }, (__, key) => expandingText(index + key, 200));
+    const error = { code: expandingText(index, 200), message: expandingText(index + 1, 1000) };
+    const actor = { type: 'system', id: expandingText(index, 300) } as const;
+    const common = { id: 7000 + index, at: AT + index };
+    switch (index % 4) {
+      case 0:
+        return { ...common, type: 'settings.changed', data: { revision: expandingText(index, 60), actor, source: 'api', keys: names } };
+      case 1: {
+        const targets = names.map((name) => outcome(name, { error, state: 'failed', healthy: false }));
+        return { ...common, type: 'sync.failed', data: { revision: expandingText(index, 60), source: 'reload', actor, targets, error } };
+      }
+      case 2:
+        return {
+          ...common,
+          type: 'webhook.disabled',
+          data: { webhook: expandingText(index, 300), url: `https://${expandingText(index, 50)}`, reason: expandingText(index, 1000) },
+        };
+      default:
+        return { ...common, type: expandingText(index, 300), data: {} };
+    }
+  });
+}
