@@ -157,7 +157,7 @@ export const MIGRATIONS: readonly Migration[] = [
       redelivery_of INTEGER,
       test INTEGER NOT NULL DEFAULT 0
     );
-    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, due_at);
+    CREATE INDEX webhook_deliveries_unsent ON webhook_deliveries (webhook_id, test, due_at) WHERE state IN ('collecting', 'pending');
     CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, id);
     CREATE TABLE webhook_attempts (
       id INTEGER PRIMARY KEY AUTOINCREMENT,

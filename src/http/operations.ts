@@ -364,8 +364,10 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
   Webhook: WEBHOOK,
   WebhookCreated: {
     ...WEBHOOK,
-    required: [...WEBHOOK.required, 'secret'],
-    properties: { ...WEBHOOK.properties, secret: { type: 'string', pattern: '^whsec_', description: 'The signing secret: shown in this answer only' } },
+    properties: {
+      ...WEBHOOK.properties,
+      secret: { type: 'string', pattern: '^whsec_', description: 'A standard endpoint’s signing secret: shown in this answer only' },
+    },
   },
   WebhookInput: {
     type: 'object',
@@ -375,7 +377,11 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
       events: { type: 'array', items: { type: 'string' }, minItems: 1, default: ['*'] },
       active: { type: 'boolean', default: true },
       description: { type: 'string', maxLength: 500 },
-      secret: { type: 'string', description: 'On creation only: whsec_ + base64 of 24 to 64 bytes; generated when absent' },
+      secret: {
+        type: 'string',
+        description:
+          "On creation only. standard: whsec_ + base64 of 24 to 64 bytes, generated when absent; dingtalk, feishu: the robot's own signing secret, when its signature check is on",
+      },
     },
     additionalProperties: false,
   },
@@ -692,11 +698,11 @@ export const OPERATIONS = {
     method: 'post',
     path: '/webhooks/{id}/rotate-secret',
     tag: 'webhooks',
-    summary: 'A new signing secret (shown once); the replaced one signs beside it for 24 hours',
+    summary: "A standard endpoint's new signing secret (shown once; the replaced one signs beside it for 24 hours), or a DingTalk/Feishu robot's new secret",
     parameters: [webhookIdParameter],
     body: {
       required: false,
-      description: '{"secret": "whsec_…"} to choose it; generated when absent',
+      description: '{"secret": "whsec_…"} to choose a standard endpoint\'s (generated when absent); a DingTalk or Feishu robot\'s new secret (required)',
       schema: { type: 'object', properties: { secret: { type: 'string' } }, additionalProperties: false },
     },
     responses: {
@@ -704,10 +710,10 @@ export const OPERATIONS = {
         description: 'The new secret',
         schema: {
           type: 'object',
-          required: ['secret', 'previousSecretValidUntil', 'webhook'],
+          required: ['previousSecretValidUntil', 'webhook'],
           properties: {
-            secret: { type: 'string', pattern: '^whsec_' },
-            previousSecretValidUntil: { type: 'string', format: 'date-time' },
+            secret: { type: 'string', pattern: '^whsec_', description: "A standard endpoint's new secret (a robot's own secret is never shown)" },
+            previousSecretValidUntil: { type: ['string', 'null'], format: 'date-time' },
             webhook: ref('Webhook'),
           },
           additionalProperties: false,

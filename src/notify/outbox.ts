@@ -52,11 +52,13 @@ export interface DeliveryFormat {
   /** The body and headers of one message (signed for `standard`). */
   request(input: {
     readonly kind: WebhookKind;
+    readonly url: string;
     readonly events: readonly OutboxEvent[];
     readonly messageId: string;
-    readonly timestampSeconds: number;
+    /** When this attempt is made. */
+    readonly nowMs: number;
     readonly secrets: readonly string[];
-  }): { body: string; headers: Record<string, string> };
+  }): { url: string; body: string; headers: Record<string, string> };
   judge(kind: WebhookKind, answer: { readonly status: number; readonly body: string; readonly retryAfterMs?: number }): Verdict;
 }
 
@@ -167,17 +169,19 @@ export function createOutbox(deps: OutboxDeps) {
       "SELECT * FROM webhook_deliveries WHERE webhook_id = ? AND state = 'collecting' AND due_at > ? ORDER BY id DESC LIMIT 1",
     ),
     setEvents: db.prepare<[string, number]>('UPDATE webhook_deliveries SET events = ? WHERE id = ?'),
-    /** Per endpoint, and apart for its test pings: when its oldest unsent message may go. */
-    lanes: db.prepare<[], { webhook: string; test: number; at: number }>(
-      `SELECT d.webhook_id AS webhook, d.test = 1 AS test,
-         MIN(CASE WHEN d.test = 1 THEN d.due_at ELSE MAX(d.due_at, COALESCE(w.next_attempt_at, 0)) END) AS at
-       FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-       WHERE d.state IN ('collecting', 'pending') AND (w.active = 1 OR d.test = 1)
-       GROUP BY webhook, test`,
+    /**
+     * Per endpoint, and apart for its test pings: when its oldest unsent message may go. Each MIN is
+     * one step into the partial index of unsent deliveries, however many wait or were delivered.
+     */
+    lanes: db.prepare<[], { webhook: string; active: number; backoff: number | null; normal: number | null; test: number | null }>(
+      `SELECT w.id AS webhook, w.active AS active, w.next_attempt_at AS backoff,
+         (SELECT MIN(due_at) FROM webhook_deliveries WHERE webhook_id = w.id AND test = 0 AND state IN ('collecting', 'pending')) AS normal,
+         (SELECT MIN(due_at) FROM webhook_deliveries WHERE webhook_id = w.id AND test = 1 AND state IN ('collecting', 'pending')) AS test
+       FROM webhooks w`,
     ),
     oldestDue: db.prepare<[string, number, number], DeliveryRow>(
-      `SELECT * FROM webhook_deliveries WHERE webhook_id = ? AND state IN ('collecting', 'pending') AND due_at <= ?
-         AND test = ? ORDER BY id LIMIT 1`,
+      `SELECT * FROM webhook_deliveries WHERE webhook_id = ? AND test = ? AND state IN ('collecting', 'pending') AND due_at <= ?
+       ORDER BY due_at, id LIMIT 1`,
     ),
     delivery: db.prepare<[number], DeliveryRow>('SELECT * FROM webhook_deliveries WHERE id = ?'),
     deliveries: db.prepare<[string, number, number], DeliveryRow>('SELECT * FROM webhook_deliveries WHERE webhook_id = ? AND id < ? ORDER BY id DESC LIMIT ?'),
@@ -288,10 +292,13 @@ export function createOutbox(deps: OutboxDeps) {
 
   /** Lanes with something to send and nothing in flight, with the time it may go. */
   function idleLanes(): { webhook: string; test: boolean; at: number }[] {
-    return q.lanes
-      .all()
-      .map((lane) => ({ webhook: lane.webhook, test: lane.test === 1, at: lane.at }))
-      .filter((lane) => !inFlight.has(laneOf(lane.webhook, lane.test)));
+    const lanes: { webhook: string; test: boolean; at: number }[] = [];
+    for (const row of q.lanes.all()) {
+      // An endpoint that is off sends nothing but test messages; one backed off waits its time.
+      if (row.normal !== null && row.active === 1) lanes.push({ webhook: row.webhook, test: false, at: Math.max(row.normal, row.backoff ?? 0) });
+      if (row.test !== null) lanes.push({ webhook: row.webhook, test: true, at: row.test });
+    }
+    return lanes.filter((lane) => !inFlight.has(laneOf(lane.webhook, lane.test)));
   }
 
   function schedule(): void {
@@ -336,7 +343,7 @@ export function createOutbox(deps: OutboxDeps) {
       if (inFlight.size >= concurrency) break;
       if (lane.at > now) continue;
       // Serial per endpoint, oldest first; a test ping does not wait behind the queue.
-      const row = q.oldestDue.get(lane.webhook, now, lane.test ? 1 : 0);
+      const row = q.oldestDue.get(lane.webhook, lane.test ? 1 : 0, now);
       if (!row) continue;
       const key = laneOf(lane.webhook, lane.test);
       inFlight.add(key);
@@ -380,12 +387,13 @@ export function createOutbox(deps: OutboxDeps) {
     const startedAt = clock.now();
     const request = format.request({
       kind: webhook.kind,
+      url: webhook.url,
       events: JSON.parse(row.events) as OutboxEvent[],
       messageId: row.message_id,
-      timestampSeconds: Math.floor(startedAt / 1000),
+      nowMs: startedAt,
       secrets: store.signingSecrets(webhook.id, startedAt),
     });
-    const outcome = await deps.post({ url: webhook.url, headers: request.headers, body: request.body, timeoutMs: config.attemptTimeoutMs });
+    const outcome = await deps.post({ url: request.url, headers: request.headers, body: request.body, timeoutMs: config.attemptTimeoutMs });
     const now = clock.now();
     const verdict = verdictOf(webhook.kind, outcome, now);
     // Deleted while the attempt was on the wire: nothing is left to record it in.

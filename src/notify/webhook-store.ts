@@ -16,6 +16,18 @@ export type WebhookKind = (typeof WEBHOOK_KINDS)[number];
 
 const MAX_URL_LENGTH = 2048;
 const MAX_DESCRIPTION_LENGTH = 500;
+/** Kinds whose service checks a signature made with the robot's own secret (DingTalk 加签, Feishu 签名校验). */
+const SIGNED_BY_SERVICE: ReadonlySet<WebhookKind> = new Set(['dingtalk', 'feishu']);
+const SERVICE_SECRET = /^[\x21-\x7e]{1,256}$/;
+
+/** Why a secret cannot sign for this kind of endpoint; undefined when it can. */
+function secretProblem(kind: WebhookKind, secret: string): string | undefined {
+  if (kind === 'standard') return isWebhookSecret(secret) ? undefined : 'must be whsec_ followed by the base64 of 24 to 64 random bytes';
+  if (SIGNED_BY_SERVICE.has(kind))
+    return SERVICE_SECRET.test(secret) ? undefined : `must be the ${kind} robot's signing secret (1 to 256 printable characters)`;
+  return `${kind} endpoints have no signing secret`;
+}
+
 /** How long the secret a rotation replaced keeps signing beside the new one. */
 export const PREVIOUS_SECRET_MS = 24 * 3600_000;
 
@@ -162,8 +174,7 @@ function checkInput(input: WebhookInput, { urlProblem, creating }: { urlProblem:
   }
   if (input.secret !== undefined) {
     // Never echoed: a wrong secret may be a real one pasted into the wrong field.
-    if (typeof input.secret !== 'string' || !isWebhookSecret(input.secret))
-      errors.push(issue('secret', 'must be whsec_ followed by the base64 of 24 to 64 random bytes'));
+    if (typeof input.secret !== 'string') errors.push(issue('secret', 'must be a string'));
     else out.secret = input.secret;
   }
   if (errors.length > 0) throw validationFailed(errors);
@@ -210,14 +221,19 @@ export function createWebhookStore({ db, keyring, urlProblem, maxWebhooks }: Web
     list: (): Webhook[] => all.all().map(toWebhook),
     get,
     exists: (id: string): boolean => one.get(id) !== undefined,
-    /** Creates an endpoint that starts at the newest event; answers its signing secret, shown only now. */
-    create(input: WebhookInput, { now, cursor }: { now: number; cursor: number }): { webhook: Webhook; secret: string } {
+    /**
+     * Creates an endpoint that starts at the newest event. A standard endpoint's signing secret is
+     * answered, once; a DingTalk or Feishu robot's own secret, when given, is kept and never shown.
+     */
+    create(input: WebhookInput, { now, cursor }: { now: number; cursor: number }): { webhook: Webhook; secret?: string } {
       const checked = checkInput(input, { urlProblem, creating: true });
+      const kind = checked.kind ?? 'standard';
+      const problem = checked.secret === undefined ? undefined : secretProblem(kind, checked.secret);
+      if (problem) throw validationFailed([issue('secret', problem)]);
       if (count.get()!.n >= maxWebhooks)
         throw new AppError('INVALID_REQUEST', { details: `at most ${maxWebhooks} webhooks (system.ini [notify] max_webhooks); delete one first` });
       const id = `wh_${randomBytes(12).toString('base64url')}`;
-      const kind = checked.kind ?? 'standard';
-      const secret = checked.secret ?? generateWebhookSecret();
+      const secret = checked.secret ?? (kind === 'standard' ? generateWebhookSecret() : '');
       insert.run({
         id,
         url: sealValue(keyring, field(id, 'url'), checked.url!),
@@ -230,7 +246,7 @@ export function createWebhookStore({ db, keyring, urlProblem, maxWebhooks }: Web
         cursor,
         at: now,
       });
-      return { webhook: get(id), secret };
+      return kind === 'standard' ? { webhook: get(id), secret } : { webhook: get(id) };
     },
     /**
      * Changes the fields given. Turning an endpoint on again clears what confhub's turning off
@@ -240,7 +256,10 @@ export function createWebhookStore({ db, keyring, urlProblem, maxWebhooks }: Web
       const before = get(id);
       const checked = checkInput(input, { urlProblem, creating: false });
       if (checked.secret !== undefined) throw validationFailed([issue('secret', 'is changed by POST /webhooks/{id}/rotate-secret')]);
-      const kind = checked.kind ?? before.kind;
+      // A kind has its own URL and secret: another kind is another endpoint.
+      if (checked.kind !== undefined && checked.kind !== before.kind)
+        throw validationFailed([issue('kind', `cannot change from ${before.kind}; create a new endpoint for ${checked.kind}`)]);
+      const kind = before.kind;
       const url = checked.url ?? before.url;
       const active = checked.active ?? before.active;
       const reactivated = checked.active === true && (!before.active || before.disabledReason !== null);
@@ -267,11 +286,25 @@ export function createWebhookStore({ db, keyring, urlProblem, maxWebhooks }: Web
       get(id);
       remove.run(id);
     },
-    /** A new signing secret; the one it replaces keeps signing beside it for a day. */
-    rotateSecret(id: string, input: { secret?: unknown }, { now }: { now: number }): { webhook: Webhook; secret: string; previousValidUntil: number } {
-      get(id);
-      const checked = checkInput(input.secret === undefined ? {} : { secret: input.secret }, { urlProblem, creating: false });
-      const secret = checked.secret ?? generateWebhookSecret();
+    /**
+     * A standard endpoint's new signing secret (the one it replaces keeps signing beside it for a
+     * day); a DingTalk or Feishu robot's secret replaced by the one given (the service knows one).
+     */
+    rotateSecret(id: string, input: { secret?: unknown }, { now }: { now: number }): { webhook: Webhook; secret?: string; previousValidUntil?: number } {
+      const { kind } = get(id);
+      if (input.secret !== undefined && typeof input.secret !== 'string') throw validationFailed([issue('secret', 'must be a string')]);
+      const given = input.secret as string | undefined;
+      if (kind !== 'standard' && given === undefined)
+        throw validationFailed([
+          issue('secret', SIGNED_BY_SERVICE.has(kind) ? `is required: the ${kind} robot's signing secret` : `${kind} endpoints have no signing secret`),
+        ]);
+      const problem = given === undefined ? undefined : secretProblem(kind, given);
+      if (problem) throw validationFailed([issue('secret', problem)]);
+      if (kind !== 'standard') {
+        db.prepare('UPDATE webhooks SET secret = ?, updated_at = ? WHERE id = ?').run(sealValue(keyring, field(id, 'secret'), given!), now, id);
+        return { webhook: get(id) };
+      }
+      const secret = given ?? generateWebhookSecret();
       const row = one.get(id)!;
       const previous = openValue(keyring, field(id, 'secret'), row.secret);
       const until = now + PREVIOUS_SECRET_MS;
@@ -291,7 +324,8 @@ export function createWebhookStore({ db, keyring, urlProblem, maxWebhooks }: Web
       const secrets = [openValue(keyring, field(id, 'secret'), row.secret)];
       if (row.previous_secret && row.previous_until !== null && now < row.previous_until)
         secrets.push(openValue(keyring, field(id, 'previous_secret'), row.previous_secret));
-      return secrets;
+      // A chat endpoint without its robot's secret signs nothing.
+      return secrets.filter((secret) => secret !== '');
     },
   };
 }

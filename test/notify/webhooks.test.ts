@@ -3,6 +3,7 @@
  * receivers on loopback (allowed in the test's system.ini), with the outbox on a manual clock so
  * retries, Retry-After and the retry window are driven, not waited for.
  */
+import { createHmac } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Database from 'better-sqlite3';
@@ -337,6 +338,44 @@ describe('webhooks', () => {
     await advance(s, 24 * 3600_000 + 1);
     await s.json(`/api/v1/webhooks/${webhook.id}/test`, { method: 'POST' });
     expect(String(receiver.received[1]!.headers['webhook-signature']).split(' ')).toHaveLength(1);
+  }, 30_000);
+
+  it('when a DingTalk or a Feishu robot checks signatures, then every attempt carries a fresh signature made with its secret, which is never answered', async () => {
+    const s = await start();
+    const dingtalk = await startChatReceiver('dingtalk');
+    const feishu = await startChatReceiver('feishu');
+    cleanups.push(
+      () => dingtalk.close(),
+      () => feishu.close(),
+    );
+    const secret = 'SEC0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd';
+    const ding = await createWebhook(s, { url: `${dingtalk.url}?access_token=tok-1`, kind: 'dingtalk', secret });
+    const fei = await createWebhook(s, { url: feishu.url, kind: 'feishu', secret: 'feishu-secret-1' });
+    expect(ding).not.toHaveProperty('secret');
+    expect(fei).not.toHaveProperty('secret');
+    for (const id of [ding.id, fei.id]) await s.json(`/api/v1/webhooks/${id}/test`, { method: 'POST' });
+    const query = new URL(dingtalk.requests[0]!.url, 'http://x').searchParams;
+    expect(query.get('access_token')).toBe('tok-1');
+    const timestamp = query.get('timestamp')!;
+    expect(Math.abs(Number(timestamp) - s.clock.now())).toBeLessThan(1000);
+    expect(query.get('sign')).toBe(createHmac('sha256', secret).update(`${timestamp}\n${secret}`).digest('base64'));
+    const body = JSON.parse(feishu.requests[0]!.body) as { timestamp: string; sign: string; msg_type: string };
+    expect(body).toMatchObject({ msg_type: 'text', timestamp: expect.stringMatching(/^\d+$/) });
+    expect(body.sign).toBe(createHmac('sha256', `${body.timestamp}\nfeishu-secret-1`).update('').digest('base64'));
+    expect(JSON.stringify((await s.json(`/api/v1/webhooks/${ding.id}`)).body)).not.toContain('SEC0123');
+    // A Slack endpoint has no secret; a kind is not changed in place; a robot's rotation needs the new secret.
+    const slack = await s.json<{ details: string }>('/api/v1/webhooks', {
+      method: 'POST',
+      body: JSON.stringify({ url: 'https://hooks.example.com/x', kind: 'slack', secret: 'whatever-1' }),
+    });
+    expect(slack).toMatchObject({ status: 400, body: { details: expect.stringMatching(/secret: slack endpoints have no signing secret/) } });
+    expect(
+      (await s.json<{ details: string }>(`/api/v1/webhooks/${ding.id}`, { method: 'PATCH', body: JSON.stringify({ kind: 'feishu' }) })).body.details,
+    ).toMatch(/kind: cannot change from dingtalk/);
+    expect((await s.json<{ details: string }>(`/api/v1/webhooks/${ding.id}/rotate-secret`, { method: 'POST' })).body.details).toMatch(/secret: is required/);
+    const rotated = await s.json(`/api/v1/webhooks/${ding.id}/rotate-secret`, { method: 'POST', body: JSON.stringify({ secret: `${secret}x` }) });
+    expect(rotated).toMatchObject({ status: 200, body: { previousSecretValidUntil: null } });
+    expect(rotated.body).not.toHaveProperty('secret');
   }, 30_000);
 
   it('when endpoints are bad, then each problem is named and nothing is stored', async () => {

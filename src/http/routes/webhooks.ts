@@ -98,7 +98,7 @@ export function createWebhookRoutes({ store, outbox, events, audit, clock, jsonB
           audited(res, 'webhook.create', webhook.id);
           outbox.changed();
           res.status(201).location(`${req.baseUrl}/webhooks/${webhook.id}`);
-          sendJson(res, JSON.stringify({ ...view(webhook, now), secret }));
+          sendJson(res, JSON.stringify({ ...view(webhook, now), ...(secret !== undefined ? { secret } : {}) }));
         },
       ],
     },
@@ -135,7 +135,14 @@ export function createWebhookRoutes({ store, outbox, events, audit, clock, jsonB
           if (extra.length > 0) throw new AppError('VALIDATION_FAILED', { details: `${extra[0]!.slice(0, 64)}: unknown field; expected secret` });
           const { webhook, secret, previousValidUntil } = store.rotateSecret(req.params.id as string, input, { now });
           audited(res, 'webhook.rotate_secret', webhook.id);
-          sendJson(res, JSON.stringify({ secret, previousSecretValidUntil: new Date(previousValidUntil).toISOString(), webhook: view(webhook, now) }));
+          sendJson(
+            res,
+            JSON.stringify({
+              ...(secret !== undefined ? { secret } : {}),
+              previousSecretValidUntil: previousValidUntil === undefined ? null : new Date(previousValidUntil).toISOString(),
+              webhook: view(webhook, now),
+            }),
+          );
         },
       ],
     },
