@@ -64,6 +64,7 @@ export const ERROR_CATALOGUE = Object.freeze({
   DELIVERY_NOT_FOUND: { status: 404, message: 'Delivery not found', audience: 'http' },
   DELIVERY_IN_PROGRESS: { status: 409, message: 'Conflict', audience: 'http' },
   WEBHOOK_INACTIVE: { status: 409, message: 'Conflict', audience: 'http' },
+  WEBHOOK_LIMIT_REACHED: { status: 409, message: 'Conflict', audience: 'http' },
   HISTORY_FAILED: { status: 500, message: 'History failed', audience: 'http' },
   INTERNAL_ERROR: { status: 500, message: 'Internal error', audience: 'http' },
 } as const satisfies Record<string, CatalogueEntry>);

@@ -70,6 +70,15 @@ const WRITE_METHODS = new Set(['PUT', 'PATCH', 'POST', 'DELETE']);
 const SETTINGS_RESOURCES_ELSEWHERE: ReadonlySet<string> = new Set(['events', 'history', 'diff', 'rollback', 'reload']);
 const SETTINGS_PATH = /^\/api(?:\/v1)?\/settings(?:\/([^/]+))?(?:\/([^/]+))?\/?$/;
 const ENV_PATH = /^\/api(?:\/v1)?\/env\/([^/]+)(?:\/([^/]+))?\/?$/;
+const WEBHOOK_PATH = /^\/api(?:\/v1)?\/webhooks(?:\/([^/]+))?(?:\/(rotate-secret|test|deliveries\/[^/]+\/redeliver))?\/?$/;
+const WEBHOOK_ACTIONS: Readonly<Record<string, string>> = { 'rotate-secret': 'webhook.rotate_secret', test: 'webhook.test' };
+
+/** The audit action of a webhook write, by method and path. */
+function webhookAction(method: string, match: RegExpExecArray): string {
+  if (match[2]) return WEBHOOK_ACTIONS[match[2]] ?? 'webhook.redeliver';
+  if (!match[1]) return 'webhook.create';
+  return method === 'DELETE' ? 'webhook.delete' : 'webhook.update';
+}
 
 function safeDecode(part: string | undefined): string | null {
   if (part === undefined) return null;
@@ -190,7 +199,8 @@ function auditRefusedWrite(
   if (!WRITE_METHODS.has(req.method) || res.locals.audited || error.code === 'RATE_LIMITED') return;
   const env = ENV_PATH.exec(req.path);
   const match = SETTINGS_PATH.exec(req.path);
-  if (!match && !env) return;
+  const webhook = WEBHOOK_PATH.exec(req.path);
+  if (!match && !env && !webhook) return;
   const actor: Actor = (res.locals.actor as Actor | undefined) ?? {
     type: 'api',
     id: 'unauthenticated',
@@ -205,10 +215,18 @@ function auditRefusedWrite(
       {
         at: Date.now(),
         actor,
-        action: env ? 'env.update' : rollback ? 'settings.rollback' : 'settings.update',
-        // A refused env write names its scope's section: `env:<scope>`.
-        section: env ? `env:${safeDecode(env[1])}` : rollback ? null : safeDecode(match![1]),
-        key: env ? safeDecode(env[2]) : rollback ? null : (safeDecode(match![2]) ?? queryKey),
+        action: webhook ? webhookAction(req.method, webhook) : env ? 'env.update' : rollback ? 'settings.rollback' : 'settings.update',
+        // A refused env write names its scope's section: `env:<scope>`; a webhook's, `webhook:<id>`.
+        section: webhook
+          ? webhook[1]
+            ? `webhook:${safeDecode(webhook[1])}`
+            : null
+          : env
+            ? `env:${safeDecode(env[1])}`
+            : rollback
+              ? null
+              : safeDecode(match![1]),
+        key: webhook ? null : env ? safeDecode(env[2]) : rollback ? null : (safeDecode(match![2]) ?? queryKey),
         oldValue: null,
         newValue: null,
         result: 'refused',

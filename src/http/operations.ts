@@ -659,7 +659,7 @@ export const OPERATIONS = {
         schema: ref('WebhookCreated'),
       },
     },
-    errors: [...BODY_ERRORS, 'VALIDATION_FAILED'],
+    errors: [...BODY_ERRORS, 'VALIDATION_FAILED', 'WEBHOOK_LIMIT_REACHED'],
   },
   getWebhook: {
     method: 'get',
@@ -729,7 +729,7 @@ export const OPERATIONS = {
     summary: 'Send a webhook.test message now (whatever the backoff, on or off) and answer with its attempt',
     parameters: [webhookIdParameter],
     responses: { '200': { description: 'The test delivery after its attempt', schema: ref('Delivery') } },
-    errors: ['WEBHOOK_NOT_FOUND'],
+    errors: ['WEBHOOK_NOT_FOUND', 'DELIVERY_NOT_FOUND'],
   },
   listWebhookDeliveries: {
     method: 'get',

@@ -170,8 +170,8 @@ export function createAddressPolicy({ allow }: AddressPolicyOptions): AddressPol
     const isLiteral = parseIp(normaliseHostName(input.host)) !== undefined;
     const what = raw === shown ? shown : `${raw} (IPv4 ${shown})`;
     const subject = isLiteral ? `${what} is` : `${normaliseHostName(input.host)} resolves to ${what},`;
-    const fix = isLiteral ? `list ${shown}` : `list ${shown} or the host name`;
-    const wide = addressClass === 'metadata' ? ' (a range does not cover it: list the address itself)' : '';
+    const fix = isLiteral || addressClass === 'metadata' ? `list ${shown}` : `list ${shown} or the host name`;
+    const wide = addressClass === 'metadata' ? ' (a range or a host name does not cover it: list the address itself)' : '';
     return {
       allowed: false,
       addressClass,
@@ -186,7 +186,8 @@ export function createAddressPolicy({ allow }: AddressPolicyOptions): AddressPol
       const judged = normaliseIp(parsed).address;
       const addressClass = classifyAddress(judged);
       if (!REFUSED_BY_DEFAULT.has(addressClass)) return ALLOWED;
-      if (hostNames.has(normaliseHostName(input.host))) return ALLOWED;
+      // A listed name opens what it resolves to, but never a metadata address: only that address listed does.
+      if (addressClass !== 'metadata' && hostNames.has(normaliseHostName(input.host))) return ALLOWED;
       if (listed(judged, addressClass)) return ALLOWED;
       return refusal(input, judged, addressClass);
     },

@@ -62,6 +62,10 @@ export interface PostInput {
   readonly body: string | Uint8Array;
   /** The whole attempt: resolving, connecting, sending and reading the answer. Default 10 s. */
   readonly timeoutMs?: number;
+  /** How messages name the URL (a chat webhook's path is its token); default without userinfo and query. */
+  readonly shownUrl?: string;
+  /** Ends the attempt at once (a stopping confhub): it fails as `other`, `aborted`. */
+  readonly signal?: AbortSignal;
 }
 
 export interface GuardedPost {
@@ -99,6 +103,16 @@ function errorText(error: unknown): string {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
   const text = typeof message === 'string' && message !== '' ? message : String(error);
   return typeof code === 'string' && !text.includes(code) ? `${code}: ${text}` : text;
+}
+
+/** `user:password` for Basic authentication, undefined without userinfo, null when it does not decode. */
+function userinfoOf(url: URL): string | undefined | null {
+  if (url.username === '' && url.password === '') return undefined;
+  try {
+    return `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+  } catch {
+    return null;
+  }
 }
 
 /** A lookup for net.connect that answers the checked address, whatever it is asked. */
@@ -145,7 +159,7 @@ export function createGuardedPost({
   }
 
   function attempt(input: PostInput, start: number): Promise<PostResult> {
-    const shown = safeUrl(input.url);
+    const shown = input.shownUrl ?? safeUrl(input.url);
     const timeoutMs = input.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const elapsed = (): number => clock.now() - start;
     const blocked = (reason: string): PostResult => ({ kind: 'blocked', reason: `POST ${shown}: ${reason}`, durationMs: elapsed() });
@@ -158,6 +172,9 @@ export function createGuardedPost({
       return Promise.resolve(blocked('not a URL'));
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') return Promise.resolve(blocked(`only http and https URLs are delivered, not ${url.protocol}`));
+    const auth = userinfoOf(url);
+    if (auth === null) return Promise.resolve(blocked("the URL's user name or password is not valid percent-encoding"));
+    if (input.signal?.aborted) return Promise.resolve(failed('other', 'aborted'));
 
     return new Promise<PostResult>((resolve) => {
       let settled = false;
@@ -172,6 +189,7 @@ export function createGuardedPost({
       };
       const timer = clock.setTimeout(() => finish(failed('timeout', `no answer within ${timeoutMs} ms`)), timeoutMs);
       timer.unref();
+      input.signal?.addEventListener('abort', () => finish(failed('other', 'aborted')), { once: true });
 
       const send = (pinned: ResolvedAddress): void => {
         const isHttps = url.protocol === 'https:';
@@ -185,7 +203,7 @@ export function createGuardedPost({
           headers: { ...input.headers, 'content-length': String(Buffer.byteLength(input.body)) },
           agent: false,
           lookup: pinnedLookup(pinned),
-          ...(url.username !== '' || url.password !== '' ? { auth: `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}` } : {}),
+          ...(auth !== undefined ? { auth } : {}),
         };
         if (isHttps) {
           // The certificate is verified against the name, not the pinned address (SNI must not be an IP).
@@ -237,7 +255,13 @@ export function createGuardedPost({
           if (settled) return;
           if ('blocked' in checked) finish(blocked(checked.blocked));
           else if ('failed' in checked) finish(failed('dns', checked.failed));
-          else send(checked.pinned);
+          else {
+            try {
+              send(checked.pinned);
+            } catch (error) {
+              finish(failed('other', errorText(error)));
+            }
+          }
         },
         (error: unknown) => finish(failed('other', errorText(error))),
       );
@@ -335,6 +359,7 @@ export function endpointUrlProblem(url: string, policy: AddressPolicy): string |
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return `the scheme must be http or https, not ${parsed.protocol.replace(/:$/, '')}`;
   if (parsed.hostname === '') return 'the URL has no host';
+  if (userinfoOf(parsed) === null) return "the URL's user name or password is not valid percent-encoding";
   // A fragment is never sent: a URL carrying one is a mistake (or pasted from a browser).
   if (parsed.hash !== '' || url.includes('#')) return 'the URL has a fragment (#…), which is never sent';
   const host = normaliseHostName(parsed.hostname);

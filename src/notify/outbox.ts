@@ -72,7 +72,14 @@ export interface OutboxDeps {
   store: WebhookStore;
   config: NotifyConfig;
   logger: Logger;
-  post: (input: { url: string; headers: Record<string, string>; body: string; timeoutMs: number }) => Promise<PostOutcome>;
+  post: (input: {
+    url: string;
+    shownUrl: string;
+    headers: Record<string, string>;
+    body: string;
+    timeoutMs: number;
+    signal: AbortSignal;
+  }) => Promise<PostOutcome>;
   format: DeliveryFormat;
   parseRetryAfter: (value: string, nowMs: number) => number | undefined;
   clock?: Clock;
@@ -82,6 +89,8 @@ export interface OutboxDeps {
   concurrency?: number;
 }
 
+/** Endpoints sent to at once: enough that a few hanging receivers (10 s each) do not hold the others back. */
+const DEFAULT_CONCURRENCY = 64;
 /** Events in one chat message at most; a longer burst starts the next message. */
 export const MAX_EVENTS_PER_MESSAGE = 50;
 const PAGE = 200;
@@ -155,7 +164,7 @@ interface Cancellable extends TimerHandle {
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 export function createOutbox(deps: OutboxDeps) {
-  const { db, events, store, config, format, clock = systemClock, random = Math.random, metrics, concurrency = 8 } = deps;
+  const { db, events, store, config, format, clock = systemClock, random = Math.random, metrics, concurrency = DEFAULT_CONCURRENCY } = deps;
   const log = deps.logger.child({ module: 'webhooks' });
   const q = {
     cursors: db.prepare<[], { id: string; kind: WebhookKind; events: string; active: number; cursor: number }>(
@@ -165,8 +174,9 @@ export function createOutbox(deps: OutboxDeps) {
     insert: db.prepare<[string, string, string, DeliveryState, number, number, number | null, number]>(
       'INSERT INTO webhook_deliveries (webhook_id, message_id, events, state, created_at, due_at, redelivery_of, test) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     ),
-    collecting: db.prepare<[string, number], DeliveryRow>(
-      "SELECT * FROM webhook_deliveries WHERE webhook_id = ? AND state = 'collecting' AND due_at > ? ORDER BY id DESC LIMIT 1",
+    newestUnsent: db.prepare<[string], DeliveryRow>(
+      `SELECT * FROM webhook_deliveries WHERE webhook_id = ? AND test = 0 AND state IN ('collecting', 'pending') AND redelivery_of IS NULL
+       ORDER BY due_at DESC, id DESC LIMIT 1`,
     ),
     setEvents: db.prepare<[string, number]>('UPDATE webhook_deliveries SET events = ? WHERE id = ?'),
     /**
@@ -214,6 +224,10 @@ export function createOutbox(deps: OutboxDeps) {
   };
 
   const inFlight = new Set<string>();
+  /** Deliveries on the wire: nothing is added to them. */
+  const sending = new Set<number>();
+  /** Ends the attempts in flight when confhub stops. */
+  let aborting = new AbortController();
   /** Callers waiting for a delivery's next attempt (the test ping). */
   const waiting = new Map<number, (() => void)[]>();
   let timer: TimerHandle | Cancellable | undefined;
@@ -271,17 +285,20 @@ export function createOutbox(deps: OutboxDeps) {
 
   function add(endpoint: { id: string; kind: WebhookKind }, event: OutboxEvent, now: number): void {
     const thin = JSON.stringify({ id: event.id, type: event.type, at: event.at, data: event.data });
-    if (endpoint.kind === 'standard' || config.debounceMs === 0) {
-      // A standard message is one event, named by it: retries and redeliveries keep the id.
-      q.insert.run(endpoint.id, endpoint.kind === 'standard' ? `evt_${event.id}` : messageId(), `[${thin}]`, 'pending', now, now, null, 0);
+    if (endpoint.kind === 'standard') {
+      // One event per message, named by the endpoint and the event: retries and redeliveries keep
+      // the id, and no other confhub (or this one with a new database) makes the same one.
+      q.insert.run(endpoint.id, `evt_${endpoint.id.slice(3)}_${event.id}`, `[${thin}]`, 'pending', now, now, null, 0);
       return;
     }
-    const open = q.collecting.get(endpoint.id, now);
-    if (open && (JSON.parse(open.events) as unknown[]).length < MAX_EVENTS_PER_MESSAGE) {
+    // A chat message gathers what has not gone out yet: a burst within the window, and whatever
+    // comes while the endpoint is backed off; never a message on the wire.
+    const open = q.newestUnsent.get(endpoint.id);
+    if (open && !sending.has(open.id) && (JSON.parse(open.events) as unknown[]).length < MAX_EVENTS_PER_MESSAGE) {
       q.setEvents.run(`${open.events.slice(0, -1)},${thin}]`, open.id);
       return;
     }
-    q.insert.run(endpoint.id, messageId(), `[${thin}]`, 'collecting', now, now + config.debounceMs, null, 0);
+    q.insert.run(endpoint.id, messageId(), `[${thin}]`, config.debounceMs > 0 ? 'collecting' : 'pending', now, now + config.debounceMs, null, 0);
   }
 
   function messageId(prefix = 'msg_'): string {
@@ -298,11 +315,13 @@ export function createOutbox(deps: OutboxDeps) {
       if (row.normal !== null && row.active === 1) lanes.push({ webhook: row.webhook, test: false, at: Math.max(row.normal, row.backoff ?? 0) });
       if (row.test !== null) lanes.push({ webhook: row.webhook, test: true, at: row.test });
     }
-    return lanes.filter((lane) => !inFlight.has(laneOf(lane.webhook, lane.test)));
+    // Longest due first, so a few busy endpoints cannot keep the others waiting.
+    return lanes.filter((lane) => !inFlight.has(laneOf(lane.webhook, lane.test))).sort((a, b) => a.at - b.at);
   }
 
   function schedule(): void {
-    if (!running) return;
+    // At the limit, each attempt's end schedules again: waking now would find nothing to start.
+    if (!running || inFlight.size >= concurrency) return;
     const at = Math.min(...idleLanes().map((lane) => lane.at));
     if (!Number.isFinite(at)) return;
     if (timer !== undefined && at >= timerAt) return;
@@ -347,10 +366,12 @@ export function createOutbox(deps: OutboxDeps) {
       if (!row) continue;
       const key = laneOf(lane.webhook, lane.test);
       inFlight.add(key);
+      sending.add(row.id);
       const attempt = send(row)
         .catch((error: unknown) => log.error({ err: error, webhook: row.webhook_id, delivery: row.id }, 'a webhook delivery attempt failed unexpectedly'))
         .finally(() => {
           inFlight.delete(key);
+          sending.delete(row.id);
           attemptsInFlight.delete(attempt);
           for (const resolve of waiting.get(row.id) ?? []) resolve();
           waiting.delete(row.id);
@@ -377,23 +398,37 @@ export function createOutbox(deps: OutboxDeps) {
   }
 
   async function send(row: DeliveryRow): Promise<void> {
-    let webhook: Webhook;
-    try {
-      webhook = store.get(row.webhook_id);
-    } catch {
-      return; // deleted meanwhile: its deliveries went with it
-    }
+    // Deleted meanwhile: its deliveries went with it.
+    if (!store.exists(row.webhook_id)) return;
+    const webhook = store.get(row.webhook_id);
     q.startSending.run(row.id);
     const startedAt = clock.now();
-    const request = format.request({
-      kind: webhook.kind,
-      url: webhook.url,
-      events: JSON.parse(row.events) as OutboxEvent[],
-      messageId: row.message_id,
-      nowMs: startedAt,
-      secrets: store.signingSecrets(webhook.id, startedAt),
-    });
-    const outcome = await deps.post({ url: request.url, headers: request.headers, body: request.body, timeoutMs: config.attemptTimeoutMs });
+    let outcome: PostOutcome;
+    try {
+      const request = format.request({
+        kind: webhook.kind,
+        url: store.urlOf(webhook.id),
+        events: JSON.parse(row.events) as OutboxEvent[],
+        messageId: row.message_id,
+        nowMs: startedAt,
+        secrets: store.signingSecrets(webhook.id, startedAt),
+      });
+      outcome = await deps.post({
+        url: request.url,
+        shownUrl: webhook.urlShown,
+        headers: request.headers,
+        body: request.body,
+        timeoutMs: config.attemptTimeoutMs,
+        signal: aborting.signal,
+      });
+    } catch (error) {
+      // The request could not be made (a secret that no longer opens…): a failure like any other,
+      // backed off, never a loop.
+      log.error({ err: error, webhook: webhook.id, delivery: row.id }, 'a webhook delivery could not be prepared');
+      outcome = { kind: 'failed', code: 'other', message: `the request could not be made: ${(error as { code?: string }).code ?? 'error'}`, durationMs: 0 };
+    }
+    // Stopping: the attempt was cut short and is made again after the restart.
+    if (!running) return;
     const now = clock.now();
     const verdict = verdictOf(webhook.kind, outcome, now);
     // Deleted while the attempt was on the wire: nothing is left to record it in.
@@ -404,10 +439,7 @@ export function createOutbox(deps: OutboxDeps) {
         { webhook: webhook.id, url: webhook.urlShown, delivery: row.id, reason: verdict.reason, retry: verdict.retry && row.test === 0 },
         'a webhook delivery failed',
       );
-    if (disabled) {
-      log.warn({ webhook: webhook.id, url: webhook.urlShown, reason: disabled }, 'a webhook was disabled');
-      events.publish('webhook.disabled', { webhook: webhook.id, url: webhook.urlShown, reason: disabled });
-    }
+    if (disabled) log.warn({ webhook: webhook.id, url: webhook.urlShown, reason: disabled }, 'a webhook was disabled');
   }
 
   interface RecordInput {
@@ -426,26 +458,34 @@ export function createOutbox(deps: OutboxDeps) {
     if (verdict.ok) {
       q.recordAttempt.run(row.id, startedAt, outcome.durationMs, 'delivered', status, body, null, null);
       q.finish.run('delivered', null, now, row.id);
-      if (!test) q.healthy.run(webhook.id);
+      // A test that got through says the endpoint is back: its backoff is over.
+      q.healthy.run(webhook.id);
       metrics?.delivery({ kind: webhook.kind, result: 'delivered' });
       return undefined;
     }
     const result = verdict.blocked ? 'blocked' : 'failed';
-    if (!verdict.retry || test) {
+    if (test) {
+      q.recordAttempt.run(row.id, startedAt, outcome.durationMs, result, status, body, verdict.reason, null);
+      q.finish.run('failed', verdict.reason, now, row.id);
+      return undefined;
+    }
+    // Every failure counts toward the endpoint's: one that fails for the whole window is disabled,
+    // whether its answers could be retried or not.
+    const since = webhook.failingSince ?? now;
+    const persistent = now - since >= config.retryWindowMs;
+    if (!verdict.retry || persistent) {
       q.recordAttempt.run(row.id, startedAt, outcome.durationMs, result, status, body, verdict.reason, null);
       q.finish.run('failed', verdict.reason, now, row.id);
       metrics?.delivery({ kind: webhook.kind, result: verdict.blocked ? 'blocked' : 'failed' });
-      return verdict.disable && !test ? disable(webhook, verdict.reason, now) : undefined;
+      // Not retried: the next message goes when its turn comes, without a backoff.
+      q.failing.run(now, webhook.nextAttemptAt ?? now, webhook.id);
+      if (verdict.disable) return disable(webhook, verdict.reason, now);
+      if (persistent)
+        return disable(webhook, `failing for ${hours(config.retryWindowMs)} since ${new Date(since).toISOString()}; last error: ${verdict.reason}`, now);
+      return undefined;
     }
-    const since = webhook.failingSince ?? now;
-    // Failing for the whole window: the endpoint is gone in practice, and its messages with it.
-    if (now - since >= config.retryWindowMs) {
-      q.recordAttempt.run(row.id, startedAt, outcome.durationMs, result, status, body, verdict.reason, null);
-      q.retryLater.run(verdict.reason, row.id);
-      metrics?.delivery({ kind: webhook.kind, result: 'failed' });
-      return disable(webhook, `failing for ${hours(config.retryWindowMs)} since ${new Date(since).toISOString()}; last error: ${verdict.reason}`, now);
-    }
-    const next = now + Math.min(config.retryWindowMs, verdict.retryAfterMs ?? backoffMs(webhook.consecutiveFailures));
+    // Retry-After is a floor under the backoff, never a shortcut past it.
+    const next = now + Math.min(config.retryWindowMs, Math.max(verdict.retryAfterMs ?? 0, backoffMs(webhook.consecutiveFailures)));
     q.failing.run(now, next, webhook.id);
     // A message as old as the window is given up; the endpoint's own failures are counted on.
     if (now - row.created_at >= config.retryWindowMs) {
@@ -460,9 +500,11 @@ export function createOutbox(deps: OutboxDeps) {
     return undefined;
   }
 
+  /** Inside the attempt's transaction: the endpoint is off and the event is logged, or neither. */
   function disable(webhook: Webhook, reason: string, now: number): string {
     q.disable.run(reason, now, webhook.id);
     q.failAll.run(`the webhook was disabled: ${reason}`, now, webhook.id);
+    events.publish('webhook.disabled', { webhook: webhook.id, url: webhook.urlShown, reason });
     return reason;
   }
 
@@ -526,6 +568,7 @@ export function createOutbox(deps: OutboxDeps) {
     start(): void {
       if (running) return;
       running = true;
+      aborting = new AbortController();
       unsubscribe = events.subscribe(onEvent);
       enqueue();
       prune();
@@ -533,6 +576,7 @@ export function createOutbox(deps: OutboxDeps) {
     /** Stops taking new attempts; the ones in flight end within their timeout. */
     async stop(): Promise<void> {
       running = false;
+      aborting.abort();
       unsubscribe?.();
       cancelTimer();
       clock.clearTimeout(pruneTimer);

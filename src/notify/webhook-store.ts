@@ -6,7 +6,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
 import { AppError, type FieldIssue } from '../core/errors.js';
-import { safeUrl } from '../core/safe-url.js';
 import { EVENT_TYPES } from '../events/event-types.js';
 import { openValue, sealValue, type Keyring } from '../secrets/secret-box.js';
 import { generateWebhookSecret, isWebhookSecret } from './standard-webhooks.js';
@@ -34,9 +33,7 @@ export const PREVIOUS_SECRET_MS = 24 * 3600_000;
 export interface Webhook {
   readonly id: string;
   readonly kind: WebhookKind;
-  /** The whole URL, opened: only the sender uses it. */
-  readonly url: string;
-  /** What may be shown of the URL. */
+  /** What may be shown of the URL (the whole one, sealed, is opened by `urlOf` for the sender only). */
   readonly urlShown: string;
   /** Event types, or `*` for every type. */
   readonly events: readonly string[];
@@ -93,11 +90,10 @@ interface Row {
 }
 
 /**
- * What the API shows of a URL: a chat service's URL carries its token in the path or the query,
- * so only its origin is shown; another URL without userinfo, query or fragment.
+ * What the API, logs, errors and events show of a URL: its origin. A chat service's webhook URL
+ * carries its token in the path or the query, and so do many others' (Teams, Zapier, n8n).
  */
-export function shownUrl(url: string, kind: WebhookKind): string {
-  if (kind === 'standard') return safeUrl(url);
+export function shownUrl(url: string): string {
   try {
     return `${new URL(url).origin}/…`;
   } catch {
@@ -115,11 +111,13 @@ function hasControlCharacter(text: string): boolean {
   return false;
 }
 
-function issue(name: string, message: string): FieldIssue {
-  return { field: name, code: 'invalid', message };
+type IssueCode = 'REQUIRED' | 'UNKNOWN_FIELD' | 'INVALID_TYPE' | 'INVALID_VALUE';
+
+export function issue(name: string, message: string, code: IssueCode = 'INVALID_VALUE'): FieldIssue {
+  return { field: name, code, message };
 }
 
-function validationFailed(errors: readonly FieldIssue[]): AppError {
+export function validationFailed(errors: readonly FieldIssue[]): AppError {
   return new AppError('VALIDATION_FAILED', { details: errors.map((e) => `${e.field}: ${e.message}`).join('; '), data: { errors } });
 }
 
@@ -137,16 +135,17 @@ function checkInput(input: WebhookInput, { urlProblem, creating }: { urlProblem:
   const errors: FieldIssue[] = [];
   const out: CheckedInput = {};
   const known = new Set(['url', 'kind', 'events', 'active', 'description', 'secret']);
-  for (const name of Object.keys(input)) if (!known.has(name)) errors.push(issue(name.slice(0, 64), `unknown field; expected ${[...known].join(', ')}`));
+  for (const name of Object.keys(input))
+    if (!known.has(name)) errors.push(issue(name.slice(0, 64), `unknown field; expected ${[...known].join(', ')}`, 'UNKNOWN_FIELD'));
   if (input.url !== undefined) {
-    if (typeof input.url !== 'string') errors.push(issue('url', 'must be a string'));
+    if (typeof input.url !== 'string') errors.push(issue('url', 'must be a string', 'INVALID_TYPE'));
     else if (input.url.length > MAX_URL_LENGTH) errors.push(issue('url', `must be at most ${MAX_URL_LENGTH} characters`));
     else {
       const problem = urlProblem(input.url);
       if (problem) errors.push(issue('url', problem));
       else out.url = input.url;
     }
-  } else if (creating) errors.push(issue('url', 'is required'));
+  } else if (creating) errors.push(issue('url', 'is required', 'REQUIRED'));
   if (input.kind !== undefined) {
     if (typeof input.kind !== 'string' || !(WEBHOOK_KINDS as readonly string[]).includes(input.kind))
       errors.push(issue('kind', `must be one of ${WEBHOOK_KINDS.join(', ')}`));
@@ -164,7 +163,7 @@ function checkInput(input: WebhookInput, { urlProblem, creating }: { urlProblem:
     }
   }
   if (input.active !== undefined) {
-    if (typeof input.active !== 'boolean') errors.push(issue('active', 'must be true or false'));
+    if (typeof input.active !== 'boolean') errors.push(issue('active', 'must be true or false', 'INVALID_TYPE'));
     else out.active = input.active;
   }
   if (input.description !== undefined) {
@@ -174,7 +173,7 @@ function checkInput(input: WebhookInput, { urlProblem, creating }: { urlProblem:
   }
   if (input.secret !== undefined) {
     // Never echoed: a wrong secret may be a real one pasted into the wrong field.
-    if (typeof input.secret !== 'string') errors.push(issue('secret', 'must be a string'));
+    if (typeof input.secret !== 'string') errors.push(issue('secret', 'must be a string', 'INVALID_TYPE'));
     else out.secret = input.secret;
   }
   if (errors.length > 0) throw validationFailed(errors);
@@ -195,7 +194,6 @@ export function createWebhookStore({ db, keyring, urlProblem, maxWebhooks }: Web
     return Object.freeze({
       id: row.id,
       kind: row.kind as WebhookKind,
-      url: openValue(keyring, field(row.id, 'url'), row.url),
       urlShown: row.url_shown,
       events: JSON.parse(row.events) as string[],
       active: row.active === 1,
@@ -221,6 +219,12 @@ export function createWebhookStore({ db, keyring, urlProblem, maxWebhooks }: Web
     list: (): Webhook[] => all.all().map(toWebhook),
     get,
     exists: (id: string): boolean => one.get(id) !== undefined,
+    /** The whole URL, opened: for the sender only. */
+    urlOf(id: string): string {
+      const row = one.get(id);
+      if (!row) throw new AppError('WEBHOOK_NOT_FOUND', { details: `no webhook ${JSON.stringify(id.slice(0, 64))}` });
+      return openValue(keyring, field(id, 'url'), row.url);
+    },
     /**
      * Creates an endpoint that starts at the newest event. A standard endpoint's signing secret is
      * answered, once; a DingTalk or Feishu robot's own secret, when given, is kept and never shown.
@@ -231,13 +235,13 @@ export function createWebhookStore({ db, keyring, urlProblem, maxWebhooks }: Web
       const problem = checked.secret === undefined ? undefined : secretProblem(kind, checked.secret);
       if (problem) throw validationFailed([issue('secret', problem)]);
       if (count.get()!.n >= maxWebhooks)
-        throw new AppError('INVALID_REQUEST', { details: `at most ${maxWebhooks} webhooks (system.ini [notify] max_webhooks); delete one first` });
+        throw new AppError('WEBHOOK_LIMIT_REACHED', { details: `at most ${maxWebhooks} webhooks (system.ini [notify] max_webhooks); delete one first` });
       const id = `wh_${randomBytes(12).toString('base64url')}`;
       const secret = checked.secret ?? (kind === 'standard' ? generateWebhookSecret() : '');
       insert.run({
         id,
         url: sealValue(keyring, field(id, 'url'), checked.url!),
-        url_shown: shownUrl(checked.url!, kind),
+        url_shown: shownUrl(checked.url!),
         kind,
         events: JSON.stringify(checked.events ?? ['*']),
         active: checked.active === false ? 0 : 1,
@@ -246,7 +250,8 @@ export function createWebhookStore({ db, keyring, urlProblem, maxWebhooks }: Web
         cursor,
         at: now,
       });
-      return kind === 'standard' ? { webhook: get(id), secret } : { webhook: get(id) };
+      // A secret the caller chose is not echoed back: only one confhub made is shown, once.
+      return kind === 'standard' && checked.secret === undefined ? { webhook: get(id), secret } : { webhook: get(id) };
     },
     /**
      * Changes the fields given. Turning an endpoint on again clears what confhub's turning off
@@ -259,26 +264,34 @@ export function createWebhookStore({ db, keyring, urlProblem, maxWebhooks }: Web
       // A kind has its own URL and secret: another kind is another endpoint.
       if (checked.kind !== undefined && checked.kind !== before.kind)
         throw validationFailed([issue('kind', `cannot change from ${before.kind}; create a new endpoint for ${checked.kind}`)]);
-      const kind = before.kind;
-      const url = checked.url ?? before.url;
       const active = checked.active ?? before.active;
       const reactivated = checked.active === true && (!before.active || before.disabledReason !== null);
+      const turnedOff = checked.active === false && before.active;
       db.transaction(() => {
-        db.prepare('UPDATE webhooks SET url = ?, url_shown = ?, kind = ?, events = ?, active = ?, description = ?, updated_at = ? WHERE id = ?').run(
-          checked.url !== undefined ? sealValue(keyring, field(id, 'url'), url) : one.get(id)!.url,
-          shownUrl(url, kind),
-          kind,
+        db.prepare('UPDATE webhooks SET events = ?, active = ?, description = ?, updated_at = ? WHERE id = ?').run(
           JSON.stringify(checked.events ?? before.events),
           active ? 1 : 0,
           checked.description ?? before.description,
           now,
           id,
         );
+        // A new URL is a new receiver: the old one's failures say nothing of it.
+        if (checked.url !== undefined)
+          db.prepare('UPDATE webhooks SET url = ?, url_shown = ?, failing_since = NULL, consecutive_failures = 0, next_attempt_at = NULL WHERE id = ?').run(
+            sealValue(keyring, field(id, 'url'), checked.url),
+            shownUrl(checked.url),
+            id,
+          );
         // Events from while it was off are not sent late: it follows from the newest.
         if (reactivated)
           db.prepare(
             'UPDATE webhooks SET disabled_reason = NULL, failing_since = NULL, consecutive_failures = 0, next_attempt_at = NULL, cursor = ? WHERE id = ?',
           ).run(cursor, id);
+        // Turned off, what waited is not sent days later either.
+        if (turnedOff)
+          db.prepare(
+            "UPDATE webhook_deliveries SET state = 'failed', last_error = 'the webhook was turned off', finished_at = ? WHERE webhook_id = ? AND test = 0 AND state IN ('collecting', 'pending')",
+          ).run(now, id);
       })();
       return get(id);
     },
@@ -292,7 +305,7 @@ export function createWebhookStore({ db, keyring, urlProblem, maxWebhooks }: Web
      */
     rotateSecret(id: string, input: { secret?: unknown }, { now }: { now: number }): { webhook: Webhook; secret?: string; previousValidUntil?: number } {
       const { kind } = get(id);
-      if (input.secret !== undefined && typeof input.secret !== 'string') throw validationFailed([issue('secret', 'must be a string')]);
+      if (input.secret !== undefined && typeof input.secret !== 'string') throw validationFailed([issue('secret', 'must be a string', 'INVALID_TYPE')]);
       const given = input.secret as string | undefined;
       if (kind !== 'standard' && given === undefined)
         throw validationFailed([
@@ -315,7 +328,7 @@ export function createWebhookStore({ db, keyring, urlProblem, maxWebhooks }: Web
         now,
         id,
       );
-      return { webhook: get(id), secret, previousValidUntil: until };
+      return { webhook: get(id), ...(given === undefined ? { secret } : {}), previousValidUntil: until };
     },
     /** The secrets that sign now: the current one, and during a rotation the one it replaced. */
     signingSecrets(id: string, now: number): string[] {

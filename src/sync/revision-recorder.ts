@@ -60,6 +60,16 @@ export function createRevisionRecorder(deps: RevisionRecorderDeps) {
   let lastCommitAt: string | null = null;
   let commits = 0;
   let opened = false;
+  /** The last revision whose changed keys were told (commits may fail; each revision is told once). */
+  let announced: { revision: string; doc: IniDocument | undefined } | undefined;
+
+  function announce(revision: { revision: string; doc: IniDocument }, meta: RevisionMeta): void {
+    const before = announced ?? (head ? { revision: head.revision, doc: head.doc } : undefined);
+    announced = { revision: revision.revision, doc: revision.doc };
+    // The first revision of a new history changed nothing anyone could be told of.
+    if (before === undefined || before.revision === revision.revision) return;
+    deps.onRevision?.({ revision: revision.revision, meta, keys: changedKeys(before.doc, revision.doc) });
+  }
 
   function status(): HistoryStatus {
     return { head: head?.commit ?? null, commits, lastCommitAt, lastError, repaired, push: deps.pushStatus?.() ?? null };
@@ -89,11 +99,13 @@ export function createRevisionRecorder(deps: RevisionRecorderDeps) {
 
     /** Commits the revision unless HEAD already holds it; returns the revision's commit. */
     async record(revision: { text: string; revision: string; doc: IniDocument }, meta: RevisionMeta): Promise<string | null> {
-      if (!opened && !(await this.open())) return null;
+      if (!opened && !(await this.open())) {
+        announce(revision, meta);
+        return null;
+      }
       if (head?.revision === revision.revision) return head.commit;
       const { changes } = diffKeys(head?.doc, revision.doc, schema);
-      // The first revision of a new history changed nothing anyone could be told of.
-      if (head !== undefined) deps.onRevision?.({ revision: revision.revision, meta, keys: changedKeys(head.doc, revision.doc) });
+      announce(revision, meta);
       const summary = summarize(changes, { initial: head === undefined, ...(meta.rollbackOf ? { rollbackOf: meta.rollbackOf } : {}) });
       try {
         const at = now();

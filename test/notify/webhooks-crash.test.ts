@@ -67,7 +67,7 @@ describe('the webhook outbox', () => {
 
     const second = await startProcess(env);
     await eventually('delivered after the restart', () => received.length === 1, 30_000);
-    expect(received[0]!['webhook-id']).toMatch(/^evt_\d+$/);
+    expect(received[0]!['webhook-id']).toMatch(/^evt_[\w-]{16}_\d+$/);
     await eventually('the log says delivered', async () => (await waiting(second.url))[0]?.state === 'delivered', 10_000);
     expect(received).toHaveLength(1);
     await stopProcess(second.child);

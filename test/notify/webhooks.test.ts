@@ -105,6 +105,8 @@ interface WebhookAnswer {
 
 interface DeliveryAnswer {
   id: number;
+  attemptCount: number;
+  lastError: string | null;
   messageId: string;
   state: string;
   attempts: {
@@ -142,7 +144,7 @@ describe('webhooks', () => {
     const receiver = await startReceiver();
     const webhook = await createWebhook(s, { url: `${receiver.url}?token=url-credential-123`, events: ['settings.changed'], description: 'ops' });
     expect(webhook.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
-    expect(webhook.url).toBe(receiver.url);
+    expect(webhook.url).toBe(`${new URL(receiver.url).origin}/…`);
     const got = await s.json<WebhookAnswer>(`/api/v1/webhooks/${webhook.id}`);
     expect(JSON.stringify(got.body)).not.toContain(webhook.secret.slice(6));
     expect(JSON.stringify(got.body)).not.toContain('url-credential-123');
@@ -157,7 +159,7 @@ describe('webhooks', () => {
       'webhook-signature': String(message!.headers['webhook-signature']),
     }) as { type: string; data: { keys: string[]; eventId: number } };
     expect(verified).toMatchObject({ type: 'settings.changed', data: { keys: ['gitea.user_pwd', 'gitea.user_name'] } });
-    expect(message!.headers['webhook-id']).toBe(`evt_${verified.data.eventId}`);
+    expect(message!.headers['webhook-id']).toBe(`evt_${webhook.id.slice(3)}_${verified.data.eventId}`);
     expect(message!.body).not.toContain(password);
     expect(message!.body).not.toContain('erin');
     // A tampered body does not verify.
@@ -223,7 +225,10 @@ describe('webhooks', () => {
     await eventually('the webhook is disabled', async () => (await s.json<WebhookAnswer>(`/api/v1/webhooks/${webhook.id}`)).body.active === false);
     expect((await s.json<WebhookAnswer>(`/api/v1/webhooks/${webhook.id}`)).body.disabledReason).toMatch(/410/);
     await eventually('the other endpoint heard of it', () => watcher.received.length === 1);
-    expect(JSON.parse(watcher.received[0]!.body)).toMatchObject({ type: 'webhook.disabled', data: { webhook: webhook.id, url: gone.url } });
+    expect(JSON.parse(watcher.received[0]!.body)).toMatchObject({
+      type: 'webhook.disabled',
+      data: { webhook: webhook.id, url: `${new URL(gone.url).origin}/…` },
+    });
     expect((await deliveries(s, other.id))[0]).toMatchObject({ state: 'delivered' });
     // Off: a later change is not sent to it.
     await put(s, 'gitea', { user_name: 'hank' });
@@ -237,10 +242,13 @@ describe('webhooks', () => {
     for (let i = 0; i < 200; i++) receiver.answers.push({ status: 503 });
     const webhook = await createWebhook(s, { url: receiver.url, events: ['settings.changed'] });
     await put(s, 'gitea', { user_name: 'ivy' });
-    for (let hour = 0; hour < 80; hour++) {
-      await eventually('an attempt was made', () => receiver.received.length > 0);
-      await advance(s, 3600_000);
-      if ((await s.json<WebhookAnswer>(`/api/v1/webhooks/${webhook.id}`)).body.active === false) break;
+    // From one attempt to the next, by the time each failure set; the window is 72 h.
+    for (let attempt = 1; attempt < 60; attempt++) {
+      await eventually(`attempt ${attempt} was made`, () => receiver.received.length >= attempt);
+      await eventually(`attempt ${attempt} is recorded`, async () => (await deliveries(s, webhook.id))[0]?.attemptCount === attempt);
+      const now = (await s.json<WebhookAnswer & { nextAttemptAt: string | null }>(`/api/v1/webhooks/${webhook.id}`)).body;
+      if (!now.active) break;
+      await advance(s, Date.parse(now.nextAttemptAt!) - s.clock.now());
     }
     const after = (await s.json<WebhookAnswer>(`/api/v1/webhooks/${webhook.id}`)).body;
     expect(after).toMatchObject({ active: false, disabledReason: expect.stringMatching(/^failing for 72 h since .*; last error: .*503/) });
@@ -326,6 +334,7 @@ describe('webhooks', () => {
     const rotated = await s.json<{ secret: string; previousSecretValidUntil: string }>(`/api/v1/webhooks/${webhook.id}/rotate-secret`, { method: 'POST' });
     expect(rotated.status).toBe(200);
     expect(rotated.body.secret).not.toBe(webhook.secret);
+    expect(JSON.stringify((await s.json(`/api/v1/webhooks/${webhook.id}`)).body)).not.toContain(rotated.body.secret.slice(6));
     await s.json(`/api/v1/webhooks/${webhook.id}/test`, { method: 'POST' });
     const [message] = receiver.received;
     const headers = {
@@ -401,5 +410,133 @@ describe('webhooks', () => {
     expect((await s.json<{ webhooks: unknown[] }>('/api/v1/webhooks')).body.webhooks).toEqual([]);
     expect((await s.json('/api/v1/webhooks/wh_nope')).body).toMatchObject({ code: 'WEBHOOK_NOT_FOUND' });
     expect((await s.json('/api/v1/webhooks/wh_nope', { method: 'DELETE' })).status).toBe(404);
+  }, 30_000);
+
+  it('when a receiver answers 503 with Retry-After: 0, then the backoff still holds; Retry-After longer than the backoff is honoured', async () => {
+    const s = await start();
+    const receiver = await startReceiver();
+    receiver.answers.push({ status: 503, headers: { 'retry-after': '0' } });
+    const webhook = await createWebhook(s, { url: receiver.url, events: ['settings.changed'] });
+    await put(s, 'gitea', { user_name: 'rae' });
+    await eventually('the 503 came', async () => (await deliveries(s, webhook.id))[0]?.attempts.length === 1);
+    const [attempt] = (await deliveries(s, webhook.id))[0]!.attempts;
+    expect(Date.parse(attempt!.nextAttemptAt!) - s.clock.now()).toBeGreaterThanOrEqual(2500);
+    await s.clock.settle();
+    expect(receiver.received).toHaveLength(1);
+  }, 30_000);
+
+  it('when a webhook is turned off with messages waiting, then they fail at once and nothing counts as undelivered; on again, it follows from the newest event', async () => {
+    const s = await start();
+    const receiver = await startReceiver();
+    receiver.answers.push({ status: 500 });
+    const webhook = await createWebhook(s, { url: receiver.url, events: ['settings.changed'] });
+    await put(s, 'gitea', { user_name: 'sam' });
+    await eventually('it failed once', async () => (await deliveries(s, webhook.id))[0]?.attempts.length === 1);
+    expect(await (await fetch(`${s.ch.url}/metrics`)).text()).toMatch(/confhub_webhook_queue_depth 1/);
+    await s.json(`/api/v1/webhooks/${webhook.id}`, { method: 'PATCH', body: JSON.stringify({ active: false }) });
+    expect((await deliveries(s, webhook.id))[0]).toMatchObject({ state: 'failed', lastError: 'the webhook was turned off' });
+    const metrics = await (await fetch(`${s.ch.url}/metrics`)).text();
+    expect(metrics).toMatch(/confhub_webhook_queue_depth 0\n/);
+    expect(metrics).toMatch(/confhub_webhook_oldest_undelivered_seconds 0\n/);
+    await put(s, 'gitea', { user_name: 'tia' });
+    await s.json(`/api/v1/webhooks/${webhook.id}`, { method: 'PATCH', body: JSON.stringify({ active: true }) });
+    await put(s, 'gitea', { user_name: 'uma' });
+    await eventually('the newest change arrived', () => receiver.received.length === 2);
+    await advance(s, 3600_000);
+    expect(receiver.received).toHaveLength(2);
+    expect(JSON.parse(receiver.received[1]!.body)).toMatchObject({ type: 'settings.changed' });
+  }, 30_000);
+
+  it("when a webhook's URL cannot be opened any more, then its attempt fails and is backed off (no loop), and the list of webhooks still answers", async () => {
+    const s = await start();
+    const receiver = await startReceiver();
+    const webhook = await createWebhook(s, { url: receiver.url, events: ['settings.changed'] });
+    const db = new Database(s.ch.config.databasePath);
+    try {
+      db.prepare('UPDATE webhooks SET url = ? WHERE id = ?').run('enc:v1:0000000000000000:AAAA', webhook.id);
+    } finally {
+      db.close();
+    }
+    await put(s, 'gitea', { user_name: 'vic' });
+    await eventually('the attempt failed', async () => (await deliveries(s, webhook.id))[0]?.attempts.length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const [delivery] = await deliveries(s, webhook.id);
+    expect(delivery).toMatchObject({ state: 'pending', attemptCount: 1, attempts: [{ result: 'failed', error: expect.stringMatching(/could not be made/) }] });
+    expect(receiver.received).toHaveLength(0);
+    expect((await s.json<{ webhooks: unknown[] }>('/api/v1/webhooks')).body.webhooks).toHaveLength(1);
+  }, 30_000);
+
+  it('when a chat endpoint cannot be reached or is refused, then its token (in the path) is in no error, reason or event', async () => {
+    const s = await start();
+    const watcher = await startReceiver();
+    await createWebhook(s, { url: watcher.url, events: ['webhook.disabled'] });
+    const token = 'T0KEN-in-the-path-4242';
+    const closed = await startReceiver();
+    await closed.close();
+    const feishu = await createWebhook(s, {
+      url: `${new URL(closed.url).origin}/open-apis/bot/v2/hook/${token}`,
+      kind: 'feishu',
+      events: ['settings.changed'],
+    });
+    const gone = await startReceiver();
+    gone.answers.push({ status: 410 });
+    const slack = await createWebhook(s, { url: `${gone.url}/services/${token}`, kind: 'slack', events: ['settings.changed'] });
+    await put(s, 'gitea', { user_name: 'wes' });
+    await advance(s, 2000);
+    await eventually('the feishu attempt failed', async () => (await deliveries(s, feishu.id))[0]?.attempts.length === 1);
+    await eventually('the slack endpoint is disabled', () => watcher.received.length === 1);
+    const everything = JSON.stringify([
+      await deliveries(s, feishu.id),
+      await deliveries(s, slack.id),
+      (await s.json('/api/v1/webhooks')).body,
+      watcher.received.map((r) => r.body),
+    ]);
+    expect(everything).toContain('ECONNREFUSED');
+    expect(everything).not.toContain(token);
+  }, 30_000);
+
+  it('when a URL has userinfo that is not valid percent-encoding, then it is refused with the reason and confhub keeps running', async () => {
+    const s = await start();
+    const answer = await s.json<{ details: string }>('/api/v1/webhooks', {
+      method: 'POST',
+      body: JSON.stringify({ url: 'https://a%zz:b@hooks.example.com/x' }),
+    });
+    expect(answer).toMatchObject({ status: 400, body: { details: expect.stringMatching(/user name or password is not valid percent-encoding/) } });
+    expect((await fetch(`${s.ch.url}/healthz`)).status).toBe(200);
+  }, 30_000);
+
+  it('when an endpoint is deleted while its attempt is on the wire, then the answer is dropped and nothing fails', async () => {
+    const s = await start();
+    let release: (() => void) | undefined;
+    const held = createServer((req, res) => {
+      req.resume();
+      release = () => res.end();
+    });
+    await new Promise<void>((resolve) => held.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => (held.closeAllConnections(), held.close(() => resolve()))));
+    const webhook = await createWebhook(s, { url: `http://127.0.0.1:${(held.address() as AddressInfo).port}/`, events: ['settings.changed'] });
+    await put(s, 'gitea', { user_name: 'xan' });
+    await eventually('the attempt is on the wire', () => release !== undefined);
+    expect((await s.json(`/api/v1/webhooks/${webhook.id}`, { method: 'DELETE' })).status).toBe(200);
+    release!();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await s.json<{ webhooks: unknown[] }>('/api/v1/webhooks')).body.webhooks).toEqual([]);
+    expect((await fetch(`${s.ch.url}/healthz`)).status).toBe(200);
+  }, 30_000);
+
+  it('when a chat endpoint refuses every message for the whole retry window, then it is disabled though no answer could be retried', async () => {
+    const s = await start();
+    const slack = await startChatReceiver('slack');
+    cleanups.push(() => slack.close());
+    slack.failNext(100, { status: 400, body: 'invalid_payload' });
+    const webhook = await createWebhook(s, { url: slack.url, kind: 'slack', events: ['settings.changed'] });
+    await put(s, 'gitea', { user_name: 'yan' });
+    await advance(s, 600);
+    await eventually('refused once', async () => (await deliveries(s, webhook.id))[0]?.state === 'failed');
+    await advance(s, 73 * 3600_000);
+    await put(s, 'gitea', { user_name: 'zed' });
+    await advance(s, 600);
+    await eventually('disabled', async () => (await s.json<WebhookAnswer>(`/api/v1/webhooks/${webhook.id}`)).body.active === false);
+    expect((await s.json<WebhookAnswer>(`/api/v1/webhooks/${webhook.id}`)).body.disabledReason).toMatch(/^failing for 72 h since .*invalid_payload/);
   }, 30_000);
 });

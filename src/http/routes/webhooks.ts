@@ -11,7 +11,7 @@ import type { Clock } from '../../core/clock.js';
 import { AppError } from '../../core/errors.js';
 import type { EventLog } from '../../events/event-log.js';
 import type { Outbox } from '../../notify/outbox.js';
-import type { Webhook, WebhookInput, WebhookStore } from '../../notify/webhook-store.js';
+import { issue, validationFailed, type Webhook, type WebhookInput, type WebhookStore } from '../../notify/webhook-store.js';
 import { addPath, hasBody, requireJsonBody, ROUTING, sendJson, singleQueryValue } from '../route-helpers.js';
 
 export interface WebhookRoutesDeps {
@@ -66,22 +66,23 @@ function deliveryIdOf(raw: string): number {
 export function createWebhookRoutes({ store, outbox, events, audit, clock, jsonBody }: WebhookRoutesDeps): Router {
   const router = Router(ROUTING);
 
-  function audited(res: Response, action: string, id: string): void {
+  /** One row per changed field (`webhook:<id>`, the field's name), or one for the endpoint; never a URL or a secret. */
+  function audited(res: Response, { action, id, fields = [null] }: { action: string; id: string; fields?: readonly (string | null)[] }): void {
     res.locals.audited = true;
-    audit.record([
-      {
+    audit.record(
+      fields.map((key) => ({
         at: clock.now(),
         actor: res.locals.actor as Actor,
         action,
-        section: null,
-        key: id,
+        section: `webhook:${id}`,
+        key,
         oldValue: null,
         newValue: null,
-        result: 'applied',
+        result: 'applied' as const,
         errorCode: null,
         revision: null,
-      },
-    ]);
+      })),
+    );
   }
 
   addPath(router, '/webhooks', {
@@ -95,7 +96,7 @@ export function createWebhookRoutes({ store, outbox, events, audit, clock, jsonB
         (req, res) => {
           const now = clock.now();
           const { webhook, secret } = store.create(objectBody(requireJsonBody(req)), { now, cursor: events.lastId() });
-          audited(res, 'webhook.create', webhook.id);
+          audited(res, { action: 'webhook.create', id: webhook.id });
           outbox.changed();
           res.status(201).location(`${req.baseUrl}/webhooks/${webhook.id}`);
           sendJson(res, JSON.stringify({ ...view(webhook, now), ...(secret !== undefined ? { secret } : {}) }));
@@ -110,8 +111,9 @@ export function createWebhookRoutes({ store, outbox, events, audit, clock, jsonB
         jsonBody,
         (req, res) => {
           const now = clock.now();
-          const webhook = store.update(req.params.id as string, objectBody(requireJsonBody(req)), { now, cursor: events.lastId() });
-          audited(res, 'webhook.update', webhook.id);
+          const input = objectBody(requireJsonBody(req));
+          const webhook = store.update(req.params.id as string, input, { now, cursor: events.lastId() });
+          audited(res, { action: 'webhook.update', id: webhook.id, fields: Object.keys(input) });
           outbox.changed();
           sendJson(res, JSON.stringify(view(webhook, now)));
         },
@@ -119,7 +121,7 @@ export function createWebhookRoutes({ store, outbox, events, audit, clock, jsonB
       deleteWebhook: (req, res) => {
         const id = req.params.id as string;
         store.delete(id);
-        audited(res, 'webhook.delete', id);
+        audited(res, { action: 'webhook.delete', id });
         sendJson(res, JSON.stringify({ deleted: id }));
       },
     },
@@ -132,9 +134,9 @@ export function createWebhookRoutes({ store, outbox, events, audit, clock, jsonB
           const now = clock.now();
           const input = hasBody(req) ? objectBody(requireJsonBody(req)) : {};
           const extra = Object.keys(input).filter((name) => name !== 'secret');
-          if (extra.length > 0) throw new AppError('VALIDATION_FAILED', { details: `${extra[0]!.slice(0, 64)}: unknown field; expected secret` });
+          if (extra.length > 0) throw validationFailed(extra.map((name) => issue(name.slice(0, 64), 'unknown field; expected secret', 'UNKNOWN_FIELD')));
           const { webhook, secret, previousValidUntil } = store.rotateSecret(req.params.id as string, input, { now });
-          audited(res, 'webhook.rotate_secret', webhook.id);
+          audited(res, { action: 'webhook.rotate_secret', id: webhook.id });
           sendJson(
             res,
             JSON.stringify({
@@ -149,7 +151,11 @@ export function createWebhookRoutes({ store, outbox, events, audit, clock, jsonB
   });
   addPath(router, '/webhooks/{id}/test', {
     handlers: {
-      testWebhook: async (req, res) => sendJson(res, JSON.stringify(await outbox.test(req.params.id as string))),
+      testWebhook: async (req, res) => {
+        const delivery = await outbox.test(req.params.id as string);
+        audited(res, { action: 'webhook.test', id: delivery.webhook });
+        sendJson(res, JSON.stringify(delivery));
+      },
     },
   });
   addPath(router, '/webhooks/{id}/deliveries', {
@@ -166,6 +172,7 @@ export function createWebhookRoutes({ store, outbox, events, audit, clock, jsonB
     handlers: {
       redeliverWebhookDelivery: (req, res) => {
         const delivery = outbox.redeliver(req.params.id as string, deliveryIdOf(req.params.deliveryId as string));
+        audited(res, { action: 'webhook.redeliver', id: delivery.webhook, fields: [String(delivery.redeliveryOf)] });
         res.status(202);
         sendJson(res, JSON.stringify(delivery));
       },
