@@ -26,6 +26,7 @@ import { checkTargetPaths } from './fs/contained-path.js';
 import { createHistoryQueries } from './history/history-queries.js';
 import { createHistoryReader } from './history/history-repo.js';
 import { historyConfigOf } from './history/push.js';
+import { createApiAccess } from './http/api-access.js';
 import { createApp } from './http/app.js';
 import { createMetrics } from './metrics.js';
 import { createAddressPolicy } from './notify/address-policy.js';
@@ -281,14 +282,15 @@ async function compose(
     logger,
   });
 
+  // After the first-start secrets: the key they made is the one in force.
+  const access = createApiAccess({ settings, rateLimitPerMinute: config.rateLimitPerMinute, authFailuresPer15Min: config.authFailuresPer15Min });
   const app = createApp({
     settings,
     system,
     audit,
     logger,
     version: VERSION,
-    rateLimitPerMinute: config.rateLimitPerMinute,
-    authFailuresPer15Min: config.authFailuresPer15Min,
+    access,
     bodyLimitBytes: config.bodyLimitBytes,
     trustProxy: config.trustProxy,
     sync,

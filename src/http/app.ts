@@ -11,11 +11,10 @@ import type { Actor } from '../core/actor.js';
 import { AppError } from '../core/errors.js';
 import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from '../settings/schema.js';
 import type { ReadOnlyIniStore, SettingsStore } from '../settings/store.js';
-import { isUsableApiKey } from '../settings/field-kinds.js';
+import type { ApiAccess } from './api-access.js';
 import { createApiKeyAuth } from './auth.js';
 import { bodyChecker, exactQuery } from './exact-input.js';
 import { createErrorHandler } from './errors.js';
-import { createRateLimits } from './rate-limits.js';
 import { createRequestContext } from './request-context.js';
 import { addPath, loadSnapshot, ROUTING, sendJson } from './route-helpers.js';
 import { createAuditRoutes } from './routes/audit.js';
@@ -45,8 +44,8 @@ export interface AppDeps {
   audit: AuditLog;
   logger: Logger;
   version: string;
-  rateLimitPerMinute: number;
-  authFailuresPer15Min: number;
+  /** The key and the rate limits, shared with the WebSocket channel. */
+  access: ApiAccess;
   bodyLimitBytes: number;
   trustProxy: boolean | number | string;
   /** The sync worker's main-thread side. */
@@ -117,10 +116,8 @@ export function createApp(deps: AppDeps): express.Express {
     },
   });
 
-  const limits = createRateLimits({ perMinute: deps.rateLimitPerMinute, authFailuresPer15Min: deps.authFailuresPer15Min });
-  // A broken config.ini must not lock the operator out: the last key that parsed still works.
-  const currentKey = (res: Response): string | undefined =>
-    (loadSnapshot(res, deps.settings) ?? deps.settings.lastGood())?.doc.byName.get('api_key')?.byKey.get('key')?.value;
+  const { limits } = deps.access;
+  const currentKey = (res: Response): string | undefined => deps.access.configuredKey(loadSnapshot(res, deps.settings));
   // Built on its first request: zod, which builds it, holds about 3 MiB of heap once loaded.
   let openapi: Promise<string> | undefined;
   const openapiJson = (): Promise<string> =>
@@ -137,14 +134,7 @@ export function createApp(deps: AppDeps): express.Express {
   // names pass.
   const api = Router(ROUTING);
   if (limits.check) api.use(limits.check);
-  api.use(
-    createApiKeyAuth({
-      currentKey,
-      onRefused: limits.authenticationRefused,
-      acceptable: isUsableApiKey,
-      initialKey: deps.settings.lastGood()?.doc.byName.get('api_key')?.byKey.get('key')?.value,
-    }),
-  );
+  api.use(createApiKeyAuth({ keys: deps.access.keys, currentKey, onRefused: limits.authenticationRefused }));
   api.use(exactQuery);
   addSettingsRoutes(api, { store: deps.settings, schema: CONFIG_SCHEMA, jsonBody, sync: deps.sync, otherResources: SETTINGS_RESOURCES_ELSEWHERE });
   api.use(createEventRoutes({ events: deps.events }));

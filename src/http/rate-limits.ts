@@ -29,14 +29,29 @@ export interface RateLimitOptions {
   now?: () => number;
 }
 
+/** Why a request that never reaches Express (a WebSocket upgrade) is refused: as the 429 of `check`. */
+export interface LimitRefusal {
+  readonly error: AppError;
+  readonly retryAfterSeconds: number;
+}
+
 export interface RateLimits {
   /** Mounted before authentication; undefined when both limits are off. */
   readonly check: RequestHandler | undefined;
   /** Authentication calls this for every request it refuses (a missing or wrong key). */
   authenticationRefused(req: Request, res: Response): void;
+  /**
+   * `check` for a request Express does not see (a WebSocket upgrade), by its client address:
+   * counted against the same windows; a refusal when over either limit.
+   */
+  admitAddress(address: string): LimitRefusal | undefined;
+  /** `authenticationRefused` for such a request. */
+  authenticationRefusedFrom(address: string): void;
 }
 
 const MINUTE_MS = 60_000;
+const TOO_MANY_REQUESTS = 'Too many requests; try again later';
+const TOO_MANY_FAILURES = 'Too many failed authentications; try again later';
 const AUTH_FAILURE_WINDOW_MS = 15 * MINUTE_MS;
 /** Distinct client addresses whose keys are remembered before the memo starts over. */
 const MAX_REMEMBERED_ADDRESSES = 10_000;
@@ -112,10 +127,16 @@ function createFixedWindows({ name, limit, windowMs }: FixedWindowOptions) {
       res.setHeader('Retry-After', String(secondsUntil(window, time)));
       sendError(res, new AppError('RATE_LIMITED', { details }));
     },
+    /** The same refusal, for a request answered outside Express. */
+    refusal({ window, time, details }: { window: Window; time: number; details: string }): LimitRefusal {
+      return { error: new AppError('RATE_LIMITED', { details }), retryAfterSeconds: secondsUntil(window, time) };
+    },
   };
 }
 
 type FixedWindows = ReturnType<typeof createFixedWindows>;
+
+const addressOf = (req: Request): string => req.ip ?? req.socket.remoteAddress ?? '';
 
 export function createRateLimits({ perMinute, authFailuresPer15Min, now = Date.now }: RateLimitOptions): RateLimits {
   const minute = perMinute > 0 ? createFixedWindows({ name: `${perMinute}-in-1min`, limit: perMinute, windowMs: MINUTE_MS }) : undefined;
@@ -125,8 +146,7 @@ export function createRateLimits({ perMinute, authFailuresPer15Min, now = Date.n
   // The client key as express-rate-limit makes it (the address; an IPv6 address by its /56
   // network), remembered per address: working out an IPv6 network parses the address twice.
   const keyOfAddress = new Map<string, string>();
-  function clientKey(req: Request): string {
-    const address = req.ip ?? req.socket.remoteAddress ?? '';
+  function clientKey(address: string): string {
     let key = keyOfAddress.get(address);
     if (key === undefined) {
       if (keyOfAddress.size >= MAX_REMEMBERED_ADDRESSES) keyOfAddress.clear();
@@ -140,19 +160,19 @@ export function createRateLimits({ perMinute, authFailuresPer15Min, now = Date.n
     minute || failures
       ? (req, res, next) => {
           const time = now();
-          const key = clientKey(req);
+          const key = clientKey(addressOf(req));
           if (minute) {
             const window = minute.hit(key, time);
             minute.headers(res, window, time);
             if (window.count > minute.limit) {
-              minute.refuse(res, { window, time, details: 'Too many requests; try again later' });
+              minute.refuse(res, { window, time, details: TOO_MANY_REQUESTS });
               return;
             }
           }
           const locked = failures?.current(key, time);
           if (failures && locked && locked.count >= failures.limit) {
             failures.headers(res, locked, time);
-            failures.refuse(res, { window: locked, time, details: 'Too many failed authentications; try again later' });
+            failures.refuse(res, { window: locked, time, details: TOO_MANY_FAILURES });
             return;
           }
           next();
@@ -164,7 +184,22 @@ export function createRateLimits({ perMinute, authFailuresPer15Min, now = Date.n
     authenticationRefused(req, res) {
       if (!failures) return;
       const time = now();
-      failures.headers(res, failures.hit(clientKey(req), time), time);
+      failures.headers(res, failures.hit(clientKey(addressOf(req)), time), time);
+    },
+    admitAddress(address) {
+      if (!minute && !failures) return undefined;
+      const time = now();
+      const key = clientKey(address);
+      if (minute) {
+        const window = minute.hit(key, time);
+        if (window.count > minute.limit) return minute.refusal({ window, time, details: TOO_MANY_REQUESTS });
+      }
+      const locked = failures?.current(key, time);
+      if (failures && locked && locked.count >= failures.limit) return failures.refusal({ window: locked, time, details: TOO_MANY_FAILURES });
+      return undefined;
+    },
+    authenticationRefusedFrom(address) {
+      failures?.hit(clientKey(address), now());
     },
   };
 }
