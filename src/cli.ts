@@ -26,6 +26,7 @@ import { historyConfigOf } from './history/push.js';
 import { validationFailed } from './settings/plan-changes.js';
 import { decodeText } from './settings/revision.js';
 import { validateDocument } from './settings/validate.js';
+import { parseAllowedOrigins } from './events/websocket-origins.js';
 import { checkTargetPaths } from './fs/contained-path.js';
 import { syncConfigOf } from './targets/target-spec.js';
 import { planTargets } from './sync/plan.js';
@@ -205,6 +206,7 @@ async function validate(config: RuntimeConfig): Promise<void> {
     if (issues.length > 0) throw validationFailed(issues);
     checkTargetPaths(syncConfigOf(doc, config));
     historyConfigOf(doc, { configDir: config.configDir });
+    parseAllowedOrigins(doc);
   });
   if (problems.length > 0) {
     process.stderr.write(`${problems.map((p) => `confhub: ${p}`).join('\n')}\n`);

@@ -5,7 +5,9 @@
  * history, first-boot secrets and template upgrades, and the Express app. Nothing listens here.
  */
 import { readFileSync, rmSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { basename, resolve } from 'node:path';
+import type { Duplex } from 'node:stream';
 import type { Database } from 'better-sqlite3';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
@@ -21,6 +23,8 @@ import { AppError, isAppError } from './core/errors.js';
 import { openDatabase } from './db/database.js';
 import { ANNOUNCED_BY_WORKER, publishChanges } from './events/change-events.js';
 import { createEventLog, type EventLog } from './events/event-log.js';
+import { createWebSocketChannel, type WebSocketChannel } from './events/websocket.js';
+import { createOriginCheck, parseAllowedOrigins } from './events/websocket-origins.js';
 import { removeStaleTempFiles } from './fs/atomic-write.js';
 import { checkTargetPaths } from './fs/contained-path.js';
 import { createHistoryQueries } from './history/history-queries.js';
@@ -28,6 +32,7 @@ import { createHistoryReader } from './history/history-repo.js';
 import { historyConfigOf } from './history/push.js';
 import { createApiAccess } from './http/api-access.js';
 import { createApp } from './http/app.js';
+import { createUpgradeListener, createWebSocketAuthentication } from './http/websocket-gate.js';
 import { createMetrics } from './metrics.js';
 import { createAddressPolicy } from './notify/address-policy.js';
 import { createDeliveryFormat } from './notify/delivery-format.js';
@@ -90,6 +95,10 @@ export interface Confhub {
   readonly secrets: FillSecretsResult;
   /** Keys the shipped template added to config.ini at this start, and keys it no longer has. */
   readonly upgrade: MergeTemplateResult;
+  /** The live channel of the event log; its clients are closed (1001) by close(). */
+  readonly websocket: WebSocketChannel;
+  /** The listening server's `upgrade` listener: the WebSocket channel, 404 for any other path. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Lets the writes and the apply in flight land, stops the worker, closes the database, releases the lock. */
   close(): Promise<void>;
 }
@@ -188,8 +197,10 @@ async function compose(
   const historyPush = historyConfigOf(systemDoc, { configDir: config.configDir });
   const notify = notifyConfigOf(systemDoc);
   const addressPolicy = createAddressPolicy({ allow: notify.allow });
+  const allowedOrigins = parseAllowedOrigins(systemDoc);
   const metrics = createMetrics();
   const runLog = createRunLog({ db, logger });
+  let websocket: WebSocketChannel | undefined;
   let dispatcher: SyncDispatcher | undefined;
   const workerHost = createWorkerHost({
     init: {
@@ -246,6 +257,7 @@ async function compose(
     sourceValid: () => sync.status().source.valid,
     workerRestarts: () => workerHost.restarts(),
     logLinesDropped: logLinesDropped ?? (() => 0),
+    websocketClients: () => websocket?.clients().length ?? 0,
     targets: syncConfig.targets.map((target) => target.name),
   });
   announce = (announcement) => sync.announce(announcement);
@@ -317,10 +329,20 @@ async function compose(
 
   // Deliveries the last run left (and events it did not get to) go out now.
   outbox.start();
+  const channel = createWebSocketChannel({
+    log: events,
+    logger,
+    authenticate: createWebSocketAuthentication({ app, access, settings }),
+    originAllowed: createOriginCheck({ allowed: allowedOrigins }),
+  });
+  websocket = channel;
+  opened.push(() => channel.close());
 
   let closing: Promise<void> | undefined;
   return {
     app,
+    websocket: channel,
+    handleUpgrade: createUpgradeListener({ app, access, channel }),
     config,
     settings,
     audit,
@@ -336,6 +358,8 @@ async function compose(
     upgrade,
     close() {
       closing ??= (async () => {
+        // Live clients first: they read the event log, which closes with the database.
+        await channel.close();
         // Stopping: a late write into a replaced file is still read and merged back, without
         // waiting out the watch.
         settings.hurry();

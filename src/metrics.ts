@@ -1,8 +1,8 @@
 /**
  * Prometheus metrics (GET /metrics, text format): HTTP requests by route and status, sync runs by
  * outcome, how long a change takes to reach the services, reloads by target and result, rollbacks,
- * whether config.ini is valid, worker restarts, log lines dropped, and the process's own (CPU, memory,
- * event loop).
+ * whether config.ini is valid, worker restarts, log lines dropped, WebSocket clients, and the
+ * process's own (CPU, memory, event loop).
  * Route labels are the route patterns (`/api/v1/settings/:section`), never paths or values, so
  * the number of series stays bounded and nothing a client sends ends up in a label.
  */
@@ -42,6 +42,8 @@ export interface MetricsSources {
   logLinesDropped(): number;
   /** Undelivered webhook messages and the age of the oldest. */
   webhookQueue?: () => { pending: number; oldestAgeSeconds: number };
+  /** Clients of the WebSocket channel now. */
+  websocketClients?(): number;
 }
 
 const WEBHOOK_KINDS = ['standard', 'slack', 'discord', 'wecom', 'dingtalk', 'feishu'];
@@ -118,6 +120,14 @@ export function createMetrics() {
     registers: [registry],
     collect() {
       this.set(sources ? (sources.sourceValid() ? 1 : 0) : 0);
+    },
+  });
+  new Gauge({
+    name: 'confhub_ws_clients',
+    help: 'Clients connected to the WebSocket channel (GET /api/v1/ws) with an accepted key',
+    registers: [registry],
+    collect() {
+      this.set(sources?.websocketClients?.() ?? 0);
     },
   });
   let restartsCounted = 0;

@@ -51,6 +51,7 @@ export async function startServer(
   server.headersTimeout = 66_000;
   server.requestTimeout = 30_000;
   server.on('clientError', answerClientError);
+  server.on('upgrade', confhub.handleUpgrade);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -78,6 +79,8 @@ export async function startServer(
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeIdleConnections();
+          // WebSockets are told confhub is going away (1001), and their sockets end with that.
+          void confhub.websocket.close();
           // Event streams never end on their own.
           setTimeout(() => server.closeAllConnections(), 2000).unref();
         });

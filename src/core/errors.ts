@@ -36,6 +36,8 @@ export const ERROR_CATALOGUE = Object.freeze({
   PAYLOAD_TOO_LARGE: { status: 413, message: 'Payload Too Large', audience: 'http' },
   HEADERS_TOO_LARGE: { status: 431, message: 'Request Header Fields Too Large', audience: 'http' },
   REQUEST_TIMEOUT: { status: 408, message: 'Request Timeout', audience: 'http' },
+  UPGRADE_REQUIRED: { status: 426, message: 'Upgrade Required', audience: 'http' },
+  ORIGIN_NOT_ALLOWED: { status: 403, message: 'Forbidden', audience: 'http' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported Media Type', audience: 'http' },
   VALIDATION_FAILED: { status: 400, message: 'Invalid Request', audience: 'http' },
   PRECONDITION_FAILED: { status: 412, message: 'Precondition Failed', audience: 'http' },

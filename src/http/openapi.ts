@@ -63,6 +63,10 @@ function operationObject(id: OperationId): Record<string, unknown> {
   const cached = op.method === 'get' && Object.values(op.responses).some((r) => r.etag);
   const responses: Record<string, unknown> = {};
   for (const [status, response] of Object.entries(op.responses)) {
+    if (response.noBody) {
+      responses[status] = { description: response.description };
+      continue;
+    }
     responses[status] = {
       description: response.description,
       ...(response.etag ? { headers: { ETag: { description: 'The revision of the file', schema: { type: 'string' } } } } : {}),

@@ -35,6 +35,8 @@ export interface ResponseSpec {
   readonly alternatives?: Readonly<Record<string, JsonSchema>>;
   /** The answer carries the file revision as ETag (If-None-Match → 304). */
   readonly etag?: boolean;
+  /** The answer has no body (the 101 that opens a WebSocket). */
+  readonly noBody?: boolean;
 }
 
 export type HttpMethod = 'get' | 'put' | 'patch' | 'post' | 'delete';
@@ -958,6 +960,35 @@ export const OPERATIONS = {
     parameters: [{ name: 'Last-Event-ID', in: 'header', description: 'Resume after this event id', schema: { type: 'string', pattern: '^\\d{1,15}$' } }],
     responses: { '200': { description: 'An endless event stream', contentType: 'text/event-stream', schema: { type: 'string' } } },
     errors: [],
+  },
+  openWebSocket: {
+    method: 'get',
+    path: '/ws',
+    tag: 'sync',
+    summary: 'The event log over a WebSocket (subprotocol confhub.v1): a hello, each event, a heartbeat every 5 s, a reset when the client is too far behind',
+    description:
+      'A WebSocket upgrade (the README has the protocol and a reference client). Offer the subprotocols `confhub.v1` and `key.<API key>` (browsers cannot set headers; `x-api-key` works too); the answer names `confhub.v1` only. ' +
+      'A missing or wrong key completes the handshake and closes with 4401; a bad `since` or another query parameter closes with 4400. Without `confhub.v1` the upgrade is refused with 400, from an Origin that is not allowed with 403, over a rate limit with 429. ' +
+      'Server messages are JSON: `{type: "hello", rev, heartbeatMs}`, each event `{type, rev, at, data}` (rev is the id SSE sends as `id:`), `{type: "heartbeat", rev}`, `{type: "reset", rev}`, and `{"ConfigChanged": {tenant_id, change_type}}` after each settings.changed and env.changed. A GET without an upgrade answers 426.',
+    parameters: [
+      {
+        name: 'since',
+        in: 'query',
+        description: 'Resume after this rev (event id, as SSE sends it): every later event the log still holds follows; older, or an id never issued, a reset',
+        schema: { type: 'integer', minimum: 0 },
+      },
+      {
+        name: 'Sec-WebSocket-Protocol',
+        in: 'header',
+        required: true,
+        description: '`confhub.v1`, and the API key as `key.<key>` unless x-api-key is sent',
+        schema: { type: 'string' },
+      },
+    ],
+    responses: {
+      default: { description: '101 Switching Protocols with Sec-WebSocket-Protocol: confhub.v1; the messages follow on the WebSocket', noBody: true },
+    },
+    errors: ['UPGRADE_REQUIRED', 'ORIGIN_NOT_ALLOWED'],
   },
   getSyncStatus: {
     method: 'get',

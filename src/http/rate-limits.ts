@@ -12,7 +12,8 @@
  *
  * Each limit is a fixed window per address that starts with its first counted request. Both are
  * checked by one middleware, and the per-request work is a Map lookup or two: a busy client with
- * the right key pays next to nothing for the failure limit.
+ * the right key pays next to nothing for the failure limit. WebSocket upgrades, which never reach
+ * Express, are counted against the same windows by address (admitAddress, authenticationRefusedFrom).
  */
 import { createHash } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';

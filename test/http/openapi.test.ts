@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPERATIONS, type OperationId, type OperationSpec } from '../../src/http/operations.js';
 import { eventually, startConfhub, type Confhub } from '../support/confhub.js';
 import { createHarness } from '../support/harness.js';
+import { connectWs } from '../support/ws-client.js';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => void;
 const IDS = Object.keys(OPERATIONS) as OperationId[];
@@ -125,7 +126,8 @@ function conform(id: OperationId, answer: Answer): void {
   const responses = ((document.paths as Record<string, Record<string, { responses: Record<string, { content?: Record<string, unknown> }> }>>)[op.path]![
     op.method
   ]!.responses ?? {}) as Record<string, { content?: Record<string, unknown> }>;
-  const response = responses[String(answer.status)];
+  // `default`: the 101 of the WebSocket, which OpenAPI has no better place for.
+  const response = responses[String(answer.status)] ?? responses.default;
   expect(response, `${id} answered ${answer.status}, which the document does not list (${JSON.stringify(answer.body)})`).toBeDefined();
   (seen.get(id) ?? seen.set(id, new Set()).get(id)!).add(answer.status);
   if (!response!.content) return;
@@ -313,7 +315,18 @@ describe('every operation of the document, called on a whole confhub', () => {
     conform('streamEvents', { status: res.status, contentType: res.headers.get('content-type') ?? '', headers: res.headers, body: '' });
     expect(new TextDecoder().decode(first.value)).toMatch(/^retry: 3000\nid: \d+\n/);
 
-    const unanswered = IDS.filter((id) => ![...(seen.get(id) ?? [])].some((status) => status >= 200 && status < 300));
+    // The WebSocket: a GET without an upgrade answers 426; the upgrade, 101 naming confhub.v1.
+    expect((await call('openWebSocket')).body).toMatchObject({ code: 'UPGRADE_REQUIRED' });
+    const socket = connectWs(`${ch.url.replace(/^http/, 'ws')}/api/v1/ws`, { protocols: ['confhub.v1', `key.${ch.apiKey}`] });
+    try {
+      await socket.opened;
+      expect(socket.acceptedProtocolHeader()).toBe('confhub.v1');
+      conform('openWebSocket', { status: 101, contentType: '', headers: new Headers(), body: '' });
+    } finally {
+      socket.close();
+    }
+
+    const unanswered = IDS.filter((id) => ![...(seen.get(id) ?? [])].some((status) => (status >= 200 && status < 300) || status === 101));
     expect(unanswered, 'operations never called successfully').toEqual([]);
   });
 });
