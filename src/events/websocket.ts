@@ -214,7 +214,10 @@ export function createWebSocketChannel({
   const full = (client: Client): boolean => client.ws.bufferedAmount > maxBufferedBytes;
 
   function write(client: Client, event: AnyEvent): void {
+    // An event and its legacy message leave in one write: a system call per client, not two.
+    client.socket.cork();
     for (const text of textsOf(event)) client.ws.send(text, { binary: false });
+    client.socket.uncork();
     client.cursor = event.id;
   }
 
@@ -277,7 +280,7 @@ export function createWebSocketChannel({
   }
 
   function beat(client: Client): void {
-    // The drain may have come and gone while the socket was paused by the kernel only.
+    // 'drain' only follows a write the socket refused; the tick looks at the buffer itself too.
     resume(client);
     if (!client.paused) sendJson(client, { type: 'heartbeat', rev: client.cursor });
     client.heartbeat = clock.setTimeout(() => beat(client), heartbeatMs);
