@@ -40,6 +40,12 @@ export type EventListener = (event: AnyEvent) => void;
 export interface EventLog {
   /** Appends an event and hands it to every subscriber; undefined when it could not be stored. */
   publish<T extends EventType>(type: T, data: EventDataMap[T]): LoggedEvent<T> | undefined;
+  /**
+   * Appends an event inside the caller's transaction (an error rolls it back with the rest) and
+   * answers how to hand it to the subscribers once that transaction has committed: they must
+   * never see an event the log may still lose.
+   */
+  stage<T extends EventType>(type: T, data: EventDataMap[T]): () => void;
   subscribe(listener: EventListener): () => void;
   read(input: ReadInput): ReadResult;
   /** The newest id issued (0 before the first event ever). */
@@ -76,31 +82,46 @@ export function createEventLog({ db, logger, clock = systemClock, retain = DEFAU
   // Also at every start: a quiet installation may restart many times between two prunes.
   pruneTo(last);
 
+  function append(type: string, at: number, data: unknown): number {
+    return Number(insert.run(type, at, JSON.stringify(data)).lastInsertRowid);
+  }
+
+  /** The event is stored (and committed): it is the newest, and every subscriber gets it. */
+  function announce(event: AnyEvent): void {
+    last = Math.max(last, event.id);
+    if (event.id % PRUNE_EVERY === 0) pruneTo(event.id);
+    for (const listener of [...listeners]) {
+      try {
+        listener(event);
+      } catch (error) {
+        log.error({ err: error, type: event.type }, 'an event subscriber failed');
+      }
+    }
+  }
+
   function toEvent(row: Row): AnyEvent {
     return { id: row.id, type: row.type, at: row.at, data: JSON.parse(row.data) } as AnyEvent;
   }
 
   return {
     publish(type, data) {
-      const at = clock.now();
       let id: number;
+      const at = clock.now();
       try {
-        id = Number(insert.run(type, at, JSON.stringify(data)).lastInsertRowid);
+        id = append(type, at, data);
       } catch (error) {
         log.error({ err: error, type }, 'storing an event failed; it is not published');
         return undefined;
       }
-      last = id;
-      if (id % PRUNE_EVERY === 0) pruneTo(id);
       const event = { id, type, at, data } as LoggedEvent<typeof type>;
-      for (const listener of [...listeners]) {
-        try {
-          listener(event as AnyEvent);
-        } catch (error) {
-          log.error({ err: error, type }, 'an event subscriber failed');
-        }
-      }
+      announce(event as AnyEvent);
       return event;
+    },
+
+    stage(type, data) {
+      const at = clock.now();
+      const id = append(type, at, data);
+      return () => announce({ id, type, at, data } as AnyEvent);
     },
 
     subscribe(listener) {

@@ -65,6 +65,11 @@ export interface WebSocketChannelOptions {
   clock?: Clock;
   /** Whether `key` (undefined: none presented) is the API key; counts refusals toward the failed-authentication limit. */
   authenticate(input: { req: IncomingMessage; key: string | undefined }): boolean;
+  /**
+   * Whether the key a client connected with is still the API key, looked at on every heartbeat
+   * (no refusal is counted): a rotated key ends the connections made with the old one (4401).
+   */
+  stillAuthorized?(key: string | undefined): boolean;
   /** Whether the page (its `Origin`) may open the channel; refused with 403 before the handshake. */
   originAllowed(req: IncomingMessage): boolean;
   /** Application-level heartbeat, which browsers can see (they cannot see pings). */
@@ -102,6 +107,8 @@ interface Client {
   readonly ws: WebSocket;
   readonly socket: Duplex;
   readonly remoteAddress: string | undefined;
+  /** The key it connected with, held to check it again: never logged. */
+  readonly key: string | undefined;
   cursor: number;
   paused: boolean;
   /** Answered the last ping. */
@@ -183,6 +190,7 @@ export function createWebSocketChannel({
   logger,
   clock = systemClock,
   authenticate,
+  stillAuthorized,
   originAllowed,
   heartbeatMs = DEFAULT_HEARTBEAT_MS,
   pingMs = DEFAULT_PING_MS,
@@ -280,6 +288,12 @@ export function createWebSocketChannel({
   }
 
   function beat(client: Client): void {
+    if (stillAuthorized && !stillAuthorized(client.key)) {
+      wsLog.info({ remoteAddress: client.remoteAddress }, 'websocket closed: the API key changed');
+      remove(client);
+      client.ws.close(CLOSE_CODES.unauthorized, 'unauthorized');
+      return;
+    }
     // 'drain' only follows a write the socket refused; the tick looks at the buffer itself too.
     resume(client);
     if (!client.paused) sendJson(client, { type: 'heartbeat', rev: client.cursor });
@@ -310,12 +324,13 @@ export function createWebSocketChannel({
     }
   }
 
-  function follow(ws: WebSocket, { req, since }: { req: IncomingMessage; since: number | undefined }): void {
+  function follow(ws: WebSocket, { req, since, key }: { req: IncomingMessage; since: number | undefined; key: string | undefined }): void {
     const { socket } = req;
     const client: Client = {
       ws,
       socket,
       remoteAddress: socket.remoteAddress,
+      key,
       cursor: log.lastId(),
       paused: false,
       alive: true,
@@ -343,7 +358,10 @@ export function createWebSocketChannel({
     client.ping.unref();
   }
 
-  function opened(ws: WebSocket, { req, authenticated, query }: { req: IncomingMessage; authenticated: boolean; query: Query }): void {
+  function opened(
+    ws: WebSocket,
+    { req, authenticated, query, key }: { req: IncomingMessage; authenticated: boolean; query: Query; key: string | undefined },
+  ): void {
     const remoteAddress = req.socket.remoteAddress;
     sockets.add(ws);
     ws.on('close', (code) => {
@@ -367,7 +385,7 @@ export function createWebSocketChannel({
       return;
     }
     wsLog.debug({ remoteAddress, since: query.since }, 'websocket opened');
-    follow(ws, { req, since: query.since });
+    follow(ws, { req, since: query.since, key });
   }
 
   return {
@@ -395,9 +413,10 @@ export function createWebSocketChannel({
         });
         return;
       }
-      const authenticated = authenticate({ req, key: presentedKey(req, offered) });
+      const key = presentedKey(req, offered);
+      const authenticated = authenticate({ req, key });
       const query = parseQuery(req.url);
-      server.handleUpgrade(req, socket, head, (ws) => opened(ws, { req, authenticated, query }));
+      server.handleUpgrade(req, socket, head, (ws) => opened(ws, { req, authenticated, query, key }));
     },
 
     clients: () =>

@@ -53,6 +53,19 @@ export function createWebSocketAuthentication({
   };
 }
 
+/** Whether a key is (still) the API key, with nothing counted: a connected client's key, checked again on each heartbeat. */
+export function createWebSocketKeyCheck({ access, settings }: Pick<WebSocketGateDeps, 'access' | 'settings'>): (key: string | undefined) => boolean {
+  return (key) => {
+    let snapshot: Snapshot | undefined;
+    try {
+      snapshot = settings.read();
+    } catch {
+      // config.ini does not parse now: the last key that did still works (configuredKey).
+    }
+    return access.keys.verify(key, key ? access.configuredKey(snapshot) : undefined).ok;
+  };
+}
+
 /** The node:http server's `upgrade` listener. */
 export function createUpgradeListener({ app, access, channel }: Omit<WebSocketGateDeps, 'settings'> & { channel: WebSocketChannel }) {
   const { path } = OPERATIONS.openWebSocket;

@@ -38,7 +38,7 @@ export type HostLookup = (hostname: string) => Promise<readonly ResolvedAddress[
 
 export const defaultLookup: HostLookup = (hostname) => dnsLookup(hostname, { all: true, order: 'verbatim' });
 
-export type FailureCode = 'timeout' | 'dns' | 'connect' | 'reset' | 'tls' | 'other';
+export type FailureCode = 'timeout' | 'dns' | 'connect' | 'reset' | 'tls' | 'aborted' | 'other';
 
 export type PostResult =
   | {
@@ -64,7 +64,7 @@ export interface PostInput {
   readonly timeoutMs?: number;
   /** How messages name the URL (a chat webhook's path is its token); default without userinfo and query. */
   readonly shownUrl?: string;
-  /** Ends the attempt at once (a stopping confhub): it fails as `other`, `aborted`. */
+  /** Ends the attempt at once (a stopping confhub): it fails as `aborted`. */
   readonly signal?: AbortSignal;
 }
 
@@ -174,7 +174,7 @@ export function createGuardedPost({
     if (url.protocol !== 'http:' && url.protocol !== 'https:') return Promise.resolve(blocked(`only http and https URLs are delivered, not ${url.protocol}`));
     const auth = userinfoOf(url);
     if (auth === null) return Promise.resolve(blocked("the URL's user name or password is not valid percent-encoding"));
-    if (input.signal?.aborted) return Promise.resolve(failed('other', 'aborted'));
+    if (input.signal?.aborted) return Promise.resolve(failed('aborted', 'aborted'));
 
     return new Promise<PostResult>((resolve) => {
       let settled = false;
@@ -183,13 +183,16 @@ export function createGuardedPost({
         if (settled) return;
         settled = true;
         clock.clearTimeout(timer);
+        // The signal outlives the attempt (one per outbox run): its listener must not.
+        input.signal?.removeEventListener('abort', onAbort);
         // Whatever is still open (an unread body, a request waiting for its answer) goes now.
         req?.destroy();
         resolve(result);
       };
       const timer = clock.setTimeout(() => finish(failed('timeout', `no answer within ${timeoutMs} ms`)), timeoutMs);
       timer.unref();
-      input.signal?.addEventListener('abort', () => finish(failed('other', 'aborted')), { once: true });
+      const onAbort = (): void => finish(failed('aborted', 'aborted'));
+      input.signal?.addEventListener('abort', onAbort, { once: true });
 
       const send = (pinned: ResolvedAddress): void => {
         const isHttps = url.protocol === 'https:';

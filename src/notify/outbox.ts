@@ -142,6 +142,7 @@ interface DeliveryRow {
   due_at: number;
   attempts: number;
   last_error: string | null;
+  last_added_at: number;
   finished_at: number | null;
   redelivery_of: number | null;
   test: number;
@@ -171,14 +172,24 @@ export function createOutbox(deps: OutboxDeps) {
       'SELECT id, kind, events, active, cursor FROM webhooks',
     ),
     setCursor: db.prepare<[number, string]>('UPDATE webhooks SET cursor = ? WHERE id = ?'),
-    insert: db.prepare<[string, string, string, DeliveryState, number, number, number | null, number]>(
-      'INSERT INTO webhook_deliveries (webhook_id, message_id, events, state, created_at, due_at, redelivery_of, test) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    insertRow: db.prepare<{
+      webhook: string;
+      message: string;
+      events: string;
+      state: DeliveryState;
+      now: number;
+      due: number;
+      of: number | null;
+      test: number;
+    }>(
+      `INSERT INTO webhook_deliveries (webhook_id, message_id, events, state, created_at, last_added_at, due_at, redelivery_of, test)
+       VALUES (@webhook, @message, @events, @state, @now, @now, @due, @of, @test)`,
     ),
     newestUnsent: db.prepare<[string], DeliveryRow>(
       `SELECT * FROM webhook_deliveries WHERE webhook_id = ? AND test = 0 AND state IN ('collecting', 'pending') AND redelivery_of IS NULL
        ORDER BY due_at DESC, id DESC LIMIT 1`,
     ),
-    setEvents: db.prepare<[string, number]>('UPDATE webhook_deliveries SET events = ? WHERE id = ?'),
+    setEvents: db.prepare<[string, number, number]>('UPDATE webhook_deliveries SET events = ?, last_added_at = ? WHERE id = ?'),
     /**
      * Per endpoint, and apart for its test pings: when its oldest unsent message may go. Each MIN is
      * one step into the partial index of unsent deliveries, however many wait or were delivered.
@@ -205,13 +216,24 @@ export function createOutbox(deps: OutboxDeps) {
     ),
     retryLater: db.prepare<[string, number]>("UPDATE webhook_deliveries SET state = 'pending', last_error = ?, attempts = attempts + 1 WHERE id = ?"),
     startSending: db.prepare<[number]>("UPDATE webhook_deliveries SET state = 'pending' WHERE id = ? AND state = 'collecting'"),
-    healthy: db.prepare<[string]>('UPDATE webhooks SET consecutive_failures = 0, failing_since = NULL, next_attempt_at = NULL WHERE id = ?'),
-    failing: db.prepare<[number, number, string]>(
-      'UPDATE webhooks SET consecutive_failures = consecutive_failures + 1, failing_since = COALESCE(failing_since, ?), next_attempt_at = ? WHERE id = ?',
+    healthy: db.prepare<[string]>(
+      'UPDATE webhooks SET consecutive_failures = 0, failing_since = NULL, last_failure_at = NULL, next_attempt_at = NULL WHERE id = ?',
+    ),
+    /**
+     * A failure: it continues the endpoint's streak of failures unless the last one is older than
+     * the longest backoff (then a new streak starts), so sparse failures never add up to a window.
+     */
+    failed: db.prepare<{ now: number; streakGap: number; id: string }>(
+      `UPDATE webhooks SET failing_since = CASE WHEN failing_since IS NULL OR last_failure_at < @now - @streakGap THEN @now ELSE failing_since END,
+         last_failure_at = @now WHERE id = @id`,
+    ),
+    backOff: db.prepare<[number, string]>('UPDATE webhooks SET consecutive_failures = consecutive_failures + 1, next_attempt_at = ? WHERE id = ?'),
+    current: db.prepare<[string], { active: number; url: string; failing_since: number | null; consecutive_failures: number }>(
+      'SELECT active, url, failing_since, consecutive_failures FROM webhooks WHERE id = ?',
     ),
     disable: db.prepare<[string, number, string]>('UPDATE webhooks SET active = 0, disabled_reason = ?, next_attempt_at = NULL, updated_at = ? WHERE id = ?'),
     failAll: db.prepare<[string, number, string]>(
-      "UPDATE webhook_deliveries SET state = 'failed', last_error = ?, finished_at = ? WHERE webhook_id = ? AND state IN ('collecting', 'pending')",
+      "UPDATE webhook_deliveries SET state = 'failed', last_error = ?, finished_at = ? WHERE webhook_id = ? AND test = 0 AND state IN ('collecting', 'pending')",
     ),
     depth: db.prepare<[], { n: number; oldest: number | null }>(
       "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM webhook_deliveries WHERE state IN ('collecting', 'pending') AND test = 0",
@@ -224,6 +246,8 @@ export function createOutbox(deps: OutboxDeps) {
   };
 
   const inFlight = new Set<string>();
+  /** Lanes resting after an unexpected failure, until when. */
+  const held = new Map<string, number>();
   /** Deliveries on the wire: nothing is added to them. */
   const sending = new Set<number>();
   /** Ends the attempts in flight when confhub stops. */
@@ -288,17 +312,35 @@ export function createOutbox(deps: OutboxDeps) {
     if (endpoint.kind === 'standard') {
       // One event per message, named by the endpoint and the event: retries and redeliveries keep
       // the id, and no other confhub (or this one with a new database) makes the same one.
-      q.insert.run(endpoint.id, `evt_${endpoint.id.slice(3)}_${event.id}`, `[${thin}]`, 'pending', now, now, null, 0);
+      q.insertRow.run({
+        webhook: endpoint.id,
+        message: `evt_${endpoint.id.slice(3)}_${event.id}`,
+        events: `[${thin}]`,
+        state: 'pending',
+        now,
+        due: now,
+        of: null,
+        test: 0,
+      });
       return;
     }
     // A chat message gathers what has not gone out yet: a burst within the window, and whatever
     // comes while the endpoint is backed off; never a message on the wire.
     const open = q.newestUnsent.get(endpoint.id);
     if (open && !sending.has(open.id) && (JSON.parse(open.events) as unknown[]).length < MAX_EVENTS_PER_MESSAGE) {
-      q.setEvents.run(`${open.events.slice(0, -1)},${thin}]`, open.id);
+      q.setEvents.run(`${open.events.slice(0, -1)},${thin}]`, now, open.id);
       return;
     }
-    q.insert.run(endpoint.id, messageId(), `[${thin}]`, config.debounceMs > 0 ? 'collecting' : 'pending', now, now + config.debounceMs, null, 0);
+    q.insertRow.run({
+      webhook: endpoint.id,
+      message: messageId(),
+      events: `[${thin}]`,
+      state: config.debounceMs > 0 ? 'collecting' : 'pending',
+      now,
+      due: now + config.debounceMs,
+      of: null,
+      test: 0,
+    });
   }
 
   function messageId(prefix = 'msg_'): string {
@@ -316,7 +358,10 @@ export function createOutbox(deps: OutboxDeps) {
       if (row.test !== null) lanes.push({ webhook: row.webhook, test: true, at: row.test });
     }
     // Longest due first, so a few busy endpoints cannot keep the others waiting.
-    return lanes.filter((lane) => !inFlight.has(laneOf(lane.webhook, lane.test))).sort((a, b) => a.at - b.at);
+    return lanes
+      .filter((lane) => !inFlight.has(laneOf(lane.webhook, lane.test)))
+      .map((lane) => ({ ...lane, at: Math.max(lane.at, held.get(laneOf(lane.webhook, lane.test)) ?? 0) }))
+      .sort((a, b) => a.at - b.at);
   }
 
   function schedule(): void {
@@ -368,7 +413,11 @@ export function createOutbox(deps: OutboxDeps) {
       inFlight.add(key);
       sending.add(row.id);
       const attempt = send(row)
-        .catch((error: unknown) => log.error({ err: error, webhook: row.webhook_id, delivery: row.id }, 'a webhook delivery attempt failed unexpectedly'))
+        .catch((error: unknown) => {
+          // The database failed under it (a full disk…): the lane rests before trying again.
+          held.set(key, clock.now() + backoffMs(0));
+          log.error({ err: error, webhook: row.webhook_id, delivery: row.id }, 'a webhook delivery attempt failed unexpectedly');
+        })
         .finally(() => {
           inFlight.delete(key);
           sending.delete(row.id);
@@ -401,6 +450,8 @@ export function createOutbox(deps: OutboxDeps) {
     // Deleted meanwhile: its deliveries went with it.
     if (!store.exists(row.webhook_id)) return;
     const webhook = store.get(row.webhook_id);
+    const sentTo = q.current.get(webhook.id)!.url;
+    const signal = aborting.signal;
     q.startSending.run(row.id);
     const startedAt = clock.now();
     let outcome: PostOutcome;
@@ -419,7 +470,7 @@ export function createOutbox(deps: OutboxDeps) {
         headers: request.headers,
         body: request.body,
         timeoutMs: config.attemptTimeoutMs,
-        signal: aborting.signal,
+        signal,
       });
     } catch (error) {
       // The request could not be made (a secret that no longer opens…): a failure like any other,
@@ -427,85 +478,103 @@ export function createOutbox(deps: OutboxDeps) {
       log.error({ err: error, webhook: webhook.id, delivery: row.id }, 'a webhook delivery could not be prepared');
       outcome = { kind: 'failed', code: 'other', message: `the request could not be made: ${(error as { code?: string }).code ?? 'error'}`, durationMs: 0 };
     }
-    // Stopping: the attempt was cut short and is made again after the restart.
-    if (!running) return;
+    // Cut short by a stop: not an answer; the message goes again after the restart. A real
+    // answer that came as confhub stopped is recorded (the database closes after this).
+    if (signal.aborted && outcome.kind === 'failed' && outcome.code === 'aborted') return;
     const now = clock.now();
     const verdict = verdictOf(webhook.kind, outcome, now);
     // Deleted while the attempt was on the wire: nothing is left to record it in.
     if (!store.exists(webhook.id)) return;
-    const disabled = db.transaction(() => record({ row, webhook, outcome, verdict, times: { startedAt, now } }))();
+    let announce: (() => void) | undefined;
+    db.transaction(() => {
+      announce = record({ row, webhook, sentTo, outcome, verdict, times: { startedAt, now } });
+    })();
+    announce?.();
     if (!verdict.ok)
       log.warn(
         { webhook: webhook.id, url: webhook.urlShown, delivery: row.id, reason: verdict.reason, retry: verdict.retry && row.test === 0 },
         'a webhook delivery failed',
       );
-    if (disabled) log.warn({ webhook: webhook.id, url: webhook.urlShown, reason: disabled }, 'a webhook was disabled');
   }
 
   interface RecordInput {
     readonly row: DeliveryRow;
     readonly webhook: Webhook;
+    /** The sealed URL the attempt went to: another one now means the endpoint was changed meanwhile. */
+    readonly sentTo: string;
     readonly outcome: PostOutcome;
     readonly verdict: Verdict & { readonly blocked?: boolean };
     readonly times: { readonly startedAt: number; readonly now: number };
   }
 
-  /** Records an attempt and its consequences; answers why the endpoint was disabled, if it was. */
-  function record({ row, webhook, outcome, verdict, times: { startedAt, now } }: RecordInput): string | undefined {
+  /**
+   * Records an attempt and its consequences, judged against the endpoint as it is now (it may have
+   * been turned off, pointed elsewhere or found healthy while the attempt was on the wire);
+   * answers how to announce `webhook.disabled` after the commit, when it was disabled.
+   */
+  function record({ row, webhook, sentTo, outcome, verdict, times: { startedAt, now } }: RecordInput): (() => void) | undefined {
     const status = outcome.kind === 'answered' ? outcome.status : null;
     const body = outcome.kind === 'answered' ? outcome.body : null;
     const test = row.test === 1;
+    const result = verdict.ok ? 'delivered' : verdict.blocked ? 'blocked' : 'failed';
+    const current = q.current.get(webhook.id)!;
+    const stillPending = q.delivery.get(row.id)?.state === 'pending';
     if (verdict.ok) {
       q.recordAttempt.run(row.id, startedAt, outcome.durationMs, 'delivered', status, body, null, null);
       q.finish.run('delivered', null, now, row.id);
-      // A test that got through says the endpoint is back: its backoff is over.
-      q.healthy.run(webhook.id);
+      // An endpoint that got a message (a test too) is back: its backoff is over.
+      if (current.url === sentTo) q.healthy.run(webhook.id);
       metrics?.delivery({ kind: webhook.kind, result: 'delivered' });
       return undefined;
     }
-    const result = verdict.blocked ? 'blocked' : 'failed';
-    if (test) {
-      q.recordAttempt.run(row.id, startedAt, outcome.durationMs, result, status, body, verdict.reason, null);
-      q.finish.run('failed', verdict.reason, now, row.id);
+    const reason = verdict.reason;
+    // Turned off, or given a new URL, while this was on the wire: the attempt is history, and says
+    // nothing of the endpoint as it is now.
+    const stale = !stillPending || current.active !== 1 || current.url !== sentTo;
+    if (test || stale) {
+      q.recordAttempt.run(row.id, startedAt, outcome.durationMs, result, status, body, reason, null);
+      if (stillPending && (test || !verdict.retry)) q.finish.run('failed', reason, now, row.id);
+      else if (stillPending) q.retryLater.run(reason, row.id);
       return undefined;
     }
-    // Every failure counts toward the endpoint's: one that fails for the whole window is disabled,
-    // whether its answers could be retried or not.
-    const since = webhook.failingSince ?? now;
+    q.failed.run({ now, streakGap: BACKOFF_MAX_MS, id: webhook.id });
+    const since = q.current.get(webhook.id)!.failing_since ?? now;
+    // Failing for the whole window, whether its answers could be retried or not: the endpoint is
+    // gone in practice, and its messages with it.
     const persistent = now - since >= config.retryWindowMs;
     if (!verdict.retry || persistent) {
-      q.recordAttempt.run(row.id, startedAt, outcome.durationMs, result, status, body, verdict.reason, null);
-      q.finish.run('failed', verdict.reason, now, row.id);
+      q.recordAttempt.run(row.id, startedAt, outcome.durationMs, result, status, body, reason, null);
+      q.finish.run('failed', reason, now, row.id);
       metrics?.delivery({ kind: webhook.kind, result: verdict.blocked ? 'blocked' : 'failed' });
-      // Not retried: the next message goes when its turn comes, without a backoff.
-      q.failing.run(now, webhook.nextAttemptAt ?? now, webhook.id);
-      if (verdict.disable) return disable(webhook, verdict.reason, now);
-      if (persistent)
-        return disable(webhook, `failing for ${hours(config.retryWindowMs)} since ${new Date(since).toISOString()}; last error: ${verdict.reason}`, now);
+      if (verdict.disable) return disable(webhook, reason, now);
+      if (persistent) return disable(webhook, `failing for ${hours(config.retryWindowMs)} since ${new Date(since).toISOString()}; last error: ${reason}`, now);
       return undefined;
     }
     // Retry-After is a floor under the backoff, never a shortcut past it.
-    const next = now + Math.min(config.retryWindowMs, Math.max(verdict.retryAfterMs ?? 0, backoffMs(webhook.consecutiveFailures)));
-    q.failing.run(now, next, webhook.id);
-    // A message as old as the window is given up; the endpoint's own failures are counted on.
-    if (now - row.created_at >= config.retryWindowMs) {
-      q.recordAttempt.run(row.id, startedAt, outcome.durationMs, result, status, body, verdict.reason, null);
-      q.finish.run('failed', `${verdict.reason}; gave up after retrying for ${hours(config.retryWindowMs)}`, now, row.id);
+    const next = now + Math.min(config.retryWindowMs, Math.max(verdict.retryAfterMs ?? 0, backoffMs(current.consecutive_failures)));
+    q.backOff.run(next, webhook.id);
+    // A message whose newest event is as old as the window is given up; the endpoint's own failures are counted on.
+    if (now - row.last_added_at >= config.retryWindowMs) {
+      q.recordAttempt.run(row.id, startedAt, outcome.durationMs, result, status, body, reason, null);
+      q.finish.run('failed', `${reason}; gave up after retrying for ${hours(config.retryWindowMs)}`, now, row.id);
       metrics?.delivery({ kind: webhook.kind, result: 'failed' });
       return undefined;
     }
-    q.recordAttempt.run(row.id, startedAt, outcome.durationMs, result, status, body, verdict.reason, next);
-    q.retryLater.run(verdict.reason, row.id);
+    q.recordAttempt.run(row.id, startedAt, outcome.durationMs, result, status, body, reason, next);
+    q.retryLater.run(reason, row.id);
     metrics?.delivery({ kind: webhook.kind, result: 'retried' });
     return undefined;
   }
 
-  /** Inside the attempt's transaction: the endpoint is off and the event is logged, or neither. */
-  function disable(webhook: Webhook, reason: string, now: number): string {
+  /** Inside the attempt's transaction: the endpoint is off and the event is logged, or neither; announced after the commit. */
+  function disable(webhook: Webhook, reason: string, now: number): () => void {
     q.disable.run(reason, now, webhook.id);
     q.failAll.run(`the webhook was disabled: ${reason}`, now, webhook.id);
-    events.publish('webhook.disabled', { webhook: webhook.id, url: webhook.urlShown, reason });
-    return reason;
+    const announce = events.stage('webhook.disabled', { webhook: webhook.id, url: webhook.urlShown, reason });
+    return () => {
+      log.warn({ webhook: webhook.id, url: webhook.urlShown, reason }, 'a webhook was disabled');
+      announce();
+    };
   }
 
   function prune(): void {
@@ -605,7 +674,10 @@ export function createOutbox(deps: OutboxDeps) {
           details: `webhook ${webhookId} is turned off${webhook.disabledReason ? ` (${webhook.disabledReason})` : ''}; PATCH it with {"active": true} first`,
         });
       const now = clock.now();
-      const id = Number(q.insert.run(webhookId, row.message_id, row.events, 'pending', now, now, row.id, row.test).lastInsertRowid);
+      const id = Number(
+        q.insertRow.run({ webhook: webhookId, message: row.message_id, events: row.events, state: 'pending', now, due: now, of: row.id, test: row.test })
+          .lastInsertRowid,
+      );
       schedule();
       return toView(q.delivery.get(id)!);
     },
@@ -614,7 +686,18 @@ export function createOutbox(deps: OutboxDeps) {
       store.get(webhookId);
       const now = clock.now();
       const event: OutboxEvent = { id: 0, type: 'webhook.test', at: now, data: { webhook: webhookId } };
-      const id = Number(q.insert.run(webhookId, messageId('test_'), JSON.stringify([event]), 'pending', now, now, null, 1).lastInsertRowid);
+      const id = Number(
+        q.insertRow.run({
+          webhook: webhookId,
+          message: messageId('test_'),
+          events: JSON.stringify([event]),
+          state: 'pending',
+          now,
+          due: now,
+          of: null,
+          test: 1,
+        }).lastInsertRowid,
+      );
       const done = waitFor(id, config.attemptTimeoutMs + 5000);
       schedule();
       await done;

@@ -103,9 +103,10 @@ export function createRevisionRecorder(deps: RevisionRecorderDeps) {
         announce(revision, meta);
         return null;
       }
+      // Told before the check below: a revert to HEAD after a failed commit is a change too.
+      announce(revision, meta);
       if (head?.revision === revision.revision) return head.commit;
       const { changes } = diffKeys(head?.doc, revision.doc, schema);
-      announce(revision, meta);
       const summary = summarize(changes, { initial: head === undefined, ...(meta.rollbackOf ? { rollbackOf: meta.rollbackOf } : {}) });
       try {
         const at = now();

@@ -275,6 +275,23 @@ describe('the WebSocket channel: messages', () => {
     expect(beats()[1]).toEqual({ type: 'heartbeat', rev: 3 });
   });
 
+  it('when the API key changes, then a client that connected with the old one is closed with 4401 at its next heartbeat; one with the new key stays', async () => {
+    const log = memoryLog();
+    const clock = createManualClock();
+    let current = 'key-one';
+    const { url } = await channelServer({ log, clock, pingMs: 3_600_000, authenticate: () => true, stillAuthorized: (key) => key === current });
+    const old = ws(url, { protocols: [PROTOCOL, 'key.key-one'] });
+    await old.next((m) => m.type === 'hello');
+    current = 'key-two';
+    const fresh = ws(url, { protocols: [PROTOCOL, 'key.key-two'] });
+    await fresh.next((m) => m.type === 'hello');
+    await clock.advance(5000);
+    expect(await old.closed).toMatchObject({ code: 4401 });
+    await fresh.next((m) => m.type === 'heartbeat');
+    log.publish('settings.changed', change(1));
+    await fresh.next((m) => m.rev === 1);
+  });
+
   it('when a peer does not answer a ping, then it is terminated at the next one; a peer that answers stays', async () => {
     const log = memoryLog();
     const clock = createManualClock();

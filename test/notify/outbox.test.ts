@@ -8,13 +8,13 @@ import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/database.js';
 import { createEventLog } from '../../src/events/event-log.js';
 import { NOTIFY_DEFAULTS } from '../../src/notify/notify-config.js';
-import { createOutbox, type PostOutcome } from '../../src/notify/outbox.js';
+import { createOutbox, type PostOutcome, type Verdict } from '../../src/notify/outbox.js';
 import { createWebhookStore } from '../../src/notify/webhook-store.js';
 import { createKeyring, masterKey } from '../../src/secrets/secret-box.js';
 import { createManualClock } from '../support/manual-clock.js';
 import { eventually } from '../support/wait.js';
 
-function setup({ concurrency }: { concurrency?: number } = {}) {
+function setup({ concurrency, verdict = () => ({ ok: true }) }: { concurrency?: number; verdict?: () => Verdict } = {}) {
   const db = openDatabase({ path: ':memory:' });
   const logger = pino({ level: 'silent' });
   const clock = createManualClock();
@@ -31,7 +31,7 @@ function setup({ concurrency }: { concurrency?: number } = {}) {
     logger,
     clock: counting,
     post: ({ url }) => new Promise<PostOutcome>((answer) => posted.push({ url, answer })),
-    format: { request: ({ url }) => ({ url, body: '{}', headers: {} }), judge: () => ({ ok: true }) },
+    format: { request: ({ url }) => ({ url, body: '{}', headers: {} }), judge: verdict },
     parseRetryAfter: () => undefined,
     ...(concurrency ? { concurrency } : {}),
   });
@@ -88,8 +88,52 @@ describe('the webhook outbox', () => {
     t.publish();
     await eventually('the attempt is on the wire', () => t.posted.length === 1);
     const stopped = t.outbox.stop();
-    t.posted[0]!.answer({ kind: 'failed', code: 'other', message: 'aborted', durationMs: 1 });
+    t.posted[0]!.answer({ kind: 'failed', code: 'aborted', message: 'POST http://hooks.example.test/…: aborted', durationMs: 1 });
     await stopped;
     expect(t.outbox.deliveries(id, { limit: 10 })).toEqual([expect.objectContaining({ state: 'pending', attemptCount: 0, attempts: [] })]);
+  });
+
+  it('when an endpoint is turned off while its attempt is on the wire, then a failed answer is only recorded: the message stays failed and nothing is disabled', async () => {
+    const t = setup({ verdict: () => ({ ok: false, retry: true, reason: 'HTTP 503' }) });
+    const id = t.endpoint(1);
+    t.outbox.start();
+    t.publish();
+    await eventually('the attempt is on the wire', () => t.posted.length === 1);
+    t.store.update(id, { active: false }, { now: t.clock.now(), cursor: t.events.lastId() });
+    t.posted[0]!.answer({ kind: 'answered', status: 503, headers: {}, body: '', durationMs: 1 });
+    await eventually('the answer is recorded', () => t.outbox.deliveries(id, { limit: 1 })[0]!.attempts.length === 1);
+    expect(t.outbox.deliveries(id, { limit: 1 })[0]).toMatchObject({ state: 'failed', lastError: 'the webhook was turned off' });
+    expect(t.store.get(id)).toMatchObject({ active: false, disabledReason: null, consecutiveFailures: 0, failingSince: null });
+    await t.outbox.stop();
+  });
+
+  it('when the URL changes while an attempt is on the wire, then its failure does not count against the new URL, and the message goes to it at once', async () => {
+    const t = setup({ verdict: () => ({ ok: false, retry: true, reason: 'HTTP 503' }) });
+    const id = t.endpoint(1);
+    t.outbox.start();
+    t.publish();
+    await eventually('the attempt is on the wire', () => t.posted.length === 1);
+    t.store.update(id, { url: 'http://hooks.example.test/fixed' }, { now: t.clock.now(), cursor: t.events.lastId() });
+    t.posted[0]!.answer({ kind: 'answered', status: 503, headers: {}, body: '', durationMs: 1 });
+    await eventually('it goes to the new URL', () => t.posted.length === 2);
+    expect(t.posted[1]!.url).toBe('http://hooks.example.test/fixed');
+    expect(t.store.get(id)).toMatchObject({ consecutiveFailures: 0, failingSince: null, nextAttemptAt: null });
+    t.posted[1]!.answer(ok);
+    await t.outbox.stop();
+  });
+
+  it('when failures are days apart (a refused message now and then), then they never add up to the retry window: the endpoint stays on', async () => {
+    const t = setup({ verdict: () => ({ ok: false, retry: false, reason: 'HTTP 400' }) });
+    const id = t.endpoint(1);
+    t.outbox.start();
+    for (let day = 0; day < 5; day++) {
+      t.publish();
+      await eventually(`attempt ${day + 1}`, () => t.posted.length === day + 1);
+      t.posted[day]!.answer({ kind: 'answered', status: 400, headers: {}, body: '', durationMs: 1 });
+      await eventually(`attempt ${day + 1} is recorded`, () => t.outbox.deliveries(id, { limit: 1 })[0]!.state === 'failed');
+      await t.clock.advance(24 * 3600_000);
+    }
+    expect(t.store.get(id)).toMatchObject({ active: true, disabledReason: null, consecutiveFailures: 0 });
+    await t.outbox.stop();
   });
 });

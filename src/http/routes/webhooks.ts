@@ -113,7 +113,7 @@ export function createWebhookRoutes({ store, outbox, events, audit, clock, jsonB
           const now = clock.now();
           const input = objectBody(requireJsonBody(req));
           const webhook = store.update(req.params.id as string, input, { now, cursor: events.lastId() });
-          audited(res, { action: 'webhook.update', id: webhook.id, fields: Object.keys(input) });
+          audited(res, { action: 'webhook.update', id: webhook.id, ...(Object.keys(input).length > 0 ? { fields: Object.keys(input) } : {}) });
           outbox.changed();
           sendJson(res, JSON.stringify(view(webhook, now)));
         },
