@@ -46,6 +46,12 @@ async function dropped(url: string): Promise<{ main: number; worker: number }> {
   return { main: count('main'), worker: count('worker') };
 }
 
+/** Five requests the access log writes at info (probes are logged at debug): five main-thread lines. */
+async function mainLogs({ url, env }: Started): Promise<void> {
+  const apiKey = (await readApiKey(loadRuntimeConfig(env)))!;
+  for (let i = 0; i < 5; i++) expect((await fetch(`${url}/api/v1/settings/cockpit`, { headers: { 'x-api-key': apiKey } })).status).toBe(200);
+}
+
 /** Makes the worker log a warning: a hand edit that breaks config.ini, then the file put back. */
 async function workerWarns({ url, env }: Started): Promise<void> {
   const config = loadRuntimeConfig(env);
@@ -68,7 +74,7 @@ describe('failing log destinations', () => {
       closeSync(full);
     }
     const { child, url } = started;
-    for (let i = 0; i < 5; i++) expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    await mainLogs(started);
     await workerWarns(started);
     await eventually('both threads counted dropped lines', async () => {
       const counts = await dropped(url);
@@ -81,7 +87,7 @@ describe('failing log destinations', () => {
     const started = await start('pipe');
     const { child, url } = started;
     child.stdout!.destroy();
-    for (let i = 0; i < 5; i++) expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    await mainLogs(started);
     await workerWarns(started);
     await eventually('both threads counted dropped lines', async () => {
       const counts = await dropped(url);

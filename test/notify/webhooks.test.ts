@@ -142,7 +142,11 @@ describe('webhooks', () => {
   it('when an endpoint is made and a setting changes, then a Standard Webhooks message arrives that the standardwebhooks library verifies, naming keys, never values; the secret is shown once and sealed at rest', async () => {
     const s = await start();
     const receiver = await startReceiver();
-    const webhook = await createWebhook(s, { url: `${receiver.url}?token=url-credential-123`, events: ['settings.changed'], description: 'ops' });
+    const webhook = await createWebhook(s, {
+      url: `${receiver.url}?token=url-credential-123`,
+      events: ['settings.changed', 'env.changed'],
+      description: 'ops',
+    });
     expect(webhook.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
     expect(webhook.url).toBe(`${new URL(receiver.url).origin}/…`);
     const got = await s.json<WebhookAnswer>(`/api/v1/webhooks/${webhook.id}`);
@@ -162,6 +166,12 @@ describe('webhooks', () => {
     expect(message!.headers['webhook-id']).toBe(`evt_${webhook.id.slice(3)}_${verified.data.eventId}`);
     expect(message!.body).not.toContain(password);
     expect(message!.body).not.toContain('erin');
+    // A secret variable: its name goes out, never its value.
+    const token = 'env-secret-value-5150';
+    expect((await s.ch.api('/api/v1/env/global', { method: 'PATCH', body: JSON.stringify({ API_TOKEN: token }) })).status).toBe(200);
+    await eventually('the env message arrived', () => receiver.received.length === 2);
+    expect(JSON.parse(receiver.received[1]!.body)).toMatchObject({ type: 'env.changed', data: { variables: ['global.API_TOKEN'] } });
+    expect(receiver.received[1]!.body).not.toContain(token);
     // A tampered body does not verify.
     expect(() =>
       new Verifier(webhook.secret).verify(message!.body.replace('user_pwd', 'user_pwe'), {
