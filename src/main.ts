@@ -32,7 +32,7 @@ import { createHistoryReader } from './history/history-repo.js';
 import { historyConfigOf } from './history/push.js';
 import { createApiAccess } from './http/api-access.js';
 import { createApp } from './http/app.js';
-import { createUpgradeListener, createWebSocketAuthentication, createWebSocketKeyCheck } from './http/websocket-gate.js';
+import { createUpgradeListener, createWebSocketAuthentication, createConnectedKeyCheck } from './http/websocket-gate.js';
 import { createMetrics } from './metrics.js';
 import { createAddressPolicy } from './notify/address-policy.js';
 import { createDeliveryFormat } from './notify/delivery-format.js';
@@ -333,7 +333,7 @@ async function compose(
     log: events,
     logger,
     authenticate: createWebSocketAuthentication({ app, access, settings }),
-    stillAuthorized: createWebSocketKeyCheck({ access, settings }),
+    stillAuthorized: createConnectedKeyCheck({ access, settings }),
     originAllowed: createOriginCheck({ allowed: allowedOrigins }),
   });
   websocket = channel;

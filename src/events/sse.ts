@@ -27,6 +27,8 @@ export interface EventStreamOptions {
   maxBufferedBytes?: number;
   /** A client paused this long without draining is dropped. */
   stallMs?: number;
+  /** Whether the key the stream was opened with is still the API key, looked at on each heartbeat: a rotated key ends it. */
+  stillAuthorized?: () => boolean;
 }
 
 /** The `data:` of an event: its fields, with the type and an ISO time as the stream always sent them. */
@@ -53,6 +55,7 @@ export function streamEvents({
   heartbeatMs = HEARTBEAT_MS,
   maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES,
   stallMs = DEFAULT_STALL_MS,
+  stillAuthorized,
 }: EventStreamOptions): void {
   // A client gone before the stream began would never emit close again: nothing to subscribe.
   if (res.closed || res.destroyed) return;
@@ -144,6 +147,12 @@ export function streamEvents({
 
   function beat(): void {
     if (closed) return;
+    if (stillAuthorized && !stillAuthorized()) {
+      // The client reconnects and meets the key check: with the new key it resumes by id.
+      close();
+      res.end();
+      return;
+    }
     if (!paused) res.write(': ping\n\n');
     heartbeat = clock.setTimeout(beat, heartbeatMs);
     heartbeat.unref();

@@ -30,6 +30,7 @@ import type { ConnectionChecks } from '../probes/connection-checks.js';
 import type { SyncDispatcher } from '../sync/dispatcher.js';
 import type { EventLog } from '../events/event-log.js';
 import { createEventRoutes } from './routes/events.js';
+import { createConnectedKeyCheck } from './websocket-gate.js';
 import { createEnvRoutes } from './routes/env.js';
 import type { EnvDeclarations } from '../targets/env-spec.js';
 import type { TargetSpec } from '../targets/target-spec.js';
@@ -137,7 +138,7 @@ export function createApp(deps: AppDeps): express.Express {
   api.use(createApiKeyAuth({ keys: deps.access.keys, currentKey, onRefused: limits.authenticationRefused }));
   api.use(exactQuery);
   addSettingsRoutes(api, { store: deps.settings, schema: CONFIG_SCHEMA, jsonBody, sync: deps.sync, otherResources: SETTINGS_RESOURCES_ELSEWHERE });
-  api.use(createEventRoutes({ events: deps.events }));
+  api.use(createEventRoutes({ events: deps.events, keyStillValid: createConnectedKeyCheck({ access: deps.access, settings: deps.settings }) }));
   api.use(
     createEnvRoutes({
       store: deps.settings,

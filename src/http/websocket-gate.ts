@@ -53,8 +53,11 @@ export function createWebSocketAuthentication({
   };
 }
 
-/** Whether a key is (still) the API key, with nothing counted: a connected client's key, checked again on each heartbeat. */
-export function createWebSocketKeyCheck({ access, settings }: Pick<WebSocketGateDeps, 'access' | 'settings'>): (key: string | undefined) => boolean {
+/**
+ * Whether a key is (still) the API key, with nothing counted: the key a long-lived connection (a
+ * WebSocket, an event stream) was opened with, checked again on each heartbeat.
+ */
+export function createConnectedKeyCheck({ access, settings }: Pick<WebSocketGateDeps, 'access' | 'settings'>): (key: string | undefined) => boolean {
   return (key) => {
     let snapshot: Snapshot | undefined;
     try {

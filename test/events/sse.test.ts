@@ -223,4 +223,22 @@ describe('the event stream', () => {
     await client.next((f) => f.id === 301);
     expect(client.frames.map((f) => f.event)).toEqual(['reset', 'settings.changed']);
   });
+
+  it('when the API key is rotated, then a stream opened with the old key ends at its next heartbeat (the client reconnects and meets the key check)', async () => {
+    const db = openDatabase({ path: ':memory:' });
+    cleanups.push(() => db.close());
+    const log = createEventLog({ db, logger: silent });
+    const clock = createManualClock();
+    let valid = true;
+    const { url } = await serve((req, res) => streamEvents({ log, req, res, clock, heartbeatMs: 1000, stillAuthorized: () => valid }));
+    const client = await connectSse(`${url}/events`, {});
+    cleanups.push(() => client.close());
+    await clock.advance(1000);
+    log.publish('worker.state', { state: 'ready', restarts: 0 });
+    await client.next((f) => f.event === 'worker.state');
+    valid = false;
+    await clock.advance(1000);
+    await client.ended;
+    await eventually('the stream is unsubscribed', () => log.subscribers() === 0);
+  });
 });

@@ -9,9 +9,22 @@ import type { EventLog } from '../../events/event-log.js';
 import { streamEvents } from '../../events/sse.js';
 import { addPath, ROUTING } from '../route-helpers.js';
 
-export function createEventRoutes({ events }: { events: EventLog }): Router {
+export interface EventRoutesDeps {
+  events: EventLog;
+  /** Whether a key is still the API key (a stream opened with a rotated one ends at its next heartbeat). */
+  keyStillValid?: (key: string | undefined) => boolean;
+}
+
+export function createEventRoutes({ events, keyStillValid }: EventRoutesDeps): Router {
   const router = Router(ROUTING);
-  addPath(router, '/settings/events', { handlers: { streamEvents: (req, res) => streamEvents({ log: events, req, res }) } });
+  addPath(router, '/settings/events', {
+    handlers: {
+      streamEvents: (req, res) => {
+        const key = req.get('x-api-key');
+        streamEvents({ log: events, req, res, ...(keyStillValid ? { stillAuthorized: () => keyStillValid(key) } : {}) });
+      },
+    },
+  });
   addPath(router, '/ws', {
     handlers: {
       openWebSocket: (_req, res, next) => {
