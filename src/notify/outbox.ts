@@ -21,6 +21,7 @@ import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { AppError } from '../core/errors.js';
 import type { EventLog } from '../events/event-log.js';
 import type { NotifyConfig } from './notify-config.js';
+import { msgIdOf } from './standard-webhooks.js';
 import type { Webhook, WebhookKind, WebhookStore } from './webhook-store.js';
 
 /** A thin event as deliveries carry it (the log's, or the synthetic `webhook.test`). */
@@ -310,11 +311,10 @@ export function createOutbox(deps: OutboxDeps) {
   function add(endpoint: { id: string; kind: WebhookKind }, event: OutboxEvent, now: number): void {
     const thin = JSON.stringify({ id: event.id, type: event.type, at: event.at, data: event.data });
     if (endpoint.kind === 'standard') {
-      // One event per message, named by the endpoint and the event: retries and redeliveries keep
-      // the id, and no other confhub (or this one with a new database) makes the same one.
+      // One event per message; its id is kept by retries and redeliveries.
       q.insertRow.run({
         webhook: endpoint.id,
-        message: `evt_${endpoint.id.slice(3)}_${event.id}`,
+        message: msgIdOf({ endpoint: endpoint.id, event }),
         events: `[${thin}]`,
         state: 'pending',
         now,

@@ -42,9 +42,13 @@ export function isWebhookSecret(secret: string): boolean {
   return decodeSecret(secret) !== undefined;
 }
 
-/** The message id of an event: stable across retries, so receivers can drop duplicates by it. */
-export function msgIdOf(event: Pick<NotifyEvent, 'id'>): string {
-  return `evt_${event.id}`;
+/**
+ * The message id of an event sent to an endpoint: the same for every retry and redelivery, so a
+ * receiver drops duplicates by it; named by the endpoint too, so no other confhub (or this one
+ * with a new database) makes the same one.
+ */
+export function msgIdOf({ endpoint, event }: { endpoint: string; event: Pick<NotifyEvent, 'id'> }): string {
+  return `evt_${endpoint.replace(/^wh_/, '')}_${event.id}`;
 }
 
 /**

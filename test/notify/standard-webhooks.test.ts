@@ -13,7 +13,7 @@ const event: NotifyEvent = {
 };
 
 function sign(secrets: string[], body = standardPayload(event), timestampSeconds = AT_SECONDS) {
-  return signStandard({ msgId: msgIdOf(event), timestampSeconds, body, secrets });
+  return signStandard({ msgId: msgIdOf({ endpoint: 'wh_abc', event }), timestampSeconds, body, secrets });
 }
 
 /** The reference library checks the timestamp against Date.now(): the clock is set, not waited on. */
@@ -47,7 +47,7 @@ describe('Standard Webhooks signing', () => {
       timestamp: '2023-11-14T22:13:20.344Z',
       data: { ...event.data, eventId: 4711 },
     });
-    expect(msgIdOf(event)).toBe('evt_4711');
+    expect(msgIdOf({ endpoint: 'wh_Ab-9_x', event })).toBe('evt_Ab-9_x_4711');
   });
 
   it('when signed with one secret, then the reference library verifies it and the headers are the spec headers', () => {
@@ -55,7 +55,7 @@ describe('Standard Webhooks signing', () => {
     const body = standardPayload(event);
     const headers = sign([secret]);
     expect(headers).toEqual({
-      'webhook-id': 'evt_4711',
+      'webhook-id': 'evt_abc_4711',
       'webhook-timestamp': String(AT_SECONDS),
       'webhook-signature': expect.stringMatching(/^v1,[A-Za-z0-9+/]{43}=$/),
       'content-type': 'application/json',
