@@ -359,15 +359,16 @@ async function compose(
     upgrade,
     close() {
       closing ??= (async () => {
-        // Live clients first: they read the event log, which closes with the database.
-        await channel.close();
+        // Live clients are told at once (1001); their closing (up to its grace) runs beside the
+        // rest, and ends before the event log they read closes with the database.
+        const clientsClosed = channel.close();
         // Stopping: a late write into a replaced file is still read and merged back, without
         // waiting out the watch.
         settings.hurry();
         await settings.idle();
         // Checks in flight end within their probe timeout; waited for beside the worker, so they
         // add nothing to the shutdown budget, and no probe's socket outlives the process.
-        await Promise.all([workerHost.stop(), services.idle(), outbox.stop()]);
+        await Promise.all([workerHost.stop(), services.idle(), outbox.stop(), clientsClosed]);
         // A rollback the worker asked for while stopping is written before the database closes.
         settings.hurry();
         await settings.idle();

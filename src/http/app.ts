@@ -70,7 +70,7 @@ const WRITE_METHODS = new Set(['PUT', 'PATCH', 'POST', 'DELETE']);
 const SETTINGS_RESOURCES_ELSEWHERE: ReadonlySet<string> = new Set(['events', 'history', 'diff', 'rollback', 'reload']);
 const SETTINGS_PATH = /^\/api(?:\/v1)?\/settings(?:\/([^/]+))?(?:\/([^/]+))?\/?$/;
 const ENV_PATH = /^\/api(?:\/v1)?\/env\/([^/]+)(?:\/([^/]+))?\/?$/;
-const WEBHOOK_PATH = /^\/api(?:\/v1)?\/webhooks(?:\/([^/]+))?(?:\/(rotate-secret|test|deliveries\/[^/]+\/redeliver))?\/?$/;
+const WEBHOOK_PATH = /^\/api(?:\/v1)?\/webhooks(?:\/([^/]+))?(?:\/(rotate-secret|test|deliveries\/([^/]+)\/redeliver))?\/?$/;
 const WEBHOOK_ACTIONS: Readonly<Record<string, string>> = { 'rotate-secret': 'webhook.rotate_secret', test: 'webhook.test' };
 
 /** The audit action of a webhook write, by method and path. */
@@ -217,7 +217,8 @@ function auditRefusedWrite(
             : rollback
               ? null
               : safeDecode(match![1]),
-        key: webhook ? null : env ? safeDecode(env[2]) : rollback ? null : (safeDecode(match![2]) ?? queryKey),
+        // A redelivery names the delivery, as an accepted one does.
+        key: webhook ? safeDecode(webhook[3]) : env ? safeDecode(env[2]) : rollback ? null : (safeDecode(match![2]) ?? queryKey),
         oldValue: null,
         newValue: null,
         result: 'refused',

@@ -552,4 +552,36 @@ describe('webhooks', () => {
     }
     expect((await s.json<WebhookAnswer>(`/api/v1/webhooks/${webhook.id}`)).body.disabledReason).toMatch(/^failing for 72 h since .*invalid_payload/);
   }, 30_000);
+
+  it('when webhooks are changed, tested or redelivered, then each is audited (refused ones too) with the endpoint and the fields, never a URL or a secret', async () => {
+    const s = await start();
+    const receiver = await startReceiver();
+    const webhook = await createWebhook(s, { url: `${receiver.url}?token=audit-url-token`, events: ['settings.changed'] });
+    await s.json(`/api/v1/webhooks/${webhook.id}`, { method: 'PATCH', body: JSON.stringify({ description: 'ops', active: true }) });
+    await s.json(`/api/v1/webhooks/${webhook.id}/test`, { method: 'POST' });
+    const [delivery] = await deliveries(s, webhook.id);
+    await s.json(`/api/v1/webhooks/${webhook.id}/deliveries/${delivery!.id}/redeliver`, { method: 'POST' });
+    expect((await s.json(`/api/v1/webhooks/${webhook.id}/deliveries/424242/redeliver`, { method: 'POST' })).status).toBe(404);
+    expect((await s.json('/api/v1/webhooks', { method: 'POST', body: JSON.stringify({ url: 'ftp://x' }) })).status).toBe(400);
+    const rotated = await s.json<{ secret: string }>(`/api/v1/webhooks/${webhook.id}/rotate-secret`, { method: 'POST' });
+    const { entries } = (
+      await s.json<{ entries: { action: string; section: string | null; key: string | null; result: string; errorCode: string | null }[] }>(
+        '/api/v1/audit?limit=50',
+      )
+    ).body;
+    const rows = entries.filter((e) => e.action.startsWith('webhook.')).reverse();
+    const section = `webhook:${webhook.id}`;
+    expect(rows.map((e) => [e.action, e.section, e.key, e.result, e.errorCode])).toEqual([
+      ['webhook.create', section, null, 'applied', null],
+      ['webhook.update', section, 'description', 'applied', null],
+      ['webhook.update', section, 'active', 'applied', null],
+      ['webhook.test', section, null, 'applied', null],
+      ['webhook.redeliver', section, String(delivery!.id), 'applied', null],
+      ['webhook.redeliver', section, '424242', 'refused', 'DELIVERY_NOT_FOUND'],
+      ['webhook.create', null, null, 'refused', 'VALIDATION_FAILED'],
+      ['webhook.rotate_secret', section, null, 'applied', null],
+    ]);
+    const dump = JSON.stringify(entries);
+    for (const secret of ['audit-url-token', webhook.secret.slice(6), rotated.body.secret.slice(6)]) expect(dump).not.toContain(secret);
+  }, 30_000);
 });
