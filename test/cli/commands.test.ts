@@ -28,12 +28,18 @@ async function prepared(): Promise<{ env: Record<string, string>; configPath: st
   // Once the worker has committed the first start's revision (a write before that would supersede it).
   await eventually('ready', async () => (await fetch(`${server.url}/readyz`)).status === 200);
   for (const port of [9301, 9302]) {
-    await fetch(`${server.url}/api/v1/settings/cockpit?key=port&value=${port}&wait=true`, { method: 'PUT', headers: { 'x-api-key': key } });
+    const res = await fetch(`${server.url}/api/v1/settings/cockpit?key=port&value=${port}&wait=true`, { method: 'PUT', headers: { 'x-api-key': key } });
+    expect(res.status, await res.text()).toBe(200);
   }
-  await eventually('three commits', async () => {
-    const res = await fetch(`${server.url}/api/v1/settings/history`, { headers: { 'x-api-key': key } });
-    return ((await res.json()) as { commits: unknown[] }).commits.length === 3;
-  });
+  // A busy machine (two suites beside dockerd) may take its time over the commits.
+  await eventually(
+    'three commits',
+    async () => {
+      const res = await fetch(`${server.url}/api/v1/settings/history`, { headers: { 'x-api-key': key } });
+      return ((await res.json()) as { commits: unknown[] }).commits.length === 3;
+    },
+    30_000,
+  );
   expect(await stopProcess(server.child)).toBe(0);
   return { env, configPath: loadRuntimeConfig(env).configPath };
 }
