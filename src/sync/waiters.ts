@@ -25,11 +25,23 @@ export interface RevisionWaitersDeps {
   currentRevision: () => string | undefined;
 }
 
+/** Answers kept for writes whose wait had not begun yet; far more than writes in flight at once. */
+const ANSWERS_KEPT = 256;
+
 /** Writes waiting for their revision, in write order: a later run answers every earlier wait. */
 export function createRevisionWaiters({ currentRevision }: RevisionWaitersDeps) {
   const revisionSeq = new Map<string, number>();
+  // The worker may answer a revision between the write's rename and the route's call to wait (a
+  // short debounce on a busy machine): that write then reads the answer it missed.
+  const answered = new Map<string, RunAnswer>();
   const waiters: RevisionWaiter[] = [];
   let seq = 0;
+
+  function keep(revision: string, answer: RunAnswer): void {
+    answered.delete(revision);
+    answered.set(revision, answer);
+    if (answered.size > ANSWERS_KEPT) answered.delete(answered.keys().next().value!);
+  }
 
   function settle(matches: (waiter: RevisionWaiter) => boolean, answer: RunAnswer): void {
     for (let i = waiters.length - 1; i >= 0; i--) {
@@ -44,6 +56,8 @@ export function createRevisionWaiters({ currentRevision }: RevisionWaitersDeps) 
   return {
     /** A write is about to land with this revision. */
     expect(revision: string): void {
+      // The same bytes written again (a value set back) wait for their new run, not the old answer.
+      answered.delete(revision);
       revisionSeq.set(revision, ++seq);
     },
 
@@ -51,28 +65,35 @@ export function createRevisionWaiters({ currentRevision }: RevisionWaitersDeps) 
       const done = revisionSeq.get(revision);
       if (done !== undefined) {
         settle((waiter) => waiter.seq <= done, answer);
-        for (const [rev, s] of revisionSeq) if (s <= done) revisionSeq.delete(rev);
+        for (const [rev, s] of revisionSeq) {
+          if (s > done) continue;
+          revisionSeq.delete(rev);
+          keep(rev, answer);
+        }
       }
       // When the answer is about the file as it is now, every other revision still waited on was
       // superseded (a later write or a hand edit landed before it ran): it gets this answer.
       if (currentRevision() === revision) {
         settle(() => true, answer);
+        for (const rev of revisionSeq.keys()) keep(rev, answer);
         revisionSeq.clear();
       }
     },
 
     /** Resolves when the worker applied (or rolled back) this revision or a later one. */
     wait(revision: string, timeoutMs: number): Promise<RunAnswer> {
+      const early = answered.get(revision);
+      if (early) return Promise.resolve(early);
       const target = revisionSeq.get(revision);
       if (target === undefined) {
         return Promise.reject(new AppError('INVALID_REQUEST', { details: 'this write did not change config.ini; there is nothing to wait for' }));
       }
       let waiter: RevisionWaiter | undefined;
-      const answered = new Promise<RunAnswer>((resolve) => {
+      const pending = new Promise<RunAnswer>((resolve) => {
         waiter = { seq: target, resolve };
         waiters.push(waiter);
       });
-      return withDeadline(answered, {
+      return withDeadline(pending, {
         timeoutMs,
         onTimeout: () => {
           const i = waiters.indexOf(waiter!);

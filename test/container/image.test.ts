@@ -282,8 +282,12 @@ describe.skipIf(skip !== undefined)('the confhub image', () => {
       const after = await opened();
       expect(after.console).toMatchObject({ title: 'Stopped console', greeting: 'welcome' });
       expect(after.gitea).toMatchObject({ base_url: 'http://websoft9-git:3002/api/v1' });
-      const history = await (await api('/settings/history?limit=5')).text();
-      expect(history).toContain('"source":"upgrade"');
+      // The worker commits the upgrade's revision after the start; the settings show it at once.
+      await eventually(
+        'the upgrade is in the history',
+        async () => (await (await api('/settings/history?limit=5')).text()).includes('"source":"upgrade"'),
+        30_000,
+      );
       // The password of the first boot survived every start.
       expect(after.gitea!.user_pwd).toBe(giteaPassword);
       await container.stop({ t: 10 });

@@ -95,6 +95,26 @@ describe('sync dispatcher waiters', () => {
     await expect(second).resolves.toMatchObject({ result: { revision: 'r2' } });
   });
 
+  it('when the worker answers a write before the write starts to wait (a short debounce on a busy machine), then the wait reads that answer', async () => {
+    const { sync } = service(() => 'r3');
+    sync.announce({ revision: 'r1', actor: api, source: 'api' });
+    sync.onWorkerMessage(run('r1'));
+    await expect(sync.waitForRevision('r1', 5000)).resolves.toMatchObject({ result: { revision: 'r1' } });
+    // One answered by a later write's run, and one superseded by the file as it is now.
+    sync.announce({ revision: 'r2', actor: api, source: 'api' });
+    sync.announce({ revision: 'r3', actor: api, source: 'api' });
+    sync.onWorkerMessage(run('r3'));
+    await expect(sync.waitForRevision('r2', 5000)).resolves.toMatchObject({ result: { revision: 'r3' } });
+    await expect(sync.waitForRevision('r3', 5000)).resolves.toMatchObject({ result: { revision: 'r3' } });
+    // The bytes of r1 written again wait for their own run.
+    sync.announce({ revision: 'r1', actor: api, source: 'api' });
+    const again = sync.waitForRevision('r1', 5000);
+    sync.onWorkerMessage({ type: 'skipped', revision: 'r1', reason: 'applied' });
+    await expect(again).resolves.toMatchObject({ result: { revision: 'r1', outcome: 'unchanged' } });
+    // A revision no write announced still has nothing to wait for.
+    await expectAppError(sync.waitForRevision('r9', 5000), 'INVALID_REQUEST');
+  });
+
   it('when one of two waits on the same revision times out, then the other is still answered', async () => {
     const { sync } = service(() => 'r1');
     sync.announce({ revision: 'r1', actor: api, source: 'api' });
