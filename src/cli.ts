@@ -25,7 +25,10 @@ import { createHistoryQueries, MAX_HISTORY_LIMIT } from './history/history-queri
 import { historyConfigOf } from './history/push.js';
 import { validationFailed } from './settings/plan-changes.js';
 import { decodeText } from './settings/revision.js';
+import { checkDocument } from './settings/check-document.js';
 import { validateDocument } from './settings/validate.js';
+import { NO_RESOLVE, resolveDocument, type ResolveSettings } from './settings/resolve.js';
+import { resolveSettingsOf } from './settings/resolve-settings.js';
 import { parseAllowedOrigins } from './events/websocket-origins.js';
 import { checkTargetPaths } from './fs/contained-path.js';
 import { syncConfigOf } from './targets/target-spec.js';
@@ -110,6 +113,12 @@ async function showApiKey(config: RuntimeConfig): Promise<void> {
   process.stdout.write(`${key}\n`);
 }
 
+/** How config.ini's values resolve here: system.ini's [confhub] and CONFHUB_ENVIRONMENT, as a start reads them. */
+function resolveSettingsFor(config: RuntimeConfig): ResolveSettings {
+  const system = toSnapshot({ text: readText(config.systemPath, 'system.ini'), label: 'system.ini', schema: SYSTEM_SCHEMA }).doc;
+  return resolveSettingsOf({ system, environment: config.environment });
+}
+
 /** Runs a command that writes config.ini from this process: through a settings store, audited. */
 async function withStore<T>(config: RuntimeConfig, task: (store: ReturnType<typeof createSettingsStore>) => Promise<T>): Promise<T> {
   const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
@@ -122,6 +131,7 @@ async function withStore<T>(config: RuntimeConfig, task: (store: ReturnType<type
       label: 'config.ini',
       schema: CONFIG_SCHEMA,
       keyring,
+      resolve: resolveSettingsFor(config),
       audit: createAuditLog({ db }),
       logger,
       // A running confhub sees the new file like a hand edit; this tells it who wrote it.
@@ -195,9 +205,13 @@ async function validate(config: RuntimeConfig): Promise<void> {
     }
   };
   const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
+  let resolve: ResolveSettings = NO_RESOLVE;
+  attempt('system.ini', () => {
+    resolve = resolveSettingsFor(config);
+  });
   attempt('config.ini', () => {
     const { doc } = toSnapshot({ text: readText(config.configPath, 'config.ini'), label: 'config.ini', schema: CONFIG_SCHEMA, keyring });
-    const issues = validateDocument({ doc, schema: CONFIG_SCHEMA });
+    const { issues } = checkDocument({ doc, schema: CONFIG_SCHEMA, resolve });
     if (issues.length > 0) throw validationFailed(issues);
   });
   attempt('system.ini', () => {
@@ -222,18 +236,29 @@ async function validate(config: RuntimeConfig): Promise<void> {
 function envWarnings(config: RuntimeConfig, keyring: Keyring | undefined): string[] {
   const { doc } = toSnapshot({ text: readText(config.configPath, 'config.ini'), label: 'config.ini', schema: CONFIG_SCHEMA, keyring });
   const system = toSnapshot({ text: readText(config.systemPath, 'system.ini'), label: 'system.ini', schema: SYSTEM_SCHEMA }).doc;
-  return validateDocument({ doc, schema: CONFIG_SCHEMA, envDeclarations: syncConfigOf(system, config).env }).map((issue) => issue.message);
+  const resolve = resolveSettingsOf({ system, environment: config.environment });
+  return checkDocument({ doc, schema: CONFIG_SCHEMA, resolve, envDeclarations: syncConfigOf(system, config).env }).issues.map((issue) => issue.message);
 }
 
 async function plan(config: RuntimeConfig): Promise<void> {
   const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
-  const { doc } = toSnapshot({ text: readText(config.configPath, 'config.ini'), label: 'config.ini', schema: CONFIG_SCHEMA, keyring });
   const system = toSnapshot({ text: readText(config.systemPath, 'system.ini'), label: 'system.ini', schema: SYSTEM_SCHEMA });
+  const resolve = resolveSettingsOf({ system: system.doc, environment: config.environment });
+  // The values the targets would get: resolved, as the worker resolves them.
+  const { doc } = toSnapshot({ text: readText(config.configPath, 'config.ini'), label: 'config.ini', schema: CONFIG_SCHEMA, keyring, resolve }).resolved;
   const { targets, paths, env } = syncConfigOf(system.doc, config);
   // The files on disk hold the values of the last applied revision: the newest commit's secrets are masked too.
   const reader = historyReader(config);
   const head = await reader.head().catch(() => null);
-  const earlier = head ? [openDocument({ stored: parseIni(await reader.contentAt(head)), schema: CONFIG_SCHEMA, keyring, tolerate: true }).doc] : [];
+  const earlier = head
+    ? [
+        resolveDocument({
+          doc: openDocument({ stored: parseIni(await reader.contentAt(head)), schema: CONFIG_SCHEMA, keyring, tolerate: true }).doc,
+          schema: CONFIG_SCHEMA,
+          settings: resolve,
+        }).doc,
+      ]
+    : [];
   const plans = await planTargets({ targets, paths, doc, schema: CONFIG_SCHEMA, earlier, env });
   const mode = (m: number | null): string => (m === null ? '-' : `0${m.toString(8)}`);
   for (const p of plans) {
@@ -279,17 +304,19 @@ async function once(config: RuntimeConfig): Promise<void> {
     if (added.length > 0) say(`added keys new in this version: ${added.join(', ')}`);
     const { keyring, db } = confhub;
     const snapshot = confhub.settings.read();
-    const issues = validateDocument({ doc: snapshot.doc, schema: CONFIG_SCHEMA });
-    if (issues.length > 0) throw validationFailed(issues);
     const systemDoc = toSnapshot({ text: readText(config.systemPath, 'system.ini'), label: 'system.ini', schema: SYSTEM_SCHEMA }).doc;
+    const resolve = resolveSettingsOf({ system: systemDoc, environment: config.environment });
+    const { issues, resolved } = checkDocument({ doc: snapshot.doc, schema: CONFIG_SCHEMA, resolve });
+    if (issues.length > 0) throw validationFailed(issues);
     const applied = await lastAppliedText(config, db);
     const sync = syncConfigOf(systemDoc, config);
     await repairInterruptedRecreates({ sync, logger });
-    const reconciler = buildReconciler({ sync, logger, ...(applied ? { applied: { text: applied, keyring } } : {}) });
+    const reconciler = buildReconciler({ sync, logger, ...(applied ? { applied: { text: applied, keyring, resolve } } : {}) });
     const recorder = createRevisionRecorder({
       writer: createHistoryWriter({ gitDir: config.historyDir, workTree: config.configDir, logger }),
       schema: CONFIG_SCHEMA,
       keyring,
+      resolve,
       logger,
       onStatus: () => undefined,
     });
@@ -299,15 +326,15 @@ async function once(config: RuntimeConfig): Promise<void> {
     const head = await historyReader(config)
       .head()
       .catch(() => null);
-    const commit = await recorder.record(snapshot, author);
+    const commit = await recorder.record({ text: snapshot.text, revision: snapshot.revision, doc: resolved.doc, raw: snapshot.doc }, author);
     const revision = snapshot.revision.slice(0, 12);
     if (commit === null) say(`revision ${revision} could not be committed to the history (the warning above says why)`);
     else if (commit === head) say(`revision ${revision} is already in the history`);
     else say(`committed revision ${revision} to the history as ${author.actor.type}:${author.actor.id} (${author.source})`);
     const startedAt = Date.now();
-    const result = await reconciler.reconcile({ revision: snapshot.revision, doc: snapshot.doc, force: false });
+    const result = await reconciler.reconcile({ revision: snapshot.revision, doc: resolved.doc, force: false });
     await recorder.idle();
-    const secrets = secretsOf(snapshot.doc, CONFIG_SCHEMA);
+    const secrets = secretsOf(resolved.doc, CONFIG_SCHEMA);
     const maskedTargets = result.targets.map((t) =>
       t.error ? { ...t, error: { ...t.error, message: maskText(t.error.message, secrets), details: maskText(t.error.details, secrets) } } : t,
     );

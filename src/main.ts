@@ -47,6 +47,7 @@ import { createSupervisorDriver } from './reload/supervisor.js';
 import type { RuntimeConfig } from './runtime-config.js';
 import { loadKeyring } from './secrets/master-key.js';
 import type { Keyring } from './secrets/secret-box.js';
+import { resolveSettingsOf } from './settings/resolve-settings.js';
 import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from './settings/schema.js';
 import { createReadOnlyIniStore, createSettingsStore, type RevisionAnnouncement, type SettingsStore } from './settings/store.js';
 import { createAnnouncements } from './sync/announcements.js';
@@ -153,11 +154,16 @@ async function compose(
       logger.warn({ err: error, revision: announcement.revision }, 'the author of this write could not be kept for a restart');
     }
   };
+  // system.ini first: it says how config.ini's values are resolved.
+  const system = createReadOnlyIniStore({ path: config.systemPath, label: 'system.ini', schema: SYSTEM_SCHEMA });
+  const systemDoc = system.read().doc;
+  const resolveSettings = resolveSettingsOf({ system: systemDoc, environment: config.environment });
   const settings = createSettingsStore({
     path: config.configPath,
     label: 'config.ini',
     schema: CONFIG_SCHEMA,
     keyring,
+    resolve: resolveSettings,
     audit,
     logger,
     beforeCommit: (announcement) => {
@@ -172,7 +178,6 @@ async function compose(
     watch: {},
   });
   opened.push(() => settings.close());
-  const system = createReadOnlyIniStore({ path: config.systemPath, label: 'system.ini', schema: SYSTEM_SCHEMA });
   // Fail fast on a file that cannot be read at all, on secrets this master key cannot open, and on bad declarations.
   try {
     settings.read();
@@ -191,7 +196,6 @@ async function compose(
     }
     throw error;
   }
-  const systemDoc = system.read().doc;
   const syncConfig = syncConfigOf(systemDoc, config);
   checkTargetPaths(syncConfig);
   const historyPush = historyConfigOf(systemDoc, { configDir: config.configDir });
@@ -212,6 +216,7 @@ async function compose(
       logFormat: resolveLogFormat(config.logFormat),
       historyDir: config.historyDir,
       sync: syncConfig,
+      resolve: resolveSettings,
       ...(historyPush ? { historyPush } : {}),
       masterKeys: [keyring.current, ...[...keyring.byId.values()].filter((key) => key !== keyring.current)].map((key) => new Uint8Array(key.key)),
     },
@@ -283,9 +288,9 @@ async function compose(
     targets: syncConfig.targets,
     configDoc: () => {
       try {
-        return settings.read().doc;
+        return settings.read().resolved.doc;
       } catch {
-        return settings.lastGood()?.doc;
+        return settings.lastGood()?.resolved.doc;
       }
     },
     docker: createDockerDriver({ socketPath: syncConfig.settings.dockerSocket, logger }),
@@ -297,6 +302,7 @@ async function compose(
   // After the first-start secrets: the key they made is the one in force.
   const access = createApiAccess({ settings, rateLimitPerMinute: config.rateLimitPerMinute, authFailuresPer15Min: config.authFailuresPer15Min });
   const app = createApp({
+    resolve: resolveSettings,
     settings,
     system,
     audit,
@@ -324,6 +330,7 @@ async function compose(
       db,
       schema: CONFIG_SCHEMA,
       keyring,
+      resolve: resolveSettings,
     }),
   });
 

@@ -7,6 +7,7 @@ import { lockAddress } from './bootstrap/instance-lock.js';
 import { AppError } from './core/errors.js';
 import { nextKeyPath, retiredKeysPath, type MasterKeySource } from './secrets/master-key.js';
 import { FIELD_KINDS, publicApiKeyProblem } from './settings/field-kinds.js';
+import { environmentNameProblem } from './settings/overlays.js';
 import type { OwnPath } from './targets/path-rules.js';
 import { dockerSocketProblem, supervisorUrlProblem, type SyncOverrides } from './targets/target-spec.js';
 
@@ -43,6 +44,8 @@ export interface RuntimeConfig {
   readonly reloaders: SyncOverrides;
   /** How long a shutdown waits for the write or apply in flight (under docker stop's 10 s grace). */
   readonly stopTimeoutMs: number;
+  /** CONFHUB_ENVIRONMENT: the overlays `[section@NAME]` of config.ini that apply; undefined: none. */
+  readonly environment?: string;
 }
 
 export const DEFAULT_RATE_LIMIT = 1200;
@@ -76,6 +79,7 @@ export const ENVIRONMENT = [
   { name: 'CONFHUB_DOCKER_SOCKET', default: '[sync] docker_socket of system.ini', meaning: 'the Docker Engine socket; wins over system.ini' },
   { name: 'CONFHUB_SUPERVISOR_URL', default: '[sync] supervisor_url of system.ini', meaning: "supervisord's XML-RPC URL; wins over system.ini" },
   { name: 'CONFHUB_STOP_TIMEOUT_MS', default: '5000', meaning: 'on SIGTERM, how long the write or apply in flight may take before the worker is ended' },
+  { name: 'CONFHUB_ENVIRONMENT', default: '—', meaning: 'the environment confhub runs in: the overlays [section@NAME] of config.ini apply' },
 ] as const;
 
 export type EnvironmentName = (typeof ENVIRONMENT)[number]['name'];
@@ -170,6 +174,9 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, cwd: str
   const databasePath = resolve(dataDir, 'confhub.db');
   const historyDir = resolve(dataDir, 'history.git');
   const templateRecordPath = resolve(dataDir, 'shipped-template.json');
+  const environment = read('CONFHUB_ENVIRONMENT') || undefined;
+  const environmentProblem = environment === undefined ? undefined : environmentNameProblem(environment);
+  if (environmentProblem) fail('CONFHUB_ENVIRONMENT', `${environmentProblem}, got "${environment!.slice(0, 40)}"`);
   const host = read('CONFHUB_HOST') || '127.0.0.1';
   if (/\s/.test(host)) fail('CONFHUB_HOST', `must be an address or host name, got "${host}"`);
   return Object.freeze({
@@ -193,5 +200,6 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env, cwd: str
     bodyLimitBytes: integer(read, 'CONFHUB_BODY_LIMIT', { fallback: 64 * 1024, min: 1024, max: 16 * 1024 * 1024 }),
     reloaders: Object.freeze({ ...(dockerSocket !== undefined ? { dockerSocket } : {}), ...(supervisorUrl !== undefined ? { supervisorUrl } : {}) }),
     stopTimeoutMs: integer(read, 'CONFHUB_STOP_TIMEOUT_MS', { fallback: 5000, min: 100, max: 3_600_000 }),
+    ...(environment !== undefined ? { environment } : {}),
   });
 }

@@ -29,6 +29,7 @@ export const ERROR_CATALOGUE = Object.freeze({
   METHOD_NOT_ALLOWED: { status: 405, message: 'Method Not Allowed', audience: 'http' },
   SYSTEM_READ_ONLY: { status: 405, message: 'Method Not Allowed', audience: 'http' },
   SECTION_NOT_FOUND: { status: 404, message: 'Invalid Request', audience: 'http' },
+  ENVIRONMENT_NOT_FOUND: { status: 404, message: 'Not Found', audience: 'http' },
   KEY_NOT_FOUND: { status: 400, message: 'Invalid Request', audience: 'http' },
   INVALID_NAME: { status: 400, message: 'Invalid Request', audience: 'http' },
   INVALID_REQUEST: { status: 400, message: 'Invalid Request', audience: 'http' },

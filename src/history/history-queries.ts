@@ -10,6 +10,7 @@ import type { Keyring } from '../secrets/secret-box.js';
 import type { FileSchema } from '../settings/schema.js';
 import type { HistoryEntry, HistoryReader } from './history-repo.js';
 import { diffKeys, type StructuredDiff } from './key-diff.js';
+import { NO_RESOLVE, resolveDocument, type ResolveSettings } from '../settings/resolve.js';
 
 export interface SyncOutcome {
   readonly outcome: string;
@@ -24,7 +25,10 @@ export interface HistoryItem extends HistoryEntry {
 export interface HistoryDiff {
   readonly from: string | null;
   readonly to: string;
+  /** The keys as written. */
   readonly diff: StructuredDiff;
+  /** The values services get (references replaced, the running environment's overlays applied). */
+  readonly resolved: StructuredDiff;
   readonly unified: string;
 }
 
@@ -33,12 +37,14 @@ export interface HistoryQueriesDeps {
   db: Database;
   schema: FileSchema;
   keyring?: Keyring;
+  /** How values resolve, for the diff of resolved values; default as written. */
+  resolve?: ResolveSettings;
 }
 
 export const MAX_HISTORY_LIMIT = 200;
 export const DEFAULT_HISTORY_LIMIT = 50;
 
-export function createHistoryQueries({ reader, db, schema, keyring }: HistoryQueriesDeps) {
+export function createHistoryQueries({ reader, db, schema, keyring, resolve = NO_RESOLVE }: HistoryQueriesDeps) {
   // A commit's own outcome: what applying it did. Later passes over the same content (a start
   // that finds the files in place, a revision read again) find nothing to do and say `unchanged`;
   // they must not hide it. Retries of a pending reload were recorded as runs by earlier versions.
@@ -64,7 +70,15 @@ export function createHistoryQueries({ reader, db, schema, keyring }: HistoryQue
 
   async function diffBetween(from: string | null, to: string): Promise<HistoryDiff> {
     const [before, after, unified] = await Promise.all([documentAt(from), documentAt(to), reader.unifiedDiff(from, to)]);
-    return { from, to, diff: diffKeys(before, after!, schema).diff, unified };
+    const valuesOf = (doc: IniDocument): IniDocument => resolveDocument({ doc, schema, settings: resolve }).doc;
+    return {
+      from,
+      to,
+      diff: diffKeys(before, after!, schema).diff,
+      // What the services' values did: a change of a referred key shows at every key that refers to it.
+      resolved: diffKeys(before && valuesOf(before), valuesOf(after!), schema).diff,
+      unified,
+    };
   }
 
   return {
@@ -74,10 +88,10 @@ export function createHistoryQueries({ reader, db, schema, keyring }: HistoryQue
       return { commits: entries.map(withSync), next: hasMore && entries.length > 0 ? entries[entries.length - 1]!.id : null };
     },
 
-    async show(commitish: string): Promise<HistoryItem & { diff: StructuredDiff; unified: string }> {
+    async show(commitish: string): Promise<HistoryItem & Pick<HistoryDiff, 'diff' | 'resolved' | 'unified'>> {
       const entry = await reader.get(await reader.resolve(commitish));
-      const { diff, unified } = await diffBetween(entry.parent, entry.id);
-      return { ...withSync(entry), diff, unified };
+      const { diff, resolved, unified } = await diffBetween(entry.parent, entry.id);
+      return { ...withSync(entry), diff, resolved, unified };
     },
 
     async diff(fromish: string, toish: string | undefined): Promise<HistoryDiff> {

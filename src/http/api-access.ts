@@ -26,7 +26,7 @@ export interface ApiAccess {
 }
 
 export function createApiAccess({ settings, rateLimitPerMinute, authFailuresPer15Min }: ApiAccessOptions): ApiAccess {
-  const keyOf = (snapshot: Snapshot | undefined): string | undefined => snapshot?.doc.byName.get('api_key')?.byKey.get('key')?.value;
+  const keyOf = (snapshot: Snapshot | undefined): string | undefined => snapshot?.resolved.doc.byName.get('api_key')?.byKey.get('key')?.value;
   return {
     keys: createKeyVerifier({ acceptable: isUsableApiKey, initialKey: keyOf(settings.lastGood()) }),
     limits: createRateLimits({ perMinute: rateLimitPerMinute, authFailuresPer15Min }),

@@ -4,6 +4,8 @@
  * tells the failed-authentication limit what it refused) → body parsing (bodies of
  * unauthenticated requests are never parsed) → routes → JSON 404 → error handler.
  */
+import { createEnvironmentRoutes } from './routes/environments.js';
+import type { ResolveSettings } from '../settings/resolve.js';
 import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/audit-log.js';
@@ -41,6 +43,8 @@ import { createWebhookRoutes } from './routes/webhooks.js';
 
 export interface AppDeps {
   settings: SettingsStore;
+  /** How the store resolves config.ini's values (views of other environments resolve the same way). */
+  resolve: ResolveSettings;
   system: ReadOnlyIniStore;
   audit: AuditLog;
   logger: Logger;
@@ -70,6 +74,7 @@ const WRITE_METHODS = new Set(['PUT', 'PATCH', 'POST', 'DELETE']);
 const SETTINGS_RESOURCES_ELSEWHERE: ReadonlySet<string> = new Set(['events', 'history', 'diff', 'rollback', 'reload']);
 const SETTINGS_PATH = /^\/api(?:\/v1)?\/settings(?:\/([^/]+))?(?:\/([^/]+))?\/?$/;
 const ENV_PATH = /^\/api(?:\/v1)?\/env\/([^/]+)(?:\/([^/]+))?\/?$/;
+const PROMOTE_PATH = /^\/api(?:\/v1)?\/environments\/promote\/?$/;
 const WEBHOOK_PATH = /^\/api(?:\/v1)?\/webhooks(?:\/([^/]+))?(?:\/(rotate-secret|test|deliveries\/([^/]+)\/redeliver))?\/?$/;
 const WEBHOOK_ACTIONS: Readonly<Record<string, string>> = { 'rotate-secret': 'webhook.rotate_secret', test: 'webhook.test' };
 
@@ -137,7 +142,14 @@ export function createApp(deps: AppDeps): express.Express {
   if (limits.check) api.use(limits.check);
   api.use(createApiKeyAuth({ keys: deps.access.keys, currentKey, onRefused: limits.authenticationRefused }));
   api.use(exactQuery);
-  addSettingsRoutes(api, { store: deps.settings, schema: CONFIG_SCHEMA, jsonBody, sync: deps.sync, otherResources: SETTINGS_RESOURCES_ELSEWHERE });
+  addSettingsRoutes(api, {
+    store: deps.settings,
+    schema: CONFIG_SCHEMA,
+    resolve: deps.resolve,
+    jsonBody,
+    sync: deps.sync,
+    otherResources: SETTINGS_RESOURCES_ELSEWHERE,
+  });
   api.use(createEventRoutes({ events: deps.events, keyStillValid: createConnectedKeyCheck({ access: deps.access, settings: deps.settings }) }));
   api.use(
     createEnvRoutes({
@@ -152,6 +164,7 @@ export function createApp(deps: AppDeps): express.Express {
   );
   api.use(createHistoryRoutes({ history: deps.history, store: deps.settings, sync: deps.sync, jsonBody, onRollback: () => metrics.rollbackRequested() }));
   api.use(createSyncRoutes({ sync: deps.sync }));
+  api.use(createEnvironmentRoutes({ store: deps.settings, schema: CONFIG_SCHEMA, resolve: deps.resolve, sync: deps.sync, jsonBody }));
   api.use(createInitRoutes({ sync: deps.sync, startup: deps.startup }));
   api.use(createServiceRoutes({ services: deps.services }));
   api.use(createSystemRoutes({ store: deps.system }));
@@ -191,7 +204,8 @@ function auditRefusedWrite(
   const env = ENV_PATH.exec(req.path);
   const match = SETTINGS_PATH.exec(req.path);
   const webhook = WEBHOOK_PATH.exec(req.path);
-  if (!match && !env && !webhook) return;
+  const promote = PROMOTE_PATH.test(req.path);
+  if (!match && !env && !webhook && !promote) return;
   const actor: Actor = (res.locals.actor as Actor | undefined) ?? {
     type: 'api',
     id: 'unauthenticated',
@@ -206,7 +220,15 @@ function auditRefusedWrite(
       {
         at: Date.now(),
         actor,
-        action: webhook ? webhookAction(req.method, webhook) : env ? 'env.update' : rollback ? 'settings.rollback' : 'settings.update',
+        action: webhook
+          ? webhookAction(req.method, webhook)
+          : env
+            ? 'env.update'
+            : rollback
+              ? 'settings.rollback'
+              : promote
+                ? 'settings.promote'
+                : 'settings.update',
         // A refused env write names its scope's section: `env:<scope>`; a webhook's, `webhook:<id>`.
         section: webhook
           ? webhook[1]
@@ -214,11 +236,11 @@ function auditRefusedWrite(
             : null
           : env
             ? `env:${safeDecode(env[1])}`
-            : rollback
+            : rollback || promote
               ? null
               : safeDecode(match![1]),
         // A redelivery names the delivery, as an accepted one does.
-        key: webhook ? safeDecode(webhook[3]) : env ? safeDecode(env[2]) : rollback ? null : (safeDecode(match![2]) ?? queryKey),
+        key: webhook ? safeDecode(webhook[3]) : env ? safeDecode(env[2]) : rollback || promote ? null : (safeDecode(match![2]) ?? queryKey),
         oldValue: null,
         newValue: null,
         result: 'refused',

@@ -70,6 +70,7 @@ export const TAGS = {
   services: 'Connection tests of the services confhub configures',
   audit: 'The audit log',
   webhooks: 'Webhook endpoints (Standard Webhooks and chat services), their deliveries and redelivery',
+  environments: 'Environments: overlays [section@env] of config.ini, chosen by CONFHUB_ENVIRONMENT, and promotion between them',
   meta: 'Probes, metrics and this document',
 } as const;
 
@@ -148,20 +149,17 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
       message: { type: 'string', description: 'The short message of the code' },
       details: { type: 'string', description: 'The specifics; legacy apphub clients show this' },
       code: { type: 'string', enum: [...ERROR_CODES], description: 'The stable contract: clients match on it, never on message text' },
-      errors: {
-        type: 'array',
-        description: 'VALIDATION_FAILED, SECRET_UNREADABLE: every failing field',
-        items: {
-          type: 'object',
-          required: ['field', 'code', 'message'],
-          properties: { field: { type: 'string', description: 'section.key' }, code: { type: 'string' }, message: { type: 'string' } },
-        },
-      },
+      errors: { type: 'array', description: 'VALIDATION_FAILED, SECRET_UNREADABLE: every failing field', items: ref('FieldIssue') },
       line: { type: 'integer', minimum: 1, description: 'CONFIG_INVALID: the line of config.ini with the first problem' },
       field: { type: 'string', description: 'SECRET_UNREADABLE: section.key of the value that does not open' },
       service: { type: 'string', description: 'SERVICE_NOT_FOUND: the name asked for' },
       sync: { ...ref('SyncReport'), description: 'SYNC_FAILED: the per-target results of the revision' },
     },
+  },
+  FieldIssue: {
+    type: 'object',
+    required: ['field', 'code', 'message'],
+    properties: { field: { type: 'string', description: 'section.key' }, code: { type: 'string' }, message: { type: 'string' } },
   },
   PlainError: {
     type: 'object',
@@ -176,6 +174,20 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
       id: { type: 'string', description: 'API key fingerprint for api, a component name for system, file for hand edits' },
     },
   },
+  ExplainedValue: {
+    type: 'object',
+    required: ['value', 'source', 'line'],
+    properties: {
+      value: { type: ['string', 'number', 'boolean'] },
+      source: { type: 'string', description: 'config.ini [section] or config.ini [section@env]' },
+      line: count,
+      raw: { type: 'string', description: 'The value as written, when references made it' },
+      references: { type: 'array', items: { type: 'string' }, description: 'section.key of each key it refers to' },
+    },
+    additionalProperties: false,
+  },
+  ExplainedSection: { type: 'object', additionalProperties: ref('ExplainedValue') },
+  ExplainedSettings: { type: 'object', additionalProperties: ref('ExplainedSection') },
   Section: {
     type: 'object',
     description:
@@ -519,6 +531,25 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
   },
 };
 
+const resolvedParameter: ParameterSpec = {
+  name: 'resolved',
+  in: 'query',
+  description: 'false: the values as written in config.ini (references and overlays [section@env] raw); default the values services get',
+  schema: { type: 'boolean', default: true },
+};
+const explainParameter: ParameterSpec = {
+  name: 'explain',
+  in: 'query',
+  description: 'Each value with its provenance: the section of config.ini it came from, its line, the raw value and the keys it refers to',
+  schema: { type: 'boolean', default: false },
+};
+const environmentParameter: ParameterSpec = {
+  name: 'environment',
+  in: 'query',
+  description:
+    'An environment: reads resolve its overlays [section@NAME]; writes set them (default: the running environment for reads, the base sections for writes)',
+  schema: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,31}$' },
+};
 const sectionParameter: ParameterSpec = { name: 'section', in: 'path', required: true, description: 'Section name', schema: { type: 'string' } };
 const waitParameter: ParameterSpec = {
   name: 'wait',
@@ -589,15 +620,16 @@ export const OPERATIONS = {
     path: '/settings',
     tag: 'settings',
     summary: 'All sections of config.ini',
-    responses: { '200': { description: 'Every section', schema: ref('Settings'), etag: true } },
-    errors: ['CONFIG_INVALID', 'SECRET_UNREADABLE'],
+    parameters: [resolvedParameter, explainParameter, environmentParameter],
+    responses: { '200': { description: 'Every section', schema: { anyOf: [ref('Settings'), ref('ExplainedSettings')] }, etag: true } },
+    errors: ['INVALID_NAME', 'CONFIG_INVALID', 'SECRET_UNREADABLE'],
   },
   patchSettings: {
     method: 'patch',
     path: '/settings',
     tag: 'settings',
     summary: 'Change keys across sections, all or nothing',
-    parameters: [waitParameter, ifMatchParameter],
+    parameters: [waitParameter, ifMatchParameter, environmentParameter],
     body: { required: true, description: '{section: {key: value}}', schema: { type: 'object', minProperties: 1, additionalProperties: sectionValues } },
     responses: { '200': { description: 'Every section after the change', schema: waited(ref('Settings')), etag: true } },
     errors: [...WRITE_ERRORS, 'SECTION_NOT_FOUND', 'KEY_NOT_FOUND'],
@@ -607,9 +639,9 @@ export const OPERATIONS = {
     path: '/settings/{section}',
     tag: 'settings',
     summary: 'One section of config.ini',
-    parameters: [sectionParameter],
-    responses: { '200': { description: 'The section', schema: ref('Section'), etag: true } },
-    errors: ['SECTION_NOT_FOUND', 'CONFIG_INVALID', 'SECRET_UNREADABLE'],
+    parameters: [sectionParameter, resolvedParameter, explainParameter, environmentParameter],
+    responses: { '200': { description: 'The section', schema: { anyOf: [ref('Section'), ref('ExplainedSection')] }, etag: true } },
+    errors: ['SECTION_NOT_FOUND', 'INVALID_NAME', 'CONFIG_INVALID', 'SECRET_UNREADABLE'],
   },
   putSection: {
     method: 'put',
@@ -622,6 +654,7 @@ export const OPERATIONS = {
       { name: 'value', in: 'query', description: 'Legacy apphub form: its value', schema: { type: 'string' } },
       waitParameter,
       ifMatchParameter,
+      environmentParameter,
     ],
     body: { required: false, description: '{key: value}; absent in the legacy form', schema: sectionValues },
     responses: { '200': { description: 'The section after the change', schema: waited(ref('Section')), etag: true } },
@@ -632,9 +665,122 @@ export const OPERATIONS = {
     path: '/settings/{section}/{key}',
     tag: 'settings',
     summary: 'One value of config.ini',
-    parameters: [sectionParameter, { name: 'key', in: 'path', required: true, description: 'Key name (any case)', schema: { type: 'string' } }],
+    parameters: [
+      sectionParameter,
+      { name: 'key', in: 'path', required: true, description: 'Key name (any case)', schema: { type: 'string' } },
+      resolvedParameter,
+    ],
     responses: { '200': { description: '{key: value}', schema: { ...ref('Section'), minProperties: 1, maxProperties: 1 }, etag: true } },
     errors: ['SECTION_NOT_FOUND', 'KEY_NOT_FOUND', 'CONFIG_INVALID', 'SECRET_UNREADABLE'],
+  },
+  deleteOverride: {
+    method: 'delete',
+    path: '/settings/{section}/{key}',
+    tag: 'environments',
+    summary: "Remove an environment's override of a key: the environment gets the section's value again",
+    parameters: [
+      sectionParameter,
+      { name: 'key', in: 'path', required: true, description: 'Key name (any case)', schema: { type: 'string' } },
+      { ...environmentParameter, required: true, description: 'The environment whose overlay [section@NAME] holds the key' },
+      waitParameter,
+      ifMatchParameter,
+    ],
+    responses: { '200': { description: 'The section in that environment after the change', schema: waited(ref('Section')), etag: true } },
+    errors: [...WRITE_ERRORS, 'SECTION_NOT_FOUND', 'KEY_NOT_FOUND'],
+  },
+  listEnvironments: {
+    method: 'get',
+    path: '/environments',
+    tag: 'environments',
+    summary: 'The environments config.ini has overlays for, and the one confhub runs in',
+    responses: {
+      '200': {
+        description: 'The environments',
+        schema: {
+          type: 'object',
+          required: ['active', 'environments'],
+          properties: {
+            active: { type: ['string', 'null'], description: 'CONFHUB_ENVIRONMENT; null: no overlay applies' },
+            environments: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['name', 'sections', 'keys'],
+                properties: { name: { type: 'string' }, sections: { type: 'array', items: { type: 'string' } }, keys: count },
+                additionalProperties: false,
+              },
+            },
+          },
+          additionalProperties: false,
+        },
+      },
+    },
+    errors: ['CONFIG_INVALID', 'SECRET_UNREADABLE'],
+  },
+  promoteEnvironment: {
+    method: 'post',
+    path: '/environments/promote',
+    tag: 'environments',
+    summary: "Copy one environment's overlay values into another's, in one audited write (or only show the diff with ?dry_run=true)",
+    parameters: [
+      {
+        name: 'dry_run',
+        in: 'query',
+        description: 'Answer the diff and whether the write would be accepted; write nothing',
+        schema: { type: 'boolean', default: false },
+      },
+      waitParameter,
+      ifMatchParameter,
+    ],
+    body: {
+      required: true,
+      description: 'From which environment to which, and optionally which keys',
+      schema: {
+        type: 'object',
+        required: ['from', 'to'],
+        properties: {
+          from: { type: 'string' },
+          to: { type: 'string' },
+          keys: { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 1000, description: 'section.key names; default every key of from' },
+        },
+        additionalProperties: false,
+      },
+    },
+    responses: {
+      '200': {
+        description: 'The diff (secrets masked); the write when not a dry run',
+        etag: true,
+        schema: {
+          type: 'object',
+          required: ['from', 'to', 'dryRun', 'changes'],
+          properties: {
+            from: { type: 'string' },
+            to: { type: 'string' },
+            dryRun: { type: 'boolean' },
+            valid: { type: 'boolean', description: 'Dry run: the write would be accepted' },
+            errors: { type: 'array', items: ref('FieldIssue'), description: 'Dry run: why it would not' },
+            revision,
+            changes: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['key', 'before', 'after', 'change'],
+                properties: {
+                  key: { type: 'string' },
+                  before: { type: ['string', 'null'] },
+                  after: { type: ['string', 'null'] },
+                  change: { type: 'string', enum: ['added', 'changed', 'unchanged'] },
+                },
+                additionalProperties: false,
+              },
+            },
+            sync: { ...ref('SyncReport'), description: 'With ?wait=true' },
+          },
+          additionalProperties: false,
+        },
+      },
+    },
+    errors: [...WRITE_ERRORS, 'ENVIRONMENT_NOT_FOUND', 'KEY_NOT_FOUND'],
   },
   listWebhooks: {
     method: 'get',
@@ -892,8 +1038,12 @@ export const OPERATIONS = {
         description: 'The commit',
         schema: {
           allOf: [ref('HistoryCommit')],
-          required: ['diff', 'unified'],
-          properties: { diff: ref('StructuredDiff'), unified: { type: 'string' } },
+          required: ['diff', 'resolved', 'unified'],
+          properties: {
+            diff: { ...ref('StructuredDiff'), description: 'The keys as written' },
+            resolved: { ...ref('StructuredDiff'), description: 'The values services get: references replaced, the running environment applied' },
+            unified: { type: 'string' },
+          },
         },
       },
     },
@@ -913,8 +1063,14 @@ export const OPERATIONS = {
         description: 'The diff',
         schema: {
           type: 'object',
-          required: ['from', 'to', 'diff', 'unified'],
-          properties: { from: nullable(commitId), to: commitId, diff: ref('StructuredDiff'), unified: { type: 'string' } },
+          required: ['from', 'to', 'diff', 'resolved', 'unified'],
+          properties: {
+            from: nullable(commitId),
+            to: commitId,
+            diff: { ...ref('StructuredDiff'), description: 'The keys as written' },
+            resolved: { ...ref('StructuredDiff'), description: 'The values services get: references replaced, the running environment applied' },
+            unified: { type: 'string' },
+          },
         },
       },
     },

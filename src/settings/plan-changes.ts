@@ -11,7 +11,10 @@ import { envNameProblem, isEnvSection, MAX_ENV_VALUE_LENGTH } from './env-sectio
 import { FIELD_KINDS } from './field-kinds.js';
 import { keyNameProblem, printable, sectionNameProblem } from '../core/names.js';
 import type { FileSchema } from './schema.js';
-import { fieldId, validateDocument } from './validate.js';
+import { fieldId } from './validate.js';
+import { baseSectionOf, environmentNameProblem, parseOverlay } from './overlays.js';
+import { checkDocument } from './check-document.js';
+import { NO_RESOLVE, type ResolveSettings } from './resolve.js';
 
 export const MAX_VALUE_LENGTH = 4096;
 /** An environment variable's value as stored (`json:` escapes may make it up to six times its length). */
@@ -22,6 +25,19 @@ function nameProblem(input: ChangeInput): string | undefined {
   if (!isEnvSection(input.section)) return keyNameProblem(input.key);
   const problem = envNameProblem(input.key);
   return problem ? `Variable "${printable(input.key)}": ${problem}` : undefined;
+}
+
+/** A section name from a request: an overlay `section@env` is its section's name and an environment's. */
+function sectionProblem(name: string): string | undefined {
+  const overlay = parseOverlay(name);
+  if (!overlay) return sectionNameProblem(name);
+  if (isEnvSection(overlay.base)) return `Section:${printable(name)}: environment variables take no overlays`;
+  return sectionNameProblem(overlay.base) ?? environmentProblem(overlay.environment);
+}
+
+function environmentProblem(environment: string): string | undefined {
+  const problem = environmentNameProblem(environment);
+  return problem ? `Environment "${printable(environment)}": ${problem}` : undefined;
 }
 
 export interface ChangeInput {
@@ -58,6 +74,8 @@ export interface PlanOptions {
   readonly skip?: ReadonlySet<string>;
   /** Sections and keys neither in the file nor declared may be added (an upgrade's template brings them). */
   readonly allowNew?: boolean;
+  /** How the file is resolved before it is validated; default: as written. */
+  readonly resolve?: ResolveSettings;
 }
 
 export interface PlanChangesInput extends PlanOptions {
@@ -70,10 +88,14 @@ export interface PlanChangesInput extends PlanOptions {
 export function planChanges({ doc, inputs, schema, ...options }: PlanChangesInput): PlanResult {
   if (inputs.length === 0) throw new AppError('INVALID_REQUEST', { details: 'No settings to change were given' });
 
-  const badNames = inputs.flatMap((input) => [sectionNameProblem(input.section), nameProblem(input)].filter((p): p is string => p !== undefined));
+  const badNames = inputs.flatMap((input) => [sectionProblem(input.section), nameProblem(input)].filter((p): p is string => p !== undefined));
   if (badNames.length > 0) throw new AppError('INVALID_NAME', { details: [...new Set(badNames)].join('; ') });
 
-  const missingSections = [...new Set(inputs.map((i) => i.section))].filter((name) => !doc.byName.has(name) && !schema.has(name));
+  // An environment's overlay may be new: its section (or the schema's) names what it may hold.
+  const missingSections = [...new Set(inputs.map((i) => i.section))].filter((name) => {
+    const base = baseSectionOf(name);
+    return !doc.byName.has(name) && !doc.byName.has(base) && !schema.has(base);
+  });
   if (missingSections.length > 0 && !options.allowNew) {
     throw new AppError('SECTION_NOT_FOUND', {
       details: listDetails(
@@ -91,9 +113,11 @@ export function planChanges({ doc, inputs, schema, ...options }: PlanChangesInpu
       throw new AppError('INVALID_REQUEST', { details: `Key:${input.key} is given more than once for section ${input.section}` });
     }
     seen.add(id);
-    const inFile = doc.byName.get(input.section)?.byKey.has(input.key.toLowerCase());
-    const declared = schema.get(input.section)?.fields.has(input.key.toLowerCase());
-    if (!inFile && (!declared || input.remove)) missingKeys.push(input.key);
+    const keyLower = input.key.toLowerCase();
+    const inFile = doc.byName.get(input.section)?.byKey.has(keyLower);
+    const base = baseSectionOf(input.section);
+    const known = schema.get(base)?.fields.has(keyLower) || (base !== input.section && doc.byName.get(base)?.byKey.has(keyLower));
+    if (!inFile && (!known || input.remove)) missingKeys.push(input.key);
   }
   if (missingKeys.length > 0 && !options.allowNew) {
     throw new AppError('KEY_NOT_FOUND', {
@@ -115,8 +139,10 @@ export function planChanges({ doc, inputs, schema, ...options }: PlanChangesInpu
       planned.push({ section: input.section, key: existing.key, oldValue: existing.value, newValue: '', removed: true });
       continue;
     }
-    const spec = schema.get(input.section)?.fields.get(input.key.toLowerCase());
-    const converted = FIELD_KINDS[spec?.kind ?? 'text'].fromJson(input.value);
+    const spec = schema.get(baseSectionOf(input.section))?.fields.get(input.key.toLowerCase());
+    // A reference is text whatever the key's kind: its resolved value is checked by the kind.
+    const reference = options.resolve?.interpolation === 'extended' && typeof input.value === 'string' && input.value.includes('$');
+    const converted = reference ? { ok: true as const, text: input.value as string } : FIELD_KINDS[spec?.kind ?? 'text'].fromJson(input.value);
     if (!converted.ok) {
       issues.push({ field: id, code: converted.code ?? 'INVALID_TYPE', message: `${id} ${converted.problem}` });
       continue;
@@ -179,7 +205,7 @@ export function planChanges({ doc, inputs, schema, ...options }: PlanChangesInpu
 
   const changedIds = new Set(planned.map((p) => fieldId(p.section, p.key)));
   const skip = new Set([...(options.skip ?? [])].filter((id) => !changedIds.has(id)));
-  const problems = validateDocument({ doc: next, schema, changed: changedIds, skip });
+  const problems = checkDocument({ doc: next, schema, changed: changedIds, skip, resolve: options.resolve ?? NO_RESOLVE }).issues;
   if (problems.length > 0) throw validationFailed(problems);
   return { doc: next, changes: planned };
 }

@@ -7,5 +7,5 @@ import { createReadOnlyIniStore } from './store.js';
 export async function readApiKey(config: Pick<RuntimeConfig, 'masterKey' | 'configPath'>): Promise<string | undefined> {
   const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
   const store = createReadOnlyIniStore({ path: config.configPath, label: 'config.ini', schema: CONFIG_SCHEMA, keyring });
-  return store.read().doc.byName.get('api_key')?.byKey.get('key')?.value || undefined;
+  return store.read().resolved.doc.byName.get('api_key')?.byKey.get('key')?.value || undefined;
 }

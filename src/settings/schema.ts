@@ -5,6 +5,7 @@
  */
 import type { FieldKind } from './field-kinds.js';
 import { isEnvSection, isSensitiveEnvKey } from './env-sections.js';
+import { baseSectionOf } from './overlays.js';
 
 export interface FieldSpec {
   readonly kind: FieldKind;
@@ -108,7 +109,9 @@ const SENSITIVE_NAME = /(pwd|pass|secret|token|credential|private|(^|_)key$)/i;
 /** Sensitivity by schema, or by name for keys the schema does not declare. */
 export function isSensitive(schema: FileSchema, sectionName: string, key: string): boolean {
   if (isEnvSection(sectionName)) return isSensitiveEnvKey(sectionName, key);
-  const spec = schema.get(sectionName)?.fields.get(key.toLowerCase());
+  // An environment's overlay holds the same secrets as its section.
+  const base = baseSectionOf(sectionName);
+  const spec = schema.get(base)?.fields.get(key.toLowerCase());
   if (spec) return spec.sensitive;
-  return SENSITIVE_NAME.test(key) || sectionName === 'api_key';
+  return SENSITIVE_NAME.test(key) || base === 'api_key';
 }

@@ -39,10 +39,11 @@ import {
 import { isEnvSection } from './env-sections.js';
 import { decodeText, revisionOf } from './revision.js';
 import { planChanges, validationFailed, type ChangeInput, type PlannedChange } from './plan-changes.js';
-import { validateDocument } from './validate.js';
 import { MASK } from '../core/mask.js';
 import { isSensitive, type FileSchema } from './schema.js';
 import { createDocumentView, type DocumentView } from './typed-view.js';
+import { NO_RESOLVE, resolveDocument, type ResolveResult, type ResolveSettings } from './resolve.js';
+import { checkDocument } from './check-document.js';
 import { mergeHandEdit } from './hand-edit-merge.js';
 
 export interface Snapshot {
@@ -60,7 +61,12 @@ export interface Snapshot {
   readonly revision: string;
   /** Strong ETag derived from the revision. */
   readonly etag: string;
+  /** `doc` resolved: the values services get, with where each came from (computed on first use). */
+  readonly resolved: ResolveResult;
+  /** The API's view of the resolved values. */
   readonly view: DocumentView;
+  /** The API's view of the values as written (`?resolved=false`): references and overlays raw. */
+  readonly rawView: DocumentView;
 }
 
 export interface UpdateInput {
@@ -160,6 +166,8 @@ export interface IniFileStoreOptions {
   racyWindowMs?: number;
   /** Serve reads without a stat while the file's directory reports no change (the server). */
   watch?: WatchOptions;
+  /** How values are resolved (system.ini's interpolation, CONFHUB_ENVIRONMENT); default: as written. */
+  resolve?: ResolveSettings;
 }
 
 /**
@@ -232,9 +240,10 @@ export interface ToSnapshotInput {
   readonly keyring?: Keyring | undefined;
   /** List values that do not open instead of throwing (the store's own reads). */
   readonly tolerate?: boolean;
+  readonly resolve?: ResolveSettings | undefined;
 }
 
-export function toSnapshot({ text, label, schema, keyring, tolerate }: ToSnapshotInput): Snapshot {
+export function toSnapshot({ text, label, schema, keyring, tolerate, resolve }: ToSnapshotInput): Snapshot {
   let stored: IniDocument;
   try {
     stored = parseIni(text);
@@ -244,7 +253,7 @@ export function toSnapshot({ text, label, schema, keyring, tolerate }: ToSnapsho
     }
     throw cause;
   }
-  return snapshotOf({ text, stored, opened: openDocument({ stored, schema, keyring, tolerate: tolerate === true }), schema });
+  return snapshotOf({ text, stored, opened: openDocument({ stored, schema, keyring, tolerate: tolerate === true }), schema, resolve });
 }
 
 interface SnapshotParts {
@@ -252,11 +261,42 @@ interface SnapshotParts {
   readonly stored: IniDocument;
   readonly opened: Pick<OpenedDocument, 'doc' | 'unsealed' | 'unreadable'>;
   readonly schema: FileSchema;
+  readonly resolve?: ResolveSettings | undefined;
 }
 
-function snapshotOf({ text, stored, opened: { doc, unsealed, unreadable }, schema }: SnapshotParts): Snapshot {
+function snapshotOf({ text, stored, opened: { doc, unsealed, unreadable }, schema, resolve = NO_RESOLVE }: SnapshotParts): Snapshot {
   const revision = revisionOf(text);
-  return Object.freeze({ text, stored, doc, unsealed, unreadable, revision, etag: etagOf(revision), view: createDocumentView(doc, schema) });
+  // Resolved on first use: most snapshots a write makes are never read through the API.
+  let resolved: ResolveResult | undefined;
+  let view: DocumentView | undefined;
+  let rawView: DocumentView | undefined;
+  const resolvedOf = (): ResolveResult =>
+    (resolved ??= resolveDocument({ doc, schema, settings: resolve, unreadable: new Set(unreadable.map((issue) => issue.field)) }));
+  const rawViewOf = (): DocumentView => {
+    rawView ??= createDocumentView(doc, schema);
+    return rawView;
+  };
+  return Object.freeze({
+    text,
+    stored,
+    doc,
+    unsealed,
+    unreadable,
+    revision,
+    etag: etagOf(revision),
+    get resolved() {
+      return resolvedOf();
+    },
+    get view() {
+      const { doc: values } = resolvedOf();
+      // Without overlays or references the raw view is the resolved one: one cache for both.
+      view ??= values === doc ? rawViewOf() : createDocumentView(values, schema);
+      return view;
+    },
+    get rawView() {
+      return rawViewOf();
+    },
+  });
 }
 
 function missing(label: string, cause?: unknown): AppError {
@@ -320,7 +360,16 @@ function createChangeTracker(
 }
 
 /** Cached, validated reads of one INI file. */
-export function createIniFileReader({ path, label, schema, keyring, racyWindowMs = 100, watch, onChange }: IniFileStoreOptions & { onChange?: () => void }) {
+export function createIniFileReader({
+  path,
+  label,
+  schema,
+  keyring,
+  resolve,
+  racyWindowMs = 100,
+  watch,
+  onChange,
+}: IniFileStoreOptions & { onChange?: () => void }) {
   let cache: CacheEntry | undefined;
   let good: Snapshot | undefined;
   // Told of each change event of the file (the store checks for an edit saved from an older copy).
@@ -352,7 +401,7 @@ export function createIniFileReader({ path, label, schema, keyring, racyWindowMs
       }
       const text = decodeText(bytes, label);
       if (cache && cache.snapshot.text === text) return remember(stat, cache.snapshot);
-      return remember(stat, toSnapshot({ text, label, schema, keyring }));
+      return remember(stat, toSnapshot({ text, label, schema, keyring, resolve }));
     },
     lastGood: () => good,
     /** The snapshot of the file as last read or written, if any (a write reuses it when the file still holds that text). */
@@ -422,12 +471,13 @@ interface StoredFile {
   readonly label: string;
   readonly schema: FileSchema;
   readonly keyring: Keyring | undefined;
+  readonly resolve: ResolveSettings | undefined;
 }
 
 function planRestore(
   working: Snapshot,
   restore: RestoreInput,
-  { label, schema, keyring, noun = `the ${label} to restore` }: StoredFile & { noun?: string },
+  { label, schema, keyring, resolve, noun = `the ${label} to restore` }: StoredFile & { noun?: string },
 ): Snapshot {
   if (restore.ifRevision !== undefined && working.revision !== restore.ifRevision) {
     throw new AppError('PRECONDITION_FAILED', { details: `${label} has changed since the revision to roll back` });
@@ -454,9 +504,9 @@ function planRestore(
   // an automatic rollback restores what the services just ran with.
   const changed =
     restore.source === 'rollback' ? new Set(diffDocuments(working.doc, opened.doc).map((c) => `${c.section}.${c.key.toLowerCase()}`)) : new Set<string>();
-  const issues = validateDocument({ doc: opened.doc, schema, changed });
+  const { issues } = checkDocument({ doc: opened.doc, schema, changed, resolve: resolve ?? NO_RESOLVE });
   if (issues.length > 0) throw validationFailed(issues);
-  return toSnapshot({ text: resealDocument({ text: restore.text, stored, opened, schema, keyring }), label, schema, keyring });
+  return toSnapshot({ text: resealDocument({ text: restore.text, stored, opened, schema, keyring }), label, schema, keyring, resolve });
 }
 
 /** Plaintext changes of a planned update that alter a value, for the stored document. */
@@ -466,7 +516,7 @@ function valueChanges(changes: readonly PlannedChange[]): StoredValueChange[] {
     .map((c) => ({ section: c.section, key: c.key, value: c.newValue, ...(c.removed ? { remove: true } : {}) }));
 }
 
-function sealUnsealed(working: Snapshot, { label, schema, keyring }: StoredFile): { snapshot: Snapshot; changes: PlannedChange[] } {
+function sealUnsealed(working: Snapshot, { label, schema, keyring, resolve }: StoredFile): { snapshot: Snapshot; changes: PlannedChange[] } {
   const changes: PlannedChange[] = [];
   const unsealed = new Set(working.unsealed);
   for (const section of working.doc.sections) {
@@ -481,7 +531,7 @@ function sealUnsealed(working: Snapshot, { label, schema, keyring }: StoredFile)
     schema,
     keyring,
   });
-  return { snapshot: toSnapshot({ text, label, schema, keyring, tolerate: true }), changes };
+  return { snapshot: toSnapshot({ text, label, schema, keyring, resolve, tolerate: true }), changes };
 }
 
 function etagMatches(ifMatch: readonly string[] | undefined, etag: string): boolean {
@@ -505,7 +555,7 @@ function defaultSource(pending: Pending): RevisionSource {
 }
 
 export function createSettingsStore(options: SettingsStoreOptions): SettingsStore {
-  const { path, label, schema, keyring, audit, logger, now = Date.now, maxAttempts = 5, maxGroup = 256, staleEditWindowMs = 2000 } = options;
+  const { path, label, schema, keyring, resolve, audit, logger, now = Date.now, maxAttempts = 5, maxGroup = 256, staleEditWindowMs = 2000 } = options;
   const reader = createIniFileReader({ ...options, onChange: () => checkForStaleEdit() });
   const log = logger.child({ module: 'settings-store' });
   const queue: Pending[] = [];
@@ -531,7 +581,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     const cached = reader.cached();
     if (cached?.text === text) return cached;
     // Tolerant: a write that sets a value that no longer opens is how it is repaired.
-    return toSnapshot({ text, label, schema, keyring, tolerate: true });
+    return toSnapshot({ text, label, schema, keyring, resolve, tolerate: true });
   }
 
   function actionOf(pending: Pending): string {
@@ -539,7 +589,8 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     if (pending.merge) return 'settings.merge';
     if (pending.edit) return 'settings.edit';
     if (pending.reapply) return 'settings.reapply';
-    return pending.seal ? 'settings.seal' : 'settings.update';
+    if (pending.seal) return 'settings.seal';
+    return pending.input.source === 'promote' ? 'settings.promote' : 'settings.update';
   }
 
   function changeRows(
@@ -595,7 +646,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
   /** The snapshot after plaintext changes planned on `working` (`doc`: its opened document with them applied). */
   function applyPlanned(working: Snapshot, { doc, changes }: { doc: IniDocument; changes: readonly StoredValueChange[] }): Snapshot {
     const next = applyOpenedChanges({ stored: working.stored, text: working.text, opened: working, doc, changes, schema, keyring });
-    return snapshotOf({ text: next.text, stored: next.stored, opened: next, schema });
+    return snapshotOf({ text: next.text, stored: next.stored, opened: next, schema, resolve });
   }
 
   /** Plans one request on top of `working`; returns the snapshot after it. */
@@ -604,7 +655,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     if (pending.reapply) return planReapply(working);
     if (pending.edit) return planEdit(pending.edit, working);
     if (pending.restore) {
-      const next = planRestore(working, pending.restore, { label, schema, keyring });
+      const next = planRestore(working, pending.restore, { label, schema, keyring, resolve });
       return { snapshot: next, changes: diffDocuments(working.doc, next.doc) };
     }
     if (pending.seal) {
@@ -614,6 +665,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     const inputs = pending.input.plan ? pending.input.plan(working.doc) : pending.input.changes;
     if (pending.input.plan && inputs.length === 0) return { snapshot: working, changes: [] };
     const planned = planChanges({
+      ...(resolve ? { resolve } : {}),
       doc: working.doc,
       inputs,
       schema,
@@ -666,11 +718,11 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     if (merged.kept.length > 0) log.warn({ keys: merged.kept }, `a hand edit of ${label} merged back lacks keys; they are kept, not removed`);
     if (merged.layoutDropped) log.warn(`a hand edit of ${label} changed comments or sections that could not be merged back; only its keys were`);
     if (merged.changes.length === 0) return { snapshot: working, changes: [] };
-    const snapshot = toSnapshot({ text: applyIniChanges(working.stored, merged.changes), label, schema, keyring, tolerate: true });
+    const snapshot = toSnapshot({ text: applyIniChanges(working.stored, merged.changes), label, schema, keyring, resolve, tolerate: true });
     if (strict) {
       if (snapshot.unreadable.length > 0) throw unreadableError(snapshot.unreadable);
       const changed = new Set(merged.changes.map((c) => `${c.section}.${c.key.toLowerCase()}`));
-      const issues = validateDocument({ doc: snapshot.doc, schema, changed });
+      const { issues } = checkDocument({ doc: snapshot.doc, schema, changed, resolve: resolve ?? NO_RESOLVE });
       if (issues.length > 0) throw validationFailed(issues);
     }
     const changes = merged.changes.map((change) => {
@@ -690,7 +742,11 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
    */
   function planEdit(edit: EditInput, working: Snapshot): { snapshot: Snapshot; changes: PlannedChange[] } {
     if (working.text === edit.read) {
-      const next = planRestore(working, { text: edit.text, actor: edit.actor, source: 'rollback' }, { label, schema, keyring, noun: `the edited ${label}` });
+      const next = planRestore(
+        working,
+        { text: edit.text, actor: edit.actor, source: 'rollback' },
+        { label, schema, keyring, resolve, noun: `the edited ${label}` },
+      );
       return { snapshot: next, changes: diffDocuments(working.doc, next.doc) };
     }
     let ancestor: IniDocument;
@@ -820,7 +876,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
         // being written (its event can come before it is remembered).
         const ours = (text: string | undefined): boolean => text !== undefined && bytes.equals(Buffer.from(text, 'utf8'));
         if (closed || installs.length === 0 || ours(installs.at(-1)!.text) || ours(writing)) return;
-        const current = toSnapshot({ text: decodeText(bytes, label), label, schema, keyring, tolerate: true });
+        const current = toSnapshot({ text: decodeText(bytes, label), label, schema, keyring, resolve, tolerate: true });
         if (!staleEdit(current) || queue.some((pending) => pending.reapply)) return;
         queue.unshift(reapplyPending());
         draining ??= drain();
@@ -981,7 +1037,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       // Sensitive values typed in plain text are sealed by whichever write comes next.
       let sealed: PlannedChange[] = [];
       if (keyring && working.unsealed.length > 0 && working.unreadable.length === 0) {
-        const result = sealUnsealed(working, { label, schema, keyring });
+        const result = sealUnsealed(working, { label, schema, keyring, resolve });
         working = result.snapshot;
         sealed = result.changes;
       }

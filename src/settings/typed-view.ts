@@ -7,6 +7,7 @@ import type { IniDocument, IniSection } from '../ini/document.js';
 import { FIELD_KINDS } from './field-kinds.js';
 import { SYSTEM_SCHEMA, type FileSchema, type SectionSpec } from './schema.js';
 import { isEnvSection } from './env-sections.js';
+import { baseSectionOf } from './overlays.js';
 
 export type SectionValues = Record<string, unknown>;
 
@@ -44,7 +45,7 @@ export function createDocumentView(doc: IniDocument, schema: FileSchema): Docume
     allJson() {
       if (all === undefined) {
         const out: Record<string, SectionValues> = Object.create(null);
-        for (const section of doc.sections) if (!hidden(section.name)) out[section.name] = sectionValues(section, schema.get(section.name));
+        for (const section of doc.sections) if (!hidden(section.name)) out[section.name] = sectionValues(section, schema.get(baseSectionOf(section.name)));
         all = JSON.stringify(out);
       }
       return all;
@@ -54,7 +55,7 @@ export function createDocumentView(doc: IniDocument, schema: FileSchema): Docume
       if (cached !== undefined) return cached;
       const section = doc.byName.get(name);
       if (!section || hidden(name)) return undefined;
-      const json = JSON.stringify(sectionValues(section, schema.get(name)));
+      const json = JSON.stringify(sectionValues(section, schema.get(baseSectionOf(name))));
       perSection.set(name, json);
       return json;
     },

@@ -13,6 +13,7 @@ import { renderTarget } from '../render/index.js';
 import { openDocument } from '../secrets/sealed-document.js';
 import type { Keyring } from '../secrets/secret-box.js';
 import { CONFIG_SCHEMA } from '../settings/schema.js';
+import { resolveDocument, type ResolveSettings } from '../settings/resolve.js';
 import type { SyncConfig } from '../targets/target-spec.js';
 import { createReconciler } from './reconcile.js';
 
@@ -23,7 +24,7 @@ export interface BuildReconcilerInput {
    * config.ini as the targets last applied it (from the history, sealed), when it is known: files
    * a failure puts back are reloaded and checked at its URLs.
    */
-  readonly applied?: { readonly text: string; readonly keyring: Keyring | undefined };
+  readonly applied?: { readonly text: string; readonly keyring: Keyring | undefined; readonly resolve: ResolveSettings };
 }
 
 function recreatesContainers(sync: SyncConfig): boolean {
@@ -45,7 +46,15 @@ export function buildReconciler({ sync, logger, applied }: BuildReconcilerInput)
     paths: sync.paths,
     env: sync.env,
     logger,
-    ...(applied ? { applied: openDocument({ stored: parseIni(applied.text), schema: CONFIG_SCHEMA, keyring: applied.keyring, tolerate: true }).doc } : {}),
+    ...(applied
+      ? {
+          applied: resolveDocument({
+            doc: openDocument({ stored: parseIni(applied.text), schema: CONFIG_SCHEMA, keyring: applied.keyring, tolerate: true }).doc,
+            schema: CONFIG_SCHEMA,
+            settings: applied.resolve,
+          }).doc,
+        }
+      : {}),
   });
 }
 

@@ -8,6 +8,7 @@ import type { PushStatus } from '../history/push.js';
 import type { ActorRef, RevisionSource } from '../core/actor.js';
 import type { ReconcileResult, RunSource } from '../targets/outcome.js';
 import type { HistoryPushConfig } from '../history/push.js';
+import type { ResolveSettings } from '../settings/resolve.js';
 import type { SyncConfig } from '../targets/target-spec.js';
 
 export interface WorkerInit {
@@ -22,6 +23,8 @@ export interface WorkerInit {
   readonly historyDir: string;
   /** Targets and [sync] of system.ini, parsed once by main (environment overrides applied). */
   readonly sync: SyncConfig;
+  /** How config.ini's values are resolved ([confhub] of system.ini, CONFHUB_ENVIRONMENT). */
+  readonly resolve: ResolveSettings;
   /** [history] of system.ini; undefined when commits are not pushed. */
   readonly historyPush?: HistoryPushConfig;
   /** Set when the worker is started again within the same process (its git processes may outlive it). */

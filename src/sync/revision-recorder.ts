@@ -14,12 +14,15 @@ import { openDocument } from '../secrets/sealed-document.js';
 import type { Keyring } from '../secrets/secret-box.js';
 import type { FileSchema } from '../settings/schema.js';
 import type { HistoryStatus } from './protocol.js';
-import type { RevisionMeta } from './sync-loop.js';
+import type { RecordedRevision, RevisionMeta } from './sync-loop.js';
+import { resolveDocument, type ResolveSettings } from '../settings/resolve.js';
 
 export interface RevisionRecorderDeps {
   writer: HistoryWriter;
   schema: FileSchema;
   keyring?: Keyring;
+  /** How values are resolved: a key whose resolved value changed (through a reference) is announced too. */
+  resolve?: ResolveSettings;
   logger: Logger;
   onStatus: (status: HistoryStatus) => void;
   /** Told after each commit (an optional push to a remote). */
@@ -28,6 +31,12 @@ export interface RevisionRecorderDeps {
   onRevision?: (input: { revision: string; meta: RevisionMeta; keys: readonly string[] }) => void;
   pushStatus?: () => PushStatus | null;
   now?: () => number;
+}
+
+/** A revision's values as written and as resolved. */
+interface Documents {
+  raw: IniDocument | undefined;
+  resolved: IniDocument | undefined;
 }
 
 interface Head {
@@ -61,14 +70,21 @@ export function createRevisionRecorder(deps: RevisionRecorderDeps) {
   let commits = 0;
   let opened = false;
   /** The last revision whose changed keys were told (commits may fail; each revision is told once). */
-  let announced: { revision: string; doc: IniDocument | undefined } | undefined;
+  let announced: ({ revision: string } & Documents) | undefined;
 
-  function announce(revision: { revision: string; doc: IniDocument }, meta: RevisionMeta): void {
-    const before = announced ?? (head ? { revision: head.revision, doc: head.doc } : undefined);
-    announced = { revision: revision.revision, doc: revision.doc };
+  function resolvedOf(doc: IniDocument | undefined): IniDocument | undefined {
+    return doc && deps.resolve ? resolveDocument({ doc, schema, settings: deps.resolve }).doc : doc;
+  }
+
+  function announce(revision: RecordedRevision, meta: RevisionMeta): void {
+    const before = announced ?? (head ? { revision: head.revision, raw: head.doc, resolved: resolvedOf(head.doc) } : undefined);
+    const raw = revision.raw ?? revision.doc;
+    announced = { revision: revision.revision, raw, resolved: revision.doc };
     // The first revision of a new history changed nothing anyone could be told of.
     if (before === undefined || before.revision === revision.revision) return;
-    deps.onRevision?.({ revision: revision.revision, meta, keys: changedKeys(before.doc, revision.doc) });
+    // What was written, and what it changed through references and overlays.
+    const keys = new Set([...changedKeys(before.raw, raw), ...changedKeys(before.resolved, revision.doc)]);
+    deps.onRevision?.({ revision: revision.revision, meta, keys: [...keys] });
   }
 
   function status(): HistoryStatus {
@@ -98,7 +114,7 @@ export function createRevisionRecorder(deps: RevisionRecorderDeps) {
     },
 
     /** Commits the revision unless HEAD already holds it; returns the revision's commit. */
-    async record(revision: { text: string; revision: string; doc: IniDocument }, meta: RevisionMeta): Promise<string | null> {
+    async record(revision: RecordedRevision, meta: RevisionMeta): Promise<string | null> {
       if (!opened && !(await this.open())) {
         announce(revision, meta);
         return null;
@@ -106,7 +122,8 @@ export function createRevisionRecorder(deps: RevisionRecorderDeps) {
       // Told before the check below: a revert to HEAD after a failed commit is a change too.
       announce(revision, meta);
       if (head?.revision === revision.revision) return head.commit;
-      const { changes } = diffKeys(head?.doc, revision.doc, schema);
+      // A commit names the keys written; what they resolve to is the diff's to show.
+      const { changes } = diffKeys(head?.doc, revision.raw ?? revision.doc, schema);
       const summary = summarize(changes, { initial: head === undefined, ...(meta.rollbackOf ? { rollbackOf: meta.rollbackOf } : {}) });
       try {
         const at = now();
@@ -121,7 +138,7 @@ export function createRevisionRecorder(deps: RevisionRecorderDeps) {
           at,
         });
         if (commit) {
-          head = { commit, revision: revision.revision, doc: revision.doc };
+          head = { commit, revision: revision.revision, doc: revision.raw ?? revision.doc };
           commits++;
           lastCommitAt = new Date(at).toISOString();
           lastError = null;

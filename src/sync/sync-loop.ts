@@ -35,11 +35,22 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { maskText } from '../core/mask.js';
 import { secretsOf } from '../settings/mask-secrets.js';
 import { FILE_ACTOR, type ActorRef, type RevisionSource } from '../core/actor.js';
-import { validateDocument } from '../settings/validate.js';
+import { checkDocument } from '../settings/check-document.js';
+import { NO_RESOLVE, type ResolveSettings } from '../settings/resolve.js';
 import { createTargetLanes, type LaneReconciler, type LaneReport } from './lanes.js';
 import type { WorkerToMain } from './protocol.js';
 import type { ReconcileResult, RunSource } from '../targets/outcome.js';
 import type { TargetSpec } from '../targets/target-spec.js';
+
+/** A revision as the history records it. */
+export interface RecordedRevision {
+  readonly text: string;
+  readonly revision: string;
+  /** Resolved values. */
+  readonly doc: IniDocument;
+  /** Values as written (sealed ones opened); default `doc` (nothing to resolve). */
+  readonly raw?: IniDocument;
+}
 
 export interface SyncLoopDeps {
   configPath: string;
@@ -55,8 +66,10 @@ export interface SyncLoopDeps {
   askAuthor?: (revision: string) => Promise<RevisionMeta | undefined>;
   /** Opens sealed values; without it a sealed value fails the revision. */
   keyring?: Keyring;
+  /** How values are resolved (references, the environment's overlays); default: as written. */
+  resolve?: ResolveSettings;
   /** Commits a revision to the history; returns its commit (null when that failed). */
-  record?: (revision: { text: string; revision: string; doc: IniDocument }, meta: RevisionMeta) => Promise<string | null>;
+  record?: (revision: RecordedRevision, meta: RevisionMeta) => Promise<string | null>;
   /**
    * The revision the targets last applied before this worker started (from the history): an
    * automatic rollback of the first revision this worker runs returns config.ini to it.
@@ -80,8 +93,10 @@ export interface RevisionMeta {
 interface Source {
   text: string;
   revision: string;
-  /** Sealed values opened. */
+  /** Sealed values opened and resolved: what the targets get. */
   doc: IniDocument;
+  /** Sealed values opened, references and overlays as written. */
+  raw: IniDocument;
   /** Sensitive values in plain text: the revision is used but not committed until main seals it. */
   unsealed: readonly string[];
   commit?: string | null;
@@ -150,6 +165,12 @@ function lineOf(doc: IniDocument, field: string): number | undefined {
   return entry ? entry.firstLine + 1 : undefined;
 }
 
+/** The 1-based line of a section's header (an issue of a whole overlay names its section). */
+function sectionLineOf(doc: IniDocument, field: string): number | undefined {
+  const section = doc.byName.get(field);
+  return section ? section.headerLine + 1 : undefined;
+}
+
 function maskError(error: PlainError | null, secrets: readonly string[]): PlainError | null {
   if (!error || secrets.length === 0) return error;
   return { code: error.code, message: maskText(error.message, secrets), details: maskText(error.details, secrets) };
@@ -168,6 +189,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
         text: deps.initialApplied.text,
         revision: deps.initialApplied.revision,
         doc: parseIni(deps.initialApplied.text),
+        raw: parseIni(deps.initialApplied.text),
         unsealed: [],
         commit: deps.initialApplied.commit,
       }
@@ -233,7 +255,7 @@ export function createSyncLoop(deps: SyncLoopDeps) {
       opened = openDocument({ stored, schema, keyring: deps.keyring });
     } catch (error) {
       // Never passed on as a password: the revision fails before any target is touched.
-      const source: Source = { text, revision, doc: stored, unsealed: [] };
+      const source: Source = { text, revision, doc: stored, raw: stored, unsealed: [] };
       if (revision !== lastUnreadableRevision || requestId) {
         lastUnreadableRevision = revision;
         log.error(
@@ -247,13 +269,13 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     }
     lastUnreadableRevision = undefined;
     try {
-      const issues = validateDocument({ doc: opened.doc, schema, refusePublicKeys: true });
+      const { resolved, issues } = checkDocument({ doc: opened.doc, schema, refusePublicKeys: true, resolve: deps.resolve ?? NO_RESOLVE });
       if (issues.length > 0) {
-        const line = lineOf(opened.doc, issues[0]!.field);
+        const line = lineOf(resolved.doc, issues[0]!.field) ?? lineOf(opened.doc, issues[0]!.field) ?? sectionLineOf(opened.doc, issues[0]!.field);
         throw new AppError('CONFIG_INVALID', { details: issues.map((i) => i.message).join('; '), ...(line ? { data: { line } } : {}) });
       }
       lastInvalidRevision = undefined;
-      return { text, revision, doc: opened.doc, unsealed: opened.unsealed };
+      return { text, revision, doc: resolved.doc, raw: opened.doc, unsealed: opened.unsealed };
     } catch (error) {
       reportInvalid(revision, error, requestId);
       return undefined;

@@ -72,6 +72,7 @@ recorder = createRevisionRecorder({
   writer: createHistoryWriter({ ...git, logger, staleLockAgeMs: init.restarted ? 15 * 60_000 : 0 }),
   schema: CONFIG_SCHEMA,
   keyring,
+  resolve: init.resolve,
   logger,
   onStatus: (status) => post({ type: 'history', status }),
   onCommit: () => pusher?.schedule(),
@@ -100,7 +101,7 @@ const initialApplied = await lastAppliedRevision();
 const reconciler = buildReconciler({
   sync: init.sync,
   logger,
-  ...(initialApplied ? { applied: { text: initialApplied.text, keyring } } : {}),
+  ...(initialApplied ? { applied: { text: initialApplied.text, keyring, resolve: init.resolve } } : {}),
 });
 
 /** Revisions whose author main is asked for; an answer that does not come in time means a hand edit. */
@@ -131,6 +132,7 @@ let watcher: ReturnType<typeof createSourceWatcher> | undefined;
 const loop = createSyncLoop({
   configPath: init.configPath,
   schema: CONFIG_SCHEMA,
+  resolve: init.resolve,
   targets,
   reconciler,
   post,

@@ -207,6 +207,30 @@ describe('every operation of the document, called on a whole confhub', () => {
     expect((await call('rollback', { body: { commit: 'e'.repeat(40) } })).body).toMatchObject({ code: 'COMMIT_NOT_FOUND' });
     expect((await call('rollback', { body: { commit: history.commits[1]!.id, more: 1 } })).body).toMatchObject({ code: 'INVALID_REQUEST' });
 
+    // Environments: an overlay written, read, promoted and removed.
+    expect((await call('putSection', { params: { section: 'cockpit' }, body: { port: 9201 }, query: 'environment=staging' })).body).toEqual({ port: 9201 });
+    expect((await call('getSettings', { query: 'environment=staging' })).body).toMatchObject({ cockpit: { port: 9201 } });
+    expect((await call('getSettings', { query: 'explain=true' })).body).toMatchObject({ cockpit: { port: { value: 9102, source: 'config.ini [cockpit]' } } });
+    expect((await call('getSection', { params: { section: 'cockpit' }, query: 'explain=true&environment=staging' })).body).toMatchObject({
+      port: { value: 9201, source: 'config.ini [cockpit@staging]' },
+    });
+    expect((await call('getSettings', { query: 'resolved=false' })).body).toMatchObject({ 'cockpit@staging': { port: 9201 } });
+    expect((await call('getSettings', { query: 'environment=Bad' })).body).toMatchObject({ code: 'INVALID_NAME' });
+    expect((await call('listEnvironments')).body).toEqual({ active: null, environments: [{ name: 'staging', sections: ['cockpit'], keys: 1 }] });
+    expect((await call('promoteEnvironment', { body: { from: 'staging', to: 'prod' }, query: 'dry_run=true' })).body).toMatchObject({
+      dryRun: true,
+      valid: true,
+      changes: [{ key: 'cockpit.port', before: null, after: '9201', change: 'added' }],
+    });
+    expect((await call('promoteEnvironment', { body: { from: 'staging', to: 'prod' }, query: 'wait=true' })).body).toMatchObject({ dryRun: false, sync: {} });
+    expect((await call('promoteEnvironment', { body: { from: 'nowhere', to: 'prod' } })).body).toMatchObject({ code: 'ENVIRONMENT_NOT_FOUND' });
+    expect((await call('promoteEnvironment', { body: { from: 'staging' } })).body).toMatchObject({ code: 'INVALID_REQUEST' });
+    expect((await call('deleteOverride', { params: { section: 'cockpit', key: 'port' }, query: 'environment=prod' })).body).toEqual({ port: 9102 });
+    expect((await call('deleteOverride', { params: { section: 'cockpit', key: 'port' }, query: 'environment=prod' })).body).toMatchObject({
+      code: 'KEY_NOT_FOUND',
+    });
+    expect((await call('deleteOverride', { params: { section: 'cockpit', key: 'port' } })).body).toMatchObject({ code: 'INVALID_REQUEST' });
+
     expect((await call('getSyncStatus')).body).toMatchObject({ worker: { alive: true } });
     expect((await call('reload')).status).toBe(202);
     expect((await call('reload', { query: 'wait=true&force=true' })).body).toMatchObject({ outcome: 'applied' });

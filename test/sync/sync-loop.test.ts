@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { NO_RESOLVE } from '../../src/settings/resolve.js';
 import { WEBSOFT9_DEFAULT_API_KEY } from '../../src/bootstrap/first-boot-secrets.js';
 import type { WorkerToMain } from '../../src/sync/protocol.js';
 import type { ReconcileRequest } from '../../src/sync/reconcile.js';
@@ -688,6 +689,7 @@ describe('worker host', () => {
         masterKeys: [],
         historyDir: join(dir, 'history.git'),
         sync: { settings: DEFAULT_SYNC_SETTINGS, targets: [], paths: { outputRoots: [dir], templateRoots: [dir], own: [] }, env: NO_ENV_DECLARATIONS },
+        resolve: NO_RESOLVE,
       },
       initAtStart: () => {
         starts++;

@@ -122,12 +122,12 @@ export function createEnvRoutes(deps: EnvRoutesDeps): Router {
       changed: [...new Set(applied.map((c) => c.name))],
       // Reached by a changed key, and given other values than before (a variable that only became
       // secret, or an own one removed that equals the global one, changes nothing a consumer gets).
-      consumers: reached(result.snapshot.doc, applied)
+      consumers: reached(result.snapshot.resolved.doc, applied)
         .filter(
           (consumer) =>
             !sameEnvironment(
               environmentOf({ doc: before, schema, declarations, consumer }),
-              environmentOf({ doc: result.snapshot.doc, schema, declarations, consumer }),
+              environmentOf({ doc: result.snapshot.resolved.doc, schema, declarations, consumer }),
             ),
         )
         .map((consumer) => ({
@@ -194,7 +194,7 @@ export function createEnvRoutes(deps: EnvRoutesDeps): Router {
         if (format !== 'dotenv' && format !== 'json') throw new AppError('INVALID_REQUEST', { details: 'format must be dotenv or json' });
         const reveal = booleanQuery(req, 'reveal');
         const snapshot = requestSnapshot(res, store);
-        const environment = environmentOf({ doc: snapshot.doc, schema, declarations, consumer: scope });
+        const environment = environmentOf({ doc: snapshot.resolved.doc, schema, declarations, consumer: scope });
         if (environment.problems.length > 0) throw new AppError('CONFIG_INVALID', { details: environment.problems.join('; ') });
         const vars = [...environment.variables].map(([name, variable]) => ({ name, value: variable.secret && !reveal ? MASK : variable.value }));
         const text = format === 'json' ? JSON.stringify(Object.fromEntries(vars.map((v) => [v.name, v.value]))) : renderDotenv(vars);

@@ -10,9 +10,10 @@ import { addPath, ROUTING, sendJson, singleQueryValue } from '../route-helpers.j
 
 export const WAIT_TIMEOUT_MS = 120_000;
 
-export function booleanQuery(req: Request, name: string): boolean {
+export function booleanQuery(req: Request, name: string, fallback = false): boolean {
   const raw = singleQueryValue(req, name);
-  if (raw === undefined || raw === 'false' || raw === '0') return false;
+  if (raw === undefined) return fallback;
+  if (raw === 'false' || raw === '0') return false;
   if (raw === '' || raw === 'true' || raw === '1') return true;
   throw new AppError('INVALID_REQUEST', { details: `${name} must be true or false` });
 }
