@@ -5,6 +5,8 @@
  * refusal one line and exit code 1.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import { printable } from './core/names.js';
 import { createAuditLog } from './audit/audit-log.js';
 import { generateApiKey } from './bootstrap/first-boot-secrets.js';
 import { openDatabase } from './db/database.js';
@@ -29,6 +31,9 @@ import { checkDocument } from './settings/check-document.js';
 import { validateDocument } from './settings/validate.js';
 import { NO_RESOLVE, resolveDocument, type ResolveSettings } from './settings/resolve.js';
 import { resolveSettingsOf } from './settings/resolve-settings.js';
+import { environmentNameProblem } from './settings/overlays.js';
+import { loadTemplates, SHIPPED_TEMPLATES_DIR } from './templates/template-catalog.js';
+import { findTemplate, planTemplate, previewTemplate, templateJson } from './templates/template-preview.js';
 import { parseAllowedOrigins } from './events/websocket-origins.js';
 import { checkTargetPaths } from './fs/contained-path.js';
 import { syncConfigOf } from './targets/target-spec.js';
@@ -457,6 +462,77 @@ async function rollback(config: RuntimeConfig, commitish: string): Promise<void>
   );
 }
 
+/** The templates as a start finds them: shipped, and the administrator's own in the config directory. */
+function templateCatalog(config: RuntimeConfig): ReturnType<typeof loadTemplates> {
+  return loadTemplates({ shippedDir: SHIPPED_TEMPLATES_DIR, customDir: resolvePath(config.configDir, 'templates') });
+}
+
+/** `VAR=VALUE` arguments; a variable given twice or without `=` is a usage error. */
+function templateVariables(args: readonly string[]): Record<string, string> {
+  const variables: Record<string, string> = Object.create(null);
+  for (const arg of args) {
+    const eq = arg.indexOf('=');
+    if (eq <= 0) throw new AppError('INVALID_REQUEST', { message: 'bad variable', details: `"${printable(arg)}" is not VAR=VALUE` });
+    const name = arg.slice(0, eq);
+    if (name in variables) throw new AppError('INVALID_REQUEST', { message: 'bad variable', details: `${printable(name)} is given twice` });
+    variables[name] = arg.slice(eq + 1);
+  }
+  return variables;
+}
+
+async function template(config: RuntimeConfig, { args, rest = [], options }: Extract<ParsedCommandLine, { kind: 'run' }>): Promise<void> {
+  const say = (line: string): void => void process.stdout.write(`${line}\n`);
+  const { templates, problems } = templateCatalog(config);
+  if (args.action === 'list') {
+    for (const t of templates) say(`${t.name.padEnd(24)} ${t.origin.padEnd(8)} ${t.title}`);
+    for (const problem of problems) process.stderr.write(`confhub: ${problem.details}\n`);
+    return;
+  }
+  const [name, ...given] = rest;
+  if (name === undefined)
+    throw new AppError('INVALID_REQUEST', {
+      message: 'no template',
+      details: `template ${args.action} needs a template name; confhub template list shows them`,
+    });
+  const chosen = findTemplate(templates, name);
+  if (args.action === 'show') {
+    if (given.length > 0) throw new AppError('INVALID_REQUEST', { message: 'too many arguments', details: 'template show takes only the name' });
+    process.stdout.write(`${JSON.stringify(templateJson(chosen, { sections: true, schema: CONFIG_SCHEMA }), null, 2)}\n`);
+    return;
+  }
+  const variables = templateVariables(given);
+  const environment = typeof options.environment === 'string' ? options.environment : undefined;
+  if (environment !== undefined && environmentNameProblem(environment)) {
+    throw new AppError('INVALID_NAME', { details: `--environment ${printable(environment)}: ${environmentNameProblem(environment)}` });
+  }
+  const { keyring } = await loadKeyring({ ...config.masterKey, createFile: false });
+  const system = toSnapshot({ text: readText(config.systemPath, 'system.ini'), label: 'system.ini', schema: SYSTEM_SCHEMA }).doc;
+  const resolve = resolveSettingsOf({ system, environment: config.environment });
+  const { doc } = toSnapshot({ text: readText(config.configPath, 'config.ini'), label: 'config.ini', schema: CONFIG_SCHEMA, keyring });
+  const input = { template: chosen, variables, environment, doc, schema: CONFIG_SCHEMA, resolve };
+  if (args.action === 'preview') {
+    const sync = syncConfigOf(system, config);
+    const preview = await previewTemplate(input, { targets: sync.targets, paths: sync.paths, env: sync.env });
+    say(`template ${chosen.name}${environment ? ` in environment ${environment}` : ''}: ${preview.valid ? 'would be accepted' : 'would be refused'}`);
+    for (const variable of preview.unresolved) say(`  missing variable: ${variable}`);
+    for (const issue of preview.errors) say(`  ${issue.code}: ${issue.message}`);
+    for (const key of preview.changes)
+      say(`  ${key.key}: ${key.change === 'added' ? 'added' : key.change}${key.change === 'unchanged' ? '' : ` -> ${key.after}`}`);
+    if (preview.diff) process.stdout.write(preview.diff.endsWith('\n') ? preview.diff : `${preview.diff}\n`);
+    for (const target of preview.targets) say(`== target ${target.target}: ${target.change}${target.service ? ` (reloads ${target.service})` : ''}`);
+    if (!preview.valid) process.exitCode = 1;
+    return;
+  }
+  const plan = planTemplate(input);
+  const missing = plan.unresolved.map((v) => ({ field: `variable.${v}`, code: 'REQUIRED', message: `variable.${v} is required` }));
+  if (missing.length > 0 || plan.errors.length > 0) throw validationFailed([...missing, ...plan.errors]);
+  const result = await withStore(config, (store) =>
+    store.update({ changes: plan.changes, actor: { type: 'system', id: 'cli' }, source: 'template', template: chosen.name }),
+  );
+  const changed = result.changes.filter((c) => c.changed).map((c) => `${c.section}.${c.key.toLowerCase()}`);
+  say(`template ${chosen.name} applied${changed.length > 0 ? `: ${changed.join(', ')} changed` : ': no value changed'}`);
+}
+
 /** One line: a start-up refusal's details are a whole sentence; other codes' short message says what failed. */
 function refusal(error: AppError): string {
   if (error.code === 'STARTUP_CONFIG_INVALID' || error.message === ERROR_CATALOGUE[error.code].message || error.details.startsWith(error.message))
@@ -476,6 +552,7 @@ const HANDLERS: Record<Exclude<CommandName, 'version'>, Handler> = {
   edit: (config) => edit(config),
   apikey: (config, { args }) => (args.action === 'rotate' ? rotateApiKey(config) : showApiKey(config)),
   masterkey: (config) => rotateKey(config),
+  template: (config, input) => template(config, input),
 };
 
 async function main(argv: string[]): Promise<void> {

@@ -48,6 +48,7 @@ import type { RuntimeConfig } from './runtime-config.js';
 import { loadKeyring } from './secrets/master-key.js';
 import type { Keyring } from './secrets/secret-box.js';
 import { resolveSettingsOf } from './settings/resolve-settings.js';
+import { loadTemplates, SHIPPED_TEMPLATES_DIR } from './templates/template-catalog.js';
 import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from './settings/schema.js';
 import { createReadOnlyIniStore, createSettingsStore, type RevisionAnnouncement, type SettingsStore } from './settings/store.js';
 import { createAnnouncements } from './sync/announcements.js';
@@ -303,6 +304,10 @@ async function compose(
   const access = createApiAccess({ settings, rateLimitPerMinute: config.rateLimitPerMinute, authFailuresPer15Min: config.authFailuresPer15Min });
   const app = createApp({
     resolve: resolveSettings,
+    templates: {
+      catalog: () => loadTemplates({ shippedDir: SHIPPED_TEMPLATES_DIR, customDir: resolve(config.configDir, 'templates') }),
+      context: { targets: syncConfig.targets, paths: syncConfig.paths, env: syncConfig.env },
+    },
     settings,
     system,
     audit,

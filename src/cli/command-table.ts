@@ -32,6 +32,8 @@ export interface CommandSpec {
   /** What the command's help adds below the summary. */
   readonly details?: string;
   readonly positionals?: readonly PositionalSpec[];
+  /** Any number of further arguments (`NAME=VALUE …`), after the positionals. */
+  readonly rest?: { readonly name: string; readonly description: string };
   readonly options?: Readonly<Record<string, OptionSpec>>;
   /** The command reads the environment table (serve): its help lists it. */
   readonly environment?: boolean;
@@ -95,6 +97,21 @@ export const COMMANDS = [
     details: 'confhub must be stopped. The old key is kept in master.key.retired to open older history.',
     positionals: [{ name: 'action', choices: ['rotate'], description: 'what to do with the key' }],
   },
+  {
+    name: 'template',
+    summary: 'list, show, preview or apply a configuration template',
+    details:
+      'list: the shipped templates and your own (templates/ in the config directory). show NAME: its variables and the sections it sets. preview NAME [VAR=VALUE …]: what applying it would change (config.ini diff and targets, secrets masked), writing nothing; exit 1 when it would be refused. apply NAME [VAR=VALUE …]: one write, all or nothing, validated and audited like an API write; a running confhub applies it like a hand edit.',
+    positionals: [{ name: 'action', choices: ['list', 'show', 'preview', 'apply'], description: 'what to do' }],
+    rest: { name: 'NAME [VAR=VALUE …]', description: 'the template, then its variables (a list type takes comma-separated items)' },
+    options: {
+      environment: {
+        type: 'string',
+        placeholder: 'NAME',
+        description: "preview or apply into this environment's overlays [section@NAME] instead of the sections",
+      },
+    },
+  },
   { name: 'version', summary: 'print the version (also --version)' },
 ] as const satisfies readonly CommandSpec[];
 
@@ -108,6 +125,8 @@ export type ParsedCommandLine =
       readonly command: Exclude<CommandName, 'version'>;
       /** By the positional's name. */
       readonly args: Readonly<Record<string, string>>;
+      /** The further arguments of a command that takes them (`rest`). */
+      readonly rest?: readonly string[];
       /** By the option's name, defaults filled in. */
       readonly options: Readonly<Record<string, string | boolean | undefined>>;
     }
@@ -122,7 +141,10 @@ function specOf(name: string): CommandSpec | undefined {
 
 /** The command with its arguments, as the usage shows it: `history [--limit N]`, `apikey show|rotate`. */
 function synopsis(command: CommandSpec): string {
-  const positionals = (command.positionals ?? []).map((p) => (p.choices ? p.choices.join('|') : `<${p.name}>`));
+  const positionals = [
+    ...(command.positionals ?? []).map((p) => (p.choices ? p.choices.join('|') : `<${p.name}>`)),
+    ...(command.rest ? [`[${command.rest.name}]`] : []),
+  ];
   const options = Object.entries(command.options ?? {}).map(([name, o]) => `[--${name}${o.placeholder ? ` ${o.placeholder}` : ''}]`);
   return [command.name, ...positionals, ...options].join(' ');
 }
@@ -164,7 +186,10 @@ export function commandHelp(command: CommandSpec): string {
   const parts = [`Usage: confhub ${synopsis({ ...command, name })}`, wrap(`${command.summary[0]!.toUpperCase()}${command.summary.slice(1)}.`, 78)];
   if (command.details) parts.push(wrap(command.details, 78));
   // A choice of actions is explained by the details; a free argument gets its line here.
-  const positionals = (command.positionals ?? []).filter((p) => !p.choices).map((p) => [`<${p.name}>`, p.description]);
+  const positionals = [
+    ...(command.positionals ?? []).filter((p) => !p.choices).map((p) => [`<${p.name}>`, p.description]),
+    ...(command.rest ? [[command.rest.name, command.rest.description]] : []),
+  ];
   if (positionals.length > 0) parts.push(`Arguments:\n${columns(positionals)}`);
   const options = Object.entries({ ...(command.options ?? {}), help: HELP_OPTION }).map(([name, o]) => [
     `${name === 'help' ? '-h, ' : ''}--${name}${o.placeholder ? ` ${o.placeholder}` : ''}`,
@@ -250,9 +275,10 @@ export function parseCommandLine(argv: readonly string[], { version }: { version
     named[p.name] = value;
   }
   const extra = positionals[expected.length];
-  if (extra !== undefined) return fail(`unexpected argument "${extra}"`);
+  if (extra !== undefined && !command.rest) return fail(`unexpected argument "${extra}"`);
   if (command.name === 'version') return { kind: 'version' };
-  return { kind: 'run', command: command.name as Exclude<CommandName, 'version'>, args: named, options };
+  const further = command.rest ? { rest: positionals.slice(expected.length) } : {};
+  return { kind: 'run', command: command.name as Exclude<CommandName, 'version'>, args: named, options, ...further };
 }
 
 function unknownCommand(name: string): ParsedCommandLine {

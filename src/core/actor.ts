@@ -27,5 +27,18 @@ export function actorRef(actor: ActorRef): ActorRef {
 }
 
 /** What made a revision of config.ini, as the history records it. */
-export const REVISION_SOURCES = ['api', 'file', 'rollback', 'auto_rollback', 'first_boot', 'seal', 'startup', 'cli', 'rekey', 'upgrade', 'promote'] as const;
+export const REVISION_SOURCES = [
+  'api',
+  'file',
+  'rollback',
+  'auto_rollback',
+  'first_boot',
+  'seal',
+  'startup',
+  'cli',
+  'rekey',
+  'upgrade',
+  'promote',
+  'template',
+] as const;
 export type RevisionSource = (typeof REVISION_SOURCES)[number];

@@ -30,6 +30,7 @@ export const ERROR_CATALOGUE = Object.freeze({
   SYSTEM_READ_ONLY: { status: 405, message: 'Method Not Allowed', audience: 'http' },
   SECTION_NOT_FOUND: { status: 404, message: 'Invalid Request', audience: 'http' },
   ENVIRONMENT_NOT_FOUND: { status: 404, message: 'Not Found', audience: 'http' },
+  TEMPLATE_NOT_FOUND: { status: 404, message: 'Not Found', audience: 'http' },
   KEY_NOT_FOUND: { status: 400, message: 'Invalid Request', audience: 'http' },
   INVALID_NAME: { status: 400, message: 'Invalid Request', audience: 'http' },
   INVALID_REQUEST: { status: 400, message: 'Invalid Request', audience: 'http' },
@@ -69,6 +70,7 @@ export const ERROR_CATALOGUE = Object.freeze({
   WEBHOOK_INACTIVE: { status: 409, message: 'Conflict', audience: 'http' },
   WEBHOOK_LIMIT_REACHED: { status: 409, message: 'Conflict', audience: 'http' },
   HISTORY_FAILED: { status: 500, message: 'History failed', audience: 'http' },
+  TEMPLATE_INVALID: { status: 500, message: 'Invalid configuration template', audience: 'http' },
   INTERNAL_ERROR: { status: 500, message: 'Internal error', audience: 'http' },
 } as const satisfies Record<string, CatalogueEntry>);
 
@@ -91,12 +93,14 @@ export interface FieldIssue {
 export interface ErrorDataFields {
   /** VALIDATION_FAILED, SECRET_UNREADABLE: every failing field. */
   readonly errors?: readonly FieldIssue[];
-  /** INI_SYNTAX, CONFIG_INVALID: 1-based line of the problem. */
+  /** INI_SYNTAX, CONFIG_INVALID, TEMPLATE_INVALID: 1-based line of the (first) problem. */
   readonly line?: number;
   /** SECRET_UNREADABLE: `section.key` of the value that does not open. */
   readonly field?: string;
   /** STARTUP_CONFIG_INVALID: another confhub holds the data directory. */
   readonly busy?: boolean;
+  /** TEMPLATE_INVALID: the name of the template whose file is invalid. */
+  readonly template?: string;
   /** SERVICE_NOT_FOUND: the name asked for. */
   readonly service?: string;
   /** SYNC_FAILED: the per-target results of the waited revision. */
@@ -126,6 +130,7 @@ interface ErrorDataMap {
   VALIDATION_FAILED: Pick<ErrorDataFields, 'errors'>;
   INI_SYNTAX: Pick<ErrorDataFields, 'line'>;
   CONFIG_INVALID: Pick<ErrorDataFields, 'line'>;
+  TEMPLATE_INVALID: Pick<ErrorDataFields, 'line' | 'template'>;
   SECRET_UNREADABLE: Pick<ErrorDataFields, 'field' | 'errors'>;
   STARTUP_CONFIG_INVALID: Pick<ErrorDataFields, 'busy'>;
   SERVICE_NOT_FOUND: Pick<ErrorDataFields, 'service'>;

@@ -174,6 +174,12 @@ export const MIGRATIONS: readonly Migration[] = [
     );
     CREATE INDEX webhook_attempts_delivery ON webhook_attempts (delivery_id, id);`,
   },
+  {
+    version: 11,
+    name: 'announced templates',
+    // The configuration template a write applied, for the history commit of its revision.
+    sql: 'ALTER TABLE announcements ADD COLUMN template TEXT;',
+  },
 ];
 
 export interface OpenDatabaseOptions {

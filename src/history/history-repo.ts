@@ -50,6 +50,8 @@ export interface HistoryCommitInput {
   summary: string;
   changes: readonly KeyChange[];
   rollbackOf?: string;
+  /** The configuration template applied. */
+  template?: string;
   /** Epoch ms; becomes the author and committer date. */
   at: number;
 }
@@ -95,6 +97,8 @@ export interface HistoryEntry {
   summary: string;
   revision: string | null;
   rollbackOf: string | null;
+  /** The configuration template the revision applied. */
+  template: string | null;
   changes: KeyChange[];
 }
 
@@ -192,6 +196,7 @@ export function commitMessage(input: HistoryCommitInput): string {
   const summary = oneLine(input.summary, MAX_SUMMARY) || `config.ini changed (${input.source})`;
   const trailers = [`Confhub-Source: ${token(input.source)}`, `Confhub-Actor: ${actorText(input.actor)}`, `Confhub-Revision: ${input.revision}`];
   if (input.rollbackOf !== undefined) trailers.push(`Confhub-Rollback-Of: ${input.rollbackOf.toLowerCase()}`);
+  if (input.template !== undefined) trailers.push(`Confhub-Template: ${token(input.template)}`);
   for (const change of input.changes) trailers.push(`Confhub-Change: ${CHANGE_SIGN[change.change]}${token(change.key)}`);
   return `${summary}\n\n${trailers.join('\n')}\n`;
 }
@@ -240,6 +245,7 @@ function parseLog(stdout: string): HistoryEntry[] {
       summary: maskSealedTokens(subject),
       revision: revision && /^[0-9a-f]{64}$/.test(revision) ? revision : null,
       rollbackOf: rollbackOf && isCommitId(rollbackOf) ? rollbackOf : null,
+      template: trailers.get('Confhub-Template') || null,
       changes,
     });
   }

@@ -63,8 +63,8 @@ export function diffKeys(before: IniDocument | undefined, after: IniDocument, sc
 const SUMMARY_KEYS = 3;
 
 /** One line naming what changed, e.g. `gitea.user_pwd changed; portainer.base_url added`. */
-export function summarize(changes: readonly KeyChange[], options: { initial: boolean; rollbackOf?: string }): string {
-  const prefix = options.rollbackOf ? `roll back to ${options.rollbackOf.slice(0, 12)}: ` : '';
+export function summarize(changes: readonly KeyChange[], options: { initial: boolean; rollbackOf?: string; template?: string }): string {
+  const prefix = options.rollbackOf ? `roll back to ${options.rollbackOf.slice(0, 12)}: ` : options.template ? `template ${options.template}: ` : '';
   if (options.initial) return `${prefix}first revision (${changes.length} keys)`;
   if (changes.length === 0) return `${prefix}no value changed (comments, layout or sealing only)`;
   const parts: string[] = [];

@@ -4,6 +4,7 @@
  * tells the failed-authentication limit what it refused) → body parsing (bodies of
  * unauthenticated requests are never parsed) → routes → JSON 404 → error handler.
  */
+import { createTemplateRoutes, type TemplateRoutesDeps } from './routes/templates.js';
 import { createEnvironmentRoutes } from './routes/environments.js';
 import type { ResolveSettings } from '../settings/resolve.js';
 import express, { Router, type Request, type RequestHandler, type Response } from 'express';
@@ -45,6 +46,8 @@ export interface AppDeps {
   settings: SettingsStore;
   /** How the store resolves config.ini's values (views of other environments resolve the same way). */
   resolve: ResolveSettings;
+  /** Configuration templates: the catalogue as the disk holds it, and the targets a preview renders. */
+  templates: Pick<TemplateRoutesDeps, 'catalog' | 'context'>;
   system: ReadOnlyIniStore;
   audit: AuditLog;
   logger: Logger;
@@ -75,6 +78,7 @@ const SETTINGS_RESOURCES_ELSEWHERE: ReadonlySet<string> = new Set(['events', 'hi
 const SETTINGS_PATH = /^\/api(?:\/v1)?\/settings(?:\/([^/]+))?(?:\/([^/]+))?\/?$/;
 const ENV_PATH = /^\/api(?:\/v1)?\/env\/([^/]+)(?:\/([^/]+))?\/?$/;
 const PROMOTE_PATH = /^\/api(?:\/v1)?\/environments\/promote\/?$/;
+const TEMPLATE_APPLY_PATH = /^\/api(?:\/v1)?\/templates\/([^/]+)\/apply\/?$/;
 const WEBHOOK_PATH = /^\/api(?:\/v1)?\/webhooks(?:\/([^/]+))?(?:\/(rotate-secret|test|deliveries\/([^/]+)\/redeliver))?\/?$/;
 const WEBHOOK_ACTIONS: Readonly<Record<string, string>> = { 'rotate-secret': 'webhook.rotate_secret', test: 'webhook.test' };
 
@@ -165,6 +169,7 @@ export function createApp(deps: AppDeps): express.Express {
   api.use(createHistoryRoutes({ history: deps.history, store: deps.settings, sync: deps.sync, jsonBody, onRollback: () => metrics.rollbackRequested() }));
   api.use(createSyncRoutes({ sync: deps.sync }));
   api.use(createEnvironmentRoutes({ store: deps.settings, schema: CONFIG_SCHEMA, resolve: deps.resolve, sync: deps.sync, jsonBody }));
+  api.use(createTemplateRoutes({ store: deps.settings, schema: CONFIG_SCHEMA, resolve: deps.resolve, sync: deps.sync, jsonBody, ...deps.templates }));
   api.use(createInitRoutes({ sync: deps.sync, startup: deps.startup }));
   api.use(createServiceRoutes({ services: deps.services }));
   api.use(createSystemRoutes({ store: deps.system }));
@@ -205,7 +210,8 @@ function auditRefusedWrite(
   const match = SETTINGS_PATH.exec(req.path);
   const webhook = WEBHOOK_PATH.exec(req.path);
   const promote = PROMOTE_PATH.test(req.path);
-  if (!match && !env && !webhook && !promote) return;
+  const template = TEMPLATE_APPLY_PATH.exec(req.path);
+  if (!match && !env && !webhook && !promote && !template) return;
   const actor: Actor = (res.locals.actor as Actor | undefined) ?? {
     type: 'api',
     id: 'unauthenticated',
@@ -228,7 +234,9 @@ function auditRefusedWrite(
               ? 'settings.rollback'
               : promote
                 ? 'settings.promote'
-                : 'settings.update',
+                : template
+                  ? 'settings.template'
+                  : 'settings.update',
         // A refused env write names its scope's section: `env:<scope>`; a webhook's, `webhook:<id>`.
         section: webhook
           ? webhook[1]
@@ -238,9 +246,11 @@ function auditRefusedWrite(
             ? `env:${safeDecode(env[1])}`
             : rollback || promote
               ? null
-              : safeDecode(match![1]),
+              : template
+                ? `template:${safeDecode(template[1])}`
+                : safeDecode(match![1]),
         // A redelivery names the delivery, as an accepted one does.
-        key: webhook ? safeDecode(webhook[3]) : env ? safeDecode(env[2]) : rollback || promote ? null : (safeDecode(match![2]) ?? queryKey),
+        key: webhook ? safeDecode(webhook[3]) : env ? safeDecode(env[2]) : rollback || promote || template ? null : (safeDecode(match![2]) ?? queryKey),
         oldValue: null,
         newValue: null,
         result: 'refused',

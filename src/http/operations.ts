@@ -71,6 +71,7 @@ export const TAGS = {
   audit: 'The audit log',
   webhooks: 'Webhook endpoints (Standard Webhooks and chat services), their deliveries and redelivery',
   environments: 'Environments: overlays [section@env] of config.ini, chosen by CONFHUB_ENVIRONMENT, and promotion between them',
+  templates: 'Configuration templates for common scenarios: partial config.ini files with declared variables, previewed and applied',
   meta: 'Probes, metrics and this document',
 } as const;
 
@@ -173,6 +174,67 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
       type: { type: 'string', enum: ['api', 'system', 'file'] },
       id: { type: 'string', description: 'API key fingerprint for api, a component name for system, file for hand edits' },
     },
+  },
+  TemplateVariable: {
+    type: 'object',
+    required: ['name', 'type', 'required', 'secret', 'default', 'description'],
+    properties: {
+      name: { type: 'string' },
+      type: { type: 'string', description: 'The value type, as config.ini keys have' },
+      required: { type: 'boolean' },
+      secret: { type: 'boolean' },
+      default: { type: ['string', 'null'], description: 'Masked for a secret' },
+      description: { type: 'string' },
+    },
+    additionalProperties: false,
+  },
+  Template: {
+    type: 'object',
+    required: ['name', 'origin', 'title', 'description', 'variables'],
+    properties: {
+      name: { type: 'string' },
+      origin: { type: 'string', enum: ['shipped', 'custom'] },
+      title: { type: 'string' },
+      description: { type: 'string' },
+      variables: { type: 'array', items: ref('TemplateVariable') },
+    },
+    additionalProperties: false,
+  },
+  TemplateWithSections: {
+    type: 'object',
+    required: ['name', 'origin', 'title', 'description', 'variables', 'sections'],
+    properties: {
+      name: { type: 'string' },
+      origin: { type: 'string', enum: ['shipped', 'custom'] },
+      title: { type: 'string' },
+      description: { type: 'string' },
+      variables: { type: 'array', items: ref('TemplateVariable') },
+      sections: {
+        type: 'object',
+        additionalProperties: { type: 'object', additionalProperties: { type: 'string' } },
+        description: 'Values with {{ variable }} placeholders',
+      },
+    },
+    additionalProperties: false,
+  },
+  TemplateRequest: {
+    type: 'object',
+    properties: {
+      variables: { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean', 'array'] } },
+      environment: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,31}$' },
+    },
+    additionalProperties: false,
+  },
+  KeyChangePreview: {
+    type: 'object',
+    required: ['key', 'before', 'after', 'change'],
+    properties: {
+      key: { type: 'string', description: 'section.key as config.ini holds it' },
+      before: { type: ['string', 'null'] },
+      after: { type: 'string' },
+      change: { type: 'string', enum: ['added', 'changed', 'unchanged'] },
+    },
+    additionalProperties: false,
   },
   ExplainedValue: {
     type: 'object',
@@ -303,7 +365,7 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
   },
   HistoryCommit: {
     type: 'object',
-    required: ['id', 'parent', 'time', 'actor', 'source', 'summary', 'revision', 'rollbackOf', 'changes', 'sync'],
+    required: ['id', 'parent', 'time', 'actor', 'source', 'summary', 'revision', 'rollbackOf', 'template', 'changes', 'sync'],
     properties: {
       id: commitId,
       parent: nullable(commitId),
@@ -313,6 +375,7 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
       summary: { type: 'string' },
       revision: { type: ['string', 'null'] },
       rollbackOf: nullable(commitId),
+      template: { type: ['string', 'null'], description: 'The configuration template the revision applied' },
       changes: { type: 'array', items: ref('KeyChange') },
       sync: nullable({
         type: 'object',
@@ -550,6 +613,7 @@ const environmentParameter: ParameterSpec = {
     'An environment: reads resolve its overlays [section@NAME]; writes set them (default: the running environment for reads, the base sections for writes)',
   schema: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,31}$' },
 };
+const templateName: ParameterSpec = { name: 'name', in: 'path', required: true, description: 'Template name', schema: { type: 'string' } };
 const sectionParameter: ParameterSpec = { name: 'section', in: 'path', required: true, description: 'Section name', schema: { type: 'string' } };
 const waitParameter: ParameterSpec = {
   name: 'wait',
@@ -687,6 +751,114 @@ export const OPERATIONS = {
     ],
     responses: { '200': { description: 'The section in that environment after the change', schema: waited(ref('Section')), etag: true } },
     errors: [...WRITE_ERRORS, 'SECTION_NOT_FOUND', 'KEY_NOT_FOUND'],
+  },
+  listTemplates: {
+    method: 'get',
+    path: '/templates',
+    tag: 'templates',
+    summary: "The shipped templates and the administrator's own (config directory's templates/), and files that could not be read",
+    responses: {
+      '200': {
+        description: 'The templates',
+        schema: {
+          type: 'object',
+          required: ['templates', 'problems'],
+          properties: {
+            templates: { type: 'array', items: ref('Template') },
+            problems: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['file', 'details'],
+                properties: { file: { type: 'string' }, details: { type: 'string' } },
+                additionalProperties: false,
+              },
+            },
+          },
+          additionalProperties: false,
+        },
+      },
+    },
+    errors: [],
+  },
+  getTemplate: {
+    method: 'get',
+    path: '/templates/{name}',
+    tag: 'templates',
+    summary: 'One template with its variables and the sections it sets',
+    parameters: [templateName],
+    responses: { '200': { description: 'The template', schema: ref('TemplateWithSections') } },
+    errors: ['TEMPLATE_NOT_FOUND'],
+  },
+  previewTemplate: {
+    method: 'post',
+    path: '/templates/{name}/preview',
+    tag: 'templates',
+    summary: 'What applying the template would do, writing nothing: the keys, the config.ini diff, the values with provenance, the targets and services',
+    parameters: [templateName],
+    body: { required: false, description: 'The variables, and an environment whose overlays the template would set', schema: ref('TemplateRequest') },
+    responses: {
+      '200': {
+        description: 'The preview (secrets masked)',
+        schema: {
+          type: 'object',
+          required: ['template', 'environment', 'valid', 'unresolved', 'errors', 'changes', 'diff', 'settings', 'targets'],
+          properties: {
+            template: { type: 'string' },
+            environment: { type: ['string', 'null'] },
+            valid: { type: 'boolean', description: 'Applying it would be accepted' },
+            unresolved: { type: 'array', items: { type: 'string' }, description: 'Required variables not given' },
+            errors: { type: 'array', items: ref('FieldIssue'), description: 'Bad variables, then what validation of the whole file refuses' },
+            changes: { type: 'array', items: ref('KeyChangePreview') },
+            diff: { type: 'string', description: 'Unified diff of config.ini' },
+            settings: { ...ref('ExplainedSettings'), description: 'The sections it sets, resolved, with provenance' },
+            targets: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['target', 'change', 'service', 'diff'],
+                properties: {
+                  target: { type: 'string' },
+                  change: { type: 'string', enum: ['create', 'update', 'mode', 'error'] },
+                  service: { type: ['string', 'null'], description: 'What its reload reaches' },
+                  diff: { type: 'string' },
+                },
+                additionalProperties: false,
+              },
+            },
+          },
+          additionalProperties: false,
+        },
+      },
+    },
+    errors: [...BODY_ERRORS, 'TEMPLATE_NOT_FOUND', 'TEMPLATE_INVALID', 'INVALID_NAME', 'CONFIG_INVALID', 'SECRET_UNREADABLE'],
+  },
+  applyTemplate: {
+    method: 'post',
+    path: '/templates/{name}/apply',
+    tag: 'templates',
+    summary: 'Apply the template in one write, all or nothing (audited as settings.template, committed with its name)',
+    parameters: [templateName, waitParameter, ifMatchParameter],
+    body: { required: false, description: 'The variables, and an environment whose overlays the template sets', schema: ref('TemplateRequest') },
+    responses: {
+      '200': {
+        description: 'What it changed',
+        etag: true,
+        schema: {
+          type: 'object',
+          required: ['template', 'environment', 'revision', 'changes'],
+          properties: {
+            template: { type: 'string' },
+            environment: { type: ['string', 'null'] },
+            revision,
+            changes: { type: 'array', items: ref('KeyChangePreview') },
+            sync: { ...ref('SyncReport'), description: 'With ?wait=true' },
+          },
+          additionalProperties: false,
+        },
+      },
+    },
+    errors: [...WRITE_ERRORS, 'TEMPLATE_NOT_FOUND', 'TEMPLATE_INVALID', 'SECTION_NOT_FOUND', 'KEY_NOT_FOUND'],
   },
   listEnvironments: {
     method: 'get',

@@ -78,6 +78,8 @@ export interface UpdateInput {
   readonly source?: RevisionSource;
   /** Sections and keys that are neither in the file nor declared may be added (template upgrades only). */
   readonly allowNew?: boolean;
+  /** The configuration template applied (source `template`): the history names it. */
+  readonly template?: string;
   /**
    * The changes worked out against the file as the write finds it in the queue, not as it was
    * read before (the env API: where a variable is, which names it may take); `changes` then only
@@ -137,6 +139,8 @@ export interface RevisionAnnouncement {
   readonly actor: Actor;
   readonly source: RevisionSource;
   readonly rollbackOf?: string;
+  /** The configuration template it applied. */
+  readonly template?: string;
 }
 
 export interface SettingsStore extends ReadOnlyIniStore {
@@ -590,6 +594,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     if (pending.edit) return 'settings.edit';
     if (pending.reapply) return 'settings.reapply';
     if (pending.seal) return 'settings.seal';
+    if (pending.input.source === 'template') return 'settings.template';
     return pending.input.source === 'promote' ? 'settings.promote' : 'settings.update';
   }
 
@@ -1058,6 +1063,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
               actor: pending.seal?.actor ?? pending.input.actor,
               source: defaultSource(pending),
               ...(pending.restore?.rollbackOf ? { rollbackOf: pending.restore.rollbackOf } : {}),
+              ...(pending.input.template ? { template: pending.input.template } : {}),
             };
             options.beforeCommit?.(announced);
           }

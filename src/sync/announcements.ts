@@ -26,6 +26,7 @@ export interface AnnouncedAuthor {
   readonly actor: ActorRef;
   readonly source: RevisionSource;
   readonly rollbackOf?: string;
+  readonly template?: string;
 }
 
 export interface AnnouncementsDeps {
@@ -41,6 +42,7 @@ interface AnnouncementRow {
   actorId: string;
   source: string;
   rollbackOf: string | null;
+  template: string | null;
   at: number;
   own: 0 | 1;
 }
@@ -49,12 +51,13 @@ export function createAnnouncements({ db, logger, clock = systemClock }: Announc
   const log = logger.child({ module: 'announcements' });
   const now = (): number => clock.now();
   const upsert = db.prepare<[AnnouncementRow]>(
-    `INSERT INTO announcements (revision, actor_type, actor_id, source, rollback_of, at, own) VALUES (@revision, @actorType, @actorId, @source, @rollbackOf, @at, @own)
-     ON CONFLICT (revision) DO UPDATE SET actor_type = excluded.actor_type, actor_id = excluded.actor_id, source = excluded.source, rollback_of = excluded.rollback_of, at = excluded.at, own = excluded.own`,
+    `INSERT INTO announcements (revision, actor_type, actor_id, source, rollback_of, template, at, own) VALUES (@revision, @actorType, @actorId, @source, @rollbackOf, @template, @at, @own)
+     ON CONFLICT (revision) DO UPDATE SET actor_type = excluded.actor_type, actor_id = excluded.actor_id, source = excluded.source, rollback_of = excluded.rollback_of, template = excluded.template, at = excluded.at, own = excluded.own`,
   );
-  const take = db.prepare<[string, number], { actor_type: string; actor_id: string; source: string; rollback_of: string | null; at: number; own: 0 | 1 }>(
-    'DELETE FROM announcements WHERE revision = ? AND (own = 1 OR at >= ?) RETURNING actor_type, actor_id, source, rollback_of, at, own',
-  );
+  const take = db.prepare<
+    [string, number],
+    { actor_type: string; actor_id: string; source: string; rollback_of: string | null; template: string | null; at: number; own: 0 | 1 }
+  >('DELETE FROM announcements WHERE revision = ? AND (own = 1 OR at >= ?) RETURNING actor_type, actor_id, source, rollback_of, template, at, own');
   const prune = db.prepare<[number]>('DELETE FROM announcements WHERE own = 0 AND at < ?');
   // Own announcements older than one the worker used were for revisions superseded before it read them.
   const forget = db.prepare<[string, string]>(
@@ -73,6 +76,7 @@ export function createAnnouncements({ db, logger, clock = systemClock }: Announc
     actorId: input.actor.id,
     source: input.source,
     rollbackOf: input.rollbackOf ?? null,
+    template: input.template ?? null,
     at: now(),
     own: own ? 1 : 0,
   });
@@ -109,6 +113,7 @@ export function createAnnouncements({ db, logger, clock = systemClock }: Announc
           actor: { type: row.actor_type as ActorRef['type'], id: row.actor_id },
           source: row.source as RevisionSource,
           ...(row.rollback_of ? { rollbackOf: row.rollback_of } : {}),
+          ...(row.template ? { template: row.template } : {}),
         };
       } catch (error) {
         log.error({ err: error, revision }, 'reading the announced author of a revision failed');

@@ -316,11 +316,11 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
     },
 
     /** From the store, just before a write lands: names the actor of that revision for the worker. */
-    announce({ revision, actor, source, rollbackOf }: RevisionAnnouncement): void {
+    announce({ revision, actor, source, rollbackOf, template }: RevisionAnnouncement): void {
       revisions.expect(revision);
       writtenAt.set(revision, clock.now());
       if (writtenAt.size > WRITTEN_AT_KEPT) writtenAt.delete(writtenAt.keys().next().value!);
-      worker.send({ type: 'expect', revision, actor: actorRef(actor), source, ...(rollbackOf ? { rollbackOf } : {}) });
+      worker.send({ type: 'expect', revision, actor: actorRef(actor), source, ...(rollbackOf ? { rollbackOf } : {}), ...(template ? { template } : {}) });
     },
 
     /** The newest commit whose revision every target applied, for a worker that starts. */

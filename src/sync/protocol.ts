@@ -47,13 +47,20 @@ export interface HistoryStatus {
 
 export type MainToWorker =
   /** Sent just before config.ini is replaced, so the worker can name the actor of that revision. */
-  | { readonly type: 'expect'; readonly revision: string; readonly actor: ActorRef; readonly source: RevisionSource; readonly rollbackOf?: string }
+  | {
+      readonly type: 'expect';
+      readonly revision: string;
+      readonly actor: ActorRef;
+      readonly source: RevisionSource;
+      readonly rollbackOf?: string;
+      readonly template?: string;
+    }
   | { readonly type: 'reconcile'; readonly requestId: string; readonly force: boolean; readonly actor?: ActorRef }
   /** The answer to `author_needed`: who another process said wrote the revision, if anyone did. */
   | {
       readonly type: 'author';
       readonly revision: string;
-      readonly author: { readonly actor: ActorRef; readonly source: RevisionSource; readonly rollbackOf?: string } | null;
+      readonly author: { readonly actor: ActorRef; readonly source: RevisionSource; readonly rollbackOf?: string; readonly template?: string } | null;
     }
   | { readonly type: 'shutdown' };
 

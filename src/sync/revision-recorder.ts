@@ -124,7 +124,11 @@ export function createRevisionRecorder(deps: RevisionRecorderDeps) {
       if (head?.revision === revision.revision) return head.commit;
       // A commit names the keys written; what they resolve to is the diff's to show.
       const { changes } = diffKeys(head?.doc, revision.raw ?? revision.doc, schema);
-      const summary = summarize(changes, { initial: head === undefined, ...(meta.rollbackOf ? { rollbackOf: meta.rollbackOf } : {}) });
+      const summary = summarize(changes, {
+        initial: head === undefined,
+        ...(meta.rollbackOf ? { rollbackOf: meta.rollbackOf } : {}),
+        ...(meta.template ? { template: meta.template } : {}),
+      });
       try {
         const at = now();
         const commit = await writer.commit({
@@ -135,6 +139,7 @@ export function createRevisionRecorder(deps: RevisionRecorderDeps) {
           summary,
           changes,
           ...(meta.rollbackOf ? { rollbackOf: meta.rollbackOf } : {}),
+          ...(meta.template ? { template: meta.template } : {}),
           at,
         });
         if (commit) {

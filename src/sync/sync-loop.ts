@@ -88,6 +88,8 @@ export interface RevisionMeta {
   readonly actor: ActorRef;
   readonly source: RevisionSource;
   readonly rollbackOf?: string;
+  /** The configuration template the revision applied. */
+  readonly template?: string;
 }
 
 interface Source {

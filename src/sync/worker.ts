@@ -159,7 +159,12 @@ port.on('message', (message: MainToWorker) => {
   idleGc.activity();
   switch (message.type) {
     case 'expect':
-      loop.expect(message.revision, { actor: message.actor, source: message.source, ...(message.rollbackOf ? { rollbackOf: message.rollbackOf } : {}) });
+      loop.expect(message.revision, {
+        actor: message.actor,
+        source: message.source,
+        ...(message.rollbackOf ? { rollbackOf: message.rollbackOf } : {}),
+        ...(message.template ? { template: message.template } : {}),
+      });
       break;
     case 'author':
       answerAuthor(message.revision, message.author ?? undefined);

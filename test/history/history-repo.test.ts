@@ -112,6 +112,7 @@ describe('history writer', () => {
       summary: 'a: b changed, c added',
       revision: revisionOf(text),
       rollbackOf: first,
+      template: null,
       changes: [
         { key: 'a.b', change: 'changed' },
         { key: 'a.c', change: 'added' },
@@ -122,6 +123,15 @@ describe('history writer', () => {
     expect((await reader.list({ limit: 1 })).entries[0]).toEqual(expected);
     const { stdout } = await runGit(git, ['log', '-1', '--format=%an|%ae|%at|%cn|%ce|%ct', second!]);
     expect(stdout.trim()).toBe(`file:config.ini|file@confhub.invalid|${at / 1000}|confhub|confhub@confhub.invalid|${at / 1000}`);
+  });
+
+  it('when a commit applied a configuration template, then get and list name the template', async () => {
+    const { writer, reader } = newRepo();
+    await writer.open();
+    await writer.commit(input('[a]\nb = 1\n'));
+    const commit = await writer.commit(input('[a]\nb = 2\n', { source: 'template', summary: 'template local-only: a.b changed', template: 'local-only' }));
+    expect(await reader.get(commit!)).toMatchObject({ source: 'template', template: 'local-only', summary: 'template local-only: a.b changed' });
+    expect((await reader.list({ limit: 2 })).entries.map((entry) => entry.template)).toEqual(['local-only', null]);
   });
 
   it('when the summary holds newlines and trailer-like lines, then it is flattened to one line and cannot add trailers', async () => {

@@ -231,6 +231,16 @@ describe('every operation of the document, called on a whole confhub', () => {
     });
     expect((await call('deleteOverride', { params: { section: 'cockpit', key: 'port' } })).body).toMatchObject({ code: 'INVALID_REQUEST' });
 
+    // Templates: listed, shown, previewed and applied.
+    expect((await call('listTemplates')).body).toMatchObject({ problems: [] });
+    expect((await call('getTemplate', { params: { name: 'registry-mirror' } })).body).toMatchObject({ name: 'registry-mirror', origin: 'shipped' });
+    expect((await call('getTemplate', { params: { name: 'nope' } })).body).toMatchObject({ code: 'TEMPLATE_NOT_FOUND' });
+    const mirrors = { variables: { mirrors: ['https://mirror.example.com'] } };
+    expect((await call('previewTemplate', { params: { name: 'registry-mirror' }, body: mirrors })).body).toMatchObject({ valid: true });
+    expect((await call('previewTemplate', { params: { name: 'registry-mirror' }, body: { variables: [] } })).body).toMatchObject({ code: 'INVALID_REQUEST' });
+    expect((await call('applyTemplate', { params: { name: 'registry-mirror' }, body: mirrors, query: 'wait=true' })).body).toMatchObject({ sync: {} });
+    expect((await call('applyTemplate', { params: { name: 'registry-mirror' }, body: {} })).body).toMatchObject({ code: 'VALIDATION_FAILED' });
+
     expect((await call('getSyncStatus')).body).toMatchObject({ worker: { alive: true } });
     expect((await call('reload')).status).toBe(202);
     expect((await call('reload', { query: 'wait=true&force=true' })).body).toMatchObject({ outcome: 'applied' });

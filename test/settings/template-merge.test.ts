@@ -15,8 +15,10 @@ describe('upgrades merge the shipped template', () => {
     const h = await createHarness({ configText: mine });
     try {
       // The harness's start merged the real shipped template: this test starts over from the
-      // user's file, with templates that keep their own record.
-      h.writeConfig(mine);
+      // user's file, with templates that keep their own record. Written through the store: a
+      // hand edit this soon after the start's writes would be taken for a copy saved before them,
+      // and those writes carried onto it.
+      await h.settings.restore({ text: mine, actor: { type: 'system', id: 'test' }, source: 'rollback' });
       const recordPath = join(h.config.dataDir, 'test-template.json');
       const merge = (templateText: string) =>
         mergeShippedTemplate({ store: h.settings, templateText, recordPath, schema: CONFIG_SCHEMA, logger: pino({ level: 'silent' }) });

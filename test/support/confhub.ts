@@ -4,7 +4,7 @@
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pino } from 'pino';
 import { loadRuntimeConfig, type RuntimeConfig } from '../../src/runtime-config.js';
 import type { ConfhubOptions } from '../../src/main.js';
@@ -47,7 +47,10 @@ export async function startConfhub({ systemIni, configExtra = '', files = {}, en
     writeFileSync(join(dataDir, 'config', 'system.ini'), systemIni.replaceAll('@DIR@', dir));
     const shipped = readFileSync(new URL('../../config/config.ini', import.meta.url), 'utf8');
     writeFileSync(join(dataDir, 'config', 'config.ini'), shipped + configExtra, { mode: 0o600 });
-    for (const [name, content] of Object.entries(files)) writeFileSync(join(dataDir, 'config', name), content);
+    for (const [name, content] of Object.entries(files)) {
+      mkdirSync(dirname(join(dataDir, 'config', name)), { recursive: true });
+      writeFileSync(join(dataDir, 'config', name), content);
+    }
   }
   const extra = Object.fromEntries(Object.entries(env).map(([name, value]) => [name, value.replaceAll('@DIR@', dir)]));
   const config = loadRuntimeConfig({ CONFHUB_DATA_DIR: dataDir, CONFHUB_PORT: '0', CONFHUB_RATE_LIMIT: '0', CONFHUB_LOG_LEVEL: 'silent', ...extra }, dir);
