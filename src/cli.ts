@@ -494,7 +494,7 @@ async function template(config: RuntimeConfig, { args, rest = [], options }: Ext
       message: 'no template',
       details: `template ${args.action} needs a template name; confhub template list shows them`,
     });
-  const chosen = findTemplate(templates, name);
+  const chosen = findTemplate({ templates, problems }, name);
   if (args.action === 'show') {
     if (given.length > 0) throw new AppError('INVALID_REQUEST', { message: 'too many arguments', details: 'template show takes only the name' });
     process.stdout.write(`${JSON.stringify(templateJson(chosen, { sections: true, schema: CONFIG_SCHEMA }), null, 2)}\n`);

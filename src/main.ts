@@ -143,6 +143,7 @@ async function compose(
   const events = createEventLog({ db, logger });
   // The dispatcher is created after the store, which announces each revision to it just before writing.
   let announce: (announcement: RevisionAnnouncement) => void = () => undefined;
+  let landed: (revision: string) => void = () => undefined;
   const announcements = createAnnouncements({ db, logger });
   /**
    * On disk first: killed after the rename and before the worker committed the revision, the
@@ -173,6 +174,7 @@ async function compose(
     },
     // A hand edit's seal is announced with the hand edit, by the worker, with every key it changed.
     afterCommit: (committed) => {
+      landed(committed.revision);
       if (!ANNOUNCED_BY_WORKER.has(committed.source)) publishChanges(events, committed);
     },
     // Every API request reads config.ini: it is checked only when its directory reports a change.
@@ -267,6 +269,7 @@ async function compose(
     targets: syncConfig.targets.map((target) => target.name),
   });
   announce = (announcement) => sync.announce(announcement);
+  landed = (revision) => sync.landed(revision);
   // Written before the worker starts; their announcements wait for it, so the history names them.
   const upgrade = await mergeShippedTemplate({
     store: settings,

@@ -733,9 +733,10 @@ export const OPERATIONS = {
       sectionParameter,
       { name: 'key', in: 'path', required: true, description: 'Key name (any case)', schema: { type: 'string' } },
       resolvedParameter,
+      environmentParameter,
     ],
     responses: { '200': { description: '{key: value}', schema: { ...ref('Section'), minProperties: 1, maxProperties: 1 }, etag: true } },
-    errors: ['SECTION_NOT_FOUND', 'KEY_NOT_FOUND', 'CONFIG_INVALID', 'SECRET_UNREADABLE'],
+    errors: ['SECTION_NOT_FOUND', 'KEY_NOT_FOUND', 'INVALID_NAME', 'CONFIG_INVALID', 'SECRET_UNREADABLE'],
   },
   deleteOverride: {
     method: 'delete',

@@ -58,14 +58,21 @@ function validateIn({ resolved, environment, changed, skip, rest }: ValidateInIn
   });
 }
 
-/** `section@env.key` ids of `environment` as the resolved document names them; other environments' left out. */
-function inEnvironment(ids: ReadonlySet<string>, environment: string | undefined): Set<string> {
+/**
+ * `section@env.key` ids of `environment` as the resolved document names them; other environments'
+ * left out, and so is a section's key the environment's overlay replaces (`origins` given).
+ */
+function inEnvironment(ids: ReadonlySet<string>, environment: string | undefined, origins?: ResolveResult['origins']): Set<string> {
   const out = new Set<string>();
   for (const id of ids) {
     const dot = id.indexOf('.', id.lastIndexOf('@') + 1);
     const overlay = dot < 0 ? undefined : parseOverlay(id.slice(0, dot));
-    if (!overlay) out.add(id);
-    else if (overlay.environment === environment) out.add(fieldId(overlay.base, id.slice(dot + 1)));
+    if (overlay) {
+      if (overlay.environment === environment) out.add(fieldId(overlay.base, id.slice(dot + 1)));
+      continue;
+    }
+    const from = origins?.get(id)?.section;
+    if (from === undefined || parseOverlay(from) === undefined) out.add(id);
   }
   return out;
 }
@@ -80,7 +87,7 @@ function changedIn({
   environment: string | undefined;
   changed: ReadonlySet<string>;
 }): Set<string> {
-  const out = inEnvironment(changed, environment);
+  const out = inEnvironment(changed, environment, resolved.origins);
   if (out.size === 0) return out;
   const referring = [...resolved.origins].filter(([, origin]) => origin.references.length > 0);
   for (let grew = referring.length > 0; grew; ) {

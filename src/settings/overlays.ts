@@ -28,12 +28,12 @@ export function baseSectionOf(sectionName: string): string {
   return parseOverlay(sectionName)?.base ?? sectionName;
 }
 
-/** The environments config.ini has overlays for, sorted. */
+/** The environments config.ini has overlays for, sorted; an overlay left without keys is none. */
 export function environmentsOf(doc: IniDocument): string[] {
   const names = new Set<string>();
   for (const section of doc.sections) {
     const overlay = parseOverlay(section.name);
-    if (overlay && overlay.base !== '' && !environmentNameProblem(overlay.environment)) names.add(overlay.environment);
+    if (overlay && overlay.base !== '' && section.entries.length > 0 && !environmentNameProblem(overlay.environment)) names.add(overlay.environment);
   }
   return [...names].sort();
 }

@@ -330,6 +330,8 @@ function createResolver({ merged, schema, unreadable }: ResolverInput) {
 
   function resolveEntry({ section, entry, id }: { section: string; entry: MergedEntry; id: string }): Resolved | ReferenceProblem {
     const sensitive = isSensitive(schema, section, entry.key);
+    // A reference to nothing is text of the value: a secret's is never quoted (messages reach logs and events).
+    const named = (target: string): string => (sensitive ? 'a key' : target);
     let text = '';
     let depth = 1;
     for (const part of parseValue({ value: entry.value, section })) {
@@ -342,12 +344,14 @@ function createResolver({ merged, schema, unreadable }: ResolverInput) {
       if (parseOverlay(part.section)) {
         return new ReferenceProblem(
           'INVALID_REFERENCE',
-          `refers to the overlay [${part.section}]: refer to [${baseSectionOf(part.section)}], whose value the environment chooses`,
+          sensitive
+            ? 'refers to an overlay: refer to its section, whose value the environment chooses'
+            : `refers to the overlay [${part.section}]: refer to [${baseSectionOf(part.section)}], whose value the environment chooses`,
         );
       }
       if (isEnvSection(part.section)) return new ReferenceProblem('INVALID_REFERENCE', 'environment variables cannot be referred to');
       const referred = merged.get(part.section)?.get(part.key);
-      if (!referred) return new ReferenceProblem('REFERENCE_NOT_FOUND', `refers to ${target}, which does not exist`);
+      if (!referred) return new ReferenceProblem('REFERENCE_NOT_FOUND', `refers to ${named(target)}, which does not exist`);
       if (!sensitive && isSensitive(schema, part.section, referred.key)) {
         return new ReferenceProblem('REFERENCE_TO_SECRET', `refers to the secret ${target}: only a secret may hold a secret`);
       }

@@ -538,6 +538,21 @@ function sealUnsealed(working: Snapshot, { label, schema, keyring, resolve }: St
   return { snapshot: toSnapshot({ text, label, schema, keyring, resolve, tolerate: true }), changes };
 }
 
+/** `section.key` of every value that differs between two resolved documents (env variables by name, as written). */
+function resolvedChanges(before: IniDocument, after: IniDocument): string[] {
+  const valuesOf = (doc: IniDocument): Map<string, string> => {
+    const out = new Map<string, string>();
+    for (const section of doc.sections)
+      for (const entry of section.entries) out.set(`${section.name}.${isEnvSection(section.name) ? entry.key : entry.keyLower}`, entry.value);
+    return out;
+  };
+  const old = valuesOf(before);
+  const now = valuesOf(after);
+  const keys = [...now].filter(([key, value]) => old.get(key) !== value).map(([key]) => key);
+  for (const key of old.keys()) if (!now.has(key)) keys.push(key);
+  return keys;
+}
+
 function etagMatches(ifMatch: readonly string[] | undefined, etag: string): boolean {
   if (!ifMatch || ifMatch.length === 0) return true;
   return ifMatch.some((candidate) => candidate === '*' || candidate === etag);
@@ -1120,7 +1135,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
         writing = undefined;
       }
       settle({ outcomes, revision: working.revision, sealed, snapshot: working, written: working.text !== base.text });
-      if (announced) notifyCommitted(announced, { outcomes, sealed });
+      if (announced) notifyCommitted(announced, { outcomes, sealed, before: base, after: working });
       return;
     }
     const conflict = new AppError('CONFIG_CONFLICT', { details: `${label} kept changing during the write; try again` });
@@ -1161,13 +1176,20 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
   }
 
   /** The keys whose stored form changed: values set or removed, and plain text values sealed. */
-  function notifyCommitted(announced: RevisionAnnouncement, { outcomes, sealed }: { outcomes: readonly Outcome[]; sealed: readonly PlannedChange[] }): void {
+  function notifyCommitted(
+    announced: RevisionAnnouncement,
+    { outcomes, sealed, before, after }: { outcomes: readonly Outcome[]; sealed: readonly PlannedChange[]; before: Snapshot; after: Snapshot },
+  ): void {
     const keys = new Set<string>();
     for (const outcome of outcomes) {
       if ('error' in outcome) continue;
       for (const change of outcome.changes) if (change.removed || change.oldValue !== change.newValue) keys.add(changedKey(change));
     }
     for (const change of sealed) keys.add(changedKey(change));
+    // Keys whose values changed through references or an overlay: clients re-read them too.
+    if (resolve && (resolve.interpolation !== 'none' || resolve.environment !== undefined)) {
+      for (const key of resolvedChanges(before.resolved.doc, after.resolved.doc)) keys.add(key);
+    }
     try {
       options.afterCommit?.({ ...announced, keys: [...keys] });
     } catch (error) {

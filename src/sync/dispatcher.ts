@@ -76,6 +76,8 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
   const requests = createRequestWaiters();
   /** When each announced revision was written, for the propagation time. */
   const writtenAt = new Map<string, number>();
+  /** Revisions this process's store wrote: it announced their changes itself; the worker announces every other. */
+  const ownRevisions = new Set<string>();
   let ready = false;
   let firstRunDone = false;
   let sourceError: PlainError | null = null;
@@ -271,7 +273,8 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
           firstRunDone = true;
           break;
         case 'keys_changed':
-          if (ANNOUNCED_BY_WORKER.has(message.source) && (message.keys.length > 0 || message.source !== 'rekey')) publishChanges(events, message);
+          if ((ANNOUNCED_BY_WORKER.has(message.source) || !ownRevisions.has(message.revision)) && (message.keys.length > 0 || message.source !== 'rekey'))
+            publishChanges(events, message);
           break;
         case 'accepted':
           sourceError = null;
@@ -318,9 +321,16 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
     /** From the store, just before a write lands: names the actor of that revision for the worker. */
     announce({ revision, actor, source, rollbackOf, template }: RevisionAnnouncement): void {
       revisions.expect(revision);
+      ownRevisions.add(revision);
+      if (ownRevisions.size > WRITTEN_AT_KEPT) ownRevisions.delete(ownRevisions.values().next().value!);
       writtenAt.set(revision, clock.now());
       if (writtenAt.size > WRITTEN_AT_KEPT) writtenAt.delete(writtenAt.keys().next().value!);
       worker.send({ type: 'expect', revision, actor: actorRef(actor), source, ...(rollbackOf ? { rollbackOf } : {}), ...(template ? { template } : {}) });
+    },
+
+    /** From the store, once a write's revision replaced the file. */
+    landed(revision: string): void {
+      revisions.landed(revision);
     },
 
     /** The newest commit whose revision every target applied, for a worker that starts. */

@@ -65,8 +65,11 @@ export async function planTargets(input: {
   earlier?: readonly IniDocument[];
   /** The consumers of environment variables, for targets with `env`. */
   env?: EnvDeclarations;
+  /** More values to mask (a template's secret variables, in keys config.ini does not call secret). */
+  secrets?: readonly string[];
 }): Promise<TargetPlan[]> {
-  const secrets = [...new Set([input.doc, ...(input.earlier ?? [])].flatMap((doc) => secretsOf(doc, input.schema).flatMap(spellings)))].sort(
+  const given = (input.secrets ?? []).filter((secret) => secret.length >= MIN_MASKED_LENGTH).flatMap(spellings);
+  const secrets = [...new Set([...[input.doc, ...(input.earlier ?? [])].flatMap((doc) => secretsOf(doc, input.schema).flatMap(spellings)), ...given])].sort(
     (a, b) => b.length - a.length,
   );
   const plans: TargetPlan[] = [];

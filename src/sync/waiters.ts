@@ -13,6 +13,7 @@ export type RunAnswer =
 
 interface RevisionWaiter {
   seq: number;
+  revision: string;
   resolve: (answer: RunAnswer) => void;
 }
 
@@ -27,6 +28,8 @@ export interface RevisionWaitersDeps {
 
 /** Answers kept for writes whose wait had not begun yet; far more than writes in flight at once. */
 const ANSWERS_KEPT = 256;
+/** Revisions announced and not answered yet (a write that failed after its announcement never lands). */
+const EXPECTED_KEPT = 1024;
 
 /** Writes waiting for their revision, in write order: a later run answers every earlier wait. */
 export function createRevisionWaiters({ currentRevision }: RevisionWaitersDeps) {
@@ -34,8 +37,15 @@ export function createRevisionWaiters({ currentRevision }: RevisionWaitersDeps) 
   // The worker may answer a revision between the write's rename and the route's call to wait (a
   // short debounce on a busy machine): that write then reads the answer it missed.
   const answered = new Map<string, RunAnswer>();
+  /** Announced revisions whose file is in place: only these can have been superseded by another. */
+  const landed = new Set<string>();
   const waiters: RevisionWaiter[] = [];
   let seq = 0;
+
+  function forget(revision: string): void {
+    revisionSeq.delete(revision);
+    landed.delete(revision);
+  }
 
   function keep(revision: string, answer: RunAnswer): void {
     answered.delete(revision);
@@ -58,7 +68,15 @@ export function createRevisionWaiters({ currentRevision }: RevisionWaitersDeps) 
     expect(revision: string): void {
       // The same bytes written again (a value set back) wait for their new run, not the old answer.
       answered.delete(revision);
+      landed.delete(revision);
+      revisionSeq.delete(revision);
       revisionSeq.set(revision, ++seq);
+      if (revisionSeq.size > EXPECTED_KEPT) forget(revisionSeq.keys().next().value!);
+    },
+
+    /** The write of this revision replaced the file. */
+    landed(revision: string): void {
+      if (revisionSeq.has(revision)) landed.add(revision);
     },
 
     answer(revision: string, answer: RunAnswer): void {
@@ -67,16 +85,19 @@ export function createRevisionWaiters({ currentRevision }: RevisionWaitersDeps) 
         settle((waiter) => waiter.seq <= done, answer);
         for (const [rev, s] of revisionSeq) {
           if (s > done) continue;
-          revisionSeq.delete(rev);
+          forget(rev);
           keep(rev, answer);
         }
       }
-      // When the answer is about the file as it is now, every other revision still waited on was
-      // superseded (a later write or a hand edit landed before it ran): it gets this answer.
+      // When the answer is about the file as it is now, every other revision waited on that landed
+      // was superseded (a later write or a hand edit replaced it before it ran): it gets this
+      // answer. One announced but not in place yet is newer than this file, and waits for its own.
       if (currentRevision() === revision) {
-        settle(() => true, answer);
-        for (const rev of revisionSeq.keys()) keep(rev, answer);
-        revisionSeq.clear();
+        for (const rev of [...landed]) {
+          settle((waiter) => waiter.revision === rev, answer);
+          forget(rev);
+          keep(rev, answer);
+        }
       }
     },
 
@@ -90,7 +111,7 @@ export function createRevisionWaiters({ currentRevision }: RevisionWaitersDeps) 
       }
       let waiter: RevisionWaiter | undefined;
       const pending = new Promise<RunAnswer>((resolve) => {
-        waiter = { seq: target, resolve };
+        waiter = { seq: target, revision, resolve };
         waiters.push(waiter);
       });
       return withDeadline(pending, {

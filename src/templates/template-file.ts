@@ -303,6 +303,12 @@ export interface InstantiateInput {
   readonly template: Template;
   /** Variable values from a JSON body: what each variable's kind takes (a port as a number or its digits, a list as an array or a comma-separated string…). */
   readonly variables: Readonly<Record<string, unknown>>;
+  /**
+   * config.ini reads `$` as the start of a reference (`[confhub] interpolation = extended`): a
+   * variable's value is literal, so its `$` is written `$$`. References the template's own text
+   * holds stay references.
+   */
+  readonly escapeDollars?: boolean;
 }
 
 export interface InstantiateResult {
@@ -343,7 +349,7 @@ function variableValue(variable: TemplateVariable, input: unknown): VariableValu
  * computed as far as possible, a missing or unconvertible variable filling its placeholders with
  * nothing. Messages name variables, never a secret's value.
  */
-export function instantiateTemplate({ template, variables }: InstantiateInput): InstantiateResult {
+export function instantiateTemplate({ template, variables, escapeDollars = false }: InstantiateInput): InstantiateResult {
   const issues: FieldIssue[] = [];
   const unresolved: string[] = [];
   const byName = new Map(template.variables.map((v) => [v.name, v]));
@@ -377,7 +383,8 @@ export function instantiateTemplate({ template, variables }: InstantiateInput): 
           value += part.text;
           continue;
         }
-        value += texts.get(part.name) ?? '';
+        const text = texts.get(part.name) ?? '';
+        value += escapeDollars ? text.replaceAll('$', '$$$$') : text;
         if (byName.get(part.name)?.secret) holdsSecret = true;
       }
       changes.push({ section: section.name, key: entry.key, value });

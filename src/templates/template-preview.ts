@@ -6,7 +6,7 @@
  */
 import { createTwoFilesPatch } from 'diff';
 import { AppError, isAppError, type FieldIssue } from '../core/errors.js';
-import { MASK } from '../core/mask.js';
+import { MASK, maskText } from '../core/mask.js';
 import { editIni, serializeIni, type IniChange, type IniDocument } from '../ini/document.js';
 import { explainJson, type ExplainedValue } from '../settings/explain-view.js';
 import { overlayName } from '../settings/overlays.js';
@@ -19,6 +19,8 @@ import type { EnvDeclarations } from '../targets/env-spec.js';
 import type { PathRules } from '../targets/path-rules.js';
 import type { ReloadAction, TargetSpec } from '../targets/target-spec.js';
 import { instantiateTemplate, type Template } from './template-file.js';
+import type { LoadTemplatesResult } from './template-catalog.js';
+import { basename } from 'node:path';
 
 export interface TemplatePreviewInput {
   readonly template: Template;
@@ -48,17 +50,34 @@ export interface TemplatePlan {
   readonly keys: readonly PreviewedKey[];
   /** config.ini after the apply (sealed values opened), when it would be accepted. */
   readonly after?: IniDocument;
+  /** `section.key` (as config.ini holds it) of the keys a secret variable's value goes to: shown masked. */
+  readonly secretKeys: ReadonlySet<string>;
+  /** The values those keys get, to mask wherever they appear (diffs of rendered files, messages). */
+  readonly secretValues: readonly string[];
 }
 
 /** The template's changes, checked as the store would check the write (nothing is written). */
 export function planTemplate({ template, variables, environment, doc, schema, resolve }: TemplatePreviewInput): TemplatePlan {
-  const instance = instantiateTemplate({ template, variables });
-  const changes =
-    environment === undefined ? instance.changes : instance.changes.map((change) => ({ ...change, section: overlayName(change.section, environment) }));
+  const instance = instantiateTemplate({ template, variables, escapeDollars: resolve.interpolation === 'extended' });
+  const secretOfTemplate = new Set(instance.secretFields);
+  const secretKeys = new Set<string>();
+  const secretValues: string[] = [];
+  const changes = instance.changes.map((change) => {
+    const section = environment === undefined ? change.section : overlayName(change.section, environment);
+    // A secret variable is masked wherever it lands; config.ini seals it only in a secret key.
+    if (secretOfTemplate.has(fieldId(change.section, change.key))) {
+      secretKeys.add(fieldId(section, change.key));
+      const value = String(change.value);
+      // As written, and as resolved (a variable's `$` is written `$$`).
+      if (value !== '') secretValues.push(value, value.replaceAll('$$', '$'));
+    }
+    return { ...change, section };
+  });
   const keys = changes.map((change): PreviewedKey => {
     const before = doc.byName.get(change.section)?.byKey.get(change.key.toLowerCase())?.value;
     const after = String(change.value);
-    const shown = (value: string): string => (value !== '' && isSensitive(schema, change.section, change.key) ? MASK : value);
+    const secret = isSensitive(schema, change.section, change.key) || secretKeys.has(fieldId(change.section, change.key));
+    const shown = (value: string): string => (value !== '' && secret ? MASK : value);
     return {
       key: fieldId(change.section, change.key),
       before: before === undefined ? null : shown(before),
@@ -66,16 +85,18 @@ export function planTemplate({ template, variables, environment, doc, schema, re
       change: before === undefined ? 'added' : before === after ? 'unchanged' : 'changed',
     };
   });
+  const secrets = { secretKeys, secretValues };
   const errors: FieldIssue[] = [...instance.issues];
-  if (errors.length > 0 || instance.unresolved.length > 0) return { changes, unresolved: instance.unresolved, errors, keys };
+  if (errors.length > 0 || instance.unresolved.length > 0) return { changes, unresolved: instance.unresolved, errors, keys, ...secrets };
   try {
     const planned = planChanges({ doc, inputs: changes, schema, resolve });
-    return { changes, unresolved: [], errors, keys, after: planned.doc };
+    return { changes, unresolved: [], errors, keys, after: planned.doc, ...secrets };
   } catch (error) {
     if (!isAppError(error)) throw error;
-    const issues = error.data.errors as FieldIssue[] | undefined;
-    errors.push(...(issues ?? [{ field: '', code: error.code, message: error.details }]));
-    return { changes, unresolved: [], errors, keys };
+    const issues = (error.data.errors as FieldIssue[] | undefined) ?? [{ field: '', code: error.code, message: error.details }];
+    // A kind's message may quote the value it refuses.
+    errors.push(...issues.map((issue) => ({ ...issue, message: maskText(issue.message, secretValues) })));
+    return { changes, unresolved: [], errors, keys, ...secrets };
   }
 }
 
@@ -121,14 +142,8 @@ export async function previewTemplate(input: TemplatePreviewInput, context: Temp
   };
   if (!plan.after) return { ...base, valid: false, diff: '', settings: {}, targets: [] };
   const { schema } = input;
-  const diff = createTwoFilesPatch(
-    'config.ini',
-    'config.ini',
-    maskedText(input.doc, schema),
-    maskedText(plan.after, schema),
-    'now',
-    `with ${input.template.name}`,
-  );
+  const masked = (doc: IniDocument): string => maskedText({ doc, schema, secretKeys: plan.secretKeys });
+  const diff = createTwoFilesPatch('config.ini', 'config.ini', masked(input.doc), masked(plan.after), 'now', `with ${input.template.name}`);
   const seen = resolveDocument({ doc: plan.after, schema, settings: { ...input.resolve, environment: input.environment ?? input.resolve.environment } });
   const settings: Record<string, Record<string, ExplainedValue>> = Object.create(null);
   for (const section of new Set(input.template.sections.map((s) => s.name))) {
@@ -136,13 +151,24 @@ export async function previewTemplate(input: TemplatePreviewInput, context: Temp
     if (json === undefined) continue;
     const values = JSON.parse(json) as Record<string, ExplainedValue>;
     for (const [key, value] of Object.entries(values)) {
-      if (isSensitive(schema, section, key)) values[key] = { ...value, value: MASK, ...(value.raw !== undefined ? { raw: MASK } : {}) };
+      const secret = isSensitive(schema, section, key) || plan.secretKeys.has(fieldId(overlayOrSection(section, input.environment), key));
+      if (secret) values[key] = { ...value, value: MASK, ...(value.raw !== undefined ? { raw: MASK } : {}) };
     }
     settings[section] = values;
   }
   // The running environment's targets, rendered from the file after the apply, against their files now.
   const running = resolveDocument({ doc: plan.after, schema, settings: input.resolve }).doc;
-  const plans = await planTargets({ targets: context.targets, paths: context.paths, doc: running, schema, env: context.env });
+  // The files on disk hold today's values: their secrets are masked too.
+  const today = resolveDocument({ doc: input.doc, schema, settings: input.resolve }).doc;
+  const plans = await planTargets({
+    targets: context.targets,
+    paths: context.paths,
+    doc: running,
+    schema,
+    env: context.env,
+    earlier: [today],
+    secrets: plan.secretValues,
+  });
   const targets = plans
     .filter((p) => p.change !== 'none')
     .map((p) => {
@@ -152,12 +178,17 @@ export async function previewTemplate(input: TemplatePreviewInput, context: Temp
   return { ...base, valid: plan.errors.length === 0, diff, settings, targets };
 }
 
-/** config.ini as text with every secret's value masked (settings and secret env variables). */
-function maskedText(doc: IniDocument, schema: FileSchema): string {
+function overlayOrSection(section: string, environment: string | undefined): string {
+  return environment === undefined ? section : overlayName(section, environment);
+}
+
+/** config.ini as text with every secret's value masked (settings, secret env variables, and the keys given). */
+function maskedText({ doc, schema, secretKeys }: { doc: IniDocument; schema: FileSchema; secretKeys: ReadonlySet<string> }): string {
   const masks: IniChange[] = [];
   for (const section of doc.sections) {
     for (const entry of section.entries) {
-      if (entry.value !== '' && isSensitive(schema, section.name, entry.key)) masks.push({ section: section.name, key: entry.key, value: MASK });
+      const secret = isSensitive(schema, section.name, entry.key) || secretKeys.has(fieldId(section.name, entry.key));
+      if (entry.value !== '' && secret) masks.push({ section: section.name, key: entry.key, value: MASK });
     }
   }
   return serializeIni(masks.length === 0 ? doc : editIni(doc, masks));
@@ -213,9 +244,11 @@ export function templateJson(template: Template, { sections, schema }: { section
   };
 }
 
-/** The template named, or TEMPLATE_NOT_FOUND. */
-export function findTemplate(templates: readonly Template[], name: string): Template {
+/** The template named; TEMPLATE_INVALID when its file does not read, else TEMPLATE_NOT_FOUND. */
+export function findTemplate({ templates, problems }: LoadTemplatesResult, name: string): Template {
   const template = templates.find((t) => t.name === name);
-  if (!template) throw new AppError('TEMPLATE_NOT_FOUND', { details: `Template:${name.slice(0, 64)} does not exist` });
-  return template;
+  if (template) return template;
+  const broken = problems.find((problem) => basename(problem.file) === `${name}.ini`);
+  if (broken) throw new AppError('TEMPLATE_INVALID', { details: broken.details, data: { template: name } });
+  throw new AppError('TEMPLATE_NOT_FOUND', { details: `Template:${name.slice(0, 64)} does not exist` });
 }

@@ -105,3 +105,14 @@ describe('resolveDocument at its edges', () => {
     expect(result?.issues.find((issue) => issue.field === 's.a9')).toMatchObject({ code: 'REFERENCE_TOO_LONG' });
   });
 });
+
+describe('secrets in reference problems', () => {
+  it('when a secret refers to a key that does not exist, then the message names no part of its value', () => {
+    const r = run({ text: `[gitea]\nuser_pwd = Tr0ub4dor\${hunter2-secret}xyz\nbase_url = http://\${nowhere}\n`, schema: CONFIG_SCHEMA });
+    const secret = r.issues.find((issue) => issue.field === 'gitea.user_pwd')!;
+    expect(secret).toMatchObject({ code: 'REFERENCE_NOT_FOUND', message: 'gitea.user_pwd: refers to a key, which does not exist' });
+    expect(JSON.stringify(r.issues)).not.toContain('hunter2');
+    // A key that is no secret still says what it refers to.
+    expect(r.issues.find((issue) => issue.field === 'gitea.base_url')!.message).toContain('gitea.nowhere');
+  });
+});

@@ -142,14 +142,14 @@ describe('depth: configparser reads at most 10 levels', () => {
 
 describe('references that cannot resolve', () => {
   it('when a reference names a missing key or a missing section, then the key is refused with REFERENCE_NOT_FOUND naming the target', () => {
-    const r = run({ text: `[s]\nx = 1\nkey = \${nope}\nsect = \${none:x}\nempty_key = \${s:}\nempty_section = \${:x}\n` });
-    expect(onlyIssue(r, 's.key')).toEqual({ field: 's.key', code: 'REFERENCE_NOT_FOUND', message: 's.key: refers to s.nope, which does not exist' });
+    const r = run({ text: `[s]\nx = 1\nval = \${nope}\nsect = \${none:x}\nempty_key = \${s:}\nempty_section = \${:x}\n` });
+    expect(onlyIssue(r, 's.val')).toEqual({ field: 's.val', code: 'REFERENCE_NOT_FOUND', message: 's.val: refers to s.nope, which does not exist' });
     expect(onlyIssue(r, 's.sect')).toEqual({ field: 's.sect', code: 'REFERENCE_NOT_FOUND', message: 's.sect: refers to none.x, which does not exist' });
     expect(onlyIssue(r, 's.empty_key').code).toBe('REFERENCE_NOT_FOUND');
     expect(onlyIssue(r, 's.empty_section').code).toBe('REFERENCE_NOT_FOUND');
-    expect([...r.unresolved].sort()).toEqual(['s.empty_key', 's.empty_section', 's.key', 's.sect']);
+    expect([...r.unresolved].sort()).toEqual(['s.empty_key', 's.empty_section', 's.sect', 's.val']);
     // An unresolved key keeps its raw value.
-    expect(r.value('s', 'key')).toBe(`\${nope}`);
+    expect(r.value('s', 'val')).toBe(`\${nope}`);
   });
 
   it.each([

@@ -77,11 +77,28 @@ describe('sync dispatcher waiters', () => {
     let current = 'r1';
     const { sync } = service(() => current);
     sync.announce({ revision: 'r1', actor: api, source: 'api' });
+    sync.landed('r1');
     const answer = sync.waitForRevision('r1', 5000);
     current = 'hand';
     sync.onWorkerMessage(run('older'));
     sync.onWorkerMessage(run('hand'));
     await expect(answer).resolves.toMatchObject({ result: { revision: 'hand' } });
+  });
+
+  it('when the run of the file as it is now is answered while a write is announced but not yet in place, then that write waits for its own run', async () => {
+    let current = 'r1';
+    const { sync } = service(() => current);
+    sync.announce({ revision: 'r1', actor: api, source: 'api' });
+    sync.landed('r1');
+    // The next write is announced; its rename has not happened when r1's run is answered.
+    sync.announce({ revision: 'r2', actor: api, source: 'api' });
+    sync.onWorkerMessage(run('r1'));
+    await expect(sync.waitForRevision('r1', 5000)).resolves.toMatchObject({ result: { revision: 'r1' } });
+    const second = sync.waitForRevision('r2', 5000);
+    current = 'r2';
+    sync.landed('r2');
+    sync.onWorkerMessage(run('r2'));
+    await expect(second).resolves.toMatchObject({ result: { revision: 'r2' } });
   });
 
   it('when a later write of the same group is applied, then the earlier write is answered too (latest wins)', async () => {

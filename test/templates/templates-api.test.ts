@@ -154,6 +154,42 @@ describe('configuration templates through the API', () => {
     ]);
   }, 60_000);
 
+  it('when a secret variable lands in a key config.ini does not call secret, or replaces a password the services hold, then no answer shows either', async () => {
+    const MIRROR = `[template]\ntitle = Private mirror\ndescription = A mirror behind credentials.\n\n[variable:mirror]\ntype = url_list\nsecret = true\nrequired = true\ndescription = The mirror URL with its credentials\n\n[docker_mirror]\nurl = {{ mirror }}\n`;
+    const PASSWORD = `[template]\ntitle = Proxy password\ndescription = Sets the proxy password.\n\n[variable:pw]\ntype = secret\nrequired = true\ndescription = The password\n\n[nginx_proxy_manager]\nuser_pwd = {{ pw }}\n`;
+    const c = await start({ 'templates/private-mirror.ini': MIRROR, 'templates/proxy-password.ini': PASSWORD });
+    const url = 'https://user:HUNTER2TOKEN@mirror.example.com';
+    const preview = await post(c, '/api/v1/templates/private-mirror/preview', { variables: { mirror: url } });
+    expect(preview.body).toMatchObject({
+      valid: true,
+      changes: [{ key: 'docker_mirror.url', after: MASK }],
+      settings: { docker_mirror: { url: { value: MASK } } },
+    });
+    expect(JSON.stringify(preview.body)).not.toContain('HUNTER2TOKEN');
+    // A value the key's kind refuses is not quoted either.
+    const refused = await post(c, '/api/v1/templates/private-mirror/preview', { variables: { mirror: 'HUNTER2TOKEN' } });
+    expect(refused.body).toMatchObject({ valid: false });
+    expect(JSON.stringify(refused.body)).not.toContain('HUNTER2TOKEN');
+    const applied = await post(c, '/api/v1/templates/private-mirror/apply', { variables: { mirror: url } });
+    expect(applied.status).toBe(200);
+    expect(JSON.stringify(applied.body)).not.toContain('HUNTER2TOKEN');
+    // The proxy's file holds today's password: the preview of a new one masks both.
+    const today = /^user_pwd=(\S+)$/m.exec(readFileSync(join(c.dir, 'out', 'proxy.ini'), 'utf8'))![1]!;
+    expect(today.length).toBeGreaterThan(8);
+    const pw = await post(c, '/api/v1/templates/proxy-password/preview', { variables: { pw: 'N3w-Proxy-Passw0rd!x' } });
+    expect(pw.body).toMatchObject({ valid: true, targets: [expect.objectContaining({ target: 'proxy' })] });
+    expect(JSON.stringify(pw.body)).not.toContain(today);
+    expect(JSON.stringify(pw.body)).not.toContain('N3w-Proxy-Passw0rd!x');
+  }, 60_000);
+
+  it('when a template file does not read, then using it answers TEMPLATE_INVALID naming the line', async () => {
+    const c = await start({ 'templates/broken.ini': '[template]\ntitle = x\ndescription = y\n\n[console]\nport = {{ nope }}\n' });
+    const { status, body } = await post(c, '/api/v1/templates/broken/preview', {});
+    expect(status).toBe(500);
+    expect(body).toMatchObject({ code: 'TEMPLATE_INVALID', details: expect.stringMatching(/broken\.ini line 6/) });
+    expect((await json(c, '/api/v1/templates/broken')).body).toMatchObject({ code: 'TEMPLATE_INVALID' });
+  }, 60_000);
+
   it('when the result of a template fails validation as a whole, then nothing of it is written (all or nothing)', async () => {
     const c = await start({ 'templates/console-port.ini': CUSTOM });
     const before = readFileSync(c.config.configPath);

@@ -3,6 +3,12 @@ import { Router } from 'express';
 import type { AuditLog } from '../../audit/audit-log.js';
 import { AppError } from '../../core/errors.js';
 import { sectionNameProblem } from '../../core/names.js';
+import { baseSectionOf, environmentNameProblem, parseOverlay } from '../../settings/overlays.js';
+
+function overlayNameProblem(section: string): string | undefined {
+  const overlay = parseOverlay(section);
+  return overlay ? environmentNameProblem(overlay.environment) : undefined;
+}
 import { DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT } from '../operations.js';
 import { addPath, ROUTING, sendJson, singleQueryValue } from '../route-helpers.js';
 
@@ -30,7 +36,9 @@ export function createAuditRoutes({ audit }: { audit: AuditLog }): Router {
     handlers: {
       listAudit: (req, res) => {
         const section = singleQueryValue(req, 'section');
-        if (section !== undefined && sectionNameProblem(section)) throw invalid(sectionNameProblem(section)!);
+        // An environment's overlay (`cockpit@prod`) is a section the audit log names too.
+        const problem = section === undefined ? undefined : (sectionNameProblem(baseSectionOf(section)) ?? overlayNameProblem(section));
+        if (problem) throw invalid(problem);
         const limit = positiveInteger(singleQueryValue(req, 'limit'), 'limit', MAX_AUDIT_LIMIT) ?? DEFAULT_AUDIT_LIMIT;
         const before = positiveInteger(singleQueryValue(req, 'before'), 'before', Number.MAX_SAFE_INTEGER);
         const since = parseSince(singleQueryValue(req, 'since'));

@@ -110,8 +110,10 @@ export function createEnvRoutes(deps: EnvRoutesDeps): Router {
     const planFor = (doc: IniDocument) => planEnvWrite({ doc, declarations, scope, variables, deliveryProblem });
     // Refused at once when it is wrong against the file as read; planned again in the store's
     // queue, against the file as the write finds it (another write may have come first).
-    const before = requestSnapshot(res, store).doc;
-    const changes = planFor(before);
+    const read = requestSnapshot(res, store);
+    const changes = planFor(read.doc);
+    // What the consumers get is compared resolved: a mapped variable holds the values services get.
+    const before = read.resolved.doc;
     res.locals.audited = true;
     const result = await store.update({ changes, plan: planFor, ifMatch: parseIfMatch(req), actor: res.locals.actor as Actor, allowNew: true });
     res.setHeader('ETag', result.snapshot.etag);
@@ -156,7 +158,7 @@ export function createEnvRoutes(deps: EnvRoutesDeps): Router {
         const reveal = booleanQuery(req, 'reveal');
         if (!reveal && notModified(req, res, snapshot.etag)) return;
         const out: Record<string, unknown> = Object.create(null);
-        for (const scope of scopes) out[scope] = scopeJson(at(snapshot.doc, scope), reveal);
+        for (const scope of scopes) out[scope] = scopeJson(at(snapshot.resolved.doc, scope), reveal);
         if (reveal) audited({ res, scopes });
         sendJson(res, JSON.stringify(out), snapshot.etag);
       },
@@ -170,7 +172,7 @@ export function createEnvRoutes(deps: EnvRoutesDeps): Router {
         const reveal = booleanQuery(req, 'reveal');
         const snapshot = reveal ? requestSnapshot(res, store) : cached(req, res);
         if (!snapshot) return;
-        const json = JSON.stringify(scopeJson(at(snapshot.doc, scope), reveal));
+        const json = JSON.stringify(scopeJson(at(snapshot.resolved.doc, scope), reveal));
         if (reveal) audited({ res, scopes: [scope] });
         sendJson(res, json, snapshot.etag);
       },
@@ -217,7 +219,7 @@ export function createEnvRoutes(deps: EnvRoutesDeps): Router {
         const name = req.params.name as string;
         const reveal = booleanQuery(req, 'reveal');
         const snapshot = requestSnapshot(res, store);
-        const variable = at(snapshot.doc, scope).variables.get(name);
+        const variable = at(snapshot.resolved.doc, scope).variables.get(name);
         if (!variable) throw notSet(scope, name);
         if (!reveal && notModified(req, res, snapshot.etag)) return;
         const json = JSON.stringify(shown(variable, reveal));

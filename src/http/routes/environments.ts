@@ -61,7 +61,7 @@ export function createEnvironmentRoutes({ store, schema, resolve, sync, jsonBody
           let keys = 0;
           for (const section of doc.sections) {
             const overlay = parseOverlay(section.name);
-            if (overlay?.environment !== name) continue;
+            if (overlay?.environment !== name || section.entries.length === 0) continue;
             sections.push(overlay.base);
             keys += section.entries.length;
           }

@@ -11,7 +11,7 @@ import type { ChangeInput } from '../../settings/plan-changes.js';
 import type { SettingsStore, Snapshot } from '../../settings/store.js';
 import { createDocumentView, typedValue, type DocumentView } from '../../settings/typed-view.js';
 import { explainJson } from '../../settings/explain-view.js';
-import { baseSectionOf, environmentNameProblem, overlayName } from '../../settings/overlays.js';
+import { baseSectionOf, environmentNameProblem, environmentsOf, overlayName } from '../../settings/overlays.js';
 import { resolveDocument, type ResolveResult, type ResolveSettings } from '../../settings/resolve.js';
 import { printable } from '../../core/names.js';
 import type { FileSchema } from '../../settings/schema.js';
@@ -64,12 +64,15 @@ function createEnvironmentViews({ schema, resolve }: { schema: FileSchema; resol
   let kept: { snapshot: Snapshot; views: Map<string, { resolved: ResolveResult; view: DocumentView }> } | undefined;
   return (snapshot: Snapshot, environment: string): { resolved: ResolveResult; view: DocumentView } => {
     if (environment === resolve.environment) return { resolved: snapshot.resolved, view: snapshot.view };
+    // An environment without overlays resolves as none does: one entry serves every such name.
+    const known = environmentsOf(snapshot.doc).includes(environment) ? environment : undefined;
+    if (known === resolve.environment) return { resolved: snapshot.resolved, view: snapshot.view };
     if (kept?.snapshot !== snapshot) kept = { snapshot, views: new Map() };
-    let entry = kept.views.get(environment);
+    let entry = kept.views.get(known ?? '');
     if (!entry) {
-      const resolved = resolveDocument({ doc: snapshot.doc, schema, settings: { ...resolve, environment } });
+      const resolved = resolveDocument({ doc: snapshot.doc, schema, settings: { ...resolve, environment: known } });
       entry = { resolved, view: createDocumentView(resolved.doc, schema) };
-      kept.views.set(environment, entry);
+      kept.views.set(known ?? '', entry);
     }
     return entry;
   };
@@ -220,7 +223,12 @@ export function addSettingsRoutes(router: Router, { store, schema, resolve, json
         const sectionName = req.params.section as string;
         const key = req.params.key as string;
         if (booleanQuery(req, 'explain')) throw new AppError('INVALID_REQUEST', { details: 'explain is given for /settings and /settings/{section}' });
-        const section = (booleanQuery(req, 'resolved', true) ? snapshot.resolved.doc : snapshot.doc).byName.get(sectionName);
+        const environment = environmentQuery(req);
+        const resolved = booleanQuery(req, 'resolved', true);
+        if (!resolved && environment !== undefined)
+          throw new AppError('INVALID_REQUEST', { details: 'resolved=false shows the file as written, in no environment' });
+        const values = !resolved ? snapshot.doc : environment === undefined ? snapshot.resolved.doc : inEnvironment(snapshot, environment).resolved.doc;
+        const section = values.byName.get(sectionName);
         if (!section || isEnvSection(sectionName)) throw sectionNotFound(sectionName);
         const entry = section.byKey.get(key.toLowerCase());
         if (!entry) throw new AppError('KEY_NOT_FOUND', { details: `Key:${key} does not exist` });

@@ -59,7 +59,7 @@ export function templateRequest(body: unknown): TemplateRequest {
 
 export function createTemplateRoutes({ store, schema, resolve, sync, jsonBody, catalog, context }: TemplateRoutesDeps): Router {
   const router = Router(ROUTING);
-  const named = (name: string): Template => findTemplate(catalog().templates, name);
+  const named = (name: string): Template => findTemplate(catalog(), name);
 
   addPath(router, '/templates', {
     handlers: {
