@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MASK } from '../../src/core/mask.js';
+import { revisionOf } from '../../src/settings/revision.js';
 import { eventually, startConfhub, type Confhub } from '../support/confhub.js';
 
 let ch: Confhub | undefined;
@@ -55,8 +56,8 @@ async function json(c: Confhub, path: string, init: RequestInit = {}): Promise<{
 const post = (c: Confhub, path: string, body: unknown) => json(c, path, { method: 'POST', body: JSON.stringify(body) });
 const HTTPS = { domain: 'example.com', certificate: '/data/certs/example.com.crt', certificate_key: '/data/certs/example.com.key' };
 
-async function historyTop(c: Confhub): Promise<Record<string, unknown>> {
-  return ((await json(c, '/api/v1/settings/history?limit=1')).body.commits as Record<string, unknown>[])[0]!;
+async function historyTop(c: Confhub): Promise<Record<string, unknown> | undefined> {
+  return ((await json(c, '/api/v1/settings/history?limit=1')).body.commits as Record<string, unknown>[])[0];
 }
 
 interface AuditRow {
@@ -97,7 +98,9 @@ describe('configuration templates through the API', () => {
   it('when previewed, then it shows the keys, the diff, the values with provenance and the targets it changes, and writes nothing', async () => {
     const c = await start();
     const before = readFileSync(c.config.configPath);
-    const commit = (await historyTop(c)).id;
+    // The start's revision is committed by the worker after /readyz: the preview is measured after it.
+    await eventually('the start is committed', async () => (await historyTop(c))?.revision === revisionOf(before.toString('utf8')), 30_000);
+    const commit = (await historyTop(c))!.id;
     const audits = await auditCount(c);
     const outputs = readFileSync(join(c.dir, 'out', 'proxy.ini'));
     const { status, body } = await post(c, '/api/v1/templates/public-https/preview', { variables: HTTPS });
@@ -121,7 +124,7 @@ describe('configuration templates through the API', () => {
     ]);
     // Pure: the file, the history, the audit log and the rendered files are as they were.
     expect(readFileSync(c.config.configPath).equals(before)).toBe(true);
-    expect((await historyTop(c)).id).toBe(commit);
+    expect((await historyTop(c))!.id).toBe(commit);
     expect(await auditCount(c)).toBe(audits);
     expect(readFileSync(join(c.dir, 'out', 'proxy.ini')).equals(outputs)).toBe(true);
   }, 60_000);
@@ -209,7 +212,7 @@ describe('configuration templates through the API', () => {
     expect(c.readConfig()).toContain('wildcard_domain = *.example.com');
     expect(c.readConfig()).toContain('ssl_cert = /data/certs/example.com.crt');
     expect(readFileSync(join(c.dir, 'out', 'proxy.ini'), 'utf8')).toContain('*.example.com');
-    await eventually('the commit', async () => (await historyTop(c)).source === 'template');
+    await eventually('the commit', async () => (await historyTop(c))?.source === 'template');
     const top = await historyTop(c);
     expect(top).toMatchObject({ source: 'template', template: 'public-https', summary: expect.stringMatching(/^template public-https: /) });
     const audit = templateRows(await json(c, '/api/v1/audit?limit=500'));
