@@ -142,6 +142,15 @@ const WEBHOOK = {
   additionalProperties: false,
 } as const satisfies JsonSchema;
 
+const TEMPLATE_FIELDS = ['name', 'origin', 'title', 'description', 'variables'];
+const templateProperties: Record<string, JsonSchema> = {
+  name: { type: 'string' },
+  origin: { type: 'string', enum: ['shipped', 'custom'] },
+  title: { type: 'string' },
+  description: { type: 'string' },
+  variables: { type: 'array', items: ref('TemplateVariable') },
+};
+
 export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
   Error: {
     type: 'object',
@@ -188,27 +197,12 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
     },
     additionalProperties: false,
   },
-  Template: {
-    type: 'object',
-    required: ['name', 'origin', 'title', 'description', 'variables'],
-    properties: {
-      name: { type: 'string' },
-      origin: { type: 'string', enum: ['shipped', 'custom'] },
-      title: { type: 'string' },
-      description: { type: 'string' },
-      variables: { type: 'array', items: ref('TemplateVariable') },
-    },
-    additionalProperties: false,
-  },
+  Template: { type: 'object', required: TEMPLATE_FIELDS, properties: templateProperties, additionalProperties: false },
   TemplateWithSections: {
     type: 'object',
-    required: ['name', 'origin', 'title', 'description', 'variables', 'sections'],
+    required: [...TEMPLATE_FIELDS, 'sections'],
     properties: {
-      name: { type: 'string' },
-      origin: { type: 'string', enum: ['shipped', 'custom'] },
-      title: { type: 'string' },
-      description: { type: 'string' },
-      variables: { type: 'array', items: ref('TemplateVariable') },
+      ...templateProperties,
       sections: {
         type: 'object',
         additionalProperties: { type: 'object', additionalProperties: { type: 'string' } },

@@ -45,6 +45,7 @@ import { createDocumentView, type DocumentView } from './typed-view.js';
 import { NO_RESOLVE, resolveDocument, type ResolveResult, type ResolveSettings } from './resolve.js';
 import { checkDocument } from './check-document.js';
 import { mergeHandEdit } from './hand-edit-merge.js';
+import { changedKeys } from '../history/key-diff.js';
 
 export interface Snapshot {
   /** The file as stored: sensitive values sealed. */
@@ -536,21 +537,6 @@ function sealUnsealed(working: Snapshot, { label, schema, keyring, resolve }: St
     keyring,
   });
   return { snapshot: toSnapshot({ text, label, schema, keyring, resolve, tolerate: true }), changes };
-}
-
-/** `section.key` of every value that differs between two resolved documents (env variables by name, as written). */
-function resolvedChanges(before: IniDocument, after: IniDocument): string[] {
-  const valuesOf = (doc: IniDocument): Map<string, string> => {
-    const out = new Map<string, string>();
-    for (const section of doc.sections)
-      for (const entry of section.entries) out.set(`${section.name}.${isEnvSection(section.name) ? entry.key : entry.keyLower}`, entry.value);
-    return out;
-  };
-  const old = valuesOf(before);
-  const now = valuesOf(after);
-  const keys = [...now].filter(([key, value]) => old.get(key) !== value).map(([key]) => key);
-  for (const key of old.keys()) if (!now.has(key)) keys.push(key);
-  return keys;
 }
 
 function etagMatches(ifMatch: readonly string[] | undefined, etag: string): boolean {
@@ -1188,7 +1174,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     for (const change of sealed) keys.add(changedKey(change));
     // Keys whose values changed through references or an overlay: clients re-read them too.
     if (resolve && (resolve.interpolation !== 'none' || resolve.environment !== undefined)) {
-      for (const key of resolvedChanges(before.resolved.doc, after.resolved.doc)) keys.add(key);
+      for (const key of changedKeys(before.resolved.doc, after.resolved.doc)) keys.add(key);
     }
     try {
       options.afterCommit?.({ ...announced, keys: [...keys] });

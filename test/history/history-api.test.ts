@@ -7,22 +7,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { APP_TARGET_SYSTEM_INI } from '../support/e2e-helpers.js';
 import { eventually, startConfhub, type Confhub } from '../support/confhub.js';
 import { startGitHttpServer } from '../support/git-http-server.js';
 import { freePort } from '../support/ports.js';
 
-const SYSTEM_INI = `[sync]
-output_roots = @DIR@
-debounce_min_ms = 30
-debounce_max_ms = 300
-poll_interval_ms = 300
-
-[target:app]
-sections = gitea, cockpit
-format = ini
-output = @DIR@/out/app.ini
-reload = none
-`;
+const SYSTEM_INI = APP_TARGET_SYSTEM_INI;
 
 interface Commit {
   id: string;

@@ -6,31 +6,17 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isAppError } from '../../src/core/errors.js';
 import { parseIni } from '../../src/ini/document.js';
 import { loadRuntimeConfig } from '../../src/runtime-config.js';
 import { revisionOf } from '../../src/settings/revision.js';
 import { killStartedProcesses, startProcess } from '../support/confhub-process.js';
+import { call, valueAt, lineAt, ready, changedKeys, auditEntries, type Reply, APP_TARGET_SYSTEM_INI, ref } from '../support/e2e-helpers.js';
 import { eventually, startConfhub, type Confhub } from '../support/confhub.js';
 import { tempDirs } from '../support/temp-dirs.js';
 
-/** `${path}` as config.ini writes a reference (built, so no JS string holds a template placeholder). */
-const ref = (path: string): string => `$\{${path}}`;
-
-const SYSTEM_INI = `[sync]
-output_roots = @DIR@
-debounce_min_ms = 30
-debounce_max_ms = 300
-poll_interval_ms = 300
-
-[target:app]
-sections = gitea, cockpit
-format = ini
-output = @DIR@/out/app.ini
-reload = none
-`;
+const SYSTEM_INI = APP_TARGET_SYSTEM_INI;
 
 const STAGING_PASSWORD = 'Staging-Secret-Pass-42';
 
@@ -45,25 +31,10 @@ user_pwd = ${STAGING_PASSWORD}
 port = 9292
 `;
 
-interface Reply {
-  status: number;
-  body: Record<string, unknown> & { code?: string; details?: string; errors?: { field: string; code: string; message: string }[] };
-}
-
-async function call(c: Confhub, path: string, init: RequestInit = {}): Promise<Reply> {
-  const res = await c.api(path, init);
-  const text = await res.text();
-  return { status: res.status, body: text === '' ? {} : JSON.parse(text) };
-}
-
 const send = (c: Confhub, method: string, path: string, body?: unknown) =>
   call(c, path, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
 
 const section = (reply: Reply, name: string): Record<string, unknown> => reply.body[name] as Record<string, unknown>;
-
-function valueAt(text: string, sectionName: string, key: string): string | undefined {
-  return parseIni(text).byName.get(sectionName)?.byKey.get(key)?.value;
-}
 
 /** Every section of config.ini's text with its keys and values (stored text). */
 function sectionsOf(text: string): Record<string, Record<string, string>> {
@@ -72,20 +43,10 @@ function sectionsOf(text: string): Record<string, Record<string, string>> {
   return out;
 }
 
-function lineAt(text: string, sectionName: string, key: string): number {
-  const entry = parseIni(text).byName.get(sectionName)?.byKey.get(key);
-  if (!entry) throw new Error(`${sectionName}.${key} is not in the file`);
-  return entry.firstLine + 1;
-}
-
 const output = (c: Confhub): string => {
   const path = join(c.dir, 'out', 'app.ini');
   return existsSync(path) ? readFileSync(path, 'utf8') : '';
 };
-
-async function ready(c: Confhub): Promise<void> {
-  await eventually('ready', async () => (await fetch(`${c.url}/readyz`)).status === 200);
-}
 
 interface Commit {
   id: string;
@@ -107,21 +68,6 @@ async function committed(c: Confhub): Promise<Commit> {
     return top?.revision === revisionOf(c.readConfig());
   });
   return top!;
-}
-
-/** The keys of each settings.changed event, oldest first (read from the event log). */
-function changedKeys(c: Confhub): string[][] {
-  const db = new BetterSqlite3(c.config.databasePath, { readonly: true });
-  try {
-    const rows = db.prepare("SELECT data FROM events WHERE type = 'settings.changed' ORDER BY id").all() as { data: string }[];
-    return rows.map((row) => (JSON.parse(row.data) as { keys: string[] }).keys);
-  } finally {
-    db.close();
-  }
-}
-
-async function auditEntries(c: Confhub): Promise<Record<string, unknown>[]> {
-  return (await call(c, '/api/v1/audit?limit=200')).body.entries as Record<string, unknown>[];
 }
 
 describe('environment overlays when confhub runs in staging', () => {

@@ -6,28 +6,13 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { parseIni } from '../../src/ini/document.js';
 import { revisionOf } from '../../src/settings/revision.js';
 import { runCli } from '../support/confhub-process.js';
+import { call, valueAt, lineAt, ready, changedKeys, auditEntries, APP_TARGET_SYSTEM_INI, ref } from '../support/e2e-helpers.js';
 import { eventually, startConfhub, type Confhub } from '../support/confhub.js';
 
-/** `${path}` as config.ini writes a reference (built, so no JS string holds a template placeholder). */
-const ref = (path: string): string => `$\{${path}}`;
-
-const SYNC = `[sync]
-output_roots = @DIR@
-debounce_min_ms = 30
-debounce_max_ms = 300
-poll_interval_ms = 300
-
-[target:app]
-sections = gitea, cockpit
-format = ini
-output = @DIR@/out/app.ini
-reload = none
-
+const SYNC = `${APP_TARGET_SYSTEM_INI}
 [target:site]
 sections = site
 format = ini
@@ -41,39 +26,13 @@ const SITE = '\n[site]\nhost = example.com\nport = 9191\nmotto = hello\na = 1\nb
 
 const BASE_URL_REF = `https://git.${ref('site:host')}/api/v1`;
 
-interface Reply {
-  status: number;
-  body: Record<string, unknown> & { code?: string; details?: string; errors?: { field: string; code: string; message: string }[] };
-}
-
-async function call(c: Confhub, path: string, init: RequestInit = {}): Promise<Reply> {
-  const res = await c.api(path, init);
-  const text = await res.text();
-  return { status: res.status, body: text === '' ? {} : JSON.parse(text) };
-}
-
 const putJson = (c: Confhub, path: string, body: unknown) => call(c, path, { method: 'PUT', body: JSON.stringify(body) });
 const patchJson = (c: Confhub, body: unknown) => call(c, '/api/v1/settings', { method: 'PATCH', body: JSON.stringify(body) });
-
-function valueAt(text: string, section: string, key: string): string | undefined {
-  return parseIni(text).byName.get(section)?.byKey.get(key)?.value;
-}
-
-/** 1-based line of `key` in `[section]` of config.ini's text. */
-function lineAt(text: string, section: string, key: string): number {
-  const entry = parseIni(text).byName.get(section)?.byKey.get(key);
-  if (!entry) throw new Error(`${section}.${key} is not in the file`);
-  return entry.firstLine + 1;
-}
 
 const output = (c: Confhub, name: string): string => {
   const path = join(c.dir, 'out', name);
   return existsSync(path) ? readFileSync(path, 'utf8') : '';
 };
-
-async function ready(c: Confhub): Promise<void> {
-  await eventually('ready', async () => (await fetch(`${c.url}/readyz`)).status === 200);
-}
 
 /** Until the worker has committed the revision now on disk; its commit id. */
 async function committed(c: Confhub): Promise<string> {
@@ -84,21 +43,6 @@ async function committed(c: Confhub): Promise<string> {
     return top?.revision === revisionOf(c.readConfig());
   });
   return id;
-}
-
-/** The keys of each settings.changed event, oldest first (read from the event log). */
-function changedKeys(c: Confhub): string[][] {
-  const db = new BetterSqlite3(c.config.databasePath, { readonly: true });
-  try {
-    const rows = db.prepare("SELECT data FROM events WHERE type = 'settings.changed' ORDER BY id").all() as { data: string }[];
-    return rows.map((row) => (JSON.parse(row.data) as { keys: string[] }).keys);
-  } finally {
-    db.close();
-  }
-}
-
-async function auditEntries(c: Confhub, query = ''): Promise<Record<string, unknown>[]> {
-  return (await call(c, `/api/v1/audit?limit=200${query}`)).body.entries as Record<string, unknown>[];
 }
 
 describe('variable substitution on a running confhub (interpolation = extended)', () => {
