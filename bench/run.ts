@@ -19,15 +19,16 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import autocannon from 'autocannon';
+import type autocannon from 'autocannon';
 import { assertBuilt, HOST, startConfhub } from './lib/confhub.js';
 import { positiveFromEnv } from './lib/env.js';
+import { GET_BUDGET, GET_CONNECTIONS, LatencySamples, PIPELINING, readyLine, runAutocannon, type Latency } from './lib/http-load.js';
 import { dataDirFileSystem, describeMachine, type MachineInfo } from './lib/machine.js';
 import { ROOT } from './lib/paths.js';
-import { log, makeTempDir, runBench, sleep, startServer, stopServer, type Server, type Starting } from './lib/processes.js';
+import { log, makeTempDir, runBench, sleep, startServer, stopServer, type Server } from './lib/processes.js';
 import { budgetTable, disturbedNote, fmt, fmtMiB, markdownTable, RESULTS_DIR, writeResults, type Budget } from './lib/report.js';
 import { cpuShares, isDisturbed, processStatus, sampleCpu, type CpuShares } from './lib/resource-usage.js';
-import { nearestRank, round, type Summary } from './lib/stats.js';
+import { round } from './lib/stats.js';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -35,13 +36,11 @@ import { nearestRank, round, type Summary } from './lib/stats.js';
 const RESULTS_PATH = join(RESULTS_DIR, 'http.json');
 const DURATION_S = positiveFromEnv('BENCH_DURATION', 10, 'seconds');
 const WARMUP_S = positiveFromEnv('BENCH_WARMUP', 2, 'seconds');
-const GET_CONNECTIONS = 16;
 /** Interleaved GET bursts of confhub and the Express ceiling, both up, in alternating order. */
 const INTERLEAVED_ROUNDS = positiveFromEnv('BENCH_INTERLEAVED_ROUNDS', 6, 'count');
 const INTERLEAVED_BURST_S = 5;
 const INTERLEAVED_REST_MS = 1000;
 const PUT_CONNECTIONS = 10;
-const PIPELINING = 1;
 const GET_PATH = '/api/v1/settings/gitea';
 const PUT_SECTION = 'nginx_proxy_manager';
 const PUT_KEY = 'nike_name';
@@ -58,20 +57,11 @@ const PUT_KEY = 'nike_name';
 const RATE_LIMIT_PER_MINUTE = 1_000_000;
 
 const BUDGETS = {
-  getVsCeilingMin: 0.75,
-  getP99MaxMs: 20,
+  getVsCeilingMin: GET_BUDGET.vsCeilingMin,
+  getP99MaxMs: GET_BUDGET.p99MaxMs,
   putMinRps: 300,
   putP99MaxMs: 50,
 } as const;
-
-/** The reference servers print "READY <port>" once they listen on the port they chose. */
-async function readyLine({ stdoutLines }: Starting): Promise<number> {
-  for await (const line of stdoutLines) {
-    const match = /^READY (\d+)$/.exec(line.trim());
-    if (match) return Number(match[1]);
-  }
-  throw new Error('stdout closed before the READY line');
-}
 
 // ---------------------------------------------------------------------------------------------
 // Measuring
@@ -103,44 +93,6 @@ interface Measurement {
   readonly cpu: CpuShares<'server' | 'bench'> | null;
   readonly throughputBytesPerSecond: number;
   readonly valid: boolean;
-}
-
-type Latency = Omit<Summary, 'count' | 'min'>;
-
-/** Response times of 2xx answers, kept whole so percentiles are exact rather than bucketed. */
-class LatencySamples {
-  private values = new Float64Array(1 << 16);
-  private count = 0;
-
-  add(ms: number): void {
-    if (this.count === this.values.length) {
-      const bigger = new Float64Array(this.values.length * 2);
-      bigger.set(this.values);
-      this.values = bigger;
-    }
-    this.values[this.count++] = ms;
-  }
-
-  summary(): Latency {
-    const sorted = this.values.slice(0, this.count).sort();
-    const n = sorted.length;
-    if (n === 0) return { mean: NaN, p50: NaN, p90: NaN, p99: NaN, max: NaN };
-    let sum = 0;
-    for (const v of sorted) sum += v;
-    const ms = (v: number): number => round(v, 3);
-    return { mean: ms(sum / n), p50: ms(nearestRank(sorted, 50)), p90: ms(nearestRank(sorted, 90)), p99: ms(nearestRank(sorted, 99)), max: ms(sorted[n - 1]!) };
-  }
-}
-
-function runAutocannon(options: autocannon.Options, samples?: LatencySamples): Promise<autocannon.Result> {
-  return new Promise((resolve, reject) => {
-    const instance = autocannon(options, (error, result) => (error ? reject(error) : resolve(result)));
-    if (samples) {
-      instance.on('response', (_client, statusCode, _bytes, responseTime) => {
-        if (statusCode >= 200 && statusCode < 300) samples.add(responseTime);
-      });
-    }
-  });
 }
 
 interface LoadSpec {
