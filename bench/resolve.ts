@@ -13,8 +13,9 @@
  * 1. In the process (the modules from src/, run by tsx): parse + open of the stored file for scale,
  *    then `resolveDocument` with interpolation `extended` on the file with references, and with
  *    `none` (the fast path) on today's file, `checkDocument` (resolve + validation) of both, and
- *    the GET body built from each resolved document (createDocumentView + allJson). Each step
- *    timed on its own with performance.now, after a warm-up, in rounds that take the steps in turn.
+ *    the GET body built from each resolved document (createDocumentView + allJson). Each call
+ *    timed on its own with performance.now, on a document parsed for it beforehand (untimed), as
+ *    each new snapshot is; after a warm-up, in rounds that take the steps in turn.
  * 2. Through the API: two servers, each `node dist/cli.js serve` as shipped (log level,
  *    failed-authentication limit, logs into a file; the request limit raised), side by side: one
  *    on the file with references and `[confhub] interpolation = extended` in system.ini, one on
@@ -55,7 +56,7 @@ import { dataDirFileSystem, describeMachine, type MachineInfo } from './lib/mach
 import { ROOT } from './lib/paths.js';
 import { log, makeTempDir, runBench, sleep, startServer, stopServer, type Server } from './lib/processes.js';
 import { budgetTable, disturbedNote, fmt, markdownTable, RESULTS_DIR, writeResults, type Budget } from './lib/report.js';
-import { cpuShares, isDisturbed, sampleCpu, type CpuShares } from './lib/resource-usage.js';
+import { cpuShares, isDisturbed, sampleCpu, threadCpuNs, type CpuShares } from './lib/resource-usage.js';
 import { round, summarize, type Summary } from './lib/stats.js';
 import { SYNC, writeSystemIni } from './lib/system-ini.js';
 
@@ -223,7 +224,8 @@ function checkResolvedValues(files: BenchFiles, keyring: Keyring): void {
 interface PureStep {
   readonly name: string;
   readonly file: 'references' | 'today';
-  readonly run: () => unknown;
+  /** Untimed: makes what one timed call works on, and returns that call. */
+  readonly prepare: () => () => unknown;
 }
 
 interface PureResult {
@@ -234,33 +236,35 @@ interface PureResult {
   readonly roundP50Us: number[];
 }
 
+/** Each timed call works on a document parsed for it, as each new snapshot is resolved once. */
 function pureSteps(files: BenchFiles): PureStep[] {
   const keyring = createKeyring(masterKey(randomBytes(32)));
   checkResolvedValues(files, keyring);
   const stored = { references: sealed(files.withReferences, keyring), today: sealed(files.literal, keyring) };
-  const docs = { references: opened(stored.references, keyring), today: opened(stored.today, keyring) };
-  const resolved = {
-    references: resolveDocument({ doc: docs.references, schema: CONFIG_SCHEMA, settings: EXTENDED }).doc,
-    today: resolveDocument({ doc: docs.today, schema: CONFIG_SCHEMA, settings: NONE }).doc,
+  const fresh = (file: 'references' | 'today'): IniDocument => opened(stored[file], keyring);
+  const settingsOf = { references: EXTENDED, today: NONE } as const;
+  const resolve = (file: 'references' | 'today') => () => {
+    const doc = fresh(file);
+    return () => resolveDocument({ doc, schema: CONFIG_SCHEMA, settings: settingsOf[file] });
+  };
+  const check = (file: 'references' | 'today') => () => {
+    const doc = fresh(file);
+    return () => checkDocument({ doc, schema: CONFIG_SCHEMA, resolve: settingsOf[file] });
+  };
+  const body = (file: 'references' | 'today') => () => {
+    const { doc } = resolveDocument({ doc: fresh(file), schema: CONFIG_SCHEMA, settings: settingsOf[file] });
+    return () => createDocumentView(doc, CONFIG_SCHEMA).allJson();
   };
   const parseAndOpen = `parse + open (${files.passwords} sealed values)`;
   return [
-    { name: parseAndOpen, file: 'references', run: () => opened(stored.references, keyring) },
-    { name: parseAndOpen, file: 'today', run: () => opened(stored.today, keyring) },
-    {
-      name: 'resolveDocument, interpolation extended',
-      file: 'references',
-      run: () => resolveDocument({ doc: docs.references, schema: CONFIG_SCHEMA, settings: EXTENDED }),
-    },
-    { name: 'resolveDocument, interpolation none', file: 'today', run: () => resolveDocument({ doc: docs.today, schema: CONFIG_SCHEMA, settings: NONE }) },
-    {
-      name: 'checkDocument, interpolation extended',
-      file: 'references',
-      run: () => checkDocument({ doc: docs.references, schema: CONFIG_SCHEMA, resolve: EXTENDED }),
-    },
-    { name: 'checkDocument, interpolation none', file: 'today', run: () => checkDocument({ doc: docs.today, schema: CONFIG_SCHEMA, resolve: NONE }) },
-    { name: 'GET body of the resolved values (view + JSON)', file: 'references', run: () => createDocumentView(resolved.references, CONFIG_SCHEMA).allJson() },
-    { name: 'GET body of the resolved values (view + JSON)', file: 'today', run: () => createDocumentView(resolved.today, CONFIG_SCHEMA).allJson() },
+    { name: parseAndOpen, file: 'references', prepare: () => () => opened(stored.references, keyring) },
+    { name: parseAndOpen, file: 'today', prepare: () => () => opened(stored.today, keyring) },
+    { name: 'resolveDocument, interpolation extended', file: 'references', prepare: resolve('references') },
+    { name: 'resolveDocument, interpolation none', file: 'today', prepare: resolve('today') },
+    { name: 'checkDocument, interpolation extended', file: 'references', prepare: check('references') },
+    { name: 'checkDocument, interpolation none', file: 'today', prepare: check('today') },
+    { name: 'GET body of the resolved values (view + JSON)', file: 'references', prepare: body('references') },
+    { name: 'GET body of the resolved values (view + JSON)', file: 'today', prepare: body('today') },
   ];
 }
 
@@ -271,14 +275,15 @@ function measurePure(files: BenchFiles): { steps: PureResult[]; cpu: CpuShares<'
   // What the steps return is kept, so no call can be optimised away.
   let sink: unknown;
   log(`in process: ${PURE_WARMUP} warm-up calls of each of ${steps.length} steps`);
-  for (const step of steps) for (let i = 0; i < PURE_WARMUP; i++) sink = step.run();
+  for (const step of steps) for (let i = 0; i < PURE_WARMUP; i++) sink = step.prepare()();
   const before = sampleCpu({ bench: 'self' });
   for (let r = 0; r < PURE_ROUNDS; r++) {
     steps.forEach((step, index) => {
       const times: number[] = [];
       for (let i = 0; i < PURE_PER_ROUND; i++) {
+        const call = step.prepare();
         const started = performance.now();
-        sink = step.run();
+        sink = call();
         times.push((performance.now() - started) * 1000);
       }
       samples[index]!.push(...times);
@@ -375,6 +380,8 @@ interface GetResult {
   readonly responses2xx: number;
   readonly bodyBytes: number;
   readonly serverCores: number | null;
+  /** The server's CPU per answer (all its threads), from each burst's cores and answers a second. */
+  readonly cpuUsPerGet: number | null;
 }
 
 async function burst(target: GetTarget, durationSeconds: number, samples?: LatencySamples) {
@@ -446,6 +453,7 @@ async function measureGets({ servers, bodies }: { servers: readonly RunningConfh
     const results = targets.map((target): GetResult => {
       const mine = bursts.filter((b) => b.server === target.name);
       const cores = mine.flatMap((b) => (b.cpu ? [b.cpu.serverCores] : []));
+      const perGet = mine.flatMap((b) => (b.cpu && b.requestsPerSecond > 0 ? [(b.cpu.serverCores / b.requestsPerSecond) * 1e6] : []));
       return {
         name: target.name,
         requestsPerSecond: round(mine.reduce((n, b) => n + b.requestsPerSecond, 0) / mine.length, 0),
@@ -453,6 +461,7 @@ async function measureGets({ servers, bodies }: { servers: readonly RunningConfh
         responses2xx: samples.get(target.name)!.size,
         bodyBytes: Buffer.byteLength(bodies.get(target.name) ?? body),
         serverCores: cores.length === 0 ? null : round(cores.reduce((a, b) => a + b, 0) / cores.length, 2),
+        cpuUsPerGet: perGet.length === 0 ? null : round(perGet.reduce((a, b) => a + b, 0) / perGet.length, 0),
       };
     });
     return { results, bursts, valid: invalid === 0, disturbed: bursts.some((b) => isDisturbed(b.cpu)) };
@@ -491,10 +500,26 @@ function handEdit(server: RunningConfhub, value: string): void {
   renameSync(temp, server.configPath);
 }
 
+/** Times until the whole answer arrived, and the CPU the server's main thread used meanwhile, in ms. */
 interface ChangeSamples {
   put: number[];
   getAfterPut: number[];
   getAfterEdit: number[];
+  putCpu: number[];
+  getAfterPutCpu: number[];
+  getAfterEditCpu: number[];
+}
+
+/**
+ * The CPU time of the server's main thread while `request` ran, from the scheduler's accounting:
+ * what the request cost there, whatever else the machine was doing (wall times on a busy machine
+ * include the wait for a core).
+ */
+async function withMainThreadCpu<T>(server: RunningConfhub, request: () => Promise<T>): Promise<{ result: T; cpuMs: number }> {
+  const { pid } = server.confhub;
+  const before = threadCpuNs(pid).get(pid)!;
+  const result = await request();
+  return { result, cpuMs: (threadCpuNs(pid).get(pid)! - before) / 1e6 };
 }
 
 /** `count` changes of each server, `CHANGES_PER_TURN` at a time, the servers taking turns. */
@@ -525,16 +550,21 @@ async function measureChanges(
   servers: readonly RunningConfhub[],
   runTag: string,
 ): Promise<{ samples: Map<Variant, ChangeSamples>; cpu: { puts: ChangeCpu; handEdits: ChangeCpu } }> {
-  const samples = new Map<Variant, ChangeSamples>(servers.map((s) => [s.variant, { put: [], getAfterPut: [], getAfterEdit: [] }]));
+  const samples = new Map<Variant, ChangeSamples>(
+    servers.map((s) => [s.variant, { put: [], getAfterPut: [], getAfterEdit: [], putCpu: [], getAfterPutCpu: [], getAfterEditCpu: [] }]),
+  );
   const putThenGet = (keep: boolean) => async (server: RunningConfhub, i: number) => {
     await sleep(WRITE_REST_MS);
     const value = hostOf(0).replace('host-0', `put-${runTag}-${keep ? 'm' : 'w'}${i}`);
-    const putMs = await put(server, value);
-    const get = await getSettings(server);
-    checkChanged(server, get.body, value);
+    const written = await withMainThreadCpu(server, () => put(server, value));
+    const read = await withMainThreadCpu(server, () => getSettings(server));
+    checkChanged(server, read.result.body, value);
     if (!keep) return;
-    samples.get(server.variant)!.put.push(putMs);
-    samples.get(server.variant)!.getAfterPut.push(get.ms);
+    const mine = samples.get(server.variant)!;
+    mine.put.push(written.result);
+    mine.putCpu.push(written.cpuMs);
+    mine.getAfterPut.push(read.result.ms);
+    mine.getAfterPutCpu.push(read.cpuMs);
   };
   log(`PUT then GET: ${WRITE_WARMUP} to warm up, then ${WRITES} per server, ${CHANGES_PER_TURN} at a time`);
   await inTurns({ servers, count: WRITE_WARMUP, change: putThenGet(false) });
@@ -547,9 +577,11 @@ async function measureChanges(
     const value = hostOf(0).replace('host-0', `edit-${runTag}-${keep ? 'm' : 'w'}${i}`);
     handEdit(server, value);
     await sleep(EDIT_SETTLE_MS);
-    const get = await getSettings(server);
-    checkChanged(server, get.body, value);
-    if (keep) samples.get(server.variant)!.getAfterEdit.push(get.ms);
+    const read = await withMainThreadCpu(server, () => getSettings(server));
+    checkChanged(server, read.result.body, value);
+    if (!keep) return;
+    samples.get(server.variant)!.getAfterEdit.push(read.result.ms);
+    samples.get(server.variant)!.getAfterEditCpu.push(read.cpuMs);
   };
   log(`hand edit then GET: ${EDIT_WARMUP} to warm up, then ${EDITS} per server, ${CHANGES_PER_TURN} at a time`);
   await inTurns({ servers, count: EDIT_WARMUP, change: editThenGet(false) });
@@ -576,7 +608,13 @@ async function measureServers(files: BenchFiles, runTag: string) {
       changesCpu: changes.cpu,
       changes: servers.map((s) => {
         const c = changes.samples.get(s.variant)!;
-        return { name: s.name, putMs: summarize(c.put), getAfterPutMs: summarize(c.getAfterPut), getAfterEditMs: summarize(c.getAfterEdit) };
+        return {
+          name: s.name,
+          putMs: summarize(c.put),
+          getAfterPutMs: summarize(c.getAfterPut),
+          getAfterEditMs: summarize(c.getAfterEdit),
+          mainThreadCpuMs: { put: summarize(c.putCpu), getAfterPut: summarize(c.getAfterPutCpu), getAfterEdit: summarize(c.getAfterEditCpu) },
+        };
       }),
     };
   } finally {
@@ -702,12 +740,14 @@ function markdown(r: Report): string {
     fmt(g.latencyMs.p99, 2),
     g.bodyBytes.toLocaleString('en-US'),
     fmt(g.serverCores, 2),
+    fmt(g.cpuUsPerGet, 0),
   ]);
+  const cell = (ms: Summary, cpu: Summary): string => `${fmt(ms.p50, 2)} / ${fmt(ms.p99, 2)} (${fmt(cpu.p50, 2)})`;
   const changeRows = r.changes.map((c) => [
     c.name,
-    `${fmt(c.putMs.p50, 2)} / ${fmt(c.putMs.p99, 2)}`,
-    `${fmt(c.getAfterPutMs.p50, 2)} / ${fmt(c.getAfterPutMs.p99, 2)}`,
-    `${fmt(c.getAfterEditMs.p50, 2)} / ${fmt(c.getAfterEditMs.p99, 2)}`,
+    cell(c.putMs, c.mainThreadCpuMs.put),
+    cell(c.getAfterPutMs, c.mainThreadCpuMs.getAfterPut),
+    cell(c.getAfterEditMs, c.mainThreadCpuMs.getAfterEdit),
   ]);
   return [
     `### Resolve cost (${r.date.slice(0, 10)}, Node ${r.machine.node}, ${r.machine.cpuCount} × ${r.machine.cpuModel})`,
@@ -721,15 +761,19 @@ function markdown(r: Report): string {
     '',
     `GET ${r.settings.get.path}, ${r.settings.get.connections} connections, ${r.settings.get.rounds} rounds of ${r.settings.get.burstSeconds} s bursts cycling through the four servers:`,
     '',
-    ...markdownTable(['server', 'req/s', 'p50 ms', 'p99 ms', 'body bytes', 'server cores'], 'lrrrrr', getRows),
+    ...markdownTable(['server', 'req/s', 'p50 ms', 'p99 ms', 'body bytes', 'server cores', 'CPU µs per GET'], 'lrrrrrr', getRows),
     '',
     `With references / today: **${fmt(r.get.ratios.referencesVsToday, 2)}** · with references / Express ceiling: **${fmt(r.get.ratios.referencesVsCeiling, 2)}** ` +
       `(today's: ${fmt(r.get.ratios.todayVsCeiling, 2)}) · ceiling / floor: ${fmt(r.get.ratios.ceilingVsFloor, 2)}`,
     '',
     `A change of ${r.settings.changes.key} and the first GET after it (${r.settings.changes.puts} PUTs and ${r.settings.changes.handEdits} hand edits per server, one at a time, ` +
-      `the servers taking turns; the GET ${r.settings.changes.settleAfterEditMs} ms after a hand edit):`,
+      `the servers taking turns; the GET ${r.settings.changes.settleAfterEditMs} ms after a hand edit). In brackets: the p50 of the CPU the server's main thread used meanwhile:`,
     '',
-    ...markdownTable(['server', 'PUT p50 / p99 ms', 'GET right after the PUT p50 / p99 ms', 'first GET after a hand edit p50 / p99 ms'], 'lrrr', changeRows),
+    ...markdownTable(
+      ['server', 'PUT p50 / p99 ms (CPU)', 'GET right after the PUT p50 / p99 ms (CPU)', 'first GET after a hand edit p50 / p99 ms (CPU)'],
+      'lrrr',
+      changeRows,
+    ),
     '',
     ...disturbedNote(r.disturbed),
     ...budgetTable(r.budgets),
