@@ -108,7 +108,7 @@ interface BenchFiles {
   readonly literal: string;
   readonly keys: number;
   readonly referenceValues: number;
-  /** `${…}` in all (one value holds two). */
+  /** `${…}` in all (each setting_3 holds two). */
   readonly referenceExpressions: number;
   readonly passwords: number;
 }
