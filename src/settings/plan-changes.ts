@@ -14,7 +14,7 @@ import type { FileSchema } from './schema.js';
 import { fieldId } from './validate.js';
 import { baseSectionOf, environmentNameProblem, parseOverlay } from './overlays.js';
 import { checkDocument } from './check-document.js';
-import { NO_RESOLVE, type ResolveSettings } from './resolve.js';
+import { NO_RESOLVE, type ResolveResult, type ResolveSettings } from './resolve.js';
 
 export const MAX_VALUE_LENGTH = 4096;
 /** An environment variable's value as stored (`json:` escapes may make it up to six times its length). */
@@ -63,6 +63,8 @@ export interface PlanResult {
   /** The document (values opened) with the changes applied. */
   readonly doc: IniDocument;
   readonly changes: readonly PlannedChange[];
+  /** `doc` resolved as the check found it (the snapshot after the write reuses it). */
+  readonly resolved: ResolveResult;
 }
 
 function listDetails(prefix: string, items: string[]): string {
@@ -205,9 +207,9 @@ export function planChanges({ doc, inputs, schema, ...options }: PlanChangesInpu
 
   const changedIds = new Set(planned.map((p) => fieldId(p.section, p.key)));
   const skip = new Set([...(options.skip ?? [])].filter((id) => !changedIds.has(id)));
-  const problems = checkDocument({ doc: next, schema, changed: changedIds, skip, resolve: options.resolve ?? NO_RESOLVE }).issues;
-  if (problems.length > 0) throw validationFailed(problems);
-  return { doc: next, changes: planned };
+  const checked = checkDocument({ doc: next, schema, changed: changedIds, skip, resolve: options.resolve ?? NO_RESOLVE });
+  if (checked.issues.length > 0) throw validationFailed(checked.issues);
+  return { doc: next, changes: planned, resolved: checked.resolved };
 }
 
 export function validationFailed(issues: readonly FieldIssue[]): AppError {

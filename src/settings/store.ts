@@ -267,12 +267,14 @@ interface SnapshotParts {
   readonly opened: Pick<OpenedDocument, 'doc' | 'unsealed' | 'unreadable'>;
   readonly schema: FileSchema;
   readonly resolve?: ResolveSettings | undefined;
+  /** `opened.doc` resolved with `resolve` already (by a write's check). */
+  readonly resolved?: ResolveResult;
 }
 
-function snapshotOf({ text, stored, opened: { doc, unsealed, unreadable }, schema, resolve = NO_RESOLVE }: SnapshotParts): Snapshot {
+function snapshotOf({ text, stored, opened: { doc, unsealed, unreadable }, schema, resolve = NO_RESOLVE, resolved: known }: SnapshotParts): Snapshot {
   const revision = revisionOf(text);
   // Resolved on first use: most snapshots a write makes are never read through the API.
-  let resolved: ResolveResult | undefined;
+  let resolved: ResolveResult | undefined = known;
   let view: DocumentView | undefined;
   let rawView: DocumentView | undefined;
   const resolvedOf = (): ResolveResult =>
@@ -650,9 +652,13 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
   }
 
   /** The snapshot after plaintext changes planned on `working` (`doc`: its opened document with them applied). */
-  function applyPlanned(working: Snapshot, { doc, changes }: { doc: IniDocument; changes: readonly StoredValueChange[] }): Snapshot {
+  function applyPlanned(
+    working: Snapshot,
+    { doc, changes, resolved }: { doc: IniDocument; changes: readonly StoredValueChange[]; resolved: ResolveResult },
+  ): Snapshot {
     const next = applyOpenedChanges({ stored: working.stored, text: working.text, opened: working, doc, changes, schema, keyring });
-    return snapshotOf({ text: next.text, stored: next.stored, opened: next, schema, resolve });
+    // The check resolved this document already (every value opened: a write leaves none that does not).
+    return snapshotOf({ text: next.text, stored: next.stored, opened: next, schema, resolve, ...(next.unreadable.length === 0 ? { resolved } : {}) });
   }
 
   /** Plans one request on top of `working`; returns the snapshot after it. */
@@ -679,7 +685,7 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
       ...(pending.input.allowNew ? { allowNew: true } : {}),
     });
     const changed = valueChanges(planned.changes);
-    const snapshot = changed.length === 0 ? working : applyPlanned(working, { doc: planned.doc, changes: changed });
+    const snapshot = changed.length === 0 ? working : applyPlanned(working, { doc: planned.doc, changes: changed, resolved: planned.resolved });
     // Nothing is written while a value that does not open stays: only a write that sets it again.
     if (snapshot.unreadable.length > 0) throw unreadableError(snapshot.unreadable);
     return { snapshot, changes: [...planned.changes] };
