@@ -20,7 +20,7 @@ import type { Keyring } from './secrets/secret-box.js';
 import { rotateMasterKey } from './secrets/rekey.js';
 import { resealWebhooks } from './notify/webhook-store.js';
 import { CONFIG_SCHEMA, SYSTEM_SCHEMA } from './settings/schema.js';
-import { readApiKey } from './settings/read-api-key.js';
+import { apiKeySource, readApiKey } from './settings/read-api-key.js';
 import { createSettingsStore, toSnapshot } from './settings/store.js';
 import { createHistoryReader, createHistoryWriter } from './history/history-repo.js';
 import { createHistoryQueries, MAX_HISTORY_LIMIT } from './history/history-queries.js';
@@ -162,10 +162,18 @@ async function withStore<T>(config: RuntimeConfig, task: (store: ReturnType<type
 }
 
 async function rotateApiKey(config: RuntimeConfig): Promise<void> {
+  // The key clients send comes from where the running environment resolves it: rotate that one.
+  const source = await apiKeySource(config);
+  if (source.raw) {
+    throw new AppError('INVALID_REQUEST', {
+      message: 'the API key is a reference',
+      details: `api_key.key refers to another key in ${source.section}; rotate that key, or write the key itself`,
+    });
+  }
   const key = generateApiKey();
   // A running confhub sees this like a hand edit: the new key works at once.
   await withStore(config, (store) =>
-    store.update({ changes: [{ section: 'api_key', key: 'key', value: key }], actor: { type: 'system', id: 'cli' }, source: 'cli' }),
+    store.update({ changes: [{ section: source.section, key: 'key', value: key }], actor: { type: 'system', id: 'cli' }, source: 'cli' }),
   );
   process.stdout.write(`${key}\n`);
 }
@@ -527,7 +535,7 @@ async function template(config: RuntimeConfig, { args, rest = [], options }: Ext
   const missing = plan.unresolved.map((v) => ({ field: `variable.${v}`, code: 'REQUIRED', message: `variable.${v} is required` }));
   if (missing.length > 0 || plan.errors.length > 0) throw validationFailed([...missing, ...plan.errors]);
   const result = await withStore(config, (store) =>
-    store.update({ changes: plan.changes, actor: { type: 'system', id: 'cli' }, source: 'template', template: chosen.name }),
+    store.update({ changes: plan.changes, actor: { type: 'system', id: 'cli' }, source: 'template', template: chosen.name, masked: plan.secretKeys }),
   );
   const changed = result.changes.filter((c) => c.changed).map((c) => `${c.section}.${c.key.toLowerCase()}`);
   say(`template ${chosen.name} applied${changed.length > 0 ? `: ${changed.join(', ')} changed` : ': no value changed'}`);

@@ -173,8 +173,8 @@ async function compose(
       announce(announcement);
     },
     // A hand edit's seal is announced with the hand edit, by the worker, with every key it changed.
+    landed: (revision) => landed(revision),
     afterCommit: (committed) => {
-      landed(committed.revision);
       if (!ANNOUNCED_BY_WORKER.has(committed.source)) publishChanges(events, committed);
     },
     // Every API request reads config.ini: it is checked only when its directory reports a change.

@@ -41,6 +41,8 @@ export interface ReplaceIfOptions {
   readonly holdMs?: number;
   /** Runs after the check, just before the file about to be replaced is pinned (the settings store marks the instant for its directory watch). */
   readonly beforeCheck?: () => void;
+  /** Runs at once after the rename, before any other callback of this process (the file is in place). */
+  readonly afterRename?: () => void;
 }
 
 /** Two reads this far apart that agree: the replaced file rests. */
@@ -146,7 +148,7 @@ export async function stageFile(path: string, data: string | Uint8Array, options
       }
       await fsyncDirectory(dirname(path));
     },
-    async replaceIf(expected, { holdMs = 250, beforeCheck }: ReplaceIfOptions = {}) {
+    async replaceIf(expected, { holdMs = 250, beforeCheck, afterRename }: ReplaceIfOptions = {}) {
       if (settled) throw new Error('staged file already settled');
       // Synchronous from the check to the rename: no other callback of this process runs between.
       const found = readIfPresent(path);
@@ -164,6 +166,7 @@ export async function stageFile(path: string, data: string | Uint8Array, options
         await unlinkQuietly(tempPath);
         throw error;
       }
+      afterRename?.();
       if (fd === undefined) {
         // Removed by hand after the check: nothing was replaced, the write brings the file back.
         await fsyncDirectory(dirname(path));

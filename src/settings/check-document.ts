@@ -20,11 +20,19 @@ export interface CheckDocumentResult {
   /** The document in the environment confhub runs in. */
   readonly resolved: ResolveResult;
   readonly issues: FieldIssue[];
+  /** The 1-based line of config.ini an issue is about, in the environment it was found in. */
+  lineOf(issue: FieldIssue): number | undefined;
 }
 
 export function checkDocument({ doc, resolve, changed = new Set(), skip = new Set(), ...rest }: CheckDocumentInput): CheckDocumentResult {
   const resolved = resolveDocument({ doc, schema: rest.schema, settings: resolve, unreadable: skip });
   const issues = [...resolved.issues, ...validateIn({ resolved, environment: resolve.environment, changed, skip, rest })];
+  const lines = new WeakMap<FieldIssue, number>();
+  const lineIn = (origins: ResolveResult['origins'], issue: FieldIssue): number | undefined => origins.get(issue.field)?.line;
+  for (const issue of issues) {
+    const line = lineIn(resolved.origins, issue);
+    if (line !== undefined) lines.set(issue, line);
+  }
   const environments: (string | undefined)[] = environmentsOf(doc);
   if (resolve.environment !== undefined) environments.unshift(undefined);
   const seen = new Set(issues.map((issue) => issue.message));
@@ -34,10 +42,13 @@ export function checkDocument({ doc, resolve, changed = new Set(), skip = new Se
     for (const issue of [...other.issues, ...validateIn({ resolved: other, environment, changed, skip, rest })]) {
       if (seen.has(issue.message)) continue;
       seen.add(issue.message);
-      issues.push({ ...issue, message: `${issue.message} (${environment === undefined ? 'without an environment' : `in environment ${environment}`})` });
+      const named = { ...issue, message: `${issue.message} (${environment === undefined ? 'without an environment' : `in environment ${environment}`})` };
+      const line = lineIn(other.origins, issue);
+      if (line !== undefined) lines.set(named, line);
+      issues.push(named);
     }
   }
-  return { resolved, issues };
+  return { resolved, issues, lineOf: (issue) => lines.get(issue) };
 }
 
 interface ValidateInInput {

@@ -81,6 +81,8 @@ export interface UpdateInput {
   readonly allowNew?: boolean;
   /** The configuration template applied (source `template`): the history names it. */
   readonly template?: string;
+  /** `section.key` of values to mask in the audit log though their keys are not secret (a template's secret variables). */
+  readonly masked?: ReadonlySet<string>;
   /**
    * The changes worked out against the file as the write finds it in the queue, not as it was
    * read before (the env API: where a variable is, which names it may take); `changes` then only
@@ -220,6 +222,8 @@ export interface SettingsStoreOptions extends IniFileStoreOptions {
   /** Called just before a new content replaces the file: the sync worker learns who made it. */
   beforeCommit?: (input: RevisionAnnouncement) => void;
   /** Called once the file was replaced: which keys the accepted writes changed (never values). */
+  /** A write's revision replaced the file (called at the rename, before anything else runs). */
+  landed?: (revision: string) => void;
   afterCommit?: (input: CommittedRevision) => void;
 }
 
@@ -602,17 +606,19 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
   }
 
   function changeRows(
-    { actor, action, revision, at }: { actor: Actor; action: string; revision: string | null; at: number },
+    { actor, action, revision, at, masked }: { actor: Actor; action: string; revision: string | null; at: number; masked?: ReadonlySet<string> },
     changes: readonly PlannedChange[],
   ): AuditRecord[] {
+    const show = (change: PlannedChange, value: string | undefined): string | null =>
+      value !== undefined && masked?.has(changedKey(change)) ? MASK : shown(change.section, change.key, value);
     return changes.map((change) => ({
       at,
       actor,
       action,
       section: change.section,
       key: change.key,
-      oldValue: shown(change.section, change.key, change.oldValue),
-      newValue: change.removed ? null : shown(change.section, change.key, change.newValue),
+      oldValue: show(change, change.oldValue),
+      newValue: change.removed ? null : show(change, change.newValue),
       result: change.oldValue === change.newValue && !change.removed && action !== 'settings.seal' ? 'unchanged' : 'applied',
       errorCode: null,
       revision,
@@ -644,7 +650,8 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
     if (outcome.changes.length === 0 && (outcome.pending.restore || outcome.pending.edit) && written) {
       return [{ at, actor, action, section: null, key: null, oldValue: null, newValue: null, result: 'applied', errorCode: null, revision }];
     }
-    return changeRows({ actor, action, revision, at }, outcome.changes);
+    const masked = outcome.pending.input.masked;
+    return changeRows({ actor, action, revision, at, ...(masked ? { masked } : {}) }, outcome.changes);
   }
 
   function asAppError(error: unknown): AppError {
@@ -1076,7 +1083,14 @@ export function createSettingsStore(options: SettingsStoreOptions): SettingsStor
           }
           const tempPath = staged.tempPath;
           writing = working.text;
-          const result = await staged.replaceIf(read, { beforeCheck: () => window.mark(tempPath) });
+          const landing = working.revision;
+          const result = await staged.replaceIf(read, {
+            beforeCheck: () => window.mark(tempPath),
+            // Told before the directory's fsync is awaited: the worker may answer a later file meanwhile.
+            afterRename: () => {
+              if (announced) options.landed?.(landing);
+            },
+          });
           if (!result.installed) {
             window.cancel();
             await staged.discard();

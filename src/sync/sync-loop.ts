@@ -271,9 +271,11 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     }
     lastUnreadableRevision = undefined;
     try {
-      const { resolved, issues } = checkDocument({ doc: opened.doc, schema, refusePublicKeys: true, resolve: deps.resolve ?? NO_RESOLVE });
+      const checked = checkDocument({ doc: opened.doc, schema, refusePublicKeys: true, resolve: deps.resolve ?? NO_RESOLVE });
+      const { resolved, issues } = checked;
       if (issues.length > 0) {
-        const line = lineOf(resolved.doc, issues[0]!.field) ?? lineOf(opened.doc, issues[0]!.field) ?? sectionLineOf(opened.doc, issues[0]!.field);
+        const first = issues[0]!;
+        const line = checked.lineOf(first) ?? lineOf(opened.doc, first.field) ?? sectionLineOf(opened.doc, first.field);
         throw new AppError('CONFIG_INVALID', { details: issues.map((i) => i.message).join('; '), ...(line ? { data: { line } } : {}) });
       }
       lastInvalidRevision = undefined;

@@ -153,6 +153,8 @@ export async function previewTemplate(input: TemplatePreviewInput, context: Temp
     for (const [key, value] of Object.entries(values)) {
       const secret = isSensitive(schema, section, key) || plan.secretKeys.has(fieldId(overlayOrSection(section, input.environment), key));
       if (secret) values[key] = { ...value, value: MASK, ...(value.raw !== undefined ? { raw: MASK } : {}) };
+      // A key that refers to a secret variable's key holds its value too.
+      else if (typeof value.value === 'string' && plan.secretValues.length > 0) values[key] = { ...value, value: maskText(value.value, plan.secretValues) };
     }
     settings[section] = values;
   }

@@ -24,6 +24,24 @@ describe('replaceIf', () => {
     expect(readdirSync(join(path, '..'))).toEqual(['config.ini']);
   });
 
+  it('when the file is replaced, then afterRename runs with the new file in place, before the directory is synced and before anything else of this process runs', async () => {
+    const path = fileWith('a = 1\n');
+    const staged = await stageFile(path, 'a = 3\n');
+    const seen: string[] = [];
+    let otherRan = false;
+    // A callback queued now runs only after the synchronous part up to the rename is done.
+    setImmediate(() => {
+      otherRan = true;
+    });
+    const replacing = staged.replaceIf(Buffer.from('a = 1\n'), {
+      afterRename: () => seen.push(`${readFileSync(path, 'utf8').trim()} ${otherRan ? 'late' : 'at once'}`),
+    });
+    expect(seen).toEqual(['a = 3 at once']);
+    const result = await replacing;
+    if (result.installed) result.release();
+    expect(seen).toEqual(['a = 3 at once']);
+  });
+
   it('when it is, then the new file is in place and what it replaced is told; released, `later` is that file at once', async () => {
     const path = fileWith('a = 1\n');
     const staged = await stageFile(path, 'a = 3\n');

@@ -10,6 +10,10 @@ import { CONFIG_SCHEMA } from '../../src/settings/schema.js';
 const BASE =
   '[gitea]\nbase_url = http://git:3000/api/v1\nuser_name = websoft9\nuser_email = admin@example.com\nuser_pwd = Qz7!rT4#nB9$wE2^yU\n\n[cockpit]\nport = 9090\n\n[console]\ntitle = t\nbind = 127.0.0.1\nport = 9080\n';
 
+function lineOf(doc: ReturnType<typeof parseIni>, section: string, key: string): number {
+  return doc.byName.get(section)!.byKey.get(key)!.firstLine + 1;
+}
+
 describe('checkDocument across environments', () => {
   it('when a section password is set while an environment overlay keeps a legacy weak one, then the write is not refused for that overlay', () => {
     const doc = parseIni(`${BASE}\n[gitea@staging]\nuser_pwd = password\n`);
@@ -24,7 +28,10 @@ describe('checkDocument across environments', () => {
 
   it('when only another environment is broken, then the issue names that environment; the running one resolves without it', () => {
     const doc = parseIni(`${BASE}\n[cockpit@prod]\nport = 9080\n`);
-    const { issues, resolved } = checkDocument({ doc, schema: CONFIG_SCHEMA, resolve: { interpolation: 'none', environment: 'staging' } });
+    const checked = checkDocument({ doc, schema: CONFIG_SCHEMA, resolve: { interpolation: 'none', environment: 'staging' } });
+    const { issues, resolved } = checked;
+    // Each issue's line is where that environment's value is written: prod's overlay, and [console].
+    expect(issues.map((issue) => checked.lineOf(issue))).toEqual([lineOf(doc, 'cockpit@prod', 'port'), lineOf(doc, 'console', 'port')]);
     expect(issues.map((issue) => issue.message)).toEqual([
       'cockpit.port uses port 9080, which console.port also uses (in environment prod)',
       'console.port uses port 9080, which cockpit.port also uses (in environment prod)',

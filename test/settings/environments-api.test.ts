@@ -11,7 +11,7 @@ import { isAppError } from '../../src/core/errors.js';
 import { parseIni } from '../../src/ini/document.js';
 import { loadRuntimeConfig } from '../../src/runtime-config.js';
 import { revisionOf } from '../../src/settings/revision.js';
-import { killStartedProcesses, startProcess } from '../support/confhub-process.js';
+import { killStartedProcesses, runCli, startProcess } from '../support/confhub-process.js';
 import { call, valueAt, lineAt, ready, changedKeys, auditEntries, type Reply, APP_TARGET_SYSTEM_INI, ref } from '../support/e2e-helpers.js';
 import { eventually, startConfhub, type Confhub } from '../support/confhub.js';
 import { tempDirs } from '../support/temp-dirs.js';
@@ -413,6 +413,32 @@ describe('environment overlays when confhub runs in no environment', () => {
     expect((await call(ch, '/api/v1/environments')).body).toMatchObject({ active: null, environments: [{ name: 'prod' }, { name: 'staging' }] });
     expect((await call(ch, '/api/v1/settings/cockpit?environment=staging')).body).toEqual({ port: 9191 });
   });
+});
+
+describe('the API key in an environment', () => {
+  afterEach(() => killStartedProcesses());
+
+  it("when the running environment's overlay sets the API key, then clients send that key, confhub apikey shows it and rotate replaces it there", async () => {
+    const prodKey = `prod-${'k'.repeat(40)}`;
+    const ch = await startConfhub({ systemIni: SYSTEM_INI, configExtra: `\n[api_key@prod]\nkey = ${prodKey}\n`, env: { CONFHUB_ENVIRONMENT: 'prod' } });
+    try {
+      await ready(ch);
+      expect(ch.apiKey).toBe(prodKey);
+      expect((await call(ch, '/api/v1/settings/cockpit')).status).toBe(200);
+      const env = { CONFHUB_DATA_DIR: ch.config.dataDir, CONFHUB_ENVIRONMENT: 'prod' };
+      expect((await runCli(['apikey', 'show'], env)).stdout.trim()).toBe(prodKey);
+      const rotated = (await runCli(['apikey', 'rotate'], env)).stdout.trim();
+      expect(rotated).not.toBe(prodKey);
+      // Written where the running environment reads it: the overlay.
+      expect((await runCli(['apikey', 'show'], env)).stdout.trim()).toBe(rotated);
+      await eventually(
+        'the new key works',
+        async () => (await fetch(`${ch.url}/api/v1/settings/cockpit`, { headers: { 'x-api-key': rotated } })).status === 200,
+      );
+    } finally {
+      await ch.close();
+    }
+  }, 90_000);
 });
 
 describe('references and environments together', () => {

@@ -4,13 +4,13 @@ import type { AuditLog } from '../../audit/audit-log.js';
 import { AppError } from '../../core/errors.js';
 import { sectionNameProblem } from '../../core/names.js';
 import { baseSectionOf, environmentNameProblem, parseOverlay } from '../../settings/overlays.js';
+import { DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT } from '../operations.js';
+import { addPath, ROUTING, sendJson, singleQueryValue } from '../route-helpers.js';
 
 function overlayNameProblem(section: string): string | undefined {
   const overlay = parseOverlay(section);
   return overlay ? environmentNameProblem(overlay.environment) : undefined;
 }
-import { DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT } from '../operations.js';
-import { addPath, ROUTING, sendJson, singleQueryValue } from '../route-helpers.js';
 
 function invalid(details: string): AppError {
   return new AppError('INVALID_REQUEST', { details });

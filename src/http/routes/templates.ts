@@ -7,7 +7,8 @@
  */
 import { Router, type RequestHandler } from 'express';
 import type { Actor } from '../../core/actor.js';
-import { AppError } from '../../core/errors.js';
+import { AppError, isAppError } from '../../core/errors.js';
+import { maskText } from '../../core/mask.js';
 import { printable } from '../../core/names.js';
 import { environmentNameProblem } from '../../settings/overlays.js';
 import { validationFailed } from '../../settings/plan-changes.js';
@@ -55,6 +56,13 @@ export function templateRequest(body: unknown): TemplateRequest {
   const named: Record<string, unknown> = Object.create(null);
   for (const key of Object.keys(variables)) named[key] = (variables as Record<string, unknown>)[key];
   return { variables: named, ...(environment !== undefined ? { environment } : {}) };
+}
+
+/** A write refused after the preview's check (the file changed meanwhile): its messages masked like the preview's. */
+function maskedError(error: unknown, secrets: readonly string[]): unknown {
+  if (!isAppError(error) || error.code !== 'VALIDATION_FAILED' || secrets.length === 0) return error;
+  const issues = (error.data.errors ?? []).map((issue) => ({ ...issue, message: maskText(issue.message, secrets) }));
+  return validationFailed(issues);
 }
 
 export function createTemplateRoutes({ store, schema, resolve, sync, jsonBody, catalog, context }: TemplateRoutesDeps): Router {
@@ -109,16 +117,22 @@ export function createTemplateRoutes({ store, schema, resolve, sync, jsonBody, c
           const plan = planTemplate({ template, variables, environment, doc: requestSnapshot(res, store).doc, schema, resolve });
           // A bad or missing variable changes nothing: refused before the write.
           const missing = plan.unresolved.map((name) => ({ field: `variable.${name}`, code: 'REQUIRED', message: `variable.${name} is required` }));
-          const refused = [...missing, ...plan.errors.filter((issue) => issue.field.startsWith('variable.'))];
+          // Bad variables, and what the file's rules refuse, with a secret variable's value masked.
+          const refused = [...missing, ...plan.errors];
           if (refused.length > 0) throw validationFailed(refused);
           res.locals.audited = true;
-          const result = await store.update({
-            changes: plan.changes,
-            ifMatch: parseIfMatch(req),
-            actor: res.locals.actor as Actor,
-            source: 'template',
-            template: template.name,
-          });
+          const result = await store
+            .update({
+              changes: plan.changes,
+              ifMatch: parseIfMatch(req),
+              actor: res.locals.actor as Actor,
+              source: 'template',
+              template: template.name,
+              masked: plan.secretKeys,
+            })
+            .catch((error: unknown) => {
+              throw maskedError(error, plan.secretValues);
+            });
           res.setHeader('ETag', result.snapshot.etag);
           setWarnings(res, result.warnings);
           const answer = { template: template.name, environment: environment ?? null, revision: result.snapshot.revision, changes: plan.keys };
