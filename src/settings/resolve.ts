@@ -242,7 +242,7 @@ interface Resolved {
 }
 
 /** The longest value references may build: doubling references must not exhaust memory. */
-export const MAX_RESOLVED_LENGTH = 64 * 1024;
+const MAX_RESOLVED_LENGTH = 64 * 1024;
 
 type Part = { readonly text: string } | { readonly section: string; readonly key: string } | ReferenceProblem;
 

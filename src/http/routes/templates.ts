@@ -33,13 +33,13 @@ export interface TemplateRoutesDeps {
   readonly context: TemplatePreviewContext;
 }
 
-export interface TemplateRequest {
+interface TemplateRequest {
   readonly variables: Readonly<Record<string, unknown>>;
   readonly environment?: string;
 }
 
 /** `{variables?, environment?}`; anything else is refused, naming the shape. */
-export function templateRequest(body: unknown): TemplateRequest {
+function templateRequest(body: unknown): TemplateRequest {
   const shape = 'The body must be {"variables": {"name": value, …}, "environment": "<name>"} (both optional)';
   if (body === undefined || body === null) return { variables: {} };
   if (typeof body !== 'object' || Array.isArray(body)) throw new AppError('INVALID_REQUEST', { details: shape });
