@@ -56,6 +56,11 @@ import { createSyncDispatcher, type SyncDispatcher } from './sync/dispatcher.js'
 import { createRunLog } from './sync/run-log.js';
 import { createWorkerHost } from './sync/worker-host.js';
 import { syncConfigOf } from './targets/target-spec.js';
+import { createBundleSource } from './pull/bundle-source.js';
+import { createCheckins } from './pull/checkins.js';
+import { createInitScriptReader } from './pull/init-script.js';
+import { createRevisionDocuments } from './pull/revision-documents.js';
+import { createTargetTokens } from './pull/target-tokens.js';
 
 export { answerClientError } from './http/errors.js';
 
@@ -303,6 +308,34 @@ async function compose(
     logger,
   });
 
+  const history = createHistoryQueries({
+    reader: createHistoryReader({ gitDir: config.historyDir, workTree: config.configDir }),
+    db,
+    schema: CONFIG_SCHEMA,
+    keyring,
+    resolve: resolveSettings,
+  });
+  const bundles = createBundleSource({
+    targets: syncConfig.targets,
+    paths: syncConfig.paths,
+    env: syncConfig.env,
+    status: () => sync.status().targets,
+    documentAt: createRevisionDocuments({
+      db,
+      textAt: async (commit) => (await history.contentAt(commit)).text,
+      current: () => {
+        try {
+          return settings.read();
+        } catch {
+          return undefined;
+        }
+      },
+      keyring,
+      schema: CONFIG_SCHEMA,
+      resolve: resolveSettings,
+    }),
+  });
+
   // After the first-start secrets: the key they made is the one in force.
   const access = createApiAccess({ settings, rateLimitPerMinute: config.rateLimitPerMinute, authFailuresPer15Min: config.authFailuresPer15Min });
   const app = createApp({
@@ -333,13 +366,14 @@ async function compose(
       masterKeyCreated: keys.created,
       upgrade,
     },
-    history: createHistoryQueries({
-      reader: createHistoryReader({ gitDir: config.historyDir, workTree: config.configDir }),
-      db,
-      schema: CONFIG_SCHEMA,
-      keyring,
-      resolve: resolveSettings,
-    }),
+    history,
+    pull: {
+      targets: syncConfig.targets,
+      bundles,
+      tokens: createTargetTokens({ db }),
+      checkins: createCheckins({ db }),
+      initScript: createInitScriptReader(),
+    },
   });
 
   // Deliveries the last run left (and events it did not get to) go out now.

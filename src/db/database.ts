@@ -180,6 +180,29 @@ export const MIGRATIONS: readonly Migration[] = [
     // The configuration template a write applied, for the history commit of its revision.
     sql: 'ALTER TABLE announcements ADD COLUMN template TEXT;',
   },
+  {
+    version: 12,
+    name: 'pull tokens and check-ins',
+    // A token is kept as the sha256 of its secret part only; it is shown once, when it is made.
+    // A check-in is the revision one instance of a service installed, the newest per instance.
+    sql: `CREATE TABLE target_tokens (
+      id TEXT PRIMARY KEY,
+      target TEXT NOT NULL,
+      digest BLOB NOT NULL,
+      description TEXT NOT NULL,
+      created_at INTEGER NOT NULL,
+      last_used_at INTEGER
+    );
+    CREATE INDEX target_tokens_target ON target_tokens (target, created_at);
+    CREATE TABLE target_checkins (
+      target TEXT NOT NULL,
+      instance TEXT NOT NULL,
+      revision TEXT NOT NULL,
+      address TEXT,
+      at INTEGER NOT NULL,
+      PRIMARY KEY (target, instance)
+    );`,
+  },
 ];
 
 export interface OpenDatabaseOptions {

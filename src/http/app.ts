@@ -41,6 +41,10 @@ import { systemClock, type Clock } from '../core/clock.js';
 import type { Outbox } from '../notify/outbox.js';
 import type { WebhookStore } from '../notify/webhook-store.js';
 import { createWebhookRoutes } from './routes/webhooks.js';
+import { addPullRoutes, addTargetRoutes, instanceViews } from './routes/targets.js';
+import type { BundleSource } from '../pull/bundle-source.js';
+import type { TargetTokens } from '../pull/target-tokens.js';
+import type { Checkins } from '../pull/checkins.js';
 
 export interface AppDeps {
   settings: SettingsStore;
@@ -69,6 +73,8 @@ export interface AppDeps {
   env: { declarations: EnvDeclarations; targets: readonly TargetSpec[] };
   /** Webhook endpoints and their outbox. */
   notify: { store: WebhookStore; outbox: Outbox };
+  /** Pull integration: every target, their bundles, tokens and check-ins, and the init script. */
+  pull: { targets: readonly TargetSpec[]; bundles: BundleSource; tokens: TargetTokens; checkins: Checkins; initScript(): Promise<Buffer> };
   clock?: Clock;
 }
 
@@ -80,6 +86,7 @@ const ENV_PATH = /^\/api(?:\/v1)?\/env\/([^/]+)(?:\/([^/]+))?\/?$/;
 const PROMOTE_PATH = /^\/api(?:\/v1)?\/environments\/promote\/?$/;
 const TEMPLATE_APPLY_PATH = /^\/api(?:\/v1)?\/templates\/([^/]+)\/apply\/?$/;
 const WEBHOOK_PATH = /^\/api(?:\/v1)?\/webhooks(?:\/([^/]+))?(?:\/(rotate-secret|test|deliveries\/([^/]+)\/redeliver))?\/?$/;
+const TARGET_TOKEN_PATH = /^\/api(?:\/v1)?\/targets\/([^/]+)\/tokens(?:\/([^/]+))?\/?$/;
 const WEBHOOK_ACTIONS: Readonly<Record<string, string>> = { 'rotate-secret': 'webhook.rotate_secret', test: 'webhook.test' };
 
 /** The audit action of a webhook write, by method and path. */
@@ -142,9 +149,13 @@ export function createApp(deps: AppDeps): express.Express {
   // Every router and route a request passes costs it time, so the settings routes, which take
   // most requests, come first, on this router itself, and let the other routers' /settings/
   // names pass.
+  const clock = deps.clock ?? systemClock;
   const api = Router(ROUTING);
   if (limits.check) api.use(limits.check);
-  api.use(createApiKeyAuth({ keys: deps.access.keys, currentKey, onRefused: limits.authenticationRefused }));
+  const apiKeyAuth = createApiKeyAuth({ keys: deps.access.keys, currentKey, onRefused: limits.authenticationRefused });
+  // A service container pulls its bundle with its target's token, not the key.
+  addPullRoutes(api, { ...deps.pull, audit: deps.audit, clock, jsonBody, apiKeyAuth, onRefused: limits.authenticationRefused });
+  api.use(apiKeyAuth);
   api.use(exactQuery);
   addSettingsRoutes(api, {
     store: deps.settings,
@@ -167,10 +178,15 @@ export function createApp(deps: AppDeps): express.Express {
     }),
   );
   api.use(createHistoryRoutes({ history: deps.history, store: deps.settings, sync: deps.sync, jsonBody, onRollback: () => metrics.rollbackRequested() }));
-  api.use(createSyncRoutes({ sync: deps.sync }));
+  const instances = (): ReadonlyMap<string, readonly Record<string, unknown>[]> => {
+    const byTarget = deps.pull.checkins.byTarget();
+    return new Map(deps.pull.targets.map((t) => [t.name, instanceViews(byTarget.get(t.name) ?? [], deps.pull.bundles.revisionNow(t.name))]));
+  };
+  api.use(createSyncRoutes({ sync: deps.sync, instances }));
   api.use(createEnvironmentRoutes({ store: deps.settings, schema: CONFIG_SCHEMA, resolve: deps.resolve, sync: deps.sync, jsonBody }));
   api.use(createTemplateRoutes({ store: deps.settings, schema: CONFIG_SCHEMA, resolve: deps.resolve, sync: deps.sync, jsonBody, ...deps.templates }));
-  api.use(createInitRoutes({ sync: deps.sync, startup: deps.startup }));
+  api.use(createInitRoutes({ sync: deps.sync, startup: deps.startup, instances }));
+  addTargetRoutes(api, { ...deps.pull, sync: deps.sync, audit: deps.audit, clock, jsonBody });
   api.use(createServiceRoutes({ services: deps.services }));
   api.use(createSystemRoutes({ store: deps.system }));
   api.use(createAuditRoutes({ audit: deps.audit }));
@@ -180,7 +196,7 @@ export function createApp(deps: AppDeps): express.Express {
       outbox: deps.notify.outbox,
       events: deps.events,
       audit: deps.audit,
-      clock: deps.clock ?? systemClock,
+      clock,
       jsonBody,
     }),
   );
@@ -211,7 +227,8 @@ function auditRefusedWrite(
   const webhook = WEBHOOK_PATH.exec(req.path);
   const promote = PROMOTE_PATH.test(req.path);
   const template = TEMPLATE_APPLY_PATH.exec(req.path);
-  if (!match && !env && !webhook && !promote && !template) return;
+  const token = TARGET_TOKEN_PATH.exec(req.path);
+  if (!match && !env && !webhook && !promote && !template && !token) return;
   const actor: Actor = (res.locals.actor as Actor | undefined) ?? {
     type: 'api',
     id: 'unauthenticated',
@@ -222,6 +239,12 @@ function auditRefusedWrite(
   const queryKey = typeof req.query?.key === 'string' ? req.query.key : null;
   const rollback = match?.[1] === 'rollback' && match[2] === undefined;
   try {
+    if (token) {
+      const action = req.method === 'DELETE' ? 'target.token.revoke' : 'target.token.create';
+      const row = { oldValue: null, newValue: null, result: 'refused' as const, errorCode: error.code, revision: null };
+      audit.record([{ at: Date.now(), actor, action, section: `target:${safeDecode(token[1])}`, key: safeDecode(token[2]), ...row }]);
+      return;
+    }
     audit.record([
       {
         at: Date.now(),

@@ -89,7 +89,7 @@ function operationObject(id: OperationId): Record<string, unknown> {
     tags: [op.tag],
     summary: op.summary,
     ...(op.description ? { description: op.description } : {}),
-    ...(op.public ? { security: [] } : {}),
+    ...(op.public || op.access === 'none' ? { security: [] } : op.access === 'key_or_token' ? { security: [{ apiKey: [] }, { targetToken: [] }] } : {}),
     ...(parameters.length > 0 ? { parameters } : {}),
     ...(op.body
       ? { requestBody: { required: op.body.required, description: op.body.description, content: { 'application/json': { schema: op.body.schema } } } }
@@ -139,7 +139,13 @@ export function buildOpenApi({ version, configSchema, systemSchema }: OpenApiInp
     servers: [{ url: '/api/v1' }],
     security: [{ apiKey: [] }],
     tags: Object.entries(TAGS).map(([name, description]) => ({ name, description })),
-    components: { securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' } }, schemas },
+    components: {
+      securitySchemes: {
+        apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' },
+        targetToken: { type: 'http', scheme: 'bearer', description: "A target's read-only token (cht_…): its bundle and check-in only" },
+      },
+      schemas,
+    },
     paths,
   };
 }

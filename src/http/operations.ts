@@ -50,6 +50,8 @@ export interface OperationSpec {
   readonly description?: string;
   /** Served at the root, without the key or the rate limits (probes and scrapes); else under /api/v1 and /api. */
   readonly public?: boolean;
+  /** Under /api/v1 but not the key alone: `none` (the init script), `key_or_token` (a target's token as well). */
+  readonly access?: 'none' | 'key_or_token';
   readonly parameters?: readonly ParameterSpec[];
   readonly body?: { readonly required: boolean; readonly description: string; readonly schema: JsonSchema };
   /** Success answers, and answers that are not errors (a 503 of /readyz), by status. */
@@ -72,6 +74,8 @@ export const TAGS = {
   webhooks: 'Webhook endpoints (Standard Webhooks and chat services), their deliveries and redelivery',
   environments: 'Environments: overlays [section@env] of config.ini, chosen by CONFHUB_ENVIRONMENT, and promotion between them',
   templates: 'Configuration templates for common scenarios: partial config.ini files with declared variables, previewed and applied',
+  targets:
+    "Pull integration: the targets with their files and state, each target's bundle of rendered files, read-only tokens for service containers, and their check-ins",
   meta: 'Probes, metrics and this document',
 } as const;
 
@@ -105,6 +109,20 @@ const count = { type: 'integer', minimum: 0 } as const;
 
 /** What every connection check answers beside its own fields. */
 const checkResult = { ok: { type: 'boolean' }, latencyMs: count, checkedAt: dateTime, error: ref('PlainError') } as const;
+
+const targetInstanceProperties = {
+  instance: { type: 'string' },
+  revision: { type: 'string' },
+  current: { type: 'boolean', description: "It has the revision the target's bundle is of now" },
+  at: dateTime,
+  address: { type: ['string', 'null'] },
+} as const;
+const targetTokenProperties = {
+  id: { type: 'string' },
+  description: { type: 'string' },
+  createdAt: dateTime,
+  lastUsedAt: { type: ['string', 'null'], format: 'date-time' },
+} as const;
 
 /** The schemas the operations name, besides the ones of config.ini's and system.ini's sections. */
 const WEBHOOK = {
@@ -276,6 +294,55 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
       superseded: { type: 'array', items: { type: 'string' }, description: 'Targets that went on to a newer revision before running this one' },
     },
   },
+  TargetInstance: {
+    type: 'object',
+    description: 'A service instance that installed a bundle, as its last check-in said',
+    required: ['instance', 'revision', 'current', 'at', 'address'],
+    properties: targetInstanceProperties,
+    additionalProperties: false,
+  },
+  Target: {
+    type: 'object',
+    required: ['name', 'format', 'partOf', 'state', 'appliedRevision', 'lastError', 'bundle', 'instances'],
+    properties: {
+      name: { type: 'string' },
+      format: { type: 'string' },
+      partOf: { type: ['string', 'null'], description: "The target whose bundle also carries this target's file" },
+      state: { type: 'string', enum: ['unknown', 'in_sync', 'pending_reload', 'pending_write', 'failed', 'rolled_back'] },
+      appliedRevision: { type: ['string', 'null'] },
+      lastError: nullable(ref('PlainError')),
+      bundle: {
+        type: 'object',
+        required: ['revision', 'files'],
+        properties: {
+          revision: { type: ['string', 'null'], description: 'The revision its bundle is of now (its ETag); null until every file applied one' },
+          files: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['target', 'path', 'output', 'mode'],
+              properties: {
+                target: { type: 'string' },
+                path: { type: 'string', description: "Relative to the target's output directory, as the MANIFEST names it" },
+                output: { type: 'string' },
+                mode: { type: 'string', pattern: '^[0-7]{4}$' },
+              },
+              additionalProperties: false,
+            },
+          },
+        },
+        additionalProperties: false,
+      },
+      instances: { type: 'array', items: ref('TargetInstance') },
+    },
+    additionalProperties: false,
+  },
+  TargetToken: {
+    type: 'object',
+    required: ['id', 'description', 'createdAt', 'lastUsedAt'],
+    properties: targetTokenProperties,
+    additionalProperties: false,
+  },
   TargetStatus: {
     type: 'object',
     required: ['target', 'output', 'format', 'reload', 'state', 'appliedRevision', 'lastRevision', 'lastRunAt', 'lastError'],
@@ -293,6 +360,11 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
       durationMs: { type: ['integer', 'null'], minimum: 0 },
       lastRunAt: { type: ['string', 'null'], format: 'date-time' },
       lastError: nullable(ref('PlainError')),
+      instances: {
+        type: 'array',
+        items: ref('TargetInstance'),
+        description: 'Service instances that pulled its bundle (GET /targets/{name}/bundle) and checked in',
+      },
     },
   },
   SyncStatus: {
@@ -671,6 +743,14 @@ const waited = (settings: JsonSchema): JsonSchema => ({
     },
   ],
 });
+
+const targetNameParameter: ParameterSpec = {
+  name: 'name',
+  in: 'path',
+  required: true,
+  description: 'A target of system.ini ([target:NAME])',
+  schema: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,63}$' },
+};
 
 export const OPERATIONS = {
   getSettings: {
@@ -1313,6 +1393,135 @@ export const OPERATIONS = {
     },
     errors: ['UPGRADE_REQUIRED', 'ORIGIN_NOT_ALLOWED'],
   },
+  listTargets: {
+    method: 'get',
+    path: '/targets',
+    tag: 'targets',
+    summary: 'Every target with its bundle (files, revision), state and the instances that checked in',
+    responses: {
+      '200': {
+        description: 'The targets',
+        schema: { type: 'object', required: ['targets'], properties: { targets: { type: 'array', items: ref('Target') } }, additionalProperties: false },
+      },
+    },
+    errors: [],
+  },
+  getTarget: {
+    method: 'get',
+    path: '/targets/{name}',
+    tag: 'targets',
+    summary: 'One target with its bundle, state and instances',
+    parameters: [targetNameParameter],
+    responses: { '200': { description: 'The target', schema: ref('Target') } },
+    errors: ['TARGET_NOT_FOUND'],
+  },
+  getTargetBundle: {
+    method: 'get',
+    path: '/targets/{name}/bundle',
+    tag: 'targets',
+    access: 'key_or_token',
+    summary: "The target's rendered files as the worker wrote them, for the revision each applied: a ustar archive (MANIFEST, REVISION, files/…)",
+    description:
+      "MANIFEST has one line per file: sha256, mode (four octal digits), path relative to the target's output directory. The ETag is the revision; Cache-Control: no-store (the files hold secrets). The API key or a token of this target (Authorization: Bearer).",
+    parameters: [targetNameParameter],
+    responses: { '200': { description: 'The bundle', contentType: 'application/x-tar', schema: { type: 'string', format: 'binary' }, etag: true } },
+    errors: ['TARGET_NOT_FOUND', 'TARGET_NOT_APPLIED', 'TOKEN_INVALID', 'RENDER_FAILED', 'HISTORY_FAILED', 'SECRET_UNREADABLE'],
+  },
+  checkinTarget: {
+    method: 'post',
+    path: '/targets/{name}/checkin',
+    tag: 'targets',
+    access: 'key_or_token',
+    summary: 'Record the revision a service instance installed (its init script calls it)',
+    parameters: [targetNameParameter],
+    body: {
+      required: true,
+      description: 'revision: the REVISION of the bundle installed; instance: its name (default: the token or key)',
+      schema: {
+        type: 'object',
+        required: ['revision'],
+        properties: { revision: { type: 'string', pattern: '^[A-Za-z0-9._+-]{1,200}$' }, instance: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' } },
+        additionalProperties: false,
+      },
+    },
+    responses: {
+      '200': {
+        description: 'The check-in',
+        schema: {
+          type: 'object',
+          required: ['target', 'instance', 'revision', 'current', 'at', 'address'],
+          properties: { target: { type: 'string' }, ...targetInstanceProperties },
+          additionalProperties: false,
+        },
+      },
+    },
+    errors: [...BODY_ERRORS, 'VALIDATION_FAILED', 'TARGET_NOT_FOUND', 'TOKEN_INVALID'],
+  },
+  listTargetTokens: {
+    method: 'get',
+    path: '/targets/{name}/tokens',
+    tag: 'targets',
+    summary: "The target's read-only tokens (never the tokens themselves)",
+    parameters: [targetNameParameter],
+    responses: {
+      '200': {
+        description: 'The tokens',
+        schema: { type: 'object', required: ['tokens'], properties: { tokens: { type: 'array', items: ref('TargetToken') } }, additionalProperties: false },
+      },
+    },
+    errors: ['TARGET_NOT_FOUND'],
+  },
+  createTargetToken: {
+    method: 'post',
+    path: '/targets/{name}/tokens',
+    tag: 'targets',
+    summary: 'A new read-only token of the target: its bundle and check-in only; shown in this answer only',
+    parameters: [targetNameParameter],
+    body: {
+      required: false,
+      description: 'description: what holds it (the service container, say)',
+      schema: { type: 'object', properties: { description: { type: 'string', maxLength: 200 } }, additionalProperties: false },
+    },
+    responses: {
+      '201': {
+        description: 'The token (shown once)',
+        schema: {
+          type: 'object',
+          required: ['id', 'description', 'createdAt', 'lastUsedAt', 'target', 'token'],
+          properties: {
+            ...targetTokenProperties,
+            target: { type: 'string' },
+            token: { type: 'string', pattern: '^cht_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$', description: 'Send it as Authorization: Bearer <token>' },
+          },
+          additionalProperties: false,
+        },
+      },
+    },
+    errors: [...BODY_ERRORS, 'VALIDATION_FAILED', 'TARGET_NOT_FOUND', 'TOKEN_LIMIT_REACHED'],
+  },
+  revokeTargetToken: {
+    method: 'delete',
+    path: '/targets/{name}/tokens/{id}',
+    tag: 'targets',
+    summary: 'Revoke a token: it is refused from now on',
+    parameters: [targetNameParameter, { name: 'id', in: 'path', required: true, description: 'Token id', schema: { type: 'string' } }],
+    responses: {
+      '200': {
+        description: 'Revoked',
+        schema: { type: 'object', required: ['revoked'], properties: { revoked: { type: 'string' } }, additionalProperties: false },
+      },
+    },
+    errors: ['TARGET_NOT_FOUND', 'TOKEN_NOT_FOUND'],
+  },
+  getInitScript: {
+    method: 'get',
+    path: '/init.sh',
+    tag: 'targets',
+    access: 'none',
+    summary: 'confhub-init.sh, the entrypoint script of a service that pulls its files (POSIX sh, busybox-safe; no secret in it, no key needed)',
+    responses: { '200': { description: 'The script', contentType: 'text/x-shellscript; charset=utf-8', schema: { type: 'string' } } },
+    errors: [],
+  },
   getSyncStatus: {
     method: 'get',
     path: '/sync/status',
@@ -1373,11 +1582,12 @@ export const OPERATIONS = {
               type: 'array',
               items: {
                 type: 'object',
-                required: ['target', 'state', 'lastError'],
+                required: ['target', 'state', 'lastError', 'instances'],
                 properties: {
                   target: { type: 'string' },
                   state: { type: 'string', enum: ['pending', 'initialized', 'waiting_for_service', 'failed'] },
                   lastError: nullable(ref('PlainError')),
+                  instances: { type: 'array', items: ref('TargetInstance'), description: 'Service instances that installed its bundle' },
                 },
               },
             },
@@ -1525,7 +1735,8 @@ export type OperationId = keyof typeof OPERATIONS;
 /** Every error code the operation may answer with: its own, those of every /api/v1 operation, those of any request. */
 export function operationErrors(id: OperationId): ErrorCode[] {
   const op: OperationSpec = OPERATIONS[id];
-  return [...new Set([...(op.public ? [] : API_AUTH_ERRORS), ...op.errors, ...TRANSPORT_ERRORS])];
+  const common = op.public ? [] : op.access === 'none' ? API_AUTH_ERRORS.filter((code) => !code.startsWith('API_KEY_')) : API_AUTH_ERRORS;
+  return [...new Set([...common, ...op.errors, ...TRANSPORT_ERRORS])];
 }
 
 /** The error codes of an operation grouped by their HTTP status. */

@@ -16,13 +16,13 @@
 import { invalid } from './declaration-error.js';
 import { parseEnvDeclarations, type EnvDeclarations } from './env-spec.js';
 import { isEnvSection } from '../settings/env-sections.js';
-import { isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { safeUrl } from '../core/safe-url.js';
 import type { IniDocument, IniSection } from '../ini/document.js';
 import { sectionNameProblem } from '../core/names.js';
 import { nameSplits, parsePlaceholders, placeholderNames } from '../render/placeholders.js';
 import { CONFIG_SCHEMA, isSensitive } from '../settings/schema.js';
-import { outputProblem, rootsProblem, templateProblem, type OwnPath, type PathRules } from './path-rules.js';
+import { isInside, outputProblem, rootsProblem, templateProblem, type OwnPath, type PathRules } from './path-rules.js';
 import { hostPlaceholder } from './url-host.js';
 
 export { invalid };
@@ -99,6 +99,11 @@ export interface TargetSpec {
   readonly onFailure: FailurePolicy;
   /** The environment it delivers: `global` or a consumer name (env-spec.ts). */
   readonly env?: string;
+  /**
+   * `part_of`: the target whose bundle also carries this target's file, at its path relative to
+   * that target's output directory (pull integration: one service, several files, one fetch).
+   */
+  readonly partOf?: string;
 }
 
 export interface SyncSettings {
@@ -153,6 +158,7 @@ const TARGET_KEYS = new Set([
   'timeout',
   'on_failure',
   'env',
+  'part_of',
 ]);
 const SYNC_KEYS = new Set([
   'docker_socket',
@@ -478,6 +484,8 @@ export function parseSyncConfig({ doc, dataDir, configDir, own, overrides = {} }
     const envSection = sections.find((s) => isEnvSection(s));
     if (envSection) throw invalid(section.name, 'sections', `${envSection} holds environment variables; deliver them with env = <scope>`);
     const output = resolve(dataDir, required('output'));
+    // Output paths travel in a bundle's MANIFEST, one per line.
+    if (/\p{Cc}/u.test(output)) throw invalid(section.name, 'output', 'must not contain control characters');
     const outputRefused = outputProblem(output, { roots: paths.outputRoots, own: paths.own });
     if (outputRefused) throw invalid(section.name, 'output', `${output} ${outputRefused}`);
     const other = outputs.get(output);
@@ -510,6 +518,8 @@ export function parseSyncConfig({ doc, dataDir, configDir, own, overrides = {} }
         );
       recreated.set(reloadKey({ ...reload, envFile: '' }), name);
     }
+    const partOf = v.get('part_of') || undefined;
+    if (partOf !== undefined && !TARGET_NAME.test(partOf)) throw invalid(section.name, 'part_of', `"${partOf}" is not a target name`);
     const health = healthWithWindow(section.name, parseHealth(section.name, v.get('health') ?? ''), { text: v.get('health_window'), timeoutMs });
     if (reload.kind === 'http') checkUrlReferences({ section: section.name, key: 'reload' }, reload, sections);
     if (health.kind === 'http') checkUrlReferences({ section: section.name, key: 'health' }, health, sections);
@@ -529,11 +539,38 @@ export function parseSyncConfig({ doc, dataDir, configDir, own, overrides = {} }
         timeoutMs,
         onFailure: v.has('on_failure') ? policy(section.name, v.get('on_failure')!) : settings.onFailure,
         ...(env !== undefined ? { env } : {}),
+        ...(partOf !== undefined ? { partOf } : {}),
       }),
     );
   }
+  checkBundles(targets);
   const env = parseEnvDeclarations(doc, { targetConsumers: targets.flatMap((t) => (t.env === undefined ? [] : [t.env])) });
   return Object.freeze({ settings, targets: Object.freeze(targets), paths, env });
+}
+
+/**
+ * A `part_of` names another target that is in no bundle but its own, and lies in that target's
+ * output directory: a bundle's paths are relative to it, and a service that pulls installs them
+ * under one directory.
+ */
+function checkBundles(targets: readonly TargetSpec[]): void {
+  for (const part of targets) {
+    if (part.partOf === undefined) continue;
+    const section = `${TARGET_PREFIX}${part.name}`;
+    if (part.partOf === part.name) throw invalid(section, 'part_of', 'names this target itself; a target is always in its own bundle');
+    const owner = targets.find((t) => t.name === part.partOf);
+    if (!owner) throw invalid(section, 'part_of', `names no target: there is no [target:${part.partOf}]`);
+    if (owner.partOf !== undefined) throw invalid(section, 'part_of', `[target:${owner.name}] is itself part of [target:${owner.partOf}]; name that one`);
+    if (!isInside(dirname(owner.output), part.output)) {
+      throw invalid(section, 'output', `${part.output} is not inside ${dirname(owner.output)}, the directory of [target:${owner.name}]'s output (part_of)`);
+    }
+  }
+}
+
+/** The targets whose files make `name`'s bundle: itself first, then its parts in declared order. */
+export function bundleTargets(targets: readonly TargetSpec[], name: string): TargetSpec[] {
+  const owner = targets.find((t) => t.name === name);
+  return owner ? [owner, ...targets.filter((t) => t.partOf === name)] : [];
 }
 
 /** A container reference as system.ini writes it. */

@@ -251,6 +251,31 @@ describe('every operation of the document, called on a whole confhub', () => {
     expect((await call('reload', { query: 'force=maybe' })).body).toMatchObject({ code: 'INVALID_REQUEST' });
     expect((await call('getInitStatus')).body).toMatchObject({ phase: 'ready' });
 
+    // Pull integration: the targets, a token, the bundle read with it, a check-in, the init script.
+    expect((await call('listTargets')).body).toMatchObject({ targets: [{ name: 'app', bundle: { files: [{ path: 'app.ini', mode: '0600' }] } }] });
+    expect((await call('getTarget', { params: { name: 'app' } })).body).toMatchObject({ name: 'app', partOf: null });
+    expect((await call('getTarget', { params: { name: 'nope' } })).body).toMatchObject({ code: 'TARGET_NOT_FOUND' });
+    const token = (await call('createTargetToken', { params: { name: 'app' }, body: { description: 'conformance' } })).body as { id: string; token: string };
+    expect((await call('createTargetToken', { params: { name: 'app' }, body: { description: 1 } })).body).toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect((await call('createTargetToken', { params: { name: 'nope' } })).body).toMatchObject({ code: 'TARGET_NOT_FOUND' });
+    expect((await call('listTargetTokens', { params: { name: 'app' } })).body).toMatchObject({ tokens: [{ id: token.id, description: 'conformance' }] });
+    const bearer = { anonymous: true, headers: { authorization: `Bearer ${token.token}` } };
+    const bundle = await call('getTargetBundle', { params: { name: 'app' }, ...bearer });
+    expect(bundle.status).toBe(200);
+    const bundleTag = bundle.headers.get('etag')!;
+    expect((await call('getTargetBundle', { params: { name: 'app' }, headers: { 'if-none-match': bundleTag } })).status).toBe(304);
+    expect((await call('getTargetBundle', { params: { name: 'app' }, anonymous: true, headers: { authorization: 'Bearer cht_0' } })).body).toMatchObject({
+      code: 'TOKEN_INVALID',
+    });
+    expect((await call('getTargetBundle', { params: { name: 'nope' } })).body).toMatchObject({ code: 'TARGET_NOT_FOUND' });
+    const checkin = { revision: bundleTag.slice(1, -1), instance: 'app-1' };
+    expect((await call('checkinTarget', { params: { name: 'app' }, body: checkin, ...bearer })).body).toMatchObject({ target: 'app', current: true });
+    expect((await call('checkinTarget', { params: { name: 'app' }, body: { revision: 'not one' } })).body).toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect((await call('getSyncStatus')).body).toMatchObject({ targets: [{ target: 'app', instances: [{ instance: 'app-1', current: true }] }] });
+    expect((await call('revokeTargetToken', { params: { name: 'app', id: token.id } })).body).toEqual({ revoked: token.id });
+    expect((await call('revokeTargetToken', { params: { name: 'app', id: token.id } })).body).toMatchObject({ code: 'TOKEN_NOT_FOUND' });
+    expect((await call('getInitScript', { anonymous: true })).body).toMatch(/^#!\/bin\/sh/);
+
     expect((await call('listServices')).status).toBe(200);
     expect((await call('testService', { params: { name: 'app' } })).body).toMatchObject({ name: 'app' });
     expect((await call('testService', { params: { name: 'nope' } })).body).toMatchObject({ code: 'SERVICE_NOT_FOUND' });

@@ -248,8 +248,35 @@ timeout = 10
       '[target:x]\nsections = a\nformat = json\noutput = a\ncheck = docker:exec:web:nginx -t\ncheck_installed = /usr/sbin/nginx -t\n',
       'system.ini [target:x] check_installed: a docker:exec check already runs on the installed file',
     ],
+    ['[target:x]\nsections = a\nformat = json\noutput = w/a\npart_of = x\n', 'system.ini [target:x] part_of: names this target itself'],
+    ['[target:x]\nsections = a\nformat = json\noutput = w/a\npart_of = y\n', 'system.ini [target:x] part_of: names no target: there is no [target:y]'],
+    ['[target:x]\nsections = a\nformat = json\noutput = w/a\npart_of = Y Z\n', 'system.ini [target:x] part_of: "Y Z" is not a target name'],
+    [
+      '[target:w]\nsections = a\nformat = json\noutput = w/a\n[target:x]\nsections = a\nformat = json\noutput = other/b\npart_of = w\n',
+      "system.ini [target:x] output: /srv/data/other/b is not inside /srv/data/w, the directory of [target:w]'s output (part_of)",
+    ],
+    [
+      '[target:w]\nsections = a\nformat = json\noutput = w/a\npart_of = x\n[target:x]\nsections = a\nformat = json\noutput = w/b\n[target:y]\nsections = a\nformat = json\noutput = w/c\npart_of = w\n',
+      'system.ini [target:y] part_of: [target:w] is itself part of [target:x]; name that one',
+    ],
+    ['[target:x]\nsections = a\nformat = json\noutput = w/a\u0007\n', 'system.ini [target:x] output: must not contain control characters'],
   ])('when the declaration is bad, then start-up names the section and key (%#)', (text, message) => {
     expect(failure(text)).toContain(message);
+  });
+});
+
+describe('bundles (part_of)', () => {
+  it('when targets are part of another, then its bundle holds it first and them after in declared order, and a part still has its own', async () => {
+    const { bundleTargets } = await import('../../src/targets/target-spec.js');
+    const { targets } = parse(
+      '[target:b]\nsections = a\nformat = json\noutput = svc/conf/b.json\npart_of = svc\n' +
+        '[target:svc]\nsections = a\nformat = ini\noutput = svc/app.ini\n' +
+        '[target:c]\nsections = a\nformat = json\noutput = svc/c.json\npart_of = svc\n',
+    );
+    expect(bundleTargets(targets, 'svc').map((t) => t.name)).toEqual(['svc', 'b', 'c']);
+    expect(bundleTargets(targets, 'b').map((t) => t.name)).toEqual(['b']);
+    expect(bundleTargets(targets, 'nope')).toEqual([]);
+    expect(targets.find((t) => t.name === 'b')!.partOf).toBe('svc');
   });
 });
 

@@ -8,6 +8,7 @@ import { Router } from 'express';
 import type { PlainError } from '../../core/errors.js';
 import type { SyncDispatcher } from '../../sync/dispatcher.js';
 import { addPath, ROUTING, sendJson } from '../route-helpers.js';
+import type { InstancesByTarget } from './sync.js';
 
 /** What the start did before the API listened. */
 export interface StartupReport {
@@ -31,14 +32,20 @@ const TARGET_INIT: Readonly<Record<string, TargetInit>> = {
   rolled_back: 'failed',
 };
 
-export function createInitRoutes({ sync, startup }: { sync: SyncDispatcher; startup: StartupReport }): Router {
+export function createInitRoutes({ sync, startup, instances }: { sync: SyncDispatcher; startup: StartupReport; instances: InstancesByTarget }): Router {
   const router = Router(ROUTING);
   addPath(router, '/init/status', {
     handlers: {
       getInitStatus: (_req, res) => {
         const status = sync.status();
         const readiness = sync.readiness();
-        const targets = status.targets.map((t) => ({ target: t.target, state: TARGET_INIT[t.state] ?? 'pending', lastError: t.lastError }));
+        const byTarget = instances();
+        const targets = status.targets.map((t) => ({
+          target: t.target,
+          state: TARGET_INIT[t.state] ?? 'pending',
+          lastError: t.lastError,
+          instances: byTarget.get(t.target) ?? [],
+        }));
         let lastError: PlainError | null = status.source.error;
         for (const t of targets) if (!lastError && t.state === 'failed') lastError = t.lastError;
         const phase = !readiness.ready

@@ -74,10 +74,21 @@ export async function sendWritten(
   sendJson(res, JSON.stringify({ ...answer, sync: report.body }));
 }
 
-export function createSyncRoutes({ sync }: { sync: SyncDispatcher }): Router {
+/** The service instances that checked in, by target (pull integration). */
+export type InstancesByTarget = () => ReadonlyMap<string, readonly Record<string, unknown>[]>;
+
+export function createSyncRoutes({ sync, instances }: { sync: SyncDispatcher; instances: InstancesByTarget }): Router {
   const router = Router(ROUTING);
 
-  addPath(router, '/sync/status', { handlers: { getSyncStatus: (_req, res) => sendJson(res, JSON.stringify(sync.status())) } });
+  addPath(router, '/sync/status', {
+    handlers: {
+      getSyncStatus: (_req, res) => {
+        const status = sync.status();
+        const byTarget = instances();
+        sendJson(res, JSON.stringify({ ...status, targets: status.targets.map((t) => ({ ...t, instances: byTarget.get(t.target) ?? [] })) }));
+      },
+    },
+  });
 
   addPath(router, '/settings/reload', {
     handlers: {
