@@ -1,0 +1,493 @@
+/**
+ * init/confhub-init.sh run by the host's busybox (sh and its applets only: PATH holds nothing but
+ * busybox links) against a real HTTP server on loopback that answers as confhub's pull API does.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { freePort } from '../support/ports.js';
+import { tempDirs } from '../support/temp-dirs.js';
+import { eventually } from '../support/wait.js';
+
+const SCRIPT = fileURLToPath(new URL('../../init/confhub-init.sh', import.meta.url));
+const BUSYBOX = '/usr/bin/busybox';
+// What the script runs (sh also runs the test's commands).
+const APPLETS = ['sh', 'wget', 'tar', 'sha256sum', 'mv', 'mktemp', 'cat', 'chmod', 'mkdir', 'rm', 'sleep', 'date', 'od', 'hostname', 'dirname', 'timeout'];
+const TOKEN = 'tok-2f1c9a77e0b14d3c-read';
+const TARGET = 'web';
+
+interface BundleFile {
+  path: string;
+  mode: number;
+  data: string;
+  /** Bytes in the archive when they differ from what the manifest's checksum says. */
+  tampered?: string;
+}
+
+interface BundleInput {
+  revision: string;
+  files: BundleFile[];
+  /** Extra MANIFEST lines (path, bytes) with a matching file under files/ in the archive. */
+  extra?: { manifestPath: string; archiveName: string; data: string }[];
+  /** Entries appended to the archive as they are. */
+  raw?: TarEntry[];
+}
+
+interface TarEntry {
+  name: string;
+  mode: number;
+  data?: Buffer;
+  dir?: boolean;
+  symlinkTo?: string;
+}
+
+/** A POSIX ustar archive: 512-byte headers, data padded to 512, two zero blocks at the end. */
+function ustar(entries: TarEntry[]): Buffer {
+  const blocks: Buffer[] = [];
+  for (const entry of entries) {
+    const data = entry.data ?? Buffer.alloc(0);
+    const header = Buffer.alloc(512);
+    if (Buffer.byteLength(entry.name) > 100) throw new Error(`tar name too long for this builder: ${entry.name}`);
+    header.write(entry.name, 0, 'utf8');
+    header.write(`${entry.mode.toString(8).padStart(7, '0')}\0`, 100, 'ascii');
+    header.write('0000000\0', 108, 'ascii');
+    header.write('0000000\0', 116, 'ascii');
+    header.write(`${data.length.toString(8).padStart(11, '0')}\0`, 124, 'ascii');
+    header.write(
+      `${Math.floor(Date.now() / 1000)
+        .toString(8)
+        .padStart(11, '0')}\0`,
+      136,
+      'ascii',
+    );
+    header.write('        ', 148, 'ascii');
+    header.write(entry.dir ? '5' : entry.symlinkTo ? '2' : '0', 156, 'ascii');
+    if (entry.symlinkTo) header.write(entry.symlinkTo, 157, 'utf8');
+    header.write('ustar\0', 257, 'ascii');
+    header.write('00', 263, 'ascii');
+    let sum = 0;
+    for (const byte of header) sum += byte;
+    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'ascii');
+    blocks.push(header, data, Buffer.alloc((512 - (data.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+
+const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
+const octal = (mode: number) => mode.toString(8).padStart(4, '0');
+
+/** The bundle as the contract lays it out: MANIFEST, REVISION, parent directories, files/<path>. */
+function bundle(input: BundleInput): Buffer {
+  const manifest = [
+    ...input.files.map((f) => `${sha256(f.data)} ${octal(f.mode)} ${f.path}\n`),
+    ...(input.extra ?? []).map((e) => `${sha256(e.data)} 0644 ${e.manifestPath}\n`),
+  ].join('');
+  const entries: TarEntry[] = [
+    { name: 'MANIFEST', mode: 0o644, data: Buffer.from(manifest) },
+    { name: 'REVISION', mode: 0o644, data: Buffer.from(`${input.revision}\n`) },
+    { name: 'files/', mode: 0o755, dir: true },
+  ];
+  const dirs = new Set<string>();
+  for (const f of input.files) {
+    const parts = f.path.split('/').slice(0, -1);
+    for (let i = 1; i <= parts.length; i++) {
+      const dir = `files/${parts.slice(0, i).join('/')}/`;
+      if (!dirs.has(dir)) entries.push({ name: dir, mode: 0o755, dir: true });
+      dirs.add(dir);
+    }
+  }
+  for (const f of input.files) entries.push({ name: `files/${f.path}`, mode: f.mode, data: Buffer.from(f.tampered ?? f.data) });
+  for (const e of input.extra ?? []) entries.push({ name: e.archiveName, mode: 0o644, data: Buffer.from(e.data) });
+  return ustar([...entries, ...(input.raw ?? [])]);
+}
+
+/** confhub's pull API as the contract describes it, with counters for what the script asked. */
+interface FakeConfhub {
+  url: string;
+  /** How many /readyz requests answer 503 before they answer 200. */
+  notReadyFor: number;
+  current?: BundleInput;
+  readyz: number;
+  bundleRequests: number;
+  checkins: { authorization?: string; contentType?: string; body: unknown }[];
+}
+
+let server: Server;
+let confhub: FakeConfhub;
+let binDir: string;
+
+function jsonError(res: ServerResponse, status: number, code: string): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ code, message: code, details: {} }));
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  if (req.url === '/readyz') {
+    confhub.readyz++;
+    res.writeHead(confhub.readyz > confhub.notReadyFor ? 200 : 503, { 'content-type': 'text/plain' });
+    res.end(confhub.readyz > confhub.notReadyFor ? 'ready' : 'starting');
+    return;
+  }
+  const authorized = req.headers.authorization === `Bearer ${TOKEN}`;
+  if (req.method === 'GET' && req.url === `/api/v1/targets/${TARGET}/bundle`) {
+    confhub.bundleRequests++;
+    if (!authorized) return jsonError(res, 401, 'UNAUTHORIZED');
+    if (!confhub.current) return jsonError(res, 503, 'NOT_APPLIED');
+    const body = bundle(confhub.current);
+    res.writeHead(200, {
+      'content-type': 'application/x-tar',
+      'content-length': body.length,
+      etag: `"${confhub.current.revision}"`,
+      'cache-control': 'no-store',
+    });
+    res.end(body);
+    return;
+  }
+  if (req.method === 'POST' && req.url === `/api/v1/targets/${TARGET}/checkin`) {
+    if (!authorized) return jsonError(res, 401, 'UNAUTHORIZED');
+    confhub.checkins.push({
+      authorization: req.headers.authorization,
+      contentType: req.headers['content-type'],
+      body: JSON.parse(Buffer.concat(chunks).toString('utf8')),
+    });
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"ok":true}');
+    return;
+  }
+  jsonError(res, 404, 'NOT_FOUND');
+}
+
+beforeAll(async () => {
+  if (!existsSync(BUSYBOX)) throw new Error(`${BUSYBOX} is missing (Debian: apt-get install busybox-static, as bash test/run.sh does)`);
+  binDir = mkdtempSync(join(tmpdir(), 'confhub-init-bin-'));
+  for (const applet of APPLETS) symlinkSync(BUSYBOX, join(binDir, applet));
+  server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      res.destroy(error as Error);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+});
+
+afterAll(async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  rmSync(binDir, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  const { port } = server.address() as AddressInfo;
+  confhub = { url: `http://127.0.0.1:${port}`, notReadyFor: 0, readyz: 0, bundleRequests: 0, checkins: [] };
+});
+
+afterEach(() => {
+  server.closeAllConnections();
+});
+
+const newDir = tempDirs('confhub-init-');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  pid: number;
+  ms: number;
+}
+
+/**
+ * `busybox sh init/confhub-init.sh COMMAND…` with only the given environment and busybox on PATH;
+ * `prefix` runs it through another command first.
+ */
+function startInit(env: Record<string, string | undefined>, command: string[], prefix: string[] = []): { pid: number; done: Promise<Run> } {
+  const started = Date.now();
+  const clean = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+  const [file = BUSYBOX, ...args] = [...prefix, BUSYBOX, 'sh', SCRIPT, ...command];
+  const child = spawn(file, args, {
+    env: { PATH: binDir, ...clean },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString('utf8');
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
+  const pid = child.pid ?? -1;
+  const done = new Promise<Run>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr, pid, ms: Date.now() - started }));
+  });
+  return { pid, done };
+}
+
+const runInit = (...args: Parameters<typeof startInit>): Promise<Run> => startInit(...args).done;
+
+/** A destination, a token file holding `token` and the environment of a normal start. */
+function setup(token = `${TOKEN}\n`) {
+  const root = newDir();
+  const dest = join(root, 'dest');
+  const tokenFile = join(root, 'token');
+  writeFileSync(tokenFile, token, { mode: 0o600 });
+  const env: Record<string, string | undefined> = {
+    CONFHUB_URL: confhub.url,
+    CONFHUB_TARGET: TARGET,
+    CONFHUB_TOKEN_FILE: tokenFile,
+    CONFHUB_DEST: dest,
+    CONFHUB_TIMEOUT: '20',
+  };
+  return { root, dest, tokenFile, env };
+}
+
+/** Every entry under dir with its mode and bytes, to compare a destination before and after. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
+    const path = join(dir, name);
+    const st = statSync(path);
+    out[name] = `${octal(st.mode & 0o7777)} ${st.isDirectory() ? '<dir>' : readFileSync(path, 'utf8')}`;
+  }
+  return out;
+}
+
+const REV_A = 'a'.repeat(64);
+const REV_B = 'b1'.repeat(32);
+const FIRST: BundleInput = {
+  revision: REV_A,
+  files: [
+    { path: 'app.conf', mode: 0o640, data: 'port = 8080\n' },
+    { path: 'conf.d/site one.conf', mode: 0o600, data: 'server { listen 80; }\n' },
+    { path: 'bin/start hook.sh', mode: 0o755, data: '#!/bin/sh\necho hook\n' },
+  ],
+};
+// Prints its own pid: equal to the pid the test spawned only when the script exec'd it.
+const SHOW_PID = ['sh', '-c', 'echo "pid=$$"; cat "$CONFHUB_DEST/app.conf"'];
+
+describe('confhub-init.sh under busybox', () => {
+  it('when confhub becomes ready, then the files are installed with the manifest bytes and modes and the command is exec’d in its place', async () => {
+    const { dest, env } = setup();
+    confhub.notReadyFor = 2;
+    confhub.current = FIRST;
+    const run = await runInit(env, SHOW_PID);
+    expect(run.stderr).toContain('confhub not ready: HTTP 503');
+    expect(run.code).toBe(0);
+    expect(confhub.readyz).toBe(3);
+    expect(run.stdout).toBe(`pid=${run.pid}\nport = 8080\n`);
+    for (const f of FIRST.files) {
+      expect(readFileSync(join(dest, f.path), 'utf8')).toBe(f.data);
+      expect(statSync(join(dest, f.path)).mode & 0o7777).toBe(f.mode);
+    }
+    // No temp directory or file is left behind.
+    expect(readdirSync(dest).sort()).toEqual(['.confhub-revision', 'app.conf', 'bin', 'conf.d']);
+    expect(readdirSync(join(dest, 'conf.d'))).toEqual(['site one.conf']);
+  });
+
+  it('when installed, then the revision is in the state file and the instance checks in with it', async () => {
+    const { dest, env } = setup();
+    confhub.current = FIRST;
+    const run = await runInit(env, ['sh', '-c', 'cat "$CONFHUB_DEST/.confhub-revision"']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe(`${REV_A}\n`);
+    expect(readFileSync(join(dest, '.confhub-revision'), 'utf8')).toBe(`${REV_A}\n`);
+    expect(confhub.checkins).toEqual([{ authorization: `Bearer ${TOKEN}`, contentType: 'application/json', body: { revision: REV_A, instance: hostname() } }]);
+
+    const stateFile = join(setup().root, 'state', 'rev');
+    const named = await runInit({ ...env, CONFHUB_INSTANCE: 'web-1.example:2', CONFHUB_STATE_FILE: stateFile }, ['sh', '-c', 'true']);
+    expect(named.code).toBe(0);
+    expect(readFileSync(stateFile, 'utf8')).toBe(`${REV_A}\n`);
+    expect(confhub.checkins[1]?.body).toEqual({ revision: REV_A, instance: 'web-1.example:2' });
+  });
+
+  it('when a file of the bundle differs from its MANIFEST checksum, then nothing is installed and the script fails after the timeout', async () => {
+    const { dest, env } = setup();
+    confhub.current = FIRST;
+    expect((await runInit(env, ['sh', '-c', 'true'])).code).toBe(0);
+    const before = snapshot(dest);
+
+    confhub.current = {
+      revision: REV_B,
+      files: [
+        { path: 'app.conf', mode: 0o600, data: 'port = 9090\n' },
+        { path: 'conf.d/site one.conf', mode: 0o600, data: 'server { listen 81; }\n', tampered: 'server { listen 6666; }\n' },
+        { path: 'new.conf', mode: 0o644, data: 'new\n' },
+      ],
+    };
+    const run = await runInit({ ...env, CONFHUB_TIMEOUT: '2' }, SHOW_PID);
+    expect(run.code).toBe(78);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain('checksum mismatch: conf.d/site one.conf');
+    expect(run.stderr).toContain('no good bundle of target web within 2 s');
+    expect(confhub.bundleRequests).toBeGreaterThan(1);
+    expect(snapshot(dest)).toEqual(before);
+    expect(confhub.checkins).toHaveLength(1);
+  });
+
+  it.each([
+    ['../x', 'files/../x'],
+    ['/etc/x', 'files/etc/x'],
+    ['conf.d/./x', 'files/conf.d/x'],
+  ])('when the MANIFEST names %s, then nothing is installed', async (manifestPath, archiveName) => {
+    const { root, dest, env } = setup();
+    confhub.current = { ...FIRST, extra: [{ manifestPath, archiveName, data: 'escaped\n' }] };
+    const run = await runInit({ ...env, CONFHUB_TIMEOUT: '1' }, SHOW_PID);
+    expect(run.code).toBe(78);
+    expect(run.stderr).toContain(`path: ${manifestPath}`);
+    expect(readdirSync(dest)).toEqual([]);
+    expect(readdirSync(root).sort()).toEqual(['dest', 'token']);
+  });
+
+  it('when the archive holds a symlink, then nothing is extracted through it and nothing is installed', async () => {
+    const { root, dest, env } = setup();
+    const outside = join(root, 'outside');
+    mkdirSync(outside);
+    confhub.current = {
+      ...FIRST,
+      raw: [
+        { name: 'files/escape', mode: 0o777, symlinkTo: outside },
+        { name: 'files/escape/planted', mode: 0o644, data: Buffer.from('planted\n') },
+      ],
+    };
+    const run = await runInit({ ...env, CONFHUB_TIMEOUT: '1' }, SHOW_PID);
+    expect(run.code).toBe(78);
+    expect(run.stderr).toContain('an entry is not a regular file or directory');
+    expect(readdirSync(outside)).toEqual([]);
+    expect(readdirSync(dest)).toEqual([]);
+  });
+
+  it('when stopped with SIGTERM while it waits, then it exits 143 and leaves no temp directory', async () => {
+    const { dest, env } = setup();
+    // Ready, but the target is not applied yet: every attempt makes a temp directory and retries.
+    const started = startInit({ ...env, CONFHUB_TIMEOUT: '600' }, SHOW_PID);
+    await eventually('the script has asked for the bundle', () => confhub.bundleRequests >= 1);
+    process.kill(started.pid, 'SIGTERM');
+    const run = await started.done;
+    expect(run.code).toBe(143);
+    expect(run.stdout).toBe('');
+    expect(readdirSync(dest)).toEqual([]);
+  });
+
+  it('when confhub refuses the token (401), then the script exits 77 at once and never prints the token', async () => {
+    const wrong = 'wrong-s3cret-7d0e1f';
+    const { dest, env } = setup(`${wrong}\r\n`);
+    confhub.current = FIRST;
+    const run = await runInit(env, SHOW_PID);
+    expect(run.code).toBe(77);
+    expect(run.stderr).toContain('HTTP 401');
+    expect(confhub.bundleRequests).toBe(1);
+    expect(`${run.stdout}${run.stderr}`).not.toContain(wrong);
+    expect(readdirSync(dest)).toEqual([]);
+  });
+
+  it('when confhub cannot be reached and files are required, then the script exits 78 once CONFHUB_TIMEOUT has passed', async () => {
+    const { env } = setup();
+    const run = await runInit({ ...env, CONFHUB_URL: `http://127.0.0.1:${await freePort()}`, CONFHUB_TIMEOUT: '3' }, SHOW_PID);
+    expect(run.code).toBe(78);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(/confhub-init: confhub at http:\/\/127\.0\.0\.1:\d+ was not ready within 3 s/);
+    // Whole seconds from `date +%s`: the wait is more than CONFHUB_TIMEOUT - 1.
+    expect(run.ms).toBeGreaterThanOrEqual(2000);
+  });
+
+  it('when confhub cannot be reached and files are not required, then the command starts with the files of the earlier install', async () => {
+    const { env } = setup();
+    confhub.current = FIRST;
+    expect((await runInit(env, ['sh', '-c', 'true'])).code).toBe(0);
+
+    const down = { ...env, CONFHUB_URL: `http://127.0.0.1:${await freePort()}`, CONFHUB_TIMEOUT: '1', CONFHUB_REQUIRED: '0' };
+    const run = await runInit(down, SHOW_PID);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe(`pid=${run.pid}\nport = 8080\n`);
+    expect(run.stderr).toContain(`with the files of revision ${REV_A} installed earlier (CONFHUB_REQUIRED=0)`);
+
+    // A refused token starts it as well when there are earlier files.
+    const refused = await runInit({ ...env, CONFHUB_REQUIRED: '0', CONFHUB_TOKEN_FILE: setup('revoked-token\n').tokenFile }, SHOW_PID);
+    expect(refused.code).toBe(0);
+    expect(refused.stdout).toBe(`pid=${refused.pid}\nport = 8080\n`);
+    expect(refused.stderr).toContain('HTTP 401');
+  });
+
+  it('when files are not required and none were ever installed, then the command starts anyway with a warning', async () => {
+    const { env } = setup();
+    const run = await runInit({ ...env, CONFHUB_URL: `http://127.0.0.1:${await freePort()}`, CONFHUB_TIMEOUT: '1', CONFHUB_REQUIRED: '0' }, [
+      'sh',
+      '-c',
+      'echo started',
+    ]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('started\n');
+    expect(run.stderr).toContain('no files were ever installed');
+  });
+
+  it.each(['CONFHUB_URL', 'CONFHUB_TARGET', 'CONFHUB_TOKEN_FILE', 'CONFHUB_DEST'])('when %s is missing, then the script exits 64 naming it', async (name) => {
+    const { env } = setup();
+    const run = await runInit({ ...env, [name]: undefined }, SHOW_PID);
+    expect(run.code).toBe(64);
+    expect(run.stderr).toMatch(new RegExp(`^confhub-init: ${name} is required`));
+    expect(confhub.readyz + confhub.bundleRequests).toBe(0);
+  });
+
+  it.each([
+    ['CONFHUB_URL', 'http://127.0.0.1:1/prefix'],
+    ['CONFHUB_URL', 'ftp://127.0.0.1:1'],
+    ['CONFHUB_TARGET', '../web'],
+    ['CONFHUB_TIMEOUT', '10s'],
+    ['CONFHUB_TIMEOUT', '010'],
+    ['CONFHUB_REQUIRED', 'yes'],
+    ['CONFHUB_INSTANCE', 'web"1'],
+    ['CONFHUB_TOKEN_FILE', '/nonexistent/token'],
+  ])('when %s is %s, then the script exits 64 naming it', async (name, value) => {
+    const { env } = setup();
+    const run = await runInit({ ...env, [name]: value }, SHOW_PID);
+    expect(run.code).toBe(64);
+    expect(run.stderr).toMatch(new RegExp(`^confhub-init: ${name}`));
+    expect(confhub.readyz).toBe(0);
+  });
+
+  it('when no command is given, then the script exits 64', async () => {
+    const run = await runInit(setup().env, []);
+    expect(run.code).toBe(64);
+    expect(run.stderr).toContain('no command given');
+  });
+
+  it('when the token is only in the environment, then it is refused: the token file is required', async () => {
+    const { env } = setup();
+    const run = await runInit({ ...env, CONFHUB_TOKEN_FILE: undefined, CONFHUB_TOKEN: TOKEN }, SHOW_PID);
+    expect(run.code).toBe(64);
+    expect(run.stderr).toContain('CONFHUB_TOKEN_FILE is required');
+    expect(run.stderr).not.toContain(TOKEN);
+    expect(confhub.readyz + confhub.bundleRequests).toBe(0);
+  });
+
+  it('when a destination file is a single-file bind mount, then it is written in place and keeps its inode', async () => {
+    const { root, dest, env } = setup();
+    mkdirSync(dest);
+    writeFileSync(join(dest, 'app.conf'), 'mount point\n');
+    const mounted = join(root, 'mounted.conf');
+    writeFileSync(mounted, 'old\n', { mode: 0o644 });
+    const inode = statSync(mounted).ino;
+    confhub.current = FIRST;
+    // A private mount namespace: the bind mount ends with the run and never reaches the host's.
+    const bindThenRun = `${BUSYBOX} mount --bind "$1" "$2" && shift 2 && exec "$@"`;
+    const inNamespace = [BUSYBOX, 'unshare', '-m', '--propagation', 'private', BUSYBOX, 'sh', '-c', bindThenRun, 'sh', mounted, join(dest, 'app.conf')];
+    const run = await runInit(env, ['sh', '-c', 'cat "$CONFHUB_DEST/app.conf"'], inNamespace);
+    expect(run.stderr).not.toContain('cannot install');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('port = 8080\n');
+    expect(readFileSync(mounted, 'utf8')).toBe('port = 8080\n');
+    expect(statSync(mounted).ino).toBe(inode);
+    expect(statSync(mounted).mode & 0o7777).toBe(0o640);
+    // The mount point itself was never written, and no temp file was left beside it.
+    expect(readFileSync(join(dest, 'app.conf'), 'utf8')).toBe('mount point\n');
+    expect(readdirSync(dest).filter((name) => name.startsWith('.confhub-init'))).toEqual([]);
+    expect(existsSync(join(dest, 'conf.d', 'site one.conf'))).toBe(true);
+  });
+});
