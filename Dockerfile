@@ -38,6 +38,12 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json LICENSE ./
 COPY config ./config
+# The service init script: /app/init is what GET /api/v1/init.sh serves; /usr/local/bin has it for
+# `docker cp` or a COPY --from=confhub into a service image. COPY keeps the 0755 of the checkout;
+# the chmod keeps it for a checkout that lost it.
+COPY init ./init
+COPY init/confhub-init.sh /usr/local/bin/confhub-init.sh
+RUN chmod 0755 /app/init/confhub-init.sh /usr/local/bin/confhub-init.sh
 COPY supervisord/supervisord.conf /etc/confhub/supervisord.conf
 # `docker exec CONTAINER confhub apikey show` and the other CLI commands.
 RUN ln -s /app/dist/cli.js /usr/local/bin/confhub

@@ -11,9 +11,11 @@ cd "$(dirname "$0")/.."
 # docker.io, supervisor and busybox-static (the real engines of the sync suites), debootstrap
 # (the container suite's base image when no registry image can be pulled), nginx (a real
 # service the sync suite configures, run under the suite's own supervisord), prometheus (its
-# promtool lints the GET /metrics answer; the Prometheus server itself is never started).
+# promtool lints the GET /metrics answer; the Prometheus server itself is never started),
+# shellcheck (lints the service init script, init/confhub-init.sh), docker-compose (validates the
+# README's compose example with `docker-compose config`).
 missing=()
-for pkg in git python3 docker.io supervisor busybox-static debootstrap nginx prometheus; do
+for pkg in git python3 docker.io supervisor busybox-static debootstrap nginx prometheus shellcheck docker-compose; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if ((${#missing[@]} > 0)); then

@@ -33,6 +33,7 @@ const CONTEXT_PATHS = [
   'scripts',
   'src',
   'config',
+  'init',
   'supervisord',
 ];
 const BUILD_CA_BUNDLE = '/usr/local/share/build-ca-bundle.crt';
