@@ -45,7 +45,7 @@ import { actorRef, FILE_ACTOR } from './core/actor.js';
 import { auditSyncRun, publishSyncRun } from './sync/dispatcher.js';
 import { createRevisionRecorder } from './sync/revision-recorder.js';
 import { maskText } from './core/mask.js';
-import { secretsOf } from './settings/mask-secrets.js';
+import { maskedSpellingsOf } from './settings/mask-secrets.js';
 import { parseIni } from './ini/document.js';
 import { openDocument } from './secrets/sealed-document.js';
 import { acquireInstanceLock } from './bootstrap/instance-lock.js';
@@ -347,7 +347,7 @@ async function once(config: RuntimeConfig): Promise<void> {
     const startedAt = Date.now();
     const result = await reconciler.reconcile({ revision: snapshot.revision, doc: resolved.doc, force: false });
     await recorder.idle();
-    const secrets = secretsOf(resolved.doc, CONFIG_SCHEMA);
+    const secrets = maskedSpellingsOf({ docs: [resolved.doc], schema: CONFIG_SCHEMA });
     const maskedTargets = result.targets.map((t) =>
       t.error ? { ...t, error: { ...t.error, message: maskText(t.error.message, secrets), details: maskText(t.error.details, secrets) } } : t,
     );

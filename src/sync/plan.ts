@@ -9,40 +9,13 @@ import { readTemplateContained } from '../fs/contained-path.js';
 import type { IniDocument } from '../ini/document.js';
 import { renderTarget } from '../render/index.js';
 import { maskText } from '../core/mask.js';
-import { quoteDotenvValue } from '../render/dotenv.js';
-import { supervisorValueLines } from '../render/supervisor-env.js';
-import { secretsOf } from '../settings/mask-secrets.js';
+import { maskedSpellingsOf } from '../settings/mask-secrets.js';
 import type { FileSchema } from '../settings/schema.js';
 import { renderInput } from './reconcile.js';
 import type { PathRules } from '../targets/path-rules.js';
 import type { TargetSpec } from '../targets/target-spec.js';
 import { NO_ENV_DECLARATIONS, type EnvDeclarations } from '../targets/env-spec.js';
 import { createTargetWriter, differs } from './target-writer.js';
-
-/** A value shorter than this is not masked in free text (as in secretsOf). */
-const MIN_MASKED_LENGTH = 4;
-
-/**
- * A secret as the formats write it, so a diff masks it whichever file it is in: as it is, escaped
- * for a compose .env file, for JSON and YAML strings and for the ini package, as a supervisord
- * include spells it, and each line of a multi-line value (supervisord writes them on lines of
- * their own).
- */
-function spellings(secret: string): string[] {
-  const long = (line: string) => line.trim().length >= MIN_MASKED_LENGTH;
-  const lines = secret.includes('\n') ? secret.split('\n').filter(long) : [];
-  const supervisor = supervisorValueLines(secret);
-  return [
-    secret,
-    quoteDotenvValue(secret).slice(1, -1),
-    JSON.stringify(secret).slice(1, -1),
-    // The ini package escapes ; and # with a backslash.
-    secret.replace(/[;#]/g, '\\$&'),
-    supervisor.join('\n'),
-    ...supervisor.filter(long),
-    ...lines,
-  ];
-}
 
 export interface TargetPlan {
   readonly target: string;
@@ -68,10 +41,7 @@ export async function planTargets(input: {
   /** More values to mask (a template's secret variables, in keys config.ini does not call secret). */
   secrets?: readonly string[];
 }): Promise<TargetPlan[]> {
-  const given = (input.secrets ?? []).filter((secret) => secret.length >= MIN_MASKED_LENGTH).flatMap(spellings);
-  const secrets = [...new Set([...[input.doc, ...(input.earlier ?? [])].flatMap((doc) => secretsOf(doc, input.schema).flatMap(spellings)), ...given])].sort(
-    (a, b) => b.length - a.length,
-  );
+  const secrets = maskedSpellingsOf({ docs: [input.doc, ...(input.earlier ?? [])], schema: input.schema, more: input.secrets ?? [] });
   const plans: TargetPlan[] = [];
   const writer = createTargetWriter({ rules: input.paths });
   for (const spec of input.targets) {

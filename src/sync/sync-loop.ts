@@ -12,8 +12,9 @@
  *   returns to it later), or an explicit reconcile request, runs it again.
  * - A rollback-policy target that fails returns config.ini to the newest revision every lane
  *   applied; the restored revision then flows through every lane like any other.
- * - Whatever is posted to the main thread has the values of sensitive keys masked: a check
- *   command's output may quote the file it rejected.
+ * - Whatever is posted to the main thread has the values of sensitive keys masked, in every
+ *   spelling the formats write them: a check or reload command's output may quote a rendered
+ *   file, and from the posted result the text reaches the events, webhooks and /sync/status.
  * - Sealed values are opened for the renderers; a value that does not open fails the revision
  *   (SECRET_UNREADABLE) before anything is written. Every valid revision is committed to the
  *   history while it is applied (git works in its own processes, so the services do not wait
@@ -33,7 +34,7 @@ import type { Keyring } from '../secrets/secret-box.js';
 import type { FileSchema } from '../settings/schema.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { maskText } from '../core/mask.js';
-import { secretsOf } from '../settings/mask-secrets.js';
+import { maskedSpellingsOf } from '../settings/mask-secrets.js';
 import { FILE_ACTOR, type ActorRef, type RevisionSource } from '../core/actor.js';
 import { checkDocument } from '../settings/check-document.js';
 import { NO_RESOLVE, type ResolveSettings } from '../settings/resolve.js';
@@ -361,7 +362,11 @@ export function createSyncLoop(deps: SyncLoopDeps) {
   }
 
   function masked(result: ReconcileResult, doc: IniDocument): ReconcileResult {
-    const secrets = secretsOf(doc, schema);
+    if (!result.error && result.targets.every((t) => t.error === null)) return result;
+    // The last applied revision's secrets too: a command may quote a file this revision did not
+    // rewrite (a check of the whole installed configuration reads every include).
+    const docs = lastApplied && lastApplied.doc !== doc ? [doc, lastApplied.doc] : [doc];
+    const secrets = maskedSpellingsOf({ docs, schema });
     return {
       ...result,
       ...(result.error ? { error: maskError(result.error, secrets)! } : {}),

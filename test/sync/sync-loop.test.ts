@@ -289,6 +289,36 @@ describe('sync loop', () => {
     await syncLoop.stop();
   });
 
+  it('when a target error quotes the secret of the revision applied before, then it is masked too (a check reads files this one did not rewrite)', async () => {
+    writeFileSync(configPath, '[gitea]\nuser_pwd = Old-Secret-Pw-123\n');
+    const messages: WorkerToMain[] = [];
+    let calls = 0;
+    const leaky = {
+      async reconcile(request: ReconcileRequest): Promise<ReconcileResult> {
+        if (calls++ === 0) return { revision: request.revision, outcome: 'applied', rollbackConfig: false, targets: [outcome('in_sync')] };
+        const error = { code: 'CHECK_FAILED' as const, message: 'Check failed', details: 'include.conf: PASSWD = Old-Secret-Pw-123 does not match' };
+        return { revision: request.revision, outcome: 'failed', rollbackConfig: false, targets: [{ ...outcome('failed'), error }] };
+      },
+    };
+    const syncLoop = settling(
+      createSyncLoop({
+        configPath,
+        schema: CONFIG_SCHEMA,
+        targets: ONE_TARGET,
+        reconciler: leaky,
+        post: (m) => messages.push(m),
+        logger: pino({ level: 'silent' }),
+      }),
+    );
+    await syncLoop.onChange({ startup: true });
+    writeFileSync(configPath, '[gitea]\nuser_pwd = New-Secret-Pw-456\n');
+    await syncLoop.onChange();
+    const posted = JSON.stringify(messages);
+    expect(posted).toContain('PASSWD = ****** does not match');
+    expect(posted).not.toContain('Old-Secret-Pw-123');
+    await syncLoop.stop();
+  });
+
   it('when config.ini is not valid UTF-8, then it is reported invalid like the API does', async () => {
     writeFileSync(configPath, Buffer.from([0x5b, 0x61, 0x5d, 0x0a, 0x6b, 0x20, 0x3d, 0x20, 0xff, 0x0a]));
     const { syncLoop, messages, requests } = loop([]);
