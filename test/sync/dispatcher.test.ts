@@ -238,6 +238,17 @@ describe('sync dispatcher events', () => {
       ['service.reloaded', { revision: 'r1', target: 'gitea', reload: 'docker restart websoft9-git' }],
       ['service.unhealthy', { revision: 'r1', target: 'proxy', code: 'HEALTH_FAILED', reason: 'nginx exited' }],
     ]);
+    // sync.failed names each failed target with its code (the issue's `target, code`), and the ones that applied.
+    expect(logged[0]!.data).toEqual({
+      revision: 'r1',
+      source: 'change',
+      actor: { type: 'file', id: 'file' },
+      targets: [
+        expect.objectContaining({ target: 'gitea', state: 'in_sync', error: null }),
+        expect.objectContaining({ target: 'proxy', state: 'failed', error: expect.objectContaining({ code: 'HEALTH_FAILED' }) }),
+        expect.objectContaining({ target: 'tpl', state: 'failed', error: expect.objectContaining({ code: 'RENDER_FAILED' }) }),
+      ],
+    });
   });
 
   it('when config.ini is invalid at a line, then source.invalid carries the code, the reason and the line', () => {
