@@ -246,11 +246,13 @@ describe('webhooks', () => {
     expect(gone.received).toHaveLength(2);
   }, 30_000);
 
-  it('when an endpoint keeps failing for the whole retry window, then it is disabled with the reason and its undelivered messages fail', async () => {
+  it('when an endpoint keeps failing for the whole retry window, then it is disabled with the reason, its undelivered messages fail and webhook.disabled reaches the others', async () => {
     const s = await start();
     const receiver = await startReceiver();
+    const watcher = await startReceiver();
     for (let i = 0; i < 200; i++) receiver.answers.push({ status: 503 });
     const webhook = await createWebhook(s, { url: receiver.url, events: ['settings.changed'] });
+    await createWebhook(s, { url: watcher.url, events: ['webhook.disabled'] });
     await put(s, 'gitea', { user_name: 'ivy' });
     // From one attempt to the next, by the time each failure set; the window is 72 h.
     for (let attempt = 1; attempt < 60; attempt++) {
@@ -263,6 +265,11 @@ describe('webhooks', () => {
     const after = (await s.json<WebhookAnswer>(`/api/v1/webhooks/${webhook.id}`)).body;
     expect(after).toMatchObject({ active: false, disabledReason: expect.stringMatching(/^failing for 72 h since .*; last error: .*503/) });
     expect((await deliveries(s, webhook.id))[0]).toMatchObject({ state: 'failed' });
+    await eventually('the other endpoint heard of it', () => watcher.received.length === 1);
+    expect(JSON.parse(watcher.received[0]!.body)).toMatchObject({
+      type: 'webhook.disabled',
+      data: { webhook: webhook.id, url: `${new URL(receiver.url).origin}/…`, reason: after.disabledReason },
+    });
     // Exponential: about twenty attempts over three days, not one per minute.
     expect(receiver.received.length).toBeGreaterThan(10);
     expect(receiver.received.length).toBeLessThan(40);
