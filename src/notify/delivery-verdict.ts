@@ -89,9 +89,10 @@ export interface CodedAnswerRules {
 }
 
 /**
- * Services that answer a JSON result code (0 = delivered), WeCom's and DingTalk's `errcode`, Feishu's
- * `code`. A 2xx without a code is not the service answering (a proxy, a portal): retried. Codes
- * neither retried nor gone will fail again as sent: no retry.
+ * Services that answer a JSON result code, WeCom's and DingTalk's `errcode`, Feishu's `code`: code 0
+ * in a 200 body is delivered, and nothing else is. A 2xx without a code, or another 2xx than 200,
+ * is not the service answering (a proxy, a portal): retried. Codes neither retried nor gone will
+ * fail again as sent: no retry.
  */
 export function judgeCodedAnswer(answer: DeliveryAnswer, rules: CodedAnswerRules): DeliveryVerdict {
   const transport = judgeTransport(answer, rules.service);
@@ -103,7 +104,8 @@ export function judgeCodedAnswer(answer: DeliveryAnswer, rules: CodedAnswerRules
     if (status >= 200 && status < 300) return retryLater(`${rules.service} answered HTTP ${status} without a result code (${quote(body) || 'empty body'})`);
     return giveUp(`${rules.service} answered HTTP ${status}`);
   }
-  if (code === 0 && status >= 200 && status < 300) return DELIVERED;
+  if (code === 0 && status === 200) return DELIVERED;
+  if (code === 0) return retryLater(`${rules.service} answered HTTP ${status} with code 0, not 200 (not the service's answer; is something in between?)`);
   const message = rules.messageFields.map((field) => json[field]).find((value) => typeof value === 'string');
   const reason = `${rules.service} answered HTTP ${status}, code ${code}${message === undefined ? '' : ` (${quote(message)})`}`;
   if (rules.retry.has(code)) return retryLater(reason, answer.retryAfterMs ?? rules.retry.get(code));

@@ -108,9 +108,11 @@ function embedOf(summary: EventSummary, share: number, options: FormatOptions | 
 }
 
 /**
- * 204 (or 200 with `?wait=true`) is delivered. 429 is retried after Discord's `Retry-After` or the
- * JSON `retry_after` (seconds). An unknown webhook (10015) or a wrong token (50027) disables it;
- * other 4xx (a form-body error, code 50035…) will fail again as sent, no retry.
+ * 204 (or 200 with `?wait=true`) is delivered, and no other status: Discord answers nothing else
+ * for a message it took, so another 2xx came from something in between (a proxy, a portal) and is
+ * retried. 429 is retried after Discord's `Retry-After` or the JSON `retry_after` (seconds). An
+ * unknown webhook (10015) or a wrong token (50027) disables it; other 4xx (a form-body error, code
+ * 50035…) will fail again as sent, no retry.
  */
 export function judgeDiscord(answer: DeliveryAnswer): DeliveryVerdict {
   const { status, body } = answer;
@@ -122,7 +124,8 @@ export function judgeDiscord(answer: DeliveryAnswer): DeliveryVerdict {
   }
   const transport = judgeTransport(answer, 'Discord');
   if (transport !== undefined) return transport;
-  if (status >= 200 && status < 300) return DELIVERED;
+  if (status === 204 || status === 200) return DELIVERED;
+  if (status > 200 && status < 300) return retryLater(`Discord answered HTTP ${status}, not 204 or 200 (not Discord's answer; is something in between?)`);
   const code = typeof json?.code === 'number' ? json.code : undefined;
   const detail = code === undefined ? '' : ` code ${code}${typeof json?.message === 'string' ? ` (${quote(json.message)})` : ''}`;
   const reason = `Discord answered HTTP ${status}${detail}`;

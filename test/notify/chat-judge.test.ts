@@ -45,6 +45,11 @@ function transportCases(): Case[] {
   ];
 }
 
+/** A result code of success in a 2xx other than 200: not the service's answer (a proxy, a portal), retried. */
+function notIn200(success: Record<string, unknown> = { errcode: 0, errmsg: 'ok' }): Case[] {
+  return [201, 202, 204, 206].map((status) => ({ answer: { status, body: json(success) }, expect: 'retry', reason: `HTTP ${status} with code 0, not 200` }));
+}
+
 describe('judging answers', () => {
   it('standard: 2xx delivered, 410 disables, everything else retried with the status named', () => {
     check(judgeStandard, [
@@ -88,10 +93,13 @@ describe('judging answers', () => {
     ]);
   });
 
-  it('discord: 204/200 delivered; 429 waits Retry-After or retry_after; unknown webhook or bad token disables; other 4xx not retried', () => {
+  it('discord: 204/200 delivered, no other 2xx (retried, named); 429 waits Retry-After or retry_after; unknown webhook or bad token disables; other 4xx not retried', () => {
     check(CHAT_ADAPTERS.discord.judge, [
       { answer: { status: 204, body: '' }, expect: 'ok' },
       { answer: { status: 200, body: json({ id: '1' }) }, expect: 'ok' },
+      { answer: { status: 201, body: json({ id: '1' }) }, expect: 'retry', reason: 'HTTP 201, not 204 or 200' },
+      { answer: { status: 202, body: '' }, expect: 'retry', reason: 'HTTP 202' },
+      { answer: { status: 206, body: '' }, expect: 'retry', reason: 'HTTP 206' },
       {
         answer: { status: 429, body: json({ message: 'You are being rate limited.', retry_after: 64.57, global: false }) },
         expect: 'retry',
@@ -111,7 +119,7 @@ describe('judging answers', () => {
     ]);
   });
 
-  it('wecom: errcode 0 delivered; 45009 and -1 retried; 93000 disables; other codes not retried; non-JSON 200 retried', () => {
+  it('wecom: errcode 0 in a 200 body delivered; 45009 and -1 retried; 93000 disables; other codes not retried; non-JSON 200 retried', () => {
     check(CHAT_ADAPTERS.wecom.judge, [
       { answer: { status: 200, body: json({ errcode: 0, errmsg: 'ok' }) }, expect: 'ok' },
       { answer: { status: 200, body: json({ errcode: 45009, errmsg: 'api freq out of limit' }) }, expect: 'retry', retryAfterMs: 60_000, reason: '45009' },
@@ -123,10 +131,11 @@ describe('judging answers', () => {
       { answer: { status: 200, body: 'ok' }, expect: 'retry', reason: 'without a result code' },
       { answer: { status: 200, body: json({ message: 'hello' }) }, expect: 'retry' },
       { answer: { status: 404, body: 'not found' }, expect: 'give-up', reason: 'HTTP 404' },
+      ...notIn200(),
     ]);
   });
 
-  it('dingtalk: errcode 0 delivered; 130101/660026 retried after the throttle; token gone disables; 310000 not retried', () => {
+  it('dingtalk: errcode 0 in a 200 body delivered; 130101/660026 retried after the throttle; token gone disables; 310000 not retried', () => {
     check(CHAT_ADAPTERS.dingtalk.judge, [
       { answer: { status: 200, body: json({ errcode: 0, errmsg: 'ok' }) }, expect: 'ok' },
       { answer: { status: 200, body: json({ errcode: 130101, errmsg: 'send too fast, exceed 20 times per minute' }) }, expect: 'retry', retryAfterMs: 600_000 },
@@ -137,10 +146,11 @@ describe('judging answers', () => {
       { answer: { status: 200, body: json({ errcode: 310000, errmsg: 'keywords not in content' }) }, expect: 'give-up', reason: 'keywords not in content' },
       { answer: { status: 200, body: json({ errcode: 310000, errmsg: 'sign not match' }) }, expect: 'give-up' },
       { answer: { status: 200, body: '<html></html>' }, expect: 'retry' },
+      ...notIn200(),
     ]);
   });
 
-  it('feishu: code 0 (or legacy StatusCode 0) delivered; 11232 retried; 19001 disables; 19021/19024/9499 not retried', () => {
+  it('feishu: code 0 (or legacy StatusCode 0) in a 200 body delivered; 11232 retried; 19001 disables; 19021/19024/9499 not retried', () => {
     check(CHAT_ADAPTERS.feishu.judge, [
       { answer: { status: 200, body: json({ code: 0, data: {}, msg: 'success' }) }, expect: 'ok' },
       { answer: { status: 200, body: json({ Extra: null, StatusCode: 0, StatusMessage: 'success' }) }, expect: 'ok' },
@@ -151,6 +161,7 @@ describe('judging answers', () => {
       { answer: { status: 400, body: json({ code: 9499, msg: 'Bad Request', data: {} }) }, expect: 'give-up', reason: 'code 9499' },
       { answer: { status: 200, body: json({ StatusCode: 19024, StatusMessage: 'Key Words Not Found' }) }, expect: 'give-up' },
       { answer: { status: 200, body: 'ok' }, expect: 'retry' },
+      ...notIn200({ code: 0, msg: 'success' }),
     ]);
   });
 
