@@ -6,6 +6,11 @@
  * from the log where it stopped. So a slow client costs no memory, and a client that stopped
  * reading is dropped after `stallMs` — it reconnects with Last-Event-ID and misses nothing the log
  * still holds (older than that: an explicit `reset` event).
+ *
+ * A first connection resumes with `since` (the route's `?since=`): EventSource cannot set
+ * Last-Event-ID itself, so a page that followed the WebSocket (`rev`) switches over this way. The
+ * header wins when both are given: EventSource keeps the URL and sends the header on reconnects,
+ * and the header is newer.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
@@ -29,6 +34,8 @@ export interface EventStreamOptions {
   stallMs?: number;
   /** Whether the key the stream was opened with is still the API key, looked at on each heartbeat: a rotated key ends it. */
   stillAuthorized?: () => boolean;
+  /** Resume after this event id when the request has no Last-Event-ID (`?since=`, validated by the route). */
+  since?: number;
 }
 
 /** The `data:` of an event: its fields, with the type and an ISO time as the stream always sent them. */
@@ -56,6 +63,7 @@ export function streamEvents({
   maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES,
   stallMs = DEFAULT_STALL_MS,
   stillAuthorized,
+  since,
 }: EventStreamOptions): void {
   // A client gone before the stream began would never emit close again: nothing to subscribe.
   if (res.closed || res.destroyed) return;
@@ -66,7 +74,7 @@ export function streamEvents({
     // Reverse proxies must pass events through as they come.
     'x-accel-buffering': 'no',
   });
-  const resumeFrom = lastEventId(req);
+  const resumeFrom = lastEventId(req) ?? since;
   /** The id of the last event written; the stream goes on from here. */
   let cursor = resumeFrom ?? log.lastId();
   // A new client learns its place in the log at once: an `id:` without data sets EventSource's

@@ -1359,8 +1359,17 @@ export const OPERATIONS = {
     tag: 'sync',
     summary: 'The event log as Server-Sent Events: changes, sync outcomes, invalid files, worker state',
     description:
-      'Each event has `id:` (its id in the log), `event:` (its type) and `data:` (JSON: type, at and its fields, never a value). Reconnect with Last-Event-ID to resume; older than the log keeps, an `event: reset` says so.',
-    parameters: [{ name: 'Last-Event-ID', in: 'header', description: 'Resume after this event id', schema: { type: 'string', pattern: '^\\d{1,15}$' } }],
+      'Each event has `id:` (its id in the log), `event:` (its type) and `data:` (JSON: type, at and its fields, never a value). Reconnect with Last-Event-ID to resume; older than the log keeps, an `event: reset` says so. ' +
+      'A first connection resumes with `?since=` (EventSource cannot set the header; the WebSocket rev is the same id); Last-Event-ID wins when both are given, as EventSource sends it on its reconnects.',
+    parameters: [
+      { name: 'Last-Event-ID', in: 'header', description: 'Resume after this event id', schema: { type: 'string', pattern: '^\\d{1,15}$' } },
+      {
+        name: 'since',
+        in: 'query',
+        description: 'Resume after this event id (a WebSocket rev) when Last-Event-ID is not sent; not an integer: 400 INVALID_REQUEST',
+        schema: { type: 'integer', minimum: 0 },
+      },
+    ],
     responses: { '200': { description: 'An endless event stream', contentType: 'text/event-stream', schema: { type: 'string' } } },
     errors: [],
   },

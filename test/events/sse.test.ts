@@ -134,6 +134,38 @@ describe('the event stream', () => {
     expect(changed(missed).keys).toEqual(['gitea.user_name']);
   });
 
+  it('when a first connection resumes with ?since= (EventSource cannot set Last-Event-ID), then every later event comes once, in order, and the stream goes on; Last-Event-ID wins over it', async () => {
+    const { h, url } = await servedHarness();
+    const change = (n: number) => ({ revision: `r${n}`, actor: { type: 'api' as const, id: 'key:1' }, source: 'api' as const, keys: [`a.k${n}`] });
+    for (let n = 1; n <= 5; n++) h.events.publish('settings.changed', change(n));
+    const seen = h.events.lastId() - 3;
+    const resumed = await connectSse(`${url}/api/v1/settings/events?since=${seen}`, { 'x-api-key': h.apiKey });
+    cleanups.push(() => resumed.close());
+    await resumed.next((f) => f.id === seen + 3);
+    h.events.publish('settings.changed', change(6));
+    await resumed.next((f) => f.id === seen + 4);
+    expect(resumed.frames.map((f) => f.id)).toEqual([seen + 1, seen + 2, seen + 3, seen + 4]);
+    expect(resumed.frames.map((f) => changed(f).keys[0])).toEqual(['a.k3', 'a.k4', 'a.k5', 'a.k6']);
+
+    // A reconnect of the same EventSource sends the id it had seen, and keeps the URL: the header counts.
+    const reconnected = await connectSse(`${url}/api/v1/settings/events?since=${seen}`, { 'x-api-key': h.apiKey, 'last-event-id': String(seen + 3) });
+    cleanups.push(() => reconnected.close());
+    await reconnected.next((f) => f.id === seen + 4);
+    expect(reconnected.frames.map((f) => f.id)).toEqual([seen + 4]);
+  });
+
+  it('when ?since= is not an event id, then the stream is refused with 400 INVALID_REQUEST naming since', async () => {
+    const { h, url } = await servedHarness();
+    for (const query of ['since=abc', 'since=-1', 'since=1.5', 'since=', 'since=1234567890123456', 'since=1&since=2']) {
+      const res = await fetch(`${url}/api/v1/settings/events?${query}`, { headers: { 'x-api-key': h.apiKey, accept: 'text/event-stream' } });
+      expect(res.status, query).toBe(400);
+      expect(res.headers.get('content-type'), query).toMatch(/^application\/json/);
+      const body = (await res.json()) as { code: string; details: string };
+      expect(body.code, query).toBe('INVALID_REQUEST');
+      expect(body.details, query).toMatch(/since/);
+    }
+  });
+
   it('when confhub restarts, then a client resuming with the Last-Event-ID it had before gets every event it missed, and ids keep growing', async () => {
     const dir = newDir();
     const dataDir = join(dir, 'data');

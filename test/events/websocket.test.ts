@@ -350,6 +350,42 @@ describe('the WebSocket channel: resuming', () => {
     expect(resumed.messages.some((m) => m.type === 'reset')).toBe(false);
   });
 
+  it('when a client switches channels, then the WebSocket resumes from the id: SSE sent, and SSE from the rev the WebSocket sent with ?since= (as a browser must), nothing missed or repeated', async () => {
+    const s = await serve();
+    const key = { 'x-api-key': s.apiKey };
+    const sse = await connectSse(`${s.server.url}/api/v1/settings/events`, key);
+    expect((await put(s.server.url, s.apiKey, 'gitea', { user_name: 'alice' })).status).toBe(200);
+    const lastId = (await sse.next((f) => f.event === 'settings.changed')).id!;
+    sse.close();
+    expect((await put(s.server.url, s.apiKey, 'gitea', { user_name: 'bob' })).status).toBe(200);
+    expect((await put(s.server.url, s.apiKey, 'portainer', { user_name: 'carol' })).status).toBe(200);
+
+    const client = ws(`${s.wsUrl}/api/v1/ws?since=${lastId}`, { protocols: [PROTOCOL, `key.${s.apiKey}`] });
+    const keysOf = (m: WsMessage) => (m.data as { keys: string[] }).keys;
+    await client.next((m) => m.type === 'settings.changed' && keysOf(m).includes('portainer.user_name'));
+    expect(client.messages[0]).toEqual({ type: 'hello', rev: lastId, heartbeatMs: 5000 });
+    const revs = events(client).map((m) => m.rev!);
+    expect(revs).toEqual(Array.from({ length: revs.length }, (_, i) => lastId + 1 + i));
+    expect(
+      events(client)
+        .filter((m) => m.type === 'settings.changed')
+        .map(keysOf),
+    ).toEqual([['gitea.user_name'], ['portainer.user_name']]);
+    const lastRev = revs.at(-1)!;
+    client.close();
+
+    expect((await put(s.server.url, s.apiKey, 'gitea', { user_name: 'dave' })).status).toBe(200);
+    const back = await connectSse(`${s.server.url}/api/v1/settings/events?since=${lastRev}`, key);
+    cleanups.push(() => back.close());
+    await back.next((f) => f.event === 'settings.changed');
+    const ids = back.frames.map((f) => f.id!);
+    expect(ids[0]).toBe(lastRev + 1);
+    expect(ids).toEqual(Array.from({ length: ids.length }, (_, i) => lastRev + 1 + i));
+    expect(back.frames.filter((f) => f.event === 'settings.changed').map((f) => (JSON.parse(f.data) as { keys: string[] }).keys)).toEqual([
+      ['gitea.user_name'],
+    ]);
+  });
+
   it('when since is older than the log keeps, or was never issued, then hello and reset name the newest rev and the client follows from there; a since that is no rev closes with 4400', async () => {
     const log = memoryLog(10);
     for (let n = 1; n <= 300; n++) log.publish('settings.changed', change(n));

@@ -3,16 +3,25 @@
  * WebSocket channel (events/websocket.ts); its upgrades never reach Express (the server's
  * `upgrade` listener takes them), so a GET that arrives here asked for no upgrade: 426.
  */
-import { Router } from 'express';
+import { type Request, Router } from 'express';
 import { AppError } from '../../core/errors.js';
 import type { EventLog } from '../../events/event-log.js';
 import { streamEvents } from '../../events/sse.js';
-import { addPath, ROUTING } from '../route-helpers.js';
+import { addPath, ROUTING, singleQueryValue } from '../route-helpers.js';
 
 export interface EventRoutesDeps {
   events: EventLog;
   /** Whether a key is still the API key (a stream opened with a rotated one ends at its next heartbeat). */
   keyStillValid?: (key: string | undefined) => boolean;
+}
+
+/** `?since=`: an event id, as the WebSocket takes it (which closes with 4400 where this answers 400). */
+function sinceQuery(req: Request): number | undefined {
+  const raw = singleQueryValue(req, 'since');
+  if (raw === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(raw))
+    throw new AppError('INVALID_REQUEST', { details: 'since must be a non-negative integer (an event id, the rev of the WebSocket)' });
+  return Number(raw);
 }
 
 export function createEventRoutes({ events, keyStillValid }: EventRoutesDeps): Router {
@@ -21,7 +30,14 @@ export function createEventRoutes({ events, keyStillValid }: EventRoutesDeps): R
     handlers: {
       streamEvents: (req, res) => {
         const key = req.get('x-api-key');
-        streamEvents({ log: events, req, res, ...(keyStillValid ? { stillAuthorized: () => keyStillValid(key) } : {}) });
+        const since = sinceQuery(req);
+        streamEvents({
+          log: events,
+          req,
+          res,
+          ...(since !== undefined ? { since } : {}),
+          ...(keyStillValid ? { stillAuthorized: () => keyStillValid(key) } : {}),
+        });
       },
     },
   });
