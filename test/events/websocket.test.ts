@@ -4,7 +4,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { openDatabase } from '../../src/db/database.js';
 import { createEventLog, type EventLog } from '../../src/events/event-log.js';
@@ -476,19 +476,47 @@ type FollowConfhub = (options: {
   onFatal(code: number, reason: string): void;
 }) => ReferenceClient;
 
-/** The browser client of README's "Live channel" section, run on the ws package's WebSocket (the browser API, with EventEmitter errors). */
-function referenceClient(): FollowConfhub {
+class BrowserLikeWebSocket extends WebSocket {
+  constructor(url: string, protocols: string[]) {
+    super(url, protocols);
+    // A browser reports errors as a close; ws would also throw them when nobody listens.
+    this.on('error', () => undefined);
+  }
+}
+
+/**
+ * The browser client of README's "Live channel" section, run by default on the ws package's
+ * WebSocket (the browser API, with EventEmitter errors); its timers are the global ones.
+ */
+function referenceClient(socketClass: unknown = BrowserLikeWebSocket): FollowConfhub {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
   const section = readme.slice(readme.indexOf('**A reference client**'));
   const code = /```js\n([\s\S]*?)```/.exec(section)![1]!;
-  class BrowserLikeWebSocket extends WebSocket {
-    constructor(url: string, protocols: string[]) {
-      super(url, protocols);
-      // A browser reports errors as a close; ws would also throw them when nobody listens.
-      this.on('error', () => undefined);
-    }
+  return new Function('WebSocket', `${code}\nreturn followConfhub;`)(socketClass) as FollowConfhub;
+}
+
+/** A browser WebSocket as the reference client uses it: the test plays the server through it. */
+class FakeSocket {
+  static readonly made: FakeSocket[] = [];
+  onmessage: ((message: { data: string }) => void) | null = null;
+  onclose: ((event: { code: number; reason: string }) => void) | null = null;
+  closed = false;
+  constructor(
+    readonly url: string,
+    readonly protocols: string[],
+  ) {
+    FakeSocket.made.push(this);
   }
-  return new Function('WebSocket', `${code}\nreturn followConfhub;`)(BrowserLikeWebSocket) as FollowConfhub;
+  close(): void {
+    this.closed = true;
+  }
+  send(message: Record<string, unknown>): void {
+    this.onmessage?.({ data: JSON.stringify(message) });
+  }
+  /** The connection ends as a browser reports it (1006: dropped without a close frame). */
+  end(code = 1006, reason = ''): void {
+    this.onclose?.({ code, reason });
+  }
 }
 
 describe("README's reference client", () => {
@@ -540,5 +568,120 @@ describe("README's reference client", () => {
     cleanups.push(() => refused.stop());
     await eventually('the wrong key is refused', () => fatal.length === 1);
     expect(fatal).toEqual([4401]);
+  });
+});
+
+describe("README's reference client, on fake sockets and timers", () => {
+  const newest = (): FakeSocket => FakeSocket.made.at(-1)!;
+  const sinceOf = (socket: FakeSocket): string | null => new URL(socket.url).searchParams.get('since');
+  let fatal: [number, string][];
+  let seen: WsMessage[];
+  let resets: number;
+
+  function follow(): ReferenceClient {
+    FakeSocket.made.length = 0;
+    fatal = [];
+    seen = [];
+    resets = 0;
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    cleanups.push(() => vi.useRealTimers());
+    const random = vi.spyOn(Math, 'random');
+    cleanups.push(() => random.mockRestore());
+    const client = referenceClient(FakeSocket)({
+      base: 'https://confhub.example:8443/ui/',
+      apiKey: 'k'.repeat(40),
+      onEvent: (event) => seen.push(event),
+      onReset: () => resets++,
+      onFatal: (code, reason) => fatal.push([code, reason]),
+    });
+    cleanups.push(() => client.stop());
+    return client;
+  }
+
+  /** Advances to just before `ms` (no new socket yet), then to it (one new socket). */
+  function expectReconnectAfter(ms: number): FakeSocket {
+    const count = FakeSocket.made.length;
+    vi.advanceTimersByTime(ms - 1);
+    expect(FakeSocket.made.length, `no reconnect before ${ms} ms`).toBe(count);
+    vi.advanceTimersByTime(1);
+    expect(FakeSocket.made.length, `a reconnect at ${ms} ms`).toBe(count + 1);
+    return newest();
+  }
+
+  it('when connections keep failing, then each wait is a random share of 1 s, 2 s, 4 s, … capped at 30 s (full jitter), and a hello starts the series again', () => {
+    follow();
+    const first = newest();
+    expect(first.url).toBe('wss://confhub.example:8443/api/v1/ws');
+    expect(first.protocols).toEqual(['confhub.v1', `key.${'k'.repeat(40)}`]);
+    // The whole ceiling each time (random just under 1): 1 s, 2 s, … then 30 s and no more.
+    vi.mocked(Math.random).mockReturnValue(0.999);
+    const ceilings = [1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000];
+    for (const ceiling of ceilings) {
+      newest().end();
+      expectReconnectAfter(Math.ceil(0.999 * ceiling));
+    }
+    // Full jitter: the wait is the random share of the ceiling, down to nothing.
+    vi.mocked(Math.random).mockReturnValue(0.25);
+    newest().end();
+    expectReconnectAfter(7500);
+    vi.mocked(Math.random).mockReturnValue(0);
+    newest().end();
+    vi.advanceTimersByTime(0);
+    expect(FakeSocket.made).toHaveLength(ceilings.length + 3);
+
+    // A hello: confhub answered, the next failure waits as the first did.
+    newest().send({ type: 'hello', rev: 3, heartbeatMs: 5000 });
+    vi.mocked(Math.random).mockReturnValue(0.5);
+    newest().end();
+    expectReconnectAfter(500);
+    newest().end();
+    expectReconnectAfter(1000);
+  });
+
+  it('when 10 s pass without a message, then the socket is closed and the client reconnects from the last rev; any message (a heartbeat) restarts the 10 s', () => {
+    follow();
+    vi.mocked(Math.random).mockReturnValue(0.5);
+    const socket = newest();
+    expect(sinceOf(socket)).toBeNull();
+    socket.send({ type: 'hello', rev: 41, heartbeatMs: 5000 });
+    socket.send({ type: 'settings.changed', rev: 42, at: '2026-01-01T00:00:00.000Z', data: { keys: ['a.b'] } });
+    socket.send({ ConfigChanged: { tenant_id: 'default', change_type: 'settings' } });
+    vi.advanceTimersByTime(5000);
+    socket.send({ type: 'heartbeat', rev: 42 });
+    vi.advanceTimersByTime(9999);
+    expect(socket.closed).toBe(false);
+    expect(FakeSocket.made).toHaveLength(1);
+    vi.advanceTimersByTime(1);
+    expect(socket.closed).toBe(true);
+    // Its handlers are gone: a late close event of the dead socket starts nothing more.
+    expect(socket.onclose).toBeNull();
+    // The hello reset the backoff: the first wait's ceiling, 1 s.
+    expect(sinceOf(expectReconnectAfter(500))).toBe('42');
+    expect(seen.map((e) => e.rev)).toEqual([42]);
+    // A new connection is watched too.
+    vi.advanceTimersByTime(10_000);
+    expect(newest().closed).toBe(true);
+    expect(resets).toBe(0);
+  });
+
+  it.each([4400, 4401])('when confhub closes with %i, then onFatal says so and the client never reconnects, leaving no timer', (code) => {
+    follow();
+    newest().send({ type: 'hello', rev: 7, heartbeatMs: 5000 });
+    newest().end(code, code === 4400 ? 'since must be a non-negative integer (a rev)' : 'unauthorized');
+    expect(fatal).toEqual([[code, code === 4400 ? 'since must be a non-negative integer (a rev)' : 'unauthorized']]);
+    expect(newest().closed).toBe(true);
+    expect(vi.getTimerCount()).toBe(0);
+    vi.advanceTimersByTime(10 * 60_000);
+    expect(FakeSocket.made).toHaveLength(1);
+  });
+
+  it('when stop() is called while a reconnect waits, then none is made', () => {
+    const client = follow();
+    vi.mocked(Math.random).mockReturnValue(0.5);
+    newest().end();
+    client.stop();
+    vi.advanceTimersByTime(60_000);
+    expect(FakeSocket.made).toHaveLength(1);
+    expect(vi.getTimerCount()).toBe(0);
   });
 });
