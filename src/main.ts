@@ -315,11 +315,17 @@ async function compose(
     keyring,
     resolve: resolveSettings,
   });
+  const tokens = createTargetTokens({ db });
+  const checkins = createCheckins({ db });
+  const declared = syncConfig.targets.map((target) => target.name);
+  const forgotten = tokens.forgetOtherTargets(declared);
+  if (forgotten > 0) logger.warn({ tokens: forgotten }, 'removed the read-only tokens of targets system.ini no longer declares');
+  checkins.forgetOtherTargets(declared);
   const bundles = createBundleSource({
     targets: syncConfig.targets,
     paths: syncConfig.paths,
     env: syncConfig.env,
-    status: () => sync.status().targets,
+    filesOnDisk: () => sync.filesOnDisk(),
     documentAt: createRevisionDocuments({
       db,
       textAt: async (commit) => (await history.contentAt(commit)).text,
@@ -370,8 +376,8 @@ async function compose(
     pull: {
       targets: syncConfig.targets,
       bundles,
-      tokens: createTargetTokens({ db }),
-      checkins: createCheckins({ db }),
+      tokens,
+      checkins,
       initScript: createInitScriptReader(),
     },
   });

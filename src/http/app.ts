@@ -154,7 +154,7 @@ export function createApp(deps: AppDeps): express.Express {
   if (limits.check) api.use(limits.check);
   const apiKeyAuth = createApiKeyAuth({ keys: deps.access.keys, currentKey, onRefused: limits.authenticationRefused });
   // A service container pulls its bundle with its target's token, not the key.
-  addPullRoutes(api, { ...deps.pull, audit: deps.audit, clock, jsonBody, apiKeyAuth, onRefused: limits.authenticationRefused });
+  addPullRoutes(api, { ...deps.pull, audit: deps.audit, clock, jsonBody, apiKeyAuth });
   api.use(apiKeyAuth);
   api.use(exactQuery);
   addSettingsRoutes(api, {
@@ -180,7 +180,8 @@ export function createApp(deps: AppDeps): express.Express {
   api.use(createHistoryRoutes({ history: deps.history, store: deps.settings, sync: deps.sync, jsonBody, onRollback: () => metrics.rollbackRequested() }));
   const instances = (): ReadonlyMap<string, readonly Record<string, unknown>[]> => {
     const byTarget = deps.pull.checkins.byTarget();
-    return new Map(deps.pull.targets.map((t) => [t.name, instanceViews(byTarget.get(t.name) ?? [], deps.pull.bundles.revisionNow(t.name))]));
+    const revisions = deps.pull.bundles.revisionsNow();
+    return new Map(deps.pull.targets.map((t) => [t.name, instanceViews(byTarget.get(t.name) ?? [], revisions.get(t.name) ?? null)]));
   };
   api.use(createSyncRoutes({ sync: deps.sync, instances }));
   api.use(createEnvironmentRoutes({ store: deps.settings, schema: CONFIG_SCHEMA, resolve: deps.resolve, sync: deps.sync, jsonBody }));
@@ -240,7 +241,8 @@ function auditRefusedWrite(
   const rollback = match?.[1] === 'rollback' && match[2] === undefined;
   try {
     if (token) {
-      const action = req.method === 'DELETE' ? 'target.token.revoke' : 'target.token.create';
+      const action = req.method === 'DELETE' && token[2] ? 'target.token.revoke' : req.method === 'POST' && !token[2] ? 'target.token.create' : undefined;
+      if (!action) return;
       const row = { oldValue: null, newValue: null, result: 'refused' as const, errorCode: error.code, revision: null };
       audit.record([{ at: Date.now(), actor, action, section: `target:${safeDecode(token[1])}`, key: safeDecode(token[2]), ...row }]);
       return;

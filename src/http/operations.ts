@@ -1429,12 +1429,12 @@ export const OPERATIONS = {
     path: '/targets/{name}/bundle',
     tag: 'targets',
     access: 'key_or_token',
-    summary: "The target's rendered files as the worker wrote them, for the revision each applied: a ustar archive (MANIFEST, REVISION, files/…)",
+    summary: "The target's files exactly as the worker wrote them: a ustar archive (MANIFEST, REVISION, files/…)",
     description:
-      "MANIFEST has one line per file: sha256, mode (four octal digits), path relative to the target's output directory. The ETag is the revision; Cache-Control: no-store (the files hold secrets). The API key or a token of this target (Authorization: Bearer).",
+      "MANIFEST has one line per file: sha256, mode (four octal digits), path relative to the target's output directory. The ETag is <revision>+<digest of the files>; Cache-Control: no-store (the files hold secrets). The API key or a token of this target (Authorization: Bearer).",
     parameters: [targetNameParameter],
     responses: { '200': { description: 'The bundle', contentType: 'application/x-tar', schema: { type: 'string', format: 'binary' }, etag: true } },
-    errors: ['TARGET_NOT_FOUND', 'TARGET_NOT_APPLIED', 'TOKEN_INVALID', 'RENDER_FAILED', 'HISTORY_FAILED', 'SECRET_UNREADABLE'],
+    errors: ['TARGET_NOT_FOUND', 'TARGET_NOT_APPLIED', 'TOKEN_INVALID', 'RENDER_FAILED'],
   },
   checkinTarget: {
     method: 'post',

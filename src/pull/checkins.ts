@@ -70,6 +70,11 @@ export function createCheckins({ db }: { db: Database }) {
       return row;
     },
 
+    /** Forgets the check-ins of targets system.ini no longer declares. */
+    forgetOtherTargets(declared: readonly string[]): number {
+      return db.prepare<[string]>('DELETE FROM target_checkins WHERE target NOT IN (SELECT value FROM json_each(?))').run(JSON.stringify(declared)).changes;
+    },
+
     /** Every instance's newest check-in, by target. */
     byTarget(): Map<string, Checkin[]> {
       const map = new Map<string, Checkin[]>();

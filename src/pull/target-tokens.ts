@@ -78,6 +78,15 @@ export function createTargetTokens({ db }: { db: Database }) {
       return ofTarget.all(target).map(view);
     },
 
+    /**
+     * Removes the tokens of targets system.ini no longer declares, so none comes back to life when
+     * a target of the same name is declared again (for another service, say). Answers how many.
+     */
+    forgetOtherTargets(declared: readonly string[]): number {
+      const names = JSON.stringify(declared);
+      return db.prepare<[string]>('DELETE FROM target_tokens WHERE target NOT IN (SELECT value FROM json_each(?))').run(names).changes;
+    },
+
     revoke(target: string, id: string): void {
       if (remove.run(id, target).changes === 0) throw tokenNotFound(id);
     },

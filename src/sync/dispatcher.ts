@@ -18,7 +18,7 @@ import type { EventLog } from '../events/event-log.js';
 import type { SyncEventType } from '../events/event-types.js';
 import type { Metrics } from '../metrics.js';
 import type { RevisionAnnouncement, SettingsStore } from '../settings/store.js';
-import type { ReconcileResult } from '../targets/outcome.js';
+import type { FileOnDisk, ReconcileResult } from '../targets/outcome.js';
 import { describeAction, type TargetSpec } from '../targets/target-spec.js';
 import type { HistoryStatus, MainToWorker, WorkerToMain } from './protocol.js';
 import type { RunLog } from './run-log.js';
@@ -83,6 +83,11 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
   let sourceError: PlainError | null = null;
   let lastRun: { revision: string; outcome: string; at: string } | null = null;
   let history: HistoryStatus | null = null;
+  /**
+   * Each target's file on disk as the worker last told it: what a service that pulls its files
+   * gets. A file put back is of the revision its target last applied, when that is known.
+   */
+  const filesOnDisk = new Map<string, FileOnDisk>();
   /** The last automatic rollback that could not restore config.ini. */
   let rollbackFailure: { failedRevision: string; toRevision: string; error: PlainError; at: string } | null = null;
 
@@ -269,6 +274,11 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
         case 'lane':
           onLane(message);
           break;
+        case 'files': {
+          const applied = new Map(targetStatus.list().map((t) => [t.target, t.appliedRevision]));
+          for (const file of message.files) filesOnDisk.set(file.target, { ...file, revision: file.revision ?? applied.get(file.target) ?? null });
+          break;
+        }
         case 'rendered':
           firstRunDone = true;
           break;
@@ -353,6 +363,11 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
       const answer = requests.wait(requestId, input.timeoutMs);
       worker.send(message);
       return answer;
+    },
+
+    /** Each target's file on disk as the worker last told it (none before the worker's first run). */
+    filesOnDisk(): ReadonlyMap<string, FileOnDisk> {
+      return filesOnDisk;
     },
 
     status() {

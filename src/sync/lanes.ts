@@ -26,7 +26,7 @@ import { backoffDelay } from '../core/backoff.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { AppError, isAppError, toPlainError } from '../core/errors.js';
 import type { IniDocument } from '../ini/document.js';
-import type { ReconcileResult, RevisionOutcome, RunSource, TargetOutcome } from '../targets/outcome.js';
+import type { FileOnDisk, ReconcileResult, RevisionOutcome, RunSource, TargetOutcome } from '../targets/outcome.js';
 import { containerRefText, type HttpUrl, type ReloadAction, type TargetSpec } from '../targets/target-spec.js';
 import type { ReconcileRequest } from './reconcile.js';
 
@@ -69,6 +69,8 @@ export interface TargetLanesDeps {
   logger: Logger;
   /** Told what each lane did, as soon as it did it (retries included). */
   onReport: (report: LaneReport) => void;
+  /** Told what the targets' files on disk are, as soon as a lane wrote them or put them back. */
+  onFiles?: (files: readonly FileOnDisk[]) => void;
   retryBaseMs: number;
   retryMaxMs: number;
 }
@@ -226,6 +228,7 @@ export function createTargetLanes(deps: TargetLanesDeps) {
         force: submission.force || owed,
         only: lane.targets,
         onWritten: markWritten,
+        ...(deps.onFiles ? { onFiles: deps.onFiles } : {}),
       });
     } catch (error) {
       // A bug or an I/O failure inside the reconcile must not take the lane down: report it.

@@ -6,7 +6,7 @@
 import type { PlainError } from '../core/errors.js';
 import type { PushStatus } from '../history/push.js';
 import type { ActorRef, RevisionSource } from '../core/actor.js';
-import type { ReconcileResult, RunSource } from '../targets/outcome.js';
+import type { FileOnDisk, ReconcileResult, RunSource } from '../targets/outcome.js';
 import type { HistoryPushConfig } from '../history/push.js';
 import type { ResolveSettings } from '../settings/resolve.js';
 import type { SyncConfig } from '../targets/target-spec.js';
@@ -91,6 +91,8 @@ export type WorkerToMain =
       readonly result: ReconcileResult;
       readonly commit?: string | null;
     }
+  /** What the targets' files on disk are now: sent once a lane wrote them (before reloading) or put them back. */
+  | { readonly type: 'files'; readonly files: readonly FileOnDisk[] }
   /** A new revision is recorded: the keys it changed (`section.key`), never values. */
   | { readonly type: 'keys_changed'; readonly revision: string; readonly actor: ActorRef; readonly source: RevisionSource; readonly keys: readonly string[] }
   /** config.ini was read and is valid (it goes down the lanes now, or is skipped): an earlier invalid save is over. */

@@ -23,7 +23,8 @@ import type { PathRules } from '../targets/path-rules.js';
 import type { HealthCheck, TargetSpec } from '../targets/target-spec.js';
 import { installedCheck, reloadKey } from '../targets/target-spec.js';
 import { targetForDocument } from '../targets/target-urls.js';
-import type { ReconcileResult, RevisionOutcome, TargetState, UsedWriteMode } from '../targets/outcome.js';
+import type { FileOnDisk, ReconcileResult, RevisionOutcome, TargetState, UsedWriteMode } from '../targets/outcome.js';
+import { createHash } from 'node:crypto';
 import { createTargetWriter, differs, type PreviousFile, type StagedTarget } from './target-writer.js';
 import { environmentOf } from '../env/environment.js';
 import { CONFIG_SCHEMA } from '../settings/schema.js';
@@ -38,6 +39,8 @@ export interface ReconcileRequest {
   readonly only?: readonly string[];
   /** Called once the files are on disk, before any reload: a first render is then in place. */
   readonly onWritten?: () => void;
+  /** Told what each target's file on disk is, before the reloads that follow (and after files are put back). */
+  readonly onFiles?: (files: readonly FileOnDisk[]) => void;
 }
 
 export interface ReconcilerDeps {
@@ -126,6 +129,19 @@ function groupHealth(group: readonly Work[]): HealthCheck {
 /** When an outage is first summed up, and how rarely at most (it doubles in between). */
 const FIRST_SUMMARY_MS = 60_000;
 const MAX_SUMMARY_MS = 3_600_000;
+
+const sha256 = (content: Buffer): string => createHash('sha256').update(content).digest('hex');
+
+/** A target's file once its writes are done: this revision's when written or already in place, else the one it had. */
+function onDisk(work: Work, revision: string): FileOnDisk[] {
+  if (work.content && !work.error && (work.written || !work.changed)) return [{ target: work.spec.name, revision, sha256: sha256(work.content) }];
+  return work.previous ? [previousOnDisk(work)] : [];
+}
+
+function previousOnDisk(work: Work): FileOnDisk {
+  const previous = work.previous!;
+  return { target: work.spec.name, revision: null, sha256: previous.exists ? sha256(previous.content) : null };
+}
 
 export function createReconciler(deps: ReconcilerDeps) {
   const { actions, logger, now = Date.now } = deps;
@@ -223,7 +239,7 @@ export function createReconciler(deps: ReconcilerDeps) {
   }
 
   /** Puts the previous files back, then reloads and verifies those services once more. */
-  async function restore(works: readonly Work[]): Promise<void> {
+  async function restore(works: readonly Work[], onFiles: ReconcileRequest['onFiles']): Promise<void> {
     const restored: Work[] = [];
     for (const work of works) {
       if (!work.written || !work.previous) continue;
@@ -234,6 +250,7 @@ export function createReconciler(deps: ReconcilerDeps) {
         log.error({ target: work.spec.name, err: error }, 'the previous file could not be restored');
       }
     }
+    if (restored.length > 0) onFiles?.(restored.map((work) => previousOnDisk(work)));
     await reloadGroups(restored, { force: false });
     for (const again of restored) {
       if (again.error) log.error({ target: again.spec.name, code: again.error.code }, 'service did not come back after its files were restored');
@@ -287,7 +304,7 @@ export function createReconciler(deps: ReconcilerDeps) {
       };
     };
     const rollBack = async (): Promise<ReconcileResult> => {
-      await restore(works);
+      await restore(works, request.onFiles);
       for (const w of works) if (!w.state || w.state === 'in_sync') w.state = 'rolled_back';
       return finish('rolled_back', { rollbackConfig: true });
     };
@@ -330,13 +347,14 @@ export function createReconciler(deps: ReconcilerDeps) {
       if (work.state === 'failed' && work.spec.onFailure === 'rollback') return rollBack();
     }
 
+    request.onFiles?.(works.flatMap((work) => onDisk(work, request.revision)));
     request.onWritten?.();
     await reloadGroups(works, { force: request.force });
 
     const failed = works.filter((w) => w.state === 'failed' && (w.written || w.reloaded));
     if (failed.length > 0) {
       if (rollbackFailure()) return rollBack();
-      await restore(failed);
+      await restore(failed, request.onFiles);
       return finish('failed', { rollbackConfig: false });
     }
     if (works.some((w) => w.state === 'failed' || w.state === 'pending_write')) return finish('failed', { rollbackConfig: false });

@@ -220,6 +220,8 @@ export function createSyncLoop(deps: SyncLoopDeps) {
     retryBaseMs,
     retryMaxMs,
     onReport: (report) => onLaneReport(report),
+    // Before the reloads: a service that pulls its files when it is restarted gets these.
+    onFiles: (files) => post({ type: 'files', files }),
   });
 
   function serializedRead<T>(task: () => Promise<T>): Promise<T> {

@@ -25,6 +25,18 @@ export interface TargetOutcome {
   readonly state: TargetState;
 }
 
+/**
+ * A target's file as it is on disk now: the revision it was rendered from (null when the worker
+ * cannot tell: files put back, or left from before this process) and the sha256 of its bytes
+ * (null: there is no file). Told before any reload, so a service that pulls its files when it is
+ * restarted gets these.
+ */
+export interface FileOnDisk {
+  readonly target: string;
+  readonly revision: string | null;
+  readonly sha256: string | null;
+}
+
 export type RevisionOutcome = 'applied' | 'unchanged' | 'failed' | 'rolled_back';
 
 export interface ReconcileResult {

@@ -268,7 +268,7 @@ describe('every operation of the document, called on a whole confhub', () => {
       code: 'TOKEN_INVALID',
     });
     expect((await call('getTargetBundle', { params: { name: 'nope' } })).body).toMatchObject({ code: 'TARGET_NOT_FOUND' });
-    const checkin = { revision: bundleTag.slice(1, -1), instance: 'app-1' };
+    const checkin = { revision: bundleTag.slice(1, -1).split('+')[0], instance: 'app-1' };
     expect((await call('checkinTarget', { params: { name: 'app' }, body: checkin, ...bearer })).body).toMatchObject({ target: 'app', current: true });
     expect((await call('checkinTarget', { params: { name: 'app' }, body: { revision: 'not one' } })).body).toMatchObject({ code: 'VALIDATION_FAILED' });
     expect((await call('getSyncStatus')).body).toMatchObject({ targets: [{ target: 'app', instances: [{ instance: 'app-1', current: true }] }] });

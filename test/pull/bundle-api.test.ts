@@ -1,9 +1,12 @@
 /**
  * A target's bundle on a whole confhub with its sync worker: the files are those the worker wrote
- * (bytes and modes), the MANIFEST says them, the ETag is the revision, and tokens read only their
+ * (bytes and modes), also while a reload restarts the service that pulls and after a template
+ * changed on disk; the MANIFEST says them, the ETag holds the revision, and tokens read only their
  * own target's bundle.
  */
 import { execFileSync } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -59,7 +62,7 @@ describe('a target bundle', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/x-tar');
     expect(res.headers.get('cache-control')).toBe('no-store');
-    expect(res.headers.get('etag')).toBe(`"${revisionNow()}"`);
+    expect(res.headers.get('etag')).toMatch(new RegExp(`^"${revisionNow()}\\+[0-9a-f]{12}"$`));
     const dir = extract(Buffer.from(await res.arrayBuffer()));
     try {
       const manifest = readFileSync(join(dir, 'MANIFEST'), 'utf8').trimEnd().split('\n');
@@ -88,7 +91,7 @@ describe('a target bundle', () => {
     expect((await ch.api('/api/v1/settings/cockpit?wait=true', { method: 'PUT', body: JSON.stringify({ port: 9444 }) })).status).toBe(200);
     const after = await bundle('web', { 'x-api-key': ch.apiKey, 'if-none-match': etag });
     expect(after.status).toBe(200);
-    expect(after.headers.get('etag')).toBe(`"${revisionNow()}"`);
+    expect(after.headers.get('etag')).toMatch(new RegExp(`^"${revisionNow()}\\+[0-9a-f]{12}"$`));
     const dir = extract(Buffer.from(await after.arrayBuffer()));
     try {
       expect(readFileSync(join(dir, 'files', 'site.conf'), 'utf8')).toBe('listen 9444;\n');
@@ -137,6 +140,11 @@ describe('a target bundle', () => {
 
   it('when tokens are made, then the database keeps only digests, the list shows no token, and reads, makes and revocations are audited', async () => {
     const made = await token('other');
+    const gone = await token('other');
+    expect((await ch.api(`/api/v1/targets/other/tokens/${gone.id}`, { method: 'DELETE' })).status).toBe(200);
+    // A HEAD sends no files: it is not a read of the secrets.
+    const head = await fetch(`${ch.url}/api/v1/targets/other/bundle`, { method: 'HEAD', headers: { authorization: `Bearer ${made.token}` } });
+    expect(head.status).toBe(200);
     const list = (await (await ch.api('/api/v1/targets/other/tokens')).json()) as { tokens: { id: string }[] };
     expect(JSON.stringify(list)).not.toContain(made.token.slice(21));
     expect(list.tokens.map((t) => t.id)).toContain(made.id);
@@ -150,8 +158,10 @@ describe('a target bundle', () => {
         string
       >[];
       expect(rows).toContainEqual({ action: 'target.token.create', section: 'target:other', key: made.id, actor_id: expect.stringMatching(/^key:/) });
-      expect(rows).toContainEqual({ action: 'target.bundle', section: 'target:other', key: null, actor_id: `token:${made.id}` });
-      expect(rows).toContainEqual({ action: 'target.token.revoke', section: 'target:web', key: expect.any(String), actor_id: expect.stringMatching(/^key:/) });
+      expect(rows.filter((row) => row.action === 'target.bundle' && row.actor_id === `token:${made.id}`)).toEqual([
+        { action: 'target.bundle', section: 'target:other', key: null, actor_id: `token:${made.id}` },
+      ]);
+      expect(rows).toContainEqual({ action: 'target.token.revoke', section: 'target:other', key: gone.id, actor_id: expect.stringMatching(/^key:/) });
     } finally {
       db.close();
     }
@@ -210,5 +220,88 @@ describe('a target bundle', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/x-shellscript/);
     expect(Buffer.from(await res.arrayBuffer())).toEqual(readFileSync(new URL('../../init/confhub-init.sh', import.meta.url)));
+  });
+});
+
+describe('a bundle while the worker is at work', () => {
+  let hooked: Confhub;
+  let hook: Server;
+  /** What the bundle held when the worker's reload reached the service (a service that pulls when restarted). */
+  const seenAtReload: string[] = [];
+
+  beforeAll(async () => {
+    hook = createServer((req, res) => {
+      req.resume();
+      void (async () => {
+        const answer = await fetch(`${hooked.url}/api/v1/targets/hooked/bundle`, { headers: { 'x-api-key': hooked.apiKey } });
+        if (answer.status !== 200) {
+          seenAtReload.push(`answered ${answer.status}`);
+          return;
+        }
+        const dir = extract(Buffer.from(await answer.arrayBuffer()));
+        seenAtReload.push(readFileSync(join(dir, 'files', 'hooked.conf'), 'utf8'));
+        rmSync(dir, { recursive: true, force: true });
+      })().finally(() => res.end());
+    });
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+    const hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/reload`;
+    hooked = await startConfhub({
+      systemIni: [
+        '[sync]\noutput_roots = @DIR@\ndebounce_min_ms = 30',
+        `[target:hooked]\nsections = cockpit\nformat = template\ntemplate = hooked.tmpl\noutput = @DIR@/out/hooked/hooked.conf\nreload = http:POST:${hookUrl}\nhealth = none`,
+      ].join('\n\n'),
+      files: { 'hooked.tmpl': 'port {{ cockpit.port }}\n' },
+    });
+    await eventually('applied', async () => {
+      const status = (await (await hooked.api('/api/v1/sync/status')).json()) as { targets: { state: string }[] };
+      return status.targets.every((t) => t.state === 'in_sync');
+    });
+  });
+  afterAll(async () => {
+    await hooked?.close();
+    await new Promise<void>((resolve) => hook.close(() => resolve()));
+  });
+
+  const onDisk = () => readFileSync(join(hooked.dir, 'out', 'hooked', 'hooked.conf'), 'utf8');
+  const bundleOf = async (headers: Record<string, string> = {}) => {
+    const res = await fetch(`${hooked.url}/api/v1/targets/hooked/bundle`, { headers: { 'x-api-key': hooked.apiKey, ...headers } });
+    if (res.status !== 200) return { status: res.status, etag: res.headers.get('etag'), text: '' };
+    const dir = extract(Buffer.from(await res.arrayBuffer()));
+    const text = readFileSync(join(dir, 'files', 'hooked.conf'), 'utf8');
+    rmSync(dir, { recursive: true, force: true });
+    return { status: res.status, etag: res.headers.get('etag'), text };
+  };
+
+  it("when the worker's reload reaches the service, then a pull at that moment gets the new files, not the ones being replaced", async () => {
+    expect((await hooked.api('/api/v1/settings/cockpit?wait=true', { method: 'PUT', body: JSON.stringify({ port: 9555 }) })).status).toBe(200);
+    expect(seenAtReload.at(-1)).toBe('port 9555\n');
+  });
+
+  it('when the template changes on disk, then the bundle keeps what the worker wrote until the worker renders it again, and its ETag changes with the files', async () => {
+    const before = await bundleOf();
+    expect(before.text).toBe(onDisk());
+    writeFileSync(join(hooked.config.configDir, 'hooked.tmpl'), 'listen {{ cockpit.port }}\n');
+    const still = await bundleOf({ 'if-none-match': before.etag! });
+    expect(still.status).toBe(304);
+    expect((await bundleOf()).text).toBe(onDisk());
+    expect((await hooked.api('/api/v1/settings/reload?force=true&wait=true', { method: 'POST' })).status).toBe(200);
+    const after = await bundleOf({ 'if-none-match': before.etag! });
+    expect(after.status).toBe(200);
+    expect(after.text).toBe('listen 9555\n');
+    expect(after.text).toBe(onDisk());
+    expect(after.etag).not.toBe(before.etag);
+    // The revision is the same: only the digest part of the ETag moved.
+    expect(after.etag!.split('+')[0]).toBe(before.etag!.split('+')[0]);
+  });
+
+  it('when confhub restarts, then the bundle is served again as soon as it is ready, with the same ETag', async () => {
+    const before = await bundleOf();
+    await hooked.server.close();
+    hooked = await startConfhub({ systemIni: '', restartIn: hooked.dir });
+    await eventually('ready', async () => (await fetch(`${hooked.url}/readyz`)).status === 200);
+    const after = await bundleOf();
+    expect(after.status).toBe(200);
+    expect(after.etag).toBe(before.etag);
+    expect(after.text).toBe(before.text);
   });
 });

@@ -14,6 +14,7 @@ import type { BundleSource } from '../../pull/bundle-source.js';
 import type { Checkin, Checkins, CheckinInput } from '../../pull/checkins.js';
 import type { TargetToken, TargetTokens } from '../../pull/target-tokens.js';
 import type { SyncDispatcher } from '../../sync/dispatcher.js';
+import type { TargetStatus } from '../../sync/target-status.js';
 import type { TargetSpec } from '../../targets/target-spec.js';
 import { bundlePath } from '../../pull/bundle-source.js';
 import { addPath, hasBody, notModified, requireJsonBody, sendJson } from '../route-helpers.js';
@@ -25,10 +26,8 @@ export interface PullDeps {
   audit: AuditLog;
   clock: Clock;
   jsonBody: RequestHandler;
-  /** The API key check the rest of the API uses (x-api-key). */
+  /** The API key check the rest of the API uses (x-api-key; a missing or wrong key counts toward the failed-authentication limit). */
   apiKeyAuth: RequestHandler;
-  /** Told about every request refused for a missing or wrong token (the failed-authentication limit). */
-  onRefused?: (req: Request, res: Response) => void;
   /** init/confhub-init.sh as shipped. */
   initScript(): Promise<Buffer>;
 }
@@ -88,7 +87,10 @@ function keyOrToken(deps: PullDeps): RequestHandler {
     }
     const verdict = deps.tokens.verify(req.params.name as string, bearer[1]!, deps.clock.now());
     if (!verdict.ok) {
-      deps.onRefused?.(req, res);
+      // Not counted toward the failed-authentication limit: 256 random bits are not guessed, and a
+      // container restarting with a revoked token would lock out its whole address, the
+      // administrator's key with it (host networking, a proxy). The per-minute limit still holds.
+      res.setHeader('WWW-Authenticate', 'Bearer realm="confhub", error="invalid_token"');
       next(new AppError('TOKEN_INVALID', { details: 'the token is unknown, revoked, or for another target' }));
       return;
     }
@@ -123,12 +125,17 @@ export function addPullRoutes(router: Router, deps: PullDeps): void {
         auth,
         async (req, res) => {
           const name = req.params.name as string;
-          const bundle = await deps.bundles.bundle(name);
-          const etag = `"${bundle.revision}"`;
+          deps.bundles.targetsOf(name);
           // It holds the services' secrets: no cache between confhub and the service keeps it.
           res.setHeader('Cache-Control', 'no-store');
+          // A service that has this revision is answered without the bundle being made.
+          const now = deps.bundles.etagNow(name);
+          if (now && notModified(req, res, now)) return;
+          const bundle = await deps.bundles.bundle(name);
+          const etag = bundle.etag;
           if (notModified(req, res, etag)) return;
-          audited(deps, res, { action: 'target.bundle', target: name, key: null, revision: bundle.revision });
+          // HEAD sends no files: nothing secret was read.
+          if (req.method !== 'HEAD') audited(deps, res, { action: 'target.bundle', target: name, key: null, revision: bundle.revision });
           res.setHeader('ETag', etag);
           res.setHeader('Content-Type', 'application/x-tar');
           res.setHeader('Content-Disposition', `attachment; filename="${name}.tar"`);
@@ -157,7 +164,7 @@ export function addPullRoutes(router: Router, deps: PullDeps): void {
             // Without a name, the instance is the token (or the key) that checked in.
             fallbackInstance: actor.id.replace(/^token:/, 'token-').replace(/^key:/, 'key-'),
           });
-          sendJson(res, JSON.stringify({ target: name, ...instanceViews([checkin], deps.bundles.revisionNow(name))[0] }));
+          sendJson(res, JSON.stringify({ target: name, ...instanceViews([checkin], deps.bundles.revisionsNow().get(name) ?? null)[0] }));
         },
       ],
     },
@@ -166,15 +173,18 @@ export function addPullRoutes(router: Router, deps: PullDeps): void {
 
 /** The targets and their tokens, behind the API key. */
 export function addTargetRoutes(router: Router, deps: TargetRoutesDeps): void {
-  const view = (spec: TargetSpec, checkins: Map<string, Checkin[]>): Record<string, unknown> => {
-    const state = deps.sync.status().targets.find((t) => t.target === spec.name);
+  const view = (
+    spec: TargetSpec,
+    now: { checkins: Map<string, Checkin[]>; states: Map<string, TargetStatus>; revisions: Map<string, string | null> },
+  ): Record<string, unknown> => {
+    const state = now.states.get(spec.name);
     const files = deps.bundles.targetsOf(spec.name).map((part) => ({
       target: part.name,
       path: bundlePath(spec, part),
       output: part.output,
       mode: part.mode.toString(8).padStart(4, '0'),
     }));
-    const revisionNow = deps.bundles.revisionNow(spec.name);
+    const revisionNow = now.revisions.get(spec.name) ?? null;
     return {
       name: spec.name,
       format: spec.format,
@@ -183,21 +193,27 @@ export function addTargetRoutes(router: Router, deps: TargetRoutesDeps): void {
       appliedRevision: state?.appliedRevision ?? null,
       lastError: state?.lastError ?? null,
       bundle: { revision: revisionNow, files },
-      instances: instanceViews(checkins.get(spec.name) ?? [], revisionNow),
+      instances: instanceViews(now.checkins.get(spec.name) ?? [], revisionNow),
     };
   };
   const target = (req: Request): TargetSpec => deps.bundles.targetsOf(req.params.name as string)[0]!;
+  /** One look at the state, the files and the check-ins for a whole answer. */
+  const now = () => ({
+    checkins: deps.checkins.byTarget(),
+    states: new Map(deps.sync.status().targets.map((t) => [t.target, t])),
+    revisions: deps.bundles.revisionsNow(),
+  });
 
   addPath(router, '/targets', {
     handlers: {
       listTargets: (_req, res) => {
-        const checkins = deps.checkins.byTarget();
-        sendJson(res, JSON.stringify({ targets: deps.targets.map((spec) => view(spec, checkins)) }));
+        const state = now();
+        sendJson(res, JSON.stringify({ targets: deps.targets.map((spec) => view(spec, state)) }));
       },
     },
   });
   addPath(router, '/targets/{name}', {
-    handlers: { getTarget: (req, res) => sendJson(res, JSON.stringify(view(target(req), deps.checkins.byTarget()))) },
+    handlers: { getTarget: (req, res) => sendJson(res, JSON.stringify(view(target(req), now()))) },
   });
   addPath(router, '/targets/{name}/tokens', {
     handlers: {
