@@ -174,6 +174,9 @@ if sleep 0.001 2>/dev/null; then ch_frac_sleep=1; fi
 wget_req() {
   wget_req_t=$1
   shift
+  # No proxy: busybox wget takes http_proxy from the environment (a service image may set one for
+  # its own traffic) and ignores no_proxy, so the token and the bundle would go through it.
+  set -- -Y off "$@"
   if [ "$ch_wget_has_T" = 1 ]; then set -- -T "$wget_req_t" "$@"; fi
   if [ "$ch_have_timeout" = 1 ]; then
     timeout "$wget_req_t" wget "$@"

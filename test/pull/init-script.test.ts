@@ -452,6 +452,30 @@ describe('confhub-init.sh under busybox', () => {
     expect(confhub.readyz).toBe(0);
   });
 
+  it('when the environment names an HTTP proxy, then confhub is still asked directly: the token and the bundle never go through the proxy', async () => {
+    const { dest, env } = setup();
+    confhub.current = FIRST;
+    const proxied: string[] = [];
+    const proxy = createServer((req, res) => {
+      proxied.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''}`);
+      res.writeHead(502, { 'content-type': 'text/plain' });
+      res.end('proxy');
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      // busybox wget ignores no_proxy: only -Y off keeps it away from the proxy.
+      const run = await runInit({ ...env, http_proxy: proxyUrl, HTTP_PROXY: proxyUrl, no_proxy: '127.0.0.1', CONFHUB_TIMEOUT: '3' }, SHOW_PID);
+      expect(run.code, run.stderr).toBe(0);
+      expect(proxied).toEqual([]);
+      expect(readFileSync(join(dest, 'app.conf'), 'utf8')).toBe('port = 8080\n');
+      expect(confhub.checkins).toHaveLength(1);
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
+  });
+
   it('when no command is given, then the script exits 64', async () => {
     const run = await runInit(setup().env, []);
     expect(run.code).toBe(64);
