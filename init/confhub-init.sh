@@ -298,10 +298,11 @@ verify_bundle() {
       ch_bad="a MANIFEST line has no sha256 (path $ch_path)"
       return 0
     fi
+    # Permission bits only: no setuid, setgid or sticky bit on a file from the network.
     case $ch_mode in
-      [0-7][0-7][0-7][0-7]) ;;
+      0[0-7][0-7][0-7]) ;;
       *)
-        ch_bad="the MANIFEST's mode of $ch_path is not 4 octal digits"
+        ch_bad="the MANIFEST's mode of $ch_path is not 0 and 3 octal digits (setuid, setgid and sticky are refused)"
         return 0
         ;;
     esac
@@ -462,11 +463,14 @@ while :; do
     elif [ "$http_rc" != 0 ]; then
       ch_last_reason="bundle of target $ch_target: $http_reason"
     elif ch_listing=$(tar -tvf "$ch_work/bundle.tar" 2>/dev/null); then
-      # Links and devices are refused: a symlink under files/ would let a later entry or the
-      # install write outside the temp dir.
+      # Links, devices and FIFOs are refused: a symlink under files/ would let a later entry or
+      # the install write outside the temp dir, and a hard link would be made to any file named
+      # (busybox lists it as a regular file with " -> target"). A file whose name holds " -> "
+      # is refused with them.
       ch_last_reason=
       while IFS= read -r ch_entry; do
         case $ch_entry in
+          *' -> '*) ch_last_reason="bundle of target $ch_target: an entry is not a regular file or directory" ;;
           '' | -* | d*) ;;
           *) ch_last_reason="bundle of target $ch_target: an entry is not a regular file or directory" ;;
         esac

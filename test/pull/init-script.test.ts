@@ -45,6 +45,9 @@ interface TarEntry {
   data?: Buffer;
   dir?: boolean;
   symlinkTo?: string;
+  hardlinkTo?: string;
+  /** A FIFO or a character device instead of a regular file. */
+  special?: 'fifo' | 'char';
 }
 
 /** A POSIX ustar archive: 512-byte headers, data padded to 512, two zero blocks at the end. */
@@ -67,8 +70,15 @@ function ustar(entries: TarEntry[]): Buffer {
       'ascii',
     );
     header.write('        ', 148, 'ascii');
-    header.write(entry.dir ? '5' : entry.symlinkTo ? '2' : '0', 156, 'ascii');
-    if (entry.symlinkTo) header.write(entry.symlinkTo, 157, 'utf8');
+    const type = entry.dir ? '5' : entry.symlinkTo ? '2' : entry.hardlinkTo ? '1' : entry.special === 'fifo' ? '6' : entry.special === 'char' ? '3' : '0';
+    header.write(type, 156, 'ascii');
+    const link = entry.symlinkTo ?? entry.hardlinkTo;
+    if (link) header.write(link, 157, 'utf8');
+    if (entry.special === 'char') {
+      // /dev/null's numbers.
+      header.write('0000001\0', 329, 'ascii');
+      header.write('0000003\0', 337, 'ascii');
+    }
     header.write('ustar\0', 257, 'ascii');
     header.write('00', 263, 'ascii');
     let sum = 0;
@@ -360,6 +370,46 @@ describe('confhub-init.sh under busybox', () => {
     expect(run.code).toBe(78);
     expect(run.stderr).toContain('an entry is not a regular file or directory');
     expect(readdirSync(outside)).toEqual([]);
+    expect(readdirSync(dest)).toEqual([]);
+  });
+
+  it('when the archive holds a hard link to a file outside, then it is refused and nothing is installed', async () => {
+    const { root, dest, env } = setup();
+    const secret = join(root, 'host-secret');
+    writeFileSync(secret, 'host secret\n');
+    // busybox tar -tv lists a hard link as a regular file ("-rw-r--r-- … files/leak -> /…") and
+    // would link the outside file into the temp dir, which the MANIFEST then names.
+    confhub.current = {
+      ...FIRST,
+      extra: [{ manifestPath: 'leak', archiveName: 'files/unused', data: 'host secret\n' }],
+      raw: [{ name: 'files/leak', mode: 0o644, hardlinkTo: secret }],
+    };
+    const run = await runInit({ ...env, CONFHUB_TIMEOUT: '1' }, SHOW_PID);
+    expect(run.code).toBe(78);
+    expect(run.stderr).toContain('an entry is not a regular file or directory');
+    expect(readdirSync(dest)).toEqual([]);
+    expect(statSync(secret).nlink).toBe(1);
+  });
+
+  it.each(['fifo', 'char'] as const)('when the archive holds a %s, then it is refused and nothing is installed', async (special) => {
+    const { dest, env } = setup();
+    confhub.current = {
+      ...FIRST,
+      extra: [{ manifestPath: 'odd', archiveName: 'files/unused', data: '' }],
+      raw: [{ name: 'files/odd', mode: 0o644, special }],
+    };
+    const run = await runInit({ ...env, CONFHUB_TIMEOUT: '1' }, SHOW_PID);
+    expect(run.code).toBe(78);
+    expect(run.stderr).toContain('an entry is not a regular file or directory');
+    expect(readdirSync(dest)).toEqual([]);
+  });
+
+  it('when the MANIFEST asks for a setuid, setgid or sticky mode, then nothing is installed', async () => {
+    const { dest, env } = setup();
+    confhub.current = { revision: REV_A, files: [...FIRST.files, { path: 'bin/suid', mode: 0o4755, data: '#!/bin/sh\n' }] };
+    const run = await runInit({ ...env, CONFHUB_TIMEOUT: '1' }, SHOW_PID);
+    expect(run.code).toBe(78);
+    expect(run.stderr).toContain("the MANIFEST's mode of bin/suid is not 0 and 3 octal digits");
     expect(readdirSync(dest)).toEqual([]);
   });
 
