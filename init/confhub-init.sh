@@ -9,7 +9,7 @@
 # MANIFEST), verifies every file, installs each one atomically, records the revision, checks in,
 # and then execs COMMAND, so the service becomes this process (PID 1) and receives the signals.
 # POSIX sh; needs only busybox: sh, wget, tar, sha256sum, mv, mktemp, cat, chmod, mkdir, rm, sleep,
-# date, od, hostname, and timeout when present.
+# date, od, hostname, stat, and timeout when present.
 #
 # Environment:
 #   CONFHUB_URL         required. http://host:port of confhub (no path).
@@ -355,19 +355,43 @@ install_file() {
     ch_install_tmp=
     return 0
   fi
+  # The end of mv's message only: the start names the file, and a path may hold any word.
+  # "Device or resource busy" (glibc), "Resource busy" (musl).
   case $inst_err in
-    *[Bb]usy*)
+    *'Resource busy' | *'resource busy')
       # A single-file bind mount: rename onto a mount point fails with EBUSY. Writing in place
       # keeps the inode the service's mount refers to (not atomic: there is no other way).
+      # A mode without owner write (0440) from the last install would refuse a non-root writer.
+      if [ ! -w "$inst_dst" ]; then chmod u+w "$inst_dst" 2>/dev/null || :; fi
       cat -- "$ch_install_tmp" >"$inst_dst" || die 1 "cannot write $inst_dst in place"
-      chmod "$inst_mode" "$inst_dst" || die 1 "cannot set the mode of $inst_dst"
       inst_actual=$(sha256sum <"$inst_dst")
       [ "${inst_actual%%[ ]*}" = "$inst_sum" ] || die 1 "$inst_dst differs from the bundle after writing it in place"
+      # The bytes are right; a file of another owner (a host file mounted in, writable by all)
+      # refuses chmod to a non-root user, and the mode is then the host's business.
+      if ! mode_is "$inst_dst" "$inst_mode"; then
+        chmod "$inst_mode" "$inst_dst" 2>/dev/null ||
+          log "warning: $inst_dst is written, but its mode stays ${ch_mode_now:-unknown}: chmod $inst_mode was refused (the file belongs to another user)"
+      fi
       rm -f -- "$ch_install_tmp"
       ch_install_tmp=
       ;;
     *) die 1 "cannot install $inst_path: $inst_err" ;;
   esac
+}
+
+# mode_is FILE MODE: whether FILE's permission bits are MODE (4 octal digits); sets ch_mode_now
+# to what stat says (empty when stat cannot tell, which counts as a difference).
+mode_is() {
+  ch_mode_now=$(stat -c %a "$1" 2>/dev/null) || ch_mode_now=
+  mode_is_want=$2
+  # stat prints 640 for 0640, 0 for 0000.
+  while :; do
+    case $mode_is_want in
+      0?*) mode_is_want=${mode_is_want#0} ;;
+      *) break ;;
+    esac
+  done
+  [ -n "$ch_mode_now" ] && [ "$ch_mode_now" = "$mode_is_want" ]
 }
 
 install_bundle() {

@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
@@ -18,7 +18,26 @@ import { eventually } from '../support/wait.js';
 const SCRIPT = fileURLToPath(new URL('../../init/confhub-init.sh', import.meta.url));
 const BUSYBOX = '/usr/bin/busybox';
 // What the script runs (sh also runs the test's commands).
-const APPLETS = ['sh', 'wget', 'tar', 'sha256sum', 'mv', 'mktemp', 'cat', 'chmod', 'mkdir', 'rm', 'sleep', 'date', 'od', 'hostname', 'dirname', 'timeout'];
+const APPLETS = [
+  'sh',
+  'wget',
+  'tar',
+  'sha256sum',
+  'mv',
+  'mktemp',
+  'cat',
+  'chmod',
+  'mkdir',
+  'rm',
+  'sleep',
+  'date',
+  'od',
+  'hostname',
+  'dirname',
+  'timeout',
+  'stat',
+  'id',
+];
 const TOKEN = 'tok-2f1c9a77e0b14d3c-read';
 const TARGET = 'web';
 
@@ -179,6 +198,8 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
 beforeAll(async () => {
   if (!existsSync(BUSYBOX)) throw new Error(`${BUSYBOX} is missing (Debian: apt-get install busybox-static, as bash test/run.sh does)`);
   binDir = mkdtempSync(join(tmpdir(), 'confhub-init-bin-'));
+  // Runs as another user reach busybox through it.
+  chmodSync(binDir, 0o755);
   for (const applet of APPLETS) symlinkSync(BUSYBOX, join(binDir, applet));
   server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
@@ -267,6 +288,31 @@ function snapshot(dir: string): Record<string, string> {
     out[name] = `${octal(st.mode & 0o7777)} ${st.isDirectory() ? '<dir>' : readFileSync(path, 'utf8')}`;
   }
   return out;
+}
+
+/** A service user: what a container that does not run as root gets. */
+const USER = 1000;
+const SETPRIV = '/usr/bin/setpriv';
+/** Runs the rest as USER (setpriv: util-linux, on every Debian). */
+const asUser = [SETPRIV, `--reuid=${USER}`, `--regid=${USER}`, '--clear-groups'];
+
+/**
+ * Bind-mounts `source` onto `target` in a private mount namespace (the mount ends with the run and
+ * never reaches the host's), then runs the script there, through `then` first.
+ */
+function bindMounted(source: string, target: string, then: string[] = []): string[] {
+  const bindThenRun = `${BUSYBOX} mount --bind "$1" "$2" && shift 2 && exec "$@"`;
+  return [BUSYBOX, 'unshare', '-m', '--propagation', 'private', BUSYBOX, 'sh', '-c', bindThenRun, 'sh', source, target, ...then];
+}
+
+/** setup() for a run as USER: the directories on the way and the token are USER's to read. */
+function setupForUser() {
+  const made = setup();
+  chmodSync(made.root, 0o755);
+  chownSync(made.tokenFile, USER, USER);
+  mkdirSync(made.dest);
+  chownSync(made.dest, USER, USER);
+  return made;
 }
 
 const REV_A = 'a'.repeat(64);
@@ -549,10 +595,7 @@ describe('confhub-init.sh under busybox', () => {
     writeFileSync(mounted, 'old\n', { mode: 0o644 });
     const inode = statSync(mounted).ino;
     confhub.current = FIRST;
-    // A private mount namespace: the bind mount ends with the run and never reaches the host's.
-    const bindThenRun = `${BUSYBOX} mount --bind "$1" "$2" && shift 2 && exec "$@"`;
-    const inNamespace = [BUSYBOX, 'unshare', '-m', '--propagation', 'private', BUSYBOX, 'sh', '-c', bindThenRun, 'sh', mounted, join(dest, 'app.conf')];
-    const run = await runInit(env, ['sh', '-c', 'cat "$CONFHUB_DEST/app.conf"'], inNamespace);
+    const run = await runInit(env, ['sh', '-c', 'cat "$CONFHUB_DEST/app.conf"'], bindMounted(mounted, join(dest, 'app.conf')));
     expect(run.stderr).not.toContain('cannot install');
     expect(run.code).toBe(0);
     expect(run.stdout).toBe('port = 8080\n');
@@ -563,5 +606,63 @@ describe('confhub-init.sh under busybox', () => {
     expect(readFileSync(join(dest, 'app.conf'), 'utf8')).toBe('mount point\n');
     expect(readdirSync(dest).filter((name) => name.startsWith('.confhub-init'))).toEqual([]);
     expect(existsSync(join(dest, 'conf.d', 'site one.conf'))).toBe(true);
+  });
+  it('when the script runs as a user and a bind-mounted file has a mode without owner write (0440), then every later run still writes it in place', async () => {
+    const { root, dest, env } = setupForUser();
+    writeFileSync(join(dest, 'app.conf'), 'mount point\n');
+    const mounted = join(root, 'mounted.conf');
+    writeFileSync(mounted, 'old\n', { mode: 0o644 });
+    chownSync(mounted, USER, USER);
+    const inode = statSync(mounted).ino;
+    const readOnly = (data: string, revision: string): BundleInput => ({ revision, files: [{ path: 'app.conf', mode: 0o440, data }] });
+    const prefix = bindMounted(mounted, join(dest, 'app.conf'), asUser);
+
+    confhub.current = readOnly('port = 8080\n', REV_A);
+    const first = await runInit(env, ['sh', '-c', 'id -u; cat "$CONFHUB_DEST/app.conf"'], prefix);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toBe(`${USER}\nport = 8080\n`);
+    expect(statSync(mounted).mode & 0o7777).toBe(0o440);
+
+    confhub.current = readOnly('port = 9090\n', REV_B);
+    const second = await runInit(env, ['sh', '-c', 'cat "$CONFHUB_DEST/app.conf"'], prefix);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toBe('port = 9090\n');
+    expect(readFileSync(mounted, 'utf8')).toBe('port = 9090\n');
+    expect(statSync(mounted).ino).toBe(inode);
+    expect(statSync(mounted).mode & 0o7777).toBe(0o440);
+  });
+
+  it("when the script runs as a user and a bind-mounted file is root's and writable by all, then it is written in place and the refused chmod is only a warning", async () => {
+    const { root, dest, env } = setupForUser();
+    writeFileSync(join(dest, 'app.conf'), 'mount point\n');
+    const mounted = join(root, 'mounted.conf');
+    writeFileSync(mounted, 'old\n');
+    chmodSync(mounted, 0o666);
+    confhub.current = FIRST;
+    const run = await runInit(env, ['sh', '-c', 'cat "$CONFHUB_DEST/app.conf"'], bindMounted(mounted, join(dest, 'app.conf'), asUser));
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toBe('port = 8080\n');
+    expect(readFileSync(mounted, 'utf8')).toBe('port = 8080\n');
+    // The host's file keeps the host's mode; the log says so.
+    expect(statSync(mounted).mode & 0o7777).toBe(0o666);
+    expect(run.stderr).toContain('its mode stays 666: chmod 0640 was refused');
+    expect(readFileSync(join(dest, '.confhub-revision'), 'utf8')).toBe(`${REV_A}\n`);
+  });
+
+  it('when a rename fails for another reason than a bind mount, then the script fails (1) even when a path holds the word "busy"', async () => {
+    const { root, env } = setupForUser();
+    // A sticky directory: the user may add files but not rename over root's app.conf (EPERM).
+    const dest = join(root, 'busy', 'dest');
+    mkdirSync(dest, { recursive: true });
+    chmodSync(dest, 0o1777);
+    writeFileSync(join(dest, 'app.conf'), 'old\n');
+    chmodSync(join(dest, 'app.conf'), 0o666);
+    confhub.current = FIRST;
+    const run = await runInit({ ...env, CONFHUB_DEST: dest }, SHOW_PID, asUser);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('cannot install app.conf:');
+    expect(run.stdout).toBe('');
+    // Not taken for a bind mount: the file was not written in place.
+    expect(readFileSync(join(dest, 'app.conf'), 'utf8')).toBe('old\n');
   });
 });
