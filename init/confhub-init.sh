@@ -9,7 +9,7 @@
 # MANIFEST), verifies every file, installs each one atomically, records the revision, checks in,
 # and then execs COMMAND, so the service becomes this process (PID 1) and receives the signals.
 # POSIX sh; needs only busybox: sh, wget, tar, sha256sum, mv, mktemp, cat, chmod, mkdir, rm, sleep,
-# date, od, hostname, stat, and timeout when present.
+# date, od, hostname, stat, chown, and timeout when present.
 #
 # Environment:
 #   CONFHUB_URL         required. http://host:port of confhub (no path).
@@ -350,6 +350,16 @@ install_file() {
   [ ! -d "$inst_dst" ] || die 1 "cannot install $inst_path: $inst_dst is a directory"
   ch_install_tmp=$(mktemp "$inst_dir/.confhub-init.XXXXXX") || die 1 "cannot create a temp file next to $inst_dst"
   cat -- "$inst_src" >"$ch_install_tmp" || die 1 "cannot write a temp file next to $inst_dst"
+  # The renamed-in file keeps the owner of the one it replaces (a service that drops to its own
+  # user must still read it), a new one gets its directory's. Only root can give a file away:
+  # otherwise the file stays the script's user's, as it must.
+  if [ -e "$inst_dst" ] || [ -L "$inst_dst" ]; then
+    inst_owner=$(stat -c %u:%g "$inst_dst" 2>/dev/null) || inst_owner=
+  else
+    inst_owner=$(stat -c %u:%g "$inst_dir" 2>/dev/null) || inst_owner=
+  fi
+  if [ -n "$inst_owner" ]; then chown "$inst_owner" "$ch_install_tmp" 2>/dev/null || :; fi
+  # After chown, which may clear mode bits.
   chmod "$inst_mode" "$ch_install_tmp" || die 1 "cannot set the mode of $inst_path"
   if inst_err=$(mv -f -- "$ch_install_tmp" "$inst_dst" 2>&1); then
     ch_install_tmp=

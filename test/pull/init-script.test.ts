@@ -665,4 +665,25 @@ describe('confhub-init.sh under busybox', () => {
     // Not taken for a bind mount: the file was not written in place.
     expect(readFileSync(join(dest, 'app.conf'), 'utf8')).toBe('old\n');
   });
+  it('when a file is replaced, then it keeps its owner, and a new file gets the owner of its directory', async () => {
+    const { dest, env } = setup();
+    mkdirSync(join(dest, 'conf.d'), { recursive: true });
+    chownSync(dest, 1001, 1001);
+    chownSync(join(dest, 'conf.d'), 1002, 1003);
+    writeFileSync(join(dest, 'app.conf'), 'old\n');
+    chownSync(join(dest, 'app.conf'), USER, USER);
+    confhub.current = FIRST;
+    const run = await runInit(env, SHOW_PID);
+    expect(run.code, run.stderr).toBe(0);
+    const owner = (path: string) => {
+      const st = statSync(join(dest, path));
+      return `${st.uid}:${st.gid}`;
+    };
+    expect(readFileSync(join(dest, 'app.conf'), 'utf8')).toBe('port = 8080\n');
+    expect(owner('app.conf')).toBe(`${USER}:${USER}`);
+    expect(statSync(join(dest, 'app.conf')).mode & 0o7777).toBe(0o640);
+    expect(owner('conf.d/site one.conf')).toBe('1002:1003');
+    // bin/ is new: made by the script (root), so its file is root's.
+    expect(owner('bin/start hook.sh')).toBe('0:0');
+  });
 });
