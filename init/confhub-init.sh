@@ -9,7 +9,7 @@
 # MANIFEST), verifies every file, installs each one atomically, records the revision, checks in,
 # and then execs COMMAND, so the service becomes this process (PID 1) and receives the signals.
 # POSIX sh; needs only busybox: sh, wget, tar, sha256sum, mv, mktemp, cat, chmod, mkdir, rm, sleep,
-# date, od, hostname, stat, chown, and timeout when present.
+# date, od, hostname, stat, chown, and find and timeout when present.
 #
 # Environment:
 #   CONFHUB_URL         required. http://host:port of confhub (no path).
@@ -19,11 +19,14 @@
 #   CONFHUB_DEST        required. The directory the files go to: DEST/<path in the manifest>.
 #   CONFHUB_TIMEOUT     seconds, default 120: the whole wait for readiness and a good bundle.
 #   CONFHUB_REQUIRED    1 (default): no files, no start. 0: when there is no good bundle in time,
-#                       start COMMAND with the files installed earlier (or none); when confhub
-#                       refuses the token, start it only if there are earlier files.
+#                       start COMMAND with the files installed earlier (or none; or those of an
+#                       interrupted install, warned); when confhub refuses the token, start it
+#                       only if there are earlier files.
 #   CONFHUB_INSTANCE    the name this instance checks in with, default the hostname
 #                       ([A-Za-z0-9._:-], 1-128 characters).
-#   CONFHUB_STATE_FILE  where the installed revision is recorded, default $CONFHUB_DEST/.confhub-revision.
+#   CONFHUB_STATE_FILE  where the installed revision is recorded, default $CONFHUB_DEST/.confhub-revision:
+#                       one line, the revision, or "installing <revision>" while the files are
+#                       being replaced (left so by a run killed then: the files are a mix).
 #
 # Exit status (log lines go to stderr, prefixed "confhub-init: "):
 #   0 (or any)  never the script's own: once the files are installed (or CONFHUB_REQUIRED=0 lets it
@@ -36,12 +39,13 @@
 #   78        CONFHUB_REQUIRED=1 and no good bundle within CONFHUB_TIMEOUT (EX_CONFIG), so the
 #             container's restart policy tries again.
 #   1         installing failed locally (destination not writable, a rename refused for another
-#             reason than a bind mount); files already renamed into place stay.
-#   129/130/143  stopped by SIGHUP/SIGINT/SIGTERM while waiting.
+#             reason than a bind mount); files already renamed into place stay, and
+#             CONFHUB_STATE_FILE says "installing <revision>".
+#   129/130/143  stopped by SIGHUP/SIGINT/SIGTERM while waiting or downloading.
 
 set -eu
 
-# Every variable here has a prefix (ch_, http_, inst_, backoff_): a variable inherited from the
+# Every variable here has a prefix (ch_, http_, inst_, backoff_, mode_is_): a variable inherited from the
 # environment stays exported, and a changed value of, say, `mode` or `target` would reach COMMAND.
 
 log() { printf 'confhub-init: %s\n' "$*" >&2; }
@@ -137,19 +141,26 @@ case $ch_state_file in
   '' | */) die 64 "CONFHUB_STATE_FILE must name a file" ;;
   -*) ch_state_file=./$ch_state_file ;;
 esac
+ch_state_dir=${ch_state_file%/*}
+[ "$ch_state_dir" != "$ch_state_file" ] || ch_state_dir=.
+[ -n "$ch_state_dir" ] || ch_state_dir=/
 
 # --- Helpers ----------------------------------------------------------------------------------
 
 ch_work=
 ch_install_tmp=
-ch_sleep_pid=
-# Temp files and a pending backoff sleep go on every way out; before exec the traps are reset
-# and this runs by hand, since exec replaces the shell and no EXIT trap would run.
+ch_child_pid=
+# Temp files and a running request or backoff sleep go on every way out; before exec the traps
+# are reset and this runs by hand, since exec replaces the shell and no EXIT trap would run.
+# The request is waited for, so it writes nothing into the temp dir once that is gone.
 cleanup() {
-  if [ -n "$ch_sleep_pid" ]; then kill "$ch_sleep_pid" 2>/dev/null || :; fi
+  if [ -n "$ch_child_pid" ]; then
+    kill "$ch_child_pid" 2>/dev/null || :
+    wait "$ch_child_pid" 2>/dev/null || :
+  fi
   if [ -n "$ch_install_tmp" ]; then rm -f -- "$ch_install_tmp"; fi
   if [ -n "$ch_work" ]; then rm -rf -- "$ch_work"; fi
-  ch_sleep_pid=
+  ch_child_pid=
   ch_install_tmp=
   ch_work=
 }
@@ -170,30 +181,49 @@ if timeout 5 sleep 0 2>/dev/null; then ch_have_timeout=1; fi
 ch_frac_sleep=0
 if sleep 0.001 2>/dev/null; then ch_frac_sleep=1; fi
 
-# wget_req SECONDS WGET-ARGS...
-wget_req() {
-  wget_req_t=$1
-  shift
-  # No proxy: busybox wget takes http_proxy from the environment (a service image may set one for
-  # its own traffic) and ignores no_proxy, so the token and the bundle would go through it.
-  set -- -Y off "$@"
-  if [ "$ch_wget_has_T" = 1 ]; then set -- -T "$wget_req_t" "$@"; fi
-  if [ "$ch_have_timeout" = 1 ]; then
-    timeout "$wget_req_t" wget "$@"
+# Sets ch_now to whole seconds of a clock that only moves forward: /proc/uptime where it can be
+# read (a wall clock stepped by NTP would stretch or cut the wait), else date +%s.
+ch_uptime=0
+now() {
+  if [ "$ch_uptime" = 1 ]; then
+    IFS=' .' read -r ch_now _ </proc/uptime || :
   else
-    wget "$@"
+    ch_now=$(date +%s)
   fi
+}
+if [ -r /proc/uptime ]; then
+  ch_uptime=1
+  now
+  case $ch_now in '' | *[!0-9]*) ch_uptime=0 ;; esac
+fi
+
+# run_child COMMAND [ARGS...]: runs COMMAND in the background and waits for it, setting
+# ch_child_rc. A stop signal is then handled at once (its trap runs when wait returns) instead of
+# after the command, and cleanup ends the command.
+run_child() {
+  "$@" &
+  ch_child_pid=$!
+  wait "$ch_child_pid" && ch_child_rc=0 || ch_child_rc=$?
+  ch_child_pid=
 }
 
 # http_request SECONDS OUTFILE WGET-ARGS... — sets http_rc (wget's status), http_status (the last
 # HTTP status line's code, empty when no answer came) and http_reason (why it failed, for the log).
 # busybox wget exits 1 on any HTTP error, so the status comes from -S (the answer's headers on
-# stderr); the rest of wget's output is not shown.
+# stderr, kept in the temp dir); the rest of wget's output is not shown.
 http_request() {
   http_t=$1
   http_out=$2
   shift 2
-  http_log=$(wget_req "$http_t" -S -q -O "$http_out" "$@" 2>&1) && http_rc=0 || http_rc=$?
+  # No proxy: busybox wget takes http_proxy from the environment (a service image may set one for
+  # its own traffic) and ignores no_proxy, so the token and the bundle would go through it.
+  set -- -Y off -S -q -O "$http_out" "$@"
+  if [ "$ch_wget_has_T" = 1 ]; then set -- -T "$http_t" "$@"; fi
+  set -- wget "$@"
+  if [ "$ch_have_timeout" = 1 ]; then set -- timeout "$http_t" "$@"; fi
+  http_log=$ch_work/wget.log
+  run_child "$@" >"$http_log" 2>&1
+  http_rc=$ch_child_rc
   http_status=
   http_note=
   while IFS= read -r http_line; do
@@ -207,9 +237,8 @@ http_request() {
       *"$confhub_token"*) ;;
       wget:*) http_note=${http_line#wget: } ;;
     esac
-  done <<EOF
-$http_log
-EOF
+  done <"$http_log"
+  rm -f -- "$http_log"
   http_reason=
   if [ "$http_rc" = 0 ]; then
     return 0
@@ -236,12 +265,12 @@ random_number() {
   esac
 }
 
-# backoff_sleep REASON — full jitter: a random wait in [0, delay], cut at the deadline. In the
-# background with wait, so a stop signal is handled at once instead of after the sleep.
+# backoff_sleep REASON — full jitter: a random wait in [0, delay], cut at the deadline.
 backoff_sleep() {
   random_number
   backoff_ms=$((ch_rand_n % (ch_delay * 1000 + 1)))
-  backoff_left=$(((ch_deadline - $(date +%s)) * 1000))
+  now
+  backoff_left=$(((ch_deadline - ch_now) * 1000))
   [ "$backoff_ms" -le "$backoff_left" ] || backoff_ms=$backoff_left
   [ "$backoff_ms" -ge 0 ] || backoff_ms=0
   if [ "$ch_frac_sleep" = 1 ]; then
@@ -251,10 +280,7 @@ backoff_sleep() {
     backoff_arg=$(((backoff_ms + 999) / 1000))
   fi
   log "$1; retrying in $backoff_arg s"
-  sleep "$backoff_arg" &
-  ch_sleep_pid=$!
-  wait "$ch_sleep_pid" || :
-  ch_sleep_pid=
+  run_child sleep "$backoff_arg"
 }
 
 # Sets ch_bad to why the extracted bundle in $ch_work/x must not be installed (empty when it is
@@ -412,17 +438,24 @@ install_bundle() {
   done <"$ch_work/x/MANIFEST"
 }
 
-# The revision is written next to its final place and renamed, so a crash leaves the old one.
-record_revision() {
-  ch_state_dir=${ch_state_file%/*}
-  [ "$ch_state_dir" != "$ch_state_file" ] || ch_state_dir=.
-  [ -n "$ch_state_dir" ] || ch_state_dir=/
+# write_state LINE: CONFHUB_STATE_FILE holds LINE, written next to its final place and renamed,
+# so a crash leaves the old or the new one whole.
+write_state() {
   mkdir -p -- "$ch_state_dir" || die 1 "cannot create the directory of CONFHUB_STATE_FILE $ch_state_file"
   ch_install_tmp=$(mktemp "$ch_state_dir/.confhub-init.XXXXXX") || die 1 "cannot write CONFHUB_STATE_FILE $ch_state_file"
-  printf '%s\n' "$ch_revision" >"$ch_install_tmp" || die 1 "cannot write CONFHUB_STATE_FILE $ch_state_file"
+  printf '%s\n' "$1" >"$ch_install_tmp" || die 1 "cannot write CONFHUB_STATE_FILE $ch_state_file"
   chmod 0644 "$ch_install_tmp"
   mv -f -- "$ch_install_tmp" "$ch_state_file" || die 1 "cannot write CONFHUB_STATE_FILE $ch_state_file"
   ch_install_tmp=
+}
+
+# Temp entries (a bundle with its secrets, a half-written file) of a run that was killed outright
+# (SIGKILL runs no trap) are removed once they are 10 minutes old: another container sharing DEST
+# may be installing right now, and a live run makes a fresh temp dir for each attempt. Where
+# busybox has no find they stay.
+sweep_temps() {
+  [ -d "$1" ] || return 0
+  find "$1" -mindepth 1 -maxdepth 1 -name '.confhub-init.*' -mmin +10 -exec rm -rf -- {} + 2>/dev/null || :
 }
 
 # A failed check-in only hides this instance from confhub's status; the files are in place.
@@ -449,7 +482,13 @@ start_without_bundle() {
   ch_previous=
   if [ -f "$ch_state_file" ]; then
     IFS= read -r ch_previous <"$ch_state_file" || :
-    case $ch_previous in *[!A-Za-z0-9._+-]*) ch_previous="(unreadable)" ;; esac
+    case $ch_previous in
+      'installing '*)
+        log "warning: $1; the install of revision ${ch_previous#installing } was interrupted: starting $2 with the files in $ch_dest as they are, some perhaps of the revision before (CONFHUB_REQUIRED=0)"
+        return 0
+        ;;
+      *[!A-Za-z0-9._+-]*) ch_previous="(unreadable)" ;;
+    esac
   fi
   if [ -n "$ch_previous" ]; then
     log "warning: $1; starting $2 with the files of revision $ch_previous installed earlier (CONFHUB_REQUIRED=0)"
@@ -461,15 +500,22 @@ start_without_bundle() {
 # --- Main -------------------------------------------------------------------------------------
 
 mkdir -p -- "$ch_dest" || die 1 "cannot create CONFHUB_DEST $ch_dest"
+sweep_temps "$ch_dest"
+sweep_temps "$ch_state_dir"
 
-ch_deadline=$(($(date +%s) + ch_timeout_s))
+now
+ch_deadline=$((ch_now + ch_timeout_s))
 ch_delay=1
 ch_ever_ready=0
 ch_last_reason=
 ch_installed=0
 while :; do
+  # The temp dir is in DEST (the same filesystem as the files) and new for each attempt, so a
+  # live one is never old enough to be swept by another container.
+  ch_work=$(mktemp -d "$ch_dest/.confhub-init.XXXXXX") || die 1 "cannot create a temp directory in CONFHUB_DEST $ch_dest"
   # Bound each request by what is left of the wait (at least 1 s: a last try at the deadline).
-  ch_left=$((ch_deadline - $(date +%s)))
+  now
+  ch_left=$((ch_deadline - ch_now))
   [ "$ch_left" -ge 1 ] || ch_left=1
   ch_request_t=5
   [ "$ch_request_t" -le "$ch_left" ] || ch_request_t=$ch_left
@@ -479,13 +525,13 @@ while :; do
     ch_last_reason="confhub not ready: $http_reason"
   else
     ch_ever_ready=1
-    # The temp dir is in DEST: the same filesystem, so installing is renaming.
-    ch_work=$(mktemp -d "$ch_dest/.confhub-init.XXXXXX") || die 1 "cannot create a temp directory in CONFHUB_DEST $ch_dest"
-    ch_bundle_t=10
-    [ "$ch_bundle_t" -le "$ch_left" ] || ch_bundle_t=$ch_left
+    # All that is left: a large bundle on a slow link may need more than a short request.
+    now
+    ch_left=$((ch_deadline - ch_now))
+    [ "$ch_left" -ge 1 ] || ch_left=1
     # busybox wget takes a header only as an argument, so the token is in its argv (visible in
     # the container's process list) for this request; it is never in the environment or a log.
-    http_request "$ch_bundle_t" "$ch_work/bundle.tar" \
+    http_request "$ch_left" "$ch_work/bundle.tar" \
       --header "Authorization: Bearer $confhub_token" \
       "$ch_url/api/v1/targets/$ch_target/bundle"
     if [ "$http_status" = 401 ]; then
@@ -516,7 +562,6 @@ EOF
         if ch_tar_err=$(tar -xf "$ch_work/bundle.tar" -C "$ch_work/x" 2>&1); then
           verify_bundle
           if [ -z "$ch_bad" ]; then
-            install_bundle
             ch_installed=1
             break
           fi
@@ -528,18 +573,23 @@ EOF
     else
       ch_last_reason="bundle of target $ch_target: not a tar archive"
     fi
-    rm -rf -- "$ch_work"
-    ch_work=
   fi
+  rm -rf -- "$ch_work"
+  ch_work=
 
-  if [ "$(date +%s)" -ge "$ch_deadline" ]; then break; fi
+  now
+  if [ "$ch_now" -ge "$ch_deadline" ]; then break; fi
   backoff_sleep "$ch_last_reason"
   ch_delay=$((ch_delay * 2))
   [ "$ch_delay" -le 10 ] || ch_delay=10
 done
 
 if [ "$ch_installed" = 1 ]; then
-  record_revision
+  # Marked first: a run killed while installing leaves a mix of two revisions, which the state
+  # file must not name as the old one.
+  write_state "installing $ch_revision"
+  install_bundle
+  write_state "$ch_revision"
   log "installed revision $ch_revision of target $ch_target ($ch_file_count files) into $ch_dest"
   check_in
   log "starting $1"

@@ -4,7 +4,20 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
@@ -145,6 +158,12 @@ interface FakeConfhub {
   current?: BundleInput;
   readyz: number;
   bundleRequests: number;
+  /** Send the headers and the first block of the bundle, then nothing more. */
+  stallBundle?: boolean;
+  /** Send the headers at once and the bundle's bytes only after this many ms. */
+  bundleDelayMs?: number;
+  /** Set when the connection of a stalled bundle closes. */
+  bundleClosed?: boolean;
   checkins: { authorization?: string; contentType?: string; body: unknown }[];
 }
 
@@ -178,6 +197,18 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
       etag: `"${confhub.current.revision}"`,
       'cache-control': 'no-store',
     });
+    if (confhub.stallBundle) {
+      const stalled = confhub;
+      res.once('close', () => {
+        stalled.bundleClosed = true;
+      });
+      res.write(body.subarray(0, 512));
+      return;
+    }
+    if (confhub.bundleDelayMs) {
+      res.flushHeaders();
+      await new Promise((resolve) => setTimeout(resolve, confhub.bundleDelayMs));
+    }
     res.end(body);
     return;
   }
@@ -469,6 +500,80 @@ describe('confhub-init.sh under busybox', () => {
     expect(run.code).toBe(143);
     expect(run.stdout).toBe('');
     expect(readdirSync(dest)).toEqual([]);
+  });
+
+  it('when stopped with SIGTERM while the bundle is downloading, then it ends the download, exits 143 and leaves no temp entry with the bundle', async () => {
+    const { dest, env } = setup();
+    confhub.current = FIRST;
+    confhub.stallBundle = true;
+    const started = startInit({ ...env, CONFHUB_TIMEOUT: '600' }, SHOW_PID);
+    const temps = () => (existsSync(dest) ? readdirSync(dest).filter((name) => name.startsWith('.confhub-init.')) : []);
+    await eventually('the bundle is being written into the temp dir', () => temps().some((name) => existsSync(join(dest, name, 'bundle.tar'))));
+    process.kill(started.pid, 'SIGTERM');
+    const run = await started.done;
+    expect(run.code).toBe(143);
+    expect(run.stdout).toBe('');
+    expect(temps()).toEqual([]);
+    // wget was ended with the script, not left running on its own.
+    await eventually('the download connection is closed', () => confhub.bundleClosed === true);
+  });
+
+  it('when the bundle takes longer than a short request, then it may use all of CONFHUB_TIMEOUT that is left', async () => {
+    const { dest, env } = setup();
+    confhub.current = FIRST;
+    confhub.bundleDelayMs = 11_000;
+    const run = await runInit({ ...env, CONFHUB_TIMEOUT: '30' }, SHOW_PID);
+    expect(run.code, run.stderr).toBe(0);
+    expect(confhub.bundleRequests).toBe(1);
+    expect(readFileSync(join(dest, 'app.conf'), 'utf8')).toBe('port = 8080\n');
+  }, 45_000);
+
+  it('when temp entries of a killed run are older than 10 minutes, then they are swept; younger ones (another container at work) stay', async () => {
+    const { root, dest, env } = setup();
+    const stateDir = join(root, 'state');
+    mkdirSync(join(dest, '.confhub-init.old111'), { recursive: true });
+    writeFileSync(join(dest, '.confhub-init.old111', 'bundle.tar'), 'secrets');
+    writeFileSync(join(dest, '.confhub-init.old222'), 'half a file');
+    mkdirSync(join(dest, '.confhub-init.new333'));
+    mkdirSync(stateDir);
+    writeFileSync(join(stateDir, '.confhub-init.old444'), 'a revision');
+    writeFileSync(join(dest, 'old-but-not-ours'), 'kept');
+    const old = new Date(Date.now() - 20 * 60_000);
+    for (const path of [
+      join(dest, '.confhub-init.old111'),
+      join(dest, '.confhub-init.old222'),
+      join(stateDir, '.confhub-init.old444'),
+      join(dest, 'old-but-not-ours'),
+    ]) {
+      utimesSync(path, old, old);
+    }
+    confhub.current = FIRST;
+    const run = await runInit({ ...env, CONFHUB_STATE_FILE: join(stateDir, 'rev') }, SHOW_PID);
+    expect(run.code, run.stderr).toBe(0);
+    expect(readdirSync(dest).filter((name) => name.includes('confhub-init') || name.startsWith('old'))).toEqual(['.confhub-init.new333', 'old-but-not-ours']);
+    expect(readdirSync(stateDir)).toEqual(['rev']);
+  });
+
+  it('when an install stops half way, then the state file says so, and with CONFHUB_REQUIRED=0 the command starts on the files as they are, warned', async () => {
+    const { dest, env } = setup();
+    confhub.current = FIRST;
+    expect((await runInit(env, ['sh', '-c', 'true'])).code).toBe(0);
+    // A directory where the second file of the next bundle goes: app.conf is installed, then it fails.
+    rmSync(join(dest, 'conf.d', 'site one.conf'));
+    mkdirSync(join(dest, 'conf.d', 'site one.conf'));
+    confhub.current = { revision: REV_B, files: [{ ...FIRST.files[0]!, data: 'port = 9090\n' }, ...FIRST.files.slice(1)] };
+    const failed = await runInit(env, SHOW_PID);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain('is a directory');
+    expect(readFileSync(join(dest, 'app.conf'), 'utf8')).toBe('port = 9090\n');
+    expect(readFileSync(join(dest, '.confhub-revision'), 'utf8')).toBe(`installing ${REV_B}\n`);
+
+    const down = { ...env, CONFHUB_URL: `http://127.0.0.1:${await freePort()}`, CONFHUB_TIMEOUT: '1', CONFHUB_REQUIRED: '0' };
+    const run = await runInit(down, SHOW_PID);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe(`pid=${run.pid}\nport = 9090\n`);
+    expect(run.stderr).toContain(`the install of revision ${REV_B} was interrupted`);
+    expect(run.stderr).not.toContain('no files were ever installed');
   });
 
   it('when confhub refuses the token (401), then the script exits 77 at once and never prints the token', async () => {
