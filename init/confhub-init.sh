@@ -6,8 +6,9 @@
 # Usage (as the container's entrypoint, in front of the service's own command):
 #   confhub-init.sh COMMAND [ARGS...]
 # It waits until confhub answers GET /readyz, downloads the target's bundle (a tar with a sha256
-# MANIFEST), verifies every file, installs each one atomically, records the revision, checks in,
-# and then execs COMMAND, so the service becomes this process (PID 1) and receives the signals.
+# MANIFEST), verifies every file, installs each one atomically, removes the files it installed
+# earlier that the bundle no longer holds, records the revision, checks in, and then execs
+# COMMAND, so the service becomes this process (PID 1) and receives the signals.
 # POSIX sh; needs only busybox: sh, wget, tar, sha256sum, mv, mktemp, cat, chmod, mkdir, rm, sleep,
 # date, od, hostname, stat, chown, and find and timeout when present.
 #
@@ -27,6 +28,9 @@
 #   CONFHUB_STATE_FILE  where the installed revision is recorded, default $CONFHUB_DEST/.confhub-revision:
 #                       one line, the revision, or "installing <revision>" while the files are
 #                       being replaced (left so by a run killed then: the files are a mix).
+#                       Next to it, $CONFHUB_STATE_FILE.files lists the files installed (a line
+#                       "dest=<CONFHUB_DEST>", then their paths): those a later bundle no longer
+#                       holds are removed, and nothing else in CONFHUB_DEST ever is.
 #
 # Exit status (log lines go to stderr, prefixed "confhub-init: "):
 #   0 (or any)  never the script's own: once the files are installed (or CONFHUB_REQUIRED=0 lets it
@@ -144,6 +148,7 @@ esac
 ch_state_dir=${ch_state_file%/*}
 [ "$ch_state_dir" != "$ch_state_file" ] || ch_state_dir=.
 [ -n "$ch_state_dir" ] || ch_state_dir=/
+ch_files_list=$ch_state_file.files
 
 # --- Helpers ----------------------------------------------------------------------------------
 
@@ -438,15 +443,110 @@ install_bundle() {
   done <"$ch_work/x/MANIFEST"
 }
 
-# write_state LINE: CONFHUB_STATE_FILE holds LINE, written next to its final place and renamed,
-# so a crash leaves the old or the new one whole.
-write_state() {
+# put_state FILE <CONTENT: CONFHUB_STATE_FILE or its list of files gets CONTENT, written next to
+# its final place and renamed, so a crash leaves the old or the new one whole.
+put_state() {
   mkdir -p -- "$ch_state_dir" || die 1 "cannot create the directory of CONFHUB_STATE_FILE $ch_state_file"
-  ch_install_tmp=$(mktemp "$ch_state_dir/.confhub-init.XXXXXX") || die 1 "cannot write CONFHUB_STATE_FILE $ch_state_file"
-  printf '%s\n' "$1" >"$ch_install_tmp" || die 1 "cannot write CONFHUB_STATE_FILE $ch_state_file"
+  ch_install_tmp=$(mktemp "$ch_state_dir/.confhub-init.XXXXXX") || die 1 "cannot write $1"
+  cat >"$ch_install_tmp" || die 1 "cannot write $1"
   chmod 0644 "$ch_install_tmp"
-  mv -f -- "$ch_install_tmp" "$ch_state_file" || die 1 "cannot write CONFHUB_STATE_FILE $ch_state_file"
+  mv -f -- "$ch_install_tmp" "$1" || die 1 "cannot write $1"
   ch_install_tmp=
+}
+
+write_state() {
+  put_state "$ch_state_file" <<EOF
+$1
+EOF
+}
+
+# The list of installed files ($CONFHUB_STATE_FILE.files): a line naming DEST, then one path
+# (relative to DEST) a line. Only files on it are ever removed, and only from the DEST it names.
+ch_list_header="dest=$ch_dest"
+
+# Sets ch_list_ok when the list exists and belongs to this DEST.
+check_files_list() {
+  ch_list_ok=0
+  [ -f "$ch_files_list" ] || return 0
+  ch_list_first=
+  IFS= read -r ch_list_first <"$ch_files_list" || :
+  if [ "$ch_list_first" = "$ch_list_header" ]; then ch_list_ok=1; fi
+}
+
+# Whether a path stays inside DEST: relative, no empty, "." or ".." component.
+path_is_safe() {
+  case $1 in '' | /*) return 1 ;; esac
+  case /$1/ in */../* | */./* | *//*) return 1 ;; esac
+}
+
+# The MANIFEST's paths, one a line, into $ch_work/paths.
+manifest_paths() {
+  while IFS= read -r ch_line || [ -n "$ch_line" ]; do
+    ch_rest=${ch_line#*[ ]}
+    printf '%s\n' "${ch_rest#*[ ]}"
+  done <"$ch_work/x/MANIFEST" >"$ch_work/paths"
+}
+
+# Before installing, the list holds the new paths as well as the old ones: a run stopped half way
+# has installed some of them, and a later bundle without them must still remove them.
+list_files_before() {
+  check_files_list
+  {
+    printf '%s\n' "$ch_list_header"
+    if [ "$ch_list_ok" = 1 ]; then
+      # Without its first line, the DEST line.
+      ch_list_skip=1
+      while IFS= read -r ch_line || [ -n "$ch_line" ]; do
+        if [ "$ch_list_skip" = 1 ]; then
+          ch_list_skip=0
+          continue
+        fi
+        printf '%s\n' "$ch_line"
+      done <"$ch_files_list"
+    fi
+    cat "$ch_work/paths"
+  } >"$ch_work/list"
+  put_state "$ch_files_list" <"$ch_work/list"
+}
+
+# Files an earlier run installed that the new MANIFEST no longer lists are removed (an nginx
+# conf.d would keep serving a site that is gone). Nothing else in DEST is touched: only paths on
+# the list, which this script wrote. A file that cannot go (a bind mount) is a warning.
+remove_stale() {
+  check_files_list
+  [ "$ch_list_ok" = 1 ] || return 0
+  ch_list_skip=1
+  while IFS= read -r ch_old || [ -n "$ch_old" ]; do
+    if [ "$ch_list_skip" = 1 ]; then
+      ch_list_skip=0
+      continue
+    fi
+    path_is_safe "$ch_old" || continue
+    ch_kept=0
+    while IFS= read -r ch_new; do
+      if [ "$ch_new" = "$ch_old" ]; then
+        ch_kept=1
+        break
+      fi
+    done <"$ch_work/paths"
+    [ "$ch_kept" = 0 ] || continue
+    ch_stale=$ch_dest/$ch_old
+    if [ -f "$ch_stale" ] || [ -L "$ch_stale" ]; then
+      if rm -f -- "$ch_stale" 2>/dev/null; then
+        log "removed $ch_old: it is no longer in the bundle"
+      else
+        log "warning: cannot remove $ch_old, which is no longer in the bundle"
+      fi
+    fi
+  done <"$ch_files_list"
+}
+
+list_files_after() {
+  {
+    printf '%s\n' "$ch_list_header"
+    cat "$ch_work/paths"
+  } >"$ch_work/list"
+  put_state "$ch_files_list" <"$ch_work/list"
 }
 
 # Temp entries (a bundle with its secrets, a half-written file) of a run that was killed outright
@@ -456,6 +556,23 @@ write_state() {
 sweep_temps() {
   [ -d "$1" ] || return 0
   find "$1" -mindepth 1 -maxdepth 1 -name '.confhub-init.*' -mmin +10 -exec rm -rf -- {} + 2>/dev/null || :
+}
+
+# Temp files of an install are next to the files: the directories of the listed files too.
+sweep_all_temps() {
+  sweep_temps "$ch_dest"
+  sweep_temps "$ch_state_dir"
+  check_files_list
+  [ "$ch_list_ok" = 1 ] || return 0
+  ch_swept=
+  while IFS= read -r ch_line || [ -n "$ch_line" ]; do
+    case $ch_line in */*) ;; *) continue ;; esac
+    path_is_safe "$ch_line" || continue
+    ch_sweep_dir=$ch_dest/${ch_line%/*}
+    [ "$ch_sweep_dir" != "$ch_swept" ] || continue
+    sweep_temps "$ch_sweep_dir"
+    ch_swept=$ch_sweep_dir
+  done <"$ch_files_list"
 }
 
 # A failed check-in only hides this instance from confhub's status; the files are in place.
@@ -500,8 +617,7 @@ start_without_bundle() {
 # --- Main -------------------------------------------------------------------------------------
 
 mkdir -p -- "$ch_dest" || die 1 "cannot create CONFHUB_DEST $ch_dest"
-sweep_temps "$ch_dest"
-sweep_temps "$ch_state_dir"
+sweep_all_temps
 
 now
 ch_deadline=$((ch_now + ch_timeout_s))
@@ -587,8 +703,12 @@ done
 if [ "$ch_installed" = 1 ]; then
   # Marked first: a run killed while installing leaves a mix of two revisions, which the state
   # file must not name as the old one.
+  manifest_paths
+  list_files_before
   write_state "installing $ch_revision"
   install_bundle
+  remove_stale
+  list_files_after
   write_state "$ch_revision"
   log "installed revision $ch_revision of target $ch_target ($ch_file_count files) into $ch_dest"
   check_in

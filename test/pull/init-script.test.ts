@@ -374,7 +374,7 @@ describe('confhub-init.sh under busybox', () => {
       expect(statSync(join(dest, f.path)).mode & 0o7777).toBe(f.mode);
     }
     // No temp directory or file is left behind.
-    expect(readdirSync(dest).sort()).toEqual(['.confhub-revision', 'app.conf', 'bin', 'conf.d']);
+    expect(readdirSync(dest).sort()).toEqual(['.confhub-revision', '.confhub-revision.files', 'app.conf', 'bin', 'conf.d']);
     expect(readdirSync(join(dest, 'conf.d'))).toEqual(['site one.conf']);
   });
 
@@ -537,12 +537,17 @@ describe('confhub-init.sh under busybox', () => {
     mkdirSync(join(dest, '.confhub-init.new333'));
     mkdirSync(stateDir);
     writeFileSync(join(stateDir, '.confhub-init.old444'), 'a revision');
+    // Beside a file an earlier run installed.
+    writeFileSync(join(stateDir, 'rev.files'), `dest=${dest}\nconf.d/site one.conf\n`);
+    mkdirSync(join(dest, 'conf.d'));
+    writeFileSync(join(dest, 'conf.d', '.confhub-init.old555'), 'half a file');
     writeFileSync(join(dest, 'old-but-not-ours'), 'kept');
     const old = new Date(Date.now() - 20 * 60_000);
     for (const path of [
       join(dest, '.confhub-init.old111'),
       join(dest, '.confhub-init.old222'),
       join(stateDir, '.confhub-init.old444'),
+      join(dest, 'conf.d', '.confhub-init.old555'),
       join(dest, 'old-but-not-ours'),
     ]) {
       utimesSync(path, old, old);
@@ -551,7 +556,8 @@ describe('confhub-init.sh under busybox', () => {
     const run = await runInit({ ...env, CONFHUB_STATE_FILE: join(stateDir, 'rev') }, SHOW_PID);
     expect(run.code, run.stderr).toBe(0);
     expect(readdirSync(dest).filter((name) => name.includes('confhub-init') || name.startsWith('old'))).toEqual(['.confhub-init.new333', 'old-but-not-ours']);
-    expect(readdirSync(stateDir)).toEqual(['rev']);
+    expect(readdirSync(stateDir).sort()).toEqual(['rev', 'rev.files']);
+    expect(readdirSync(join(dest, 'conf.d'))).toEqual(['site one.conf']);
   });
 
   it('when an install stops half way, then the state file says so, and with CONFHUB_REQUIRED=0 the command starts on the files as they are, warned', async () => {
@@ -561,7 +567,10 @@ describe('confhub-init.sh under busybox', () => {
     // A directory where the second file of the next bundle goes: app.conf is installed, then it fails.
     rmSync(join(dest, 'conf.d', 'site one.conf'));
     mkdirSync(join(dest, 'conf.d', 'site one.conf'));
-    confhub.current = { revision: REV_B, files: [{ ...FIRST.files[0]!, data: 'port = 9090\n' }, ...FIRST.files.slice(1)] };
+    confhub.current = {
+      revision: REV_B,
+      files: [{ path: 'extra.conf', mode: 0o644, data: 'extra\n' }, { ...FIRST.files[0]!, data: 'port = 9090\n' }, ...FIRST.files.slice(1)],
+    };
     const failed = await runInit(env, SHOW_PID);
     expect(failed.code).toBe(1);
     expect(failed.stderr).toContain('is a directory');
@@ -574,6 +583,48 @@ describe('confhub-init.sh under busybox', () => {
     expect(run.stdout).toBe(`pid=${run.pid}\nport = 9090\n`);
     expect(run.stderr).toContain(`the install of revision ${REV_B} was interrupted`);
     expect(run.stderr).not.toContain('no files were ever installed');
+
+    // A file the interrupted run installed goes when the next bundle does not hold it.
+    rmSync(join(dest, 'conf.d', 'site one.conf'), { recursive: true });
+    confhub.current = FIRST;
+    const fixed = await runInit(env, SHOW_PID);
+    expect(fixed.code, fixed.stderr).toBe(0);
+    expect(existsSync(join(dest, 'extra.conf'))).toBe(false);
+    expect(readFileSync(join(dest, '.confhub-revision'), 'utf8')).toBe(`${REV_A}\n`);
+  });
+
+  it('when a file leaves the bundle, then the file installed earlier is removed; files the script never installed stay', async () => {
+    const { root, dest, env } = setup();
+    confhub.current = FIRST;
+    expect((await runInit(env, ['sh', '-c', 'true'])).code).toBe(0);
+    const list = join(dest, '.confhub-revision.files');
+    expect(readFileSync(list, 'utf8')).toBe(`dest=${dest}\napp.conf\nconf.d/site one.conf\nbin/start hook.sh\n`);
+    writeFileSync(join(dest, 'conf.d', 'keep.conf'), 'by hand\n');
+    writeFileSync(join(dest, 'other.conf'), 'by hand\n');
+
+    confhub.current = { revision: REV_B, files: [FIRST.files[0]!, { path: 'conf.d/new.conf', mode: 0o644, data: 'new\n' }] };
+    const run = await runInit(env, ['sh', '-c', 'ls "$CONFHUB_DEST/conf.d"']);
+    expect(run.code, run.stderr).toBe(0);
+    // Gone before the command starts.
+    expect(run.stdout).toBe('keep.conf\nnew.conf\n');
+    expect(run.stderr).toContain('removed conf.d/site one.conf: it is no longer in the bundle');
+    expect(existsSync(join(dest, 'bin', 'start hook.sh'))).toBe(false);
+    expect(readFileSync(join(dest, 'conf.d', 'keep.conf'), 'utf8')).toBe('by hand\n');
+    expect(readFileSync(join(dest, 'other.conf'), 'utf8')).toBe('by hand\n');
+    expect(readFileSync(list, 'utf8')).toBe(`dest=${dest}\napp.conf\nconf.d/new.conf\n`);
+    expect(readFileSync(join(dest, '.confhub-revision'), 'utf8')).toBe(`${REV_B}\n`);
+
+    // A list naming a path outside DEST, or one kept for another DEST, removes nothing.
+    writeFileSync(join(root, 'outside'), 'outside\n');
+    writeFileSync(list, `dest=${dest}\n../outside\n/${join(root, 'outside')}\nconf.d/new.conf\n`);
+    confhub.current = { revision: REV_A, files: [FIRST.files[0]!] };
+    expect((await runInit(env, ['sh', '-c', 'true'])).code).toBe(0);
+    expect(readFileSync(join(root, 'outside'), 'utf8')).toBe('outside\n');
+    expect(existsSync(join(dest, 'conf.d', 'new.conf'))).toBe(false);
+    writeFileSync(join(dest, 'conf.d', 'new.conf'), 'by hand\n');
+    writeFileSync(list, `dest=${join(root, 'elsewhere')}\nconf.d/new.conf\n`);
+    expect((await runInit(env, ['sh', '-c', 'true'])).code).toBe(0);
+    expect(existsSync(join(dest, 'conf.d', 'new.conf'))).toBe(true);
   });
 
   it('when confhub refuses the token (401), then the script exits 77 at once and never prints the token', async () => {
