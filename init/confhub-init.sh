@@ -590,7 +590,9 @@ check_in() {
 start_command() {
   cleanup
   trap - EXIT HUP INT TERM
-  unset confhub_token
+  # The service gets no token: neither the one read from the file nor one left in the environment
+  # (which the script never uses).
+  unset confhub_token CONFHUB_TOKEN
   exec "$@"
 }
 

@@ -734,6 +734,14 @@ describe('confhub-init.sh under busybox', () => {
     expect(run.stderr).toContain('no command given');
   });
 
+  it('when the command starts, then no token is in its environment, not even one the environment held', async () => {
+    const { env } = setup();
+    confhub.current = FIRST;
+    const run = await runInit({ ...env, CONFHUB_TOKEN: 'env-token-1', confhub_token: 'env-token-2' }, ['sh', '-c', 'echo "[$CONFHUB_TOKEN] [$confhub_token]"']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toBe('[] []\n');
+  });
+
   it('when the token is only in the environment, then it is refused: the token file is required', async () => {
     const { env } = setup();
     const run = await runInit({ ...env, CONFHUB_TOKEN_FILE: undefined, CONFHUB_TOKEN: TOKEN }, SHOW_PID);
