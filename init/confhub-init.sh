@@ -284,7 +284,7 @@ backoff_sleep() {
   else
     backoff_arg=$(((backoff_ms + 999) / 1000))
   fi
-  log "$1; retrying in $backoff_arg s"
+  log "$1; retrying in $backoff_arg s (a random part of up to $ch_delay s)"
   run_child sleep "$backoff_arg"
 }
 

@@ -164,6 +164,12 @@ interface FakeConfhub {
   bundleDelayMs?: number;
   /** Set when the connection of a stalled bundle closes. */
   bundleClosed?: boolean;
+  /** Answer the bundle request with this instead: a 200 that is not a tar. */
+  bundlePage?: string;
+  /** Send this many bytes of the bundle (Content-Length says all), then close the connection. */
+  truncateBundleAt?: number;
+  /** The check-in's status when it is not 200. */
+  checkinStatus?: number;
   checkins: { authorization?: string; contentType?: string; body: unknown }[];
 }
 
@@ -190,6 +196,11 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     confhub.bundleRequests++;
     if (!authorized) return jsonError(res, 401, 'UNAUTHORIZED');
     if (!confhub.current) return jsonError(res, 503, 'NOT_APPLIED');
+    if (confhub.bundlePage !== undefined) {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(confhub.bundlePage);
+      return;
+    }
     const body = bundle(confhub.current);
     res.writeHead(200, {
       'content-type': 'application/x-tar',
@@ -197,6 +208,10 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
       etag: `"${confhub.current.revision}"`,
       'cache-control': 'no-store',
     });
+    if (confhub.truncateBundleAt !== undefined) {
+      res.write(body.subarray(0, confhub.truncateBundleAt), () => res.destroy());
+      return;
+    }
     if (confhub.stallBundle) {
       const stalled = confhub;
       res.once('close', () => {
@@ -214,6 +229,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   }
   if (req.method === 'POST' && req.url === `/api/v1/targets/${TARGET}/checkin`) {
     if (!authorized) return jsonError(res, 401, 'UNAUTHORIZED');
+    if (confhub.checkinStatus) return jsonError(res, confhub.checkinStatus, 'INTERNAL');
     confhub.checkins.push({
       authorization: req.headers.authorization,
       contentType: req.headers['content-type'],
@@ -378,6 +394,26 @@ describe('confhub-init.sh under busybox', () => {
     expect(readdirSync(join(dest, 'conf.d'))).toEqual(['site one.conf']);
   });
 
+  it('when confhub is not ready, then the waits grow from 1 s doubling to 10 s, each a random part of its bound', async () => {
+    const { env } = setup();
+    confhub.notReadyFor = 5;
+    confhub.current = FIRST;
+    const run = await runInit({ ...env, CONFHUB_TIMEOUT: '120' }, SHOW_PID);
+    expect(run.code, run.stderr).toBe(0);
+    const waits = [...run.stderr.matchAll(/retrying in (\d+\.\d{3}) s \(a random part of up to (\d+) s\)/g)].map((m) => ({
+      s: Number(m[1]),
+      bound: Number(m[2]),
+    }));
+    expect(waits.map((w) => w.bound)).toEqual([1, 2, 4, 8, 10]);
+    for (const w of waits) {
+      expect(w.s).toBeGreaterThanOrEqual(0);
+      expect(w.s).toBeLessThanOrEqual(w.bound);
+    }
+    // Full jitter: the waits are drawn, not the bounds themselves, and not all alike.
+    expect(waits.some((w) => w.s !== w.bound)).toBe(true);
+    expect(new Set(waits.map((w) => w.s)).size).toBeGreaterThan(1);
+  }, 60_000);
+
   it('when installed, then the revision is in the state file and the instance checks in with it', async () => {
     const { dest, env } = setup();
     confhub.current = FIRST;
@@ -392,6 +428,43 @@ describe('confhub-init.sh under busybox', () => {
     expect(named.code).toBe(0);
     expect(readFileSync(stateFile, 'utf8')).toBe(`${REV_A}\n`);
     expect(confhub.checkins[1]?.body).toEqual({ revision: REV_A, instance: 'web-1.example:2' });
+  });
+
+  it('when the check-in fails, then the command starts anyway, with a warning', async () => {
+    const { dest, env } = setup();
+    confhub.current = FIRST;
+    confhub.checkinStatus = 500;
+    const run = await runInit(env, SHOW_PID);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toBe(`pid=${run.pid}\nport = 8080\n`);
+    expect(run.stderr).toContain(`warning: check-in of revision ${REV_A} failed (HTTP 500); starting anyway`);
+    expect(readFileSync(join(dest, '.confhub-revision'), 'utf8')).toBe(`${REV_A}\n`);
+  });
+
+  it('when the bundle request answers 200 with an HTML page, then nothing is installed and the script fails (78)', async () => {
+    const { dest, env } = setup();
+    confhub.current = FIRST;
+    confhub.bundlePage = '<!doctype html><html><body><h1>Sign in</h1></body></html>\n';
+    const run = await runInit({ ...env, CONFHUB_TIMEOUT: '1' }, SHOW_PID);
+    expect(run.code).toBe(78);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain('bundle of target web: not a tar archive');
+    expect(readdirSync(dest)).toEqual([]);
+  });
+
+  it.each([
+    ['in the middle of a file', 2048],
+    ['after MANIFEST and REVISION', 1536],
+  ])('when the download is cut off %s, then nothing is installed and the script fails (78)', async (_where, bytes) => {
+    const { dest, env } = setup();
+    confhub.current = FIRST;
+    confhub.truncateBundleAt = bytes;
+    const run = await runInit({ ...env, CONFHUB_TIMEOUT: '1' }, SHOW_PID);
+    expect(run.code).toBe(78);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain('bundle of target web:');
+    expect(readdirSync(dest)).toEqual([]);
+    expect(confhub.checkins).toEqual([]);
   });
 
   it('when a file of the bundle differs from its MANIFEST checksum, then nothing is installed and the script fails after the timeout', async () => {
