@@ -1449,7 +1449,7 @@ export const OPERATIONS = {
       schema: {
         type: 'object',
         required: ['revision'],
-        properties: { revision: { type: 'string', pattern: '^[A-Za-z0-9._+-]{1,200}$' }, instance: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' } },
+        properties: { revision: { type: 'string', pattern: '^[A-Za-z0-9._+-]{1,128}$' }, instance: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' } },
         additionalProperties: false,
       },
     },

@@ -20,7 +20,8 @@ export function sha256Hex(content: Buffer): string {
 }
 
 export function manifestOf(files: readonly BundleFile[]): string {
-  return files.map((file) => `${sha256Hex(file.content)} ${(file.mode & 0o7777).toString(8).padStart(4, '0')} ${file.path}\n`).join('');
+  // Permission bits only: the init script refuses setuid, setgid and sticky modes.
+  return files.map((file) => `${sha256Hex(file.content)} ${(file.mode & 0o777).toString(8).padStart(4, '0')} ${file.path}\n`).join('');
 }
 
 /** The parent directories of `files` under `files/`, each once and before what it holds. */
@@ -38,7 +39,7 @@ export function bundleArchive({ files, revision, mtime }: { files: readonly Bund
     { path: 'MANIFEST', mode: 0o644, content: Buffer.from(manifestOf(files), 'utf8') },
     { path: 'REVISION', mode: 0o644, content: Buffer.from(`${revision}\n`, 'utf8') },
     ...directoriesOf(files).map((path) => ({ path, mode: 0o755 })),
-    ...files.map((file) => ({ path: `files/${file.path}`, mode: file.mode, content: file.content })),
+    ...files.map((file) => ({ path: `files/${file.path}`, mode: file.mode & 0o777, content: file.content })),
   ];
   return ustar(entries, { mtime });
 }

@@ -9,7 +9,8 @@ import { AppError } from '../core/errors.js';
 
 export const MAX_INSTANCES = 256;
 const INSTANCE = /^[A-Za-z0-9._:-]{1,128}$/;
-const REVISION = /^[A-Za-z0-9._+-]{1,200}$/;
+/** As the init script takes a bundle's REVISION. */
+const REVISION = /^[A-Za-z0-9._+-]{1,128}$/;
 
 export interface Checkin {
   readonly target: string;
@@ -59,7 +60,7 @@ export function createCheckins({ db }: { db: Database }) {
       const extra = Object.keys(input).filter((name) => name !== 'revision' && name !== 'instance');
       if (extra.length > 0) throw invalid(extra[0]!.slice(0, 64), 'unknown field; expected revision and instance');
       if (typeof input.revision !== 'string' || !REVISION.test(input.revision)) {
-        throw invalid('revision', 'revision must be the revision the instance installed (1 to 200 of A-Z a-z 0-9 . _ + -)');
+        throw invalid('revision', 'revision must be the revision the instance installed (1 to 128 of A-Z a-z 0-9 . _ + -)');
       }
       const instance = input.instance === undefined ? fallbackInstance : input.instance;
       if (typeof instance !== 'string' || !INSTANCE.test(instance)) {

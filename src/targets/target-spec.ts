@@ -484,8 +484,10 @@ export function parseSyncConfig({ doc, dataDir, configDir, own, overrides = {} }
     const envSection = sections.find((s) => isEnvSection(s));
     if (envSection) throw invalid(section.name, 'sections', `${envSection} holds environment variables; deliver them with env = <scope>`);
     const output = resolve(dataDir, required('output'));
-    // Output paths travel in a bundle's MANIFEST, one per line.
+    // Output paths travel in a bundle's MANIFEST, one per line, and busybox tar lists a link as `name -> target`.
     if (/\p{Cc}/u.test(output)) throw invalid(section.name, 'output', 'must not contain control characters');
+    if (output.includes(' -> '))
+      throw invalid(section.name, 'output', 'must not contain " -> " (the init script of services that pull their files takes it for a link)');
     const outputRefused = outputProblem(output, { roots: paths.outputRoots, own: paths.own });
     if (outputRefused) throw invalid(section.name, 'output', `${output} ${outputRefused}`);
     const other = outputs.get(output);

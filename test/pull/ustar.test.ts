@@ -66,6 +66,14 @@ describe('the ustar writer', () => {
     expect(listing).toContain('2023-11-14');
   });
 
+  it('when a file has setuid, setgid or sticky bits (read from disk), then the bundle carries its permission bits only, which the init script accepts', () => {
+    expect(manifestOf([{ path: 'x', mode: 0o7755, content: Buffer.from('x') }])).toBe(`${sha256Hex(Buffer.from('x'))} 0755 x\n`);
+    const dir = temp();
+    writeFileSync(join(dir, 'b.tar'), bundleArchive({ files: [{ path: 'x', mode: 0o4755, content: Buffer.from('x') }], revision: 'r', mtime: 0 }));
+    execFileSync('tar', ['-xf', join(dir, 'b.tar'), '-C', dir]);
+    expect(statSync(join(dir, 'files', 'x')).mode & 0o7777).toBe(0o755);
+  });
+
   it('when a path cannot fit ustar (a name over 100 bytes after its last fitting directory), then the archive is refused naming it', () => {
     expect(() => ustar([{ path: `dir/${'n'.repeat(101)}`, mode: 0o600, content: Buffer.from('x') }], { mtime: 0 })).toThrow(
       expect.objectContaining({ code: 'RENDER_FAILED', details: expect.stringMatching(/^the path dir\/n+ is too long for a tar archive/) }),

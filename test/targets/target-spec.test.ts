@@ -260,6 +260,7 @@ timeout = 10
       'system.ini [target:y] part_of: [target:w] is itself part of [target:x]; name that one',
     ],
     ['[target:x]\nsections = a\nformat = json\noutput = w/a\u0007\n', 'system.ini [target:x] output: must not contain control characters'],
+    ['[target:x]\nsections = a\nformat = json\noutput = w/a -> b\n', 'system.ini [target:x] output: must not contain " -> "'],
   ])('when the declaration is bad, then start-up names the section and key (%#)', (text, message) => {
     expect(failure(text)).toContain(message);
   });
