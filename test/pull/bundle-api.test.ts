@@ -223,6 +223,29 @@ describe('a target bundle', () => {
   });
 });
 
+describe('refused tokens and the failed-authentication limit', () => {
+  it('when a container keeps presenting a revoked token, then the address is not locked out; wrong keys still are', async () => {
+    const limited = await startConfhub({
+      systemIni:
+        '[sync]\noutput_roots = @DIR@\n\n[target:web]\nsections = cockpit\nformat = ini\noutput = @DIR@/out/web/app.ini\nreload = none\nhealth = none\n',
+      env: { CONFHUB_AUTH_FAILURE_LIMIT: '5' },
+    });
+    try {
+      const bearer = { authorization: 'Bearer cht_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' };
+      for (let i = 0; i < 8; i++) {
+        const res = await fetch(`${limited.url}/api/v1/targets/web/bundle`, { headers: bearer });
+        expect(res.status).toBe(401);
+        expect(res.headers.get('www-authenticate')).toMatch(/^Bearer /);
+      }
+      expect((await limited.api('/api/v1/settings')).status).toBe(200);
+      for (let i = 0; i < 6; i++) await fetch(`${limited.url}/api/v1/targets/web/bundle`, { headers: { 'x-api-key': 'x'.repeat(40) } });
+      expect((await limited.api('/api/v1/settings')).status).toBe(429);
+    } finally {
+      await limited.close();
+    }
+  });
+});
+
 describe('a bundle while the worker is at work', () => {
   let hooked: Confhub;
   let hook: Server;
