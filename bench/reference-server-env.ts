@@ -1,9 +1,11 @@
 /**
  * Shared start-up of the two reference servers (Express ceiling, node:http floor): what they
  * serve and the key they accept come from the bench process through the environment, and the
- * expected key's sha256 is computed once, as confhub caches it. Not used while answering.
+ * expected key's sha256 is computed once, as confhub caches it. Not used while answering. The
+ * bundle servers of bench/pull.ts get the tar and its token the same way.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 
 export interface ReferenceServerEnv {
   /** The exact body confhub answered for GET /api/v1/settings/gitea. */
@@ -34,3 +36,35 @@ export function announceReady(port: number): void {
 }
 
 export const UNAUTHORIZED_BODY = '{"error":"Unauthorized"}';
+
+/** What the bundle reference servers serve: a target's bundle behind its token (bench/pull.ts). */
+export interface BundleServerEnv {
+  /** The tar confhub answered, byte for byte. */
+  readonly body: Buffer;
+  /** sha256 of the target's token, as presented after `Bearer `. */
+  readonly expectedDigest: Buffer;
+  /** confhub's headers of the answer that describe the bundle (ETag, Cache-Control, …). */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly host: string;
+  readonly port: number;
+  readonly path: string;
+}
+
+export function loadBundleServerEnv(): BundleServerEnv {
+  const { BENCH_TOKEN: token, BENCH_BODY_FILE: bodyFile, BENCH_HEADERS: headers, BENCH_PORT: port = '0', BENCH_PATH: path } = process.env;
+  if (!token || !bodyFile || !headers || !path) {
+    process.stderr.write('bundle reference server: BENCH_TOKEN, BENCH_BODY_FILE, BENCH_HEADERS and BENCH_PATH must be set (bench/pull.ts sets them)\n');
+    process.exit(2);
+  }
+  return {
+    body: readFileSync(bodyFile),
+    expectedDigest: sha256(token),
+    headers: JSON.parse(headers) as Record<string, string>,
+    host: '127.0.0.1',
+    port: Number(port),
+    path,
+  };
+}
+
+/** confhub's own pattern for a Bearer credential. */
+export const BEARER = /^Bearer +([\x21-\x7e]+) *$/i;
