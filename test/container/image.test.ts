@@ -160,6 +160,11 @@ describe.skipIf(skip !== undefined)('the confhub image', () => {
 
       // supervisord's XML-RPC socket: only root may use it.
       expect((await exec(container, ['stat', '-c', '%a %U', '/run/confhub/supervisor.sock'])).trim()).toBe('700 root');
+      // The services' entrypoint script is shipped, and served as the same bytes.
+      expect((await exec(container, ['stat', '-c', '%a', '/usr/local/bin/confhub-init.sh'])).trim()).toBe('755');
+      const script = readFileSync(new URL('../../init/confhub-init.sh', import.meta.url), 'utf8');
+      expect(await exec(container, ['cat', '/usr/local/bin/confhub-init.sh'])).toBe(script);
+      expect(await (await api('/init.sh')).text()).toBe(script);
       const logs = await logsOf(container);
       expect(logs.split('Read it with').length - 1).toBe(1);
       expect(logs).not.toContain(apiKey);
