@@ -78,28 +78,30 @@ export function createBundleSource(deps: BundleSourceDeps) {
   /** The last bundle made per target, and the files it was made of. */
   const made = new Map<string, { key: string; bundle: Bundle }>();
 
-  /** What the worker said of each of `specs`' files; TARGET_NOT_APPLIED (when required) while one has none. */
-  function onDiskOf(specs: readonly TargetSpec[], files: ReadonlyMap<string, FileOnDisk>): FileOnDisk[] | undefined {
-    const known: FileOnDisk[] = [];
+  /**
+   * What the worker said of each of `specs`' files; undefined while one has none, or one of no
+   * known revision (left from before confhub, put back from an unknown one: maybe the service's
+   * own defaults, which is what a service that pulls must not start on).
+   */
+  function onDiskOf(specs: readonly TargetSpec[], files: ReadonlyMap<string, FileOnDisk>): (FileOnDisk & { revision: string })[] | undefined {
+    const known: (FileOnDisk & { revision: string })[] = [];
     for (const spec of specs) {
       const file = files.get(spec.name);
-      if (!file || file.sha256 === null) return undefined;
-      known.push(file);
+      if (!file || file.sha256 === null || file.revision === null) return undefined;
+      known.push({ ...file, revision: file.revision });
     }
     return known;
   }
 
   /** The bytes of one target's file as the worker wrote them: rendered, else read, when they match. */
-  async function contentOf(spec: TargetSpec, file: FileOnDisk): Promise<{ content: Buffer; mode: number }> {
-    if (file.revision !== null) {
-      try {
-        const doc = await deps.documentAt(file.revision);
-        const template = spec.template ? await readTemplateContained(spec.template, deps.paths) : undefined;
-        const content = Buffer.from(renderTarget(spec.format, renderInput({ doc, spec, template, env: deps.env })), 'utf8');
-        if (sha256Hex(content) === file.sha256) return { content, mode: spec.mode };
-      } catch {
-        // The revision cannot be rendered here now (not in the history yet, a template gone): the file on disk may still be it.
-      }
+  async function contentOf(spec: TargetSpec, file: FileOnDisk & { revision: string }): Promise<{ content: Buffer; mode: number }> {
+    try {
+      const doc = await deps.documentAt(file.revision);
+      const template = spec.template ? await readTemplateContained(spec.template, deps.paths) : undefined;
+      const content = Buffer.from(renderTarget(spec.format, renderInput({ doc, spec, template, env: deps.env })), 'utf8');
+      if (sha256Hex(content) === file.sha256) return { content, mode: spec.mode };
+    } catch {
+      // The revision cannot be rendered here now (not in the history yet, a template gone): the file on disk may still be it.
     }
     const onDisk = await writer.readPrevious(spec.output).catch(() => undefined);
     if (onDisk?.exists && sha256Hex(onDisk.content) === file.sha256) return { content: onDisk.content, mode: onDisk.mode };
@@ -137,7 +139,7 @@ export function createBundleSource(deps: BundleSourceDeps) {
       const known = onDiskOf(specs, deps.filesOnDisk());
       if (!known)
         throw notApplied(
-          `a file of target ${name}'s bundle is not written yet (confhub is starting, or its first write failed); ask again once confhub is ready`,
+          `a file of target ${name}'s bundle is not one confhub wrote yet (confhub is starting, or its first write failed or was put back); ask again once confhub is ready`,
         );
       const key = JSON.stringify(known);
       const cached = made.get(name);

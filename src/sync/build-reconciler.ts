@@ -14,6 +14,7 @@ import { openDocument } from '../secrets/sealed-document.js';
 import type { Keyring } from '../secrets/secret-box.js';
 import { CONFIG_SCHEMA } from '../settings/schema.js';
 import { resolveDocument, type ResolveSettings } from '../settings/resolve.js';
+import { revisionOf } from '../settings/revision.js';
 import type { SyncConfig } from '../targets/target-spec.js';
 import { createReconciler } from './reconcile.js';
 
@@ -48,6 +49,7 @@ export function buildReconciler({ sync, logger, applied }: BuildReconcilerInput)
     logger,
     ...(applied
       ? {
+          appliedRevision: revisionOf(applied.text),
           applied: resolveDocument({
             doc: openDocument({ stored: parseIni(applied.text), schema: CONFIG_SCHEMA, keyring: applied.keyring, tolerate: true }).doc,
             schema: CONFIG_SCHEMA,

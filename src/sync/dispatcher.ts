@@ -85,7 +85,8 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
   let history: HistoryStatus | null = null;
   /**
    * Each target's file on disk as the worker last told it: what a service that pulls its files
-   * gets. A file put back is of the revision its target last applied, when that is known.
+   * gets. Forgotten when the worker stops: one that died between a write and its report would
+   * leave a file named that is no longer there; the next worker's first run tells them all again.
    */
   const filesOnDisk = new Map<string, FileOnDisk>();
   /** The last automatic rollback that could not restore config.ini. */
@@ -274,11 +275,9 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
         case 'lane':
           onLane(message);
           break;
-        case 'files': {
-          const applied = new Map(targetStatus.list().map((t) => [t.target, t.appliedRevision]));
-          for (const file of message.files) filesOnDisk.set(file.target, { ...file, revision: file.revision ?? applied.get(file.target) ?? null });
+        case 'files':
+          for (const file of message.files) filesOnDisk.set(file.target, file);
           break;
-        }
         case 'rendered':
           firstRunDone = true;
           break;
@@ -323,6 +322,7 @@ export function createSyncDispatcher(deps: SyncDispatcherDeps) {
 
     onWorkerExit(): void {
       workerState('stopped');
+      filesOnDisk.clear();
       // A reconcile request dies with the worker; writes waited on are answered by the restarted
       // worker's first run (it runs the current file).
       requests.failAll(new AppError('WORKER_UNAVAILABLE', { details: 'the sync worker stopped during the request; it is being restarted' }));

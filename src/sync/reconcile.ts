@@ -59,6 +59,8 @@ export interface ReconcilerDeps {
    * files its first runs put back are reloaded and checked at that revision's URLs.
    */
   applied?: IniDocument;
+  /** The revision id of `applied`: a file on disk that is its rendering is reported as of it. */
+  appliedRevision?: string;
 }
 
 interface Work {
@@ -69,6 +71,8 @@ interface Work {
   staged?: StagedTarget;
   /** Set before the live file is touched, so a write that fails halfway is restored too. */
   written?: UsedWriteMode;
+  /** Its previous file was put back (after a failed check, reload or health check, or a rollback). */
+  restored?: boolean;
   reloaded: boolean;
   healthy: boolean | null;
   error?: AppError;
@@ -131,17 +135,8 @@ const FIRST_SUMMARY_MS = 60_000;
 const MAX_SUMMARY_MS = 3_600_000;
 
 const sha256 = (content: Buffer): string => createHash('sha256').update(content).digest('hex');
-
-/** A target's file once its writes are done: this revision's when written or already in place, else the one it had. */
-function onDisk(work: Work, revision: string): FileOnDisk[] {
-  if (work.content && !work.error && (work.written || !work.changed)) return [{ target: work.spec.name, revision, sha256: sha256(work.content) }];
-  return work.previous ? [previousOnDisk(work)] : [];
-}
-
-function previousOnDisk(work: Work): FileOnDisk {
-  const previous = work.previous!;
-  return { target: work.spec.name, revision: null, sha256: previous.exists ? sha256(previous.content) : null };
-}
+/** Per target, how many of the revisions its file was reported as are remembered. */
+const REMEMBERED_FILES = 4;
 
 export function createReconciler(deps: ReconcilerDeps) {
   const { actions, logger, now = Date.now } = deps;
@@ -166,6 +161,71 @@ export function createReconciler(deps: ReconcilerDeps) {
    * warning a minute.
    */
   const outages = new Map<string, { since: number; attempts: number; reportAt: number; intervalMs: number }>();
+
+  /**
+   * The revisions each target's file was last reported as, by sha256 (the newest few): a file put
+   * back that has those bytes is of that revision.
+   */
+  const reported = new Map<string, Map<string, string>>();
+  const remember = (file: FileOnDisk): void => {
+    if (file.revision === null || file.sha256 === null) return;
+    const byDigest = reported.get(file.target) ?? new Map<string, string>();
+    byDigest.delete(file.sha256);
+    byDigest.set(file.sha256, file.revision);
+    if (byDigest.size > REMEMBERED_FILES) byDigest.delete(byDigest.keys().next().value!);
+    reported.set(file.target, byDigest);
+  };
+  /** sha256 of each target rendered from the revision applied before this reconciler (a worker restart), made once when needed. */
+  let appliedDigests: Promise<Map<string, string>> | undefined;
+
+  async function renderedFromApplied(): Promise<Map<string, string>> {
+    const digests = new Map<string, string>();
+    if (!deps.applied) return digests;
+    for (const spec of deps.targets) {
+      try {
+        const template = spec.template ? await deps.readTemplate(spec.template) : undefined;
+        const content = deps.render(spec, renderInput({ doc: deps.applied, spec, template, env: deps.env ?? NO_ENV_DECLARATIONS }));
+        digests.set(spec.name, sha256(Buffer.from(content, 'utf8')));
+      } catch {
+        // Not renderable now: its files put back are reported as of no known revision.
+      }
+    }
+    return digests;
+  }
+
+  /**
+   * A target's file on disk once a run is done writing (or putting back): this revision's when it
+   * wrote it or found it in place; else the file it had, of the revision it was last reported as
+   * or the one applied before a restart when it has those bytes, else of no known revision (a
+   * service that pulls is then told to wait: it may be the service's own default).
+   */
+  async function onDisk(work: Work, revision: string): Promise<FileOnDisk | undefined> {
+    const target = work.spec.name;
+    if (!work.restored && work.content && (work.written || (work.previous && !work.changed))) {
+      return { target, revision, sha256: sha256(work.content) };
+    }
+    if (!work.previous) return undefined;
+    if (!work.previous.exists) return { target, revision: null, sha256: null };
+    const digest = sha256(work.previous.content);
+    const known = reported.get(target)?.get(digest);
+    if (known) return { target, revision: known, sha256: digest };
+    if (deps.appliedRevision) {
+      appliedDigests ??= renderedFromApplied();
+      if ((await appliedDigests).get(target) === digest) return { target, revision: deps.appliedRevision, sha256: digest };
+    }
+    return { target, revision: null, sha256: digest };
+  }
+
+  async function report(works: readonly Work[], { revision, onFiles }: Pick<ReconcileRequest, 'revision' | 'onFiles'>): Promise<void> {
+    if (!onFiles) return;
+    const files: FileOnDisk[] = [];
+    for (const work of works) {
+      const file = await onDisk(work, revision);
+      if (file) files.push(file);
+    }
+    for (const file of files) remember(file);
+    if (files.length > 0) onFiles(files);
+  }
 
   function unreachable(action: string, code: string): void {
     const at = now();
@@ -239,18 +299,20 @@ export function createReconciler(deps: ReconcilerDeps) {
   }
 
   /** Puts the previous files back, then reloads and verifies those services once more. */
-  async function restore(works: readonly Work[], onFiles: ReconcileRequest['onFiles']): Promise<void> {
+  async function restore(works: readonly Work[], request: Pick<ReconcileRequest, 'revision' | 'onFiles'>): Promise<void> {
     const restored: Work[] = [];
     for (const work of works) {
       if (!work.written || !work.previous) continue;
       try {
         await writer.restore(work.spec.output, work.previous, work.written);
+        work.restored = true;
         restored.push({ ...work, spec: appliedSpecs.get(work.spec.name) ?? work.spec, error: undefined, state: undefined, reloaded: false, healthy: null });
       } catch (error) {
         log.error({ target: work.spec.name, err: error }, 'the previous file could not be restored');
       }
     }
-    if (restored.length > 0) onFiles?.(restored.map((work) => previousOnDisk(work)));
+    // Before the services are reloaded on them: one that pulls its files then gets these.
+    await report(works, request);
     await reloadGroups(restored, { force: false });
     for (const again of restored) {
       if (again.error) log.error({ target: again.spec.name, code: again.error.code }, 'service did not come back after its files were restored');
@@ -260,13 +322,14 @@ export function createReconciler(deps: ReconcilerDeps) {
   async function reconcile(request: ReconcileRequest, works: Work[], started: number): Promise<ReconcileResult> {
     for (const work of works) {
       try {
+        // Read first: a target that cannot be rendered still reports the file it has.
+        work.previous = await writer.readPrevious(work.spec.output);
         work.spec = targetForDocument(work.spec, request.doc);
         const template = work.spec.template ? await deps.readTemplate(work.spec.template) : undefined;
         work.content = Buffer.from(
           deps.render(work.spec, renderInput({ doc: request.doc, spec: work.spec, template, env: deps.env ?? NO_ENV_DECLARATIONS })),
           'utf8',
         );
-        work.previous = await writer.readPrevious(work.spec.output);
         work.changed = differs(work.previous, work.content, work.spec.mode);
       } catch (error) {
         work.error = asAppError(error);
@@ -304,7 +367,7 @@ export function createReconciler(deps: ReconcilerDeps) {
       };
     };
     const rollBack = async (): Promise<ReconcileResult> => {
-      await restore(works, request.onFiles);
+      await restore(works, request);
       for (const w of works) if (!w.state || w.state === 'in_sync') w.state = 'rolled_back';
       return finish('rolled_back', { rollbackConfig: true });
     };
@@ -347,14 +410,14 @@ export function createReconciler(deps: ReconcilerDeps) {
       if (work.state === 'failed' && work.spec.onFailure === 'rollback') return rollBack();
     }
 
-    request.onFiles?.(works.flatMap((work) => onDisk(work, request.revision)));
+    await report(works, request);
     request.onWritten?.();
     await reloadGroups(works, { force: request.force });
 
     const failed = works.filter((w) => w.state === 'failed' && (w.written || w.reloaded));
     if (failed.length > 0) {
       if (rollbackFailure()) return rollBack();
-      await restore(failed, request.onFiles);
+      await restore(failed, request);
       return finish('failed', { rollbackConfig: false });
     }
     if (works.some((w) => w.state === 'failed' || w.state === 'pending_write')) return finish('failed', { rollbackConfig: false });

@@ -251,6 +251,8 @@ describe('a bundle while the worker is at work', () => {
   let hook: Server;
   /** What the bundle held when the worker's reload reached the service (a service that pulls when restarted). */
   const seenAtReload: string[] = [];
+  /** The next reload answers 500 (after pulling), as a service that fails to come up. */
+  let failNext = false;
 
   beforeAll(async () => {
     hook = createServer((req, res) => {
@@ -264,7 +266,13 @@ describe('a bundle while the worker is at work', () => {
         const dir = extract(Buffer.from(await answer.arrayBuffer()));
         seenAtReload.push(readFileSync(join(dir, 'files', 'hooked.conf'), 'utf8'));
         rmSync(dir, { recursive: true, force: true });
-      })().finally(() => res.end());
+      })().finally(() => {
+        if (failNext) {
+          failNext = false;
+          res.statusCode = 500;
+        }
+        res.end();
+      });
     });
     await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
     const hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/reload`;
@@ -298,6 +306,18 @@ describe('a bundle while the worker is at work', () => {
   it("when the worker's reload reaches the service, then a pull at that moment gets the new files, not the ones being replaced", async () => {
     expect((await hooked.api('/api/v1/settings/cockpit?wait=true', { method: 'PUT', body: JSON.stringify({ port: 9555 }) })).status).toBe(200);
     expect(seenAtReload.at(-1)).toBe('port 9555\n');
+  });
+
+  it('when the reload fails and the files are put back, then a pull during the reload of the put-back files gets those', async () => {
+    failNext = true;
+    const answer = await hooked.api('/api/v1/settings/cockpit?wait=true', { method: 'PUT', body: JSON.stringify({ port: 9666 }) });
+    expect(answer.status).toBe(502);
+    expect(seenAtReload.slice(-2)).toEqual(['port 9666\n', 'port 9555\n']);
+    await eventually('config.ini is restored', async () => {
+      const settings = (await (await hooked.api('/api/v1/settings/cockpit')).json()) as { port: number };
+      return settings.port === 9555;
+    });
+    expect((await bundleOf()).text).toBe('port 9555\n');
   });
 
   it('when the template changes on disk, then the bundle keeps what the worker wrote until the worker renders it again, and its ETag changes with the files', async () => {

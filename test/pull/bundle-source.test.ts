@@ -107,13 +107,19 @@ describe('bundles as the worker wrote them', () => {
     const onDisk = '{"written": "by the worker"}\n';
     writeFileSync(join(dataDir, 'git', 'app.json'), onDisk, { mode: 0o600 });
     files.set('git', { target: 'git', revision: now, sha256: sha(onDisk) });
-    files.set('git-ini', { target: 'git-ini', revision: null, sha256: sha(render('git-ini', 'x')) });
-    writeFileSync(join(dataDir, 'git', 'app.ini'), render('git-ini', 'x'), { mode: 0o640 });
+    const old = commit(textOf('old-password-1')).revision;
+    files.set('git-ini', { target: 'git-ini', revision: old, sha256: sha(render('git-ini', 'old-password-1')) });
     const bundle = await source.bundle('git');
     expect(bundle.files[0]!.content.toString()).toBe(onDisk);
-    expect(bundle.files[1]!.content.toString()).toBe(render('git-ini', 'x'));
+    expect(bundle.files[1]!.content.toString()).toContain('old-password-1');
     expect(bundle.revision).toMatch(/^mixed-[0-9a-f]{32}$/);
     expect(source.revisionsNow().get('git')).toBe(bundle.revision);
+    // A file of no known revision (left from before confhub, put back from an unknown one): not served.
+    files.set('git-ini', { target: 'git-ini', revision: null, sha256: sha(render('git-ini', 'x')) });
+    writeFileSync(join(dataDir, 'git', 'app.ini'), render('git-ini', 'x'), { mode: 0o640 });
+    await expect(source.bundle('git')).rejects.toMatchObject({ code: 'TARGET_NOT_APPLIED', details: expect.stringContaining('not one confhub wrote') });
+    expect(source.revisionsNow().get('git')).toBeNull();
+    files.set('git-ini', { target: 'git-ini', revision: old, sha256: sha(render('git-ini', 'old-password-1')) });
     // The file on disk changes under a report that has not come yet: no bytes the worker did not write.
     writeFileSync(join(dataDir, 'git', 'app.json'), '{"half": ', { mode: 0o600 });
     files.set('git', { target: 'git', revision: now, sha256: sha('{"other": 1}\n') });
@@ -122,7 +128,7 @@ describe('bundles as the worker wrote them', () => {
 
   it('when a target has no file reported yet, or none on disk, then the bundle is TARGET_NOT_APPLIED; an unknown target TARGET_NOT_FOUND', async () => {
     const { source, files } = setUp();
-    await expect(source.bundle('git')).rejects.toMatchObject({ code: 'TARGET_NOT_APPLIED', details: expect.stringContaining('not written yet') });
+    await expect(source.bundle('git')).rejects.toMatchObject({ code: 'TARGET_NOT_APPLIED', details: expect.stringContaining('not one confhub wrote yet') });
     expect(source.revisionsNow().get('git')).toBeNull();
     files.set('git', { target: 'git', revision: 'a'.repeat(64), sha256: null });
     files.set('git-ini', { target: 'git-ini', revision: 'a'.repeat(64), sha256: 'b'.repeat(64) });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import { AppError } from '../../src/core/errors.js';
 import { parseIni } from '../../src/ini/document.js';
 import type { ReloadResult, ReloadActions } from '../../src/reload/reload-actions.js';
 import { createReconciler } from '../../src/sync/reconcile.js';
+import type { FileOnDisk } from '../../src/targets/outcome.js';
 import { describeAction, type ReloadAction, type TargetSpec } from '../../src/targets/target-spec.js';
 
 let dir: string;
@@ -351,5 +353,113 @@ describe('reconcile', () => {
     );
     await r.reconcile({ revision: 'r1', doc: doc('8081'), force: false });
     expect(calls.filter((c) => c.startsWith('reload'))).toEqual(['reload POST http://127.0.0.1:8081/reload']);
+  });
+});
+
+describe('what each target file on disk is, as the reconciler tells it', () => {
+  const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+  const rendered = (name: string, v: string) => `{"target":"${name}","v":"${v}"}\n`;
+
+  function recording() {
+    const reports: { files: FileOnDisk[] }[] = [];
+    const onFiles = (files: readonly FileOnDisk[]) => reports.push({ files: [...files] });
+    return { reports, onFiles };
+  }
+
+  it('when a revision is written, then every target is told as of it before any reload, written or found in place', async () => {
+    const { actions, calls } = fakeActions();
+    const reports: { calls: number; files: FileOnDisk[] }[] = [];
+    const r = reconciler([target('one'), target('two', { reload: restartB })], actions);
+    writeFileSync(join(dir, 'two.json'), rendered('two', '1'), { mode: 0o600 });
+    await r.reconcile({ revision: 'r1', doc: doc('1'), force: false, onFiles: (files) => reports.push({ calls: calls.length, files: [...files] }) });
+    expect(reports).toEqual([
+      {
+        calls: 0,
+        files: [
+          { target: 'one', revision: 'r1', sha256: sha(rendered('one', '1')) },
+          { target: 'two', revision: 'r1', sha256: sha(rendered('two', '1')) },
+        ],
+      },
+    ]);
+  });
+
+  it('when a rollback-policy check fails before anything is written, then every target is still told: the files it has, of the revision it was told before', async () => {
+    const { reports, onFiles } = recording();
+    const good = reconciler([target('one'), target('two', { reload: restartB })], fakeActions().actions);
+    await good.reconcile({ revision: 'r1', doc: doc('1'), force: false, onFiles });
+    const failing = createReconciler({
+      targets: [target('one'), target('two', { reload: restartB, check: { kind: 'exec', argv: ['/bin/false'] } })],
+      actions: fakeActions({ failCheck: true }).actions,
+      render,
+      readTemplate: async () => '',
+      paths: { outputRoots: [dir], own: [] },
+      logger: pino({ level: 'silent' }),
+    });
+    reports.length = 0;
+    const result = await failing.reconcile({ revision: 'r2', doc: doc('2'), force: false, onFiles });
+    expect(result.outcome).toBe('rolled_back');
+    // A new reconciler (a worker restart) knows nothing it reported before: of no known revision.
+    expect(reports.at(-1)!.files).toEqual([
+      { target: 'one', revision: null, sha256: sha(rendered('one', '1')) },
+      { target: 'two', revision: null, sha256: sha(rendered('two', '1')) },
+    ]);
+  });
+
+  it('when a service fails after the writes and the files are put back, then they are told as of the revision they had, before the services are reloaded on them', async () => {
+    const unhealthy = new AppError('HEALTH_FAILED', { details: 'container b exited' });
+    const { actions, calls } = fakeActions({ failVerify: { b: [undefined as unknown as AppError, unhealthy] } });
+    const r = reconciler([target('one'), target('two', { reload: restartB })], actions);
+    const reports: { calls: number; files: FileOnDisk[] }[] = [];
+    const onFiles = (files: readonly FileOnDisk[]) => reports.push({ calls: calls.length, files: [...files] });
+    await r.reconcile({ revision: 'r1', doc: doc('1'), force: false, onFiles });
+    reports.length = 0;
+    calls.length = 0;
+    const result = await r.reconcile({ revision: 'r2', doc: doc('2'), force: false, onFiles });
+    expect(result.outcome).toBe('rolled_back');
+    expect(reports[0]).toEqual({
+      calls: 0,
+      files: [
+        { target: 'one', revision: 'r2', sha256: sha(rendered('one', '2')) },
+        { target: 'two', revision: 'r2', sha256: sha(rendered('two', '2')) },
+      ],
+    });
+    // Put back: told before the restore's reloads (4 calls were the first pass).
+    expect(reports.at(-1)).toEqual({
+      calls: 4,
+      files: [
+        { target: 'one', revision: 'r1', sha256: sha(rendered('one', '1')) },
+        { target: 'two', revision: 'r1', sha256: sha(rendered('two', '1')) },
+      ],
+    });
+  });
+
+  it('when a worker starts and puts back files of the revision applied before the start, then they are told as of it; a new file put back is told as none', async () => {
+    writeFileSync(join(dir, 'one.json'), rendered('one', '1'), { mode: 0o600 });
+    const unhealthy = new AppError('HEALTH_FAILED', { details: 'container a exited' });
+    const reports: FileOnDisk[][] = [];
+    const r = createReconciler({
+      targets: [target('one'), target('fresh')],
+      actions: fakeActions({ failVerify: { a: [unhealthy] } }).actions,
+      render,
+      readTemplate: async () => '',
+      paths: { outputRoots: [dir], own: [] },
+      logger: pino({ level: 'silent' }),
+      applied: doc('1'),
+      appliedRevision: 'r1',
+    });
+    const result = await r.reconcile({ revision: 'r2', doc: doc('2'), force: false, onFiles: (files) => reports.push([...files]) });
+    expect(result.outcome).toBe('rolled_back');
+    expect(reports.at(-1)).toEqual([
+      { target: 'one', revision: 'r1', sha256: sha(rendered('one', '1')) },
+      { target: 'fresh', revision: null, sha256: null },
+    ]);
+  });
+
+  it('when a target cannot be rendered, then the file it has is still told', async () => {
+    writeFileSync(join(dir, 'one.json'), 'from before\n', { mode: 0o600 });
+    const reports: FileOnDisk[][] = [];
+    const r = reconciler([target('one', { onFailure: 'keep' })], fakeActions().actions);
+    await r.reconcile({ revision: 'r1', doc: parseIni('[other]\nx = 1\n'), force: false, onFiles: (files) => reports.push([...files]) });
+    expect(reports.at(-1)).toEqual([{ target: 'one', revision: null, sha256: sha('from before\n') }]);
   });
 });

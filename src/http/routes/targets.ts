@@ -131,11 +131,18 @@ export function addPullRoutes(router: Router, deps: PullDeps): void {
           // A service that has this revision is answered without the bundle being made.
           const now = deps.bundles.etagNow(name);
           if (now && notModified(req, res, now)) return;
+          // HEAD answers what the bundle is without making it: no secret is opened for it.
+          if (req.method === 'HEAD') {
+            if (!now) await deps.bundles.bundle(name);
+            res.setHeader('ETag', now!);
+            res.setHeader('Content-Type', 'application/x-tar');
+            res.end();
+            return;
+          }
           const bundle = await deps.bundles.bundle(name);
           const etag = bundle.etag;
           if (notModified(req, res, etag)) return;
-          // HEAD sends no files: nothing secret was read.
-          if (req.method !== 'HEAD') audited(deps, res, { action: 'target.bundle', target: name, key: null, revision: bundle.revision });
+          audited(deps, res, { action: 'target.bundle', target: name, key: null, revision: bundle.revision });
           res.setHeader('ETag', etag);
           res.setHeader('Content-Type', 'application/x-tar');
           res.setHeader('Content-Disposition', `attachment; filename="${name}.tar"`);
