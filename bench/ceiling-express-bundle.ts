@@ -6,9 +6,8 @@
  * off, as in confhub.
  */
 import { timingSafeEqual } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import express from 'express';
-import { announceReady, BEARER, loadBundleServerEnv, sha256, UNAUTHORIZED_BODY } from './reference-server-env.js';
+import { listenExpress, BEARER, loadBundleServerEnv, sha256, UNAUTHORIZED_BODY } from './reference-server-env.js';
 
 const env = loadBundleServerEnv();
 const app = express();
@@ -30,10 +29,4 @@ app.get(env.path, (_req, res) => {
   res.end(env.body);
 });
 
-const server = app.listen(env.port, env.host, (error?: Error) => {
-  if (error) throw error;
-  announceReady((server.address() as AddressInfo).port);
-});
-server.keepAliveTimeout = 65_000;
-server.headersTimeout = 66_000;
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+listenExpress(app, env);

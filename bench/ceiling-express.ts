@@ -5,9 +5,8 @@
  * Express app can do for this request on this machine.
  */
 import { timingSafeEqual } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import express from 'express';
-import { announceReady, loadReferenceServerEnv, sha256, UNAUTHORIZED_BODY } from './reference-server-env.js';
+import { listenExpress, loadReferenceServerEnv, sha256, UNAUTHORIZED_BODY } from './reference-server-env.js';
 
 const env = loadReferenceServerEnv();
 const app = express();
@@ -27,10 +26,4 @@ app.get(env.path, (_req, res) => {
   res.type('application/json').send(env.body);
 });
 
-const server = app.listen(env.port, env.host, (error?: Error) => {
-  if (error) throw error;
-  announceReady((server.address() as AddressInfo).port);
-});
-server.keepAliveTimeout = 65_000;
-server.headersTimeout = 66_000;
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+listenExpress(app, env);

@@ -35,6 +35,20 @@ export function announceReady(port: number): void {
   process.stdout.write(`READY ${port}\n`);
 }
 
+/**
+ * Listens as the Express ceilings do (Node's default keep-alive raised as confhub raises it), says
+ * READY with the port, and closes on SIGTERM.
+ */
+export function listenExpress(app: import('express').Express, { port, host }: { port: number; host: string }): void {
+  const server = app.listen(port, host, (error?: Error) => {
+    if (error) throw error;
+    announceReady((server.address() as import('node:net').AddressInfo).port);
+  });
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  process.on('SIGTERM', () => server.close(() => process.exit(0)));
+}
+
 export const UNAUTHORIZED_BODY = '{"error":"Unauthorized"}';
 
 /** What the bundle reference servers serve: a target's bundle behind its token (bench/pull.ts). */
