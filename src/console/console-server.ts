@@ -13,6 +13,7 @@
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIPv4 } from 'node:net';
 import { pipeline } from 'node:stream';
+import { cookiesWithout, cookieValue, createSessionStore, SESSION_COOKIE, type SessionStore } from './sessions.js';
 
 export interface ConsoleSettings {
   readonly title: string;
@@ -78,8 +79,65 @@ function forwardHeaders(headers: IncomingMessage['headers']): IncomingMessage['h
   return out;
 }
 
-function proxy(upstream: URL, req: IncomingMessage, res: ServerResponse): void {
-  const headers = { ...forwardHeaders(req.headers), 'x-forwarded-for': req.socket.remoteAddress ?? '' };
+function sendJson(res: ServerResponse, answer: { status: number; body: unknown; headers?: Record<string, string | string[]> }): void {
+  const text = JSON.stringify(answer.body);
+  res.writeHead(answer.status, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(text),
+    ...answer.headers,
+  });
+  res.end(text);
+}
+
+/** Whether the request came over HTTPS: itself, or through a proxy on loopback that says so. */
+function secure(req: IncomingMessage): boolean {
+  if ((req.socket as { encrypted?: boolean }).encrypted) return true;
+  const loopback = /^(127\.|::1$|::ffff:127\.)/.test(req.socket.remoteAddress ?? '');
+  return loopback && String(req.headers['x-forwarded-proto'] ?? '').toLowerCase() === 'https';
+}
+
+/**
+ * A page of this console's own origin: `Origin` names the host the request was sent to. Browsers
+ * send Origin with every request that changes state, so a write with the session cookie and no
+ * Origin, or another one, is a page elsewhere using the administrator's cookie (CSRF).
+ */
+function sameOrigin(req: IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  if (typeof origin !== 'string' || req.headers.host === undefined) return false;
+  try {
+    const url = new URL(origin);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.host.toLowerCase() === req.headers.host.toLowerCase();
+  } catch {
+    return false;
+  }
+}
+
+const CHANGES_STATE = (method: string | undefined): boolean => method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
+const ORIGIN_REFUSED = {
+  code: 'ORIGIN_NOT_ALLOWED',
+  message: 'Forbidden',
+  details: "a request that changes something with the console's session cookie must come from the console's own page (Origin)",
+};
+
+function sessionCookie(req: IncomingMessage, value: string, maxAgeSeconds: number): string {
+  return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}${secure(req) ? '; Secure' : ''}`;
+}
+
+interface ProxyInput {
+  readonly upstream: URL;
+  /** The key a session vouches for: sent as x-api-key; a 401 for it signs the session out. */
+  readonly sessionKey?: string | undefined;
+  readonly onRefusedKey?: () => void;
+}
+
+function proxy({ upstream, sessionKey, onRefusedKey }: ProxyInput, req: IncomingMessage, res: ServerResponse): void {
+  const headers: IncomingMessage['headers'] = { ...forwardHeaders(req.headers), 'x-forwarded-for': req.socket.remoteAddress ?? '' };
+  // The session cookie is the console's: confhub never sees it.
+  const cookies = cookiesWithout(req.headers.cookie, SESSION_COOKIE);
+  if (cookies === undefined) delete headers.cookie;
+  else headers.cookie = cookies;
+  if (sessionKey !== undefined) headers['x-api-key'] = sessionKey;
   // Node decodes a chunked body; it goes on chunked too. Dropping the framing would let a body
   // on a GET reach confhub as a request of its own.
   if (req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
@@ -94,6 +152,7 @@ function proxy(upstream: URL, req: IncomingMessage, res: ServerResponse): void {
       timeout: UPSTREAM_IDLE_TIMEOUT_MS,
     },
     (answer) => {
+      if (sessionKey !== undefined && answer.statusCode === 401) onRefusedKey?.();
       res.writeHead(answer.statusCode ?? 502, forwardHeaders(answer.headers));
       // Either side ending early ends the other: an event stream the browser closed is not kept open.
       pipeline(answer, res, () => undefined);
@@ -117,16 +176,137 @@ function proxy(upstream: URL, req: IncomingMessage, res: ServerResponse): void {
 export interface StartConsoleInput {
   readonly settings: ConsoleSettings;
   readonly upstream: URL;
+  readonly sessions?: SessionStore;
 }
 
-export function createConsoleServer({ settings, upstream }: StartConsoleInput): ReturnType<typeof createServer> {
+/** The most a sign-in body may be: `{"key": "…"}`. */
+const SESSION_BODY_LIMIT = 4096;
+
+/**
+ * The body, or undefined when it is over `limit`: read to its end so the client gets the answer
+ * (up to 16 times the limit; a body larger than that ends the connection).
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) chunks.push(chunk);
+      else if (size > limit * 16) {
+        resolve(undefined);
+        req.destroy();
+      }
+    });
+    req.on('end', () => resolve(size > limit ? undefined : Buffer.concat(chunks).toString('utf8')));
+    req.on('error', () => resolve(undefined));
+  });
+}
+
+/** Asks confhub whether `key` is its API key: any answer but 200 is passed on. */
+function checkKey(upstream: URL, { key, forwardedFor }: { key: string; forwardedFor: string }): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const outbound = request(
+      {
+        protocol: upstream.protocol,
+        hostname: upstream.hostname,
+        port: upstream.port,
+        method: 'GET',
+        path: '/api/v1/init/status',
+        headers: { 'x-api-key': key, 'x-forwarded-for': forwardedFor },
+        timeout: 10_000,
+      },
+      (answer) => {
+        const chunks: Buffer[] = [];
+        answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+        answer.on('end', () => resolve({ status: answer.statusCode ?? 502, body: Buffer.concat(chunks).toString('utf8') }));
+      },
+    );
+    outbound.on('timeout', () => outbound.destroy(new Error('timeout')));
+    outbound.on('error', () =>
+      resolve({ status: 502, body: '{"message":"confhub is not answering","details":"the console could not reach the confhub API"}' }),
+    );
+    outbound.end();
+  });
+}
+
+/** /session: GET says whether the cookie is signed in, POST {"key"} signs in, DELETE signs out. */
+async function session({ upstream, sessions }: { upstream: URL; sessions: SessionStore }, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const idleSeconds = Math.floor(sessions.idleMs / 1000);
+  const current = cookieValue(req.headers.cookie, SESSION_COOKIE);
+  if (req.method === 'GET' || req.method === 'HEAD') {
+    sendJson(res, { status: 200, body: { signedIn: sessions.keyOf(current) !== undefined, idleSeconds } });
+    return;
+  }
+  if (req.method !== 'POST' && req.method !== 'DELETE') {
+    res.writeHead(405, { allow: 'GET, HEAD, POST, DELETE' }).end();
+    return;
+  }
+  // A page elsewhere may neither sign the browser in (to an account it chose) nor out.
+  if (req.headers.origin !== undefined && !sameOrigin(req)) {
+    sendJson(res, { status: 403, body: ORIGIN_REFUSED });
+    return;
+  }
+  if (req.method === 'DELETE') {
+    sessions.close(current);
+    sendJson(res, { status: 200, body: { signedIn: false }, headers: { 'set-cookie': sessionCookie(req, '', 0) } });
+    return;
+  }
+  if (
+    !String(req.headers['content-type'] ?? '')
+      .toLowerCase()
+      .startsWith('application/json')
+  ) {
+    sendJson(res, {
+      status: 415,
+      body: { code: 'UNSUPPORTED_MEDIA_TYPE', message: 'Unsupported Media Type', details: 'sign in with a JSON body {"key": "..."}' },
+    });
+    return;
+  }
+  const text = await readBody(req, SESSION_BODY_LIMIT);
+  let key: unknown;
+  try {
+    key = text === undefined ? undefined : (JSON.parse(text) as { key?: unknown } | null)?.key;
+  } catch {
+    key = undefined;
+  }
+  if (typeof key !== 'string' || key === '') {
+    sendJson(res, {
+      status: 400,
+      body: { code: 'INVALID_REQUEST', message: 'Invalid Request', details: 'sign in with a JSON body {"key": "..."} (at most 4 KiB)' },
+    });
+    return;
+  }
+  const checked = await checkKey(upstream, { key, forwardedFor: req.socket.remoteAddress ?? '' });
+  if (checked.status !== 200) {
+    // confhub's own answer: 401 API_KEY_INVALID, 429 with Retry-After counted against this address.
+    res.writeHead(checked.status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(checked.body);
+    return;
+  }
+  sessions.close(current);
+  const value = sessions.open(key);
+  sendJson(res, { status: 200, body: { signedIn: true, idleSeconds }, headers: { 'set-cookie': sessionCookie(req, value, idleSeconds) } });
+}
+
+export function createConsoleServer({ settings, upstream, sessions = createSessionStore() }: StartConsoleInput): ReturnType<typeof createServer> {
   const startedAt = new Date().toISOString();
   const page = statusPage(settings, startedAt);
   const health = JSON.stringify({ status: 'ok', pid: process.pid, startedAt, title: settings.title });
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/api' || path?.startsWith('/api/')) {
-      proxy(upstream, req, res);
+      // A program sends its key; a browser its session cookie, whose writes must come from this console's page.
+      const sessionKey = req.headers['x-api-key'] === undefined ? sessions.keyOf(cookieValue(req.headers.cookie, SESSION_COOKIE)) : undefined;
+      if (sessionKey !== undefined && CHANGES_STATE(req.method) && !sameOrigin(req)) {
+        req.resume();
+        sendJson(res, { status: 403, body: ORIGIN_REFUSED });
+        return;
+      }
+      proxy({ upstream, sessionKey, onRefusedKey: () => sessionKey !== undefined && sessions.closeKey(sessionKey) }, req, res);
+      return;
+    }
+    if (path === '/session') {
+      void session({ upstream, sessions }, req, res);
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -1,0 +1,144 @@
+/**
+ * Console sessions: the API key exchanged for an HttpOnly, SameSite=Strict cookie that is not the
+ * key; /api/ with the cookie reaches confhub with the key; writes with the cookie only from the
+ * console's own page (Origin); sign-out, idle expiry and a rotated key end a session.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CONSOLE_DEFAULTS, createConsoleServer } from '../../src/console/console-server.js';
+import { createSessionStore } from '../../src/console/sessions.js';
+
+const KEY = 'k'.repeat(64);
+const servers: Server[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+});
+
+async function listen(server: Server): Promise<string> {
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** A confhub stand-in: the key is KEY (until `rotate`); it records what reached it. */
+async function setUp(options: { idleMs?: number } = {}) {
+  let key = KEY;
+  const seen: { method: string; url: string; key: string | undefined; cookie: string | undefined }[] = [];
+  const upstream = await listen(
+    createHttpServer((req: IncomingMessage, res) => {
+      req.resume();
+      seen.push({ method: req.method!, url: req.url!, key: req.headers['x-api-key'] as string | undefined, cookie: req.headers.cookie });
+      const ok = req.headers['x-api-key'] === key;
+      res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
+      res.end(ok ? '{"ok":true}' : '{"code":"API_KEY_INVALID","message":"Unauthorized","details":"Invalid API Key"}');
+    }),
+  );
+  let now = 1_000_000;
+  const sessions = createSessionStore({ ...(options.idleMs ? { idleMs: options.idleMs } : {}), now: () => now });
+  const url = await listen(createConsoleServer({ settings: CONSOLE_DEFAULTS, upstream: new URL(upstream), sessions }));
+  const origin = url;
+  const signIn = (body: string, headers: Record<string, string> = {}) =>
+    fetch(`${url}/session`, { method: 'POST', headers: { 'content-type': 'application/json', origin, ...headers }, body });
+  return {
+    url,
+    origin,
+    seen,
+    signIn,
+    rotate: (next: string) => (key = next),
+    advance: (ms: number) => (now += ms),
+    async cookie(): Promise<string> {
+      const res = await signIn(JSON.stringify({ key: KEY }));
+      expect(res.status).toBe(200);
+      return res.headers.get('set-cookie')!.split(';')[0]!;
+    },
+  };
+}
+
+describe('console sessions', () => {
+  it('when the key is good, then a session cookie is set (HttpOnly, SameSite=Strict, not the key) and /api/ works with it alone', async () => {
+    const { url, seen, signIn } = await setUp();
+    const res = await signIn(JSON.stringify({ key: KEY }));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ signedIn: true, idleSeconds: 1800 });
+    const setCookie = res.headers.get('set-cookie')!;
+    expect(setCookie).toMatch(/^confhub_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Max-Age=1800$/);
+    expect(setCookie).not.toContain(KEY);
+    const cookie = setCookie.split(';')[0]!;
+    expect(await (await fetch(`${url}/session`, { headers: { cookie } })).json()).toEqual({ signedIn: true, idleSeconds: 1800 });
+    const api = await fetch(`${url}/api/v1/settings`, { headers: { cookie: `theme=dark; ${cookie}` } });
+    expect(api.status).toBe(200);
+    // confhub got the key, never the session cookie; other cookies pass.
+    expect(seen.at(-1)).toEqual({ method: 'GET', url: '/api/v1/settings', key: KEY, cookie: 'theme=dark' });
+  });
+
+  it('when the key is wrong, empty, not JSON, too big, or the page is elsewhere, then no session is made', async () => {
+    const { url, signIn } = await setUp();
+    const wrong = await signIn(JSON.stringify({ key: 'x'.repeat(64) }));
+    expect(wrong.status).toBe(401);
+    expect(((await wrong.json()) as { code: string }).code).toBe('API_KEY_INVALID');
+    expect(wrong.headers.get('set-cookie')).toBeNull();
+    for (const [body, headers, status, code] of [
+      ['{"key": ""}', {}, 400, 'INVALID_REQUEST'],
+      ['{"key": ', {}, 400, 'INVALID_REQUEST'],
+      [JSON.stringify({ key: 'k'.repeat(5000) }), {}, 400, 'INVALID_REQUEST'],
+      ['key=x', { 'content-type': 'application/x-www-form-urlencoded' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+      [JSON.stringify({ key: KEY }), { origin: 'https://evil.example' }, 403, 'ORIGIN_NOT_ALLOWED'],
+    ] as const) {
+      const res = await signIn(body, headers);
+      expect(res.status, body.slice(0, 40)).toBe(status);
+      expect(((await res.json()) as { code: string }).code).toBe(code);
+      expect(res.headers.get('set-cookie')).toBeNull();
+    }
+    expect(await (await fetch(`${url}/session`)).json()).toMatchObject({ signedIn: false });
+  });
+
+  it('when a write comes with the cookie from another page or with no Origin, then it is refused before confhub; from the console page it goes through', async () => {
+    const { url, origin, seen, cookie: signedIn } = await setUp();
+    const cookie = await signedIn();
+    const before = seen.length;
+    for (const headers of [{ origin: 'https://evil.example' }, { origin: 'null' }, {}] as Record<string, string>[]) {
+      const res = await fetch(`${url}/api/v1/settings/gitea`, {
+        method: 'PUT',
+        headers: { cookie, 'content-type': 'application/json', ...headers },
+        body: '{}',
+      });
+      expect(res.status, JSON.stringify(headers)).toBe(403);
+      expect(((await res.json()) as { code: string }).code).toBe('ORIGIN_NOT_ALLOWED');
+    }
+    expect(seen.length).toBe(before);
+    const own = await fetch(`${url}/api/v1/settings/gitea`, { method: 'PUT', headers: { cookie, origin, 'content-type': 'application/json' }, body: '{}' });
+    expect(own.status).toBe(200);
+    expect(seen.at(-1)).toMatchObject({ method: 'PUT', key: KEY });
+    // A program with its own key is no browser: no Origin needed.
+    expect((await fetch(`${url}/api/v1/settings/gitea`, { method: 'PUT', headers: { 'x-api-key': KEY }, body: '{}' })).status).toBe(200);
+  });
+
+  it('when the user signs out, the session idles past its limit, or confhub refuses its key (rotated), then the cookie no longer signs in', async () => {
+    const { url, origin, advance, rotate, cookie: signedIn } = await setUp({ idleMs: 60_000 });
+    const out = await signedIn();
+    const bye = await fetch(`${url}/session`, { method: 'DELETE', headers: { cookie: out, origin } });
+    expect(bye.status).toBe(200);
+    expect(bye.headers.get('set-cookie')).toMatch(/^confhub_session=; Path=\/; HttpOnly; SameSite=Strict; Max-Age=0$/);
+    expect((await fetch(`${url}/api/v1/settings`, { headers: { cookie: out } })).status).toBe(401);
+
+    const idle = await signedIn();
+    advance(59_000);
+    expect(await (await fetch(`${url}/session`, { headers: { cookie: idle } })).json()).toMatchObject({ signedIn: true });
+    advance(59_000);
+    expect((await fetch(`${url}/api/v1/settings`, { headers: { cookie: idle } })).status).toBe(200);
+    advance(60_000);
+    expect(await (await fetch(`${url}/session`, { headers: { cookie: idle } })).json()).toMatchObject({ signedIn: false });
+
+    const rotated = await signedIn();
+    rotate('n'.repeat(64));
+    expect((await fetch(`${url}/api/v1/settings`, { headers: { cookie: rotated } })).status).toBe(401);
+    expect(await (await fetch(`${url}/session`, { headers: { cookie: rotated } })).json()).toMatchObject({ signedIn: false });
+  });
+
+  it('when the console is reached over HTTPS through a proxy on loopback, then the cookie is Secure', async () => {
+    const { signIn } = await setUp();
+    const res = await signIn(JSON.stringify({ key: KEY }), { 'x-forwarded-proto': 'https' });
+    expect(res.headers.get('set-cookie')).toMatch(/; Secure$/);
+  });
+});
