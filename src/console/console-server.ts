@@ -12,7 +12,7 @@
  */
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIPv4 } from 'node:net';
-import { pipeline } from 'node:stream';
+import { type Duplex, pipeline } from 'node:stream';
 import { cookiesWithout, cookieValue, createSessionStore, SESSION_COOKIE, type SessionStore } from './sessions.js';
 
 export interface ConsoleSettings {
@@ -173,6 +173,85 @@ function proxy({ upstream, sessionKey, onRefusedKey }: ProxyInput, req: Incoming
   pipeline(req, outbound, () => undefined);
 }
 
+/** Answers a refused upgrade on its raw socket and ends it. */
+function refuseUpgrade(socket: Duplex, { status, reason, body }: { status: number; reason: string; body: unknown }): void {
+  const text = JSON.stringify(body);
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+  );
+}
+
+/**
+ * A WebSocket of confhub's live channel through the console. A page of the console's own origin
+ * is vouched for by the console: its Origin is not passed on (confhub knows its own address, not
+ * the console's), and with a session cookie the key goes as x-api-key. A page of another origin
+ * with the cookie is refused (cross-site WebSocket hijacking); one without keeps its Origin, and
+ * confhub's allow-list decides.
+ */
+function proxyUpgrade(
+  { upstream, sessions }: { upstream: URL; sessions: SessionStore },
+  { req, socket, head }: { req: IncomingMessage; socket: Duplex; head: Buffer },
+): void {
+  socket.on('error', () => socket.destroy());
+  const path = (req.url ?? '/').split('?')[0];
+  if (!(path === '/api' || path?.startsWith('/api/'))) {
+    refuseUpgrade(socket, { status: 404, reason: 'Not Found', body: { code: 'NOT_FOUND', message: 'Not Found', details: 'only /api/ is passed on' } });
+    return;
+  }
+  const sessionKey = req.headers['x-api-key'] === undefined ? sessions.keyOf(cookieValue(req.headers.cookie, SESSION_COOKIE)) : undefined;
+  const own = sameOrigin(req);
+  if (sessionKey !== undefined && !own) {
+    refuseUpgrade(socket, { status: 403, reason: 'Forbidden', body: ORIGIN_REFUSED });
+    return;
+  }
+  const headers: IncomingMessage['headers'] = { ...req.headers, 'x-forwarded-for': req.socket.remoteAddress ?? '' };
+  const cookies = cookiesWithout(req.headers.cookie, SESSION_COOKIE);
+  if (cookies === undefined) delete headers.cookie;
+  else headers.cookie = cookies;
+  if (own) delete headers.origin;
+  if (sessionKey !== undefined) headers['x-api-key'] = sessionKey;
+  const outbound = request({ protocol: upstream.protocol, hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers });
+  outbound.on('upgrade', (answer, upstreamSocket, upstreamHead) => {
+    const lines = [`HTTP/1.1 ${answer.statusCode ?? 101} ${answer.statusMessage ?? 'Switching Protocols'}`];
+    for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
+    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    if (upstreamHead.length > 0) socket.write(upstreamHead);
+    if (head.length > 0) upstreamSocket.write(head);
+    upstreamSocket.on('error', () => socket.destroy());
+    socket.on('close', () => upstreamSocket.destroy());
+    upstreamSocket.on('close', () => socket.destroy());
+    upstreamSocket.pipe(socket);
+    socket.pipe(upstreamSocket);
+  });
+  // No upgrade: confhub's answer (401, 403, 426, 429) goes back as it is.
+  outbound.on('response', (answer) => {
+    const lines = [`HTTP/1.1 ${answer.statusCode ?? 502} ${answer.statusMessage ?? ''}`];
+    for (let i = 0; i < answer.rawHeaders.length; i += 2) {
+      const name = answer.rawHeaders[i]!.toLowerCase();
+      if (name !== 'connection' && name !== 'transfer-encoding' && name !== 'keep-alive') lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
+    }
+    const chunks: Buffer[] = [];
+    answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+    answer.on('end', () => {
+      const body = Buffer.concat(chunks);
+      socket.end(
+        Buffer.concat([
+          Buffer.from(`${lines.filter((l) => !/^content-length:/i.test(l)).join('\r\n')}\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`),
+          body,
+        ]),
+      );
+    });
+  });
+  outbound.on('error', () =>
+    refuseUpgrade(socket, {
+      status: 502,
+      reason: 'Bad Gateway',
+      body: { message: 'confhub is not answering', details: 'the console could not reach the confhub API' },
+    }),
+  );
+  outbound.end();
+}
+
 export interface StartConsoleInput {
   readonly settings: ConsoleSettings;
   readonly upstream: URL;
@@ -292,7 +371,7 @@ export function createConsoleServer({ settings, upstream, sessions = createSessi
   const startedAt = new Date().toISOString();
   const page = statusPage(settings, startedAt);
   const health = JSON.stringify({ status: 'ok', pid: process.pid, startedAt, title: settings.title });
-  return createServer((req, res) => {
+  const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/api' || path?.startsWith('/api/')) {
       // A program sends its key; a browser its session cookie, whose writes must come from this console's page.
@@ -317,4 +396,6 @@ export function createConsoleServer({ settings, upstream, sessions = createSessi
     else if (path === '/') res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(page);
     else res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   });
+  server.on('upgrade', (req, socket, head) => proxyUpgrade({ upstream, sessions }, { req, socket, head }));
+  return server;
 }

@@ -8,6 +8,8 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CONSOLE_DEFAULTS, createConsoleServer } from '../../src/console/console-server.js';
 import { createSessionStore } from '../../src/console/sessions.js';
+import { startConfhub } from '../support/confhub.js';
+import { connectWs } from '../support/ws-client.js';
 
 const KEY = 'k'.repeat(64);
 const servers: Server[] = [];
@@ -140,5 +142,45 @@ describe('console sessions', () => {
     const { signIn } = await setUp();
     const res = await signIn(JSON.stringify({ key: KEY }), { 'x-forwarded-proto': 'https' });
     expect(res.headers.get('set-cookie')).toMatch(/; Secure$/);
+  });
+});
+
+describe('the live channel through the console', () => {
+  it("when the console page opens the WebSocket with its session cookie, then it follows the event log; another page with the cookie is refused, one without gets confhub's answer", async () => {
+    const ch = await startConfhub({ systemIni: '[sync]\noutput_roots = @DIR@\n' });
+    try {
+      const url = await listen(createConsoleServer({ settings: CONSOLE_DEFAULTS, upstream: new URL(ch.url) }));
+      const signIn = await fetch(`${url}/session`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin: url },
+        body: JSON.stringify({ key: ch.apiKey }),
+      });
+      expect(signIn.status).toBe(200);
+      const cookie = signIn.headers.get('set-cookie')!.split(';')[0]!;
+      const wsUrl = `${url.replace('http:', 'ws:')}/api/v1/ws`;
+
+      const page = connectWs(wsUrl, { protocols: ['confhub.v1'], origin: url, headers: { cookie } });
+      await page.opened;
+      expect(page.acceptedProtocolHeader()).toBe('confhub.v1');
+      expect(await page.next((m) => m.type === 'hello')).toMatchObject({ type: 'hello', heartbeatMs: 5000 });
+      // A write through the console with the cookie reaches the page as its event.
+      const put = await fetch(`${url}/api/v1/settings/cockpit`, {
+        method: 'PUT',
+        headers: { cookie, origin: url, 'content-type': 'application/json' },
+        body: JSON.stringify({ port: 9333 }),
+      });
+      expect(put.status).toBe(200);
+      expect(await page.next((m) => m.type === 'settings.changed')).toMatchObject({ data: { keys: ['cockpit.port'] } });
+      page.close();
+
+      const elsewhere = connectWs(wsUrl, { protocols: ['confhub.v1'], origin: 'https://evil.example', headers: { cookie } });
+      expect((await elsewhere.refused).status).toBe(403);
+
+      const anonymous = connectWs(wsUrl, { protocols: ['confhub.v1'], origin: url });
+      await anonymous.opened;
+      expect((await anonymous.closed).code).toBe(4401);
+    } finally {
+      await ch.close();
+    }
   });
 });
