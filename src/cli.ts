@@ -10,6 +10,9 @@ import { printable } from './core/names.js';
 import { createAuditLog } from './audit/audit-log.js';
 import { generateApiKey } from './bootstrap/first-boot-secrets.js';
 import { openDatabase } from './db/database.js';
+import { createTargetTokens } from './pull/target-tokens.js';
+import { targetNotFound } from './pull/bundle-source.js';
+
 import { AppError, ERROR_CATALOGUE, isAppError } from './core/errors.js';
 import { unusableDirectory } from './fs/write-failure.js';
 import { startIdleGc } from './idle-gc.js';
@@ -541,6 +544,59 @@ async function template(config: RuntimeConfig, { args, rest = [], options }: Ext
   say(`template ${chosen.name} applied${changed.length > 0 ? `: ${changed.join(', ')} changed` : ': no value changed'}`);
 }
 
+/** `confhub token create|list|revoke TARGET [ID]`: a target's read-only tokens, in the database a running confhub shares. */
+async function token(config: RuntimeConfig, { args, rest = [], options }: Extract<ParsedCommandLine, { kind: 'run' }>): Promise<void> {
+  const [target, id, ...extra] = rest;
+  const wanted = args.action === 'revoke' ? 2 : 1;
+  if (target === undefined || (wanted === 2 && id === undefined) || rest.length > wanted) {
+    throw new AppError('INVALID_REQUEST', {
+      message: 'bad arguments',
+      details: `token ${args.action} takes ${wanted === 2 ? 'the target and the token id' : 'the target'}${extra.length > 0 || rest.length > wanted ? ', nothing more' : ''}`,
+    });
+  }
+  const system = toSnapshot({ text: readText(config.systemPath, 'system.ini'), label: 'system.ini', schema: SYSTEM_SCHEMA }).doc;
+  if (!syncConfigOf(system, config).targets.some((t) => t.name === target)) throw targetNotFound(target);
+  const db = openDatabase({ path: config.databasePath });
+  try {
+    const tokens = createTargetTokens({ db });
+    const audit = (action: string, key: string): void =>
+      createAuditLog({ db }).record([
+        {
+          at: Date.now(),
+          actor: { type: 'system', id: 'cli' },
+          action,
+          section: `target:${target}`,
+          key,
+          oldValue: null,
+          newValue: null,
+          result: 'applied',
+          errorCode: null,
+          revision: null,
+        },
+      ]);
+    if (args.action === 'list') {
+      for (const t of tokens.list(target))
+        process.stdout.write(
+          `${t.id}  ${new Date(t.createdAt).toISOString()}  ${t.lastUsedAt === null ? 'never used' : `used ${new Date(t.lastUsedAt).toISOString()}`}  ${t.description}\n`,
+        );
+      return;
+    }
+    if (args.action === 'revoke') {
+      tokens.revoke(target, id!);
+      audit('target.token.revoke', id!);
+      process.stderr.write(`confhub: token ${id} of target ${target} revoked\n`);
+      return;
+    }
+    const made = tokens.create(target, { description: typeof options.description === 'string' ? options.description : undefined, now: Date.now() });
+    audit('target.token.create', made.record.id);
+    // The token alone on stdout (for a file); what it is on stderr.
+    process.stdout.write(`${made.token}\n`);
+    process.stderr.write(`confhub: token ${made.record.id} of target ${target} made; it is shown only now\n`);
+  } finally {
+    db.close();
+  }
+}
+
 /** One line: a start-up refusal's details are a whole sentence; other codes' short message says what failed. */
 function refusal(error: AppError): string {
   if (error.code === 'STARTUP_CONFIG_INVALID' || error.message === ERROR_CATALOGUE[error.code].message || error.details.startsWith(error.message))
@@ -561,6 +617,7 @@ const HANDLERS: Record<Exclude<CommandName, 'version'>, Handler> = {
   apikey: (config, { args }) => (args.action === 'rotate' ? rotateApiKey(config) : showApiKey(config)),
   masterkey: (config) => rotateKey(config),
   template: (config, input) => template(config, input),
+  token: (config, input) => token(config, input),
 };
 
 async function main(argv: string[]): Promise<void> {

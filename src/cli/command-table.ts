@@ -112,6 +112,17 @@ export const COMMANDS = [
       },
     },
   },
+  {
+    name: 'token',
+    summary: "make, list or revoke a target's read-only tokens (for services that pull their files)",
+    details:
+      "create TARGET: a new token, printed once: give it to the service's container as a file (CONFHUB_TOKEN_FILE of confhub-init.sh). list TARGET: its tokens (ids, never the tokens). revoke TARGET ID: refused from the next request on. Works beside a running confhub; audited.",
+    positionals: [{ name: 'action', choices: ['create', 'list', 'revoke'], description: 'what to do' }],
+    rest: { name: 'TARGET [ID]', description: 'the target of system.ini, then for revoke the token id' },
+    options: {
+      description: { type: 'string', placeholder: 'TEXT', description: 'with create: what holds the token (the service container, say)' },
+    },
+  },
   { name: 'version', summary: 'print the version (also --version)' },
 ] as const satisfies readonly CommandSpec[];
 
