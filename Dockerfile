@@ -42,6 +42,8 @@ COPY config ./config
 # `docker cp` or a COPY --from=confhub into a service image. COPY keeps the 0755 of the checkout;
 # the chmod keeps it for a checkout that lost it.
 COPY init ./init
+# The console's page (its script and styles), served by the console program.
+COPY web ./web
 COPY init/confhub-init.sh /usr/local/bin/confhub-init.sh
 RUN chmod 0755 /app/init/confhub-init.sh /usr/local/bin/confhub-init.sh
 COPY supervisord/supervisord.conf /etc/confhub/supervisord.conf

@@ -13,9 +13,10 @@ cd "$(dirname "$0")/.."
 # service the sync suite configures, run under the suite's own supervisord), prometheus (its
 # promtool lints the GET /metrics answer; the Prometheus server itself is never started),
 # shellcheck (lints the service init script, init/confhub-init.sh), docker-compose (validates the
-# README's compose example with `docker-compose config`).
+# README's compose example with `docker-compose config`), chromium (the console page's browser
+# tests, driven by playwright-core with this executable: no browser is downloaded).
 missing=()
-for pkg in git python3 docker.io supervisor busybox-static debootstrap nginx prometheus shellcheck docker-compose; do
+for pkg in git python3 docker.io supervisor busybox-static debootstrap nginx prometheus shellcheck docker-compose chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if ((${#missing[@]} > 0)); then

@@ -13,6 +13,7 @@
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIPv4 } from 'node:net';
 import { type Duplex, pipeline } from 'node:stream';
+import { readFile } from 'node:fs/promises';
 import { cookiesWithout, cookieValue, createSessionStore, SESSION_COOKIE, type SessionStore } from './sessions.js';
 
 export interface ConsoleSettings {
@@ -48,15 +49,33 @@ export function parseConsoleSettings(text: string): ConsoleSettings {
 const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
 
-export function statusPage(settings: ConsoleSettings, startedAt: string): string {
+/** The console's page: the title from config.ini, the sign-in form and the app; its script and styles are the web/ assets. */
+export function consolePage(settings: ConsoleSettings, startedAt: string): string {
   const title = escapeHtml(settings.title);
   return `<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>${title}</title></head>
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${title}</title>
+<link rel="stylesheet" href="/assets/console.css">
+<script type="module" src="/assets/console.js"></script>
+</head>
 <body>
-<h1>${title}</h1>
-<p>Settings API: <a href="/api/v1/openapi.json">/api/v1</a> (send the API key as the x-api-key header).</p>
-<p>Console started at ${escapeHtml(startedAt)}.</p>
+<header><h1>${title}</h1><button id="signout" class="secondary" type="button" hidden>Sign out</button></header>
+<main>
+<form id="signin" hidden aria-labelledby="signin-title">
+<h2 id="signin-title">Sign in</h2>
+<p><label for="key">API key</label><input id="key" name="key" type="password" autocomplete="current-password" required></p>
+<p><button type="submit">Sign in</button></p>
+<p id="signin-error" class="error" role="alert"></p>
+</form>
+<section id="app" hidden aria-labelledby="targets-title">
+<h2 id="targets-title">Targets</h2>
+<table id="targets"><thead><tr><th scope="col">Target</th><th scope="col">State</th><th scope="col">Last error</th></tr></thead><tbody></tbody></table>
+</section>
+<p><small>Console started at ${escapeHtml(startedAt)}. Programs use the API at <a href="/api/v1/openapi.json">/api/v1</a> with the x-api-key header.</small></p>
+</main>
 </body>
 </html>
 `;
@@ -91,10 +110,22 @@ function sendJson(res: ServerResponse, answer: { status: number; body: unknown; 
 }
 
 /** Whether the request came over HTTPS: itself, or through a proxy on loopback that says so. */
+const fromLoopback = (req: IncomingMessage): boolean => /^(127\.|::1$|::ffff:127\.)/.test(req.socket.remoteAddress ?? '');
+
 function secure(req: IncomingMessage): boolean {
   if ((req.socket as { encrypted?: boolean }).encrypted) return true;
-  const loopback = /^(127\.|::1$|::ffff:127\.)/.test(req.socket.remoteAddress ?? '');
-  return loopback && String(req.headers['x-forwarded-proto'] ?? '').toLowerCase() === 'https';
+  return fromLoopback(req) && String(req.headers['x-forwarded-proto'] ?? '').toLowerCase() === 'https';
+}
+
+/**
+ * X-Forwarded-For for confhub: the client's address; behind a proxy on loopback (TLS), the chain
+ * that proxy sent with this hop added, so confhub (trusting loopback) still sees each client and
+ * its rate limits do not lump every browser together.
+ */
+function forwardedFor(req: IncomingMessage): string {
+  const address = req.socket.remoteAddress ?? '';
+  const incoming = req.headers['x-forwarded-for'];
+  return fromLoopback(req) && typeof incoming === 'string' && incoming.trim() !== '' ? `${incoming}, ${address}` : address;
 }
 
 /**
@@ -106,8 +137,8 @@ function sameOrigin(req: IncomingMessage): boolean {
   const origin = req.headers.origin;
   if (typeof origin !== 'string' || req.headers.host === undefined) return false;
   try {
-    const url = new URL(origin);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && url.host.toLowerCase() === req.headers.host.toLowerCase();
+    // The whole origin, scheme too: an http:// page (which a network attacker can write) is not the https:// console.
+    return new URL(origin).origin === `${secure(req) ? 'https' : 'http'}://${req.headers.host.toLowerCase()}`;
   } catch {
     return false;
   }
@@ -120,8 +151,12 @@ const ORIGIN_REFUSED = {
   details: "a request that changes something with the console's session cookie must come from the console's own page (Origin)",
 };
 
-function sessionCookie(req: IncomingMessage, value: string, maxAgeSeconds: number): string {
-  return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}${secure(req) ? '; Secure' : ''}`;
+/**
+ * The session cookie: no Max-Age while signed in (the console ends a session idle too long; a
+ * lifetime in the browser would end an active one), Max-Age=0 to sign out.
+ */
+function sessionCookie(req: IncomingMessage, value: string, { clear }: { clear: boolean }): string {
+  return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict${clear ? '; Max-Age=0' : ''}${secure(req) ? '; Secure' : ''}`;
 }
 
 interface ProxyInput {
@@ -132,7 +167,7 @@ interface ProxyInput {
 }
 
 function proxy({ upstream, sessionKey, onRefusedKey }: ProxyInput, req: IncomingMessage, res: ServerResponse): void {
-  const headers: IncomingMessage['headers'] = { ...forwardHeaders(req.headers), 'x-forwarded-for': req.socket.remoteAddress ?? '' };
+  const headers: IncomingMessage['headers'] = { ...forwardHeaders(req.headers), 'x-forwarded-for': forwardedFor(req) };
   // The session cookie is the console's: confhub never sees it.
   const cookies = cookiesWithout(req.headers.cookie, SESSION_COOKIE);
   if (cookies === undefined) delete headers.cookie;
@@ -181,37 +216,74 @@ function refuseUpgrade(socket: Duplex, { status, reason, body }: { status: numbe
   );
 }
 
+/** How long confhub may take to answer a WebSocket handshake passed on. */
+const UPGRADE_TIMEOUT_MS = 10_000;
+
 /**
- * A WebSocket of confhub's live channel through the console. A page of the console's own origin
- * is vouched for by the console: its Origin is not passed on (confhub knows its own address, not
- * the console's), and with a session cookie the key goes as x-api-key. A page of another origin
- * with the cookie is refused (cross-site WebSocket hijacking); one without keeps its Origin, and
- * confhub's allow-list decides.
+ * A WebSocket of confhub's live channel through the console. With a session cookie the page must
+ * be of the console's own origin (cross-site WebSocket hijacking), its key is checked first (a
+ * rotated key ends the session instead of counting as a failed sign-in at every reconnect) and sent
+ * as x-api-key. Origin and Host go on: confhub judges the origin as its own or by its allow-list.
  */
-function proxyUpgrade(
+async function proxyUpgrade(
   { upstream, sessions }: { upstream: URL; sessions: SessionStore },
   { req, socket, head }: { req: IncomingMessage; socket: Duplex; head: Buffer },
-): void {
+): Promise<void> {
+  let clientGone = false;
   socket.on('error', () => socket.destroy());
+  socket.once('close', () => {
+    clientGone = true;
+  });
   const path = (req.url ?? '/').split('?')[0];
   if (!(path === '/api' || path?.startsWith('/api/'))) {
     refuseUpgrade(socket, { status: 404, reason: 'Not Found', body: { code: 'NOT_FOUND', message: 'Not Found', details: 'only /api/ is passed on' } });
     return;
   }
   const sessionKey = req.headers['x-api-key'] === undefined ? sessions.keyOf(cookieValue(req.headers.cookie, SESSION_COOKIE)) : undefined;
-  const own = sameOrigin(req);
-  if (sessionKey !== undefined && !own) {
+  if (sessionKey !== undefined && !sameOrigin(req)) {
     refuseUpgrade(socket, { status: 403, reason: 'Forbidden', body: ORIGIN_REFUSED });
     return;
   }
-  const headers: IncomingMessage['headers'] = { ...req.headers, 'x-forwarded-for': req.socket.remoteAddress ?? '' };
+  if (sessionKey !== undefined) {
+    const checked = await checkKey(upstream, { key: sessionKey, forwardedFor: forwardedFor(req) });
+    if (checked.status === 401) sessions.closeKey(sessionKey);
+    if (checked.status !== 200) {
+      refuseUpgrade(socket, {
+        status: checked.status,
+        reason: checked.status === 401 ? 'Unauthorized' : 'Error',
+        body: JSON.parse(checked.body || '{}') as unknown,
+      });
+      return;
+    }
+    if (clientGone) return;
+  }
+  const headers: IncomingMessage['headers'] = {
+    ...forwardHeaders(req.headers),
+    connection: 'Upgrade',
+    upgrade: 'websocket',
+    'x-forwarded-for': forwardedFor(req),
+  };
+  delete headers['content-length'];
   const cookies = cookiesWithout(req.headers.cookie, SESSION_COOKIE);
   if (cookies === undefined) delete headers.cookie;
   else headers.cookie = cookies;
-  if (own) delete headers.origin;
   if (sessionKey !== undefined) headers['x-api-key'] = sessionKey;
-  const outbound = request({ protocol: upstream.protocol, hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers });
+  const outbound = request({
+    protocol: upstream.protocol,
+    hostname: upstream.hostname,
+    port: upstream.port,
+    method: req.method,
+    path: req.url,
+    headers,
+    timeout: UPGRADE_TIMEOUT_MS,
+  });
+  socket.once('close', () => outbound.destroy());
+  outbound.on('timeout', () => outbound.destroy(new Error('timeout')));
   outbound.on('upgrade', (answer, upstreamSocket, upstreamHead) => {
+    if (clientGone) {
+      upstreamSocket.destroy();
+      return;
+    }
     const lines = [`HTTP/1.1 ${answer.statusCode ?? 101} ${answer.statusMessage ?? 'Switching Protocols'}`];
     for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
     socket.write(`${lines.join('\r\n')}\r\n\r\n`);
@@ -228,28 +300,66 @@ function proxyUpgrade(
     const lines = [`HTTP/1.1 ${answer.statusCode ?? 502} ${answer.statusMessage ?? ''}`];
     for (let i = 0; i < answer.rawHeaders.length; i += 2) {
       const name = answer.rawHeaders[i]!.toLowerCase();
-      if (name !== 'connection' && name !== 'transfer-encoding' && name !== 'keep-alive') lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
+      if (!HOP_BY_HOP.has(name) && name !== 'content-length') lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
     }
     const chunks: Buffer[] = [];
+    answer.on('error', () => socket.destroy());
     answer.on('data', (chunk: Buffer) => chunks.push(chunk));
     answer.on('end', () => {
       const body = Buffer.concat(chunks);
-      socket.end(
-        Buffer.concat([
-          Buffer.from(`${lines.filter((l) => !/^content-length:/i.test(l)).join('\r\n')}\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`),
-          body,
-        ]),
-      );
+      socket.end(Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`), body]));
     });
   });
-  outbound.on('error', () =>
+  outbound.on('error', () => {
+    if (clientGone) return;
     refuseUpgrade(socket, {
       status: 502,
       reason: 'Bad Gateway',
       body: { message: 'confhub is not answering', details: 'the console could not reach the confhub API' },
-    }),
-  );
+    });
+  });
   outbound.end();
+}
+
+/** The page's own files (web/ of the package and the image), by path, with their types. */
+const ASSETS: ReadonlyMap<string, { file: string; type: string }> = new Map([
+  ['/assets/console.js', { file: 'console.js', type: 'text/javascript; charset=utf-8' }],
+  ['/assets/console.css', { file: 'console.css', type: 'text/css; charset=utf-8' }],
+]);
+const WEB_DIR = new URL('../../web/', import.meta.url);
+
+/**
+ * Nothing but the console's own origin: no inline script, no other site's script, frame or font;
+ * the live channel is a WebSocket to the same host. The page may not be framed (clickjacking).
+ */
+const PAGE_HEADERS = {
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-cache',
+} as const;
+
+function createAssetReader() {
+  const read = new Map<string, Promise<Buffer>>();
+  return {
+    async send(path: string, res: ServerResponse): Promise<void> {
+      const asset = ASSETS.get(path)!;
+      let body = read.get(path);
+      if (!body) {
+        body = readFile(new URL(asset.file, WEB_DIR));
+        read.set(path, body);
+      }
+      try {
+        const content = await body;
+        res.writeHead(200, { 'content-type': asset.type, 'content-length': content.length, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
+        res.end(content);
+      } catch {
+        read.delete(path);
+        res.writeHead(500, { 'content-type': 'text/plain' }).end('the console is missing its files\n');
+      }
+    },
+  };
 }
 
 export interface StartConsoleInput {
@@ -328,7 +438,7 @@ async function session({ upstream, sessions }: { upstream: URL; sessions: Sessio
   }
   if (req.method === 'DELETE') {
     sessions.close(current);
-    sendJson(res, { status: 200, body: { signedIn: false }, headers: { 'set-cookie': sessionCookie(req, '', 0) } });
+    sendJson(res, { status: 200, body: { signedIn: false }, headers: { 'set-cookie': sessionCookie(req, '', { clear: true }) } });
     return;
   }
   if (
@@ -356,7 +466,7 @@ async function session({ upstream, sessions }: { upstream: URL; sessions: Sessio
     });
     return;
   }
-  const checked = await checkKey(upstream, { key, forwardedFor: req.socket.remoteAddress ?? '' });
+  const checked = await checkKey(upstream, { key, forwardedFor: forwardedFor(req) });
   if (checked.status !== 200) {
     // confhub's own answer: 401 API_KEY_INVALID, 429 with Retry-After counted against this address.
     res.writeHead(checked.status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(checked.body);
@@ -364,12 +474,13 @@ async function session({ upstream, sessions }: { upstream: URL; sessions: Sessio
   }
   sessions.close(current);
   const value = sessions.open(key);
-  sendJson(res, { status: 200, body: { signedIn: true, idleSeconds }, headers: { 'set-cookie': sessionCookie(req, value, idleSeconds) } });
+  sendJson(res, { status: 200, body: { signedIn: true, idleSeconds }, headers: { 'set-cookie': sessionCookie(req, value, { clear: false }) } });
 }
 
 export function createConsoleServer({ settings, upstream, sessions = createSessionStore() }: StartConsoleInput): ReturnType<typeof createServer> {
   const startedAt = new Date().toISOString();
-  const page = statusPage(settings, startedAt);
+  const page = consolePage(settings, startedAt);
+  const assets = createAssetReader();
   const health = JSON.stringify({ status: 'ok', pid: process.pid, startedAt, title: settings.title });
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -393,9 +504,10 @@ export function createConsoleServer({ settings, upstream, sessions = createSessi
       return;
     }
     if (path === '/healthz') res.writeHead(200, { 'content-type': 'application/json' }).end(health);
-    else if (path === '/') res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(page);
+    else if (path === '/') res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', ...PAGE_HEADERS }).end(page);
+    else if (path !== undefined && ASSETS.has(path)) void assets.send(path, res);
     else res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   });
-  server.on('upgrade', (req, socket, head) => proxyUpgrade({ upstream, sessions }, { req, socket, head }));
+  server.on('upgrade', (req, socket, head) => void proxyUpgrade({ upstream, sessions }, { req, socket, head }));
   return server;
 }

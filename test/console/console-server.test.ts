@@ -4,7 +4,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server } f
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CONSOLE_DEFAULTS, createConsoleServer, parseConsoleSettings, statusPage } from '../../src/console/console-server.js';
+import { CONSOLE_DEFAULTS, consolePage, createConsoleServer, parseConsoleSettings } from '../../src/console/console-server.js';
 import { freePort } from '../support/ports.js';
 import { tempDirs } from '../support/temp-dirs.js';
 import { eventually } from '../support/wait.js';
@@ -44,7 +44,7 @@ describe('console settings', () => {
   });
 
   it('when the title holds markup, then the page shows it as text', () => {
-    const page = statusPage({ ...CONSOLE_DEFAULTS, title: '<script>alert("x")</script> & co' }, '2026-01-01T00:00:00.000Z');
+    const page = consolePage({ ...CONSOLE_DEFAULTS, title: '<script>alert("x")</script> & co' }, '2026-01-01T00:00:00.000Z');
     expect(page).not.toContain('<script>');
     expect(page).toContain('&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co');
   });

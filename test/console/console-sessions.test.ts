@@ -26,11 +26,12 @@ async function listen(server: Server): Promise<string> {
 /** A confhub stand-in: the key is KEY (until `rotate`); it records what reached it. */
 async function setUp(options: { idleMs?: number } = {}) {
   let key = KEY;
-  const seen: { method: string; url: string; key: string | undefined; cookie: string | undefined }[] = [];
+  const seen: { method: string; url: string; key: string | undefined; cookie: string | undefined; forwardedFor?: string | undefined }[] = [];
   const upstream = await listen(
     createHttpServer((req: IncomingMessage, res) => {
       req.resume();
-      seen.push({ method: req.method!, url: req.url!, key: req.headers['x-api-key'] as string | undefined, cookie: req.headers.cookie });
+      const entry = { method: req.method!, url: req.url!, key: req.headers['x-api-key'] as string | undefined, cookie: req.headers.cookie };
+      seen.push(req.headers['x-forwarded-for'] === '127.0.0.1' ? entry : { ...entry, forwardedFor: req.headers['x-forwarded-for'] as string });
       const ok = req.headers['x-api-key'] === key;
       res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
       res.end(ok ? '{"ok":true}' : '{"code":"API_KEY_INVALID","message":"Unauthorized","details":"Invalid API Key"}');
@@ -64,7 +65,8 @@ describe('console sessions', () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ signedIn: true, idleSeconds: 1800 });
     const setCookie = res.headers.get('set-cookie')!;
-    expect(setCookie).toMatch(/^confhub_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Max-Age=1800$/);
+    // No Max-Age: the console ends a session idle too long; a lifetime in the browser would end an active one.
+    expect(setCookie).toMatch(/^confhub_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict$/);
     expect(setCookie).not.toContain(KEY);
     const cookie = setCookie.split(';')[0]!;
     expect(await (await fetch(`${url}/session`, { headers: { cookie } })).json()).toEqual({ signedIn: true, idleSeconds: 1800 });
@@ -99,7 +101,15 @@ describe('console sessions', () => {
     const { url, origin, seen, cookie: signedIn } = await setUp();
     const cookie = await signedIn();
     const before = seen.length;
-    for (const headers of [{ origin: 'https://evil.example' }, { origin: 'null' }, {}] as Record<string, string>[]) {
+    const other = url.replace(/:(\d+)$/, (_m, port: string) => `:${Number(port) + 1}`);
+    const foreign: Record<string, string>[] = [
+      { origin: 'https://evil.example' },
+      { origin: 'null' },
+      {},
+      { origin: other },
+      { origin: url.replace('http:', 'https:') },
+    ];
+    for (const headers of foreign) {
       const res = await fetch(`${url}/api/v1/settings/gitea`, {
         method: 'PUT',
         headers: { cookie, 'content-type': 'application/json', ...headers },
@@ -107,6 +117,10 @@ describe('console sessions', () => {
       });
       expect(res.status, JSON.stringify(headers)).toBe(403);
       expect(((await res.json()) as { code: string }).code).toBe('ORIGIN_NOT_ALLOWED');
+    }
+    for (const method of ['POST', 'PATCH', 'DELETE']) {
+      const res = await fetch(`${url}/api/v1/settings/gitea`, { method, headers: { cookie, origin: 'https://evil.example' } });
+      expect(res.status, method).toBe(403);
     }
     expect(seen.length).toBe(before);
     const own = await fetch(`${url}/api/v1/settings/gitea`, { method: 'PUT', headers: { cookie, origin, 'content-type': 'application/json' }, body: '{}' });
@@ -129,6 +143,12 @@ describe('console sessions', () => {
     expect(await (await fetch(`${url}/session`, { headers: { cookie: idle } })).json()).toMatchObject({ signedIn: true });
     advance(59_000);
     expect((await fetch(`${url}/api/v1/settings`, { headers: { cookie: idle } })).status).toBe(200);
+    // Used all along: open past any fixed lifetime.
+    for (let i = 0; i < 5; i++) {
+      advance(50_000);
+      expect((await fetch(`${url}/session`, { headers: { cookie: idle } })).status).toBe(200);
+    }
+    expect(await (await fetch(`${url}/session`, { headers: { cookie: idle } })).json()).toMatchObject({ signedIn: true });
     advance(60_000);
     expect(await (await fetch(`${url}/session`, { headers: { cookie: idle } })).json()).toMatchObject({ signedIn: false });
 
@@ -138,16 +158,29 @@ describe('console sessions', () => {
     expect(await (await fetch(`${url}/session`, { headers: { cookie: rotated } })).json()).toMatchObject({ signedIn: false });
   });
 
-  it('when the console is reached over HTTPS through a proxy on loopback, then the cookie is Secure', async () => {
-    const { signIn } = await setUp();
-    const res = await signIn(JSON.stringify({ key: KEY }), { 'x-forwarded-proto': 'https' });
+  it('when the console is reached over HTTPS through a proxy on loopback, then the cookie is Secure, the origin is https, and confhub sees each client', async () => {
+    const { url, seen, signIn } = await setUp();
+    const https = url.replace('http:', 'https:');
+    const res = await signIn(JSON.stringify({ key: KEY }), { 'x-forwarded-proto': 'https', origin: https });
     expect(res.headers.get('set-cookie')).toMatch(/; Secure$/);
+    const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
+    const put = await fetch(`${url}/api/v1/settings/gitea`, {
+      method: 'PUT',
+      headers: { cookie, origin: https, 'x-forwarded-proto': 'https', 'x-forwarded-for': '203.0.113.7' },
+      body: '{}',
+    });
+    expect(put.status).toBe(200);
+    expect(seen.at(-1)).toMatchObject({ method: 'PUT', key: KEY, forwardedFor: '203.0.113.7, 127.0.0.1' });
+    // An http:// page is not the https:// console.
+    const plain = await fetch(`${url}/api/v1/settings/gitea`, { method: 'PUT', headers: { cookie, origin: url, 'x-forwarded-proto': 'https' }, body: '{}' });
+    expect(plain.status).toBe(403);
   });
 });
 
 describe('the live channel through the console', () => {
   it("when the console page opens the WebSocket with its session cookie, then it follows the event log; another page with the cookie is refused, one without gets confhub's answer", async () => {
-    const ch = await startConfhub({ systemIni: '[sync]\noutput_roots = @DIR@\n' });
+    // The other origin is one confhub itself allows: only the console can be what refuses it with the cookie.
+    const ch = await startConfhub({ systemIni: '[sync]\noutput_roots = @DIR@\n\n[api]\nallowed_origins = https://evil.example\n' });
     try {
       const url = await listen(createConsoleServer({ settings: CONSOLE_DEFAULTS, upstream: new URL(ch.url) }));
       const signIn = await fetch(`${url}/session`, {
@@ -174,11 +207,31 @@ describe('the live channel through the console', () => {
       page.close();
 
       const elsewhere = connectWs(wsUrl, { protocols: ['confhub.v1'], origin: 'https://evil.example', headers: { cookie } });
-      expect((await elsewhere.refused).status).toBe(403);
+      const refused = await elsewhere.refused;
+      expect(refused.status).toBe(403);
+      expect(JSON.parse(refused.body)).toMatchObject({ code: 'ORIGIN_NOT_ALLOWED', details: expect.stringContaining("console's session cookie") });
+
+      // Without the cookie the Origin goes on: confhub's allow-list judges it.
+      const allowed = connectWs(wsUrl, { protocols: ['confhub.v1', `key.${ch.apiKey}`], origin: 'https://evil.example' });
+      await allowed.opened;
+      allowed.close();
+      const notAllowed = connectWs(wsUrl, { protocols: ['confhub.v1', `key.${ch.apiKey}`], origin: 'https://other.example' });
+      expect((await notAllowed.refused).status).toBe(403);
 
       const anonymous = connectWs(wsUrl, { protocols: ['confhub.v1'], origin: url });
       await anonymous.opened;
       expect((await anonymous.closed).code).toBe(4401);
+
+      // The key rotated: the WebSocket with the cookie is refused once, and the session ends.
+      const rotated = await fetch(`${ch.url}/api/v1/settings/api_key`, {
+        method: 'PUT',
+        headers: { 'x-api-key': ch.apiKey, 'content-type': 'application/json' },
+        body: JSON.stringify({ key: 'r'.repeat(64) }),
+      });
+      expect(rotated.status).toBe(200);
+      const stale = connectWs(wsUrl, { protocols: ['confhub.v1'], origin: url, headers: { cookie } });
+      expect((await stale.refused).status).toBe(401);
+      expect(await (await fetch(`${url}/session`, { headers: { cookie } })).json()).toMatchObject({ signedIn: false });
     } finally {
       await ch.close();
     }

@@ -34,6 +34,7 @@ const CONTEXT_PATHS = [
   'src',
   'config',
   'init',
+  'web',
   'supervisord',
 ];
 const BUILD_CA_BUNDLE = '/usr/local/share/build-ca-bundle.crt';
