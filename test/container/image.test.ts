@@ -165,6 +165,12 @@ describe.skipIf(skip !== undefined)('the confhub image', () => {
       const script = readFileSync(new URL('../../init/confhub-init.sh', import.meta.url), 'utf8');
       expect(await exec(container, ['cat', '/usr/local/bin/confhub-init.sh'])).toBe(script);
       expect(await (await api('/init.sh')).text()).toBe(script);
+      // The console's page has its script and styles in the image.
+      for (const asset of ['console.js', 'console.css']) {
+        const served = await fetch(`http://127.0.0.1:${CONSOLE_PORT}/assets/${asset}`);
+        expect(served.status, asset).toBe(200);
+        expect(await served.text()).toBe(readFileSync(new URL(`../../web/${asset}`, import.meta.url), 'utf8'));
+      }
       const logs = await logsOf(container);
       expect(logs.split('Read it with').length - 1).toBe(1);
       expect(logs).not.toContain(apiKey);
