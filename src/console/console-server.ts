@@ -159,6 +159,21 @@ function sessionCookie(req: IncomingMessage, value: string, { clear }: { clear: 
   return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict${clear ? '; Max-Age=0' : ''}${secure(req) ? '; Secure' : ''}`;
 }
 
+/** Where confhub listens, as node:http's request options say it. */
+function upstreamAt(upstream: URL): { protocol: string; hostname: string; port: string } {
+  return { protocol: upstream.protocol, hostname: upstream.hostname, port: upstream.port };
+}
+
+/** What goes on to confhub: end-to-end headers, the client's address, the key a session vouches for, never the session cookie. */
+function upstreamHeaders(req: IncomingMessage, sessionKey: string | undefined): IncomingMessage['headers'] {
+  const headers: IncomingMessage['headers'] = { ...forwardHeaders(req.headers), 'x-forwarded-for': forwardedFor(req) };
+  const cookies = cookiesWithout(req.headers.cookie, SESSION_COOKIE);
+  if (cookies === undefined) delete headers.cookie;
+  else headers.cookie = cookies;
+  if (sessionKey !== undefined) headers['x-api-key'] = sessionKey;
+  return headers;
+}
+
 interface ProxyInput {
   readonly upstream: URL;
   /** The key a session vouches for: sent as x-api-key; a 401 for it signs the session out. */
@@ -167,32 +182,16 @@ interface ProxyInput {
 }
 
 function proxy({ upstream, sessionKey, onRefusedKey }: ProxyInput, req: IncomingMessage, res: ServerResponse): void {
-  const headers: IncomingMessage['headers'] = { ...forwardHeaders(req.headers), 'x-forwarded-for': forwardedFor(req) };
-  // The session cookie is the console's: confhub never sees it.
-  const cookies = cookiesWithout(req.headers.cookie, SESSION_COOKIE);
-  if (cookies === undefined) delete headers.cookie;
-  else headers.cookie = cookies;
-  if (sessionKey !== undefined) headers['x-api-key'] = sessionKey;
+  const headers = upstreamHeaders(req, sessionKey);
   // Node decodes a chunked body; it goes on chunked too. Dropping the framing would let a body
   // on a GET reach confhub as a request of its own.
   if (req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
-  const outbound = request(
-    {
-      protocol: upstream.protocol,
-      hostname: upstream.hostname,
-      port: upstream.port,
-      method: req.method,
-      path: req.url,
-      headers,
-      timeout: UPSTREAM_IDLE_TIMEOUT_MS,
-    },
-    (answer) => {
-      if (sessionKey !== undefined && answer.statusCode === 401) onRefusedKey?.();
-      res.writeHead(answer.statusCode ?? 502, forwardHeaders(answer.headers));
-      // Either side ending early ends the other: an event stream the browser closed is not kept open.
-      pipeline(answer, res, () => undefined);
-    },
-  );
+  const outbound = request({ ...upstreamAt(upstream), method: req.method, path: req.url, headers, timeout: UPSTREAM_IDLE_TIMEOUT_MS }, (answer) => {
+    if (sessionKey !== undefined && answer.statusCode === 401) onRefusedKey?.();
+    res.writeHead(answer.statusCode ?? 502, forwardHeaders(answer.headers));
+    // Either side ending early ends the other: an event stream the browser closed is not kept open.
+    pipeline(answer, res, () => undefined);
+  });
   outbound.on('timeout', () => outbound.destroy(new Error('timeout')));
   outbound.on('error', () => {
     if (res.headersSent) {
@@ -257,26 +256,9 @@ async function proxyUpgrade(
     }
     if (clientGone) return;
   }
-  const headers: IncomingMessage['headers'] = {
-    ...forwardHeaders(req.headers),
-    connection: 'Upgrade',
-    upgrade: 'websocket',
-    'x-forwarded-for': forwardedFor(req),
-  };
+  const headers: IncomingMessage['headers'] = { ...upstreamHeaders(req, sessionKey), connection: 'Upgrade', upgrade: 'websocket' };
   delete headers['content-length'];
-  const cookies = cookiesWithout(req.headers.cookie, SESSION_COOKIE);
-  if (cookies === undefined) delete headers.cookie;
-  else headers.cookie = cookies;
-  if (sessionKey !== undefined) headers['x-api-key'] = sessionKey;
-  const outbound = request({
-    protocol: upstream.protocol,
-    hostname: upstream.hostname,
-    port: upstream.port,
-    method: req.method,
-    path: req.url,
-    headers,
-    timeout: UPGRADE_TIMEOUT_MS,
-  });
+  const outbound = request({ ...upstreamAt(upstream), method: req.method, path: req.url, headers, timeout: UPGRADE_TIMEOUT_MS });
   socket.once('close', () => outbound.destroy());
   outbound.on('timeout', () => outbound.destroy(new Error('timeout')));
   outbound.on('upgrade', (answer, upstreamSocket, upstreamHead) => {
@@ -397,9 +379,7 @@ function checkKey(upstream: URL, { key, forwardedFor }: { key: string; forwarded
   return new Promise((resolve) => {
     const outbound = request(
       {
-        protocol: upstream.protocol,
-        hostname: upstream.hostname,
-        port: upstream.port,
+        ...upstreamAt(upstream),
         method: 'GET',
         path: '/api/v1/init/status',
         headers: { 'x-api-key': key, 'x-forwarded-for': forwardedFor },
