@@ -4,13 +4,13 @@
  * no page storage and the cookie out of the page's reach, sign out, and a form on another origin
  * refused before confhub (CSRF).
  */
-import { createServer as createHttpServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_DEFAULTS, createConsoleServer } from '../../src/console/console-server.js';
 import { type Confhub, startConfhub } from '../support/confhub.js';
 import { findProgram } from '../support/engines.js';
+import { loopbackServers } from '../support/loopback-servers.js';
 
 const CHROMIUM = findProgram('chromium');
 if (!CHROMIUM) console.warn('chromium is not installed (Debian: apt-get install chromium); skipping the console page tests');
@@ -19,13 +19,7 @@ let ch: Confhub;
 let browser: Browser;
 let consoleUrl: string;
 let elsewhere: string;
-const servers: Server[] = [];
-
-async function listen(server: Server): Promise<string> {
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
+const { listen, closeAll } = loopbackServers();
 
 describe.skipIf(!CHROMIUM)('the console page in Chromium', () => {
   beforeAll(async () => {
@@ -47,7 +41,7 @@ describe.skipIf(!CHROMIUM)('the console page in Chromium', () => {
 
   afterAll(async () => {
     await browser?.close();
-    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    await closeAll();
     await ch?.close();
   });
 

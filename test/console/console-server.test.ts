@@ -1,26 +1,17 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loopbackServers } from '../support/loopback-servers.js';
 import { CONSOLE_DEFAULTS, consolePage, createConsoleServer, parseConsoleSettings } from '../../src/console/console-server.js';
 import { freePort } from '../support/ports.js';
 import { tempDirs } from '../support/temp-dirs.js';
 import { eventually } from '../support/wait.js';
 
 const tempDir = tempDirs('confhub-console-');
-const servers: Server[] = [];
-
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-});
-
-async function listen(server: Server): Promise<string> {
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
+const { listen, closeAll } = loopbackServers();
+afterEach(() => closeAll());
 
 describe('console settings', () => {
   it('when confhub rendered the [console] section, then its values are used, the port as a number', () => {

@@ -3,25 +3,17 @@
  * key; /api/ with the cookie reaches confhub with the key; writes with the cookie only from the
  * console's own page (Origin); sign-out, idle expiry and a rotated key end a session.
  */
-import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loopbackServers } from '../support/loopback-servers.js';
 import { CONSOLE_DEFAULTS, createConsoleServer } from '../../src/console/console-server.js';
 import { createSessionStore } from '../../src/console/sessions.js';
 import { startConfhub } from '../support/confhub.js';
 import { connectWs } from '../support/ws-client.js';
 
 const KEY = 'k'.repeat(64);
-const servers: Server[] = [];
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-});
-
-async function listen(server: Server): Promise<string> {
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
+const { listen, closeAll } = loopbackServers();
+afterEach(() => closeAll());
 
 /** A confhub stand-in: the key is KEY (until `rotate`); it records what reached it. */
 async function setUp(options: { idleMs?: number } = {}) {

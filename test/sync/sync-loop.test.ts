@@ -263,6 +263,19 @@ describe('sync loop', () => {
     await syncLoop.stop();
   });
 
+  /** A sync loop of ONE_TARGET over `reconciler`, posting into `messages`. */
+  const leakyLoop = (reconciler: { reconcile(request: ReconcileRequest): Promise<ReconcileResult> }, messages: WorkerToMain[]) =>
+    settling(
+      createSyncLoop({
+        configPath,
+        schema: CONFIG_SCHEMA,
+        targets: ONE_TARGET,
+        reconciler,
+        post: (m) => messages.push(m),
+        logger: pino({ level: 'silent' }),
+      }),
+    );
+
   it('when a target error quotes a secret of the file, then the posted result has it masked', async () => {
     writeFileSync(configPath, '[gitea]\nuser_pwd = Very-Secret-Pw-123\n');
     const messages: WorkerToMain[] = [];
@@ -272,16 +285,7 @@ describe('sync loop', () => {
         return { revision: request.revision, outcome: 'failed', rollbackConfig: false, targets: [{ ...outcome('failed'), error }] };
       },
     };
-    const syncLoop = settling(
-      createSyncLoop({
-        configPath,
-        schema: CONFIG_SCHEMA,
-        targets: ONE_TARGET,
-        reconciler: leaky,
-        post: (m) => messages.push(m),
-        logger: pino({ level: 'silent' }),
-      }),
-    );
+    const syncLoop = leakyLoop(leaky, messages);
     await syncLoop.onChange({ startup: true });
     const posted = JSON.stringify(messages);
     expect(posted).not.toContain('Very-Secret-Pw-123');
@@ -300,16 +304,7 @@ describe('sync loop', () => {
         return { revision: request.revision, outcome: 'failed', rollbackConfig: false, targets: [{ ...outcome('failed'), error }] };
       },
     };
-    const syncLoop = settling(
-      createSyncLoop({
-        configPath,
-        schema: CONFIG_SCHEMA,
-        targets: ONE_TARGET,
-        reconciler: leaky,
-        post: (m) => messages.push(m),
-        logger: pino({ level: 'silent' }),
-      }),
-    );
+    const syncLoop = leakyLoop(leaky, messages);
     await syncLoop.onChange({ startup: true });
     writeFileSync(configPath, '[gitea]\nuser_pwd = New-Secret-Pw-456\n');
     await syncLoop.onChange();
