@@ -1,13 +1,62 @@
 // The console's page: sign in with the API key once (the console keeps a session cookie, never the
-// key in the page), then the targets' state. No framework, no build step, nothing from a CDN.
+// key in the page), then status, settings, history with diffs and rollback, kept current over the
+// live channel. No framework, no build step, nothing from a CDN: it works offline in the container.
 const $ = (selector) => document.querySelector(selector);
 
-function show(signedIn) {
-  $('#signin').hidden = signedIn;
-  $('#app').hidden = !signedIn;
-  $('#signout').hidden = !signedIn;
-  if (!signedIn) $('#key').focus();
+const STATE_WORDS = { in_sync: 'in sync', pending_reload: 'pending reload', pending_write: 'pending write', failed: 'failed', rolled_back: 'rolled back' };
+const OUTCOME_WORDS = { applied: 'applied', unchanged: 'applied (no service file changed)', rolled_back: 'rolled back', failed: 'failed' };
+const LIST_KINDS = new Set(['url_list', 'name_list']);
+const KIND_WORDS = {
+  text: 'text',
+  secret: 'password',
+  port: 'port, 1 to 65535',
+  http_url: 'http or https URL',
+  email: 'email address',
+  boolean: 'on or off',
+  abs_path: 'absolute path',
+  ipv4: 'IPv4 address',
+  hostname: 'host name',
+  url_list: 'URLs, one per line here',
+  name_list: 'names, one per line here',
+  api_key: 'API key',
+};
+const INPUT_TYPES = { http_url: 'url', email: 'email' };
+const MASK = '••••••';
+/** Errors of a `?wait=true` write that come after config.ini was written: saved, not (yet) applied. */
+const WRITTEN_CODES = new Set(['SYNC_FAILED', 'TIMEOUT']);
+const short = (id) => (id ? id.slice(0, 7) : '—');
+const unquote = (etag) => (etag ?? '').replace(/^W\//, '').replaceAll('"', '');
+
+/** An element with attributes (`text`, `class` and `on<event>` are special), then its children. */
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === 'text') node.textContent = value;
+    else if (name === 'class') node.className = value;
+    else if (name.startsWith('on')) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? '' : value);
+  }
+  node.append(...children.filter((child) => child !== undefined && child !== null && child !== false));
+  return node;
 }
+
+const when = (iso) => (iso ? el('time', { datetime: iso, text: new Date(iso).toLocaleString() }) : '—');
+
+const page = {
+  /** GET /settings?explain=true: `{section: {key: {value, raw?, kind, secret, description?, source}}}`. */
+  settings: null,
+  etag: null,
+  /** `section.key` → the field's controls and the text it was loaded with. */
+  fields: new Map(),
+  saving: false,
+  commits: [],
+  next: null,
+  diff: null,
+  checksPending: false,
+  /** The view shown: status, settings or history. */
+  view: null,
+};
 
 async function answerOf(response) {
   try {
@@ -17,30 +66,683 @@ async function answerOf(response) {
   }
 }
 
-function cell(text, className) {
-  const td = document.createElement('td');
-  td.textContent = text;
-  if (className) td.className = className;
-  return td;
+/** One call of confhub's API through the console; a 401 means the session ended. */
+async function api(path, { method = 'GET', body, headers = {} } = {}) {
+  const init = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    init.headers['content-type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    return { status: 0, ok: false, answer: { details: 'the console is not answering' }, etag: null };
+  }
+  const answer = await answerOf(response);
+  if (response.status === 401) show(false);
+  return { status: response.status, ok: response.ok, answer, etag: response.headers.get('etag') };
 }
 
-async function loadTargets() {
-  const response = await fetch('/api/v1/sync/status');
-  if (response.status === 401) return show(false);
-  const status = await answerOf(response);
-  const body = $('#targets tbody');
-  body.replaceChildren(
-    ...(status.targets ?? []).map((target) => {
-      const row = document.createElement('tr');
-      row.append(
-        cell(target.target),
-        cell(target.state.replaceAll('_', ' '), `state-${target.state}`),
-        cell(target.lastError ? `${target.lastError.code}: ${target.lastError.details}` : ''),
-      );
-      return row;
-    }),
+const problem = (result) => result.answer.details || result.answer.message || `the request failed (${result.status})`;
+
+// --- views ---------------------------------------------------------------------------------------
+
+/** Signed in: the app and the live channel; signed out: the form. Resolves when the view has loaded. */
+async function show(signedIn) {
+  $('#signin').hidden = signedIn;
+  $('#app').hidden = !signedIn;
+  $('#signout').hidden = !signedIn;
+  $('#live').hidden = !signedIn;
+  if (signedIn) {
+    live.start();
+    await route();
+  } else {
+    live.stop();
+    $('#key').focus();
+  }
+}
+
+const VIEWS = ['status', 'settings', 'history'];
+
+async function route() {
+  const hash = location.hash.slice(1);
+  // Another fragment (the skip link's #main) is not a view: the page stays on the one it shows.
+  const view = VIEWS.includes(hash) ? hash : (page.view ?? 'status');
+  page.view = view;
+  for (const name of VIEWS) $(`#view-${name}`).hidden = name !== view;
+  for (const link of document.querySelectorAll('nav a')) {
+    if (link.getAttribute('href') === `#${view}`) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  if (view === 'status') await loadStatus();
+  if (view === 'settings' && !isDirty()) await loadSettings();
+  if (view === 'history') await loadHistory();
+}
+
+// --- status --------------------------------------------------------------------------------------
+
+function connectionWords(service) {
+  if (!service || service.ok === null) return 'not checked yet';
+  if (service.ok) return 'reachable';
+  const failed = service.checks.find((check) => !check.ok);
+  return `unreachable${failed?.error ? `: ${failed.error}` : ''}`;
+}
+
+async function loadStatus() {
+  const [status, services] = await Promise.all([api('/api/v1/sync/status'), api('/api/v1/services')]);
+  if (!status.ok) return;
+  const byName = new Map((services.answer.services ?? []).map((service) => [service.name, service]));
+  $('#targets tbody').replaceChildren(
+    ...status.answer.targets.map((target) =>
+      el(
+        'tr',
+        { 'data-target': target.target },
+        el('th', { scope: 'row', text: target.target }),
+        el('td', { class: `state state-${target.state}`, text: STATE_WORDS[target.state] ?? target.state }),
+        el('td', { class: 'mono', text: short(target.appliedRevision) }),
+        el('td', { text: connectionWords(byName.get(target.target)) }),
+        el('td', { text: target.lastError ? `${target.lastError.details || target.lastError.message} (${target.lastError.code})` : '' }),
+      ),
+    ),
+  );
+  // The checks run in the background when older than 10 s: their results, once they are in.
+  if (services.answer.refreshing && !page.checksPending) {
+    page.checksPending = true;
+    setTimeout(() => {
+      page.checksPending = false;
+      if (!$('#view-status').hidden) void loadStatus();
+    }, 4000);
+  }
+  const notes = [];
+  if (!status.answer.worker.alive) notes.push('The sync worker is not running: changes are saved but not applied.');
+  if (!status.answer.source.valid)
+    notes.push(`config.ini cannot be used: ${status.answer.source.error?.details ?? 'invalid'}. The services keep the last good revision.`);
+  if (status.answer.configRollback) notes.push(`An automatic rollback could not restore config.ini: ${status.answer.configRollback.error?.details ?? ''}`);
+  $('#status-notes').textContent = notes.join(' ');
+}
+
+// --- activity: what this page wrote, and what the services made of it ----------------------------
+
+function targetWords(target) {
+  const parts = [STATE_WORDS[target.state] ?? target.state];
+  if (target.changed) parts.push('file written');
+  if (target.reloaded) parts.push(target.healthy === false ? 'reloaded, unhealthy' : 'reloaded');
+  const words = parts.join(', ');
+  return target.error ? `${words}: ${target.error.details || target.error.message}` : words;
+}
+
+function activity(text, { targets = [], outcome } = {}) {
+  $('#activity').replaceChildren(
+    el('p', { class: outcome ? `outcome outcome-${outcome}` : undefined, text }),
+    targets.length > 0
+      ? el('ul', {}, ...targets.map((target) => el('li', { 'data-target': target.target, text: `${target.target}: ${targetWords(target)}` })))
+      : undefined,
   );
 }
+
+/**
+ * What a write from this page came to: its `?wait=true` answer has the worker's verdict on the
+ * revision (also when no target renders the keys, which makes no event) or says why there is none.
+ */
+function reportWrite(label, result) {
+  const sync = result.answer.sync;
+  if (sync) {
+    const outcome = OUTCOME_WORDS[sync.outcome] ?? sync.outcome;
+    const reason = !result.ok && sync.error ? `: ${sync.error.details || sync.error.message}` : '';
+    activity(`${label}: revision ${short(sync.revision)} ${outcome}${reason}`, { targets: sync.targets ?? [], outcome: sync.outcome });
+  } else if (result.status === 504 || result.status === 503) {
+    activity(`${label}: saved, not applied yet: ${problem(result)} The Status view follows it.`, { outcome: 'pending' });
+  } else {
+    activity(`${label}: ${problem(result)}`, { outcome: 'failed' });
+  }
+}
+
+// --- settings ------------------------------------------------------------------------------------
+
+const fieldName = (section, key) => `${section}.${key}`;
+
+/** The text the form edits: the value as written (a reference, not what it resolves to). */
+function writtenText(entry) {
+  if (entry.raw !== undefined) return entry.raw;
+  return typeof entry.value === 'string' ? entry.value : String(entry.value);
+}
+
+const listItems = (text) =>
+  text
+    .split(/[,\n]/)
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+
+/** The form control of one key, by its kind: what it shows, what it reads back, what it sends. */
+function control(entry, id) {
+  const written = writtenText(entry);
+  if (entry.kind === 'boolean' && typeof entry.value === 'boolean' && entry.raw === undefined) {
+    const input = el('input', { id, type: 'checkbox' });
+    input.checked = entry.value;
+    return {
+      input,
+      read: () => String(input.checked),
+      json: () => input.checked,
+      set: (text) => (input.checked = text === 'true'),
+      loaded: String(entry.value),
+    };
+  }
+  if (LIST_KINDS.has(entry.kind) && entry.raw === undefined) {
+    const input = el('textarea', { id, rows: Math.max(2, listItems(written).length + 1), spellcheck: 'false' });
+    input.value = listItems(written).join('\n');
+    const read = () => listItems(input.value).join(',');
+    return { input, read, json: () => listItems(input.value), set: (text) => (input.value = listItems(text).join('\n')), loaded: listItems(written).join(',') };
+  }
+  const type = entry.secret ? 'password' : (INPUT_TYPES[entry.kind] ?? 'text');
+  const input = el('input', { id, type, autocomplete: entry.secret ? 'new-password' : 'off', spellcheck: 'false' });
+  if (entry.kind === 'port') input.setAttribute('inputmode', 'numeric');
+  input.value = written;
+  // A port goes as a JSON number; anything else as typed, for the API to judge (and name the field).
+  const json = () => (entry.kind === 'port' && /^[1-9]\d*$/.test(input.value.trim()) ? Number(input.value.trim()) : input.value);
+  return { input, read: () => input.value, json, set: (text) => (input.value = text), loaded: written };
+}
+
+function revealButton(input, name) {
+  const button = el('button', {
+    type: 'button',
+    class: 'secondary reveal',
+    'aria-pressed': 'false',
+    'aria-controls': input.id,
+    'aria-label': `Show ${name}`,
+    text: 'Show',
+  });
+  button.addEventListener('click', () => {
+    const shown = input.type === 'password';
+    input.type = shown ? 'text' : 'password';
+    button.setAttribute('aria-pressed', String(shown));
+    button.setAttribute('aria-label', `${shown ? 'Hide' : 'Show'} ${name}`);
+    button.textContent = shown ? 'Hide' : 'Show';
+  });
+  return button;
+}
+
+function fieldRow(section, key, entry) {
+  const name = fieldName(section, key);
+  const id = `field-${section}-${key}`;
+  const field = control(entry, id);
+  const help = [KIND_WORDS[entry.kind] ?? entry.kind];
+  if (entry.description) help.push(entry.description);
+  if (entry.raw !== undefined && !entry.secret) help.push(`resolves to ${entry.value}`);
+  if (!entry.source.endsWith(`[${section}]`)) help.push(`the value services get comes from ${entry.source.replace('config.ini ', '')}`);
+  if (entry.kind === 'api_key') {
+    field.input.readOnly = true;
+    help.push('read-only here: this page signed in with it; rotate it with confhub apikey rotate');
+  }
+  const error = el('p', { id: `${id}-error`, class: 'field-error' });
+  field.input.setAttribute('aria-describedby', `${id}-help ${id}-error`);
+  field.input.addEventListener('input', () => markDirty(name));
+  field.input.addEventListener('change', () => markDirty(name));
+  page.fields.set(name, { ...field, section, key, error, row: null, secret: entry.secret });
+  const row = el(
+    'div',
+    { class: 'field', 'data-field': name },
+    el('label', { for: id, text: key }),
+    el('div', { class: 'control' }, field.input, entry.secret && entry.kind !== 'api_key' ? revealButton(field.input, name) : undefined),
+    el('p', { id: `${id}-help`, class: 'hint', text: help.join(' · ') }),
+    error,
+  );
+  page.fields.get(name).row = row;
+  return row;
+}
+
+function sectionFieldset(section, entries) {
+  const editable = Object.values(entries).some((entry) => entry.kind !== 'api_key');
+  const button = el('button', { type: 'button', class: 'secondary', 'data-save': section, text: `Save ${section}`, onclick: () => save(section) });
+  return el(
+    'fieldset',
+    { 'data-section': section },
+    el('legend', { text: section }),
+    ...Object.entries(entries).map(([key, entry]) => fieldRow(section, key, entry)),
+    editable ? el('p', { class: 'actions' }, button) : undefined,
+  );
+}
+
+function isDirty() {
+  for (const field of page.fields.values()) if (field.read() !== field.loaded) return true;
+  return false;
+}
+
+function markDirty(name) {
+  const field = page.fields.get(name);
+  field.row.classList.toggle('dirty', field.read() !== field.loaded);
+}
+
+/** The edits of the form: `{section: {key: JSON value}}`, of one section or all. */
+function edits(only) {
+  const out = {};
+  for (const [, field] of page.fields) {
+    if ((only && field.section !== only) || field.read() === field.loaded) continue;
+    out[field.section] ??= {};
+    out[field.section][field.key] = field.json();
+  }
+  return out;
+}
+
+/** The form's edits as texts, to put back after the form is built again. */
+function editedTexts() {
+  const out = new Map();
+  for (const [name, field] of page.fields) if (field.read() !== field.loaded) out.set(name, field.read());
+  return out;
+}
+
+async function loadSettings({ keep = new Map() } = {}) {
+  const result = await api('/api/v1/settings?explain=true');
+  if (!result.ok) {
+    $('#settings-error').textContent = problem(result);
+    return false;
+  }
+  page.settings = result.answer;
+  page.etag = result.etag;
+  page.fields.clear();
+  $('#sections').replaceChildren(...Object.entries(result.answer).map(([section, entries]) => sectionFieldset(section, entries)));
+  for (const [name, text] of keep) {
+    const field = page.fields.get(name);
+    if (!field) continue;
+    field.set(text);
+    markDirty(name);
+  }
+  $('#settings-form').dataset.revision = unquote(page.etag);
+  return true;
+}
+
+function clearErrors() {
+  $('#settings-error').textContent = '';
+  $('#settings-notice').textContent = '';
+  for (const field of page.fields.values()) {
+    field.error.textContent = '';
+    field.input.removeAttribute('aria-invalid');
+  }
+}
+
+/** Every refused field next to itself; what names no field of the form, above the buttons. */
+function showFieldErrors(answer) {
+  const elsewhere = [];
+  for (const error of answer.errors ?? []) {
+    const field = page.fields.get(error.field);
+    if (!field) {
+      elsewhere.push(error.message);
+      continue;
+    }
+    field.error.textContent = field.error.textContent ? `${field.error.textContent} ${error.message}` : error.message;
+    field.input.setAttribute('aria-invalid', 'true');
+  }
+  const first = [...page.fields.values()].find((field) => field.input.hasAttribute('aria-invalid'))?.input;
+  const count = (answer.errors ?? []).length;
+  $('#settings-error').textContent =
+    `Nothing was saved: ${count === 1 ? 'one value was' : `${count} values were`} refused.${elsewhere.length > 0 ? ` ${elsewhere.join(' ')}` : ''}`;
+  (first ?? $('#save-all')).focus();
+}
+
+async function save(only) {
+  const changes = edits(only);
+  if (Object.keys(changes).length === 0) {
+    $('#settings-notice').textContent = 'Nothing to save: no value was changed.';
+    return;
+  }
+  clearErrors();
+  page.saving = true;
+  const saved = Object.entries(changes).flatMap(([section, keys]) => Object.keys(keys).map((key) => fieldName(section, key)));
+  const label = `Saved ${saved.join(', ')}`;
+  activity(`Saving ${saved.join(', ')} and applying to the services…`);
+  try {
+    const before = page.etag;
+    const result = await api('/api/v1/settings?wait=true', { method: 'PATCH', body: changes, headers: before ? { 'if-match': before } : {} });
+    if (result.status === 412) return await conflict();
+    if (result.status === 400 && result.answer.errors) return showFieldErrors(result.answer);
+    // Written but not applied (rolled back, or the worker did not answer in time): the file has it.
+    const written = result.ok || WRITTEN_CODES.has(result.answer.code) || (result.etag !== null && unquote(result.etag) !== unquote(before));
+    if (!written) {
+      activity('');
+      $('#settings-error').textContent = `Nothing was saved: ${problem(result)}`;
+      return;
+    }
+    const kept = only ? new Map([...editedTexts()].filter(([name]) => page.fields.get(name).section !== only)) : new Map();
+    await loadSettings({ keep: kept });
+    (only ? document.querySelector(`[data-save="${only}"]`) : $('#save-all'))?.focus();
+    reportWrite(label, result);
+  } finally {
+    page.saving = false;
+  }
+}
+
+/**
+ * 412: config.ini changed since the form was loaded. The form is built again on the new file with
+ * the user's edits put back, beside a table of what changed meanwhile; the user re-applies or drops them.
+ */
+async function conflict() {
+  const before = page.settings;
+  const mine = editedTexts();
+  if (!(await loadSettings({ keep: mine }))) return;
+  const rows = [];
+  for (const [section, entries] of Object.entries({ ...before, ...page.settings })) {
+    for (const key of Object.keys(entries)) {
+      const was = before[section]?.[key];
+      const now = page.settings[section]?.[key];
+      const wasText = was ? writtenText(was) : undefined;
+      const nowText = now ? writtenText(now) : undefined;
+      if (wasText === nowText) continue;
+      const secret = (was ?? now).secret;
+      const shown = (text) => (text === undefined ? '(not set)' : secret ? MASK : text);
+      const name = fieldName(section, key);
+      rows.push(
+        el(
+          'tr',
+          { class: mine.has(name) ? 'clash' : undefined },
+          el('th', { scope: 'row', text: name }),
+          el('td', { text: shown(wasText) }),
+          el('td', { text: shown(nowText) }),
+          el('td', { text: mine.has(name) ? shown(mine.get(name)) : '' }),
+        ),
+      );
+    }
+  }
+  const box = $('#conflict');
+  box.replaceChildren(
+    el('h3', { text: 'config.ini changed while you were editing' }),
+    el('p', { text: 'Nothing was saved. Your changes are still in the form; the other values now show the file as it is. These keys changed meanwhile:' }),
+    el(
+      'table',
+      {},
+      el('thead', {}, el('tr', {}, ...['Key', 'When you opened the page', 'Now', 'Your change'].map((heading) => el('th', { scope: 'col', text: heading })))),
+      el('tbody', {}, ...rows),
+    ),
+    el(
+      'p',
+      { class: 'actions' },
+      el('button', { type: 'button', id: 'reapply', text: 'Re-apply my changes', onclick: () => resolveConflict(true) }),
+      ' ',
+      el('button', { type: 'button', class: 'secondary', text: 'Discard my changes', onclick: () => resolveConflict(false) }),
+    ),
+  );
+  box.hidden = false;
+  $('#reapply').focus();
+}
+
+async function resolveConflict(reapply) {
+  $('#conflict').hidden = true;
+  if (reapply) await save();
+  else await loadSettings();
+}
+
+function settingsChangedElsewhere(data) {
+  if (page.saving || data.revision === unquote(page.etag) || page.settings === null) return;
+  const by = `${data.actor?.type ?? 'someone'}${data.actor?.id ? ` (${data.actor.id})` : ''}`;
+  if (!isDirty() && $('#conflict').hidden) {
+    void loadSettings();
+    $('#settings-notice').textContent = `Updated: ${by} changed ${data.keys.join(', ') || 'config.ini'}.`;
+  } else {
+    $('#settings-notice').textContent = `${by} changed ${data.keys.join(', ') || 'config.ini'} while you were editing; saving will show you what changed.`;
+  }
+}
+
+// --- history, diffs, rollback --------------------------------------------------------------------
+
+const actorWords = (actor) => (actor ? `${actor.type}${actor.id ? ` ${actor.id}` : ''}` : '—');
+
+function keysWords(changes) {
+  const keys = changes.map((change) => change.key);
+  return keys.length > 4 ? `${keys.slice(0, 4).join(', ')} and ${keys.length - 4} more` : keys.join(', ');
+}
+
+function commitRow(commit, index) {
+  const label = `${short(commit.id)} (${commit.summary})`;
+  return el(
+    'tr',
+    { 'data-commit': commit.id },
+    el('td', {}, when(commit.time)),
+    el('td', { text: actorWords(commit.actor) }),
+    el('td', { text: commit.rollbackOf ? `${commit.source}, rollback to ${short(commit.rollbackOf)}` : commit.source }),
+    el('td', { text: keysWords(commit.changes) }),
+    el('td', { class: `outcome-${commit.sync?.outcome ?? 'none'}`, text: commit.sync?.outcome?.replaceAll('_', ' ') ?? 'not applied yet' }),
+    el(
+      'td',
+      { class: 'actions' },
+      el('button', {
+        type: 'button',
+        class: 'secondary',
+        'aria-label': `View changes of ${label}`,
+        text: 'View changes',
+        onclick: () => openCommit(commit.id),
+      }),
+      index === 0
+        ? undefined
+        : el('button', { type: 'button', 'aria-label': `Roll back to ${label}`, text: 'Roll back to this', onclick: () => askRollback(commit) }),
+    ),
+  );
+}
+
+function commitOption(commit) {
+  return el('option', { value: commit.id, text: `${short(commit.id)} · ${new Date(commit.time).toLocaleString()} · ${commit.summary}` });
+}
+
+async function loadHistory({ older = false } = {}) {
+  const query = older && page.next ? `?limit=50&before=${encodeURIComponent(page.next)}` : '?limit=50';
+  const result = await api(`/api/v1/settings/history${query}`);
+  if (!result.ok) return;
+  page.commits = older ? [...page.commits, ...result.answer.commits] : result.answer.commits;
+  page.next = result.answer.next;
+  $('#commits tbody').replaceChildren(...page.commits.map(commitRow));
+  $('#older').hidden = !page.next;
+  const [from, to] = [$('#compare-from'), $('#compare-to')];
+  const chosen = [from.value, to.value];
+  from.replaceChildren(...page.commits.map(commitOption));
+  to.replaceChildren(...page.commits.map(commitOption));
+  from.value = chosen[0] || page.commits[1]?.id || page.commits[0]?.id || '';
+  to.value = chosen[1] || page.commits[0]?.id || '';
+}
+
+/** The changed keys as a table: key, before, after; changed keys marked. */
+function splitDiff(diff) {
+  const rows = [];
+  for (const [key, value] of Object.entries(diff.removed)) rows.push({ key, old: value, new: undefined, change: 'removed' });
+  for (const [key, value] of Object.entries(diff.added)) rows.push({ key, old: undefined, new: value, change: 'added' });
+  for (const [key, value] of Object.entries(diff.changed)) rows.push({ key, old: value.old, new: value.new, change: 'changed' });
+  rows.sort((a, b) => a.key.localeCompare(b.key));
+  if (rows.length === 0) return el('p', { text: 'No differences.' });
+  return el(
+    'table',
+    { class: 'diff split' },
+    el(
+      'thead',
+      {},
+      el('tr', {}, el('th', { scope: 'col', text: 'Key' }), el('th', { scope: 'col', text: 'Before' }), el('th', { scope: 'col', text: 'After' })),
+    ),
+    el(
+      'tbody',
+      {},
+      ...rows.map((row) =>
+        el(
+          'tr',
+          { class: `change-${row.change}`, 'data-key': row.key },
+          el('th', { scope: 'row' }, el('mark', { text: row.key }), el('span', { class: 'visually-hidden', text: ` ${row.change}` })),
+          el('td', {}, row.old === undefined ? '—' : el('del', { text: row.old })),
+          el('td', {}, row.new === undefined ? '—' : el('ins', { text: row.new })),
+        ),
+      ),
+    ),
+  );
+}
+
+/** The unified text diff of config.ini, lines marked added, removed or hunk. */
+function inlineDiff(unified) {
+  if (!unified) return el('p', { text: 'No differences.' });
+  const lines = unified.replace(/\n$/, '').split('\n');
+  const kind = (line) => {
+    if (/^(diff |index |--- |\+\+\+ )/.test(line)) return 'meta';
+    if (line.startsWith('@@')) return 'hunk';
+    if (line.startsWith('+')) return 'add';
+    return line.startsWith('-') ? 'del' : 'same';
+  };
+  return el('pre', { class: 'diff inline' }, ...lines.map((line) => el('span', { class: `line line-${kind(line)}`, text: `${line}\n` })));
+}
+
+function renderDiff() {
+  const layout = document.querySelector('input[name="layout"]:checked').value;
+  $('#diff').replaceChildren(layout === 'split' ? splitDiff(page.diff.diff) : inlineDiff(page.diff.unified));
+}
+
+function showDiff(title, answer) {
+  page.diff = answer;
+  $('#diff-title').textContent = title;
+  $('#diff-view').hidden = false;
+  renderDiff();
+  $('#diff-title').focus();
+}
+
+async function openCommit(id) {
+  const result = await api(`/api/v1/settings/history/${id}`);
+  if (!result.ok) return activity(`Could not open revision ${short(id)}: ${problem(result)}`);
+  const from = result.answer.parent ? `from ${short(result.answer.parent)}` : 'the first revision';
+  showDiff(`Revision ${short(id)}: ${result.answer.summary} (${from})`, result.answer);
+}
+
+async function compare(event) {
+  event.preventDefault();
+  const [from, to] = [$('#compare-from').value, $('#compare-to').value];
+  const result = await api(`/api/v1/settings/diff?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
+  if (!result.ok) return activity(`Could not compare: ${problem(result)}`);
+  showDiff(`Compare ${short(from)} → ${short(to)}`, result.answer);
+}
+
+/** The confirmation shows what the rollback will change: the diff from the newest revision to that one. */
+async function askRollback(commit) {
+  const head = (await api('/api/v1/settings/history?limit=1')).answer.commits?.[0]?.id;
+  const dialog = $('#rollback-dialog');
+  $('#rollback-title').textContent = `Roll back to ${short(commit.id)}?`;
+  const confirm = $('#rollback-confirm');
+  if (head === commit.id) {
+    $('#rollback-summary').textContent = 'This is the current revision: rolling back to it changes nothing.';
+    $('#rollback-diff').replaceChildren();
+    confirm.disabled = true;
+  } else {
+    const result = await api(`/api/v1/settings/diff?from=${head}&to=${commit.id}`);
+    if (!result.ok) return activity(`Could not prepare the rollback: ${problem(result)}`);
+    $('#rollback-summary').textContent =
+      `config.ini goes back to revision ${short(commit.id)} (${commit.summary}, ${new Date(commit.time).toLocaleString()}). These changes will be written and applied to the services:`;
+    $('#rollback-diff').replaceChildren(splitDiff(result.answer.diff));
+    confirm.disabled = false;
+  }
+  dialog.returnValue = '';
+  dialog.showModal();
+  dialog.addEventListener('close', () => dialog.returnValue === 'confirm' && rollback(commit.id), { once: true });
+}
+
+async function rollback(id) {
+  activity(`Rolling back to ${short(id)} and applying it to the services…`);
+  const result = await api('/api/v1/settings/rollback?wait=true', { method: 'POST', body: { commit: id } });
+  if (result.ok && !result.answer.changed) return activity(`config.ini already holds revision ${short(id)}'s content: nothing changed.`);
+  if (!result.ok && !WRITTEN_CODES.has(result.answer.code))
+    return activity(`The rollback to ${short(id)} was refused: ${problem(result)}`, { outcome: 'failed' });
+  reportWrite(`Rolled back to ${short(id)}`, result);
+  if (!$('#view-settings').hidden || !isDirty()) void loadSettings();
+}
+
+// --- live channel --------------------------------------------------------------------------------
+
+/**
+ * The event log over the console's WebSocket (the session cookie stands for the key): reconnects
+ * with full-jitter backoff from 1 s to 30 s, resumes with `since`, takes 10 s without a message
+ * as a dead connection, waits for the browser to be online, and stops on 4401 (signed out).
+ */
+const live = {
+  socket: null,
+  rev: null,
+  attempt: 0,
+  retry: null,
+  silence: null,
+  running: false,
+  start() {
+    if (this.running) return;
+    this.running = true;
+    this.connect();
+  },
+  stop() {
+    this.running = false;
+    clearTimeout(this.retry);
+    clearTimeout(this.silence);
+    this.socket?.close(1000);
+    this.socket = null;
+  },
+  state(state, detail = '') {
+    const box = $('#live');
+    box.dataset.state = state;
+    box.textContent = `Live updates: ${state}${detail ? ` (${detail})` : ''}`;
+  },
+  connect() {
+    if (!this.running) return;
+    if (!navigator.onLine) return this.state('offline', 'the browser is offline');
+    const url = new URL('/api/v1/ws', location.href);
+    url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    if (this.rev !== null) url.searchParams.set('since', this.rev);
+    const socket = new WebSocket(url, ['confhub.v1']);
+    this.socket = socket;
+    this.alive();
+    socket.addEventListener('message', (message) => socket === this.socket && this.receive(message.data));
+    socket.addEventListener('close', (closed) => socket === this.socket && this.closed(closed.code));
+  },
+  alive() {
+    clearTimeout(this.silence);
+    this.silence = setTimeout(() => this.socket?.close(4000), 10_000);
+  },
+  receive(text) {
+    this.alive();
+    let message;
+    try {
+      message = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (typeof message.rev === 'number') {
+      this.rev = message.rev;
+      $('#live').dataset.rev = message.rev;
+    }
+    if (message.type === 'hello') {
+      this.attempt = 0;
+      this.state('connected');
+    } else if (message.type === 'reset') refreshAll();
+    else if (message.type) onEvent(message);
+  },
+  closed(code) {
+    clearTimeout(this.silence);
+    this.socket = null;
+    if (!this.running) return;
+    if (code === 4401) return show(false);
+    if (code === 4400) return this.state('offline', 'the page sent a request confhub refused; reload it');
+    const delay = Math.random() * Math.min(30_000, 1000 * 2 ** this.attempt);
+    this.attempt += 1;
+    if (!navigator.onLine) return this.state('offline', 'the browser is offline');
+    this.state(this.attempt > 3 ? 'offline' : 'reconnecting', `next attempt in ${Math.ceil(delay / 1000)} s`);
+    this.retry = setTimeout(() => this.connect(), delay);
+  },
+};
+
+let refreshing = null;
+/** Events come in bursts (one per target): one refresh after the burst. */
+function scheduleRefresh() {
+  clearTimeout(refreshing);
+  refreshing = setTimeout(() => {
+    if (!$('#view-status').hidden) void loadStatus();
+    if (!$('#view-history').hidden) void loadHistory();
+  }, 150);
+}
+
+function refreshAll() {
+  scheduleRefresh();
+  if (!page.saving && !isDirty()) void loadSettings();
+}
+
+function onEvent({ type, data }) {
+  if (type === 'settings.changed') settingsChangedElsewhere(data);
+  scheduleRefresh();
+}
+
+// --- sign-in -------------------------------------------------------------------------------------
 
 async function signIn(event) {
   event.preventDefault();
@@ -55,8 +757,7 @@ async function signIn(event) {
     key.focus();
     return;
   }
-  show(true);
-  await loadTargets();
+  await show(true);
 }
 
 async function signOut() {
@@ -66,6 +767,32 @@ async function signOut() {
 
 $('#signin').addEventListener('submit', signIn);
 $('#signout').addEventListener('click', signOut);
+$('#settings-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  void save();
+});
+$('#discard').addEventListener('click', () => {
+  $('#conflict').hidden = true;
+  clearErrors();
+  void loadSettings();
+});
+$('#compare').addEventListener('submit', compare);
+$('#older').addEventListener('click', () => loadHistory({ older: true }));
+for (const radio of document.querySelectorAll('input[name="layout"]')) radio.addEventListener('change', renderDiff);
+window.addEventListener('hashchange', route);
+window.addEventListener('offline', () => {
+  live.socket?.close(4000);
+  live.state('offline', 'the browser is offline');
+});
+window.addEventListener('online', () => {
+  clearTimeout(live.retry);
+  live.attempt = 0;
+  if (!live.socket) live.connect();
+});
+window.addEventListener('beforeunload', (event) => {
+  if (isDirty()) event.preventDefault();
+});
+
 const session = await answerOf(await fetch('/session'));
-show(Boolean(session.signedIn));
-if (session.signedIn) await loadTargets();
+await show(Boolean(session.signedIn));
+document.body.dataset.ready = 'true';

@@ -14,7 +14,8 @@ import { createServer, request, type IncomingMessage, type ServerResponse } from
 import { isIPv4 } from 'node:net';
 import { type Duplex, pipeline } from 'node:stream';
 import { readFile } from 'node:fs/promises';
-import { cookiesWithout, cookieValue, createSessionStore, SESSION_COOKIE, type SessionStore } from './sessions.js';
+import { gzipSync } from 'node:zlib';
+import { cookiesWithout, cookieValue, createSessionStore, SECURE_SESSION_COOKIE, SESSION_COOKIE, type SessionStore } from './sessions.js';
 
 export interface ConsoleSettings {
   readonly title: string;
@@ -58,22 +59,57 @@ export function consolePage(settings: ConsoleSettings, startedAt: string): strin
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title}</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/assets/console.css">
 <script type="module" src="/assets/console.js"></script>
 </head>
 <body>
-<header><h1>${title}</h1><button id="signout" class="secondary" type="button" hidden>Sign out</button></header>
-<main>
-<form id="signin" hidden aria-labelledby="signin-title">
+<a class="skip" href="#main">Skip to the content</a>
+<header><h1>${title}</h1><p id="live" data-state="offline" role="status" hidden>Live updates: offline</p><button id="signout" class="secondary" type="button" hidden>Sign out</button></header>
+<main id="main" tabindex="-1">
+<form id="signin" class="stacked" hidden aria-labelledby="signin-title">
 <h2 id="signin-title">Sign in</h2>
 <p><label for="key">API key</label><input id="key" name="key" type="password" autocomplete="current-password" required></p>
 <p><button type="submit">Sign in</button></p>
 <p id="signin-error" class="error" role="alert"></p>
 </form>
-<section id="app" hidden aria-labelledby="targets-title">
-<h2 id="targets-title">Targets</h2>
-<table id="targets"><thead><tr><th scope="col">Target</th><th scope="col">State</th><th scope="col">Last error</th></tr></thead><tbody></tbody></table>
+<div id="app" hidden>
+<nav aria-label="Views"><a href="#status">Status</a><a href="#settings">Settings</a><a href="#history">History</a></nav>
+<div id="activity" role="status" aria-live="polite"></div>
+<section id="view-status" aria-labelledby="status-title">
+<h2 id="status-title">Status</h2>
+<p id="status-notes" class="error" role="alert"></p>
+<table id="targets"><caption>Each target: the files confhub renders for one service, and that service</caption><thead><tr><th scope="col">Target</th><th scope="col">State</th><th scope="col">Revision</th><th scope="col">Connection</th><th scope="col">Last error</th></tr></thead><tbody></tbody></table>
 </section>
+<section id="view-settings" aria-labelledby="settings-title" hidden>
+<h2 id="settings-title">Settings</h2>
+<p class="hint">config.ini, as written: a value with a reference shows the reference. Save a section alone, or every changed section as one batch.</p>
+<div id="conflict" role="alert" hidden></div>
+<p id="settings-notice" class="notice" role="status"></p>
+<form id="settings-form" novalidate>
+<div id="sections"></div>
+<p id="settings-error" class="error" role="alert"></p>
+<p class="actions"><button type="submit" id="save-all">Save all changes</button> <button type="button" id="discard" class="secondary">Discard changes</button></p>
+</form>
+</section>
+<section id="view-history" aria-labelledby="history-title" hidden>
+<h2 id="history-title">History</h2>
+<form id="compare" class="inline-form"><p><label for="compare-from">Compare from</label><select id="compare-from"></select></p><p><label for="compare-to">to</label><select id="compare-to"></select></p><p><button type="submit" class="secondary">Compare</button></p></form>
+<section id="diff-view" aria-labelledby="diff-title" hidden>
+<h3 id="diff-title" tabindex="-1"></h3>
+<fieldset class="layout"><legend>Show the changes</legend><label><input type="radio" name="layout" value="split" checked> side by side</label><label><input type="radio" name="layout" value="inline"> inline</label></fieldset>
+<div id="diff"></div>
+</section>
+<table id="commits"><caption>Revisions of config.ini, newest first</caption><thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">Source</th><th scope="col">Keys</th><th scope="col">Sync</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead><tbody></tbody></table>
+<p><button type="button" id="older" class="secondary" hidden>Load older revisions</button></p>
+</section>
+</div>
+<dialog id="rollback-dialog" aria-labelledby="rollback-title">
+<h2 id="rollback-title">Roll back</h2>
+<p id="rollback-summary"></p>
+<div id="rollback-diff"></div>
+<form method="dialog" class="actions"><button value="cancel" class="secondary">Cancel</button> <button value="confirm" id="rollback-confirm">Roll back</button></form>
+</dialog>
 <p><small>Console started at ${escapeHtml(startedAt)}. Programs use the API at <a href="/api/v1/openapi.json">/api/v1</a> with the x-api-key header.</small></p>
 </main>
 </body>
@@ -156,7 +192,21 @@ const ORIGIN_REFUSED = {
  * lifetime in the browser would end an active one), Max-Age=0 to sign out.
  */
 function sessionCookie(req: IncomingMessage, value: string, { clear }: { clear: boolean }): string {
-  return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict${clear ? '; Max-Age=0' : ''}${secure(req) ? '; Secure' : ''}`;
+  return `${cookieName(req)}=${value}; Path=/; HttpOnly; SameSite=Strict${clear ? '; Max-Age=0' : ''}${secure(req) ? '; Secure' : ''}`;
+}
+
+/**
+ * Over HTTPS the cookie is `__Host-confhub_session`: browsers take a cookie of that name only when
+ * Secure, for Path=/ and without Domain, so neither an http:// page nor a sibling subdomain can
+ * plant one the console would read (session fixation). Over plain HTTP it cannot be, and is `confhub_session`.
+ */
+function cookieName(req: IncomingMessage): string {
+  return secure(req) ? SECURE_SESSION_COOKIE : SESSION_COOKIE;
+}
+
+/** The key the request's session cookie vouches for, if it has one and no x-api-key of its own. */
+function sessionKeyOf(sessions: SessionStore, req: IncomingMessage): string | undefined {
+  return req.headers['x-api-key'] === undefined ? sessions.keyOf(cookieValue(req.headers.cookie, cookieName(req))) : undefined;
 }
 
 /** Where confhub listens, as node:http's request options say it. */
@@ -167,7 +217,7 @@ function upstreamAt(upstream: URL): { protocol: string; hostname: string; port: 
 /** What goes on to confhub: end-to-end headers, the client's address, the key a session vouches for, never the session cookie. */
 function upstreamHeaders(req: IncomingMessage, sessionKey: string | undefined): IncomingMessage['headers'] {
   const headers: IncomingMessage['headers'] = { ...forwardHeaders(req.headers), 'x-forwarded-for': forwardedFor(req) };
-  const cookies = cookiesWithout(req.headers.cookie, SESSION_COOKIE);
+  const cookies = cookiesWithout(cookiesWithout(req.headers.cookie, SESSION_COOKIE), SECURE_SESSION_COOKIE);
   if (cookies === undefined) delete headers.cookie;
   else headers.cookie = cookies;
   if (sessionKey !== undefined) headers['x-api-key'] = sessionKey;
@@ -238,7 +288,7 @@ async function proxyUpgrade(
     refuseUpgrade(socket, { status: 404, reason: 'Not Found', body: { code: 'NOT_FOUND', message: 'Not Found', details: 'only /api/ is passed on' } });
     return;
   }
-  const sessionKey = req.headers['x-api-key'] === undefined ? sessions.keyOf(cookieValue(req.headers.cookie, SESSION_COOKIE)) : undefined;
+  const sessionKey = sessionKeyOf(sessions, req);
   if (sessionKey !== undefined && !sameOrigin(req)) {
     refuseUpgrade(socket, { status: 403, reason: 'Forbidden', body: ORIGIN_REFUSED });
     return;
@@ -322,20 +372,33 @@ const PAGE_HEADERS = {
   'cache-control': 'no-cache',
 } as const;
 
+/** A body as sent: gzip when the client takes it (the page's files shrink to about a quarter). */
+interface Encoded {
+  readonly raw: Buffer;
+  readonly gzip: Buffer;
+}
+
+const encode = (raw: Buffer): Encoded => ({ raw, gzip: gzipSync(raw, { level: 9 }) });
+
+function sendEncoded(req: IncomingMessage, res: ServerResponse, { body, headers }: { body: Encoded; headers: Record<string, string> }): void {
+  const gzip = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+  const content = gzip ? body.gzip : body.raw;
+  res.writeHead(200, { ...headers, vary: 'accept-encoding', 'content-length': content.length, ...(gzip ? { 'content-encoding': 'gzip' } : {}) });
+  res.end(req.method === 'HEAD' ? undefined : content);
+}
+
 function createAssetReader() {
-  const read = new Map<string, Promise<Buffer>>();
+  const read = new Map<string, Promise<Encoded>>();
   return {
-    async send(path: string, res: ServerResponse): Promise<void> {
+    async send(path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
       const asset = ASSETS.get(path)!;
       let body = read.get(path);
       if (!body) {
-        body = readFile(new URL(asset.file, WEB_DIR));
+        body = readFile(new URL(asset.file, WEB_DIR)).then(encode);
         read.set(path, body);
       }
       try {
-        const content = await body;
-        res.writeHead(200, { 'content-type': asset.type, 'content-length': content.length, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
-        res.end(content);
+        sendEncoded(req, res, { body: await body, headers: { 'content-type': asset.type, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' } });
       } catch {
         read.delete(path);
         res.writeHead(500, { 'content-type': 'text/plain' }).end('the console is missing its files\n');
@@ -402,7 +465,7 @@ function checkKey(upstream: URL, { key, forwardedFor }: { key: string; forwarded
 /** /session: GET says whether the cookie is signed in, POST {"key"} signs in, DELETE signs out. */
 async function session({ upstream, sessions }: { upstream: URL; sessions: SessionStore }, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const idleSeconds = Math.floor(sessions.idleMs / 1000);
-  const current = cookieValue(req.headers.cookie, SESSION_COOKIE);
+  const current = cookieValue(req.headers.cookie, cookieName(req));
   if (req.method === 'GET' || req.method === 'HEAD') {
     sendJson(res, { status: 200, body: { signedIn: sessions.keyOf(current) !== undefined, idleSeconds } });
     return;
@@ -459,14 +522,14 @@ async function session({ upstream, sessions }: { upstream: URL; sessions: Sessio
 
 export function createConsoleServer({ settings, upstream, sessions = createSessionStore() }: StartConsoleInput): ReturnType<typeof createServer> {
   const startedAt = new Date().toISOString();
-  const page = consolePage(settings, startedAt);
+  const page = encode(Buffer.from(consolePage(settings, startedAt)));
   const assets = createAssetReader();
   const health = JSON.stringify({ status: 'ok', pid: process.pid, startedAt, title: settings.title });
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/api' || path?.startsWith('/api/')) {
       // A program sends its key; a browser its session cookie, whose writes must come from this console's page.
-      const sessionKey = req.headers['x-api-key'] === undefined ? sessions.keyOf(cookieValue(req.headers.cookie, SESSION_COOKIE)) : undefined;
+      const sessionKey = sessionKeyOf(sessions, req);
       if (sessionKey !== undefined && CHANGES_STATE(req.method) && !sameOrigin(req)) {
         req.resume();
         sendJson(res, { status: 403, body: ORIGIN_REFUSED });
@@ -484,8 +547,8 @@ export function createConsoleServer({ settings, upstream, sessions = createSessi
       return;
     }
     if (path === '/healthz') res.writeHead(200, { 'content-type': 'application/json' }).end(health);
-    else if (path === '/') res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', ...PAGE_HEADERS }).end(page);
-    else if (path !== undefined && ASSETS.has(path)) void assets.send(path, res);
+    else if (path === '/') sendEncoded(req, res, { body: page, headers: { 'content-type': 'text/html; charset=utf-8', ...PAGE_HEADERS } });
+    else if (path !== undefined && ASSETS.has(path)) void assets.send(path, req, res);
     else res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   });
   server.on('upgrade', (req, socket, head) => void proxyUpgrade({ upstream, sessions }, { req, socket, head }));

@@ -8,6 +8,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 
 export const SESSION_COOKIE = 'confhub_session';
+/** Its name over HTTPS (see console-server.ts). */
+export const SECURE_SESSION_COOKIE = '__Host-confhub_session';
 export const DEFAULT_SESSION_IDLE_MS = 30 * 60_000;
 const MAX_SESSIONS = 1000;
 /** 32 random bytes, base64url. */

@@ -11,6 +11,7 @@
 import { REVISION_SOURCES } from '../core/actor.js';
 import { ERROR_CATALOGUE, ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import { DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT } from '../history/history-queries.js';
+import { FIELD_KINDS } from '../settings/field-kinds.js';
 
 export type JsonSchema = Readonly<Record<string, unknown>>;
 
@@ -250,13 +251,16 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
   },
   ExplainedValue: {
     type: 'object',
-    required: ['value', 'source', 'line'],
+    required: ['value', 'source', 'line', 'kind', 'secret'],
     properties: {
       value: { type: ['string', 'number', 'boolean'] },
       source: { type: 'string', description: 'config.ini [section] or config.ini [section@env]' },
       line: count,
       raw: { type: 'string', description: 'The value as written, when references made it' },
       references: { type: 'array', items: { type: 'string' }, description: 'section.key of each key it refers to' },
+      kind: { type: 'string', enum: Object.keys(FIELD_KINDS), description: 'The value type the schema declares (text for a key it does not declare)' },
+      secret: { type: 'boolean', description: 'A password, token or key: masked in history, audit and logs' },
+      description: { type: 'string', description: 'What the schema says of a key it declares' },
     },
     additionalProperties: false,
   },

@@ -57,7 +57,7 @@ describe.skipIf(!CHROMIUM)('the console page in Chromium', () => {
 
     await page.getByLabel('API key').fill(ch.apiKey);
     await page.keyboard.press('Enter');
-    await page.getByRole('cell', { name: 'web', exact: true }).waitFor();
+    await page.getByRole('rowheader', { name: 'web', exact: true }).waitFor();
     expect(await page.getByRole('cell', { name: 'in sync' }).count()).toBe(1);
     const [cookie] = await context.cookies();
     expect(cookie).toMatchObject({ name: 'confhub_session', httpOnly: true, sameSite: 'Strict', path: '/' });
@@ -71,7 +71,7 @@ describe.skipIf(!CHROMIUM)('the console page in Chromium', () => {
     expect(await page.content()).not.toContain(ch.apiKey);
     // Reloaded: still signed in.
     await page.reload();
-    await page.getByRole('cell', { name: 'web', exact: true }).waitFor();
+    await page.getByRole('rowheader', { name: 'web', exact: true }).waitFor();
     await context.close();
   });
 

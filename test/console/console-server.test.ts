@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -130,6 +130,16 @@ describe('console server', () => {
     const page = await fetch(`${consoleUrl}/`);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<h1>Status</h1>');
+    // Compressed for a client that takes gzip (fetch asks for it and unpacks it), as it is for one that does not.
+    expect(page.headers.get('content-encoding')).toBe('gzip');
+    expect(page.headers.get('vary')).toBe('accept-encoding');
+    const script = await fetch(`${consoleUrl}/assets/console.js`, { headers: { 'accept-encoding': 'identity' } });
+    expect(script.headers.get('content-encoding')).toBeNull();
+    expect(await script.text()).toBe(readFileSync(new URL('../../web/console.js', import.meta.url), 'utf8'));
+    const zipped = await fetch(`${consoleUrl}/assets/console.js`);
+    expect(zipped.headers.get('content-encoding')).toBe('gzip');
+    expect(Number(zipped.headers.get('content-length'))).toBeLessThan(readFileSync(new URL('../../web/console.js', import.meta.url)).length / 3);
+    expect(await zipped.text()).toBe(readFileSync(new URL('../../web/console.js', import.meta.url), 'utf8'));
     const health = await fetch(`${consoleUrl}/healthz`);
     expect(await health.json()).toMatchObject({ status: 'ok', pid: process.pid, title: 'Status' });
     expect((await fetch(`${consoleUrl}/other`)).status).toBe(404);

@@ -154,15 +154,21 @@ describe('console sessions', () => {
     const { url, seen, signIn } = await setUp();
     const https = url.replace('http:', 'https:');
     const res = await signIn(JSON.stringify({ key: KEY }), { 'x-forwarded-proto': 'https', origin: https });
-    expect(res.headers.get('set-cookie')).toMatch(/; Secure$/);
+    expect(res.headers.get('set-cookie')).toMatch(/^__Host-confhub_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Secure$/);
     const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
+    // Over HTTPS only the __Host- name counts: the same value under the plain name (which an
+    // http:// page could plant) signs nothing in, and neither name reaches confhub.
+    const plainName = cookie.replace('__Host-', '');
+    expect(await (await fetch(`${url}/session`, { headers: { cookie: plainName, 'x-forwarded-proto': 'https' } })).json()).toMatchObject({ signedIn: false });
+    expect(await (await fetch(`${url}/session`, { headers: { cookie, 'x-forwarded-proto': 'https' } })).json()).toMatchObject({ signedIn: true });
+    expect(await (await fetch(`${url}/session`, { headers: { cookie } })).json()).toMatchObject({ signedIn: false });
     const put = await fetch(`${url}/api/v1/settings/gitea`, {
       method: 'PUT',
-      headers: { cookie, origin: https, 'x-forwarded-proto': 'https', 'x-forwarded-for': '203.0.113.7' },
+      headers: { cookie: `${cookie}; confhub_session=planted; theme=dark`, origin: https, 'x-forwarded-proto': 'https', 'x-forwarded-for': '203.0.113.7' },
       body: '{}',
     });
     expect(put.status).toBe(200);
-    expect(seen.at(-1)).toMatchObject({ method: 'PUT', key: KEY, forwardedFor: '203.0.113.7, 127.0.0.1' });
+    expect(seen.at(-1)).toMatchObject({ method: 'PUT', key: KEY, forwardedFor: '203.0.113.7, 127.0.0.1', cookie: 'theme=dark' });
     // An http:// page is not the https:// console.
     const plain = await fetch(`${url}/api/v1/settings/gitea`, { method: 'PUT', headers: { cookie, origin: url, 'x-forwarded-proto': 'https' }, body: '{}' });
     expect(plain.status).toBe(403);

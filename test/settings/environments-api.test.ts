@@ -97,9 +97,28 @@ describe('environment overlays when confhub runs in staging', () => {
 
     const text = ch.readConfig();
     const explained = (await call(ch, '/api/v1/settings?explain=true')).body as Record<string, Record<string, Record<string, unknown>>>;
-    expect(explained.cockpit!.port).toEqual({ value: 9191, source: 'config.ini [cockpit@staging]', line: lineAt(text, 'cockpit@staging', 'port') });
-    expect(explained.gitea!.user_pwd).toMatchObject({ source: 'config.ini [gitea@staging]', line: lineAt(text, 'gitea@staging', 'user_pwd') });
-    expect(explained.gitea!.user_name).toEqual({ value: 'websoft9', source: 'config.ini [gitea]', line: lineAt(text, 'gitea', 'user_name') });
+    expect(explained.cockpit!.port).toEqual({
+      value: 9191,
+      source: 'config.ini [cockpit@staging]',
+      line: lineAt(text, 'cockpit@staging', 'port'),
+      kind: 'port',
+      secret: false,
+      description: 'Cockpit web service port',
+    });
+    expect(explained.gitea!.user_pwd).toMatchObject({
+      source: 'config.ini [gitea@staging]',
+      line: lineAt(text, 'gitea@staging', 'user_pwd'),
+      kind: 'secret',
+      secret: true,
+    });
+    expect(explained.gitea!.user_name).toEqual({
+      value: 'websoft9',
+      source: 'config.ini [gitea]',
+      line: lineAt(text, 'gitea', 'user_name'),
+      kind: 'text',
+      secret: false,
+      description: 'Gitea administrator user name',
+    });
     expect(Object.keys(explained).filter((name) => name.includes('@'))).toEqual([]);
     expect((await call(ch, '/api/v1/settings/cockpit?explain=true')).body).toEqual({ port: explained.cockpit!.port });
 
@@ -407,7 +426,14 @@ describe('environment overlays when confhub runs in no environment', () => {
     expect((await call(ch, '/api/v1/settings/cockpit')).body).toEqual({ port: 9090 });
     expect((await call(ch, '/api/v1/settings/gitea/user_pwd')).body.user_pwd).not.toBe(STAGING_PASSWORD);
     expect((await call(ch, '/api/v1/settings/cockpit?explain=true')).body).toEqual({
-      port: { value: 9090, source: 'config.ini [cockpit]', line: lineAt(ch.readConfig(), 'cockpit', 'port') },
+      port: {
+        value: 9090,
+        source: 'config.ini [cockpit]',
+        line: lineAt(ch.readConfig(), 'cockpit', 'port'),
+        kind: 'port',
+        secret: false,
+        description: 'Cockpit web service port',
+      },
     });
     await eventually('app.ini has the base port', () => /^port=9090$/m.test(output(ch)));
     expect((await call(ch, '/api/v1/environments')).body).toMatchObject({ active: null, environments: [{ name: 'prod' }, { name: 'staging' }] });

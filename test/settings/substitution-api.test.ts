@@ -77,9 +77,18 @@ describe('variable substitution on a running confhub (interpolation = extended)'
       line,
       raw: BASE_URL_REF,
       references: ['site.host'],
+      kind: 'http_url',
+      secret: false,
+      description: 'Gitea API base URL',
     });
     // A plain value: its source and line, nothing raw.
-    expect(explained.site!.host).toEqual({ value: 'example.com', source: 'config.ini [site]', line: lineAt(ch.readConfig(), 'site', 'host') });
+    expect(explained.site!.host).toEqual({
+      value: 'example.com',
+      source: 'config.ini [site]',
+      line: lineAt(ch.readConfig(), 'site', 'host'),
+      kind: 'text',
+      secret: false,
+    });
     expect(explained.cockpit!.port).toMatchObject({ value: 9090, source: 'config.ini [cockpit]' });
     expect((await call(ch, '/api/v1/settings/gitea?explain=true')).body.base_url).toMatchObject({ raw: BASE_URL_REF, references: ['site.host'] });
 
@@ -402,7 +411,13 @@ describe('interpolation off (the default)', () => {
     expect((await call(ch, '/api/v1/settings/site/motto')).body).toEqual({ motto: literal });
     expect((await call(ch, '/api/v1/settings/site/motto?resolved=false')).body).toEqual({ motto: literal });
     const explained = (await call(ch, '/api/v1/settings/site?explain=true')).body as Record<string, Record<string, unknown>>;
-    expect(explained.motto).toEqual({ value: literal, source: 'config.ini [site]', line: lineAt(ch.readConfig(), 'site', 'motto') });
+    expect(explained.motto).toEqual({
+      value: literal,
+      source: 'config.ini [site]',
+      line: lineAt(ch.readConfig(), 'site', 'motto'),
+      kind: 'text',
+      secret: false,
+    });
     await eventually('site.ini has the literal text', () => output(ch, 'site.ini').includes(`motto=${literal}\n`));
     // A password with a $ is an ordinary password here.
     expect((await putJson(ch, '/api/v1/settings/portainer', { user_pwd: 'Pa$word-Strong-9174' })).status).toBe(200);
