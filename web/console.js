@@ -796,3 +796,5 @@ window.addEventListener('beforeunload', (event) => {
 const session = await answerOf(await fetch('/session'));
 await show(Boolean(session.signedIn));
 document.body.dataset.ready = 'true';
+// Interactive: the view the page opened on has its data (the benchmark reads this mark).
+performance.mark('console-ready');
