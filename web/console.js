@@ -4,7 +4,14 @@
 const $ = (selector) => document.querySelector(selector);
 
 const STATE_WORDS = { in_sync: 'in sync', pending_reload: 'pending reload', pending_write: 'pending write', failed: 'failed', rolled_back: 'rolled back' };
-const OUTCOME_WORDS = { applied: 'applied', unchanged: 'applied (no service file changed)', rolled_back: 'rolled back', failed: 'failed' };
+const OUTCOME_WORDS = {
+  applied: 'applied',
+  unchanged: 'applied (no service file changed)',
+  rolled_back: 'rolled back',
+  failed: 'failed',
+  source_invalid: 'not applied (config.ini was invalid)',
+};
+const outcomeWords = (outcome) => OUTCOME_WORDS[outcome] ?? (outcome ? outcome.replaceAll('_', ' ') : 'not applied yet');
 const LIST_KINDS = new Set(['url_list', 'name_list']);
 const KIND_WORDS = {
   text: 'text',
@@ -56,6 +63,13 @@ const page = {
   checksPending: false,
   /** The view shown: status, settings or history. */
   view: null,
+  /** Answers of older settings reads are dropped: only the newest request's counts. */
+  settingsRead: 0,
+  /** A rollback being confirmed: the commit the dialog shows, and the revision it was prepared on. */
+  rollback: null,
+  /** Edits kept across a sign-in when the session ended under them. */
+  keptEdits: new Map(),
+  statusNotes: '',
 };
 
 async function answerOf(response) {
@@ -80,7 +94,7 @@ async function api(path, { method = 'GET', body, headers = {} } = {}) {
     return { status: 0, ok: false, answer: { details: 'the console is not answering' }, etag: null };
   }
   const answer = await answerOf(response);
-  if (response.status === 401) show(false);
+  if (response.status === 401) sessionEnded();
   return { status: response.status, ok: response.ok, answer, etag: response.headers.get('etag') };
 }
 
@@ -88,42 +102,85 @@ const problem = (result) => result.answer.details || result.answer.message || `t
 
 // --- views ---------------------------------------------------------------------------------------
 
+/** Everything read from confhub leaves the page: values, passwords, diffs. */
+function forget() {
+  page.settings = null;
+  page.etag = null;
+  page.fields.clear();
+  page.commits = [];
+  page.next = null;
+  page.diff = null;
+  page.statusNotes = '';
+  for (const selector of [
+    '#sections',
+    '#targets tbody',
+    '#commits tbody',
+    '#diff',
+    '#rollback-diff',
+    '#activity',
+    '#conflict',
+    '#compare-from',
+    '#compare-to',
+  ]) {
+    $(selector).replaceChildren();
+  }
+  for (const selector of ['#status-notes', '#settings-notice', '#settings-error', '#diff-title']) $(selector).textContent = '';
+  $('#diff-view').hidden = true;
+  $('#conflict').hidden = true;
+}
+
+/** The session ended under the page (idle, or the key was rotated): sign in again; unsaved edits wait for it. */
+function sessionEnded() {
+  if ($('#app').hidden) return;
+  for (const [name, text] of editedTexts()) page.keptEdits.set(name, text);
+  const kept = page.keptEdits.size;
+  void show(false);
+  $('#signin-error').textContent = `Your session ended: sign in again.${kept > 0 ? ` Your unsaved changes (${kept}) are kept in this page.` : ''}`;
+}
+
 /** Signed in: the app and the live channel; signed out: the form. Resolves when the view has loaded. */
 async function show(signedIn) {
   $('#signin').hidden = signedIn;
   $('#app').hidden = !signedIn;
   $('#signout').hidden = !signedIn;
   $('#live').hidden = !signedIn;
+  if ($('#rollback-dialog').open) $('#rollback-dialog').close();
   if (signedIn) {
     live.start();
     await route();
   } else {
     live.stop();
+    forget();
     $('#key').focus();
   }
 }
 
 const VIEWS = ['status', 'settings', 'history'];
 
-async function route() {
+async function route(event) {
   const hash = location.hash.slice(1);
   // Another fragment (the skip link's #main) is not a view: the page stays on the one it shows.
   const view = VIEWS.includes(hash) ? hash : (page.view ?? 'status');
+  const switched = event !== undefined && view !== page.view;
   page.view = view;
   for (const name of VIEWS) $(`#view-${name}`).hidden = name !== view;
   for (const link of document.querySelectorAll('nav a')) {
     if (link.getAttribute('href') === `#${view}`) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
+  // A view chosen by the user: focus goes to its heading, so a screen reader says where it is.
+  if (switched) $(`#${view}-title`).focus();
   if (view === 'status') await loadStatus();
-  if (view === 'settings' && !isDirty()) await loadSettings();
+  if (view === 'settings') await loadSettings();
   if (view === 'history') await loadHistory();
 }
 
 // --- status --------------------------------------------------------------------------------------
 
 function connectionWords(service) {
-  if (!service || service.ok === null) return 'not checked yet';
+  if (!service) return '—';
+  if (service.checks.length === 0) return service.checkedAt ? 'nothing to check (no reload or health check declared)' : 'not checked yet';
+  if (service.ok === null) return 'not checked yet';
   if (service.ok) return 'reachable';
   const failed = service.checks.find((check) => !check.ok);
   return `unreachable${failed?.error ? `: ${failed.error}` : ''}`;
@@ -159,7 +216,11 @@ async function loadStatus() {
   if (!status.answer.source.valid)
     notes.push(`config.ini cannot be used: ${status.answer.source.error?.details ?? 'invalid'}. The services keep the last good revision.`);
   if (status.answer.configRollback) notes.push(`An automatic rollback could not restore config.ini: ${status.answer.configRollback.error?.details ?? ''}`);
-  $('#status-notes').textContent = notes.join(' ');
+  // An alert: said again only when it says something new.
+  if (notes.join(' ') !== page.statusNotes) {
+    page.statusNotes = notes.join(' ');
+    $('#status-notes').textContent = page.statusNotes;
+  }
 }
 
 // --- activity: what this page wrote, and what the services made of it ----------------------------
@@ -172,13 +233,13 @@ function targetWords(target) {
   return target.error ? `${words}: ${target.error.details || target.error.message}` : words;
 }
 
+/** The panel under the views' links: what this page wrote and what came of it; empty text clears it. */
 function activity(text, { targets = [], outcome } = {}) {
-  $('#activity').replaceChildren(
-    el('p', { class: outcome ? `outcome outcome-${outcome}` : undefined, text }),
-    targets.length > 0
-      ? el('ul', {}, ...targets.map((target) => el('li', { 'data-target': target.target, text: `${target.target}: ${targetWords(target)}` })))
-      : undefined,
-  );
+  const parts = text ? [el('p', { class: outcome ? `outcome outcome-${outcome}` : undefined, text })] : [];
+  if (targets.length > 0) {
+    parts.push(el('ul', {}, ...targets.map((target) => el('li', { 'data-target': target.target, text: `${target.target}: ${targetWords(target)}` }))));
+  }
+  $('#activity').replaceChildren(...parts);
 }
 
 /**
@@ -188,7 +249,7 @@ function activity(text, { targets = [], outcome } = {}) {
 function reportWrite(label, result) {
   const sync = result.answer.sync;
   if (sync) {
-    const outcome = OUTCOME_WORDS[sync.outcome] ?? sync.outcome;
+    const outcome = outcomeWords(sync.outcome);
     const reason = !result.ok && sync.error ? `: ${sync.error.details || sync.error.message}` : '';
     activity(`${label}: revision ${short(sync.revision)} ${outcome}${reason}`, { targets: sync.targets ?? [], outcome: sync.outcome });
   } else if (result.status === 504 || result.status === 503) {
@@ -200,7 +261,8 @@ function reportWrite(label, result) {
 
 // --- settings ------------------------------------------------------------------------------------
 
-const fieldName = (section, key) => `${section}.${key}`;
+/** A field's name as the API's errors say it: the key lowercased (config.ini keys are case-insensitive). */
+const fieldName = (section, key) => `${section}.${key.toLowerCase()}`;
 
 /** The text the form edits: the value as written (a reference, not what it resolves to). */
 function writtenText(entry) {
@@ -214,8 +276,20 @@ const listItems = (text) =>
     .map((item) => item.trim())
     .filter((item) => item !== '');
 
+/**
+ * A key the page shows but does not edit: the API key (the page signed in with it; its value is
+ * never put in the page) and a value an environment's overlay sets (a write would go to the base
+ * section, which the services do not get).
+ */
+function staticControl(entry, id) {
+  const text = entry.kind === 'api_key' ? 'set, not shown' : entry.secret ? MASK : writtenText(entry);
+  const output = el('output', { id, class: 'static', text });
+  return { input: output, readOnly: true, read: () => '', json: () => undefined, set: () => undefined, loaded: '' };
+}
+
 /** The form control of one key, by its kind: what it shows, what it reads back, what it sends. */
 function control(entry, id) {
+  if (entry.kind === 'api_key' || entry.overlay) return staticControl(entry, id);
   const written = writtenText(entry);
   if (entry.kind === 'boolean' && typeof entry.value === 'boolean' && entry.raw === undefined) {
     const input = el('input', { id, type: 'checkbox' });
@@ -262,62 +336,67 @@ function revealButton(input, name) {
   return button;
 }
 
-function fieldRow(section, key, entry) {
-  const name = fieldName(section, key);
-  const id = `field-${section}-${key}`;
-  const field = control(entry, id);
+function helpText(entry) {
   const help = [KIND_WORDS[entry.kind] ?? entry.kind];
   if (entry.description) help.push(entry.description);
   if (entry.raw !== undefined && !entry.secret) help.push(`resolves to ${entry.value}`);
-  if (!entry.source.endsWith(`[${section}]`)) help.push(`the value services get comes from ${entry.source.replace('config.ini ', '')}`);
-  if (entry.kind === 'api_key') {
-    field.input.readOnly = true;
-    help.push('read-only here: this page signed in with it; rotate it with confhub apikey rotate');
+  if (entry.overlay) {
+    const overlay = entry.source.replace('config.ini ', '');
+    help.push(`set in ${overlay}, the overlay of the environment confhub runs in: change it there (API: ?environment=${overlay.slice(1, -1).split('@')[1]})`);
   }
+  if (entry.kind === 'api_key') help.push('this page signed in with it; rotate it with confhub apikey rotate');
+  return help.join(' · ');
+}
+
+function fieldRow(section, key, entry) {
+  const name = fieldName(section, key);
+  // Ids by position: section and key names may hold characters an id reference cannot.
+  const id = `field-${page.fields.size}`;
+  const overlay = !entry.source.endsWith(`[${section}]`);
+  const field = control({ ...entry, overlay }, id);
   const error = el('p', { id: `${id}-error`, class: 'field-error' });
   field.input.setAttribute('aria-describedby', `${id}-help ${id}-error`);
-  field.input.addEventListener('input', () => markDirty(name));
-  field.input.addEventListener('change', () => markDirty(name));
-  page.fields.set(name, { ...field, section, key, error, row: null, secret: entry.secret });
+  if (!field.readOnly) {
+    field.input.addEventListener('input', () => markDirty(name));
+    field.input.addEventListener('change', () => markDirty(name));
+  }
+  const revealable = entry.secret && !field.readOnly;
   const row = el(
     'div',
     { class: 'field', 'data-field': name },
     el('label', { for: id, text: key }),
-    el('div', { class: 'control' }, field.input, entry.secret && entry.kind !== 'api_key' ? revealButton(field.input, name) : undefined),
-    el('p', { id: `${id}-help`, class: 'hint', text: help.join(' · ') }),
+    el('div', { class: 'control' }, field.input, revealable ? revealButton(field.input, name) : undefined),
+    el('p', { id: `${id}-help`, class: 'hint', text: helpText({ ...entry, overlay }) }),
     error,
   );
-  page.fields.get(name).row = row;
+  page.fields.set(name, { ...field, section, key, error, row });
   return row;
 }
 
 function sectionFieldset(section, entries) {
-  const editable = Object.values(entries).some((entry) => entry.kind !== 'api_key');
+  const rows = Object.entries(entries).map(([key, entry]) => fieldRow(section, key, entry));
+  const editable = Object.keys(entries).some((key) => !page.fields.get(fieldName(section, key)).readOnly);
   const button = el('button', { type: 'button', class: 'secondary', 'data-save': section, text: `Save ${section}`, onclick: () => save(section) });
-  return el(
-    'fieldset',
-    { 'data-section': section },
-    el('legend', { text: section }),
-    ...Object.entries(entries).map(([key, entry]) => fieldRow(section, key, entry)),
-    editable ? el('p', { class: 'actions' }, button) : undefined,
-  );
+  return el('fieldset', { 'data-section': section }, el('legend', { text: section }), ...rows, editable ? el('p', { class: 'actions' }, button) : undefined);
 }
 
+const changed = (field) => !field.readOnly && field.read() !== field.loaded;
+
 function isDirty() {
-  for (const field of page.fields.values()) if (field.read() !== field.loaded) return true;
+  for (const field of page.fields.values()) if (changed(field)) return true;
   return false;
 }
 
 function markDirty(name) {
   const field = page.fields.get(name);
-  field.row.classList.toggle('dirty', field.read() !== field.loaded);
+  field.row.classList.toggle('dirty', changed(field));
 }
 
 /** The edits of the form: `{section: {key: JSON value}}`, of one section or all. */
 function edits(only) {
   const out = {};
-  for (const [, field] of page.fields) {
-    if ((only && field.section !== only) || field.read() === field.loaded) continue;
+  for (const field of page.fields.values()) {
+    if ((only && field.section !== only) || !changed(field)) continue;
     out[field.section] ??= {};
     out[field.section][field.key] = field.json();
   }
@@ -327,27 +406,56 @@ function edits(only) {
 /** The form's edits as texts, to put back after the form is built again. */
 function editedTexts() {
   const out = new Map();
-  for (const [name, field] of page.fields) if (field.read() !== field.loaded) out.set(name, field.read());
+  for (const [name, field] of page.fields) if (changed(field)) out.set(name, field.read());
   return out;
 }
 
-async function loadSettings({ keep = new Map() } = {}) {
+/** The field that has focus (and where its caret is), to give it back after the form is built again. */
+function focusedField() {
+  const active = document.activeElement;
+  const name = active?.closest?.('[data-field]')?.dataset.field;
+  if (!name) return undefined;
+  return { name, start: active.selectionStart ?? null, end: active.selectionEnd ?? null };
+}
+
+function restoreFocus(focused) {
+  const input = focused && page.fields.get(focused.name)?.input;
+  if (!input) return;
+  input.focus();
+  if (focused.start !== null && typeof input.setSelectionRange === 'function') input.setSelectionRange(focused.start, focused.end);
+}
+
+/**
+ * Reads config.ini again and builds the form on it. `keep`: edits to put back (the user's own, after
+ * a save or a conflict). Without it, a form with edits is left as it is, ETag included: rebasing
+ * them silently on a newer file would let a save overwrite what someone else changed, unseen.
+ */
+async function loadSettings({ keep } = {}) {
+  if (keep === undefined && isDirty()) return false;
+  page.settingsRead += 1;
+  const read = page.settingsRead;
   const result = await api('/api/v1/settings?explain=true');
+  // A newer read is on its way, or the user started typing while this one was: keep the form.
+  if (read !== page.settingsRead || (keep === undefined && isDirty())) return false;
   if (!result.ok) {
-    $('#settings-error').textContent = problem(result);
+    if (result.status !== 401) $('#settings-error').textContent = `config.ini could not be read: ${problem(result)}`;
     return false;
   }
+  const focused = focusedField();
+  const pending = new Map([...page.keptEdits, ...(keep ?? [])]);
+  page.keptEdits.clear();
   page.settings = result.answer;
   page.etag = result.etag;
   page.fields.clear();
   $('#sections').replaceChildren(...Object.entries(result.answer).map(([section, entries]) => sectionFieldset(section, entries)));
-  for (const [name, text] of keep) {
+  for (const [name, text] of pending) {
     const field = page.fields.get(name);
-    if (!field) continue;
+    if (!field || field.readOnly) continue;
     field.set(text);
     markDirty(name);
   }
   $('#settings-form').dataset.revision = unquote(page.etag);
+  restoreFocus(focused);
   return true;
 }
 
@@ -379,105 +487,145 @@ function showFieldErrors(answer) {
   (first ?? $('#save-all')).focus();
 }
 
+/** While a save waits for the services, no second one starts from the same form. */
+function setSaving(saving) {
+  page.saving = saving;
+  for (const button of document.querySelectorAll('#save-all, #discard, #reapply, [data-save]')) button.disabled = saving;
+}
+
 async function save(only) {
+  if (page.saving) return;
   const changes = edits(only);
   if (Object.keys(changes).length === 0) {
     $('#settings-notice').textContent = 'Nothing to save: no value was changed.';
     return;
   }
   clearErrors();
-  page.saving = true;
-  const saved = Object.entries(changes).flatMap(([section, keys]) => Object.keys(keys).map((key) => fieldName(section, key)));
-  const label = `Saved ${saved.join(', ')}`;
-  activity(`Saving ${saved.join(', ')} and applying to the services…`);
+  $('#conflict').hidden = true;
+  const sent = new Map([...editedTexts()].filter(([name]) => !only || page.fields.get(name).section === only));
+  const names = [...sent.keys()];
+  activity(`Saving ${names.join(', ')} and applying to the services…`);
+  setSaving(true);
   try {
     const before = page.etag;
     const result = await api('/api/v1/settings?wait=true', { method: 'PATCH', body: changes, headers: before ? { 'if-match': before } : {} });
-    if (result.status === 412) return await conflict();
-    if (result.status === 400 && result.answer.errors) return showFieldErrors(result.answer);
+    if (result.status === 0) {
+      activity(
+        `The console did not answer: whether ${names.join(', ')} was saved is not known. Your edits stay in the form; History shows what config.ini holds.`,
+        {
+          outcome: 'failed',
+        },
+      );
+      return;
+    }
+    if (result.status === 412) {
+      activity('');
+      return await conflict(only);
+    }
+    if (result.status === 400 && result.answer.errors) {
+      activity('');
+      return showFieldErrors(result.answer);
+    }
     // Written but not applied (rolled back, or the worker did not answer in time): the file has it.
     const written = result.ok || WRITTEN_CODES.has(result.answer.code) || (result.etag !== null && unquote(result.etag) !== unquote(before));
     if (!written) {
       activity('');
-      $('#settings-error').textContent = `Nothing was saved: ${problem(result)}`;
+      if (result.status !== 401) $('#settings-error').textContent = `Nothing was saved: ${problem(result)}`;
       return;
     }
-    const kept = only ? new Map([...editedTexts()].filter(([name]) => page.fields.get(name).section !== only)) : new Map();
-    await loadSettings({ keep: kept });
-    (only ? document.querySelector(`[data-save="${only}"]`) : $('#save-all'))?.focus();
-    reportWrite(label, result);
+    // Edits made while the services were applying it stay; what was sent is now the file's.
+    const later = new Map([...editedTexts()].filter(([name, text]) => sent.get(name) !== text));
+    await loadSettings({ keep: later });
+    (only ? document.querySelector(`[data-save="${CSS.escape(only)}"]`) : $('#save-all'))?.focus();
+    reportWrite(`Saved ${names.join(', ')}`, result);
   } finally {
-    page.saving = false;
+    setSaving(false);
   }
+}
+
+/** A key's text in the conflict table: secrets masked, a missing key said so. */
+function conflictText(text, secret) {
+  if (text === undefined) return '(not set)';
+  return secret ? MASK : text;
+}
+
+/** The keys whose written text differs between two reads of config.ini, with what each read had. */
+function changedMeanwhile(before, now) {
+  const out = [];
+  for (const section of new Set([...Object.keys(before), ...Object.keys(now)])) {
+    const keys = new Set([...Object.keys(before[section] ?? {}), ...Object.keys(now[section] ?? {})]);
+    for (const key of keys) {
+      const was = before[section]?.[key];
+      const is = now[section]?.[key];
+      const wasText = was && was.kind !== 'api_key' ? writtenText(was) : undefined;
+      const isText = is && is.kind !== 'api_key' ? writtenText(is) : undefined;
+      if (wasText === isText && Boolean(was) === Boolean(is)) continue;
+      out.push({ name: fieldName(section, key), wasText, isText, secret: (was ?? is).secret });
+    }
+  }
+  return out;
 }
 
 /**
  * 412: config.ini changed since the form was loaded. The form is built again on the new file with
  * the user's edits put back, beside a table of what changed meanwhile; the user re-applies or drops them.
  */
-async function conflict() {
+async function conflict(only) {
   const before = page.settings;
   const mine = editedTexts();
   if (!(await loadSettings({ keep: mine }))) return;
-  const rows = [];
-  for (const [section, entries] of Object.entries({ ...before, ...page.settings })) {
-    for (const key of Object.keys(entries)) {
-      const was = before[section]?.[key];
-      const now = page.settings[section]?.[key];
-      const wasText = was ? writtenText(was) : undefined;
-      const nowText = now ? writtenText(now) : undefined;
-      if (wasText === nowText) continue;
-      const secret = (was ?? now).secret;
-      const shown = (text) => (text === undefined ? '(not set)' : secret ? MASK : text);
-      const name = fieldName(section, key);
-      rows.push(
-        el(
-          'tr',
-          { class: mine.has(name) ? 'clash' : undefined },
-          el('th', { scope: 'row', text: name }),
-          el('td', { text: shown(wasText) }),
-          el('td', { text: shown(nowText) }),
-          el('td', { text: mine.has(name) ? shown(mine.get(name)) : '' }),
-        ),
-      );
-    }
-  }
+  const rows = changedMeanwhile(before, page.settings).map(({ name, wasText, isText, secret }) =>
+    el(
+      'tr',
+      { class: mine.has(name) ? 'clash' : undefined },
+      el('th', { scope: 'row', text: name }),
+      el('td', { text: conflictText(wasText, secret) }),
+      el('td', { text: conflictText(isText, secret) }),
+      el('td', { text: mine.has(name) ? conflictText(mine.get(name), secret) : '' }),
+    ),
+  );
+  const headings = ['Key', 'When you opened the page', 'Now', 'Your change'].map((heading) => el('th', { scope: 'col', text: heading }));
   const box = $('#conflict');
   box.replaceChildren(
-    el('h3', { text: 'config.ini changed while you were editing' }),
-    el('p', { text: 'Nothing was saved. Your changes are still in the form; the other values now show the file as it is. These keys changed meanwhile:' }),
-    el(
-      'table',
-      {},
-      el('thead', {}, el('tr', {}, ...['Key', 'When you opened the page', 'Now', 'Your change'].map((heading) => el('th', { scope: 'col', text: heading })))),
-      el('tbody', {}, ...rows),
-    ),
+    el('h3', { id: 'conflict-title', text: 'config.ini changed while you were editing' }),
+    rows.length > 0
+      ? el('p', { text: 'Nothing was saved. Your changes are still in the form; the other values now show the file as it is. These keys changed meanwhile:' })
+      : el('p', {
+          text: 'Nothing was saved. No setting changed meanwhile (an environment variable or a comment did): re-applying saves your changes as they are.',
+        }),
+    rows.length > 0 ? el('table', {}, el('thead', {}, el('tr', {}, ...headings)), el('tbody', {}, ...rows)) : undefined,
     el(
       'p',
       { class: 'actions' },
-      el('button', { type: 'button', id: 'reapply', text: 'Re-apply my changes', onclick: () => resolveConflict(true) }),
+      el('button', { type: 'button', id: 'reapply', text: 'Re-apply my changes', onclick: () => resolveConflict({ reapply: true, only }) }),
       ' ',
-      el('button', { type: 'button', class: 'secondary', text: 'Discard my changes', onclick: () => resolveConflict(false) }),
+      el('button', { type: 'button', class: 'secondary', text: 'Discard my changes', onclick: () => resolveConflict({ reapply: false }) }),
     ),
   );
   box.hidden = false;
   $('#reapply').focus();
 }
 
-async function resolveConflict(reapply) {
+async function resolveConflict({ reapply, only }) {
   $('#conflict').hidden = true;
-  if (reapply) await save();
-  else await loadSettings();
+  if (reapply) await save(only);
+  else await loadSettings({ keep: new Map() });
 }
 
-function settingsChangedElsewhere(data) {
+function settingsChangedElsewhere(type, data) {
   if (page.saving || data.revision === unquote(page.etag) || page.settings === null) return;
+  if (type === 'env.changed') {
+    // Variables live in config.ini too: a form without edits takes the new ETag quietly.
+    void loadSettings();
+    return;
+  }
   const by = `${data.actor?.type ?? 'someone'}${data.actor?.id ? ` (${data.actor.id})` : ''}`;
+  const what = data.keys.join(', ') || 'config.ini';
   if (!isDirty() && $('#conflict').hidden) {
     void loadSettings();
-    $('#settings-notice').textContent = `Updated: ${by} changed ${data.keys.join(', ') || 'config.ini'}.`;
+    $('#settings-notice').textContent = `Updated: ${by} changed ${what}.`;
   } else {
-    $('#settings-notice').textContent = `${by} changed ${data.keys.join(', ') || 'config.ini'} while you were editing; saving will show you what changed.`;
+    $('#settings-notice').textContent = `${by} changed ${what} while you were editing; saving will show you what changed.`;
   }
 }
 
@@ -499,7 +647,7 @@ function commitRow(commit, index) {
     el('td', { text: actorWords(commit.actor) }),
     el('td', { text: commit.rollbackOf ? `${commit.source}, rollback to ${short(commit.rollbackOf)}` : commit.source }),
     el('td', { text: keysWords(commit.changes) }),
-    el('td', { class: `outcome-${commit.sync?.outcome ?? 'none'}`, text: commit.sync?.outcome?.replaceAll('_', ' ') ?? 'not applied yet' }),
+    el('td', { class: `outcome-${commit.sync?.outcome ?? 'none'}`, text: outcomeWords(commit.sync?.outcome) }),
     el(
       'td',
       { class: 'actions' },
@@ -522,7 +670,9 @@ function commitOption(commit) {
 }
 
 async function loadHistory({ older = false } = {}) {
-  const query = older && page.next ? `?limit=50&before=${encodeURIComponent(page.next)}` : '?limit=50';
+  // A refresh reads as many as the list shows (older pages loaded included), up to the API's 200.
+  const limit = older ? 50 : Math.min(200, Math.max(50, page.commits.length));
+  const query = older && page.next ? `?limit=50&before=${encodeURIComponent(page.next)}` : `?limit=${limit}`;
   const result = await api(`/api/v1/settings/history${query}`);
   if (!result.ok) return;
   page.commits = older ? [...page.commits, ...result.answer.commits] : result.answer.commits;
@@ -533,8 +683,9 @@ async function loadHistory({ older = false } = {}) {
   const chosen = [from.value, to.value];
   from.replaceChildren(...page.commits.map(commitOption));
   to.replaceChildren(...page.commits.map(commitOption));
-  from.value = chosen[0] || page.commits[1]?.id || page.commits[0]?.id || '';
-  to.value = chosen[1] || page.commits[0]?.id || '';
+  const listed = (id) => page.commits.some((commit) => commit.id === id);
+  from.value = listed(chosen[0]) ? chosen[0] : (page.commits[1]?.id ?? page.commits[0]?.id ?? '');
+  to.value = listed(chosen[1]) ? chosen[1] : (page.commits[0]?.id ?? '');
 }
 
 /** The changed keys as a table: key, before, after; changed keys marked. */
@@ -611,36 +762,68 @@ async function compare(event) {
 }
 
 /** The confirmation shows what the rollback will change: the diff from the newest revision to that one. */
+/**
+ * The confirmation shows what the rollback will change: the diff from the newest revision to that
+ * one. The rollback is sent with that newest revision as If-Match, so a write landing while the
+ * dialog is open is not undone unseen.
+ */
 async function askRollback(commit) {
-  const head = (await api('/api/v1/settings/history?limit=1')).answer.commits?.[0]?.id;
-  const dialog = $('#rollback-dialog');
-  $('#rollback-title').textContent = `Roll back to ${short(commit.id)}?`;
-  const confirm = $('#rollback-confirm');
-  if (head === commit.id) {
-    $('#rollback-summary').textContent = 'This is the current revision: rolling back to it changes nothing.';
-    $('#rollback-diff').replaceChildren();
-    confirm.disabled = true;
-  } else {
-    const result = await api(`/api/v1/settings/diff?from=${head}&to=${commit.id}`);
-    if (!result.ok) return activity(`Could not prepare the rollback: ${problem(result)}`);
-    $('#rollback-summary').textContent =
-      `config.ini goes back to revision ${short(commit.id)} (${commit.summary}, ${new Date(commit.time).toLocaleString()}). These changes will be written and applied to the services:`;
-    $('#rollback-diff').replaceChildren(splitDiff(result.answer.diff));
-    confirm.disabled = false;
+  // One dialog at a time: a second click while this one is being prepared does nothing.
+  if (page.rollback !== null || page.saving) return;
+  page.rollback = { commit, head: null };
+  try {
+    const newest = (await api('/api/v1/settings/history?limit=1')).answer.commits?.[0];
+    if (!newest) return;
+    page.rollback.head = newest;
+    $('#rollback-title').textContent = `Roll back to ${short(commit.id)}?`;
+    const confirm = $('#rollback-confirm');
+    if (newest.id === commit.id) {
+      $('#rollback-summary').textContent = 'This is the current revision: rolling back to it changes nothing.';
+      $('#rollback-diff').replaceChildren();
+      confirm.disabled = true;
+    } else {
+      const result = await api(`/api/v1/settings/diff?from=${newest.id}&to=${commit.id}`);
+      if (!result.ok) return activity(`Could not prepare the rollback: ${problem(result)}`, { outcome: 'failed' });
+      $('#rollback-summary').textContent =
+        `config.ini goes back to revision ${short(commit.id)} (${commit.summary}, ${new Date(commit.time).toLocaleString()}). These changes will be written and applied to the services:`;
+      $('#rollback-diff').replaceChildren(splitDiff(result.answer.diff));
+      confirm.disabled = false;
+    }
+    const dialog = $('#rollback-dialog');
+    dialog.returnValue = '';
+    dialog.showModal();
+    return;
+  } finally {
+    if (!$('#rollback-dialog').open) page.rollback = null;
   }
-  dialog.returnValue = '';
-  dialog.showModal();
-  dialog.addEventListener('close', () => dialog.returnValue === 'confirm' && rollback(commit.id), { once: true });
 }
 
-async function rollback(id) {
+/** The dialog closed: confirmed, the rollback it showed runs; cancelled (or Escape), nothing. */
+function rollbackDialogClosed() {
+  const chosen = page.rollback;
+  page.rollback = null;
+  if (chosen && $('#rollback-dialog').returnValue === 'confirm') void rollback(chosen);
+}
+
+async function rollback({ commit, head }) {
+  const id = commit.id;
   activity(`Rolling back to ${short(id)} and applying it to the services…`);
-  const result = await api('/api/v1/settings/rollback?wait=true', { method: 'POST', body: { commit: id } });
-  if (result.ok && !result.answer.changed) return activity(`config.ini already holds revision ${short(id)}'s content: nothing changed.`);
-  if (!result.ok && !WRITTEN_CODES.has(result.answer.code))
-    return activity(`The rollback to ${short(id)} was refused: ${problem(result)}`, { outcome: 'failed' });
+  const result = await api('/api/v1/settings/rollback?wait=true', { method: 'POST', body: { commit: id }, headers: { 'if-match': `"${head.revision}"` } });
+  if (result.status === 412) {
+    activity(`config.ini changed while the confirmation was open: nothing was rolled back. Open "Roll back to this" again to see what it would change now.`, {
+      outcome: 'failed',
+    });
+    return;
+  }
+  if (result.ok && result.answer.changed.length === 0) return activity(`config.ini already holds revision ${short(id)}'s content: nothing changed.`);
+  if (!result.ok && !WRITTEN_CODES.has(result.answer.code)) {
+    if (result.status !== 401) activity(`The rollback to ${short(id)} was refused: ${problem(result)}`, { outcome: 'failed' });
+    return;
+  }
   reportWrite(`Rolled back to ${short(id)}`, result);
-  if (!$('#view-settings').hidden || !isDirty()) void loadSettings();
+  if (!(await loadSettings()) && isDirty()) {
+    $('#settings-notice').textContent = `config.ini was rolled back to ${short(id)} while you were editing; saving will show you what changed.`;
+  }
 }
 
 // --- live channel --------------------------------------------------------------------------------
@@ -656,6 +839,8 @@ const live = {
   attempt: 0,
   retry: null,
   silence: null,
+  /** Twice the heartbeat confhub announces in hello: that long without a message is a dead connection. */
+  silenceMs: 10_000,
   running: false,
   start() {
     if (this.running) return;
@@ -669,17 +854,22 @@ const live = {
     this.socket?.close(1000);
     this.socket = null;
   },
+  /** The indicator: its state is announced when it changes; the detail (the countdown) is not. */
   state(state, detail = '') {
     const box = $('#live');
-    box.dataset.state = state;
-    box.textContent = `Live updates: ${state}${detail ? ` (${detail})` : ''}`;
+    if (box.dataset.state !== state) {
+      box.dataset.state = state;
+      $('#live-state').textContent = `Live updates: ${state}`;
+    }
+    $('#live-detail').textContent = detail ? ` (${detail})` : '';
   },
   connect() {
     if (!this.running) return;
-    if (!navigator.onLine) return this.state('offline', 'the browser is offline');
+    clearTimeout(this.retry);
     const url = new URL('/api/v1/ws', location.href);
     url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
     if (this.rev !== null) url.searchParams.set('since', this.rev);
+    // navigator.onLine is only a hint (a machine with loopback alone says offline): always try.
     const socket = new WebSocket(url, ['confhub.v1']);
     this.socket = socket;
     this.alive();
@@ -688,16 +878,17 @@ const live = {
   },
   alive() {
     clearTimeout(this.silence);
-    this.silence = setTimeout(() => this.socket?.close(4000), 10_000);
+    this.silence = setTimeout(() => this.socket?.close(4000), this.silenceMs);
   },
   receive(text) {
-    this.alive();
     let message;
     try {
       message = JSON.parse(text);
     } catch {
       return;
     }
+    if (message.type === 'hello' && message.heartbeatMs > 0) this.silenceMs = 2 * message.heartbeatMs;
+    this.alive();
     if (typeof message.rev === 'number') {
       this.rev = message.rev;
       $('#live').dataset.rev = message.rev;
@@ -705,6 +896,8 @@ const live = {
     if (message.type === 'hello') {
       this.attempt = 0;
       this.state('connected');
+      // What happened between the page's reads and this hello (a first connection has no since).
+      scheduleRefresh();
     } else if (message.type === 'reset') refreshAll();
     else if (message.type) onEvent(message);
   },
@@ -712,12 +905,14 @@ const live = {
     clearTimeout(this.silence);
     this.socket = null;
     if (!this.running) return;
-    if (code === 4401) return show(false);
-    if (code === 4400) return this.state('offline', 'the page sent a request confhub refused; reload it');
+    if (code === 4401) return sessionEnded();
+    if (code === 4400) return this.state('offline', 'confhub refused a request of the page; reload it');
     const delay = Math.random() * Math.min(30_000, 1000 * 2 ** this.attempt);
     this.attempt += 1;
-    if (!navigator.onLine) return this.state('offline', 'the browser is offline');
-    this.state(this.attempt > 3 ? 'offline' : 'reconnecting', `next attempt in ${Math.ceil(delay / 1000)} s`);
+    const next = `next attempt in ${Math.ceil(delay / 1000)} s`;
+    if (!navigator.onLine) this.state('offline', `the browser is offline; ${next}`);
+    else if (this.attempt > 3) this.state('offline', `confhub is not answering; ${next}`);
+    else this.state('reconnecting', next);
     this.retry = setTimeout(() => this.connect(), delay);
   },
 };
@@ -738,7 +933,7 @@ function refreshAll() {
 }
 
 function onEvent({ type, data }) {
-  if (type === 'settings.changed') settingsChangedElsewhere(data);
+  if (type === 'settings.changed' || type === 'env.changed') settingsChangedElsewhere(type, data);
   scheduleRefresh();
 }
 
@@ -749,7 +944,13 @@ async function signIn(event) {
   const key = $('#key');
   const error = $('#signin-error');
   error.textContent = '';
-  const response = await fetch('/session', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: key.value }) });
+  let response;
+  try {
+    response = await fetch('/session', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: key.value }) });
+  } catch {
+    error.textContent = 'The console is not answering; try again.';
+    return;
+  }
   key.value = '';
   if (!response.ok) {
     const answer = await answerOf(response);
@@ -760,9 +961,15 @@ async function signIn(event) {
   await show(true);
 }
 
+/** Signing out leaves nothing read from confhub in the page, and no edits to come back to. */
 async function signOut() {
-  await fetch('/session', { method: 'DELETE' });
-  show(false);
+  try {
+    await fetch('/session', { method: 'DELETE' });
+  } catch {
+    // The console is gone: its sessions (in its memory) are gone with it.
+  }
+  page.keptEdits.clear();
+  await show(false);
 }
 
 $('#signin').addEventListener('submit', signIn);
@@ -774,9 +981,10 @@ $('#settings-form').addEventListener('submit', (event) => {
 $('#discard').addEventListener('click', () => {
   $('#conflict').hidden = true;
   clearErrors();
-  void loadSettings();
+  void loadSettings({ keep: new Map() });
 });
 $('#compare').addEventListener('submit', compare);
+$('#rollback-dialog').addEventListener('close', rollbackDialogClosed);
 $('#older').addEventListener('click', () => loadHistory({ older: true }));
 for (const radio of document.querySelectorAll('input[name="layout"]')) radio.addEventListener('change', renderDiff);
 window.addEventListener('hashchange', route);
@@ -785,15 +993,14 @@ window.addEventListener('offline', () => {
   live.state('offline', 'the browser is offline');
 });
 window.addEventListener('online', () => {
-  clearTimeout(live.retry);
   live.attempt = 0;
-  if (!live.socket) live.connect();
+  if (live.running && !live.socket) live.connect();
 });
 window.addEventListener('beforeunload', (event) => {
   if (isDirty()) event.preventDefault();
 });
 
-const session = await answerOf(await fetch('/session'));
+const session = await fetch('/session').then(answerOf, () => ({ signedIn: false }));
 await show(Boolean(session.signedIn));
 document.body.dataset.ready = 'true';
 // Interactive: the view the page opened on has its data (the benchmark reads this mark).

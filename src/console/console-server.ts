@@ -65,7 +65,7 @@ export function consolePage(settings: ConsoleSettings, startedAt: string): strin
 </head>
 <body>
 <a class="skip" href="#main">Skip to the content</a>
-<header><h1>${title}</h1><p id="live" data-state="offline" role="status" hidden>Live updates: offline</p><button id="signout" class="secondary" type="button" hidden>Sign out</button></header>
+<header><h1>${title}</h1><p id="live" data-state="offline" role="status" hidden><span id="live-state">Live updates: offline</span><span id="live-detail" aria-hidden="true"></span></p><button id="signout" class="secondary" type="button" hidden>Sign out</button></header>
 <main id="main" tabindex="-1">
 <form id="signin" class="stacked" hidden aria-labelledby="signin-title">
 <h2 id="signin-title">Sign in</h2>
@@ -77,14 +77,14 @@ export function consolePage(settings: ConsoleSettings, startedAt: string): strin
 <nav aria-label="Views"><a href="#status">Status</a><a href="#settings">Settings</a><a href="#history">History</a></nav>
 <div id="activity" role="status" aria-live="polite"></div>
 <section id="view-status" aria-labelledby="status-title">
-<h2 id="status-title">Status</h2>
+<h2 id="status-title" tabindex="-1">Status</h2>
 <p id="status-notes" class="error" role="alert"></p>
 <table id="targets"><caption>Each target: the files confhub renders for one service, and that service</caption><thead><tr><th scope="col">Target</th><th scope="col">State</th><th scope="col">Revision</th><th scope="col">Connection</th><th scope="col">Last error</th></tr></thead><tbody></tbody></table>
 </section>
 <section id="view-settings" aria-labelledby="settings-title" hidden>
-<h2 id="settings-title">Settings</h2>
+<h2 id="settings-title" tabindex="-1">Settings</h2>
 <p class="hint">config.ini, as written: a value with a reference shows the reference. Save a section alone, or every changed section as one batch.</p>
-<div id="conflict" role="alert" hidden></div>
+<div id="conflict" role="region" aria-labelledby="conflict-title" hidden></div>
 <p id="settings-notice" class="notice" role="status"></p>
 <form id="settings-form" novalidate>
 <div id="sections"></div>
@@ -93,7 +93,7 @@ export function consolePage(settings: ConsoleSettings, startedAt: string): strin
 </form>
 </section>
 <section id="view-history" aria-labelledby="history-title" hidden>
-<h2 id="history-title">History</h2>
+<h2 id="history-title" tabindex="-1">History</h2>
 <form id="compare" class="inline-form"><p><label for="compare-from">Compare from</label><select id="compare-from"></select></p><p><label for="compare-to">to</label><select id="compare-to"></select></p><p><button type="submit" class="secondary">Compare</button></p></form>
 <section id="diff-view" aria-labelledby="diff-title" hidden>
 <h3 id="diff-title" tabindex="-1"></h3>
@@ -197,11 +197,29 @@ function sessionCookie(req: IncomingMessage, value: string, { clear }: { clear: 
 
 /**
  * Over HTTPS the cookie is `__Host-confhub_session`: browsers take a cookie of that name only when
- * Secure, for Path=/ and without Domain, so neither an http:// page nor a sibling subdomain can
- * plant one the console would read (session fixation). Over plain HTTP it cannot be, and is `confhub_session`.
+ * Secure, for Path=/ and without Domain, so neither an http:// page nor a sibling subdomain can set
+ * one the console would read. (Another HTTPS service on the same host can: cookies ignore ports.
+ * Sign-in always makes a new value, so a planted cookie can sign the admin out, never in as someone
+ * else.) Over plain HTTP it cannot be, and is `confhub_session`.
  */
 function cookieName(req: IncomingMessage): string {
   return secure(req) ? SECURE_SESSION_COOKIE : SESSION_COOKIE;
+}
+
+/**
+ * Set-Cookie headers that end every session cookie this browser may hold here: over HTTPS also the
+ * plain-HTTP one of an earlier sign-in without TLS, which would otherwise still sign in over HTTP.
+ */
+function clearingCookies(req: IncomingMessage): string[] {
+  const cleared = [sessionCookie(req, '', { clear: true })];
+  if (secure(req)) cleared.push(`${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Secure`);
+  return cleared;
+}
+
+/** Closes the sessions of both cookie names the request carries. */
+function closeSessions(sessions: SessionStore, req: IncomingMessage): void {
+  sessions.close(cookieValue(req.headers.cookie, SESSION_COOKIE));
+  if (secure(req)) sessions.close(cookieValue(req.headers.cookie, SECURE_SESSION_COOKIE));
 }
 
 /** The key the request's session cookie vouches for, if it has one and no x-api-key of its own. */
@@ -289,6 +307,7 @@ async function proxyUpgrade(
     return;
   }
   const sessionKey = sessionKeyOf(sessions, req);
+  const cookie = cookieValue(req.headers.cookie, cookieName(req));
   if (sessionKey !== undefined && !sameOrigin(req)) {
     refuseUpgrade(socket, { status: 403, reason: 'Forbidden', body: ORIGIN_REFUSED });
     return;
@@ -320,6 +339,7 @@ async function proxyUpgrade(
     for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
     socket.write(`${lines.join('\r\n')}\r\n\r\n`);
     if (upstreamHead.length > 0) socket.write(upstreamHead);
+    if (sessionKey !== undefined) sessions.attach(cookie, socket);
     if (head.length > 0) upstreamSocket.write(head);
     upstreamSocket.on('error', () => socket.destroy());
     socket.on('close', () => upstreamSocket.destroy());
@@ -380,8 +400,19 @@ interface Encoded {
 
 const encode = (raw: Buffer): Encoded => ({ raw, gzip: gzipSync(raw, { level: 9 }) });
 
+/** Whether Accept-Encoding takes gzip: named (or `*`) without `q=0`. */
+function acceptsGzip(header: string | undefined): boolean {
+  return String(header ?? '')
+    .split(',')
+    .some((part) => {
+      const [coding, ...params] = part.split(';').map((piece) => piece.trim().toLowerCase());
+      const q = params.find((param) => param.startsWith('q='));
+      return (coding === 'gzip' || coding === '*') && (q === undefined || Number(q.slice(2)) > 0);
+    });
+}
+
 function sendEncoded(req: IncomingMessage, res: ServerResponse, { body, headers }: { body: Encoded; headers: Record<string, string> }): void {
-  const gzip = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+  const gzip = acceptsGzip(req.headers['accept-encoding']);
   const content = gzip ? body.gzip : body.raw;
   res.writeHead(200, { ...headers, vary: 'accept-encoding', 'content-length': content.length, ...(gzip ? { 'content-encoding': 'gzip' } : {}) });
   res.end(req.method === 'HEAD' ? undefined : content);
@@ -480,8 +511,8 @@ async function session({ upstream, sessions }: { upstream: URL; sessions: Sessio
     return;
   }
   if (req.method === 'DELETE') {
-    sessions.close(current);
-    sendJson(res, { status: 200, body: { signedIn: false }, headers: { 'set-cookie': sessionCookie(req, '', { clear: true }) } });
+    closeSessions(sessions, req);
+    sendJson(res, { status: 200, body: { signedIn: false }, headers: { 'set-cookie': clearingCookies(req) } });
     return;
   }
   if (
@@ -515,9 +546,10 @@ async function session({ upstream, sessions }: { upstream: URL; sessions: Sessio
     res.writeHead(checked.status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(checked.body);
     return;
   }
-  sessions.close(current);
+  closeSessions(sessions, req);
   const value = sessions.open(key);
-  sendJson(res, { status: 200, body: { signedIn: true, idleSeconds }, headers: { 'set-cookie': sessionCookie(req, value, { clear: false }) } });
+  const cookies = [sessionCookie(req, value, { clear: false }), ...clearingCookies(req).slice(1)];
+  sendJson(res, { status: 200, body: { signedIn: true, idleSeconds }, headers: { 'set-cookie': cookies } });
 }
 
 export function createConsoleServer({ settings, upstream, sessions = createSessionStore() }: StartConsoleInput): ReturnType<typeof createServer> {
@@ -552,5 +584,8 @@ export function createConsoleServer({ settings, upstream, sessions = createSessi
     else res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   });
   server.on('upgrade', (req, socket, head) => void proxyUpgrade({ upstream, sessions }, { req, socket, head }));
+  // A page left open keeps only its WebSocket: idle expiry must still end it.
+  const sweeper = setInterval(() => sessions.expire(), 60_000).unref();
+  server.on('close', () => clearInterval(sweeper));
   return server;
 }

@@ -21,9 +21,16 @@ export interface SessionStoreOptions {
   readonly now?: () => number;
 }
 
+/** A connection a session opened (the live channel's WebSocket): it ends with the session. */
+export interface SessionSocket {
+  destroy(): void;
+  once(event: 'close', listener: () => void): unknown;
+}
+
 interface Session {
   readonly key: string;
   lastUsed: number;
+  readonly sockets: Set<SessionSocket>;
 }
 
 const digestOf = (value: string): string => createHash('sha256').update(value, 'utf8').digest('hex');
@@ -32,10 +39,18 @@ export function createSessionStore({ idleMs = DEFAULT_SESSION_IDLE_MS, maxSessio
   /** In the order they were last used: the first is the one idle longest. */
   const sessions = new Map<string, Session>();
 
+  /** Ends a session: its cookie no longer signs in, and its WebSockets are closed. */
+  function remove(id: string): void {
+    const session = sessions.get(id);
+    if (!session) return;
+    sessions.delete(id);
+    for (const socket of session.sockets) socket.destroy();
+  }
+
   function sweep(at: number): void {
     for (const [id, session] of sessions) {
       if (at - session.lastUsed < idleMs) break;
-      sessions.delete(id);
+      remove(id);
     }
   }
 
@@ -47,8 +62,8 @@ export function createSessionStore({ idleMs = DEFAULT_SESSION_IDLE_MS, maxSessio
       const at = now();
       sweep(at);
       const value = randomBytes(32).toString('base64url');
-      sessions.set(digestOf(value), { key, lastUsed: at });
-      if (sessions.size > maxSessions) sessions.delete(sessions.keys().next().value!);
+      sessions.set(digestOf(value), { key, lastUsed: at, sockets: new Set() });
+      if (sessions.size > maxSessions) remove(sessions.keys().next().value!);
       return value;
     },
 
@@ -67,12 +82,28 @@ export function createSessionStore({ idleMs = DEFAULT_SESSION_IDLE_MS, maxSessio
     },
 
     close(value: string | undefined): void {
-      if (value !== undefined && COOKIE_VALUE.test(value)) sessions.delete(digestOf(value));
+      if (value !== undefined && COOKIE_VALUE.test(value)) remove(digestOf(value));
     },
 
     /** Signs out every session of `key` (a key refused upstream: it was rotated). */
     closeKey(key: string): void {
-      for (const [id, session] of sessions) if (session.key === key) sessions.delete(id);
+      for (const [id, session] of sessions) if (session.key === key) remove(id);
+    },
+
+    /** Ties `socket` to the session `value` names: signing out, a refused key or idle expiry closes it. */
+    attach(value: string | undefined, socket: SessionSocket): void {
+      const session = value !== undefined && COOKIE_VALUE.test(value) ? sessions.get(digestOf(value)) : undefined;
+      if (!session) {
+        socket.destroy();
+        return;
+      }
+      session.sockets.add(socket);
+      socket.once('close', () => session.sockets.delete(socket));
+    },
+
+    /** Ends the sessions idle too long now (a timer calls it: a session may have only its WebSocket left). */
+    expire(): void {
+      sweep(now());
     },
 
     size: () => sessions.size,

@@ -1,11 +1,13 @@
 /**
  * The console as an administrator uses it, in Debian's Chromium through playwright-core: settings
- * edited and saved (a section, or several as one batch) and seen applied live, every refused value
- * next to its field with nothing saved, a 412 conflict and its re-apply, diffs side by side and
- * inline with secrets masked, two revisions compared, a rollback confirmed on its diff and its
- * result live, a service refusing a change (rolled back, in words), the live channel going offline
- * and resuming where it left off, and the accessibility basics. confhub, its worker and the console
- * are real; the service behind the target is a loopback reload hook the tests can make refuse.
+ * edited and saved (a section, or several as one batch) and seen applied, on this page and live on
+ * another; every refused value next to its field with nothing saved; a 412 conflict and its
+ * re-apply; diffs side by side and inline with secrets masked; two revisions compared; a rollback
+ * confirmed on its diff and its result; a service refusing a change (rolled back, in words); the
+ * live channel going offline, dropping and resuming where it left off; a session ending under an
+ * edit; and the accessibility basics. confhub, its worker and the console are real; the service
+ * behind the target is a loopback reload hook the tests can make refuse. Each test reads what it
+ * expects from the API, so it holds alone (`-t`) as in the file's order.
  */
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -14,6 +16,7 @@ import { type Browser, type BrowserContext, chromium, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_DEFAULTS, createConsoleServer } from '../../src/console/console-server.js';
 import { type Confhub, eventually, startConfhub } from '../support/confhub.js';
+import { ref } from '../support/e2e-helpers.js';
 import { findProgram } from '../support/engines.js';
 import { loopbackServers } from '../support/loopback-servers.js';
 
@@ -29,8 +32,10 @@ const { listen, closeAll } = loopbackServers();
 
 interface Commit {
   id: string;
+  revision: string;
   summary: string;
   source: string;
+  actor: { type: string; id: string };
   changes: { key: string }[];
   sync: { outcome: string } | null;
 }
@@ -42,6 +47,12 @@ async function json<T>(path: string, init?: RequestInit): Promise<T> {
 const commits = async (): Promise<Commit[]> => (await json<{ commits: Commit[] }>('/api/v1/settings/history?limit=200')).commits;
 const output = (): string => readFileSync(join(ch.dir, 'out', 'web.ini'), 'utf8');
 const portInFile = (): string => /^port = (.*)$/m.exec(ch.readConfig().split('[cockpit]')[1] ?? '')?.[1] ?? '';
+const setting = async (section: string, key: string): Promise<string> =>
+  String((await json<Record<string, unknown>>(`/api/v1/settings/${section}?resolved=false`))[key]);
+async function write(body: Record<string, Record<string, unknown>>): Promise<void> {
+  const res = await ch.api('/api/v1/settings?wait=true', { method: 'PATCH', body: JSON.stringify(body) });
+  expect(res.status, await res.clone().text()).toBe(200);
+}
 
 /** A new browser context (its own cookies), signed in, on `view`; every request it makes is recorded. */
 async function signedIn(view = 'status'): Promise<{ context: BrowserContext; page: Page; requests: string[] }> {
@@ -64,6 +75,26 @@ const field = (page: Page, name: string) => page.locator(`[data-field="${name}"]
 const input = (page: Page, name: string) => field(page, name).locator('input, textarea');
 /** The activity panel: what this page wrote and what the services made of it. */
 const activity = (page: Page) => page.locator('#activity');
+const patches = (requests: string[]) => requests.filter((r) => r.startsWith('PATCH'));
+const pageLoads = (requests: string[]) => requests.filter((r) => r.startsWith('GET') && new URL(r.slice(4)).pathname === '/');
+const focusedField = (page: Page) => page.evaluate("document.activeElement.closest('[data-field]')?.dataset.field ?? document.activeElement.id");
+
+/** The text of every visible element whose contrast with its background is under 4.5:1 (WCAG AA). */
+const LOW_CONTRAST = `(() => {
+  const rgb = (text) => text.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const lum = (c) => { const [r, g, b] = c.map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const background = (node) => { for (; node; node = node.parentElement) { const c = getComputedStyle(node).backgroundColor; if (!c.endsWith(', 0)') && c !== 'transparent') return c; } return 'rgb(255, 255, 255)'; };
+  const low = [];
+  for (const node of document.querySelectorAll('body *')) {
+    if (!node.getClientRects().length || ![...node.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const style = getComputedStyle(node);
+    if (style.opacity !== '1' || node.closest('[disabled]')) continue;
+    const [a, b] = [lum(rgb(style.color)), lum(rgb(background(node)))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) low.push(node.tagName + '.' + node.className + ' ' + ratio.toFixed(2));
+  }
+  return low;
+})()`;
 
 describe.skipIf(!CHROMIUM)('the console admin page in Chromium', () => {
   beforeAll(async () => {
@@ -74,7 +105,10 @@ describe.skipIf(!CHROMIUM)('the console admin page in Chromium', () => {
       }),
     );
     ch = await startConfhub({
-      systemIni: `[sync]\noutput_roots = @DIR@\ndebounce_min_ms = 50\ndebounce_max_ms = 400\npoll_interval_ms = 500\n\n[target:web]\nsections = cockpit\nformat = ini\noutput = @DIR@/out/web.ini\nreload = http:POST:${hook}/reload\nhealth = none\n`,
+      systemIni: `[confhub]\ninterpolation = extended\n\n[sync]\noutput_roots = @DIR@\ndebounce_min_ms = 50\ndebounce_max_ms = 400\npoll_interval_ms = 500\n\n[target:web]\nsections = cockpit\nformat = ini\noutput = @DIR@/out/web.ini\nreload = http:POST:${hook}/reload\nhealth = none\n`,
+      // confhub runs in environment staging, whose overlay sets the wildcard domain.
+      configExtra: '\n[site]\nhost = example.com\n\n[domain@staging]\nwildcard_domain = staging.example.com\n',
+      env: { CONFHUB_ENVIRONMENT: 'staging' },
     });
     await eventually('the first run is done', async () => (await json<{ lastRun: unknown }>('/api/v1/sync/status')).lastRun !== null);
     consoleUrl = await listen(createConsoleServer({ settings: { ...CONSOLE_DEFAULTS, title: 'Admin console' }, upstream: new URL(ch.url) }));
@@ -87,8 +121,9 @@ describe.skipIf(!CHROMIUM)('the console admin page in Chromium', () => {
     await ch?.close();
   });
 
-  it('when a value is edited and its section saved, then config.ini has it and the page shows it applied to the target, live', async () => {
+  it('when a value is edited and its section saved, then config.ini has it, this page shows it applied to the target, and another open page shows the new revision live', async () => {
     const { context, page, requests } = await signedIn('settings');
+    const watcher = await signedIn('status');
     const next = String(Number(portInFile()) + 1);
     await input(page, 'cockpit.port').fill(next);
     expect(await field(page, 'cockpit.port').getAttribute('class')).toContain('dirty');
@@ -96,30 +131,33 @@ describe.skipIf(!CHROMIUM)('the console admin page in Chromium', () => {
     await activity(page)
       .getByText(/^Saved cockpit\.port: revision [0-9a-f]{7} applied$/)
       .waitFor();
-    expect(await activity(page).locator('li[data-target="web"]').textContent()).toBe('web: in sync, file written, reloaded');
+    expect(await activity(page).textContent()).toMatch(/^Saved cockpit\.port: revision [0-9a-f]{7} appliedweb: in sync, file written, reloaded$/);
     expect(portInFile()).toBe(next);
     expect(output()).toContain(`port=${next}\n`);
-    // Sent as a JSON number, with If-Match; the verdict came over the live channel, the page never reloaded.
-    expect(requests.filter((r) => r.startsWith('PATCH'))).toHaveLength(1);
-    expect(requests.filter((r) => r.startsWith('GET') && new URL(r.slice(4)).pathname === '/')).toHaveLength(1);
+    // One PATCH, the form rebuilt on the saved file, focus back on the section's button.
+    expect(patches(requests)).toHaveLength(1);
     expect(await input(page, 'cockpit.port').inputValue()).toBe(next);
     expect(await field(page, 'cockpit.port').getAttribute('class')).not.toContain('dirty');
-    // The status view shows the new revision too.
-    const head = (await json<{ history: { head: string } }>('/api/v1/sync/status')).history.head;
-    expect((await commits())[0]).toMatchObject({ id: head, changes: [{ key: 'cockpit.port' }] });
+    expect(await page.evaluate('document.activeElement.dataset.save')).toBe('cockpit');
+    // The other page learnt it over the live channel: its row shows the new revision, without a reload.
+    const head = (await commits())[0]!;
+    expect(head.changes).toEqual([{ key: 'cockpit.port', change: 'changed' }]);
+    await watcher.page.locator('#targets tr[data-target="web"] td.mono').getByText(head.revision.slice(0, 7)).waitFor();
+    expect(pageLoads(watcher.requests)).toHaveLength(1);
+    await watcher.context.close();
     await context.close();
   }, 60_000);
 
-  it('when values of two sections are changed and all are saved, then one write carries both, as one revision', async () => {
+  it('when values of two sections are changed and all are saved (with a double click), then one write carries both, as one revision', async () => {
     const { context, page, requests } = await signedIn('settings');
     const before = (await commits()).length;
-    await input(page, 'console.title').fill('Batch title');
-    await page.locator('[data-field="docker_mirror.url"] textarea').fill('https://mirror-a.example.com\n\nhttps://mirror-b.example.com');
-    await page.getByRole('button', { name: 'Save all changes' }).click();
+    await input(page, 'console.title').fill(`Batch ${before}`);
+    await input(page, 'docker_mirror.url').fill('https://mirror-a.example.com\n\nhttps://mirror-b.example.com');
+    await page.getByRole('button', { name: 'Save all changes' }).dblclick();
     await activity(page)
       .getByText(/^Saved docker_mirror\.url, console\.title: revision [0-9a-f]{7} applied \(no service file changed\)$/)
       .waitFor();
-    expect(requests.filter((r) => r.startsWith('PATCH'))).toHaveLength(1);
+    expect(patches(requests)).toHaveLength(1);
     const after = await commits();
     expect(after).toHaveLength(before + 1);
     expect(after[0]!.changes.map((c) => c.key).sort()).toEqual(['console.title', 'docker_mirror.url']);
@@ -146,38 +184,46 @@ describe.skipIf(!CHROMIUM)('the console admin page in Chromium', () => {
     const described = await input(page, 'gitea.base_url').getAttribute('aria-describedby');
     expect(await page.locator(`#${described!.split(' ')[1]}`).textContent()).toBe('gitea.base_url must be an http:// or https:// URL');
     // The first refused field in the form's order has focus; the edits stay for the user to correct.
-    expect(await page.evaluate('document.activeElement.id')).toBe('field-gitea-base_url');
+    expect(await focusedField(page)).toBe('gitea.base_url');
     expect(await input(page, 'cockpit.port').inputValue()).toBe('70000');
     expect(ch.readConfig()).toBe(config);
     expect(await commits()).toHaveLength(before);
-    expect(requests.filter((r) => r.startsWith('PATCH'))).toHaveLength(1);
+    expect(patches(requests)).toHaveLength(1);
+    // No "saving…" left behind in the activity panel.
+    expect(await activity(page).textContent()).toBe('');
+    expect(await page.evaluate(LOW_CONTRAST)).toEqual([]);
     await context.close();
   }, 60_000);
 
-  it('when config.ini changed after the page was opened, then saving shows what changed meanwhile, and re-applying saves the edit on the new file', async () => {
+  it('when config.ini changed after the page was opened, then saving a section shows what changed meanwhile (secrets masked), and re-applying saves that section on the new file', async () => {
     const { context, page } = await signedIn('settings');
     const port = Number(portInFile());
+    const title = await setting('console', 'title');
     await input(page, 'cockpit.port').fill(String(port + 10));
-    // Someone else changes the same key and another one.
-    const theirs = await ch.api('/api/v1/settings', { method: 'PATCH', body: JSON.stringify({ cockpit: { port: port + 5 }, console: { title: 'Theirs' } }) });
-    expect(theirs.status).toBe(200);
-    // The live channel tells the page; the user's edit stays.
+    await input(page, 'gitea.user_pwd').fill('Mine-Gitea-Passw0rd');
+    // An edit of another section, not saved by "Save cockpit".
+    await input(page, 'console.title').fill('Not saved yet');
+    // Someone else changes the same key, another one and a password.
+    await write({ cockpit: { port: port + 5 }, console: { title: `${title} (theirs)` }, gitea: { user_pwd: 'Their-Gitea-Passw0rd' } });
+    // The live channel tells the page; the user's edits stay.
     await page
       .locator('#settings-notice')
-      .getByText(/changed cockpit\.port, console\.title while you were editing/)
+      .getByText(/changed cockpit\.port, console\.title, gitea\.user_pwd while you were editing/)
       .waitFor();
-    await page.getByRole('button', { name: 'Save all changes' }).click();
-    const conflict = page.locator('#conflict');
-    await conflict.getByText('config.ini changed while you were editing').waitFor();
-    expect(await conflict.locator('tbody tr').evaluateAll((rows) => rows.map((row) => row.textContent))).toEqual([
-      `cockpit.port${port}${port + 5}${port + 10}`,
-      'console.titleBatch titleTheirs',
+    await page.getByRole('button', { name: 'Save cockpit' }).click();
+    const conflict = page.getByRole('region', { name: 'config.ini changed while you were editing' });
+    await conflict.waitFor();
+    expect(await conflict.locator('tbody tr').evaluateAll((rows) => rows.map((row) => [...row.children].map((cell) => cell.textContent)))).toEqual([
+      ['gitea.user_pwd', '••••••', '••••••', '••••••'],
+      ['cockpit.port', String(port), String(port + 5), String(port + 10)],
+      ['console.title', title, `${title} (theirs)`, 'Not saved yet'],
     ]);
-    expect(await conflict.locator('tr.clash th').textContent()).toBe('cockpit.port');
+    expect(await conflict.locator('tr.clash th').allTextContents()).toEqual(['gitea.user_pwd', 'cockpit.port', 'console.title']);
+    expect(await page.content()).not.toContain('Gitea-Passw0rd');
     expect(portInFile()).toBe(String(port + 5));
-    // The form shows the file as it is now, with the user's edit put back.
-    expect(await input(page, 'console.title').inputValue()).toBe('Theirs');
+    // The form shows the file as it is now, with the user's edits put back.
     expect(await input(page, 'cockpit.port').inputValue()).toBe(String(port + 10));
+    expect(await input(page, 'console.title').inputValue()).toBe('Not saved yet');
     expect(await page.evaluate('document.activeElement.id')).toBe('reapply');
     await page.getByRole('button', { name: 'Re-apply my changes' }).click();
     await activity(page)
@@ -185,7 +231,10 @@ describe.skipIf(!CHROMIUM)('the console admin page in Chromium', () => {
       .waitFor();
     expect(await conflict.isHidden()).toBe(true);
     expect(portInFile()).toBe(String(port + 10));
-    expect(ch.readConfig()).toContain('title = Theirs\n');
+    // Only the section the user saved: the other edits wait in the form.
+    expect(await setting('console', 'title')).toBe(`${title} (theirs)`);
+    expect(await input(page, 'console.title').inputValue()).toBe('Not saved yet');
+    expect(await field(page, 'console.title').getAttribute('class')).toContain('dirty');
     await context.close();
   }, 60_000);
 
@@ -193,16 +242,16 @@ describe.skipIf(!CHROMIUM)('the console admin page in Chromium', () => {
     const { context, page } = await signedIn('settings');
     const port = Number(portInFile());
     await input(page, 'cockpit.port').fill(String(port + 3));
-    expect((await ch.api('/api/v1/settings/cockpit', { method: 'PUT', body: JSON.stringify({ port: port + 2 }) })).status).toBe(200);
+    await write({ cockpit: { port: port + 2 } });
     await page.getByRole('button', { name: 'Save cockpit' }).click();
     await page.getByRole('button', { name: 'Discard my changes' }).click();
-    await page.waitForFunction(`document.querySelector('#field-cockpit-port').value === '${port + 2}'`);
+    await eventually('the form shows the file', async () => (await input(page, 'cockpit.port').inputValue()) === String(port + 2));
     expect(portInFile()).toBe(String(port + 2));
     expect(await page.locator('.field.dirty').count()).toBe(0);
     await context.close();
   }, 60_000);
 
-  it('when a password is shown, then its field reveals the value; its change in history shows masked, side by side and inline', async () => {
+  it('when a password is shown, then its field reveals the value; its change in history shows masked, side by side and inline; the API key is never in the page', async () => {
     const { context, page } = await signedIn('settings');
     const password = 'Corr3ct-Horse-Battery-Staple';
     const pwd = input(page, 'gitea.user_pwd');
@@ -216,6 +265,12 @@ describe.skipIf(!CHROMIUM)('the console admin page in Chromium', () => {
       .getByText(/^Saved gitea\.user_pwd: revision [0-9a-f]{7} applied \(no service file changed\)$/)
       .waitFor();
     expect(await pwd.getAttribute('type')).toBe('password');
+    // The API key: shown as set, its value in no field and nowhere in the page.
+    expect(await field(page, 'api_key.key').locator('output').textContent()).toBe('set, not shown');
+    const values = (await page.evaluate("[...document.querySelectorAll('input, textarea, output')].map((c) => c.value)")) as string[];
+    expect(values.filter((value) => value.includes(ch.apiKey))).toEqual([]);
+    expect(await page.evaluate('document.documentElement.outerHTML')).not.toContain(ch.apiKey);
+    expect(await page.locator('fieldset[data-section="api_key"] [data-save]').count()).toBe(0);
 
     await page.getByRole('link', { name: 'History' }).click();
     const newest = (await commits())[0]!;
@@ -231,62 +286,108 @@ describe.skipIf(!CHROMIUM)('the console admin page in Chromium', () => {
     await context.close();
   }, 60_000);
 
-  it('when two revisions are compared, then the diff holds the keys changed between them, and the layout switches between side by side and inline', async () => {
+  it('when a value has a reference or an environment overlay sets it, then the form shows the reference and what it resolves to, and the overlay value read-only', async () => {
+    const reference = `http://git.${ref('site:host')}:3000/api/v1`;
+    await write({ gitea: { base_url: reference } });
+    const { context, page, requests } = await signedIn('settings');
+    expect(await input(page, 'gitea.base_url').inputValue()).toBe(reference);
+    expect(await field(page, 'gitea.base_url').locator('.hint').textContent()).toContain('resolves to http://git.example.com:3000/api/v1');
+    // Saving another key of the section leaves the reference as written.
+    await input(page, 'gitea.user_name').fill('admin2');
+    await page.getByRole('button', { name: 'Save gitea' }).click();
+    await activity(page)
+      .getByText(/^Saved gitea\.user_name: revision/)
+      .waitFor();
+    expect(await setting('gitea', 'base_url')).toBe(reference);
+    // The overlay of the environment confhub runs in: shown, not editable, nothing to save in its section.
+    const overlay = field(page, 'domain.wildcard_domain');
+    expect(await overlay.locator('output').textContent()).toBe('staging.example.com');
+    expect(await overlay.locator('input').count()).toBe(0);
+    expect(await overlay.locator('.hint').textContent()).toContain('set in [domain@staging]');
+    expect(await page.locator('fieldset[data-section="domain"] [data-save]').count()).toBe(0);
+    expect(patches(requests)).toHaveLength(1);
+    await write({ gitea: { base_url: 'http://websoft9-git:3000/api/v1', user_name: 'websoft9' } });
+    await context.close();
+  }, 60_000);
+
+  it('when two revisions are compared, then the diff holds the keys changed between them; the list says who, source, keys and outcome', async () => {
+    await write({ cockpit: { port: Number(portInFile()) + 1 } });
     const { context, page } = await signedIn('history');
     const all = await commits();
-    const first = all.at(-1)!;
+    const [first, newest] = [all.at(-1)!, all[0]!];
+    const row = page.locator(`#commits tr[data-commit="${newest.id}"] td`);
+    expect((await row.allTextContents()).slice(1, 5)).toEqual([`api ${newest.actor.id}`, 'api', 'cockpit.port', 'applied']);
     await page.getByLabel('Compare from').selectOption(first.id);
-    await page.getByLabel('to', { exact: true }).selectOption(all[0]!.id);
+    await page.getByLabel('to', { exact: true }).selectOption(newest.id);
     await page.getByRole('button', { name: 'Compare' }).click();
     await page
       .locator('#diff-title')
-      .getByText(`Compare ${first.id.slice(0, 7)} → ${all[0]!.id.slice(0, 7)}`)
+      .getByText(`Compare ${first.id.slice(0, 7)} → ${newest.id.slice(0, 7)}`)
       .waitFor();
-    const keys = await page.locator('#diff tbody tr').evaluateAll((rows) => rows.map((row) => row.getAttribute('data-key')));
-    expect(keys).toEqual(expect.arrayContaining(['cockpit.port', 'console.title', 'docker_mirror.url', 'gitea.user_pwd']));
+    const expected = await json<{ diff: Record<string, Record<string, unknown>> }>(`/api/v1/settings/diff?from=${first.id}&to=${newest.id}`);
+    const keys = await page.locator('#diff tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-key')));
+    expect(keys).toEqual(
+      Object.values(expected.diff)
+        .flatMap((group) => Object.keys(group))
+        .sort(),
+    );
+    expect(keys).toContain('cockpit.port');
     expect(await page.locator('#diff tr[data-key="cockpit.port"] del').textContent()).toBe('9090');
     expect(await page.evaluate('document.activeElement.id')).toBe('diff-title');
+    expect(await page.evaluate(LOW_CONTRAST)).toEqual([]);
     await page.getByLabel('inline').check();
     expect(await page.locator('#diff pre .line-del').allTextContents()).toContain('-port = 9090\n');
+    expect(await page.evaluate(LOW_CONTRAST)).toEqual([]);
     await page.getByLabel('side by side').check();
     await page.locator('#diff table').waitFor();
     await context.close();
   }, 60_000);
 
-  it('when a rollback is confirmed on its diff, then config.ini goes back and the result per target shows live; cancelling changes nothing', async () => {
-    const { context, page } = await signedIn('history');
+  it('when a rollback is confirmed on its diff, then config.ini goes back and the result per target shows; cancelling, a double click or a write meanwhile roll back nothing more', async () => {
+    await write({ cockpit: { port: 9500 } });
+    const { context, page, requests } = await signedIn('history');
     const all = await commits();
     // The first revision: the port goes back to 9090, so the target's file is written and its service reloaded.
     const target = all.at(-1)!;
-    expect(portInFile()).not.toBe('9090');
-    // Cancel first: the dialog shows what would change, and nothing does.
     const label = `Roll back to ${target.id.slice(0, 7)} (${target.summary})`;
-    await page.getByRole('button', { name: label }).click();
     const dialog = page.getByRole('dialog');
+    // Cancel: the dialog shows what would change, and nothing does.
+    await page.getByRole('button', { name: label }).click();
     await dialog.getByText(`config.ini goes back to revision ${target.id.slice(0, 7)}`).waitFor();
     await dialog.getByRole('button', { name: 'Cancel' }).click();
-    expect(await commits()).toHaveLength(all.length);
-
+    // A write while the dialog is open: the rollback it showed is refused, nothing is undone unseen.
     await page.getByRole('button', { name: label }).click();
-    const diff = await json<{ diff: { changed: Record<string, { old: string; new: string }> } }>(`/api/v1/settings/diff?from=${all[0]!.id}&to=${target.id}`);
+    await dialog.getByText(`config.ini goes back to revision ${target.id.slice(0, 7)}`).waitFor();
+    await write({ cockpit: { port: 9501 } });
+    await dialog.getByRole('button', { name: 'Roll back' }).click();
+    await activity(page)
+      .getByText(/^config\.ini changed while the confirmation was open: nothing was rolled back/)
+      .waitFor();
+    expect(portInFile()).toBe('9501');
+    expect(await commits()).toHaveLength(all.length + 1);
+
+    // Confirmed, after a double click: one dialog, one rollback.
+    await page.getByRole('button', { name: label }).dblclick();
+    await dialog.getByText(`config.ini goes back to revision ${target.id.slice(0, 7)}`).waitFor();
+    const head = (await commits())[0]!;
+    const diff = await json<{ diff: { changed: Record<string, { old: string; new: string }> } }>(`/api/v1/settings/diff?from=${head.id}&to=${target.id}`);
+    expect(diff.diff.changed['cockpit.port']).toEqual({ old: '9501', new: '9090' });
     for (const [key, change] of Object.entries(diff.diff.changed)) {
       expect(await dialog.locator(`tr[data-key="${key}"] del`).textContent()).toBe(change.old);
       expect(await dialog.locator(`tr[data-key="${key}"] ins`).textContent()).toBe(change.new);
     }
-    expect(Object.keys(diff.diff.changed).length).toBeGreaterThan(0);
     await dialog.getByRole('button', { name: 'Roll back' }).click();
     await activity(page)
       .getByText(new RegExp(`^Rolled back to ${target.id.slice(0, 7)}: revision [0-9a-f]{7} applied$`))
       .waitFor();
     expect(await activity(page).locator('li[data-target="web"]').textContent()).toBe('web: in sync, file written, reloaded');
     expect(portInFile()).toBe('9090');
+    expect(requests.filter((r) => r.startsWith('POST') && r.includes('/rollback'))).toHaveLength(2);
     const after = await commits();
     expect(after[0]).toMatchObject({ source: 'rollback' });
-    // The history list follows live.
+    // config.ini holds the content of that revision again; the history list follows live.
+    expect((await json<{ diff: unknown }>(`/api/v1/settings/diff?from=${target.id}&to=${after[0]!.id}`)).diff).toEqual({ added: {}, removed: {}, changed: {} });
     await page.locator(`#commits tbody tr[data-commit="${after[0]!.id}"]`).waitFor();
-    // config.ini holds the content of that revision again.
-    const left = await json<{ diff: Record<string, object> }>(`/api/v1/settings/diff?from=${target.id}&to=${after[0]!.id}`);
-    expect(left.diff).toEqual({ added: {}, removed: {}, changed: {} });
     await context.close();
   }, 60_000);
 
@@ -306,6 +407,7 @@ describe.skipIf(!CHROMIUM)('the console admin page in Chromium', () => {
       const row = page.locator('#targets tr[data-target="web"]');
       await row.locator('.state-failed').waitFor();
       expect(await row.locator('td').nth(3).textContent()).toContain('(RELOAD_FAILED)');
+      expect(await page.evaluate(LOW_CONTRAST)).toEqual([]);
     } finally {
       refuseReloads = false;
     }
@@ -317,26 +419,26 @@ describe.skipIf(!CHROMIUM)('the console admin page in Chromium', () => {
     const states: string[] = [];
     await page.exposeFunction('recordState', (state: string) => states.push(state));
     await page.evaluate(
-      "new MutationObserver(() => recordState(document.querySelector('#live').dataset.state)).observe(document.querySelector('#live'), { attributes: true })",
+      "new MutationObserver(() => recordState(document.querySelector('#live').dataset.state)).observe(document.querySelector('#live'), { attributeFilter: ['data-state'] })",
     );
-    await context.setOffline(true);
-    await page.locator('#live[data-state="offline"]').waitFor();
     const rev = await page.locator('#live').getAttribute('data-rev');
     expect(rev).toMatch(/^\d+$/);
+    await context.setOffline(true);
+    await page.locator('#live[data-state="offline"]').waitFor();
     const port = Number(portInFile()) + 7;
     const put = await ch.api('/api/v1/settings/cockpit?wait=true', { method: 'PUT', body: JSON.stringify({ port }) });
     expect(put.status).toBe(200);
-    const head = (await json<{ history: { head: string }; lastRun: { revision: string } }>('/api/v1/sync/status')).lastRun.revision;
+    const head = (await json<{ lastRun: { revision: string } }>('/api/v1/sync/status')).lastRun.revision;
     await context.setOffline(false);
     await page.locator('#live[data-state="connected"]').waitFor();
     await page.locator('#targets tr[data-target="web"] td.mono').getByText(head.slice(0, 7)).waitFor();
-    expect(states).toEqual(expect.arrayContaining(['offline', 'connected']));
-    // Resumed: the second socket asked for what followed the last event the page had seen.
+    expect(states[0]).toBe('offline');
+    expect(states.at(-1)).toBe('connected');
+    // Resumed: the next socket asked for what followed the last event the page had seen.
     const sockets = requests.filter((r) => r.startsWith('WS '));
-    expect(sockets).toHaveLength(2);
     expect(new URL(sockets[0]!.slice(3)).searchParams.get('since')).toBeNull();
     expect(new URL(sockets[1]!.slice(3)).searchParams.get('since')).toBe(rev);
-    expect(requests.filter((r) => r.startsWith('GET') && new URL(r.slice(4)).pathname === '/')).toHaveLength(1);
+    expect(pageLoads(requests)).toHaveLength(1);
     await context.close();
   }, 60_000);
 
@@ -347,28 +449,78 @@ describe.skipIf(!CHROMIUM)('the console admin page in Chromium', () => {
       socket.connectToServer();
       sockets.push({ url: socket.url(), close: () => socket.close({ code: 1012, reason: 'dropped' }) });
     });
-    // The socket opened before the route goes on; a drop of the next one is what the test makes.
+    // The socket opened before the route goes on; the next one goes through it.
     await context.setOffline(true);
     await context.setOffline(false);
     await eventually('the page reconnected through the route', () => sockets.length === 1);
     await page.locator('#live[data-state="connected"]').waitFor();
+    const texts: string[] = [];
+    await page.exposeFunction('recordText', (text: string) => texts.push(text));
+    await page.evaluate(
+      "new MutationObserver(() => recordText(document.querySelector('#live').textContent)).observe(document.querySelector('#live'), { subtree: true, childList: true, characterData: true })",
+    );
     const rev = await page.locator('#live').getAttribute('data-rev');
     await sockets[0]!.close();
-    await page.locator('#live[data-state="reconnecting"]').waitFor();
-    expect(await page.locator('#live').textContent()).toMatch(/^Live updates: reconnecting \(next attempt in \d+ s\)$/);
     await eventually('the page reconnected by itself', () => sockets.length === 2, 5_000);
     await page.locator('#live[data-state="connected"]').waitFor();
+    expect(texts).toContainEqual(expect.stringMatching(/^Live updates: reconnecting \(next attempt in \d+ s\)$/));
+    expect(texts.at(-1)).toBe('Live updates: connected');
     expect(new URL(sockets[1]!.url).searchParams.get('since')).toBe(rev);
+    await context.close();
+  }, 60_000);
+
+  it('when the session ends under an edit, then the sign-in form says so, and after signing in the edit is still there; a live channel refused (4401) signs out too', async () => {
+    const { context, page } = await signedIn('settings');
+    await input(page, 'console.title').fill('Edited before the session ended');
+    // The session ends (as when it idles out): the next request is refused.
+    await context.clearCookies();
+    await page.getByRole('button', { name: 'Save console' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Your session ended: sign in again. Your unsaved changes (1) are kept in this page.' }).waitFor();
+    // Nothing read from confhub stays in the page while signed out.
+    expect(await page.locator('#sections').evaluate((sections) => sections.children.length)).toBe(0);
+    await page.getByLabel('API key').fill(ch.apiKey);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('fieldset[data-section="console"]').waitFor();
+    expect(await input(page, 'console.title').inputValue()).toBe('Edited before the session ended');
+    expect(await field(page, 'console.title').getAttribute('class')).toContain('dirty');
+    // The live channel reconnecting without a session: confhub closes it with 4401, the page signs out.
+    await context.clearCookies();
+    await context.setOffline(true);
+    await context.setOffline(false);
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    await context.close();
+  }, 60_000);
+
+  it('when the user signs out, then nothing read from confhub is left in the page', async () => {
+    const { context, page } = await signedIn('settings');
+    const password = await setting('gitea', 'user_pwd');
+    await page.getByRole('link', { name: 'History' }).click();
+    await page
+      .locator('#commits tbody tr')
+      .first()
+      .getByRole('button', { name: /^View changes/ })
+      .click();
+    await page.locator('#diff tbody tr, #diff p').first().waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    const left = (await page.evaluate(
+      "[...document.querySelectorAll('#app *')].filter((node) => !node.children.length && node.textContent.trim()).map((node) => node.textContent)",
+    )) as string[];
+    expect(left.filter((text) => /[0-9a-f]{7}|websoft9|example\.com/.test(text))).toEqual([]);
+    expect(await page.evaluate("[...document.querySelectorAll('input')].map((i) => i.value).join(' ')")).not.toContain(password);
+    expect(await page.locator('#sections, #commits tbody, #diff, #targets tbody').evaluateAll((nodes) => nodes.map((n) => n.children.length))).toEqual([
+      0, 0, 0, 0,
+    ]);
     await context.close();
   }, 60_000);
 
   it('has a label on every control, reaches every view by keyboard, shows focus, keeps text contrast at 4.5:1, and asks nothing of another origin', async () => {
     const { context, page, requests } = await signedIn('settings');
     const unlabelled = await page.evaluate(
-      "[...document.querySelectorAll('input, select, textarea, button')].filter((c) => !(c.labels?.length || c.getAttribute('aria-label') || c.textContent.trim())).map((c) => c.id || c.outerHTML)",
+      "[...document.querySelectorAll('input, select, textarea, output, button')].filter((c) => !(c.labels?.length || c.getAttribute('aria-label') || (c.tagName === 'BUTTON' && c.textContent.trim()))).map((c) => c.id || c.outerHTML)",
     );
     expect(unlabelled).toEqual([]);
-    // Keyboard: from the top of the page to the History view and into its first button.
+    expect(await page.evaluate(LOW_CONTRAST)).toEqual([]);
     // From the top of a freshly loaded page.
     await page.reload();
     await page.locator('#live[data-state="connected"]').waitFor();
@@ -380,27 +532,13 @@ describe.skipIf(!CHROMIUM)('the console admin page in Chromium', () => {
     expect(await page.locator('#view-settings').isVisible()).toBe(true);
     let guard = 0;
     while ((await page.evaluate('document.activeElement.textContent')) !== 'History' && guard++ < 10) await page.keyboard.press('Tab');
-    await page.keyboard.press('Enter');
-    await page.locator('#view-history:not([hidden]) #commits tbody tr').first().waitFor();
     expect(await page.evaluate("getComputedStyle(document.activeElement).outlineStyle + ' ' + getComputedStyle(document.activeElement).outlineWidth")).toBe(
       'solid 3px',
     );
-    const contrast = await page.evaluate(`(() => {
-      const rgb = (text) => text.match(/[\\d.]+/g).slice(0, 3).map(Number);
-      const lum = (c) => { const [r, g, b] = c.map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
-      const background = (node) => { for (; node; node = node.parentElement) { const c = getComputedStyle(node).backgroundColor; if (!c.endsWith(', 0)') && c !== 'transparent') return c; } return 'rgb(255, 255, 255)'; };
-      const worst = [];
-      for (const node of document.querySelectorAll('body *')) {
-        if (!node.offsetParent || ![...node.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
-        const style = getComputedStyle(node);
-        if (style.opacity !== '1') continue;
-        const [a, b] = [lum(rgb(style.color)), lum(rgb(background(node)))];
-        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-        if (ratio < 4.5) worst.push(node.tagName + ' ' + node.className + ' ' + ratio.toFixed(2));
-      }
-      return worst;
-    })()`);
-    expect(contrast).toEqual([]);
+    await page.keyboard.press('Enter');
+    await page.locator('#view-history:not([hidden]) #commits tbody tr').first().waitFor();
+    // The view's heading has focus, so a screen reader says where the user is.
+    expect(await page.evaluate('document.activeElement.id')).toBe('history-title');
     const origin = new URL(consoleUrl).host;
     expect(requests.filter((r) => new URL(r.split(' ')[1]!).host !== origin)).toEqual([]);
     await context.close();

@@ -154,8 +154,12 @@ describe('console sessions', () => {
     const { url, seen, signIn } = await setUp();
     const https = url.replace('http:', 'https:');
     const res = await signIn(JSON.stringify({ key: KEY }), { 'x-forwarded-proto': 'https', origin: https });
-    expect(res.headers.get('set-cookie')).toMatch(/^__Host-confhub_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Secure$/);
-    const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
+    // The new session, and the end of a plain-HTTP one this browser may hold from before TLS.
+    expect(res.headers.getSetCookie()).toEqual([
+      expect.stringMatching(/^__Host-confhub_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Secure$/),
+      'confhub_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Secure',
+    ]);
+    const cookie = res.headers.getSetCookie()[0]!.split(';')[0]!;
     // Over HTTPS only the __Host- name counts: the same value under the plain name (which an
     // http:// page could plant) signs nothing in, and neither name reaches confhub.
     const plainName = cookie.replace('__Host-', '');
@@ -172,6 +176,16 @@ describe('console sessions', () => {
     // An http:// page is not the https:// console.
     const plain = await fetch(`${url}/api/v1/settings/gitea`, { method: 'PUT', headers: { cookie, origin: url, 'x-forwarded-proto': 'https' }, body: '{}' });
     expect(plain.status).toBe(403);
+
+    // A session from before TLS (plain HTTP) and the HTTPS one: signing out over HTTPS ends both.
+    const before = (await signIn(JSON.stringify({ key: KEY }), { origin: url })).headers.getSetCookie()[0]!.split(';')[0]!;
+    const out = await fetch(`${url}/session`, { method: 'DELETE', headers: { cookie: `${before}; ${cookie}`, origin: https, 'x-forwarded-proto': 'https' } });
+    expect(out.headers.getSetCookie()).toEqual([
+      '__Host-confhub_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Secure',
+      'confhub_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Secure',
+    ]);
+    expect(await (await fetch(`${url}/session`, { headers: { cookie: before } })).json()).toMatchObject({ signedIn: false });
+    expect(await (await fetch(`${url}/session`, { headers: { cookie, 'x-forwarded-proto': 'https' } })).json()).toMatchObject({ signedIn: false });
   });
 });
 
@@ -203,6 +217,23 @@ describe('the live channel through the console', () => {
       expect(put.status).toBe(200);
       expect(await page.next((m) => m.type === 'settings.changed')).toMatchObject({ data: { keys: ['cockpit.port'] } });
       page.close();
+
+      // Signing out (in another tab) ends the WebSockets the session opened, over HTTPS as over HTTP.
+      const https = url.replace('http:', 'https:');
+      for (const proxied of [{}, { 'x-forwarded-proto': 'https' }] as Record<string, string>[]) {
+        const origin = 'x-forwarded-proto' in proxied ? https : url;
+        const session = await fetch(`${url}/session`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', origin, ...proxied },
+          body: JSON.stringify({ key: ch.apiKey }),
+        });
+        const own = session.headers.getSetCookie()[0]!.split(';')[0]!;
+        const open = connectWs(wsUrl, { protocols: ['confhub.v1'], origin, headers: { cookie: own, ...proxied } });
+        await open.opened;
+        await open.next((m) => m.type === 'hello');
+        expect((await fetch(`${url}/session`, { method: 'DELETE', headers: { cookie: own, origin, ...proxied } })).status).toBe(200);
+        expect((await open.closed).code).toBe(1006);
+      }
 
       const elsewhere = connectWs(wsUrl, { protocols: ['confhub.v1'], origin: 'https://evil.example', headers: { cookie } });
       const refused = await elsewhere.refused;
