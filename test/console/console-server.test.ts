@@ -140,6 +140,16 @@ describe('console server', () => {
     expect(zipped.headers.get('content-encoding')).toBe('gzip');
     expect(Number(zipped.headers.get('content-length'))).toBeLessThan(readFileSync(new URL('../../web/console.js', import.meta.url)).length / 3);
     expect(await zipped.text()).toBe(readFileSync(new URL('../../web/console.js', import.meta.url), 'utf8'));
+    // gzip refused (q=0) or not named: sent as it is; `*` takes it.
+    for (const [accept, encoding] of [
+      ['gzip;q=0, identity', null],
+      ['br', null],
+      ['*', 'gzip'],
+      ['identity, GZIP;q=0.5', 'gzip'],
+    ] as const) {
+      const answer = await fetch(`${consoleUrl}/assets/console.css`, { headers: { 'accept-encoding': accept } });
+      expect(answer.headers.get('content-encoding'), accept).toBe(encoding);
+    }
     const health = await fetch(`${consoleUrl}/healthz`);
     expect(await health.json()).toMatchObject({ status: 'ok', pid: process.pid, title: 'Status' });
     expect((await fetch(`${consoleUrl}/other`)).status).toBe(404);
