@@ -899,7 +899,7 @@ const live = {
       // What happened between the page's reads and this hello (a first connection has no since).
       scheduleRefresh();
     } else if (message.type === 'reset') refreshAll();
-    else if (message.type) onEvent(message);
+    else if (message.type && message.type !== 'heartbeat') onEvent(message);
   },
   closed(code) {
     clearTimeout(this.silence);
