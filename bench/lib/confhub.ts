@@ -12,7 +12,8 @@ export function assertBuilt(): void {
   if (!existsSync(CLI)) throw new Error(`${relative(ROOT, CLI)} is missing; run "npm run build" first (npm run bench does)`);
 }
 
-function freePort(): Promise<number> {
+/** A port on HOST that nothing listens on right now (the kernel chose it). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.once('error', reject);
