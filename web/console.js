@@ -186,6 +186,24 @@ function connectionWords(service) {
   return `unreachable${failed?.error ? `: ${failed.error}` : ''}`;
 }
 
+const errorWords = (error) => (error ? `${error.details || error.message} (${error.code})` : '');
+
+/**
+ * A sync event carries each target's outcome: the rows show it at once, before the status is read
+ * again (which the burst's refresh does, for what the event does not say).
+ */
+function patchTargets(data) {
+  for (const target of data.targets ?? []) {
+    const row = document.querySelector(`#targets tr[data-target="${CSS.escape(target.target)}"]`);
+    if (!row) continue;
+    const [state, revision, , error] = row.querySelectorAll('td');
+    state.className = `state state-${target.state}`;
+    state.textContent = STATE_WORDS[target.state] ?? target.state;
+    if (target.state === 'in_sync') revision.textContent = short(data.revision);
+    error.textContent = errorWords(target.error);
+  }
+}
+
 async function loadStatus() {
   const [status, services] = await Promise.all([api('/api/v1/sync/status'), api('/api/v1/services')]);
   if (!status.ok) return;
@@ -199,7 +217,7 @@ async function loadStatus() {
         el('td', { class: `state state-${target.state}`, text: STATE_WORDS[target.state] ?? target.state }),
         el('td', { class: 'mono', text: short(target.appliedRevision) }),
         el('td', { text: connectionWords(byName.get(target.target)) }),
-        el('td', { text: target.lastError ? `${target.lastError.details || target.lastError.message} (${target.lastError.code})` : '' }),
+        el('td', { text: errorWords(target.lastError) }),
       ),
     ),
   );
@@ -934,6 +952,7 @@ function refreshAll() {
 
 function onEvent({ type, data }) {
   if (type === 'settings.changed' || type === 'env.changed') settingsChangedElsewhere(type, data);
+  if (type.startsWith('sync.') && type !== 'sync.rollback_failed') patchTargets(data);
   scheduleRefresh();
 }
 

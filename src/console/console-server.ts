@@ -15,6 +15,7 @@ import { isIPv4 } from 'node:net';
 import { type Duplex, pipeline } from 'node:stream';
 import { readFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
+import { createHash } from 'node:crypto';
 import { cookiesWithout, cookieValue, createSessionStore, SECURE_SESSION_COOKIE, SESSION_COOKIE, type SessionStore } from './sessions.js';
 
 export interface ConsoleSettings {
@@ -396,9 +397,13 @@ const PAGE_HEADERS = {
 interface Encoded {
   readonly raw: Buffer;
   readonly gzip: Buffer;
+  /** Of the content: a browser revalidates with it (304) instead of fetching the page's files again. */
+  readonly etag: string;
 }
 
-const encode = (raw: Buffer): Encoded => ({ raw, gzip: gzipSync(raw, { level: 9 }) });
+function encode(raw: Buffer): Encoded {
+  return { raw, gzip: gzipSync(raw, { level: 9 }), etag: createHash('sha256').update(raw).digest('base64url').slice(0, 22) };
+}
 
 /** Whether Accept-Encoding takes gzip: named (or `*`) without `q=0`. */
 function acceptsGzip(header: string | undefined): boolean {
@@ -414,7 +419,15 @@ function acceptsGzip(header: string | undefined): boolean {
 function sendEncoded(req: IncomingMessage, res: ServerResponse, { body, headers }: { body: Encoded; headers: Record<string, string> }): void {
   const gzip = acceptsGzip(req.headers['accept-encoding']);
   const content = gzip ? body.gzip : body.raw;
-  res.writeHead(200, { ...headers, vary: 'accept-encoding', 'content-length': content.length, ...(gzip ? { 'content-encoding': 'gzip' } : {}) });
+  // Each encoding is its own representation, with its own strong ETag.
+  const etag = `"${body.etag}${gzip ? '-gz' : ''}"`;
+  const cache = { vary: 'accept-encoding', etag, 'cache-control': headers['cache-control'] ?? 'no-cache' };
+  const wanted = String(req.headers['if-none-match'] ?? '');
+  if (wanted === '*' || wanted.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag)) {
+    res.writeHead(304, cache).end();
+    return;
+  }
+  res.writeHead(200, { ...headers, ...cache, 'content-length': content.length, ...(gzip ? { 'content-encoding': 'gzip' } : {}) });
   res.end(req.method === 'HEAD' ? undefined : content);
 }
 

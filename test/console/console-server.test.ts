@@ -140,6 +140,17 @@ describe('console server', () => {
     expect(zipped.headers.get('content-encoding')).toBe('gzip');
     expect(Number(zipped.headers.get('content-length'))).toBeLessThan(readFileSync(new URL('../../web/console.js', import.meta.url)).length / 3);
     expect(await zipped.text()).toBe(readFileSync(new URL('../../web/console.js', import.meta.url), 'utf8'));
+    // Revalidated, not fetched again: 304 for the ETag of the encoding asked for, 200 for the other's.
+    const etag = zipped.headers.get('etag')!;
+    expect(etag).toMatch(/^"[A-Za-z0-9_-]{22}-gz"$/);
+    const again = await fetch(`${consoleUrl}/assets/console.js`, { headers: { 'if-none-match': etag } });
+    expect(again.status).toBe(304);
+    expect(again.headers.get('etag')).toBe(etag);
+    const plainAgain = await fetch(`${consoleUrl}/assets/console.js`, { headers: { 'if-none-match': etag, 'accept-encoding': 'identity' } });
+    expect(plainAgain.status).toBe(200);
+    expect(plainAgain.headers.get('etag')).toBe(etag.replace('-gz', ''));
+    const pageAgain = await fetch(`${consoleUrl}/`, { headers: { 'if-none-match': page.headers.get('etag')! } });
+    expect(pageAgain.status).toBe(304);
     // gzip refused (q=0) or not named: sent as it is; `*` takes it.
     for (const [accept, encoding] of [
       ['gzip;q=0, identity', null],
