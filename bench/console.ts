@@ -37,9 +37,9 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import WebSocket from 'ws';
-import { findProgram } from '../test/support/engines.js';
+import { CHROMIUM, launchChromium } from '../test/support/chromium.js';
 import { assertBuilt, type Confhub, freePort, HOST, startConfhub } from './lib/confhub.js';
 import { positiveFromEnv } from './lib/env.js';
 import { readyLine } from './lib/http-load.js';
@@ -736,8 +736,7 @@ function markdown(r: Report): string {
 
 async function main(): Promise<void> {
   assertBuilt();
-  const executablePath = findProgram('chromium');
-  if (!executablePath) throw new Error('chromium is not installed (Debian: apt-get install chromium)');
+  if (!CHROMIUM) throw new Error('chromium is not installed (Debian: apt-get install chromium)');
   const machine = describeMachine();
   const dataDir = makeTempDir('confhub-bench-console-');
   writeSystemIni(dataDir, 'console bench: one target rendering cockpit', {
@@ -754,8 +753,8 @@ async function main(): Promise<void> {
     const floor = await startFloor(manifest, files);
     servers.push(floor);
     const cookie = await signIn(consoleServer.base, confhub.apiKey);
-    log(`launching ${executablePath} (headless)`);
-    browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
+    log(`launching ${CHROMIUM} (headless)`);
+    browser = await launchChromium();
     const pids: Pids = { confhub: confhub.pid, console: consoleServer.pid, floor: floor.pid };
     const context = await signedInContext(browser, { consoleBase: consoleServer.base, cookie });
     const loads = await measureLoads(context, { urls: { console: consoleServer.base, floor: floor.base }, pids });

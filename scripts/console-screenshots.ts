@@ -4,10 +4,10 @@
  * that executable), photographed on its main views into docs/.
  */
 import type { AddressInfo } from 'node:net';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { CONSOLE_DEFAULTS, createConsoleServer } from '../src/console/console-server.js';
 import { eventually, startConfhub } from '../test/support/confhub.js';
-import { findProgram } from '../test/support/engines.js';
+import { CHROMIUM, launchChromium } from '../test/support/chromium.js';
 
 const DOCS = new URL('../docs/', import.meta.url);
 const VIEWPORT = { width: 1200, height: 760 };
@@ -17,8 +17,7 @@ async function shoot(page: Page, name: string): Promise<void> {
   process.stderr.write(`docs/console-${name}.png\n`);
 }
 
-const executablePath = findProgram('chromium');
-if (!executablePath) throw new Error('chromium is not installed (Debian: apt-get install chromium)');
+if (!CHROMIUM) throw new Error('chromium is not installed (Debian: apt-get install chromium)');
 
 const ch = await startConfhub({
   systemIni:
@@ -27,7 +26,7 @@ const ch = await startConfhub({
 const consoleServer = createConsoleServer({ settings: { ...CONSOLE_DEFAULTS, title: 'confhub console' }, upstream: new URL(ch.url) });
 await new Promise<void>((resolve) => consoleServer.listen(0, '127.0.0.1', resolve));
 const consoleUrl = `http://127.0.0.1:${(consoleServer.address() as AddressInfo).port}`;
-const browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
+const browser = await launchChromium();
 try {
   await eventually('the first run is done', async () => ((await (await ch.api('/api/v1/sync/status')).json()) as { lastRun: unknown }).lastRun !== null);
   for (const body of [

@@ -12,16 +12,15 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_DEFAULTS, createConsoleServer } from '../../src/console/console-server.js';
 import { type Confhub, eventually, startConfhub } from '../support/confhub.js';
 import { ref } from '../support/e2e-helpers.js';
-import { findProgram } from '../support/engines.js';
+import { chromiumOrWarn, launchChromium } from '../support/chromium.js';
 import { loopbackServers } from '../support/loopback-servers.js';
 
-const CHROMIUM = findProgram('chromium');
-if (!CHROMIUM) console.warn('chromium is not installed (Debian: apt-get install chromium); skipping the console admin page tests');
+const HAS_CHROMIUM = chromiumOrWarn('the console admin page tests');
 
 let ch: Confhub;
 let browser: Browser;
@@ -96,7 +95,7 @@ const LOW_CONTRAST = `(() => {
   return low;
 })()`;
 
-describe.skipIf(!CHROMIUM)('the console admin page in Chromium', () => {
+describe.skipIf(!HAS_CHROMIUM)('the console admin page in Chromium', () => {
   beforeAll(async () => {
     const hook = await listen(
       createServer((req, res) => {
@@ -112,7 +111,7 @@ describe.skipIf(!CHROMIUM)('the console admin page in Chromium', () => {
     });
     await eventually('the first run is done', async () => (await json<{ lastRun: unknown }>('/api/v1/sync/status')).lastRun !== null);
     consoleUrl = await listen(createConsoleServer({ settings: { ...CONSOLE_DEFAULTS, title: 'Admin console' }, upstream: new URL(ch.url) }));
-    browser = await chromium.launch({ executablePath: CHROMIUM!, args: ['--no-sandbox'] });
+    browser = await launchChromium();
   }, 60_000);
 
   afterAll(async () => {

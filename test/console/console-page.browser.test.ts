@@ -5,15 +5,14 @@
  * refused before confhub (CSRF).
  */
 import { createServer as createHttpServer } from 'node:http';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_DEFAULTS, createConsoleServer } from '../../src/console/console-server.js';
 import { type Confhub, startConfhub } from '../support/confhub.js';
-import { findProgram } from '../support/engines.js';
+import { chromiumOrWarn, launchChromium } from '../support/chromium.js';
 import { loopbackServers } from '../support/loopback-servers.js';
 
-const CHROMIUM = findProgram('chromium');
-if (!CHROMIUM) console.warn('chromium is not installed (Debian: apt-get install chromium); skipping the console page tests');
+const HAS_CHROMIUM = chromiumOrWarn('the console page tests');
 
 let ch: Confhub;
 let browser: Browser;
@@ -21,7 +20,7 @@ let consoleUrl: string;
 let elsewhere: string;
 const { listen, closeAll } = loopbackServers();
 
-describe.skipIf(!CHROMIUM)('the console page in Chromium', () => {
+describe.skipIf(!HAS_CHROMIUM)('the console page in Chromium', () => {
   beforeAll(async () => {
     ch = await startConfhub({
       systemIni: '[sync]\noutput_roots = @DIR@\n\n[target:web]\nsections = cockpit\nformat = ini\noutput = @DIR@/out/web.ini\nreload = none\nhealth = none\n',
@@ -36,7 +35,7 @@ describe.skipIf(!CHROMIUM)('the console page in Chromium', () => {
         );
       }),
     );
-    browser = await chromium.launch({ executablePath: CHROMIUM!, args: ['--no-sandbox'] });
+    browser = await launchChromium();
   }, 60_000);
 
   afterAll(async () => {
