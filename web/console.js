@@ -67,8 +67,12 @@ const page = {
   settingsRead: 0,
   /** A rollback being confirmed: the commit the dialog shows, and the revision it was prepared on. */
   rollback: null,
-  /** Edits kept across a sign-in when the session ended under them. */
+  /** Edits kept across a sign-in when the session ended under them: name → {text, base} (base: the text it was edited from). */
   keptEdits: new Map(),
+  /** Counts sign-ins and sign-outs: an answer to a request of an earlier one is dropped. */
+  epoch: 0,
+  historyRead: 0,
+  fieldIds: 0,
   statusNotes: '',
 };
 
@@ -87,13 +91,21 @@ async function api(path, { method = 'GET', body, headers = {} } = {}) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
+  // Signed out: nothing is asked of confhub (it would count as a failed sign-in).
+  if ($('#app').hidden) return new Promise(() => undefined);
+  const epoch = page.epoch;
   let response;
+  let answer;
   try {
     response = await fetch(path, init);
+    answer = await answerOf(response);
   } catch {
-    return { status: 0, ok: false, answer: { details: 'the console is not answering' }, etag: null };
+    response = { status: 0, ok: false, headers: new Headers() };
+    answer = { details: 'the console is not answering' };
   }
-  const answer = await answerOf(response);
+  // Signed out (or in again) since it was asked: nobody waits for it any more. Never settling
+  // drops the caller's continuation with it, so nothing is drawn into a page that moved on.
+  if (epoch !== page.epoch) return new Promise(() => undefined);
   if (response.status === 401) sessionEnded();
   return { status: response.status, ok: response.ok, answer, etag: response.headers.get('etag') };
 }
@@ -104,6 +116,12 @@ const problem = (result) => result.answer.details || result.answer.message || `t
 
 /** Everything read from confhub leaves the page: values, passwords, diffs. */
 function forget() {
+  page.epoch += 1;
+  page.saving = false;
+  page.rollback = null;
+  live.rev = null;
+  delete $('#live').dataset.rev;
+  delete $('#settings-form').dataset.revision;
   page.settings = null;
   page.etag = null;
   page.fields.clear();
@@ -124,7 +142,9 @@ function forget() {
   ]) {
     $(selector).replaceChildren();
   }
-  for (const selector of ['#status-notes', '#settings-notice', '#settings-error', '#diff-title']) $(selector).textContent = '';
+  for (const selector of ['#status-notes', '#settings-notice', '#settings-error', '#diff-title', '#rollback-title', '#rollback-summary']) {
+    $(selector).textContent = '';
+  }
   $('#diff-view').hidden = true;
   $('#conflict').hidden = true;
 }
@@ -132,7 +152,7 @@ function forget() {
 /** The session ended under the page (idle, or the key was rotated): sign in again; unsaved edits wait for it. */
 function sessionEnded() {
   if ($('#app').hidden) return;
-  for (const [name, text] of editedTexts()) page.keptEdits.set(name, text);
+  for (const [name, edit] of editsOf()) page.keptEdits.set(name, edit);
   const kept = page.keptEdits.size;
   void show(false);
   $('#signin-error').textContent = `Your session ended: sign in again.${kept > 0 ? ` Your unsaved changes (${kept}) are kept in this page.` : ''}`;
@@ -158,6 +178,7 @@ async function show(signedIn) {
 const VIEWS = ['status', 'settings', 'history'];
 
 async function route(event) {
+  if ($('#app').hidden) return;
   const hash = location.hash.slice(1);
   // Another fragment (the skip link's #main) is not a view: the page stays on the one it shows.
   const view = VIEWS.includes(hash) ? hash : (page.view ?? 'status');
@@ -299,16 +320,22 @@ const listItems = (text) =>
  * never put in the page) and a value an environment's overlay sets (a write would go to the base
  * section, which the services do not get).
  */
+function staticText(entry) {
+  if (entry.kind === 'api_key') return 'set, not shown';
+  if (entry.secret) return entry.overlay ? MASK : 'a secret of several lines: edit it in config.ini';
+  return writtenText(entry);
+}
+
 function staticControl(entry, id) {
-  const text = entry.kind === 'api_key' ? 'set, not shown' : entry.secret ? MASK : writtenText(entry);
-  const output = el('output', { id, class: 'static', text });
+  const output = el('output', { id, class: 'static', text: staticText(entry) });
   return { input: output, readOnly: true, read: () => '', json: () => undefined, set: () => undefined, loaded: '' };
 }
 
 /** The form control of one key, by its kind: what it shows, what it reads back, what it sends. */
 function control(entry, id) {
-  if (entry.kind === 'api_key' || entry.overlay) return staticControl(entry, id);
   const written = writtenText(entry);
+  // A value of several lines (continuation lines in config.ini) as a secret: no masked field holds lines.
+  if (entry.kind === 'api_key' || entry.overlay || (entry.secret && written.includes('\n'))) return staticControl(entry, id);
   if (entry.kind === 'boolean' && typeof entry.value === 'boolean' && entry.raw === undefined) {
     const input = el('input', { id, type: 'checkbox' });
     input.checked = entry.value;
@@ -325,6 +352,12 @@ function control(entry, id) {
     input.value = listItems(written).join('\n');
     const read = () => listItems(input.value).join(',');
     return { input, read, json: () => listItems(input.value), set: (text) => (input.value = listItems(text).join('\n')), loaded: listItems(written).join(',') };
+  }
+  if (written.includes('\n')) {
+    // An input would drop the line breaks: the value would read as edited, and a save would join its lines.
+    const input = el('textarea', { id, rows: Math.min(12, written.split('\n').length + 1), spellcheck: 'false' });
+    input.value = written;
+    return { input, read: () => input.value, json: () => input.value, set: (text) => (input.value = text), loaded: written };
   }
   const type = entry.secret ? 'password' : (INPUT_TYPES[entry.kind] ?? 'text');
   const input = el('input', { id, type, autocomplete: entry.secret ? 'new-password' : 'off', spellcheck: 'false' });
@@ -369,7 +402,8 @@ function helpText(entry) {
 function fieldRow(section, key, entry) {
   const name = fieldName(section, key);
   // Ids by position: section and key names may hold characters an id reference cannot.
-  const id = `field-${page.fields.size}`;
+  page.fieldIds += 1;
+  const id = `field-${page.fieldIds}`;
   const overlay = !entry.source.endsWith(`[${section}]`);
   const field = control({ ...entry, overlay }, id);
   const error = el('p', { id: `${id}-error`, class: 'field-error' });
@@ -421,10 +455,14 @@ function edits(only) {
   return out;
 }
 
-/** The form's edits as texts, to put back after the form is built again. */
-function editedTexts() {
+/**
+ * The form's edits, to put back after the form is built again: name → {text, base}, `base` the
+ * text the user edited from. Put back on a file where that key reads otherwise, an edit is
+ * contested: someone changed what the user was changing, and the user is shown it.
+ */
+function editsOf(keep = () => true) {
   const out = new Map();
-  for (const [name, field] of page.fields) if (changed(field)) out.set(name, field.read());
+  for (const [name, field] of page.fields) if (changed(field) && keep(field)) out.set(name, { text: field.read(), base: field.loaded });
   return out;
 }
 
@@ -444,11 +482,13 @@ function restoreFocus(focused) {
 }
 
 /**
- * Reads config.ini again and builds the form on it. `keep`: edits to put back (the user's own, after
- * a save or a conflict). Without it, a form with edits is left as it is, ETag included: rebasing
- * them silently on a newer file would let a save overwrite what someone else changed, unseen.
+ * Reads config.ini again and builds the form on it. `keep`: edits to put back (see editsOf). Without
+ * it, a form with edits is left as it is, ETag included: rebasing them silently on a newer file
+ * would let a save overwrite what someone else changed, unseen. Edits put back whose key changed
+ * meanwhile, or no longer exists, are shown (review: false leaves that to the caller).
+ * Answers false when the form was left as it was, else {contested, dropped}.
  */
-async function loadSettings({ keep } = {}) {
+async function loadSettings({ keep, review = true } = {}) {
   if (keep === undefined && isDirty()) return false;
   page.settingsRead += 1;
   const read = page.settingsRead;
@@ -462,19 +502,37 @@ async function loadSettings({ keep } = {}) {
   const focused = focusedField();
   const pending = new Map([...page.keptEdits, ...(keep ?? [])]);
   page.keptEdits.clear();
+  // The API key is shown as set: its value is not kept in the page, not even in memory.
+  for (const entry of Object.values(result.answer.api_key ?? {})) {
+    entry.value = null;
+    delete entry.raw;
+  }
   page.settings = result.answer;
   page.etag = result.etag;
   page.fields.clear();
   $('#sections').replaceChildren(...Object.entries(result.answer).map(([section, entries]) => sectionFieldset(section, entries)));
-  for (const [name, text] of pending) {
+  const contested = [];
+  const dropped = [];
+  for (const [name, { text, base }] of pending) {
     const field = page.fields.get(name);
-    if (!field || field.readOnly) continue;
+    if (!field || field.readOnly) {
+      dropped.push(name);
+      continue;
+    }
+    if (base !== undefined && base !== field.loaded) contested.push({ name, was: base, now: field.loaded, mine: text, secret: field.secret });
     field.set(text);
     markDirty(name);
   }
   $('#settings-form').dataset.revision = unquote(page.etag);
   restoreFocus(focused);
-  return true;
+  if (review && (contested.length > 0 || dropped.length > 0)) {
+    conflictBox({
+      intro: 'Your changes are in the form, on config.ini as it is now. Keys you changed were changed meanwhile too (by someone else, or a rollback):',
+      rows: contested,
+      dropped,
+    });
+  }
+  return { contested, dropped };
 }
 
 function clearErrors() {
@@ -511,7 +569,10 @@ function setSaving(saving) {
   for (const button of document.querySelectorAll('#save-all, #discard, #reapply, [data-save]')) button.disabled = saving;
 }
 
-async function save(only) {
+/** An answer that does not say whether the write happened: the console lost confhub, or the browser the console. */
+const unknownOutcome = (result) => result.status === 0 || ((result.status === 502 || result.status === 504) && !result.answer.code);
+
+async function save(only, { retried = false } = {}) {
   if (page.saving) return;
   const changes = edits(only);
   if (Object.keys(changes).length === 0) {
@@ -520,25 +581,23 @@ async function save(only) {
   }
   clearErrors();
   $('#conflict').hidden = true;
-  const sent = new Map([...editedTexts()].filter(([name]) => !only || page.fields.get(name).section === only));
+  const sent = editsOf((field) => !only || field.section === only);
   const names = [...sent.keys()];
   activity(`Saving ${names.join(', ')} and applying to the services…`);
   setSaving(true);
   try {
     const before = page.etag;
     const result = await api('/api/v1/settings?wait=true', { method: 'PATCH', body: changes, headers: before ? { 'if-match': before } : {} });
-    if (result.status === 0) {
-      activity(
-        `The console did not answer: whether ${names.join(', ')} was saved is not known. Your edits stay in the form; History shows what config.ini holds.`,
-        {
-          outcome: 'failed',
-        },
-      );
+    if (unknownOutcome(result)) {
+      activity(`No answer came: whether ${names.join(', ')} was saved is not known. Your edits stay in the form; History shows what config.ini holds.`, {
+        outcome: 'failed',
+      });
       return;
     }
     if (result.status === 412) {
       activity('');
-      return await conflict(only);
+      setSaving(false);
+      return await conflict(only, { retried });
     }
     if (result.status === 400 && result.answer.errors) {
       activity('');
@@ -551,8 +610,17 @@ async function save(only) {
       if (result.status !== 401) $('#settings-error').textContent = `Nothing was saved: ${problem(result)}`;
       return;
     }
-    // Edits made while the services were applying it stay; what was sent is now the file's.
-    const later = new Map([...editedTexts()].filter(([name, text]) => sent.get(name) !== text));
+    if (result.answer.code === 'SYNC_FAILED') {
+      // config.ini goes back to what the services run: the values stay in the form, to be corrected.
+      reportWrite(`Saved ${names.join(', ')}`, result);
+      $('#settings-notice').textContent = 'Your values are still in the form: correct them and save again, or discard them.';
+      return;
+    }
+    // Edits made while the services were applying it stay, checked against what this save wrote.
+    const later = new Map();
+    for (const [name, edit] of editsOf()) {
+      if (sent.get(name)?.text !== edit.text) later.set(name, { text: edit.text, base: sent.has(name) ? sent.get(name).text : edit.base });
+    }
     await loadSettings({ keep: later });
     (only ? document.querySelector(`[data-save="${CSS.escape(only)}"]`) : $('#save-all'))?.focus();
     reportWrite(`Saved ${names.join(', ')}`, result);
@@ -568,66 +636,89 @@ function conflictText(text, secret) {
 }
 
 /** The keys whose written text differs between two reads of config.ini, with what each read had. */
-function changedMeanwhile(before, now) {
+function changedMeanwhile(before, now, mine) {
   const out = [];
+  const entryOf = (settings, section, key) => (Object.hasOwn(settings, section) && Object.hasOwn(settings[section], key) ? settings[section][key] : undefined);
   for (const section of new Set([...Object.keys(before), ...Object.keys(now)])) {
     const keys = new Set([...Object.keys(before[section] ?? {}), ...Object.keys(now[section] ?? {})]);
     for (const key of keys) {
-      const was = before[section]?.[key];
-      const is = now[section]?.[key];
-      const wasText = was && was.kind !== 'api_key' ? writtenText(was) : undefined;
-      const isText = is && is.kind !== 'api_key' ? writtenText(is) : undefined;
+      const was = entryOf(before, section, key);
+      const is = entryOf(now, section, key);
+      if ((was ?? is).kind === 'api_key') continue;
+      const wasText = was ? writtenText(was) : undefined;
+      const isText = is ? writtenText(is) : undefined;
       if (wasText === isText && Boolean(was) === Boolean(is)) continue;
-      out.push({ name: fieldName(section, key), wasText, isText, secret: (was ?? is).secret });
+      const name = fieldName(section, key);
+      out.push({ name, was: wasText, now: isText, mine: mine.get(name)?.text, secret: (was ?? is).secret });
     }
   }
   return out;
 }
 
 /**
- * 412: config.ini changed since the form was loaded. The form is built again on the new file with
- * the user's edits put back, beside a table of what changed meanwhile; the user re-applies or drops them.
+ * The conflict panel: what changed meanwhile beside the user's edits (secrets masked), what could
+ * not be kept, and the choice: save the edits on the file as it is now, or drop them.
  */
-async function conflict(only) {
-  const before = page.settings;
-  const mine = editedTexts();
-  if (!(await loadSettings({ keep: mine }))) return;
-  const rows = changedMeanwhile(before, page.settings).map(({ name, wasText, isText, secret }) =>
+function conflictBox({ intro, rows, dropped = [], only }) {
+  const headings = ['Key', 'When you opened the page', 'Now', 'Your change'].map((heading) => el('th', { scope: 'col', text: heading }));
+  const body = rows.map((row) =>
     el(
       'tr',
-      { class: mine.has(name) ? 'clash' : undefined },
-      el('th', { scope: 'row', text: name }),
-      el('td', { text: conflictText(wasText, secret) }),
-      el('td', { text: conflictText(isText, secret) }),
-      el('td', { text: mine.has(name) ? conflictText(mine.get(name), secret) : '' }),
+      { class: row.mine !== undefined ? 'clash' : undefined },
+      el('th', { scope: 'row', text: row.name }),
+      el('td', { text: conflictText(row.was, row.secret) }),
+      el('td', { text: conflictText(row.now, row.secret) }),
+      el('td', { text: row.mine !== undefined ? conflictText(row.mine, row.secret) : '' }),
     ),
   );
-  const headings = ['Key', 'When you opened the page', 'Now', 'Your change'].map((heading) => el('th', { scope: 'col', text: heading }));
   const box = $('#conflict');
   box.replaceChildren(
     el('h3', { id: 'conflict-title', text: 'config.ini changed while you were editing' }),
-    rows.length > 0
-      ? el('p', { text: 'Nothing was saved. Your changes are still in the form; the other values now show the file as it is. These keys changed meanwhile:' })
-      : el('p', {
-          text: 'Nothing was saved. No setting changed meanwhile (an environment variable or a comment did): re-applying saves your changes as they are.',
-        }),
-    rows.length > 0 ? el('table', {}, el('thead', {}, el('tr', {}, ...headings)), el('tbody', {}, ...rows)) : undefined,
+    el('p', { text: intro }),
+    rows.length > 0 ? el('table', {}, el('thead', {}, el('tr', {}, ...headings)), el('tbody', {}, ...body)) : undefined,
+    dropped.length > 0
+      ? el('p', { class: 'error', text: `No longer in config.ini, or not editable here: ${dropped.join(', ')}. Your changes to them were not kept.` })
+      : undefined,
     el(
       'p',
       { class: 'actions' },
       el('button', { type: 'button', id: 'reapply', text: 'Re-apply my changes', onclick: () => resolveConflict({ reapply: true, only }) }),
       ' ',
-      el('button', { type: 'button', class: 'secondary', text: 'Discard my changes', onclick: () => resolveConflict({ reapply: false }) }),
+      el('button', { type: 'button', class: 'secondary', text: 'Discard my changes', onclick: () => resolveConflict({ reapply: false, only }) }),
     ),
   );
   box.hidden = false;
   $('#reapply').focus();
 }
 
+/**
+ * 412: config.ini changed since the form was loaded. The form is built again on the new file with
+ * the user's edits put back, beside a table of what changed meanwhile. When no setting did (an
+ * environment variable or a comment changed), the save simply goes again, once.
+ */
+async function conflict(only, { retried }) {
+  const before = page.settings;
+  const mine = editsOf();
+  const rebuilt = await loadSettings({ keep: new Map([...mine].map(([name, { text }]) => [name, { text }])), review: false });
+  if (!rebuilt) return;
+  const rows = changedMeanwhile(before, page.settings, mine);
+  if (rows.length === 0 && rebuilt.dropped.length === 0 && !retried) return save(only, { retried: true });
+  conflictBox({
+    intro:
+      rows.length > 0
+        ? 'Nothing was saved. Your changes are still in the form; the other values now show the file as it is. These keys changed meanwhile:'
+        : 'Nothing was saved: config.ini changed meanwhile. Your changes are still in the form.',
+    rows,
+    dropped: rebuilt.dropped,
+    only,
+  });
+}
+
 async function resolveConflict({ reapply, only }) {
   $('#conflict').hidden = true;
   if (reapply) await save(only);
-  else await loadSettings({ keep: new Map() });
+  // Discarding after "Save <section>" drops that section's edits: the others were not part of it.
+  else await loadSettings({ keep: only ? editsOf((field) => field.section !== only) : new Map() });
 }
 
 function settingsChangedElsewhere(type, data) {
@@ -691,8 +782,11 @@ async function loadHistory({ older = false } = {}) {
   // A refresh reads as many as the list shows (older pages loaded included), up to the API's 200.
   const limit = older ? 50 : Math.min(200, Math.max(50, page.commits.length));
   const query = older && page.next ? `?limit=50&before=${encodeURIComponent(page.next)}` : `?limit=${limit}`;
+  page.historyRead += 1;
+  const read = page.historyRead;
   const result = await api(`/api/v1/settings/history${query}`);
-  if (!result.ok) return;
+  // Only the newest read draws the list: a refresh crossing "Load older" would leave a gap or a duplicate.
+  if (!result.ok || read !== page.historyRead) return;
   page.commits = older ? [...page.commits, ...result.answer.commits] : result.answer.commits;
   page.next = result.answer.next;
   $('#commits tbody').replaceChildren(...page.commits.map(commitRow));
@@ -788,11 +882,13 @@ async function compare(event) {
 async function askRollback(commit) {
   // One dialog at a time: a second click while this one is being prepared does nothing.
   if (page.rollback !== null || page.saving) return;
-  page.rollback = { commit, head: null };
+  page.rollback = { commit, etag: null };
   try {
     const newest = (await api('/api/v1/settings/history?limit=1')).answer.commits?.[0];
     if (!newest) return;
-    page.rollback.head = newest;
+    // The revision the diff is from, sent as If-Match. A commit made before revisions were
+    // recorded in the history has none: the file's own ETag stands for it.
+    page.rollback.etag = newest.revision ? `"${newest.revision}"` : (await api('/api/v1/settings')).etag;
     $('#rollback-title').textContent = `Roll back to ${short(commit.id)}?`;
     const confirm = $('#rollback-confirm');
     if (newest.id === commit.id) {
@@ -807,32 +903,45 @@ async function askRollback(commit) {
       $('#rollback-diff').replaceChildren(splitDiff(result.answer.diff));
       confirm.disabled = false;
     }
-    const dialog = $('#rollback-dialog');
-    dialog.returnValue = '';
-    dialog.showModal();
+    $('#rollback-dialog').showModal();
     return;
   } finally {
     if (!$('#rollback-dialog').open) page.rollback = null;
   }
 }
 
-/** The dialog closed: confirmed, the rollback it showed runs; cancelled (or Escape), nothing. */
-function rollbackDialogClosed() {
+/**
+ * The dialog's answer, taken when its button is pressed (the close event comes later, as a task of
+ * its own: a click on another row before it must find the dialog free). Escape cancels too.
+ */
+function rollbackConfirmed() {
   const chosen = page.rollback;
   page.rollback = null;
-  if (chosen && $('#rollback-dialog').returnValue === 'confirm') void rollback(chosen);
+  if (chosen) void rollback(chosen);
 }
 
-async function rollback({ commit, head }) {
+function rollbackCancelled() {
+  page.rollback = null;
+}
+
+async function rollback({ commit, etag }) {
   const id = commit.id;
   activity(`Rolling back to ${short(id)} and applying it to the services…`);
-  const result = await api('/api/v1/settings/rollback?wait=true', { method: 'POST', body: { commit: id }, headers: { 'if-match': `"${head.revision}"` } });
+  setSaving(true);
+  let result;
+  try {
+    result = await api('/api/v1/settings/rollback?wait=true', { method: 'POST', body: { commit: id }, headers: etag ? { 'if-match': etag } : {} });
+  } finally {
+    setSaving(false);
+  }
   if (result.status === 412) {
     activity(`config.ini changed while the confirmation was open: nothing was rolled back. Open "Roll back to this" again to see what it would change now.`, {
       outcome: 'failed',
     });
     return;
   }
+  if (unknownOutcome(result))
+    return activity(`No answer came: whether config.ini was rolled back to ${short(id)} is not known. History shows it.`, { outcome: 'failed' });
   if (result.ok && result.answer.changed.length === 0) return activity(`config.ini already holds revision ${short(id)}'s content: nothing changed.`);
   if (!result.ok && !WRITTEN_CODES.has(result.answer.code)) {
     if (result.status !== 401) activity(`The rollback to ${short(id)} was refused: ${problem(result)}`, { outcome: 'failed' });
@@ -857,6 +966,7 @@ const live = {
   attempt: 0,
   retry: null,
   silence: null,
+  stable: null,
   /** Twice the heartbeat confhub announces in hello: that long without a message is a dead connection. */
   silenceMs: 10_000,
   running: false,
@@ -869,6 +979,7 @@ const live = {
     this.running = false;
     clearTimeout(this.retry);
     clearTimeout(this.silence);
+    clearTimeout(this.stable);
     this.socket?.close(1000);
     this.socket = null;
   },
@@ -896,7 +1007,18 @@ const live = {
   },
   alive() {
     clearTimeout(this.silence);
-    this.silence = setTimeout(() => this.socket?.close(4000), this.silenceMs);
+    this.silence = setTimeout(() => this.drop(), this.silenceMs);
+  },
+  /**
+   * Gives up the connection now: on a dead one the browser's close event may take a minute (it
+   * waits for the other side's close frame), and the indicator must not say connected meanwhile.
+   */
+  drop() {
+    const socket = this.socket;
+    if (!socket) return;
+    this.socket = null;
+    socket.close(4000);
+    this.closed(1006);
   },
   receive(text) {
     let message;
@@ -912,7 +1034,12 @@ const live = {
       $('#live').dataset.rev = message.rev;
     }
     if (message.type === 'hello') {
-      this.attempt = 0;
+      // The backoff starts again once a connection has held a while, not at every hello: a server
+      // that accepts and drops at once is not retried every second.
+      clearTimeout(this.stable);
+      this.stable = setTimeout(() => {
+        this.attempt = 0;
+      }, 10_000);
       this.state('connected');
       // What happened between the page's reads and this hello (a first connection has no since).
       scheduleRefresh();
@@ -921,6 +1048,7 @@ const live = {
   },
   closed(code) {
     clearTimeout(this.silence);
+    clearTimeout(this.stable);
     this.socket = null;
     if (!this.running) return;
     if (code === 4401) return sessionEnded();
@@ -940,6 +1068,7 @@ let refreshing = null;
 function scheduleRefresh() {
   clearTimeout(refreshing);
   refreshing = setTimeout(() => {
+    if ($('#app').hidden) return;
     if (!$('#view-status').hidden) void loadStatus();
     if (!$('#view-history').hidden) void loadHistory();
   }, 150);
@@ -982,6 +1111,8 @@ async function signIn(event) {
 
 /** Signing out leaves nothing read from confhub in the page, and no edits to come back to. */
 async function signOut() {
+  if ((isDirty() || page.keptEdits.size > 0) && !confirm('Sign out and drop your unsaved changes?')) return;
+  live.stop();
   try {
     await fetch('/session', { method: 'DELETE' });
   } catch {
@@ -1003,12 +1134,14 @@ $('#discard').addEventListener('click', () => {
   void loadSettings({ keep: new Map() });
 });
 $('#compare').addEventListener('submit', compare);
-$('#rollback-dialog').addEventListener('close', rollbackDialogClosed);
+$('#rollback-confirm').addEventListener('click', rollbackConfirmed);
+$('#rollback-cancel').addEventListener('click', rollbackCancelled);
+$('#rollback-dialog').addEventListener('cancel', rollbackCancelled);
 $('#older').addEventListener('click', () => loadHistory({ older: true }));
 for (const radio of document.querySelectorAll('input[name="layout"]')) radio.addEventListener('change', renderDiff);
 window.addEventListener('hashchange', route);
 window.addEventListener('offline', () => {
-  live.socket?.close(4000);
+  live.drop();
   live.state('offline', 'the browser is offline');
 });
 window.addEventListener('online', () => {
@@ -1016,7 +1149,7 @@ window.addEventListener('online', () => {
   if (live.running && !live.socket) live.connect();
 });
 window.addEventListener('beforeunload', (event) => {
-  if (isDirty()) event.preventDefault();
+  if (isDirty() || page.keptEdits.size > 0) event.preventDefault();
 });
 
 const session = await fetch('/session').then(answerOf, () => ({ signedIn: false }));

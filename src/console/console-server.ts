@@ -109,7 +109,7 @@ export function consolePage(settings: ConsoleSettings, startedAt: string): strin
 <h2 id="rollback-title">Roll back</h2>
 <p id="rollback-summary"></p>
 <div id="rollback-diff"></div>
-<form method="dialog" class="actions"><button value="cancel" class="secondary">Cancel</button> <button value="confirm" id="rollback-confirm">Roll back</button></form>
+<form method="dialog" class="actions"><button value="cancel" id="rollback-cancel" class="secondary">Cancel</button> <button value="confirm" id="rollback-confirm">Roll back</button></form>
 </dialog>
 <p><small>Console started at ${escapeHtml(startedAt)}. Programs use the API at <a href="/api/v1/openapi.json">/api/v1</a> with the x-api-key header.</small></p>
 </main>
@@ -405,15 +405,15 @@ function encode(raw: Buffer): Encoded {
   return { raw, gzip: gzipSync(raw, { level: 9 }), etag: createHash('sha256').update(raw).digest('base64url').slice(0, 22) };
 }
 
-/** Whether Accept-Encoding takes gzip: named (or `*`) without `q=0`. */
+/** Whether Accept-Encoding takes gzip (RFC 9110 §12.5.3): named with q above 0, or, when not named, `*` so. */
 function acceptsGzip(header: string | undefined): boolean {
-  return String(header ?? '')
-    .split(',')
-    .some((part) => {
-      const [coding, ...params] = part.split(';').map((piece) => piece.trim().toLowerCase());
-      const q = params.find((param) => param.startsWith('q='));
-      return (coding === 'gzip' || coding === '*') && (q === undefined || Number(q.slice(2)) > 0);
-    });
+  const weights = new Map<string, number>();
+  for (const part of String(header ?? '').split(',')) {
+    const [coding, ...params] = part.split(';').map((piece) => piece.trim().toLowerCase());
+    const q = params.find((param) => param.startsWith('q='));
+    if (coding) weights.set(coding, q === undefined ? 1 : Number(q.slice(2)));
+  }
+  return (weights.get('gzip') ?? weights.get('*') ?? 0) > 0;
 }
 
 function sendEncoded(req: IncomingMessage, res: ServerResponse, { body, headers }: { body: Encoded; headers: Record<string, string> }): void {

@@ -27,6 +27,8 @@ let browser: Browser;
 let consoleUrl: string;
 /** The reload hook of target `web`: 500 while set, so the worker restores the files and rolls config.ini back. */
 let refuseReloads = false;
+/** How long the reload hook takes to answer: a save with ?wait=true waits that long. */
+let holdReloadsMs = 0;
 const { listen, closeAll } = loopbackServers();
 
 interface Commit {
@@ -54,8 +56,9 @@ async function write(body: Record<string, Record<string, unknown>>): Promise<voi
 }
 
 /** A new browser context (its own cookies), signed in, on `view`; every request it makes is recorded. */
-async function signedIn(view = 'status'): Promise<{ context: BrowserContext; page: Page; requests: string[] }> {
+async function signedIn(view = 'status', init?: string): Promise<{ context: BrowserContext; page: Page; requests: string[] }> {
   const context = await browser.newContext();
+  if (init) await context.addInitScript(init);
   const page = await context.newPage();
   const requests: string[] = [];
   page.on('request', (request) => requests.push(`${request.method()} ${request.url()}`));
@@ -100,13 +103,15 @@ describe.skipIf(!HAS_CHROMIUM)('the console admin page in Chromium', () => {
     const hook = await listen(
       createServer((req, res) => {
         req.resume();
-        res.writeHead(refuseReloads ? 500 : 200, { 'content-type': 'text/plain' }).end(refuseReloads ? 'port refused by the service' : 'ok');
+        setTimeout(() => {
+          res.writeHead(refuseReloads ? 500 : 200, { 'content-type': 'text/plain' }).end(refuseReloads ? 'port refused by the service' : 'ok');
+        }, holdReloadsMs);
       }),
     );
     ch = await startConfhub({
       systemIni: `[confhub]\ninterpolation = extended\n\n[sync]\noutput_roots = @DIR@\ndebounce_min_ms = 50\ndebounce_max_ms = 400\npoll_interval_ms = 500\n\n[target:web]\nsections = cockpit\nformat = ini\noutput = @DIR@/out/web.ini\nreload = http:POST:${hook}/reload\nhealth = none\n`,
       // confhub runs in environment staging, whose overlay sets the wildcard domain.
-      configExtra: '\n[site]\nhost = example.com\n\n[domain@staging]\nwildcard_domain = staging.example.com\n',
+      configExtra: '\n[site]\nhost = example.com\nmotd = first line\n  second line\n\n[domain@staging]\nwildcard_domain = staging.example.com\n',
       env: { CONFHUB_ENVIRONMENT: 'staging' },
     });
     await eventually('the first run is done', async () => (await json<{ lastRun: unknown }>('/api/v1/sync/status')).lastRun !== null);
@@ -243,12 +248,47 @@ describe.skipIf(!HAS_CHROMIUM)('the console admin page in Chromium', () => {
     const { context, page } = await signedIn('settings');
     const port = Number(portInFile());
     await input(page, 'cockpit.port').fill(String(port + 3));
+    await input(page, 'console.title').fill('Another section, not saved');
     await write({ cockpit: { port: port + 2 } });
     await page.getByRole('button', { name: 'Save cockpit' }).click();
     await page.getByRole('button', { name: 'Discard my changes' }).click();
     await eventually('the form shows the file', async () => (await input(page, 'cockpit.port').inputValue()) === String(port + 2));
     expect(portInFile()).toBe(String(port + 2));
-    expect(await page.locator('.field.dirty').count()).toBe(0);
+    // Only the saved section's edits are dropped.
+    expect(await page.locator('.field.dirty').evaluateAll((rows) => rows.map((row) => row.getAttribute('data-field')))).toEqual(['console.title']);
+    expect(await input(page, 'console.title').inputValue()).toBe('Another section, not saved');
+    await context.close();
+  }, 60_000);
+
+  it('when someone changes a key the user is still editing while a save of another section waits for the services, then the page shows it instead of moving the edit onto their value', async () => {
+    const { context, page } = await signedIn('settings');
+    const port = Number(portInFile());
+    const title = await setting('console', 'title');
+    await input(page, 'cockpit.port').fill(String(port + 1));
+    await input(page, 'console.title').fill('Mine, saved later');
+    holdReloadsMs = 1500;
+    try {
+      await page.getByRole('button', { name: 'Save cockpit' }).click();
+      await activity(page)
+        .getByText(/^Saving cockpit\.port/)
+        .waitFor();
+      const theirs = await ch.api('/api/v1/settings/console', { method: 'PUT', body: JSON.stringify({ title: `${title} (theirs)` }) });
+      expect(theirs.status).toBe(200);
+      await activity(page)
+        .getByText(/^Saved cockpit\.port: revision [0-9a-f]{7} applied$/)
+        .waitFor();
+    } finally {
+      holdReloadsMs = 0;
+    }
+    const conflict = page.getByRole('region', { name: 'config.ini changed while you were editing' });
+    await conflict.waitFor();
+    expect(await conflict.locator('tbody tr').evaluateAll((rows) => rows.map((row) => [...row.children].map((cell) => cell.textContent)))).toEqual([
+      ['console.title', title, `${title} (theirs)`, 'Mine, saved later'],
+    ]);
+    expect(await input(page, 'console.title').inputValue()).toBe('Mine, saved later');
+    await page.getByRole('button', { name: 'Discard my changes' }).click();
+    await eventually('the form shows their title', async () => (await input(page, 'console.title').inputValue()) === `${title} (theirs)`);
+    expect(await setting('console', 'title')).toBe(`${title} (theirs)`);
     await context.close();
   }, 60_000);
 
@@ -307,6 +347,17 @@ describe.skipIf(!HAS_CHROMIUM)('the console admin page in Chromium', () => {
     expect(await overlay.locator('.hint').textContent()).toContain('set in [domain@staging]');
     expect(await page.locator('fieldset[data-section="domain"] [data-save]').count()).toBe(0);
     expect(patches(requests)).toHaveLength(1);
+    // A value of several lines: a text area holding its lines, not read as an edit.
+    const motd = input(page, 'site.motd');
+    expect(await motd.evaluate((node) => node.tagName)).toBe('TEXTAREA');
+    expect(await motd.inputValue()).toBe('first line\nsecond line');
+    expect(await field(page, 'site.motd').getAttribute('class')).not.toContain('dirty');
+    await motd.fill('first line\nsecond line\nthird line');
+    await page.getByRole('button', { name: 'Save site' }).click();
+    await activity(page)
+      .getByText(/^Saved site\.motd: revision/)
+      .waitFor();
+    expect(await setting('site', 'motd')).toBe('first line\nsecond line\nthird line');
     await write({ gitea: { base_url: 'http://websoft9-git:3000/api/v1', user_name: 'websoft9' } });
     await context.close();
   }, 60_000);
@@ -404,6 +455,10 @@ describe.skipIf(!HAS_CHROMIUM)('the console admin page in Chromium', () => {
         .waitFor();
       expect(await activity(page).locator('li[data-target="web"]').textContent()).toContain('500');
       await eventually('config.ini is rolled back', () => portInFile() === port);
+      // The refused value stays in the form, to be corrected.
+      expect(await input(page, 'cockpit.port').inputValue()).toBe(String(Number(port) + 100));
+      expect(await field(page, 'cockpit.port').getAttribute('class')).toContain('dirty');
+      expect(await page.locator('#settings-notice').textContent()).toContain('Your values are still in the form');
       await page.getByRole('link', { name: 'Status' }).click();
       const row = page.locator('#targets tr[data-target="web"]');
       await row.locator('.state-failed').waitFor();
@@ -425,7 +480,7 @@ describe.skipIf(!HAS_CHROMIUM)('the console admin page in Chromium', () => {
     const rev = await page.locator('#live').getAttribute('data-rev');
     expect(rev).toMatch(/^\d+$/);
     await context.setOffline(true);
-    await page.locator('#live[data-state="offline"]').waitFor();
+    await eventually('the indicator said offline', () => states.includes('offline'));
     const port = Number(portInFile()) + 7;
     const put = await ch.api('/api/v1/settings/cockpit?wait=true', { method: 'PUT', body: JSON.stringify({ port }) });
     expect(put.status).toBe(200);
@@ -433,7 +488,6 @@ describe.skipIf(!HAS_CHROMIUM)('the console admin page in Chromium', () => {
     await context.setOffline(false);
     await page.locator('#live[data-state="connected"]').waitFor();
     await page.locator('#targets tr[data-target="web"] td.mono').getByText(head.slice(0, 7)).waitFor();
-    expect(states[0]).toBe('offline');
     expect(states.at(-1)).toBe('connected');
     // Resumed: the next socket asked for what followed the last event the page had seen.
     const sockets = requests.filter((r) => r.startsWith('WS '));
@@ -444,7 +498,8 @@ describe.skipIf(!HAS_CHROMIUM)('the console admin page in Chromium', () => {
   }, 60_000);
 
   it('when the connection drops, then the indicator says reconnecting, and the page reconnects by itself from the last event it had', async () => {
-    const { context, page } = await signedIn('status');
+    // The browser says it is online whatever the machine's interfaces: this is about a dropped connection.
+    const { context, page } = await signedIn('status', "Object.defineProperty(Navigator.prototype, 'onLine', { get: () => true })");
     const sockets: { url: string; close(): Promise<void> }[] = [];
     await page.routeWebSocket('**/api/v1/ws**', (socket) => {
       socket.connectToServer();
@@ -453,20 +508,21 @@ describe.skipIf(!HAS_CHROMIUM)('the console admin page in Chromium', () => {
     // The socket opened before the route goes on; the next one goes through it.
     await context.setOffline(true);
     await context.setOffline(false);
-    await eventually('the page reconnected through the route', () => sockets.length === 1);
+    await eventually('the page reconnected through the route', () => sockets.length >= 1);
     await page.locator('#live[data-state="connected"]').waitFor();
+    const routed = sockets.length;
     const texts: string[] = [];
     await page.exposeFunction('recordText', (text: string) => texts.push(text));
     await page.evaluate(
       "new MutationObserver(() => recordText(document.querySelector('#live').textContent)).observe(document.querySelector('#live'), { subtree: true, childList: true, characterData: true })",
     );
     const rev = await page.locator('#live').getAttribute('data-rev');
-    await sockets[0]!.close();
-    await eventually('the page reconnected by itself', () => sockets.length === 2, 5_000);
+    await sockets.at(-1)!.close();
+    await eventually('the page reconnected by itself', () => sockets.length === routed + 1, 5_000);
     await page.locator('#live[data-state="connected"]').waitFor();
     expect(texts).toContainEqual(expect.stringMatching(/^Live updates: reconnecting \(next attempt in \d+ s\)$/));
     expect(texts.at(-1)).toBe('Live updates: connected');
-    expect(new URL(sockets[1]!.url).searchParams.get('since')).toBe(rev);
+    expect(new URL(sockets.at(-1)!.url).searchParams.get('since')).toBe(rev);
     await context.close();
   }, 60_000);
 
@@ -512,6 +568,11 @@ describe.skipIf(!HAS_CHROMIUM)('the console admin page in Chromium', () => {
     expect(await page.locator('#sections, #commits tbody, #diff, #targets tbody').evaluateAll((nodes) => nodes.map((n) => n.children.length))).toEqual([
       0, 0, 0, 0,
     ]);
+    expect(
+      await page.evaluate(
+        "[document.querySelector('#rollback-dialog').textContent.match(/[0-9a-f]{7}/), document.querySelector('#settings-form').dataset.revision ?? null, document.querySelector('#live').dataset.rev ?? null]",
+      ),
+    ).toEqual([null, null, null]);
     await context.close();
   }, 60_000);
 

@@ -157,6 +157,7 @@ describe('console server', () => {
       ['br', null],
       ['*', 'gzip'],
       ['identity, GZIP;q=0.5', 'gzip'],
+      ['gzip;q=0, *', null],
     ] as const) {
       const answer = await fetch(`${consoleUrl}/assets/console.css`, { headers: { 'accept-encoding': accept } });
       expect(answer.headers.get('content-encoding'), accept).toBe(encoding);
