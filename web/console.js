@@ -117,7 +117,8 @@ const problem = (result) => result.answer.details || result.answer.message || `t
 /** Everything read from confhub leaves the page: values, passwords, diffs. */
 function forget() {
   page.epoch += 1;
-  page.saving = false;
+  // A save or rollback in flight never answers now (see api): its buttons are given back here.
+  setSaving(false);
   page.rollback = null;
   live.rev = null;
   delete $('#live').dataset.rev;
@@ -421,7 +422,7 @@ function fieldRow(section, key, entry) {
     el('p', { id: `${id}-help`, class: 'hint', text: helpText({ ...entry, overlay }) }),
     error,
   );
-  page.fields.set(name, { ...field, section, key, error, row });
+  page.fields.set(name, { ...field, section, key, error, row, secret: entry.secret });
   return row;
 }
 
@@ -519,6 +520,8 @@ async function loadSettings({ keep, review = true } = {}) {
       dropped.push(name);
       continue;
     }
+    // The file holds the user's own text (a save whose answer was lost): nothing to put back.
+    if (text === field.loaded) continue;
     if (base !== undefined && base !== field.loaded) contested.push({ name, was: base, now: field.loaded, mine: text, secret: field.secret });
     field.set(text);
     markDirty(name);
@@ -572,8 +575,9 @@ function setSaving(saving) {
 /** An answer that does not say whether the write happened: the console lost confhub, or the browser the console. */
 const unknownOutcome = (result) => result.status === 0 || ((result.status === 502 || result.status === 504) && !result.answer.code);
 
-async function save(only, { retried = false } = {}) {
-  if (page.saving) return;
+async function save(only, { retried = false, again = false } = {}) {
+  // `again`: the save that a conflict with no setting changed sends once more, still inside the first.
+  if (page.saving && !again) return;
   const changes = edits(only);
   if (Object.keys(changes).length === 0) {
     $('#settings-notice').textContent = 'Nothing to save: no value was changed.';
@@ -596,7 +600,6 @@ async function save(only, { retried = false } = {}) {
     }
     if (result.status === 412) {
       activity('');
-      setSaving(false);
       return await conflict(only, { retried });
     }
     if (result.status === 400 && result.answer.errors) {
@@ -702,7 +705,7 @@ async function conflict(only, { retried }) {
   const rebuilt = await loadSettings({ keep: new Map([...mine].map(([name, { text }]) => [name, { text }])), review: false });
   if (!rebuilt) return;
   const rows = changedMeanwhile(before, page.settings, mine);
-  if (rows.length === 0 && rebuilt.dropped.length === 0 && !retried) return save(only, { retried: true });
+  if (rows.length === 0 && rebuilt.dropped.length === 0 && !retried) return save(only, { retried: true, again: true });
   conflictBox({
     intro:
       rows.length > 0
@@ -860,6 +863,7 @@ function showDiff(title, answer) {
 
 async function openCommit(id) {
   const result = await api(`/api/v1/settings/history/${id}`);
+  if (result.status === 401) return;
   if (!result.ok) return activity(`Could not open revision ${short(id)}: ${problem(result)}`);
   const from = result.answer.parent ? `from ${short(result.answer.parent)}` : 'the first revision';
   showDiff(`Revision ${short(id)}: ${result.answer.summary} (${from})`, result.answer);
@@ -869,6 +873,7 @@ async function compare(event) {
   event.preventDefault();
   const [from, to] = [$('#compare-from').value, $('#compare-to').value];
   const result = await api(`/api/v1/settings/diff?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
+  if (result.status === 401) return;
   if (!result.ok) return activity(`Could not compare: ${problem(result)}`);
   showDiff(`Compare ${short(from)} → ${short(to)}`, result.answer);
 }
@@ -884,11 +889,18 @@ async function askRollback(commit) {
   if (page.rollback !== null || page.saving) return;
   page.rollback = { commit, etag: null };
   try {
-    const newest = (await api('/api/v1/settings/history?limit=1')).answer.commits?.[0];
-    if (!newest) return;
-    // The revision the diff is from, sent as If-Match. A commit made before revisions were
-    // recorded in the history has none: the file's own ETag stands for it.
-    page.rollback.etag = newest.revision ? `"${newest.revision}"` : (await api('/api/v1/settings')).etag;
+    // The file's revision first, then the newest commit: the diff shown is from that commit, and
+    // the rollback goes with the file's revision as If-Match, so it undoes nothing the diff left out.
+    const file = await api('/api/v1/settings');
+    const history = await api('/api/v1/settings/history?limit=1');
+    if (file.status === 401 || history.status === 401) return;
+    const newest = history.answer.commits?.[0];
+    // A commit of an older version has no revision: the file's ETag stands for it unchecked.
+    if (!file.etag || !newest || (newest.revision && `"${newest.revision}"` !== file.etag)) {
+      activity('config.ini is changing (its newest revision is not in the history yet): open "Roll back to this" again in a moment.', { outcome: 'failed' });
+      return;
+    }
+    page.rollback.etag = file.etag;
     $('#rollback-title').textContent = `Roll back to ${short(commit.id)}?`;
     const confirm = $('#rollback-confirm');
     if (newest.id === commit.id) {
@@ -897,6 +909,7 @@ async function askRollback(commit) {
       confirm.disabled = true;
     } else {
       const result = await api(`/api/v1/settings/diff?from=${newest.id}&to=${commit.id}`);
+      if (result.status === 401) return;
       if (!result.ok) return activity(`Could not prepare the rollback: ${problem(result)}`, { outcome: 'failed' });
       $('#rollback-summary').textContent =
         `config.ini goes back to revision ${short(commit.id)} (${commit.summary}, ${new Date(commit.time).toLocaleString()}). These changes will be written and applied to the services:`;
@@ -977,6 +990,7 @@ const live = {
   },
   stop() {
     this.running = false;
+    this.attempt = 0;
     clearTimeout(this.retry);
     clearTimeout(this.silence);
     clearTimeout(this.stable);
@@ -1112,14 +1126,13 @@ async function signIn(event) {
 /** Signing out leaves nothing read from confhub in the page, and no edits to come back to. */
 async function signOut() {
   if ((isDirty() || page.keptEdits.size > 0) && !confirm('Sign out and drop your unsaved changes?')) return;
-  live.stop();
+  page.keptEdits.clear();
+  await show(false);
   try {
     await fetch('/session', { method: 'DELETE' });
   } catch {
     // The console is gone: its sessions (in its memory) are gone with it.
   }
-  page.keptEdits.clear();
-  await show(false);
 }
 
 $('#signin').addEventListener('submit', signIn);
@@ -1137,6 +1150,8 @@ $('#compare').addEventListener('submit', compare);
 $('#rollback-confirm').addEventListener('click', rollbackConfirmed);
 $('#rollback-cancel').addEventListener('click', rollbackCancelled);
 $('#rollback-dialog').addEventListener('cancel', rollbackCancelled);
+// Closed another way (signing out closes it): nothing was chosen. Confirm has taken its choice by then.
+$('#rollback-dialog').addEventListener('close', rollbackCancelled);
 $('#older').addEventListener('click', () => loadHistory({ older: true }));
 for (const radio of document.querySelectorAll('input[name="layout"]')) radio.addEventListener('change', renderDiff);
 window.addEventListener('hashchange', route);

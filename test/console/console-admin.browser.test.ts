@@ -29,6 +29,8 @@ let consoleUrl: string;
 let refuseReloads = false;
 /** How long the reload hook takes to answer: a save with ?wait=true waits that long. */
 let holdReloadsMs = 0;
+/** Called when the reload hook gets a request (before it answers). */
+let onReload: (() => void) | undefined;
 const { listen, closeAll } = loopbackServers();
 
 interface Commit {
@@ -103,6 +105,7 @@ describe.skipIf(!HAS_CHROMIUM)('the console admin page in Chromium', () => {
     const hook = await listen(
       createServer((req, res) => {
         req.resume();
+        onReload?.();
         setTimeout(() => {
           res.writeHead(refuseReloads ? 500 : 200, { 'content-type': 'text/plain' }).end(refuseReloads ? 'port refused by the service' : 'ok');
         }, holdReloadsMs);
@@ -266,25 +269,34 @@ describe.skipIf(!HAS_CHROMIUM)('the console admin page in Chromium', () => {
     const title = await setting('console', 'title');
     await input(page, 'cockpit.port').fill(String(port + 1));
     await input(page, 'console.title').fill('Mine, saved later');
+    await input(page, 'gitea.user_pwd').fill('Mine-Gitea-Passw0rd-2');
     holdReloadsMs = 1500;
     try {
+      // Their write lands while the page's save is being applied: the service is reloading.
+      const reloading = new Promise<void>((resolve) => {
+        onReload = resolve;
+      });
       await page.getByRole('button', { name: 'Save cockpit' }).click();
-      await activity(page)
-        .getByText(/^Saving cockpit\.port/)
-        .waitFor();
-      const theirs = await ch.api('/api/v1/settings/console', { method: 'PUT', body: JSON.stringify({ title: `${title} (theirs)` }) });
+      await reloading;
+      const theirs = await ch.api('/api/v1/settings', {
+        method: 'PATCH',
+        body: JSON.stringify({ console: { title: `${title} (theirs)` }, gitea: { user_pwd: 'Their-Gitea-Passw0rd-2' } }),
+      });
       expect(theirs.status).toBe(200);
       await activity(page)
         .getByText(/^Saved cockpit\.port: revision [0-9a-f]{7} applied$/)
         .waitFor();
     } finally {
       holdReloadsMs = 0;
+      onReload = undefined;
     }
     const conflict = page.getByRole('region', { name: 'config.ini changed while you were editing' });
     await conflict.waitFor();
     expect(await conflict.locator('tbody tr').evaluateAll((rows) => rows.map((row) => [...row.children].map((cell) => cell.textContent)))).toEqual([
+      ['gitea.user_pwd', '••••••', '••••••', '••••••'],
       ['console.title', title, `${title} (theirs)`, 'Mine, saved later'],
     ]);
+    expect(await page.content()).not.toContain('Gitea-Passw0rd-2');
     expect(await input(page, 'console.title').inputValue()).toBe('Mine, saved later');
     await page.getByRole('button', { name: 'Discard my changes' }).click();
     await eventually('the form shows their title', async () => (await input(page, 'console.title').inputValue()) === `${title} (theirs)`);
@@ -549,6 +561,8 @@ describe.skipIf(!HAS_CHROMIUM)('the console admin page in Chromium', () => {
   }, 60_000);
 
   it('when the user signs out, then nothing read from confhub is left in the page', async () => {
+    // Two revisions at least: one to roll back to.
+    await write({ cockpit: { port: Number(portInFile()) + 1 } });
     const { context, page } = await signedIn('settings');
     const password = await setting('gitea', 'user_pwd');
     await page.getByRole('link', { name: 'History' }).click();
@@ -558,6 +572,13 @@ describe.skipIf(!HAS_CHROMIUM)('the console admin page in Chromium', () => {
       .getByRole('button', { name: /^View changes/ })
       .click();
     await page.locator('#diff tbody tr, #diff p').first().waitFor();
+    await page
+      .locator('#commits tbody tr')
+      .nth(1)
+      .getByRole('button', { name: /^Roll back/ })
+      .click();
+    await page.getByRole('dialog').getByText('config.ini goes back to revision').waitFor();
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('button', { name: 'Sign in' }).waitFor();
     const left = (await page.evaluate(
