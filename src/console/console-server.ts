@@ -208,13 +208,11 @@ function cookieName(req: IncomingMessage): string {
 }
 
 /**
- * Set-Cookie headers that end every session cookie this browser may hold here: over HTTPS also the
- * plain-HTTP one of an earlier sign-in without TLS, which would otherwise still sign in over HTTP.
+ * Over HTTPS, the Set-Cookie that ends the plain-HTTP cookie of an earlier sign-in without TLS,
+ * which would otherwise still sign in over HTTP; over HTTP, none.
  */
-function clearingCookies(req: IncomingMessage): string[] {
-  const cleared = [sessionCookie(req, '', { clear: true })];
-  if (secure(req)) cleared.push(`${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Secure`);
-  return cleared;
+function plainCookieCleared(req: IncomingMessage): string[] {
+  return secure(req) ? [`${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Secure`] : [];
 }
 
 /** Closes the sessions of both cookie names the request carries. */
@@ -525,7 +523,7 @@ async function session({ upstream, sessions }: { upstream: URL; sessions: Sessio
   }
   if (req.method === 'DELETE') {
     closeSessions(sessions, req);
-    sendJson(res, { status: 200, body: { signedIn: false }, headers: { 'set-cookie': clearingCookies(req) } });
+    sendJson(res, { status: 200, body: { signedIn: false }, headers: { 'set-cookie': [sessionCookie(req, '', { clear: true }), ...plainCookieCleared(req)] } });
     return;
   }
   if (
@@ -561,8 +559,11 @@ async function session({ upstream, sessions }: { upstream: URL; sessions: Sessio
   }
   closeSessions(sessions, req);
   const value = sessions.open(key);
-  const cookies = [sessionCookie(req, value, { clear: false }), ...clearingCookies(req).slice(1)];
-  sendJson(res, { status: 200, body: { signedIn: true, idleSeconds }, headers: { 'set-cookie': cookies } });
+  sendJson(res, {
+    status: 200,
+    body: { signedIn: true, idleSeconds },
+    headers: { 'set-cookie': [sessionCookie(req, value, { clear: false }), ...plainCookieCleared(req)] },
+  });
 }
 
 export function createConsoleServer({ settings, upstream, sessions = createSessionStore() }: StartConsoleInput): ReturnType<typeof createServer> {
